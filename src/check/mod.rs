@@ -1,0 +1,430 @@
+//! Semantic checks and lints. `check_file` takes a parsed `.step` file to a [`RuleSet`] that
+//! later stages can trust, or to the list of everything wrong with it. Each kind of check lives
+//! in its own file; this one collects declarations and walks the steps.
+
+mod conditions;
+mod fields;
+mod scripts;
+mod templates;
+mod timing;
+
+pub use fields::{FieldKind, BUILTIN_FIELDS};
+pub use scripts::{CompiledScript, ScriptEngine};
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use crate::diagnostic::{self, suggest, Code, Diagnostic};
+use crate::source::{SourceFile, Span, Spanned};
+use crate::syntax::{self, CapPeriod, ClockTime, Ident, Statement, StepDecl};
+use crate::template::{Template, TemplateStore};
+
+/// A checked rule file: settings resolved, every step with a stable id and its templates
+/// loaded. Only built when the file has no errors.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub file: SourceFile,
+    pub clinic: Option<String>,
+    pub timezone: Tz,
+    pub quiet: Option<QuietHours>,
+    pub cap: Option<Cap>,
+    pub stages: Vec<String>,
+    pub date_fields: Vec<String>,
+    pub fields: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// The daily window in which nothing is delivered; `from > to` wraps midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: ClockTime,
+    pub to: ClockTime,
+}
+
+impl QuietHours {
+    /// Whether a clock time falls inside the window (`from` inclusive, `to` exclusive).
+    pub fn contains(self, time: ClockTime) -> bool {
+        let (t, from, to) = (
+            time.minutes_since_midnight(),
+            self.from.minutes_since_midnight(),
+            self.to.minutes_since_midnight(),
+        );
+        if from <= to {
+            from <= t && t < to
+        } else {
+            t >= from || t < to
+        }
+    }
+}
+
+/// At most `count` sends to one patient per day or week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub count: u32,
+    pub period: CapPeriod,
+}
+
+/// A step that passed every check.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The ledger key: the `step ID:` name, or one derived from the step's content.
+    pub id: String,
+    pub named: bool,
+    pub decl: StepDecl,
+    /// The templates of `decl.send`, in the same order.
+    pub templates: Vec<Arc<Template>>,
+}
+
+/// What checking a file gives: the rules (when there are no errors) and every finding.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    pub rules: Option<RuleSet>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckOutcome {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks one `.step` file, loading its templates from `templates`.
+pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutcome {
+    let (ast, mut diagnostics) = syntax::parse(file);
+    let mut checker = Checker::new(file);
+    checker.declarations(&ast.statements);
+    let steps: Vec<&StepDecl> = ast
+        .statements
+        .iter()
+        .filter_map(|s| match s {
+            Statement::Step(step) => Some(step),
+            _ => None,
+        })
+        .collect();
+    let ids = checker.step_ids(&steps);
+    let scripts = ScriptEngine::new();
+    let mut checked = Vec::new();
+    for (step, (id, named)) in steps.iter().zip(ids) {
+        checker.conditions(step, &scripts);
+        checker.timing(step);
+        let step_templates = checker.templates(step, templates);
+        checked.push(Step {
+            id,
+            named,
+            decl: (*step).clone(),
+            templates: step_templates,
+        });
+    }
+    checker.cross_step_lints(&checked);
+    diagnostics.append(&mut checker.diagnostics);
+    diagnostic::sort(&mut diagnostics);
+    let has_errors = diagnostics.iter().any(Diagnostic::is_error);
+    let rules = (!has_errors).then(|| checker.into_rules(checked));
+    CheckOutcome { rules, diagnostics }
+}
+
+/// Reads and checks a `.step` file; its templates come from `templates_dir`, or from
+/// `templates/` beside the file.
+pub fn check_path(
+    path: &std::path::Path,
+    templates_dir: Option<&std::path::Path>,
+) -> std::io::Result<CheckOutcome> {
+    let file = SourceFile::read(path)?;
+    let mut store = match templates_dir {
+        Some(dir) => TemplateStore::new(dir),
+        None => TemplateStore::beside(path),
+    };
+    Ok(check_file(&file, &mut store))
+}
+
+/// What the settings and declarations of a file say, gathered before any step is checked so
+/// that steps may come before the `stages` line.
+#[derive(Debug, Default)]
+struct Declarations {
+    clinic: Option<Spanned<String>>,
+    timezone: Option<(Tz, Span)>,
+    quiet: Option<(QuietHours, Span)>,
+    cap: Option<Cap>,
+    stages: Vec<Ident>,
+    dates: Vec<Ident>,
+    fields: Vec<Ident>,
+}
+
+struct Checker<'f> {
+    file: &'f SourceFile,
+    decls: Declarations,
+    diagnostics: Vec<Diagnostic>,
+    /// First place each setting was given, to point at when it is given again.
+    settings_seen: HashMap<&'static str, Span>,
+    /// Templates already checked, so that a template sent by several steps is reported once.
+    templates_checked: HashMap<String, bool>,
+}
+
+impl<'f> Checker<'f> {
+    fn new(file: &'f SourceFile) -> Self {
+        Checker {
+            file,
+            decls: Declarations::default(),
+            diagnostics: Vec::new(),
+            settings_seen: HashMap::new(),
+            templates_checked: HashMap::new(),
+        }
+    }
+
+    fn report(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::new(code, self.file, span, message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    /// Reports a setting given twice; true the first time.
+    fn first_setting(&mut self, name: &'static str, span: Span) -> bool {
+        if let Some(first) = self.settings_seen.get(name).copied() {
+            let diag = self.report(
+                Code::DuplicateDeclaration,
+                span,
+                format!("`{name}` is set more than once"),
+            );
+            diag.label = Some("set again here".into());
+            diag.related.push(diagnostic::Related {
+                span: first,
+                label: "first set here".into(),
+            });
+            diag.help = Some(format!("keep one `{name}` line"));
+            return false;
+        }
+        self.settings_seen.insert(name, span);
+        true
+    }
+
+    fn declarations(&mut self, statements: &[Statement]) {
+        for statement in statements {
+            match statement {
+                Statement::Clinic(name) => {
+                    if self.first_setting("clinic", name.span) {
+                        self.decls.clinic = Some(name.clone());
+                    }
+                }
+                Statement::Timezone(zone) => {
+                    if self.first_setting("timezone", zone.span) {
+                        self.timezone(zone);
+                    }
+                }
+                Statement::Quiet { from, to, span } => {
+                    if self.first_setting("quiet", *span) {
+                        self.quiet(from, to, *span);
+                    }
+                }
+                Statement::Cap {
+                    count,
+                    period,
+                    span,
+                } => {
+                    if self.first_setting("cap", *span) {
+                        if count.node == 0 {
+                            self.report(Code::InvalidValue, count.span, "a cap of 0 sends nothing")
+                                .help = Some("remove `cap` to send without a limit, or use 1 or more".into());
+                        } else {
+                            self.decls.cap = Some(Cap {
+                                count: count.node,
+                                period: period.node,
+                            });
+                        }
+                    }
+                }
+                Statement::Stages(names) => self.declare_names(names, DeclKind::Stage),
+                Statement::Dates(names) => self.declare_names(names, DeclKind::Date),
+                Statement::Fields(names) => self.declare_names(names, DeclKind::Field),
+                Statement::Step(_) => {}
+            }
+        }
+    }
+
+    fn timezone(&mut self, zone: &Spanned<String>) {
+        match Tz::from_str(&zone.node) {
+            Ok(tz) => self.decls.timezone = Some((tz, zone.span)),
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+                let help = match suggest(&zone.node, names) {
+                    Some(name) => format!("did you mean \"{name}\"?"),
+                    None => "use an IANA time zone name such as \"Asia/Tokyo\"".into(),
+                };
+                self.report(
+                    Code::InvalidTimezone,
+                    zone.span,
+                    format!("unknown time zone \"{}\"", zone.node),
+                )
+                .help = Some(help);
+            }
+        }
+    }
+
+    fn quiet(&mut self, from: &Spanned<ClockTime>, to: &Spanned<ClockTime>, span: Span) {
+        let from_ok = self.valid_time(from);
+        let to_ok = self.valid_time(to);
+        if !(from_ok && to_ok) {
+            return;
+        }
+        if from.node == to.node {
+            self.report(Code::InvalidTime, span, "the quiet window starts and ends at the same time")
+                .help = Some("give a window such as `quiet 21:00-09:00` (it may wrap midnight)".into());
+            return;
+        }
+        self.decls.quiet = Some((
+            QuietHours {
+                from: from.node,
+                to: to.node,
+            },
+            span,
+        ));
+    }
+
+    /// Reports a clock time like `25:00`; true when the time is valid.
+    fn valid_time(&mut self, time: &Spanned<ClockTime>) -> bool {
+        if time.node.is_valid() {
+            return true;
+        }
+        self.report(
+            Code::InvalidTime,
+            time.span,
+            format!("`{}` is not a time of day", self.file.slice(time.span)),
+        )
+        .help = Some("times are HH:MM on a 24-hour clock, from 00:00 to 23:59".into());
+        false
+    }
+
+    fn declare_names(&mut self, names: &[Ident], kind: DeclKind) {
+        for name in names {
+            if let Some(builtin) = fields::builtin(&name.node) {
+                self.report(
+                    Code::DuplicateDeclaration,
+                    name.span,
+                    format!("`{}` is built in and cannot be declared", name.node),
+                )
+                .help = Some(format!("`{}` is always available: {}", name.node, builtin.1));
+                continue;
+            }
+            let earlier = [
+                (&self.decls.stages, "a stage"),
+                (&self.decls.dates, "a date field"),
+                (&self.decls.fields, "a field"),
+            ]
+            .into_iter()
+            .find_map(|(list, what)| {
+                list.iter()
+                    .find(|d| d.node == name.node)
+                    .map(|d| (d.span, what))
+            });
+            if let Some((first, what)) = earlier {
+                let diag = self.report(
+                    Code::DuplicateDeclaration,
+                    name.span,
+                    format!("`{}` is already declared as {what}", name.node),
+                );
+                diag.label = Some("declared again here".into());
+                diag.related.push(diagnostic::Related {
+                    span: first,
+                    label: "first declared here".into(),
+                });
+                continue;
+            }
+            match kind {
+                DeclKind::Stage => self.decls.stages.push(name.clone()),
+                DeclKind::Date => self.decls.dates.push(name.clone()),
+                DeclKind::Field => self.decls.fields.push(name.clone()),
+            }
+        }
+    }
+
+    /// Every step's id: its name, or one derived from what it does. Reports duplicates and
+    /// unnamed steps.
+    fn step_ids(&mut self, steps: &[&StepDecl]) -> Vec<(String, bool)> {
+        let mut first_use: HashMap<String, Span> = HashMap::new();
+        for step in steps {
+            if let Some(name) = &step.name {
+                if let Some(first) = first_use.get(&name.node) {
+                    let diag = self.report(
+                        Code::DuplicateStep,
+                        name.span,
+                        format!("step `{}` is defined more than once", name.node),
+                    );
+                    diag.label = Some("defined again here".into());
+                    diag.related.push(diagnostic::Related {
+                        span: *first,
+                        label: "first defined here".into(),
+                    });
+                    diag.help = Some(
+                        "the ledger records sends by step id, so each step needs its own; \
+                         rename one of them"
+                            .into(),
+                    );
+                } else {
+                    first_use.insert(name.node.clone(), name.span);
+                }
+            }
+        }
+        steps
+            .iter()
+            .map(|step| match &step.name {
+                Some(name) => (name.node.clone(), true),
+                None => {
+                    let id = unique_id(timing::derived_id(step), &first_use);
+                    first_use.insert(id.clone(), step.span);
+                    self.report(
+                        Code::UnnamedStep,
+                        step.when.span.to(step.timing.span),
+                        format!("this step has no name; its id will be `{id}`"),
+                    )
+                    .help = Some(format!(
+                        "write `step {id}: when …`. The ledger remembers what was sent by step id; a \
+                         derived id changes when the step is edited, and then patients who already \
+                         got this message would get it again"
+                    ));
+                    (id, false)
+                }
+            })
+            .collect()
+    }
+
+    fn into_rules(self, steps: Vec<Step>) -> RuleSet {
+        let names = |list: Vec<Ident>| list.into_iter().map(|i| i.node).collect();
+        RuleSet {
+            file: self.file.clone(),
+            clinic: self.decls.clinic.map(|c| c.node),
+            timezone: self
+                .decls
+                .timezone
+                .map(|(tz, _)| tz)
+                .unwrap_or(chrono_tz::Asia::Tokyo),
+            quiet: self.decls.quiet.map(|(q, _)| q),
+            cap: self.decls.cap,
+            stages: names(self.decls.stages),
+            date_fields: names(self.decls.dates),
+            fields: names(self.decls.fields),
+            steps,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum DeclKind {
+    Stage,
+    Date,
+    Field,
+}
+
+fn unique_id(base: String, taken: &HashMap<String, Span>) -> String {
+    if !taken.contains_key(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}_{n}"))
+        .find(|id| !taken.contains_key(id))
+        .expect("some suffix is free")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The rhai escape hatch: conditions too particular for the language, e.g.
+//! `rhai { patient.visits > 3 && patient.department != "健診" }`. Scripts are compiled once,
+//! at check time, in an engine that only knows `patient` and `now`, so a typo in a variable
+//! name is caught before any patient is evaluated.
+
+use rhai::{Engine, Scope, AST};
+
+use crate::source::Span;
+
+/// Operations a condition may take for one patient; a script that loops past this is stopped.
+pub const MAX_OPERATIONS: u64 = 10_000;
+
+/// The rhai engine conditions are compiled and run in.
+pub struct ScriptEngine {
+    engine: Engine,
+}
+
+/// A compiled rhai condition.
+#[derive(Debug, Clone)]
+pub struct CompiledScript {
+    pub ast: AST,
+}
+
+/// A script that does not compile, with rhai's 1-based position inside the script.
+#[derive(Debug, Clone)]
+pub struct ScriptError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl ScriptError {
+    /// Where the error is in the `.step` file, given where the script's code starts there.
+    pub fn span_in(&self, code: &str, code_span: Span) -> Span {
+        let mut offset = 0;
+        for (index, line) in code.split_inclusive('\n').enumerate() {
+            if index + 1 == self.line {
+                let column: usize = line
+                    .chars()
+                    .take(self.column.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
+                let start = code_span.start + offset + column;
+                let width = line[column..].chars().next().map_or(0, char::len_utf8);
+                return Span::new(start, (start + width).min(code_span.end.max(start)));
+            }
+            offset += line.len();
+        }
+        code_span
+    }
+}
+
+impl Default for ScriptEngine {
+    fn default() -> Self {
+        ScriptEngine::new()
+    }
+}
+
+impl ScriptEngine {
+    pub fn new() -> Self {
+        let mut engine = Engine::new();
+        engine.set_strict_variables(true);
+        engine.set_max_operations(MAX_OPERATIONS);
+        engine.set_max_expr_depths(64, 32);
+        ScriptEngine { engine }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The variables a condition sees; values are filled per patient at evaluation time.
+    pub fn scope() -> Scope<'static> {
+        let mut scope = Scope::new();
+        scope.push("patient", rhai::Map::new());
+        scope.push("now", 0_i64);
+        scope
+    }
+
+    pub fn compile(&self, code: &str) -> Result<CompiledScript, ScriptError> {
+        self.engine
+            .compile_expression_with_scope(&Self::scope(), code)
+            .map(|ast| CompiledScript { ast })
+            .map_err(|err| {
+                let position = err.position();
+                ScriptError {
+                    message: err.err_type().to_string(),
+                    line: position.line().unwrap_or(1),
+                    column: position.position().unwrap_or(1),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_conditions_on_patient_fields() {
+        let engine = ScriptEngine::new();
+        assert!(engine.compile("patient.visits > 3 && now > 0").is_ok());
+    }
+
+    #[test]
+    fn unknown_variables_are_compile_errors() {
+        let engine = ScriptEngine::new();
+        let err = engine.compile("patinet.visits > 3").unwrap_err();
+        assert!(err.message.contains("patinet"), "{}", err.message);
+        assert_eq!((err.line, err.column), (1, 1));
+    }
+
+    #[test]
+    fn error_position_maps_into_the_file() {
+        let engine = ScriptEngine::new();
+        let code = "patient.a > 1 &&\n  (patient.b";
+        let err = engine.compile(code).unwrap_err();
+        let span = err.span_in(code, Span::new(100, 100 + code.len()));
+        assert!(span.start >= 100 + code.find('\n').unwrap(), "{span:?} {err:?}");
+    }
+}

@@ -1,0 +1,293 @@
+//! Timings (`after 7d`, `1d before appointment_at at 18:00`, `every 30d`) and the lints that
+//! compare steps with each other: two steps landing on the same instant, an `at` time that
+//! quiet hours swallow, a stage no step uses.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Checker, Step};
+use crate::diagnostic::{suggest, Code};
+use crate::source::Spanned;
+use crate::syntax::{Anchor, CompareOp, Condition, Duration, Literal, StepDecl};
+
+impl Checker<'_> {
+    pub(super) fn timing(&mut self, step: &StepDecl) {
+        let timing = &step.timing;
+        if let Some(at) = &timing.at {
+            self.valid_time(at);
+        }
+        if let Anchor::Every(every) = &timing.anchor {
+            self.positive(every, "`every` needs a period longer than zero, e.g. `every 30d`");
+        }
+        for within in &step.within {
+            self.positive(within, "`within` needs a window longer than zero, e.g. `within 2d`");
+        }
+        if let Some(field) = timing.anchor.field() {
+            if !self.date_field_names().contains(&field.node.as_str()) {
+                let direction = match timing.anchor {
+                    Anchor::BeforeField(..) => "before",
+                    _ => "after",
+                };
+                let dates = self.date_field_names();
+                let help = match suggest(&field.node, dates.iter().copied()) {
+                    Some(name) => format!("did you mean `{name}`?"),
+                    None if self.field_kind(&field.node).is_some() => format!(
+                        "`{}` is not a date; only date fields can anchor a timing. Add it to \
+                         `dates` if it holds a date",
+                        field.node
+                    ),
+                    None => format!("declare it with `dates {}`", field.node),
+                };
+                let diag = self.report(
+                    Code::NotADateField,
+                    field.span,
+                    format!(
+                        "`{direction} {}`: `{}` is not a declared date field",
+                        field.node, field.node
+                    ),
+                );
+                diag.label = Some("needs a date field".into());
+                diag.help = Some(help);
+            }
+        }
+    }
+
+    fn positive(&mut self, duration: &Spanned<Duration>, help: &str) {
+        if duration.node.amount == 0 {
+            self.report(
+                Code::InvalidDuration,
+                duration.span,
+                format!("`{}` is zero", duration.node),
+            )
+            .help = Some(help.into());
+        }
+    }
+
+    pub(super) fn cross_step_lints(&mut self, steps: &[Step]) {
+        self.same_instant(steps);
+        self.quiet_hours_at(steps);
+        self.unused_stages(steps);
+    }
+
+    /// Warns when two steps can reach the same patient at the same instant: LINE shows them as
+    /// two notifications at once, and the cap then drops one.
+    fn same_instant(&mut self, steps: &[Step]) {
+        let all_stages: BTreeSet<String> =
+            self.decls.stages.iter().map(|s| s.node.clone()).collect();
+        let mut by_instant: HashMap<InstantKey, Vec<(usize, BTreeSet<String>)>> = HashMap::new();
+        for (index, step) in steps.iter().enumerate() {
+            let stages = stage_set(&step.decl.when.node, &all_stages);
+            by_instant
+                .entry(InstantKey::of(&step.decl))
+                .or_default()
+                .push((index, stages));
+        }
+        let mut pairs = Vec::new();
+        for group in by_instant.values().filter(|g| g.len() > 1) {
+            for (i, (a, stages_a)) in group.iter().enumerate() {
+                let overlap = group[i + 1..]
+                    .iter()
+                    .find(|(_, stages_b)| !stages_a.is_disjoint(stages_b));
+                if let Some((b, _)) = overlap {
+                    pairs.push((*a, *b));
+                }
+            }
+        }
+        pairs.sort();
+        for (first, second) in pairs {
+            let (first, second) = (&steps[first], &steps[second]);
+            let diag = self.report(
+                Code::SameInstant,
+                second.decl.timing.span,
+                format!(
+                    "steps `{}` and `{}` can send to the same patient at the same instant",
+                    first.id, second.id
+                ),
+            );
+            diag.label = Some("same timing".into());
+            diag.related.push(crate::diagnostic::Related {
+                span: first.decl.timing.span,
+                label: format!("as step `{}`", first.id),
+            });
+            diag.help = Some(
+                "stagger them (e.g. a different `at` time) or merge them into one message"
+                    .into(),
+            );
+        }
+    }
+
+    fn quiet_hours_at(&mut self, steps: &[Step]) {
+        let Some((quiet, quiet_span)) = self.decls.quiet else {
+            return;
+        };
+        for step in steps {
+            let Some(at) = &step.decl.timing.at else {
+                continue;
+            };
+            if at.node.is_valid() && quiet.contains(at.node) {
+                let diag = self.report(
+                    Code::QuietHoursAt,
+                    at.span,
+                    format!(
+                        "`at {}` is inside quiet hours ({}-{}); step `{}` will go out at {} instead",
+                        at.node, quiet.from, quiet.to, step.id, quiet.to
+                    ),
+                );
+                diag.label = Some("inside quiet hours".into());
+                diag.related.push(crate::diagnostic::Related {
+                    span: quiet_span,
+                    label: "quiet hours set here".into(),
+                });
+                diag.help = Some(format!(
+                    "choose a time outside {}-{}, or change the quiet hours",
+                    quiet.from, quiet.to
+                ));
+            }
+        }
+    }
+
+    fn unused_stages(&mut self, steps: &[Step]) {
+        if steps.is_empty() {
+            return;
+        }
+        let all: BTreeSet<String> = self.decls.stages.iter().map(|s| s.node.clone()).collect();
+        let mut named = BTreeSet::new();
+        for step in steps {
+            collect_stage_names(&step.decl.when.node, &mut named);
+        }
+        let unused: Vec<_> = self
+            .decls
+            .stages
+            .iter()
+            .filter(|s| !named.contains(&s.node) && all.contains(&s.node))
+            .cloned()
+            .collect();
+        for stage in unused {
+            self.report(
+                Code::UnusedStage,
+                stage.span,
+                format!("no step is for stage `{}`", stage.node),
+            )
+            .help = Some(format!(
+                "patients in `{}` get no messages; add a step `when stage={} …` or remove the stage",
+                stage.node, stage.node
+            ));
+        }
+    }
+}
+
+/// Two steps with the same key fire at the same instant for a patient both apply to.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct InstantKey {
+    anchor: &'static str,
+    field: Option<String>,
+    offset: Offset,
+    at: Option<(u32, u32)>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Offset {
+    Minutes(u64),
+    Months(u32),
+}
+
+impl InstantKey {
+    fn of(step: &StepDecl) -> Self {
+        let anchor = &step.timing.anchor;
+        let duration = anchor.duration().node;
+        let offset = match duration.fixed_minutes() {
+            Some(minutes) => Offset::Minutes(minutes),
+            None => Offset::Months(duration.calendar_months().unwrap_or(u32::MAX)),
+        };
+        InstantKey {
+            anchor: match anchor {
+                Anchor::AfterStageEntry(_) => "after",
+                Anchor::Every(_) => "every",
+                Anchor::AfterField(..) => "after-field",
+                Anchor::BeforeField(..) => "before-field",
+            },
+            field: anchor.field().map(|f| f.node.clone()),
+            offset,
+            at: step.timing.at.as_ref().map(|at| (at.node.hour, at.node.minute)),
+        }
+    }
+}
+
+/// The stages a condition can hold in (all of them when it does not say).
+fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> BTreeSet<String> {
+    let names = |values: &[&Literal]| -> BTreeSet<String> {
+        values
+            .iter()
+            .filter_map(|v| match v {
+                Literal::Symbol(s) | Literal::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    match condition {
+        Condition::And(a, b) => stage_set(&a.node, all)
+            .intersection(&stage_set(&b.node, all))
+            .cloned()
+            .collect(),
+        Condition::Or(a, b) => stage_set(&a.node, all)
+            .union(&stage_set(&b.node, all))
+            .cloned()
+            .collect(),
+        Condition::Compare { field, op, value } if field.node == "stage" => {
+            let named = names(&[&value.node]);
+            match op.node {
+                CompareOp::Eq => named,
+                _ => all.difference(&named).cloned().collect(),
+            }
+        }
+        Condition::In { field, values } if field.node == "stage" => {
+            names(&values.iter().map(|v| &v.node).collect::<Vec<_>>())
+        }
+        _ => all.clone(),
+    }
+}
+
+fn collect_stage_names(condition: &Condition, into: &mut BTreeSet<String>) {
+    match condition {
+        Condition::And(a, b) | Condition::Or(a, b) => {
+            collect_stage_names(&a.node, into);
+            collect_stage_names(&b.node, into);
+        }
+        Condition::Not(inner) => collect_stage_names(&inner.node, into),
+        Condition::Compare { field, value, .. } if field.node == "stage" => {
+            if let Literal::Symbol(s) | Literal::String(s) = &value.node {
+                into.insert(s.clone());
+            }
+        }
+        Condition::In { field, values } if field.node == "stage" => {
+            for value in values {
+                if let Literal::Symbol(s) | Literal::String(s) = &value.node {
+                    into.insert(s.clone());
+                }
+            }
+        }
+        // A script may test any stage; it counts as using none, which only risks a warning.
+        _ => {}
+    }
+}
+
+/// The id of an unnamed step, from what it sends and when: `followup_after_7d`.
+pub(super) fn derived_id(step: &StepDecl) -> String {
+    let template = step
+        .send
+        .first()
+        .map(|v| v.template.node.as_str())
+        .unwrap_or("step");
+    let timing = match &step.timing.anchor {
+        Anchor::AfterStageEntry(d) => format!("after_{}", d.node),
+        Anchor::Every(d) => format!("every_{}", d.node),
+        Anchor::AfterField(d, field) => format!("{}_after_{}", d.node, field.node),
+        Anchor::BeforeField(d, field) => format!("{}_before_{}", d.node, field.node),
+    };
+    let at = step
+        .timing
+        .at
+        .as_ref()
+        .map(|at| format!("_at_{:02}{:02}", at.node.hour, at.node.minute))
+        .unwrap_or_default();
+    format!("{template}_{timing}{at}")
+}

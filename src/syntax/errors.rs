@@ -1,0 +1,200 @@
+//! Turns pest's "expected rule X" into a sentence a marketer can act on: what was expected in
+//! plain words, what was found, and a hint for the usual slips (a missing unit, a misspelt
+//! keyword, a full-width character typed with a Japanese IME).
+
+use pest::error::{Error, ErrorVariant, InputLocation};
+
+use super::parser::Rule;
+use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::source::{SourceFile, Span};
+
+const KEYWORDS: &[&str] = &[
+    "clinic", "timezone", "quiet", "cap", "stages", "dates", "fields", "step", "when", "and",
+    "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
+    "per", "day", "week",
+];
+
+const STATEMENT_START: &str = "a setting (`clinic`, `timezone`, `quiet`, `cap`, `stages`, `dates`, \
+`fields`) or a step (`step NAME: when …`)";
+const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
+const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
+d (days), w (weeks), mo (months), y (years), e.g. `7d`, `3mo`";
+
+/// Builds the diagnostic for a statement that does not parse. `offset` is where the statement's
+/// text starts in the file.
+pub(crate) fn syntax_error(
+    file: &SourceFile,
+    offset: usize,
+    text: &str,
+    error: &Error<Rule>,
+) -> Diagnostic {
+    let position = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((start, _)) => start,
+    };
+    let found = token_at(text, position);
+    let expected = expected_phrases(error);
+    let found_words = if found.is_empty() {
+        "the end of the line".to_owned()
+    } else {
+        format!("`{found}`")
+    };
+    let message = match expected.as_slice() {
+        [] => format!("unexpected {found_words}"),
+        phrases => format!("expected {}, found {found_words}", join_or(phrases)),
+    };
+    let span = Span::new(position, position + found.len()).shifted(offset);
+    let help = hint(error, found);
+    Diagnostic::new(Code::Syntax, file, span, message)
+        .with_label(if found.is_empty() { "something is missing here" } else { "not expected here" })
+        .with_optional_help(help)
+}
+
+/// The word or character at `position`, for "found …".
+fn token_at(text: &str, position: usize) -> &str {
+    let rest = &text[position.min(text.len())..];
+    let rest = rest.split(['\n', '\r']).next().unwrap_or("");
+    let word_len: usize = rest
+        .char_indices()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || *c == '_')
+        .map(|(_, c)| c.len_utf8())
+        .sum();
+    if word_len > 0 {
+        return &rest[..word_len];
+    }
+    match rest.chars().next() {
+        Some(c) => &rest[..c.len_utf8()],
+        None => "",
+    }
+}
+
+fn expected_phrases(error: &Error<Rule>) -> Vec<String> {
+    let mut phrases: Vec<String> = Vec::new();
+    let mut push = |phrase: String| {
+        if !phrases.contains(&phrase) {
+            phrases.push(phrase);
+        }
+    };
+    if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
+        let starts_statement = positives.contains(&Rule::kw_when) && positives.contains(&Rule::kw_clinic);
+        if starts_statement {
+            push(STATEMENT_START.to_owned());
+        } else {
+            for rule in positives {
+                if let Some(phrase) = phrase(*rule) {
+                    push(phrase.to_owned());
+                }
+            }
+        }
+    }
+    // Punctuation (`-`, `,`, `:`) is not a rule; pest's detailed attempts know it.
+    if let Some(attempts) = error.parse_attempts() {
+        for token in attempts.expected_tokens() {
+            let token = token.to_string();
+            if token.chars().all(|c| c.is_ascii_punctuation()) && !token.is_empty() {
+                push(format!("`{token}`"));
+            }
+        }
+    }
+    phrases
+}
+
+fn phrase(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::kw_clinic => "`clinic`",
+        Rule::kw_timezone => "`timezone`",
+        Rule::kw_quiet => "`quiet`",
+        Rule::kw_cap => "`cap`",
+        Rule::kw_per => "`per`",
+        Rule::kw_day | Rule::kw_week | Rule::cap_period => "`day` or `week`",
+        Rule::kw_stages => "`stages`",
+        Rule::kw_dates => "`dates`",
+        Rule::kw_fields => "`fields`",
+        Rule::kw_step | Rule::step_name => "`step NAME:`",
+        Rule::kw_when => "`when`",
+        Rule::kw_and => "`and`",
+        Rule::kw_or => "`or`",
+        Rule::kw_not => "`not`",
+        Rule::kw_in => "`in`",
+        Rule::kw_rhai | Rule::script => "`rhai { … }`",
+        Rule::kw_after | Rule::kw_before => "`after` or `before`",
+        Rule::kw_every => "`every`",
+        Rule::kw_at | Rule::at_clause => "`at HH:MM`",
+        Rule::kw_send | Rule::send => "`send TEMPLATE`",
+        Rule::kw_unless | Rule::unless => "`unless`",
+        Rule::kw_within | Rule::within => "`within`",
+        Rule::timing | Rule::after_entry | Rule::every | Rule::after_field | Rule::before_field => {
+            TIMING
+        }
+        Rule::duration | Rule::duration_unit => "a duration like `7d` or `3mo`",
+        Rule::clock => "a time like `18:00`",
+        Rule::integer => "a whole number",
+        Rule::weight => "a weight like `50%`",
+        Rule::string | Rule::string_inner => "a text in double quotes",
+        Rule::ident | Rule::symbol | Rule::variant => "a name",
+        Rule::compare_op => "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::condition
+        | Rule::and_expr
+        | Rule::not_expr
+        | Rule::comparison
+        | Rule::membership
+        | Rule::presence => "a condition like `stage=booked`",
+        Rule::number | Rule::date | Rule::date_time => "a value",
+        Rule::EOI => "the end of the statement",
+        _ => return None,
+    })
+}
+
+fn join_or(phrases: &[String]) -> String {
+    match phrases {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
+    if let Some(c) = found.chars().next() {
+        if let Some(half) = half_width(c) {
+            return Some(format!(
+                "`{c}` is a full-width character; type the half-width `{half}` (turn the IME off)"
+            ));
+        }
+    }
+    let positives: &[Rule] = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives,
+        ErrorVariant::CustomError { .. } => &[],
+    };
+    let expects = |rule| positives.contains(&rule);
+    if expects(Rule::duration) || expects(Rule::duration_unit) {
+        return Some(DURATION_HELP.to_owned());
+    }
+    if found.chars().all(|c| c.is_ascii_alphabetic()) && !found.is_empty() {
+        if let Some(keyword) = suggest(found, KEYWORDS.iter().copied()) {
+            if keyword != found {
+                return Some(format!("did you mean `{keyword}`?"));
+            }
+        }
+    }
+    if expects(Rule::timing) || expects(Rule::after_entry) || expects(Rule::kw_every) {
+        return Some(format!(
+            "after the condition, say when the step fires: {TIMING}"
+        ));
+    }
+    if expects(Rule::kw_send) {
+        return Some("a step ends with `send TEMPLATE` (optionally `unless …` and `within …`)".into());
+    }
+    if expects(Rule::clock) {
+        return Some("write times as HH:MM on a 24-hour clock, e.g. `09:30` or `18:00`".into());
+    }
+    None
+}
+
+/// The ASCII twin of a full-width form (`＝` → `=`), which Japanese IMEs type by default.
+fn half_width(c: char) -> Option<char> {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
+        '\u{3000}' => Some(' '),
+        _ => None,
+    }
+}

@@ -1,0 +1,371 @@
+//! pest pairs → typed AST. The grammar guarantees the shape of every pair, so the `expect`s
+//! here state grammar invariants, not input checks.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use super::ast::*;
+use super::errors::syntax_error;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{SourceFile, Span, Spanned};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/steprule.pest"]
+pub(crate) struct StepruleParser;
+
+/// Parses one statement whose text starts at `offset` in `file`.
+pub(crate) fn parse_statement(
+    file: &SourceFile,
+    span: Span,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Statement> {
+    let text = file.slice(span);
+    let mut pairs = match StepruleParser::parse(Rule::statement, text) {
+        Ok(pairs) => pairs,
+        Err(error) => {
+            diagnostics.push(syntax_error(file, span.start, text, &error));
+            return None;
+        }
+    };
+    let statement = pairs.next().expect("statement pair");
+    let inner = statement
+        .into_inner()
+        .find(|pair| pair.as_rule() != Rule::EOI)
+        .expect("statement body");
+    let builder = Builder {
+        file,
+        offset: span.start,
+    };
+    match builder.statement(inner) {
+        Ok(statement) => Some(statement),
+        Err(diagnostic) => {
+            diagnostics.push(diagnostic);
+            None
+        }
+    }
+}
+
+struct Builder<'f> {
+    file: &'f SourceFile,
+    offset: usize,
+}
+
+type Built<T> = Result<T, Diagnostic>;
+
+/// The pairs inside `pair`, without the keywords (they carry no data).
+fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+}
+
+fn is_keyword(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::kw_clinic
+            | Rule::kw_timezone
+            | Rule::kw_quiet
+            | Rule::kw_cap
+            | Rule::kw_per
+            | Rule::kw_stages
+            | Rule::kw_dates
+            | Rule::kw_fields
+            | Rule::kw_step
+            | Rule::kw_when
+            | Rule::kw_and
+            | Rule::kw_or
+            | Rule::kw_not
+            | Rule::kw_in
+            | Rule::kw_rhai
+            | Rule::kw_after
+            | Rule::kw_before
+            | Rule::kw_every
+            | Rule::kw_at
+            | Rule::kw_send
+            | Rule::kw_unless
+            | Rule::kw_within
+    )
+}
+
+impl Builder<'_> {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        Span::from(pair.as_span()).shifted(self.offset)
+    }
+
+    fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(code, self.file, span, message)
+    }
+
+    fn statement(&self, pair: Pair<'_, Rule>) -> Built<Statement> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut parts = children(pair);
+        Ok(match rule {
+            Rule::clinic => Statement::Clinic(self.string(parts.next().expect("name"))),
+            Rule::timezone => Statement::Timezone(self.string(parts.next().expect("zone"))),
+            Rule::quiet => Statement::Quiet {
+                from: self.clock(parts.next().expect("from")),
+                to: self.clock(parts.next().expect("to")),
+                span,
+            },
+            Rule::cap => {
+                let count = self.integer(parts.next().expect("count"), "a cap")?;
+                let period_pair = parts.next().expect("period");
+                let period_span = self.span(&period_pair);
+                let period = match period_pair.as_str() {
+                    "day" => CapPeriod::Day,
+                    _ => CapPeriod::Week,
+                };
+                Statement::Cap {
+                    count,
+                    period: Spanned::new(period, period_span),
+                    span,
+                }
+            }
+            Rule::stages => Statement::Stages(parts.map(|p| self.ident(p)).collect()),
+            Rule::dates => Statement::Dates(parts.map(|p| self.ident(p)).collect()),
+            Rule::fields => Statement::Fields(parts.map(|p| self.ident(p)).collect()),
+            Rule::step => Statement::Step(self.step(parts, span)?),
+            other => unreachable!("grammar: statement alternative {other:?}"),
+        })
+    }
+
+    fn step<'i>(&self, parts: impl Iterator<Item = Pair<'i, Rule>>, span: Span) -> Built<StepDecl> {
+        let mut name = None;
+        let mut when = None;
+        let mut timing = None;
+        let mut send = Vec::new();
+        let mut unless = Vec::new();
+        let mut within = Vec::new();
+        for part in parts {
+            match part.as_rule() {
+                Rule::step_name => name = children(part).next().map(|p| self.ident(p)),
+                Rule::condition => when = Some(self.condition(part)?),
+                Rule::timing => timing = Some(self.timing(part)?),
+                Rule::send => {
+                    for variant in children(part) {
+                        send.push(self.variant(variant)?);
+                    }
+                }
+                Rule::unless => {
+                    let condition = children(part).next().expect("unless condition");
+                    unless.push(self.condition(condition)?);
+                }
+                Rule::within => {
+                    let duration = children(part).next().expect("within duration");
+                    within.push(self.duration(duration)?);
+                }
+                other => unreachable!("grammar: step part {other:?}"),
+            }
+        }
+        Ok(StepDecl {
+            name,
+            when: when.expect("grammar: step has a condition"),
+            timing: timing.expect("grammar: step has a timing"),
+            send,
+            unless,
+            within,
+            span,
+        })
+    }
+
+    fn condition(&self, pair: Pair<'_, Rule>) -> Built<Spanned<Condition>> {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::condition | Rule::and_expr => {
+                let is_or = pair.as_rule() == Rule::condition;
+                let mut operands = children(pair);
+                let first = self.condition(operands.next().expect("operand"))?;
+                operands.try_fold(first, |left, right| {
+                    let right = self.condition(right)?;
+                    let span = left.span.to(right.span);
+                    let (left, right) = (Box::new(left), Box::new(right));
+                    let node = if is_or {
+                        Condition::Or(left, right)
+                    } else {
+                        Condition::And(left, right)
+                    };
+                    Ok(Spanned::new(node, span))
+                })
+            }
+            Rule::not_expr => {
+                let has_not = pair.clone().into_inner().any(|p| p.as_rule() == Rule::kw_not);
+                let inner = self.condition(children(pair).next().expect("operand"))?;
+                if has_not {
+                    Ok(Spanned::new(Condition::Not(Box::new(inner)), span))
+                } else {
+                    Ok(inner)
+                }
+            }
+            Rule::comparison => {
+                let mut parts = children(pair);
+                let field = self.ident(parts.next().expect("field"));
+                let op_pair = parts.next().expect("operator");
+                let op = match op_pair.as_str() {
+                    "=" | "==" => CompareOp::Eq,
+                    "!=" => CompareOp::Ne,
+                    "<" => CompareOp::Lt,
+                    "<=" => CompareOp::Le,
+                    ">" => CompareOp::Gt,
+                    _ => CompareOp::Ge,
+                };
+                let op = Spanned::new(op, self.span(&op_pair));
+                let value = self.literal(parts.next().expect("value"))?;
+                Ok(Spanned::new(Condition::Compare { field, op, value }, span))
+            }
+            Rule::membership => {
+                let mut parts = children(pair);
+                let field = self.ident(parts.next().expect("field"));
+                let values = parts.map(|p| self.literal(p)).collect::<Built<_>>()?;
+                Ok(Spanned::new(Condition::In { field, values }, span))
+            }
+            Rule::presence => {
+                let field = self.ident(children(pair).next().expect("field"));
+                Ok(Spanned::new(Condition::IsSet(field), span))
+            }
+            Rule::script => {
+                let code = children(pair).next().expect("script code");
+                let code_span = self.span(&code);
+                Ok(Spanned::new(
+                    Condition::Script(Spanned::new(code.as_str().to_owned(), code_span)),
+                    span,
+                ))
+            }
+            other => unreachable!("grammar: condition {other:?}"),
+        }
+    }
+
+    fn literal(&self, pair: Pair<'_, Rule>) -> Built<Spanned<Literal>> {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        let invalid = |what: &str| {
+            self.error(Code::InvalidValue, span, format!("`{text}` is not a valid {what}"))
+        };
+        let literal = match pair.as_rule() {
+            Rule::number => Literal::Number(text.parse().map_err(|_| invalid("number"))?),
+            Rule::string => Literal::String(self.string(pair).node),
+            Rule::date => Literal::Date(
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                    invalid("date").with_help("write dates as YYYY-MM-DD, e.g. 2026-04-01")
+                })?,
+            ),
+            Rule::date_time => {
+                let format = if text.len() > 16 { "%Y-%m-%dT%H:%M:%S" } else { "%Y-%m-%dT%H:%M" };
+                Literal::DateTime(chrono::NaiveDateTime::parse_from_str(text, format).map_err(
+                    |_| invalid("date and time").with_help("write YYYY-MM-DDTHH:MM, e.g. 2026-04-01T10:00"),
+                )?)
+            }
+            Rule::symbol => Literal::Symbol(text.to_owned()),
+            other => unreachable!("grammar: literal {other:?}"),
+        };
+        Ok(Spanned::new(literal, span))
+    }
+
+    fn timing(&self, pair: Pair<'_, Rule>) -> Built<Timing> {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let anchor_pair = parts.next().expect("anchor");
+        let anchor_rule = anchor_pair.as_rule();
+        let mut anchor_parts = children(anchor_pair);
+        let duration = self.duration(anchor_parts.next().expect("duration"))?;
+        let anchor = match anchor_rule {
+            Rule::after_entry => Anchor::AfterStageEntry(duration),
+            Rule::every => Anchor::Every(duration),
+            Rule::after_field => {
+                Anchor::AfterField(duration, self.ident(anchor_parts.next().expect("field")))
+            }
+            Rule::before_field => {
+                Anchor::BeforeField(duration, self.ident(anchor_parts.next().expect("field")))
+            }
+            other => unreachable!("grammar: anchor {other:?}"),
+        };
+        let at = parts
+            .next()
+            .map(|at| self.clock(children(at).next().expect("clock")));
+        Ok(Timing { anchor, at, span })
+    }
+
+    fn variant(&self, pair: Pair<'_, Rule>) -> Built<Variant> {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let template = self.ident(parts.next().expect("template"));
+        let weight = match parts.next() {
+            Some(weight) => {
+                let integer = children(weight).next().expect("weight integer");
+                Some(self.integer(integer, "a weight")?)
+            }
+            None => None,
+        };
+        Ok(Variant {
+            template,
+            weight,
+            span,
+        })
+    }
+
+    fn duration(&self, pair: Pair<'_, Rule>) -> Built<Spanned<Duration>> {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let amount = self.integer(parts.next().expect("amount"), "a duration")?;
+        let unit = match parts.next().expect("unit").as_str() {
+            "m" => DurationUnit::Minutes,
+            "h" => DurationUnit::Hours,
+            "d" => DurationUnit::Days,
+            "w" => DurationUnit::Weeks,
+            "mo" => DurationUnit::Months,
+            _ => DurationUnit::Years,
+        };
+        let duration = Duration {
+            amount: amount.node,
+            unit,
+        };
+        Ok(Spanned::new(duration, span))
+    }
+
+    fn integer(&self, pair: Pair<'_, Rule>, what: &str) -> Built<Spanned<u32>> {
+        let span = self.span(&pair);
+        let code = if what == "a duration" {
+            Code::InvalidDuration
+        } else {
+            Code::InvalidValue
+        };
+        let value = pair.as_str().parse::<u32>().map_err(|_| {
+            self.error(code, span, format!("`{}` is too large for {what}", pair.as_str()))
+                .with_label("too large")
+        })?;
+        Ok(Spanned::new(value, span))
+    }
+
+    fn clock(&self, pair: Pair<'_, Rule>) -> Spanned<ClockTime> {
+        let span = self.span(&pair);
+        let (hour, minute) = pair.as_str().split_once(':').expect("grammar: HH:MM");
+        // Digits only, at most two each, so these parse.
+        let time = ClockTime {
+            hour: hour.parse().expect("digits"),
+            minute: minute.parse().expect("digits"),
+        };
+        Spanned::new(time, span)
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Spanned::new(pair.as_str().to_owned(), self.span(&pair))
+    }
+
+    fn string(&self, pair: Pair<'_, Rule>) -> Spanned<String> {
+        let span = self.span(&pair);
+        let inner = pair.into_inner().next().expect("string_inner").as_str();
+        let mut value = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('t') => value.push('\t'),
+                    Some(other) => value.push(other),
+                    None => {}
+                }
+            } else {
+                value.push(c);
+            }
+        }
+        Spanned::new(value, span)
+    }
+}

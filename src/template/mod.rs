@@ -1,0 +1,280 @@
+//! Message templates: `templates/<name>.toml` next to the rules. A template is what a clinic's
+//! designer edits; it becomes LINE message objects in [`render`].
+
+mod render;
+
+pub use render::{environment, parse_line_json, RenderError, SAMPLE_TIME};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{SourceFile, Span, Spanned};
+
+/// One message template as written in its TOML file, with the spans of its fields so problems
+/// can be pointed at.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    pub file: SourceFile,
+    pub body: TemplateBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum TemplateBody {
+    /// The simple form: a text, an optional image and call-to-action buttons.
+    Simple {
+        text: Spanned<String>,
+        image: Option<Spanned<String>>,
+        alt: Option<Spanned<String>>,
+        buttons: Spanned<Vec<Button>>,
+    },
+    /// Raw LINE message objects (a JSON object or array), for designers who build Flex
+    /// messages elsewhere. Still a minijinja template, so `{{ name }}` works inside strings.
+    LineJson(Spanned<String>),
+}
+
+/// A call to action, e.g. 「ご予約はこちら」 opening the booking page.
+#[derive(Debug, Clone)]
+pub struct Button {
+    pub label: Spanned<String>,
+    pub url: Spanned<String>,
+}
+
+impl Template {
+    /// Every minijinja source in the template, with the field it came from.
+    pub fn sources(&self) -> Vec<(&'static str, &Spanned<String>)> {
+        match &self.body {
+            TemplateBody::Simple {
+                text,
+                image,
+                alt,
+                buttons,
+            } => {
+                let mut sources = vec![("text", text)];
+                sources.extend(image.iter().map(|i| ("image", i)));
+                sources.extend(alt.iter().map(|a| ("alt", a)));
+                for button in &buttons.node {
+                    sources.push(("buttons.label", &button.label));
+                    sources.push(("buttons.url", &button.url));
+                }
+                sources
+            }
+            TemplateBody::LineJson(json) => vec![("line_json", json)],
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateToml {
+    text: Option<toml::Spanned<String>>,
+    image: Option<toml::Spanned<String>>,
+    alt: Option<toml::Spanned<String>>,
+    buttons: Option<toml::Spanned<Vec<ButtonToml>>>,
+    line_json: Option<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ButtonToml {
+    label: toml::Spanned<String>,
+    url: toml::Spanned<String>,
+}
+
+fn spanned<T>(value: toml::Spanned<T>) -> Spanned<T> {
+    let range = value.span();
+    Spanned::new(value.into_inner(), Span::new(range.start, range.end))
+}
+
+/// Why a template could not be had.
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    /// No file for that name; `available` lists the names that do exist.
+    NotFound { path: PathBuf, available: Vec<String> },
+    /// The file exists but is not a valid template.
+    Invalid(Diagnostic),
+    Io { path: PathBuf, message: String },
+}
+
+/// The templates of one rules directory, each read and parsed once.
+#[derive(Debug)]
+pub struct TemplateStore {
+    dir: PathBuf,
+    loaded: HashMap<String, Result<Arc<Template>, LoadError>>,
+}
+
+impl TemplateStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        TemplateStore {
+            dir: dir.into(),
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// The store for a rules file: `templates/` beside it.
+    pub fn beside(rules_file: &Path) -> Self {
+        let parent = rules_file.parent().unwrap_or(Path::new(""));
+        TemplateStore::new(parent.join("templates"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn get(&mut self, name: &str) -> Result<Arc<Template>, LoadError> {
+        if let Some(result) = self.loaded.get(name) {
+            return result.clone();
+        }
+        let result = self.load(name).map(Arc::new);
+        self.loaded.insert(name.to_owned(), result.clone());
+        result
+    }
+
+    /// The template names present in the directory, sorted.
+    pub fn available(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let path = entry.path();
+                let is_toml = path.extension().is_some_and(|e| e == "toml");
+                let stem = path.file_stem()?.to_str()?.to_owned();
+                is_toml.then_some(stem)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn load(&self, name: &str) -> Result<Template, LoadError> {
+        let path = self.dir.join(format!("{name}.toml"));
+        if !path.is_file() {
+            return Err(LoadError::NotFound {
+                path,
+                available: self.available(),
+            });
+        }
+        let file = SourceFile::read(&path).map_err(|err| LoadError::Io {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
+        parse(name, file).map_err(LoadError::Invalid)
+    }
+}
+
+/// Parses a template file's text.
+pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
+    let raw: TemplateToml = toml::from_str(file.text()).map_err(|err| {
+        let span = err
+            .span()
+            .map(|r| Span::new(r.start, r.end))
+            .unwrap_or_default();
+        Diagnostic::new(
+            Code::TemplateInvalid,
+            &file,
+            span,
+            format!("template `{name}` is not valid: {}", err.message()),
+        )
+        .with_help(
+            "a template has `text` (and optionally `image`, `alt`, `[[buttons]]` with `label` \
+             and `url`), or `line_json` with LINE message objects",
+        )
+    })?;
+    let whole = Span::new(0, file.text().len().min(1));
+    let body = match (raw.text, raw.line_json) {
+        (Some(text), None) => TemplateBody::Simple {
+            text: spanned(text),
+            image: raw.image.map(spanned),
+            alt: raw.alt.map(spanned),
+            buttons: match raw.buttons {
+                Some(buttons) => {
+                    let buttons = spanned(buttons);
+                    let list = buttons
+                        .node
+                        .into_iter()
+                        .map(|b| Button {
+                            label: spanned(b.label),
+                            url: spanned(b.url),
+                        })
+                        .collect();
+                    Spanned::new(list, buttons.span)
+                }
+                None => Spanned::new(Vec::new(), whole),
+            },
+        },
+        (None, Some(json)) => {
+            let json = spanned(json);
+            if let Some(extra) = raw.image.or(raw.alt) {
+                let range = extra.span();
+                return Err(Diagnostic::new(
+                    Code::TemplateInvalid,
+                    &file,
+                    Span::new(range.start, range.end),
+                    format!("template `{name}` mixes `line_json` with simple fields"),
+                )
+                .with_help("put the image and alt text inside the LINE message objects"));
+            }
+            TemplateBody::LineJson(json)
+        }
+        (Some(text), Some(_)) => {
+            return Err(Diagnostic::new(
+                Code::TemplateInvalid,
+                &file,
+                spanned(text).span,
+                format!("template `{name}` has both `text` and `line_json`"),
+            )
+            .with_help("use one: `text` for a plain message, `line_json` for raw LINE objects"))
+        }
+        (None, None) => {
+            return Err(Diagnostic::new(
+                Code::TemplateInvalid,
+                &file,
+                whole,
+                format!("template `{name}` has no `text` and no `line_json`"),
+            )
+            .with_help("add `text = \"…\"`: the message the patient reads"))
+        }
+    };
+    Ok(Template {
+        name: name.to_owned(),
+        file,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_simple_form_with_spans() {
+        let text = "text = \"{{ name }} 様\"\nimage = \"https://x.jp/a.png\"\n\n[[buttons]]\nlabel = \"ご予約はこちら\"\nurl = \"https://x.jp/r\"\n";
+        let file = SourceFile::new("t.toml", text);
+        let template = parse("t", file.clone()).unwrap();
+        let TemplateBody::Simple { text, buttons, .. } = &template.body else {
+            panic!("simple form expected")
+        };
+        assert_eq!(text.node, "{{ name }} 様");
+        assert_eq!(file.slice(buttons.node[0].label.span), "\"ご予約はこちら\"");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_with_a_span() {
+        let file = SourceFile::new("t.toml", "text = \"a\"\nimgae = \"https://x\"\n");
+        let err = parse("t", file.clone()).unwrap_err();
+        assert_eq!(err.code, Code::TemplateInvalid);
+        assert!(err.message.contains("imgae"), "{}", err.message);
+        assert_eq!(file.line_column(err.span.start).0, 2);
+    }
+
+    #[test]
+    fn needs_text_or_line_json() {
+        let file = SourceFile::new("t.toml", "alt = \"a\"\n");
+        assert!(parse("t", file).unwrap_err().message.contains("no `text`"));
+    }
+}
