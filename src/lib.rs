@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod diagnostic;
+pub mod records;
 pub mod source;
 pub mod syntax;
 pub mod template;

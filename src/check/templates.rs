@@ -3,6 +3,7 @@
 //! sample patient through the same code that renders for delivery.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use minijinja::Value;
@@ -10,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::Checker;
 use crate::diagnostic::{suggest, Code, Diagnostic};
-use crate::source::Span;
+use crate::source::{Span, Spanned};
 use crate::syntax::StepDecl;
 use crate::template::{self, LoadError, Template, TemplateBody, TemplateStore, SAMPLE_TIME};
 
@@ -156,7 +157,7 @@ impl Checker<'_> {
                         Diagnostic::new(
                             Code::TemplateSyntax,
                             &template.file,
-                            source.span,
+                            err.range().map_or(source.span, |r| locate(template, source, r)),
                             format!(
                                 "`{field}` of template `{}` does not compile: {}",
                                 template.name,
@@ -183,11 +184,13 @@ impl Checker<'_> {
                         self.template_variables().join(", ")
                     ),
                 };
+                let span = find_word(&source.node, &variable)
+                    .map_or(source.span, |r| locate(template, source, r));
                 findings.push(
                     Diagnostic::new(
                         Code::TemplateUnknownVariable,
                         &template.file,
-                        source.span,
+                        span,
                         format!(
                             "template `{}` uses unknown variable `{variable}` in `{field}`",
                             template.name
@@ -249,6 +252,30 @@ impl Checker<'_> {
         }
         Value::from_serialize(&sample)
     }
+}
+
+/// Maps a byte range of a template field's text to the file. Exact when the text stands in the
+/// file as written (multi-line and literal strings); otherwise the whole field.
+fn locate(template: &Template, field: &Spanned<String>, range: Range<usize>) -> Span {
+    let raw = template.file.slice(field.span);
+    match raw.find(field.node.as_str()) {
+        Some(start) if !field.node.is_empty() => {
+            let base = field.span.start + start;
+            Span::new(base + range.start, base + range.end.max(range.start))
+        }
+        _ => field.span,
+    }
+}
+
+/// The first place `word` stands in `text` as a whole name.
+fn find_word(text: &str, word: &str) -> Option<Range<usize>> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .map(|(start, _)| start..start + word.len())
+        .find(|r| {
+            !text[..r.start].chars().next_back().is_some_and(is_name)
+                && !text[r.end..].chars().next().is_some_and(is_name)
+        })
 }
 
 fn describe(err: &minijinja::Error) -> String {

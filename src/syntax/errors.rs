@@ -32,8 +32,15 @@ pub(crate) fn syntax_error(
         InputLocation::Pos(p) => p,
         InputLocation::Span((start, _)) => start,
     };
+    // pest stops at the space after an incomplete token (`after 7 send`); the token before
+    // it is what needs fixing.
+    let position = back_over_space(text, position);
     let found = token_at(text, position);
-    let expected = expected_phrases(error);
+    let expected = if position == 0 {
+        vec![STATEMENT_START.to_owned()]
+    } else {
+        expected_phrases(error)
+    };
     let found_words = if found.is_empty() {
         "the end of the line".to_owned()
     } else {
@@ -48,6 +55,24 @@ pub(crate) fn syntax_error(
     Diagnostic::new(Code::Syntax, file, span, message)
         .with_label(if found.is_empty() { "something is missing here" } else { "not expected here" })
         .with_optional_help(help)
+}
+
+fn back_over_space(text: &str, position: usize) -> usize {
+    let at_space = text[position.min(text.len())..]
+        .chars()
+        .next()
+        .is_some_and(|c| c == ' ' || c == '\t');
+    if !at_space {
+        return position;
+    }
+    let before = &text[..position];
+    let word_start = before
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || *c == '_')
+        .last()
+        .map(|(i, _)| i);
+    word_start.unwrap_or(position)
 }
 
 /// The word or character at `position`, for "found …".
@@ -70,7 +95,7 @@ fn token_at(text: &str, position: usize) -> &str {
 
 fn expected_phrases(error: &Error<Rule>) -> Vec<String> {
     let mut phrases: Vec<String> = Vec::new();
-    let mut push = |phrase: String| {
+    let push = |phrases: &mut Vec<String>, phrase: String| {
         if !phrases.contains(&phrase) {
             phrases.push(phrase);
         }
@@ -78,21 +103,26 @@ fn expected_phrases(error: &Error<Rule>) -> Vec<String> {
     if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
         let starts_statement = positives.contains(&Rule::kw_when) && positives.contains(&Rule::kw_clinic);
         if starts_statement {
-            push(STATEMENT_START.to_owned());
+            push(&mut phrases, STATEMENT_START.to_owned());
         } else {
             for rule in positives {
                 if let Some(phrase) = phrase(*rule) {
-                    push(phrase.to_owned());
+                    push(&mut phrases, phrase.to_owned());
                 }
             }
         }
     }
-    // Punctuation (`-`, `,`, `:`) is not a rule; pest's detailed attempts know it.
-    if let Some(attempts) = error.parse_attempts() {
-        for token in attempts.expected_tokens() {
-            let token = token.to_string();
-            if token.chars().all(|c| c.is_ascii_punctuation()) && !token.is_empty() {
-                push(format!("`{token}`"));
+    // Punctuation (`-`, `,`, `:`) is not a rule; pest's detailed attempts know it. Only
+    // needed when no rule says what was expected; `#` (a comment) and `_` (a name going on)
+    // are always possible and never the fix.
+    if phrases.is_empty() {
+        if let Some(attempts) = error.parse_attempts() {
+            for token in attempts.expected_tokens() {
+                let token = token.to_string();
+                let punctuation = token.chars().all(|c| c.is_ascii_punctuation());
+                if punctuation && !token.is_empty() && token != "#" && token != "_" {
+                    push(&mut phrases, format!("`{token}`"));
+                }
             }
         }
     }

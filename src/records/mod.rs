@@ -1,0 +1,81 @@
+//! Patient records: the clinic's export (CSV, JSONL) read one row at a time into
+//! [`PatientRecord`]s that the evaluator can use without parsing anything again.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::check::RuleSet;
+
+/// One patient, as the rules see them. Fields the rules declare are resolved to typed values
+/// once, when the row is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientRecord {
+    /// The clinic's patient id (`id` column); the ledger keys on it.
+    pub id: String,
+    /// Where LINE messages go; without it the patient gets nothing.
+    pub line_user_id: Option<String>,
+    pub name: Option<String>,
+    /// Index into [`RecordSchema::stages`]; `None` when the cell is empty.
+    pub stage: Option<usize>,
+    pub stage_entered_at: Option<DateTime<Utc>>,
+    pub birth_date: Option<NaiveDate>,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    /// The declared date fields, in the order of [`RecordSchema::date_fields`].
+    pub dates: Vec<Option<DateTime<Utc>>>,
+    /// The declared `fields`, in the order of [`RecordSchema::fields`]; `None` when empty.
+    pub fields: Vec<Option<String>>,
+    /// Every other non-empty column, for templates and rhai conditions.
+    pub other: BTreeMap<String, String>,
+    /// Where the record came from (1-based line in the file), for messages about it.
+    pub line: usize,
+}
+
+/// What a reader needs from the rules to type a row: the clinic's time zone (for naive
+/// date-times), the stage names and the declared columns.
+#[derive(Debug, Clone)]
+pub struct RecordSchema {
+    pub timezone: Tz,
+    pub stages: Vec<String>,
+    pub date_fields: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+impl RecordSchema {
+    pub fn from_rules(rules: &RuleSet) -> Self {
+        RecordSchema {
+            timezone: rules.timezone,
+            stages: rules.stages.clone(),
+            date_fields: rules.date_fields.clone(),
+            fields: rules.fields.clone(),
+        }
+    }
+
+    pub fn date_index(&self, name: &str) -> Option<usize> {
+        self.date_fields.iter().position(|f| f == name)
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f == name)
+    }
+
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s == name)
+    }
+}
+
+/// A row that could not be used: where it is and why. The row is skipped; the rest go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
