@@ -1,1 +1,226 @@
 use super::*;
+
+const HEADER: &str = "clinic \"さくら内科クリニック\"\nquiet 21:00-09:00\nstages booked, first_visit, follow_up, regular\ndates appointment_at, last_visit_at, cancelled_at\nfields doctor\n";
+
+fn check_with(rules: &str, templates: &[(&str, &str)]) -> CheckOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, toml) in templates {
+        std::fs::write(dir.path().join(format!("{name}.toml")), toml).unwrap();
+    }
+    let file = SourceFile::new("t.step", format!("{HEADER}{rules}"));
+    check_file(&file, &mut TemplateStore::new(dir.path()))
+}
+
+/// The codes found, without `unused-stage`: most tests use one or two of the four stages.
+fn codes(outcome: &CheckOutcome) -> Vec<&'static str> {
+    findings(outcome).map(|d| d.code.name()).collect()
+}
+
+fn findings(outcome: &CheckOutcome) -> impl Iterator<Item = &Diagnostic> {
+    outcome
+        .diagnostics
+        .iter()
+        .filter(|d| d.code != Code::UnusedStage)
+}
+
+const HELLO: (&str, &str) = ("hello", "text = \"{{ name }} 様\"");
+
+#[test]
+fn a_clean_file_yields_rules_with_ids() {
+    let outcome = check_with(
+        "step hi: when stage=booked after 0m send hello\nstep bye: when stage=first_visit after 1d at 10:00 send hello\nstep f: when stage=follow_up 3mo after last_visit_at send hello\nstep r: when stage=regular every 30d send hello",
+        &[HELLO],
+    );
+    assert!(outcome.diagnostics.is_empty(), "{:#?}", outcome.diagnostics);
+    let rules = outcome.rules.unwrap();
+    let ids: Vec<_> = rules.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["hi", "bye", "f", "r"]);
+    assert_eq!(rules.timezone, chrono_tz::Asia::Tokyo);
+    assert_eq!(rules.steps[0].templates[0].name, "hello");
+}
+
+#[test]
+fn unknown_names_come_with_suggestions() {
+    let outcome = check_with(
+        "step a: when stage=bookd and agee > 3 1d before apointment_at send helo",
+        &[HELLO],
+    );
+    let found: Vec<_> = outcome
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.code.name(), d.help.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("unknown-stage", "did you mean `booked`?".to_owned()),
+            ("unknown-field", "did you mean `age`?".to_owned()),
+            ("not-a-date-field", "did you mean `appointment_at`?".to_owned()),
+            ("unknown-template", "did you mean `hello`?".to_owned()),
+        ]
+    );
+    assert!(outcome.rules.is_none());
+}
+
+#[test]
+fn duplicate_ids_point_at_both() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send hello\nstep a: when stage=regular after 1d send hello",
+        &[HELLO],
+    );
+    let dup = findings(&outcome).next().unwrap();
+    assert_eq!(dup.code, Code::DuplicateStep);
+    assert_eq!(dup.line_column().0, 7);
+    assert_eq!(dup.file.line_column(dup.related[0].span.start).0, 6);
+}
+
+#[test]
+fn weights_must_add_up() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send hello 60% | bye 30%",
+        &[HELLO, ("bye", "text = \"bye\"")],
+    );
+    assert_eq!(codes(&outcome), ["variant-weights"]);
+    assert!(findings(&outcome).next().unwrap().message.contains("90%"));
+}
+
+#[test]
+fn times_and_timezones_are_validated() {
+    let outcome = check_with(
+        "timezone \"Asia/Tokio\"\nstep a: when stage=booked after 0m at 25:00 send hello",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["invalid-timezone", "invalid-time"]);
+    let first = findings(&outcome).next().unwrap();
+    assert_eq!(first.help.as_deref(), Some("did you mean \"Asia/Tokyo\"?"));
+}
+
+#[test]
+fn quiet_hours_swallowing_an_at_time_is_a_warning() {
+    let outcome = check_with("step a: when stage=booked after 1d at 22:30 send hello", &[HELLO]);
+    assert_eq!(codes(&outcome), ["quiet-hours-at"]);
+    assert!(findings(&outcome).next().unwrap().message.contains("09:00"));
+    assert!(outcome.rules.is_some(), "warnings do not stop the rules");
+}
+
+#[test]
+fn same_instant_needs_overlapping_stages() {
+    let same = check_with(
+        "step a: when stage=booked after 1d send hello\nstep b: when stage in (booked, regular) after 24h send hello",
+        &[HELLO],
+    );
+    assert_eq!(codes(&same), ["same-instant"]);
+    let disjoint = check_with(
+        "step a: when stage=booked after 1d send hello\nstep b: when stage=regular after 1d send hello",
+        &[HELLO],
+    );
+    assert!(!codes(&disjoint).contains(&"same-instant"));
+}
+
+#[test]
+fn unnamed_steps_get_a_stable_derived_id_and_a_warning() {
+    let outcome = check_with(
+        "when stage=first_visit after 7d send hello\nwhen stage=follow_up after 7d send hello",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["unnamed-step", "unnamed-step"]);
+    let rules = outcome.rules.unwrap();
+    let ids: Vec<_> = rules.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["hello_after_7d", "hello_after_7d_2"]);
+}
+
+#[test]
+fn type_mismatches_are_reported() {
+    let outcome = check_with(
+        "step a: when stage > booked and age >= \"x\" and appointment_at > 3 after 0m send hello",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["type-mismatch", "type-mismatch", "type-mismatch"]);
+}
+
+#[test]
+fn rhai_errors_point_into_the_script() {
+    let file_text = "step a: when stage=booked and rhai { patient.x > } after 0m send hello";
+    let outcome = check_with(file_text, &[HELLO]);
+    let diag = findings(&outcome).next().unwrap();
+    assert_eq!(diag.code, Code::ScriptError);
+    let (line, column) = diag.line_column();
+    assert_eq!(line, 6);
+    assert!(column > file_text.find("rhai").unwrap(), "column {column}");
+}
+
+#[test]
+fn template_problems_are_reported_in_the_template_file() {
+    let long_label = "ご予約はこちらからどうぞよろしくお願いいたします";
+    let toml = format!(
+        "text = \"{{{{ nmae }}}} 様\"\nimage = \"http://x.jp/a.png\"\n[[buttons]]\nlabel = \"{long_label}\"\nurl = \"https://x.jp\"\n"
+    );
+    let outcome = check_with("step a: when stage=booked after 0m send bad", &[("bad", &toml)]);
+    assert_eq!(
+        codes(&outcome),
+        ["template-unknown-variable", "insecure-url", "line-limit"]
+    );
+    assert!(findings(&outcome).all(|d| d.file.name().ends_with("bad.toml")));
+    let first = findings(&outcome).next().unwrap();
+    assert_eq!(first.help.as_deref(), Some("did you mean `name`?"));
+}
+
+#[test]
+fn line_limits_on_text_buttons_alt_and_messages() {
+    let text = "あ".repeat(5001);
+    let buttons = "[[buttons]]\nlabel = \"a\"\nurl = \"https://x.jp\"\n".repeat(5);
+    let alt = "い".repeat(401);
+    let toml = format!("text = \"{text}\"\nalt = \"{alt}\"\n{buttons}");
+    let json_messages = format!("line_json = '''[{}]'''", vec!["{\"type\":\"text\",\"text\":\"x\"}"; 6].join(","));
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send big\nstep b: when stage=regular after 0m send many",
+        &[("big", &toml), ("many", &json_messages)],
+    );
+    let messages: Vec<_> = findings(&outcome).map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 4, "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("5 buttons")));
+    assert!(messages.iter().any(|m| m.contains("5001 characters")));
+    assert!(messages.iter().any(|m| m.contains("401 characters")));
+    assert!(messages.iter().any(|m| m.contains("6 messages")));
+}
+
+#[test]
+fn a_template_sent_by_many_steps_is_reported_once() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send bad\nstep b: when stage=regular after 1d send bad",
+        &[("bad", "text = \"{{ oops }}\"")],
+    );
+    assert_eq!(codes(&outcome), ["template-unknown-variable"]);
+}
+
+#[test]
+fn template_syntax_errors_have_the_template_line() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send bad",
+        &[("bad", "text = \"\"\"\nline one\n{% if name %}unclosed\n\"\"\"")],
+    );
+    assert_eq!(codes(&outcome), ["template-syntax"]);
+}
+
+#[test]
+fn quiet_window_contains_wraps_midnight() {
+    let quiet = QuietHours {
+        from: ClockTime { hour: 21, minute: 0 },
+        to: ClockTime { hour: 9, minute: 0 },
+    };
+    let at = |hour, minute| quiet.contains(ClockTime { hour, minute });
+    assert!(at(21, 0) && at(23, 59) && at(0, 0) && at(8, 59));
+    assert!(!at(9, 0) && !at(12, 0) && !at(20, 59));
+}
+
+#[test]
+fn a_stage_without_steps_is_a_warning() {
+    let outcome = check_with("step a: when stage in (booked, first_visit, regular) after 0m send hello", &[HELLO]);
+    let unused: Vec<_> = outcome
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.name(), d.message.as_str()))
+        .collect();
+    assert_eq!(unused, [("unused-stage", "no step is for stage `follow_up`")]);
+}

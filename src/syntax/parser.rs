@@ -86,8 +86,13 @@ fn is_keyword(rule: Rule) -> bool {
 }
 
 impl Builder<'_> {
+    /// The pair's span without the whitespace pest's implicit WHITESPACE left at its end
+    /// (after trying an optional clause that was not there).
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        Span::from(pair.as_span()).shifted(self.offset)
+        let text = pair.as_str();
+        let trimmed = text.trim_end_matches([' ', '\t', '\r', '\n', '\u{3000}']);
+        let start = pair.as_span().start();
+        Span::new(start, start + trimmed.len()).shifted(self.offset)
     }
 
     fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {

@@ -1,1 +1,185 @@
 use super::*;
+use crate::source::SourceFile;
+
+/// The v1 contract from the language issue: these forms must parse exactly as written.
+const CONTRACT: &str = r#"# comments start with '#'; identifiers may be ASCII snake_case; strings are UTF-8 ("さくら内科")
+clinic "さくら内科クリニック"
+timezone "Asia/Tokyo"            # IANA name; default Asia/Tokyo
+quiet 21:00-09:00                # no delivery inside this window (wraps midnight)
+cap 2 per day                    # at most N sends per patient per day (also: per week)
+
+stages booked, first_visit, follow_up, regular
+dates appointment_at, visited_at, last_visit_at, next_booking_at, cancelled_at
+
+step booking_confirm: when stage=booked after 0m send booking_confirm
+step visit_reminder:  when stage=booked 1d before appointment_at at 18:00 send visit_reminder unless cancelled_at
+step thanks:          when stage=first_visit after 1d at 10:00 send thanks
+step followup:        when stage=first_visit after 7d send followup unless next_booking_at
+step checkup:         when stage=follow_up 3mo after last_visit_at at 10:00 send checkup_a 50% | checkup_b 50%
+step news:            when stage=regular and age >= 40 every 30d at 12:00 send health_news within 2d
+when stage=first_visit after 7d send followup
+"#;
+
+fn parse_ok(text: &str) -> RuleFile {
+    let (ast, diagnostics) = parse(&SourceFile::new("t.step", text));
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    ast
+}
+
+fn steps(ast: &RuleFile) -> Vec<&StepDecl> {
+    ast.statements
+        .iter()
+        .filter_map(|s| match s {
+            Statement::Step(step) => Some(step),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn contract_parses_exactly_as_written() {
+    let ast = parse_ok(CONTRACT);
+    assert_eq!(ast.statements.len(), 13);
+    let steps = steps(&ast);
+    let names: Vec<_> = steps
+        .iter()
+        .map(|s| s.name.as_ref().map(|n| n.node.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("booking_confirm"),
+            Some("visit_reminder"),
+            Some("thanks"),
+            Some("followup"),
+            Some("checkup"),
+            Some("news"),
+            None
+        ]
+    );
+}
+
+#[test]
+fn settings_have_their_values() {
+    let ast = parse_ok(CONTRACT);
+    let mut saw = 0;
+    for statement in &ast.statements {
+        match statement {
+            Statement::Clinic(name) => {
+                assert_eq!(name.node, "さくら内科クリニック");
+                saw += 1;
+            }
+            Statement::Quiet { from, to, .. } => {
+                assert_eq!((from.node.hour, from.node.minute), (21, 0));
+                assert_eq!((to.node.hour, to.node.minute), (9, 0));
+                saw += 1;
+            }
+            Statement::Cap { count, period, .. } => {
+                assert_eq!((count.node, period.node), (2, CapPeriod::Day));
+                saw += 1;
+            }
+            Statement::Dates(dates) => {
+                assert_eq!(dates.len(), 5);
+                saw += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(saw, 4);
+}
+
+#[test]
+fn before_field_with_at_and_unless() {
+    let ast = parse_ok("step r: when stage=booked 1d before appointment_at at 18:00 send visit_reminder unless cancelled_at");
+    let step = steps(&ast)[0];
+    let Anchor::BeforeField(duration, field) = &step.timing.anchor else {
+        panic!("{:?}", step.timing.anchor)
+    };
+    assert_eq!(
+        (duration.node, field.node.as_str()),
+        (
+            Duration {
+                amount: 1,
+                unit: DurationUnit::Days
+            },
+            "appointment_at"
+        )
+    );
+    assert_eq!(step.timing.at.as_ref().unwrap().node.hour, 18);
+    assert!(matches!(&step.unless[0].node, Condition::IsSet(f) if f.node == "cancelled_at"));
+}
+
+#[test]
+fn weighted_variants_and_months() {
+    let ast = parse_ok("step c: when stage=follow_up 3mo after last_visit_at at 10:00 send checkup_a 50% | checkup_b 50%");
+    let step = steps(&ast)[0];
+    let weights: Vec<_> = step
+        .send
+        .iter()
+        .map(|v| (v.template.node.as_str(), v.weight.as_ref().map(|w| w.node)))
+        .collect();
+    assert_eq!(weights, [("checkup_a", Some(50)), ("checkup_b", Some(50))]);
+    assert_eq!(step.timing.anchor.duration().node.unit, DurationUnit::Months);
+}
+
+#[test]
+fn and_binds_tighter_than_or() {
+    let ast = parse_ok("step x: when stage=regular or stage=follow_up and age >= 40 every 30d send news");
+    let Condition::Or(_, right) = &steps(&ast)[0].when.node else {
+        panic!("or at the top")
+    };
+    assert!(matches!(right.node, Condition::And(..)));
+}
+
+#[test]
+fn conditions_cover_every_form() {
+    let ast = parse_ok(
+        "step x: when (stage in (booked, first_visit) or tag=vip) and not opted_out and visited_at >= 2026-04-01 \
+         and department != \"健診\" and rhai { patient.visits > 3 } after 1h send a within 2d",
+    );
+    let step = steps(&ast)[0];
+    let text = format!("{:?}", step.when.node);
+    for needle in ["In", "Not", "Date(2026-04-01)", "String(\"健診\")", "Script", "IsSet"] {
+        assert!(text.contains(needle), "{needle} missing in {text}");
+    }
+    assert_eq!(step.within[0].node.amount, 2);
+}
+
+#[test]
+fn indented_lines_continue_a_step() {
+    let ast = parse_ok("step a: when stage=booked\n    # why\n\n    after 0m\n\tsend booking_confirm\nstages booked\n");
+    assert_eq!(ast.statements.len(), 2);
+}
+
+#[test]
+fn every_syntax_error_in_a_file_is_reported() {
+    let text = "stages a\nstep x: when stage=a after 7 send t\nstep y: when stage=a after 1d\nstep z: when stage=a after 1d send t\nwehn stage=a after 1d send t\n";
+    let (ast, diagnostics) = parse(&SourceFile::new("t.step", text));
+    let lines: Vec<_> = diagnostics.iter().map(|d| d.line_column().0).collect();
+    assert_eq!(lines, [2, 3, 5]);
+    assert_eq!(ast.statements.len(), 2, "the good statements survive");
+    assert!(diagnostics[0].message.contains("duration"), "{}", diagnostics[0].message);
+    assert_eq!(diagnostics[2].help.as_deref(), Some("did you mean `when`?"));
+}
+
+#[test]
+fn full_width_characters_get_a_hint() {
+    let (_, diagnostics) = parse(&SourceFile::new("t.step", "step e: when stage＝regular after 1d send t"));
+    assert!(diagnostics[0].help.as_deref().unwrap().contains("half-width `=`"));
+}
+
+#[test]
+fn keywords_are_not_names_but_may_start_one() {
+    parse_ok("stages after_care, within_week\nstep at_home: when stage=after_care after 1d send at_home_tips");
+    let (_, diagnostics) = parse(&SourceFile::new("t.step", "stages after"));
+    assert_eq!(diagnostics.len(), 1);
+}
+
+#[test]
+fn spans_point_into_the_file() {
+    let file = SourceFile::new("t.step", "stages a\n\nstep x: when stage=a after 7d send hello");
+    let (ast, _) = parse(&file);
+    let step = steps(&ast)[0];
+    assert_eq!(file.slice(step.send[0].template.span), "hello");
+    assert_eq!(file.slice(step.timing.span), "after 7d");
+}
