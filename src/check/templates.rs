@@ -308,9 +308,9 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
         );
     }
     if let TemplateBody::Simple { buttons, .. } = &template.body {
-        if buttons.node.len() > MAX_BUTTONS {
+        if let Some(extra) = buttons.node.get(MAX_BUTTONS) {
             finding(
-                buttons.span,
+                extra.label.span,
                 Code::LineLimit,
                 format!("template `{}` has {} buttons; LINE shows at most {MAX_BUTTONS}", template.name, buttons.node.len()),
                 "keep the most important calls to action",

@@ -170,7 +170,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         | Rule::membership
         | Rule::presence => "a condition like `stage=booked`",
         Rule::number | Rule::date | Rule::date_time => "a value",
-        Rule::EOI => "the end of the statement",
+        Rule::EOI => "the end of the line",
         _ => return None,
     })
 }

@@ -294,8 +294,13 @@ impl Builder<'_> {
         let template = self.ident(parts.next().expect("template"));
         let weight = match parts.next() {
             Some(weight) => {
-                let integer = children(weight).next().expect("weight integer");
-                Some(self.integer(integer, "a weight")?)
+                let span = self.span(&weight);
+                let digits = weight.as_str().trim_end_matches('%');
+                let value = digits.parse::<u32>().map_err(|_| {
+                    self.error(Code::InvalidValue, span, format!("`{digits}%` is not a weight"))
+                        .with_help("weights are percentages that add up to 100")
+                })?;
+                Some(Spanned::new(value, span))
             }
             None => None,
         };

@@ -1,0 +1,104 @@
+//! `steprule check` as a marketer runs it: one fixture per kind of problem, the rendered
+//! diagnostics snapshotted (tests/snapshots), the exit code asserted.
+
+mod common;
+
+use common::{fixtures, steprule, Run};
+
+fn check(file: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["check", file];
+    args.extend_from_slice(extra);
+    steprule(&fixtures().join("check"), &args)
+}
+
+/// Checks a fixture, asserts its exit code and snapshots what the user sees.
+macro_rules! diagnostics_snapshot {
+    ($test:ident, $file:literal, exit $code:literal) => {
+        #[test]
+        fn $test() {
+            let run = check($file, &[]);
+            assert_eq!(run.code, $code, "{}", run.stderr);
+            insta::assert_snapshot!(stringify!($test), run.stderr);
+        }
+    };
+}
+
+diagnostics_snapshot!(syntax_errors_point_at_the_token_in_plain_words, "syntax_errors.step", exit 1);
+diagnostics_snapshot!(unknown_stage_suggests_the_declared_one, "unknown_stage.step", exit 1);
+diagnostics_snapshot!(unknown_field_and_date_field_suggest_names, "unknown_field.step", exit 1);
+diagnostics_snapshot!(unknown_template_suggests_an_existing_one, "unknown_template.step", exit 1);
+diagnostics_snapshot!(duplicate_step_ids_show_both_places, "duplicate_step.step", exit 1);
+diagnostics_snapshot!(variant_weights_must_sum_to_100, "variant_weights.step", exit 1);
+diagnostics_snapshot!(invalid_times_and_timezones, "invalid_time_and_timezone.step", exit 1);
+diagnostics_snapshot!(before_needs_a_declared_date_field, "before_non_date.step", exit 1);
+diagnostics_snapshot!(template_problems_point_into_the_template, "template_problems.step", exit 1);
+diagnostics_snapshot!(rhai_syntax_errors_have_the_right_position, "script_error.step", exit 1);
+diagnostics_snapshot!(same_instant_is_a_warning, "same_instant.step", exit 0);
+diagnostics_snapshot!(quiet_hours_swallowing_at_is_a_warning, "quiet_hours_at.step", exit 0);
+diagnostics_snapshot!(unnamed_step_is_a_warning_that_explains_ids, "unnamed_step.step", exit 0);
+diagnostics_snapshot!(every_error_in_a_file_is_reported_in_one_run, "many_errors.step", exit 1);
+
+#[test]
+fn sample_clinic_rules_check_clean() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = steprule(root, &["check", "rules/clinic.step"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        "rules/clinic.step: ok, 15 steps and 16 templates checked"
+    );
+}
+
+#[test]
+fn clean_fixture_exits_zero_with_a_summary() {
+    let run = check("clean.step", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr.trim(), "clean.step: ok, 5 steps and 3 templates checked");
+}
+
+#[test]
+fn json_format_is_one_array_with_positions() {
+    let run = check("template_sizes.step", &["--format", "json"]);
+    assert_eq!(run.code, 1);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    insta::assert_json_snapshot!("template_sizes_json", rows);
+    let first = &rows[0];
+    for key in ["code", "severity", "message", "file", "line", "column", "help"] {
+        assert!(first.get(key).is_some(), "missing {key} in {first}");
+    }
+}
+
+#[test]
+fn json_for_a_clean_file_is_an_empty_array() {
+    let run = check("clean.step", &["--format", "json"]);
+    assert_eq!((run.code, run.stdout.trim()), (0, "[]"));
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    assert_eq!(check("unnamed_step.step", &[]).code, 0);
+    assert_eq!(check("unnamed_step.step", &["--deny-warnings"]).code, 1);
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let run = check("no_such_file.step", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot read no_such_file.step"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_arguments_are_a_usage_error() {
+    let run = steprule(&fixtures(), &["check", "--format", "yaml", "x.step"]);
+    assert_eq!(run.code, 2);
+    let run = steprule(&fixtures(), &["check"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn several_files_are_checked_in_one_run() {
+    let run = check("clean.step", &["unknown_stage.step"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("clean.step: ok"));
+    assert!(run.stderr.contains("unknown_stage.step: 1 error"));
+}
