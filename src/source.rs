@@ -101,7 +101,10 @@ impl SourceFile {
             )
         })?;
         // A BOM from Windows editors is not part of the rules.
-        let text = text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text);
+        let text = text
+            .strip_prefix('\u{feff}')
+            .map(str::to_owned)
+            .unwrap_or(text);
         Ok(SourceFile::new(path, text))
     }
 

@@ -15,12 +15,20 @@ impl Checker<'_> {
             self.condition(unless, scripts);
         }
         if let [_, second, ..] = step.unless.as_slice() {
-            self.report(Code::DuplicateDeclaration, second.span, "a step has one `unless`")
-                .help = Some("combine them: `unless cancelled_at or next_booking_at`".into());
+            self.report(
+                Code::DuplicateDeclaration,
+                second.span,
+                "a step has one `unless`",
+            )
+            .help = Some("combine them: `unless cancelled_at or next_booking_at`".into());
         }
         if let [_, second, ..] = step.within.as_slice() {
-            self.report(Code::DuplicateDeclaration, second.span, "a step has one `within`")
-                .help = Some("keep the one you mean".into());
+            self.report(
+                Code::DuplicateDeclaration,
+                second.span,
+                "a step has one `within`",
+            )
+            .help = Some("keep the one you mean".into());
         }
     }
 
@@ -103,7 +111,11 @@ impl Checker<'_> {
             self.report(
                 Code::TypeMismatch,
                 op.span,
-                format!("`{}` cannot be used with `{}`", op.node.symbol(), field.node),
+                format!(
+                    "`{}` cannot be used with `{}`",
+                    op.node.symbol(),
+                    field.node
+                ),
             )
             .help = Some(format!("{why}: use `=`, `!=` or `{} in (…)`", field.node));
             return;

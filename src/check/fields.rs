@@ -18,16 +18,36 @@ pub enum FieldKind {
 
 /// Fields every patient record has, whatever the rules declare.
 pub const BUILTIN_FIELDS: &[(&str, FieldKind, &str)] = &[
-    ("id", FieldKind::Text, "the patient's id in the clinic's system"),
+    (
+        "id",
+        FieldKind::Text,
+        "the patient's id in the clinic's system",
+    ),
     ("name", FieldKind::Text, "the patient's name"),
-    ("line_user_id", FieldKind::Text, "the patient's LINE user id"),
+    (
+        "line_user_id",
+        FieldKind::Text,
+        "the patient's LINE user id",
+    ),
     ("stage", FieldKind::Stage, "the patient's care stage"),
-    ("stage_entered_at", FieldKind::Date, "when the patient entered the current stage"),
+    (
+        "stage_entered_at",
+        FieldKind::Date,
+        "when the patient entered the current stage",
+    ),
     ("birth_date", FieldKind::Date, "the patient's date of birth"),
     ("age", FieldKind::Number, "whole years since birth_date"),
     ("tags", FieldKind::Tags, "the patient's tags"),
-    ("tag", FieldKind::Tags, "one of the patient's tags, as in `tag=vip`"),
-    ("opted_out", FieldKind::Text, "set when the patient asked for no messages"),
+    (
+        "tag",
+        FieldKind::Tags,
+        "one of the patient's tags, as in `tag=vip`",
+    ),
+    (
+        "opted_out",
+        FieldKind::Text,
+        "set when the patient asked for no messages",
+    ),
 ];
 
 /// Template variables that come from the rules rather than the patient.

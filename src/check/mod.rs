@@ -100,7 +100,7 @@ pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutc
         .statements
         .iter()
         .filter_map(|s| match s {
-            Statement::Step(step) => Some(step),
+            Statement::Step(step) => Some(step.as_ref()),
             _ => None,
         })
         .collect();
@@ -225,8 +225,14 @@ impl<'f> Checker<'f> {
                 } => {
                     if self.first_setting("cap", *span) {
                         if count.node == 0 {
-                            self.report(Code::InvalidValue, count.span, "a cap of 0 sends nothing")
-                                .help = Some("remove `cap` to send without a limit, or use 1 or more".into());
+                            self.report(
+                                Code::InvalidValue,
+                                count.span,
+                                "a cap of 0 sends nothing",
+                            )
+                            .help = Some(
+                                "remove `cap` to send without a limit, or use 1 or more".into(),
+                            );
                         } else {
                             self.decls.cap = Some(Cap {
                                 count: count.node,
@@ -269,8 +275,12 @@ impl<'f> Checker<'f> {
             return;
         }
         if from.node == to.node {
-            self.report(Code::InvalidTime, span, "the quiet window starts and ends at the same time")
-                .help = Some("give a window such as `quiet 21:00-09:00` (it may wrap midnight)".into());
+            self.report(
+                Code::InvalidTime,
+                span,
+                "the quiet window starts and ends at the same time",
+            )
+            .help = Some("give a window such as `quiet 21:00-09:00` (it may wrap midnight)".into());
             return;
         }
         self.decls.quiet = Some((
@@ -304,7 +314,10 @@ impl<'f> Checker<'f> {
                     name.span,
                     format!("`{}` is built in and cannot be declared", name.node),
                 )
-                .help = Some(format!("`{}` is always available: {}", name.node, builtin.1));
+                .help = Some(format!(
+                    "`{}` is always available: {}",
+                    name.node, builtin.1
+                ));
                 continue;
             }
             let earlier = [

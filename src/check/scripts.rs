@@ -116,6 +116,9 @@ mod tests {
         let code = "patient.a > 1 &&\n  (patient.b";
         let err = engine.compile(code).unwrap_err();
         let span = err.span_in(code, Span::new(100, 100 + code.len()));
-        assert!(span.start >= 100 + code.find('\n').unwrap(), "{span:?} {err:?}");
+        assert!(
+            span.start >= 100 + code.find('\n').unwrap(),
+            "{span:?} {err:?}"
+        );
     }
 }

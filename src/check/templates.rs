@@ -59,14 +59,18 @@ impl Checker<'_> {
                     let diag = self.report(
                         Code::UnknownTemplate,
                         name.span,
-                        format!("unknown template `{}` (no file {})", name.node, path.display()),
+                        format!(
+                            "unknown template `{}` (no file {})",
+                            name.node,
+                            path.display()
+                        ),
                     );
                     diag.label = Some("no such template".into());
                     diag.help = Some(help);
                 }
                 Err(LoadError::Invalid(diag)) => {
                     if self.first_look(&name.node) {
-                        self.diagnostics.push(diag);
+                        self.diagnostics.push(*diag);
                     }
                 }
                 Err(LoadError::Io { path, message }) => {
@@ -139,7 +143,11 @@ impl Checker<'_> {
     }
 
     fn template_content(&mut self, template: &Template) {
-        let timezone = self.decls.timezone.map(|(tz, _)| tz).unwrap_or(chrono_tz::Asia::Tokyo);
+        let timezone = self
+            .decls
+            .timezone
+            .map(|(tz, _)| tz)
+            .unwrap_or(chrono_tz::Asia::Tokyo);
         let env = template::environment(timezone);
         let known: BTreeSet<&str> = self
             .template_variables()
@@ -295,15 +303,17 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let body_span = body_span(template);
     let mut finding = |span: Span, code: Code, message: String, help: &str| {
-        out.push(
-            Diagnostic::new(code, &template.file, span, message).with_help(help.to_owned()),
-        );
+        out.push(Diagnostic::new(code, &template.file, span, message).with_help(help.to_owned()));
     };
     if messages.len() > MAX_MESSAGES {
         finding(
             body_span,
             Code::LineLimit,
-            format!("template `{}` makes {} messages; LINE takes at most {MAX_MESSAGES} per send", template.name, messages.len()),
+            format!(
+                "template `{}` makes {} messages; LINE takes at most {MAX_MESSAGES} per send",
+                template.name,
+                messages.len()
+            ),
             "split it into two steps, or combine messages",
         );
     }
@@ -312,7 +322,11 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
             finding(
                 extra.label.span,
                 Code::LineLimit,
-                format!("template `{}` has {} buttons; LINE shows at most {MAX_BUTTONS}", template.name, buttons.node.len()),
+                format!(
+                    "template `{}` has {} buttons; LINE shows at most {MAX_BUTTONS}",
+                    template.name,
+                    buttons.node.len()
+                ),
                 "keep the most important calls to action",
             );
         }
@@ -320,12 +334,29 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
     for (index, message) in messages.iter().enumerate() {
         let kind = message.get("type").and_then(Json::as_str);
         if kind.is_none() {
-            finding(body_span, Code::TemplateInvalid, format!("message {} of template `{}` has no \"type\"", index + 1, template.name), "every LINE message object has a \"type\", e.g. \"text\" or \"flex\"");
+            finding(
+                body_span,
+                Code::TemplateInvalid,
+                format!(
+                    "message {} of template `{}` has no \"type\"",
+                    index + 1,
+                    template.name
+                ),
+                "every LINE message object has a \"type\", e.g. \"text\" or \"flex\"",
+            );
         }
         if let (Some("text"), Some(text)) = (kind, message.get("text").and_then(Json::as_str)) {
             let length = utf16_len(text);
             if length > MAX_TEXT {
-                finding(span_of(template, "text").unwrap_or(body_span), Code::LineLimit, format!("the text of template `{}` is {length} characters; LINE allows {MAX_TEXT}", template.name), "shorten it, or link to a page with the details");
+                finding(
+                    span_of(template, "text").unwrap_or(body_span),
+                    Code::LineLimit,
+                    format!(
+                        "the text of template `{}` is {length} characters; LINE allows {MAX_TEXT}",
+                        template.name
+                    ),
+                    "shorten it, or link to a page with the details",
+                );
             }
         }
         if let Some(alt) = message.get("altText").and_then(Json::as_str) {
@@ -337,8 +368,18 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
         walk_values(message, &mut |key, value, button| {
             let Some(text) = value.as_str() else { return };
             if key == "label" && text.chars().count() > MAX_LABEL {
-                let span = button.and_then(|i| button_span(template, i, true)).unwrap_or(body_span);
-                finding(span, Code::LineLimit, format!("button label \"{text}\" is {} characters; LINE allows {MAX_LABEL}", text.chars().count()), "shorten it, e.g. 「ご予約はこちら」");
+                let span = button
+                    .and_then(|i| button_span(template, i, true))
+                    .unwrap_or(body_span);
+                finding(
+                    span,
+                    Code::LineLimit,
+                    format!(
+                        "button label \"{text}\" is {} characters; LINE allows {MAX_LABEL}",
+                        text.chars().count()
+                    ),
+                    "shorten it, e.g. 「ご予約はこちら」",
+                );
             }
             if URL_KEYS.contains(&key) && !url_allowed(key, text) {
                 let span = match key {
@@ -351,7 +392,16 @@ fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
         });
         walk_arrays(message, &mut |key, items| {
             if key == "actions" && items.len() > MAX_BUTTONS {
-                finding(body_span, Code::LineLimit, format!("template `{}` has {} actions in one message; LINE allows {MAX_BUTTONS}", template.name, items.len()), "keep the most important calls to action");
+                finding(
+                    body_span,
+                    Code::LineLimit,
+                    format!(
+                        "template `{}` has {} actions in one message; LINE allows {MAX_BUTTONS}",
+                        template.name,
+                        items.len()
+                    ),
+                    "keep the most important calls to action",
+                );
             }
         });
     }
@@ -385,10 +435,12 @@ fn span_of(template: &Template, field: &str) -> Option<Span> {
 
 fn button_span(template: &Template, index: usize, label: bool) -> Option<Span> {
     match &template.body {
-        TemplateBody::Simple { buttons, .. } => buttons
-            .node
-            .get(index)
-            .map(|b| if label { b.label.span } else { b.url.span }),
+        TemplateBody::Simple { buttons, .. } => {
+            buttons
+                .node
+                .get(index)
+                .map(|b| if label { b.label.span } else { b.url.span })
+        }
         TemplateBody::LineJson(_) => None,
     }
 }
@@ -397,7 +449,12 @@ fn button_span(template: &Template, index: usize, label: bool) -> Option<Span> {
 /// `"type": "button"` objects met so far, so simple templates can map a label back to its
 /// `[[buttons]]` entry.
 fn walk_values(value: &Json, visit: &mut dyn FnMut(&str, &Json, Option<usize>)) {
-    fn walk(value: &Json, visit: &mut dyn FnMut(&str, &Json, Option<usize>), buttons: &mut usize, current: Option<usize>) {
+    fn walk(
+        value: &Json,
+        visit: &mut dyn FnMut(&str, &Json, Option<usize>),
+        buttons: &mut usize,
+        current: Option<usize>,
+    ) {
         match value {
             Json::Object(map) => {
                 let current = if map.get("type").and_then(Json::as_str) == Some("button") {

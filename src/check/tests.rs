@@ -56,7 +56,10 @@ fn unknown_names_come_with_suggestions() {
         [
             ("unknown-stage", "did you mean `booked`?".to_owned()),
             ("unknown-field", "did you mean `age`?".to_owned()),
-            ("not-a-date-field", "did you mean `appointment_at`?".to_owned()),
+            (
+                "not-a-date-field",
+                "did you mean `appointment_at`?".to_owned()
+            ),
             ("unknown-template", "did you mean `hello`?".to_owned()),
         ]
     );
@@ -98,7 +101,10 @@ fn times_and_timezones_are_validated() {
 
 #[test]
 fn quiet_hours_swallowing_an_at_time_is_a_warning() {
-    let outcome = check_with("step a: when stage=booked after 1d at 22:30 send hello", &[HELLO]);
+    let outcome = check_with(
+        "step a: when stage=booked after 1d at 22:30 send hello",
+        &[HELLO],
+    );
     assert_eq!(codes(&outcome), ["quiet-hours-at"]);
     assert!(findings(&outcome).next().unwrap().message.contains("09:00"));
     assert!(outcome.rules.is_some(), "warnings do not stop the rules");
@@ -136,7 +142,10 @@ fn type_mismatches_are_reported() {
         "step a: when stage > booked and age >= \"x\" and appointment_at > 3 after 0m send hello",
         &[HELLO],
     );
-    assert_eq!(codes(&outcome), ["type-mismatch", "type-mismatch", "type-mismatch"]);
+    assert_eq!(
+        codes(&outcome),
+        ["type-mismatch", "type-mismatch", "type-mismatch"]
+    );
 }
 
 #[test]
@@ -156,7 +165,10 @@ fn template_problems_are_reported_in_the_template_file() {
     let toml = format!(
         "text = \"{{{{ nmae }}}} 様\"\nimage = \"http://x.jp/a.png\"\n[[buttons]]\nlabel = \"{long_label}\"\nurl = \"https://x.jp\"\n"
     );
-    let outcome = check_with("step a: when stage=booked after 0m send bad", &[("bad", &toml)]);
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send bad",
+        &[("bad", &toml)],
+    );
     assert_eq!(
         codes(&outcome),
         ["template-unknown-variable", "insecure-url", "line-limit"]
@@ -172,7 +184,10 @@ fn line_limits_on_text_buttons_alt_and_messages() {
     let buttons = "[[buttons]]\nlabel = \"a\"\nurl = \"https://x.jp\"\n".repeat(5);
     let alt = "い".repeat(401);
     let toml = format!("text = \"{text}\"\nalt = \"{alt}\"\n{buttons}");
-    let json_messages = format!("line_json = '''[{}]'''", vec!["{\"type\":\"text\",\"text\":\"x\"}"; 6].join(","));
+    let json_messages = format!(
+        "line_json = '''[{}]'''",
+        ["{\"type\":\"text\",\"text\":\"x\"}"; 6].join(",")
+    );
     let outcome = check_with(
         "step a: when stage=booked after 0m send big\nstep b: when stage=regular after 0m send many",
         &[("big", &toml), ("many", &json_messages)],
@@ -198,7 +213,10 @@ fn a_template_sent_by_many_steps_is_reported_once() {
 fn template_syntax_errors_have_the_template_line() {
     let outcome = check_with(
         "step a: when stage=booked after 0m send bad",
-        &[("bad", "text = \"\"\"\nline one\n{% if name %}unclosed\n\"\"\"")],
+        &[(
+            "bad",
+            "text = \"\"\"\nline one\n{% if name %}unclosed\n\"\"\"",
+        )],
     );
     assert_eq!(codes(&outcome), ["template-syntax"]);
 }
@@ -206,7 +224,10 @@ fn template_syntax_errors_have_the_template_line() {
 #[test]
 fn quiet_window_contains_wraps_midnight() {
     let quiet = QuietHours {
-        from: ClockTime { hour: 21, minute: 0 },
+        from: ClockTime {
+            hour: 21,
+            minute: 0,
+        },
         to: ClockTime { hour: 9, minute: 0 },
     };
     let at = |hour, minute| quiet.contains(ClockTime { hour, minute });
@@ -216,11 +237,17 @@ fn quiet_window_contains_wraps_midnight() {
 
 #[test]
 fn a_stage_without_steps_is_a_warning() {
-    let outcome = check_with("step a: when stage in (booked, first_visit, regular) after 0m send hello", &[HELLO]);
+    let outcome = check_with(
+        "step a: when stage in (booked, first_visit, regular) after 0m send hello",
+        &[HELLO],
+    );
     let unused: Vec<_> = outcome
         .diagnostics
         .iter()
         .map(|d| (d.code.name(), d.message.as_str()))
         .collect();
-    assert_eq!(unused, [("unused-stage", "no step is for stage `follow_up`")]);
+    assert_eq!(
+        unused,
+        [("unused-stage", "no step is for stage `follow_up`")]
+    );
 }

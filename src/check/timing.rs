@@ -16,10 +16,16 @@ impl Checker<'_> {
             self.valid_time(at);
         }
         if let Anchor::Every(every) = &timing.anchor {
-            self.positive(every, "`every` needs a period longer than zero, e.g. `every 30d`");
+            self.positive(
+                every,
+                "`every` needs a period longer than zero, e.g. `every 30d`",
+            );
         }
         for within in &step.within {
-            self.positive(within, "`within` needs a window longer than zero, e.g. `within 2d`");
+            self.positive(
+                within,
+                "`within` needs a window longer than zero, e.g. `within 2d`",
+            );
         }
         if let Some(field) = timing.anchor.field() {
             if !self.date_field_names().contains(&field.node.as_str()) {
@@ -109,8 +115,7 @@ impl Checker<'_> {
                 label: format!("as step `{}`", first.id),
             });
             diag.help = Some(
-                "stagger them (e.g. a different `at` time) or merge them into one message"
-                    .into(),
+                "stagger them (e.g. a different `at` time) or merge them into one message".into(),
             );
         }
     }
@@ -207,7 +212,11 @@ impl InstantKey {
             },
             field: anchor.field().map(|f| f.node.clone()),
             offset,
-            at: step.timing.at.as_ref().map(|at| (at.node.hour, at.node.minute)),
+            at: step
+                .timing
+                .at
+                .as_ref()
+                .map(|at| (at.node.hour, at.node.minute)),
         }
     }
 }

@@ -36,7 +36,7 @@ pub enum Statement {
     Dates(Vec<Ident>),
     /// `fields doctor, department`: other patient columns that conditions and templates use.
     Fields(Vec<Ident>),
-    Step(StepDecl),
+    Step(Box<StepDecl>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,13 @@ use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::source::{SourceFile, Span};
 
 const KEYWORDS: &[&str] = &[
-    "clinic", "timezone", "quiet", "cap", "stages", "dates", "fields", "step", "when", "and",
-    "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week",
+    "clinic", "timezone", "quiet", "cap", "stages", "dates", "fields", "step", "when", "and", "or",
+    "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within", "per",
+    "day", "week",
 ];
 
-const STATEMENT_START: &str = "a setting (`clinic`, `timezone`, `quiet`, `cap`, `stages`, `dates`, \
+const STATEMENT_START: &str =
+    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `stages`, `dates`, \
 `fields`) or a step (`step NAME: when …`)";
 const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
 const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
@@ -53,7 +54,11 @@ pub(crate) fn syntax_error(
     let span = Span::new(position, position + found.len()).shifted(offset);
     let help = hint(error, found);
     Diagnostic::new(Code::Syntax, file, span, message)
-        .with_label(if found.is_empty() { "something is missing here" } else { "not expected here" })
+        .with_label(if found.is_empty() {
+            "something is missing here"
+        } else {
+            "not expected here"
+        })
         .with_optional_help(help)
 }
 
@@ -101,7 +106,8 @@ fn expected_phrases(error: &Error<Rule>) -> Vec<String> {
         }
     };
     if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
-        let starts_statement = positives.contains(&Rule::kw_when) && positives.contains(&Rule::kw_clinic);
+        let starts_statement =
+            positives.contains(&Rule::kw_when) && positives.contains(&Rule::kw_clinic);
         if starts_statement {
             push(&mut phrases, STATEMENT_START.to_owned());
         } else {
@@ -212,7 +218,9 @@ fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
         ));
     }
     if expects(Rule::kw_send) {
-        return Some("a step ends with `send TEMPLATE` (optionally `unless …` and `within …`)".into());
+        return Some(
+            "a step ends with `send TEMPLATE` (optionally `unless …` and `within …`)".into(),
+        );
     }
     if expects(Rule::clock) {
         return Some("write times as HH:MM on a 24-hour clock, e.g. `09:30` or `18:00`".into());

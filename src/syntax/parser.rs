@@ -39,7 +39,7 @@ pub(crate) fn parse_statement(
     match builder.statement(inner) {
         Ok(statement) => Some(statement),
         Err(diagnostic) => {
-            diagnostics.push(diagnostic);
+            diagnostics.push(*diagnostic);
             None
         }
     }
@@ -50,7 +50,8 @@ struct Builder<'f> {
     offset: usize,
 }
 
-type Built<T> = Result<T, Diagnostic>;
+/// Boxed: a diagnostic is large and the happy path should not pay for it.
+type Built<T> = Result<T, Box<Diagnostic>>;
 
 /// The pairs inside `pair`, without the keywords (they carry no data).
 fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
@@ -95,8 +96,8 @@ impl Builder<'_> {
         Span::new(start, start + trimmed.len()).shifted(self.offset)
     }
 
-    fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, self.file, span, message)
+    fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Box<Diagnostic> {
+        Box::new(Diagnostic::new(code, self.file, span, message))
     }
 
     fn statement(&self, pair: Pair<'_, Rule>) -> Built<Statement> {
@@ -128,7 +129,7 @@ impl Builder<'_> {
             Rule::stages => Statement::Stages(parts.map(|p| self.ident(p)).collect()),
             Rule::dates => Statement::Dates(parts.map(|p| self.ident(p)).collect()),
             Rule::fields => Statement::Fields(parts.map(|p| self.ident(p)).collect()),
-            Rule::step => Statement::Step(self.step(parts, span)?),
+            Rule::step => Statement::Step(Box::new(self.step(parts, span)?)),
             other => unreachable!("grammar: statement alternative {other:?}"),
         })
     }
@@ -192,7 +193,10 @@ impl Builder<'_> {
                 })
             }
             Rule::not_expr => {
-                let has_not = pair.clone().into_inner().any(|p| p.as_rule() == Rule::kw_not);
+                let has_not = pair
+                    .clone()
+                    .into_inner()
+                    .any(|p| p.as_rule() == Rule::kw_not);
                 let inner = self.condition(children(pair).next().expect("operand"))?;
                 if has_not {
                     Ok(Spanned::new(Condition::Not(Box::new(inner)), span))
@@ -242,20 +246,31 @@ impl Builder<'_> {
         let span = self.span(&pair);
         let text = pair.as_str();
         let invalid = |what: &str| {
-            self.error(Code::InvalidValue, span, format!("`{text}` is not a valid {what}"))
+            self.error(
+                Code::InvalidValue,
+                span,
+                format!("`{text}` is not a valid {what}"),
+            )
         };
         let literal = match pair.as_rule() {
             Rule::number => Literal::Number(text.parse().map_err(|_| invalid("number"))?),
             Rule::string => Literal::String(self.string(pair).node),
-            Rule::date => Literal::Date(
-                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-                    invalid("date").with_help("write dates as YYYY-MM-DD, e.g. 2026-04-01")
-                })?,
-            ),
+            Rule::date => {
+                Literal::Date(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(
+                    |_| invalid("date").with_help("write dates as YYYY-MM-DD, e.g. 2026-04-01"),
+                )?)
+            }
             Rule::date_time => {
-                let format = if text.len() > 16 { "%Y-%m-%dT%H:%M:%S" } else { "%Y-%m-%dT%H:%M" };
+                let format = if text.len() > 16 {
+                    "%Y-%m-%dT%H:%M:%S"
+                } else {
+                    "%Y-%m-%dT%H:%M"
+                };
                 Literal::DateTime(chrono::NaiveDateTime::parse_from_str(text, format).map_err(
-                    |_| invalid("date and time").with_help("write YYYY-MM-DDTHH:MM, e.g. 2026-04-01T10:00"),
+                    |_| {
+                        invalid("date and time")
+                            .with_help("write YYYY-MM-DDTHH:MM, e.g. 2026-04-01T10:00")
+                    },
                 )?)
             }
             Rule::symbol => Literal::Symbol(text.to_owned()),
@@ -297,8 +312,12 @@ impl Builder<'_> {
                 let span = self.span(&weight);
                 let digits = weight.as_str().trim_end_matches('%');
                 let value = digits.parse::<u32>().map_err(|_| {
-                    self.error(Code::InvalidValue, span, format!("`{digits}%` is not a weight"))
-                        .with_help("weights are percentages that add up to 100")
+                    self.error(
+                        Code::InvalidValue,
+                        span,
+                        format!("`{digits}%` is not a weight"),
+                    )
+                    .with_help("weights are percentages that add up to 100")
                 })?;
                 Some(Spanned::new(value, span))
             }
@@ -338,8 +357,12 @@ impl Builder<'_> {
             Code::InvalidValue
         };
         let value = pair.as_str().parse::<u32>().map_err(|_| {
-            self.error(code, span, format!("`{}` is too large for {what}", pair.as_str()))
-                .with_label("too large")
+            self.error(
+                code,
+                span,
+                format!("`{}` is too large for {what}", pair.as_str()),
+            )
+            .with_label("too large")
         })?;
         Ok(Spanned::new(value, span))
     }

@@ -2,23 +2,7 @@ use super::*;
 use crate::source::SourceFile;
 
 /// The v1 contract from the language issue: these forms must parse exactly as written.
-const CONTRACT: &str = r#"# comments start with '#'; identifiers may be ASCII snake_case; strings are UTF-8 ("さくら内科")
-clinic "さくら内科クリニック"
-timezone "Asia/Tokyo"            # IANA name; default Asia/Tokyo
-quiet 21:00-09:00                # no delivery inside this window (wraps midnight)
-cap 2 per day                    # at most N sends per patient per day (also: per week)
-
-stages booked, first_visit, follow_up, regular
-dates appointment_at, visited_at, last_visit_at, next_booking_at, cancelled_at
-
-step booking_confirm: when stage=booked after 0m send booking_confirm
-step visit_reminder:  when stage=booked 1d before appointment_at at 18:00 send visit_reminder unless cancelled_at
-step thanks:          when stage=first_visit after 1d at 10:00 send thanks
-step followup:        when stage=first_visit after 7d send followup unless next_booking_at
-step checkup:         when stage=follow_up 3mo after last_visit_at at 10:00 send checkup_a 50% | checkup_b 50%
-step news:            when stage=regular and age >= 40 every 30d at 12:00 send health_news within 2d
-when stage=first_visit after 7d send followup
-"#;
+const CONTRACT: &str = include_str!("../../tests/fixtures/check/contract.step");
 
 fn parse_ok(text: &str) -> RuleFile {
     let (ast, diagnostics) = parse(&SourceFile::new("t.step", text));
@@ -30,7 +14,7 @@ fn steps(ast: &RuleFile) -> Vec<&StepDecl> {
     ast.statements
         .iter()
         .filter_map(|s| match s {
-            Statement::Step(step) => Some(step),
+            Statement::Step(step) => Some(step.as_ref()),
             _ => None,
         })
         .collect()
@@ -119,12 +103,16 @@ fn weighted_variants_and_months() {
         .map(|v| (v.template.node.as_str(), v.weight.as_ref().map(|w| w.node)))
         .collect();
     assert_eq!(weights, [("checkup_a", Some(50)), ("checkup_b", Some(50))]);
-    assert_eq!(step.timing.anchor.duration().node.unit, DurationUnit::Months);
+    assert_eq!(
+        step.timing.anchor.duration().node.unit,
+        DurationUnit::Months
+    );
 }
 
 #[test]
 fn and_binds_tighter_than_or() {
-    let ast = parse_ok("step x: when stage=regular or stage=follow_up and age >= 40 every 30d send news");
+    let ast =
+        parse_ok("step x: when stage=regular or stage=follow_up and age >= 40 every 30d send news");
     let Condition::Or(_, right) = &steps(&ast)[0].when.node else {
         panic!("or at the top")
     };
@@ -139,7 +127,14 @@ fn conditions_cover_every_form() {
     );
     let step = steps(&ast)[0];
     let text = format!("{:?}", step.when.node);
-    for needle in ["In", "Not", "Date(2026-04-01)", "String(\"健診\")", "Script", "IsSet"] {
+    for needle in [
+        "In",
+        "Not",
+        "Date(2026-04-01)",
+        "String(\"健診\")",
+        "Script",
+        "IsSet",
+    ] {
         assert!(text.contains(needle), "{needle} missing in {text}");
     }
     assert_eq!(step.within[0].node.amount, 2);
@@ -158,14 +153,25 @@ fn every_syntax_error_in_a_file_is_reported() {
     let lines: Vec<_> = diagnostics.iter().map(|d| d.line_column().0).collect();
     assert_eq!(lines, [2, 3, 5]);
     assert_eq!(ast.statements.len(), 2, "the good statements survive");
-    assert!(diagnostics[0].message.contains("duration"), "{}", diagnostics[0].message);
+    assert!(
+        diagnostics[0].message.contains("duration"),
+        "{}",
+        diagnostics[0].message
+    );
     assert_eq!(diagnostics[2].help.as_deref(), Some("did you mean `when`?"));
 }
 
 #[test]
 fn full_width_characters_get_a_hint() {
-    let (_, diagnostics) = parse(&SourceFile::new("t.step", "step e: when stage＝regular after 1d send t"));
-    assert!(diagnostics[0].help.as_deref().unwrap().contains("half-width `=`"));
+    let (_, diagnostics) = parse(&SourceFile::new(
+        "t.step",
+        "step e: when stage＝regular after 1d send t",
+    ));
+    assert!(diagnostics[0]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("half-width `=`"));
 }
 
 #[test]
@@ -177,7 +183,10 @@ fn keywords_are_not_names_but_may_start_one() {
 
 #[test]
 fn spans_point_into_the_file() {
-    let file = SourceFile::new("t.step", "stages a\n\nstep x: when stage=a after 7d send hello");
+    let file = SourceFile::new(
+        "t.step",
+        "stages a\n\nstep x: when stage=a after 7d send hello",
+    );
     let (ast, _) = parse(&file);
     let step = steps(&ast)[0];
     assert_eq!(file.slice(step.send[0].template.span), "hello");

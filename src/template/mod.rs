@@ -94,10 +94,16 @@ fn spanned<T>(value: toml::Spanned<T>) -> Spanned<T> {
 #[derive(Debug, Clone)]
 pub enum LoadError {
     /// No file for that name; `available` lists the names that do exist.
-    NotFound { path: PathBuf, available: Vec<String> },
+    NotFound {
+        path: PathBuf,
+        available: Vec<String>,
+    },
     /// The file exists but is not a valid template.
-    Invalid(Diagnostic),
-    Io { path: PathBuf, message: String },
+    Invalid(Box<Diagnostic>),
+    Io {
+        path: PathBuf,
+        message: String,
+    },
 }
 
 /// The templates of one rules directory, each read and parsed once.
@@ -168,8 +174,8 @@ impl TemplateStore {
 }
 
 /// Parses a template file's text.
-pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
-    let raw: TemplateToml = toml::from_str(file.text()).map_err(|err| {
+pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> {
+    let raw: TemplateToml = toml::from_str(file.text()).map_err(|err| -> Box<Diagnostic> {
         let span = err
             .span()
             .map(|r| Span::new(r.start, r.end))
@@ -184,6 +190,7 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
             "a template has `text` (and optionally `image`, `alt`, `[[buttons]]` with `label` \
              and `url`), or `line_json` with LINE message objects",
         )
+        .into()
     })?;
     let whole = Span::new(0, file.text().len().min(1));
     let body = match (raw.text, raw.line_json) {
@@ -217,7 +224,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
                     Span::new(range.start, range.end),
                     format!("template `{name}` mixes `line_json` with simple fields"),
                 )
-                .with_help("put the image and alt text inside the LINE message objects"));
+                .with_help("put the image and alt text inside the LINE message objects")
+                .into());
             }
             TemplateBody::LineJson(json)
         }
@@ -228,7 +236,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
                 spanned(text).span,
                 format!("template `{name}` has both `text` and `line_json`"),
             )
-            .with_help("use one: `text` for a plain message, `line_json` for raw LINE objects"))
+            .with_help("use one: `text` for a plain message, `line_json` for raw LINE objects")
+            .into())
         }
         (None, None) => {
             return Err(Diagnostic::new(
@@ -237,7 +246,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Diagnostic> {
                 whole,
                 format!("template `{name}` has no `text` and no `line_json`"),
             )
-            .with_help("add `text = \"…\"`: the message the patient reads"))
+            .with_help("add `text = \"…\"`: the message the patient reads")
+            .into())
         }
     };
     Ok(Template {

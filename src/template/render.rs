@@ -51,15 +51,20 @@ fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja:
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&timezone));
     }
-    let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or_else(|| invalid(text))?;
+    let naive = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| invalid(text))?;
     timezone
         .from_local_datetime(&naive)
         .earliest()
@@ -172,16 +177,17 @@ impl Template {
 pub fn parse_line_json(
     source: &crate::source::Spanned<String>,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
-    let value: serde_json::Value = serde_json::from_str(&source.node).map_err(|err| RenderError {
-        field: "line_json",
-        span: source.span,
-        kind: ErrorKind::InvalidOperation,
-        message: format!(
-            "`line_json` is not valid JSON (line {}, column {}): {err}",
-            err.line(),
-            err.column()
-        ),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&source.node).map_err(|err| RenderError {
+            field: "line_json",
+            span: source.span,
+            kind: ErrorKind::InvalidOperation,
+            message: format!(
+                "`line_json` is not valid JSON (line {}, column {}): {err}",
+                err.line(),
+                err.column()
+            ),
+        })?;
     Ok(match value {
         serde_json::Value::Array(messages) => messages,
         single => vec![single],
@@ -199,7 +205,12 @@ fn render_json_strings(
         use serde_json::Value as J;
         Ok(match value {
             J::String(text) => J::String(render(&text)?),
-            J::Array(items) => J::Array(items.into_iter().map(|v| walk(v, render)).collect::<Result<_, _>>()?),
+            J::Array(items) => J::Array(
+                items
+                    .into_iter()
+                    .map(|v| walk(v, render))
+                    .collect::<Result<_, _>>()?,
+            ),
             J::Object(map) => J::Object(
                 map.into_iter()
                     .map(|(k, v)| Ok((k, walk(v, render)?)))
@@ -212,7 +223,11 @@ fn render_json_strings(
 }
 
 fn default_alt(context: &Value) -> String {
-    match context.get_attr("clinic").ok().filter(|c| !c.is_undefined() && !c.is_none()) {
+    match context
+        .get_attr("clinic")
+        .ok()
+        .filter(|c| !c.is_undefined() && !c.is_none())
+    {
         Some(clinic) => format!("{clinic}からのお知らせ"),
         None => "お知らせ".to_owned(),
     }
@@ -220,7 +235,10 @@ fn default_alt(context: &Value) -> String {
 
 /// minijinja's message with the template line, without its debug dump.
 fn describe(err: &minijinja::Error) -> String {
-    let detail = err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string());
+    let detail = err
+        .detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.kind().to_string());
     match err.line() {
         Some(line) => format!("{detail} (template line {line})"),
         None => detail,
@@ -247,7 +265,9 @@ mod tests {
     #[test]
     fn date_filter_counts_in_clinic_time_zone() {
         let t = template("text = \"{{ appointment_at | date('%m月%d日 %H:%M') }}（{{ appointment_at | weekday_ja }}）\"");
-        let messages = t.messages(&environment(chrono_tz::Asia::Tokyo), &context()).unwrap();
+        let messages = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
+            .unwrap();
         assert_eq!(messages[0]["text"], "04月01日 10:00（水）");
     }
 
@@ -256,7 +276,9 @@ mod tests {
         let t = template(
             "text = \"{{ name }} 様\"\nimage = \"https://x.jp/a.png\"\n[[buttons]]\nlabel = \"ご予約はこちら\"\nurl = \"https://x.jp/r\"\n",
         );
-        let messages = t.messages(&environment(chrono_tz::Asia::Tokyo), &context()).unwrap();
+        let messages = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
+            .unwrap();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0]["text"], "山田 花子 様");
         assert_eq!(messages[1]["altText"], "さくら内科クリニックからのお知らせ");
@@ -270,14 +292,22 @@ mod tests {
     #[test]
     fn line_json_renders_then_parses() {
         let t = template("line_json = '''[{\"type\":\"text\",\"text\":\"{{ name }}\"}]'''");
-        let messages = t.messages(&environment(chrono_tz::Asia::Tokyo), &context()).unwrap();
+        let messages = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
+            .unwrap();
         assert_eq!(messages, vec![json!({"type": "text", "text": "山田 花子"})]);
     }
 
     #[test]
     fn bad_date_format_is_an_error_not_a_panic() {
         let t = template("text = \"{{ appointment_at | date('%Q') }}\"");
-        let err = t.messages(&environment(chrono_tz::Asia::Tokyo), &context()).unwrap_err();
-        assert!(err.message.contains("not a valid date format"), "{}", err.message);
+        let err = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
+            .unwrap_err();
+        assert!(
+            err.message.contains("not a valid date format"),
+            "{}",
+            err.message
+        );
     }
 }

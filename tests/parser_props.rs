@@ -1,0 +1,207 @@
+//! Property tests for the parser and the checker: whatever a marketer types, `check` answers
+//! with diagnostics, never a panic; and every well-formed step parses to what was written.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use steprule::check::check_file;
+use steprule::source::SourceFile;
+use steprule::syntax::{self, Anchor, Statement};
+use steprule::template::TemplateStore;
+
+const CONTRACT: &str = include_str!("fixtures/check/contract.step");
+
+fn templates() -> TemplateStore {
+    TemplateStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/templates"))
+}
+
+/// Checks text and asserts that every diagnostic points inside the file.
+fn check_never_panics(text: &str) {
+    let file = SourceFile::new("prop.step", text);
+    let outcome = check_file(&file, &mut templates());
+    for diag in &outcome.diagnostics {
+        let own_file = diag.file.name() == "prop.step";
+        if own_file {
+            assert!(diag.span.end <= text.len(), "{diag:?}");
+            assert!(text.is_char_boundary(diag.span.start), "{diag:?}");
+            assert!(text.is_char_boundary(diag.span.end), "{diag:?}");
+        }
+        let _ = diag.line_column();
+    }
+    let _ = steprule::diagnostic::render_human(&outcome.diagnostics, false);
+}
+
+const TOKENS: &[&str] = &[
+    "when",
+    "step",
+    "send",
+    "after",
+    "before",
+    "every",
+    "at",
+    "unless",
+    "within",
+    "and",
+    "or",
+    "not",
+    "in",
+    "rhai",
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "!=",
+    ">=",
+    "<",
+    "|",
+    "%",
+    ":",
+    ",",
+    "-",
+    "\"",
+    "#",
+    "\n",
+    "\n    ",
+    " ",
+    "　",
+    "＝",
+    "7d",
+    "3mo",
+    "0m",
+    "25:00",
+    "18:00",
+    "50%",
+    "stage",
+    "booked",
+    "regular",
+    "age",
+    "tag",
+    "appointment_at",
+    "さくら",
+    "🍎",
+    "\r\n",
+    "\t",
+    "9999999999d",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Delete(usize, usize),
+    Insert(usize, usize),
+    Duplicate(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1..12usize).prop_map(|(at, len)| Mutation::Delete(at, len)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Insert(at, token)),
+        (any::<usize>(), 1..40usize).prop_map(|(at, len)| Mutation::Duplicate(at, len)),
+    ]
+}
+
+/// A char boundary at or before `at % len`.
+fn boundary(text: &str, at: usize) -> usize {
+    let mut at = at % (text.len() + 1);
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn apply(text: &mut String, mutation: &Mutation) {
+    match *mutation {
+        Mutation::Delete(at, len) => {
+            let start = boundary(text, at);
+            let end = boundary(text, start + len.min(text.len() - start));
+            text.replace_range(start..end.max(start), "");
+        }
+        Mutation::Insert(at, token) => {
+            let at = boundary(text, at);
+            text.insert_str(at, TOKENS[token]);
+        }
+        Mutation::Duplicate(at, len) => {
+            let start = boundary(text, at);
+            let end = boundary(text, start + len.min(text.len() - start)).max(start);
+            let piece = text[start..end].to_owned();
+            text.insert_str(end, &piece);
+        }
+    }
+}
+
+fn duration() -> impl Strategy<Value = String> {
+    (
+        0..400u32,
+        prop::sample::select(vec!["m", "h", "d", "w", "mo", "y"]),
+    )
+        .prop_map(|(n, unit)| format!("{n}{unit}"))
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9_]{0,12}".prop_filter("not a keyword", |n| {
+        ![
+            "when", "after", "before", "every", "at", "send", "unless", "within", "and", "or",
+            "not", "in", "step", "rhai",
+        ]
+        .contains(&n.as_str())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        check_never_panics(&text);
+    }
+
+    #[test]
+    fn token_soup_never_panics(tokens in prop::collection::vec(0..TOKENS.len(), 0..60)) {
+        let text: String = tokens.into_iter().map(|t| TOKENS[t]).collect::<Vec<_>>().join(" ");
+        check_never_panics(&text);
+    }
+
+    #[test]
+    fn mutated_contract_never_panics(mutations in prop::collection::vec(mutation(), 1..8)) {
+        let mut text = CONTRACT.to_owned();
+        for m in &mutations {
+            apply(&mut text, m);
+        }
+        check_never_panics(&text);
+    }
+
+    #[test]
+    fn well_formed_steps_parse_to_what_was_written(
+        id in name(),
+        stage in name(),
+        offset in duration(),
+        field in name(),
+        before in any::<bool>(),
+        hour in 0..24u32,
+        minute in 0..60u32,
+        templates in prop::collection::vec(name(), 1..4),
+    ) {
+        let direction = if before { "before" } else { "after" };
+        let send = templates.join(" | ");
+        let text = format!(
+            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}\n    send {send}\n"
+        );
+        let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
+        prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
+        let Some(Statement::Step(step)) = ast.statements.first() else {
+            return Err(TestCaseError::fail("a step"));
+        };
+        prop_assert_eq!(&step.name.as_ref().unwrap().node, &id);
+        let written: Vec<_> = step.send.iter().map(|v| v.template.node.clone()).collect();
+        prop_assert_eq!(written, templates);
+        prop_assert_eq!(step.timing.anchor.duration().node.to_string(), offset);
+        let anchored = match &step.timing.anchor {
+            Anchor::BeforeField(_, f) => before && f.node == field,
+            Anchor::AfterField(_, f) => !before && f.node == field,
+            _ => false,
+        };
+        prop_assert!(anchored);
+        let at = step.timing.at.as_ref().unwrap().node;
+        prop_assert_eq!((at.hour, at.minute), (hour, minute));
+    }
+}
