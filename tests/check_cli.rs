@@ -53,7 +53,10 @@ fn sample_clinic_rules_check_clean() {
 fn clean_fixture_exits_zero_with_a_summary() {
     let run = check("clean.step", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stderr.trim(), "clean.step: ok, 5 steps and 3 templates checked");
+    assert_eq!(
+        run.stderr.trim(),
+        "clean.step: ok, 5 steps and 3 templates checked"
+    );
 }
 
 #[test]
@@ -63,7 +66,9 @@ fn json_format_is_one_array_with_positions() {
     let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
     insta::assert_json_snapshot!("template_sizes_json", rows);
     let first = &rows[0];
-    for key in ["code", "severity", "message", "file", "line", "column", "help"] {
+    for key in [
+        "code", "severity", "message", "file", "line", "column", "help",
+    ] {
         assert!(first.get(key).is_some(), "missing {key} in {first}");
     }
 }
@@ -84,7 +89,11 @@ fn warnings_fail_only_with_deny_warnings() {
 fn missing_file_is_an_io_error() {
     let run = check("no_such_file.step", &[]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("cannot read no_such_file.step"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read no_such_file.step"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
