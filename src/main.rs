@@ -65,6 +65,7 @@ fn run_check(
 ) -> ExitCode {
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut summaries = Vec::new();
+    let mut unreadable = false;
     for path in files {
         match check::check_path(path, templates) {
             Ok(outcome) => {
@@ -72,8 +73,10 @@ fn run_check(
                 all.extend(outcome.diagnostics);
             }
             Err(err) => {
-                eprintln!("error: cannot read {}: {err}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+                // The other files are still checked: one missing file should not hide their
+                // problems.
+                summaries.push(format!("{}: cannot read: {err}", path.display()));
+                unreadable = true;
             }
         }
     }
@@ -82,10 +85,16 @@ fn run_check(
         Format::Human => {
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             eprint!("{}", diagnostic::render_human(&all, color));
-            for line in summaries {
+            for line in &summaries {
                 eprintln!("{line}");
             }
         }
+    }
+    if unreadable {
+        if let Format::Json = format {
+            eprintln!("{}", summaries.join("\n"));
+        }
+        return ExitCode::from(EXIT_USAGE);
     }
     let errors = all.iter().any(|d| d.severity == Severity::Error);
     let warnings = all.iter().any(|d| d.severity == Severity::Warning);

@@ -90,7 +90,7 @@ fn missing_file_is_an_io_error() {
     let run = check("no_such_file.step", &[]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("cannot read no_such_file.step"),
+        run.stderr.contains("no_such_file.step: cannot read"),
         "{}",
         run.stderr
     );
@@ -110,4 +110,15 @@ fn several_files_are_checked_in_one_run() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("clean.step: ok"));
     assert!(run.stderr.contains("unknown_stage.step: 1 error"));
+}
+
+#[test]
+fn an_unreadable_file_does_not_hide_the_others() {
+    let run = check("no_such_file.step", &["unknown_stage.step"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("steprule::unknown-stage"),
+        "{}",
+        run.stderr
+    );
 }

@@ -50,8 +50,8 @@ pub const BUILTIN_FIELDS: &[(&str, FieldKind, &str)] = &[
     ),
 ];
 
-/// Template variables that come from the rules rather than the patient.
-pub const RULE_VARIABLES: &[&str] = &["clinic"];
+/// Template variables that come from the rules rather than the patient; reserved as names.
+pub(super) const RULE_VARIABLES: &[&str] = &["clinic"];
 
 pub(super) fn builtin(name: &str) -> Option<(FieldKind, &'static str)> {
     BUILTIN_FIELDS

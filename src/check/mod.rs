@@ -308,6 +308,15 @@ impl<'f> Checker<'f> {
 
     fn declare_names(&mut self, names: &[Ident], kind: DeclKind) {
         for name in names {
+            if fields::RULE_VARIABLES.contains(&name.node.as_str()) {
+                self.report(
+                    Code::DuplicateDeclaration,
+                    name.span,
+                    format!("`{}` is reserved for the rules' own settings", name.node),
+                )
+                .help = Some(format!("templates see `{}` from the rules; name the column differently (and map it in the header mapping)", name.node));
+                continue;
+            }
             if let Some(builtin) = fields::builtin(&name.node) {
                 self.report(
                     Code::DuplicateDeclaration,

@@ -187,8 +187,8 @@ impl Checker<'_> {
                 let help = match suggest(&variable, known.iter().copied()) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!(
-                        "templates see the patient's fields ({}); declare other columns with \
-                         `fields {variable}` in the rules",
+                        "templates see the patient's fields ({}); declare other columns in the \
+                         rules with `fields {variable}` (or `dates {variable}` for a date)",
                         self.template_variables().join(", ")
                     ),
                 };
@@ -205,6 +205,15 @@ impl Checker<'_> {
                         ),
                     )
                     .with_help(help),
+                );
+            }
+        }
+        if let TemplateBody::LineJson(source) = &template.body {
+            if let Err(err) = template::parse_line_json(source) {
+                compiles = false;
+                findings.push(
+                    Diagnostic::new(Code::TemplateInvalid, &template.file, err.span, err.message)
+                        .with_help("`line_json` is a JSON array of LINE message objects (or one object); check commas and quotes"),
                 );
             }
         }
@@ -225,6 +234,9 @@ impl Checker<'_> {
                 ),
             }
         }
+        // One value can land in several message fields (an image is both the original and
+        // the preview): say it once.
+        findings.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
         self.diagnostics.extend(findings);
     }
 

@@ -251,3 +251,53 @@ fn a_stage_without_steps_is_a_warning() {
         [("unused-stage", "no step is for stage `follow_up`")]
     );
 }
+
+#[test]
+fn line_json_with_buttons_and_alt_without_buttons_are_rejected() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send mixed\nstep b: when stage=regular after 0m send lonely_alt",
+        &[
+            ("mixed", "line_json = '[{\"type\":\"text\",\"text\":\"x\"}]'\n[[buttons]]\nlabel = \"a\"\nurl = \"http://x\"\n"),
+            ("lonely_alt", "text = \"x\"\nalt = \"お知らせ\"\n"),
+        ],
+    );
+    assert_eq!(codes(&outcome), ["template-invalid", "template-invalid"]);
+}
+
+#[test]
+fn invalid_line_json_is_a_template_problem_not_a_render_one() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send broken",
+        &[("broken", "line_json = '[{\"type\":\"text\",}]'")],
+    );
+    assert_eq!(codes(&outcome), ["template-invalid"]);
+}
+
+#[test]
+fn an_insecure_image_is_reported_once() {
+    let outcome = check_with(
+        "step a: when stage=booked after 0m send pic",
+        &[("pic", "text = \"x\"\nimage = \"http://x.jp/a.png\"\n")],
+    );
+    assert_eq!(codes(&outcome), ["insecure-url"]);
+}
+
+#[test]
+fn not_equal_stage_uses_the_other_stages() {
+    let outcome = check_with("step a: when stage != booked after 0m send hello", &[HELLO]);
+    let unused: Vec<_> = outcome
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(unused, ["no step is for stage `booked`"]);
+}
+
+#[test]
+fn rule_variables_cannot_be_declared_as_fields() {
+    let outcome = check_with(
+        "fields clinic\nstep a: when stage=booked after 0m send hello",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["duplicate-declaration"]);
+}

@@ -36,9 +36,14 @@ impl Checker<'_> {
                 let dates = self.date_field_names();
                 let help = match suggest(&field.node, dates.iter().copied()) {
                     Some(name) => format!("did you mean `{name}`?"),
+                    None if super::fields::builtin(&field.node).is_some() => format!(
+                        "`{}` is not a date; a timing is anchored on a date field: {}",
+                        field.node,
+                        dates.join(", ")
+                    ),
                     None if self.field_kind(&field.node).is_some() => format!(
-                        "`{}` is not a date; only date fields can anchor a timing. Add it to \
-                         `dates` if it holds a date",
+                        "`{}` is not a date; only date fields can anchor a timing. Declare it \
+                         in `dates` instead of `fields` if it holds a date",
                         field.node
                     ),
                     None => format!("declare it with `dates {}`", field.node),
@@ -79,7 +84,8 @@ impl Checker<'_> {
     fn same_instant(&mut self, steps: &[Step]) {
         let all_stages: BTreeSet<String> =
             self.decls.stages.iter().map(|s| s.node.clone()).collect();
-        let mut by_instant: HashMap<InstantKey, Vec<(usize, BTreeSet<String>)>> = HashMap::new();
+        let mut by_instant: HashMap<InstantKey, Vec<(usize, Option<BTreeSet<String>>)>> =
+            HashMap::new();
         for (index, step) in steps.iter().enumerate() {
             let stages = stage_set(&step.decl.when.node, &all_stages);
             by_instant
@@ -92,7 +98,7 @@ impl Checker<'_> {
             for (i, (a, stages_a)) in group.iter().enumerate() {
                 let overlap = group[i + 1..]
                     .iter()
-                    .find(|(_, stages_b)| !stages_a.is_disjoint(stages_b));
+                    .find(|(_, stages_b)| overlap(stages_a, stages_b));
                 if let Some((b, _)) = overlap {
                     pairs.push((*a, *b));
                 }
@@ -157,7 +163,7 @@ impl Checker<'_> {
         let all: BTreeSet<String> = self.decls.stages.iter().map(|s| s.node.clone()).collect();
         let mut named = BTreeSet::new();
         for step in steps {
-            collect_stage_names(&step.decl.when.node, &mut named);
+            collect_stage_names(&step.decl.when.node, &all, &mut named);
         }
         let unused: Vec<_> = self
             .decls
@@ -221,58 +227,61 @@ impl InstantKey {
     }
 }
 
-/// The stages a condition can hold in (all of them when it does not say).
-fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> BTreeSet<String> {
-    let names = |values: &[&Literal]| -> BTreeSet<String> {
-        values
-            .iter()
-            .filter_map(|v| match v {
-                Literal::Symbol(s) | Literal::String(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+/// The stages a condition can hold in; `None` when it does not limit the stage.
+fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> Option<BTreeSet<String>> {
     match condition {
-        Condition::And(a, b) => stage_set(&a.node, all)
-            .intersection(&stage_set(&b.node, all))
-            .cloned()
-            .collect(),
-        Condition::Or(a, b) => stage_set(&a.node, all)
-            .union(&stage_set(&b.node, all))
-            .cloned()
-            .collect(),
+        Condition::And(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
+            (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+            (one, None) | (None, one) => one,
+        },
+        Condition::Or(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
+            (Some(a), Some(b)) => Some(a.union(&b).cloned().collect()),
+            _ => None,
+        },
         Condition::Compare { field, op, value } if field.node == "stage" => {
-            let named = names(&[&value.node]);
+            let named: BTreeSet<String> = stage_name(&value.node).into_iter().collect();
             match op.node {
-                CompareOp::Eq => named,
-                _ => all.difference(&named).cloned().collect(),
+                CompareOp::Eq => Some(named),
+                _ => Some(all.difference(&named).cloned().collect()),
             }
         }
         Condition::In { field, values } if field.node == "stage" => {
-            names(&values.iter().map(|v| &v.node).collect::<Vec<_>>())
+            Some(values.iter().filter_map(|v| stage_name(&v.node)).collect())
         }
-        _ => all.clone(),
+        _ => None,
     }
 }
 
-fn collect_stage_names(condition: &Condition, into: &mut BTreeSet<String>) {
+fn overlap(a: &Option<BTreeSet<String>>, b: &Option<BTreeSet<String>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => !a.is_disjoint(b),
+        _ => true,
+    }
+}
+
+fn stage_name(literal: &Literal) -> Option<String> {
+    match literal {
+        Literal::Symbol(s) | Literal::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The stages a condition can reach a patient in, whatever the polarity: `stage != archived`
+/// uses every stage but `archived`.
+fn collect_stage_names(condition: &Condition, all: &BTreeSet<String>, into: &mut BTreeSet<String>) {
     match condition {
         Condition::And(a, b) | Condition::Or(a, b) => {
-            collect_stage_names(&a.node, into);
-            collect_stage_names(&b.node, into);
+            collect_stage_names(&a.node, all, into);
+            collect_stage_names(&b.node, all, into);
         }
-        Condition::Not(inner) => collect_stage_names(&inner.node, into),
-        Condition::Compare { field, value, .. } if field.node == "stage" => {
-            if let Literal::Symbol(s) | Literal::String(s) = &value.node {
-                into.insert(s.clone());
-            }
+        Condition::Not(inner) => {
+            // `not stage=x` reaches the other stages.
+            let mut inside = BTreeSet::new();
+            collect_stage_names(&inner.node, all, &mut inside);
+            into.extend(all.difference(&inside).cloned());
         }
-        Condition::In { field, values } if field.node == "stage" => {
-            for value in values {
-                if let Literal::Symbol(s) | Literal::String(s) = &value.node {
-                    into.insert(s.clone());
-                }
-            }
+        Condition::Compare { field, .. } | Condition::In { field, .. } if field.node == "stage" => {
+            into.extend(stage_set(condition, all).unwrap_or_default());
         }
         // A script may test any stage; it counts as using none, which only risks a warning.
         _ => {}

@@ -33,15 +33,27 @@ pub(crate) fn syntax_error(
         InputLocation::Pos(p) => p,
         InputLocation::Span((start, _)) => start,
     };
+    // pest places the error at the furthest rule it tried; its detailed attempts also know
+    // punctuation, which can get further (`step b when …` is missing the `:` after `b`).
+    let further = error
+        .parse_attempts()
+        .filter(|attempts| attempts.max_position > position);
+    let (position, expected) = match further {
+        Some(attempts) => {
+            let tokens = attempts
+                .expected_tokens()
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            (attempts.max_position, token_phrases(tokens))
+        }
+        None if position == 0 => (0, vec![STATEMENT_START.to_owned()]),
+        None => (position, expected_phrases(error)),
+    };
     // pest stops at the space after an incomplete token (`after 7 send`); the token before
     // it is what needs fixing.
     let position = back_over_space(text, position);
     let found = token_at(text, position);
-    let expected = if position == 0 {
-        vec![STATEMENT_START.to_owned()]
-    } else {
-        expected_phrases(error)
-    };
     let found_words = if found.is_empty() {
         "the end of the line".to_owned()
     } else {
@@ -130,6 +142,23 @@ fn expected_phrases(error: &Error<Rule>) -> Vec<String> {
                     push(&mut phrases, format!("`{token}`"));
                 }
             }
+        }
+    }
+    phrases
+}
+
+/// Literal tokens pest expected (`:`, `when`), as the user would type them.
+fn token_phrases(tokens: Vec<String>) -> Vec<String> {
+    let mut phrases: Vec<String> = Vec::new();
+    for token in tokens {
+        let typeable = !token.is_empty()
+            && token != "#"
+            && token != "_"
+            && !token.contains("..")
+            && !token.chars().any(char::is_whitespace);
+        let quoted = format!("`{token}`");
+        if typeable && !phrases.contains(&quoted) {
+            phrases.push(quoted);
         }
     }
     phrases

@@ -192,3 +192,23 @@ fn spans_point_into_the_file() {
     assert_eq!(file.slice(step.send[0].template.span), "hello");
     assert_eq!(file.slice(step.timing.span), "after 7d");
 }
+
+#[test]
+fn date_times_and_braces_in_script_strings_parse() {
+    let ast = parse_ok(
+        "step x: when appointment_at >= 2026-04-01T10:00 and rhai { patient.note != \"}\" } after 1d send a",
+    );
+    let text = format!("{:?}", steps(&ast)[0].when.node);
+    assert!(text.contains("DateTime(2026-04-01T10:00:00)"), "{text}");
+    assert!(text.contains(r#"patient.note != \"}\""#), "{text}");
+}
+
+#[test]
+fn a_missing_colon_after_the_step_name_is_named() {
+    let (_, diagnostics) = parse(&SourceFile::new(
+        "t.step",
+        "step b when stage=a after 1d send x",
+    ));
+    assert_eq!(diagnostics[0].message, "expected `:`, found `when`");
+    assert_eq!(diagnostics[0].line_column(), (1, 8));
+}

@@ -194,6 +194,20 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
     })?;
     let whole = Span::new(0, file.text().len().min(1));
     let body = match (raw.text, raw.line_json) {
+        (Some(_), None) if raw.alt.is_some() && raw.buttons.is_none() => {
+            let range = raw.alt.expect("checked").span();
+            return Err(Diagnostic::new(
+                Code::TemplateInvalid,
+                &file,
+                Span::new(range.start, range.end),
+                format!("template `{name}` has `alt` but no `[[buttons]]`; the alt text would never be shown"),
+            )
+            .with_help(
+                "`alt` is the notification text of the button card; a plain text message shows \
+                 its own first line instead, so remove `alt` or add buttons",
+            )
+            .into());
+        }
         (Some(text), None) => TemplateBody::Simple {
             text: spanned(text),
             image: raw.image.map(spanned),
@@ -216,15 +230,21 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
         },
         (None, Some(json)) => {
             let json = spanned(json);
-            if let Some(extra) = raw.image.or(raw.alt) {
-                let range = extra.span();
+            let extra = raw
+                .image
+                .map(|i| i.span())
+                .or(raw.alt.map(|a| a.span()))
+                .or(raw.buttons.map(|b| b.span()));
+            if let Some(range) = extra {
                 return Err(Diagnostic::new(
                     Code::TemplateInvalid,
                     &file,
                     Span::new(range.start, range.end),
-                    format!("template `{name}` mixes `line_json` with simple fields"),
+                    format!(
+                        "template `{name}` mixes `line_json` with `image`, `alt` or `[[buttons]]`"
+                    ),
                 )
-                .with_help("put the image and alt text inside the LINE message objects")
+                .with_help("put the image, alt text and buttons inside the LINE message objects")
                 .into());
             }
             TemplateBody::LineJson(json)

@@ -21,8 +21,9 @@ pub struct RenderError {
     pub message: String,
 }
 
-/// The minijinja environment every template renders in: strict about undefined values, with
-/// the `date` and `weekday_ja` filters counted in the clinic's time zone.
+/// The minijinja environment every template renders in, with
+/// the `date` and `weekday_ja` filters counted in the clinic's time zone. An empty patient
+/// column renders as nothing, so optional columns are wrapped in `{% if %}`.
 pub fn environment(timezone: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
@@ -44,7 +45,7 @@ fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja:
     let invalid = |text: &str| {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
-            format!("`date` needs a date or date-time, got `{text}`"),
+            format!("this filter needs a date or date-time, got `{text}`"),
         )
     };
     let text = value.as_str().ok_or_else(|| invalid(&value.to_string()))?;
