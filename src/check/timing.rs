@@ -84,8 +84,7 @@ impl Checker<'_> {
     fn same_instant(&mut self, steps: &[Step]) {
         let all_stages: BTreeSet<String> =
             self.decls.stages.iter().map(|s| s.node.clone()).collect();
-        let mut by_instant: HashMap<InstantKey, Vec<(usize, Option<BTreeSet<String>>)>> =
-            HashMap::new();
+        let mut by_instant: HashMap<InstantKey, Vec<(usize, StageSet)>> = HashMap::new();
         for (index, step) in steps.iter().enumerate() {
             let stages = stage_set(&step.decl.when.node, &all_stages);
             by_instant
@@ -228,7 +227,9 @@ impl InstantKey {
 }
 
 /// The stages a condition can hold in; `None` when it does not limit the stage.
-fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+type StageSet = Option<BTreeSet<String>>;
+
+fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     match condition {
         Condition::And(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
             (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
@@ -252,7 +253,7 @@ fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> Option<BTreeSet<S
     }
 }
 
-fn overlap(a: &Option<BTreeSet<String>>, b: &Option<BTreeSet<String>>) -> bool {
+fn overlap(a: &StageSet, b: &StageSet) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => !a.is_disjoint(b),
         _ => true,
