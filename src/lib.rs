@@ -6,8 +6,11 @@
 //! [`template`] holds the message templates the rules send; [`diagnostic`] is how every stage
 //! reports problems.
 
+pub mod app;
 pub mod check;
 pub mod diagnostic;
+pub mod eval;
+pub mod plan;
 pub mod records;
 pub mod source;
 pub mod syntax;

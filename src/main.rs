@@ -4,9 +4,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use steprule::app::{self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest};
 use steprule::check;
 use steprule::diagnostic::{self, Diagnostic, Severity};
+use steprule::records::{Encoding, HeaderMapping, ReadOptions, RecordFormat};
 
 /// Stage-aware LINE step delivery for clinics.
 #[derive(Parser)]
@@ -33,6 +35,84 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
     },
+    /// Show every send in a time window, in time order, with daily and monthly totals.
+    Plan {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// The instant to plan from (default: --now). RFC 3339, or `2026-11-25 10:00` in the
+        /// clinic's time zone, or a date.
+        #[arg(long)]
+        from: Option<String>,
+        /// The end of the window (exclusive).
+        #[arg(long, conflicts_with = "days")]
+        to: Option<String>,
+        /// The window's length in days (default 7).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Evaluate as if it were this instant (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = PlanOutput::Table)]
+        format: PlanOutput,
+        /// The LINE plan's monthly message quota: months projected over it are flagged.
+        #[arg(long)]
+        quota: Option<u64>,
+    },
+    /// Say, for one patient, when each step sends or exactly why it does not.
+    Explain {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// Evaluate as if it were this instant (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct RulesArgs {
+    /// The .step file.
+    file: PathBuf,
+    /// Where the templates are (default: `templates/` beside the .step file).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PatientArgs {
+    /// The patient export: .csv or .jsonl.
+    #[arg(long, value_name = "FILE")]
+    patients: PathBuf,
+    /// The export's text encoding: auto, utf-8 or shift_jis.
+    #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+    encoding: Encoding,
+    /// The export's format, when its file name does not say: csv or jsonl.
+    #[arg(long = "patients-format", value_parser = parse_record_format)]
+    patients_format: Option<RecordFormat>,
+    /// A TOML file mapping the export's column headers to steprule's names.
+    #[arg(long, value_name = "FILE")]
+    mapping: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_encoding(text: &str) -> Result<Encoding, String> {
+    text.parse()
+}
+
+fn parse_record_format(text: &str) -> Result<RecordFormat, String> {
+    text.parse()
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,9 +121,11 @@ enum Format {
     Json,
 }
 
-/// Exit codes: 0 clean (or warnings only), 1 problems in the rules, 2 usage or I/O errors.
+/// Exit codes: 0 done (warnings allowed), 1 problems in the rules, 2 usage or I/O errors,
+/// 3 done but some patient rows were skipped.
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_ROWS_SKIPPED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,6 +136,108 @@ fn main() -> ExitCode {
             deny_warnings,
             templates,
         } => run_check(&files, format, deny_warnings, templates.as_deref()),
+        Command::Plan {
+            rules,
+            patients,
+            from,
+            to,
+            days,
+            now,
+            format,
+            quota,
+        } => {
+            let Some(patients) = patient_source(patients) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let request = PlanRequest {
+                rules: rules_source(rules),
+                patients,
+                times: app::WindowArgs {
+                    now,
+                    from,
+                    to,
+                    days,
+                },
+                format: match format {
+                    PlanOutput::Table => PlanFormat::Table,
+                    PlanOutput::Json => PlanFormat::Json,
+                    PlanOutput::Csv => PlanFormat::Csv,
+                },
+                quota,
+            };
+            with_io(|io| app::plan::run(&request, io))
+        }
+        Command::Explain {
+            rules,
+            patients,
+            patient,
+            now,
+        } => {
+            let Some(patients) = patient_source(patients) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let request = ExplainRequest {
+                rules: rules_source(rules),
+                patients,
+                patient,
+                now,
+            };
+            with_io(|io| app::explain::run(&request, io))
+        }
+    }
+}
+
+fn rules_source(args: RulesArgs) -> app::RulesSource {
+    app::RulesSource {
+        file: args.file,
+        templates: args.templates,
+    }
+}
+
+fn patient_source(args: PatientArgs) -> Option<app::PatientSource> {
+    let mapping = match args.mapping.as_deref().map(HeaderMapping::load).transpose() {
+        Ok(mapping) => mapping,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return None;
+        }
+    };
+    Some(app::PatientSource {
+        file: args.patients,
+        options: ReadOptions {
+            encoding: args.encoding,
+            format: args.patients_format,
+            mapping,
+        },
+    })
+}
+
+/// Runs a command with stdout and stderr, mapping its outcome to an exit code.
+fn with_io(command: impl FnOnce(&mut app::Io<'_>) -> std::io::Result<app::Outcome>) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut err = std::io::stderr();
+    let color = err.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut io = app::Io {
+        out: &mut out,
+        err: &mut err,
+        color,
+    };
+    let outcome = command(&mut io);
+    let flushed = std::io::Write::flush(&mut out);
+    match (outcome, flushed) {
+        (Ok(app::Outcome::Ok), Ok(())) => ExitCode::SUCCESS,
+        (Ok(app::Outcome::RuleErrors), _) => ExitCode::from(EXIT_FINDINGS),
+        (Ok(app::Outcome::RowsSkipped), Ok(())) => ExitCode::from(EXIT_ROWS_SKIPPED),
+        (Ok(app::Outcome::Usage), _) => ExitCode::from(EXIT_USAGE),
+        // A closed pipe (`steprule plan … | head`) is not worth a message.
+        (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 

@@ -1,0 +1,158 @@
+//! What the commands do, between the CLI's arguments and the pipeline's stages: load and check
+//! rules, read patients, evaluate, and write what the user asked for. Writes only to the
+//! writers it is given; never exits.
+
+pub mod explain;
+pub mod plan;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::check::{self, RuleSet};
+use crate::diagnostic;
+use crate::eval::Window;
+use crate::records::{self, PatientRecord, ReadOptions, RecordSchema, RowError};
+
+/// How a command ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The rules have errors; nothing was evaluated.
+    RuleErrors,
+    /// Usage or I/O problem.
+    Usage,
+    /// Done, but some patient rows were skipped.
+    RowsSkipped,
+}
+
+/// Where rules and their templates are.
+#[derive(Debug, Clone)]
+pub struct RulesSource {
+    pub file: PathBuf,
+    pub templates: Option<PathBuf>,
+}
+
+/// Where patients are and how to read them.
+#[derive(Debug, Clone, Default)]
+pub struct PatientSource {
+    pub file: PathBuf,
+    pub options: ReadOptions,
+}
+
+/// Output streams and whether stderr is a colour terminal.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub color: bool,
+}
+
+/// Loads and checks rules; on errors, reports them on `io.err` and gives `None`. Warnings are
+/// printed and do not stop the command.
+pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> std::io::Result<Option<RuleSet>> {
+    let outcome = match check::check_path(&source.file, source.templates.as_deref()) {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            writeln!(
+                io.err,
+                "error: cannot read {}: {err}",
+                source.file.display()
+            )?;
+            return Ok(None);
+        }
+    };
+    if !outcome.diagnostics.is_empty() {
+        write!(
+            io.err,
+            "{}",
+            diagnostic::render_human(&outcome.diagnostics, io.color)
+        )?;
+    }
+    if outcome.rules.is_none() {
+        writeln!(
+            io.err,
+            "error: {} has errors; run `steprule check {}` and fix them first",
+            source.file.display(),
+            source.file.display()
+        )?;
+    }
+    Ok(outcome.rules)
+}
+
+/// Reads patients one at a time, reporting bad rows on `err` as they come; `each` sees every
+/// good record. Returns the number of rows read and skipped.
+pub fn for_each_patient(
+    source: &PatientSource,
+    schema: &RecordSchema,
+    err: &mut dyn Write,
+    mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
+) -> std::io::Result<Result<RowCounts, String>> {
+    let records = match records::open(&source.file, schema, &source.options) {
+        Ok(records) => records,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    let mut counts = RowCounts::default();
+    for row in records {
+        match row {
+            Ok(patient) => {
+                counts.read += 1;
+                if !each(&patient)? {
+                    break;
+                }
+            }
+            Err(RowError {
+                file,
+                line,
+                message,
+            }) => {
+                counts.skipped += 1;
+                writeln!(err, "warning: {file}:{line}: {message} (row skipped)")?;
+            }
+        }
+    }
+    Ok(Ok(counts))
+}
+
+/// Rows read and rows skipped from a patient file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub read: usize,
+    pub skipped: usize,
+}
+
+/// `--now`, `--from`, `--to`, `--days` as typed; read in the clinic's time zone once the rules
+/// say which it is.
+#[derive(Debug, Clone, Default)]
+pub struct WindowArgs {
+    pub now: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub days: Option<u32>,
+}
+
+/// The window `plan` shows when none is given.
+pub const DEFAULT_DAYS: u32 = 7;
+
+impl WindowArgs {
+    /// `now` defaults to the clock, `from` to `now`, `to` to `from` + `days` (default 7).
+    pub fn resolve(&self, tz: Tz) -> Result<Window, String> {
+        let parse = |flag: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, String> {
+            text.as_deref()
+                .map(|t| records::parse_instant(t, tz).map_err(|e| format!("--{flag}: {e}")))
+                .transpose()
+        };
+        let now = parse("now", &self.now)?.unwrap_or_else(Utc::now);
+        let from = parse("from", &self.from)?.unwrap_or(now);
+        let to = match (parse("to", &self.to)?, self.days) {
+            (Some(_), Some(_)) => return Err("give --to or --days, not both".into()),
+            (Some(to), None) => to,
+            (None, days) => from + chrono::Duration::days(i64::from(days.unwrap_or(DEFAULT_DAYS))),
+        };
+        if to <= from {
+            return Err("the window is empty: --to must be after --from".into());
+        }
+        Ok(Window { now, from, to })
+    }
+}

@@ -1,0 +1,301 @@
+//! `steprule plan`: every send in a window, in time order, with per-day totals and the
+//! projected messages per month against the clinic's LINE quota.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::{for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::plan::TimingPlan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub rules: RulesSource,
+    pub patients: PatientSource,
+    pub times: WindowArgs,
+    pub format: PlanFormat,
+    /// The LINE plan's monthly message quota, to warn about.
+    pub quota: Option<u64>,
+}
+
+/// One planned send, compact: a million patients' plan must fit in memory comfortably.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    at: i64,
+    patient: u32,
+    step: u16,
+    variant: u16,
+    occurrence: i64,
+    expires: i64,
+}
+
+/// What `plan --format json` prints, one per line.
+#[derive(Debug, Serialize)]
+struct JsonRow<'a> {
+    at: String,
+    patient: &'a str,
+    step: &'a str,
+    template: &'a str,
+    variant: Option<&'a str>,
+    occurrence: String,
+    expires: String,
+}
+
+pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
+    let Some(rules) = load_rules(&request.rules, io)? else {
+        return Ok(Outcome::RuleErrors);
+    };
+    let plan = TimingPlan::compile(&rules);
+    let window = match request.times.resolve(plan.timezone) {
+        Ok(window) => window,
+        Err(message) => {
+            writeln!(io.err, "error: {message}")?;
+            return Ok(Outcome::Usage);
+        }
+    };
+    let mut evaluator = Evaluator::new(&plan);
+    let mut outcome = PatientOutcome::default();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut patients: Vec<String> = Vec::new();
+    let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
+        evaluator.evaluate(patient, window, &mut outcome);
+        if !outcome.sends.is_empty() {
+            let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
+            patients.push(patient.id.clone());
+            rows.extend(outcome.sends.iter().map(|send| Row {
+                at: send.at.timestamp(),
+                patient: index,
+                step: send.step as u16,
+                variant: send.variant as u16,
+                occurrence: send.occurrence.timestamp(),
+                expires: send.expires.timestamp(),
+            }));
+        }
+        Ok(true)
+    })?;
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(message) => {
+            writeln!(io.err, "error: {message}")?;
+            return Ok(Outcome::Usage);
+        }
+    };
+    // Stable: same instant keeps file order of patients, then steps.
+    rows.sort_by_key(|r| (r.at, r.patient, r.step));
+    let view = View {
+        plan: &plan,
+        patients: &patients,
+    };
+    match request.format {
+        PlanFormat::Json => view.json(&rows, io.out)?,
+        PlanFormat::Csv => view.csv(&rows, io.out)?,
+        PlanFormat::Table => view.table(&rows, window, request.quota, io.out)?,
+    }
+    writeln!(
+        io.err,
+        "{} sends to {} patients from {} to {} ({} patients read{})",
+        rows.len(),
+        patients.len(),
+        view.local(window.from),
+        view.local(window.to),
+        counts.read,
+        match counts.skipped {
+            0 => String::new(),
+            n => format!(", {n} rows skipped"),
+        }
+    )?;
+    Ok(if counts.skipped > 0 {
+        Outcome::RowsSkipped
+    } else {
+        Outcome::Ok
+    })
+}
+
+struct View<'a> {
+    plan: &'a TimingPlan,
+    patients: &'a [String],
+}
+
+impl View<'_> {
+    fn tz(&self) -> Tz {
+        self.plan.timezone
+    }
+
+    fn instant(&self, seconds: i64) -> DateTime<Tz> {
+        self.tz()
+            .timestamp_opt(seconds, 0)
+            .single()
+            .expect("valid timestamp")
+    }
+
+    fn local(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.tz())
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+
+    fn names(&self, row: &Row) -> (&str, &str, &str, Option<&str>) {
+        let step = &self.plan.steps[row.step as usize];
+        let template = step.variants[row.variant as usize].template.as_str();
+        let variant = (step.variants.len() > 1).then_some(template);
+        (
+            self.patients[row.patient as usize].as_str(),
+            step.id.as_str(),
+            template,
+            variant,
+        )
+    }
+
+    fn json(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
+        for row in rows {
+            let (patient, step, template, variant) = self.names(row);
+            let json = JsonRow {
+                at: self.instant(row.at).to_rfc3339(),
+                patient,
+                step,
+                template,
+                variant,
+                occurrence: self.instant(row.occurrence).to_rfc3339(),
+                expires: self.instant(row.expires).to_rfc3339(),
+            };
+            serde_json::to_writer(&mut *out, &json)?;
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    fn csv(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record([
+            "at",
+            "patient",
+            "step",
+            "template",
+            "variant",
+            "occurrence",
+            "expires",
+        ])?;
+        for row in rows {
+            let (patient, step, template, variant) = self.names(row);
+            writer.write_record([
+                self.instant(row.at).to_rfc3339().as_str(),
+                patient,
+                step,
+                template,
+                variant.unwrap_or(""),
+                self.instant(row.occurrence).to_rfc3339().as_str(),
+                self.instant(row.expires).to_rfc3339().as_str(),
+            ])?;
+        }
+        writer.flush()
+    }
+
+    fn table(
+        &self,
+        rows: &[Row],
+        window: Window,
+        quota: Option<u64>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let width = |f: &dyn Fn(&Row) -> usize, title: &str| {
+            rows.iter().map(f).max().unwrap_or(0).max(title.len())
+        };
+        let patient_w = width(&|r| self.names(r).0.len(), "patient");
+        let step_w = width(&|r| self.names(r).1.len(), "step");
+        let template_w = width(&|r| self.names(r).2.len(), "template");
+        writeln!(
+            out,
+            "{:<16}  {:<patient_w$}  {:<step_w$}  {:<template_w$}  variant",
+            "at", "patient", "step", "template"
+        )?;
+        let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+        for row in rows {
+            let (patient, step, template, variant) = self.names(row);
+            let at = self.instant(row.at);
+            *per_day.entry(at.date_naive()).or_default() += 1;
+            writeln!(
+                out,
+                "{:<16}  {patient:<patient_w$}  {step:<step_w$}  {template:<template_w$}  {}",
+                at.format("%Y-%m-%d %H:%M"),
+                variant.unwrap_or("-")
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(out, "per day")?;
+        for (day, count) in &per_day {
+            writeln!(out, "  {} ({})  {count:>7}", day, weekday_ja(*day))?;
+        }
+        self.months(&per_day, window, quota, out)
+    }
+
+    /// Messages per calendar month: counted in the window and, for a month the window covers
+    /// only partly, projected to the whole month at the same daily rate.
+    fn months(
+        &self,
+        per_day: &BTreeMap<NaiveDate, u64>,
+        window: Window,
+        quota: Option<u64>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let tz = self.tz();
+        let first = window.from.with_timezone(&tz).date_naive();
+        let last = (window.to - chrono::Duration::seconds(1))
+            .with_timezone(&tz)
+            .date_naive();
+        let mut months: BTreeMap<(i32, u32), (u64, u32, u32)> = BTreeMap::new();
+        let mut day = first;
+        while day <= last {
+            let entry =
+                months
+                    .entry((day.year(), day.month()))
+                    .or_insert((0, 0, days_in_month(day)));
+            entry.0 += per_day.get(&day).copied().unwrap_or(0);
+            entry.1 += 1;
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        writeln!(out)?;
+        writeln!(out, "per month (LINE counts one message per send)")?;
+        for ((year, month), (count, covered, days)) in months {
+            let projected = count * u64::from(days) / u64::from(covered.max(1));
+            let partly = if covered < days {
+                format!("  (window covers {covered} of {days} days; projected {projected})")
+            } else {
+                String::new()
+            };
+            let over = match quota {
+                Some(quota) if projected > quota => format!("  ⚠ over the quota of {quota}"),
+                _ => String::new(),
+            };
+            writeln!(out, "  {year}-{month:02}  {count:>7}{partly}{over}")?;
+        }
+        Ok(())
+    }
+}
+
+fn days_in_month(day: NaiveDate) -> u32 {
+    let (year, month) = (day.year(), day.month());
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).map_or(30, |d| d.day())
+}
+
+fn weekday_ja(day: NaiveDate) -> &'static str {
+    ["月", "火", "水", "木", "金", "土", "日"][day.weekday().num_days_from_monday() as usize]
+}

@@ -1,0 +1,191 @@
+//! The evaluator: for one patient at one instant, which sends are due when, and for every step
+//! that sends nothing, why. Runs the [`TimingPlan`] without parsing or allocating per step
+//! beyond the sends it returns, so a million patients evaluate in a few seconds.
+
+mod schedule;
+mod script;
+mod test;
+
+pub use script::patient_map;
+pub use test::ScriptFailure;
+
+use chrono::{DateTime, Utc};
+
+use crate::plan::TimingPlan;
+use crate::records::PatientRecord;
+
+/// The instants an evaluation looks at: `now` decides what is overdue or expired; sends are
+/// reported when they go out within `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub now: DateTime<Utc>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// One message to one patient: which step, which occurrence, when it goes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSend {
+    /// Index of the step in the plan.
+    pub step: usize,
+    /// The instant the step's timing names before `at`, quiet hours, caps or catching up move
+    /// it: with the patient and the step, it identifies the send in the ledger.
+    pub occurrence: DateTime<Utc>,
+    /// When it goes out.
+    pub at: DateTime<Utc>,
+    /// After this it is no longer sent.
+    pub expires: DateTime<Utc>,
+    /// Index of the chosen variant in the step's `send` list.
+    pub variant: usize,
+    /// Why `at` is later than the step's own time, if it is.
+    pub moved: Option<Moved>,
+}
+
+/// Why a send goes out later than its step's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// Held by quiet hours from this instant.
+    QuietHours { from: DateTime<Utc> },
+    /// Was due at this instant, before `now`, and goes out at the next chance.
+    Overdue { due: DateTime<Utc> },
+    /// The cap was full on the day (or week) of this instant.
+    Cap { from: DateTime<Utc> },
+}
+
+/// Why a step sends nothing (for `explain`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    OptedOut,
+    NoLineUserId,
+    /// The `when` condition is false; the parts that are false, as written.
+    ConditionFalse(Vec<String>),
+    /// The field the timing counts from is empty.
+    NoAnchor(String),
+    Expired {
+        due: DateTime<Utc>,
+        expired: DateTime<Utc>,
+    },
+    /// A `before FIELD` send would go out at or after FIELD (no reminder after the
+    /// appointment).
+    NotBeforeAnchor {
+        due: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+    },
+    /// The `unless` condition holds at the send instant.
+    Unless {
+        at: DateTime<Utc>,
+        parts: Vec<String>,
+    },
+    /// The cap was full on every day until the send expired.
+    Capped {
+        due: DateTime<Utc>,
+    },
+    /// A rhai condition failed for this patient.
+    Script(String),
+    /// Nothing falls in the window; the next send, if any, after it.
+    NotInWindow {
+        next: Option<DateTime<Utc>>,
+    },
+}
+
+/// What one step came to for one patient, when it sends nothing in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepNote {
+    pub step: usize,
+    pub reason: Reason,
+}
+
+/// The evaluation of one patient: sends in the window in time order, and notes for steps that
+/// send nothing. Reused across patients to avoid allocating.
+#[derive(Debug, Default)]
+pub struct PatientOutcome {
+    pub sends: Vec<DueSend>,
+    pub notes: Vec<StepNote>,
+    /// Sends after the window (kept for `explain`'s "next").
+    pub later: Vec<DueSend>,
+}
+
+impl PatientOutcome {
+    pub fn clear(&mut self) {
+        self.sends.clear();
+        self.notes.clear();
+        self.later.clear();
+    }
+}
+
+/// Evaluates patients against one plan. Holds the rhai runtime (built only if the plan has
+/// scripts) and scratch space, so one evaluator serves many patients.
+pub struct Evaluator<'p> {
+    plan: &'p TimingPlan,
+    scripts: Option<script::ScriptRuntime>,
+    scratch: schedule::Scratch,
+}
+
+/// What the condition code needs: the plan, the patient and the evaluation's `now`.
+pub(crate) struct Context<'a> {
+    plan: &'a TimingPlan,
+    patient: &'a PatientRecord,
+    now: DateTime<Utc>,
+}
+
+impl<'p> Evaluator<'p> {
+    pub fn new(plan: &'p TimingPlan) -> Self {
+        Evaluator {
+            plan,
+            scripts: None,
+            scratch: schedule::Scratch::default(),
+        }
+    }
+
+    pub fn plan(&self) -> &TimingPlan {
+        self.plan
+    }
+
+    /// Evaluates one patient into `out` (cleared first).
+    pub fn evaluate(&mut self, patient: &PatientRecord, window: Window, out: &mut PatientOutcome) {
+        out.clear();
+        let gate = if patient.opted_out {
+            Some(Reason::OptedOut)
+        } else if patient.line_user_id.is_none() {
+            Some(Reason::NoLineUserId)
+        } else {
+            None
+        };
+        if let Some(reason) = gate {
+            for step in &self.plan.steps {
+                out.notes.push(StepNote {
+                    step: step.index,
+                    reason: reason.clone(),
+                });
+            }
+            return;
+        }
+        let mut context = Context {
+            plan: self.plan,
+            patient,
+            now: window.now,
+        };
+        schedule::run(
+            &mut context,
+            window,
+            &mut self.scripts,
+            &mut self.scratch,
+            out,
+        );
+    }
+}
+
+/// The variant a patient gets for a step: a stable hash of (patient id, step id) into 0..100,
+/// so every run and every worker agree without storing anything.
+pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
+    // FNV-1a, 64-bit: tiny, and its output never changes between Rust versions.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in patient_id.bytes().chain([0xff]).chain(step_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % 100) as u32
+}
+
+#[cfg(test)]
+mod tests;
