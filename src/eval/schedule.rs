@@ -90,13 +90,7 @@ pub(super) fn run(
         false
     });
     if let Some(cap) = plan.cap {
-        apply_cap(
-            &mut candidates,
-            cap,
-            plan.timezone,
-            &mut scratch.periods,
-            out,
-        );
+        apply_cap(&mut candidates, cap, plan, &mut scratch.periods, out);
     }
     for mut send in candidates.drain(..) {
         let step = &plan.steps[send.step];
@@ -236,11 +230,12 @@ fn place(
 fn apply_cap(
     sends: &mut Vec<DueSend>,
     cap: Cap,
-    tz: Tz,
+    plan: &TimingPlan,
     periods: &mut Vec<(NaiveDate, u32)>,
     out: &mut PatientOutcome,
 ) {
     periods.clear();
+    let tz = plan.timezone;
     let period = |at: DateTime<Utc>| {
         let date = local_date(at, tz);
         match cap.period {
@@ -270,7 +265,7 @@ fn apply_cap(
             CapPeriod::Day => next_day(send.at, tz),
             CapPeriod::Week => next_week(send.at, tz),
         };
-        let next = next_start.map(|start| leave_quiet(start, None, tz));
+        let next = next_start.map(|start| leave_quiet(start, plan.quiet, tz));
         match next.filter(|next| *next < send.expires) {
             Some(next) => {
                 if send.moved.is_none() || matches!(send.moved, Some(Moved::QuietHours { .. })) {
@@ -285,7 +280,12 @@ fn apply_cap(
             }
             None => out.notes.push(StepNote {
                 step: send.step,
-                reason: Reason::Capped { due: send.at },
+                reason: Reason::Capped {
+                    due: match send.moved {
+                        Some(Moved::Cap { from }) => from,
+                        _ => send.at,
+                    },
+                },
             }),
         }
     }

@@ -1,1 +1,326 @@
+use std::collections::BTreeMap;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::*;
+use crate::check::check_file;
+use crate::plan::calendar::from_local;
+use crate::source::SourceFile;
+use crate::template::TemplateStore;
+
+const HEADER: &str = "clinic \"さくら\"\nquiet 21:00-09:00\nstages booked, first_visit, follow_up, regular\ndates appointment_at, last_visit_at, next_booking_at, cancelled_at\nfields department\n";
+
+fn plan(steps: &str) -> TimingPlan {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(dir.path().join(format!("{name}.toml")), "text = \"x\"").unwrap();
+    }
+    let file = SourceFile::new("t.step", format!("{HEADER}{steps}"));
+    let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
+    let errors: Vec<_> = outcome
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    TimingPlan::compile(&outcome.rules.unwrap())
+}
+
+fn tokyo(text: &str) -> DateTime<Utc> {
+    from_local(
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
+        chrono_tz::Asia::Tokyo,
+    )
+}
+
+fn show(at: DateTime<Utc>) -> String {
+    at.with_timezone(&chrono_tz::Asia::Tokyo)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
+    PatientRecord {
+        id: "P1".into(),
+        line_user_id: Some("U1".into()),
+        name: Some("山田".into()),
+        stage: plan.schema.stage_index(stage),
+        stage_entered_at: Some(tokyo(entered)),
+        birth_date: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
+        tags: vec![],
+        opted_out: false,
+        dates: vec![None; plan.schema.date_fields.len()],
+        fields: vec![None; plan.schema.fields.len()],
+        other: BTreeMap::new(),
+        line: 2,
+    }
+}
+
+fn set_date(plan: &TimingPlan, patient: &mut PatientRecord, field: &str, at: &str) {
+    patient.dates[plan.schema.date_index(field).unwrap()] = Some(tokyo(at));
+}
+
+/// Evaluates with `now` and a window of `days` from it; returns "time step" lines.
+fn sends(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> Vec<String> {
+    let outcome = evaluate(plan, patient, now, days);
+    outcome
+        .sends
+        .iter()
+        .map(|s| format!("{} {}", show(s.at), plan.steps[s.step].id))
+        .collect()
+}
+
+fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> PatientOutcome {
+    let now = tokyo(now);
+    let window = Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::days(days),
+    };
+    let mut outcome = PatientOutcome::default();
+    Evaluator::new(plan).evaluate(patient, window, &mut outcome);
+    outcome
+}
+
+fn reasons(outcome: &PatientOutcome) -> Vec<&Reason> {
+    outcome.notes.iter().map(|n| &n.reason).collect()
+}
+
+#[test]
+fn after_with_at_and_quiet_hours() {
+    let plan = plan("step thanks: when stage=first_visit after 1d at 10:00 send a\nstep late: when stage=first_visit after 0m send b");
+    let p = patient(&plan, "first_visit", "2026-11-20 22:15");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-20 22:15", 3),
+        ["2026-11-21 09:00 late", "2026-11-21 10:00 thanks"]
+    );
+    let outcome = evaluate(&plan, &p, "2026-11-20 22:15", 3);
+    assert!(matches!(
+        outcome.sends[0].moved,
+        Some(Moved::QuietHours { .. })
+    ));
+}
+
+#[test]
+fn reminder_never_sent_after_appointment() {
+    let plan = plan("step remind: when stage=booked 1d before appointment_at at 18:00 send a");
+    let mut p = patient(&plan, "booked", "2026-11-20 10:00");
+    set_date(&plan, &mut p, "appointment_at", "2026-11-25 10:00");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-20 10:00", 10),
+        ["2026-11-24 18:00 remind"]
+    );
+    // Down from the 24th 17:00 to the 25th 10:30: the appointment has begun, no reminder.
+    let outcome = evaluate(&plan, &p, "2026-11-25 10:30", 3);
+    assert!(outcome.sends.is_empty());
+    assert!(
+        matches!(reasons(&outcome)[0], Reason::Expired { .. }),
+        "{:?}",
+        outcome.notes
+    );
+    // `2h before` a 09:00 appointment is 07:00, inside quiet hours until 09:00: too late.
+    let early =
+        super::tests::plan("step remind: when stage=booked 2h before appointment_at send a");
+    let mut p = patient(&early, "booked", "2026-11-20 10:00");
+    set_date(&early, &mut p, "appointment_at", "2026-11-21 09:00");
+    let outcome = evaluate(&early, &p, "2026-11-20 10:00", 3);
+    assert_eq!(
+        reasons(&outcome),
+        [&Reason::NotBeforeAnchor {
+            due: tokyo("2026-11-21 09:00"),
+            anchor: tokyo("2026-11-21 09:00")
+        }]
+    );
+}
+
+#[test]
+fn overdue_sends_go_out_now_until_they_expire() {
+    let plan = plan("step thanks: when stage=first_visit after 1d at 10:00 send a\nstep survey: when stage=first_visit after 1d at 10:00 send b within 3d");
+    let p = patient(&plan, "first_visit", "2026-11-20 15:00");
+    // 26 hours late: the default 24 h has passed, `within 3d` has not.
+    let outcome = evaluate(&plan, &p, "2026-11-22 12:00", 1);
+    let sent: Vec<_> = outcome
+        .sends
+        .iter()
+        .map(|s| (show(s.at), s.moved))
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            "2026-11-22 12:00".to_owned(),
+            Some(Moved::Overdue {
+                due: tokyo("2026-11-21 10:00")
+            })
+        )]
+    );
+    assert_eq!(
+        reasons(&outcome),
+        [&Reason::Expired {
+            due: tokyo("2026-11-21 10:00"),
+            expired: tokyo("2026-11-22 10:00")
+        }]
+    );
+}
+
+#[test]
+fn overdue_during_quiet_hours_waits_for_the_morning() {
+    let plan = plan("step thanks: when stage=first_visit after 1d at 20:00 send a");
+    let p = patient(&plan, "first_visit", "2026-11-20 15:00");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-21 23:00", 2),
+        ["2026-11-22 09:00 thanks"]
+    );
+}
+
+#[test]
+fn months_are_calendar_months_at_month_end() {
+    let plan = plan(
+        "step checkup: when stage=follow_up 3mo after last_visit_at at 10:00 send a within 30d",
+    );
+    let mut p = patient(&plan, "follow_up", "2026-11-30 11:00");
+    set_date(&plan, &mut p, "last_visit_at", "2026-11-30 11:00");
+    assert_eq!(
+        sends(&plan, &p, "2027-02-01 00:00", 60),
+        ["2027-02-28 10:00 checkup"]
+    );
+}
+
+#[test]
+fn every_sends_each_occurrence() {
+    let plan = plan("step news: when stage=regular every 30d at 12:00 send a");
+    let p = patient(&plan, "regular", "2026-01-01 09:00");
+    assert_eq!(
+        sends(&plan, &p, "2026-03-01 00:00", 60),
+        ["2026-03-02 12:00 news", "2026-04-01 12:00 news"]
+    );
+    let outcome = evaluate(&plan, &p, "2026-03-01 00:00", 60);
+    let occurrences: Vec<_> = outcome.sends.iter().map(|s| show(s.occurrence)).collect();
+    assert_eq!(occurrences, ["2026-03-02 09:00", "2026-04-01 09:00"]);
+}
+
+#[test]
+fn unless_is_checked_at_the_send_instant() {
+    let plan = plan("step followup: when stage=first_visit after 7d send a unless next_booking_at");
+    let mut p = patient(&plan, "first_visit", "2026-11-20 10:00");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-20 10:00", 10),
+        ["2026-11-27 10:00 followup"]
+    );
+    set_date(&plan, &mut p, "next_booking_at", "2026-12-10 10:00");
+    let outcome = evaluate(&plan, &p, "2026-11-20 10:00", 10);
+    assert!(outcome.sends.is_empty());
+    assert!(matches!(reasons(&outcome)[0], Reason::Unless { .. }));
+}
+
+#[test]
+fn cap_moves_extra_sends_to_the_next_day_in_file_order() {
+    let plan = plan(
+        "cap 1 per day\nstep one: when stage=first_visit after 1d at 10:00 send a\nstep two: when stage=first_visit after 1d at 10:00 send b within 2d\nstep three: when stage=first_visit after 1d at 11:00 send c",
+    );
+    let p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    let outcome = evaluate(&plan, &p, "2026-11-20 08:00", 5);
+    let sent: Vec<_> = outcome
+        .sends
+        .iter()
+        .map(|s| format!("{} {}", show(s.at), plan.steps[s.step].id))
+        .collect();
+    // `two` moves to the next morning (out of quiet hours); `three` would too, but its 24 h
+    // run out first.
+    assert_eq!(sent, ["2026-11-21 10:00 one", "2026-11-22 09:00 two"]);
+    assert_eq!(
+        reasons(&outcome),
+        [&Reason::Capped {
+            due: tokyo("2026-11-21 11:00")
+        }]
+    );
+}
+
+#[test]
+fn opted_out_and_unlinked_patients_get_nothing() {
+    let plan = plan("step thanks: when stage=first_visit after 1d send a");
+    let mut p = patient(&plan, "first_visit", "2026-11-20 10:00");
+    p.opted_out = true;
+    let outcome = evaluate(&plan, &p, "2026-11-20 10:00", 5);
+    assert!(outcome.sends.is_empty());
+    assert_eq!(reasons(&outcome), [&Reason::OptedOut]);
+    p.opted_out = false;
+    p.line_user_id = None;
+    assert_eq!(
+        reasons(&evaluate(&plan, &p, "2026-11-20 10:00", 5)),
+        [&Reason::NoLineUserId]
+    );
+}
+
+#[test]
+fn variants_are_stable_and_split_by_weight() {
+    let plan = plan("step checkup: when stage=follow_up after 1d send a 30% | b 70%");
+    let mut counts = [0; 2];
+    for i in 0..2000 {
+        let mut p = patient(&plan, "follow_up", "2026-11-20 10:00");
+        p.id = format!("P{i:05}");
+        let first = evaluate(&plan, &p, "2026-11-20 10:00", 3).sends[0].variant;
+        let again = evaluate(&plan, &p, "2026-11-20 10:00", 3).sends[0].variant;
+        assert_eq!(first, again);
+        counts[first] += 1;
+    }
+    assert!((500..700).contains(&counts[0]), "{counts:?}");
+    assert_eq!(
+        variant_bucket("P00001", "checkup"),
+        variant_bucket("P00001", "checkup")
+    );
+}
+
+#[test]
+fn false_conditions_say_which_part() {
+    let plan = plan("step news: when stage=regular and age >= 60 after 1d send a");
+    let p = patient(&plan, "regular", "2026-11-20 10:00");
+    let outcome = evaluate(&plan, &p, "2026-11-20 10:00", 3);
+    assert_eq!(
+        reasons(&outcome),
+        [&Reason::ConditionFalse(vec![
+            "`age >= 60` (age is 46)".into()
+        ])]
+    );
+}
+
+#[test]
+fn script_errors_are_per_patient_notes() {
+    let plan = plan(
+        "step s: when stage=regular and rhai { parse_int(patient.visits) > 3 } after 1d send a",
+    );
+    let mut p = patient(&plan, "regular", "2026-11-20 10:00");
+    let outcome = evaluate(&plan, &p, "2026-11-20 10:00", 3);
+    assert!(
+        matches!(reasons(&outcome)[0], Reason::Script(_)),
+        "{:?}",
+        outcome.notes
+    );
+    p.other.insert("visits".into(), "5".into());
+    assert_eq!(
+        sends(&plan, &p, "2026-11-20 10:00", 3),
+        ["2026-11-21 10:00 s"]
+    );
+}
+
+#[test]
+fn rhai_conditions_see_the_patient() {
+    let plan =
+        plan("step s: when rhai { patient.age >= 40 && \"vip\" in patient.tags } after 1d send a");
+    let mut p = patient(&plan, "regular", "2026-11-20 10:00");
+    assert!(evaluate(&plan, &p, "2026-11-20 10:00", 3).sends.is_empty());
+    p.tags.push("vip".into());
+    assert_eq!(
+        sends(&plan, &p, "2026-11-20 10:00", 3),
+        ["2026-11-21 10:00 s"]
+    );
+}
+
+#[test]
+fn missing_anchor_is_named() {
+    let plan = plan("step checkup: when stage=follow_up 3mo after last_visit_at send a");
+    let p = patient(&plan, "follow_up", "2026-11-20 10:00");
+    assert_eq!(
+        reasons(&evaluate(&plan, &p, "2026-11-20 10:00", 3)),
+        [&Reason::NoAnchor("last_visit_at".into())]
+    );
+}
