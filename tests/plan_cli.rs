@@ -1,0 +1,361 @@
+//! `steprule plan` and `steprule explain` on hand-made patient files. Each expected send is
+//! worked out by hand from the rules in tests/fixtures/plan (times Asia/Tokyo).
+
+mod common;
+
+use common::{fixtures, steprule, Run};
+
+fn plan_in(rules: &str, patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
+    let dir = fixtures().join("plan");
+    let mut args = vec![
+        "plan",
+        rules,
+        "--patients",
+        patients,
+        "--now",
+        now,
+        "--days",
+        days,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    steprule(&dir, &args)
+}
+
+fn plan(patients: &str, now: &str, days: &str) -> Run {
+    plan_in("clinic.step", patients, now, days, &[])
+}
+
+/// `at patient step template variant` for each JSON line.
+fn sends(run: &Run) -> Vec<String> {
+    assert!(
+        run.code == 0 || run.code == 3,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
+    run.stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            let text = |key: &str| row[key].as_str().unwrap_or("-").to_owned();
+            format!(
+                "{} {} {} {} {}",
+                text("at"),
+                text("patient"),
+                text("step"),
+                text("template"),
+                text("variant")
+            )
+        })
+        .collect()
+}
+
+fn explain(rules: &str, patients: &str, patient: &str, now: &str) -> Run {
+    steprule(
+        &fixtures().join("plan"),
+        &[
+            "explain",
+            rules,
+            "--patients",
+            patients,
+            "--patient",
+            patient,
+            "--now",
+            now,
+        ],
+    )
+}
+
+#[test]
+fn quiet_hours_move_sends_to_the_morning() {
+    // Q1 books at 23:10, Q2 at 06:45: both confirmations wait for 09:00.
+    let run = plan("quiet_hours.csv", "2026-11-20 23:00", "1");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-21T09:00:00+09:00 Q1 confirm hello -",
+            "2026-11-21T09:00:00+09:00 Q2 confirm hello -",
+        ]
+    );
+    let why = explain("clinic.step", "quiet_hours.csv", "Q1", "2026-11-20 23:00");
+    assert!(
+        why.stdout.contains("confirm   sends hello at 2026-11-21 (土) 09:00 (held by quiet hours from 2026-11-20 (金) 23:10)"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn after_downtime_recent_sends_go_out_and_old_ones_expire() {
+    // Back at 11-22 12:00. D1's thanks was due 11-21 10:00: its 24 h ended 11-22 10:00.
+    // D2's was due 11-22 10:00: two hours late, still within 24 h, so it goes out now.
+    let run = plan("downtime.csv", "2026-11-22 12:00", "1");
+    assert_eq!(sends(&run), ["2026-11-22T12:00:00+09:00 D2 thanks hello -"]);
+    let why = explain("clinic.step", "downtime.csv", "D1", "2026-11-22 12:00");
+    assert!(
+        why.stdout
+            .contains("thanks    expired at 2026-11-22 (日) 10:00 (was due 2026-11-21 (土) 10:00)"),
+        "{}",
+        why.stdout
+    );
+    let why = explain("clinic.step", "downtime.csv", "D2", "2026-11-22 12:00");
+    assert!(
+        why.stdout.contains("(overdue since 2026-11-22 (日) 10:00"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn months_are_calendar_months_at_month_ends() {
+    // 3 months after Nov 30 is Feb 28, or Feb 29 in a leap year.
+    let run = plan("month_end.csv", "2027-02-01 00:00", "30");
+    let got = sends(&run);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("2027-02-28T10:00:00+09:00 M1 checkup"),
+        "{got:?}"
+    );
+    let run = plan("month_end.csv", "2028-02-01 00:00", "30");
+    let got = sends(&run);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("2028-02-29T10:00:00+09:00 M2 checkup"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn unless_stops_followups_and_cancelled_reminders() {
+    // U2 has a next booking: no followup. U4 cancelled: no reminder.
+    let run = plan("unless.csv", "2026-11-20 10:00", "8");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-20T10:00:00+09:00 U3 confirm hello -",
+            "2026-11-20T10:00:00+09:00 U4 confirm hello -",
+            "2026-11-21T10:00:00+09:00 U1 thanks hello -",
+            "2026-11-21T10:00:00+09:00 U2 thanks hello -",
+            "2026-11-25T18:00:00+09:00 U3 remind reminder -",
+            "2026-11-27T10:00:00+09:00 U1 followup hello -",
+        ]
+    );
+    let why = explain("clinic.step", "unless.csv", "U2", "2026-11-20 10:00");
+    assert!(
+        why.stdout.contains("followup  stopped at 2026-11-27 (金) 10:00 by unless: `next_booking_at` (next_booking_at is 2026-12-05 10:00)"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn every_sends_each_occurrence_in_the_window() {
+    // Entered Jan 1 09:00; every 30 days: Jan 31, Mar 2, Apr 1 — at 12:00.
+    let run = plan("every.csv", "2026-03-01 00:00", "35");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-03-02T12:00:00+09:00 E1 news hello -",
+            "2026-04-01T12:00:00+09:00 E1 news hello -",
+        ]
+    );
+}
+
+#[test]
+fn cap_moves_extra_sends_to_the_next_morning_or_drops_them() {
+    // Cap 1 per day. 11-21: thanks 10:00 fits; survey (11:00, within 3d) moves to 11-22 09:00;
+    // recap (12:00, 24 h) also moves to 11-22 09:00, loses to survey (file order), and its
+    // next chance, 11-23 09:00, is after it expires.
+    let run = plan_in("capped.step", "capped.csv", "2026-11-20 08:00", "4", &[]);
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-21T10:00:00+09:00 C1 thanks hello -",
+            "2026-11-22T09:00:00+09:00 C1 survey hello -",
+        ]
+    );
+    let why = explain("capped.step", "capped.csv", "C1", "2026-11-20 08:00");
+    assert!(
+        why.stdout.contains("recap   dropped by the cap: no free day before it expired (was due 2026-11-21 (土) 12:00)"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn variants_are_deterministic_per_patient() {
+    let first = sends(&plan("variants.csv", "2026-11-25 09:00", "1"));
+    let again = sends(&plan("variants.csv", "2026-11-25 09:00", "1"));
+    assert_eq!(first, again);
+    // FNV-1a 64 of (id, 0xff, "checkup") mod 100, worked out outside steprule:
+    // V1 22, V2 59, V3 88, V4 29, V5 94, V6 95; below 50 is checkup_a.
+    assert_eq!(
+        first,
+        [
+            "2026-11-25T10:00:00+09:00 V1 checkup checkup_a checkup_a",
+            "2026-11-25T10:00:00+09:00 V2 checkup checkup_b checkup_b",
+            "2026-11-25T10:00:00+09:00 V3 checkup checkup_b checkup_b",
+            "2026-11-25T10:00:00+09:00 V4 checkup checkup_a checkup_a",
+            "2026-11-25T10:00:00+09:00 V5 checkup checkup_b checkup_b",
+            "2026-11-25T10:00:00+09:00 V6 checkup checkup_b checkup_b",
+        ]
+    );
+}
+
+#[test]
+fn opted_out_and_unlinked_patients_get_nothing_and_explain_says_why() {
+    let run = plan("opted_out.csv", "2026-11-20 10:00", "8");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-21T10:00:00+09:00 O3 thanks hello -",
+            "2026-11-27T10:00:00+09:00 O3 followup hello -",
+        ]
+    );
+    let why = explain("clinic.step", "opted_out.csv", "O1", "2026-11-20 10:00");
+    assert!(
+        why.stdout
+            .contains("thanks    not sent: the patient opted out"),
+        "{}",
+        why.stdout
+    );
+    let why = explain("clinic.step", "opted_out.csv", "O2", "2026-11-20 10:00");
+    assert!(
+        why.stdout.contains("not sent: no LINE user id"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn bad_rows_are_reported_with_line_numbers_and_skipped() {
+    let run = plan("bad_rows.csv", "2026-11-20 10:00", "2");
+    assert_eq!(run.code, 3, "exit code 3: rows were skipped");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-21T10:00:00+09:00 B1 thanks hello -",
+            "2026-11-21T10:00:00+09:00 B5 thanks hello -",
+        ]
+    );
+    for line in [
+        ":3: column `stage_entered_at`",
+        ":4: the id is empty",
+        ":5: column `stage`: unknown stage `first_vist`; did you mean `first_visit`?",
+    ] {
+        assert!(run.stderr.contains(line), "{line} in {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("2 patients read, 3 rows skipped"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("秘密"),
+        "names never appear in messages"
+    );
+}
+
+#[test]
+fn shift_jis_export_with_a_header_mapping() {
+    // The reservation system's own export (Shift_JIS, Japanese headers and stage names),
+    // against the sample clinic's rules, at 2026-11-25 09:00 for 3 days:
+    // S001 booked for 11-27 10:30: what_to_bring was due 11-24 12:00, still within 24 h → now;
+    //      visit_reminder 11-26 18:00.
+    // S002 first visit 11-21 11:00: survey 11-25 12:00 (thanks and care notes have expired).
+    // S003 has a next booking on 12-10: nothing in these 3 days.
+    // S004 opted out and has no LINE id.
+    // S005 booked 11-24 20:15: booking_confirm overdue → now; the rest is after the window.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = steprule(
+        root,
+        &[
+            "plan",
+            "rules/clinic.step",
+            "--patients",
+            "tests/fixtures/patients/shift_jis.csv",
+            "--mapping",
+            "tests/fixtures/patients/shift_jis_mapping.toml",
+            "--now",
+            "2026-11-25 09:00",
+            "--days",
+            "3",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-25T09:00:00+09:00 S001 what_to_bring what_to_bring -",
+            "2026-11-25T09:00:00+09:00 S005 booking_confirm booking_confirm -",
+            "2026-11-25T12:00:00+09:00 S002 survey survey -",
+            "2026-11-26T18:00:00+09:00 S001 visit_reminder visit_reminder -",
+        ]
+    );
+}
+
+#[test]
+fn table_ends_with_daily_and_monthly_totals_against_the_quota() {
+    let dir = fixtures().join("plan");
+    let run = steprule(
+        &dir,
+        &[
+            "plan",
+            "clinic.step",
+            "--patients",
+            "unless.csv",
+            "--now",
+            "2026-11-20 10:00",
+            "--days",
+            "14",
+            "--quota",
+            "10",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("plan_table_unless", run.stdout);
+}
+
+#[test]
+fn explain_has_one_line_per_step() {
+    let run = explain("clinic.step", "unless.csv", "U3", "2026-11-20 10:00");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("explain_u3", run.stdout);
+}
+
+#[test]
+fn explain_unknown_patient_is_a_usage_error() {
+    let run = explain("clinic.step", "unless.csv", "NOPE", "2026-11-20 10:00");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no patient with id `NOPE`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn rules_with_errors_are_not_evaluated() {
+    let dir = fixtures().join("check");
+    let run = steprule(
+        &dir,
+        &[
+            "plan",
+            "unknown_stage.step",
+            "--patients",
+            "../plan/unless.csv",
+            "--now",
+            "2026-11-20 10:00",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("steprule::unknown-stage"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+}
