@@ -1,5 +1,33 @@
 //! Patient records: the clinic's export (CSV, JSONL) read one row at a time into
 //! [`PatientRecord`]s that the evaluator can use without parsing anything again.
+//!
+//! [`open`] (or [`read_from`] for stdin) checks the file as a whole — format, encoding, header,
+//! [`HeaderMapping`] — and returns [`PatientRecords`], an iterator that yields each row as a
+//! record or a [`RowError`] and goes on after bad rows.
+//!
+//! Columns: `id` (required), `line_user_id`, `name`, `stage`, `stage_entered_at`, `birth_date`,
+//! `tags` (`;`-separated, or a JSON list), `opted_out` (true/false, 1/0, yes/no, はい/いいえ;
+//! empty = false), the rules' `dates` and `fields`, and any other column into
+//! [`PatientRecord::other`]. Empty cells are "not set". Dates follow [`parse_instant`].
+
+mod columns;
+mod csv_rows;
+mod decode;
+mod error;
+mod instant;
+mod jsonl_rows;
+mod mapping;
+mod options;
+mod reader;
+mod row;
+#[cfg(test)]
+mod tests;
+
+pub use error::RecordsError;
+pub use instant::{parse_date, parse_instant};
+pub use mapping::HeaderMapping;
+pub use options::{Encoding, ReadOptions, RecordFormat};
+pub use reader::{open, read_from, PatientRecords};
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,145 @@
+//! What each column of an export means, decided once from its header (through the clinic's
+//! header mapping) so rows are only looked up, never re-interpreted.
+
+use super::{parse_date, HeaderMapping, RecordSchema, RecordsError};
+
+/// The part of a [`super::PatientRecord`] a column fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Id,
+    LineUserId,
+    Name,
+    Stage,
+    StageEnteredAt,
+    BirthDate,
+    Tags,
+    OptedOut,
+    /// Index into [`RecordSchema::date_fields`].
+    Date(usize),
+    /// Index into [`RecordSchema::fields`].
+    Field(usize),
+    /// Kept in `other` under the column's name.
+    Other,
+    /// A column without a header (Excel's trailing commas): nothing to call its values.
+    Ignored,
+}
+
+/// One column of an export: its header as the file spells it, the steprule name it maps to,
+/// and what it fills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Column {
+    pub header: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Column {
+    /// How messages name the column: as in the file, with steprule's name when it differs.
+    pub(super) fn label(&self) -> String {
+        if self.header == self.name {
+            format!("`{}`", self.header)
+        } else {
+            format!("`{}` ({})", self.header, self.name)
+        }
+    }
+}
+
+/// Decides what headers mean for one schema and mapping.
+#[derive(Debug, Clone)]
+pub(super) struct Resolver {
+    schema: RecordSchema,
+    mapping: Option<HeaderMapping>,
+}
+
+impl Resolver {
+    pub(super) fn new(schema: &RecordSchema, mapping: Option<&HeaderMapping>) -> Self {
+        Resolver {
+            schema: schema.clone(),
+            mapping: mapping.cloned(),
+        }
+    }
+
+    pub(super) fn resolve(&self, header: &str) -> Column {
+        let header = header.trim();
+        let name = self
+            .mapping
+            .as_ref()
+            .and_then(|mapping| mapping.column(header))
+            .unwrap_or(header);
+        let role = match name {
+            "" => Role::Ignored,
+            "id" => Role::Id,
+            "line_user_id" => Role::LineUserId,
+            "name" => Role::Name,
+            "stage" => Role::Stage,
+            "stage_entered_at" => Role::StageEnteredAt,
+            "birth_date" => Role::BirthDate,
+            "tags" => Role::Tags,
+            "opted_out" => Role::OptedOut,
+            other => match (
+                self.schema.date_index(other),
+                self.schema.field_index(other),
+            ) {
+                (Some(index), _) => Role::Date(index),
+                (None, Some(index)) => Role::Field(index),
+                (None, None) => Role::Other,
+            },
+        };
+        Column {
+            header: header.to_owned(),
+            name: name.to_owned(),
+            role,
+        }
+    }
+
+    /// The columns of a CSV header, checked once for the whole file: an `id` column must be
+    /// there and no two columns may mean the same thing.
+    pub(super) fn resolve_header<'h>(
+        &self,
+        file: &str,
+        header: impl IntoIterator<Item = &'h str>,
+    ) -> Result<Vec<Column>, RecordsError> {
+        let columns: Vec<Column> = header.into_iter().map(|h| self.resolve(h)).collect();
+        if let Some((first, second)) = first_duplicate(columns.iter()) {
+            return Err(RecordsError::DuplicateColumn {
+                file: file.to_owned(),
+                name: second.name.clone(),
+                first: first.header.clone(),
+                second: second.header.clone(),
+            });
+        }
+        if !columns.iter().any(|c| c.role == Role::Id) {
+            if columns.iter().any(|c| parse_date(&c.header).is_ok()) {
+                return Err(RecordsError::NoHeader {
+                    file: file.to_owned(),
+                });
+            }
+            let headers: Vec<String> = columns.iter().map(|c| c.header.clone()).collect();
+            let suggestion = crate::diagnostic::suggest("id", headers.iter().map(String::as_str))
+                .map(str::to_owned);
+            return Err(RecordsError::MissingIdColumn {
+                file: file.to_owned(),
+                header: headers,
+                suggestion,
+            });
+        }
+        Ok(columns)
+    }
+}
+
+/// The first pair of columns that mean the same thing. Quadratic, but headers are short and
+/// this runs once per file (or per JSON row, which has a dozen keys).
+pub(super) fn first_duplicate<'c>(
+    columns: impl Iterator<Item = &'c Column> + Clone,
+) -> Option<(&'c Column, &'c Column)> {
+    columns.clone().enumerate().find_map(|(i, later)| {
+        if later.role == Role::Ignored {
+            return None;
+        }
+        columns
+            .clone()
+            .take(i)
+            .find(|earlier| earlier.name == later.name)
+            .map(|earlier| (earlier, later))
+    })
+}

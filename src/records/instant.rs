@@ -1,0 +1,241 @@
+//! Dates and times as clinics write them in their exports: RFC 3339 with an offset, the clinic's
+//! wall-clock time (`2026-11-20 10:00`, `2026/11/20 10:00`), or a bare date meaning the start of
+//! that day in the clinic.
+
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Timelike, Utc,
+};
+use chrono_tz::Tz;
+
+/// Wall-clock forms, tried in order. `%.f` also matches no fraction at all.
+const DATE_TIME_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S%.f",
+    "%Y/%m/%d %H:%M",
+];
+
+/// RFC 3339 requires seconds; exports often leave them out but keep the offset.
+const OFFSET_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z"];
+
+const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y/%m/%d"];
+
+const EXPECTED_INSTANT: &str =
+    "expected e.g. 2026-11-20 10:00, 2026/11/20 10:00, 2026-11-20 or 2026-11-20T10:00:00+09:00";
+const EXPECTED_DATE: &str = "expected e.g. 1980-04-01 or 1980/04/01";
+
+/// Four-digit years only: anything else is a typo, and it keeps date arithmetic far from
+/// chrono's limits.
+const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
+/// Reads an instant the way a clinic writes it. A time with an offset is taken as is; a
+/// wall-clock time or a bare date (= midnight) is read in the clinic's time zone `tz`.
+///
+/// A wall-clock time that happens twice (clocks turned back) is the first of the two; one that
+/// never happens (clocks jump forward over it) is the moment of the jump, e.g. 02:30 on the
+/// night New York springs forward is 03:00 EDT. The error says what was expected.
+pub fn parse_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("no date given ({EXPECTED_INSTANT})"));
+    }
+    let not_an_instant = || format!("`{text}` is not a date or date-time ({EXPECTED_INSTANT})");
+    if let Some(instant) = parse_with_offset(text) {
+        return check_year(instant.year(), text).map(|()| instant.with_timezone(&Utc));
+    }
+    let naive = parse_wall_clock(text)
+        .or_else(|| parse_naive_date(text).map(|date| date.and_time(NaiveTime::MIN)))
+        .ok_or_else(not_an_instant)?;
+    check_year(naive.year(), text)?;
+    Ok(local_to_utc(naive, tz))
+}
+
+/// Reads a calendar date such as a birth date (`1980-04-01`, `1980/04/01`). A date-time is
+/// accepted too and its time ignored, since some exports write every date with `00:00`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let text = text.trim();
+    let date = parse_naive_date(text)
+        .or_else(|| parse_wall_clock(text).map(|naive| naive.date()))
+        .ok_or_else(|| format!("`{text}` is not a date ({EXPECTED_DATE})"))?;
+    check_year(date.year(), text)?;
+    Ok(date)
+}
+
+fn parse_with_offset(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        OFFSET_FORMATS
+            .iter()
+            .find_map(|format| DateTime::parse_from_str(text, format).ok())
+    })
+}
+
+fn parse_wall_clock(text: &str) -> Option<NaiveDateTime> {
+    DATE_TIME_FORMATS
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+}
+
+fn parse_naive_date(text: &str) -> Option<NaiveDate> {
+    DATE_FORMATS
+        .iter()
+        .find_map(|format| NaiveDate::parse_from_str(text, format).ok())
+}
+
+fn check_year(year: i32, text: &str) -> Result<(), String> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!("`{text}` has an out-of-range year"))
+    }
+}
+
+fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+    match tz.from_local_datetime(&naive).earliest() {
+        Some(instant) => instant.with_timezone(&Utc),
+        None => end_of_gap(naive, tz),
+    }
+}
+
+/// The instant the clocks jump over `naive` (a wall-clock time that does not exist in `tz`).
+///
+/// The jump happens at an instant `t` with `t + before <= naive < t + after`, where `before`
+/// and `after` are the offsets around it; a binary search over that window finds it to the
+/// second (transitions fall on whole seconds).
+fn end_of_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+    let naive = naive.with_nanosecond(0).unwrap_or(naive);
+    let offset_at = |utc: NaiveDateTime| tz.offset_from_utc_datetime(&utc).fix();
+    let shift = |offset: FixedOffset| TimeDelta::seconds(offset.local_minus_utc().into());
+    let day = TimeDelta::days(1);
+    // Years are checked to be four digits, so a day either side never overflows.
+    let before = offset_at(naive - day);
+    let after = offset_at(naive + day);
+    let mut low = naive - shift(after);
+    let mut high = naive - shift(before);
+    if offset_at(high) != after || offset_at(low) == after {
+        // Not the simple one-jump shape; moving the time forward by the gap is close enough.
+        return Utc.from_utc_datetime(&high);
+    }
+    while high - low > TimeDelta::seconds(1) {
+        let middle = low + (high - low) / 2;
+        if offset_at(middle) == after {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    Utc.from_utc_datetime(&high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    const TOKYO: Tz = chrono_tz::Asia::Tokyo;
+    const NEW_YORK: Tz = chrono_tz::America::New_York;
+
+    #[test]
+    fn rfc3339_keeps_its_own_offset() {
+        let expected = utc("2026-11-20T01:00:00Z");
+        assert_eq!(
+            parse_instant("2026-11-20T10:00:00+09:00", NEW_YORK),
+            Ok(expected)
+        );
+        assert_eq!(parse_instant("2026-11-20T01:00:00Z", TOKYO), Ok(expected));
+        assert_eq!(
+            parse_instant("2026-11-20T10:00+09:00", NEW_YORK),
+            Ok(expected)
+        );
+    }
+
+    #[test]
+    fn wall_clock_time_is_in_the_clinic_zone() {
+        let expected = utc("2026-11-20T01:00:00Z");
+        for text in [
+            "2026-11-20 10:00",
+            "2026-11-20T10:00",
+            "2026-11-20 10:00:00",
+            "2026-11-20T10:00:00.000",
+            " 2026-11-20 10:00 ",
+        ] {
+            assert_eq!(parse_instant(text, TOKYO), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn slash_form_from_japanese_exports() {
+        let expected = utc("2026-11-20T01:30:00Z");
+        assert_eq!(parse_instant("2026/11/20 10:30", TOKYO), Ok(expected));
+        assert_eq!(parse_instant("2026/11/20 10:30:00", TOKYO), Ok(expected));
+    }
+
+    #[test]
+    fn date_only_is_local_midnight() {
+        let expected = utc("2026-11-19T15:00:00Z");
+        assert_eq!(parse_instant("2026-11-20", TOKYO), Ok(expected));
+        assert_eq!(parse_instant("2026/11/20", TOKYO), Ok(expected));
+    }
+
+    #[test]
+    fn time_skipped_by_dst_is_the_moment_clocks_jump() {
+        // 2026-03-08 02:00 EST → 03:00 EDT; 02:30 never happens on the wall.
+        assert_eq!(
+            parse_instant("2026-03-08 02:30", NEW_YORK),
+            Ok(utc("2026-03-08T07:00:00Z"))
+        );
+        assert_eq!(
+            parse_instant("2026-03-08 03:00", NEW_YORK),
+            Ok(utc("2026-03-08T07:00:00Z"))
+        );
+        assert_eq!(
+            parse_instant("2026-03-08 01:59", NEW_YORK),
+            Ok(utc("2026-03-08T06:59:00Z"))
+        );
+    }
+
+    #[test]
+    fn time_repeated_by_dst_is_the_first_one() {
+        // 2026-11-01 02:00 EDT → 01:00 EST; 01:30 happens twice, first in EDT.
+        assert_eq!(
+            parse_instant("2026-11-01 01:30", NEW_YORK),
+            Ok(utc("2026-11-01T05:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        let err = parse_instant("20.11.2026", TOKYO).unwrap_err();
+        assert!(err.contains("`20.11.2026`"), "{err}");
+        assert!(err.contains("2026-11-20 10:00"), "{err}");
+        assert!(parse_instant("2026-13-01", TOKYO).is_err());
+        assert!(parse_instant("2026-11-20 25:00", TOKYO).is_err());
+        assert!(parse_instant("", TOKYO).is_err());
+        assert!(parse_instant("12026-11-20", TOKYO).is_err());
+    }
+
+    #[test]
+    fn birth_dates() {
+        let expected = NaiveDate::from_ymd_opt(1980, 4, 1).unwrap();
+        assert_eq!(parse_date("1980-04-01"), Ok(expected));
+        assert_eq!(parse_date("1980/4/1"), Ok(expected));
+        assert_eq!(parse_date("1980/04/01 00:00"), Ok(expected));
+        assert!(parse_date("S55.4.1").unwrap_err().contains("`S55.4.1`"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,30}", digits in "[0-9 :/T+-]{0,25}") {
+            let _ = parse_instant(&text, NEW_YORK);
+            let _ = parse_instant(&digits, NEW_YORK);
+            let _ = parse_date(&digits);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Opening an export: choosing the format, decoding the text and handing back the rows as a
+//! stream of [`PatientRecord`]s.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use super::columns::Resolver;
+use super::csv_rows::CsvRows;
+use super::decode::utf8_text;
+use super::jsonl_rows::JsonlRows;
+use super::row::RowBuilder;
+use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError, RowError};
+
+/// The patients of one export, read one row at a time: memory stays flat however many
+/// patients the clinic has (only the ids seen so far are kept, to catch duplicates). A bad row
+/// is an `Err` with its line; the rows after it are still read.
+pub struct PatientRecords {
+    name: String,
+    rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
+}
+
+impl PatientRecords {
+    /// The file name rows and errors refer to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Iterator for PatientRecords {
+    type Item = Result<PatientRecord, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next()
+    }
+}
+
+impl fmt::Debug for PatientRecords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatientRecords")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the export at `path`. The format comes from `options.format`, else from the
+/// extension (`.csv`, `.jsonl`, `.ndjson`). Fails only for problems with the whole file (it
+/// cannot be read, has no `id` column, the mapping does not fit the rules); row problems
+/// come out of the iterator.
+pub fn open(
+    path: &Path,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+) -> Result<PatientRecords, RecordsError> {
+    let name = path.display().to_string();
+    let format = match options.format.or_else(|| RecordFormat::from_path(path)) {
+        Some(format) => format,
+        None => return Err(RecordsError::UnknownFormat { path: name }),
+    };
+    let file = File::open(path).map_err(|err| RecordsError::Io {
+        path: name.clone(),
+        message: err.to_string(),
+    })?;
+    read_from(file, &name, format, schema, options)
+}
+
+/// Reads an export from any byte stream (stdin, a test's bytes); `name` is what rows and
+/// errors call the file. `options.format` is ignored in favour of `format`.
+pub fn read_from(
+    reader: impl Read + 'static,
+    name: &str,
+    format: RecordFormat,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+) -> Result<PatientRecords, RecordsError> {
+    let mapping = options.mapping.as_ref();
+    let rows = RowBuilder::new(name, schema, mapping)?;
+    let resolver = Resolver::new(schema, mapping);
+    let text = utf8_text(Box::new(reader), options.encoding).map_err(|err| RecordsError::Io {
+        path: name.to_owned(),
+        message: err.to_string(),
+    })?;
+    let rows: Box<dyn Iterator<Item = _>> = match format {
+        RecordFormat::Csv => Box::new(CsvRows::new(text, name, &resolver, rows)?),
+        RecordFormat::Jsonl => Box::new(JsonlRows::new(text, resolver, rows)),
+    };
+    Ok(PatientRecords {
+        name: name.to_owned(),
+        rows,
+    })
+}

@@ -1,0 +1,117 @@
+use super::*;
+
+#[test]
+fn values_may_be_strings_numbers_booleans_nulls_and_tag_lists() {
+    let text = r#"{"id": 1001, "name": "山田 太郎", "stage": "regular", "tags": ["chronic", " flu_season "], "opted_out": false, "last_visit_at": "2026-10-01T10:00:00+09:00", "doctor": null, "visits": 12, "vip": true}
+{"id": "P2", "tags": "chronic;vip", "opted_out": 1, "stage": null, "line_user_id": "", "birth_date": "1950/1/2"}
+"#;
+    let rows: Vec<_> = read_jsonl(text).into_iter().map(Result::unwrap).collect();
+    let first = &rows[0];
+    assert_eq!(first.id, "1001");
+    assert_eq!(first.stage, Some(3));
+    assert_eq!(first.tags, ["chronic", "flu_season"]);
+    assert!(!first.opted_out);
+    assert_eq!(first.dates[2], Some(tokyo("2026-10-01 10:00")));
+    assert_eq!(first.fields[0], None);
+    assert_eq!(first.other.get("visits").map(String::as_str), Some("12"));
+    assert_eq!(first.other.get("vip").map(String::as_str), Some("true"));
+    assert_eq!(first.line, 1);
+
+    let second = &rows[1];
+    assert_eq!(second.tags, ["chronic", "vip"]);
+    assert!(second.opted_out);
+    assert_eq!(second.stage, None);
+    assert_eq!(second.line_user_id, None);
+    assert_eq!(
+        second.birth_date,
+        chrono::NaiveDate::from_ymd_opt(1950, 1, 2)
+    );
+    assert_eq!(second.line, 2);
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_line_and_reading_goes_on() {
+    let text = "{\"id\": \"P1\", \"stage\": \"booked\"}\n\
+                \n\
+                {\"id\": \"P2\", \"name\": \"鈴木 一郎\", \"stage\": \"booked\"\n\
+                [1, 2]\n\
+                {\"name\": \"佐藤 花子\"}\n\
+                {\"id\": \"P3\", \"name\": \"田中\", \"appointment_at\": \"来週\"}\n\
+                {\"id\": \"P4\", \"name\": {\"family\": \"伊藤\"}}\n\
+                {\"id\": \"P1\"}\r\n\
+                {\"id\": \"P5\", \"tags\": [[\"nested\"]]}\n\
+                {\"id\": \"P6\"}";
+    let (good, bad) = split(read_jsonl(text));
+    assert_eq!(good, ["P1", "P6"]);
+    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9]);
+    assert!(
+        bad[0].1.starts_with("invalid JSON at column "),
+        "{}",
+        bad[0].1
+    );
+    assert!(!bad[0].1.contains("line 1"), "{}", bad[0].1);
+    assert!(bad[1].1.contains("found a list"), "{}", bad[1].1);
+    assert_eq!(bad[2].1, "no id (every patient needs an `id`)");
+    assert!(
+        bad[3].1.contains("`appointment_at`: `来週` is not"),
+        "{}",
+        bad[3].1
+    );
+    assert!(bad[4].1.contains("field `name`: nested"), "{}", bad[4].1);
+    assert_eq!(bad[5].1, "id P1 already on line 1");
+    assert!(bad[6].1.contains("field `tags`: nested"), "{}", bad[6].1);
+    for (_, message) in &bad {
+        for name in ["鈴木", "佐藤", "田中", "伊藤"] {
+            assert!(
+                !message.contains(name),
+                "a patient's name leaked: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_follow_the_header_mapping() {
+    let options = with_mapping(
+        "[columns]\n\"患者ID\" = \"id\"\n\"ステージ\" = \"stage\"\n[stages]\n\"予約\" = \"booked\"\n",
+    );
+    let text =
+        "{\"患者ID\": \"P1\", \"ステージ\": \"予約\"}\n{\"患者ID\": \"P2\", \"id\": \"P3\"}\n";
+    let (good, bad) = split(read_with(RecordFormat::Jsonl, text, &options).unwrap());
+    assert_eq!(good, ["P1"]);
+    assert_eq!(
+        bad,
+        [(2, "fields `id` and `患者ID` both mean `id`".to_owned())]
+    );
+}
+
+#[test]
+fn shift_jis_jsonl_is_decoded_too() {
+    let bytes = encoding_rs::SHIFT_JIS
+        .encode("{\"id\": \"P1\", \"name\": \"山田\"}\n")
+        .0
+        .into_owned();
+    let rows = read_with(RecordFormat::Jsonl, bytes, &ReadOptions::default()).unwrap();
+    assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some("山田"));
+}
+
+#[test]
+fn invalid_utf8_in_a_later_line_is_a_row_error() {
+    let mut bytes = b"{\"id\": \"P1\"}\n".to_vec();
+    bytes.extend(
+        encoding_rs::SHIFT_JIS
+            .encode("{\"id\": \"P2\", \"name\": \"山田\"}\n")
+            .0
+            .iter(),
+    );
+    bytes.extend(b"{\"id\": \"P3\"}\n");
+    let options = ReadOptions {
+        encoding: Encoding::Utf8,
+        ..ReadOptions::default()
+    };
+    let (good, bad) = split(read_with(RecordFormat::Jsonl, bytes, &options).unwrap());
+    assert_eq!(good, ["P1", "P3"]);
+    assert_eq!(bad[0].0, 2);
+    assert!(bad[0].1.contains("Shift_JIS"), "{}", bad[0].1);
+}

@@ -1,0 +1,83 @@
+//! Reader tests, written as the clinic would describe the behaviour.
+
+use std::io::Cursor;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+use super::*;
+
+mod csv;
+mod fixtures;
+mod jsonl;
+
+/// The schema of `rules/clinic.step`.
+fn schema() -> RecordSchema {
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+    RecordSchema {
+        timezone: chrono_tz::Asia::Tokyo,
+        stages: names(&["booked", "first_visit", "follow_up", "regular"]),
+        date_fields: names(&[
+            "appointment_at",
+            "visited_at",
+            "last_visit_at",
+            "next_booking_at",
+            "cancelled_at",
+        ]),
+        fields: names(&["doctor", "department"]),
+    }
+}
+
+fn read_with(
+    format: RecordFormat,
+    bytes: impl Into<Vec<u8>>,
+    options: &ReadOptions,
+) -> Result<Vec<Result<PatientRecord, RowError>>, RecordsError> {
+    let records = read_from(
+        Cursor::new(bytes.into()),
+        "patients",
+        format,
+        &schema(),
+        options,
+    )?;
+    Ok(records.collect())
+}
+
+fn read_csv(text: &str) -> Vec<Result<PatientRecord, RowError>> {
+    read_with(RecordFormat::Csv, text, &ReadOptions::default()).unwrap()
+}
+
+fn read_jsonl(text: &str) -> Vec<Result<PatientRecord, RowError>> {
+    read_with(RecordFormat::Jsonl, text, &ReadOptions::default()).unwrap()
+}
+
+fn with_mapping(toml: &str) -> ReadOptions {
+    ReadOptions {
+        mapping: Some(HeaderMapping::parse(toml).unwrap()),
+        ..ReadOptions::default()
+    }
+}
+
+/// A wall-clock time at the clinic (Tokyo).
+fn tokyo(text: &str) -> DateTime<Utc> {
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+    chrono_tz::Asia::Tokyo
+        .from_local_datetime(&naive)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// (line, message) of every bad row, and the ids of the good ones.
+fn split(rows: Vec<Result<PatientRecord, RowError>>) -> (Vec<String>, Vec<(usize, String)>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for row in rows {
+        match row {
+            Ok(record) => good.push(record.id),
+            Err(err) => {
+                assert_eq!(err.file, "patients");
+                bad.push((err.line, err.message));
+            }
+        }
+    }
+    (good, bad)
+}
