@@ -8,8 +8,10 @@
 
 pub mod app;
 pub mod check;
+pub mod deliver;
 pub mod diagnostic;
 pub mod eval;
+pub mod ledger;
 pub mod plan;
 pub mod records;
 pub mod source;

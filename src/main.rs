@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use steprule::app::{self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest};
+use steprule::app::{
+    self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
+};
 use steprule::check;
+use steprule::deliver::DeliveryOptions;
 use steprule::diagnostic::{self, Diagnostic, Severity};
 use steprule::records::{Encoding, HeaderMapping, ReadOptions, RecordFormat};
 
@@ -60,6 +63,45 @@ enum Command {
         #[arg(long)]
         quota: Option<u64>,
     },
+    /// Deliver what is due now through LINE (or to the outbox without a token), recording every
+    /// send in the ledger.
+    Run {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// Evaluate as if it were this instant (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+        /// The ledger (default: .steprule/ledger.db beside the rules).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        /// The outbox for deliveries without a token or with --dry-run (default:
+        /// .steprule/outbox.jsonl beside the rules).
+        #[arg(long, value_name = "PATH")]
+        outbox: Option<PathBuf>,
+        /// Write to the outbox even when LINE_CHANNEL_ACCESS_TOKEN is set.
+        #[arg(long)]
+        dry_run: bool,
+        /// The LINE API's base URL (for tests against a fake server).
+        #[arg(long, default_value = steprule::deliver::DEFAULT_API_BASE)]
+        line_api_base: String,
+        /// Requests per second, never exceeded (LINE allows 2,000/s for push).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Attempts per send in one run; after that the next run retries it.
+        #[arg(long, default_value_t = 5)]
+        max_attempts: u32,
+        /// Keep running and evaluate on this interval, e.g. 5m or 30s.
+        #[arg(long, value_parser = parse_interval)]
+        every: Option<std::time::Duration>,
+        /// Send each step's id as LINE's customAggregationUnits (for accounts that applied).
+        #[arg(long)]
+        custom_aggregation: bool,
+    },
     /// Say, for one patient, when each step sends or exactly why it does not.
     Explain {
         #[command(flatten)]
@@ -105,6 +147,27 @@ enum PlanOutput {
     Table,
     Json,
     Csv,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not an interval like 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" | "" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("`{text}`: use s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the interval must be longer than zero".into());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 fn parse_encoding(text: &str) -> Result<Encoding, String> {
@@ -166,6 +229,53 @@ fn main() -> ExitCode {
                 quota,
             };
             with_io(|io| app::plan::run(&request, io))
+        }
+        Command::Run {
+            rules,
+            patients,
+            now,
+            ledger,
+            outbox,
+            dry_run,
+            line_api_base,
+            rate,
+            concurrency,
+            max_attempts,
+            every,
+            custom_aggregation,
+        } => {
+            let Some(patients) = patient_source(patients) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let Some(rate) = std::num::NonZeroU32::new(rate) else {
+                eprintln!("error: --rate must be at least 1");
+                return ExitCode::from(EXIT_USAGE);
+            };
+            // The token is read here and only handed to the LINE client; it is never printed.
+            let token = std::env::var("LINE_CHANNEL_ACCESS_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| steprule::deliver::ChannelToken::new(t.trim().to_owned()));
+            let request = RunRequest {
+                rules: rules_source(rules),
+                patients,
+                now,
+                ledger,
+                outbox,
+                dry_run,
+                line_api_base,
+                token,
+                delivery: DeliveryOptions {
+                    rate,
+                    concurrency,
+                    max_attempts: max_attempts.max(1),
+                    custom_aggregation,
+                    ..DeliveryOptions::default()
+                },
+                every,
+                progress: std::io::stderr().is_terminal(),
+            };
+            with_io(|io| app::run::run(&request, io))
         }
         Command::Explain {
             rules,

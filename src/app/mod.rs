@@ -4,6 +4,7 @@
 
 pub mod explain;
 pub mod plan;
+pub mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
