@@ -359,3 +359,15 @@ fn rules_with_errors_are_not_evaluated() {
     );
     assert!(run.stdout.is_empty());
 }
+
+#[test]
+fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
+    // R2 and R4 have no `visits`: parse_int fails for them, only for them.
+    let run = plan_in("scripted.step", "scripted.csv", "2026-11-20 10:00", "3", &[]);
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
+    assert!(
+        run.stderr.contains("warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. R2:"),
+        "{}",
+        run.stderr
+    );
+}

@@ -116,6 +116,42 @@ pub fn for_each_patient(
     Ok(Ok(counts))
 }
 
+/// Rhai conditions that failed for some patients: counted per step and reported once, with the
+/// first patient's id, instead of once per patient.
+#[derive(Debug, Default)]
+pub struct ScriptFailures {
+    per_step: std::collections::BTreeMap<usize, (usize, String, String)>,
+}
+
+impl ScriptFailures {
+    pub fn note(&mut self, patient: &str, outcome: &crate::eval::PatientOutcome) {
+        for note in &outcome.notes {
+            if let crate::eval::Reason::Script(message) = &note.reason {
+                let entry = self
+                    .per_step
+                    .entry(note.step)
+                    .or_insert_with(|| (0, patient.to_owned(), message.clone()));
+                entry.0 += 1;
+            }
+        }
+    }
+
+    pub fn report(
+        &self,
+        plan: &crate::plan::TimingPlan,
+        err: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        for (step, (count, patient, message)) in &self.per_step {
+            writeln!(
+                err,
+                "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. {patient}: {message}",
+                plan.steps[*step].id
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Rows read and rows skipped from a patient file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowCounts {

@@ -8,7 +8,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::{for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use super::{
+    for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, ScriptFailures,
+    WindowArgs,
+};
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
 
@@ -68,8 +71,10 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut patients: Vec<String> = Vec::new();
+    let mut script_failures = ScriptFailures::default();
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         evaluator.evaluate(patient, window, &mut outcome);
+        script_failures.note(&patient.id, &outcome);
         if !outcome.sends.is_empty() {
             let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
             patients.push(patient.id.clone());
@@ -91,6 +96,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
             return Ok(Outcome::Usage);
         }
     };
+    script_failures.report(&plan, io.err)?;
     // Stable: same instant keeps file order of patients, then steps.
     rows.sort_by_key(|r| (r.at, r.patient, r.step));
     let view = View {

@@ -9,7 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::{for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use super::{
+    for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, ScriptFailures,
+    WindowArgs,
+};
 use crate::check::RuleSet;
 use crate::deliver::{
     self, patient_context, ChannelToken, DeliveryOptions, Job, LineClient, Outbox, Progress, Sink,
@@ -303,11 +306,13 @@ impl Cycle<'_> {
         let mut evaluator = Evaluator::new(plan);
         let mut outcome = PatientOutcome::default();
         let stop = self.stop.clone();
+        let mut script_failures = ScriptFailures::default();
         let counts = for_each_patient(&self.request.patients, &plan.schema, io.err, |patient| {
             if *stop.borrow() {
                 return Ok(false);
             }
             evaluator.evaluate(patient, window, &mut outcome);
+            script_failures.note(&patient.id, &outcome);
             for send in outcome.sends.iter().filter(|s| s.at <= now) {
                 summary.due += 1;
                 let step = &plan.steps[send.step];
@@ -377,6 +382,7 @@ impl Cycle<'_> {
             }
             Ok(true)
         })?;
+        script_failures.report(plan, io.err)?;
         Ok(counts.map(|c| c.skipped))
     }
 }
