@@ -13,7 +13,9 @@ use super::Checker;
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::source::{Span, Spanned};
 use crate::syntax::StepDecl;
-use crate::template::{self, LoadError, Template, TemplateBody, TemplateStore, SAMPLE_TIME};
+use crate::template::{
+    self, describe_error as describe, LoadError, Template, TemplateBody, TemplateStore, SAMPLE_TIME,
+};
 
 /// LINE Messaging API limits (text lengths in UTF-16 code units, as LINE counts them).
 pub const MAX_MESSAGES: usize = 5;
@@ -296,17 +298,6 @@ fn find_word(text: &str, word: &str) -> Option<Range<usize>> {
             !text[..r.start].chars().next_back().is_some_and(is_name)
                 && !text[r.end..].chars().next().is_some_and(is_name)
         })
-}
-
-fn describe(err: &minijinja::Error) -> String {
-    let detail = err
-        .detail()
-        .map(str::to_owned)
-        .unwrap_or_else(|| err.kind().to_string());
-    match err.line() {
-        Some(line) => format!("{detail} (template line {line})"),
-        None => detail,
-    }
 }
 
 /// Checks rendered LINE messages against LINE's limits. Each finding points at the template

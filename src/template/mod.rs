@@ -3,7 +3,7 @@
 
 mod render;
 
-pub use render::{environment, parse_line_json, RenderError, SAMPLE_TIME};
+pub use render::{describe_error, environment, parse_line_json, RenderError, SAMPLE_TIME};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -96,7 +96,7 @@ impl Template {
                 field,
                 span,
                 kind: err.kind(),
-                message: describe(&err),
+                message: describe_error(&err),
             })
         };
         let render = |field: &'static str, source: &crate::source::Spanned<String>| {
@@ -235,7 +235,7 @@ fn default_alt(context: &Value) -> String {
 }
 
 /// minijinja's message with the template line, without its debug dump.
-fn describe(err: &minijinja::Error) -> String {
+pub fn describe_error(err: &minijinja::Error) -> String {
     let detail = err
         .detail()
         .map(str::to_owned)
