@@ -15,7 +15,8 @@ use super::{
 };
 use crate::check::RuleSet;
 use crate::deliver::{
-    self, patient_context, ChannelToken, DeliveryOptions, Job, LineClient, Outbox, Progress, Sink,
+    self, patient_context, ChannelToken, DeliveryOptions, Job, LineClient, Outbox, Progress,
+    RunClock, Sink,
 };
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::ledger::{Claim, Ledger, LedgerLock, LockError, SendDetails, SendKey, SendStatus};
@@ -230,6 +231,7 @@ impl Cycle<'_> {
             sink,
             ledger.clone(),
             self.request.delivery.clone(),
+            RunClock::starting_at(now),
             progress.clone(),
             self.stop.clone(),
         ));

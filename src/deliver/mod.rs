@@ -108,6 +108,27 @@ pub struct Tally {
     pub retry_later: u64,
 }
 
+/// The run's clock: the run's `now` (which `--now` may set) plus the time since the run
+/// started, so that expiry and the ledger's timestamps agree with the evaluation's instant.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    origin: DateTime<Utc>,
+    started: std::time::Instant,
+}
+
+impl RunClock {
+    pub fn starting_at(origin: DateTime<Utc>) -> Self {
+        RunClock {
+            origin,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.origin + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
 /// Observes progress (a progress bar on a terminal).
 pub trait Progress: Send + Sync {
     fn queued(&self);
@@ -121,6 +142,7 @@ pub async fn deliver(
     sink: Arc<Sink>,
     ledger: Arc<Mutex<Ledger>>,
     options: DeliveryOptions,
+    clock: RunClock,
     progress: Arc<dyn Progress>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Tally, LedgerError> {
@@ -146,7 +168,7 @@ pub async fn deliver(
         );
         tasks.spawn(async move {
             let outcome =
-                attempt_until_settled(&job, &sink, &ledger, &limiter, &options, stop).await;
+                attempt_until_settled(&job, &sink, &ledger, &limiter, &options, clock, stop).await;
             if let Ok(outcome) = &outcome {
                 let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
                 match outcome {
@@ -191,6 +213,7 @@ async fn attempt_until_settled(
     ledger: &Mutex<Ledger>,
     limiter: &Limiter,
     options: &DeliveryOptions,
+    clock: RunClock,
     stop: watch::Receiver<bool>,
 ) -> Result<SendStatus, LedgerError> {
     let record = |f: &mut dyn FnMut(&mut Ledger) -> Result<(), LedgerError>| {
@@ -200,10 +223,10 @@ async fn attempt_until_settled(
     let mut attempt = 0;
     loop {
         limiter.until_ready().await;
-        record(&mut |l| l.attempt(&job.retry_key, Utc::now()))?;
+        record(&mut |l| l.attempt(&job.retry_key, clock.now()))?;
         attempt += 1;
         let answer = sink.deliver(job, options.custom_aggregation).await;
-        let now = Utc::now();
+        let now = clock.now();
         match answer {
             Answer::Accepted { request_id } | Answer::AlreadyAccepted { request_id } => {
                 record(&mut |l| l.mark_sent(&job.retry_key, request_id.as_deref(), now))?;
