@@ -363,11 +363,56 @@ fn rules_with_errors_are_not_evaluated() {
 #[test]
 fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
     // R2 and R4 have no `visits`: parse_int fails for them, only for them.
-    let run = plan_in("scripted.step", "scripted.csv", "2026-11-20 10:00", "3", &[]);
+    let run = plan_in(
+        "scripted.step",
+        "scripted.csv",
+        "2026-11-20 10:00",
+        "3",
+        &[],
+    );
     assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
     assert!(
-        run.stderr.contains("warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. R2:"),
+        run.stderr.contains(
+            "warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. R2:"
+        ),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn jsonl_export_is_planned_like_csv() {
+    // rules/clinic.step at 2026-11-25 09:00 for 2 days:
+    // J001 booked 11-24 18:30 → confirmation overdue (within 24 h) → now; what_to_bring is
+    //      3 days before 11-29 11:00 → 11-26 12:00.
+    // J002 first visit 11-21 → survey 4 days later at 12:00 (thanks, care notes expired).
+    // 3003 opted out. J004 regular with a booking 11-26 14:00 → reminder 11-25 18:00 (its
+    //      health news and flu steps fall outside the window or expired).
+    // J005 booked 11-25 08:00, inside quiet hours → confirmation at 09:00.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = steprule(
+        root,
+        &[
+            "plan",
+            "rules/clinic.step",
+            "--patients",
+            "tests/fixtures/patients/patients.jsonl",
+            "--now",
+            "2026-11-25 09:00",
+            "--days",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-25T09:00:00+09:00 J001 booking_confirm booking_confirm -",
+            "2026-11-25T09:00:00+09:00 J005 booking_confirm booking_confirm -",
+            "2026-11-25T12:00:00+09:00 J002 survey survey -",
+            "2026-11-25T18:00:00+09:00 J004 next_visit_reminder next_visit_reminder -",
+            "2026-11-26T12:00:00+09:00 J001 what_to_bring what_to_bring -",
+        ]
     );
 }
