@@ -416,3 +416,32 @@ fn jsonl_export_is_planned_like_csv() {
         ]
     );
 }
+
+#[test]
+fn csv_format_has_a_header_and_one_row_per_send() {
+    let dir = fixtures().join("plan");
+    let run = steprule(
+        &dir,
+        &[
+            "plan",
+            "clinic.step",
+            "--patients",
+            "every.csv",
+            "--now",
+            "2026-03-01 00:00",
+            "--days",
+            "35",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            "at,patient,step,template,variant,occurrence,expires",
+            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00",
+            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00",
+        ]
+    );
+}
