@@ -1,5 +1,5 @@
 //! `steprule run` at LINE's push rate: the release binary delivers 20,000 due sends to the fake
-//! LINE API (tests/support/fake_line.rs, 20 ms per request) with `--rate 2000 --concurrency 64`.
+//! LINE API (tests/support/fake_line/, 20 ms per request) with `--rate 2000 --concurrency 64`.
 //! Reports the sustained throughput over the middle of the run, the most requests the server saw
 //! within any one second (never above the limit: LINE answers 429 past 2,000/s), and the
 //! throughput as a share of the limit (target ≥ 0.95).
@@ -7,7 +7,7 @@
 //! Run: `cargo bench --bench deliver`. `STEPRULE_BENCH_SENDS` and `STEPRULE_BENCH_RATE` change the
 //! number of sends and the rate.
 
-#[path = "../tests/support/fake_line.rs"]
+#[path = "../tests/support/fake_line/mod.rs"]
 mod fake_line;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,44 @@
+//! `steprule run` against a fake LINE API (tests/support/fake_line/) on 127.0.0.1: every due
+//! send reaches LINE exactly once, whatever fails on the way, and the ledger says so.
+//!
+//! The rules are tests/fixtures/run/clinic.step at 2026-11-25 10:00 (Asia/Tokyo). In
+//! tests/fixtures/run/patients.csv five sends are due, worked out by hand:
+//! R1 booked 09:30 → booking_confirm; R2 booked yesterday 12:00 → booking_confirm (its 24 h end
+//! at 12:00); R3's booking_confirm has expired, but its visit_reminder (11-24 18:00, for an
+//! appointment today at 11:00) is still sendable; R4 first visit yesterday 11:00 → thanks at
+//! 10:00; R8 booked at 06:45, inside quiet hours → booking_confirm at 09:00. R5 opted out, R6
+//! has no LINE id, R7's booking_confirm expired and its reminder was stopped by the
+//! cancellation. The large tests generate N booked patients whose booking_confirm is due.
+//!
+//! One test binary (each one relinks the whole crate), its tests grouped by theme:
+//! - `fake`: the fake LINE API itself behaves as LINE does;
+//! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
+//! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
+//! - `limits`: `--rate`, `--concurrency` and two runs at once;
+//! - `secrets`: the channel access token never leaks;
+//! - `workspace` and `ledger`: helpers to run the binary and read what it left.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../support/fake_line/mod.rs"]
+mod fake_line;
+
+mod ledger;
+mod workspace;
+
+mod delivery;
+mod fake;
+mod faults;
+mod limits;
+mod secrets;
+
+const NOW: &str = "2026-11-25 10:00";
+
+/// The (patient, step) pairs due at NOW in patients.csv.
+const DUE_IN_FIXTURE: [(&str, &str); 5] = [
+    ("R1", "booking_confirm"),
+    ("R2", "booking_confirm"),
+    ("R3", "visit_reminder"),
+    ("R4", "thanks"),
+    ("R8", "booking_confirm"),
+];
