@@ -15,6 +15,7 @@
 //! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
 //! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
 //! - `limits`: `--rate`, `--concurrency` and two runs at once;
+//! - `options`: `--custom-aggregation` and `--every`;
 //! - `secrets`: the channel access token never leaks;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
 
@@ -30,6 +31,7 @@ mod delivery;
 mod fake;
 mod faults;
 mod limits;
+mod options;
 mod secrets;
 
 const NOW: &str = "2026-11-25 10:00";

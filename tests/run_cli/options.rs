@@ -1,0 +1,89 @@
+//! Options that change how `run` works: per-step statistics for LINE, and `--every`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::fixtures;
+use crate::fake_line::{FakeLine, Faults, TOKEN};
+use crate::workspace::{finish, fixture_patients, spawn, Workspace};
+use crate::DUE_IN_FIXTURE;
+
+#[test]
+fn custom_aggregation_sends_each_step_id_as_the_unit() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let run = ws.run(
+        &fixture_patients(),
+        Some((TOKEN, &fake)),
+        &["--custom-aggregation"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut units: Vec<String> = fake.deliveries().iter().map(|d| d.unit.clone()).collect();
+    units.sort();
+    let mut want: Vec<String> = DUE_IN_FIXTURE
+        .iter()
+        .map(|(_, step)| step.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(units, want);
+}
+
+#[test]
+fn every_keeps_evaluating_on_the_clock_until_a_signal() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let patients = ws.path().join("now.csv");
+    std::fs::write(
+        &patients,
+        format!(
+            "id,line_user_id,stage,stage_entered_at\nE1,U{:032x},booked,{booked}\n",
+            1
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("run")
+        .arg(fixtures().join("run/always.step"))
+        .arg("--templates")
+        .arg(fixtures().join("run/templates"))
+        .arg("--patients")
+        .arg(&patients)
+        .arg("--ledger")
+        .arg(ws.ledger())
+        .args(["--every", "1s", "--line-api-base", &fake.base_url()])
+        .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+    let child = spawn(command);
+    assert!(
+        fake.wait_for_accepted(1, Duration::from_secs(20)),
+        "the first pass delivers"
+    );
+    // Let at least one more pass run: it must find the send in the ledger, not send again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let passes = run.stderr.lines().filter(|l| l.starts_with("due ")).count();
+    assert!(passes >= 2, "{passes} passes:\n{}", run.stderr);
+    assert!(run.stderr.contains("already sent 1"), "{}", run.stderr);
+    assert!(run.stderr.contains("stopped by a signal"), "{}", run.stderr);
+    assert_eq!(fake.accepted(), 1, "delivered once across passes");
+}
+
+#[test]
+fn every_with_now_is_a_usage_error() {
+    let ws = Workspace::new();
+    let run = ws.run(&fixture_patients(), None, &["--every", "5m"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--every runs on the clock"),
+        "{}",
+        run.stderr
+    );
+}
