@@ -61,7 +61,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> std::io::Result<Outcome
         to: now + chrono::Duration::days(HORIZON_DAYS),
     };
     let mut outcome = PatientOutcome::default();
-    Evaluator::new(&plan).evaluate(&patient, window, &mut outcome);
+    Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
     let text = Explanation { plan: &plan }.render(&patient, now, &outcome);
     io.out.write_all(text.as_bytes())?;
     Ok(Outcome::Ok)

@@ -119,6 +119,9 @@ pub struct Evaluator<'p> {
     plan: &'p TimingPlan,
     scripts: Option<script::ScriptRuntime>,
     scratch: schedule::Scratch,
+    /// Whether to say why each step sends nothing. `plan` and `run` only need the sends (and
+    /// failing scripts); building the reasons would be most of the work.
+    explain: bool,
 }
 
 /// What the condition code needs: the plan, the patient and the evaluation's `now`.
@@ -126,14 +129,25 @@ pub(crate) struct Context<'a> {
     plan: &'a TimingPlan,
     patient: &'a PatientRecord,
     now: DateTime<Utc>,
+    explain: bool,
 }
 
 impl<'p> Evaluator<'p> {
+    /// An evaluator for sends only: notes are limited to failing scripts, expiry and caps.
     pub fn new(plan: &'p TimingPlan) -> Self {
         Evaluator {
             plan,
             scripts: None,
             scratch: schedule::Scratch::default(),
+            explain: false,
+        }
+    }
+
+    /// An evaluator that also says, for every step that sends nothing, exactly why.
+    pub fn explaining(plan: &'p TimingPlan) -> Self {
+        Evaluator {
+            explain: true,
+            ..Evaluator::new(plan)
         }
     }
 
@@ -164,6 +178,7 @@ impl<'p> Evaluator<'p> {
             plan: self.plan,
             patient,
             now: window.now,
+            explain: self.explain,
         };
         schedule::run(
             &mut context,

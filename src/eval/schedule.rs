@@ -41,8 +41,10 @@ pub(super) fn run(
         match ctx.test(&step.when, window.now, scripts) {
             Ok(true) => {}
             Ok(false) => {
-                let parts = ctx.why_false(&step.when, window.now, scripts);
-                out.notes.push(note(Reason::ConditionFalse(parts)));
+                if ctx.explain {
+                    let parts = ctx.why_false(&step.when, window.now, scripts);
+                    out.notes.push(note(Reason::ConditionFalse(parts)));
+                }
                 continue;
             }
             Err(failure) => {
@@ -51,8 +53,10 @@ pub(super) fn run(
             }
         }
         let Some(anchor) = anchor_instant(ctx, step.anchor) else {
-            out.notes
-                .push(note(Reason::NoAnchor(anchor_name(plan, step.anchor))));
+            if ctx.explain {
+                out.notes
+                    .push(note(Reason::NoAnchor(anchor_name(plan, step.anchor))));
+            }
             continue;
         };
         let before = scratch.candidates.len();
@@ -63,7 +67,7 @@ pub(super) fn run(
                 Err(reason) => problem = Some(reason),
             }
         }
-        if scratch.candidates.len() == before {
+        if ctx.explain && scratch.candidates.len() == before {
             out.notes
                 .push(note(problem.unwrap_or(Reason::NotInWindow { next: None })));
         }
@@ -77,6 +81,7 @@ pub(super) fn run(
         };
         let reason = match ctx.test(unless, send.at, scripts) {
             Ok(false) => return true,
+            Ok(true) if !ctx.explain => return false,
             Ok(true) => Reason::Unless {
                 at: send.at,
                 parts: ctx.why_true(unless),
@@ -107,6 +112,9 @@ pub(super) fn run(
         }
     }
     scratch.candidates = candidates;
+    if !ctx.explain {
+        return;
+    }
     for step in &plan.steps {
         let has_send = out.sends.iter().any(|s| s.step == step.index);
         let has_note = out.notes.iter().any(|n| n.step == step.index);

@@ -78,7 +78,7 @@ fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) ->
         to: now + chrono::Duration::days(days),
     };
     let mut outcome = PatientOutcome::default();
-    Evaluator::new(plan).evaluate(patient, window, &mut outcome);
+    Evaluator::explaining(plan).evaluate(patient, window, &mut outcome);
     outcome
 }
 
@@ -323,4 +323,26 @@ fn missing_anchor_is_named() {
         reasons(&evaluate(&plan, &p, "2026-11-20 10:00", 3)),
         [&Reason::NoAnchor("last_visit_at".into())]
     );
+}
+
+#[test]
+fn the_sends_are_the_same_with_or_without_explanations() {
+    let plan = plan(
+        "cap 1 per day\nstep thanks: when stage=first_visit after 1d at 10:00 send a\nstep survey: when stage=first_visit after 1d at 11:00 send b within 3d\nstep news: when stage=regular every 30d send c\nstep f: when stage=first_visit after 7d send a unless next_booking_at",
+    );
+    let mut p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    set_date(&plan, &mut p, "next_booking_at", "2026-12-01 10:00");
+    let now = tokyo("2026-11-20 08:00");
+    let window = Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::days(10),
+    };
+    let (mut quiet, mut explained) = (PatientOutcome::default(), PatientOutcome::default());
+    Evaluator::new(&plan).evaluate(&p, window, &mut quiet);
+    Evaluator::explaining(&plan).evaluate(&p, window, &mut explained);
+    assert_eq!(quiet.sends, explained.sends);
+    assert_eq!(quiet.sends.len(), 2);
+    assert!(quiet.notes.is_empty(), "{:?}", quiet.notes);
+    assert!(explained.notes.len() >= 2, "{:?}", explained.notes);
 }
