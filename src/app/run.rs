@@ -18,7 +18,7 @@ use crate::deliver::{
     self, patient_context, ChannelToken, DeliveryOptions, Job, LineClient, Outbox, Progress,
     RunClock, Sink,
 };
-use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::eval::{Evaluator, PatientOutcome, SentBefore, Window};
 use crate::ledger::{Claim, Ledger, LedgerLock, LockError, SendDetails, SendKey, SendStatus};
 use crate::plan::TimingPlan;
 use crate::template;
@@ -307,13 +307,34 @@ impl Cycle<'_> {
         let env = template::environment(plan.timezone);
         let mut evaluator = Evaluator::new(plan);
         let mut outcome = PatientOutcome::default();
+        let step_index: std::collections::HashMap<&str, usize> = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.index))
+            .collect();
+        let mut history: Vec<SentBefore> = Vec::new();
         let stop = self.stop.clone();
         let mut script_failures = ScriptFailures::default();
         let counts = for_each_patient(&self.request.patients, &plan.schema, io.err, |patient| {
             if *stop.borrow() {
                 return Ok(false);
             }
-            evaluator.evaluate(patient, window, &mut outcome);
+            history.clear();
+            let sent = ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sent_to(&patient.id, now)
+                .map_err(to_io)?;
+            history.extend(sent.into_iter().filter_map(|(step, occurrence, at)| {
+                Some(SentBefore {
+                    step: *step_index.get(step.as_str())?,
+                    occurrence,
+                    at,
+                })
+            }));
+            evaluator.evaluate_after(patient, window, &history, &mut outcome);
+            summary.already_sent += outcome.already_sent as u64;
+            summary.due += outcome.already_sent as u64;
             script_failures.note(&patient.id, &outcome);
             for send in outcome.sends.iter().filter(|s| s.at <= now) {
                 summary.due += 1;

@@ -103,6 +103,8 @@ pub struct PatientOutcome {
     pub notes: Vec<StepNote>,
     /// Sends after the window (kept for `explain`'s "next").
     pub later: Vec<DueSend>,
+    /// Sends the history says went out already (not in `sends`).
+    pub already_sent: usize,
 }
 
 impl PatientOutcome {
@@ -110,7 +112,17 @@ impl PatientOutcome {
         self.sends.clear();
         self.notes.clear();
         self.later.clear();
+        self.already_sent = 0;
     }
+}
+
+/// A send that already went out (from the ledger): it is not proposed again, and it counts
+/// toward the cap of the day (or week) it went out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentBefore {
+    pub step: usize,
+    pub occurrence: DateTime<Utc>,
+    pub at: DateTime<Utc>,
 }
 
 /// Evaluates patients against one plan. Holds the rhai runtime (built only if the plan has
@@ -157,6 +169,17 @@ impl<'p> Evaluator<'p> {
 
     /// Evaluates one patient into `out` (cleared first).
     pub fn evaluate(&mut self, patient: &PatientRecord, window: Window, out: &mut PatientOutcome) {
+        self.evaluate_after(patient, window, &[], out);
+    }
+
+    /// Evaluates one patient who was already sent `history` (for `run`, from the ledger).
+    pub fn evaluate_after(
+        &mut self,
+        patient: &PatientRecord,
+        window: Window,
+        history: &[SentBefore],
+        out: &mut PatientOutcome,
+    ) {
         out.clear();
         let gate = if patient.opted_out {
             Some(Reason::OptedOut)
@@ -183,6 +206,7 @@ impl<'p> Evaluator<'p> {
         schedule::run(
             &mut context,
             window,
+            history,
             &mut self.scripts,
             &mut self.scratch,
             out,

@@ -5,7 +5,9 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::script::ScriptRuntime;
-use super::{variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, StepNote, Window};
+use super::{
+    variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
+};
 use crate::check::Cap;
 use crate::plan::calendar::{at_time, leave_quiet, local_date, next_day, next_week, shift};
 use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
@@ -27,6 +29,7 @@ pub(super) struct Scratch {
 pub(super) fn run(
     ctx: &mut Context<'_>,
     window: Window,
+    history: &[SentBefore],
     scripts: &mut Option<ScriptRuntime>,
     scratch: &mut Scratch,
     out: &mut PatientOutcome,
@@ -74,6 +77,15 @@ pub(super) fn run(
     }
     scratch.candidates.sort_by_key(|c| (c.at, c.step));
     let mut candidates = std::mem::take(&mut scratch.candidates);
+    if !history.is_empty() {
+        let before = candidates.len();
+        candidates.retain(|c| {
+            !history
+                .iter()
+                .any(|h| h.step == c.step && h.occurrence == c.occurrence)
+        });
+        out.already_sent = before - candidates.len();
+    }
     candidates.retain(|send| {
         let step = &plan.steps[send.step];
         let Some(unless) = &step.unless else {
@@ -95,7 +107,14 @@ pub(super) fn run(
         false
     });
     if let Some(cap) = plan.cap {
-        apply_cap(&mut candidates, cap, plan, &mut scratch.periods, out);
+        apply_cap(
+            &mut candidates,
+            cap,
+            plan,
+            history,
+            &mut scratch.periods,
+            out,
+        );
     }
     for mut send in candidates.drain(..) {
         let step = &plan.steps[send.step];
@@ -239,6 +258,7 @@ fn apply_cap(
     sends: &mut Vec<DueSend>,
     cap: Cap,
     plan: &TimingPlan,
+    history: &[SentBefore],
     periods: &mut Vec<(NaiveDate, u32)>,
     out: &mut PatientOutcome,
 ) {
@@ -253,6 +273,13 @@ fn apply_cap(
                 .unwrap_or(date),
         }
     };
+    for sent in history {
+        let key = period(sent.at);
+        match periods.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, used)) => *used += 1,
+            None => periods.push((key, 1)),
+        }
+    }
     // Latest first, so that `pop` takes the earliest.
     let mut pending: Vec<DueSend> = sends.drain(..).rev().collect();
     while let Some(mut send) = pending.pop() {

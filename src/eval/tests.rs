@@ -346,3 +346,49 @@ fn the_sends_are_the_same_with_or_without_explanations() {
     assert!(quiet.notes.is_empty(), "{:?}", quiet.notes);
     assert!(explained.notes.len() >= 2, "{:?}", explained.notes);
 }
+
+#[test]
+fn sends_made_before_count_toward_the_cap_and_are_not_proposed_again() {
+    // The survey (within 3d) went out yesterday; today it must neither come back nor take
+    // today's only slot from the recap.
+    let plan = plan(
+        "cap 1 per day\nstep survey: when stage=first_visit after 1d at 10:00 send a within 3d\nstep recap: when stage=first_visit after 2d at 11:00 send b",
+    );
+    let p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    let now = tokyo("2026-11-22 11:00");
+    let window = Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::hours(1),
+    };
+    let history = [SentBefore {
+        step: 0,
+        occurrence: tokyo("2026-11-21 08:00"),
+        at: tokyo("2026-11-21 10:00"),
+    }];
+    let mut outcome = PatientOutcome::default();
+    Evaluator::new(&plan).evaluate_after(&p, window, &history, &mut outcome);
+    let sent: Vec<_> = outcome
+        .sends
+        .iter()
+        .map(|s| plan.steps[s.step].id.as_str())
+        .collect();
+    assert_eq!(sent, ["recap"]);
+    assert_eq!(outcome.already_sent, 1);
+    // Without the history the survey would come back today and take the slot.
+    Evaluator::new(&plan).evaluate(&p, window, &mut outcome);
+    let sent: Vec<_> = outcome
+        .sends
+        .iter()
+        .map(|s| plan.steps[s.step].id.as_str())
+        .collect();
+    assert_eq!(sent, ["survey"]);
+    // A send of today counts too: with the recap already out at 11:00, nothing else fits.
+    let history = [SentBefore {
+        step: 1,
+        occurrence: tokyo("2026-11-22 08:00"),
+        at: tokyo("2026-11-22 11:00"),
+    }];
+    Evaluator::new(&plan).evaluate_after(&p, window, &history, &mut outcome);
+    assert!(outcome.sends.is_empty(), "{:?}", outcome.sends);
+}

@@ -279,6 +279,43 @@ impl Ledger {
         )?)
     }
 
+    /// What went out to a patient that can still matter at `now`: sends that would otherwise
+    /// be proposed again (not yet expired), and sends of the last week (they count toward the
+    /// cap). Returns (step id, occurrence, sent at).
+    pub fn sent_to(
+        &self,
+        patient: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, DateTime<Utc>)>, LedgerError> {
+        let week_ago = now - chrono::Duration::days(8);
+        let mut statement = self.conn.prepare_cached(
+            "SELECT step, occurrence, sent_at FROM sends
+             WHERE patient = ?1 AND status = 'sent' AND (expires_at > ?2 OR sent_at >= ?3)",
+        )?;
+        let rows = statement.query_map(params![patient, stamp(now), stamp(week_ago)], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let parse = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+        };
+        let mut sent = Vec::new();
+        for row in rows {
+            let (step, occurrence, sent_at) = row?;
+            if let (Some(occurrence), Some(at)) =
+                (parse(&occurrence), sent_at.as_deref().and_then(parse))
+            {
+                sent.push((step, occurrence, at));
+            }
+        }
+        Ok(sent)
+    }
+
     /// Pending rows, for the outbox to recognise what it already wrote.
     pub fn pending_keys(&self) -> Result<Vec<String>, LedgerError> {
         let mut statement = self
