@@ -325,11 +325,11 @@ impl Cycle<'_> {
                 .unwrap_or_else(|e| e.into_inner())
                 .sent_to(&patient.id, now)
                 .map_err(to_io)?;
-            history.extend(sent.into_iter().filter_map(|(step, occurrence, at)| {
+            history.extend(sent.into_iter().filter_map(|row| {
                 Some(SentBefore {
-                    step: *step_index.get(step.as_str())?,
-                    occurrence,
-                    at,
+                    step: *step_index.get(row.step.as_str())?,
+                    occurrence: row.occurrence,
+                    at: row.sent_at,
                 })
             }));
             evaluator.evaluate_after(patient, window, &history, &mut outcome);

@@ -80,6 +80,14 @@ pub enum Claim {
     Done(SendStatus),
 }
 
+/// A send that went out: which step, which occurrence, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRow {
+    pub step: String,
+    pub occurrence: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+}
+
 /// One row, as `report` and the tests read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRow {
@@ -281,12 +289,8 @@ impl Ledger {
 
     /// What went out to a patient that can still matter at `now`: sends that would otherwise
     /// be proposed again (not yet expired), and sends of the last week (they count toward the
-    /// cap). Returns (step id, occurrence, sent at).
-    pub fn sent_to(
-        &self,
-        patient: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>, DateTime<Utc>)>, LedgerError> {
+    /// cap).
+    pub fn sent_to(&self, patient: &str, now: DateTime<Utc>) -> Result<Vec<SentRow>, LedgerError> {
         let week_ago = now - chrono::Duration::days(8);
         let mut statement = self.conn.prepare_cached(
             "SELECT step, occurrence, sent_at FROM sends
