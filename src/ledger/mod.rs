@@ -311,10 +311,14 @@ impl Ledger {
         let mut sent = Vec::new();
         for row in rows {
             let (step, occurrence, sent_at) = row?;
-            if let (Some(occurrence), Some(at)) =
+            if let (Some(occurrence), Some(sent_at)) =
                 (parse(&occurrence), sent_at.as_deref().and_then(parse))
             {
-                sent.push((step, occurrence, at));
+                sent.push(SentRow {
+                    step,
+                    occurrence,
+                    sent_at,
+                });
             }
         }
         Ok(sent)
