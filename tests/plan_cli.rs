@@ -52,6 +52,25 @@ fn sends(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// `plan` of the sample clinic (rules/clinic.step) on a patient file, as JSON.
+fn plan_sample(patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec![
+        "plan",
+        "rules/clinic.step",
+        "--patients",
+        patients,
+        "--now",
+        now,
+        "--days",
+        days,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    steprule(root, &args)
+}
+
 fn explain(rules: &str, patients: &str, patient: &str, now: &str) -> Run {
     steprule(
         &fixtures().join("plan"),
@@ -268,22 +287,13 @@ fn shift_jis_export_with_a_header_mapping() {
     // S003 has a next booking on 12-10: nothing in these 3 days.
     // S004 opted out and has no LINE id.
     // S005 booked 11-24 20:15: booking_confirm overdue → now; the rest is after the window.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run = steprule(
-        root,
+    let run = plan_sample(
+        "tests/fixtures/patients/shift_jis.csv",
+        "2026-11-25 09:00",
+        "3",
         &[
-            "plan",
-            "rules/clinic.step",
-            "--patients",
-            "tests/fixtures/patients/shift_jis.csv",
             "--mapping",
             "tests/fixtures/patients/shift_jis_mapping.toml",
-            "--now",
-            "2026-11-25 09:00",
-            "--days",
-            "3",
-            "--format",
-            "json",
         ],
     );
     assert_eq!(
@@ -389,21 +399,11 @@ fn jsonl_export_is_planned_like_csv() {
     // 3003 opted out. J004 regular with a booking 11-26 14:00 → reminder 11-25 18:00 (its
     //      health news and flu steps fall outside the window or expired).
     // J005 booked 11-25 08:00, inside quiet hours → confirmation at 09:00.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run = steprule(
-        root,
-        &[
-            "plan",
-            "rules/clinic.step",
-            "--patients",
-            "tests/fixtures/patients/patients.jsonl",
-            "--now",
-            "2026-11-25 09:00",
-            "--days",
-            "2",
-            "--format",
-            "json",
-        ],
+    let run = plan_sample(
+        "tests/fixtures/patients/patients.jsonl",
+        "2026-11-25 09:00",
+        "2",
+        &[],
     );
     assert_eq!(
         sends(&run),
