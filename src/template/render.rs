@@ -300,6 +300,16 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_in_a_value_cannot_break_line_json() {
+        let t = template(r#"line_json = '{"type":"text","text":"{{ name }} 様"}'"#);
+        let context = minijinja::context! { name => "山田 \"ハナ\" 花子" };
+        let messages = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context)
+            .unwrap();
+        assert_eq!(messages[0]["text"], "山田 \"ハナ\" 花子 様");
+    }
+
+    #[test]
     fn bad_date_format_is_an_error_not_a_panic() {
         let t = template("text = \"{{ appointment_at | date('%Q') }}\"");
         let err = t
