@@ -71,6 +71,12 @@ fn plan_sample(patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
     steprule(root, &args)
 }
 
+/// Asserts that `explain` (rules, patients, patient, now) says `line`.
+fn assert_explains(args: (&str, &str, &str, &str), line: &str) {
+    let why = explain(args.0, args.1, args.2, args.3);
+    assert!(why.stdout.contains(line), "`{line}` in:\n{}", why.stdout);
+}
+
 fn explain(rules: &str, patients: &str, patient: &str, now: &str) -> Run {
     steprule(
         &fixtures().join("plan"),
@@ -98,12 +104,7 @@ fn quiet_hours_move_sends_to_the_morning() {
             "2026-11-21T09:00:00+09:00 Q2 confirm hello -",
         ]
     );
-    let why = explain("clinic.step", "quiet_hours.csv", "Q1", "2026-11-20 23:00");
-    assert!(
-        why.stdout.contains("confirm   sends hello at 2026-11-21 (土) 09:00 (held by quiet hours from 2026-11-20 (金) 23:10)"),
-        "{}",
-        why.stdout
-    );
+    assert_explains(("clinic.step", "quiet_hours.csv", "Q1", "2026-11-20 23:00"), "confirm   sends hello at 2026-11-21 (土) 09:00 (held by quiet hours from 2026-11-20 (金) 23:10)");
 }
 
 #[test]
@@ -112,18 +113,13 @@ fn after_downtime_recent_sends_go_out_and_old_ones_expire() {
     // D2's was due 11-22 10:00: two hours late, still within 24 h, so it goes out now.
     let run = plan("downtime.csv", "2026-11-22 12:00", "1");
     assert_eq!(sends(&run), ["2026-11-22T12:00:00+09:00 D2 thanks hello -"]);
-    let why = explain("clinic.step", "downtime.csv", "D1", "2026-11-22 12:00");
-    assert!(
-        why.stdout
-            .contains("thanks    expired at 2026-11-22 (日) 10:00 (was due 2026-11-21 (土) 10:00)"),
-        "{}",
-        why.stdout
+    assert_explains(
+        ("clinic.step", "downtime.csv", "D1", "2026-11-22 12:00"),
+        "thanks    expired at 2026-11-22 (日) 10:00 (was due 2026-11-21 (土) 10:00)",
     );
-    let why = explain("clinic.step", "downtime.csv", "D2", "2026-11-22 12:00");
-    assert!(
-        why.stdout.contains("(overdue since 2026-11-22 (日) 10:00"),
-        "{}",
-        why.stdout
+    assert_explains(
+        ("clinic.step", "downtime.csv", "D2", "2026-11-22 12:00"),
+        "(overdue since 2026-11-22 (日) 10:00",
     );
 }
 
@@ -161,12 +157,7 @@ fn unless_stops_followups_and_cancelled_reminders() {
             "2026-11-27T10:00:00+09:00 U1 followup hello -",
         ]
     );
-    let why = explain("clinic.step", "unless.csv", "U2", "2026-11-20 10:00");
-    assert!(
-        why.stdout.contains("followup  stopped at 2026-11-27 (金) 10:00 by unless: `next_booking_at` (next_booking_at is 2026-12-05 10:00)"),
-        "{}",
-        why.stdout
-    );
+    assert_explains(("clinic.step", "unless.csv", "U2", "2026-11-20 10:00"), "followup  stopped at 2026-11-27 (金) 10:00 by unless: `next_booking_at` (next_booking_at is 2026-12-05 10:00)");
 }
 
 #[test]
@@ -195,11 +186,9 @@ fn cap_moves_extra_sends_to_the_next_morning_or_drops_them() {
             "2026-11-22T09:00:00+09:00 C1 survey hello -",
         ]
     );
-    let why = explain("capped.step", "capped.csv", "C1", "2026-11-20 08:00");
-    assert!(
-        why.stdout.contains("recap   dropped by the cap: no free day before it expired (was due 2026-11-21 (土) 12:00)"),
-        "{}",
-        why.stdout
+    assert_explains(
+        ("capped.step", "capped.csv", "C1", "2026-11-20 08:00"),
+        "recap   dropped by the cap: no free day before it expired (was due 2026-11-21 (土) 12:00)",
     );
 }
 
@@ -233,18 +222,13 @@ fn opted_out_and_unlinked_patients_get_nothing_and_explain_says_why() {
             "2026-11-27T10:00:00+09:00 O3 followup hello -",
         ]
     );
-    let why = explain("clinic.step", "opted_out.csv", "O1", "2026-11-20 10:00");
-    assert!(
-        why.stdout
-            .contains("thanks    not sent: the patient opted out"),
-        "{}",
-        why.stdout
+    assert_explains(
+        ("clinic.step", "opted_out.csv", "O1", "2026-11-20 10:00"),
+        "thanks    not sent: the patient opted out",
     );
-    let why = explain("clinic.step", "opted_out.csv", "O2", "2026-11-20 10:00");
-    assert!(
-        why.stdout.contains("not sent: no LINE user id"),
-        "{}",
-        why.stdout
+    assert_explains(
+        ("clinic.step", "opted_out.csv", "O2", "2026-11-20 10:00"),
+        "not sent: no LINE user id",
     );
 }
 
