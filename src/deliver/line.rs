@@ -147,8 +147,14 @@ fn describe(error: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    // Without the URL's query or headers: reqwest's Display names the URL only.
-    format!("{kind}: {}", error.without_url())
+    // The innermost cause says what happened ("Connection refused"); reqwest's own message
+    // only says that sending failed. Neither holds the request's headers.
+    let error = error.without_url();
+    let mut cause: &dyn std::error::Error = &error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    format!("{kind}: {cause}")
 }
 
 #[cfg(test)]
