@@ -429,3 +429,52 @@ fn csv_format_has_a_header_and_one_row_per_send() {
         ]
     );
 }
+
+#[test]
+fn from_and_to_choose_the_window() {
+    // Only U1's followup (11-27 10:00) and U3's reminder (11-25 18:00) fall in 11-25..11-28.
+    let dir = fixtures().join("plan");
+    let run = steprule(
+        &dir,
+        &[
+            "plan",
+            "clinic.step",
+            "--patients",
+            "unless.csv",
+            "--now",
+            "2026-11-20 10:00",
+            "--from",
+            "2026-11-25",
+            "--to",
+            "2026-11-28",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-25T18:00:00+09:00 U3 remind reminder -",
+            "2026-11-27T10:00:00+09:00 U1 followup hello -",
+        ]
+    );
+    let empty = steprule(
+        &dir,
+        &[
+            "plan",
+            "clinic.step",
+            "--patients",
+            "unless.csv",
+            "--from",
+            "2026-11-25",
+            "--to",
+            "2026-11-25",
+        ],
+    );
+    assert_eq!(empty.code, 2);
+    assert!(
+        empty.stderr.contains("the window is empty"),
+        "{}",
+        empty.stderr
+    );
+}
