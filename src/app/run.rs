@@ -356,12 +356,8 @@ impl Cycle<'_> {
                     .unwrap_or_else(|e| e.into_inner())
                     .claim(&key, &details, now)
                     .map_err(to_io)?;
-                let (retry_key, attempts) = match claim {
-                    Claim::New { retry_key } => (retry_key, 0),
-                    Claim::Resume {
-                        retry_key,
-                        attempts,
-                    } => (retry_key, attempts),
+                let retry_key = match claim {
+                    Claim::New { retry_key } | Claim::Resume { retry_key, .. } => retry_key,
                     Claim::Done(SendStatus::Sent) => {
                         summary.already_sent += 1;
                         continue;
@@ -395,7 +391,6 @@ impl Cycle<'_> {
                     variant: details.variant.map(str::to_owned),
                     messages,
                     expires: send.expires,
-                    attempts,
                 };
                 progress.queued();
                 if jobs.blocking_send(job).is_err() {

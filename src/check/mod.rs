@@ -160,7 +160,7 @@ struct Checker<'f> {
     /// First place each setting was given, to point at when it is given again.
     settings_seen: HashMap<&'static str, Span>,
     /// Templates already checked, so that a template sent by several steps is reported once.
-    templates_checked: HashMap<String, bool>,
+    templates_checked: std::collections::HashSet<String>,
 }
 
 impl<'f> Checker<'f> {
@@ -170,7 +170,7 @@ impl<'f> Checker<'f> {
             decls: Declarations::default(),
             diagnostics: Vec::new(),
             settings_seen: HashMap::new(),
-            templates_checked: HashMap::new(),
+            templates_checked: std::collections::HashSet::new(),
         }
     }
 

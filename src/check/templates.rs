@@ -88,9 +88,7 @@ impl Checker<'_> {
     }
 
     fn first_look(&mut self, template: &str) -> bool {
-        self.templates_checked
-            .insert(template.to_owned(), true)
-            .is_none()
+        self.templates_checked.insert(template.to_owned())
     }
 
     fn weights(&mut self, step: &StepDecl) {

@@ -30,8 +30,6 @@ pub struct Job {
     pub variant: Option<String>,
     pub messages: Vec<serde_json::Value>,
     pub expires: DateTime<Utc>,
-    /// Attempts made by earlier runs.
-    pub attempts: u32,
 }
 
 /// What the other side said to one attempt.
