@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use steprule::app::check::{CheckFormat, CheckRequest};
 use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
 };
-use steprule::check;
 use steprule::deliver::DeliveryOptions;
-use steprule::diagnostic::{self, Diagnostic, Severity};
 use steprule::records::{Encoding, HeaderMapping, ReadOptions, RecordFormat};
 
 /// Stage-aware LINE step delivery for clinics.
@@ -198,7 +197,18 @@ fn main() -> ExitCode {
             format,
             deny_warnings,
             templates,
-        } => run_check(&files, format, deny_warnings, templates.as_deref()),
+        } => {
+            let request = CheckRequest {
+                files,
+                format: match format {
+                    Format::Human => CheckFormat::Human,
+                    Format::Json => CheckFormat::Json,
+                },
+                deny_warnings,
+                templates,
+            };
+            with_io(|io| app::check::run(&request, io))
+        }
         Command::Plan {
             rules,
             patients,
@@ -349,89 +359,4 @@ fn with_io(command: impl FnOnce(&mut app::Io<'_>) -> std::io::Result<app::Outcom
             ExitCode::from(EXIT_USAGE)
         }
     }
-}
-
-fn run_check(
-    files: &[PathBuf],
-    format: Format,
-    deny_warnings: bool,
-    templates: Option<&std::path::Path>,
-) -> ExitCode {
-    let mut all: Vec<Diagnostic> = Vec::new();
-    let mut summaries = Vec::new();
-    let mut unreadable = false;
-    for path in files {
-        match check::check_path(path, templates) {
-            Ok(outcome) => {
-                summaries.push(summary(path, &outcome));
-                all.extend(outcome.diagnostics);
-            }
-            Err(err) => {
-                // The other files are still checked: one missing file should not hide their
-                // problems.
-                summaries.push(format!("{}: cannot read: {err}", path.display()));
-                unreadable = true;
-            }
-        }
-    }
-    match format {
-        Format::Json => println!("{}", diagnostic::render_json(&all)),
-        Format::Human => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            eprint!("{}", diagnostic::render_human(&all, color));
-            for line in &summaries {
-                eprintln!("{line}");
-            }
-        }
-    }
-    if unreadable {
-        if let Format::Json = format {
-            eprintln!("{}", summaries.join("\n"));
-        }
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let errors = all.iter().any(|d| d.severity == Severity::Error);
-    let warnings = all.iter().any(|d| d.severity == Severity::Warning);
-    if errors || (deny_warnings && warnings) {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn summary(path: &std::path::Path, outcome: &check::CheckOutcome) -> String {
-    let count = |severity| {
-        outcome
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == severity)
-            .count()
-    };
-    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    match &outcome.rules {
-        Some(rules) if warnings == 0 => format!(
-            "{}: ok, {} and {} checked",
-            path.display(),
-            plural(rules.steps.len(), "step"),
-            plural(distinct_templates(rules), "template"),
-        ),
-        _ => format!(
-            "{}: {}, {}",
-            path.display(),
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        ),
-    }
-}
-
-fn distinct_templates(rules: &check::RuleSet) -> usize {
-    let mut names: Vec<&str> = rules
-        .steps
-        .iter()
-        .flat_map(|s| s.templates.iter().map(|t| t.name.as_str()))
-        .collect();
-    names.sort();
-    names.dedup();
-    names.len()
 }

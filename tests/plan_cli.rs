@@ -52,6 +52,11 @@ fn sends(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// `plan ARGS` in tests/fixtures/plan.
+fn plan_fixture(args: &[&str]) -> Run {
+    steprule(&fixtures().join("plan"), &[&["plan"], args].concat())
+}
+
 /// `plan` of the sample clinic (rules/clinic.step) on a patient file, as JSON.
 fn plan_sample(patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -293,22 +298,17 @@ fn shift_jis_export_with_a_header_mapping() {
 
 #[test]
 fn table_ends_with_daily_and_monthly_totals_against_the_quota() {
-    let dir = fixtures().join("plan");
-    let run = steprule(
-        &dir,
-        &[
-            "plan",
-            "clinic.step",
-            "--patients",
-            "unless.csv",
-            "--now",
-            "2026-11-20 10:00",
-            "--days",
-            "14",
-            "--quota",
-            "10",
-        ],
-    );
+    let run = plan_fixture(&[
+        "clinic.step",
+        "--patients",
+        "unless.csv",
+        "--now",
+        "2026-11-20 10:00",
+        "--days",
+        "14",
+        "--quota",
+        "10",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!("plan_table_unless", run.stdout);
 }
@@ -333,18 +333,13 @@ fn explain_unknown_patient_is_a_usage_error() {
 
 #[test]
 fn rules_with_errors_are_not_evaluated() {
-    let dir = fixtures().join("check");
-    let run = steprule(
-        &dir,
-        &[
-            "plan",
-            "unknown_stage.step",
-            "--patients",
-            "../plan/unless.csv",
-            "--now",
-            "2026-11-20 10:00",
-        ],
-    );
+    let run = plan_fixture(&[
+        "../check/unknown_stage.step",
+        "--patients",
+        "unless.csv",
+        "--now",
+        "2026-11-20 10:00",
+    ]);
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("steprule::unknown-stage"),
@@ -403,22 +398,17 @@ fn jsonl_export_is_planned_like_csv() {
 
 #[test]
 fn csv_format_has_a_header_and_one_row_per_send() {
-    let dir = fixtures().join("plan");
-    let run = steprule(
-        &dir,
-        &[
-            "plan",
-            "clinic.step",
-            "--patients",
-            "every.csv",
-            "--now",
-            "2026-03-01 00:00",
-            "--days",
-            "35",
-            "--format",
-            "csv",
-        ],
-    );
+    let run = plan_fixture(&[
+        "clinic.step",
+        "--patients",
+        "every.csv",
+        "--now",
+        "2026-03-01 00:00",
+        "--days",
+        "35",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
@@ -433,24 +423,19 @@ fn csv_format_has_a_header_and_one_row_per_send() {
 #[test]
 fn from_and_to_choose_the_window() {
     // Only U1's followup (11-27 10:00) and U3's reminder (11-25 18:00) fall in 11-25..11-28.
-    let dir = fixtures().join("plan");
-    let run = steprule(
-        &dir,
-        &[
-            "plan",
-            "clinic.step",
-            "--patients",
-            "unless.csv",
-            "--now",
-            "2026-11-20 10:00",
-            "--from",
-            "2026-11-25",
-            "--to",
-            "2026-11-28",
-            "--format",
-            "json",
-        ],
-    );
+    let run = plan_fixture(&[
+        "clinic.step",
+        "--patients",
+        "unless.csv",
+        "--now",
+        "2026-11-20 10:00",
+        "--from",
+        "2026-11-25",
+        "--to",
+        "2026-11-28",
+        "--format",
+        "json",
+    ]);
     assert_eq!(
         sends(&run),
         [
@@ -458,19 +443,15 @@ fn from_and_to_choose_the_window() {
             "2026-11-27T10:00:00+09:00 U1 followup hello -",
         ]
     );
-    let empty = steprule(
-        &dir,
-        &[
-            "plan",
-            "clinic.step",
-            "--patients",
-            "unless.csv",
-            "--from",
-            "2026-11-25",
-            "--to",
-            "2026-11-25",
-        ],
-    );
+    let empty = plan_fixture(&[
+        "clinic.step",
+        "--patients",
+        "unless.csv",
+        "--from",
+        "2026-11-25",
+        "--to",
+        "2026-11-25",
+    ]);
     assert_eq!(empty.code, 2);
     assert!(
         empty.stderr.contains("the window is empty"),

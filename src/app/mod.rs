@@ -2,6 +2,7 @@
 //! rules, read patients, evaluate, and write what the user asked for. Writes only to the
 //! writers it is given; never exits.
 
+pub mod check;
 pub mod explain;
 pub mod plan;
 pub mod run;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::check::{self, RuleSet};
+use crate::check::RuleSet;
 use crate::diagnostic;
 use crate::eval::Window;
 use crate::records::{self, PatientRecord, ReadOptions, RecordSchema, RowError};
@@ -53,7 +54,7 @@ pub struct Io<'a> {
 /// Loads and checks rules; on errors, reports them on `io.err` and gives `None`. Warnings are
 /// printed and do not stop the command.
 pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> std::io::Result<Option<RuleSet>> {
-    let outcome = match check::check_path(&source.file, source.templates.as_deref()) {
+    let outcome = match crate::check::check_path(&source.file, source.templates.as_deref()) {
         Ok(outcome) => outcome,
         Err(err) => {
             writeln!(

@@ -2,12 +2,11 @@
 //! stopped mid-run, sends left pending for the next run, and recipients LINE refuses for good.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fake_line::{self, FakeLine, Fault, Faults, TOKEN};
 use crate::ledger::{assert_delivered_exactly_once, ledger};
-use crate::workspace::{finish, fixture_patients, fixture_user_id, spawn, Workspace};
+use crate::workspace::{fixture_patients, fixture_user_id, spawn, terminate, Workspace};
 use crate::DUE_IN_FIXTURE;
 
 #[test]
@@ -154,12 +153,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let child = spawn(ws.command(&patients, Some((TOKEN, &fake)), &args));
     assert!(fake.wait_for_accepted(16, Duration::from_secs(30)));
     let signalled = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let run = finish(child);
+    let run = terminate(child);
     assert!(
         run.code >= 0,
         "exited by itself, not killed by the signal\n{}",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::fixtures;
 use crate::fake_line::{FakeLine, Faults, TOKEN};
-use crate::workspace::{finish, fixture_patients, spawn, Workspace};
+use crate::workspace::{fixture_patients, spawn, terminate, Workspace};
 use crate::DUE_IN_FIXTURE;
 
 #[test]
@@ -62,12 +62,7 @@ fn every_keeps_evaluating_on_the_clock_until_a_signal() {
     );
     // Let at least one more pass run: it must find the send in the ledger, not send again.
     std::thread::sleep(Duration::from_millis(2500));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let run = finish(child);
+    let run = terminate(child);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let passes = run.stderr.lines().filter(|l| l.starts_with("due ")).count();
     assert!(passes >= 2, "{passes} passes:\n{}", run.stderr);

@@ -165,6 +165,16 @@ pub fn finish(child: Child) -> Run {
     }
 }
 
+/// Sends SIGTERM to a `spawn`ed run and waits for it to end.
+pub fn terminate(child: Child) -> Run {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success(), "kill -TERM {}", child.id());
+    finish(child)
+}
+
 /// The id of the `i`th generated patient.
 pub fn patient(i: usize) -> String {
     format!("P{i:05}")
