@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod eval;
 pub mod ledger;
 pub mod plan;
+pub mod printable;
 pub mod records;
 pub mod source;
 pub mod syntax;
