@@ -184,10 +184,11 @@ enum Format {
 }
 
 /// Exit codes: 0 done (warnings allowed), 1 problems in the rules, 2 usage or I/O errors,
-/// 3 done but some patient rows were skipped.
+/// 3 done but some patient rows were skipped, 4 done but some sends failed for good.
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_ROWS_SKIPPED: u8 = 3;
+const EXIT_SENDS_FAILED: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -349,6 +350,7 @@ fn with_io(command: impl FnOnce(&mut app::Io<'_>) -> std::io::Result<app::Outcom
         (Ok(app::Outcome::Ok), Ok(())) => ExitCode::SUCCESS,
         (Ok(app::Outcome::RuleErrors), _) => ExitCode::from(EXIT_FINDINGS),
         (Ok(app::Outcome::RowsSkipped), Ok(())) => ExitCode::from(EXIT_ROWS_SKIPPED),
+        (Ok(app::Outcome::SendsFailed), Ok(())) => ExitCode::from(EXIT_SENDS_FAILED),
         (Ok(app::Outcome::Usage), _) => ExitCode::from(EXIT_USAGE),
         // A closed pipe (`steprule plan … | head`) is not worth a message.
         (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -18,16 +18,19 @@ use crate::diagnostic;
 use crate::eval::Window;
 use crate::records::{self, PatientRecord, ReadOptions, RecordSchema, RowError};
 
-/// How a command ended, for the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a command ended, for the exit code. Ordered by weight: a command that meets several
+/// ends with the heaviest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     Ok,
+    /// Done, but some patient rows were skipped.
+    RowsSkipped,
+    /// Done, but some sends failed for good (LINE refused them, or they broke LINE's limits).
+    SendsFailed,
     /// The rules have errors; nothing was evaluated.
     RuleErrors,
     /// Usage or I/O problem.
     Usage,
-    /// Done, but some patient rows were skipped.
-    RowsSkipped,
 }
 
 /// Where rules and their templates are.

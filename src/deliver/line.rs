@@ -95,11 +95,22 @@ impl LineClient {
             if let Some(id) = accepted_id {
                 return Answer::AlreadyAccepted {
                     request_id: Some(id),
+                    note: None,
                 };
             }
         }
         let message = line_message(response.text().await.unwrap_or_default());
         let error = format!("LINE answered {status}{message}");
+        if status.as_u16() == 401 {
+            // The token, not the message: every send would be refused alike. Nothing is
+            // failed for good; the run stops asking and the sends wait for a valid token.
+            return Answer::Unavailable {
+                error: format!(
+                    "{error}; check LINE_CHANNEL_ACCESS_TOKEN (the channel access token was \
+                     refused)"
+                ),
+            };
+        }
         if status.as_u16() == 429 || status.is_server_error() {
             Answer::Retry {
                 after: retry_after,

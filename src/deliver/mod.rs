@@ -7,17 +7,17 @@ pub mod outbox;
 
 pub use context::patient_context;
 pub use line::{ChannelToken, LineClient, DEFAULT_API_BASE};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, OutboxError};
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::ledger::{Ledger, LedgerError, SendStatus};
+use crate::ledger::Settlement;
 
 /// One message ready to go out.
 #[derive(Debug, Clone)]
@@ -39,8 +39,10 @@ pub enum Answer {
         request_id: Option<String>,
     },
     /// The retry key was accepted before (LINE's 409): delivered once, by an earlier attempt.
+    /// `note` says what was unusual about the answer, if anything.
     AlreadyAccepted {
         request_id: Option<String>,
+        note: Option<String>,
     },
     /// Worth trying again (429, 5xx, no answer).
     Retry {
@@ -49,6 +51,11 @@ pub enum Answer {
     },
     /// Refused for good (other 4xx).
     Rejected {
+        error: String,
+    },
+    /// The sink cannot take anything more in this run (the outbox's disk is full, LINE refused
+    /// the channel token): the send stays pending, and no more requests are made.
+    Unavailable {
         error: String,
     },
 }
@@ -96,16 +103,6 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// What one delivery pass came to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub sent: u64,
-    pub failed: u64,
-    pub expired: u64,
-    /// Still pending after this run's attempts; the next run retries them.
-    pub retry_later: u64,
-}
-
 /// The run's clock: the run's `now` (which `--now` may set) plus the time since the run
 /// started, so that expiry and the ledger's timestamps agree with the evaluation's instant.
 #[derive(Debug, Clone, Copy)]
@@ -133,20 +130,37 @@ pub trait Progress: Send + Sync {
     fn settled(&self);
 }
 
-/// Delivers every job from `jobs` until the channel closes or `stop` turns true; in-flight
-/// requests always finish and are recorded.
+/// How one job ended, for the ledger's owner to record.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub retry_key: String,
+    pub patient: String,
+    pub step: String,
+    /// Requests made in this run.
+    pub attempts: u32,
+    pub settlement: Settlement,
+    pub at: DateTime<Utc>,
+}
+
+/// Delivers every job from `jobs` until the channel closes or `stop` turns true, reporting each
+/// settled job on `settled`; in-flight requests always finish and are reported. Jobs still
+/// queued when `stop` turns true are left alone: their rows stay pending for the next run.
+/// Returns why the sink stopped taking sends (a refused token, a full disk), if it did: every
+/// job after that is reported pending without a request.
 pub async fn deliver(
     mut jobs: mpsc::Receiver<Job>,
+    settled: mpsc::UnboundedSender<Settled>,
     sink: Arc<Sink>,
-    ledger: Arc<Mutex<Ledger>>,
     options: DeliveryOptions,
     clock: RunClock,
     progress: Arc<dyn Progress>,
     mut stop: watch::Receiver<bool>,
-) -> Result<Tally, LedgerError> {
+) -> Option<String> {
+    let down = Arc::new(std::sync::OnceLock::<String>::new());
     let limiter = Arc::new(RateLimiter::direct(quota(options.rate)));
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let slots = Arc::new(Semaphore::new(
+        options.concurrency.clamp(1, MAX_CONCURRENCY),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let job = tokio::select! {
@@ -154,43 +168,54 @@ pub async fn deliver(
             _ = stop.wait_for(|stopped| *stopped) => None,
         };
         let Some(job) = job else { break };
-        let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-        let (sink, ledger, limiter, tally, options, progress, stop) = (
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (sink, limiter, options, progress, stop, settled, down) = (
             sink.clone(),
-            ledger.clone(),
             limiter.clone(),
-            tally.clone(),
             options.clone(),
             progress.clone(),
             stop.clone(),
+            settled.clone(),
+            down.clone(),
         );
         tasks.spawn(async move {
-            let outcome =
-                attempt_until_settled(&job, &sink, &ledger, &limiter, &options, clock, stop).await;
-            if let Ok(outcome) = &outcome {
-                let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
-                match outcome {
-                    SendStatus::Sent => tally.sent += 1,
-                    SendStatus::Failed => tally.failed += 1,
-                    SendStatus::Expired => tally.expired += 1,
-                    _ => tally.retry_later += 1,
-                }
-            }
+            let (attempts, settlement) = match down.get() {
+                // The sink said it takes nothing more in this run: no request, still pending.
+                Some(error) => (0, Settlement::RetryLater(error.clone())),
+                None => match attempt_until_settled(&job, &sink, &limiter, &options, clock, stop)
+                    .await
+                {
+                    (attempts, Ok(settlement)) => (attempts, settlement),
+                    (attempts, Err(error)) => {
+                        let _ = down.set(error.clone());
+                        (attempts, Settlement::RetryLater(error))
+                    }
+                },
+            };
+            // The receiver only goes away when the run is ending on an error; the row then
+            // stays pending, which the next run resolves.
+            let _ = settled.send(Settled {
+                retry_key: job.retry_key,
+                patient: job.patient,
+                step: job.step,
+                attempts,
+                settlement,
+                at: clock.now(),
+            });
             progress.settled();
             drop(permit);
-            outcome
         });
         // Keep the set from growing with finished tasks.
-        while let Some(done) = tasks.try_join_next() {
-            done.expect("delivery task")?;
-        }
+        while tasks.try_join_next().is_some() {}
     }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("delivery task")?;
-    }
-    let tally = *tally.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(tally)
+    while tasks.join_next().await.is_some() {}
+    down.get().cloned()
 }
+
+/// The most requests in flight a run allows (`--concurrency` is checked against it too).
+pub const MAX_CONCURRENCY: usize = 1024;
 
 /// A quota that never lets more than `rate` requests through in any one-second window while
 /// still sustaining ~97% of it: governor refills continuously and allows a burst, so the
@@ -208,56 +233,54 @@ type Limiter = governor::DefaultDirectRateLimiter;
 async fn attempt_until_settled(
     job: &Job,
     sink: &Sink,
-    ledger: &Mutex<Ledger>,
     limiter: &Limiter,
     options: &DeliveryOptions,
     clock: RunClock,
     stop: watch::Receiver<bool>,
-) -> Result<SendStatus, LedgerError> {
-    let record = |f: &mut dyn FnMut(&mut Ledger) -> Result<(), LedgerError>| {
-        let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut ledger)
-    };
+) -> (u32, Result<Settlement, String>) {
     let mut attempt = 0;
     loop {
         limiter.until_ready().await;
-        record(&mut |l| l.attempt(&job.retry_key, clock.now()))?;
         attempt += 1;
         let answer = sink.deliver(job, options.custom_aggregation).await;
         let now = clock.now();
-        match answer {
-            Answer::Accepted { request_id } | Answer::AlreadyAccepted { request_id } => {
-                record(&mut |l| l.mark_sent(&job.retry_key, request_id.as_deref(), now))?;
-                return Ok(SendStatus::Sent);
-            }
-            Answer::Rejected { error } => {
-                record(&mut |l| l.mark(&job.retry_key, SendStatus::Failed, &error, now))?;
-                return Ok(SendStatus::Failed);
-            }
+        let settlement = match answer {
+            Answer::Accepted { request_id } => Settlement::Sent {
+                request_id,
+                note: None,
+            },
+            Answer::AlreadyAccepted { request_id, note } => Settlement::Sent { request_id, note },
+            Answer::Rejected { error } => Settlement::Failed(error),
+            Answer::Unavailable { error } => return (attempt, Err(error)),
             Answer::Retry { after, error } => {
-                let delay =
-                    after.unwrap_or_else(|| backoff(options.backoff, attempt, &job.retry_key));
-                let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                if next >= job.expires {
-                    record(&mut |l| l.mark(&job.retry_key, SendStatus::Expired, &error, now))?;
-                    return Ok(SendStatus::Expired);
+                let delay = after
+                    .unwrap_or_else(|| backoff(options.backoff, attempt, &job.retry_key))
+                    .min(MAX_RETRY_WAIT);
+                let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                if now >= job.expires {
+                    return (attempt, Ok(Settlement::Expired(error)));
                 }
-                if attempt >= options.max_attempts || *stop.borrow() {
-                    record(&mut |l| l.retry_later(&job.retry_key, &error, now))?;
-                    return Ok(SendStatus::Pending);
+                // Waiting past the send's expiry, past this run's attempts, or through a stop
+                // would only hold the run: the row stays pending, and a later run retries it
+                // with the same key (or expires it when its time has passed).
+                if next >= job.expires || attempt >= options.max_attempts || *stop.borrow() {
+                    return (attempt, Ok(Settlement::RetryLater(error)));
                 }
                 let mut stop = stop.clone();
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(delay) => continue,
                     _ = stop.wait_for(|stopped| *stopped) => {
-                        record(&mut |l| l.retry_later(&job.retry_key, &error, now))?;
-                        return Ok(SendStatus::Pending);
+                        return (attempt, Ok(Settlement::RetryLater(error)));
                     }
                 }
             }
-        }
+        };
+        return (attempt, Ok(settlement));
     }
 }
+
+/// The longest a run waits before retrying one send, whatever `Retry-After` asks.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
 /// Exponential backoff with a little jitter (from the retry key, so no RNG is needed), capped
 /// at a minute.

@@ -1,23 +1,45 @@
 //! The outbox: deliveries written to a JSONL file instead of LINE, when there is no channel
 //! token or on `--dry-run`. Exactly once like LINE: a send whose line is already in the file
 //! (written just before a crash) is recognised by its retry key and not written again.
+//!
+//! A failed write (a full disk) never leaves half a line: the file is cut back to its last whole
+//! line, the error is kept for the run to report, and the outbox takes nothing more in this run.
+//! A file torn by a crash mid-write (or holding bytes that are not UTF-8 at its end) is repaired
+//! when opened: the torn tail is moved to a file beside it and appending resumes on a new line.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::{Answer, Job};
+use crate::ledger::file::{self, DataFile, FILE_MODE};
+
+/// The longest outbox line read back when looking for retry keys; longer ones (not written by
+/// steprule) are skipped without being held in memory.
+const MAX_LINE: usize = 4 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Outbox {
     path: PathBuf,
-    file: Mutex<File>,
+    state: Mutex<State>,
     /// Pending retry keys already in the file.
     written: HashSet<String>,
+    /// Where a torn tail found at opening was moved, if one was.
+    pub set_aside: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct State {
+    file: File,
+    /// The length of the file's whole lines.
+    len: u64,
+    /// The first write error; after it nothing more is written in this run.
+    failed: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -30,31 +52,50 @@ struct OutboxLine<'a> {
     messages: &'a [serde_json::Value],
 }
 
+/// Why the outbox could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use the outbox {path}: {message}")]
+pub struct OutboxError {
+    pub path: String,
+    pub message: String,
+}
+
 impl Outbox {
     /// Opens the outbox for appending; `pending` are the ledger's pending retry keys, to find
     /// any that a crashed run wrote but could not mark.
-    pub fn open(path: &Path, pending: &[String]) -> std::io::Result<Outbox> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+    pub fn open(path: &Path, pending: &[String]) -> Result<Outbox, OutboxError> {
+        let fail = |message: String| OutboxError {
+            path: path.display().to_string(),
+            message,
+        };
+        let data = DataFile::open(path).map_err(|e| fail(e.to_string()))?;
+        let path = data.path.clone();
+        let fail = |e: std::io::Error| OutboxError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let set_aside = repair_torn_tail(&path, data.file()).map_err(fail)?;
         let pending: HashSet<&str> = pending.iter().map(String::as_str).collect();
-        let mut written = HashSet::new();
-        if !pending.is_empty() && path.exists() {
-            for line in BufReader::new(File::open(path)?).lines() {
-                let line = line?;
-                let key = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("retry_key")?.as_str().map(str::to_owned));
-                if let Some(key) = key.filter(|k| pending.contains(k.as_str())) {
-                    written.insert(key);
-                }
-            }
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let written = if pending.is_empty() {
+            HashSet::new()
+        } else {
+            keys_in(data.file(), &pending).map_err(fail)?
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(fail)?;
+        let len = file.metadata().map_err(fail)?.len();
         Ok(Outbox {
-            path: path.to_owned(),
-            file: Mutex::new(file),
+            path,
+            state: Mutex::new(State {
+                file,
+                len,
+                failed: None,
+            }),
             written,
+            set_aside,
         })
     }
 
@@ -62,9 +103,21 @@ impl Outbox {
         &self.path
     }
 
+    /// The error that stopped the outbox in this run, if one did.
+    pub fn write_error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed
+            .clone()
+    }
+
     pub fn deliver(&self, job: &Job) -> Answer {
         if self.written.contains(&job.retry_key) {
-            return Answer::AlreadyAccepted { request_id: None };
+            return Answer::AlreadyAccepted {
+                request_id: None,
+                note: Some("found in the outbox, written before an interruption".into()),
+            };
         }
         let line = OutboxLine {
             patient: &job.patient,
@@ -74,17 +127,141 @@ impl Outbox {
             retry_key: &job.retry_key,
             messages: &job.messages,
         };
-        let mut text = serde_json::to_string(&line).expect("outbox line serializes");
+        let mut text = match serde_json::to_string(&line) {
+            Ok(text) => text,
+            Err(error) => {
+                return Answer::Rejected {
+                    error: format!("cannot write the message as JSON: {error}"),
+                }
+            }
+        };
         text.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        // One write per line, so a crash leaves whole lines (a torn last line is not JSON and
-        // is simply not recognised).
-        match file.write_all(text.as_bytes()).and_then(|()| file.flush()) {
-            Ok(()) => Answer::Accepted { request_id: None },
-            Err(error) => Answer::Retry {
-                after: None,
-                error: format!("cannot write the outbox {}: {error}", self.path.display()),
-            },
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(error) = &state.failed {
+            return Answer::Unavailable {
+                error: error.clone(),
+            };
+        }
+        match state.file.write_all(text.as_bytes()) {
+            Ok(()) => {
+                state.len += text.len() as u64;
+                Answer::Accepted { request_id: None }
+            }
+            Err(error) => {
+                // Cut back to the last whole line, so the file never holds half a message.
+                let len = state.len;
+                let _ = state.file.set_len(len);
+                let error = format!("cannot write the outbox {}: {error}", self.path.display());
+                state.failed = Some(error.clone());
+                Answer::Unavailable { error }
+            }
         }
     }
 }
+
+/// If the file does not end with a line end, or its last line is not UTF-8, moves that last
+/// line to `<outbox>.torn-<n>` and cuts the file back to its whole lines.
+fn repair_torn_tail(path: &Path, file: &File) -> std::io::Result<Option<PathBuf>> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut reader = file;
+    // Find the start of the last line (after the last `\n` before the final byte).
+    let mut start = len;
+    let mut end_byte = [0u8];
+    reader.seek(SeekFrom::Start(len - 1))?;
+    reader.read_exact(&mut end_byte)?;
+    let whole = end_byte[0] == b'\n';
+    let search_end = if whole { len - 1 } else { len };
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut position = search_end;
+    'search: while position > 0 {
+        let size = chunk.len().min(position as usize);
+        position -= size as u64;
+        reader.seek(SeekFrom::Start(position))?;
+        reader.read_exact(&mut chunk[..size])?;
+        if let Some(at) = chunk[..size].iter().rposition(|&b| b == b'\n') {
+            start = position + at as u64 + 1;
+            break 'search;
+        }
+        start = position;
+    }
+    let tail_len = usize::try_from(search_end - start).unwrap_or(usize::MAX);
+    let tail_is_text = tail_len <= MAX_LINE && {
+        let mut tail = vec![0u8; tail_len];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(&mut tail)?;
+        std::str::from_utf8(&tail).is_ok()
+    };
+    if whole && tail_is_text {
+        return Ok(None);
+    }
+    let aside = (1..)
+        .map(|n| file::with_suffix(path, &format!(".torn-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| file::with_suffix(path, ".torn"));
+    let mut copy = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&aside)?;
+    reader.seek(SeekFrom::Start(start))?;
+    std::io::copy(&mut reader.take(len - start), &mut copy)?;
+    copy.sync_all()?;
+    file.set_len(start)?;
+    Ok(Some(aside))
+}
+
+/// The retry keys in `pending` that have a line in the file.
+fn keys_in(file: &File, pending: &HashSet<&str>) -> std::io::Result<HashSet<String>> {
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(0))?;
+    let mut written = HashSet::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            if line.len() > MAX_LINE {
+                skip_line(&mut reader)?;
+            }
+            continue;
+        }
+        let key = serde_json::from_slice::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("retry_key")?.as_str().map(str::to_owned));
+        if let Some(key) = key.filter(|k| pending.contains(k.as_str())) {
+            written.insert(key);
+        }
+    }
+    Ok(written)
+}
+
+/// Reads past the rest of a line without keeping it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let len = buffer.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

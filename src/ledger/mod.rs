@@ -1,33 +1,66 @@
-//! The ledger: one row per (patient, step, occurrence), written as `pending` with its retry key
-//! before a message leaves and marked after LINE answers, so that a rerun, a crash or an outage
-//! never sends a message twice and never loses one. SQLite (bundled) in WAL mode.
+//! The ledger: one row per (sink, patient, step, occurrence), written as `pending` with its
+//! retry key before a message leaves and settled after the sink answers, so that a rerun, a
+//! crash or an outage never sends a message twice and never loses one. SQLite (bundled) in WAL
+//! mode; writes are grouped in transactions by the one owner of the connection (the run).
 
+mod error;
+pub mod file;
 mod lock;
+mod read;
+mod schema;
 
+pub use error::LedgerError;
 pub use lock::{LedgerLock, LockError};
+pub use read::{LedgerRow, Problem, StepCounts};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use error::UnknownStatus;
+use file::DataFile;
+use schema::MIGRATIONS;
+
+/// Where a send went. A send counts as delivered only for its own sink: an outbox (or
+/// `--dry-run`) send never stands in for a LINE delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkKind {
+    Line,
+    Outbox,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Line => "line",
+            SinkKind::Outbox => "outbox",
+        }
+    }
+}
 
 /// Where a send stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SendStatus {
     /// Claimed and about to go out, or interrupted: the next run retries it with the same key.
     Pending,
+    /// Its template failed for this patient's data: every run tries again until it renders
+    /// (the data was fixed) or the send expires.
+    Held,
     Sent,
-    /// LINE refused it for good (e.g. 400): not retried.
+    /// Refused for good (LINE's 4xx, or a rendered message over LINE's limits): not retried.
     Failed,
     /// Not delivered before it stopped being sendable.
     Expired,
-    /// Could not be prepared (e.g. the template failed for this patient).
+    /// Deliberately not sent.
     Skipped,
 }
 
 impl SendStatus {
-    pub const ALL: [SendStatus; 5] = [
+    pub const ALL: [SendStatus; 6] = [
         SendStatus::Pending,
+        SendStatus::Held,
         SendStatus::Sent,
         SendStatus::Failed,
         SendStatus::Expired,
@@ -37,6 +70,7 @@ impl SendStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             SendStatus::Pending => "pending",
+            SendStatus::Held => "held",
             SendStatus::Sent => "sent",
             SendStatus::Failed => "failed",
             SendStatus::Expired => "expired",
@@ -44,17 +78,26 @@ impl SendStatus {
         }
     }
 
-    fn parse(text: &str) -> SendStatus {
+    /// The status named `text`; an unknown one is an error, never a guess (a guess of
+    /// `pending` would send again).
+    pub fn parse(text: &str) -> Result<SendStatus, UnknownStatus> {
         SendStatus::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .unwrap_or(SendStatus::Pending)
+            .ok_or_else(|| UnknownStatus(text.to_owned()))
     }
 }
 
-/// What identifies a send: the same patient, step and occurrence is the same message.
+impl FromSql for SendStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        SendStatus::parse(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// What identifies a send: the same sink, patient, step and occurrence is the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendKey<'a> {
+    pub sink: SinkKind,
     pub patient: &'a str,
     pub step: &'a str,
     pub occurrence: DateTime<Utc>,
@@ -74,115 +117,185 @@ pub struct SendDetails<'a> {
 pub enum Claim {
     /// First time: a new pending row with this retry key.
     New { retry_key: String },
-    /// A pending row from an earlier, interrupted run: retry with the same key.
+    /// A pending row from an earlier, interrupted run, or a held one: retry with the same key.
     Resume { retry_key: String, attempts: u32 },
     /// Already settled; nothing to do.
     Done(SendStatus),
 }
 
-/// A send that went out: which step, which occurrence, when.
+/// How a claimed send ended in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentRow {
-    pub step: String,
+pub enum Settlement {
+    /// The sink took it. `note` records anything unusual about the answer.
+    Sent {
+        request_id: Option<String>,
+        note: Option<String>,
+    },
+    Failed(String),
+    Expired(String),
+    /// Still pending; the next run retries it with the same key.
+    RetryLater(String),
+    /// The template failed for this patient's data; retried by later runs.
+    Held(String),
+}
+
+impl Settlement {
+    pub fn status(&self) -> SendStatus {
+        match self {
+            Settlement::Sent { .. } => SendStatus::Sent,
+            Settlement::Failed(_) => SendStatus::Failed,
+            Settlement::Expired(_) => SendStatus::Expired,
+            Settlement::RetryLater(_) => SendStatus::Pending,
+            Settlement::Held(_) => SendStatus::Held,
+        }
+    }
+}
+
+/// A send that went out and still matters at a run's `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentSend<'a> {
+    pub patient: &'a str,
+    pub step: &'a str,
     pub occurrence: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,
 }
 
-/// One row, as `report` and the tests read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRow {
-    pub patient: String,
-    pub step: String,
-    pub occurrence: String,
-    pub variant: Option<String>,
-    pub template: String,
-    pub status: SendStatus,
-    pub retry_key: String,
-    pub attempts: u32,
-    pub line_request_id: Option<String>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("ledger {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("ledger: {0}")]
-    Sql(#[from] rusqlite::Error),
-}
-
-const MIGRATIONS: &[&str] = &[
-    // 1: the sends table.
-    "CREATE TABLE sends (
-        patient         TEXT NOT NULL,
-        step            TEXT NOT NULL,
-        occurrence      TEXT NOT NULL,
-        variant         TEXT,
-        template        TEXT NOT NULL,
-        status          TEXT NOT NULL CHECK (status IN ('pending','sent','failed','expired','skipped')),
-        retry_key       TEXT NOT NULL UNIQUE,
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        due_at          TEXT NOT NULL,
-        expires_at      TEXT NOT NULL,
-        created_at      TEXT NOT NULL,
-        updated_at      TEXT NOT NULL,
-        sent_at         TEXT,
-        line_request_id TEXT,
-        last_error      TEXT,
-        PRIMARY KEY (patient, step, occurrence)
-    );
-    CREATE INDEX sends_status ON sends (status);",
-];
-
 /// The embedded SQLite ledger.
 pub struct Ledger {
     conn: Connection,
-    path: PathBuf,
+    file: DataFile,
+    in_batch: bool,
 }
 
-fn stamp(at: DateTime<Utc>) -> String {
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+}
+
 impl Ledger {
-    /// Opens (creating and migrating as needed) the ledger at `path`.
+    /// Opens (creating and migrating as needed) the ledger at `path`, or where it leads.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let fail = |message: String| LedgerError::Open {
+        let file = DataFile::open(path).map_err(|e| LedgerError::Open {
             path: path.display().to_string(),
-            message,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            message: e.to_string(),
+        })?;
+        Ledger::open_file(file)
+    }
+
+    /// Opens a ledger that must exist already (for `status`).
+    pub fn open_existing(path: &Path) -> Result<Ledger, LedgerError> {
+        if !path.exists() {
+            return Err(LedgerError::Missing {
+                path: path.display().to_string(),
+            });
         }
-        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        // WAL: readers (report) never block the run; NORMAL: a killed process loses nothing
-        // committed (only a power cut could lose the last transactions).
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ledger::open(path)
+    }
+
+    fn open_file(file: DataFile) -> Result<Ledger, LedgerError> {
+        let fail = |e| LedgerError::from_sqlite(&file.path, e);
+        let conn = Connection::open(&file.path).map_err(fail)?;
+        // WAL: readers (status, report) never block the run; NORMAL: a killed process loses
+        // nothing committed (only a power cut could lose the last transactions).
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(fail)?;
+        for companion in ["-wal", "-shm"] {
+            file::tighten_if_present(&file::with_suffix(&file.path, companion)).map_err(|e| {
+                LedgerError::Open {
+                    path: file.path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
         let mut ledger = Ledger {
             conn,
-            path: path.to_owned(),
+            file,
+            in_batch: false,
         };
         ledger.migrate()?;
         Ok(ledger)
     }
 
+    /// The ledger's real path (symlinks followed).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
+    }
+
+    /// The mode the ledger file had if it was readable by others and has been made private.
+    pub fn tightened_from(&self) -> Option<u32> {
+        self.file.tightened_from
+    }
+
+    fn fail(&self, error: rusqlite::Error) -> LedgerError {
+        LedgerError::from_sqlite(&self.file.path, error)
     }
 
     fn migrate(&mut self) -> Result<(), LedgerError> {
         let version: usize = self
             .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| self.fail(e))?;
+        if version > MIGRATIONS.len() {
+            return Err(LedgerError::TooNew {
+                path: self.file.path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(migration)?;
-            tx.pragma_update(None, "user_version", index + 1)?;
-            tx.commit()?;
+            let path = self.file.path.clone();
+            let fail = |e| LedgerError::from_sqlite(&path, e);
+            let tx = self.conn.transaction().map_err(fail)?;
+            tx.execute_batch(migration).map_err(fail)?;
+            tx.pragma_update(None, "user_version", index + 1)
+                .map_err(fail)?;
+            tx.commit().map_err(fail)?;
         }
         Ok(())
+    }
+
+    /// Fails when the ledger file was deleted or replaced since it was opened: the rows this
+    /// run writes would be lost, and the next run would send everything again.
+    pub fn check_in_place(&self) -> Result<(), LedgerError> {
+        if self.file.still_in_place() {
+            Ok(())
+        } else {
+            Err(LedgerError::Replaced {
+                path: self.file.path.display().to_string(),
+            })
+        }
+    }
+
+    /// Starts grouping writes in one transaction (until [`Ledger::commit`]).
+    pub fn begin(&mut self) -> Result<(), LedgerError> {
+        if !self.in_batch {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| self.fail(e))?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the writes since [`Ledger::begin`], after checking the file is still the one
+    /// opened.
+    pub fn commit(&mut self) -> Result<(), LedgerError> {
+        if self.in_batch {
+            self.in_batch = false;
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| self.fail(e))?;
+        }
+        self.check_in_place()
     }
 
     /// Records a send as pending before it goes out, or says what became of it before.
@@ -194,34 +307,47 @@ impl Ledger {
     ) -> Result<Claim, LedgerError> {
         let occurrence = stamp(key.occurrence);
         let retry_key = uuid::Uuid::new_v4().to_string();
-        let inserted = self.conn.execute(
-            "INSERT INTO sends (patient, step, occurrence, variant, template, status, retry_key,
-                                attempts, due_at, expires_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, 0, ?7, ?8, ?9, ?9)
-             ON CONFLICT (patient, step, occurrence) DO NOTHING",
-            params![
-                key.patient,
-                key.step,
-                occurrence,
-                details.variant,
-                details.template,
-                retry_key,
-                stamp(details.due_at),
-                stamp(details.expires_at),
-                stamp(now),
-            ],
-        )?;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
+                                    retry_key, attempts, due_at, expires_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, 0, ?8, ?9, ?10, ?10)
+                 ON CONFLICT (sink, patient, step, occurrence) DO NOTHING",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    key.sink.as_str(),
+                    key.patient,
+                    key.step,
+                    occurrence,
+                    details.variant,
+                    details.template,
+                    retry_key,
+                    stamp(details.due_at),
+                    stamp(details.expires_at),
+                    stamp(now),
+                ])
+            })
+            .map_err(|e| self.fail(e))?;
         if inserted == 1 {
             return Ok(Claim::New { retry_key });
         }
-        let (status, retry_key, attempts): (String, String, u32) = self.conn.query_row(
-            "SELECT status, retry_key, attempts FROM sends
-             WHERE patient = ?1 AND step = ?2 AND occurrence = ?3",
-            params![key.patient, key.step, occurrence],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?;
-        Ok(match SendStatus::parse(&status) {
-            SendStatus::Pending => Claim::Resume {
+        let (status, retry_key, attempts): (SendStatus, String, u32) = self
+            .conn
+            .prepare_cached(
+                "SELECT status, retry_key, attempts FROM sends
+                 WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4",
+            )
+            .and_then(|mut select| {
+                select.query_row(
+                    params![key.sink.as_str(), key.patient, key.step, occurrence],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+            })
+            .map_err(|e| self.fail(e))?;
+        Ok(match status {
+            SendStatus::Pending | SendStatus::Held => Claim::Resume {
                 retry_key,
                 attempts,
             },
@@ -229,236 +355,164 @@ impl Ledger {
         })
     }
 
-    /// Counts an attempt (before the request goes out).
-    pub fn attempt(&mut self, retry_key: &str, now: DateTime<Utc>) -> Result<(), LedgerError> {
-        self.conn.execute(
-            "UPDATE sends SET attempts = attempts + 1, updated_at = ?2 WHERE retry_key = ?1",
-            params![retry_key, stamp(now)],
-        )?;
-        Ok(())
-    }
-
-    pub fn mark_sent(
+    /// Records how a claimed send ended, and the attempts it took in this run.
+    pub fn settle(
         &mut self,
         retry_key: &str,
-        request_id: Option<&str>,
+        attempts: u32,
+        settlement: &Settlement,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.conn.execute(
-            "UPDATE sends SET status = 'sent', sent_at = ?2, updated_at = ?2, line_request_id = ?3,
-                              last_error = NULL
-             WHERE retry_key = ?1",
-            params![retry_key, stamp(now), request_id],
-        )?;
-        Ok(())
-    }
-
-    /// Settles a row as failed, expired or skipped, with the reason.
-    pub fn mark(
-        &mut self,
-        retry_key: &str,
-        status: SendStatus,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        self.conn.execute(
-            "UPDATE sends SET status = ?2, last_error = ?3, updated_at = ?4 WHERE retry_key = ?1",
-            params![retry_key, status.as_str(), error, stamp(now)],
-        )?;
-        Ok(())
-    }
-
-    /// Leaves a row pending for the next run, remembering why this one gave up.
-    pub fn retry_later(
-        &mut self,
-        retry_key: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        self.mark(retry_key, SendStatus::Pending, error, now)
-    }
-
-    /// Pending rows whose time has passed: expired, with the last error kept.
-    pub fn expire_pending(&mut self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
-        Ok(self.conn.execute(
-            "UPDATE sends SET status = 'expired', updated_at = ?1
-             WHERE status = 'pending' AND expires_at <= ?1",
-            params![stamp(now)],
-        )?)
-    }
-
-    /// What went out to a patient that can still matter at `now`: sends that would otherwise
-    /// be proposed again (not yet expired), and sends of the last week (they count toward the
-    /// cap).
-    pub fn sent_to(&self, patient: &str, now: DateTime<Utc>) -> Result<Vec<SentRow>, LedgerError> {
-        let week_ago = now - chrono::Duration::days(8);
-        let mut statement = self.conn.prepare_cached(
-            "SELECT step, occurrence, sent_at FROM sends
-             WHERE patient = ?1 AND status = 'sent' AND (expires_at > ?2 OR sent_at >= ?3)",
-        )?;
-        let rows = statement.query_map(params![patient, stamp(now), stamp(week_ago)], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?;
-        let parse = |text: &str| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&Utc))
-                .ok()
+        let now = stamp(now);
+        let status = settlement.status().as_str();
+        let result = match settlement {
+            Settlement::Sent { request_id, note } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE sends SET status = ?2, attempts = attempts + ?3, sent_at = ?4,
+                                      updated_at = ?4, line_request_id = ?5, note = ?6,
+                                      last_error = NULL
+                     WHERE retry_key = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![retry_key, status, attempts, now, request_id, note])
+                }),
+            Settlement::Failed(why)
+            | Settlement::Expired(why)
+            | Settlement::RetryLater(why)
+            | Settlement::Held(why) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE sends SET status = ?2, attempts = attempts + ?3, updated_at = ?4,
+                                      last_error = ?5
+                     WHERE retry_key = ?1",
+                )
+                .and_then(|mut s| s.execute(params![retry_key, status, attempts, now, why])),
         };
-        let mut sent = Vec::new();
-        for row in rows {
-            let (step, occurrence, sent_at) = row?;
-            if let (Some(occurrence), Some(sent_at)) =
-                (parse(&occurrence), sent_at.as_deref().and_then(parse))
-            {
-                sent.push(SentRow {
-                    step,
-                    occurrence,
-                    sent_at,
-                });
+        result.map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Pending and held rows of `sink` whose time has passed: expired, with the last error
+    /// kept.
+    pub fn expire_open(
+        &mut self,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE sends SET status = 'expired', updated_at = ?2
+                 WHERE sink = ?1 AND status IN ('pending', 'held') AND expires_at <= ?2",
+                params![sink.as_str(), stamp(now)],
+            )
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Every send of `sink` that can still matter at `now`, in no particular order: sends that
+    /// would otherwise be proposed again (not yet expired), and sends of the last eight days
+    /// (they count toward a daily or weekly cap). Read through indexes on exactly those
+    /// instants, so years of older history cost nothing.
+    pub fn recent_sends(
+        &self,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+        mut each: impl FnMut(RecentSend<'_>),
+    ) -> Result<(), LedgerError> {
+        let since = now - chrono::Duration::days(8);
+        let mut run = || -> rusqlite::Result<()> {
+            let mut statement = self.conn.prepare(RECENT_SENDS)?;
+            let mut rows = statement.query(params![sink.as_str(), stamp(now), stamp(since)])?;
+            while let Some(row) = rows.next()? {
+                let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+                let occurrence = parse_stamp(row.get_ref(2)?.as_str()?);
+                let sent_at = row.get_ref(3)?.as_str_or_null()?.and_then(parse_stamp);
+                if let (Some(occurrence), Some(sent_at)) = (occurrence, sent_at) {
+                    each(RecentSend {
+                        patient,
+                        step,
+                        occurrence,
+                        sent_at,
+                    });
+                }
             }
-        }
-        Ok(sent)
+            Ok(())
+        };
+        run().map_err(|e| self.fail(e))
     }
 
-    /// Pending rows, for the outbox to recognise what it already wrote.
-    pub fn pending_keys(&self) -> Result<Vec<String>, LedgerError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT retry_key FROM sends WHERE status = 'pending'")?;
-        let keys = statement
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(keys)
+    /// Whether any send of `sink` was ever delivered.
+    pub fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sends INDEXED BY sends_recent
+                                WHERE sink = ?1 AND status = 'sent')",
+                params![sink.as_str()],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.fail(e))
     }
 
-    pub fn status_counts(&self) -> Result<Vec<(SendStatus, u64)>, LedgerError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM sends GROUP BY status")?;
-        let mut counts = statement
-            .query_map([], |row| {
-                Ok((SendStatus::parse(&row.get::<_, String>(0)?), row.get(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        counts.sort();
-        Ok(counts)
+    /// Pending rows of `sink`, for the outbox to recognise what it already wrote.
+    pub fn pending_keys(&self, sink: SinkKind) -> Result<Vec<String>, LedgerError> {
+        let run = || -> rusqlite::Result<Vec<String>> {
+            let mut statement = self.conn.prepare(
+                "SELECT retry_key FROM sends WHERE sink = ?1 AND status IN ('pending', 'held')",
+            )?;
+            let keys = statement
+                .query_map(params![sink.as_str()], |row| row.get(0))?
+                .collect();
+            keys
+        };
+        run().map_err(|e| self.fail(e))
     }
 
     pub fn row(&self, key: &SendKey<'_>) -> Result<Option<LedgerRow>, LedgerError> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
-                "SELECT patient, step, occurrence, variant, template, status, retry_key, attempts,
-                        line_request_id, last_error
-                 FROM sends WHERE patient = ?1 AND step = ?2 AND occurrence = ?3",
-                params![key.patient, key.step, stamp(key.occurrence)],
-                |row| {
-                    Ok(LedgerRow {
-                        patient: row.get(0)?,
-                        step: row.get(1)?,
-                        occurrence: row.get(2)?,
-                        variant: row.get(3)?,
-                        template: row.get(4)?,
-                        status: SendStatus::parse(&row.get::<_, String>(5)?),
-                        retry_key: row.get(6)?,
-                        attempts: row.get(7)?,
-                        line_request_id: row.get(8)?,
-                        last_error: row.get(9)?,
-                    })
-                },
+                &format!(
+                    "SELECT {} FROM sends
+                     WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4",
+                    read::ROW_COLUMNS
+                ),
+                params![
+                    key.sink.as_str(),
+                    key.patient,
+                    key.step,
+                    stamp(key.occurrence)
+                ],
+                read::ledger_row,
             )
-            .optional()?)
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    #[cfg(test)]
+    fn query_plan(&self, sql: &str) -> String {
+        let mut statement = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let details: Vec<String> = statement
+            .query_map(
+                params![SinkKind::Line.as_str(), "2026-01-01", "2026-01-01"],
+                |row| row.get(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        details.join("; ")
     }
 }
+
+/// Sent rows that still matter: not expired, or sent within the cap's reach. The two halves are
+/// separate index lookups (`sends_live`, `sends_recent`); an `OR` could fall back to a scan.
+const RECENT_SENDS: &str =
+    "SELECT patient, step, occurrence, sent_at FROM sends INDEXED BY sends_live
+     WHERE sink = ?1 AND status = 'sent' AND expires_at > ?2
+     UNION
+     SELECT patient, step, occurrence, sent_at FROM sends INDEXED BY sends_recent
+     WHERE sink = ?1 AND status = 'sent' AND sent_at >= ?3";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn key(patient: &str) -> SendKey<'_> {
-        SendKey {
-            patient,
-            step: "thanks",
-            occurrence: at("2026-11-21T01:00:00Z"),
-        }
-    }
-
-    const DETAILS: SendDetails<'static> = SendDetails {
-        template: "thanks",
-        variant: None,
-        due_at: DateTime::UNIX_EPOCH,
-        expires_at: DateTime::UNIX_EPOCH,
-    };
-
-    #[test]
-    fn a_send_is_claimed_once_then_resumed_with_the_same_key_until_settled() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = at("2026-11-21T01:00:00Z");
-        let mut ledger = Ledger::open(&dir.path().join("nested/ledger.db")).unwrap();
-        let Claim::New { retry_key } = ledger.claim(&key("P1"), &DETAILS, now).unwrap() else {
-            panic!("first claim is new")
-        };
-        ledger.attempt(&retry_key, now).unwrap();
-        // The process dies here; the next run finds the row pending with the same key.
-        drop(ledger);
-        let mut ledger = Ledger::open(&dir.path().join("nested/ledger.db")).unwrap();
-        assert_eq!(
-            ledger.claim(&key("P1"), &DETAILS, now).unwrap(),
-            Claim::Resume {
-                retry_key: retry_key.clone(),
-                attempts: 1
-            }
-        );
-        ledger.mark_sent(&retry_key, Some("req-1"), now).unwrap();
-        assert_eq!(
-            ledger.claim(&key("P1"), &DETAILS, now).unwrap(),
-            Claim::Done(SendStatus::Sent)
-        );
-        let row = ledger.row(&key("P1")).unwrap().unwrap();
-        assert_eq!(
-            (row.status, row.line_request_id.as_deref(), row.attempts),
-            (SendStatus::Sent, Some("req-1"), 1)
-        );
-    }
-
-    #[test]
-    fn pending_rows_past_their_expiry_become_expired() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
-        let details = SendDetails {
-            expires_at: at("2026-11-22T01:00:00Z"),
-            ..DETAILS
-        };
-        let now = at("2026-11-21T01:00:00Z");
-        ledger.claim(&key("P1"), &details, now).unwrap();
-        assert_eq!(ledger.expire_pending(now).unwrap(), 0);
-        assert_eq!(
-            ledger.expire_pending(at("2026-11-22T01:00:00Z")).unwrap(),
-            1
-        );
-        assert_eq!(ledger.status_counts().unwrap(), [(SendStatus::Expired, 1)]);
-    }
-
-    #[test]
-    fn migrations_run_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.db");
-        Ledger::open(&path).unwrap();
-        let ledger = Ledger::open(&path).unwrap();
-        let version: usize = ledger
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len());
-    }
-}
+mod tests;

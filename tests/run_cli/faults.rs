@@ -175,6 +175,30 @@ fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
         signalled.elapsed(),
         run.stderr.lines().last().unwrap_or("")
     );
+    // The summary adds up: every due send is accounted for, and what was not sent is said to
+    // stay pending.
+    let summary = run.summary();
+    let parts: u64 = [
+        "sent",
+        "already sent",
+        "settled before",
+        "expired",
+        "failed",
+        "held",
+        "retrying later",
+    ]
+    .iter()
+    .map(|name| summary[*name])
+    .sum();
+    assert_eq!(summary["due"], parts, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "stopped by a signal: {} send(s) stay pending for the next run",
+            summary["retrying later"]
+        )),
+        "{}",
+        run.stderr
+    );
     // Requests in flight at the signal were answered and recorded, not abandoned.
     let left = ledger(&ws.ledger());
     let rows = left.by_key();
@@ -202,7 +226,17 @@ fn permanent_4xx_is_failed_not_retried() {
         Some((TOKEN, &fake)),
         &["--custom-aggregation"],
     );
-    assert!(run.code == 0, "exit {}\n{}", run.code, run.stderr);
+    assert_eq!(
+        run.code, 4,
+        "failed sends make the exit code 4\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("error: step `booking_confirm`, patient R2: LINE answered 400"),
+        "the reason is shown with the step and patient:\n{}",
+        run.stderr
+    );
     assert_eq!(
         (run.count("sent"), run.count("failed")),
         (4, 1),

@@ -74,6 +74,17 @@ impl Workspace {
         line: Option<(&str, &FakeLine)>,
         extra: &[&str],
     ) -> Command {
+        self.command_on(&self.ledger(), patients, line, extra)
+    }
+
+    /// `command`, with the ledger at `ledger`.
+    pub fn command_on(
+        &self,
+        ledger: &Path,
+        patients: &Path,
+        line: Option<(&str, &FakeLine)>,
+        extra: &[&str],
+    ) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
             .arg("run")
@@ -82,7 +93,7 @@ impl Workspace {
             .arg(patients)
             .args(["--now", NOW])
             .arg("--ledger")
-            .arg(self.ledger())
+            .arg(ledger)
             .arg("--outbox")
             .arg(self.outbox())
             .current_dir(self.path())

@@ -1,0 +1,439 @@
+//! One pass of `run`: evaluate every patient at `now`, claim what is due in the ledger, hand it
+//! to delivery, and record how each send ended.
+//!
+//! This pass is the ledger's one owner: delivery tasks never touch it but report each settled
+//! send back over a channel. Claims are committed in batches *before* their jobs go to
+//! delivery (a message never leaves without a pending row and its retry key), and settlements
+//! are committed in batches as they come back; a crash between the two leaves rows pending,
+//! which the next run resumes with the same keys.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use super::history::SentHistory;
+use super::progress::{Bar, NoProgress};
+use super::report::{Problems, RunSummary};
+use super::{RunError, RunRequest};
+use crate::app::{for_each_patient, Io, ScriptFailures};
+use crate::check::RuleSet;
+use crate::deliver::{
+    self, patient_context, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink,
+};
+use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::ledger::{
+    Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
+};
+use crate::plan::TimingPlan;
+use crate::records::PatientRecord;
+use crate::template;
+
+/// Claims committed together before their jobs go to delivery.
+const BATCH: usize = 256;
+/// The longest claims wait for their batch to fill while patients are evaluated, so that
+/// delivery is never starved when due sends are sparse.
+const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// Jobs queued for delivery beyond those in flight.
+const QUEUE: usize = 1024;
+
+pub(super) struct Cycle<'a> {
+    pub request: &'a RunRequest,
+    pub rules: &'a RuleSet,
+    pub plan: &'a TimingPlan,
+    pub ledger_path: &'a Path,
+    pub outbox_path: &'a Path,
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Cycle<'_> {
+    /// One pass; the summary is printed before it returns.
+    pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, RunError> {
+        // The lock first: migrations and everything after run one at a time per ledger.
+        let _lock = LedgerLock::acquire(self.ledger_path)?;
+        let mut ledger = Ledger::open(self.ledger_path)?;
+        if let Some(mode) = ledger.tightened_from() {
+            writeln!(
+                io.err,
+                "note: the ledger {} was readable by others (mode {mode:o}); it holds patient \
+                 data and is now 0600",
+                ledger.path().display()
+            )?;
+        }
+        let (sink, kind) = self.sink(&ledger, io)?;
+        let sink = Arc::new(sink);
+        let mut summary = RunSummary {
+            expired_earlier: ledger.expire_open(kind, now)? as u64,
+            ..RunSummary::default()
+        };
+        let history = SentHistory::load(&ledger, kind, self.plan, now)?;
+        let progress: Arc<dyn Progress> = if self.request.progress {
+            Arc::new(Bar::new())
+        } else {
+            Arc::new(NoProgress)
+        };
+        // Delivery stops on a signal, or when this pass fails (the ledger went away).
+        let (abort, stop) = watch::channel(false);
+        let mut signal = self.stop.clone();
+        let forward = abort.clone();
+        self.runtime.spawn(async move {
+            if signal.wait_for(|s| *s).await.is_ok() {
+                let _ = forward.send(true);
+            }
+        });
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let (settled_tx, settled) = mpsc::unbounded_channel::<Settled>();
+        let delivery = self.runtime.spawn(deliver::deliver(
+            queue,
+            settled_tx,
+            sink.clone(),
+            self.request.delivery.clone(),
+            RunClock::starting_at(now),
+            progress.clone(),
+            stop,
+        ));
+        let mut pass = Pass {
+            ledger,
+            kind,
+            jobs: Some(jobs),
+            settled,
+            waiting: Vec::with_capacity(BATCH),
+            batch_started: None,
+            queued: 0,
+            problems: Problems::default(),
+            summary,
+        };
+        let evaluated = self.evaluate_all(now, &history, &mut pass, progress.as_ref(), io);
+        if evaluated.is_err() {
+            let _ = abort.send(true);
+        }
+        // Close the queue and record every send delivery settles, so the ledger says what went
+        // out (unless the ledger itself failed).
+        let closed = pass.finish();
+        if closed.is_err() {
+            let _ = abort.send(true);
+        }
+        let sink_error = self.runtime.block_on(delivery).ok().flatten();
+        let skipped_rows = evaluated?;
+        closed?;
+        summary = std::mem::take(&mut pass.summary);
+        summary.skipped_rows = skipped_rows as u64;
+        summary.stopped = *self.stop.borrow();
+        summary.sink_error = sink_error;
+        if let Sink::Outbox(outbox) = sink.as_ref() {
+            if let Some(aside) = &outbox.set_aside {
+                writeln!(
+                    io.err,
+                    "warning: the outbox ended in a torn line (an interrupted write); it was \
+                     moved to {} and the outbox goes on from its last whole line",
+                    aside.display()
+                )?;
+            }
+        }
+        pass.problems.print(&summary, io.err)?;
+        summary.print(io.err)?;
+        Ok(summary)
+    }
+
+    /// LINE with a token (and no `--dry-run`), else the outbox, which a ledger holding LINE
+    /// deliveries only accepts when asked for by name.
+    fn sink(&self, ledger: &Ledger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), RunError> {
+        let request = self.request;
+        if let (Some(token), false) = (&request.token, request.dry_run) {
+            let client =
+                LineClient::new(&request.line_api_base, token.clone()).map_err(RunError::Usage)?;
+            return Ok((Sink::Line(client), SinkKind::Line));
+        }
+        if request.token.is_none()
+            && !request.dry_run
+            && request.outbox.is_none()
+            && ledger.has_sent(SinkKind::Line)?
+        {
+            return Err(RunError::Usage(format!(
+                "LINE_CHANNEL_ACCESS_TOKEN is not set, but the ledger {} holds deliveries made \
+                 through LINE: set the token to deliver through LINE, or give --outbox PATH (or \
+                 --dry-run) to write to an outbox, whose sends are recorded apart and never \
+                 count as LINE deliveries",
+                ledger.path().display()
+            )));
+        }
+        let why = if request.dry_run {
+            "dry run"
+        } else {
+            "no LINE_CHANNEL_ACCESS_TOKEN set"
+        };
+        writeln!(
+            io.err,
+            "{why}: delivering to the outbox {} instead of LINE (recorded as outbox sends, \
+             never as LINE deliveries)",
+            self.outbox_path.display()
+        )?;
+        let pending = ledger.pending_keys(SinkKind::Outbox)?;
+        let outbox = Outbox::open(self.outbox_path, &pending)?;
+        Ok((Sink::Outbox(outbox), SinkKind::Outbox))
+    }
+
+    /// Evaluates every patient and hands what is due now to delivery; returns the number of
+    /// skipped rows.
+    fn evaluate_all(
+        &self,
+        now: DateTime<Utc>,
+        history: &SentHistory,
+        pass: &mut Pass,
+        progress: &dyn Progress,
+        io: &mut Io<'_>,
+    ) -> Result<usize, RunError> {
+        let plan = self.plan;
+        let window = Window {
+            now,
+            from: now,
+            to: now + chrono::Duration::seconds(1),
+        };
+        let env = template::environment(plan.timezone);
+        let mut evaluator = Evaluator::new(plan);
+        let mut outcome = PatientOutcome::default();
+        let mut script_failures = ScriptFailures::default();
+        let mut failure: Option<RunError> = None;
+        let counts = for_each_patient(&self.request.patients, &plan.schema, io.err, |patient| {
+            if *self.stop.borrow() {
+                return Ok(false);
+            }
+            evaluator.evaluate_after(patient, window, history.of(&patient.id), &mut outcome);
+            script_failures.note(&patient.id, &outcome);
+            let result = self
+                .claim_due(patient, &outcome, now, &env, pass, progress)
+                .and_then(|()| pass.flush_if_due());
+            pass.summary.stopped_after_line = Some(patient.line);
+            match result {
+                Ok(more) => Ok(more),
+                Err(error) => {
+                    failure = Some(error);
+                    Ok(false)
+                }
+            }
+        })?;
+        script_failures.report(plan, io.err)?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        pass.flush()?;
+        let counts = counts.map_err(RunError::Usage)?;
+        Ok(counts.skipped)
+    }
+
+    /// Claims each send due now for `patient` and renders it (once per patient).
+    fn claim_due(
+        &self,
+        patient: &PatientRecord,
+        outcome: &PatientOutcome,
+        now: DateTime<Utc>,
+        env: &minijinja::Environment<'_>,
+        pass: &mut Pass,
+        progress: &dyn Progress,
+    ) -> Result<(), RunError> {
+        let plan = self.plan;
+        pass.summary.already_sent += outcome.already_sent as u64;
+        pass.summary.due += outcome.already_sent as u64;
+        let mut context = None;
+        for send in outcome.sends.iter().filter(|s| s.at <= now) {
+            pass.summary.due += 1;
+            let step = &plan.steps[send.step];
+            let variant = &step.variants[send.variant];
+            let key = SendKey {
+                sink: pass.kind,
+                patient: &patient.id,
+                step: &step.id,
+                occurrence: send.occurrence,
+            };
+            let details = SendDetails {
+                template: &variant.template,
+                variant: (step.variants.len() > 1).then_some(variant.template.as_str()),
+                due_at: send.at,
+                expires_at: send.expires,
+            };
+            pass.begin()?;
+            let retry_key = match pass.ledger.claim(&key, &details, now)? {
+                Claim::New { retry_key } | Claim::Resume { retry_key, .. } => retry_key,
+                Claim::Done(SendStatus::Sent) => {
+                    pass.summary.already_sent += 1;
+                    continue;
+                }
+                Claim::Done(_) => {
+                    pass.summary.settled_before += 1;
+                    continue;
+                }
+            };
+            let template = &self.rules.steps[send.step].templates[send.variant];
+            let context = context.get_or_insert_with(|| patient_context(patient, plan, now));
+            let messages = match template.messages(env, context) {
+                Ok(messages) => messages,
+                Err(error) => {
+                    let why = format!("template {} failed: {}", template.name, error.message);
+                    pass.settle_now(
+                        &patient.id,
+                        &step.id,
+                        &retry_key,
+                        Settlement::Held(why),
+                        now,
+                    )?;
+                    continue;
+                }
+            };
+            progress.queued();
+            pass.waiting.push(Job {
+                retry_key,
+                patient: patient.id.clone(),
+                to: patient.line_user_id.clone().unwrap_or_default(),
+                step: step.id.clone(),
+                variant: details.variant.map(str::to_owned),
+                messages,
+                expires: send.expires,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The state of one pass: the ledger, the claims waiting for their batch to commit, and what
+/// came of the sends so far.
+struct Pass {
+    ledger: Ledger,
+    kind: SinkKind,
+    jobs: Option<mpsc::Sender<Job>>,
+    settled: mpsc::UnboundedReceiver<Settled>,
+    /// Claimed in the open transaction; handed to delivery once it commits.
+    waiting: Vec<Job>,
+    batch_started: Option<Instant>,
+    /// Handed to delivery and not yet settled.
+    queued: u64,
+    problems: Problems,
+    summary: RunSummary,
+}
+
+impl Pass {
+    fn begin(&mut self) -> Result<(), RunError> {
+        if self.batch_started.is_none() {
+            self.ledger.begin()?;
+            self.batch_started = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Flushes when the batch is full or has waited long enough; `false` when delivery has
+    /// stopped taking jobs (a signal).
+    fn flush_if_due(&mut self) -> Result<bool, RunError> {
+        let due = self.waiting.len() >= BATCH
+            || self
+                .batch_started
+                .is_some_and(|t| t.elapsed() >= BATCH_WAIT);
+        if due {
+            self.flush()
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// Commits the open claims, hands their jobs to delivery and records what has settled.
+    fn flush(&mut self) -> Result<bool, RunError> {
+        self.batch_started = None;
+        self.ledger.commit()?;
+        let mut open = true;
+        for job in self.waiting.drain(..) {
+            let taken = self
+                .jobs
+                .as_ref()
+                .is_some_and(|jobs| jobs.blocking_send(job).is_ok());
+            if taken {
+                self.queued += 1;
+            } else {
+                // Delivery stopped (a signal): the row stays pending for the next run.
+                open = false;
+                self.summary.retry_later += 1;
+            }
+        }
+        self.record_settled(false)?;
+        Ok(open)
+    }
+
+    /// Closes the queue and records every settlement until delivery has finished.
+    fn finish(&mut self) -> Result<(), RunError> {
+        let flushed = if self.waiting.is_empty() && self.batch_started.is_none() {
+            Ok(true)
+        } else {
+            self.flush()
+        };
+        self.jobs = None;
+        let recorded = self.record_settled(true);
+        // Handed to delivery but never attempted (a stop): still pending.
+        self.summary.retry_later += self.queued;
+        self.queued = 0;
+        flushed.map(|_| ()).and(recorded)
+    }
+
+    /// Records settlements in one transaction per batch; with `wait`, until delivery ends.
+    fn record_settled(&mut self, wait: bool) -> Result<(), RunError> {
+        loop {
+            let first = if wait {
+                match self.settled.blocking_recv() {
+                    Some(settled) => settled,
+                    None => return Ok(()),
+                }
+            } else {
+                match self.settled.try_recv() {
+                    Ok(settled) => settled,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.ledger.begin()?;
+            self.apply(first)?;
+            for _ in 1..BATCH {
+                match self.settled.try_recv() {
+                    Ok(settled) => self.apply(settled)?,
+                    Err(_) => break,
+                }
+            }
+            self.ledger.commit()?;
+        }
+    }
+
+    fn apply(&mut self, settled: Settled) -> Result<(), RunError> {
+        self.queued = self.queued.saturating_sub(1);
+        self.ledger.settle(
+            &settled.retry_key,
+            settled.attempts,
+            &settled.settlement,
+            settled.at,
+        )?;
+        self.count(&settled.patient, &settled.step, &settled.settlement);
+        Ok(())
+    }
+
+    /// Settles a send that never reaches delivery (its template failed), in the open batch.
+    fn settle_now(
+        &mut self,
+        patient: &str,
+        step: &str,
+        retry_key: &str,
+        settlement: Settlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        self.ledger.settle(retry_key, 0, &settlement, now)?;
+        self.count(patient, step, &settlement);
+        Ok(())
+    }
+
+    fn count(&mut self, patient: &str, step: &str, settlement: &Settlement) {
+        let summary = &mut self.summary;
+        match settlement {
+            Settlement::Sent { .. } => summary.sent += 1,
+            Settlement::Failed(_) => summary.failed += 1,
+            Settlement::Expired(_) => summary.expired += 1,
+            Settlement::RetryLater(_) => summary.retry_later += 1,
+            Settlement::Held(_) => summary.held += 1,
+        }
+        self.problems.note(patient, step, settlement);
+    }
+}

@@ -1,0 +1,54 @@
+//! What the ledger says went out already, read once per pass: the sends that can still matter
+//! at `now` (not expired, or within a cap's reach), by patient. One indexed read instead of a
+//! query per patient keeps a pass linear in patients however long the ledger's history is.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::eval::SentBefore;
+use crate::ledger::{Ledger, LedgerError, SinkKind};
+use crate::plan::TimingPlan;
+
+#[derive(Debug, Default)]
+pub(super) struct SentHistory {
+    by_patient: HashMap<Box<str>, Vec<SentBefore>>,
+}
+
+impl SentHistory {
+    pub(super) fn load(
+        ledger: &Ledger,
+        sink: SinkKind,
+        plan: &TimingPlan,
+        now: DateTime<Utc>,
+    ) -> Result<SentHistory, LedgerError> {
+        let steps: HashMap<&str, usize> = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.index))
+            .collect();
+        let mut by_patient: HashMap<Box<str>, Vec<SentBefore>> = HashMap::new();
+        ledger.recent_sends(sink, now, |send| {
+            // A step renamed or removed since no longer has a say.
+            let Some(&step) = steps.get(send.step) else {
+                return;
+            };
+            let sent = SentBefore {
+                step,
+                occurrence: send.occurrence,
+                at: send.sent_at,
+            };
+            match by_patient.get_mut(send.patient) {
+                Some(sends) => sends.push(sent),
+                None => {
+                    by_patient.insert(send.patient.into(), vec![sent]);
+                }
+            }
+        })?;
+        Ok(SentHistory { by_patient })
+    }
+
+    pub(super) fn of(&self, patient: &str) -> &[SentBefore] {
+        self.by_patient.get(patient).map_or(&[], Vec::as_slice)
+    }
+}

@@ -1,0 +1,159 @@
+//! `steprule run`: what is due now is rendered and delivered (LINE, or the outbox), each send
+//! recorded in the ledger before it leaves, so reruns, crashes and outages neither repeat nor
+//! lose a message.
+
+mod cycle;
+mod history;
+mod progress;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use crate::deliver::{ChannelToken, DeliveryOptions, OutboxError};
+use crate::ledger::{LedgerError, LockError};
+use crate::plan::TimingPlan;
+use crate::printable::printable;
+use cycle::Cycle;
+pub use report::RunSummary;
+
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub rules: RulesSource,
+    pub patients: PatientSource,
+    pub now: Option<String>,
+    /// Default: `.steprule/ledger.db` beside the rules.
+    pub ledger: Option<PathBuf>,
+    /// Default: `.steprule/outbox.jsonl` beside the rules. Given explicitly, it also says the
+    /// user means the outbox, even on a ledger that holds LINE deliveries.
+    pub outbox: Option<PathBuf>,
+    pub dry_run: bool,
+    pub line_api_base: String,
+    /// From `LINE_CHANNEL_ACCESS_TOKEN`; `None` delivers to the outbox.
+    pub token: Option<ChannelToken>,
+    pub delivery: DeliveryOptions,
+    /// Keep running, evaluating on this interval.
+    pub every: Option<Duration>,
+    /// Show a progress bar (stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Why a run could not go on. Printed once, by [`run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub fn run(request: &RunRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
+    let Some(rules) = load_rules(&request.rules, io)? else {
+        return Ok(Outcome::RuleErrors);
+    };
+    match run_checked(request, &TimingPlan::compile(&rules), &rules, io) {
+        Ok(outcome) => Ok(outcome),
+        Err(RunError::Io(error)) => Err(error),
+        Err(error) => {
+            writeln!(io.err, "error: {}", printable(&error.to_string()))?;
+            Ok(Outcome::Usage)
+        }
+    }
+}
+
+fn run_checked(
+    request: &RunRequest,
+    plan: &TimingPlan,
+    rules: &crate::check::RuleSet,
+    io: &mut Io<'_>,
+) -> Result<Outcome, RunError> {
+    if request.every.is_some() && request.now.is_some() {
+        return Err(RunError::Usage(
+            "--every runs on the clock; leave out --now".into(),
+        ));
+    }
+    let beside_rules = |name: &str| {
+        request
+            .rules
+            .file
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(".steprule")
+            .join(name)
+    };
+    let ledger_path = request
+        .ledger
+        .clone()
+        .unwrap_or_else(|| beside_rules("ledger.db"));
+    let outbox_path = request
+        .outbox
+        .clone()
+        .unwrap_or_else(|| beside_rules("outbox.jsonl"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    runtime.spawn(stop_on_signal(stop_tx));
+    let mut outcome = Outcome::Ok;
+    loop {
+        let now = WindowArgs {
+            now: request.now.clone(),
+            ..WindowArgs::default()
+        }
+        .resolve(plan.timezone)
+        .map_err(RunError::Usage)?
+        .now;
+        let cycle = Cycle {
+            request,
+            rules,
+            plan,
+            ledger_path: &ledger_path,
+            outbox_path: &outbox_path,
+            runtime: &runtime,
+            stop: stop_rx.clone(),
+        };
+        let summary = cycle.run(now, io)?;
+        outcome = outcome.max(summary.outcome());
+        let Some(every) = request.every else { break };
+        let mut stop = stop_rx.clone();
+        let stopped = runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        });
+        if stopped || *stop_rx.borrow() {
+            writeln!(io.err, "stopped by a signal between passes")?;
+            break;
+        }
+    }
+    Ok(outcome)
+}
+
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = stop.send(true);
+            return;
+        }
+    }
+    let _ = interrupt.await;
+    let _ = stop.send(true);
+}

@@ -1,0 +1,163 @@
+//! What a pass tells the person running it: one summary line whose numbers add up, and the first
+//! few sends that did not go out, with the step, the patient id and the reason.
+
+use std::io::Write;
+
+use crate::app::Outcome;
+use crate::ledger::Settlement;
+use crate::printable::printable;
+
+/// What one pass found and did. `due` is the sum of the other send counts (not `skipped rows`
+/// or `expired_earlier`, which are not sends due in this pass).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub due: u64,
+    pub sent: u64,
+    pub already_sent: u64,
+    /// Settled in an earlier run as failed, expired or skipped.
+    pub settled_before: u64,
+    pub expired: u64,
+    pub failed: u64,
+    /// The template failed for the patient's data; retried on the next run.
+    pub held: u64,
+    /// Still pending after this pass (retries used up, LINE unreachable, or stopped before
+    /// their turn); the next run retries them with the same keys.
+    pub retry_later: u64,
+    pub skipped_rows: u64,
+    /// Sends left pending by earlier runs whose time ran out before this one.
+    pub expired_earlier: u64,
+    /// The sink stopped taking sends (the outbox's disk is full, LINE refused the token); what
+    /// was not delivered stays pending.
+    pub sink_error: Option<String>,
+    /// A signal stopped the pass after the patient on this line of the export.
+    pub stopped_after_line: Option<usize>,
+    pub stopped: bool,
+}
+
+impl RunSummary {
+    pub fn outcome(&self) -> Outcome {
+        if self.sink_error.is_some() {
+            Outcome::Usage
+        } else if self.failed > 0 {
+            Outcome::SendsFailed
+        } else if self.skipped_rows > 0 {
+            Outcome::RowsSkipped
+        } else {
+            Outcome::Ok
+        }
+    }
+
+    pub(super) fn print(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        if self.expired_earlier > 0 {
+            writeln!(
+                err,
+                "{} send(s) left pending by earlier runs expired before this run",
+                self.expired_earlier
+            )?;
+        }
+        if let Some(error) = &self.sink_error {
+            writeln!(
+                err,
+                "error: {}; {} send(s) stay pending for the next run",
+                printable(error),
+                self.retry_later
+            )?;
+        }
+        if self.stopped {
+            match self.stopped_after_line {
+                Some(line) => writeln!(
+                    err,
+                    "stopped by a signal: {} send(s) stay pending for the next run; patients \
+                     after line {line} were not evaluated",
+                    self.retry_later
+                )?,
+                None => writeln!(
+                    err,
+                    "stopped by a signal: {} send(s) stay pending for the next run",
+                    self.retry_later
+                )?,
+            }
+        }
+        writeln!(err, "{self}")
+    }
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "due {}, sent {}, already sent {}, settled before {}, expired {}, failed {}, held {}, \
+             retrying later {}, skipped rows {}",
+            self.due,
+            self.sent,
+            self.already_sent,
+            self.settled_before,
+            self.expired,
+            self.failed,
+            self.held,
+            self.retry_later,
+            self.skipped_rows
+        )
+    }
+}
+
+/// How many problems of each kind are shown; the ledger (`steprule status`) has them all.
+const SHOWN: usize = 5;
+
+/// The first few sends per kind that did not go out, for the person running the pass.
+#[derive(Debug, Default)]
+pub(super) struct Problems {
+    failed: Vec<String>,
+    held: Vec<String>,
+    pending: Vec<String>,
+}
+
+impl Problems {
+    pub(super) fn note(&mut self, patient: &str, step: &str, settlement: &Settlement) {
+        let (list, why) = match settlement {
+            Settlement::Failed(why) => (&mut self.failed, why),
+            Settlement::Held(why) => (&mut self.held, why),
+            Settlement::RetryLater(why) => (&mut self.pending, why),
+            Settlement::Sent { .. } | Settlement::Expired(_) => return,
+        };
+        if list.len() < SHOWN {
+            list.push(format!(
+                "step `{}`, patient {}: {}",
+                printable(step),
+                printable(patient),
+                printable(why)
+            ));
+        }
+    }
+
+    pub(super) fn print(&self, summary: &RunSummary, err: &mut dyn Write) -> std::io::Result<()> {
+        let kinds = [
+            (&self.failed, summary.failed, "error", "failed, not retried"),
+            (
+                &self.held,
+                summary.held,
+                "warning",
+                "held: retried on the next run once the data is fixed",
+            ),
+            (
+                &self.pending,
+                summary.retry_later,
+                "warning",
+                "pending: retried on the next run",
+            ),
+        ];
+        for (shown, total, level, what) in kinds {
+            for line in shown {
+                writeln!(err, "{level}: {line} ({what})")?;
+            }
+            let more = total.saturating_sub(shown.len() as u64);
+            if more > 0 && !shown.is_empty() {
+                writeln!(
+                    err,
+                    "{level}: … and {more} more ({what}); `steprule status` lists them"
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+use super::*;
+
+fn job(key: &str) -> Job {
+    Job {
+        retry_key: key.into(),
+        patient: "P1".into(),
+        to: "U1".into(),
+        step: "thanks".into(),
+        variant: None,
+        messages: vec![serde_json::json!({"type": "text", "text": "ありがとうございました"})],
+        expires: chrono::DateTime::UNIX_EPOCH,
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_torn_last_line_is_set_aside_and_appending_resumes_on_a_new_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    let whole = r#"{"retry_key":"k0"}"#;
+    std::fs::write(&path, format!("{whole}\n{{\"patient\":\"P9\",\"to\":\"U")).unwrap();
+    let outbox = Outbox::open(&path, &[]).unwrap();
+    let aside = outbox.set_aside.clone().expect("the torn tail was moved");
+    assert_eq!(
+        std::fs::read_to_string(&aside).unwrap(),
+        r#"{"patient":"P9","to":"U"#
+    );
+    assert!(matches!(
+        outbox.deliver(&job("k1")),
+        Answer::Accepted { .. }
+    ));
+    let keys: Vec<_> = lines(&path)
+        .iter()
+        .map(|l| l["retry_key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["k0", "k1"]);
+}
+
+#[test]
+fn a_last_line_that_is_not_utf8_is_set_aside_and_pending_keys_still_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    let mut bytes = br#"{"retry_key":"k0"}"#.to_vec();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(b"{\"patient\":\"\x82\xa0\xff\"}\n");
+    std::fs::write(&path, bytes).unwrap();
+    let outbox = Outbox::open(&path, &["k0".to_owned()]).unwrap();
+    assert!(outbox.set_aside.is_some());
+    assert!(matches!(
+        outbox.deliver(&job("k0")),
+        Answer::AlreadyAccepted { .. }
+    ));
+    assert_eq!(lines(&path).len(), 1);
+}
+
+#[test]
+fn a_whole_file_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    std::fs::write(&path, "{\"retry_key\":\"k0\"}\n").unwrap();
+    let outbox = Outbox::open(&path, &[]).unwrap();
+    assert_eq!(outbox.set_aside, None);
+    assert_eq!(lines(&path).len(), 1);
+}
+
+#[test]
+fn an_overlong_line_is_skipped_when_looking_for_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    let long = "x".repeat(MAX_LINE + 10);
+    std::fs::write(&path, format!("{long}\n{{\"retry_key\":\"k1\"}}\n")).unwrap();
+    let outbox = Outbox::open(&path, &["k1".to_owned()]).unwrap();
+    assert!(outbox.written.contains("k1"));
+}
+
+#[test]
+fn a_failed_write_stops_the_outbox_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    let outbox = Outbox::open(&path, &[]).unwrap();
+    // A disk that is full: every write fails with ENOSPC.
+    outbox.state.lock().unwrap().file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let Answer::Unavailable { error } = outbox.deliver(&job("k1")) else {
+        panic!("a failed write is not a delivery")
+    };
+    assert!(error.contains("outbox.jsonl"), "{error}");
+    assert!(error.contains("No space left"), "{error}");
+    assert!(matches!(
+        outbox.deliver(&job("k2")),
+        Answer::Unavailable { .. }
+    ));
+    assert_eq!(outbox.write_error(), Some(error));
+}
+
+#[test]
+fn the_outbox_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/outbox.jsonl");
+    Outbox::open(&path, &[]).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

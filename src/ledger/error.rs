@@ -1,0 +1,86 @@
+//! What can go wrong with the ledger, said so that a clinic's operator knows which file and what
+//! to do. SQLite's own words ("file is not a database") name neither.
+
+use std::path::Path;
+
+use rusqlite::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot open the ledger {path}: {message}")]
+    Open { path: String, message: String },
+    #[error(
+        "{path} is not a steprule ledger (not an SQLite database, or encrypted); point --ledger \
+         at the ledger, or move this file aside to start a new one"
+    )]
+    NotALedger { path: String },
+    #[error(
+        "the ledger {path} is damaged (database disk image is malformed): stop every run, keep a \
+         copy, then recover it with `sqlite3 {path} .recover` or restore the last backup"
+    )]
+    Corrupt { path: String },
+    #[error(
+        "the disk holding the ledger {path} is full: free some space and run again (what was \
+         sent is recorded; pending sends resume with their retry keys)"
+    )]
+    DiskFull { path: String },
+    #[error(
+        "the ledger {path} cannot be written (read-only file or file system): check the file's \
+         owner and permissions, or give --ledger a writable place"
+    )]
+    ReadOnly { path: String },
+    #[error(
+        "the ledger {path} was deleted or replaced while this run was using it; stopped so that \
+         nothing is sent twice. Put the ledger back (or restore it) before the next run"
+    )]
+    Replaced { path: String },
+    #[error(
+        "the ledger {path} has a send with the unknown status `{status}` (written by a newer \
+         steprule?); stopped rather than guess: use the steprule that wrote it"
+    )]
+    UnknownStatus { path: String, status: String },
+    #[error(
+        "the ledger {path} was written by a newer steprule (schema {found}; this one knows up \
+         to {known}); use that version"
+    )]
+    TooNew {
+        path: String,
+        found: usize,
+        known: usize,
+    },
+    #[error("no ledger at {path}; `steprule run` creates it")]
+    Missing { path: String },
+    #[error("ledger {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// A status text the ledger does not know, raised while reading a row.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+impl LedgerError {
+    /// SQLite's error for the ledger at `path`, in the operator's terms.
+    pub fn from_sqlite(path: &Path, source: rusqlite::Error) -> LedgerError {
+        let path = path.display().to_string();
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &source {
+            if let Some(UnknownStatus(status)) = inner.downcast_ref::<UnknownStatus>() {
+                return LedgerError::UnknownStatus {
+                    status: status.clone(),
+                    path,
+                };
+            }
+        }
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => LedgerError::NotALedger { path },
+            Some(ErrorCode::DatabaseCorrupt) => LedgerError::Corrupt { path },
+            Some(ErrorCode::DiskFull) => LedgerError::DiskFull { path },
+            Some(ErrorCode::ReadOnly) => LedgerError::ReadOnly { path },
+            _ => LedgerError::Sql { path, source },
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Reading the ledger back for people: counts per status and per step, and the latest sends that
+//! did not go out, with their reasons (`steprule status`).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Row};
+
+use super::{parse_stamp, Ledger, LedgerError, SendStatus, SinkKind};
+
+/// One row, as `status` and the tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub sink: SinkKind,
+    pub patient: String,
+    pub step: String,
+    pub occurrence: String,
+    pub variant: Option<String>,
+    pub template: String,
+    pub status: SendStatus,
+    pub retry_key: String,
+    pub attempts: u32,
+    pub line_request_id: Option<String>,
+    pub last_error: Option<String>,
+    pub note: Option<String>,
+}
+
+pub(super) const ROW_COLUMNS: &str = "sink, patient, step, occurrence, variant, template, status, \
+     retry_key, attempts, line_request_id, last_error, note";
+
+pub(super) fn ledger_row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
+    Ok(LedgerRow {
+        sink: sink(row.get_ref(0)?.as_str()?),
+        patient: row.get(1)?,
+        step: row.get(2)?,
+        occurrence: row.get(3)?,
+        variant: row.get(4)?,
+        template: row.get(5)?,
+        status: row.get(6)?,
+        retry_key: row.get(7)?,
+        attempts: row.get(8)?,
+        line_request_id: row.get(9)?,
+        last_error: row.get(10)?,
+        note: row.get(11)?,
+    })
+}
+
+fn sink(text: &str) -> SinkKind {
+    // The table's CHECK constraint allows only these two.
+    if text == "outbox" {
+        SinkKind::Outbox
+    } else {
+        SinkKind::Line
+    }
+}
+
+/// How many sends of one step (or of all, with `step` empty) are in each status, per sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCounts {
+    pub sink: SinkKind,
+    pub step: String,
+    pub status: SendStatus,
+    pub count: u64,
+}
+
+/// A send that did not go out (failed, held or expired), with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub sink: SinkKind,
+    pub patient: String,
+    pub step: String,
+    pub status: SendStatus,
+    pub due_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+impl Ledger {
+    /// Counts per sink, step and status, in that order.
+    pub fn step_counts(&self) -> Result<Vec<StepCounts>, LedgerError> {
+        let run = || -> rusqlite::Result<Vec<StepCounts>> {
+            let mut statement = self.conn.prepare(
+                "SELECT sink, step, status, COUNT(*) FROM sends
+                 GROUP BY sink, step, status ORDER BY sink, step, status",
+            )?;
+            let counts = statement
+                .query_map([], |row| {
+                    Ok(StepCounts {
+                        sink: sink(row.get_ref(0)?.as_str()?),
+                        step: row.get(1)?,
+                        status: row.get(2)?,
+                        count: row.get(3)?,
+                    })
+                })?
+                .collect();
+            counts
+        };
+        run().map_err(|e| self.fail(e))
+    }
+
+    /// Counts per status over every sink and step.
+    pub fn status_counts(&self) -> Result<Vec<(SendStatus, u64)>, LedgerError> {
+        let mut totals = std::collections::BTreeMap::new();
+        for counts in self.step_counts()? {
+            *totals.entry(counts.status).or_insert(0) += counts.count;
+        }
+        Ok(totals.into_iter().collect())
+    }
+
+    /// The latest `limit` sends that failed, are held or expired, newest first.
+    pub fn latest_problems(&self, limit: usize) -> Result<Vec<Problem>, LedgerError> {
+        let run = || -> rusqlite::Result<Vec<Problem>> {
+            let mut statement = self.conn.prepare(
+                "SELECT sink, patient, step, status, due_at, updated_at, last_error
+                 FROM sends INDEXED BY sends_problems
+                 WHERE status IN ('failed', 'held', 'expired')
+                 ORDER BY updated_at DESC LIMIT ?1",
+            )?;
+            let problems = statement
+                .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                    Ok(Problem {
+                        sink: sink(row.get_ref(0)?.as_str()?),
+                        patient: row.get(1)?,
+                        step: row.get(2)?,
+                        status: row.get(3)?,
+                        due_at: row.get_ref(4)?.as_str().ok().and_then(parse_stamp),
+                        updated_at: row.get_ref(5)?.as_str().ok().and_then(parse_stamp),
+                        reason: row.get(6)?,
+                    })
+                })?
+                .collect();
+            problems
+        };
+        run().map_err(|e| self.fail(e))
+    }
+}

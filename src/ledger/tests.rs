@@ -1,0 +1,283 @@
+use super::*;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn key(sink: SinkKind, patient: &str) -> SendKey<'_> {
+    SendKey {
+        sink,
+        patient,
+        step: "thanks",
+        occurrence: at("2026-11-21T01:00:00Z"),
+    }
+}
+
+const DETAILS: SendDetails<'static> = SendDetails {
+    template: "thanks",
+    variant: None,
+    due_at: DateTime::UNIX_EPOCH,
+    expires_at: DateTime::UNIX_EPOCH,
+};
+
+fn sent() -> Settlement {
+    Settlement::Sent {
+        request_id: Some("req-1".into()),
+        note: None,
+    }
+}
+
+fn new_key(claim: Claim) -> String {
+    match claim {
+        Claim::New { retry_key } => retry_key,
+        other => panic!("expected a new claim, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_send_is_claimed_once_then_resumed_with_the_same_key_until_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let path = dir.path().join("nested/ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let retry_key = new_key(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+    );
+    ledger
+        .settle(&retry_key, 1, &Settlement::RetryLater("500".into()), now)
+        .unwrap();
+    // The process dies here; the next run finds the row pending with the same key.
+    drop(ledger);
+    let mut ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+        Claim::Resume {
+            retry_key: retry_key.clone(),
+            attempts: 1
+        }
+    );
+    ledger.settle(&retry_key, 1, &sent(), now).unwrap();
+    assert_eq!(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+        Claim::Done(SendStatus::Sent)
+    );
+    let row = ledger.row(&key(SinkKind::Line, "P1")).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.line_request_id.as_deref(), row.attempts),
+        (SendStatus::Sent, Some("req-1"), 2)
+    );
+}
+
+#[test]
+fn an_outbox_send_does_not_count_as_a_line_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let outbox = new_key(
+        ledger
+            .claim(&key(SinkKind::Outbox, "P1"), &DETAILS, now)
+            .unwrap(),
+    );
+    ledger.settle(&outbox, 1, &sent(), now).unwrap();
+    assert!(ledger.has_sent(SinkKind::Outbox).unwrap());
+    assert!(!ledger.has_sent(SinkKind::Line).unwrap());
+    let line = new_key(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+    );
+    assert_ne!(line, outbox, "a LINE send has a retry key of its own");
+}
+
+#[test]
+fn a_held_send_is_tried_again_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let retry_key = new_key(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+    );
+    let why = Settlement::Held("template thanks failed".into());
+    ledger.settle(&retry_key, 0, &why, now).unwrap();
+    assert_eq!(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+        Claim::Resume {
+            retry_key,
+            attempts: 0
+        }
+    );
+}
+
+#[test]
+fn an_unknown_status_is_an_error_not_a_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    new_key(
+        ledger
+            .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+            .unwrap(),
+    );
+    // As a newer steprule with one more status would leave it.
+    ledger
+        .conn
+        .execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE sends SET status = 'bounced';")
+        .unwrap();
+    let error = ledger
+        .claim(&key(SinkKind::Line, "P1"), &DETAILS, now)
+        .unwrap_err();
+    assert!(
+        matches!(&error, LedgerError::UnknownStatus { status, .. } if status == "bounced"),
+        "{error}"
+    );
+    assert!(SendStatus::parse("bounced").is_err());
+}
+
+#[test]
+fn open_rows_past_their_expiry_become_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let details = SendDetails {
+        expires_at: at("2026-11-22T01:00:00Z"),
+        ..DETAILS
+    };
+    let now = at("2026-11-21T01:00:00Z");
+    ledger
+        .claim(&key(SinkKind::Line, "P1"), &details, now)
+        .unwrap();
+    let held = new_key(
+        ledger
+            .claim(&key(SinkKind::Line, "P2"), &details, now)
+            .unwrap(),
+    );
+    ledger
+        .settle(&held, 0, &Settlement::Held("x".into()), now)
+        .unwrap();
+    assert_eq!(ledger.expire_open(SinkKind::Line, now).unwrap(), 0);
+    let later = at("2026-11-22T01:00:00Z");
+    assert_eq!(ledger.expire_open(SinkKind::Outbox, later).unwrap(), 0);
+    assert_eq!(ledger.expire_open(SinkKind::Line, later).unwrap(), 2);
+    assert_eq!(ledger.status_counts().unwrap(), [(SendStatus::Expired, 2)]);
+}
+
+#[test]
+fn recent_sends_are_read_through_indexes_not_a_scan_of_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let plan = ledger.query_plan(RECENT_SENDS);
+    assert!(plan.contains("sends_live"), "{plan}");
+    assert!(plan.contains("sends_recent"), "{plan}");
+    assert!(!plan.contains("SCAN sends"), "{plan}");
+}
+
+#[test]
+fn recent_sends_are_the_live_and_the_last_eight_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let now = at("2026-11-25T01:00:00Z");
+    let mut send = |patient: &str, sent_at: &str, expires: &str| {
+        let details = SendDetails {
+            expires_at: at(expires),
+            ..DETAILS
+        };
+        let retry_key = new_key(
+            ledger
+                .claim(&key(SinkKind::Line, patient), &details, at(sent_at))
+                .unwrap(),
+        );
+        ledger.settle(&retry_key, 1, &sent(), at(sent_at)).unwrap();
+    };
+    send("old", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z");
+    send("week", "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z");
+    send("live", "2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let mut found = Vec::new();
+    ledger
+        .recent_sends(SinkKind::Line, now, |s| found.push(s.patient.to_owned()))
+        .unwrap();
+    found.sort();
+    assert_eq!(found, ["live", "week"]);
+}
+
+#[test]
+fn migrations_run_once_and_version_one_rows_keep_their_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO sends VALUES
+             ('P1','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k1',1,'x','x','x','x',
+              '2026-11-21T01:00:00Z','req-1',NULL),
+             ('P2','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k2',1,'x','x','x','x',
+              '2026-11-21T01:00:00Z',NULL,NULL),
+             ('P3','thanks','2026-11-21T01:00:00Z',NULL,'thanks','skipped','k3',0,'x','x','x','x',
+              NULL,NULL,'template thanks failed: undefined value');",
+        )
+        .unwrap();
+    }
+    Ledger::open(&path).unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    let version: usize = ledger
+        .conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+    let status = |sink, patient| ledger.row(&key(sink, patient)).unwrap().map(|r| r.status);
+    assert_eq!(status(SinkKind::Line, "P1"), Some(SendStatus::Sent));
+    assert_eq!(status(SinkKind::Outbox, "P2"), Some(SendStatus::Sent));
+    assert_eq!(status(SinkKind::Line, "P3"), Some(SendStatus::Held));
+}
+
+#[test]
+fn a_file_that_is_not_a_ledger_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    let error = Ledger::open(&path).err().unwrap().to_string();
+    assert!(error.contains("l.db"), "{error}");
+    assert!(error.contains("not a steprule ledger"), "{error}");
+}
+
+#[test]
+fn a_ledger_deleted_under_a_run_is_noticed_at_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger.begin().unwrap();
+    ledger.commit().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    ledger.begin().unwrap();
+    assert!(matches!(ledger.commit(), Err(LedgerError::Replaced { .. })));
+}
+
+#[test]
+fn the_ledger_and_its_companions_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private/l.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger
+        .claim(&key(SinkKind::Line, "P1"), &DETAILS, DateTime::UNIX_EPOCH)
+        .unwrap();
+    for file in ["l.db", "l.db-wal", "l.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join("private").join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}

@@ -1,0 +1,381 @@
+//! What must hold for a clinic to trust a run: a send counts only for the sink it went to, one
+//! ledger is one lock whatever the path's spelling, a ledger pulled away or a full disk stops the
+//! run loudly without losing a message, patient files are private, and a template that fails for
+//! one patient's data is retried once the data is fixed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::fixtures;
+use crate::fake_line::{FakeLine, Faults, TOKEN};
+use crate::ledger::{assert_delivered_exactly_once, ledger};
+use crate::workspace::{finish, fixture_patients, output, spawn, Workspace};
+use crate::{DUE_IN_FIXTURE, NOW};
+
+/// `steprule run` on the fixture clinic with this ledger, no `--outbox`, no token.
+fn run_without_outbox_flag(ws: &Workspace, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("run")
+        .arg(fixtures().join("run/clinic.step"))
+        .arg("--patients")
+        .arg(fixture_patients())
+        .args(["--now", NOW])
+        .arg("--ledger")
+        .arg(ws.ledger())
+        .args(extra)
+        .current_dir(ws.path())
+        .env("NO_COLOR", "1")
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    command
+}
+
+#[test]
+fn outbox_and_dry_run_sends_never_count_as_line_deliveries() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let outbox = ws.run(&fixture_patients(), None, &[]);
+    assert_eq!(outbox.count("sent"), 5, "{}", outbox.stderr);
+    let dry = ws.run(&fixture_patients(), Some((TOKEN, &fake)), &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(
+        dry.count("already sent"),
+        5,
+        "the outbox has them: {}",
+        dry.stderr
+    );
+    assert_eq!(fake.request_count(), 0, "a dry run sends nothing to LINE");
+
+    let line = ws.run(&fixture_patients(), Some((TOKEN, &fake)), &[]);
+    assert_eq!(line.code, 0, "{}", line.stderr);
+    assert_eq!(
+        (line.count("sent"), line.count("already sent")),
+        (5, 0),
+        "LINE gets every send the outbox got: {}",
+        line.stderr
+    );
+    assert_eq!(fake.accepted(), DUE_IN_FIXTURE.len());
+    let rows = ledger(&ws.ledger());
+    assert_eq!(rows.status_count("sent"), 10, "five per sink");
+}
+
+#[test]
+fn a_run_without_token_on_a_line_ledger_refuses_unless_the_outbox_is_named() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let line = ws.run(&fixture_patients(), Some((TOKEN, &fake)), &[]);
+    assert_eq!(line.count("sent"), 5, "{}", line.stderr);
+
+    let refused = output(run_without_outbox_flag(&ws, &[]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("LINE_CHANNEL_ACCESS_TOKEN is not set, but the ledger"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--outbox"), "{}", refused.stderr);
+    assert!(!ws.path().join(".steprule").exists(), "nothing written");
+
+    let named = output(run_without_outbox_flag(
+        &ws,
+        &["--outbox", ws.outbox().to_str().unwrap()],
+    ));
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    let dry = output(run_without_outbox_flag(&ws, &["--dry-run"]));
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+}
+
+#[test]
+fn a_ledger_reached_through_a_symlink_shares_the_lock() {
+    const N: usize = 1_500;
+    let fake = FakeLine::start(Faults::with_latency(Duration::from_millis(2)));
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(N);
+    let alias = ws.path().join("alias.db");
+    std::os::unix::fs::symlink(ws.ledger(), &alias).unwrap();
+    let args = ["--rate", "2000", "--custom-aggregation"];
+    let first = spawn(ws.command(&patients, Some((TOKEN, &fake)), &args));
+    let second = spawn(ws.command_on(&alias, &patients, Some((TOKEN, &fake)), &args));
+    let runs = [finish(first), finish(second)];
+    for run in &runs {
+        assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+        if run.code == 2 {
+            assert!(
+                run.stderr.contains("another steprule run"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    assert_delivered_exactly_once(&fake, &ws.ledger(), N);
+}
+
+#[test]
+fn a_ledger_deleted_during_a_run_stops_it_with_an_error() {
+    const N: usize = 400;
+    let fake = FakeLine::start(Faults::with_latency(Duration::from_millis(100)));
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(N);
+    let child = spawn(ws.command(
+        &patients,
+        Some((TOKEN, &fake)),
+        &["--concurrency", "4", "--rate", "40"],
+    ));
+    assert!(fake.wait_for_accepted(8, Duration::from_secs(30)));
+    std::fs::remove_file(ws.ledger()).unwrap();
+    let run = finish(child);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("was deleted or replaced while this run was using it"),
+        "{}",
+        run.stderr
+    );
+    assert!(fake.accepted() < N, "stopped before the end");
+}
+
+#[test]
+fn ledger_outbox_and_lock_are_private() {
+    let ws = Workspace::new();
+    let rules_dir = ws.path().join("clinic");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::copy(
+        fixtures().join("run/clinic.step"),
+        rules_dir.join("clinic.step"),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("run")
+        .arg(rules_dir.join("clinic.step"))
+        .arg("--templates")
+        .arg(fixtures().join("run/templates"))
+        .arg("--patients")
+        .arg(fixture_patients())
+        .args(["--now", NOW])
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    let run = output(command);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let data = rules_dir.join(".steprule");
+    assert_eq!(mode(&data), 0o700, "the .steprule folder");
+    for file in [
+        "ledger.db",
+        "ledger.db-wal",
+        "ledger.db.lock",
+        "outbox.jsonl",
+    ] {
+        let path = data.join(file);
+        if path.exists() || file != "ledger.db-wal" {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+}
+
+#[test]
+fn an_existing_ledger_readable_by_others_is_made_private_and_the_run_says_so() {
+    let ws = Workspace::new();
+    let first = ws.run(&fixture_patients(), None, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    std::fs::set_permissions(ws.ledger(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = ws.run(&fixture_patients(), None, &[]);
+    assert!(
+        again.stderr.contains("readable by others (mode 644)"),
+        "{}",
+        again.stderr
+    );
+    let mode = std::fs::metadata(ws.ledger()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn a_template_failing_for_one_patient_is_held_and_sent_once_the_data_is_fixed() {
+    let ws = Workspace::new();
+    let write = |appointment: &str| {
+        let path = ws.path().join("held.csv");
+        std::fs::write(
+            &path,
+            format!(
+                "id,line_user_id,stage,stage_entered_at,appointment_at\n\
+                 H1,U{:032x},booked,2026-11-25 09:30,{appointment}\n\
+                 H2,U{:032x},booked,2026-11-25 09:30,2026-12-01 10:00\n",
+                1, 2
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let held_run = |patients: &Path| {
+        let mut command = ws.command(patients, None, &[]);
+        command
+            .arg("--templates")
+            .arg(fixtures().join("run/held_templates"));
+        // The rules file is the workspace's default; point it at held.step.
+        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+        let mut fixed = Command::new(env!("CARGO_BIN_EXE_steprule"));
+        fixed
+            .args(args.iter().map(|a| {
+                if a.to_string_lossy().ends_with("run/clinic.step") {
+                    fixtures().join("run/held.step").into_os_string()
+                } else {
+                    a.clone()
+                }
+            }))
+            .current_dir(ws.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+        output(fixed)
+    };
+    let first = held_run(&write(""));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        (first.count("sent"), first.count("held")),
+        (1, 1),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stderr
+            .contains("warning: step `booking_confirm`, patient H1: template confirm_with_date"),
+        "says which step and patient:\n{}",
+        first.stderr
+    );
+    assert_eq!(
+        ledger(&ws.ledger()).row("H1", "booking_confirm").status,
+        "held"
+    );
+
+    let unchanged = held_run(&write(""));
+    assert_eq!(
+        unchanged.count("held"),
+        1,
+        "still held: {}",
+        unchanged.stderr
+    );
+
+    let fixed = held_run(&write("2026-12-02 11:00"));
+    assert_eq!(
+        (fixed.count("sent"), fixed.count("already sent")),
+        (1, 1),
+        "{}",
+        fixed.stderr
+    );
+    let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
+    assert!(outbox.contains("12月02日"), "{outbox}");
+}
+
+#[test]
+fn a_refused_token_stops_the_run_and_leaves_every_send_pending() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let run = ws.run(&fixture_patients(), Some(("not-the-token", &fake)), &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check LINE_CHANNEL_ACCESS_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    assert!(fake.unauthorized() <= 1 + 32, "stops asking once refused");
+    let rows = ledger(&ws.ledger());
+    assert_eq!(rows.status_count("pending"), 5, "{:?}", rows.statuses());
+    let good = ws.run(&fixture_patients(), Some((TOKEN, &fake)), &[]);
+    assert_eq!(good.count("sent"), 5, "{}", good.stderr);
+}
+
+#[test]
+fn a_full_disk_under_the_outbox_is_reported_and_the_next_run_resumes_exactly_once() {
+    // A 256 KiB tmpfs in a mount namespace of our own, nearly filled; the ledger stays outside
+    // it. The first run fills the disk, the filler is removed, the second run finishes.
+    const N: usize = 400;
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(N);
+    let disk = ws.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let run = |name: &str| {
+        let command = ws.command(&patients, None, &[]);
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if *a == ws.outbox().to_string_lossy() {
+                    disk.join("outbox.jsonl").to_string_lossy().into_owned()
+                } else {
+                    a.clone()
+                }
+            })
+            .map(|a| format!("'{a}'"))
+            .collect();
+        format!(
+            "if '{}' {} 2>'{dir}/{name}.err'; then echo 0; else echo $?; fi >'{dir}/{name}.code'",
+            env!("CARGO_BIN_EXE_steprule"),
+            args.join(" "),
+            dir = ws.path().display()
+        )
+    };
+    let script = format!(
+        "set -e
+         mount -t tmpfs -o size=256k tmpfs '{disk}'
+         head -c 216k /dev/zero >'{disk}/filler'
+         {first}
+         cp '{disk}/outbox.jsonl' '{ws}/after_full.jsonl'
+         rm '{disk}/filler'
+         {second}
+         cp '{disk}/outbox.jsonl' '{ws}/final.jsonl'",
+        disk = disk.display(),
+        ws = ws.path().display(),
+        first = run("first"),
+        second = run("second"),
+    );
+    let script_run = Command::new("unshare")
+        .args(["--mount", "--map-root-user", "sh", "-c", &script])
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+        .output()
+        .expect("unshare runs (util-linux)");
+    assert!(
+        script_run.status.success(),
+        "the namespace script ran:\n{}",
+        String::from_utf8_lossy(&script_run.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(ws.path().join(name)).unwrap();
+    let (first_code, first_err) = (read("first.code"), read("first.err"));
+    assert_eq!(
+        first_code.trim(),
+        "2",
+        "a full disk is an error:\n{first_err}"
+    );
+    assert!(
+        first_err.contains("cannot write the outbox") && first_err.contains("No space left"),
+        "{first_err}"
+    );
+    assert!(
+        first_err.contains("outbox.jsonl"),
+        "names the file:\n{first_err}"
+    );
+    let after_full = read("after_full.jsonl");
+    assert!(after_full.ends_with('\n'), "no torn line is left behind");
+    let written_first = after_full.lines().count();
+    assert!(
+        written_first > 0 && written_first < N,
+        "{written_first} lines"
+    );
+
+    assert_eq!(read("second.code").trim(), "0", "{}", read("second.err"));
+    let final_outbox = read("final.jsonl");
+    let mut keys = std::collections::HashSet::new();
+    let mut patients_seen = std::collections::HashSet::new();
+    for line in final_outbox.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
+        assert!(keys.insert(line["retry_key"].as_str().unwrap().to_owned()));
+        assert!(patients_seen.insert(line["patient"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(patients_seen.len(), N, "every patient exactly once");
+    assert_eq!(ledger(&ws.ledger()).status_count("sent"), N);
+}
