@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use steprule::app::check::{CheckFormat, CheckRequest};
+use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
 };
@@ -50,8 +51,8 @@ enum Command {
         /// The end of the window (exclusive).
         #[arg(long, conflicts_with = "days")]
         to: Option<String>,
-        /// The window's length in days (default 7).
-        #[arg(long)]
+        /// The window's length in days (default 7, at most 3660).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(app::MAX_DAYS)))]
         days: Option<u32>,
         /// Evaluate as if it were this instant (default: the clock).
         #[arg(long)]
@@ -86,20 +87,38 @@ enum Command {
         #[arg(long, default_value = steprule::deliver::DEFAULT_API_BASE)]
         line_api_base: String,
         /// Requests per second, never exceeded (LINE allows 2,000/s for push).
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         rate: u32,
-        /// Requests in flight at once.
-        #[arg(long, default_value_t = 32)]
+        /// Requests in flight at once (at most 1,024).
+        #[arg(long, default_value_t = 32, value_parser = parse_concurrency)]
         concurrency: usize,
-        /// Attempts per send in one run; after that the next run retries it.
-        #[arg(long, default_value_t = 5)]
+        /// Attempts per send in one run (1–100); after that the next run retries it.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         max_attempts: u32,
-        /// Keep running and evaluate on this interval, e.g. 5m or 30s.
+        /// Keep running and evaluate on this interval, e.g. 5m or 30s (1s to 24h).
         #[arg(long, value_parser = parse_interval)]
         every: Option<std::time::Duration>,
         /// Send each step's id as LINE's customAggregationUnits (for accounts that applied).
         #[arg(long)]
         custom_aggregation: bool,
+    },
+    /// What the ledger holds: sends per step and status, the latest that did not go out and
+    /// why, and (with --patient) everything one patient was sent.
+    Status {
+        /// The .step file whose ledger to read (default ledger: .steprule/ledger.db beside it,
+        /// or in the current folder without a file).
+        rules: Option<PathBuf>,
+        /// The ledger to read.
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
+        format: StatusOutput,
+        /// Also list every send to this patient id.
+        #[arg(long)]
+        patient: Option<String>,
+        /// How many of the latest failed, held or expired sends to show (1–1000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
     },
     /// Say, for one patient, when each step sends or exactly why it does not.
     Explain {
@@ -142,11 +161,20 @@ struct PatientArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum StatusOutput {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum PlanOutput {
     Table,
     Json,
     Csv,
 }
+
+/// The longest `--every`: a day (a longer pause is a job for cron).
+const MAX_EVERY_SECONDS: u64 = 24 * 3600;
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -154,19 +182,36 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not an interval like 30s, 5m or 1h"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" | "" => number * 60,
-        "h" => number * 3600,
+    let too_long = || format!("`{text}` is too long: --every takes 1s to 24h");
+    let number: u64 = number.parse().map_err(|e: std::num::ParseIntError| {
+        if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+            too_long()
+        } else {
+            format!("`{text}` is not an interval like 30s, 5m or 1h")
+        }
+    })?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
         _ => return Err(format!("`{text}`: use s, m or h")),
     };
+    let seconds = number.checked_mul(unit_seconds).ok_or_else(too_long)?;
     if seconds == 0 {
         return Err("the interval must be longer than zero".into());
     }
+    if seconds > MAX_EVERY_SECONDS {
+        return Err(too_long());
+    }
     Ok(std::time::Duration::from_secs(seconds))
+}
+
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    let max = steprule::deliver::MAX_CONCURRENCY;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}`: --concurrency takes 1 to {max}")),
+    }
 }
 
 fn parse_encoding(text: &str) -> Result<Encoding, String> {
@@ -279,7 +324,7 @@ fn main() -> ExitCode {
                 delivery: DeliveryOptions {
                     rate,
                     concurrency,
-                    max_attempts: max_attempts.max(1),
+                    max_attempts,
                     custom_aggregation,
                     ..DeliveryOptions::default()
                 },
@@ -287,6 +332,31 @@ fn main() -> ExitCode {
                 progress: std::io::stderr().is_terminal(),
             };
             with_io(|io| app::run::run(&request, io))
+        }
+        Command::Status {
+            rules,
+            ledger,
+            format,
+            patient,
+            limit,
+        } => {
+            let ledger = ledger.unwrap_or_else(|| {
+                rules
+                    .as_deref()
+                    .and_then(|r| r.parent())
+                    .unwrap_or(std::path::Path::new(""))
+                    .join(".steprule/ledger.db")
+            });
+            let request = StatusRequest {
+                ledger,
+                format: match format {
+                    StatusOutput::Table => StatusFormat::Table,
+                    StatusOutput::Json => StatusFormat::Json,
+                },
+                patient,
+                limit: usize::from(limit),
+            };
+            with_io(|io| app::status::run(&request, io))
         }
         Command::Explain {
             rules,

@@ -6,6 +6,7 @@ pub mod check;
 pub mod explain;
 pub mod plan;
 pub mod run;
+pub mod status;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -175,6 +176,8 @@ pub struct WindowArgs {
 
 /// The window `plan` shows when none is given.
 pub const DEFAULT_DAYS: u32 = 7;
+/// The longest window `plan` shows: ten years.
+pub const MAX_DAYS: u32 = 3660;
 
 impl WindowArgs {
     /// `now` defaults to the clock, `from` to `now`, `to` to `from` + `days` (default 7).
@@ -189,7 +192,14 @@ impl WindowArgs {
         let to = match (parse("to", &self.to)?, self.days) {
             (Some(_), Some(_)) => return Err("give --to or --days, not both".into()),
             (Some(to), None) => to,
-            (None, days) => from + chrono::Duration::days(i64::from(days.unwrap_or(DEFAULT_DAYS))),
+            (None, days) => {
+                let days = days.unwrap_or(DEFAULT_DAYS);
+                if days == 0 || days > MAX_DAYS {
+                    return Err(format!("--days takes 1 to {MAX_DAYS}"));
+                }
+                from.checked_add_signed(chrono::Duration::days(i64::from(days)))
+                    .ok_or("--from plus --days is past the end of the calendar")?
+            }
         };
         if to <= from {
             return Err("the window is empty: --to must be after --from".into());

@@ -11,7 +11,7 @@ mod schema;
 
 pub use error::LedgerError;
 pub use lock::{LedgerLock, LockError};
-pub use read::{LedgerRow, Problem, StepCounts};
+pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
 
 use std::path::Path;
 

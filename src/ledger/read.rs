@@ -73,7 +73,52 @@ pub struct Problem {
     pub reason: Option<String>,
 }
 
+/// One send of one patient, as `status --patient` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSend {
+    pub sink: SinkKind,
+    pub step: String,
+    pub occurrence: Option<DateTime<Utc>>,
+    pub status: SendStatus,
+    pub due_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
 impl Ledger {
+    /// Every send to `patient`, oldest occurrence first (through the primary key).
+    pub fn sends_to(&self, patient: &str) -> Result<Vec<PatientSend>, LedgerError> {
+        let run = || -> rusqlite::Result<Vec<PatientSend>> {
+            let mut statement = self.conn.prepare(
+                "SELECT sink, step, occurrence, status, due_at, sent_at, attempts, last_error, note
+                 FROM sends WHERE sink IN ('line', 'outbox') AND patient = ?1
+                 ORDER BY occurrence, step, sink",
+            )?;
+            let sends = statement
+                .query_map(params![patient], |row| {
+                    let stamp = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                        Ok(row.get_ref(i)?.as_str_or_null()?.and_then(parse_stamp))
+                    };
+                    Ok(PatientSend {
+                        sink: sink(row.get_ref(0)?.as_str()?),
+                        step: row.get(1)?,
+                        occurrence: stamp(2)?,
+                        status: row.get(3)?,
+                        due_at: stamp(4)?,
+                        sent_at: stamp(5)?,
+                        attempts: row.get(6)?,
+                        reason: row.get(7)?,
+                        note: row.get(8)?,
+                    })
+                })?
+                .collect();
+            sends
+        };
+        run().map_err(|e| self.fail(e))
+    }
+
     /// Counts per sink, step and status, in that order.
     pub fn step_counts(&self) -> Result<Vec<StepCounts>, LedgerError> {
         let run = || -> rusqlite::Result<Vec<StepCounts>> {

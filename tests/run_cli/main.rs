@@ -33,6 +33,7 @@ mod faults;
 mod limits;
 mod options;
 mod secrets;
+mod status;
 mod trust;
 
 const NOW: &str = "2026-11-25 10:00";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::fixtures;
 use crate::fake_line::{FakeLine, Faults, TOKEN};
-use crate::workspace::{fixture_patients, spawn, terminate, Workspace};
+use crate::workspace::{fixture_patients, output, spawn, terminate, Workspace};
 use crate::DUE_IN_FIXTURE;
 
 #[test]
@@ -79,6 +79,39 @@ fn every_with_now_is_a_usage_error() {
     assert!(
         run.stderr.contains("--every runs on the clock"),
         "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn numbers_out_of_range_are_usage_errors_not_panics() {
+    let ws = Workspace::new();
+    let cases: [&[&str]; 7] = [
+        &["--concurrency", "2305843009213693952"],
+        &["--concurrency", "0"],
+        &["--rate", "0"],
+        &["--max-attempts", "0"],
+        &["--every", "5124095576030431m"],
+        &["--every", "99999999999999999999999h"],
+        &["--every", "25h"],
+    ];
+    for args in cases {
+        let run = ws.run(&fixture_patients(), None, args);
+        assert_eq!(run.code, 2, "{args:?}\n{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?}\n{}", run.stderr);
+        assert!(!ws.outbox().exists(), "{args:?} sent nothing");
+    }
+    let mut plan = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    plan.arg("plan")
+        .arg(fixtures().join("run/clinic.step"))
+        .arg("--patients")
+        .arg(fixture_patients())
+        .args(["--days", "4294967295"]);
+    let run = output(plan);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("3660"),
+        "says the range:\n{}",
         run.stderr
     );
 }

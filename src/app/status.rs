@@ -1,0 +1,253 @@
+//! `steprule status`: what the ledger says, without opening SQLite: how many sends are in each
+//! state per step and sink, the latest that did not go out and why, and everything one patient
+//! was sent — "did this patient get it, and if not, why?".
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::{Io, Outcome};
+use crate::ledger::{Ledger, LedgerError, PatientSend, Problem, SendStatus, SinkKind};
+use crate::printable::printable;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusRequest {
+    pub ledger: PathBuf,
+    pub format: StatusFormat,
+    /// Show every send to this patient.
+    pub patient: Option<String>,
+    /// How many of the latest problems to show.
+    pub limit: usize,
+}
+
+/// What `status --format json` prints: one object.
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    ledger: String,
+    totals: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    steps: Vec<StepJson>,
+    problems: Vec<ProblemJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<Vec<SendJson>>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepJson {
+    step: String,
+    sink: &'static str,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemJson {
+    patient: String,
+    step: String,
+    sink: &'static str,
+    status: &'static str,
+    due_at: Option<String>,
+    at: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SendJson {
+    step: String,
+    sink: &'static str,
+    status: &'static str,
+    occurrence: Option<String>,
+    due_at: Option<String>,
+    sent_at: Option<String>,
+    attempts: u32,
+    reason: Option<String>,
+    note: Option<String>,
+}
+
+pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
+    match gather(request) {
+        Ok(status) => {
+            match request.format {
+                StatusFormat::Json => {
+                    serde_json::to_writer(&mut *io.out, &status)?;
+                    writeln!(io.out)?;
+                }
+                StatusFormat::Table => write_table(&status, io)?,
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(error) => {
+            writeln!(io.err, "error: {}", printable(&error.to_string()))?;
+            Ok(Outcome::Usage)
+        }
+    }
+}
+
+fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {
+    let ledger = Ledger::open_existing(&request.ledger)?;
+    let mut totals: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let mut steps: Vec<StepJson> = Vec::new();
+    for counts in ledger.step_counts()? {
+        let sink = counts.sink.as_str();
+        *totals
+            .entry(sink)
+            .or_default()
+            .entry(counts.status.as_str())
+            .or_default() += counts.count;
+        match steps.last_mut() {
+            Some(last) if last.step == counts.step && last.sink == sink => {
+                last.counts.insert(counts.status.as_str(), counts.count);
+            }
+            _ => steps.push(StepJson {
+                step: counts.step,
+                sink,
+                counts: BTreeMap::from([(counts.status.as_str(), counts.count)]),
+            }),
+        }
+    }
+    let problems = ledger
+        .latest_problems(request.limit)?
+        .into_iter()
+        .map(problem_json)
+        .collect();
+    let patient = match &request.patient {
+        Some(id) => Some(ledger.sends_to(id)?.into_iter().map(send_json).collect()),
+        None => None,
+    };
+    Ok(StatusJson {
+        ledger: ledger.path().display().to_string(),
+        totals,
+        steps,
+        problems,
+        patient,
+    })
+}
+
+fn stamp(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn problem_json(problem: Problem) -> ProblemJson {
+    ProblemJson {
+        patient: problem.patient,
+        step: problem.step,
+        sink: problem.sink.as_str(),
+        status: problem.status.as_str(),
+        due_at: stamp(problem.due_at),
+        at: stamp(problem.updated_at),
+        reason: problem.reason,
+    }
+}
+
+fn send_json(send: PatientSend) -> SendJson {
+    SendJson {
+        step: send.step,
+        sink: send.sink.as_str(),
+        status: send.status.as_str(),
+        occurrence: stamp(send.occurrence),
+        due_at: stamp(send.due_at),
+        sent_at: stamp(send.sent_at),
+        attempts: send.attempts,
+        reason: send.reason,
+        note: send.note,
+    }
+}
+
+/// The statuses as table columns, in the order a send moves through them.
+const COLUMNS: [SendStatus; 6] = [
+    SendStatus::Sent,
+    SendStatus::Pending,
+    SendStatus::Held,
+    SendStatus::Failed,
+    SendStatus::Expired,
+    SendStatus::Skipped,
+];
+
+fn write_table(status: &StatusJson, io: &mut Io<'_>) -> std::io::Result<()> {
+    let out = &mut *io.out;
+    writeln!(out, "ledger {} (times in UTC)", printable(&status.ledger))?;
+    if status.steps.is_empty() {
+        writeln!(out, "no sends recorded yet")?;
+    }
+    let width = status
+        .steps
+        .iter()
+        .map(|s| s.step.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("total".len());
+    write!(out, "\n{:width$}  {:6}", "step", "sink")?;
+    for column in COLUMNS {
+        write!(out, "  {:>8}", column.as_str())?;
+    }
+    writeln!(out)?;
+    let row = |out: &mut dyn std::io::Write,
+               step: &str,
+               sink: &str,
+               counts: &BTreeMap<&'static str, u64>|
+     -> std::io::Result<()> {
+        write!(out, "{:width$}  {sink:6}", printable(step))?;
+        for column in COLUMNS {
+            write!(
+                out,
+                "  {:>8}",
+                counts.get(column.as_str()).copied().unwrap_or(0)
+            )?;
+        }
+        writeln!(out)
+    };
+    for step in &status.steps {
+        row(out, &step.step, step.sink, &step.counts)?;
+    }
+    for (sink, counts) in &status.totals {
+        row(out, "total", sink, counts)?;
+    }
+    if status.totals.contains_key(SinkKind::Outbox.as_str()) {
+        writeln!(
+            out,
+            "\noutbox sends were written to a file, not delivered through LINE"
+        )?;
+    }
+    if !status.problems.is_empty() {
+        writeln!(out, "\nlatest sends that did not go out (newest first):")?;
+        for problem in &status.problems {
+            writeln!(
+                out,
+                "  {}  {:7}  {}  {}  {}",
+                problem.at.as_deref().unwrap_or("-"),
+                problem.status,
+                printable(&problem.step),
+                printable(&problem.patient),
+                printable(problem.reason.as_deref().unwrap_or("-"))
+            )?;
+        }
+    }
+    if let Some(sends) = &status.patient {
+        writeln!(out, "\nsends to this patient ({}):", sends.len())?;
+        for send in sends {
+            let when = send
+                .sent_at
+                .as_deref()
+                .or(send.due_at.as_deref())
+                .unwrap_or("-");
+            write!(
+                out,
+                "  {when}  {:7}  {}  via {}",
+                send.status,
+                printable(&send.step),
+                send.sink
+            )?;
+            if let Some(reason) = &send.reason {
+                write!(out, "  {}", printable(reason))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `steprule status`: what the ledger holds, per step and status, the latest sends that did not
+//! go out with why, and one patient's sends — without opening SQLite.
+
+use std::collections::HashSet;
+
+use crate::fake_line::{FakeLine, Faults, TOKEN};
+use crate::workspace::{fixture_patients, fixture_user_id, output, Workspace};
+
+fn status(ws: &Workspace, extra: &[&str]) -> crate::workspace::Run {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("status")
+        .arg("--ledger")
+        .arg(ws.ledger())
+        .args(extra)
+        .env("NO_COLOR", "1");
+    output(command)
+}
+
+#[test]
+fn status_shows_counts_per_step_and_why_a_send_failed() {
+    let refused = fixture_user_id("R2");
+    let fake = FakeLine::start(Faults {
+        reject_to: HashSet::from([refused]),
+        ..Faults::none()
+    });
+    let ws = Workspace::new();
+    let run = ws.run(&fixture_patients(), Some((TOKEN, &fake)), &[]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+
+    let table = status(&ws, &["--patient", "R2"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let out = &table.stdout;
+    let row = |step: &str| {
+        out.lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("a row for {step}:\n{out}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // step, sink, sent, pending, held, failed, expired, skipped
+    assert_eq!(
+        row("booking_confirm")[1..],
+        ["line", "2", "0", "0", "1", "0", "0"],
+        "{out}"
+    );
+    assert_eq!(row("thanks")[1..4], ["line", "1", "0"], "{out}");
+    assert_eq!(row("total")[1..3], ["line", "4"], "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("failed") && l.contains("booking_confirm  R2  LINE answered 400")),
+        "the latest failure with its reason:\n{out}"
+    );
+    assert!(out.contains("sends to this patient (1):"), "{out}");
+
+    let json = status(&ws, &["--format", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
+    assert_eq!(value["totals"]["line"]["sent"], 4);
+    assert_eq!(value["totals"]["line"]["failed"], 1);
+    assert_eq!(value["problems"][0]["patient"], "R2");
+    assert_eq!(value["problems"][0]["status"], "failed");
+}
+
+#[test]
+fn status_of_the_outbox_says_it_is_not_line() {
+    let ws = Workspace::new();
+    ws.run(&fixture_patients(), None, &[]);
+    let table = status(&ws, &[]);
+    assert!(
+        table.stdout.contains("outbox sends were written to a file"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn status_without_a_ledger_says_so_and_creates_nothing() {
+    let ws = Workspace::new();
+    let run = status(&ws, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no ledger at"), "{}", run.stderr);
+    assert!(!ws.ledger().exists());
+}
+
+#[test]
+fn status_of_a_file_that_is_not_a_ledger_names_it_and_says_what_to_do() {
+    let ws = Workspace::new();
+    std::fs::write(ws.ledger(), "id,name\nP1,山田\n".repeat(200)).unwrap();
+    let run = status(&ws, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a steprule ledger"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ledger.db"), "{}", run.stderr);
+    let run = ws.run(&fixture_patients(), None, &[]);
+    assert_eq!(run.code, 2, "run says the same:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a steprule ledger"),
+        "{}",
+        run.stderr
+    );
+}
