@@ -157,7 +157,11 @@ pub async fn deliver(
     mut stop: watch::Receiver<bool>,
 ) -> Option<String> {
     let down = Arc::new(std::sync::OnceLock::<String>::new());
-    let limiter = Arc::new(RateLimiter::direct(quota(options.rate)));
+    // The rate protects LINE; the outbox is a local file and takes what comes.
+    let limiter = Arc::new(match sink.as_ref() {
+        Sink::Line(_) => Some(RateLimiter::direct(quota(options.rate))),
+        Sink::Outbox(_) => None,
+    });
     let slots = Arc::new(Semaphore::new(
         options.concurrency.clamp(1, MAX_CONCURRENCY),
     ));
@@ -233,14 +237,16 @@ type Limiter = governor::DefaultDirectRateLimiter;
 async fn attempt_until_settled(
     job: &Job,
     sink: &Sink,
-    limiter: &Limiter,
+    limiter: &Option<Limiter>,
     options: &DeliveryOptions,
     clock: RunClock,
     stop: watch::Receiver<bool>,
 ) -> (u32, Result<Settlement, String>) {
     let mut attempt = 0;
     loop {
-        limiter.until_ready().await;
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
+        }
         attempt += 1;
         let answer = sink.deliver(job, options.custom_aggregation).await;
         let now = clock.now();
