@@ -68,11 +68,11 @@ impl Outbox {
             path: path.display().to_string(),
             message,
         };
-        let data = DataFile::open(path).map_err(|e| fail(e.to_string()))?;
+        let data = DataFile::open(path).map_err(|e| fail(file::advice(&e, "--outbox")))?;
         let path = data.path.clone();
         let fail = |e: std::io::Error| OutboxError {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: file::advice(&e, "--outbox"),
         };
         let set_aside = repair_torn_tail(&path, data.file()).map_err(fail)?;
         let pending: HashSet<&str> = pending.iter().map(String::as_str).collect();

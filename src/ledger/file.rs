@@ -79,6 +79,22 @@ impl DataFile {
     }
 }
 
+/// What to do about an error opening a data file, for the message.
+pub fn advice(error: &io::Error, flag: &str) -> String {
+    match error.kind() {
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied => {
+            format!("{error}; give {flag} a writable place")
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            format!("{error}; free some space and run again")
+        }
+        io::ErrorKind::InvalidInput | io::ErrorKind::IsADirectory => {
+            format!("{error}; {flag} takes a file")
+        }
+        _ => error.to_string(),
+    }
+}
+
 /// Creates the folders above `path` that are missing, each `0700`.
 pub fn create_parent(path: &Path) -> io::Result<()> {
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -29,7 +29,7 @@ impl LedgerLock {
     pub fn acquire(ledger: &Path) -> Result<LedgerLock, LockError> {
         let io = |path: &Path, e: std::io::Error| LockError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: super::file::advice(&e, "--ledger"),
         };
         super::file::create_parent(ledger).map_err(|e| io(ledger, e))?;
         let resolved = resolve(ledger).map_err(|e| io(ledger, e))?;

@@ -182,7 +182,7 @@ impl Ledger {
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         let file = DataFile::open(path).map_err(|e| LedgerError::Open {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: file::advice(&e, "--ledger"),
         })?;
         Ledger::open_file(file)
     }

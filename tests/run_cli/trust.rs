@@ -379,3 +379,57 @@ fn a_full_disk_under_the_outbox_is_reported_and_the_next_run_resumes_exactly_onc
     assert_eq!(patients_seen.len(), N, "every patient exactly once");
     assert_eq!(ledger(&ws.ledger()).status_count("sent"), N);
 }
+
+#[test]
+fn a_read_only_place_for_the_ledger_or_outbox_is_named_with_what_to_do() {
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(3);
+    let ro = ws.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let quoted = |args: Vec<String>| {
+        args.iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let with = |flag: &str, place: &Path| {
+        let command = ws.command(&patients, None, &[]);
+        let mut args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = place.to_string_lossy().into_owned();
+        quoted(args)
+    };
+    let script = format!(
+        "mount -t tmpfs -o ro,size=64k tmpfs '{ro}'
+         '{bin}' {ledger} 2>'{ws}/ledger.err'; echo $? >'{ws}/ledger.code'
+         '{bin}' {outbox} 2>'{ws}/outbox.err'; echo $? >'{ws}/outbox.code'",
+        ro = ro.display(),
+        ws = ws.path().display(),
+        bin = env!("CARGO_BIN_EXE_steprule"),
+        ledger = with("--ledger", &ro.join("ledger.db")),
+        outbox = with("--outbox", &ro.join("outbox.jsonl")),
+    );
+    let script_run = Command::new("unshare")
+        .args(["--mount", "--map-root-user", "sh", "-c", &script])
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+        .output()
+        .expect("unshare runs (util-linux)");
+    assert!(script_run.status.success(), "{:?}", script_run);
+    let read = |name: &str| std::fs::read_to_string(ws.path().join(name)).unwrap();
+    for (what, flag) in [("ledger", "--ledger"), ("outbox", "--outbox")] {
+        let (code, err) = (read(&format!("{what}.code")), read(&format!("{what}.err")));
+        assert_eq!(code.trim(), "2", "{err}");
+        assert!(
+            err.contains(&ro.display().to_string()),
+            "names the file:\n{err}"
+        );
+        assert!(err.contains("Read-only file system"), "{err}");
+        assert!(
+            err.contains(&format!("give {flag} a writable place")),
+            "{err}"
+        );
+    }
+}
