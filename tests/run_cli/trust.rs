@@ -433,3 +433,71 @@ fn a_read_only_place_for_the_ledger_or_outbox_is_named_with_what_to_do() {
         );
     }
 }
+
+#[test]
+fn a_full_disk_under_the_ledger_stops_the_run_and_the_next_run_loses_nothing() {
+    // The ledger on a small tmpfs of our own; the outbox outside it. The first run fills the
+    // disk; once the filler is gone the next run sends every patient exactly once.
+    const N: usize = 2_000;
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(N);
+    let disk = ws.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let ledger_path = disk.join("ledger.db");
+    let command = |name: &str| {
+        let command = ws.command_on(&ledger_path, &patients, None, &[]);
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect();
+        format!(
+            "if '{}' {} 2>'{dir}/{name}.err'; then echo 0; else echo $?; fi >'{dir}/{name}.code'",
+            env!("CARGO_BIN_EXE_steprule"),
+            args.join(" "),
+            dir = ws.path().display()
+        )
+    };
+    let script = format!(
+        "set -e
+         mount -t tmpfs -o size=16m tmpfs '{disk}'
+         head -c 15872k /dev/zero >'{disk}/filler'
+         {first}
+         cat '{ws}/outbox.jsonl' 2>/dev/null | wc -l >'{ws}/first.lines'
+         rm '{disk}/filler'
+         {second}
+         cp '{disk}/ledger.db' '{disk}/ledger.db-wal' '{ws}/' 2>/dev/null || cp '{disk}/ledger.db' '{ws}/'",
+        disk = disk.display(),
+        ws = ws.path().display(),
+        first = command("first"),
+        second = command("second"),
+    );
+    let script_run = Command::new("unshare")
+        .args(["--mount", "--map-root-user", "sh", "-c", &script])
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+        .output()
+        .expect("unshare runs (util-linux)");
+    assert!(script_run.status.success(), "{script_run:?}");
+    let read = |name: &str| std::fs::read_to_string(ws.path().join(name)).unwrap();
+    let first_err = read("first.err");
+    assert_eq!(read("first.code").trim(), "2", "{first_err}");
+    assert!(
+        first_err.contains("the disk holding the ledger") && first_err.contains("is full"),
+        "{first_err}"
+    );
+    let written_first: usize = read("first.lines").trim().parse().unwrap();
+    eprintln!("the first run wrote {written_first} of {N} before the disk was full");
+    assert!(written_first < N, "the disk filled before the end");
+    assert_eq!(read("second.code").trim(), "0", "{}", read("second.err"));
+    let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for line in outbox.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let patient = line["patient"].as_str().unwrap().to_owned();
+        assert!(
+            seen.insert(patient.clone()),
+            "{patient} twice in the outbox"
+        );
+    }
+    assert_eq!(seen.len(), N, "every patient once");
+    assert_eq!(ledger(&ws.path().join("ledger.db")).status_count("sent"), N);
+}
