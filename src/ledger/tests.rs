@@ -281,3 +281,44 @@ fn the_ledger_and_its_companions_are_private() {
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
 }
+
+#[test]
+fn a_damaged_ledger_is_named_with_how_to_recover_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    {
+        let mut ledger = Ledger::open(&path).unwrap();
+        ledger.begin().unwrap();
+        for i in 0..2000 {
+            let patient = format!("P{i:05}");
+            ledger
+                .claim(
+                    &key(SinkKind::Line, &patient),
+                    &DETAILS,
+                    DateTime::UNIX_EPOCH,
+                )
+                .unwrap();
+        }
+        ledger.commit().unwrap();
+        ledger
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = 4096;
+    let end = bytes.len() - page;
+    for byte in &mut bytes[3 * page..end] {
+        *byte = 0x5a;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let error = Ledger::open(&path)
+        .and_then(|ledger| ledger.step_counts().map(|_| ()))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, LedgerError::Corrupt { .. }), "{message}");
+    assert!(
+        message.contains("l.db") && message.contains(".recover"),
+        "{message}"
+    );
+}
