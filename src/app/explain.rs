@@ -50,7 +50,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> std::io::Result<Outcome
         writeln!(
             io.err,
             "error: no patient with id `{}` in {}",
-            request.patient,
+            crate::printable::printable(&request.patient),
             request.patients.file.display()
         )?;
         return Ok(Outcome::Usage);
@@ -63,7 +63,9 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> std::io::Result<Outcome
     let mut outcome = PatientOutcome::default();
     Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
     let text = Explanation { plan: &plan }.render(&patient, now, &outcome);
-    io.out.write_all(text.as_bytes())?;
+    // Names, ids and other values from the export are escaped before reaching a terminal.
+    io.out
+        .write_all(crate::printable::printable_lines(&text).as_bytes())?;
     Ok(Outcome::Ok)
 }
 

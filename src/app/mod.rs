@@ -114,7 +114,12 @@ pub fn for_each_patient(
                 message,
             }) => {
                 counts.skipped += 1;
-                writeln!(err, "warning: {file}:{line}: {message} (row skipped)")?;
+                writeln!(
+                    err,
+                    "warning: {}:{line}: {} (row skipped)",
+                    crate::printable::printable(&file),
+                    crate::printable::printable(&message)
+                )?;
             }
         }
     }
@@ -149,8 +154,10 @@ impl ScriptFailures {
         for (step, (count, patient, message)) in &self.per_step {
             writeln!(
                 err,
-                "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. {patient}: {message}",
-                plan.steps[*step].id
+                "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. {}: {}",
+                plan.steps[*step].id,
+                crate::printable::printable(patient),
+                crate::printable::printable(message)
             )?;
         }
         Ok(())

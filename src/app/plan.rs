@@ -163,6 +163,12 @@ impl View<'_> {
         )
     }
 
+    /// The patient id as text for a terminal or a spreadsheet (control characters escaped);
+    /// JSON escapes them itself.
+    fn shown_patient(&self, row: &Row) -> std::borrow::Cow<'_, str> {
+        crate::printable::printable(self.patients[row.patient as usize].as_str())
+    }
+
     fn json(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
         for row in rows {
             let (patient, step, template, variant) = self.names(row);
@@ -193,10 +199,10 @@ impl View<'_> {
             "expires",
         ])?;
         for row in rows {
-            let (patient, step, template, variant) = self.names(row);
+            let (_, step, template, variant) = self.names(row);
             writer.write_record([
                 self.instant(row.at).to_rfc3339().as_str(),
-                patient,
+                &self.shown_patient(row),
                 step,
                 template,
                 variant.unwrap_or(""),
@@ -217,7 +223,7 @@ impl View<'_> {
         let width = |f: &dyn Fn(&Row) -> usize, title: &str| {
             rows.iter().map(f).max().unwrap_or(0).max(title.len())
         };
-        let patient_w = width(&|r| self.names(r).0.len(), "patient");
+        let patient_w = width(&|r| self.shown_patient(r).len(), "patient");
         let step_w = width(&|r| self.names(r).1.len(), "step");
         let template_w = width(&|r| self.names(r).2.len(), "template");
         writeln!(
@@ -227,7 +233,8 @@ impl View<'_> {
         )?;
         let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
         for row in rows {
-            let (patient, step, template, variant) = self.names(row);
+            let (_, step, template, variant) = self.names(row);
+            let patient = self.shown_patient(row);
             let at = self.instant(row.at);
             *per_day.entry(at.date_naive()).or_default() += 1;
             writeln!(

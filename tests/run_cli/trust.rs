@@ -501,3 +501,46 @@ fn a_full_disk_under_the_ledger_stops_the_run_and_the_next_run_loses_nothing() {
     assert_eq!(seen.len(), N, "every patient once");
     assert_eq!(ledger(&ws.path().join("ledger.db")).status_count("sent"), N);
 }
+
+#[test]
+fn terminal_escapes_in_an_export_are_printed_escaped() {
+    let ws = Workspace::new();
+    let patients = ws.path().join("escapes.csv");
+    std::fs::write(
+        &patients,
+        format!(
+            "id,line_user_id,name,stage,stage_entered_at\n\
+             \"E1\x1b[2J\",U{:032x},\"山田\x1b]0;owned\x07\",booked,2026-11-25 09:30\n",
+            1
+        ),
+    )
+    .unwrap();
+    let steprule = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+        command
+            .args(args)
+            .arg(fixtures().join("run/clinic.step"))
+            .arg("--patients")
+            .arg(&patients)
+            .args(["--now", NOW])
+            .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+        output(command)
+    };
+    for run in [
+        steprule(&["plan", "--format", "table"]),
+        steprule(&["plan", "--format", "csv"]),
+        steprule(&["explain", "--patient", "E1\x1b[2J"]),
+        steprule(&["explain", "--patient", "nobody\x1b[2J"]),
+    ] {
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains('\x1b'), "a raw ESC:\n{text}");
+            assert!(!text.contains('\x07'), "a raw BEL:\n{text}");
+        }
+        assert!(
+            run.stdout.contains("E1\\u{1b}[2J") || run.stderr.contains("\\u{1b}[2J"),
+            "the id is shown, escaped:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}
