@@ -6,7 +6,7 @@ pub mod line;
 pub mod outbox;
 
 pub use context::patient_context;
-pub use line::{ChannelToken, LineClient, DEFAULT_API_BASE};
+pub use line::{ChannelToken, LineClient, LineClientError, DEFAULT_API_BASE};
 pub use outbox::Outbox;
 
 use std::num::NonZeroU32;
@@ -40,11 +40,20 @@ pub enum Answer {
     },
     /// The retry key was accepted before (LINE's 409): delivered once, by an earlier attempt.
     AlreadyAccepted {
+        /// The delivering request (LINE's `x-line-accepted-request-id`).
         request_id: Option<String>,
+        /// LINE answered 409 without `x-line-accepted-request-id`: sent, by a request whose id
+        /// is unknown.
+        accepted_id_missing: bool,
     },
     /// Worth trying again (429, 5xx, no answer).
     Retry {
+        /// How long to wait before the next attempt: the server's `Retry-After`, capped at
+        /// `line::RETRY_AFTER_CAP`; `None` to back off as usual.
         after: Option<Duration>,
+        /// The server's `Retry-After` before the cap (bounded by
+        /// `line::RETRY_AFTER_ASKED_LIMIT`).
+        asked: Option<Duration>,
         error: String,
     },
     /// Refused for good (other 4xx).
@@ -226,7 +235,7 @@ async fn attempt_until_settled(
         let answer = sink.deliver(job, options.custom_aggregation).await;
         let now = clock.now();
         match answer {
-            Answer::Accepted { request_id } | Answer::AlreadyAccepted { request_id } => {
+            Answer::Accepted { request_id } | Answer::AlreadyAccepted { request_id, .. } => {
                 record(&mut |l| l.mark_sent(&job.retry_key, request_id.as_deref(), now))?;
                 return Ok(SendStatus::Sent);
             }
@@ -234,7 +243,7 @@ async fn attempt_until_settled(
                 record(&mut |l| l.mark(&job.retry_key, SendStatus::Failed, &error, now))?;
                 return Ok(SendStatus::Failed);
             }
-            Answer::Retry { after, error } => {
+            Answer::Retry { after, error, .. } => {
                 let delay =
                     after.unwrap_or_else(|| backoff(options.backoff, attempt, &job.retry_key));
                 let next = now + chrono::Duration::from_std(delay).unwrap_or_default();

@@ -64,7 +64,10 @@ impl Outbox {
 
     pub fn deliver(&self, job: &Job) -> Answer {
         if self.written.contains(&job.retry_key) {
-            return Answer::AlreadyAccepted { request_id: None };
+            return Answer::AlreadyAccepted {
+                request_id: None,
+                accepted_id_missing: false,
+            };
         }
         let line = OutboxLine {
             patient: &job.patient,
@@ -83,6 +86,7 @@ impl Outbox {
             Ok(()) => Answer::Accepted { request_id: None },
             Err(error) => Answer::Retry {
                 after: None,
+                asked: None,
                 error: format!("cannot write the outbox {}: {error}", self.path.display()),
             },
         }
