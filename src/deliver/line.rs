@@ -1,11 +1,25 @@
 //! The LINE Messaging API push endpoint: one request per send, with the ledger's retry key so
 //! that LINE itself drops a duplicate.
 
+mod base;
+mod redact;
+mod retry_after;
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
+use chrono::Utc;
+use reqwest::Url;
 use serde_json::json;
 
 use super::{Answer, Job};
+use crate::printable::printable;
+use redact::Redactor;
+use retry_after::parse_retry_after;
+
+pub use base::LineClientError;
+pub use retry_after::{RETRY_AFTER_ASKED_LIMIT, RETRY_AFTER_CAP};
 
 /// The channel access token. Never printed: its `Debug` is a placeholder, and it only ever
 /// leaves the process in the `Authorization` header.
@@ -33,24 +47,33 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Unit names for per-step statistics: at most 30 characters, ASCII letters, digits and `_`.
 pub const MAX_UNIT_NAME: usize = 30;
 
+/// How much of LINE's error message is kept.
+const MESSAGE_LIMIT: usize = 300;
+
+/// The clinic's LINE Official Account as an API client: pushes one message set per send.
 #[derive(Debug, Clone)]
 pub struct LineClient {
     http: reqwest::Client,
-    base: String,
+    push_url: Url,
     token: ChannelToken,
+    redactor: Redactor,
 }
 
 impl LineClient {
-    pub fn new(base: &str, token: ChannelToken) -> Result<Self, String> {
+    /// Checks `base` (see [`LineClientError`]) before anything is sent to it.
+    pub fn new(base: &str, token: ChannelToken) -> Result<Self, LineClientError> {
+        let redactor = Redactor::new(&token.0);
+        let base = base::check_base(base, &redactor)?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+            .map_err(|e| LineClientError::HttpClient(redactor.redact(&e.to_string())))?;
         Ok(LineClient {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            push_url: base::push_url(&base),
             token,
+            redactor,
         })
     }
 
@@ -61,7 +84,7 @@ impl LineClient {
         }
         let request = self
             .http
-            .post(format!("{}/v2/bot/message/push", self.base))
+            .post(self.push_url.clone())
             .bearer_auth(&self.token.0)
             .header("X-Line-Retry-Key", &job.retry_key)
             .json(&body);
@@ -71,7 +94,8 @@ impl LineClient {
             Err(error) => {
                 return Answer::Retry {
                     after: None,
-                    error: describe(error),
+                    asked: None,
+                    error: self.redactor.redact(&describe(error)),
                 }
             }
         };
@@ -85,22 +109,28 @@ impl LineClient {
         };
         let request_id = header("x-line-request-id");
         let accepted_id = header("x-line-accepted-request-id");
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let asked = header("retry-after").and_then(|v| parse_retry_after(&v, Utc::now()));
         if status.is_success() {
             return Answer::Accepted { request_id };
         }
-        if status.as_u16() == 409 {
-            if let Some(id) = accepted_id {
-                return Answer::AlreadyAccepted {
-                    request_id: Some(id),
-                    note: None,
-                };
-            }
+        // LINE's only 409 for a push: this retry key was accepted before. The header naming
+        // the delivering request is documented but may be missing (a proxy dropped it); the
+        // message went out all the same, and must not be sent again.
+        if status == reqwest::StatusCode::CONFLICT {
+            return Answer::AlreadyAccepted {
+                note: accepted_id.is_none().then(|| {
+                    "LINE answered 409 without x-line-accepted-request-id: accepted by an earlier \
+                     request whose id is unknown"
+                        .to_owned()
+                }),
+                request_id: accepted_id,
+            };
         }
-        let message = line_message(response.text().await.unwrap_or_default());
-        let error = format!("LINE answered {status}{message}");
+        let body = response.text().await.unwrap_or_default();
+        let message = line_message(&self.redactor.redact(&body));
+        let error = self
+            .redactor
+            .redact(&format!("LINE answered {status}{message}"));
         if status.as_u16() == 401 {
             // The token, not the message: every send would be refused alike. Nothing is
             // failed for good; the run stops asking and the sends wait for a valid token.
@@ -113,7 +143,8 @@ impl LineClient {
         }
         if status.as_u16() == 429 || status.is_server_error() {
             Answer::Retry {
-                after: retry_after,
+                after: asked.map(|wish| wish.min(RETRY_AFTER_CAP)),
+                asked,
                 error,
             }
         } else {
@@ -136,17 +167,18 @@ pub fn unit_name(step: &str) -> String {
         .collect()
 }
 
-/// LINE's error `message`, shortened; never the request (which holds the token header).
-fn line_message(body: String) -> String {
-    let message = serde_json::from_str::<serde_json::Value>(&body)
+/// LINE's error `message` (or the body, when it is not LINE's JSON), shortened and with control
+/// characters escaped: it is the server's text, stored in the ledger and shown to people.
+fn line_message(body: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or(body);
-    let short: String = message.chars().take(300).collect();
-    if short.trim().is_empty() {
+        .unwrap_or_else(|| body.to_owned());
+    let short: String = message.trim().chars().take(MESSAGE_LIMIT).collect();
+    if short.is_empty() {
         String::new()
     } else {
-        format!(": {}", short.trim())
+        format!(": {}", printable(short.trim()))
     }
 }
 
@@ -166,32 +198,4 @@ fn describe(error: reqwest::Error) -> String {
         cause = source;
     }
     format!("{kind}: {cause}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_names_fit_line_rules() {
-        assert_eq!(unit_name("visit_reminder"), "visit_reminder");
-        assert_eq!(unit_name(&"a".repeat(40)).len(), MAX_UNIT_NAME);
-        assert_eq!(unit_name("x-y"), "x_y");
-    }
-
-    #[test]
-    fn the_token_is_never_in_debug_output() {
-        let token = ChannelToken::new("secret-token".into());
-        let client = LineClient::new("http://127.0.0.1:1", token).unwrap();
-        assert!(!format!("{client:?}").contains("secret-token"));
-    }
-
-    #[test]
-    fn line_error_messages_are_short_and_plain() {
-        assert_eq!(
-            line_message(r#"{"message":"The request body has 1 error(s)"}"#.into()),
-            ": The request body has 1 error(s)"
-        );
-        assert_eq!(line_message(String::new()), "");
-    }
 }

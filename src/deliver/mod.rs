@@ -6,7 +6,7 @@ pub mod line;
 pub mod outbox;
 
 pub use context::patient_context;
-pub use line::{ChannelToken, LineClient, DEFAULT_API_BASE};
+pub use line::{ChannelToken, LineClient, LineClientError, DEFAULT_API_BASE};
 pub use outbox::{Outbox, OutboxError};
 
 use std::num::NonZeroU32;
@@ -41,12 +41,18 @@ pub enum Answer {
     /// The retry key was accepted before (LINE's 409): delivered once, by an earlier attempt.
     /// `note` says what was unusual about the answer, if anything.
     AlreadyAccepted {
+        /// The delivering request (LINE's `x-line-accepted-request-id`).
         request_id: Option<String>,
         note: Option<String>,
     },
     /// Worth trying again (429, 5xx, no answer).
     Retry {
+        /// How long to wait before the next attempt: the server's `Retry-After`, capped at
+        /// `line::RETRY_AFTER_CAP`; `None` to back off as usual.
         after: Option<Duration>,
+        /// The server's `Retry-After` before the cap (bounded by
+        /// `line::RETRY_AFTER_ASKED_LIMIT`).
+        asked: Option<Duration>,
         error: String,
     },
     /// Refused for good (other 4xx).
@@ -258,11 +264,21 @@ async fn attempt_until_settled(
             Answer::AlreadyAccepted { request_id, note } => Settlement::Sent { request_id, note },
             Answer::Rejected { error } => Settlement::Failed(error),
             Answer::Unavailable { error } => return (attempt, Err(error)),
-            Answer::Retry { after, error } => {
+            Answer::Retry {
+                after,
+                asked,
+                error,
+            } => {
                 let delay = after
                     .unwrap_or_else(|| backoff(options.backoff, attempt, &job.retry_key))
                     .min(MAX_RETRY_WAIT);
-                let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                // LINE's own wish (`Retry-After`) counts in full for the expiry, though a run
+                // waits at most a minute.
+                let wanted = asked.unwrap_or(delay).max(delay);
+                let next = chrono::Duration::from_std(wanted)
+                    .ok()
+                    .and_then(|wait| now.checked_add_signed(wait))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 if now >= job.expires {
                     return (attempt, Ok(Settlement::Expired(error)));
                 }
@@ -286,7 +302,7 @@ async fn attempt_until_settled(
 }
 
 /// The longest a run waits before retrying one send, whatever `Retry-After` asks.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+pub const MAX_RETRY_WAIT: Duration = line::RETRY_AFTER_CAP;
 
 /// Exponential backoff with a little jitter (from the retry key, so no RNG is needed), capped
 /// at a minute.

@@ -85,3 +85,43 @@ fn fake_line_drops_connections_and_throttles() {
     assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
     assert_eq!(fake.accepted(), 0);
 }
+
+#[test]
+fn fake_line_quirks_drop_the_accepted_id_and_echo_the_authorization() {
+    let key = "00000000-0000-4000-8000-000000000003";
+    let fake = FakeLine::start(Faults {
+        error_after_first_attempts: 1,
+        conflict_without_accepted_id: true,
+        ..Faults::none()
+    });
+    assert_eq!(
+        push(&fake, TOKEN, key).unwrap().0,
+        500,
+        "delivered, then 500"
+    );
+    let (status, request_id, accepted_id, _) = push(&fake, TOKEN, key).unwrap();
+    assert_eq!((status, accepted_id), (409, None));
+    assert!(request_id.is_some(), "the 409 still has its own id");
+    assert_eq!((fake.accepted(), fake.attempts_for_key(key)), (1, 2));
+
+    let fake = FakeLine::start(Faults {
+        echo_authorization: true,
+        ..Faults::none()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v2/bot/message/push", fake.base_url()))
+            .bearer_auth("wrong-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(body.contains("Bearer wrong-token"), "{body}");
+}

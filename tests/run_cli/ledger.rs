@@ -18,6 +18,8 @@ pub struct Row {
     pub attempts: i64,
     pub line_request_id: Option<String>,
     pub last_error: Option<String>,
+    /// Anything unusual about how it was sent (e.g. a 409 without the accepted request id).
+    pub note: Option<String>,
 }
 
 /// Every row of the `sends` table, read at one moment.
@@ -33,7 +35,7 @@ pub fn ledger(path: &Path) -> Ledger {
     let mut statement = conn
         .prepare(
             "SELECT patient, step, occurrence, status, retry_key, attempts, line_request_id,
-                    last_error
+                    last_error, note
              FROM sends",
         )
         .expect("the sends table");
@@ -48,6 +50,7 @@ pub fn ledger(path: &Path) -> Ledger {
                 attempts: row.get(5)?,
                 line_request_id: row.get(6)?,
                 last_error: row.get(7)?,
+                note: row.get(8)?,
             })
         })
         .expect("query the sends")

@@ -15,6 +15,8 @@
 //! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
 //! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
 //! - `limits`: `--rate`, `--concurrency` and two runs at once;
+//! - `line_answers`: LINE's 409s without an accepted id, error text quoting the token, and
+//!   `--line-api-base` checked at start;
 //! - `options`: `--custom-aggregation` and `--every`;
 //! - `secrets`: the channel access token never leaks;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
@@ -31,6 +33,7 @@ mod delivery;
 mod fake;
 mod faults;
 mod limits;
+mod line_answers;
 mod options;
 mod secrets;
 mod status;

@@ -43,6 +43,8 @@ pub(super) struct Cycle<'a> {
     pub request: &'a RunRequest,
     pub rules: &'a RuleSet,
     pub plan: &'a TimingPlan,
+    /// The LINE client, when sends go to LINE.
+    pub line: Option<&'a LineClient>,
     pub ledger_path: &'a Path,
     pub outbox_path: &'a Path,
     pub runtime: &'a tokio::runtime::Runtime,
@@ -142,10 +144,8 @@ impl Cycle<'_> {
     /// deliveries only accepts when asked for by name.
     fn sink(&self, ledger: &Ledger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), RunError> {
         let request = self.request;
-        if let (Some(token), false) = (&request.token, request.dry_run) {
-            let client =
-                LineClient::new(&request.line_api_base, token.clone()).map_err(RunError::Usage)?;
-            return Ok((Sink::Line(client), SinkKind::Line));
+        if let Some(client) = self.line {
+            return Ok((Sink::Line(client.clone()), SinkKind::Line));
         }
         if request.token.is_none()
             && !request.dry_run

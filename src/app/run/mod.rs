@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
-use crate::deliver::{ChannelToken, DeliveryOptions, OutboxError};
+use crate::deliver::{ChannelToken, DeliveryOptions, LineClient, LineClientError, OutboxError};
 use crate::ledger::{LedgerError, LockError};
 use crate::plan::TimingPlan;
 use crate::printable::printable;
@@ -50,6 +50,8 @@ pub enum RunError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    LineClient(#[from] LineClientError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -98,6 +100,11 @@ fn run_checked(
         .outbox
         .clone()
         .unwrap_or_else(|| beside_rules("outbox.jsonl"));
+    // The LINE client (and its base URL) is checked before anything is read or written.
+    let line = match (&request.token, request.dry_run) {
+        (Some(token), false) => Some(LineClient::new(&request.line_api_base, token.clone())?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -117,6 +124,7 @@ fn run_checked(
             request,
             rules,
             plan,
+            line: line.as_ref(),
             ledger_path: &ledger_path,
             outbox_path: &outbox_path,
             runtime: &runtime,

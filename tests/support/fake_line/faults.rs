@@ -24,8 +24,17 @@ pub struct Faults {
     /// The first this-many requests for every retry key get 500 without delivering, before
     /// the fractions above are drawn.
     pub error_first_attempts: usize,
+    /// The first this-many requests for every retry key are delivered, then answered 500
+    /// (after `error_first_attempts`): the retry that follows meets the 409.
+    pub error_after_first_attempts: usize,
     /// Recipients LINE refuses for good (400), besides those whose id is not a LINE user id.
     pub reject_to: HashSet<String>,
+    /// 409 answers leave out `x-line-accepted-request-id` (as a proxy that drops unknown
+    /// headers would).
+    pub conflict_without_accepted_id: bool,
+    /// Error answers quote the request's `Authorization` header in their message (as a
+    /// careless proxy or a debugging endpoint might).
+    pub echo_authorization: bool,
 }
 
 impl Default for Faults {
@@ -39,7 +48,10 @@ impl Default for Faults {
             drop_before: 0.0,
             drop_after: 0.0,
             error_first_attempts: 0,
+            error_after_first_attempts: 0,
             reject_to: HashSet::new(),
+            conflict_without_accepted_id: false,
+            echo_authorization: false,
         }
     }
 }
@@ -85,6 +97,9 @@ fn draw(seed: u64, key: &str, attempt: usize) -> f64 {
 pub(super) fn choose_fault(faults: &Faults, key: &str, attempt: usize) -> Option<Fault> {
     if attempt < faults.error_first_attempts {
         return Some(Fault::ErrorBefore);
+    }
+    if attempt < faults.error_first_attempts + faults.error_after_first_attempts {
+        return Some(Fault::ErrorAfter);
     }
     let mut x = draw(faults.seed, key, attempt);
     for (fraction, fault) in [

@@ -49,11 +49,19 @@ pub(super) async fn push(
                 StatusCode::CONFLICT,
                 json!({"message": "The retry key is already accepted"}),
             );
-            r.headers_mut()
-                .insert("x-line-accepted-request-id", header(&accepted_id));
+            if !shared.faults.conflict_without_accepted_id {
+                r.headers_mut()
+                    .insert("x-line-accepted-request-id", header(&accepted_id));
+            }
             r
         }
         Answer::Status(status, message) => {
+            let message = if shared.faults.echo_authorization {
+                let sent = headers.get("authorization").and_then(|v| v.to_str().ok());
+                format!("{message} (Authorization: {})", sent.unwrap_or(""))
+            } else {
+                message
+            };
             let mut r = json_response(status, json!({ "message": message }));
             if status == StatusCode::TOO_MANY_REQUESTS {
                 r.headers_mut().insert("retry-after", header("1"));

@@ -9,7 +9,10 @@
 //! retry key and how many times that key was seen before, so the same request sequence always
 //! meets the same faults, whatever the order in which concurrent requests arrive. "After
 //! accepting" faults record the delivery and then answer 500 (or drop the connection): the
-//! client cannot tell that the message went out, and its retry must meet the 409.
+//! client cannot tell that the message went out, and its retry must meet the 409. Two quirks
+//! of answers that LINE (or a proxy in front of it) may show can be switched on too: a 409
+//! without `x-line-accepted-request-id`, and error messages that quote the `Authorization`
+//! header.
 //!
 //! The server runs on its own tokio runtime, so synchronous tests can start it, run the binary
 //! against it and read what it saw.

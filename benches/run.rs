@@ -1,0 +1,374 @@
+//! `steprule run` against `steprule plan` on the same patients, as a clinic runs them: the
+//! release binary, in outbox mode (no `LINE_CHANNEL_ACCESS_TOKEN`, a fresh ledger and outbox in
+//! a temporary folder), for 100,000 and for 1,000,000 synthetic patients
+//! (`support/synthetic.rs`) under `fixtures/thirty_steps.step` with `rules/templates`.
+//!
+//! Per size it times three children: `plan` over the window `run` evaluates, the first `run`
+//! (every due send claimed in the ledger, rendered and written to the outbox) and a rerun (every
+//! send found in the ledger, none written). It prints each one's wall time and peak resident
+//! set (`ru_maxrss` from `wait4`), the ratios first run / plan and rerun / plan, and how the time
+//! per patient grows from the smallest size to the largest, each beside its target:
+//! first run ≤ 2× plan, rerun ≤ 1.2× plan, per patient at 1M ≤ 1.3× per patient at 100k, peak
+//! RSS < 300 MB. The exit status is a failure when a target is missed or when plan and run
+//! disagree on what is due.
+//!
+//! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
+//! quicker run.
+
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+
+const RULES: &str = "benches/fixtures/thirty_steps.step";
+const TEMPLATES: &str = "rules/templates";
+const NOW: &str = "2026-11-25 09:00";
+/// `run` evaluates the window [now, now + 1 s) (`app::run`'s `Cycle::queue_due_sends`): `plan`
+/// over the same window evaluates every patient the same way and finds the same sends, so the
+/// two differ only by what `run` does with them.
+const WINDOW_END: &str = "2026-11-25 09:00:01";
+const SEED: u64 = 42;
+const DEFAULT_SIZES: [u64; 2] = [100_000, 1_000_000];
+
+const TARGET_FIRST_RUN: f64 = 2.0;
+const TARGET_RERUN: f64 = 1.2;
+const TARGET_PER_PATIENT_GROWTH: f64 = 1.3;
+const TARGET_RSS_BYTES: u64 = 300_000_000;
+
+/// One child process, timed.
+struct Child {
+    wall: Duration,
+    /// Peak resident set in bytes, where the platform reports it.
+    peak_rss: Option<u64>,
+}
+
+/// The three children at one size.
+struct Size {
+    patients: u64,
+    plan: Child,
+    first_run: Child,
+    rerun: Child,
+}
+
+fn main() -> ExitCode {
+    match bench() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// True when every target is met and plan and run agree.
+fn bench() -> Result<bool, String> {
+    let sizes = sizes()?;
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_steprule"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    println!(
+        "steprule run vs plan: {RULES} with {TEMPLATES}, --now {NOW}, outbox mode, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut ok = true;
+    let mut measured = Vec::new();
+    for &patients in &sizes {
+        let (size, agreed) = measure_size(&binary, root, patients)?;
+        ok &= agreed;
+        measured.push(size);
+    }
+    ok &= print_table(&measured);
+    ok &= print_growth(&measured);
+    Ok(ok)
+}
+
+/// `STEPRULE_BENCH_SIZES=100000,1000000` (underscores allowed), default both.
+fn sizes() -> Result<Vec<u64>, String> {
+    let Ok(text) = std::env::var("STEPRULE_BENCH_SIZES") else {
+        return Ok(DEFAULT_SIZES.to_vec());
+    };
+    let sizes = text
+        .split(',')
+        .map(|part| {
+            let part = part.trim().replace('_', "");
+            part.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("STEPRULE_BENCH_SIZES: `{part}` is not a patient count"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(sizes)
+}
+
+/// Generates the patients (not timed), then times plan, the first run and the rerun; the bool
+/// says whether they agree on what is due.
+fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+    let csv = dir.path().join("patients.csv");
+    let started = Instant::now();
+    let now = NaiveDateTime::parse_from_str(NOW, "%Y-%m-%d %H:%M").map_err(|e| e.to_string())?;
+    let mut rows = synthetic::PatientCsv::new(patients, now, SEED);
+    let mut file = File::create(&csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    std::io::copy(&mut rows, &mut file).map_err(|e| format!("{}: {e}", csv.display()))?;
+    drop(file);
+    println!(
+        "\n{} patients: generated in {:.2} s (not timed)",
+        thousands(patients),
+        started.elapsed().as_secs_f64()
+    );
+
+    let rules = root.join(RULES);
+    let templates = root.join(TEMPLATES);
+    let common = |command: &mut Command| {
+        command
+            .arg(&rules)
+            .arg("--templates")
+            .arg(&templates)
+            .arg("--patients")
+            .arg(&csv)
+            .args(["--now", NOW])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    };
+
+    let mut plan = Command::new(binary);
+    plan.arg("plan");
+    common(&mut plan);
+    plan.args(["--to", WINDOW_END, "--format", "json"]);
+    let plan_out = dir.path().join("plan.jsonl");
+    let plan = run_child(plan, &plan_out, &dir.path().join("plan.err"), "plan")?;
+    let planned = count_lines(&plan_out)?;
+
+    let run = |name: &str| -> Result<(Child, String), String> {
+        let mut command = Command::new(binary);
+        command.arg("run");
+        common(&mut command);
+        command
+            .arg("--ledger")
+            .arg(dir.path().join("ledger.db"))
+            .arg("--outbox")
+            .arg(dir.path().join("outbox.jsonl"));
+        let err = dir.path().join(format!("{name}.err"));
+        let child = run_child(command, &dir.path().join(format!("{name}.out")), &err, name)?;
+        Ok((child, summary_line(&err)?))
+    };
+    let (first_run, first_summary) = run("first run")?;
+    let (rerun, rerun_summary) = run("rerun")?;
+    let written = count_lines(&dir.path().join("outbox.jsonl"))?;
+
+    println!(
+        "  plan:      {} sends in the run's window",
+        thousands(planned)
+    );
+    println!(
+        "  first run: {first_summary}; {} outbox lines",
+        thousands(written)
+    );
+    println!("  rerun:     {rerun_summary}");
+    let expected_first = format!("due {planned}, sent {planned}, already sent 0,");
+    let expected_rerun = format!("due {planned}, sent 0, already sent {planned},");
+    let agreed = first_summary.starts_with(&expected_first)
+        && rerun_summary.starts_with(&expected_rerun)
+        && written == planned;
+    if !agreed {
+        println!(
+            "  FAIL: plan and run disagree (expected `{expected_first} …` then `{expected_rerun} …`, and {planned} outbox lines)"
+        );
+    }
+    let size = Size {
+        patients,
+        plan,
+        first_run,
+        rerun,
+    };
+    Ok((size, agreed))
+}
+
+/// Runs `command` to the end with its output in files, timing it from spawn to exit.
+fn run_child(mut command: Command, out: &Path, err: &Path, name: &str) -> Result<Child, String> {
+    let file = |path: &Path| File::create(path).map_err(|e| format!("{}: {e}", path.display()));
+    command
+        .stdin(Stdio::null())
+        .stdout(file(out)?)
+        .stderr(file(err)?);
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start steprule {name}: {e}"))?;
+    let (code, peak_rss) = wait(child)?;
+    let wall = started.elapsed();
+    if code != Some(0) {
+        let stderr = std::fs::read_to_string(err).unwrap_or_default();
+        return Err(format!(
+            "steprule {name} exited with {code:?}:\n{}",
+            tail(&stderr, 20)
+        ));
+    }
+    println!(
+        "  {name}: {:.2} s, peak RSS {}",
+        wall.as_secs_f64(),
+        megabytes(peak_rss)
+    );
+    Ok(Child { wall, peak_rss })
+}
+
+/// Waits for `child` and reads its own peak resident set (not the bench's, nor an earlier
+/// child's: `wait4` reports the one process reaped).
+#[cfg(unix)]
+fn wait(child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for every field.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own unreaped child; both pointers are to live locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("wait4: {error}"));
+        }
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux reports kilobytes, macOS bytes.
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    let peak = u64::try_from(usage.ru_maxrss).ok().map(|n| n * unit);
+    Ok((code, peak))
+}
+
+#[cfg(not(unix))]
+fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Ok((status.code(), None))
+}
+
+/// The closing summary line a run writes to stderr (`due …, sent …, …`).
+fn summary_line(err: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(err).map_err(|e| format!("{}: {e}", err.display()))?;
+    text.lines()
+        .rev()
+        .find(|line| line.starts_with("due "))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no summary line from steprule run:\n{}", tail(&text, 20)))
+}
+
+fn count_lines(path: &Path) -> Result<u64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+/// Wall times, ratios and peak RSS per size, each ratio beside its target; true when all are
+/// met.
+fn print_table(sizes: &[Size]) -> bool {
+    println!();
+    println!(
+        "| patients | plan | first run | rerun | first run / plan (≤ {TARGET_FIRST_RUN}) | rerun / plan (≤ {TARGET_RERUN}) | peak RSS plan / first run / rerun (< {}) |",
+        megabytes(Some(TARGET_RSS_BYTES))
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut ok = true;
+    for size in sizes {
+        let plan = size.plan.wall.as_secs_f64();
+        let first = size.first_run.wall.as_secs_f64() / plan;
+        let rerun = size.rerun.wall.as_secs_f64() / plan;
+        let children = [&size.plan, &size.first_run, &size.rerun];
+        let rss_ok = children
+            .iter()
+            .all(|c| c.peak_rss.is_none_or(|rss| rss < TARGET_RSS_BYTES));
+        let rss: Vec<String> = children.iter().map(|c| megabytes(c.peak_rss)).collect();
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {first:.2}× {} | {rerun:.2}× {} | {} {} |",
+            thousands(size.patients),
+            plan,
+            size.first_run.wall.as_secs_f64(),
+            size.rerun.wall.as_secs_f64(),
+            verdict(first <= TARGET_FIRST_RUN),
+            verdict(rerun <= TARGET_RERUN),
+            rss.join(" / "),
+            verdict(rss_ok),
+        );
+        ok &= first <= TARGET_FIRST_RUN && rerun <= TARGET_RERUN && rss_ok;
+    }
+    ok
+}
+
+/// Time per patient at the largest size over the smallest, per child: flat means linear.
+fn print_growth(sizes: &[Size]) -> bool {
+    let (Some(small), Some(large)) = (
+        sizes.iter().min_by_key(|s| s.patients),
+        sizes.iter().max_by_key(|s| s.patients),
+    ) else {
+        return true;
+    };
+    if small.patients == large.patients {
+        println!("\n(one size only: no per-patient growth to report)");
+        return true;
+    }
+    println!(
+        "\ntime per patient, {} vs {} patients (target ≤ {TARGET_PER_PATIENT_GROWTH}):",
+        thousands(large.patients),
+        thousands(small.patients)
+    );
+    let mut ok = true;
+    let pairs = [
+        ("plan", &small.plan, &large.plan),
+        ("first run", &small.first_run, &large.first_run),
+        ("rerun", &small.rerun, &large.rerun),
+    ];
+    for (name, small_child, large_child) in pairs {
+        let per_patient =
+            |child: &Child, patients: u64| child.wall.as_secs_f64() * 1e6 / patients as f64;
+        let (a, b) = (
+            per_patient(small_child, small.patients),
+            per_patient(large_child, large.patients),
+        );
+        let growth = b / a;
+        println!(
+            "  {name:<9} {a:.2} µs → {b:.2} µs per patient: {growth:.2}× {}",
+            verdict(growth <= TARGET_PER_PATIENT_GROWTH)
+        );
+        ok &= growth <= TARGET_PER_PATIENT_GROWTH;
+    }
+    ok
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "ok"
+    } else {
+        "MISSED"
+    }
+}
+
+fn megabytes(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(bytes) => format!("{:.0} MB", bytes as f64 / 1e6),
+        None => "n/a".into(),
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn thousands(mut n: u64) -> String {
+    let mut groups = Vec::new();
+    while n >= 1000 {
+        groups.push(n % 1000);
+        n /= 1000;
+    }
+    let mut out = n.to_string();
+    for group in groups.iter().rev() {
+        out.push_str(&format!(",{group:03}"));
+    }
+    out
+}
