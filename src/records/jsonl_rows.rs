@@ -195,7 +195,7 @@ fn scalar(value: &Value) -> Result<Option<Cow<'_, str>>, &'static str> {
 /// serde_json's message without its "at line 1" (always 1: each line is parsed alone). Only
 /// syntax and end-of-line messages are kept: they are fixed texts. A data error's message can
 /// quote a value from the line (`invalid type: string "…"`), so it is never passed on.
-fn json_error(err: &serde_json::Error) -> String {
+pub(super) fn json_error(err: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let column = err.column();
     match err.classify() {
