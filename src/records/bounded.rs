@@ -37,6 +37,16 @@ impl Limits {
     pub(super) fn runaway_size(&self) -> String {
         size(self.runaway)
     }
+
+    /// Why a file was given up on at a line with no end.
+    pub(super) fn runaway_message(&self) -> String {
+        format!(
+            "the line is longer than {} and has no end within {}; this is not a patient \
+             export, and the rest of it is not read",
+            self.record_size(),
+            self.runaway_size()
+        )
+    }
 }
 
 fn size(bytes: usize) -> String {

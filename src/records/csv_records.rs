@@ -1,6 +1,6 @@
 //! CSV records as raw bytes, read with csv-core into buffers that never grow past
-//! [`Limits`]: the tokenizer only splits fields (commas, quotes and line ends are ASCII in both
-//! encodings an export may use), and [`super::decode`] turns the fields into text afterwards.
+//! [`Limits`]: the tokenizer only splits fields (commas, quotes and line ends mean the same in
+//! both encodings an export may use), and [`super::decode`] turns the fields into text after.
 
 use std::io::{self, BufRead};
 
@@ -92,7 +92,10 @@ impl CsvRecords {
         let line = self.line();
         let mut taken = 0usize;
         loop {
-            if self.len == self.bytes.len() && !grow(&mut self.bytes, self.limits.record) {
+            // One byte over the bound, so that a row of exactly the bound still fits: csv-core
+            // stops at a full buffer before it looks at the line end that would have ended it.
+            let room = self.limits.record.saturating_add(1);
+            if self.len == self.bytes.len() && !grow(&mut self.bytes, room) {
                 return self.skip(line);
             }
             if self.fields == self.ends.len() && !grow(&mut self.ends, self.limits.fields) {
@@ -214,6 +217,14 @@ mod tests {
         let read = records(b"id\n0123456789,0123456789\nP2\n", small());
         assert_eq!(read[1].0, Raw::TooLong { line: 2 });
         assert_eq!(read[2], (Raw::Record { line: 3 }, vec!["P2".into()]));
+        // Exactly at the bound is still a record.
+        let read = records(b"0123456789abcdef\nP2\n", small());
+        assert_eq!(
+            read[0],
+            (Raw::Record { line: 1 }, vec!["0123456789abcdef".into()])
+        );
+        let read = records(b"0123456789abcdefg\nP2\n", small());
+        assert_eq!(read[0].0, Raw::TooLong { line: 1 });
         let read = records(b"a,b,c,d,e,f\nP2\n", small());
         assert_eq!(read[0].0, Raw::TooLong { line: 1 });
         assert_eq!(read[1], (Raw::Record { line: 2 }, vec!["P2".into()]));

@@ -148,20 +148,10 @@ impl Iterator for CsvRows {
                 }
                 Raw::Runaway { line } => {
                     self.done = true;
-                    return Some(Err(self.rows.error(line, runaway(&self.limits))));
+                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
                 }
             }
         }
         None
     }
-}
-
-/// Why a file was given up on at a line with no end.
-pub(super) fn runaway(limits: &Limits) -> String {
-    format!(
-        "the line is longer than {} and has no end within {}; this is not a patient export, \
-         and the rest of it is not read",
-        limits.record_size(),
-        limits.runaway_size()
-    )
 }

@@ -1,8 +1,9 @@
 //! An export's text encoding, decided and checked row by row on the raw bytes. A file is one
 //! encoding: in `auto` its first row with non-ASCII text decides which (a UTF-8 BOM decides at
 //! once), and a row that is not in that encoding is rejected rather than decoded into garbage.
-//! CSV and JSONL are split into rows on the raw bytes, which is safe for both encodings: quotes,
-//! commas and line ends are ASCII, and no byte of a Shift_JIS or UTF-8 multi-byte character is.
+//! CSV and JSONL are split into rows (and CSV into fields) on the raw bytes, which is safe for
+//! both encodings: line ends, commas and quotes are below 0x40, and no byte of a UTF-8 or
+//! Shift_JIS multi-byte character is (Shift_JIS trail bytes start at 0x40).
 
 use std::io::{self, Cursor, Read};
 

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::bounded::{read_line, Limits, Line};
 use super::columns::{first_duplicate, Column, Resolver};
-use super::csv_rows::runaway;
 use super::decode::Decoder;
 use super::row::{Cell, RowBuilder};
 use super::{PatientRecord, RowError};
@@ -140,7 +139,7 @@ impl Iterator for JsonlRows {
                 }
                 Ok(Line::Runaway) => {
                     self.done = true;
-                    return Some(Err(self.rows.error(line, runaway(&self.limits))));
+                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
                 }
                 Ok(Line::Text) => {
                     let decoded = self.decoder.decode(
