@@ -2,6 +2,7 @@
 //! header mapping) so rows are only looked up, never re-interpreted.
 
 use super::{parse_date, HeaderMapping, RecordSchema, RecordsError};
+use crate::printable::printable;
 
 /// The part of a [`super::PatientRecord`] a column fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +36,12 @@ pub(super) struct Column {
 
 impl Column {
     /// How messages name the column: as in the file, with steprule's name when it differs.
+    /// Headers are not patient data, but they are text from the file: escaped.
     pub(super) fn label(&self) -> String {
         if self.header == self.name {
-            format!("`{}`", self.header)
+            format!("`{}`", printable(&self.header))
         } else {
-            format!("`{}` ({})", self.header, self.name)
+            format!("`{}` ({})", printable(&self.header), printable(&self.name))
         }
     }
 }
@@ -92,14 +94,43 @@ impl Resolver {
         }
     }
 
-    /// The columns of a CSV header, checked once for the whole file: an `id` column must be
-    /// there and no two columns may mean the same thing.
+    /// Whether steprule or the clinic's mapping knows the header: a column of the rules or a
+    /// built-in one, or one the mapping names.
+    fn knows(&self, column: &Column) -> bool {
+        let mapped = self
+            .mapping
+            .as_ref()
+            .is_some_and(|mapping| mapping.column(&column.header).is_some());
+        mapped || !matches!(column.role, Role::Other | Role::Ignored)
+    }
+
+    /// The columns of a CSV header (on `line`), checked once for the whole file: an `id`
+    /// column must be there and no two columns may mean the same thing.
+    ///
+    /// A first line without an `id` may be a patient row of an export saved without its
+    /// header. Its cells are then patient data, so they are named only when the line is
+    /// clearly a header: when it has a date in it, or no column steprule knows, it is not
+    /// repeated at all.
     pub(super) fn resolve_header<'h>(
         &self,
         file: &str,
+        line: usize,
         header: impl IntoIterator<Item = &'h str>,
     ) -> Result<Vec<Column>, RecordsError> {
         let columns: Vec<Column> = header.into_iter().map(|h| self.resolve(h)).collect();
+        let has_id = columns.iter().any(|c| c.role == Role::Id);
+        if !has_id && columns.iter().any(|c| parse_date(&c.header).is_ok()) {
+            return Err(RecordsError::NoHeader {
+                file: file.to_owned(),
+            });
+        }
+        if !has_id && !columns.iter().any(|c| self.knows(c)) {
+            return Err(RecordsError::UnknownHeader {
+                file: file.to_owned(),
+                line,
+                columns: columns.len(),
+            });
+        }
         if let Some((first, second)) = first_duplicate(columns.iter()) {
             return Err(RecordsError::DuplicateColumn {
                 file: file.to_owned(),
@@ -108,12 +139,7 @@ impl Resolver {
                 second: second.header.clone(),
             });
         }
-        if !columns.iter().any(|c| c.role == Role::Id) {
-            if columns.iter().any(|c| parse_date(&c.header).is_ok()) {
-                return Err(RecordsError::NoHeader {
-                    file: file.to_owned(),
-                });
-            }
+        if !has_id {
             let headers: Vec<String> = columns.iter().map(|c| c.header.clone()).collect();
             let suggestion = crate::diagnostic::suggest("id", headers.iter().map(String::as_str))
                 .map(str::to_owned);

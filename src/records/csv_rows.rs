@@ -1,113 +1,121 @@
-//! Streaming a CSV export: the header is read and resolved once, then each row is read into the
-//! same reused [`StringRecord`].
+//! Streaming a CSV export: the header is read and resolved once, then each record is read as
+//! bytes (bounded in size), decoded in the file's one encoding, and built into a record.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::BufRead;
 
-use csv::{ErrorKind, StringRecord};
-
+use super::bounded::Limits;
 use super::columns::{Column, Resolver};
+use super::csv_records::{CsvRecords, Raw};
+use super::decode::Decoder;
 use super::row::{Cell, RowBuilder};
 use super::{PatientRecord, RecordsError, RowError};
 
-const NOT_UTF8_HINT: &str =
-    "if the export is Shift_JIS, read it with the Shift_JIS encoding (or auto)";
-
 /// The rows of one CSV export, each a record or the reason it was skipped.
 pub(super) struct CsvRows {
-    reader: csv::Reader<Box<dyn Read>>,
+    records: CsvRecords,
+    decoder: Decoder,
     columns: Vec<Column>,
-    record: StringRecord,
+    /// The decoded text of the current record, and where each field ends in it.
+    text: String,
+    ends: Vec<usize>,
     rows: RowBuilder,
-    /// After an I/O error there is nothing sensible left to read.
+    limits: Limits,
+    /// After an I/O error or a runaway line there is nothing sensible left to read.
     done: bool,
 }
 
 impl CsvRows {
     pub(super) fn new(
-        text: Box<dyn Read>,
+        input: Box<dyn BufRead>,
+        mut decoder: Decoder,
+        limits: Limits,
         file: &str,
         resolver: &Resolver,
         rows: RowBuilder,
     ) -> Result<Self, RecordsError> {
-        // Rows of the wrong length are this reader's to report, with their line.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text);
-        let mut header = StringRecord::new();
+        let mut records = CsvRecords::new(input, limits);
         let header_error = |message: String| RecordsError::Header {
             file: file.to_owned(),
             message,
         };
-        match reader.read_record(&mut header) {
-            Ok(true) => {}
-            Ok(false) => {
+        let raw = records.next_record().map_err(|err| RecordsError::Io {
+            path: file.to_owned(),
+            message: err.to_string(),
+        })?;
+        let line = match raw {
+            Raw::Record { line } => line,
+            Raw::End => {
                 return Err(header_error(
                     "the file is empty; expected a header line with an `id` column".to_owned(),
                 ))
             }
-            Err(err) => {
-                return Err(match err.kind() {
-                    ErrorKind::Utf8 { .. } => header_error(format!(
-                        "the header line is not UTF-8 text; {NOT_UTF8_HINT}"
-                    )),
-                    _ => RecordsError::Io {
-                        path: file.to_owned(),
-                        message: err.to_string(),
-                    },
-                })
+            Raw::TooLong { line } | Raw::Runaway { line } => {
+                return Err(header_error(format!(
+                    "line {line}, the header, is longer than {}; this is not a CSV export \
+                     (or its header line has an unclosed quote)",
+                    limits.record_size()
+                )))
             }
+        };
+        let (mut text, mut ends) = (String::new(), Vec::new());
+        if let Err(err) = decoder.decode(line, records.fields(), &mut text, &mut ends) {
+            return Err(header_error(err.message("the header line")));
         }
-        let columns = resolver.resolve_header(file, header.iter())?;
+        let header = cells(&text, &ends);
+        let columns = resolver.resolve_header(file, line, header)?;
         Ok(CsvRows {
-            reader,
+            records,
+            decoder,
             columns,
-            record: header,
+            text,
+            ends,
             rows,
+            limits,
             done: false,
         })
     }
 
-    /// The physical line the record just read starts on. csv's own record position is where
-    /// reading began, before any blank lines it skipped. Every record ends with an LF (see
-    /// `LineEnds`) that csv has counted, so counting back from where the record ended over
-    /// that LF and the LFs inside its quoted cells finds the real start.
-    fn start_line(&self) -> usize {
-        let began = self.record.position().map_or(0, |pos| pos.line());
-        let ended = self.reader.position().line();
-        let inside: u64 = self
-            .record
-            .iter()
-            .map(|cell| cell.bytes().filter(|&b| b == b'\n').count() as u64)
-            .sum();
-        began.max(ended.saturating_sub(inside + 1)) as usize
-    }
-
-    fn read_error(&mut self, err: csv::Error) -> RowError {
-        let ended = self.reader.position().line() as usize;
-        match err.kind() {
-            ErrorKind::Utf8 { pos, err } => {
-                // csv wipes such a record, so its cells cannot be counted back over; the line
-                // before where it ended is right for the usual one-line row.
-                let began = pos.as_ref().map_or(0, |pos| pos.line() as usize);
-                let message = format!(
-                    "field {} is not UTF-8 text; {NOT_UTF8_HINT}",
-                    err.field() + 1
-                );
-                self.rows.error(began.max(ended.saturating_sub(1)), message)
-            }
-            ErrorKind::Io(io) => {
-                self.done = true;
-                let message = format!("cannot read the rest of the file: {io}");
-                self.rows.error(ended, message)
-            }
-            _ => {
-                let line = err.position().map_or(ended, |pos| pos.line() as usize);
-                self.rows.error(line, format!("unreadable row: {err}"))
-            }
+    /// The record (or the reason it is skipped) for the record just read, starting on `line`;
+    /// `None` for a row of bare commas.
+    fn row(&mut self, line: usize) -> Option<Result<PatientRecord, RowError>> {
+        let decoded =
+            self.decoder
+                .decode(line, self.records.fields(), &mut self.text, &mut self.ends);
+        if let Err(err) = decoded {
+            let what = match self.columns.get(err.field) {
+                Some(column) => format!("column {}", column.label()),
+                None => format!("field {}", err.field + 1),
+            };
+            return Some(Err(self.rows.error(line, err.message(&what))));
         }
+        // Excel leaves rows of bare commas below the data; they are nobody.
+        if cells(&self.text, &self.ends).all(|cell| cell.trim().is_empty()) {
+            return None;
+        }
+        if self.ends.len() != self.columns.len() {
+            let message = format!(
+                "the row has {} fields but the header has {} \
+                 (a missing or extra comma, or an unclosed quote?)",
+                self.ends.len(),
+                self.columns.len()
+            );
+            return Some(Err(self.rows.error(line, message)));
+        }
+        let cells = self
+            .columns
+            .iter()
+            .zip(cells(&self.text, &self.ends).map(|cell| Cell::Text(Cow::Borrowed(cell))));
+        Some(self.rows.build(line, cells))
     }
+}
+
+/// The fields of a decoded record.
+fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends.iter().copied())
+        .map(|(start, end)| &text[start..end])
 }
 
 impl Iterator for CsvRows {
@@ -115,31 +123,33 @@ impl Iterator for CsvRows {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            match self.reader.read_record(&mut self.record) {
-                Ok(false) => self.done = true,
-                Ok(true) => {
-                    // Excel leaves rows of bare commas below the data; they are nobody.
-                    if self.record.iter().all(|cell| cell.trim().is_empty()) {
-                        continue;
-                    }
-                    let line = self.start_line();
-                    if self.record.len() != self.columns.len() {
-                        let message = format!(
-                            "the row has {} fields but the header has {} \
-                             (a missing or extra comma, or an unclosed quote?)",
-                            self.record.len(),
-                            self.columns.len()
-                        );
-                        return Some(Err(self.rows.error(line, message)));
-                    }
-                    let cells = self.columns.iter().zip(
-                        self.record
-                            .iter()
-                            .map(|cell| Cell::Text(Cow::Borrowed(cell))),
-                    );
-                    return Some(self.rows.build(line, cells));
+            let raw = match self.records.next_record() {
+                Ok(raw) => raw,
+                Err(err) => {
+                    self.done = true;
+                    let message = format!("cannot read the rest of the file: {err}");
+                    return Some(Err(self.rows.error(self.records.line(), message)));
                 }
-                Err(err) => return Some(Err(self.read_error(err))),
+            };
+            match raw {
+                Raw::End => self.done = true,
+                Raw::Record { line } => {
+                    if let Some(row) = self.row(line) {
+                        return Some(row);
+                    }
+                }
+                Raw::TooLong { line } => {
+                    let message = format!(
+                        "the row is longer than {} (an unclosed quote, or not a patient row); \
+                         read on from the next line",
+                        self.limits.record_size()
+                    );
+                    return Some(Err(self.rows.error(line, message)));
+                }
+                Raw::Runaway { line } => {
+                    self.done = true;
+                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
+                }
             }
         }
         None

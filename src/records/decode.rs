@@ -1,41 +1,27 @@
-//! Turning an export's bytes into UTF-8 text as they stream in: a UTF-8 BOM is dropped and
-//! Shift_JIS is transcoded, without reading the whole file first.
+//! An export's text encoding, decided and checked row by row on the raw bytes. A file is one
+//! encoding: in `auto` its first row with non-ASCII text decides which (a UTF-8 BOM decides at
+//! once), and a row that is not in that encoding is rejected rather than decoded into garbage.
+//! CSV and JSONL are split into rows (and CSV into fields) on the raw bytes, which is safe for
+//! both encodings: line ends, commas and quotes are below 0x40, and no byte of a UTF-8 or
+//! Shift_JIS multi-byte character is (Shift_JIS trail bytes start at 0x40).
 
 use std::io::{self, Cursor, Read};
 
-use encoding_rs_io::DecodeReaderBytesBuilder;
-
 use super::Encoding;
 
-/// How much of the file decides between UTF-8 and Shift_JIS in [`Encoding::Auto`].
-const SNIFF_LEN: usize = 64 * 1024;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// `reader` as UTF-8 text without a BOM, with [`LineEnds`]. Lines stay where they were: both
-/// encodings write line ends as the same ASCII bytes, so line numbers in the text are line
-/// numbers in the file.
-pub(super) fn utf8_text(
-    mut reader: Box<dyn Read>,
-    encoding: Encoding,
-) -> io::Result<Box<dyn Read>> {
-    if encoding == Encoding::ShiftJis {
-        return Ok(Box::new(LineEnds::new(shift_jis(reader))));
-    }
-    let mut head = Vec::new();
+/// `reader` without a leading UTF-8 BOM, and whether it had one.
+pub(super) fn without_bom(mut reader: Box<dyn Read>) -> io::Result<(Box<dyn Read>, bool)> {
+    let mut head = Vec::with_capacity(UTF8_BOM.len());
     reader
         .by_ref()
-        .take(SNIFF_LEN as u64)
+        .take(UTF8_BOM.len() as u64)
         .read_to_end(&mut head)?;
-    let has_bom = head.starts_with(UTF8_BOM);
-    let at_end = head.len() < SNIFF_LEN;
-    let is_utf8 = encoding == Encoding::Utf8 || has_bom || looks_like_utf8(&head, at_end);
-    let mut head = Cursor::new(head);
-    if has_bom {
-        head.set_position(UTF8_BOM.len() as u64);
+    if head == UTF8_BOM {
+        return Ok((reader, true));
     }
-    let text: Box<dyn Read> = Box::new(head.chain(reader));
-    let text = if is_utf8 { text } else { shift_jis(text) };
-    Ok(Box::new(LineEnds::new(text)))
+    Ok((Box::new(Cursor::new(head).chain(reader)), false))
 }
 
 /// Line ends made uniform: CRLF and a lone CR become LF, and the last line gets an LF if it
@@ -91,47 +77,317 @@ impl<R: Read> Read for LineEnds<R> {
     }
 }
 
-/// Whether `head` is UTF-8. When the sniffed chunk stops inside a multi-byte character, the
-/// cut-off tail is not held against it.
-fn looks_like_utf8(head: &[u8], at_end: bool) -> bool {
-    match std::str::from_utf8(head) {
-        Ok(_) => true,
-        Err(err) => err.error_len().is_none() && !at_end,
+/// The encoding a file's text is in, once known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Utf8,
+    ShiftJis,
+}
+
+/// What made the encoding known, for messages about a row that does not fit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Basis {
+    /// The clinic chose it (`utf-8` or `shift_jis`).
+    Asked,
+    /// The file starts with a UTF-8 BOM.
+    Bom,
+    /// The first row with non-ASCII text, in `auto`.
+    Line(usize),
+}
+
+impl Basis {
+    fn because(self) -> String {
+        match self {
+            Basis::Asked => "as asked".to_owned(),
+            Basis::Bom => "it starts with a UTF-8 byte order mark".to_owned(),
+            Basis::Line(line) => format!("as line {line} shows"),
+        }
     }
 }
 
-/// Invalid bytes become U+FFFD rather than errors: one damaged name should not stop a file.
-fn shift_jis(reader: Box<dyn Read>) -> Box<dyn Read> {
-    Box::new(
-        DecodeReaderBytesBuilder::new()
-            .encoding(Some(encoding_rs::SHIFT_JIS))
-            .build(reader),
-    )
+/// Decodes the rows of one file, holding it to one encoding.
+#[derive(Debug, Clone)]
+pub(super) struct Decoder {
+    known: Option<(Known, Basis)>,
+}
+
+impl Decoder {
+    /// A UTF-8 BOM makes the file UTF-8 whatever was asked: the file says so itself, and no
+    /// Shift_JIS export starts with those bytes.
+    pub(super) fn new(requested: Encoding, has_bom: bool) -> Self {
+        let known = match (has_bom, requested) {
+            (true, _) => Some((Known::Utf8, Basis::Bom)),
+            (false, Encoding::Auto) => None,
+            (false, Encoding::Utf8) => Some((Known::Utf8, Basis::Asked)),
+            (false, Encoding::ShiftJis) => Some((Known::ShiftJis, Basis::Asked)),
+        };
+        Decoder { known }
+    }
+
+    /// The text of the fields of the row starting on `line`, one after another in `text`, with
+    /// the end of each in `ends` (both cleared first).
+    pub(super) fn decode<'f>(
+        &mut self,
+        line: usize,
+        fields: impl Iterator<Item = &'f [u8]> + Clone,
+        text: &mut String,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), Undecodable> {
+        let not_in = |problem: fn(Basis) -> Problem, basis| {
+            move |field| Undecodable {
+                field,
+                problem: problem(basis),
+            }
+        };
+        if fields.clone().all(<[u8]>::is_ascii) {
+            // ASCII reads the same in both encodings, so it decides nothing.
+            return decode_all(fields, Known::Utf8, text, ends)
+                .map_err(not_in(Problem::NotUtf8, Basis::Asked));
+        }
+        match self.known {
+            Some((Known::Utf8, basis)) => {
+                decode_all(fields, Known::Utf8, text, ends).map_err(not_in(Problem::NotUtf8, basis))
+            }
+            Some((Known::ShiftJis, basis)) => {
+                // Shift_JIS text is almost never valid UTF-8 as well, while UTF-8 text often
+                // decodes as (wrong) Shift_JIS: a UTF-8 row here was pasted in from elsewhere.
+                if fields
+                    .clone()
+                    .all(|field| std::str::from_utf8(field).is_ok())
+                {
+                    let field = fields.clone().position(|f| !f.is_ascii()).unwrap_or(0);
+                    return Err(not_in(Problem::Utf8InShiftJis, basis)(field));
+                }
+                decode_all(fields, Known::ShiftJis, text, ends)
+                    .map_err(not_in(Problem::NotShiftJis, basis))
+            }
+            None => {
+                for encoding in [Known::Utf8, Known::ShiftJis] {
+                    if decode_all(fields.clone(), encoding, text, ends).is_ok() {
+                        self.known = Some((encoding, Basis::Line(line)));
+                        return Ok(());
+                    }
+                }
+                let field = fields
+                    .clone()
+                    .position(|f| std::str::from_utf8(f).is_err())
+                    .unwrap_or(0);
+                Err(Undecodable {
+                    field,
+                    problem: Problem::Neither,
+                })
+            }
+        }
+    }
+}
+
+/// Decodes every field strictly (no replacement characters); the error is the index of the
+/// first field that is not in `encoding`.
+fn decode_all<'f>(
+    fields: impl Iterator<Item = &'f [u8]>,
+    encoding: Known,
+    text: &mut String,
+    ends: &mut Vec<usize>,
+) -> Result<(), usize> {
+    text.clear();
+    ends.clear();
+    for (index, field) in fields.enumerate() {
+        match encoding {
+            Known::Utf8 => text.push_str(std::str::from_utf8(field).map_err(|_| index)?),
+            Known::ShiftJis => text.push_str(
+                &encoding_rs::SHIFT_JIS
+                    .decode_without_bom_handling_and_without_replacement(field)
+                    .ok_or(index)?,
+            ),
+        }
+        ends.push(text.len());
+    }
+    Ok(())
+}
+
+/// A row that is not in the file's encoding: which field, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Undecodable {
+    /// Index of the first field that is not in the encoding.
+    pub field: usize,
+    problem: Problem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    NotUtf8(Basis),
+    Utf8InShiftJis(Basis),
+    NotShiftJis(Basis),
+    Neither,
+}
+
+impl Undecodable {
+    /// What is wrong, about `what` (`column `name``, `the line`); never the bytes themselves.
+    pub(super) fn message(&self, what: &str) -> String {
+        const GUESS: &str = "a row in another encoding is skipped rather than guessed at";
+        match self.problem {
+            Problem::NotUtf8(Basis::Asked) => format!(
+                "{what} is not valid UTF-8; if the export is Shift_JIS, read it with the \
+                 Shift_JIS encoding (or auto)"
+            ),
+            Problem::NotUtf8(basis) => format!(
+                "{what} is not valid UTF-8, though the file is UTF-8 ({}); {GUESS}",
+                basis.because()
+            ),
+            Problem::Utf8InShiftJis(Basis::Asked) => format!(
+                "{what} is UTF-8 text, but the export is read as Shift_JIS; if it is UTF-8, \
+                 read it with the UTF-8 encoding (or auto)"
+            ),
+            Problem::Utf8InShiftJis(basis) => format!(
+                "{what} is UTF-8 text, though the file is Shift_JIS ({}); {GUESS}",
+                basis.because()
+            ),
+            Problem::NotShiftJis(Basis::Asked) => format!(
+                "{what} is not valid Shift_JIS; if the export is UTF-8, read it with the UTF-8 \
+                 encoding (or auto)"
+            ),
+            Problem::NotShiftJis(basis) => format!(
+                "{what} is not valid Shift_JIS, though the file is Shift_JIS ({})",
+                basis.because()
+            ),
+            Problem::Neither => format!("{what} is neither UTF-8 nor Shift_JIS text"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn decode(bytes: Vec<u8>, encoding: Encoding) -> String {
-        let mut text = String::new();
-        utf8_text(Box::new(Cursor::new(bytes)), encoding)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-
     fn sjis(text: &str) -> Vec<u8> {
         encoding_rs::SHIFT_JIS.encode(text).0.into_owned()
     }
 
+    /// Decodes rows of one field each, in order; each row is its text or its error message.
+    fn rows(decoder: &mut Decoder, rows: &[Vec<u8>]) -> Vec<Result<String, String>> {
+        let (mut text, mut ends) = (String::new(), Vec::new());
+        rows.iter()
+            .enumerate()
+            .map(|(index, row)| {
+                decoder
+                    .decode(
+                        index + 1,
+                        std::iter::once(row.as_slice()),
+                        &mut text,
+                        &mut ends,
+                    )
+                    .map(|()| text.clone())
+                    .map_err(|err| err.message("the row"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fields_are_decoded_one_after_another() {
+        let mut decoder = Decoder::new(Encoding::Auto, false);
+        let (mut text, mut ends) = (String::new(), Vec::new());
+        let fields = [b"P1".to_vec(), sjis("山田"), Vec::new(), b"x".to_vec()];
+        decoder
+            .decode(2, fields.iter().map(Vec::as_slice), &mut text, &mut ends)
+            .unwrap();
+        assert_eq!(text, "P1山田x");
+        assert_eq!(ends, [2, 8, 8, 9]);
+    }
+
+    #[test]
+    fn auto_decides_on_the_first_non_ascii_row_and_holds_to_it() {
+        let utf8 = "山田".as_bytes().to_vec();
+        let mut decoder = Decoder::new(Encoding::Auto, false);
+        let read = rows(&mut decoder, &[b"id".to_vec(), utf8.clone(), sjis("鈴木")]);
+        assert_eq!(read[0], Ok("id".to_owned()));
+        assert_eq!(read[1], Ok("山田".to_owned()));
+        let err = read[2].as_ref().unwrap_err();
+        assert!(err.starts_with("the row is not valid UTF-8"), "{err}");
+        assert!(err.contains("as line 2 shows"), "{err}");
+
+        let mut decoder = Decoder::new(Encoding::Auto, false);
+        let read = rows(&mut decoder, &[sjis("鈴木"), utf8, sjis("佐藤")]);
+        assert_eq!(read[0], Ok("鈴木".to_owned()));
+        let err = read[1].as_ref().unwrap_err();
+        assert!(
+            err.contains("is UTF-8 text, though the file is Shift_JIS"),
+            "{err}"
+        );
+        assert_eq!(read[2], Ok("佐藤".to_owned()));
+    }
+
+    #[test]
+    fn a_row_in_neither_encoding_decides_nothing() {
+        let mut decoder = Decoder::new(Encoding::Auto, false);
+        // 0x82 0x20: a Shift_JIS lead byte without its trail byte, and not UTF-8 either.
+        let read = rows(
+            &mut decoder,
+            &[b"a\x82 b".to_vec(), "山田".as_bytes().to_vec()],
+        );
+        assert_eq!(
+            read[0],
+            Err("the row is neither UTF-8 nor Shift_JIS text".to_owned())
+        );
+        assert_eq!(read[1], Ok("山田".to_owned()));
+    }
+
+    #[test]
+    fn an_encoding_asked_for_is_held_to_strictly() {
+        let mut decoder = Decoder::new(Encoding::Utf8, false);
+        let read = rows(&mut decoder, &[sjis("山田")]);
+        let err = read[0].as_ref().unwrap_err();
+        assert!(
+            err.contains("not valid UTF-8; if the export is Shift_JIS"),
+            "{err}"
+        );
+
+        let mut decoder = Decoder::new(Encoding::ShiftJis, false);
+        let read = rows(
+            &mut decoder,
+            &[sjis("山田"), b"\x82 ".to_vec(), "山田".as_bytes().to_vec()],
+        );
+        assert_eq!(read[0], Ok("山田".to_owned()));
+        let err = read[1].as_ref().unwrap_err();
+        assert!(err.starts_with("the row is not valid Shift_JIS"), "{err}");
+        let err = read[2].as_ref().unwrap_err();
+        assert!(err.contains("but the export is read as Shift_JIS"), "{err}");
+    }
+
+    #[test]
+    fn a_bom_makes_the_file_utf8() {
+        let mut decoder = Decoder::new(Encoding::ShiftJis, true);
+        let read = rows(&mut decoder, &["山田".as_bytes().to_vec(), sjis("鈴木")]);
+        assert_eq!(read[0], Ok("山田".to_owned()));
+        let err = read[1].as_ref().unwrap_err();
+        assert!(err.contains("byte order mark"), "{err}");
+    }
+
+    #[test]
+    fn the_bom_is_taken_off_and_nothing_else() {
+        let read = |bytes: &[u8]| {
+            let (mut reader, bom) = without_bom(Box::new(Cursor::new(bytes.to_vec()))).unwrap();
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            (rest, bom)
+        };
+        assert_eq!(read(b"\xEF\xBB\xBFid\n"), (b"id\n".to_vec(), true));
+        assert_eq!(read(b"id\n"), (b"id\n".to_vec(), false));
+        assert_eq!(read(b"\xEF\xBB"), (b"\xEF\xBB".to_vec(), false));
+        assert_eq!(read(b""), (Vec::new(), false));
+    }
+
     #[test]
     fn line_ends_become_lf() {
-        let text = decode(b"a\r\nb\rc\n\r\nd".to_vec(), Encoding::Auto);
-        assert_eq!(text, "a\nb\nc\n\nd\n");
-        assert_eq!(decode(Vec::new(), Encoding::Auto), "");
-        assert_eq!(decode(b"x\n".to_vec(), Encoding::Utf8), "x\n");
+        let mut text = Vec::new();
+        LineEnds::new(Cursor::new(b"a\r\nb\rc\n\r\nd".to_vec()))
+            .read_to_end(&mut text)
+            .unwrap();
+        assert_eq!(text, b"a\nb\nc\n\nd\n");
+        text.clear();
+        LineEnds::new(Cursor::new(Vec::new()))
+            .read_to_end(&mut text)
+            .unwrap();
+        assert!(text.is_empty());
     }
 
     #[test]
@@ -148,35 +404,5 @@ mod tests {
             text.push(buf[0] as char);
         }
         assert_eq!(text, "a\nb\n");
-    }
-
-    #[test]
-    fn bom_is_dropped() {
-        let bytes = [UTF8_BOM, "id,氏名\n".as_bytes()].concat();
-        assert_eq!(decode(bytes.clone(), Encoding::Auto), "id,氏名\n");
-        assert_eq!(decode(bytes, Encoding::Utf8), "id,氏名\n");
-    }
-
-    #[test]
-    fn auto_detects_shift_jis() {
-        assert_eq!(decode(sjis("id,氏名\n"), Encoding::Auto), "id,氏名\n");
-        assert_eq!(decode(sjis("id,氏名\n"), Encoding::ShiftJis), "id,氏名\n");
-        assert_eq!(decode("id,氏名\n".into(), Encoding::Auto), "id,氏名\n");
-    }
-
-    #[test]
-    fn a_character_cut_at_the_sniff_boundary_is_still_utf8() {
-        // "あ" is 3 bytes; put its first byte at the last position of the sniffed chunk.
-        let mut text = "a".repeat(SNIFF_LEN - 1);
-        text.push_str("あいう\n");
-        assert_eq!(decode(text.clone().into_bytes(), Encoding::Auto), text);
-    }
-
-    #[test]
-    fn shift_jis_after_a_long_ascii_start_is_detected_when_in_the_first_chunk() {
-        let mut text = "x".repeat(SNIFF_LEN - 10);
-        text.push_str("山田太郎\n");
-        let bytes = sjis(&text);
-        assert_eq!(decode(bytes, Encoding::Auto), text);
     }
 }

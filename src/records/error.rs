@@ -1,8 +1,10 @@
 //! Problems that stop a whole export from being read (a bad row is a [`super::RowError`]
 //! instead, and the rest of the file is still read).
 
+use crate::printable::printable;
+
 /// Why a patient export (or its header mapping) could not be read at all. Messages name the
-/// file and the columns, never a patient's data.
+/// file and the columns, never a patient's data; text from a file is escaped when displayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordsError {
     /// The file could not be opened or read.
@@ -24,7 +26,7 @@ pub enum RecordsError {
     /// Every row needs the clinic's patient id, so an export without an `id` column is unusable.
     #[error(
         "{file}: the header has no `id` column (found: {}); {}",
-        .header.join(", "),
+        listed(.header),
         id_hint(.suggestion.as_deref())
     )]
     MissingIdColumn {
@@ -39,9 +41,28 @@ pub enum RecordsError {
          export the file with its header line, which needs an `id` column"
     )]
     NoHeader { file: String },
+    /// The first line has no column steprule or the mapping knows, so it may as well be a
+    /// patient row as a header in other names. Its cells are not repeated, in case they are a
+    /// patient's.
+    #[error(
+        "{file}: line {line} has none of the columns steprule knows ({columns} cells, no `id`); \
+         if it is a patient row, export the file with its header line; if it is the header, \
+         map its columns in a header mapping file, e.g. \"患者ID\" = \"id\" (its cells are not \
+         shown here, in case they are patient data)"
+    )]
+    UnknownHeader {
+        file: String,
+        line: usize,
+        columns: usize,
+    },
     /// Two columns mean the same thing (directly or through the mapping), so a row would be
     /// ambiguous.
-    #[error("{file}: columns `{first}` and `{second}` both mean `{name}`")]
+    #[error(
+        "{file}: columns `{}` and `{}` both mean `{}`",
+        printable(.first),
+        printable(.second),
+        printable(.name)
+    )]
     DuplicateColumn {
         file: String,
         name: String,
@@ -50,8 +71,13 @@ pub enum RecordsError {
     },
 }
 
+fn listed(headers: &[String]) -> String {
+    let escaped: Vec<_> = headers.iter().map(|header| printable(header)).collect();
+    escaped.join(", ")
+}
+
 fn id_hint(suggestion: Option<&str>) -> String {
-    match suggestion {
+    match suggestion.map(printable) {
         Some(close) => format!(
             "did you mean `{close}`? Rename it to `id`, or map it in a header mapping file: \
              \"{close}\" = \"id\""

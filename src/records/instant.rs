@@ -36,31 +36,77 @@ const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
 ///
 /// A wall-clock time that happens twice (clocks turned back) is the first of the two; one that
 /// never happens (clocks jump forward over it) is the moment of the jump, e.g. 02:30 on the
-/// night New York springs forward is 03:00 EDT. The error says what was expected.
+/// night New York springs forward is 03:00 EDT. The error quotes `text` and says what was
+/// expected.
 pub fn parse_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(format!("no date given ({EXPECTED_INSTANT})"));
-    }
-    let not_an_instant = || format!("`{text}` is not a date or date-time ({EXPECTED_INSTANT})");
-    if let Some(instant) = parse_with_offset(text) {
-        return check_year(instant.year(), text).map(|()| instant.with_timezone(&Utc));
-    }
-    let naive = parse_wall_clock(text)
-        .or_else(|| parse_naive_date(text).map(|date| date.and_time(NaiveTime::MIN)))
-        .ok_or_else(not_an_instant)?;
-    check_year(naive.year(), text)?;
-    Ok(local_to_utc(naive, tz))
+    instant(text, tz).map_err(|problem| problem.message(Expected::Instant, Some(text.trim())))
 }
 
 /// Reads a calendar date such as a birth date (`1980-04-01`, `1980/04/01`). A date-time is
 /// accepted too and its time ignored, since some exports write every date with `00:00`.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    date(text).map_err(|problem| problem.message(Expected::Date, Some(text.trim())))
+}
+
+/// What was wrong with a date, without the text: a cell of a patient file is not quoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DateProblem {
+    Empty,
+    Unreadable,
+    YearOutOfRange,
+}
+
+/// Which kind of date was expected, for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expected {
+    Instant,
+    Date,
+}
+
+impl DateProblem {
+    /// The message, quoting `text` when given (a command-line argument, not a patient's cell).
+    pub(super) fn message(self, expected: Expected, text: Option<&str>) -> String {
+        let (what, examples) = match expected {
+            Expected::Instant => ("a date or date-time", EXPECTED_INSTANT),
+            Expected::Date => ("a date", EXPECTED_DATE),
+        };
+        match (self, text) {
+            (DateProblem::Empty, _) => format!("no date given ({examples})"),
+            (DateProblem::Unreadable, Some(text)) => format!("`{text}` is not {what} ({examples})"),
+            (DateProblem::Unreadable, None) => format!("not {what} ({examples})"),
+            (DateProblem::YearOutOfRange, Some(text)) => {
+                format!("`{text}` has an out-of-range year")
+            }
+            (DateProblem::YearOutOfRange, None) => {
+                "the year is out of range (a four-digit year is expected)".to_owned()
+            }
+        }
+    }
+}
+
+/// [`parse_instant`] with the problem as data.
+pub(super) fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DateProblem::Empty);
+    }
+    if let Some(instant) = parse_with_offset(text) {
+        return check_year(instant.year()).map(|()| instant.with_timezone(&Utc));
+    }
+    let naive = parse_wall_clock(text)
+        .or_else(|| parse_naive_date(text).map(|date| date.and_time(NaiveTime::MIN)))
+        .ok_or(DateProblem::Unreadable)?;
+    check_year(naive.year())?;
+    Ok(local_to_utc(naive, tz))
+}
+
+/// [`parse_date`] with the problem as data.
+pub(super) fn date(text: &str) -> Result<NaiveDate, DateProblem> {
     let text = text.trim();
     let date = parse_naive_date(text)
         .or_else(|| parse_wall_clock(text).map(|naive| naive.date()))
-        .ok_or_else(|| format!("`{text}` is not a date ({EXPECTED_DATE})"))?;
-    check_year(date.year(), text)?;
+        .ok_or(DateProblem::Unreadable)?;
+    check_year(date.year())?;
     Ok(date)
 }
 
@@ -84,11 +130,11 @@ fn parse_naive_date(text: &str) -> Option<NaiveDate> {
         .find_map(|format| NaiveDate::parse_from_str(text, format).ok())
 }
 
-fn check_year(year: i32, text: &str) -> Result<(), String> {
+fn check_year(year: i32) -> Result<(), DateProblem> {
     if YEARS.contains(&year) {
         Ok(())
     } else {
-        Err(format!("`{text}` has an out-of-range year"))
+        Err(DateProblem::YearOutOfRange)
     }
 }
 
@@ -219,6 +265,23 @@ mod tests {
         assert!(parse_instant("2026-11-20 25:00", TOKYO).is_err());
         assert!(parse_instant("", TOKYO).is_err());
         assert!(parse_instant("12026-11-20", TOKYO).is_err());
+    }
+
+    #[test]
+    fn problems_can_be_told_without_the_text() {
+        let unquoted = |problem: DateProblem| problem.message(Expected::Instant, None);
+        assert_eq!(instant("2026-11-31", TOKYO), Err(DateProblem::Unreadable));
+        assert_eq!(instant(" ", TOKYO), Err(DateProblem::Empty));
+        assert_eq!(
+            instant("0999-01-01", TOKYO),
+            Err(DateProblem::YearOutOfRange)
+        );
+        assert_eq!(date("1980-02-30"), Err(DateProblem::Unreadable));
+        assert!(unquoted(DateProblem::Unreadable).starts_with("not a date or date-time (expected"));
+        assert!(!unquoted(DateProblem::YearOutOfRange).contains('`'));
+        assert!(parse_instant("0999-01-01", TOKYO)
+            .unwrap_err()
+            .contains("`0999-01-01`"));
     }
 
     #[test]

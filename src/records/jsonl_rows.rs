@@ -1,15 +1,19 @@
-//! Streaming a JSONL export: one JSON object per line, read into a reused buffer. Keys play the
-//! part of CSV headers and are resolved once per distinct key.
+//! Streaming a JSONL export: one JSON object per line, read as bytes into a reused buffer
+//! (bounded in size) and decoded in the file's one encoding. Keys play the part of CSV headers
+//! and are resolved once per distinct key.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 
 use serde_json::Value;
 
+use super::bounded::{read_line, Limits, Line};
 use super::columns::{first_duplicate, Column, Resolver};
+use super::decode::Decoder;
 use super::row::{Cell, RowBuilder};
 use super::{PatientRecord, RowError};
+use crate::printable::printable;
 
 /// Real exports have a few dozen distinct keys; past this many, keys are resolved per row so a
 /// file with ever-new keys cannot grow memory without bound.
@@ -17,8 +21,13 @@ const KEY_CACHE_LIMIT: usize = 1024;
 
 /// The rows of one JSONL export, each a record or the reason it was skipped.
 pub(super) struct JsonlRows {
-    reader: BufReader<Box<dyn Read>>,
+    input: Box<dyn BufRead>,
+    decoder: Decoder,
+    limits: Limits,
     line_buf: Vec<u8>,
+    /// The decoded line (and its one "field" end, for the decoder).
+    text: String,
+    ends: Vec<usize>,
     line: usize,
     resolver: Resolver,
     columns: HashMap<String, Column>,
@@ -27,10 +36,20 @@ pub(super) struct JsonlRows {
 }
 
 impl JsonlRows {
-    pub(super) fn new(text: Box<dyn Read>, resolver: Resolver, rows: RowBuilder) -> Self {
+    pub(super) fn new(
+        input: Box<dyn BufRead>,
+        decoder: Decoder,
+        limits: Limits,
+        resolver: Resolver,
+        rows: RowBuilder,
+    ) -> Self {
         JsonlRows {
-            reader: BufReader::new(text),
+            input,
+            decoder,
+            limits,
             line_buf: Vec::new(),
+            text: String::new(),
+            ends: Vec::new(),
             line: 0,
             resolver,
             columns: HashMap::new(),
@@ -86,7 +105,9 @@ impl JsonlRows {
         if let Some((first, second)) = first_duplicate(cells.iter().map(|(column, _)| *column)) {
             let message = format!(
                 "fields `{}` and `{}` both mean `{}`",
-                first.header, second.header, second.name
+                printable(&first.header),
+                printable(&second.header),
+                printable(&second.name)
             );
             return Err(self.rows.error(line, message));
         }
@@ -99,31 +120,43 @@ impl Iterator for JsonlRows {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            self.line_buf.clear();
-            match self.reader.read_until(b'\n', &mut self.line_buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    self.line += 1;
-                    let buf = std::mem::take(&mut self.line_buf);
-                    let result = match std::str::from_utf8(&buf) {
-                        Ok(text) if text.trim().is_empty() => None,
-                        Ok(text) => Some(self.row(text.trim())),
-                        Err(_) => Some(Err(self.rows.error(
-                            self.line,
-                            "the line is not UTF-8 text; if the export is Shift_JIS, read it \
-                             with the Shift_JIS encoding (or auto)"
-                                .to_owned(),
-                        ))),
-                    };
-                    self.line_buf = buf;
-                    if result.is_some() {
-                        return result;
-                    }
-                }
+            let read = read_line(self.input.as_mut(), &mut self.line_buf, &self.limits);
+            self.line += 1;
+            let line = self.line;
+            match read {
                 Err(err) => {
                     self.done = true;
                     let message = format!("cannot read the rest of the file: {err}");
-                    return Some(Err(self.rows.error(self.line + 1, message)));
+                    return Some(Err(self.rows.error(line, message)));
+                }
+                Ok(Line::End) => self.done = true,
+                Ok(Line::TooLong) => {
+                    let message = format!(
+                        "the line is longer than {} (not a patient row); read on from the next line",
+                        self.limits.record_size()
+                    );
+                    return Some(Err(self.rows.error(line, message)));
+                }
+                Ok(Line::Runaway) => {
+                    self.done = true;
+                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
+                }
+                Ok(Line::Text) => {
+                    let decoded = self.decoder.decode(
+                        line,
+                        std::iter::once(self.line_buf.as_slice()),
+                        &mut self.text,
+                        &mut self.ends,
+                    );
+                    if let Err(err) = decoded {
+                        return Some(Err(self.rows.error(line, err.message("the line"))));
+                    }
+                    let text = std::mem::take(&mut self.text);
+                    let row = (!text.trim().is_empty()).then(|| self.row(text.trim()));
+                    self.text = text;
+                    if row.is_some() {
+                        return row;
+                    }
                 }
             }
         }
@@ -158,14 +191,24 @@ fn scalar(value: &Value) -> Result<Option<Cow<'_, str>>, &'static str> {
     })
 }
 
-/// serde_json's message without its "at line 1" (always 1: each line is parsed alone). Syntax
-/// errors never quote the text, so no patient data leaks into the message.
-fn json_error(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    let message = text
-        .rsplit_once(" at line ")
-        .map_or(text.as_str(), |(message, _)| message);
-    format!("invalid JSON at column {}: {message}", err.column())
+/// serde_json's message without its "at line 1" (always 1: each line is parsed alone). Only
+/// syntax and end-of-line messages are kept: they are fixed texts. A data error's message can
+/// quote a value from the line (`invalid type: string "…"`), so it is never passed on.
+pub(super) fn json_error(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let column = err.column();
+    match err.classify() {
+        Category::Syntax | Category::Eof => {
+            let text = err.to_string();
+            let message = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(message, _)| message);
+            format!("invalid JSON at column {column}: {message}")
+        }
+        Category::Data | Category::Io => {
+            format!("invalid JSON at column {column}: a value cannot be read")
+        }
+    }
 }
 
 fn kind(value: &Value) -> &'static str {

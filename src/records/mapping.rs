@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::RecordsError;
+use crate::printable::printable;
 
 /// How one clinic's export names things: its column headers → steprule's column names, and
 /// its stage values → the rules' stages. A header not listed keeps its own name (and becomes
@@ -58,11 +59,13 @@ impl HeaderMapping {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let file: MappingFile = toml::from_str(text).map_err(|err| {
             // toml's messages can run over several lines; a CLI error should be one.
+            // Escaped: toml quotes the file, and the file may hold anything.
             let message = err
                 .message()
                 .lines()
                 .map(str::trim)
                 .filter(|part| !part.is_empty())
+                .map(printable)
                 .collect::<Vec<_>>()
                 .join("; ");
             match err.span() {

@@ -10,7 +10,9 @@
 //! empty = false), the rules' `dates` and `fields`, and any other column into
 //! [`PatientRecord::other`]. Empty cells are "not set". Dates follow [`parse_instant`].
 
+mod bounded;
 mod columns;
+mod csv_records;
 mod csv_rows;
 mod decode;
 mod error;

@@ -10,7 +10,8 @@ use super::HeaderMapping;
 /// Shift_JIS (really Windows-31J); newer systems write UTF-8, sometimes with a BOM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Encoding {
-    /// UTF-8 if the first 64 KiB are valid UTF-8 (or start with a BOM), otherwise Shift_JIS.
+    /// UTF-8 if the file starts with a BOM; otherwise whichever of UTF-8 and Shift_JIS the
+    /// first row with non-ASCII text is in. Either way, rows in the other are rejected.
     #[default]
     Auto,
     Utf8,

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use super::bounded::Limits;
 use super::columns::Resolver;
 use super::csv_rows::CsvRows;
-use super::decode::utf8_text;
+use super::decode::{without_bom, Decoder, LineEnds};
 use super::jsonl_rows::JsonlRows;
 use super::row::RowBuilder;
 use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError, RowError};
@@ -74,16 +75,33 @@ pub fn read_from(
     schema: &RecordSchema,
     options: &ReadOptions,
 ) -> Result<PatientRecords, RecordsError> {
+    read_bounded(reader, name, format, schema, options, Limits::default())
+}
+
+/// [`read_from`] with the bounds on a row given, so tests can use small ones.
+pub(super) fn read_bounded(
+    reader: impl Read + 'static,
+    name: &str,
+    format: RecordFormat,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+    limits: Limits,
+) -> Result<PatientRecords, RecordsError> {
     let mapping = options.mapping.as_ref();
     let rows = RowBuilder::new(name, schema, mapping)?;
     let resolver = Resolver::new(schema, mapping);
-    let text = utf8_text(Box::new(reader), options.encoding).map_err(|err| RecordsError::Io {
+    let (bytes, has_bom) = without_bom(Box::new(reader)).map_err(|err| RecordsError::Io {
         path: name.to_owned(),
         message: err.to_string(),
     })?;
+    // Both encodings write line ends as the same ASCII bytes, so lines can be made uniform
+    // before anything is decoded, and line numbers in the bytes are line numbers in the file.
+    let input: Box<dyn BufRead> =
+        Box::new(BufReader::with_capacity(64 * 1024, LineEnds::new(bytes)));
+    let decoder = Decoder::new(options.encoding, has_bom);
     let rows: Box<dyn Iterator<Item = _>> = match format {
-        RecordFormat::Csv => Box::new(CsvRows::new(text, name, &resolver, rows)?),
-        RecordFormat::Jsonl => Box::new(JsonlRows::new(text, resolver, rows)),
+        RecordFormat::Csv => Box::new(CsvRows::new(input, decoder, limits, name, &resolver, rows)?),
+        RecordFormat::Jsonl => Box::new(JsonlRows::new(input, decoder, limits, resolver, rows)),
     };
     Ok(PatientRecords {
         name: name.to_owned(),

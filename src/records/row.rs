@@ -1,18 +1,21 @@
 //! One row of an export → one [`PatientRecord`], the same for CSV and JSONL: every cell is
 //! parsed once here, and everything wrong with the row becomes one [`RowError`].
 //!
-//! Messages name columns and may quote the cell of a date or stage column (that is what staff
-//! must fix), but never any other value: names and free-text fields are patient data.
+//! Messages name the column and the line, never a cell's value: names, phone numbers, LINE ids,
+//! birth dates and ids are patient data, and a misplaced column can put any of them where a
+//! date or a stage should be. The one exception is a stage that is a near miss of one of the
+//! rules' stages and spelt like one (`first_vist`): that is the clinic's vocabulary misspelt,
+//! and quoting it is what lets staff find it.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use super::columns::{Column, Role};
-use super::{
-    parse_date, parse_instant, HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError,
-};
+use super::instant::{date, instant, Expected};
+use super::{HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
+use crate::printable::printable;
 
 /// A cell's value before it is typed. JSONL may give a list (for `tags`).
 pub(super) enum Cell<'a> {
@@ -53,10 +56,15 @@ impl RowBuilder {
                     .map(|close| format!(" (did you mean `{close}`?)"))
                     .unwrap_or_default();
                 return Err(RecordsError::Mapping {
-                    path: mapping.and_then(HeaderMapping::source).unwrap_or("header mapping").to_owned(),
+                    path: mapping
+                        .and_then(HeaderMapping::source)
+                        .unwrap_or("header mapping")
+                        .to_owned(),
                     message: format!(
-                        "[stages] maps `{value}` to `{stage}`, which is not a stage of the rules{hint}; \
+                        "[stages] maps `{}` to `{}`, which is not a stage of the rules{hint}; \
                          the stages are {}",
+                        printable(value),
+                        printable(stage),
                         schema.stages.join(", ")
                     ),
                 });
@@ -124,10 +132,7 @@ impl RowBuilder {
         } else {
             match self.seen.entry(record.id.clone()) {
                 Entry::Occupied(first) => {
-                    problems.insert(
-                        0,
-                        format!("id {} already on line {}", record.id, first.get()),
-                    );
+                    problems.insert(0, format!("the same id is already on line {}", first.get()));
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(line);
@@ -162,15 +167,20 @@ impl RowBuilder {
         }
         let tz = self.schema.timezone;
         let in_column = |message: String| format!("column {}: {message}", column.label());
+        let bad_instant = |problem: super::instant::DateProblem| {
+            in_column(problem.message(Expected::Instant, None))
+        };
+        let bad_date =
+            |problem: super::instant::DateProblem| in_column(problem.message(Expected::Date, None));
         match column.role {
             Role::Id => record.id = text.to_owned(),
             Role::LineUserId => record.line_user_id = Some(text.to_owned()),
             Role::Name => record.name = Some(text.to_owned()),
             Role::Stage => record.stage = Some(self.stage(text).map_err(in_column)?),
             Role::StageEnteredAt => {
-                record.stage_entered_at = Some(parse_instant(text, tz).map_err(in_column)?);
+                record.stage_entered_at = Some(instant(text, tz).map_err(bad_instant)?);
             }
-            Role::BirthDate => record.birth_date = Some(parse_date(text).map_err(in_column)?),
+            Role::BirthDate => record.birth_date = Some(date(text).map_err(bad_date)?),
             Role::OptedOut => {
                 record.opted_out = flag(text).ok_or_else(|| {
                     in_column(
@@ -180,7 +190,7 @@ impl RowBuilder {
                 })?;
             }
             Role::Date(index) => {
-                record.dates[index] = Some(parse_instant(text, tz).map_err(in_column)?)
+                record.dates[index] = Some(instant(text, tz).map_err(bad_instant)?)
             }
             Role::Field(index) => record.fields[index] = Some(text.to_owned()),
             Role::Other => {
@@ -195,14 +205,27 @@ impl RowBuilder {
         if let Some(&index) = self.stages.get(value) {
             return Ok(index);
         }
-        let hint = suggest(value, self.stage_names.iter().map(String::as_str))
-            .map(|close| format!("did you mean `{close}`? "))
-            .unwrap_or_default();
-        Err(format!(
-            "unknown stage `{value}`; {hint}(the stages are {})",
-            self.schema.stages.join(", ")
-        ))
+        let stages = self.schema.stages.join(", ");
+        match suggest(value, self.stage_names.iter().map(String::as_str)) {
+            Some(close) if spelt_like_a_stage(value) => Err(format!(
+                "unknown stage `{value}`; did you mean `{close}`? (the stages are {stages})"
+            )),
+            Some(close) => Err(format!(
+                "not one of the stages; did you mean `{}`? (the stages are {stages})",
+                printable(close)
+            )),
+            None => Err(format!("not one of the stages (the stages are {stages})")),
+        }
     }
+}
+
+/// Short and made of the characters stage names are made of: a misspelt stage, not a name, a
+/// phone number with spaces or a sentence.
+fn spelt_like_a_stage(value: &str) -> bool {
+    value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `a;b` in a CSV cell, a list or an `a;b` string in JSONL.

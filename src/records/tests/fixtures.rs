@@ -35,6 +35,19 @@ fn shift_jis_fixture_reads_through_its_mapping() {
     assert_eq!(rows[3].line_user_id, None);
     assert_eq!(rows[4].dates[4], Some(tokyo("2026-11-25 08:40")));
     assert_eq!(rows[4].fields[1].as_deref(), Some("健診"));
+
+    let without_mapping = open(
+        &fixture("shift_jis.csv"),
+        &schema(),
+        &ReadOptions::default(),
+    );
+    assert!(
+        matches!(
+            without_mapping,
+            Err(RecordsError::UnknownHeader { line: 1, .. })
+        ),
+        "{without_mapping:?}"
+    );
 }
 
 #[test]

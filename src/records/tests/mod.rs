@@ -7,8 +7,11 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use super::*;
 
 mod csv;
+mod encodings;
 mod fixtures;
 mod jsonl;
+mod limits;
+mod privacy;
 
 /// The schema of `rules/clinic.step`.
 fn schema() -> RecordSchema {
