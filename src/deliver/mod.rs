@@ -24,6 +24,8 @@ use crate::ledger::Settlement;
 pub struct Job {
     pub retry_key: String,
     pub patient: String,
+    /// The instant that, with the patient and step, identifies the send in the ledger.
+    pub occurrence: DateTime<Utc>,
     /// The patient's LINE user id.
     pub to: String,
     pub step: String,
@@ -141,6 +143,7 @@ pub trait Progress: Send + Sync {
 pub struct Settled {
     pub retry_key: String,
     pub patient: String,
+    pub occurrence: DateTime<Utc>,
     pub step: String,
     /// Requests made in this run.
     pub attempts: u32,
@@ -209,6 +212,7 @@ pub async fn deliver(
             let _ = settled.send(Settled {
                 retry_key: job.retry_key,
                 patient: job.patient,
+                occurrence: job.occurrence,
                 step: job.step,
                 attempts,
                 settlement,

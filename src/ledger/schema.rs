@@ -25,6 +25,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: a send belongs to the sink it went to (an outbox send is not a LINE delivery), a
     // template that failed for a patient's data is `held` (retried) instead of `skipped` for
     // good, and the indexes fit the queries a run makes, so that a long history costs nothing.
+    // Rows are found by their key; the retry key (a v4 UUID, fixed at the claim) needs no
+    // index of its own.
     //
     // Version 1 did not record the sink. LINE answers every accepted push with a request id, so
     // a version-1 `sent` row without one went to the outbox.
@@ -37,7 +39,7 @@ pub const MIGRATIONS: &[&str] = &[
         template        TEXT NOT NULL,
         status          TEXT NOT NULL
                         CHECK (status IN ('pending','held','sent','failed','expired','skipped')),
-        retry_key       TEXT NOT NULL UNIQUE,
+        retry_key       TEXT NOT NULL,
         attempts        INTEGER NOT NULL DEFAULT 0,
         due_at          TEXT NOT NULL,
         expires_at      TEXT NOT NULL,
@@ -63,6 +65,5 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE sends_v2 RENAME TO sends;
     CREATE INDEX sends_open ON sends (sink, expires_at) WHERE status IN ('pending', 'held');
     CREATE INDEX sends_live ON sends (sink, expires_at) WHERE status = 'sent';
-    CREATE INDEX sends_recent ON sends (sink, sent_at) WHERE status = 'sent';
     CREATE INDEX sends_problems ON sends (updated_at) WHERE status IN ('failed', 'held', 'expired');",
 ];

@@ -8,22 +8,24 @@
 //! which the next run resumes with the same keys.
 
 use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
+use super::due::{self, Due};
 use super::history::SentHistory;
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
 use super::{RunError, RunRequest};
-use crate::app::{for_each_patient, Io, ScriptFailures};
+use crate::app::Io;
 use crate::check::RuleSet;
 use crate::deliver::{
     self, patient_context, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink,
 };
-use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::eval::DueSend;
 use crate::ledger::{
     Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
 };
@@ -38,6 +40,8 @@ const BATCH: usize = 256;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
+/// Patients with due sends the evaluating thread may be ahead of the pass.
+const DUE_QUEUE: usize = 1024;
 
 pub(super) struct Cycle<'a> {
     pub request: &'a RunRequest,
@@ -176,8 +180,8 @@ impl Cycle<'_> {
         Ok((Sink::Outbox(outbox), SinkKind::Outbox))
     }
 
-    /// Evaluates every patient and hands what is due now to delivery; returns the number of
-    /// skipped rows.
+    /// Evaluates every patient (on a thread of its own) and hands what is due now to
+    /// delivery; returns the number of skipped rows.
     fn evaluate_all(
         &self,
         now: DateTime<Utc>,
@@ -186,59 +190,81 @@ impl Cycle<'_> {
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<usize, RunError> {
-        let plan = self.plan;
-        let window = Window {
-            now,
-            from: now,
-            to: now + chrono::Duration::seconds(1),
-        };
-        let env = template::environment(plan.timezone);
-        let mut evaluator = Evaluator::new(plan);
-        let mut outcome = PatientOutcome::default();
-        let mut script_failures = ScriptFailures::default();
-        let mut failure: Option<RunError> = None;
-        let counts = for_each_patient(&self.request.patients, &plan.schema, io.err, |patient| {
-            if *self.stop.borrow() {
-                return Ok(false);
-            }
-            evaluator.evaluate_after(patient, window, history.of(&patient.id), &mut outcome);
-            script_failures.note(&patient.id, &outcome);
-            let result = self
-                .claim_due(patient, &outcome, now, &env, pass, progress)
-                .and_then(|()| pass.flush_if_due());
-            pass.summary.stopped_after_line = Some(patient.line);
-            match result {
-                Ok(more) => Ok(more),
-                Err(error) => {
-                    failure = Some(error);
-                    Ok(false)
+        let env = template::environment(self.plan.timezone);
+        let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
+        std::thread::scope(|scope| {
+            let evaluating = scope.spawn(|| {
+                due::evaluate(
+                    self.plan,
+                    &self.request.patients,
+                    history,
+                    now,
+                    &self.stop,
+                    due_tx,
+                )
+            });
+            let received = self.take_due(&due_rx, now, &env, pass, progress, io);
+            // On an error the channel closes, and the evaluation stops at its next patient.
+            drop(due_rx);
+            let evaluated = match evaluating.join() {
+                Ok(evaluated) => evaluated?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            received?;
+            pass.summary.already_sent += evaluated.already_sent;
+            pass.summary.due += evaluated.already_sent;
+            evaluated.script_failures.report(self.plan, io.err)?;
+            pass.flush()?;
+            let counts = evaluated.counts.map_err(RunError::Usage)?;
+            Ok(counts.skipped)
+        })
+    }
+
+    /// Claims and renders what the evaluating thread finds, flushing batches as they fill or
+    /// wait too long.
+    fn take_due(
+        &self,
+        due: &Receiver<Due>,
+        now: DateTime<Utc>,
+        env: &minijinja::Environment<'_>,
+        pass: &mut Pass,
+        progress: &dyn Progress,
+        io: &mut Io<'_>,
+    ) -> Result<(), RunError> {
+        loop {
+            match due.recv_timeout(BATCH_WAIT) {
+                Ok(Due::Patient { patient, sends }) => {
+                    self.claim_due(&patient, &sends, now, env, pass, progress)?;
+                    // A stop after this leaves the later patients for the next run.
+                    pass.summary.stopped_after_line = Some(patient.line);
+                    if !pass.flush_if_due()? {
+                        return Ok(());
+                    }
                 }
+                Ok(Due::Warning(line)) => writeln!(io.err, "{line}")?,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !pass.flush_if_due()? {
+                        return Ok(());
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
-        })?;
-        script_failures.report(plan, io.err)?;
-        if let Some(error) = failure {
-            return Err(error);
         }
-        pass.flush()?;
-        let counts = counts.map_err(RunError::Usage)?;
-        Ok(counts.skipped)
     }
 
     /// Claims each send due now for `patient` and renders it (once per patient).
     fn claim_due(
         &self,
         patient: &PatientRecord,
-        outcome: &PatientOutcome,
+        sends: &[DueSend],
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
         progress: &dyn Progress,
     ) -> Result<(), RunError> {
         let plan = self.plan;
-        pass.summary.already_sent += outcome.already_sent as u64;
-        pass.summary.due += outcome.already_sent as u64;
         let mut context = None;
-        for send in outcome.sends.iter().filter(|s| s.at <= now) {
+        for send in sends {
             pass.summary.due += 1;
             let step = &plan.steps[send.step];
             let variant = &step.variants[send.variant];
@@ -272,13 +298,7 @@ impl Cycle<'_> {
                 Ok(messages) => messages,
                 Err(error) => {
                     let why = format!("template {} failed: {}", template.name, error.message);
-                    pass.settle_now(
-                        &patient.id,
-                        &step.id,
-                        &retry_key,
-                        Settlement::Held(why),
-                        now,
-                    )?;
+                    pass.settle_now(&key, &retry_key, Settlement::Held(why), now)?;
                     continue;
                 }
             };
@@ -286,6 +306,7 @@ impl Cycle<'_> {
             pass.waiting.push(Job {
                 retry_key,
                 patient: patient.id.clone(),
+                occurrence: send.occurrence,
                 to: patient.line_user_id.clone().unwrap_or_default(),
                 step: step.id.clone(),
                 variant: details.variant.map(str::to_owned),
@@ -401,7 +422,14 @@ impl Pass {
 
     fn apply(&mut self, settled: Settled) -> Result<(), RunError> {
         self.queued = self.queued.saturating_sub(1);
+        let key = SendKey {
+            sink: self.kind,
+            patient: &settled.patient,
+            step: &settled.step,
+            occurrence: settled.occurrence,
+        };
         self.ledger.settle(
+            &key,
             &settled.retry_key,
             settled.attempts,
             &settled.settlement,
@@ -414,14 +442,13 @@ impl Pass {
     /// Settles a send that never reaches delivery (its template failed), in the open batch.
     fn settle_now(
         &mut self,
-        patient: &str,
-        step: &str,
+        key: &SendKey<'_>,
         retry_key: &str,
         settlement: Settlement,
         now: DateTime<Utc>,
     ) -> Result<(), RunError> {
-        self.ledger.settle(retry_key, 0, &settlement, now)?;
-        self.count(patient, step, &settlement);
+        self.ledger.settle(key, retry_key, 0, &settlement, now)?;
+        self.count(key.patient, key.step, &settlement);
         Ok(())
     }
 

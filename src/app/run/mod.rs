@@ -3,6 +3,7 @@
 //! lose a message.
 
 mod cycle;
+mod due;
 mod history;
 mod progress;
 mod report;

@@ -29,7 +29,8 @@ pub struct RunSummary {
     /// The sink stopped taking sends (the outbox's disk is full, LINE refused the token); what
     /// was not delivered stays pending.
     pub sink_error: Option<String>,
-    /// A signal stopped the pass after the patient on this line of the export.
+    /// The line of the last patient whose due sends the pass took: after a stop, later
+    /// patients are left to the next run.
     pub stopped_after_line: Option<usize>,
     pub stopped: bool,
 }
@@ -68,7 +69,7 @@ impl RunSummary {
                 Some(line) => writeln!(
                     err,
                     "stopped by a signal: {} send(s) stay pending for the next run; patients \
-                     after line {line} were not evaluated",
+                     after line {line} are left to the next run",
                     self.retry_later
                 )?,
                 None => writeln!(

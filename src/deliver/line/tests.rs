@@ -56,6 +56,7 @@ async fn serve(status: u16, headers: &[(&'static str, &str)], body: &str) -> Can
 
 fn job() -> Job {
     Job {
+        occurrence: chrono::DateTime::UNIX_EPOCH,
         retry_key: "0b6f6c5e-2f43-4f5e-9d5e-3c3f7f1b2a10".into(),
         patient: "P1".into(),
         to: format!("U{:032x}", 1),

@@ -2,6 +2,7 @@ use super::*;
 
 fn job(key: &str) -> Job {
     Job {
+        occurrence: chrono::DateTime::UNIX_EPOCH,
         retry_key: key.into(),
         patient: "P1".into(),
         to: "U1".into(),
