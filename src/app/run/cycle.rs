@@ -85,7 +85,7 @@ impl Cycle<'_> {
         let (abort, stop) = watch::channel(false);
         let mut signal = self.stop.clone();
         let forward = abort.clone();
-        self.runtime.spawn(async move {
+        let forwarding = self.runtime.spawn(async move {
             if signal.wait_for(|s| *s).await.is_ok() {
                 let _ = forward.send(true);
             }
@@ -123,6 +123,8 @@ impl Cycle<'_> {
             let _ = abort.send(true);
         }
         let sink_error = self.runtime.block_on(delivery).ok().flatten();
+        // `--every` starts a pass every few minutes for months: leave no task behind.
+        forwarding.abort();
         let skipped_rows = evaluated?;
         closed?;
         summary = std::mem::take(&mut pass.summary);
