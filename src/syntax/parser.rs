@@ -351,18 +351,15 @@ impl Builder<'_> {
 
     fn integer(&self, pair: Pair<'_, Rule>, what: &str) -> Built<Spanned<u32>> {
         let span = self.span(&pair);
-        let code = if what == "a duration" {
-            Code::InvalidDuration
-        } else {
-            Code::InvalidValue
-        };
         let value = pair.as_str().parse::<u32>().map_err(|_| {
-            self.error(
-                code,
-                span,
-                format!("`{}` is too large for {what}", pair.as_str()),
-            )
-            .with_label("too large")
+            let message = format!("`{}` is too large for {what}", pair.as_str());
+            let error = if what == "a duration" {
+                Diagnostic::new(Code::DurationOutOfRange, self.file, span, message)
+                    .with_help(DURATION_RANGE)
+            } else {
+                Diagnostic::new(Code::InvalidValue, self.file, span, message)
+            };
+            Box::new(error.with_label("too large"))
         })?;
         Ok(Spanned::new(value, span))
     }
