@@ -318,14 +318,20 @@ type StageSet = Option<BTreeSet<String>>;
 
 fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     match condition {
-        Condition::And(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
-            (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
-            (one, None) | (None, one) => one,
-        },
-        Condition::Or(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
-            (Some(a), Some(b)) => Some(a.union(&b).cloned().collect()),
-            _ => None,
-        },
+        Condition::And(operands) => operands
+            .iter()
+            .map(|operand| stage_set(&operand.node, all))
+            .fold(None, |so_far, next| match (so_far, next) {
+                (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                (one, None) | (None, one) => one,
+            }),
+        Condition::Or(operands) => {
+            let mut union = BTreeSet::new();
+            for operand in operands {
+                union.extend(stage_set(&operand.node, all)?);
+            }
+            Some(union)
+        }
         Condition::Compare { field, op, value } if field.node == "stage" => {
             let named: BTreeSet<String> = stage_name(&value.node).into_iter().collect();
             match op.node {
@@ -358,9 +364,10 @@ fn stage_name(literal: &Literal) -> Option<String> {
 /// uses every stage but `archived`.
 fn collect_stage_names(condition: &Condition, all: &BTreeSet<String>, into: &mut BTreeSet<String>) {
     match condition {
-        Condition::And(a, b) | Condition::Or(a, b) => {
-            collect_stage_names(&a.node, all, into);
-            collect_stage_names(&b.node, all, into);
+        Condition::And(operands) | Condition::Or(operands) => {
+            for operand in operands {
+                collect_stage_names(&operand.node, all, into);
+            }
         }
         Condition::Not(inner) => {
             // `not stage=x` reaches the other stages.

@@ -81,10 +81,15 @@ pub struct StepDecl {
     pub span: Span,
 }
 
+/// A `when` or `unless` condition. `and` and `or` chains are flat lists (two or more
+/// operands), so that a chain of any length is walked without recursion; only parentheses and
+/// `not` nest, at most [`MAX_NESTING`](super::MAX_NESTING) deep.
 #[derive(Debug, Clone)]
 pub enum Condition {
-    And(Box<Spanned<Condition>>, Box<Spanned<Condition>>),
-    Or(Box<Spanned<Condition>>, Box<Spanned<Condition>>),
+    /// `a and b and …`: every operand holds.
+    And(Vec<Spanned<Condition>>),
+    /// `a or b or …`: some operand holds.
+    Or(Vec<Spanned<Condition>>),
     Not(Box<Spanned<Condition>>),
     /// `field op value`, e.g. `stage=booked`, `age >= 40`.
     Compare {
