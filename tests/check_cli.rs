@@ -38,6 +38,7 @@ diagnostics_snapshot!(quiet_hours_swallowing_at_is_a_warning, "quiet_hours_at.st
 diagnostics_snapshot!(unnamed_step_is_a_warning_that_explains_ids, "unnamed_step.step", exit 0);
 diagnostics_snapshot!(every_error_in_a_file_is_reported_in_one_run, "many_errors.step", exit 1);
 diagnostics_snapshot!(durations_out_of_range_state_the_range, "duration_range.step", exit 1);
+diagnostics_snapshot!(template_budgets_and_the_url_rule, "template_budget.step", exit 1);
 
 #[test]
 fn sample_clinic_rules_check_clean() {

@@ -373,8 +373,7 @@ impl Cycle<'_> {
                     Ok(messages) => messages,
                     Err(error) => {
                         summary.skipped_sends += 1;
-                        let reason =
-                            format!("template {} failed: {}", template.name, error.message);
+                        let reason = error.to_string();
                         ledger
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())

@@ -217,7 +217,9 @@ fn a_missing_colon_after_the_step_name_is_named() {
 #[test]
 fn chains_are_flat_lists_however_long() {
     let chain = vec!["stage=regular"; 5_000].join(" and ");
-    let ast = parse_ok(&format!("step x: when {chain} or tag=vip every 30d send news"));
+    let ast = parse_ok(&format!(
+        "step x: when {chain} or tag=vip every 30d send news"
+    ));
     let Condition::Or(either) = &steps(&ast)[0].when.node else {
         panic!("or at the top")
     };
