@@ -505,3 +505,45 @@ fn the_longest_within_really_waits() {
         "longest  expired at 2026-02-28 (土) 00:00 (was due 1926-02-28 (日) 00:00)",
     );
 }
+
+#[test]
+fn hostile_rhai_conditions_neither_leak_names_nor_break_json() {
+    // `loud` prints the name, `by_name` fails parsing it as a number, `padded` tries to grow
+    // it to a gigabyte. Only `loud` sends; the failures are reported without the name.
+    let run = plan_in(
+        "hostile_scripts.step",
+        "hostile_scripts.csv",
+        "2026-11-20 10:00",
+        "7",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("stdout is JSON lines");
+    }
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loud hello -"]);
+    for warning in [
+        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. R1: cannot parse an \
+         integer (line 1, column 2)",
+        "step `padded`: the rhai condition failed for 1 patient(s), e.g. R1: length of string \
+         too large",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+    }
+    let why = explain(
+        "hostile_scripts.step",
+        "hostile_scripts.csv",
+        "R1",
+        "2026-11-20 10:00",
+    );
+    assert!(
+        why.stdout.contains(
+            "by_name  not sent: the rhai condition failed: cannot parse an integer (line 1, column 2)"
+        ),
+        "{}",
+        why.stdout
+    );
+    for output in [&run.stdout, &run.stderr, &why.stdout, &why.stderr] {
+        assert!(!output.contains("山田"), "the name leaked: {output}");
+    }
+}
