@@ -51,6 +51,8 @@ codes! {
     InvalidTime => "invalid-time", Error;
     InvalidTimezone => "invalid-timezone", Error;
     InvalidDuration => "invalid-duration", Error;
+    DurationOutOfRange => "duration-out-of-range", Error;
+    TooDeeplyNested => "too-deeply-nested", Error;
     InvalidValue => "invalid-value", Error;
     TypeMismatch => "type-mismatch", Error;
     ScriptError => "script-error", Error;
@@ -58,6 +60,7 @@ codes! {
     TemplateSyntax => "template-syntax", Error;
     TemplateRender => "template-render", Error;
     TemplateUnknownVariable => "template-unknown-variable", Error;
+    TemplateBudget => "template-budget", Error;
     LineLimit => "line-limit", Error;
     InsecureUrl => "insecure-url", Error;
     SameInstant => "same-instant", Warning;

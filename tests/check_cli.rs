@@ -37,6 +37,8 @@ diagnostics_snapshot!(same_instant_is_a_warning, "same_instant.step", exit 0);
 diagnostics_snapshot!(quiet_hours_swallowing_at_is_a_warning, "quiet_hours_at.step", exit 0);
 diagnostics_snapshot!(unnamed_step_is_a_warning_that_explains_ids, "unnamed_step.step", exit 0);
 diagnostics_snapshot!(every_error_in_a_file_is_reported_in_one_run, "many_errors.step", exit 1);
+diagnostics_snapshot!(durations_out_of_range_state_the_range, "duration_range.step", exit 1);
+diagnostics_snapshot!(template_budgets_and_the_url_rule, "template_budget.step", exit 1);
 
 #[test]
 fn sample_clinic_rules_check_clean() {
@@ -121,4 +123,116 @@ fn an_unreadable_file_does_not_hide_the_others() {
         "{}",
         run.stderr
     );
+}
+
+/// A rules file with one step whose condition is `condition`, in a temporary directory with a
+/// `hello` template, as a marketer's generator might write it.
+fn generated(condition: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/hello.toml"),
+        "text = \"こんにちは\"",
+    )
+    .unwrap();
+    let rules =
+        format!("stages regular\nfields a, b\nstep s: when {condition} after 1d send hello\n");
+    std::fs::write(dir.path().join("deep.step"), rules).unwrap();
+    dir
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+    let shapes = [
+        format!("{}stage=regular{}", "(".repeat(3000), ")".repeat(3000)),
+        format!("{}stage=regular", "not ".repeat(10_000)),
+        format!("rhai {}{}", "{".repeat(3000), "}".repeat(3000)),
+        format!("{}stage=regular{}", "not (".repeat(2000), ")".repeat(2000)),
+    ];
+    for condition in &shapes {
+        let dir = generated(condition);
+        let human = steprule(dir.path(), &["check", "deep.step"]);
+        assert_eq!(
+            human.code,
+            1,
+            "{}",
+            &human.stderr[..human.stderr.len().min(500)]
+        );
+        assert!(
+            human.stderr.contains("steprule::too-deeply-nested")
+                && human.stderr.contains("more than 32 levels deep"),
+            "{}",
+            &human.stderr[..human.stderr.len().min(500)]
+        );
+        let json = steprule(dir.path(), &["check", "deep.step", "--format", "json"]);
+        assert_eq!(json.code, 1);
+        let rows: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid JSON");
+        assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+        assert_eq!(rows[0]["code"], "steprule::too-deeply-nested");
+        assert_eq!(rows[0]["line"], 3);
+    }
+}
+
+#[test]
+fn long_flat_chains_check_plan_and_explain() {
+    let shapes = [
+        vec!["stage=regular"; 20_000].join(" and "),
+        vec!["stage=regular"; 20_000].join(" or "),
+        vec!["(a or not b)"; 20_000].join(" and "),
+    ];
+    for condition in &shapes {
+        let dir = generated(condition);
+        let human = steprule(dir.path(), &["check", "deep.step"]);
+        assert_eq!(
+            human.code,
+            0,
+            "{}",
+            &human.stderr[..human.stderr.len().min(500)]
+        );
+        assert_eq!(
+            human.stderr.trim(),
+            "deep.step: ok, 1 step and 1 template checked"
+        );
+        let json = steprule(dir.path(), &["check", "deep.step", "--format", "json"]);
+        assert_eq!((json.code, json.stdout.trim()), (0, "[]"));
+        std::fs::write(
+            dir.path().join("patients.csv"),
+            "id,line_user_id,stage,stage_entered_at,a,b\nP1,U1,regular,2026-02-28 09:00,x,\n",
+        )
+        .unwrap();
+        let plan = steprule(
+            dir.path(),
+            &[
+                "plan",
+                "deep.step",
+                "--patients",
+                "patients.csv",
+                "--now",
+                "2026-03-01 00:00",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        assert_eq!(plan.stdout.lines().count(), 1, "{}", plan.stdout);
+        let explain = steprule(
+            dir.path(),
+            &[
+                "explain",
+                "deep.step",
+                "--patients",
+                "patients.csv",
+                "--patient",
+                "P1",
+                "--now",
+                "2026-03-01 00:00",
+            ],
+        );
+        assert_eq!(explain.code, 0, "{}", explain.stderr);
+        assert!(
+            explain.stdout.contains("sends hello at 2026-03-01"),
+            "{}",
+            explain.stdout
+        );
+    }
 }

@@ -170,6 +170,31 @@ proptest! {
         check_never_panics(&text);
     }
 
+    /// Parentheses and `not`s in any order: up to the limit the step is read, past it the
+    /// answer is one diagnostic; flat `and`/`or` chains around them never count.
+    #[test]
+    fn nesting_is_read_up_to_the_limit_and_reported_past_it(
+        wrappers in prop::collection::vec(any::<bool>(), 0..(syntax::MAX_NESTING + 8)),
+        chain in 1..50usize,
+        or in any::<bool>(),
+    ) {
+        let mut condition = vec!["stage=booked"; chain].join(if or { " or " } else { " and " });
+        for paren in wrappers.iter().rev() {
+            condition = if *paren { format!("({condition})") } else { format!("not {condition}") };
+        }
+        let text = format!("stages booked\nstep s: when {condition} after 1d send booking_confirm\n");
+        check_never_panics(&text);
+        let (_, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
+        let too_deep = diagnostics
+            .iter()
+            .filter(|d| d.code == steprule::diagnostic::Code::TooDeeplyNested)
+            .count();
+        prop_assert_eq!(too_deep, usize::from(wrappers.len() > syntax::MAX_NESTING), "{}", text);
+        if wrappers.len() <= syntax::MAX_NESTING {
+            prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
+        }
+    }
+
     #[test]
     fn well_formed_steps_parse_to_what_was_written(
         id in name(),

@@ -459,3 +459,91 @@ fn from_and_to_choose_the_window() {
         empty.stderr
     );
 }
+
+#[test]
+fn the_shortest_every_sends_every_hour_of_a_seven_day_plan() {
+    // H1 entered 02-28 09:00; `every 1h` is due on every hour, from now (03-01 00:00) to the
+    // last hour of the window (03-07 23:00): 7 × 24 sends, none lost to a limit.
+    let run = plan_in(
+        "durations.step",
+        "durations.csv",
+        "2026-03-01 00:00",
+        "7",
+        &[],
+    );
+    let hourly: Vec<String> = sends(&run)
+        .into_iter()
+        .filter(|send| send.contains(" H1 "))
+        .collect();
+    assert_eq!(hourly.len(), 7 * 24, "{hourly:?}");
+    assert_eq!(hourly[0], "2026-03-01T00:00:00+09:00 H1 hourly hello -");
+    assert_eq!(hourly[1], "2026-03-01T01:00:00+09:00 H1 hourly hello -");
+    assert_eq!(
+        hourly.last().unwrap(),
+        "2026-03-07T23:00:00+09:00 H1 hourly hello -"
+    );
+}
+
+#[test]
+fn the_longest_within_really_waits() {
+    // `after 0m … within 100y`: A1 entered the stage 99 years and 364 days ago, so the send
+    // still goes out now; A2 entered two days earlier, and its 100 years are over.
+    let run = plan_in(
+        "durations.step",
+        "durations.csv",
+        "2026-03-01 00:00",
+        "1",
+        &[],
+    );
+    let longest: Vec<String> = sends(&run)
+        .into_iter()
+        .filter(|send| send.contains(" longest "))
+        .collect();
+    assert_eq!(longest, ["2026-03-01T00:00:00+09:00 A1 longest hello -"]);
+    assert_explains(
+        ("durations.step", "durations.csv", "A2", "2026-03-01 00:00"),
+        "longest  expired at 2026-02-28 (土) 00:00 (was due 1926-02-28 (日) 00:00)",
+    );
+}
+
+#[test]
+fn hostile_rhai_conditions_neither_leak_names_nor_break_json() {
+    // `loud` prints the name, `by_name` fails parsing it as a number, `padded` tries to grow
+    // it to a gigabyte. Only `loud` sends; the failures are reported without the name.
+    let run = plan_in(
+        "hostile_scripts.step",
+        "hostile_scripts.csv",
+        "2026-11-20 10:00",
+        "7",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("stdout is JSON lines");
+    }
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loud hello -"]);
+    for warning in [
+        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. R1: cannot parse an \
+         integer (line 1, column 2)",
+        "step `padded`: the rhai condition failed for 1 patient(s), e.g. R1: length of string \
+         too large",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+    }
+    let why = explain(
+        "hostile_scripts.step",
+        "hostile_scripts.csv",
+        "R1",
+        "2026-11-20 10:00",
+    );
+    assert!(
+        why.stdout.contains(
+            "by_name  not sent: the rhai condition failed: cannot parse an integer (line 1, column 2)"
+        ),
+        "{}",
+        why.stdout
+    );
+    for output in [&run.stdout, &run.stderr, &why.stdout, &why.stderr] {
+        assert!(!output.contains("山田"), "the name leaked: {output}");
+    }
+}

@@ -198,6 +198,12 @@ impl Explanation<'_> {
                 self.time(*due)
             ),
             Reason::Script(message) => format!("not sent: the rhai condition failed: {message}"),
+            Reason::BeyondCalendar => "never sent: its time is beyond the calendar".into(),
+            Reason::TooManyOccurrences { through } => format!(
+                "looked at its first {} occurrences only, through {}",
+                crate::eval::MAX_OCCURRENCES,
+                self.time(*through)
+            ),
             Reason::NotInWindow { next: Some(next) } => format!("next at {}", self.time(*next)),
             Reason::NotInWindow { next: None } => {
                 format!("nothing to send in the next {HORIZON_DAYS} days")

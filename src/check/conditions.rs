@@ -34,9 +34,10 @@ impl Checker<'_> {
 
     fn condition(&mut self, condition: &Spanned<Condition>, scripts: &ScriptEngine) {
         match &condition.node {
-            Condition::And(left, right) | Condition::Or(left, right) => {
-                self.condition(left, scripts);
-                self.condition(right, scripts);
+            Condition::And(operands) | Condition::Or(operands) => {
+                for operand in operands {
+                    self.condition(operand, scripts);
+                }
             }
             Condition::Not(inner) => self.condition(inner, scripts),
             Condition::IsSet(field) => {

@@ -9,7 +9,10 @@ mod templates;
 mod timing;
 
 pub use fields::{FieldKind, BUILTIN_FIELDS};
-pub use scripts::{CompiledScript, ScriptEngine};
+pub use scripts::{
+    CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
+    MAX_STRING_SIZE,
+};
 
 use std::collections::HashMap;
 use std::str::FromStr;

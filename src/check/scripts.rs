@@ -1,7 +1,9 @@
 //! The rhai escape hatch: conditions too particular for the language, e.g.
 //! `rhai { patient.visits > 3 && patient.department != "健診" }`. Scripts are compiled once,
 //! at check time, in an engine that only knows `patient` and `now`, so a typo in a variable
-//! name is caught before any patient is evaluated.
+//! name is caught before any patient is evaluated. The engine is bounded (operations, string,
+//! array and map sizes, call depth) and silent (`print` and `debug` go nowhere), since scripts
+//! run on patient data.
 
 use rhai::{Engine, Scope, AST};
 
@@ -9,6 +11,13 @@ use crate::source::Span;
 
 /// Operations a condition may take for one patient; a script that loops past this is stopped.
 pub const MAX_OPERATIONS: u64 = 10_000;
+/// The longest string a condition may build, in bytes: room for any patient column, not for
+/// `patient.name.pad(1000000000, "x")`.
+pub const MAX_STRING_SIZE: usize = 1024 * 1024;
+/// The most items an array or object map in a condition may hold.
+pub const MAX_COLLECTION_SIZE: usize = 10_000;
+/// How deeply function calls inside a condition may nest.
+pub const MAX_CALL_LEVELS: usize = 16;
 
 /// The rhai engine conditions are compiled and run in.
 pub struct ScriptEngine {
@@ -62,6 +71,14 @@ impl ScriptEngine {
         engine.set_strict_variables(true);
         engine.set_max_operations(MAX_OPERATIONS);
         engine.set_max_expr_depths(64, 32);
+        engine.set_max_string_size(MAX_STRING_SIZE);
+        engine.set_max_array_size(MAX_COLLECTION_SIZE);
+        engine.set_max_map_size(MAX_COLLECTION_SIZE);
+        engine.set_max_call_levels(MAX_CALL_LEVELS);
+        // `print` and `debug` would write patient data to standard output, where `plan
+        // --format json` writes its rows: they do nothing.
+        engine.on_print(|_| {});
+        engine.on_debug(|_, _, _| {});
         ScriptEngine { engine }
     }
 
@@ -108,6 +125,32 @@ mod tests {
         let err = engine.compile("patinet.visits > 3").unwrap_err();
         assert!(err.message.contains("patinet"), "{}", err.message);
         assert_eq!((err.line, err.column), (1, 1));
+    }
+
+    #[test]
+    fn scripts_cannot_allocate_without_limit() {
+        let engine = ScriptEngine::new();
+        for code in [
+            "patient.name.pad(1000000000, \"x\") == ()",
+            "patient.tags.pad(1000000000, 0) == ()",
+            "patient.name + patient.name.pad(1048576, \"x\") == \"\"",
+        ] {
+            let ast = engine.compile(code).unwrap().ast;
+            let mut scope = Scope::new();
+            let mut patient = rhai::Map::new();
+            patient.insert("name".into(), "山田 花子".into());
+            patient.insert("tags".into(), rhai::Dynamic::from(rhai::Array::new()));
+            scope.push("patient", patient);
+            scope.push("now", 0_i64);
+            let err = engine
+                .engine()
+                .eval_ast_with_scope::<rhai::Dynamic>(&mut scope, &ast)
+                .unwrap_err();
+            assert!(
+                matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..)),
+                "{code}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -7,31 +7,16 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use minijinja::Value;
-use serde_json::Value as Json;
 
 use super::Checker;
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::source::{Span, Spanned};
 use crate::syntax::StepDecl;
+use crate::template::line::{LimitKind, Violation};
 use crate::template::{
-    self, describe_error as describe, LoadError, Template, TemplateBody, TemplateStore, SAMPLE_TIME,
+    self, describe_error as describe, FailureKind, LoadError, RenderError, RenderFailure, Template,
+    TemplateBody, TemplateStore, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
 };
-
-/// LINE Messaging API limits (text lengths in UTF-16 code units, as LINE counts them).
-pub const MAX_MESSAGES: usize = 5;
-pub const MAX_TEXT: usize = 5000;
-pub const MAX_ALT_TEXT: usize = 400;
-pub const MAX_BUTTONS: usize = 4;
-pub const MAX_LABEL: usize = 20;
-
-const URL_KEYS: &[&str] = &[
-    "uri",
-    "url",
-    "linkUri",
-    "originalContentUrl",
-    "previewImageUrl",
-    "thumbnailImageUrl",
-];
 
 /// Functions minijinja provides, which are not patient variables.
 const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
@@ -209,34 +194,31 @@ impl Checker<'_> {
             }
         }
         if let TemplateBody::LineJson(source) = &template.body {
-            if let Err(err) = template::parse_line_json(source) {
+            if let Err(err) = template::parse_line_json(&template.name, source) {
                 compiles = false;
                 findings.push(
-                    Diagnostic::new(Code::TemplateInvalid, &template.file, err.span, err.message)
-                        .with_help("`line_json` is a JSON array of LINE message objects (or one object); check commas and quotes"),
+                    Diagnostic::new(
+                        Code::TemplateInvalid,
+                        &template.file,
+                        err.span,
+                        err.detail().unwrap_or("`line_json` is not valid JSON"),
+                    )
+                    .with_help("`line_json` is a JSON array of LINE message objects (or one object); check commas and quotes"),
                 );
             }
         }
         if compiles {
+            // The same call delivery makes for every patient, with the sample patient.
             match template.messages(&env, &self.sample_patient()) {
-                Ok(messages) => findings.extend(limits(template, &messages)),
-                Err(err) => findings.push(
-                    Diagnostic::new(
-                        Code::TemplateRender,
-                        &template.file,
-                        err.span,
-                        format!(
-                            "`{}` of template `{}` fails for a sample patient: {}",
-                            err.field, template.name, err.message
-                        ),
-                    )
-                    .with_help("check filter names and arguments, e.g. `{{ appointment_at | date(\"%m月%d日\") }}`"),
-                ),
+                Ok(_) => {}
+                Err(RenderError::Limits(violations)) => {
+                    findings.extend(violations.iter().map(|v| limit_diagnostic(template, v)));
+                }
+                Err(RenderError::Failed(failure)) => {
+                    findings.push(render_diagnostic(template, &failure));
+                }
             }
         }
-        // One value can land in several message fields (an image is both the original and
-        // the preview): say it once.
-        findings.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
         self.diagnostics.extend(findings);
     }
 
@@ -298,195 +280,74 @@ fn find_word(text: &str, word: &str) -> Option<Range<usize>> {
         })
 }
 
-/// Checks rendered LINE messages against LINE's limits. Each finding points at the template
-/// field that produced the value.
-fn limits(template: &Template, messages: &[Json]) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let body_span = body_span(template);
-    let mut finding = |span: Span, code: Code, message: String, help: &str| {
-        out.push(Diagnostic::new(code, &template.file, span, message).with_help(help.to_owned()));
-    };
-    if messages.len() > MAX_MESSAGES {
-        finding(
-            body_span,
-            Code::LineLimit,
+/// A template that fails for the sample patient. minijinja's own words are shown: the patient
+/// is a sample, so they quote no patient data.
+fn render_diagnostic(template: &Template, failure: &RenderFailure) -> Diagnostic {
+    let (code, message, help) = match failure.kind {
+        FailureKind::OutOfFuel | FailureKind::TooLarge => (
+            Code::TemplateBudget,
+            failure.to_string(),
             format!(
-                "template `{}` makes {} messages; LINE takes at most {MAX_MESSAGES} per send",
-                template.name,
-                messages.len()
+                "a template field may take {MAX_FUEL} steps and render {MAX_RENDERED_BYTES} bytes; \
+                 loop over the patient's values (`{{% for t in tags %}}`), not over large ranges"
             ),
+        ),
+        _ => (
+            Code::TemplateRender,
+            format!(
+                "`{}` of template `{}` fails for a sample patient: {}",
+                failure.field,
+                template.name,
+                failure
+                    .detail()
+                    .map_or_else(|| failure.to_string(), str::to_owned)
+            ),
+            "check filter names and arguments, e.g. `{{ appointment_at | date(\"%m月%d日\") }}`"
+                .to_owned(),
+        ),
+    };
+    Diagnostic::new(code, &template.file, failure.span, message).with_help(help)
+}
+
+/// A rendered message beyond LINE's limits or against the URL rule, pointing at the field.
+fn limit_diagnostic(template: &Template, violation: &Violation) -> Diagnostic {
+    let (code, help) = match &violation.kind {
+        LimitKind::TooManyMessages { .. } => (
+            Code::LineLimit,
             "split it into two steps, or combine messages",
-        );
-    }
-    if let TemplateBody::Simple { buttons, .. } = &template.body {
-        if let Some(extra) = buttons.node.get(MAX_BUTTONS) {
-            finding(
-                extra.label.span,
-                Code::LineLimit,
-                format!(
-                    "template `{}` has {} buttons; LINE shows at most {MAX_BUTTONS}",
-                    template.name,
-                    buttons.node.len()
-                ),
-                "keep the most important calls to action",
-            );
+        ),
+        LimitKind::TooManyButtons { .. } | LimitKind::TooManyActions { .. } => {
+            (Code::LineLimit, "keep the most important calls to action")
         }
-    }
-    for (index, message) in messages.iter().enumerate() {
-        let kind = message.get("type").and_then(Json::as_str);
-        if kind.is_none() {
-            finding(
-                body_span,
-                Code::TemplateInvalid,
-                format!(
-                    "message {} of template `{}` has no \"type\"",
-                    index + 1,
-                    template.name
-                ),
-                "every LINE message object has a \"type\", e.g. \"text\" or \"flex\"",
-            );
-        }
-        if let (Some("text"), Some(text)) = (kind, message.get("text").and_then(Json::as_str)) {
-            let length = utf16_len(text);
-            if length > MAX_TEXT {
-                finding(
-                    span_of(template, "text").unwrap_or(body_span),
-                    Code::LineLimit,
-                    format!(
-                        "the text of template `{}` is {length} characters; LINE allows {MAX_TEXT}",
-                        template.name
-                    ),
-                    "shorten it, or link to a page with the details",
-                );
-            }
-        }
-        if let Some(alt) = message.get("altText").and_then(Json::as_str) {
-            let length = utf16_len(alt);
-            if length > MAX_ALT_TEXT {
-                finding(span_of(template, "alt").unwrap_or(body_span), Code::LineLimit, format!("the alt text of template `{}` is {length} characters; LINE allows {MAX_ALT_TEXT}", template.name), "the alt text is the notification preview: keep it short and neutral");
-            }
-        }
-        walk_values(message, &mut |key, value, button| {
-            let Some(text) = value.as_str() else { return };
-            if key == "label" && text.chars().count() > MAX_LABEL {
-                let span = button
-                    .and_then(|i| button_span(template, i, true))
-                    .unwrap_or(body_span);
-                finding(
-                    span,
-                    Code::LineLimit,
-                    format!(
-                        "button label \"{text}\" is {} characters; LINE allows {MAX_LABEL}",
-                        text.chars().count()
-                    ),
-                    "shorten it, e.g. 「ご予約はこちら」",
-                );
-            }
-            if URL_KEYS.contains(&key) && !url_allowed(key, text) {
-                let span = match key {
-                    "uri" => button.and_then(|i| button_span(template, i, false)),
-                    _ => span_of(template, "image"),
-                }
-                .unwrap_or(body_span);
-                finding(span, Code::InsecureUrl, format!("\"{text}\" is not an https URL"), "LINE needs https:// for images and links (tel: and line: are allowed for buttons)");
-            }
-        });
-        walk_arrays(message, &mut |key, items| {
-            if key == "actions" && items.len() > MAX_BUTTONS {
-                finding(
-                    body_span,
-                    Code::LineLimit,
-                    format!(
-                        "template `{}` has {} actions in one message; LINE allows {MAX_BUTTONS}",
-                        template.name,
-                        items.len()
-                    ),
-                    "keep the most important calls to action",
-                );
-            }
-        });
-    }
-    out
-}
-
-fn url_allowed(key: &str, url: &str) -> bool {
-    url.starts_with("https://")
-        || (key == "uri" && (url.starts_with("tel:") || url.starts_with("line:")))
-}
-
-fn utf16_len(text: &str) -> usize {
-    text.encode_utf16().count()
-}
-
-fn body_span(template: &Template) -> Span {
-    match &template.body {
-        TemplateBody::Simple { text, .. } => text.span,
-        TemplateBody::LineJson(json) => json.span,
-    }
-}
-
-fn span_of(template: &Template, field: &str) -> Option<Span> {
-    match (&template.body, field) {
-        (TemplateBody::Simple { text, .. }, "text") => Some(text.span),
-        (TemplateBody::Simple { alt, .. }, "alt") => alt.as_ref().map(|a| a.span),
-        (TemplateBody::Simple { image, .. }, "image") => image.as_ref().map(|i| i.span),
-        _ => None,
-    }
-}
-
-fn button_span(template: &Template, index: usize, label: bool) -> Option<Span> {
-    match &template.body {
-        TemplateBody::Simple { buttons, .. } => {
-            buttons
-                .node
-                .get(index)
-                .map(|b| if label { b.label.span } else { b.url.span })
-        }
-        TemplateBody::LineJson(_) => None,
-    }
-}
-
-/// Calls `visit(key, value, button_index)` for every keyed value; `button_index` counts the
-/// `"type": "button"` objects met so far, so simple templates can map a label back to its
-/// `[[buttons]]` entry.
-fn walk_values(value: &Json, visit: &mut dyn FnMut(&str, &Json, Option<usize>)) {
-    fn walk(
-        value: &Json,
-        visit: &mut dyn FnMut(&str, &Json, Option<usize>),
-        buttons: &mut usize,
-        current: Option<usize>,
-    ) {
-        match value {
-            Json::Object(map) => {
-                let current = if map.get("type").and_then(Json::as_str) == Some("button") {
-                    *buttons += 1;
-                    Some(*buttons - 1)
-                } else {
-                    current
-                };
-                for (key, child) in map {
-                    visit(key, child, current);
-                    walk(child, visit, buttons, current);
-                }
-            }
-            Json::Array(items) => items.iter().for_each(|i| walk(i, visit, buttons, current)),
-            _ => {}
-        }
-    }
-    walk(value, visit, &mut 0, None);
-}
-
-fn walk_arrays(value: &Json, visit: &mut dyn FnMut(&str, &[Json])) {
-    match value {
-        Json::Object(map) => {
-            for (key, child) in map {
-                if let Json::Array(items) = child {
-                    visit(key, items);
-                }
-                walk_arrays(child, visit);
-            }
-        }
-        Json::Array(items) => items.iter().for_each(|i| walk_arrays(i, visit)),
-        _ => {}
-    }
+        LimitKind::MissingType { .. } => (
+            Code::TemplateInvalid,
+            "every LINE message object has a \"type\", e.g. \"text\" or \"flex\"",
+        ),
+        LimitKind::TextTooLong { .. } => (
+            Code::LineLimit,
+            "shorten it, or link to a page with the details; leave room for long names",
+        ),
+        LimitKind::AltTooLong { .. } => (
+            Code::LineLimit,
+            "the alt text is the notification preview: keep it short and neutral",
+        ),
+        LimitKind::LabelTooLong { .. } => (Code::LineLimit, "shorten it, e.g. 「ご予約はこちら」"),
+        LimitKind::UrlTooLong { .. } => (Code::LineLimit, "shorten the URL"),
+        LimitKind::InsecureUrl => (
+            Code::InsecureUrl,
+            "LINE needs https:// for images and links (tel: and line: are allowed for buttons)",
+        ),
+        LimitKind::UrlHostChanged { .. } => (
+            Code::InsecureUrl,
+            "a value put into a URL must not change where it goes: end the host with `/` \
+             before the first `{{ }}`, e.g. `https://sakura-naika.example.jp/r/{{ id }}`",
+        ),
+        LimitKind::UrlNotLiteral => (
+            Code::InsecureUrl,
+            "write the scheme and host before the first `{{ }}`, e.g. \
+             `https://sakura-naika.example.jp/{{ page }}`: a link whose host comes from a \
+             variable could go anywhere, so it is never sent",
+        ),
+    };
+    Diagnostic::new(code, &template.file, violation.span, violation.to_string()).with_help(help)
 }

@@ -7,7 +7,13 @@ use std::collections::{BTreeSet, HashMap};
 use super::{Checker, Step};
 use crate::diagnostic::{suggest, Code};
 use crate::source::Spanned;
-use crate::syntax::{Anchor, CompareOp, Condition, Duration, Literal, StepDecl};
+use crate::syntax::{Anchor, CompareOp, Condition, Duration, Literal, StepDecl, DURATION_RANGE};
+
+/// The shortest `every` period, in minutes (see `every_period`).
+pub const MIN_EVERY_MINUTES: u64 = 60;
+
+const EVERY_RANGE: &str =
+    "`every` takes a period from 1h to 100y, and from 1d when it has `at HH:MM`; e.g. `every 30d`";
 
 impl Checker<'_> {
     pub(super) fn timing(&mut self, step: &StepDecl) {
@@ -15,17 +21,30 @@ impl Checker<'_> {
         if let Some(at) = &timing.at {
             self.valid_time(at);
         }
-        if let Anchor::Every(every) = &timing.anchor {
-            self.positive(
-                every,
-                "`every` needs a period longer than zero, e.g. `every 30d`",
-            );
+        match &timing.anchor {
+            Anchor::Every(every) => {
+                if self.positive(
+                    every,
+                    "`every` needs a period longer than zero, e.g. `every 30d`",
+                ) && self.in_range(every)
+                {
+                    self.every_period(every, timing.at.is_some());
+                }
+            }
+            other => {
+                self.in_range(other.duration());
+            }
         }
         for within in &step.within {
-            self.positive(
+            if self.positive(
                 within,
                 "`within` needs a window longer than zero, e.g. `within 2d`",
-            );
+            ) && self.in_range(within)
+            {
+                if let Anchor::Every(every) = &timing.anchor {
+                    self.within_period(within, every);
+                }
+            }
         }
         if let Some(field) = timing.anchor.field() {
             if !self.date_field_names().contains(&field.node.as_str()) {
@@ -62,7 +81,8 @@ impl Checker<'_> {
         }
     }
 
-    fn positive(&mut self, duration: &Spanned<Duration>, help: &str) {
+    /// Reports a zero duration; true when it is not zero.
+    fn positive(&mut self, duration: &Spanned<Duration>, help: &str) -> bool {
         if duration.node.amount == 0 {
             self.report(
                 Code::InvalidDuration,
@@ -70,7 +90,74 @@ impl Checker<'_> {
                 format!("`{}` is zero", duration.node),
             )
             .help = Some(help.into());
+            return false;
         }
+        true
+    }
+
+    /// Reports a duration longer than 100 years; true when it is in range.
+    fn in_range(&mut self, duration: &Spanned<Duration>) -> bool {
+        if duration.node.in_range() {
+            return true;
+        }
+        let diag = self.report(
+            Code::DurationOutOfRange,
+            duration.span,
+            format!("`{}` is longer than 100 years", duration.node),
+        );
+        diag.label = Some("too long".into());
+        diag.help = Some(DURATION_RANGE.into());
+        false
+    }
+
+    /// Each occurrence of an `every` step is a message of its own, and the evaluator looks at
+    /// every occurrence from before `now` to the end of the window it is asked about (explain
+    /// looks 400 days ahead). At one an hour that stays under 10,000 occurrences per patient and
+    /// step; with `at`, every occurrence of a day would land on the same time.
+    fn every_period(&mut self, every: &Spanned<Duration>, has_at: bool) {
+        let minutes = every.node.fixed_minutes();
+        let (shortest, why) = match minutes {
+            Some(m) if m < MIN_EVERY_MINUTES => ("1h", "the shortest period is an hour"),
+            Some(m) if has_at && m < 24 * 60 => (
+                "1d",
+                "with `at HH:MM` every occurrence of a day would go out at that one time",
+            ),
+            _ => return,
+        };
+        let diag = self.report(
+            Code::DurationOutOfRange,
+            every.span,
+            format!("`every {}` is too short: {why}", every.node),
+        );
+        diag.label = Some(format!("at least {shortest}"));
+        diag.help = Some(EVERY_RANGE.into());
+    }
+
+    /// A `within` longer than an `every` period would keep two occurrences sendable at once,
+    /// and both would go out together after an outage.
+    fn within_period(&mut self, within: &Spanned<Duration>, every: &Spanned<Duration>) {
+        if within.node.longest_minutes() <= every.node.longest_minutes() {
+            return;
+        }
+        let diag = self.report(
+            Code::DurationOutOfRange,
+            within.span,
+            format!(
+                "`within {}` is longer than the step's period, `every {}`",
+                within.node, every.node
+            ),
+        );
+        diag.label = Some(format!("at most {}", every.node));
+        diag.related.push(crate::diagnostic::Related {
+            span: every.span,
+            label: "the period".into(),
+        });
+        diag.help = Some(format!(
+            "an occurrence must stop being sendable before the next one is due, or a patient \
+             would get both at once after an outage; use `within {}` or less (a month counts \
+             31 days here)",
+            every.node
+        ));
     }
 
     pub(super) fn cross_step_lints(&mut self, steps: &[Step]) {
@@ -231,14 +318,20 @@ type StageSet = Option<BTreeSet<String>>;
 
 fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     match condition {
-        Condition::And(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
-            (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
-            (one, None) | (None, one) => one,
-        },
-        Condition::Or(a, b) => match (stage_set(&a.node, all), stage_set(&b.node, all)) {
-            (Some(a), Some(b)) => Some(a.union(&b).cloned().collect()),
-            _ => None,
-        },
+        Condition::And(operands) => operands
+            .iter()
+            .map(|operand| stage_set(&operand.node, all))
+            .fold(None, |so_far, next| match (so_far, next) {
+                (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                (one, None) | (None, one) => one,
+            }),
+        Condition::Or(operands) => {
+            let mut union = BTreeSet::new();
+            for operand in operands {
+                union.extend(stage_set(&operand.node, all)?);
+            }
+            Some(union)
+        }
         Condition::Compare { field, op, value } if field.node == "stage" => {
             let named: BTreeSet<String> = stage_name(&value.node).into_iter().collect();
             match op.node {
@@ -271,9 +364,10 @@ fn stage_name(literal: &Literal) -> Option<String> {
 /// uses every stage but `archived`.
 fn collect_stage_names(condition: &Condition, all: &BTreeSet<String>, into: &mut BTreeSet<String>) {
     match condition {
-        Condition::And(a, b) | Condition::Or(a, b) => {
-            collect_stage_names(&a.node, all, into);
-            collect_stage_names(&b.node, all, into);
+        Condition::And(operands) | Condition::Or(operands) => {
+            for operand in operands {
+                collect_stage_names(&operand.node, all, into);
+            }
         }
         Condition::Not(inner) => {
             // `not stage=x` reaches the other stages.

@@ -6,6 +6,7 @@ mod schedule;
 mod script;
 mod test;
 
+pub use schedule::MAX_OCCURRENCES;
 pub use script::patient_map;
 pub use test::ScriptFailure;
 
@@ -82,6 +83,13 @@ pub enum Reason {
     },
     /// A rhai condition failed for this patient.
     Script(String),
+    /// The step's time cannot be computed: it falls beyond the calendar (year ±262,000).
+    BeyondCalendar,
+    /// [`MAX_OCCURRENCES`] occurrences of an `every` step were
+    /// looked at, through this one; the rest of a very long window was not.
+    TooManyOccurrences {
+        through: DateTime<Utc>,
+    },
     /// Nothing falls in the window; the next send, if any, after it.
     NotInWindow {
         next: Option<DateTime<Utc>>,
@@ -226,5 +234,7 @@ pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
     (hash % 100) as u32
 }
 
+#[cfg(test)]
+mod extremes;
 #[cfg(test)]
 mod tests;

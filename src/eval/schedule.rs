@@ -1,6 +1,9 @@
 //! From a patient's anchors to sends: occurrences of each step, `at` times, quiet hours,
 //! catching up after downtime, expiry, `unless`, the cap and the variant.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
@@ -9,13 +12,25 @@ use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
 };
 use crate::check::Cap;
-use crate::plan::calendar::{at_time, leave_quiet, local_date, next_day, next_week, shift};
+use crate::plan::calendar::{
+    at_time, calendar_end, calendar_start, leave_quiet, local_date, next_day, next_week, shift,
+};
 use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
 use crate::syntax::CapPeriod;
 
-/// At most this many occurrences of one `every` step are looked at per evaluation, so that a
-/// step like `every 1m` over a long window cannot stall a run.
-pub const MAX_OCCURRENCES: u32 = 1000;
+/// At most this many occurrences of one `every` step are looked at per evaluation, so that no
+/// window, however long, can stall a run or fill memory. The count starts at the first
+/// occurrence that can still matter, never earlier; `check` keeps `every` at 1h or more and
+/// `within` at most the period, so a run (a few days of slack around `now`) looks at about a
+/// hundred and explain's 400 days at under 9,700. Only a longer window is cut short, at its
+/// far end, with a [`Reason::TooManyOccurrences`] note.
+pub const MAX_OCCURRENCES: u32 = 10_000;
+
+/// How many times the cap may move sends to a later day (or week) in one evaluation. Rules
+/// that pass `check` need a few hundred at most: a send moves only until its `within` ends,
+/// and an `every` step's `within` is at most its period. Sends that would need more moves are
+/// dropped by the cap, so that nothing can walk the calendar one day at a time for ever.
+const MAX_CAP_MOVES: u32 = 100_000;
 
 /// How far `at` times and quiet hours can move a send from its step's own time.
 const SLACK_DAYS: i64 = 2;
@@ -23,7 +38,7 @@ const SLACK_DAYS: i64 = 2;
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     candidates: Vec<DueSend>,
-    periods: Vec<(NaiveDate, u32)>,
+    periods: HashMap<NaiveDate, u32>,
 }
 
 pub(super) fn run(
@@ -64,11 +79,19 @@ pub(super) fn run(
         };
         let before = scratch.candidates.len();
         let mut problem = None;
-        for nominal in occurrences(step, anchor, window, plan.timezone) {
+        let candidates = &mut scratch.candidates;
+        let occurrences = for_each_occurrence(step, anchor, window, plan.timezone, |nominal| {
             match place(step, nominal, anchor, window.now, plan) {
-                Ok(send) => scratch.candidates.push(send),
+                Ok(send) => candidates.push(send),
                 Err(reason) => problem = Some(reason),
             }
+        });
+        match occurrences {
+            Occurrences::Complete => {}
+            Occurrences::BeyondCalendar => problem = Some(Reason::BeyondCalendar),
+            Occurrences::Cut { last } => out
+                .notes
+                .push(note(Reason::TooManyOccurrences { through: last })),
         }
         if ctx.explain && scratch.candidates.len() == before {
             out.notes
@@ -173,43 +196,104 @@ fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
     }
 }
 
-/// The step's own instants that can matter for this window.
-fn occurrences(
-    step: &PlannedStep,
-    anchor: DateTime<Utc>,
-    window: Window,
-    tz: Tz,
-) -> impl Iterator<Item = DateTime<Utc>> {
-    let single = match step.direction {
-        Direction::After => shift(anchor, step.offset, false, tz),
-        Direction::Before => shift(anchor, step.offset, true, tz),
-        Direction::Every => None,
-    };
-    let every = (step.direction == Direction::Every)
-        .then(|| every_occurrences(step, anchor, window, tz))
-        .into_iter()
-        .flatten();
-    single.into_iter().chain(every)
+/// Whether every occurrence that matters for the window was looked at.
+enum Occurrences {
+    Complete,
+    /// The step's time cannot be computed: it is beyond the calendar (only for durations
+    /// `check` rejects, or absurd anchor dates).
+    BeyondCalendar,
+    /// [`MAX_OCCURRENCES`] were looked at, through this one, and more were left.
+    Cut {
+        last: DateTime<Utc>,
+    },
 }
 
-fn every_occurrences(
+/// Calls `each` with the step's own instants that can matter for this window, in order.
+fn for_each_occurrence(
     step: &PlannedStep,
     anchor: DateTime<Utc>,
     window: Window,
     tz: Tz,
-) -> impl Iterator<Item = DateTime<Utc>> {
+    mut each: impl FnMut(DateTime<Utc>),
+) -> Occurrences {
+    let backwards = match step.direction {
+        Direction::After => false,
+        Direction::Before => true,
+        Direction::Every => return every_occurrence(step, anchor, window, tz, each),
+    };
+    match shift(anchor, step.offset, backwards, tz) {
+        Some(nominal) => {
+            each(nominal);
+            Occurrences::Complete
+        }
+        None => Occurrences::BeyondCalendar,
+    }
+}
+
+/// The occurrences anchor + k·period that can matter for the window: from those that could
+/// still be sendable at `now` (or at the window's start) to those that could land before its
+/// end. `at` and quiet hours move a send by less than [`SLACK_DAYS`] either way.
+fn every_occurrence(
+    step: &PlannedStep,
+    anchor: DateTime<Utc>,
+    window: Window,
+    tz: Tz,
+    mut each: impl FnMut(DateTime<Utc>),
+) -> Occurrences {
     let slack = chrono::Duration::days(SLACK_DAYS);
-    let sendable = chrono::Duration::minutes(step.sendable_for.max_minutes());
-    let earliest = window.now.min(window.from) - sendable - slack;
-    let latest = window.to + slack;
-    let period = step.offset.max_minutes().max(1);
-    let skipped = ((earliest - anchor).num_minutes() / period).max(0);
-    let first_k = u32::try_from(skipped).unwrap_or(u32::MAX).max(1);
-    let offset = step.offset;
-    (first_k..first_k.saturating_add(MAX_OCCURRENCES))
-        .map_while(move |k| shift(anchor, offset.times(k)?, false, tz))
-        .skip_while(move |nominal| *nominal < earliest)
-        .take_while(move |nominal| *nominal <= latest)
+    let earliest = step
+        .sendable_for
+        .max_delta()
+        .and_then(|sendable| sendable.checked_add(&slack))
+        .and_then(|back| window.now.min(window.from).checked_sub_signed(back))
+        .unwrap_or_else(calendar_start);
+    let latest = window
+        .to
+        .checked_add_signed(slack)
+        .unwrap_or_else(calendar_end);
+    let nth = |k: u32| shift(anchor, step.offset.times(k)?, false, tz);
+    let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
+        return Occurrences::BeyondCalendar;
+    };
+    let mut last = None;
+    for _ in 0..MAX_OCCURRENCES {
+        // Past the calendar's end there are no more occurrences; none that matter are lost.
+        let Some(nominal) = nth(k).filter(|nominal| *nominal <= latest) else {
+            return Occurrences::Complete;
+        };
+        each(nominal);
+        last = Some(nominal);
+        let Some(next) = k.checked_add(1) else {
+            return Occurrences::Complete;
+        };
+        k = next;
+    }
+    match (nth(k).filter(|nominal| *nominal <= latest), last) {
+        (Some(_), Some(last)) => Occurrences::Cut { last },
+        _ => Occurrences::Complete,
+    }
+}
+
+/// The smallest k ≥ 1 whose occurrence is at or after `earliest`, without walking through
+/// the occurrences before it: each jump is the gap divided by the longest a period can be,
+/// so it never passes the one sought, and it closes most of the gap (a few jumps, however
+/// old the anchor). `None` when the occurrences end before `earliest` (beyond the calendar).
+fn first_at_or_after(
+    offset: crate::plan::Offset,
+    earliest: DateTime<Utc>,
+    nth: &dyn Fn(u32) -> Option<DateTime<Utc>>,
+) -> Option<u32> {
+    let longest = offset.max_minutes().max(1);
+    let mut k: u32 = 1;
+    loop {
+        let nominal = nth(k)?;
+        if nominal >= earliest {
+            return Some(k);
+        }
+        let gap = earliest.signed_duration_since(nominal).num_minutes();
+        let jump = u32::try_from((gap / longest).max(1)).unwrap_or(u32::MAX);
+        k = k.checked_add(jump)?;
+    }
 }
 
 /// Where one occurrence lands: `at` time, quiet hours, expiry, catching up.
@@ -224,7 +308,8 @@ fn place(
     let timed = step.at.map_or(nominal, |at| at_time(nominal, at, tz));
     let due = leave_quiet(timed, plan.quiet, tz);
     let mut moved = (due != timed).then_some(Moved::QuietHours { from: timed });
-    let mut expires = shift(due, step.sendable_for, false, tz).unwrap_or(due);
+    // A window that would end beyond the calendar ends with it, which is never.
+    let mut expires = shift(due, step.sendable_for, false, tz).unwrap_or_else(calendar_end);
     if step.direction == Direction::Before {
         if due >= anchor {
             return Err(Reason::NotBeforeAnchor { due, anchor });
@@ -252,14 +337,19 @@ fn place(
     })
 }
 
+/// The order the cap hands out its slots in: time, then file order, then occurrence; the last
+/// field is the send's index.
+type CapOrder = (DateTime<Utc>, usize, DateTime<Utc>, usize);
+
 /// Keeps at most `cap.count` sends per local day (or week); the rest move to the start of the
-/// next period (out of quiet hours) in time and file order, or are dropped once expired.
+/// next period with room (out of quiet hours) in time and file order, or are dropped once
+/// expired.
 fn apply_cap(
     sends: &mut Vec<DueSend>,
     cap: Cap,
     plan: &TimingPlan,
     history: &[SentBefore],
-    periods: &mut Vec<(NaiveDate, u32)>,
+    periods: &mut HashMap<NaiveDate, u32>,
     out: &mut PatientOutcome,
 ) {
     periods.clear();
@@ -274,44 +364,51 @@ fn apply_cap(
         }
     };
     for sent in history {
-        let key = period(sent.at);
-        match periods.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, used)) => *used += 1,
-            None => periods.push((key, 1)),
-        }
+        *periods.entry(period(sent.at)).or_default() += 1;
     }
-    // Latest first, so that `pop` takes the earliest.
-    let mut pending: Vec<DueSend> = sends.drain(..).rev().collect();
-    while let Some(mut send) = pending.pop() {
-        let key = period(send.at);
-        let used = match periods.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, used)) => used,
-            None => {
-                periods.push((key, 0));
-                &mut periods.last_mut().expect("just pushed").1
-            }
+    let next_start = |at: DateTime<Utc>| {
+        let start = match cap.period {
+            CapPeriod::Day => next_day(at, tz),
+            CapPeriod::Week => next_week(at, tz),
         };
+        start.map(|start| leave_quiet(start, plan.quiet, tz))
+    };
+    // Earliest first; a send of the same step at the same time goes in occurrence order.
+    let mut pending: Vec<DueSend> = std::mem::take(sends);
+    let mut queue: BinaryHeap<Reverse<CapOrder>> = pending
+        .iter()
+        .enumerate()
+        .map(|(index, send)| Reverse((send.at, send.step, send.occurrence, index)))
+        .collect();
+    let mut moves_left = MAX_CAP_MOVES;
+    while let Some(Reverse((_, _, _, index))) = queue.pop() {
+        let send = &mut pending[index];
+        let used = periods.entry(period(send.at)).or_default();
         if *used < cap.count {
             *used += 1;
-            sends.push(send);
+            sends.push(send.clone());
             continue;
         }
-        let next_start = match cap.period {
-            CapPeriod::Day => next_day(send.at, tz),
-            CapPeriod::Week => next_week(send.at, tz),
+        // Straight past the periods that are full already: a send that never expires must
+        // not walk the calendar one day at a time.
+        let full = |at: DateTime<Utc>| {
+            periods
+                .get(&period(at))
+                .is_some_and(|used| *used >= cap.count)
         };
-        let next = next_start.map(|start| leave_quiet(start, plan.quiet, tz));
-        match next.filter(|next| *next < send.expires) {
+        let mut next = next_start(send.at);
+        while let Some(at) = next.filter(|at| *at < send.expires && full(*at)) {
+            next = next_start(at).filter(|_| moves_left > 0);
+            moves_left = moves_left.saturating_sub(1);
+        }
+        moves_left = moves_left.saturating_sub(1);
+        match next.filter(|next| *next < send.expires && moves_left > 0) {
             Some(next) => {
                 if send.moved.is_none() || matches!(send.moved, Some(Moved::QuietHours { .. })) {
                     send.moved = Some(Moved::Cap { from: send.at });
                 }
                 send.at = next;
-                let position = pending
-                    .iter()
-                    .position(|p| (p.at, p.step) < (send.at, send.step))
-                    .unwrap_or(pending.len());
-                pending.insert(position, send);
+                queue.push(Reverse((send.at, send.step, send.occurrence, index)));
             }
             None => out.notes.push(StepNote {
                 step: send.step,

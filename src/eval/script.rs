@@ -2,10 +2,10 @@
 //! only when the plan has scripts; `now` is set per evaluation instant.
 
 use chrono::{DateTime, Utc};
-use rhai::{Dynamic, Map, Scope, AST};
+use rhai::{Dynamic, EvalAltResult, Map, Scope, AST};
 
 use super::test::{age_on, ScriptFailure};
-use crate::check::ScriptEngine;
+use crate::check::{ScriptEngine, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -43,12 +43,68 @@ impl ScriptRuntime {
             .engine
             .engine()
             .eval_ast_with_scope(&mut self.scope, ast)
-            .map_err(|err| ScriptFailure(err.to_string()))?;
+            .map_err(|err| ScriptFailure(describe_failure(&err)))?;
         result.as_bool().map_err(|kind| {
             ScriptFailure(format!(
                 "the rhai condition gave a {kind}, not true or false"
             ))
         })
+    }
+}
+
+/// What went wrong in a script, and where in it, without the values involved: rhai's own
+/// messages quote them (`Error parsing integer number '山田 花子'`), and they are patient data.
+pub(super) fn describe_failure(error: &EvalAltResult) -> String {
+    use EvalAltResult as E;
+    let what = match error {
+        // The function's name is the script's; the error inside it is what happened.
+        E::ErrorInFunctionCall(_, _, inner, _) => return describe_failure(inner),
+        E::ErrorArithmetic(message, _) => arithmetic(message).to_owned(),
+        E::ErrorVariableNotFound(name, _) => format!("unknown variable `{name}`"),
+        E::ErrorPropertyNotFound(name, _) => format!("no property `{name}`"),
+        E::ErrorFunctionNotFound(signature, _) => format!("no function {signature}"),
+        E::ErrorMismatchDataType(wanted, got, _) | E::ErrorMismatchOutputType(wanted, got, _) => {
+            format!("expected {wanted}, got {got}")
+        }
+        E::ErrorIndexingType(kind, _) => format!("cannot index into {kind}"),
+        E::ErrorIndexNotFound(..) => "no such index".to_owned(),
+        E::ErrorArrayBounds(..) | E::ErrorStringBounds(..) | E::ErrorBitFieldBounds(..) => {
+            "index out of bounds".to_owned()
+        }
+        E::ErrorDotExpr(..) => "a property on a value that has none".to_owned(),
+        E::ErrorFor(..) => "`for` over a value that is not a list".to_owned(),
+        E::ErrorTooManyOperations(..) => {
+            format!("more than {MAX_OPERATIONS} operations")
+        }
+        E::ErrorStackOverflow(..) | E::ErrorTooManyVariables(..) => "nested too deeply".to_owned(),
+        E::ErrorDataTooLarge(what, _) => format!(
+            "{} too large (strings up to {MAX_STRING_SIZE} bytes, lists and maps up to \
+             {MAX_COLLECTION_SIZE} items)",
+            what.to_lowercase()
+        ),
+        E::ErrorRuntime(..) | E::ErrorTerminated(..) => "the script threw an error".to_owned(),
+        _ => "the script failed".to_owned(),
+    };
+    let position = error.position();
+    match (position.line(), position.position()) {
+        (Some(line), Some(column)) => format!("{what} (line {line}, column {column})"),
+        (Some(line), None) => format!("{what} (line {line})"),
+        _ => what,
+    }
+}
+
+/// rhai's arithmetic messages name the operands; only their kind is kept.
+fn arithmetic(message: &str) -> &'static str {
+    if message.starts_with("Error parsing integer") {
+        "cannot parse an integer"
+    } else if message.starts_with("Error parsing") {
+        "cannot parse a number"
+    } else if message.contains("zero") {
+        "division by zero"
+    } else if message.contains("overflow") {
+        "number overflow"
+    } else {
+        "arithmetic error"
     }
 }
 

@@ -23,8 +23,22 @@ impl Context<'_> {
         runtime: &mut Option<ScriptRuntime>,
     ) -> Result<bool, ScriptFailure> {
         Ok(match test {
-            Test::And(a, b) => self.test(a, at, runtime)? && self.test(b, at, runtime)?,
-            Test::Or(a, b) => self.test(a, at, runtime)? || self.test(b, at, runtime)?,
+            Test::And(tests) => {
+                for test in tests {
+                    if !self.test(test, at, runtime)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Test::Or(tests) => {
+                for test in tests {
+                    if self.test(test, at, runtime)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
             Test::Not(inner) => !self.test(inner, at, runtime)?,
             Test::Leaf(Leaf::Script(ast), _) => {
                 let runtime = runtime.get_or_insert_with(ScriptRuntime::new);
@@ -42,16 +56,21 @@ impl Context<'_> {
         runtime: &mut Option<ScriptRuntime>,
     ) -> Vec<String> {
         match test {
-            Test::And(a, b) => {
-                if !self.test(a, at, runtime).unwrap_or(false) {
-                    self.why_false(a, at, runtime)
-                } else {
-                    self.why_false(b, at, runtime)
+            Test::And(tests) => {
+                // The first operand that is false (or fails) is the reason.
+                let first_false = tests
+                    .iter()
+                    .find(|test| !self.test(test, at, runtime).unwrap_or(false));
+                match first_false {
+                    Some(test) => self.why_false(test, at, runtime),
+                    None => Vec::new(),
                 }
             }
-            Test::Or(a, b) => {
-                let mut parts = self.why_false(a, at, runtime);
-                parts.extend(self.why_false(b, at, runtime));
+            Test::Or(tests) => {
+                let mut parts = Vec::new();
+                for test in tests {
+                    parts.extend(self.why_false(test, at, runtime));
+                }
                 parts
             }
             Test::Not(inner) => self
@@ -67,10 +86,8 @@ impl Context<'_> {
     pub(super) fn why_true(&self, test: &Test) -> Vec<String> {
         match test {
             Test::Leaf(leaf, text) => vec![self.describe(leaf, text)],
-            Test::And(a, b) | Test::Or(a, b) => {
-                let mut parts = self.why_true(a);
-                parts.extend(self.why_true(b));
-                parts
+            Test::And(tests) | Test::Or(tests) => {
+                tests.iter().flat_map(|test| self.why_true(test)).collect()
             }
             Test::Not(inner) => self.why_true(inner),
         }

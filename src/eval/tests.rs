@@ -303,6 +303,46 @@ fn script_errors_are_per_patient_notes() {
 }
 
 #[test]
+fn script_failures_say_what_and_where_but_not_the_value() {
+    let cases = [
+        (
+            "parse_int(patient.name) > 3",
+            "cannot parse an integer (line 1, column 2)",
+        ),
+        (
+            "parse_float(patient.name) > 3.0",
+            "cannot parse a number (line 1, column 2)",
+        ),
+        (
+            "patient.name.pad(1000000000, \"x\") == ()",
+            "length of string too large",
+        ),
+        ("patient.tags[7] == \"x\"", "index out of bounds"),
+        (
+            "patient.name / 2 > 0",
+            "no function / (&str | ImmutableString | String, i64)",
+        ),
+        (
+            "patient.name",
+            "the rhai condition gave a string, not true or false",
+        ),
+    ];
+    for (code, expected) in cases {
+        let plan = plan(&format!(
+            "step s: when stage=regular and rhai {{ {code} }} after 1d send a"
+        ));
+        let mut p = patient(&plan, "regular", "2026-11-20 10:00");
+        p.name = Some("山田 花子".into());
+        let outcome = evaluate(&plan, &p, "2026-11-20 10:00", 3);
+        let [Reason::Script(message)] = reasons(&outcome)[..] else {
+            panic!("{code}: {:?}", outcome.notes)
+        };
+        assert!(message.contains(expected), "{code}: {message}");
+        assert!(!message.contains("山田"), "{code}: {message}");
+    }
+}
+
+#[test]
 fn rhai_conditions_see_the_patient() {
     let plan =
         plan("step s: when rhai { patient.age >= 40 && \"vip\" in patient.tags } after 1d send a");

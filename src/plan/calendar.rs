@@ -25,8 +25,16 @@ impl Offset {
             DurationUnit::Days => Offset::Days(u64::from(amount)),
             DurationUnit::Weeks => Offset::Days(u64::from(amount) * 7),
             DurationUnit::Months => Offset::Months(amount),
+            // Saturating is exact enough: u32::MAX months is beyond the calendar, which
+            // `shift` reports as `None`, as it would the true value.
             DurationUnit::Years => Offset::Months(amount.saturating_mul(12)),
         }
+    }
+
+    /// The offset at its longest as a fixed span of time, or `None` when that is beyond what
+    /// chrono can hold (only for durations `check` rejects).
+    pub fn max_delta(self) -> Option<chrono::Duration> {
+        chrono::Duration::try_minutes(self.max_minutes())
     }
 
     /// `k` times this offset (for `every`), computed from the anchor rather than step by step
@@ -57,9 +65,34 @@ impl Offset {
     }
 }
 
+/// How far inside chrono's range the instants steprule computes with stay, so that their
+/// local time, an `at` time, the end of quiet hours and the start of next week all exist.
+const CALENDAR_MARGIN_DAYS: i64 = 31;
+
+/// The last instant steprule computes with (around the year 262,000): a window that would end
+/// later ends here, which in practice is never.
+pub fn calendar_end() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC - chrono::Duration::days(CALENDAR_MARGIN_DAYS)
+}
+
+/// The first instant steprule computes with.
+pub fn calendar_start() -> DateTime<Utc> {
+    DateTime::<Utc>::MIN_UTC + chrono::Duration::days(CALENDAR_MARGIN_DAYS)
+}
+
 /// `instant + offset` (or `- offset` when `backwards`), in the clinic's calendar. `None` when
-/// the result is out of chrono's range.
+/// the result is beyond the calendar (see [`calendar_end`]); `instant` must be inside it.
 pub fn shift(
+    instant: DateTime<Utc>,
+    offset: Offset,
+    backwards: bool,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
+    shift_unchecked(instant, offset, backwards, tz)
+        .filter(|moved| (calendar_start()..=calendar_end()).contains(moved))
+}
+
+fn shift_unchecked(
     instant: DateTime<Utc>,
     offset: Offset,
     backwards: bool,
@@ -92,7 +125,10 @@ pub fn from_local(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         if let Some(instant) = tz.from_local_datetime(&probe).earliest() {
             return instant.with_timezone(&Utc);
         }
-        probe += chrono::Duration::minutes(30);
+        match probe.checked_add_signed(chrono::Duration::minutes(30)) {
+            Some(later) => probe = later,
+            None => break,
+        }
     }
     // No zone has a gap of two hours; fall back to reading the clock time as UTC.
     Utc.from_utc_datetime(&local)

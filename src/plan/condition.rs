@@ -12,11 +12,13 @@ use crate::source::{SourceFile, Spanned};
 use crate::syntax::{CompareOp, Condition, Literal};
 
 /// A compiled condition. Each leaf keeps its source text so `explain` can say which part was
-/// false.
+/// false. `and` and `or` chains are flat lists, as in the syntax tree.
 #[derive(Debug, Clone)]
 pub enum Test {
-    And(Box<Test>, Box<Test>),
-    Or(Box<Test>, Box<Test>),
+    /// Every test holds.
+    And(Vec<Test>),
+    /// Some test holds.
+    Or(Vec<Test>),
     Not(Box<Test>),
     Leaf(Leaf, Arc<str>),
 }
@@ -80,13 +82,17 @@ pub(super) fn compile(
 ) -> Test {
     let text = || Arc::<str>::from(file.slice(condition.span));
     match &condition.node {
-        Condition::And(a, b) => Test::And(
-            Box::new(compile(a, file, schema, tz, scripts)),
-            Box::new(compile(b, file, schema, tz, scripts)),
+        Condition::And(operands) => Test::And(
+            operands
+                .iter()
+                .map(|operand| compile(operand, file, schema, tz, scripts))
+                .collect(),
         ),
-        Condition::Or(a, b) => Test::Or(
-            Box::new(compile(a, file, schema, tz, scripts)),
-            Box::new(compile(b, file, schema, tz, scripts)),
+        Condition::Or(operands) => Test::Or(
+            operands
+                .iter()
+                .map(|operand| compile(operand, file, schema, tz, scripts))
+                .collect(),
         ),
         Condition::Not(inner) => Test::Not(Box::new(compile(inner, file, schema, tz, scripts))),
         Condition::IsSet(field) => Test::Leaf(Leaf::IsSet(field_ref(&field.node, schema)), text()),
@@ -179,7 +185,7 @@ impl Test {
     /// Whether any leaf is a rhai script (the evaluator then builds the patient map).
     pub fn has_script(&self) -> bool {
         match self {
-            Test::And(a, b) | Test::Or(a, b) => a.has_script() || b.has_script(),
+            Test::And(tests) | Test::Or(tests) => tests.iter().any(Test::has_script),
             Test::Not(inner) => inner.has_script(),
             Test::Leaf(Leaf::Script(_), _) => true,
             Test::Leaf(..) => false,

@@ -17,7 +17,8 @@ use crate::check::{Cap, QuietHours, RuleSet, ScriptEngine};
 use crate::records::RecordSchema;
 use crate::syntax::{Anchor, ClockTime};
 
-/// How long a due send stays sendable when the step has no `within`.
+/// How long a due send stays sendable when the step has no `within` (an `every` step with a
+/// shorter period: until the next occurrence).
 pub const DEFAULT_SENDABLE: Offset = Offset::Minutes(24 * 60);
 
 /// The compiled rules of one clinic.
@@ -135,10 +136,10 @@ impl TimingPlan {
                     direction,
                     offset: Offset::of(decl.timing.anchor.duration().node),
                     at: decl.timing.at.as_ref().map(|at| at.node),
-                    sendable_for: decl
-                        .within
-                        .first()
-                        .map_or(DEFAULT_SENDABLE, |w| Offset::of(w.node)),
+                    sendable_for: decl.within.first().map_or_else(
+                        || default_sendable(&decl.timing.anchor),
+                        |w| Offset::of(w.node),
+                    ),
                     variants,
                     line: rules.file.line_column(decl.span.start).0,
                 }
@@ -156,6 +157,20 @@ impl TimingPlan {
             steps,
             has_scripts,
         }
+    }
+}
+
+/// [`DEFAULT_SENDABLE`], or the period of an `every` step shorter than that: an occurrence
+/// stops being sendable when the next one is due, so an outage never releases two at once.
+fn default_sendable(anchor: &Anchor) -> Offset {
+    match anchor {
+        Anchor::Every(period) => match Offset::of(period.node) {
+            Offset::Minutes(minutes) if minutes < DEFAULT_SENDABLE.max_minutes() => {
+                Offset::Minutes(minutes)
+            }
+            _ => DEFAULT_SENDABLE,
+        },
+        _ => DEFAULT_SENDABLE,
     }
 }
 

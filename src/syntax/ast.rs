@@ -81,10 +81,15 @@ pub struct StepDecl {
     pub span: Span,
 }
 
+/// A `when` or `unless` condition. `and` and `or` chains are flat lists (two or more
+/// operands), so that a chain of any length is walked without recursion; only parentheses and
+/// `not` nest, at most [`MAX_NESTING`](super::MAX_NESTING) deep.
 #[derive(Debug, Clone)]
 pub enum Condition {
-    And(Box<Spanned<Condition>>, Box<Spanned<Condition>>),
-    Or(Box<Spanned<Condition>>, Box<Spanned<Condition>>),
+    /// `a and b and …`: every operand holds.
+    And(Vec<Spanned<Condition>>),
+    /// `a or b or …`: some operand holds.
+    Or(Vec<Spanned<Condition>>),
     Not(Box<Spanned<Condition>>),
     /// `field op value`, e.g. `stage=booked`, `age >= 40`.
     Compare {
@@ -211,6 +216,20 @@ pub enum DurationUnit {
 }
 
 impl DurationUnit {
+    /// The largest amount steprule takes in this unit: 100 years. Every timing a clinic has
+    /// (a check-up at 65 counted from `birth_date`) fits, and every instant it yields stays far
+    /// inside the calendar the evaluator can compute with.
+    pub fn max_amount(self) -> u32 {
+        match self {
+            DurationUnit::Minutes => 52_560_000,
+            DurationUnit::Hours => 876_000,
+            DurationUnit::Days => 36_500,
+            DurationUnit::Weeks => 5_214,
+            DurationUnit::Months => 1_200,
+            DurationUnit::Years => 100,
+        }
+    }
+
     pub fn suffix(self) -> &'static str {
         match self {
             DurationUnit::Minutes => "m",
@@ -223,7 +242,27 @@ impl DurationUnit {
     }
 }
 
+/// The range of a duration, as `check` states it in its help texts.
+pub const DURATION_RANGE: &str =
+    "a duration goes up to 100 years: `100y`, `1200mo`, `5214w`, `36500d`, `876000h` or `52560000m`";
+
 impl Duration {
+    /// Whether the amount is within [`DurationUnit::max_amount`].
+    pub fn in_range(self) -> bool {
+        self.amount <= self.unit.max_amount()
+    }
+
+    /// The longest this duration can be, in minutes: a month counts 31 days and a year 12 such
+    /// months, so that comparing two durations this way never calls a longer one shorter.
+    pub fn longest_minutes(self) -> u64 {
+        let amount = u64::from(self.amount);
+        match self.unit {
+            DurationUnit::Months => amount * 31 * 24 * 60,
+            DurationUnit::Years => amount * 12 * 31 * 24 * 60,
+            _ => self.fixed_minutes().unwrap_or(u64::MAX),
+        }
+    }
+
     /// Fixed-length durations in minutes; `None` for months and years, whose length depends on
     /// the calendar.
     pub fn fixed_minutes(self) -> Option<u64> {

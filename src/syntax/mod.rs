@@ -2,11 +2,13 @@
 
 pub mod ast;
 mod errors;
+mod nesting;
 mod parser;
 
 pub use ast::*;
+pub use nesting::MAX_NESTING;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{SourceFile, Span};
 
 /// Parses a whole file. Statements that do not parse are reported and left out, so the caller
@@ -16,9 +18,32 @@ pub fn parse(file: &SourceFile) -> (RuleFile, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let statements = statement_spans(file.text())
         .into_iter()
-        .filter_map(|span| parser::parse_statement(file, span, &mut diagnostics))
+        .filter_map(|span| {
+            // Before pest, which would recurse once per level.
+            if let Some(deep) = nesting::too_deep(file.slice(span)) {
+                diagnostics.push(too_deeply_nested(file, span, deep));
+                return None;
+            }
+            parser::parse_statement(file, span, &mut diagnostics)
+        })
         .collect();
     (RuleFile { statements }, diagnostics)
+}
+
+fn too_deeply_nested(file: &SourceFile, statement: Span, deep: nesting::TooDeep) -> Diagnostic {
+    let span = Span::new(deep.start, deep.end).shifted(statement.start);
+    Diagnostic::new(
+        Code::TooDeeplyNested,
+        file,
+        span,
+        format!("this statement nests more than {MAX_NESTING} levels deep"),
+    )
+    .with_label(format!("level {}", MAX_NESTING + 1))
+    .with_help(format!(
+        "a condition may nest at most {MAX_NESTING} levels (each parenthesis, each `not` and \
+         each brace inside `rhai {{ }}` opens one); write it flatter: `a and b and c` needs no \
+         parentheses, and `not not x` is `x`"
+    ))
 }
 
 fn enable_detailed_errors() {

@@ -178,19 +178,18 @@ impl Builder<'_> {
         match pair.as_rule() {
             Rule::condition | Rule::and_expr => {
                 let is_or = pair.as_rule() == Rule::condition;
-                let mut operands = children(pair);
-                let first = self.condition(operands.next().expect("operand"))?;
-                operands.try_fold(first, |left, right| {
-                    let right = self.condition(right)?;
-                    let span = left.span.to(right.span);
-                    let (left, right) = (Box::new(left), Box::new(right));
-                    let node = if is_or {
-                        Condition::Or(left, right)
-                    } else {
-                        Condition::And(left, right)
-                    };
-                    Ok(Spanned::new(node, span))
-                })
+                let mut operands = children(pair)
+                    .map(|operand| self.condition(operand))
+                    .collect::<Built<Vec<_>>>()?;
+                if operands.len() == 1 {
+                    return Ok(operands.pop().expect("one operand"));
+                }
+                let node = if is_or {
+                    Condition::Or(operands)
+                } else {
+                    Condition::And(operands)
+                };
+                Ok(Spanned::new(node, span))
             }
             Rule::not_expr => {
                 let has_not = pair
@@ -351,18 +350,15 @@ impl Builder<'_> {
 
     fn integer(&self, pair: Pair<'_, Rule>, what: &str) -> Built<Spanned<u32>> {
         let span = self.span(&pair);
-        let code = if what == "a duration" {
-            Code::InvalidDuration
-        } else {
-            Code::InvalidValue
-        };
         let value = pair.as_str().parse::<u32>().map_err(|_| {
-            self.error(
-                code,
-                span,
-                format!("`{}` is too large for {what}", pair.as_str()),
-            )
-            .with_label("too large")
+            let message = format!("`{}` is too large for {what}", pair.as_str());
+            let error = if what == "a duration" {
+                Diagnostic::new(Code::DurationOutOfRange, self.file, span, message)
+                    .with_help(DURATION_RANGE)
+            } else {
+                Diagnostic::new(Code::InvalidValue, self.file, span, message)
+            };
+            Box::new(error.with_label("too large"))
         })?;
         Ok(Spanned::new(value, span))
     }

@@ -113,10 +113,11 @@ fn weighted_variants_and_months() {
 fn and_binds_tighter_than_or() {
     let ast =
         parse_ok("step x: when stage=regular or stage=follow_up and age >= 40 every 30d send news");
-    let Condition::Or(_, right) = &steps(&ast)[0].when.node else {
+    let Condition::Or(operands) = &steps(&ast)[0].when.node else {
         panic!("or at the top")
     };
-    assert!(matches!(right.node, Condition::And(..)));
+    assert_eq!(operands.len(), 2);
+    assert!(matches!(operands[1].node, Condition::And(..)));
 }
 
 #[test]
@@ -211,4 +212,19 @@ fn a_missing_colon_after_the_step_name_is_named() {
     ));
     assert_eq!(diagnostics[0].message, "expected `:`, found `when`");
     assert_eq!(diagnostics[0].line_column(), (1, 8));
+}
+
+#[test]
+fn chains_are_flat_lists_however_long() {
+    let chain = vec!["stage=regular"; 5_000].join(" and ");
+    let ast = parse_ok(&format!(
+        "step x: when {chain} or tag=vip every 30d send news"
+    ));
+    let Condition::Or(either) = &steps(&ast)[0].when.node else {
+        panic!("or at the top")
+    };
+    let Condition::And(all) = &either[0].node else {
+        panic!("and inside")
+    };
+    assert_eq!((either.len(), all.len()), (2, 5_000));
 }

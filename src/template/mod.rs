@@ -1,9 +1,14 @@
 //! Message templates: `templates/<name>.toml` next to the rules. A template is what a clinic's
 //! designer edits; it becomes LINE message objects in [`render`].
 
+mod error;
+pub mod line;
 mod render;
 
-pub use render::{describe_error, environment, parse_line_json, RenderError, SAMPLE_TIME};
+pub use error::{FailureKind, RenderError, RenderFailure};
+pub use render::{
+    describe_error, environment, parse_line_json, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -276,6 +281,9 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
         body,
     })
 }
+
+#[cfg(test)]
+mod patient_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,25 +1,32 @@
 //! Template → LINE message objects. The same code renders for delivery and, with a sample
-//! patient, for `check`, so what check accepts is what LINE will receive.
+//! patient, for `check`, so what check accepts is what LINE will receive: every rendered
+//! message goes through [`line::violations`] on its way out.
+//!
+//! Rendering is bounded: each field may take [`MAX_FUEL`] minijinja steps and render at most
+//! [`MAX_RENDERED_BYTES`], so a template with nested loops over `range(100000)` stops at once
+//! instead of filling memory.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use minijinja::{Environment, ErrorKind, Value};
 use serde_json::json;
 
-use super::{Template, TemplateBody};
-use crate::source::Span;
+use super::error::{FailureKind, RenderError, RenderFailure};
+use super::{line, Template, TemplateBody};
+use crate::source::{Span, Spanned};
 
 /// The instant the sample patient's dates are set to when `check` renders a template.
 pub const SAMPLE_TIME: &str = "2026-04-01T10:00:00+09:00";
 
-/// A template field that could not be rendered.
-#[derive(Debug, Clone)]
-pub struct RenderError {
-    pub field: &'static str,
-    pub span: Span,
-    pub kind: ErrorKind,
-    pub message: String,
-}
+/// minijinja steps one field may take (a step is about one tag or output piece). The sample
+/// clinic's largest template takes a few hundred; a loop over every tag of a patient takes a
+/// few per tag.
+pub const MAX_FUEL: u64 = 50_000;
+
+/// The most one field may render to, in bytes: more than twice the longest text LINE takes
+/// (5,000 characters of 3 bytes), so every message LINE would accept renders, and a runaway
+/// loop stops as soon as it passes this.
+pub const MAX_RENDERED_BYTES: usize = 32 * 1024;
 
 /// The minijinja environment every template renders in, with
 /// the `date` and `weekday_ja` filters counted in the clinic's time zone. An empty patient
@@ -27,6 +34,7 @@ pub struct RenderError {
 pub fn environment(timezone: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.set_fuel(Some(MAX_FUEL));
     env.add_filter("date", move |value: Value, format: String| {
         let instant = parse_instant(&value, timezone)?;
         format_instant(&instant, &format)
@@ -41,14 +49,15 @@ pub fn environment(timezone: Tz) -> Environment<'static> {
     env
 }
 
+/// The value is patient data: the error does not quote it.
 fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja::Error> {
-    let invalid = |text: &str| {
+    let invalid = || {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
-            format!("this filter needs a date or date-time, got `{text}`"),
+            "this filter needs a date or date-time field",
         )
     };
-    let text = value.as_str().ok_or_else(|| invalid(&value.to_string()))?;
+    let text = value.as_str().ok_or_else(invalid)?;
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&timezone));
     }
@@ -65,11 +74,11 @@ fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja:
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     })
-    .ok_or_else(|| invalid(text))?;
+    .ok_or_else(invalid)?;
     timezone
         .from_local_datetime(&naive)
         .earliest()
-        .ok_or_else(|| invalid(text))
+        .ok_or_else(invalid)
 }
 
 fn format_instant(instant: &DateTime<Tz>, format: &str) -> Result<String, minijinja::Error> {
@@ -85,85 +94,40 @@ fn format_instant(instant: &DateTime<Tz>, format: &str) -> Result<String, miniji
 }
 
 impl Template {
-    /// Renders the template for one patient into the LINE message objects of one push.
+    /// Renders the template for one patient into the LINE message objects of one push, and
+    /// checks them against LINE's limits and the URL rule. Delivery sends only what this
+    /// returns; `check` calls it with a sample patient.
     pub fn messages(
         &self,
         env: &Environment<'_>,
         context: &Value,
     ) -> Result<Vec<serde_json::Value>, RenderError> {
-        let render_text = |field: &'static str, text: &str, span: Span| {
-            env.render_str(text, context).map_err(|err| RenderError {
-                field,
-                span,
-                kind: err.kind(),
-                message: describe_error(&err),
-            })
-        };
-        let render = |field: &'static str, source: &crate::source::Spanned<String>| {
-            render_text(field, &source.node, source.span)
+        let rendered = self.render(env, context).map_err(RenderError::Failed)?;
+        let violations = line::violations(self, &self.written_messages(), &rendered);
+        if violations.is_empty() {
+            Ok(rendered)
+        } else {
+            Err(RenderError::Limits(violations))
+        }
+    }
+
+    fn render(
+        &self,
+        env: &Environment<'_>,
+        context: &Value,
+    ) -> Result<Vec<serde_json::Value>, RenderFailure> {
+        let field = |field: &'static str, text: &str, span: Span| {
+            render_field(env, context, &self.name, field, text, span)
         };
         match &self.body {
-            TemplateBody::Simple {
-                text,
-                image,
-                alt,
-                buttons,
-            } => {
-                let mut messages = vec![json!({ "type": "text", "text": render("text", text)? })];
-                let image = image.as_ref().map(|i| render("image", i)).transpose()?;
-                if buttons.node.is_empty() {
-                    if let Some(url) = image {
-                        messages.push(json!({
-                            "type": "image",
-                            "originalContentUrl": url,
-                            "previewImageUrl": url,
-                        }));
-                    }
-                    return Ok(messages);
-                }
-                let mut actions = Vec::new();
-                for (index, button) in buttons.node.iter().enumerate() {
-                    actions.push(json!({
-                        "type": "button",
-                        "style": if index == 0 { "primary" } else { "link" },
-                        "action": {
-                            "type": "uri",
-                            "label": render("buttons.label", &button.label)?,
-                            "uri": render("buttons.url", &button.url)?,
-                        },
-                    }));
-                }
-                // The alt text is what a lock screen shows: by default only the clinic's name,
-                // never anything about the patient's health.
-                let alt = match alt {
-                    Some(alt) => render("alt", alt)?,
-                    None => default_alt(context),
-                };
-                let mut bubble = json!({
-                    "type": "bubble",
-                    "footer": {
-                        "type": "box",
-                        "layout": "vertical",
-                        "spacing": "sm",
-                        "contents": actions,
-                    },
-                });
-                if let Some(url) = image {
-                    bubble["hero"] = json!({
-                        "type": "image",
-                        "url": url,
-                        "size": "full",
-                        "aspectMode": "cover",
-                    });
-                }
-                messages.push(json!({ "type": "flex", "altText": alt, "contents": bubble }));
-                Ok(messages)
-            }
+            TemplateBody::Simple { .. } => self.simple(default_alt(context), |name, source| {
+                field(name, &source.node, source.span)
+            }),
             TemplateBody::LineJson(source) => {
-                let value = parse_line_json(source)?;
-                render_json_strings(value, &|text| {
+                let messages = parse_line_json(&self.name, source)?;
+                map_json_strings(messages, &|text| {
                     if text.contains("{{") || text.contains("{%") {
-                        render_text("line_json", text, source.span)
+                        field("line_json", text, source.span)
                     } else {
                         Ok(text.to_owned())
                     }
@@ -171,38 +135,178 @@ impl Template {
             }
         }
     }
+
+    /// The messages with every value as the template writes it, before rendering: the same
+    /// shape as the rendered ones, for comparing a rendered URL with its template.
+    fn written_messages(&self) -> Vec<serde_json::Value> {
+        match &self.body {
+            TemplateBody::Simple { .. } => self
+                .simple(String::new(), |_, source| {
+                    Ok::<_, std::convert::Infallible>(source.node.clone())
+                })
+                .unwrap_or_default(),
+            TemplateBody::LineJson(source) => {
+                parse_line_json(&self.name, source).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The simple form's messages, with each field's value from `value`.
+    fn simple<E>(
+        &self,
+        default_alt: String,
+        mut value: impl FnMut(&'static str, &Spanned<String>) -> Result<String, E>,
+    ) -> Result<Vec<serde_json::Value>, E> {
+        let TemplateBody::Simple {
+            text,
+            image,
+            alt,
+            buttons,
+        } = &self.body
+        else {
+            return Ok(Vec::new());
+        };
+        let mut messages = vec![json!({ "type": "text", "text": value("text", text)? })];
+        let image = image.as_ref().map(|i| value("image", i)).transpose()?;
+        if buttons.node.is_empty() {
+            if let Some(url) = image {
+                messages.push(json!({
+                    "type": "image",
+                    "originalContentUrl": url,
+                    "previewImageUrl": url,
+                }));
+            }
+            return Ok(messages);
+        }
+        let mut actions = Vec::new();
+        for (index, button) in buttons.node.iter().enumerate() {
+            actions.push(json!({
+                "type": "button",
+                "style": if index == 0 { "primary" } else { "link" },
+                "action": {
+                    "type": "uri",
+                    "label": value("buttons.label", &button.label)?,
+                    "uri": value("buttons.url", &button.url)?,
+                },
+            }));
+        }
+        // The alt text is what a lock screen shows: by default only the clinic's name,
+        // never anything about the patient's health.
+        let alt = match alt {
+            Some(alt) => value("alt", alt)?,
+            None => default_alt,
+        };
+        let mut bubble = json!({
+            "type": "bubble",
+            "footer": {
+                "type": "box",
+                "layout": "vertical",
+                "spacing": "sm",
+                "contents": actions,
+            },
+        });
+        if let Some(url) = image {
+            bubble["hero"] = json!({
+                "type": "image",
+                "url": url,
+                "size": "full",
+                "aspectMode": "cover",
+            });
+        }
+        messages.push(json!({ "type": "flex", "altText": alt, "contents": bubble }));
+        Ok(messages)
+    }
+}
+
+/// Renders one field's text, within the step and size budget.
+fn render_field(
+    env: &Environment<'_>,
+    context: &Value,
+    template: &str,
+    field: &'static str,
+    text: &str,
+    span: Span,
+) -> Result<String, RenderFailure> {
+    let fail = |kind, line, detail| RenderFailure::new(template, field, span, kind, line, detail);
+    let failed = |err: &minijinja::Error| {
+        fail(
+            FailureKind::Template(err.kind()),
+            err.line(),
+            Some(describe_error(err)),
+        )
+    };
+    let compiled = env.template_from_str(text).map_err(|err| failed(&err))?;
+    let mut out = BoundedOutput::default();
+    match compiled.render_captured_to(context, &mut out) {
+        Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.overflowed => Err(fail(FailureKind::TooLarge, None, None)),
+        Err(err) if err.kind() == ErrorKind::OutOfFuel => {
+            Err(fail(FailureKind::OutOfFuel, err.line(), None))
+        }
+        Err(err) => Err(failed(&err)),
+    }
+}
+
+/// Collects rendered output and refuses the write that would pass [`MAX_RENDERED_BYTES`],
+/// which stops minijinja at once.
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered text too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses `line_json` before rendering, so that a value put into a JSON string (a name with a
 /// `"` in it) can never break the JSON.
 pub fn parse_line_json(
-    source: &crate::source::Spanned<String>,
-) -> Result<Vec<serde_json::Value>, RenderError> {
-    let value: serde_json::Value =
-        serde_json::from_str(&source.node).map_err(|err| RenderError {
-            field: "line_json",
-            span: source.span,
-            kind: ErrorKind::InvalidOperation,
-            message: format!(
-                "`line_json` is not valid JSON (line {}, column {}): {err}",
-                err.line(),
-                err.column()
-            ),
-        })?;
+    template: &str,
+    source: &Spanned<String>,
+) -> Result<Vec<serde_json::Value>, RenderFailure> {
+    let value: serde_json::Value = serde_json::from_str(&source.node).map_err(|err| {
+        let detail = format!(
+            "`line_json` is not valid JSON (line {}, column {}): {err}",
+            err.line(),
+            err.column()
+        );
+        RenderFailure::new(
+            template,
+            "line_json",
+            source.span,
+            FailureKind::InvalidJson,
+            None,
+            Some(detail),
+        )
+    })?;
     Ok(match value {
         serde_json::Value::Array(messages) => messages,
         single => vec![single],
     })
 }
 
-fn render_json_strings(
+/// Renders every string in the messages; the JSON around them stays as written. serde_json
+/// reads at most 128 levels, so the recursion is bounded.
+fn map_json_strings(
     messages: Vec<serde_json::Value>,
-    render: &dyn Fn(&str) -> Result<String, RenderError>,
-) -> Result<Vec<serde_json::Value>, RenderError> {
+    render: &dyn Fn(&str) -> Result<String, RenderFailure>,
+) -> Result<Vec<serde_json::Value>, RenderFailure> {
     fn walk(
         value: serde_json::Value,
-        render: &dyn Fn(&str) -> Result<String, RenderError>,
-    ) -> Result<serde_json::Value, RenderError> {
+        render: &dyn Fn(&str) -> Result<String, RenderFailure>,
+    ) -> Result<serde_json::Value, RenderFailure> {
         use serde_json::Value as J;
         Ok(match value {
             J::String(text) => J::String(render(&text)?),
@@ -215,7 +319,7 @@ fn render_json_strings(
             J::Object(map) => J::Object(
                 map.into_iter()
                     .map(|(k, v)| Ok((k, walk(v, render)?)))
-                    .collect::<Result<_, RenderError>>()?,
+                    .collect::<Result<_, RenderFailure>>()?,
             ),
             other => other,
         })
@@ -315,10 +419,10 @@ mod tests {
         let err = t
             .messages(&environment(chrono_tz::Asia::Tokyo), &context())
             .unwrap_err();
-        assert!(
-            err.message.contains("not a valid date format"),
-            "{}",
-            err.message
-        );
+        let RenderError::Failed(failure) = err else {
+            panic!("a render failure: {err}")
+        };
+        let detail = failure.detail().unwrap_or_default();
+        assert!(detail.contains("not a valid date format"), "{detail}");
     }
 }

@@ -544,3 +544,58 @@ fn terminal_escapes_in_an_export_are_printed_escaped() {
         );
     }
 }
+
+#[test]
+fn a_message_over_lines_limits_for_one_patient_is_failed_never_sent() {
+    let fake = FakeLine::start(Faults::none());
+    let ws = Workspace::new();
+    let patients = ws.path().join("long_name.csv");
+    let long_name = "あ".repeat(6000);
+    std::fs::write(
+        &patients,
+        format!(
+            "id,line_user_id,name,stage,stage_entered_at\n\
+             L1,U{:032x},{long_name},booked,2026-11-25 09:30\n\
+             L2,U{:032x},山田 花子,booked,2026-11-25 09:30\n",
+            1, 2
+        ),
+    )
+    .unwrap();
+    let run = ws.run(&patients, Some((TOKEN, &fake)), &[]);
+    assert_eq!(
+        run.code, 4,
+        "a failed send makes the exit code 4\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        (run.count("sent"), run.count("failed")),
+        (1, 1),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("step `booking_confirm`, patient L1: template booking_confirm"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(&"あ".repeat(50)),
+        "the name is not quoted"
+    );
+    assert_eq!(
+        fake.accepted(),
+        1,
+        "only the message within LINE's limits went out"
+    );
+    let row = ledger(&ws.ledger()).row("L1", "booking_confirm").clone();
+    assert_eq!(row.status, "failed", "{row:?}");
+    let again = ws.run(&patients, Some((TOKEN, &fake)), &[]);
+    assert_eq!(
+        again.count("settled before"),
+        1,
+        "not retried: {}",
+        again.stderr
+    );
+    assert_eq!(fake.accepted(), 1);
+}

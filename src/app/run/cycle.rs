@@ -31,7 +31,7 @@ use crate::ledger::{
 };
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
-use crate::template;
+use crate::template::{self, RenderError};
 
 /// Claims committed together before their jobs go to delivery.
 const BATCH: usize = 256;
@@ -298,9 +298,15 @@ impl Cycle<'_> {
             let context = context.get_or_insert_with(|| patient_context(patient, plan, now));
             let messages = match template.messages(env, context) {
                 Ok(messages) => messages,
+                // Over LINE's limits or off the template's host: never sent. A render that
+                // failed for the patient's data waits for the data to be fixed.
                 Err(error) => {
-                    let why = format!("template {} failed: {}", template.name, error.message);
-                    pass.settle_now(&key, &retry_key, Settlement::Held(why), now)?;
+                    let why = format!("template {} failed: {error}", template.name);
+                    let settlement = match error {
+                        RenderError::Limits(_) => Settlement::Failed(why),
+                        RenderError::Failed(_) => Settlement::Held(why),
+                    };
+                    pass.settle_now(&key, &retry_key, settlement, now)?;
                     continue;
                 }
             };
