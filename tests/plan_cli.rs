@@ -547,3 +547,22 @@ fn hostile_rhai_conditions_neither_leak_names_nor_break_json() {
         assert!(!output.contains("山田"), "the name leaked: {output}");
     }
 }
+
+#[test]
+fn a_window_with_more_occurrences_than_the_evaluator_takes_says_so() {
+    // `every 1h` over 500 days is 12,000 occurrences for H1, past the evaluator's 10,000 per
+    // patient and step: the plan stops at the bound and says where, instead of going quiet.
+    let run = plan_in(
+        "durations.step",
+        "durations.csv",
+        "2026-03-01 00:00",
+        "500",
+        &[],
+    );
+    assert!(
+        run.stderr
+            .contains("warning: step `hourly`: too many occurrences in the window"),
+        "{}",
+        run.stderr
+    );
+}

@@ -126,22 +126,32 @@ pub fn for_each_patient(
     Ok(Ok(counts))
 }
 
-/// Rhai conditions that failed for some patients: counted per step and reported once, with the
-/// first patient's id, instead of once per patient.
+/// What evaluation had to say about steps across many patients, reported once per step after
+/// the pass instead of once per patient: rhai conditions that failed (with the first patient's
+/// id), and steps whose occurrences were cut at the evaluator's bound.
 #[derive(Debug, Default)]
-pub struct ScriptFailures {
-    per_step: std::collections::BTreeMap<usize, (usize, String, String)>,
+pub struct StepWarnings {
+    scripts: std::collections::BTreeMap<usize, (usize, String, String)>,
+    cut: std::collections::BTreeMap<usize, (usize, DateTime<Utc>)>,
 }
 
-impl ScriptFailures {
+impl StepWarnings {
     pub fn note(&mut self, patient: &str, outcome: &crate::eval::PatientOutcome) {
         for note in &outcome.notes {
-            if let crate::eval::Reason::Script(message) = &note.reason {
-                let entry = self
-                    .per_step
-                    .entry(note.step)
-                    .or_insert_with(|| (0, patient.to_owned(), message.clone()));
-                entry.0 += 1;
+            match &note.reason {
+                crate::eval::Reason::Script(message) => {
+                    let entry = self
+                        .scripts
+                        .entry(note.step)
+                        .or_insert_with(|| (0, patient.to_owned(), message.clone()));
+                    entry.0 += 1;
+                }
+                crate::eval::Reason::TooManyOccurrences { through } => {
+                    let entry = self.cut.entry(note.step).or_insert((0, *through));
+                    entry.0 += 1;
+                    entry.1 = entry.1.min(*through);
+                }
+                _ => {}
             }
         }
     }
@@ -151,13 +161,24 @@ impl ScriptFailures {
         plan: &crate::plan::TimingPlan,
         err: &mut dyn Write,
     ) -> std::io::Result<()> {
-        for (step, (count, patient, message)) in &self.per_step {
+        for (step, (count, patient, message)) in &self.scripts {
             writeln!(
                 err,
                 "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. {}: {}",
                 plan.steps[*step].id,
                 crate::printable::printable(patient),
                 crate::printable::printable(message)
+            )?;
+        }
+        for (step, (count, through)) in &self.cut {
+            writeln!(
+                err,
+                "warning: step `{}`: too many occurrences in the window for {count} patient(s); \
+                 only those through {} are planned (ask for a shorter window)",
+                plan.steps[*step].id,
+                through
+                    .with_timezone(&plan.timezone)
+                    .format("%Y-%m-%d %H:%M")
             )?;
         }
         Ok(())

@@ -9,8 +9,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{
-    for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, ScriptFailures,
-    WindowArgs,
+    for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, StepWarnings, WindowArgs,
 };
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
@@ -71,7 +70,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut patients: Vec<String> = Vec::new();
-    let mut script_failures = ScriptFailures::default();
+    let mut script_failures = StepWarnings::default();
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         evaluator.evaluate(patient, window, &mut outcome);
         script_failures.note(&patient.id, &outcome);

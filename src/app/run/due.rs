@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::history::SentHistory;
-use crate::app::{for_each_patient, PatientSource, RowCounts, ScriptFailures};
+use crate::app::{for_each_patient, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -28,7 +28,7 @@ pub(super) enum Due {
 /// How the evaluation ended.
 pub(super) struct Evaluated {
     pub counts: Result<RowCounts, String>,
-    pub script_failures: ScriptFailures,
+    pub script_failures: StepWarnings,
     /// Sends due now that the ledger says went out already.
     pub already_sent: u64,
 }
@@ -50,7 +50,7 @@ pub(super) fn evaluate(
     };
     let mut evaluator = Evaluator::new(plan);
     let mut outcome = PatientOutcome::default();
-    let mut script_failures = ScriptFailures::default();
+    let mut script_failures = StepWarnings::default();
     let mut already_sent = 0;
     let mut warnings = WarningLines {
         due: due.clone(),
