@@ -8,8 +8,8 @@
 //! send found in the ledger, none written). It prints each one's wall time and peak resident
 //! set (`ru_maxrss` from `wait4`), the ratios first run / plan and rerun / plan, and how the time
 //! per patient grows from the smallest size to the largest, each beside its target:
-//! first run ≤ 2× plan, rerun ≤ 1.2× plan, per patient at 1M ≤ 1.3× per patient at 100k, peak
-//! RSS < 300 MB. The exit status is a failure when a target is missed or when plan and run
+//! first run ≤ 2× plan and rerun ≤ 1.2× plan at 1,000,000 patients (smaller sizes show their
+//! ratios unjudged), per patient at 1M ≤ 1.3× per patient at 100k, peak RSS < 300 MB. The exit status is a failure when a target is missed or when plan and run
 //! disagree on what is due.
 //!
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
@@ -35,6 +35,8 @@ const WINDOW_END: &str = "2026-11-25 09:00:01";
 const SEED: u64 = 42;
 const DEFAULT_SIZES: [u64; 2] = [100_000, 1_000_000];
 
+/// The size the issue sets the ratio targets for.
+const TARGET_SIZE: u64 = 1_000_000;
 const TARGET_FIRST_RUN: f64 = 2.0;
 const TARGET_RERUN: f64 = 1.2;
 const TARGET_PER_PATIENT_GROWTH: f64 = 1.3;
@@ -284,18 +286,23 @@ fn print_table(sizes: &[Size]) -> bool {
             .iter()
             .all(|c| c.peak_rss.is_none_or(|rss| rss < TARGET_RSS_BYTES));
         let rss: Vec<String> = children.iter().map(|c| megabytes(c.peak_rss)).collect();
+        // The ratio targets are set for a clinic group's size (1,000,000 patients); a smaller
+        // run shows its ratios, where fixed costs (checking the rules, opening the ledger)
+        // weigh more, without judging them.
+        let judged = size.patients >= TARGET_SIZE;
+        let judge = |met: bool| if judged { verdict(met) } else { "(not judged)" };
         println!(
             "| {} | {:.2} s | {:.2} s | {:.2} s | {first:.2}× {} | {rerun:.2}× {} | {} {} |",
             thousands(size.patients),
             plan,
             size.first_run.wall.as_secs_f64(),
             size.rerun.wall.as_secs_f64(),
-            verdict(first <= TARGET_FIRST_RUN),
-            verdict(rerun <= TARGET_RERUN),
+            judge(first <= TARGET_FIRST_RUN),
+            judge(rerun <= TARGET_RERUN),
             rss.join(" / "),
             verdict(rss_ok),
         );
-        ok &= first <= TARGET_FIRST_RUN && rerun <= TARGET_RERUN && rss_ok;
+        ok &= (!judged || (first <= TARGET_FIRST_RUN && rerun <= TARGET_RERUN)) && rss_ok;
     }
     ok
 }
