@@ -11,12 +11,16 @@
 //! quicker run, `STEPRULE_BENCH_ONLY=a` to run (a) alone (for a profiler). Targets (issue "Performance: benchmark, report ratios"): (a) at least 10×
 //! faster than (b) and no slower than (c).
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "support/naive_rhai.rs"]
 mod naive_rhai;
 #[path = "support/sqlite.rs"]
 mod sqlite;
 #[path = "support/synthetic.rs"]
 mod synthetic;
+
+use figures::thousands;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -226,17 +230,4 @@ fn print_agreement(runs: &[Run], plan: &TimingPlan) {
         }
         println!();
     }
-}
-
-fn thousands(mut n: u64) -> String {
-    let mut groups = Vec::new();
-    while n >= 1000 {
-        groups.push(n % 1000);
-        n /= 1000;
-    }
-    let mut out = n.to_string();
-    for group in groups.iter().rev() {
-        out.push_str(&format!(",{group:03}"));
-    }
-    out
 }

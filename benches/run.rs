@@ -15,8 +15,12 @@
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
 //! quicker run.
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "support/synthetic.rs"]
 mod synthetic;
+
+use figures::thousands;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -365,17 +369,4 @@ fn megabytes(bytes: Option<u64>) -> String {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn thousands(mut n: u64) -> String {
-    let mut groups = Vec::new();
-    while n >= 1000 {
-        groups.push(n % 1000);
-        n /= 1000;
-    }
-    let mut out = n.to_string();
-    for group in groups.iter().rev() {
-        out.push_str(&format!(",{group:03}"));
-    }
-    out
 }

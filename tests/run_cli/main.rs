@@ -30,6 +30,7 @@ mod ledger;
 mod workspace;
 
 mod delivery;
+mod disks;
 mod fake;
 mod faults;
 mod limits;

@@ -85,10 +85,28 @@ impl Workspace {
         line: Option<(&str, &FakeLine)>,
         extra: &[&str],
     ) -> Command {
+        self.command_for(
+            &fixtures().join("run/clinic.step"),
+            ledger,
+            patients,
+            line,
+            extra,
+        )
+    }
+
+    /// `command`, with the rules in `rules` and the ledger at `ledger`.
+    pub fn command_for(
+        &self,
+        rules: &Path,
+        ledger: &Path,
+        patients: &Path,
+        line: Option<(&str, &FakeLine)>,
+        extra: &[&str],
+    ) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
             .arg("run")
-            .arg(fixtures().join("run/clinic.step"))
+            .arg(rules)
             .arg("--patients")
             .arg(patients)
             .args(["--now", NOW])
