@@ -228,16 +228,16 @@ enum Format {
     Json,
 }
 
-/// Exit codes: 0 done (warnings allowed), 1 problems in the rules, 2 usage or I/O errors,
-/// 3 done but some patient rows were skipped, 4 done but some sends failed for good.
-const EXIT_FINDINGS: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_ROWS_SKIPPED: u8 = 3;
-const EXIT_SENDS_FAILED: u8 = 4;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    with_io(|io| dispatch(cli.command, io))
+}
+
+/// Exit codes: 0 done (warnings allowed), 1 problems in the rules, 2 usage, I/O or ledger errors
+/// (or a run that could not finish), 3 done but some patient rows were skipped, 4 done but some
+/// sends failed for good. See [`app::Outcome::exit_code`] and [`app::AppError::exit_code`].
+fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app::AppError> {
+    match command {
         Command::Check {
             files,
             format,
@@ -253,7 +253,7 @@ fn main() -> ExitCode {
                 deny_warnings,
                 templates,
             };
-            with_io(|io| app::check::run(&request, io))
+            app::check::run(&request, io)
         }
         Command::Plan {
             rules,
@@ -265,9 +265,7 @@ fn main() -> ExitCode {
             format,
             quota,
         } => {
-            let Some(patients) = patient_source(patients) else {
-                return ExitCode::from(EXIT_USAGE);
-            };
+            let patients = patient_source(patients)?;
             let request = PlanRequest {
                 rules: rules_source(rules),
                 patients,
@@ -284,7 +282,7 @@ fn main() -> ExitCode {
                 },
                 quota,
             };
-            with_io(|io| app::plan::run(&request, io))
+            app::plan::run(&request, io)
         }
         Command::Run {
             rules,
@@ -300,13 +298,9 @@ fn main() -> ExitCode {
             every,
             custom_aggregation,
         } => {
-            let Some(patients) = patient_source(patients) else {
-                return ExitCode::from(EXIT_USAGE);
-            };
-            let Some(rate) = std::num::NonZeroU32::new(rate) else {
-                eprintln!("error: --rate must be at least 1");
-                return ExitCode::from(EXIT_USAGE);
-            };
+            let patients = patient_source(patients)?;
+            // clap keeps --rate within 1..=100,000.
+            let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
             // The token is read here and only handed to the LINE client; it is never printed.
             let token = std::env::var("LINE_CHANNEL_ACCESS_TOKEN")
                 .ok()
@@ -331,7 +325,7 @@ fn main() -> ExitCode {
                 every,
                 progress: std::io::stderr().is_terminal(),
             };
-            with_io(|io| app::run::run(&request, io))
+            app::run::run(&request, io)
         }
         Command::Status {
             rules,
@@ -356,7 +350,7 @@ fn main() -> ExitCode {
                 patient,
                 limit: usize::from(limit),
             };
-            with_io(|io| app::status::run(&request, io))
+            app::status::run(&request, io)
         }
         Command::Explain {
             rules,
@@ -364,16 +358,14 @@ fn main() -> ExitCode {
             patient,
             now,
         } => {
-            let Some(patients) = patient_source(patients) else {
-                return ExitCode::from(EXIT_USAGE);
-            };
+            let patients = patient_source(patients)?;
             let request = ExplainRequest {
                 rules: rules_source(rules),
                 patients,
                 patient,
                 now,
             };
-            with_io(|io| app::explain::run(&request, io))
+            app::explain::run(&request, io)
         }
     }
 }
@@ -385,15 +377,13 @@ fn rules_source(args: RulesArgs) -> app::RulesSource {
     }
 }
 
-fn patient_source(args: PatientArgs) -> Option<app::PatientSource> {
-    let mapping = match args.mapping.as_deref().map(HeaderMapping::load).transpose() {
-        Ok(mapping) => mapping,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return None;
-        }
-    };
-    Some(app::PatientSource {
+fn patient_source(args: PatientArgs) -> Result<app::PatientSource, app::AppError> {
+    let mapping = args
+        .mapping
+        .as_deref()
+        .map(HeaderMapping::load)
+        .transpose()?;
+    Ok(app::PatientSource {
         file: args.patients,
         options: ReadOptions {
             encoding: args.encoding,
@@ -403,8 +393,11 @@ fn patient_source(args: PatientArgs) -> Option<app::PatientSource> {
     })
 }
 
-/// Runs a command with stdout and stderr, mapping its outcome to an exit code.
-fn with_io(command: impl FnOnce(&mut app::Io<'_>) -> std::io::Result<app::Outcome>) -> ExitCode {
+/// Runs a command with stdout and stderr, mapping its outcome to an exit code. The one place
+/// an error is printed.
+fn with_io(
+    command: impl FnOnce(&mut app::Io<'_>) -> Result<app::Outcome, app::AppError>,
+) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut err = std::io::stderr();
@@ -414,21 +407,20 @@ fn with_io(command: impl FnOnce(&mut app::Io<'_>) -> std::io::Result<app::Outcom
         err: &mut err,
         color,
     };
-    let outcome = command(&mut io);
-    let flushed = std::io::Write::flush(&mut out);
-    match (outcome, flushed) {
-        (Ok(app::Outcome::Ok), Ok(())) => ExitCode::SUCCESS,
-        (Ok(app::Outcome::RuleErrors), _) => ExitCode::from(EXIT_FINDINGS),
-        (Ok(app::Outcome::RowsSkipped), Ok(())) => ExitCode::from(EXIT_ROWS_SKIPPED),
-        (Ok(app::Outcome::SendsFailed), Ok(())) => ExitCode::from(EXIT_SENDS_FAILED),
-        (Ok(app::Outcome::Usage), _) => ExitCode::from(EXIT_USAGE),
+    let outcome = command(&mut io).and_then(|outcome| {
+        std::io::Write::flush(&mut out)?;
+        Ok(outcome)
+    });
+    match outcome {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         // A closed pipe (`steprule plan … | head`) is not worth a message.
-        (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "error: {}",
+                steprule::printable::printable_lines(&error.to_string())
+            );
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Io, Outcome};
+use super::{AppError, Io, Outcome};
 use crate::check::{self, CheckOutcome, RuleSet};
 use crate::diagnostic::{self, Diagnostic, Severity};
 
@@ -23,7 +23,7 @@ pub struct CheckRequest {
     pub templates: Option<PathBuf>,
 }
 
-pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
+pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut summaries = Vec::new();
     let mut unreadable = false;
@@ -51,12 +51,12 @@ pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> 
         }
     }
     if unreadable {
-        return Ok(Outcome::Usage);
+        return Ok(Outcome::Unfinished);
     }
     let errors = all.iter().any(Diagnostic::is_error);
     let warnings = all.iter().any(|d| d.severity == Severity::Warning);
     Ok(if errors || (request.deny_warnings && warnings) {
-        Outcome::RuleErrors
+        Outcome::Findings
     } else {
         Outcome::Ok
     })

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use super::{
+    for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
+};
 use crate::eval::{DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -18,42 +20,27 @@ pub struct ExplainRequest {
     pub now: Option<String>,
 }
 
-pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
-    let Some(rules) = load_rules(&request.rules, io)? else {
-        return Ok(Outcome::RuleErrors);
-    };
+pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    let rules = load_rules(&request.rules, io)?;
     let plan = TimingPlan::compile(&rules);
     let times = WindowArgs {
         now: request.now.clone(),
         ..WindowArgs::default()
     };
-    let now = match times.resolve(plan.timezone) {
-        Ok(window) => window.now,
-        Err(message) => {
-            writeln!(io.err, "error: {message}")?;
-            return Ok(Outcome::Usage);
-        }
-    };
+    let now = times.resolve(plan.timezone)?.now;
     let mut found: Option<PatientRecord> = None;
-    let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
+    for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         if patient.id == request.patient {
             found = Some(patient.clone());
             return Ok(false);
         }
         Ok(true)
     })?;
-    if let Err(message) = counts {
-        writeln!(io.err, "error: {message}")?;
-        return Ok(Outcome::Usage);
-    }
     let Some(patient) = found else {
-        writeln!(
-            io.err,
-            "error: no patient with id `{}` in {}",
-            crate::printable::printable(&request.patient),
-            request.patients.file.display()
-        )?;
-        return Ok(Outcome::Usage);
+        return Err(AppError::NoSuchPatient {
+            id: request.patient.clone(),
+            file: request.patients.file.clone(),
+        });
     };
     let window = Window {
         now,

@@ -3,6 +3,7 @@
 //! writers it is given; never exits.
 
 pub mod check;
+mod error;
 pub mod explain;
 pub mod plan;
 pub mod run;
@@ -14,13 +15,15 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+pub use error::{AppError, EXIT_ERROR, EXIT_RULE_ERRORS};
+
 use crate::check::RuleSet;
 use crate::diagnostic;
 use crate::eval::Window;
 use crate::records::{self, PatientRecord, ReadOptions, RecordSchema, RowError};
 
-/// How a command ended, for the exit code. Ordered by weight: a command that meets several
-/// ends with the heaviest.
+/// How a command that did its work ended, for the exit code (a command that could not is an
+/// [`AppError`]). Ordered by weight: a command that meets several ends with the heaviest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     Ok,
@@ -28,10 +31,25 @@ pub enum Outcome {
     RowsSkipped,
     /// Done, but some sends failed for good (LINE refused them, or they broke LINE's limits).
     SendsFailed,
-    /// The rules have errors; nothing was evaluated.
-    RuleErrors,
-    /// Usage or I/O problem.
-    Usage,
+    /// `check` found errors (or warnings, with `--deny-warnings`); they were printed.
+    Findings,
+    /// Stopped before the end for a reason already printed (the outbox's disk is full, LINE
+    /// refused the token); what was not done is left for the next run.
+    Unfinished,
+}
+
+impl Outcome {
+    /// Exit codes: 0 done, 1 findings in the rules, 2 could not finish, 3 rows skipped, 4 sends
+    /// failed.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Findings => EXIT_RULE_ERRORS,
+            Outcome::Unfinished => EXIT_ERROR,
+            Outcome::RowsSkipped => 3,
+            Outcome::SendsFailed => 4,
+        }
+    }
 }
 
 /// Where rules and their templates are.
@@ -55,20 +73,15 @@ pub struct Io<'a> {
     pub color: bool,
 }
 
-/// Loads and checks rules; on errors, reports them on `io.err` and gives `None`. Warnings are
-/// printed and do not stop the command.
-pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> std::io::Result<Option<RuleSet>> {
-    let outcome = match crate::check::check_path(&source.file, source.templates.as_deref()) {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            writeln!(
-                io.err,
-                "error: cannot read {}: {err}",
-                source.file.display()
-            )?;
-            return Ok(None);
-        }
-    };
+/// Loads and checks rules. Diagnostics are printed on `io.err` (warnings do not stop the
+/// command); rules with errors are [`AppError::RuleErrors`].
+pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> Result<RuleSet, AppError> {
+    let outcome = crate::check::check_path(&source.file, source.templates.as_deref()).map_err(
+        |source_error| AppError::ReadRules {
+            path: source.file.clone(),
+            source: source_error,
+        },
+    )?;
     if !outcome.diagnostics.is_empty() {
         write!(
             io.err,
@@ -76,29 +89,20 @@ pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> std::io::Result<Opti
             diagnostic::render_human(&outcome.diagnostics, io.color)
         )?;
     }
-    if outcome.rules.is_none() {
-        writeln!(
-            io.err,
-            "error: {} has errors; run `steprule check {}` and fix them first",
-            source.file.display(),
-            source.file.display()
-        )?;
-    }
-    Ok(outcome.rules)
+    outcome.rules.ok_or_else(|| AppError::RuleErrors {
+        path: source.file.clone(),
+    })
 }
 
 /// Reads patients one at a time, reporting bad rows on `err` as they come; `each` sees every
-/// good record. Returns the number of rows read and skipped.
+/// good record and says whether to go on. Returns the number of rows read and skipped.
 pub fn for_each_patient(
     source: &PatientSource,
     schema: &RecordSchema,
     err: &mut dyn Write,
     mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
-) -> std::io::Result<Result<RowCounts, String>> {
-    let records = match records::open(&source.file, schema, &source.options) {
-        Ok(records) => records,
-        Err(error) => return Ok(Err(error.to_string())),
-    };
+) -> Result<RowCounts, AppError> {
+    let records = records::open(&source.file, schema, &source.options)?;
     let mut counts = RowCounts::default();
     for row in records {
         match row {
@@ -123,7 +127,7 @@ pub fn for_each_patient(
             }
         }
     }
-    Ok(Ok(counts))
+    Ok(counts)
 }
 
 /// What evaluation had to say about steps across many patients, reported once per step after
@@ -209,7 +213,11 @@ pub const MAX_DAYS: u32 = 3660;
 
 impl WindowArgs {
     /// `now` defaults to the clock, `from` to `now`, `to` to `from` + `days` (default 7).
-    pub fn resolve(&self, tz: Tz) -> Result<Window, String> {
+    pub fn resolve(&self, tz: Tz) -> Result<Window, AppError> {
+        self.resolve_text(tz).map_err(AppError::Usage)
+    }
+
+    fn resolve_text(&self, tz: Tz) -> Result<Window, String> {
         let parse = |flag: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, String> {
             text.as_deref()
                 .map(|t| records::parse_instant(t, tz).map_err(|e| format!("--{flag}: {e}")))

@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{
-    for_each_patient, load_rules, Io, Outcome, PatientSource, RulesSource, StepWarnings, WindowArgs,
+    for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
+    WindowArgs,
 };
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
@@ -54,18 +55,10 @@ struct JsonRow<'a> {
     expires: String,
 }
 
-pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
-    let Some(rules) = load_rules(&request.rules, io)? else {
-        return Ok(Outcome::RuleErrors);
-    };
+pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    let rules = load_rules(&request.rules, io)?;
     let plan = TimingPlan::compile(&rules);
-    let window = match request.times.resolve(plan.timezone) {
-        Ok(window) => window,
-        Err(message) => {
-            writeln!(io.err, "error: {message}")?;
-            return Ok(Outcome::Usage);
-        }
-    };
+    let window = request.times.resolve(plan.timezone)?;
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -88,13 +81,6 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
         }
         Ok(true)
     })?;
-    let counts = match counts {
-        Ok(counts) => counts,
-        Err(message) => {
-            writeln!(io.err, "error: {message}")?;
-            return Ok(Outcome::Usage);
-        }
-    };
     script_failures.report(&plan, io.err)?;
     // Stable: same instant keeps file order of patients, then steps.
     rows.sort_by_key(|r| (r.at, r.patient, r.step));

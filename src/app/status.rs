@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{Io, Outcome};
+use super::{AppError, Io, Outcome};
 use crate::ledger::{Ledger, LedgerError, PatientSend, Problem, SendStatus, SinkKind};
 use crate::printable::printable;
 
@@ -70,23 +70,16 @@ struct SendJson {
     note: Option<String>,
 }
 
-pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
-    match gather(request) {
-        Ok(status) => {
-            match request.format {
-                StatusFormat::Json => {
-                    serde_json::to_writer(&mut *io.out, &status)?;
-                    writeln!(io.out)?;
-                }
-                StatusFormat::Table => write_table(&status, io)?,
-            }
-            Ok(Outcome::Ok)
+pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    let status = gather(request)?;
+    match request.format {
+        StatusFormat::Json => {
+            serde_json::to_writer(&mut *io.out, &status).map_err(std::io::Error::from)?;
+            writeln!(io.out)?;
         }
-        Err(error) => {
-            writeln!(io.err, "error: {}", printable(&error.to_string()))?;
-            Ok(Outcome::Usage)
-        }
+        StatusFormat::Table => write_table(&status, io)?,
     }
+    Ok(Outcome::Ok)
 }
 
 fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {

@@ -19,7 +19,8 @@ use super::due::{self, Due};
 use super::history::SentHistory;
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
-use super::{RunError, RunRequest};
+use super::RunRequest;
+use crate::app::AppError;
 use crate::app::Io;
 use crate::check::RuleSet;
 use crate::deliver::{
@@ -57,7 +58,7 @@ pub(super) struct Cycle<'a> {
 
 impl Cycle<'_> {
     /// One pass; the summary is printed before it returns.
-    pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, RunError> {
+    pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, AppError> {
         // The lock first: migrations and everything after run one at a time per ledger.
         let _lock = LedgerLock::acquire(self.ledger_path)?;
         let mut ledger = Ledger::open(self.ledger_path)?;
@@ -148,7 +149,7 @@ impl Cycle<'_> {
 
     /// LINE with a token (and no `--dry-run`), else the outbox, which a ledger holding LINE
     /// deliveries only accepts when asked for by name.
-    fn sink(&self, ledger: &Ledger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), RunError> {
+    fn sink(&self, ledger: &Ledger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), AppError> {
         let request = self.request;
         if let Some(client) = self.line {
             return Ok((Sink::Line(client.clone()), SinkKind::Line));
@@ -158,7 +159,7 @@ impl Cycle<'_> {
             && request.outbox.is_none()
             && ledger.has_sent(SinkKind::Line)?
         {
-            return Err(RunError::Usage(format!(
+            return Err(AppError::Usage(format!(
                 "LINE_CHANNEL_ACCESS_TOKEN is not set, but the ledger {} holds deliveries made \
                  through LINE: set the token to deliver through LINE, or give --outbox PATH (or \
                  --dry-run) to write to an outbox, whose sends are recorded apart and never \
@@ -191,7 +192,7 @@ impl Cycle<'_> {
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
-    ) -> Result<usize, RunError> {
+    ) -> Result<usize, AppError> {
         let env = template::environment(self.plan.timezone);
         let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
         std::thread::scope(|scope| {
@@ -217,8 +218,7 @@ impl Cycle<'_> {
             pass.summary.due += evaluated.already_sent;
             evaluated.script_failures.report(self.plan, io.err)?;
             pass.flush()?;
-            let counts = evaluated.counts.map_err(RunError::Usage)?;
-            Ok(counts.skipped)
+            Ok(evaluated.counts.skipped)
         })
     }
 
@@ -232,7 +232,7 @@ impl Cycle<'_> {
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), AppError> {
         loop {
             match due.recv_timeout(BATCH_WAIT) {
                 Ok(Due::Patient { patient, sends }) => {
@@ -263,7 +263,7 @@ impl Cycle<'_> {
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
         progress: &dyn Progress,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), AppError> {
         let plan = self.plan;
         let mut context = None;
         for send in sends {
@@ -343,7 +343,7 @@ struct Pass {
 }
 
 impl Pass {
-    fn begin(&mut self) -> Result<(), RunError> {
+    fn begin(&mut self) -> Result<(), AppError> {
         if self.batch_started.is_none() {
             self.ledger.begin()?;
             self.batch_started = Some(Instant::now());
@@ -353,7 +353,7 @@ impl Pass {
 
     /// Flushes when the batch is full or has waited long enough; `false` when delivery has
     /// stopped taking jobs (a signal).
-    fn flush_if_due(&mut self) -> Result<bool, RunError> {
+    fn flush_if_due(&mut self) -> Result<bool, AppError> {
         let due = self.waiting.len() >= BATCH
             || self
                 .batch_started
@@ -366,7 +366,7 @@ impl Pass {
     }
 
     /// Commits the open claims, hands their jobs to delivery and records what has settled.
-    fn flush(&mut self) -> Result<bool, RunError> {
+    fn flush(&mut self) -> Result<bool, AppError> {
         self.batch_started = None;
         self.ledger.commit()?;
         let mut open = true;
@@ -388,7 +388,7 @@ impl Pass {
     }
 
     /// Closes the queue and records every settlement until delivery has finished.
-    fn finish(&mut self) -> Result<(), RunError> {
+    fn finish(&mut self) -> Result<(), AppError> {
         let flushed = if self.waiting.is_empty() && self.batch_started.is_none() {
             Ok(true)
         } else {
@@ -403,7 +403,7 @@ impl Pass {
     }
 
     /// Records settlements in one transaction per batch; with `wait`, until delivery ends.
-    fn record_settled(&mut self, wait: bool) -> Result<(), RunError> {
+    fn record_settled(&mut self, wait: bool) -> Result<(), AppError> {
         loop {
             let first = if wait {
                 match self.settled.blocking_recv() {
@@ -428,7 +428,7 @@ impl Pass {
         }
     }
 
-    fn apply(&mut self, settled: Settled) -> Result<(), RunError> {
+    fn apply(&mut self, settled: Settled) -> Result<(), AppError> {
         self.queued = self.queued.saturating_sub(1);
         let key = SendKey {
             sink: self.kind,
@@ -454,7 +454,7 @@ impl Pass {
         retry_key: &str,
         settlement: Settlement,
         now: DateTime<Utc>,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), AppError> {
         self.ledger.settle(key, retry_key, 0, &settlement, now)?;
         self.count(key.patient, key.step, &settlement);
         Ok(())

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::history::SentHistory;
-use crate::app::{for_each_patient, PatientSource, RowCounts, StepWarnings};
+use crate::app::{for_each_patient, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -27,7 +27,7 @@ pub(super) enum Due {
 
 /// How the evaluation ended.
 pub(super) struct Evaluated {
-    pub counts: Result<RowCounts, String>,
+    pub counts: RowCounts,
     pub script_failures: StepWarnings,
     /// Sends due now that the ledger says went out already.
     pub already_sent: u64,
@@ -42,7 +42,7 @@ pub(super) fn evaluate(
     now: DateTime<Utc>,
     stop: &watch::Receiver<bool>,
     due: SyncSender<Due>,
-) -> std::io::Result<Evaluated> {
+) -> Result<Evaluated, AppError> {
     let window = Window {
         now,
         from: now,

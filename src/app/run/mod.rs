@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{load_rules, Io, Outcome, PatientSource, RulesSource, WindowArgs};
-use crate::deliver::{ChannelToken, DeliveryOptions, LineClient, LineClientError, OutboxError};
-use crate::ledger::{LedgerError, LockError};
+use super::{load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs};
+use crate::deliver::{ChannelToken, DeliveryOptions, LineClient};
 use crate::plan::TimingPlan;
-use crate::printable::printable;
 use cycle::Cycle;
 pub use report::RunSummary;
 
@@ -42,45 +40,11 @@ pub struct RunRequest {
     pub progress: bool,
 }
 
-/// Why a run could not go on. Printed once, by [`run`].
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
-    Outbox(#[from] OutboxError),
-    #[error(transparent)]
-    LineClient(#[from] LineClientError),
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-pub fn run(request: &RunRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
-    let Some(rules) = load_rules(&request.rules, io)? else {
-        return Ok(Outcome::RuleErrors);
-    };
-    match run_checked(request, &TimingPlan::compile(&rules), &rules, io) {
-        Ok(outcome) => Ok(outcome),
-        Err(RunError::Io(error)) => Err(error),
-        Err(error) => {
-            writeln!(io.err, "error: {}", printable(&error.to_string()))?;
-            Ok(Outcome::Usage)
-        }
-    }
-}
-
-fn run_checked(
-    request: &RunRequest,
-    plan: &TimingPlan,
-    rules: &crate::check::RuleSet,
-    io: &mut Io<'_>,
-) -> Result<Outcome, RunError> {
+pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    let rules = load_rules(&request.rules, io)?;
+    let plan = &TimingPlan::compile(&rules);
     if request.every.is_some() && request.now.is_some() {
-        return Err(RunError::Usage(
+        return Err(AppError::Usage(
             "--every runs on the clock; leave out --now".into(),
         ));
     }
@@ -118,12 +82,11 @@ fn run_checked(
             now: request.now.clone(),
             ..WindowArgs::default()
         }
-        .resolve(plan.timezone)
-        .map_err(RunError::Usage)?
+        .resolve(plan.timezone)?
         .now;
         let cycle = Cycle {
             request,
-            rules,
+            rules: &rules,
             plan,
             line: line.as_ref(),
             ledger_path: &ledger_path,

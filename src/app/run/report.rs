@@ -38,7 +38,7 @@ pub struct RunSummary {
 impl RunSummary {
     pub fn outcome(&self) -> Outcome {
         if self.sink_error.is_some() {
-            Outcome::Usage
+            Outcome::Unfinished
         } else if self.failed > 0 {
             Outcome::SendsFailed
         } else if self.skipped_rows > 0 {
