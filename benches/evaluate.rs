@@ -30,7 +30,8 @@ use chrono::NaiveDateTime;
 use steprule::check::check_path;
 use steprule::eval::{Evaluator, PatientOutcome, Window};
 use steprule::plan::TimingPlan;
-use steprule::records::{parse_instant, read_from, PatientRecord, ReadOptions, RecordFormat};
+use steprule::records::{read_from, PatientRecord, ReadOptions, RecordFormat};
+use steprule::time::parse_instant;
 
 const RULES: &str = "benches/fixtures/thirty_steps.step";
 const TEMPLATES: &str = "rules/templates";

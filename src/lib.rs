@@ -4,7 +4,7 @@
 //! `syntax` (`.step` text → typed AST) → `check` (semantic checks and lints, producing a
 //! [`check::RuleSet`]) → later stages (timing plan, evaluator, delivery, ledger, report).
 //! [`template`] holds the message templates the rules send; [`diagnostic`] is how every stage
-//! reports problems.
+//! reports problems; [`time`] is the clinic's clock, which every stage reads.
 
 pub mod app;
 pub mod check;
@@ -18,3 +18,4 @@ pub mod records;
 pub mod source;
 pub mod syntax;
 pub mod template;
+pub mod time;

@@ -63,11 +63,10 @@ struct Explanation<'a> {
 impl Explanation<'_> {
     fn time(&self, at: DateTime<Utc>) -> String {
         let local = at.with_timezone(&self.plan.timezone);
-        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-        let weekday = DAYS[chrono::Datelike::weekday(&local).num_days_from_monday() as usize];
         format!(
-            "{} ({weekday}) {}",
+            "{} ({}) {}",
             local.format("%Y-%m-%d"),
+            crate::time::weekday_ja(&local),
             local.format("%H:%M")
         )
     }

@@ -220,7 +220,7 @@ impl WindowArgs {
     fn resolve_text(&self, tz: Tz) -> Result<Window, String> {
         let parse = |flag: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, String> {
             text.as_deref()
-                .map(|t| records::parse_instant(t, tz).map_err(|e| format!("--{flag}: {e}")))
+                .map(|t| crate::time::parse_instant(t, tz).map_err(|e| format!("--{flag}: {e}")))
                 .transpose()
         };
         let now = parse("now", &self.now)?.unwrap_or_else(Utc::now);

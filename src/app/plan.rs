@@ -232,7 +232,12 @@ impl View<'_> {
         writeln!(out)?;
         writeln!(out, "per day")?;
         for (day, count) in &per_day {
-            writeln!(out, "  {} ({})  {count:>7}", day, weekday_ja(*day))?;
+            writeln!(
+                out,
+                "  {} ({})  {count:>7}",
+                day,
+                crate::time::weekday_ja(day)
+            )?;
         }
         self.months(&per_day, window, quota, out)
     }
@@ -292,8 +297,4 @@ fn days_in_month(day: NaiveDate) -> u32 {
         NaiveDate::from_ymd_opt(year, month + 1, 1)
     };
     next.and_then(|n| n.pred_opt()).map_or(30, |d| d.day())
-}
-
-fn weekday_ja(day: NaiveDate) -> &'static str {
-    ["月", "火", "水", "木", "金", "土", "日"][day.weekday().num_days_from_monday() as usize]
 }

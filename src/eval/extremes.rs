@@ -8,11 +8,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::*;
 use crate::check::check_file;
-use crate::plan::calendar::from_local;
 use crate::plan::Offset;
 use crate::source::SourceFile;
 use crate::syntax::{Duration, DurationUnit};
 use crate::template::TemplateStore;
+use crate::time::local_to_utc;
 
 const UNITS: [DurationUnit; 6] = [
     DurationUnit::Minutes,
@@ -47,7 +47,7 @@ fn check(text: &str) -> crate::check::CheckOutcome {
 }
 
 fn tokyo(text: &str) -> DateTime<Utc> {
-    from_local(
+    local_to_utc(
         NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
         chrono_tz::Asia::Tokyo,
     )
@@ -169,10 +169,7 @@ fn a_window_beyond_the_calendar_never_expires() {
     let mut outcome = PatientOutcome::default();
     Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
     assert_eq!(outcome.sends.len(), 1, "{:?}", outcome.notes);
-    assert_eq!(
-        outcome.sends[0].expires,
-        crate::plan::calendar::calendar_end()
-    );
+    assert_eq!(outcome.sends[0].expires, crate::time::calendar_end());
 }
 
 #[test]

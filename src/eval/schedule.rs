@@ -12,11 +12,12 @@ use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
 };
 use crate::check::Cap;
-use crate::plan::calendar::{
-    at_time, calendar_end, calendar_start, leave_quiet, local_date, next_day, next_week, shift,
-};
+use crate::plan::calendar::leave_quiet;
 use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
 use crate::syntax::CapPeriod;
+use crate::time::{
+    at_time, calendar_end, calendar_start, local_date, local_to_utc, next_day, next_week, shift,
+};
 
 /// At most this many occurrences of one `every` step are looked at per evaluation, so that no
 /// window, however long, can stall a run or fill memory. The count starts at the first
@@ -180,7 +181,7 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
-            Some(crate::plan::calendar::from_local(
+            Some(local_to_utc(
                 birth.and_time(chrono::NaiveTime::MIN),
                 ctx.plan.timezone,
             ))

@@ -8,8 +8,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use super::script::ScriptRuntime;
 use super::Context;
 use crate::plan::{FieldRef, Leaf, Test, Value};
-use crate::records::parse_instant;
 use crate::syntax::CompareOp;
+use crate::time::parse_instant;
 
 /// A rhai condition that failed at run time for this patient (not a crash: a finding).
 #[derive(Debug, Clone, PartialEq)]

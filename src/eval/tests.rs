@@ -4,9 +4,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::*;
 use crate::check::check_file;
-use crate::plan::calendar::from_local;
 use crate::source::SourceFile;
 use crate::template::TemplateStore;
+use crate::time::local_to_utc;
 
 const HEADER: &str = "clinic \"さくら\"\nquiet 21:00-09:00\nstages booked, first_visit, follow_up, regular\ndates appointment_at, last_visit_at, next_booking_at, cancelled_at\nfields department\n";
 
@@ -27,7 +27,7 @@ fn plan(steps: &str) -> TimingPlan {
 }
 
 fn tokyo(text: &str) -> DateTime<Utc> {
-    from_local(
+    local_to_utc(
         NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
         chrono_tz::Asia::Tokyo,
     )

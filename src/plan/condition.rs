@@ -6,10 +6,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::calendar::from_local;
 use crate::records::RecordSchema;
 use crate::source::{SourceFile, Spanned};
 use crate::syntax::{CompareOp, Condition, Literal};
+use crate::time::local_to_utc;
 
 /// A compiled condition. Each leaf keeps its source text so `explain` can say which part was
 /// false. `and` and `or` chains are flat lists, as in the syntax tree.
@@ -176,8 +176,8 @@ fn typed(literal: &Literal, tz: Tz) -> Value {
     match literal {
         Literal::Number(n) => Value::Number(*n),
         Literal::String(s) | Literal::Symbol(s) => Value::Text(s.clone()),
-        Literal::Date(d) => Value::Instant(from_local(d.and_time(NaiveTime::MIN), tz)),
-        Literal::DateTime(dt) => Value::Instant(from_local(*dt, tz)),
+        Literal::Date(d) => Value::Instant(local_to_utc(d.and_time(NaiveTime::MIN), tz)),
+        Literal::DateTime(dt) => Value::Instant(local_to_utc(*dt, tz)),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono_tz::Tz;
 
-pub use calendar::Offset;
+pub use crate::time::Offset;
 pub use condition::{FieldRef, Leaf, Test, Value};
 
 use crate::check::{Cap, QuietHours, RuleSet, ScriptEngine};

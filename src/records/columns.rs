@@ -1,8 +1,9 @@
 //! What each column of an export means, decided once from its header (through the clinic's
 //! header mapping) so rows are only looked up, never re-interpreted.
 
-use super::{parse_date, HeaderMapping, RecordSchema, RecordsError};
+use super::{HeaderMapping, RecordSchema, RecordsError};
 use crate::printable::printable;
+use crate::time::parse_date;
 
 /// The part of a [`super::PatientRecord`] a column fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

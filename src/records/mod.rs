@@ -8,7 +8,8 @@
 //! Columns: `id` (required), `line_user_id`, `name`, `stage`, `stage_entered_at`, `birth_date`,
 //! `tags` (`;`-separated, or a JSON list), `opted_out` (true/false, 1/0, yes/no, はい/いいえ;
 //! empty = false), the rules' `dates` and `fields`, and any other column into
-//! [`PatientRecord::other`]. Empty cells are "not set". Dates follow [`parse_instant`].
+//! [`PatientRecord::other`]. Empty cells are "not set". Dates follow
+//! [`parse_instant`](crate::time::parse_instant).
 
 mod bounded;
 mod columns;
@@ -16,7 +17,6 @@ mod csv_records;
 mod csv_rows;
 mod decode;
 mod error;
-mod instant;
 mod jsonl_rows;
 mod mapping;
 mod options;
@@ -26,7 +26,6 @@ mod row;
 mod tests;
 
 pub use error::RecordsError;
-pub use instant::{parse_date, parse_instant};
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from, PatientRecords};

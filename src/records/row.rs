@@ -12,10 +12,10 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use super::columns::{Column, Role};
-use super::instant::{date, instant, Expected};
 use super::{HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
 use crate::printable::printable;
+use crate::time::{date, instant, DateProblem, Expected};
 
 /// A cell's value before it is typed. JSONL may give a list (for `tags`).
 pub(super) enum Cell<'a> {
@@ -167,11 +167,9 @@ impl RowBuilder {
         }
         let tz = self.schema.timezone;
         let in_column = |message: String| format!("column {}: {message}", column.label());
-        let bad_instant = |problem: super::instant::DateProblem| {
-            in_column(problem.message(Expected::Instant, None))
-        };
-        let bad_date =
-            |problem: super::instant::DateProblem| in_column(problem.message(Expected::Date, None));
+        let bad_instant =
+            |problem: DateProblem| in_column(problem.message(Expected::Instant, None));
+        let bad_date = |problem: DateProblem| in_column(problem.message(Expected::Date, None));
         match column.role {
             Role::Id => record.id = text.to_owned(),
             Role::LineUserId => record.line_user_id = Some(text.to_owned()),

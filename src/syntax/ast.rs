@@ -45,28 +45,8 @@ pub enum CapPeriod {
     Week,
 }
 
-/// A time of day as written (`18:00`). Not yet validated: `25:00` parses, and check rejects it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClockTime {
-    pub hour: u32,
-    pub minute: u32,
-}
-
-impl ClockTime {
-    pub fn is_valid(self) -> bool {
-        self.hour < 24 && self.minute < 60
-    }
-
-    pub fn minutes_since_midnight(self) -> u32 {
-        self.hour * 60 + self.minute
-    }
-}
-
-impl std::fmt::Display for ClockTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:02}:{:02}", self.hour, self.minute)
-    }
-}
+// A time of day is the clock's, not the syntax tree's; the parser builds it from there.
+pub use crate::time::ClockTime;
 
 /// One step: which patients, when, what to send, and what stops it.
 #[derive(Debug, Clone)]

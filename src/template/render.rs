@@ -6,7 +6,7 @@
 //! [`MAX_RENDERED_BYTES`], so a template with nested loops over `range(100000)` stops at once
 //! instead of filling memory.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use minijinja::{Environment, ErrorKind, Value};
 use serde_json::json;
@@ -14,6 +14,7 @@ use serde_json::json;
 use super::error::{FailureKind, RenderError, RenderFailure};
 use super::{line, Template, TemplateBody};
 use crate::source::{Span, Spanned};
+use crate::time;
 
 /// The instant the sample patient's dates are set to when `check` renders a template.
 pub const SAMPLE_TIME: &str = "2026-04-01T10:00:00+09:00";
@@ -37,19 +38,18 @@ pub fn environment(timezone: Tz) -> Environment<'static> {
     env.set_fuel(Some(MAX_FUEL));
     env.add_filter("date", move |value: Value, format: String| {
         let instant = parse_instant(&value, timezone)?;
-        format_instant(&instant, &format)
+        time::format(&instant, &format)
+            .map_err(|err| minijinja::Error::new(ErrorKind::InvalidOperation, err.to_string()))
     });
     env.add_filter("weekday_ja", move |value: Value| {
         let instant = parse_instant(&value, timezone)?;
-        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-        Ok::<_, minijinja::Error>(
-            DAYS[chrono::Datelike::weekday(&instant).num_days_from_monday() as usize].to_owned(),
-        )
+        Ok::<_, minijinja::Error>(time::weekday_ja(&instant).to_owned())
     });
     env
 }
 
-/// The value is patient data: the error does not quote it.
+/// The value is patient data: the error does not quote it. Read as records read dates, so a
+/// column renders the instant the plan uses.
 fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja::Error> {
     let invalid = || {
         minijinja::Error::new(
@@ -58,39 +58,8 @@ fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja:
         )
     };
     let text = value.as_str().ok_or_else(invalid)?;
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&timezone));
-    }
-    let naive = [
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-    .or_else(|| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-    })
-    .ok_or_else(invalid)?;
-    timezone
-        .from_local_datetime(&naive)
-        .earliest()
-        .ok_or_else(invalid)
-}
-
-fn format_instant(instant: &DateTime<Tz>, format: &str) -> Result<String, minijinja::Error> {
-    use chrono::format::{Item, StrftimeItems};
-    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
-    if items.iter().any(|item| matches!(item, Item::Error)) {
-        return Err(minijinja::Error::new(
-            ErrorKind::InvalidOperation,
-            format!("`{format}` is not a valid date format (use %Y %m %d %H %M …)"),
-        ));
-    }
-    Ok(instant.format_with_items(items.into_iter()).to_string())
+    let instant = time::instant(text, timezone).map_err(|_| invalid())?;
+    Ok(instant.with_timezone(&timezone))
 }
 
 impl Template {
@@ -374,6 +343,24 @@ mod tests {
             .messages(&environment(chrono_tz::Asia::Tokyo), &context())
             .unwrap();
         assert_eq!(messages[0]["text"], "04月01日 10:00（水）");
+    }
+
+    #[test]
+    fn date_filter_reads_dates_as_records_do() {
+        // The slash form of Japanese exports, and a time New York's spring-forward skips: the
+        // instant the plan uses (03:00 EDT), where this filter used to fail on both.
+        let t =
+            template("text = \"{{ visit | date('%Y-%m-%d %H:%M') }}（{{ visit | weekday_ja }}）\"");
+        let context = minijinja::context! { visit => "2026/03/08 02:30" };
+        let messages = t
+            .messages(&environment(chrono_tz::America::New_York), &context)
+            .unwrap();
+        assert_eq!(messages[0]["text"], "2026-03-08 03:00（日）");
+        let context = minijinja::context! { visit => "2026/11/20" };
+        let messages = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context)
+            .unwrap();
+        assert_eq!(messages[0]["text"], "2026-11-20 00:00（金）");
     }
 
     #[test]

@@ -2,11 +2,10 @@
 //! wall-clock time (`2026-11-20 10:00`, `2026/11/20 10:00`), or a bare date meaning the start of
 //! that day in the clinic.
 
-use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+
+use super::local_to_utc;
 
 /// Wall-clock forms, tried in order. `%.f` also matches no fraction at all.
 const DATE_TIME_FORMATS: &[&str] = &[
@@ -34,8 +33,7 @@ const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
 /// Reads an instant the way a clinic writes it. A time with an offset is taken as is; a
 /// wall-clock time or a bare date (= midnight) is read in the clinic's time zone `tz`.
 ///
-/// A wall-clock time that happens twice (clocks turned back) is the first of the two; one that
-/// never happens (clocks jump forward over it) is the moment of the jump, e.g. 02:30 on the
+/// A wall-clock time in a daylight-saving gap or overlap follows [`local_to_utc`]: 02:30 on the
 /// night New York springs forward is 03:00 EDT. The error quotes `text` and says what was
 /// expected.
 pub fn parse_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
@@ -50,7 +48,7 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
 
 /// What was wrong with a date, without the text: a cell of a patient file is not quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum DateProblem {
+pub enum DateProblem {
     Empty,
     Unreadable,
     YearOutOfRange,
@@ -58,14 +56,14 @@ pub(super) enum DateProblem {
 
 /// Which kind of date was expected, for the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Expected {
+pub enum Expected {
     Instant,
     Date,
 }
 
 impl DateProblem {
     /// The message, quoting `text` when given (a command-line argument, not a patient's cell).
-    pub(super) fn message(self, expected: Expected, text: Option<&str>) -> String {
+    pub fn message(self, expected: Expected, text: Option<&str>) -> String {
         let (what, examples) = match expected {
             Expected::Instant => ("a date or date-time", EXPECTED_INSTANT),
             Expected::Date => ("a date", EXPECTED_DATE),
@@ -85,7 +83,7 @@ impl DateProblem {
 }
 
 /// [`parse_instant`] with the problem as data.
-pub(super) fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
+pub fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
     let text = text.trim();
     if text.is_empty() {
         return Err(DateProblem::Empty);
@@ -101,7 +99,7 @@ pub(super) fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> 
 }
 
 /// [`parse_date`] with the problem as data.
-pub(super) fn date(text: &str) -> Result<NaiveDate, DateProblem> {
+pub fn date(text: &str) -> Result<NaiveDate, DateProblem> {
     let text = text.trim();
     let date = parse_naive_date(text)
         .or_else(|| parse_wall_clock(text).map(|naive| naive.date()))
@@ -136,43 +134,6 @@ fn check_year(year: i32) -> Result<(), DateProblem> {
     } else {
         Err(DateProblem::YearOutOfRange)
     }
-}
-
-fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
-    match tz.from_local_datetime(&naive).earliest() {
-        Some(instant) => instant.with_timezone(&Utc),
-        None => end_of_gap(naive, tz),
-    }
-}
-
-/// The instant the clocks jump over `naive` (a wall-clock time that does not exist in `tz`).
-///
-/// The jump happens at an instant `t` with `t + before <= naive < t + after`, where `before`
-/// and `after` are the offsets around it; a binary search over that window finds it to the
-/// second (transitions fall on whole seconds).
-fn end_of_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
-    let naive = naive.with_nanosecond(0).unwrap_or(naive);
-    let offset_at = |utc: NaiveDateTime| tz.offset_from_utc_datetime(&utc).fix();
-    let shift = |offset: FixedOffset| TimeDelta::seconds(offset.local_minus_utc().into());
-    let day = TimeDelta::days(1);
-    // Years are checked to be four digits, so a day either side never overflows.
-    let before = offset_at(naive - day);
-    let after = offset_at(naive + day);
-    let mut low = naive - shift(after);
-    let mut high = naive - shift(before);
-    if offset_at(high) != after || offset_at(low) == after {
-        // Not the simple one-jump shape; moving the time forward by the gap is close enough.
-        return Utc.from_utc_datetime(&high);
-    }
-    while high - low > TimeDelta::seconds(1) {
-        let middle = low + (high - low) / 2;
-        if offset_at(middle) == after {
-            high = middle;
-        } else {
-            low = middle;
-        }
-    }
-    Utc.from_utc_datetime(&high)
 }
 
 #[cfg(test)]

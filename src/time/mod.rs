@@ -1,0 +1,132 @@
+//! The clinic's clock, at ground level (it imports no pipeline stage): reading instants and
+//! dates as exports and `--now` write them, wall-clock time ↔ UTC in the clinic's zone, calendar
+//! steps, and formatting. Records, timings, conditions, `explain` and templates all call this
+//! module, so a time written once means the same instant everywhere.
+//!
+//! One rule for the hours daylight saving skips or repeats (see [`local_to_utc`]): a time in a
+//! gap is the first instant after the gap, a time in an overlap is the earlier instant.
+
+mod calendar;
+mod parse;
+mod zone;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Datelike, NaiveTime, TimeZone};
+
+pub use calendar::{at_time, calendar_end, calendar_start, next_day, next_week, shift, Offset};
+pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
+pub use zone::{local_date, local_to_utc};
+
+/// A time of day on the clinic's wall clock (`18:00`), as `at` and `quiet` write it. Not
+/// validated when parsed: `25:00` parses, and check rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClockTime {
+    pub hour: u32,
+    pub minute: u32,
+}
+
+impl ClockTime {
+    pub fn is_valid(self) -> bool {
+        self.hour < 24 && self.minute < 60
+    }
+
+    pub fn minutes_since_midnight(self) -> u32 {
+        self.hour * 60 + self.minute
+    }
+
+    /// The time as chrono's; only for a checked time (see [`ClockTime::is_valid`]).
+    pub fn naive(self) -> NaiveTime {
+        NaiveTime::from_hms_opt(self.hour, self.minute, 0).expect("checked clock time")
+    }
+}
+
+impl std::fmt::Display for ClockTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
+}
+
+/// The weekday as Japanese calendars and appointment cards print it: `月` for Monday … `日`.
+pub fn weekday_ja(day: &impl Datelike) -> &'static str {
+    const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+    DAYS[day.weekday().num_days_from_monday() as usize]
+}
+
+/// A strftime format that chrono cannot read (`%Q`), quoted back to whoever wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFormat(pub String);
+
+impl std::fmt::Display for BadFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a valid date format (use %Y %m %d %H %M …)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadFormat {}
+
+/// `instant` on the clinic's wall clock, in strftime `format` (`%m月%d日 %H:%M`). The format is
+/// checked first, so a bad one is an error rather than a panic inside chrono's `Display`.
+pub fn format<Tz: TimeZone>(instant: &DateTime<Tz>, format: &str) -> Result<String, BadFormat>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
+    if items.iter().any(|item| matches!(item, Item::Error)) {
+        return Err(BadFormat(format.to_owned()));
+    }
+    Ok(instant.format_with_items(items.into_iter()).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, Utc};
+    use chrono_tz::{America::New_York, Asia::Tokyo};
+
+    #[test]
+    fn weekdays_in_japanese() {
+        // 2026-11-23 is a Monday.
+        let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let week: Vec<&str> = monday
+            .iter_days()
+            .take(7)
+            .map(|day| weekday_ja(&day))
+            .collect();
+        assert_eq!(week, ["月", "火", "水", "木", "金", "土", "日"]);
+    }
+
+    #[test]
+    fn weekday_is_the_clinic_day_not_the_utc_day() {
+        let instant = parse_instant("2026-11-25T23:30:00Z", Tokyo).unwrap();
+        assert_eq!(weekday_ja(&instant), "水");
+        assert_eq!(weekday_ja(&instant.with_timezone(&Tokyo)), "木");
+    }
+
+    #[test]
+    fn format_is_on_the_wall_clock() {
+        let instant = parse_instant("2026/03/08 02:30", New_York).unwrap();
+        let local = instant.with_timezone(&New_York);
+        assert_eq!(
+            format(&local, "%Y-%m-%d %H:%M %Z").as_deref(),
+            Ok("2026-03-08 03:00 EDT")
+        );
+        assert_eq!(
+            format(&instant.with_timezone(&Utc), "%H:%M").as_deref(),
+            Ok("07:00")
+        );
+    }
+
+    #[test]
+    fn bad_format_is_an_error_that_quotes_it() {
+        let instant = parse_instant("2026-11-20 10:00", Tokyo).unwrap();
+        let err = format(&instant, "%Y %Q").unwrap_err();
+        assert_eq!(err, BadFormat("%Y %Q".to_owned()));
+        assert!(err
+            .to_string()
+            .starts_with("`%Y %Q` is not a valid date format"));
+    }
+}
