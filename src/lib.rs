@@ -18,3 +18,4 @@ pub mod records;
 pub mod source;
 pub mod syntax;
 pub mod template;
+pub mod values;

@@ -8,6 +8,7 @@ mod scripts;
 mod templates;
 mod timing;
 
+pub use crate::values::{Cap, QuietHours};
 pub use fields::{FieldKind, BUILTIN_FIELDS};
 pub use scripts::{
     CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
@@ -22,7 +23,7 @@ use chrono_tz::Tz;
 
 use crate::diagnostic::{self, suggest, Code, Diagnostic};
 use crate::source::{SourceFile, Span, Spanned};
-use crate::syntax::{self, CapPeriod, ClockTime, Ident, Statement, StepDecl};
+use crate::syntax::{self, ClockTime, Ident, Statement, StepDecl};
 use crate::template::{Template, TemplateStore};
 
 /// A checked rule file: settings resolved, every step with a stable id and its templates
@@ -38,36 +39,6 @@ pub struct RuleSet {
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
     pub steps: Vec<Step>,
-}
-
-/// The daily window in which nothing is delivered; `from > to` wraps midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuietHours {
-    pub from: ClockTime,
-    pub to: ClockTime,
-}
-
-impl QuietHours {
-    /// Whether a clock time falls inside the window (`from` inclusive, `to` exclusive).
-    pub fn contains(self, time: ClockTime) -> bool {
-        let (t, from, to) = (
-            time.minutes_since_midnight(),
-            self.from.minutes_since_midnight(),
-            self.to.minutes_since_midnight(),
-        );
-        if from <= to {
-            from <= t && t < to
-        } else {
-            t >= from || t < to
-        }
-    }
-}
-
-/// At most `count` sends to one patient per day or week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cap {
-    pub count: u32,
-    pub period: CapPeriod,
 }
 
 /// A step that passed every check.

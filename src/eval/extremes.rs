@@ -11,8 +11,8 @@ use crate::check::check_file;
 use crate::plan::calendar::from_local;
 use crate::plan::Offset;
 use crate::source::SourceFile;
-use crate::syntax::{Duration, DurationUnit};
 use crate::template::TemplateStore;
+use crate::values::{Duration, DurationUnit};
 
 const UNITS: [DurationUnit; 6] = [
     DurationUnit::Minutes,

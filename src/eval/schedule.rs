@@ -11,12 +11,11 @@ use super::script::ScriptRuntime;
 use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
 };
-use crate::check::Cap;
 use crate::plan::calendar::{
     at_time, calendar_end, calendar_start, leave_quiet, local_date, next_day, next_week, shift,
 };
 use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
-use crate::syntax::CapPeriod;
+use crate::values::{Cap, CapPeriod};
 
 /// At most this many occurrences of one `every` step are looked at per evaluation, so that no
 /// window, however long, can stall a run or fill memory. The count starts at the first

@@ -9,7 +9,7 @@ use super::script::ScriptRuntime;
 use super::Context;
 use crate::plan::{FieldRef, Leaf, Test, Value};
 use crate::records::parse_instant;
-use crate::syntax::CompareOp;
+use crate::values::CompareOp;
 
 /// A rhai condition that failed at run time for this patient (not a crash: a finding).
 #[derive(Debug, Clone, PartialEq)]

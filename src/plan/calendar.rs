@@ -4,8 +4,7 @@
 use chrono::{DateTime, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::check::QuietHours;
-use crate::syntax::{ClockTime, Duration, DurationUnit};
+use crate::values::{ClockTime, Duration, DurationUnit, QuietHours};
 
 /// A timing offset as the clinic counts it: minutes and hours are exact; days and weeks keep
 /// the local clock time; months and years are calendar months (Nov 30 + 3mo = Feb 28/29).
