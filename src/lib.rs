@@ -11,6 +11,7 @@ pub mod check;
 pub mod deliver;
 pub mod diagnostic;
 pub mod eval;
+pub mod fields;
 pub mod ledger;
 pub mod plan;
 pub mod printable;

@@ -153,6 +153,30 @@ impl std::fmt::Display for Duration {
     }
 }
 
+/// A value on the right of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Number(f64),
+    String(String),
+    /// `2026-04-01`
+    Date(chrono::NaiveDate),
+    /// `2026-04-01T10:00`, in the clinic's time zone.
+    DateTime(chrono::NaiveDateTime),
+    /// A bare word, e.g. the `booked` in `stage=booked`.
+    Symbol(String),
+}
+
+impl Literal {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Literal::Number(_) => "a number",
+            Literal::String(_) => "a string",
+            Literal::Date(_) | Literal::DateTime(_) => "a date",
+            Literal::Symbol(_) => "a name",
+        }
+    }
+}
+
 /// The daily window in which nothing is delivered; `from > to` wraps midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuietHours {

@@ -56,7 +56,15 @@ impl Checker<'_> {
                 }
             }
             Condition::Script(code) => {
-                if let Err(error) = scripts.compile(&code.node) {
+                let error = match scripts.compile(&code.node) {
+                    Ok(compiled) => {
+                        self.scripts
+                            .insert(code.node.clone(), std::sync::Arc::new(compiled.ast));
+                        return;
+                    }
+                    Err(error) => error,
+                };
+                {
                     let span = error.span_in(&code.node, code.span);
                     self.report(
                         Code::ScriptError,

@@ -11,6 +11,7 @@ use super::script::ScriptRuntime;
 use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
 };
+use crate::fields::Field;
 use crate::plan::calendar::{
     at_time, calendar_end, calendar_start, leave_quiet, local_date, next_day, next_week, shift,
 };
@@ -175,7 +176,7 @@ pub(super) fn run(
 
 fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc>> {
     match anchor {
-        AnchorField::StageEnteredAt => ctx.instant(FieldRef::StageEnteredAt),
+        AnchorField::StageEnteredAt => ctx.instant(FieldRef::Builtin(Field::StageEnteredAt)),
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
@@ -189,8 +190,8 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
 
 fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
     match anchor {
-        AnchorField::StageEnteredAt => "stage_entered_at".to_owned(),
-        AnchorField::BirthDate => "birth_date".to_owned(),
+        AnchorField::StageEnteredAt => Field::StageEnteredAt.name().to_owned(),
+        AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
         AnchorField::Date(i) => plan.schema.date_fields[i].clone(),
     }
 }

@@ -2,7 +2,9 @@
 //! sense (known stages, valid times, templates that exist) is `check`'s job.
 
 use crate::source::{Span, Spanned};
-pub use crate::values::{CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, DURATION_RANGE};
+pub use crate::values::{
+    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, DURATION_RANGE,
+};
 
 pub type Ident = Spanned<String>;
 
@@ -78,30 +80,6 @@ pub enum Condition {
     IsSet(Ident),
     /// `rhai { ... }`: the span is that of the code between the braces.
     Script(Spanned<String>),
-}
-
-/// A value on the right of a comparison.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
-    Number(f64),
-    String(String),
-    /// `2026-04-01`
-    Date(chrono::NaiveDate),
-    /// `2026-04-01T10:00`, in the clinic's time zone.
-    DateTime(chrono::NaiveDateTime),
-    /// A bare word, e.g. the `booked` in `stage=booked`.
-    Symbol(String),
-}
-
-impl Literal {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Literal::Number(_) => "a number",
-            Literal::String(_) => "a string",
-            Literal::Date(_) | Literal::DateTime(_) => "a date",
-            Literal::Symbol(_) => "a name",
-        }
-    }
 }
 
 /// When a step fires, relative to what.

@@ -63,7 +63,7 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
     let Some(rules) = load_rules(&request.rules, io)? else {
         return Ok(Outcome::RuleErrors);
     };
-    match run_checked(request, &TimingPlan::compile(&rules), &rules, io) {
+    match run_checked(request, &TimingPlan::compile(&rules), io) {
         Ok(outcome) => Ok(outcome),
         Err(RunError::Io(error)) => Err(error),
         Err(error) => {
@@ -76,7 +76,6 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> std::io::Result<Outcome> {
 fn run_checked(
     request: &RunRequest,
     plan: &TimingPlan,
-    rules: &crate::check::RuleSet,
     io: &mut Io<'_>,
 ) -> Result<Outcome, RunError> {
     if request.every.is_some() && request.now.is_some() {
@@ -123,7 +122,6 @@ fn run_checked(
         .now;
         let cycle = Cycle {
             request,
-            rules,
             plan,
             line: line.as_ref(),
             ledger_path: &ledger_path,
