@@ -95,12 +95,23 @@ pub fn for_each_patient(
     err: &mut dyn Write,
     mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
 ) -> std::io::Result<Result<RowCounts, String>> {
-    let records = match records::open(&source.file, schema, &source.options) {
+    let mut records = match records::open(&source.file, schema, &source.options) {
         Ok(records) => records,
         Err(error) => return Ok(Err(error.to_string())),
     };
     let mut counts = RowCounts::default();
-    for row in records {
+    loop {
+        for notice in records.take_notices() {
+            writeln!(
+                err,
+                "warning: {}: {}",
+                crate::printable::printable(records.name()),
+                notice
+            )?;
+        }
+        let Some(row) = records.next() else {
+            break;
+        };
         match row {
             Ok(patient) => {
                 counts.read += 1;

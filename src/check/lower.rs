@@ -194,8 +194,8 @@ impl Checker<'_> {
     /// Where a checked field lives. Check reported every unknown name, so a name that is no
     /// built-in and no declared date is a declared field.
     fn field_ref(&self, name: &str) -> FieldRef {
-        if let Some(field) = Field::from_name(name) {
-            return FieldRef::Builtin(field.canonical());
+        if let Some(builtin) = super::fields::builtin_ref(name) {
+            return builtin;
         }
         let position = |list: &[crate::syntax::Ident]| list.iter().position(|d| d.node == name);
         match position(&self.decls.dates) {

@@ -10,7 +10,7 @@ mod templates;
 mod timing;
 
 pub use crate::values::{Cap, QuietHours};
-pub use fields::{FieldKind, BUILTIN_FIELDS};
+pub use fields::FieldKind;
 pub use lower::{AnchorField, Direction, Leaf, Step, Test, Timing, Variant};
 pub use scripts::{
     CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
@@ -308,7 +308,8 @@ impl<'f> Checker<'f> {
                 )
                 .help = Some(format!(
                     "`{}` is always available: {}",
-                    name.node, builtin.1
+                    name.node,
+                    builtin.about()
                 ));
                 continue;
             }

@@ -332,14 +332,14 @@ fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
             }
             Some(union)
         }
-        Condition::Compare { field, op, value } if field.node == "stage" => {
+        Condition::Compare { field, op, value } if super::fields::is_stage(&field.node) => {
             let named: BTreeSet<String> = stage_name(&value.node).into_iter().collect();
             match op.node {
                 CompareOp::Eq => Some(named),
                 _ => Some(all.difference(&named).cloned().collect()),
             }
         }
-        Condition::In { field, values } if field.node == "stage" => {
+        Condition::In { field, values } if super::fields::is_stage(&field.node) => {
             Some(values.iter().filter_map(|v| stage_name(&v.node)).collect())
         }
         _ => None,
@@ -375,7 +375,9 @@ fn collect_stage_names(condition: &Condition, all: &BTreeSet<String>, into: &mut
             collect_stage_names(&inner.node, all, &mut inside);
             into.extend(all.difference(&inside).cloned());
         }
-        Condition::Compare { field, .. } | Condition::In { field, .. } if field.node == "stage" => {
+        Condition::Compare { field, .. } | Condition::In { field, .. }
+            if super::fields::is_stage(&field.node) =>
+        {
             into.extend(stage_set(condition, all).unwrap_or_default());
         }
         // A script may test any stage; it counts as using none, which only risks a warning.
