@@ -2,9 +2,9 @@
 //! stage is declared, every rhai script compiles.
 
 use super::fields::FieldKind;
-use super::scripts::ScriptEngine;
 use super::Checker;
 use crate::diagnostic::{suggest, Code};
+use crate::scripts::ScriptEngine;
 use crate::source::Spanned;
 use crate::syntax::{CompareOp, Condition, Ident, Literal, StepDecl};
 

@@ -5,17 +5,16 @@
 mod conditions;
 mod fields;
 mod lower;
-mod scripts;
 mod templates;
 mod timing;
 
-pub use crate::values::{Cap, QuietHours};
-pub use fields::FieldKind;
-pub use lower::{AnchorField, Direction, Leaf, Step, Test, Timing, Variant};
-pub use scripts::{
+pub use crate::scripts::{
     CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
     MAX_STRING_SIZE,
 };
+pub use crate::values::{Cap, QuietHours};
+pub use fields::FieldKind;
+pub use lower::{AnchorField, Direction, Leaf, Step, Test, Timing, Variant};
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -96,14 +96,16 @@ mod tests {
         );
         let first = &patients[0];
         assert!(first.other.is_empty(), "{:?}", first.other);
-        let rhai_age = patient_map(first, &plan, now)["age"].as_int().unwrap();
+        let rhai_age = patient_map(first, &plan, now)[Field::Age.name()]
+            .as_int()
+            .unwrap();
         let template_age = patient_context(first, &plan, now)
-            .get_attr("age")
+            .get_attr(Field::Age.name())
             .unwrap()
             .as_i64()
             .unwrap();
         assert_eq!((rhai_age, template_age), (46, 46));
-        let rhai_tags = patient_map(first, &plan, now)["tags"]
+        let rhai_tags = patient_map(first, &plan, now)[Field::Tags.name()]
             .clone()
             .into_array()
             .unwrap();

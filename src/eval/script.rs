@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use rhai::{Dynamic, EvalAltResult, Map, Scope, AST};
 
 use super::test::ScriptFailure;
-use crate::check::{ScriptEngine, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 use crate::fields::{Field, FieldRef, FieldValue};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use crate::scripts::{ScriptEngine, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 
 pub(super) struct ScriptRuntime {
     engine: ScriptEngine,

@@ -197,8 +197,9 @@ impl Resolver {
         }
         if !has_id {
             let headers: Vec<String> = columns.iter().map(|c| c.header.clone()).collect();
-            let suggestion = crate::diagnostic::suggest("id", headers.iter().map(String::as_str))
-                .map(str::to_owned);
+            let suggestion =
+                crate::diagnostic::suggest(Field::Id.name(), headers.iter().map(String::as_str))
+                    .map(str::to_owned);
             return Err(RecordsError::MissingIdColumn {
                 file: file.to_owned(),
                 header: headers,
