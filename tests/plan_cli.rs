@@ -566,3 +566,22 @@ fn a_window_with_more_occurrences_than_the_evaluator_takes_says_so() {
         run.stderr
     );
 }
+
+#[test]
+fn a_column_named_age_is_ignored_with_one_warning_and_rhai_uses_the_computed_age() {
+    let run = plan_in(
+        "shadowed_age.step",
+        "shadowed_age.csv",
+        "2026-11-20 10:00",
+        "2",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 S1 senior hello -"]);
+    assert_eq!(
+        run.stderr.matches("column `age` is ignored").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

@@ -92,7 +92,7 @@ fn distinct_templates(rules: &RuleSet) -> usize {
     let mut names: Vec<&str> = rules
         .steps
         .iter()
-        .flat_map(|s| s.templates.iter().map(|t| t.name.as_str()))
+        .flat_map(|s| s.variants.iter().map(|v| v.template.name.as_str()))
         .collect();
     names.sort();
     names.dedup();

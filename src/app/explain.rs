@@ -114,7 +114,7 @@ impl Explanation<'_> {
                 .collect();
             let mut lines: Vec<String> = Vec::new();
             if let Some(first) = sends.first() {
-                let template = &step.variants[first.variant].template;
+                let template = &step.variants[first.variant].template.name;
                 let more = match sends.len() {
                     1 => String::new(),
                     n => format!(", then {} more in the next {HORIZON_DAYS} days", n - 1),

@@ -102,9 +102,20 @@ pub fn for_each_patient(
     err: &mut dyn Write,
     mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
-    let records = records::open(&source.file, schema, &source.options)?;
+    let mut records = records::open(&source.file, schema, &source.options)?;
     let mut counts = RowCounts::default();
-    for row in records {
+    loop {
+        for notice in records.take_notices() {
+            writeln!(
+                err,
+                "warning: {}: {}",
+                crate::printable::printable(records.name()),
+                notice
+            )?;
+        }
+        let Some(row) = records.next() else {
+            break;
+        };
         match row {
             Ok(patient) => {
                 counts.read += 1;

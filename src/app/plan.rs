@@ -138,7 +138,7 @@ impl View<'_> {
 
     fn names(&self, row: &Row) -> (&str, &str, &str, Option<&str>) {
         let step = &self.plan.steps[row.step as usize];
-        let template = step.variants[row.variant as usize].template.as_str();
+        let template = step.variants[row.variant as usize].template.name.as_str();
         let variant = (step.variants.len() > 1).then_some(template);
         (
             self.patients[row.patient as usize].as_str(),

@@ -2,9 +2,9 @@
 //! stage is declared, every rhai script compiles.
 
 use super::fields::FieldKind;
-use super::scripts::ScriptEngine;
 use super::Checker;
 use crate::diagnostic::{suggest, Code};
+use crate::scripts::ScriptEngine;
 use crate::source::Spanned;
 use crate::syntax::{CompareOp, Condition, Ident, Literal, StepDecl};
 
@@ -56,7 +56,15 @@ impl Checker<'_> {
                 }
             }
             Condition::Script(code) => {
-                if let Err(error) = scripts.compile(&code.node) {
+                let error = match scripts.compile(&code.node) {
+                    Ok(compiled) => {
+                        self.scripts
+                            .insert(code.node.clone(), std::sync::Arc::new(compiled.ast));
+                        return;
+                    }
+                    Err(error) => error,
+                };
+                {
                     let span = error.span_in(&code.node, code.span);
                     self.report(
                         Code::ScriptError,

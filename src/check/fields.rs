@@ -1,69 +1,22 @@
-//! Which patient fields exist and what kind of value each holds.
+//! Which patient fields a rule file can name: the built-in ones ([`Field`]) and those it
+//! declares, and what kind of value each holds.
 
 use super::Checker;
 
-/// What a field holds, which decides the comparisons that make sense on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    /// The care stage; compared with declared stage names.
-    Stage,
-    /// The patient's tags (`tag=vip` means "has the tag vip").
-    Tags,
-    /// An instant (declared in `dates`, or built in).
-    Date,
-    Number,
-    /// Anything else; compared as text, or as a number when both sides are numbers.
-    Text,
-}
-
-/// Fields every patient record has, whatever the rules declare.
-pub const BUILTIN_FIELDS: &[(&str, FieldKind, &str)] = &[
-    (
-        "id",
-        FieldKind::Text,
-        "the patient's id in the clinic's system",
-    ),
-    ("name", FieldKind::Text, "the patient's name"),
-    (
-        "line_user_id",
-        FieldKind::Text,
-        "the patient's LINE user id",
-    ),
-    ("stage", FieldKind::Stage, "the patient's care stage"),
-    (
-        "stage_entered_at",
-        FieldKind::Date,
-        "when the patient entered the current stage",
-    ),
-    ("birth_date", FieldKind::Date, "the patient's date of birth"),
-    ("age", FieldKind::Number, "whole years since birth_date"),
-    ("tags", FieldKind::Tags, "the patient's tags"),
-    (
-        "tag",
-        FieldKind::Tags,
-        "one of the patient's tags, as in `tag=vip`",
-    ),
-    (
-        "opted_out",
-        FieldKind::Text,
-        "set when the patient asked for no messages",
-    ),
-];
+pub use crate::fields::FieldKind;
+use crate::fields::{Field, FieldRef};
 
 /// Template variables that come from the rules rather than the patient; reserved as names.
 pub(super) const RULE_VARIABLES: &[&str] = &["clinic"];
 
-pub(super) fn builtin(name: &str) -> Option<(FieldKind, &'static str)> {
-    BUILTIN_FIELDS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, kind, about)| (*kind, *about))
+pub(super) fn builtin(name: &str) -> Option<Field> {
+    Field::from_name(name)
 }
 
 impl Checker<'_> {
     pub(super) fn field_kind(&self, name: &str) -> Option<FieldKind> {
-        if let Some((kind, _)) = builtin(name) {
-            return Some(kind);
+        if let Some(field) = builtin(name) {
+            return Some(field.kind());
         }
         if self.decls.dates.iter().any(|d| d.node == name) {
             return Some(FieldKind::Date);
@@ -76,7 +29,7 @@ impl Checker<'_> {
 
     /// Every field a condition may name.
     pub(super) fn field_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = BUILTIN_FIELDS.iter().map(|(n, _, _)| *n).collect();
+        let mut names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
         names.extend(self.decls.dates.iter().map(|d| d.node.as_str()));
         names.extend(self.decls.fields.iter().map(|d| d.node.as_str()));
         names
@@ -84,7 +37,11 @@ impl Checker<'_> {
 
     /// Every field an anchor may name: the instants.
     pub(super) fn date_field_names(&self) -> Vec<&str> {
-        let mut names = vec!["stage_entered_at", "birth_date"];
+        let mut names: Vec<&str> = Field::ALL
+            .iter()
+            .filter(|f| f.kind() == FieldKind::Date)
+            .map(|f| f.name())
+            .collect();
         names.extend(self.decls.dates.iter().map(|d| d.node.as_str()));
         names
     }
@@ -94,9 +51,19 @@ impl Checker<'_> {
         let mut names: Vec<&str> = self
             .field_names()
             .into_iter()
-            .filter(|n| *n != "tag")
+            .filter(|n| builtin(n).is_none_or(Field::is_variable))
             .collect();
         names.extend(RULE_VARIABLES);
         names
     }
+}
+
+/// Whether a condition's field is the patient's stage.
+pub(super) fn is_stage(name: &str) -> bool {
+    builtin(name) == Some(Field::Stage)
+}
+
+/// The built-in a name resolves to in conditions (`tag` reads `tags`).
+pub(super) fn builtin_ref(name: &str) -> Option<FieldRef> {
+    builtin(name).map(|field| FieldRef::Builtin(field.canonical()))
 }

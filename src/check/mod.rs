@@ -4,15 +4,17 @@
 
 mod conditions;
 mod fields;
-mod scripts;
+mod lower;
 mod templates;
 mod timing;
 
-pub use fields::{FieldKind, BUILTIN_FIELDS};
-pub use scripts::{
+pub use crate::scripts::{
     CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
     MAX_STRING_SIZE,
 };
+pub use crate::values::{Cap, QuietHours};
+pub use fields::FieldKind;
+pub use lower::{AnchorField, Direction, Leaf, Step, Test, Timing, Variant};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -22,7 +24,7 @@ use chrono_tz::Tz;
 
 use crate::diagnostic::{self, suggest, Code, Diagnostic};
 use crate::source::{SourceFile, Span, Spanned};
-use crate::syntax::{self, CapPeriod, ClockTime, Ident, Statement, StepDecl};
+use crate::syntax::{self, ClockTime, Ident, Statement, StepDecl};
 use crate::template::{Template, TemplateStore};
 
 /// A checked rule file: settings resolved, every step with a stable id and its templates
@@ -40,45 +42,13 @@ pub struct RuleSet {
     pub steps: Vec<Step>,
 }
 
-/// The daily window in which nothing is delivered; `from > to` wraps midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuietHours {
-    pub from: ClockTime,
-    pub to: ClockTime,
-}
-
-impl QuietHours {
-    /// Whether a clock time falls inside the window (`from` inclusive, `to` exclusive).
-    pub fn contains(self, time: ClockTime) -> bool {
-        let (t, from, to) = (
-            time.minutes_since_midnight(),
-            self.from.minutes_since_midnight(),
-            self.to.minutes_since_midnight(),
-        );
-        if from <= to {
-            from <= t && t < to
-        } else {
-            t >= from || t < to
-        }
-    }
-}
-
-/// At most `count` sends to one patient per day or week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cap {
-    pub count: u32,
-    pub period: CapPeriod,
-}
-
-/// A step that passed every check.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// The ledger key: the `step ID:` name, or one derived from the step's content.
-    pub id: String,
-    pub named: bool,
-    pub decl: StepDecl,
-    /// The templates of `decl.send`, in the same order.
-    pub templates: Vec<Arc<Template>>,
+/// A step whose checks ran, before it is lowered (only when the whole file has no errors).
+struct CheckedStep<'a> {
+    decl: &'a StepDecl,
+    id: String,
+    named: bool,
+    /// The templates of `decl.send` that loaded, in the same order.
+    templates: Vec<Arc<Template>>,
 }
 
 /// What checking a file gives: the rules (when there are no errors) and every finding.
@@ -110,14 +80,14 @@ pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutc
     let ids = checker.step_ids(&steps);
     let scripts = ScriptEngine::new();
     let mut checked = Vec::new();
-    for (step, (id, named)) in steps.iter().zip(ids) {
+    for (step, id) in steps.iter().zip(ids) {
         checker.conditions(step, &scripts);
         checker.timing(step);
         let step_templates = checker.templates(step, templates);
-        checked.push(Step {
-            id,
-            named,
-            decl: (*step).clone(),
+        checked.push(CheckedStep {
+            decl: step,
+            id: id.0,
+            named: id.1,
             templates: step_templates,
         });
     }
@@ -125,7 +95,13 @@ pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutc
     diagnostics.append(&mut checker.diagnostics);
     diagnostic::sort(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
-    let rules = (!has_errors).then(|| checker.into_rules(checked));
+    let rules = (!has_errors).then(|| {
+        let steps = checked
+            .into_iter()
+            .map(|step| checker.lower(step))
+            .collect();
+        checker.into_rules(steps)
+    });
     CheckOutcome { rules, diagnostics }
 }
 
@@ -164,6 +140,8 @@ struct Checker<'f> {
     settings_seen: HashMap<&'static str, Span>,
     /// Templates already checked, so that a template sent by several steps is reported once.
     templates_checked: std::collections::HashSet<String>,
+    /// Every rhai condition compiled so far, by its code, for the lowered steps to share.
+    scripts: HashMap<String, Arc<rhai::AST>>,
 }
 
 impl<'f> Checker<'f> {
@@ -174,6 +152,7 @@ impl<'f> Checker<'f> {
             diagnostics: Vec::new(),
             settings_seen: HashMap::new(),
             templates_checked: std::collections::HashSet::new(),
+            scripts: HashMap::new(),
         }
     }
 
@@ -328,7 +307,8 @@ impl<'f> Checker<'f> {
                 )
                 .help = Some(format!(
                     "`{}` is always available: {}",
-                    name.node, builtin.1
+                    name.node,
+                    builtin.about()
                 ));
                 continue;
             }

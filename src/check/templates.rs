@@ -10,6 +10,7 @@ use minijinja::Value;
 
 use super::Checker;
 use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::fields::Field;
 use crate::source::{Span, Spanned};
 use crate::syntax::StepDecl;
 use crate::template::line::{LimitKind, Violation};
@@ -222,37 +223,48 @@ impl Checker<'_> {
         self.diagnostics.extend(findings);
     }
 
-    /// A patient with every known field set, for rendering templates at check time.
+    /// A patient with every known field set, for rendering templates at check time. Built-in
+    /// fields get a value of their kind by an exhaustive match, so a new field needs one here.
     fn sample_patient(&self) -> Value {
         let mut sample = std::collections::BTreeMap::new();
         for name in self.template_variables() {
-            let value = match name {
-                "clinic" => Value::from(
+            let value = match Field::from_name(name) {
+                Some(field) => self.sample_value(field),
+                None if super::fields::RULE_VARIABLES.contains(&name) => Value::from(
                     self.decls
                         .clinic
                         .as_ref()
                         .map(|c| c.node.clone())
                         .unwrap_or_else(|| "クリニック".into()),
                 ),
-                "name" => Value::from("山田 花子"),
-                "age" => Value::from(45),
-                "tags" => Value::from(vec!["sample"]),
-                "stage" => Value::from(
-                    self.decls
-                        .stages
-                        .first()
-                        .map(|s| s.node.clone())
-                        .unwrap_or_default(),
-                ),
-                "birth_date" => Value::from("1981-04-01"),
-                other if self.field_kind(other) == Some(super::FieldKind::Date) => {
+                None if self.field_kind(name) == Some(super::FieldKind::Date) => {
                     Value::from(SAMPLE_TIME)
                 }
-                _ => Value::from("sample"),
+                None => Value::from("sample"),
             };
             sample.insert(name.to_owned(), value);
         }
         Value::from_serialize(&sample)
+    }
+}
+
+impl Checker<'_> {
+    fn sample_value(&self, field: Field) -> Value {
+        match field {
+            Field::Name => Value::from("山田 花子"),
+            Field::Age => Value::from(45),
+            Field::Tags | Field::Tag => Value::from(vec!["sample"]),
+            Field::Stage => Value::from(
+                self.decls
+                    .stages
+                    .first()
+                    .map(|s| s.node.clone())
+                    .unwrap_or_default(),
+            ),
+            Field::BirthDate => Value::from("1981-04-01"),
+            Field::StageEnteredAt => Value::from(SAMPLE_TIME),
+            Field::Id | Field::LineUserId | Field::OptedOut => Value::from("sample"),
+        }
     }
 }
 

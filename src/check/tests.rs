@@ -36,7 +36,7 @@ fn a_clean_file_yields_rules_with_ids() {
     let ids: Vec<_> = rules.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["hi", "bye", "f", "r"]);
     assert_eq!(rules.timezone, chrono_tz::Asia::Tokyo);
-    assert_eq!(rules.steps[0].templates[0].name, "hello");
+    assert_eq!(rules.steps[0].variants[0].template.name, "hello");
 }
 
 #[test]

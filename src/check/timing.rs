@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Checker, Step};
+use super::{CheckedStep, Checker};
 use crate::diagnostic::{suggest, Code};
 use crate::source::Spanned;
 use crate::syntax::{Anchor, CompareOp, Condition, Duration, Literal, StepDecl, DURATION_RANGE};
@@ -160,7 +160,7 @@ impl Checker<'_> {
         ));
     }
 
-    pub(super) fn cross_step_lints(&mut self, steps: &[Step]) {
+    pub(super) fn cross_step_lints(&mut self, steps: &[CheckedStep<'_>]) {
         self.same_instant(steps);
         self.quiet_hours_at(steps);
         self.unused_stages(steps);
@@ -168,14 +168,14 @@ impl Checker<'_> {
 
     /// Warns when two steps can reach the same patient at the same instant: LINE shows them as
     /// two notifications at once, and the cap then drops one.
-    fn same_instant(&mut self, steps: &[Step]) {
+    fn same_instant(&mut self, steps: &[CheckedStep<'_>]) {
         let all_stages: BTreeSet<String> =
             self.decls.stages.iter().map(|s| s.node.clone()).collect();
         let mut by_instant: HashMap<InstantKey, Vec<(usize, StageSet)>> = HashMap::new();
         for (index, step) in steps.iter().enumerate() {
             let stages = stage_set(&step.decl.when.node, &all_stages);
             by_instant
-                .entry(InstantKey::of(&step.decl))
+                .entry(InstantKey::of(step.decl))
                 .or_default()
                 .push((index, stages));
         }
@@ -212,7 +212,7 @@ impl Checker<'_> {
         }
     }
 
-    fn quiet_hours_at(&mut self, steps: &[Step]) {
+    fn quiet_hours_at(&mut self, steps: &[CheckedStep<'_>]) {
         let Some((quiet, quiet_span)) = self.decls.quiet else {
             return;
         };
@@ -242,7 +242,7 @@ impl Checker<'_> {
         }
     }
 
-    fn unused_stages(&mut self, steps: &[Step]) {
+    fn unused_stages(&mut self, steps: &[CheckedStep<'_>]) {
         if steps.is_empty() {
             return;
         }
@@ -332,14 +332,14 @@ fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
             }
             Some(union)
         }
-        Condition::Compare { field, op, value } if field.node == "stage" => {
+        Condition::Compare { field, op, value } if super::fields::is_stage(&field.node) => {
             let named: BTreeSet<String> = stage_name(&value.node).into_iter().collect();
             match op.node {
                 CompareOp::Eq => Some(named),
                 _ => Some(all.difference(&named).cloned().collect()),
             }
         }
-        Condition::In { field, values } if field.node == "stage" => {
+        Condition::In { field, values } if super::fields::is_stage(&field.node) => {
             Some(values.iter().filter_map(|v| stage_name(&v.node)).collect())
         }
         _ => None,
@@ -375,7 +375,9 @@ fn collect_stage_names(condition: &Condition, all: &BTreeSet<String>, into: &mut
             collect_stage_names(&inner.node, all, &mut inside);
             into.extend(all.difference(&inside).cloned());
         }
-        Condition::Compare { field, .. } | Condition::In { field, .. } if field.node == "stage" => {
+        Condition::Compare { field, .. } | Condition::In { field, .. }
+            if super::fields::is_stage(&field.node) =>
+        {
             into.extend(stage_set(condition, all).unwrap_or_default());
         }
         // A script may test any stage; it counts as using none, which only risks a warning.

@@ -10,9 +10,9 @@ use super::*;
 use crate::check::check_file;
 use crate::plan::Offset;
 use crate::source::SourceFile;
-use crate::syntax::{Duration, DurationUnit};
 use crate::template::TemplateStore;
 use crate::time::local_to_utc;
+use crate::values::{Duration, DurationUnit};
 
 const UNITS: [DurationUnit; 6] = [
     DurationUnit::Minutes,

@@ -11,13 +11,13 @@ use super::script::ScriptRuntime;
 use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
 };
-use crate::check::Cap;
+use crate::fields::Field;
 use crate::plan::calendar::leave_quiet;
 use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
-use crate::syntax::CapPeriod;
 use crate::time::{
     at_time, calendar_end, calendar_start, local_date, local_to_utc, next_day, next_week, shift,
 };
+use crate::values::{Cap, CapPeriod};
 
 /// At most this many occurrences of one `every` step are looked at per evaluation, so that no
 /// window, however long, can stall a run or fill memory. The count starts at the first
@@ -177,7 +177,7 @@ pub(super) fn run(
 
 fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc>> {
     match anchor {
-        AnchorField::StageEnteredAt => ctx.instant(FieldRef::StageEnteredAt),
+        AnchorField::StageEnteredAt => ctx.instant(FieldRef::Builtin(Field::StageEnteredAt)),
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
@@ -191,8 +191,8 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
 
 fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
     match anchor {
-        AnchorField::StageEnteredAt => "stage_entered_at".to_owned(),
-        AnchorField::BirthDate => "birth_date".to_owned(),
+        AnchorField::StageEnteredAt => Field::StageEnteredAt.name().to_owned(),
+        AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
         AnchorField::Date(i) => plan.schema.date_fields[i].clone(),
     }
 }

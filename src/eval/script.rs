@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use rhai::{Dynamic, EvalAltResult, Map, Scope, AST};
 
-use super::test::{age_on, ScriptFailure};
-use crate::check::{ScriptEngine, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
+use super::test::ScriptFailure;
+use crate::fields::{Field, FieldRef, FieldValue};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use crate::scripts::{ScriptEngine, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 
 pub(super) struct ScriptRuntime {
     engine: ScriptEngine,
@@ -109,56 +110,40 @@ fn arithmetic(message: &str) -> &'static str {
 }
 
 /// The patient as rhai sees it: `patient.age`, `patient.tags`, dates as seconds since 1970.
+/// Built-in fields come from [`PatientRecord::value`], as the template context does; a column
+/// named like a built-in never reaches `other` (records warns about it), so the two agree.
 pub fn patient_map(patient: &PatientRecord, plan: &TimingPlan, at: DateTime<Utc>) -> Map {
+    let schema = &plan.schema;
     let mut map = Map::new();
-    let mut put = |key: &str, value: Dynamic| {
-        map.insert(key.into(), value);
-    };
-    let text = |value: &Option<String>| value.clone().map_or(Dynamic::UNIT, Dynamic::from);
-    let instant = |value: Option<DateTime<Utc>>| {
-        value.map_or(Dynamic::UNIT, |i| Dynamic::from(i.timestamp()))
-    };
-    put("id", Dynamic::from(patient.id.clone()));
-    put("name", text(&patient.name));
-    put("line_user_id", text(&patient.line_user_id));
-    put(
-        "stage",
-        patient.stage.map_or(Dynamic::UNIT, |s| {
-            Dynamic::from(plan.schema.stages[s].clone())
-        }),
-    );
-    put("stage_entered_at", instant(patient.stage_entered_at));
-    put(
-        "birth_date",
-        patient
-            .birth_date
-            .map_or(Dynamic::UNIT, |d| Dynamic::from(d.to_string())),
-    );
-    let tz = plan.timezone;
-    let age = patient
-        .birth_date
-        .map(|birth| age_on(birth, at.with_timezone(&tz).date_naive()));
-    put("age", age.map_or(Dynamic::UNIT, Dynamic::from));
-    put(
-        "tags",
-        Dynamic::from(
-            patient
-                .tags
+    let builtins = Field::ALL
+        .into_iter()
+        .filter(|field| field.is_variable())
+        .map(|field| (field.name(), FieldRef::Builtin(field)));
+    let dates = (schema.date_fields.iter().map(String::as_str)).zip((0..).map(FieldRef::Date));
+    let fields = (schema.fields.iter().map(String::as_str)).zip((0..).map(FieldRef::Declared));
+    for (name, field) in builtins.chain(dates).chain(fields) {
+        map.insert(name.into(), dynamic(patient.value(field, schema, at)));
+    }
+    for (name, value) in &patient.other {
+        map.insert(name.into(), Dynamic::from(value.clone()));
+    }
+    map
+}
+
+fn dynamic(value: FieldValue<'_>) -> Dynamic {
+    match value {
+        FieldValue::Empty => Dynamic::UNIT,
+        FieldValue::Text(text) => Dynamic::from(text.to_owned()),
+        FieldValue::Number(n) => Dynamic::from(n),
+        FieldValue::Instant(at) => Dynamic::from(at.timestamp()),
+        FieldValue::Day(day) => Dynamic::from(day.to_string()),
+        FieldValue::List(items) => Dynamic::from(
+            items
                 .iter()
                 .cloned()
                 .map(Dynamic::from)
                 .collect::<rhai::Array>(),
         ),
-    );
-    put("opted_out", Dynamic::from(patient.opted_out));
-    for (name, value) in plan.schema.date_fields.iter().zip(&patient.dates) {
-        put(name, instant(*value));
+        FieldValue::Flag(flag) => Dynamic::from(flag),
     }
-    for (name, value) in plan.schema.fields.iter().zip(&patient.fields) {
-        put(name, text(value));
-    }
-    for (name, value) in &patient.other {
-        put(name, Dynamic::from(value.clone()));
-    }
-    map
 }

@@ -3,13 +3,14 @@
 
 use std::cmp::Ordering;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use super::script::ScriptRuntime;
 use super::Context;
+use crate::fields::{Field, FieldValue};
 use crate::plan::{FieldRef, Leaf, Test, Value};
-use crate::syntax::CompareOp;
 use crate::time::parse_instant;
+use crate::values::CompareOp;
 
 /// A rhai condition that failed at run time for this patient (not a crash: a finding).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +102,7 @@ impl Context<'_> {
                 tags => format!("tags are {}", tags.join(";")),
             }),
             Leaf::Compare { field, .. } | Leaf::OneOf { field, .. } | Leaf::IsSet(field) => {
-                Some(self.show(*field, text))
+                Some(self.show(*field))
             }
             Leaf::Script(_) => None,
         };
@@ -118,33 +119,36 @@ impl Context<'_> {
     }
 
     /// The patient's value of a field, for messages; names are never shown.
-    fn show(&self, field: FieldRef, text: &str) -> String {
-        let name = text
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .find(|w| !w.is_empty())
-            .unwrap_or("field");
-        let value = match field {
-            FieldRef::Name => {
-                return format!(
-                    "{name} is {}",
-                    if self.patient.name.is_some() {
-                        "set"
-                    } else {
-                        "empty"
-                    }
-                )
+    fn show(&self, field: FieldRef) -> String {
+        let name = self.field_name(field);
+        let shown = match self.patient.value(field, &self.plan.schema, self.now) {
+            FieldValue::Empty => None,
+            // A name is patient data: only whether it is set.
+            FieldValue::Text(_) if field == FieldRef::Builtin(Field::Name) => {
+                Some("set".to_owned())
             }
-            FieldRef::Age => self.age(self.now).map(|a| a.to_string()),
-            FieldRef::Date(_) | FieldRef::StageEnteredAt => self.instant(field).map(|i| {
-                i.with_timezone(&self.plan.timezone)
+            FieldValue::Text(text) => Some(text.to_owned()),
+            FieldValue::Number(n) => Some(n.to_string()),
+            FieldValue::Instant(at) => Some(
+                at.with_timezone(&self.plan.timezone)
                     .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            }),
-            FieldRef::BirthDate => self.patient.birth_date.map(|d| d.to_string()),
-            FieldRef::OptedOut => Some(self.patient.opted_out.to_string()),
-            _ => self.text(field, name).map(str::to_owned),
+                    .to_string(),
+            ),
+            FieldValue::Day(day) => Some(day.to_string()),
+            FieldValue::List(items) => Some(items.join(";")),
+            FieldValue::Flag(flag) => Some(flag.to_string()),
         };
-        format!("{name} is {}", value.unwrap_or_else(|| "empty".to_owned()))
+        format!("{name} is {}", shown.unwrap_or_else(|| "empty".to_owned()))
+    }
+
+    /// The name a resolved field has in the rules.
+    fn field_name(&self, field: FieldRef) -> &str {
+        let schema = &self.plan.schema;
+        match field {
+            FieldRef::Builtin(builtin) => builtin.name(),
+            FieldRef::Date(index) => schema.date_fields.get(index).map_or("", String::as_str),
+            FieldRef::Declared(index) => schema.fields.get(index).map_or("", String::as_str),
+        }
     }
 
     fn leaf(&self, leaf: &Leaf, at: DateTime<Utc>) -> bool {
@@ -166,67 +170,47 @@ impl Context<'_> {
     }
 
     fn is_set(&self, field: FieldRef) -> bool {
-        let p = self.patient;
-        match field {
-            FieldRef::Id => true,
-            FieldRef::Name => p.name.is_some(),
-            FieldRef::LineUserId => p.line_user_id.is_some(),
-            FieldRef::Stage => p.stage.is_some(),
-            FieldRef::StageEnteredAt | FieldRef::Date(_) => self.instant(field).is_some(),
-            FieldRef::BirthDate | FieldRef::Age => p.birth_date.is_some(),
-            FieldRef::Tags => !p.tags.is_empty(),
-            FieldRef::OptedOut => p.opted_out,
-            FieldRef::Field(i) => p.fields.get(i).is_some_and(Option::is_some),
-            FieldRef::Other => false,
+        match self.patient.value(field, &self.plan.schema, self.now) {
+            FieldValue::Empty => false,
+            FieldValue::List(items) => !items.is_empty(),
+            FieldValue::Flag(flag) => flag,
+            _ => true,
         }
     }
 
     pub(super) fn instant(&self, field: FieldRef) -> Option<DateTime<Utc>> {
         match field {
-            FieldRef::StageEnteredAt => self.patient.stage_entered_at,
+            FieldRef::Builtin(Field::StageEnteredAt) => self.patient.stage_entered_at,
             FieldRef::Date(i) => self.patient.dates.get(i).copied().flatten(),
             _ => None,
         }
     }
 
-    fn text<'a>(&'a self, field: FieldRef, name: &str) -> Option<&'a str> {
-        let p = self.patient;
-        match field {
-            FieldRef::Id => Some(p.id.as_str()),
-            FieldRef::Name => p.name.as_deref(),
-            FieldRef::LineUserId => p.line_user_id.as_deref(),
-            FieldRef::Stage => p.stage.map(|s| self.plan.schema.stages[s].as_str()),
-            FieldRef::Field(i) => p.fields.get(i).and_then(|f| f.as_deref()),
-            FieldRef::Other => p.other.get(name).map(String::as_str),
+    fn text(&self, field: FieldRef) -> Option<&str> {
+        match self.patient.value(field, &self.plan.schema, self.now) {
+            FieldValue::Text(text) => Some(text),
             _ => None,
         }
     }
 
-    /// Whole years of age on the clinic's calendar day of `at`.
-    pub(super) fn age(&self, at: DateTime<Utc>) -> Option<i64> {
-        let birth = self.patient.birth_date?;
-        Some(age_on(
-            birth,
-            at.with_timezone(&self.plan.timezone).date_naive(),
-        ))
-    }
-
     fn compare(&self, field: FieldRef, value: &Value, at: DateTime<Utc>) -> Option<Ordering> {
         match (field, value) {
-            (FieldRef::Age, Value::Number(n)) => (self.age(at)? as f64).partial_cmp(n),
-            (FieldRef::StageEnteredAt | FieldRef::Date(_), Value::Instant(v)) => {
+            (FieldRef::Builtin(Field::Age), Value::Number(n)) => {
+                (self.patient.age(at, self.plan.timezone)? as f64).partial_cmp(n)
+            }
+            (FieldRef::Builtin(Field::StageEnteredAt) | FieldRef::Date(_), Value::Instant(v)) => {
                 Some(self.instant(field)?.cmp(v))
             }
-            (FieldRef::BirthDate, Value::Instant(v)) => {
+            (FieldRef::Builtin(Field::BirthDate), Value::Instant(v)) => {
                 let birth = self.patient.birth_date?;
                 let day = v.with_timezone(&self.plan.timezone).date_naive();
                 Some(birth.cmp(&day))
             }
-            (FieldRef::OptedOut, Value::Text(t)) => {
+            (FieldRef::Builtin(Field::OptedOut), Value::Text(t)) => {
                 Some(self.patient.opted_out.to_string().as_str().cmp(t.as_str()))
             }
             (_, value) => {
-                let text = self.text(field, "")?;
+                let text = self.text(field)?;
                 compare_text(text, value, self.plan.timezone)
             }
         }
@@ -254,17 +238,11 @@ fn compare_text(text: &str, value: &Value, tz: chrono_tz::Tz) -> Option<Ordering
     }
 }
 
-pub(super) fn age_on(birth: NaiveDate, day: NaiveDate) -> i64 {
-    let mut age = i64::from(day.year() - birth.year());
-    if (day.month(), day.day()) < (birth.month(), birth.day()) {
-        age -= 1;
-    }
-    age
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::age_on;
+    use chrono::NaiveDate;
 
     #[test]
     fn age_counts_whole_years_on_the_birthday() {

@@ -4,9 +4,8 @@
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::check::QuietHours;
-use crate::syntax::{ClockTime, Duration, DurationUnit};
 use crate::time::{local_to_utc, Offset};
+use crate::values::{ClockTime, Duration, DurationUnit, QuietHours};
 
 // `Offset` lives in `time`; turning a written duration into one needs the syntax tree's
 // duration, which `time` must not import.

@@ -5,7 +5,6 @@
 pub mod calendar;
 pub mod condition;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -13,9 +12,12 @@ use chrono_tz::Tz;
 pub use crate::time::Offset;
 pub use condition::{FieldRef, Leaf, Test, Value};
 
-use crate::check::{Cap, QuietHours, RuleSet, ScriptEngine};
+pub use crate::check::{AnchorField, Direction};
+
+use crate::check::RuleSet;
 use crate::records::RecordSchema;
-use crate::syntax::{Anchor, ClockTime};
+use crate::template::Template;
+use crate::values::{Cap, ClockTime, Duration, QuietHours};
 
 /// How long a due send stays sendable when the step has no `within` (an `every` step with a
 /// shorter period: until the next occurrence).
@@ -52,29 +54,10 @@ pub struct PlannedStep {
     pub line: usize,
 }
 
-/// The instant a step counts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnchorField {
-    StageEnteredAt,
-    BirthDate,
-    /// A declared date field, by index.
-    Date(usize),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Once, `offset` after the anchor.
-    After,
-    /// Once, `offset` before the anchor; never at or after the anchor itself.
-    Before,
-    /// At anchor + k·offset for k = 1, 2, …
-    Every,
-}
-
 /// A template and the upper end of its share in 0..100 (shares are cumulative).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PlannedVariant {
-    pub template: String,
+    pub template: Arc<Template>,
     pub upto: u32,
 }
 
@@ -83,65 +66,40 @@ impl TimingPlan {
     /// `check`, which only yields a `RuleSet` for a file without errors.
     pub fn compile(rules: &RuleSet) -> TimingPlan {
         let schema = RecordSchema::from_rules(rules);
-        let engine = ScriptEngine::new();
-        let mut compiled_scripts: HashMap<String, Arc<rhai::AST>> = HashMap::new();
-        let mut scripts = |code: &str| -> Arc<rhai::AST> {
-            compiled_scripts
-                .entry(code.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(engine.compile(code).expect("checked scripts compile").ast)
-                })
-                .clone()
-        };
         let tz = rules.timezone;
         let steps: Vec<PlannedStep> = rules
             .steps
             .iter()
             .enumerate()
             .map(|(index, step)| {
-                let decl = &step.decl;
-                let when = condition::compile(&decl.when, &rules.file, &schema, tz, &mut scripts);
-                let unless = decl
-                    .unless
-                    .first()
-                    .map(|u| condition::compile(u, &rules.file, &schema, tz, &mut scripts));
-                let (anchor, direction) = match &decl.timing.anchor {
-                    Anchor::AfterStageEntry(_) => (AnchorField::StageEnteredAt, Direction::After),
-                    Anchor::Every(_) => (AnchorField::StageEnteredAt, Direction::Every),
-                    Anchor::AfterField(_, field) => {
-                        (anchor_field(&field.node, &schema), Direction::After)
-                    }
-                    Anchor::BeforeField(_, field) => {
-                        (anchor_field(&field.node, &schema), Direction::Before)
-                    }
-                };
                 let mut upto = 0;
-                let variants = decl
-                    .send
+                let variants = step
+                    .variants
                     .iter()
                     .map(|variant| {
-                        upto += variant.weight.as_ref().map_or(100, |w| w.node);
+                        upto += variant.weight;
                         PlannedVariant {
-                            template: variant.template.node.clone(),
+                            template: variant.template.clone(),
                             upto,
                         }
                     })
                     .collect();
+                let timing = step.timing;
                 PlannedStep {
                     id: step.id.clone(),
                     index,
-                    when,
-                    unless,
-                    anchor,
-                    direction,
-                    offset: Offset::of(decl.timing.anchor.duration().node),
-                    at: decl.timing.at.as_ref().map(|at| at.node),
-                    sendable_for: decl.within.first().map_or_else(
-                        || default_sendable(&decl.timing.anchor),
-                        |w| Offset::of(w.node),
+                    when: condition::compile(&step.when, tz),
+                    unless: step.unless.as_ref().map(|u| condition::compile(u, tz)),
+                    anchor: timing.anchor,
+                    direction: timing.direction,
+                    offset: Offset::of(timing.offset),
+                    at: timing.at,
+                    sendable_for: step.within.map_or_else(
+                        || default_sendable(timing.direction, timing.offset),
+                        Offset::of,
                     ),
                     variants,
-                    line: rules.file.line_column(decl.span.start).0,
+                    line: step.line,
                 }
             })
             .collect();
@@ -162,22 +120,14 @@ impl TimingPlan {
 
 /// [`DEFAULT_SENDABLE`], or the period of an `every` step shorter than that: an occurrence
 /// stops being sendable when the next one is due, so an outage never releases two at once.
-fn default_sendable(anchor: &Anchor) -> Offset {
-    match anchor {
-        Anchor::Every(period) => match Offset::of(period.node) {
+fn default_sendable(direction: Direction, offset: Duration) -> Offset {
+    match direction {
+        Direction::Every => match Offset::of(offset) {
             Offset::Minutes(minutes) if minutes < DEFAULT_SENDABLE.max_minutes() => {
                 Offset::Minutes(minutes)
             }
             _ => DEFAULT_SENDABLE,
         },
         _ => DEFAULT_SENDABLE,
-    }
-}
-
-fn anchor_field(name: &str, schema: &RecordSchema) -> AnchorField {
-    match name {
-        "stage_entered_at" => AnchorField::StageEnteredAt,
-        "birth_date" => AnchorField::BirthDate,
-        other => AnchorField::Date(schema.date_index(other).expect("checked date field")),
     }
 }

@@ -2,6 +2,11 @@
 //! header mapping) so rows are only looked up, never re-interpreted.
 
 use super::{HeaderMapping, RecordSchema, RecordsError};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use crate::fields::Field;
 use crate::printable::printable;
 use crate::time::parse_date;
 
@@ -22,6 +27,9 @@ pub(super) enum Role {
     Field(usize),
     /// Kept in `other` under the column's name.
     Other,
+    /// Named like a computed built-in (`age`, `tag`); not used, so that the built-in means the
+    /// same in conditions, rhai and templates. Reading the file warns once about it.
+    Shadowing,
     /// A column without a header (Excel's trailing commas): nothing to call its values.
     Ignored,
 }
@@ -52,6 +60,41 @@ impl Column {
 pub(super) struct Resolver {
     schema: RecordSchema,
     mapping: Option<HeaderMapping>,
+    notices: Notices,
+}
+
+/// What reading a file has to say about it as a whole, each thing once: columns that are
+/// ignored because they are named like a computed built-in. Shared between the resolver
+/// (which finds them, for JSONL row by row) and [`super::PatientRecords`] (which hands them
+/// out). At most one per distinct header named so, and only the header mapping can make more
+/// than two.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Notices(Rc<RefCell<NoticeLog>>);
+
+#[derive(Debug, Default)]
+struct NoticeLog {
+    seen: BTreeSet<String>,
+    pending: Vec<String>,
+}
+
+impl Notices {
+    fn shadowing(&self, column: &Column) {
+        let mut log = self.0.borrow_mut();
+        if log.seen.insert(column.header.clone()) {
+            log.pending.push(format!(
+                "column {} is ignored: `{}` is a built-in field that steprule computes, and it \
+                 means the same in conditions, rhai and templates; rename the column (or map it \
+                 to another name in the header mapping) to use it",
+                column.label(),
+                printable(&column.name)
+            ));
+        }
+    }
+
+    /// The notices found since the last call.
+    pub(super) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.borrow_mut().pending)
+    }
 }
 
 impl Resolver {
@@ -59,6 +102,7 @@ impl Resolver {
         Resolver {
             schema: schema.clone(),
             mapping: mapping.cloned(),
+            notices: Notices::default(),
         }
     }
 
@@ -69,17 +113,21 @@ impl Resolver {
             .as_ref()
             .and_then(|mapping| mapping.column(header))
             .unwrap_or(header);
-        let role = match name {
-            "" => Role::Ignored,
-            "id" => Role::Id,
-            "line_user_id" => Role::LineUserId,
-            "name" => Role::Name,
-            "stage" => Role::Stage,
-            "stage_entered_at" => Role::StageEnteredAt,
-            "birth_date" => Role::BirthDate,
-            "tags" => Role::Tags,
-            "opted_out" => Role::OptedOut,
-            other => match (
+        let role = match (name, Field::from_name(name)) {
+            ("", _) => Role::Ignored,
+            (_, Some(field)) => match field {
+                Field::Id => Role::Id,
+                Field::LineUserId => Role::LineUserId,
+                Field::Name => Role::Name,
+                Field::Stage => Role::Stage,
+                Field::StageEnteredAt => Role::StageEnteredAt,
+                Field::BirthDate => Role::BirthDate,
+                Field::Tags => Role::Tags,
+                Field::OptedOut => Role::OptedOut,
+                // Computed, with no column of their own: a column so named is not used.
+                Field::Age | Field::Tag => Role::Shadowing,
+            },
+            (other, None) => match (
                 self.schema.date_index(other),
                 self.schema.field_index(other),
             ) {
@@ -88,11 +136,19 @@ impl Resolver {
                 (None, None) => Role::Other,
             },
         };
-        Column {
+        let column = Column {
             header: header.to_owned(),
             name: name.to_owned(),
             role,
+        };
+        if role == Role::Shadowing {
+            self.notices.shadowing(&column);
         }
+        column
+    }
+
+    pub(super) fn notices(&self) -> Notices {
+        self.notices.clone()
     }
 
     /// Whether steprule or the clinic's mapping knows the header: a column of the rules or a
@@ -102,7 +158,7 @@ impl Resolver {
             .mapping
             .as_ref()
             .is_some_and(|mapping| mapping.column(&column.header).is_some());
-        mapped || !matches!(column.role, Role::Other | Role::Ignored)
+        mapped || !matches!(column.role, Role::Other | Role::Ignored | Role::Shadowing)
     }
 
     /// The columns of a CSV header (on `line`), checked once for the whole file: an `id`
@@ -142,8 +198,9 @@ impl Resolver {
         }
         if !has_id {
             let headers: Vec<String> = columns.iter().map(|c| c.header.clone()).collect();
-            let suggestion = crate::diagnostic::suggest("id", headers.iter().map(String::as_str))
-                .map(str::to_owned);
+            let suggestion =
+                crate::diagnostic::suggest(Field::Id.name(), headers.iter().map(String::as_str))
+                    .map(str::to_owned);
             return Err(RecordsError::MissingIdColumn {
                 file: file.to_owned(),
                 header: headers,

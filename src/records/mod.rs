@@ -36,6 +36,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::check::RuleSet;
+use crate::fields::{age_on, Field, FieldRef, FieldValue};
 
 /// One patient, as the rules see them. Fields the rules declare are resolved to typed values
 /// once, when the row is read.
@@ -60,6 +61,48 @@ pub struct PatientRecord {
     pub other: BTreeMap<String, String>,
     /// Where the record came from (1-based line in the file), for messages about it.
     pub line: usize,
+}
+
+impl PatientRecord {
+    /// The patient's value of `field` at `at`: the one place a record is read by field, for
+    /// conditions, the rhai map and the template context alike.
+    pub fn value<'a>(
+        &'a self,
+        field: FieldRef,
+        schema: &'a RecordSchema,
+        at: DateTime<Utc>,
+    ) -> FieldValue<'a> {
+        let text = |value: &'a Option<String>| {
+            value.as_deref().map_or(FieldValue::Empty, FieldValue::Text)
+        };
+        let instant =
+            |value: Option<DateTime<Utc>>| value.map_or(FieldValue::Empty, FieldValue::Instant);
+        match field {
+            FieldRef::Builtin(builtin) => match builtin {
+                Field::Id => FieldValue::Text(&self.id),
+                Field::Name => text(&self.name),
+                Field::LineUserId => text(&self.line_user_id),
+                Field::Stage => self
+                    .stage
+                    .map_or(FieldValue::Empty, |s| FieldValue::Text(&schema.stages[s])),
+                Field::StageEnteredAt => instant(self.stage_entered_at),
+                Field::BirthDate => self.birth_date.map_or(FieldValue::Empty, FieldValue::Day),
+                Field::Age => self
+                    .age(at, schema.timezone)
+                    .map_or(FieldValue::Empty, FieldValue::Number),
+                Field::Tags | Field::Tag => FieldValue::List(&self.tags),
+                Field::OptedOut => FieldValue::Flag(self.opted_out),
+            },
+            FieldRef::Date(index) => instant(self.dates.get(index).copied().flatten()),
+            FieldRef::Declared(index) => self.fields.get(index).map_or(FieldValue::Empty, text),
+        }
+    }
+
+    /// Whole years of age on the clinic's calendar day of `at`; `None` without a birth date.
+    pub fn age(&self, at: DateTime<Utc>, tz: Tz) -> Option<i64> {
+        let birth = self.birth_date?;
+        Some(age_on(birth, at.with_timezone(&tz).date_naive()))
+    }
 }
 
 /// What a reader needs from the rules to type a row: the clinic's time zone (for naive

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::bounded::Limits;
-use super::columns::Resolver;
+use super::columns::{Notices, Resolver};
 use super::csv_rows::CsvRows;
 use super::decode::{without_bom, Decoder, LineEnds};
 use super::jsonl_rows::JsonlRows;
@@ -19,6 +19,7 @@ use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError
 /// is an `Err` with its line; the rows after it are still read.
 pub struct PatientRecords {
     name: String,
+    notices: Notices,
     rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
 }
 
@@ -26,6 +27,13 @@ impl PatientRecords {
     /// The file name rows and errors refer to.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Warnings about the file as a whole found since the last call (a column named like a
+    /// computed built-in, which is ignored), each once per file. For CSV they are known when
+    /// the file is opened; for JSONL as rows come.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        self.notices.take()
     }
 }
 
@@ -90,6 +98,7 @@ pub(super) fn read_bounded(
     let mapping = options.mapping.as_ref();
     let rows = RowBuilder::new(name, schema, mapping)?;
     let resolver = Resolver::new(schema, mapping);
+    let notices = resolver.notices();
     let (bytes, has_bom) = without_bom(Box::new(reader)).map_err(|err| RecordsError::Io {
         path: name.to_owned(),
         message: err.to_string(),
@@ -105,6 +114,7 @@ pub(super) fn read_bounded(
     };
     Ok(PatientRecords {
         name: name.to_owned(),
+        notices,
         rows,
     })
 }

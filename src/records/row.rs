@@ -194,7 +194,7 @@ impl RowBuilder {
             Role::Other => {
                 record.other.insert(column.name.clone(), text.to_owned());
             }
-            Role::Tags | Role::Ignored => {}
+            Role::Tags | Role::Ignored | Role::Shadowing => {}
         }
         Ok(())
     }

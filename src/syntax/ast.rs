@@ -2,6 +2,9 @@
 //! sense (known stages, valid times, templates that exist) is `check`'s job.
 
 use crate::source::{Span, Spanned};
+pub use crate::values::{
+    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, DURATION_RANGE,
+};
 
 pub type Ident = Spanned<String>;
 
@@ -38,15 +41,6 @@ pub enum Statement {
     Fields(Vec<Ident>),
     Step(Box<StepDecl>),
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CapPeriod {
-    Day,
-    Week,
-}
-
-// A time of day is the clock's, not the syntax tree's; the parser builds it from there.
-pub use crate::time::ClockTime;
 
 /// One step: which patients, when, what to send, and what stops it.
 #[derive(Debug, Clone)]
@@ -88,57 +82,6 @@ pub enum Condition {
     Script(Spanned<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CompareOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            CompareOp::Eq => "=",
-            CompareOp::Ne => "!=",
-            CompareOp::Lt => "<",
-            CompareOp::Le => "<=",
-            CompareOp::Gt => ">",
-            CompareOp::Ge => ">=",
-        }
-    }
-
-    pub fn is_equality(self) -> bool {
-        matches!(self, CompareOp::Eq | CompareOp::Ne)
-    }
-}
-
-/// A value on the right of a comparison.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
-    Number(f64),
-    String(String),
-    /// `2026-04-01`
-    Date(chrono::NaiveDate),
-    /// `2026-04-01T10:00`, in the clinic's time zone.
-    DateTime(chrono::NaiveDateTime),
-    /// A bare word, e.g. the `booked` in `stage=booked`.
-    Symbol(String),
-}
-
-impl Literal {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Literal::Number(_) => "a number",
-            Literal::String(_) => "a string",
-            Literal::Date(_) | Literal::DateTime(_) => "a date",
-            Literal::Symbol(_) => "a name",
-        }
-    }
-}
-
 /// When a step fires, relative to what.
 #[derive(Debug, Clone)]
 pub struct Timing {
@@ -174,101 +117,6 @@ impl Anchor {
             Anchor::AfterField(_, field) | Anchor::BeforeField(_, field) => Some(field),
             _ => None,
         }
-    }
-}
-
-/// A calendar-aware length of time: months and years follow the calendar (3mo after Nov 30 is
-/// Feb 28/29), the rest are fixed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Duration {
-    pub amount: u32,
-    pub unit: DurationUnit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DurationUnit {
-    Minutes,
-    Hours,
-    Days,
-    Weeks,
-    Months,
-    Years,
-}
-
-impl DurationUnit {
-    /// The largest amount steprule takes in this unit: 100 years. Every timing a clinic has
-    /// (a check-up at 65 counted from `birth_date`) fits, and every instant it yields stays far
-    /// inside the calendar the evaluator can compute with.
-    pub fn max_amount(self) -> u32 {
-        match self {
-            DurationUnit::Minutes => 52_560_000,
-            DurationUnit::Hours => 876_000,
-            DurationUnit::Days => 36_500,
-            DurationUnit::Weeks => 5_214,
-            DurationUnit::Months => 1_200,
-            DurationUnit::Years => 100,
-        }
-    }
-
-    pub fn suffix(self) -> &'static str {
-        match self {
-            DurationUnit::Minutes => "m",
-            DurationUnit::Hours => "h",
-            DurationUnit::Days => "d",
-            DurationUnit::Weeks => "w",
-            DurationUnit::Months => "mo",
-            DurationUnit::Years => "y",
-        }
-    }
-}
-
-/// The range of a duration, as `check` states it in its help texts.
-pub const DURATION_RANGE: &str =
-    "a duration goes up to 100 years: `100y`, `1200mo`, `5214w`, `36500d`, `876000h` or `52560000m`";
-
-impl Duration {
-    /// Whether the amount is within [`DurationUnit::max_amount`].
-    pub fn in_range(self) -> bool {
-        self.amount <= self.unit.max_amount()
-    }
-
-    /// The longest this duration can be, in minutes: a month counts 31 days and a year 12 such
-    /// months, so that comparing two durations this way never calls a longer one shorter.
-    pub fn longest_minutes(self) -> u64 {
-        let amount = u64::from(self.amount);
-        match self.unit {
-            DurationUnit::Months => amount * 31 * 24 * 60,
-            DurationUnit::Years => amount * 12 * 31 * 24 * 60,
-            _ => self.fixed_minutes().unwrap_or(u64::MAX),
-        }
-    }
-
-    /// Fixed-length durations in minutes; `None` for months and years, whose length depends on
-    /// the calendar.
-    pub fn fixed_minutes(self) -> Option<u64> {
-        let amount = u64::from(self.amount);
-        match self.unit {
-            DurationUnit::Minutes => Some(amount),
-            DurationUnit::Hours => Some(amount * 60),
-            DurationUnit::Days => Some(amount * 24 * 60),
-            DurationUnit::Weeks => Some(amount * 7 * 24 * 60),
-            DurationUnit::Months | DurationUnit::Years => None,
-        }
-    }
-
-    /// Calendar months, for months and years.
-    pub fn calendar_months(self) -> Option<u32> {
-        match self.unit {
-            DurationUnit::Months => Some(self.amount),
-            DurationUnit::Years => self.amount.checked_mul(12),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Duration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", self.amount, self.unit.suffix())
     }
 }
 

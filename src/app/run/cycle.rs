@@ -22,7 +22,6 @@ use super::report::{Problems, RunSummary};
 use super::RunRequest;
 use crate::app::AppError;
 use crate::app::Io;
-use crate::check::RuleSet;
 use crate::deliver::{
     self, patient_context, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink,
 };
@@ -46,7 +45,6 @@ const DUE_QUEUE: usize = 1024;
 
 pub(super) struct Cycle<'a> {
     pub request: &'a RunRequest,
-    pub rules: &'a RuleSet,
     pub plan: &'a TimingPlan,
     /// The LINE client, when sends go to LINE.
     pub line: Option<&'a LineClient>,
@@ -277,8 +275,8 @@ impl Cycle<'_> {
                 occurrence: send.occurrence,
             };
             let details = SendDetails {
-                template: &variant.template,
-                variant: (step.variants.len() > 1).then_some(variant.template.as_str()),
+                template: &variant.template.name,
+                variant: (step.variants.len() > 1).then_some(variant.template.name.as_str()),
                 due_at: send.at,
                 expires_at: send.expires,
             };
@@ -294,7 +292,7 @@ impl Cycle<'_> {
                     continue;
                 }
             };
-            let template = &self.rules.steps[send.step].templates[send.variant];
+            let template = &variant.template;
             let context = context.get_or_insert_with(|| patient_context(patient, plan, now));
             let messages = match template.messages(env, context) {
                 Ok(messages) => messages,

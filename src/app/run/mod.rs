@@ -86,7 +86,6 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
         .now;
         let cycle = Cycle {
             request,
-            rules: &rules,
             plan,
             line: line.as_ref(),
             ledger_path: &ledger_path,

@@ -117,3 +117,24 @@ fn invalid_utf8_in_a_later_line_is_a_row_error() {
     assert_eq!(bad[0].0, 2);
     assert!(bad[0].1.contains("Shift_JIS"), "{}", bad[0].1);
 }
+
+#[test]
+fn a_key_named_like_a_computed_builtin_is_ignored_and_reported_once_per_file() {
+    let text = "{\"id\": \"P1\", \"age\": 30}\n{\"id\": \"P2\", \"age\": 31}\n";
+    let mut records = read_from(
+        Cursor::new(text.as_bytes().to_vec()),
+        "patients",
+        RecordFormat::Jsonl,
+        &schema(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let rows: Vec<_> = records.by_ref().map(Result::unwrap).collect();
+    assert!(rows.iter().all(|row| row.other.is_empty()), "{rows:?}");
+    let notices = records.take_notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].starts_with("column `age` is ignored"),
+        "{notices:?}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The rhai escape hatch: conditions too particular for the language, e.g.
+//! The rhai engine, shared by `check` (which compiles every script once) and `eval` (which runs
+//! them), below both so neither reaches into the other. The rhai escape hatch: conditions too particular for the language, e.g.
 //! `rhai { patient.visits > 3 && patient.department != "健診" }`. Scripts are compiled once,
 //! at check time, in an engine that only knows `patient` and `now`, so a typo in a variable
 //! name is caught before any patient is evaluated. The engine is bounded (operations, string,
