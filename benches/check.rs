@@ -1,6 +1,8 @@
 //! `steprule check` on a generated 10,000-step file (the language issue's target: well under a
 //! second). Run: `cargo bench --bench check`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -7,6 +7,8 @@
 //! Run: `cargo bench --bench deliver`. `STEPRULE_BENCH_SENDS` and `STEPRULE_BENCH_RATE` change the
 //! number of sends and the rate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../tests/support/fake_line/mod.rs"]
 mod fake_line;
 

@@ -11,6 +11,8 @@
 //! quicker run, `STEPRULE_BENCH_ONLY=a` to run (a) alone (for a profiler). Targets (issue "Performance: benchmark, report ratios"): (a) at least 10×
 //! faster than (b) and no slower than (c).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "support/figures.rs"]
 mod figures;
 #[path = "support/naive_rhai.rs"]

@@ -15,6 +15,8 @@
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
 //! quicker run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "support/figures.rs"]
 mod figures;
 #[path = "support/synthetic.rs"]

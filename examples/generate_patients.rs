@@ -9,6 +9,8 @@
 //! Rows are generated and written one at a time, so any count fits in memory. The same seed
 //! and `--now` give the same file. See `benches/support/synthetic.rs` for the distributions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../benches/support/synthetic.rs"]
 mod synthetic;
 

@@ -251,9 +251,9 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
 }
 
 /// Renders diagnostics as one JSON array.
-pub fn render_json(diagnostics: &[Diagnostic]) -> String {
+pub fn render_json(diagnostics: &[Diagnostic]) -> serde_json::Result<String> {
     let rows: Vec<JsonDiagnostic> = diagnostics.iter().map(JsonDiagnostic::from).collect();
-    serde_json::to_string_pretty(&rows).expect("diagnostics serialize to JSON")
+    serde_json::to_string_pretty(&rows)
 }
 
 /// Sorts findings the way a reader goes through files: by file, then by position.

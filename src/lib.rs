@@ -1,12 +1,16 @@
 //! steprule: stage-aware LINE step delivery for clinics.
 //!
-//! The pipeline, one module per stage, each depending only on the ones before it:
-//! `syntax` (`.step` text → typed AST) → `check` (semantic checks and lints, producing a
-//! [`check::RuleSet`] of lowered steps) → later stages (timing plan, evaluator, delivery,
-//! ledger). [`values`], [`fields`] and [`scripts`] are ground level: every stage may use them
-//! and they use no stage.
-//! [`template`] holds the message templates the rules send; [`diagnostic`] is how every stage
-//! reports problems; [`time`] is the clinic's clock, which every stage reads.
+//! The pipeline, one module per stage, each importing only the ones before it (the README's
+//! layout table lists the imports): `syntax` (`.step` text → typed AST) → `records` (patient
+//! exports → [`records::PatientRecord`]s) → `template` (message templates and the patient's
+//! template context) → `check` (semantic checks and lints, lowering each step once into a
+//! [`check::RuleSet`]) → `plan` (a [`plan::TimingPlan`]) → `eval` (the sends due for a patient at
+//! an instant) → `ledger` (what was sent, in SQLite) → `deliver` (LINE push client and outbox)
+//! → `app` (what each command does).
+//!
+//! Ground level, used by every stage and using none: [`time`] (the clinic's clock), [`values`],
+//! [`fields`] (the built-in patient fields), [`scripts`] (the bounded rhai engine),
+//! [`diagnostic`] (how every stage reports problems), [`source`] and [`printable`].
 
 pub mod app;
 pub mod check;

@@ -1,6 +1,8 @@
 //! `steprule check` as a marketer runs it: one fixture per kind of problem, the rendered
 //! diagnostics snapshotted (tests/snapshots), the exit code asserted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{fixtures, steprule, Run};

@@ -3,6 +3,8 @@
 //! the same instant — the one a person expects: a skipped time is the moment the clocks jump,
 //! a repeated time is the first of the two.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::Path;

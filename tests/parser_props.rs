@@ -1,6 +1,8 @@
 //! Property tests for the parser and the checker: whatever a marketer types, `check` answers
 //! with diagnostics, never a panic; and every well-formed step parses to what was written.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! `steprule plan` and `steprule explain` on hand-made patient files. Each expected send is
 //! worked out by hand from the rules in tests/fixtures/plan (times Asia/Tokyo).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{fixtures, steprule, Run};

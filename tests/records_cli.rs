@@ -2,6 +2,8 @@
 //! files without line ends, and errors that must not repeat a patient's data. The rules are
 //! tests/fixtures/plan/clinic.step; the exports are in tests/fixtures/patients (see its README).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::Write;

@@ -42,7 +42,10 @@ pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
         }
     }
     match request.format {
-        CheckFormat::Json => writeln!(io.out, "{}", diagnostic::render_json(&all))?,
+        CheckFormat::Json => {
+            let json = diagnostic::render_json(&all).map_err(std::io::Error::from)?;
+            writeln!(io.out, "{json}")?
+        }
         CheckFormat::Human => write!(io.err, "{}", diagnostic::render_human(&all, io.color))?,
     }
     if request.format == CheckFormat::Human || unreadable {

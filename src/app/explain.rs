@@ -10,7 +10,7 @@ use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
 /// How far ahead `explain` looks for a step's next send.
-pub const HORIZON_DAYS: i64 = 400;
+pub use crate::eval::EXPLAIN_HORIZON_DAYS as HORIZON_DAYS;
 
 #[derive(Debug, Clone)]
 pub struct ExplainRequest {

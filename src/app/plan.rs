@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -124,10 +124,10 @@ impl View<'_> {
     }
 
     fn instant(&self, seconds: i64) -> DateTime<Tz> {
-        self.tz()
-            .timestamp_opt(seconds, 0)
-            .single()
-            .expect("valid timestamp")
+        // The seconds came from an instant; the fallback is never taken.
+        DateTime::from_timestamp(seconds, 0)
+            .unwrap_or_default()
+            .with_timezone(&self.tz())
     }
 
     fn local(&self, at: DateTime<Utc>) -> String {

@@ -42,6 +42,19 @@ pub struct RuleSet {
     pub steps: Vec<Step>,
 }
 
+impl RuleSet {
+    /// What a patient export must be read against: the zone for naive times, the stage names
+    /// and the declared columns.
+    pub fn record_schema(&self) -> crate::records::RecordSchema {
+        crate::records::RecordSchema {
+            timezone: self.timezone,
+            stages: self.stages.clone(),
+            date_fields: self.date_fields.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+}
+
 /// A step whose checks ran, before it is lowered (only when the whole file has no errors).
 struct CheckedStep<'a> {
     decl: &'a StepDecl,
@@ -157,9 +170,10 @@ impl<'f> Checker<'f> {
     }
 
     fn report(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        let index = self.diagnostics.len();
         self.diagnostics
             .push(Diagnostic::new(code, self.file, span, message));
-        self.diagnostics.last_mut().expect("just pushed")
+        &mut self.diagnostics[index]
     }
 
     /// Reports a setting given twice; true the first time.
@@ -425,10 +439,15 @@ fn unique_id(base: String, taken: &HashMap<String, Span>) -> String {
     if !taken.contains_key(&base) {
         return base;
     }
-    (2..)
-        .map(|n| format!("{base}_{n}"))
-        .find(|id| !taken.contains_key(id))
-        .expect("some suffix is free")
+    // At most `taken.len()` suffixes are taken, so one of the first `taken.len() + 1` is free.
+    let mut n = 2;
+    loop {
+        let id = format!("{base}_{n}");
+        if !taken.contains_key(&id) {
+            return id;
+        }
+        n += 1;
+    }
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl LineClient {
             .map_err(|e| LineClientError::HttpClient(redactor.redact(&e.to_string())))?;
         Ok(LineClient {
             http,
-            push_url: base::push_url(&base),
+            push_url: base::push_url(&base)?,
             token,
             redactor,
         })

@@ -1,11 +1,9 @@
 //! Delivery: rendered sends go to LINE (or to the outbox), at a bounded rate and concurrency,
 //! retried with backoff, every outcome written to the ledger as it happens.
 
-mod context;
 pub mod line;
 pub mod outbox;
 
-pub use context::patient_context;
 pub use line::{ChannelToken, LineClient, LineClientError, DEFAULT_API_BASE};
 pub use outbox::{Outbox, OutboxError};
 
@@ -102,7 +100,7 @@ pub struct DeliveryOptions {
 impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
-            rate: NonZeroU32::new(1000).expect("non-zero"),
+            rate: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
             concurrency: 32,
             max_attempts: 5,
             backoff: Duration::from_millis(250),
@@ -238,8 +236,8 @@ fn quota(rate: NonZeroU32) -> Quota {
     let limit = rate.get();
     let burst = (limit / 50).max(1);
     let refill = (limit - burst).saturating_mul(97) / 98;
-    let refill = NonZeroU32::new(refill.max(1)).expect("non-zero");
-    Quota::per_second(refill).allow_burst(NonZeroU32::new(burst).expect("non-zero"))
+    let refill = NonZeroU32::new(refill).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(refill).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
 type Limiter = governor::DefaultDirectRateLimiter;

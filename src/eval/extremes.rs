@@ -221,7 +221,7 @@ fn every_hour_sends_every_hour_of_a_week_however_old_the_anchor() {
 #[test]
 fn explains_horizon_of_an_hourly_step_fits_the_occurrence_limit() {
     // 400 days ahead, the sendable hour before `now` and the slack on both sides.
-    let needed = crate::app::explain::HORIZON_DAYS * 24 + 1 + 4 * 24;
+    let needed = super::EXPLAIN_HORIZON_DAYS * 24 + 1 + 4 * 24;
     assert!(needed <= i64::from(MAX_OCCURRENCES), "{needed}");
 }
 

@@ -15,6 +15,10 @@ use chrono::{DateTime, Utc};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
+/// How far ahead `explain` looks for a step's next send; the evaluator's occurrence bound is
+/// sized so that an hourly step fits in it.
+pub const EXPLAIN_HORIZON_DAYS: i64 = 400;
+
 /// The instants an evaluation looks at: `now` decides what is overdue or expired; sends are
 /// reported when they go out within `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,3 +242,5 @@ pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
 mod extremes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vocabulary_tests;

@@ -65,7 +65,7 @@ impl TimingPlan {
     /// Compiles checked rules. Cannot fail: everything that could go wrong was reported by
     /// `check`, which only yields a `RuleSet` for a file without errors.
     pub fn compile(rules: &RuleSet) -> TimingPlan {
-        let schema = RecordSchema::from_rules(rules);
+        let schema = rules.record_schema();
         let tz = rules.timezone;
         let steps: Vec<PlannedStep> = rules
             .steps

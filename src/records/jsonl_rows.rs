@@ -86,12 +86,13 @@ impl JsonlRows {
         }
         let mut cells = Vec::with_capacity(object.len());
         for (key, value) in &object {
+            // Every key was resolved above, so one of the two has it.
             let column = match self.columns.get(key.trim()) {
                 Some(column) => column,
-                None => fresh
-                    .iter()
-                    .find(|column| column.header == key.trim())
-                    .expect("every key was resolved above"),
+                None => match fresh.iter().find(|column| column.header == key.trim()) {
+                    Some(column) => column,
+                    None => continue,
+                },
             };
             match cell(value) {
                 Ok(Some(cell)) => cells.push((column, cell)),

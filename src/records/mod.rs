@@ -35,7 +35,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::check::RuleSet;
 use crate::fields::{age_on, Field, FieldRef, FieldValue};
 
 /// One patient, as the rules see them. Fields the rules declare are resolved to typed values
@@ -116,15 +115,6 @@ pub struct RecordSchema {
 }
 
 impl RecordSchema {
-    pub fn from_rules(rules: &RuleSet) -> Self {
-        RecordSchema {
-            timezone: rules.timezone,
-            stages: rules.stages.clone(),
-            date_fields: rules.date_fields.clone(),
-            fields: rules.fields.clone(),
-        }
-    }
-
     pub fn date_index(&self, name: &str) -> Option<usize> {
         self.date_fields.iter().position(|f| f == name)
     }

@@ -1,5 +1,6 @@
 //! pest pairs → typed AST. The grammar guarantees the shape of every pair, so the `expect`s
-//! here state grammar invariants, not input checks.
+//! here state grammar invariants, not input checks (the one place `expect` is allowed).
+#![allow(clippy::expect_used)]
 
 use pest::iterators::Pair;
 use pest::Parser as _;

@@ -1,10 +1,12 @@
 //! Message templates: `templates/<name>.toml` next to the rules. A template is what a clinic's
 //! designer edits; it becomes LINE message objects in [`render`].
 
+mod context;
 mod error;
 pub mod line;
 mod render;
 
+pub use context::patient_context;
 pub use error::{FailureKind, RenderError, RenderFailure};
 pub use render::{
     describe_error, environment, parse_line_json, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
@@ -199,8 +201,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
     })?;
     let whole = Span::new(0, file.text().len().min(1));
     let body = match (raw.text, raw.line_json) {
-        (Some(_), None) if raw.alt.is_some() && raw.buttons.is_none() => {
-            let range = raw.alt.expect("checked").span();
+        (Some(_), None) if raw.buttons.is_none() && raw.alt.is_some() => {
+            let range = raw.alt.as_ref().map_or(0..0, |alt| alt.span());
             return Err(Diagnostic::new(
                 Code::TemplateInvalid,
                 &file,

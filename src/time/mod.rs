@@ -34,9 +34,10 @@ impl ClockTime {
         self.hour * 60 + self.minute
     }
 
-    /// The time as chrono's; only for a checked time (see [`ClockTime::is_valid`]).
+    /// The time as chrono's; for a checked time (see [`ClockTime::is_valid`]). An unchecked
+    /// one past the day's end is taken as its last minute.
     pub fn naive(self) -> NaiveTime {
-        NaiveTime::from_hms_opt(self.hour, self.minute, 0).expect("checked clock time")
+        NaiveTime::from_hms_opt(self.hour.min(23), self.minute.min(59), 0).unwrap_or(NaiveTime::MIN)
     }
 }
 

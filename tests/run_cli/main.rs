@@ -21,6 +21,8 @@
 //! - `secrets`: the channel access token never leaks;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../support/fake_line/mod.rs"]

@@ -22,9 +22,7 @@ use super::report::{Problems, RunSummary};
 use super::RunRequest;
 use crate::app::AppError;
 use crate::app::Io;
-use crate::deliver::{
-    self, patient_context, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink,
-};
+use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
     Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
@@ -293,7 +291,9 @@ impl Cycle<'_> {
                 }
             };
             let template = &variant.template;
-            let context = context.get_or_insert_with(|| patient_context(patient, plan, now));
+            let context = context.get_or_insert_with(|| {
+                template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now)
+            });
             let messages = match template.messages(env, context) {
                 Ok(messages) => messages,
                 // Over LINE's limits or off the template's host: never sent. A render that

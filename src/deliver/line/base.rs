@@ -38,13 +38,16 @@ pub enum LineClientError {
 }
 
 /// The push endpoint under a base that passed [`check_base`].
-pub(super) fn push_url(base: &Url) -> Url {
+pub(super) fn push_url(base: &Url) -> Result<Url, LineClientError> {
     let endpoint = format!(
         "{}/v2/bot/message/push",
         base.as_str().trim_end_matches('/')
     );
     // A valid base with a plain path appended is still a valid URL.
-    Url::parse(&endpoint).expect("a checked base plus a path parses")
+    Url::parse(&endpoint).map_err(|e| LineClientError::NotAUrl {
+        given: base.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// `text` as a LINE API base: https anywhere, plain http only to this machine, no user info,
@@ -132,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_push_endpoint_keeps_the_base_path() {
-        let push = |base: &str| push_url(&check(base).unwrap()).to_string();
+        let push = |base: &str| push_url(&check(base).unwrap()).unwrap().to_string();
         assert_eq!(
             push("https://api.line.me"),
             "https://api.line.me/v2/bot/message/push"
