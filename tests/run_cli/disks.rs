@@ -45,7 +45,9 @@ fn in_mount_namespace(script: &str) {
         .expect("unshare runs (util-linux)");
     assert!(
         run.status.success(),
-        "the namespace script failed:\n{}",
+        "the namespace script failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
 }
@@ -140,14 +142,15 @@ fn a_full_disk_under_the_ledger_stops_the_run_and_the_next_run_loses_nothing() {
     std::fs::create_dir(&disk).unwrap();
     let command = ws.command_on(&disk.join("ledger.db"), &patients, None, &[]);
     let script = format!(
-        "set -e
-         mount -t tmpfs -o size=16m tmpfs '{disk}'
-         head -c 15872k /dev/zero >'{disk}/filler'
+        "mount -t tmpfs -o size=16m tmpfs '{disk}' || exit 10
+         head -c 15872k /dev/zero >'{disk}/filler' || exit 11
          {first}
          cat '{ws}/outbox.jsonl' 2>/dev/null | wc -l >'{ws}/first.lines'
-         rm '{disk}/filler'
+         rm '{disk}/filler' || exit 12
          {second}
-         cp '{disk}/ledger.db' '{disk}/ledger.db-wal' '{ws}/' 2>/dev/null || cp '{disk}/ledger.db' '{ws}/'",
+         sqlite_copy() {{ cp \"$1\" '{ws}/' 2>/dev/null; true; }}
+         sqlite_copy '{disk}/ledger.db'; sqlite_copy '{disk}/ledger.db-wal'
+         test -s '{ws}/ledger.db' || exit 13",
         disk = disk.display(),
         ws = ws.path().display(),
         first = shell_line(&ws, "first", &command),
