@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{AppError, Io, Outcome};
@@ -123,7 +123,7 @@ fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {
 }
 
 fn stamp(at: Option<DateTime<Utc>>) -> Option<String> {
-    at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    at.map(crate::ledger::stamp)
 }
 
 fn problem_json(problem: Problem) -> ProblemJson {

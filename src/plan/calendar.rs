@@ -52,20 +52,9 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDateTime;
     use chrono_tz::Asia::Tokyo;
 
-    fn tokyo(text: &str) -> DateTime<Utc> {
-        let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
-        local_to_utc(naive, Tokyo)
-    }
-
-    fn show(instant: DateTime<Utc>) -> String {
-        instant
-            .with_timezone(&Tokyo)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
-    }
+    use crate::time::tokyo::{show, tokyo};
 
     #[test]
     fn quiet_hours_move_to_the_window_end() {

@@ -128,17 +128,7 @@ mod tests {
     use chrono::NaiveDateTime;
     use chrono_tz::{America::New_York, Asia::Tokyo, Europe::London};
 
-    fn tokyo(text: &str) -> DateTime<Utc> {
-        let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
-        local_to_utc(naive, Tokyo)
-    }
-
-    fn show(instant: DateTime<Utc>) -> String {
-        instant
-            .with_timezone(&Tokyo)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
-    }
+    use crate::time::tokyo::{show, tokyo};
 
     #[test]
     fn months_are_calendar_months() {

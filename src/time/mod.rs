@@ -10,6 +10,26 @@ mod calendar;
 mod parse;
 mod zone;
 
+/// Instants written and shown as Tokyo's wall clock, for the tests of every stage that times
+/// things (`2026-11-30 10:00`).
+#[cfg(test)]
+pub(crate) mod tokyo {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    use chrono_tz::Asia::Tokyo;
+
+    pub(crate) fn tokyo(text: &str) -> DateTime<Utc> {
+        let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        super::local_to_utc(naive, Tokyo)
+    }
+
+    pub(crate) fn show(instant: DateTime<Utc>) -> String {
+        instant
+            .with_timezone(&Tokyo)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+}
+
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveTime, TimeZone};
 
