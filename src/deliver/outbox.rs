@@ -62,8 +62,9 @@ pub struct OutboxError {
 
 impl Outbox {
     /// Opens the outbox for appending; `pending` are the ledger's pending retry keys, to find
-    /// any that a crashed run wrote but could not mark.
-    pub fn open(path: &Path, pending: &[String]) -> Result<Outbox, OutboxError> {
+    /// any that a crashed run wrote but could not mark, and their lines can only be from byte
+    /// `from` on: a run after a crash reads what the interrupted run wrote, not years of lines.
+    pub fn open(path: &Path, pending: &[String], from: u64) -> Result<Outbox, OutboxError> {
         let fail = |message: String| OutboxError {
             path: path.display().to_string(),
             message,
@@ -79,7 +80,7 @@ impl Outbox {
         let written = if pending.is_empty() {
             HashSet::new()
         } else {
-            keys_in(data.file(), &pending).map_err(fail)?
+            keys_in(data.file(), &pending, from).map_err(fail)?
         };
         let file = OpenOptions::new()
             .append(true)
@@ -101,6 +102,11 @@ impl Outbox {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the outbox ends now: a send claimed now writes its line after it.
+    pub fn end(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).len
     }
 
     /// The error that stopped the outbox in this run, if one did.
@@ -214,9 +220,15 @@ fn repair_torn_tail(path: &Path, file: &File) -> std::io::Result<Option<PathBuf>
 }
 
 /// The retry keys in `pending` that have a line in the file.
-fn keys_in(file: &File, pending: &HashSet<&str>) -> std::io::Result<HashSet<String>> {
+fn keys_in(file: &File, pending: &HashSet<&str>, from: u64) -> std::io::Result<HashSet<String>> {
+    // An outbox shorter than `from` was replaced (rotated): read it all.
+    let from = if from <= file.metadata()?.len() {
+        from
+    } else {
+        0
+    };
     let mut reader = BufReader::new(file);
-    reader.seek(SeekFrom::Start(0))?;
+    reader.seek(SeekFrom::Start(from))?;
     let mut written = HashSet::new();
     let mut line = Vec::new();
     loop {

@@ -110,6 +110,8 @@ pub struct SendDetails<'a> {
     pub variant: Option<&'a str>,
     pub due_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// For the outbox: its length when the send is claimed.
+    pub outbox_from: Option<u64>,
 }
 
 /// The answer to "may I send this?".
@@ -149,6 +151,14 @@ impl Settlement {
             Settlement::Held(_) => SendStatus::Held,
         }
     }
+}
+
+/// The outbox's open rows: their retry keys, and the outbox length before which none of their
+/// lines can be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingInOutbox {
+    pub keys: Vec<String>,
+    pub from: u64,
 }
 
 /// A send that went out and still matters at a run's `now`.
@@ -321,8 +331,9 @@ impl Ledger {
             .conn
             .prepare_cached(
                 "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
-                                    retry_key, attempts, due_at, expires_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, 0, ?8, ?9, ?10, ?10)
+                                    retry_key, attempts, due_at, expires_at, created_at, updated_at,
+                                    outbox_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, 0, ?8, ?9, ?10, ?10, ?11)
                  ON CONFLICT (sink, patient, step, occurrence) DO NOTHING",
             )
             .and_then(|mut insert| {
@@ -337,6 +348,9 @@ impl Ledger {
                     stamp(details.due_at),
                     stamp(details.expires_at),
                     stamp(now),
+                    details
+                        .outbox_from
+                        .and_then(|from| i64::try_from(from).ok()),
                 ])
             })
             .map_err(|e| self.fail(e))?;
@@ -480,16 +494,29 @@ impl Ledger {
             .map_err(|e| self.fail(e))
     }
 
-    /// Pending rows of `sink`, for the outbox to recognise what it already wrote.
-    pub fn pending_keys(&self, sink: SinkKind) -> Result<Vec<String>, LedgerError> {
-        let run = || -> rusqlite::Result<Vec<String>> {
+    /// The outbox's open rows, for it to recognise what a crashed run wrote but could not
+    /// mark: their retry keys, and the outbox length from which their lines can be.
+    pub fn pending_in_outbox(&self) -> Result<PendingInOutbox, LedgerError> {
+        let run = || -> rusqlite::Result<PendingInOutbox> {
             let mut statement = self.conn.prepare(
-                "SELECT retry_key FROM sends WHERE sink = ?1 AND status IN ('pending', 'held')",
+                "SELECT retry_key, outbox_from FROM sends
+                 WHERE sink = 'outbox' AND status IN ('pending', 'held')",
             )?;
-            let keys = statement
-                .query_map(params![sink.as_str()], |row| row.get(0))?
-                .collect();
-            keys
+            let mut pending = PendingInOutbox {
+                keys: Vec::new(),
+                from: u64::MAX,
+            };
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                pending.keys.push(row.get(0)?);
+                // A row without it (from a version-1 ledger) may be anywhere.
+                let from = row.get::<_, Option<i64>>(1)?.unwrap_or(0);
+                pending.from = pending.from.min(u64::try_from(from).unwrap_or(0));
+            }
+            if pending.keys.is_empty() {
+                pending.from = 0;
+            }
+            Ok(pending)
         };
         run().map_err(|e| self.fail(e))
     }

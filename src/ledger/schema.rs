@@ -49,6 +49,9 @@ pub const MIGRATIONS: &[&str] = &[
         line_request_id TEXT,
         last_error      TEXT,
         note            TEXT,
+        -- For an outbox send, the outbox's length when it was claimed: its line, if written,
+        -- comes after it, so a run after a crash reads the outbox from there, not from the start.
+        outbox_from     INTEGER,
         PRIMARY KEY (sink, patient, step, occurrence)
     ) WITHOUT ROWID;
     INSERT INTO sends_v2 (sink, patient, step, occurrence, variant, template, status, retry_key,

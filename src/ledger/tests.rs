@@ -20,6 +20,7 @@ const DETAILS: SendDetails<'static> = SendDetails {
     variant: None,
     due_at: DateTime::UNIX_EPOCH,
     expires_at: DateTime::UNIX_EPOCH,
+    outbox_from: None,
 };
 
 fn sent() -> Settlement {
@@ -346,4 +347,39 @@ fn a_damaged_ledger_is_named_with_how_to_recover_it() {
         message.contains("l.db") && message.contains(".recover"),
         "{message}"
     );
+}
+
+#[test]
+fn the_outbox_is_read_from_the_earliest_open_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    assert_eq!(
+        ledger.pending_in_outbox().unwrap(),
+        PendingInOutbox::default()
+    );
+    let claim = |ledger: &mut Ledger, patient: &str, from: u64| {
+        let details = SendDetails {
+            outbox_from: Some(from),
+            ..DETAILS
+        };
+        new_key(
+            ledger
+                .claim(&key(SinkKind::Outbox, patient), &details, now)
+                .unwrap(),
+        )
+    };
+    let first = claim(&mut ledger, "P1", 500);
+    let second = claim(&mut ledger, "P2", 900);
+    let done = claim(&mut ledger, "P3", 100);
+    ledger
+        .settle(&key(SinkKind::Outbox, "P3"), &done, 1, &sent(), now)
+        .unwrap();
+    let pending = ledger.pending_in_outbox().unwrap();
+    assert_eq!(pending.from, 500, "a settled row no longer counts");
+    let mut keys = pending.keys;
+    keys.sort();
+    let mut want = vec![first, second];
+    want.sort();
+    assert_eq!(keys, want);
 }

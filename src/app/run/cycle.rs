@@ -101,6 +101,10 @@ impl Cycle<'_> {
         let mut pass = Pass {
             ledger,
             kind,
+            outbox_end: match sink.as_ref() {
+                Sink::Outbox(outbox) => Some(outbox.end()),
+                Sink::Line(_) => None,
+            },
             jobs: Some(jobs),
             settled,
             waiting: Vec::with_capacity(BATCH),
@@ -174,8 +178,8 @@ impl Cycle<'_> {
              never as LINE deliveries)",
             self.outbox_path.display()
         )?;
-        let pending = ledger.pending_keys(SinkKind::Outbox)?;
-        let outbox = Outbox::open(self.outbox_path, &pending)?;
+        let pending = ledger.pending_in_outbox()?;
+        let outbox = Outbox::open(self.outbox_path, &pending.keys, pending.from)?;
         Ok((Sink::Outbox(outbox), SinkKind::Outbox))
     }
 
@@ -277,6 +281,7 @@ impl Cycle<'_> {
                 variant: (step.variants.len() > 1).then_some(variant.template.name.as_str()),
                 due_at: send.at,
                 expires_at: send.expires,
+                outbox_from: pass.outbox_end,
             };
             pass.begin()?;
             let retry_key = match pass.ledger.claim(&key, &details, now)? {
@@ -329,6 +334,8 @@ impl Cycle<'_> {
 struct Pass {
     ledger: Ledger,
     kind: SinkKind,
+    /// Where the outbox ended when the pass began (outbox passes only).
+    outbox_end: Option<u64>,
     jobs: Option<mpsc::Sender<Job>>,
     settled: mpsc::UnboundedReceiver<Settled>,
     /// Claimed in the open transaction; handed to delivery once it commits.

@@ -27,7 +27,7 @@ fn a_torn_last_line_is_set_aside_and_appending_resumes_on_a_new_line() {
     let path = dir.path().join("outbox.jsonl");
     let whole = r#"{"retry_key":"k0"}"#;
     std::fs::write(&path, format!("{whole}\n{{\"patient\":\"P9\",\"to\":\"U")).unwrap();
-    let outbox = Outbox::open(&path, &[]).unwrap();
+    let outbox = Outbox::open(&path, &[], 0).unwrap();
     let aside = outbox.set_aside.clone().expect("the torn tail was moved");
     assert_eq!(
         std::fs::read_to_string(&aside).unwrap(),
@@ -52,7 +52,7 @@ fn a_last_line_that_is_not_utf8_is_set_aside_and_pending_keys_still_found() {
     bytes.push(b'\n');
     bytes.extend_from_slice(b"{\"patient\":\"\x82\xa0\xff\"}\n");
     std::fs::write(&path, bytes).unwrap();
-    let outbox = Outbox::open(&path, &["k0".to_owned()]).unwrap();
+    let outbox = Outbox::open(&path, &["k0".to_owned()], 0).unwrap();
     assert!(outbox.set_aside.is_some());
     assert!(matches!(
         outbox.deliver(&job("k0")),
@@ -66,7 +66,7 @@ fn a_whole_file_is_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.jsonl");
     std::fs::write(&path, "{\"retry_key\":\"k0\"}\n").unwrap();
-    let outbox = Outbox::open(&path, &[]).unwrap();
+    let outbox = Outbox::open(&path, &[], 0).unwrap();
     assert_eq!(outbox.set_aside, None);
     assert_eq!(lines(&path).len(), 1);
 }
@@ -77,7 +77,7 @@ fn an_overlong_line_is_skipped_when_looking_for_keys() {
     let path = dir.path().join("outbox.jsonl");
     let long = "x".repeat(MAX_LINE + 10);
     std::fs::write(&path, format!("{long}\n{{\"retry_key\":\"k1\"}}\n")).unwrap();
-    let outbox = Outbox::open(&path, &["k1".to_owned()]).unwrap();
+    let outbox = Outbox::open(&path, &["k1".to_owned()], 0).unwrap();
     assert!(outbox.written.contains("k1"));
 }
 
@@ -85,7 +85,7 @@ fn an_overlong_line_is_skipped_when_looking_for_keys() {
 fn a_failed_write_stops_the_outbox_and_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.jsonl");
-    let outbox = Outbox::open(&path, &[]).unwrap();
+    let outbox = Outbox::open(&path, &[], 0).unwrap();
     // A disk that is full: every write fails with ENOSPC.
     outbox.state.lock().unwrap().file = OpenOptions::new().write(true).open("/dev/full").unwrap();
     let Answer::Unavailable { error } = outbox.deliver(&job("k1")) else {
@@ -105,7 +105,24 @@ fn the_outbox_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new/outbox.jsonl");
-    Outbox::open(&path, &[]).unwrap();
+    Outbox::open(&path, &[], 0).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn keys_are_looked_for_only_after_where_the_outbox_ended_when_they_were_claimed() {
+    // Years of earlier lines are not read again after a crash: a key before `from` is not
+    // looked at (here it stands for a line of another run), one after it is found.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    let earlier = "{\"retry_key\":\"old\"}\n".repeat(1000);
+    std::fs::write(&path, format!("{earlier}{{\"retry_key\":\"new\"}}\n")).unwrap();
+    let keys = ["old".to_owned(), "new".to_owned()];
+    let outbox = Outbox::open(&path, &keys, earlier.len() as u64).unwrap();
+    assert!(outbox.written.contains("new"));
+    assert!(!outbox.written.contains("old"));
+    // An outbox shorter than `from` was replaced: it is read from the start.
+    let short = Outbox::open(&path, &keys, 10 * earlier.len() as u64).unwrap();
+    assert!(short.written.contains("old") && short.written.contains("new"));
 }
