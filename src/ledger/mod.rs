@@ -4,12 +4,16 @@
 //! mode; writes are grouped in transactions by the one owner of the connection (the run).
 
 mod error;
+mod events;
 pub mod file;
+mod friends;
 mod lock;
 mod read;
 mod schema;
 
 pub use error::LedgerError;
+pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
+pub use friends::{FriendChange, LinkAttempts};
 pub use lock::{LedgerLock, LockError};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
 
@@ -48,6 +52,9 @@ pub enum SendStatus {
     /// Its template failed for this patient's data: every run tries again until it renders
     /// (the data was fixed) or the send expires.
     Held,
+    /// Came due while the patient had blocked the account: not pushed, and not a failure. It
+    /// goes out if they follow again before it expires.
+    Blocked,
     Sent,
     /// Refused for good (LINE's 4xx, or a rendered message over LINE's limits): not retried.
     Failed,
@@ -58,9 +65,10 @@ pub enum SendStatus {
 }
 
 impl SendStatus {
-    pub const ALL: [SendStatus; 6] = [
+    pub const ALL: [SendStatus; 7] = [
         SendStatus::Pending,
         SendStatus::Held,
+        SendStatus::Blocked,
         SendStatus::Sent,
         SendStatus::Failed,
         SendStatus::Expired,
@@ -71,6 +79,7 @@ impl SendStatus {
         match self {
             SendStatus::Pending => "pending",
             SendStatus::Held => "held",
+            SendStatus::Blocked => "blocked",
             SendStatus::Sent => "sent",
             SendStatus::Failed => "failed",
             SendStatus::Expired => "expired",
@@ -139,6 +148,8 @@ pub enum Settlement {
     RetryLater(String),
     /// The template failed for this patient's data; retried by later runs.
     Held(String),
+    /// The patient has blocked the account: not pushed; later runs look again.
+    Blocked,
 }
 
 impl Settlement {
@@ -149,6 +160,7 @@ impl Settlement {
             Settlement::Expired(_) => SendStatus::Expired,
             Settlement::RetryLater(_) => SendStatus::Pending,
             Settlement::Held(_) => SendStatus::Held,
+            Settlement::Blocked => SendStatus::Blocked,
         }
     }
 }
@@ -371,7 +383,7 @@ impl Ledger {
             })
             .map_err(|e| self.fail(e))?;
         Ok(match status {
-            SendStatus::Pending | SendStatus::Held => Claim::Resume {
+            SendStatus::Pending | SendStatus::Held | SendStatus::Blocked => Claim::Resume {
                 retry_key,
                 attempts,
             },
@@ -403,6 +415,12 @@ impl Ledger {
             | Settlement::Expired(why)
             | Settlement::RetryLater(why)
             | Settlement::Held(why) => (None, None, None, Some(why.as_str())),
+            Settlement::Blocked => (
+                None,
+                None,
+                None,
+                Some("the patient has blocked the account"),
+            ),
         };
         // Found by its primary key; the retry key makes sure it is the claimed row.
         self.conn
@@ -434,7 +452,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Pending and held rows of `sink` whose time has passed: expired, with the last error
+    /// Pending, held and blocked rows of `sink` whose time has passed: expired, with the last error
     /// kept.
     pub fn expire_open(
         &mut self,
@@ -444,7 +462,8 @@ impl Ledger {
         self.conn
             .execute(
                 "UPDATE sends SET status = 'expired', updated_at = ?2
-                 WHERE sink = ?1 AND status IN ('pending', 'held') AND expires_at <= ?2",
+                 WHERE sink = ?1 AND status IN ('pending', 'held', 'blocked')
+                   AND expires_at <= ?2",
                 params![sink.as_str(), stamp(now)],
             )
             .map_err(|e| self.fail(e))
@@ -499,8 +518,9 @@ impl Ledger {
     pub fn pending_in_outbox(&self) -> Result<PendingInOutbox, LedgerError> {
         let run = || -> rusqlite::Result<PendingInOutbox> {
             let mut statement = self.conn.prepare(
-                "SELECT retry_key, outbox_from FROM sends
-                 WHERE sink = 'outbox' AND status IN ('pending', 'held')",
+                "SELECT retry_key, outbox_from FROM sends INDEXED BY sends_open
+                 WHERE sink = 'outbox' AND status IN ('pending', 'held', 'blocked')
+                   AND status != 'blocked'",
             )?;
             let mut pending = PendingInOutbox {
                 keys: Vec::new(),

@@ -69,4 +69,88 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX sends_open ON sends (sink, expires_at) WHERE status IN ('pending', 'held');
     CREATE INDEX sends_live ON sends (sink, expires_at) WHERE status = 'sent';
     CREATE INDEX sends_problems ON sends (updated_at) WHERE status IN ('failed', 'held', 'expired');",
+    // 3: what patients do comes back (`steprule serve`). `blocked`: a send that came due while
+    // its patient had blocked the account; it stays open (like `held`) so that it goes out if
+    // they follow again before it expires. Events are kept once per LINE `webhookEventId`
+    // (LINE redelivers); a friend's blocked state follows the newest event seen, not the last
+    // to arrive (redeliveries come out of order). Event instants have milliseconds, written
+    // with a fixed width so that text order is time order.
+    "CREATE TABLE sends_v3 (
+        sink            TEXT NOT NULL CHECK (sink IN ('line','outbox')),
+        patient         TEXT NOT NULL,
+        step            TEXT NOT NULL,
+        occurrence      TEXT NOT NULL,
+        variant         TEXT,
+        template        TEXT NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending','held','blocked','sent','failed','expired',
+                                          'skipped')),
+        retry_key       TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        due_at          TEXT NOT NULL,
+        expires_at      TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        sent_at         TEXT,
+        line_request_id TEXT,
+        last_error      TEXT,
+        note            TEXT,
+        outbox_from     INTEGER,
+        PRIMARY KEY (sink, patient, step, occurrence)
+    ) WITHOUT ROWID;
+    INSERT INTO sends_v3 SELECT sink, patient, step, occurrence, variant, template, status,
+        retry_key, attempts, due_at, expires_at, created_at, updated_at, sent_at, line_request_id,
+        last_error, note, outbox_from FROM sends;
+    DROP TABLE sends;
+    ALTER TABLE sends_v3 RENAME TO sends;
+    CREATE INDEX sends_open ON sends (sink, expires_at) WHERE status IN ('pending', 'held', 'blocked');
+    CREATE INDEX sends_live ON sends (sink, expires_at) WHERE status = 'sent';
+    CREATE INDEX sends_problems ON sends (updated_at) WHERE status IN ('failed', 'held', 'expired');
+
+    CREATE TABLE events (
+        id          TEXT NOT NULL PRIMARY KEY,
+        type        TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        line_user   TEXT,
+        patient     TEXT,
+        sink        TEXT,
+        step        TEXT,
+        occurrence  TEXT,
+        detail      TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX events_at ON events (at);
+    CREATE INDEX events_type_at ON events (type, at);
+
+    CREATE TABLE line_friends (
+        line_user TEXT NOT NULL PRIMARY KEY,
+        blocked   INTEGER NOT NULL,
+        since     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX line_friends_blocked ON line_friends (line_user) WHERE blocked = 1;
+
+    CREATE TABLE line_links (
+        line_user TEXT NOT NULL PRIMARY KEY,
+        patient   TEXT NOT NULL,
+        linked_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX line_links_patient ON line_links (patient, linked_at);
+
+    CREATE TABLE link_failures (
+        line_user TEXT NOT NULL,
+        day       TEXT NOT NULL,
+        failures  INTEGER NOT NULL,
+        PRIMARY KEY (line_user, day)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE tracked (
+        token      TEXT NOT NULL PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ('url','postback')),
+        sink       TEXT NOT NULL,
+        patient    TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];

@@ -473,6 +473,7 @@ impl Pass {
             Settlement::Expired(_) => summary.expired += 1,
             Settlement::RetryLater(_) => summary.retry_later += 1,
             Settlement::Held(_) => summary.held += 1,
+            Settlement::Blocked => summary.blocked += 1,
         }
         self.problems.note(patient, step, settlement);
     }

@@ -20,6 +20,8 @@ pub struct RunSummary {
     pub failed: u64,
     /// The template failed for the patient's data; retried on the next run.
     pub held: u64,
+    /// Not pushed: the patient has blocked the account. Looked at again by later runs.
+    pub blocked: u64,
     /// Still pending after this pass (retries used up, LINE unreachable, or stopped before
     /// their turn); the next run retries them with the same keys.
     pub retry_later: u64,
@@ -88,7 +90,7 @@ impl std::fmt::Display for RunSummary {
         write!(
             f,
             "due {}, sent {}, already sent {}, settled before {}, expired {}, failed {}, held {}, \
-             retrying later {}, skipped rows {}",
+             blocked {}, retrying later {}, skipped rows {}",
             self.due,
             self.sent,
             self.already_sent,
@@ -96,6 +98,7 @@ impl std::fmt::Display for RunSummary {
             self.expired,
             self.failed,
             self.held,
+            self.blocked,
             self.retry_later,
             self.skipped_rows
         )
@@ -119,7 +122,7 @@ impl Problems {
             Settlement::Failed(why) => (&mut self.failed, why),
             Settlement::Held(why) => (&mut self.held, why),
             Settlement::RetryLater(why) => (&mut self.pending, why),
-            Settlement::Sent { .. } | Settlement::Expired(_) => return,
+            Settlement::Sent { .. } | Settlement::Expired(_) | Settlement::Blocked => return,
         };
         if list.len() < SHOWN {
             list.push(format!(
