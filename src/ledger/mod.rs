@@ -4,9 +4,11 @@
 //! mode; writes are grouped in transactions by the one owner of the connection (the run).
 
 mod error;
+mod event_tail;
 mod events;
 pub mod file;
 mod friends;
+mod line_state;
 mod lock;
 mod read;
 mod schema;
@@ -14,6 +16,7 @@ mod schema;
 pub use error::LedgerError;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
 pub use friends::{FriendChange, LinkAttempts};
+pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
 
