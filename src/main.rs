@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use steprule::app::check::{CheckFormat, CheckRequest};
+use steprule::app::events::{EventsFormat, EventsRequest};
 use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
@@ -62,6 +63,10 @@ enum Command {
         /// The LINE plan's monthly message quota: months projected over it are flagged.
         #[arg(long)]
         quota: Option<u64>,
+        /// The ledger whose LINE links and blocks to show (default: .steprule/ledger.db beside
+        /// the rules, when it exists; never created).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
     },
     /// Deliver what is due now through LINE (or to the outbox without a token), recording every
     /// send in the ledger.
@@ -119,6 +124,18 @@ enum Command {
         /// How many of the latest failed, held or expired sends to show (1–1000).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
+        /// The patient export (with RULES): compares its LINE ids with the ledger's links.
+        #[arg(long, value_name = "FILE")]
+        patients: Option<PathBuf>,
+        /// The export's text encoding: auto, utf-8 or shift_jis.
+        #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+        encoding: Encoding,
+        /// The export's format, when its file name does not say: csv or jsonl.
+        #[arg(long = "patients-format", value_parser = parse_record_format)]
+        patients_format: Option<RecordFormat>,
+        /// A TOML file mapping the export's column headers to steprule's names.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
     },
     /// Say, for one patient, when each step sends or exactly why it does not.
     Explain {
@@ -132,6 +149,34 @@ enum Command {
         /// Evaluate as if it were this instant (default: the clock).
         #[arg(long)]
         now: Option<String>,
+        /// The ledger whose LINE link and block to show (default: .steprule/ledger.db beside
+        /// the rules, when it exists; never created).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+    },
+    /// What patients did, as the ledger stored it: follows, blocks, taps, clicks and links,
+    /// oldest first (never LINE user ids or message text).
+    Events {
+        /// The .step file: its ledger by default, and its time zone for --since and the times
+        /// shown (without it, UTC).
+        rules: Option<PathBuf>,
+        /// The ledger to read (default: .steprule/ledger.db beside RULES, or in the current
+        /// folder without it).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
+        format: StatusOutput,
+        /// Only events of this type (follow, unfollow, postback, click, link, link_failed,
+        /// message, account_link).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only events at or after this instant: RFC 3339, or `2026-11-25 10:00` in the
+        /// clinic's time zone (UTC without RULES), or a date.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only the latest N events (1–100000), still oldest first.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
     },
 }
 
@@ -264,6 +309,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             now,
             format,
             quota,
+            ledger,
         } => {
             let patients = patient_source(patients)?;
             let request = PlanRequest {
@@ -281,6 +327,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PlanOutput::Csv => PlanFormat::Csv,
                 },
                 quota,
+                ledger,
             };
             app::plan::run(&request, io)
         }
@@ -333,14 +380,22 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             format,
             patient,
             limit,
+            patients,
+            encoding,
+            patients_format,
+            mapping,
         } => {
-            let ledger = ledger.unwrap_or_else(|| {
-                rules
-                    .as_deref()
-                    .and_then(|r| r.parent())
-                    .unwrap_or(std::path::Path::new(""))
-                    .join(".steprule/ledger.db")
-            });
+            let ledger = ledger.unwrap_or_else(|| default_ledger(rules.as_deref()));
+            let patients = patients
+                .map(|patients| {
+                    patient_source(PatientArgs {
+                        patients,
+                        encoding,
+                        patients_format,
+                        mapping,
+                    })
+                })
+                .transpose()?;
             let request = StatusRequest {
                 ledger,
                 format: match format {
@@ -349,6 +404,11 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 },
                 patient,
                 limit: usize::from(limit),
+                rules: rules.map(|file| app::RulesSource {
+                    file,
+                    templates: None,
+                }),
+                patients,
             };
             app::status::run(&request, io)
         }
@@ -357,6 +417,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             patients,
             patient,
             now,
+            ledger,
         } => {
             let patients = patient_source(patients)?;
             let request = ExplainRequest {
@@ -364,10 +425,43 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 patients,
                 patient,
                 now,
+                ledger,
             };
             app::explain::run(&request, io)
         }
+        Command::Events {
+            rules,
+            ledger,
+            format,
+            kind,
+            since,
+            limit,
+        } => {
+            let request = EventsRequest {
+                ledger: ledger.unwrap_or_else(|| default_ledger(rules.as_deref())),
+                rules: rules.map(|file| app::RulesSource {
+                    file,
+                    templates: None,
+                }),
+                format: match format {
+                    StatusOutput::Table => EventsFormat::Table,
+                    StatusOutput::Json => EventsFormat::Json,
+                },
+                kind,
+                since,
+                limit,
+            };
+            app::events::run(&request, io)
+        }
     }
+}
+
+/// `.steprule/ledger.db` beside the rules, or in the current folder without them.
+fn default_ledger(rules: Option<&std::path::Path>) -> PathBuf {
+    rules
+        .and_then(|r| r.parent())
+        .unwrap_or(std::path::Path::new(""))
+        .join(".steprule/ledger.db")
 }
 
 fn rules_source(args: RulesArgs) -> app::RulesSource {

@@ -415,9 +415,9 @@ fn csv_format_has_a_header_and_one_row_per_send() {
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         [
-            "at,patient,step,template,variant,occurrence,expires",
-            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00",
-            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00",
+            "at,patient,step,template,variant,occurrence,expires,recipient",
+            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00,export",
+            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00,export",
         ]
     );
 }
@@ -585,5 +585,200 @@ fn a_column_named_age_is_ignored_with_one_warning_and_rhai_uses_the_computed_age
         1,
         "{}",
         run.stderr
+    );
+}
+
+/// A ledger in a scratch folder where O2 (no LINE id in opted_out.csv) linked LINE and O3's
+/// LINE user (`Uo3`) blocked the account, as `steprule serve` records them.
+fn ledger_with_a_link_and_a_block(dir: &std::path::Path) -> std::path::PathBuf {
+    use steprule::ledger::{FriendChange, Ledger};
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let path = dir.join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger
+        .link("Ulinked-o2", "O2", at("2026-11-19T01:00:00Z"))
+        .unwrap();
+    ledger
+        .set_friend("Uo3", FriendChange::Blocked, at("2026-11-19T03:00:00Z"))
+        .unwrap();
+    path
+}
+
+#[test]
+fn plan_with_a_ledger_shows_linked_and_blocked_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_with_a_link_and_a_block(dir.path());
+    let ledger = ledger.to_str().unwrap();
+    let run = plan_in(
+        "clinic.step",
+        "opted_out.csv",
+        "2026-11-20 10:00",
+        "8",
+        &["--ledger", ledger],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let recipients: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            format!("{} {} {}", row["patient"], row["step"], row["recipient"])
+        })
+        .collect();
+    assert_eq!(
+        recipients,
+        [
+            r#""O2" "thanks" "linked""#,
+            r#""O3" "thanks" "blocked""#,
+            r#""O2" "followup" "linked""#,
+            r#""O3" "followup" "blocked""#,
+        ]
+    );
+    assert!(
+        run.stderr
+            .contains("2 of them go to patients who blocked the account"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("Ulinked"), "never a LINE user id");
+
+    let table = plan_fixture(&[
+        "clinic.step",
+        "--patients",
+        "opted_out.csv",
+        "--now",
+        "2026-11-20 10:00",
+        "--days",
+        "8",
+        "--ledger",
+        ledger,
+    ]);
+    let out = &table.stdout;
+    assert!(out.lines().next().unwrap().ends_with("recipient"), "{out}");
+    assert!(
+        out.contains("2026-11-21 10:00  O3       thanks    hello     -        blocked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 send(s) to patients who blocked the account are not counted below"),
+        "{out}"
+    );
+    // Only O2's two sends count toward the days and the month.
+    assert!(out.contains("2026-11-21 (土)        1"), "{out}");
+    assert!(out.contains("2026-11        2"), "{out}");
+}
+
+#[test]
+fn plan_reads_runs_ledger_by_default_and_never_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("plan");
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    for file in ["clinic.step", "opted_out.csv"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    for entry in std::fs::read_dir(source.join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("templates").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    let args = [
+        "plan",
+        "clinic.step",
+        "--patients",
+        "opted_out.csv",
+        "--now",
+        "2026-11-20 10:00",
+        "--days",
+        "8",
+        "--format",
+        "csv",
+    ];
+    // No ledger: as before, and none is created.
+    let before = steprule(dir.path(), &args);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert_eq!(before.stdout.lines().count(), 1 + 2, "{}", before.stdout);
+    assert!(!dir.path().join(".steprule").exists());
+    // A ledger given by name must exist.
+    let missing = steprule(dir.path(), &[&args[..], &["--ledger", "nope.db"]].concat());
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no ledger at nope.db"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!dir.path().join("nope.db").exists());
+
+    std::fs::create_dir(dir.path().join(".steprule")).unwrap();
+    ledger_with_a_link_and_a_block(&dir.path().join(".steprule"));
+    let after = steprule(dir.path(), &args);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    let rows: Vec<&str> = after.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{}", after.stdout);
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",O2,thanks,") && r.ends_with(",linked")));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",O3,thanks,") && r.ends_with(",blocked")));
+}
+
+#[test]
+fn explain_says_when_the_patient_linked_or_blocked_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_with_a_link_and_a_block(dir.path());
+    let explain_with_ledger = |patient: &str| {
+        let run = steprule(
+            &fixtures().join("plan"),
+            &[
+                "explain",
+                "clinic.step",
+                "--patients",
+                "opted_out.csv",
+                "--patient",
+                patient,
+                "--now",
+                "2026-11-20 10:00",
+                "--ledger",
+                ledger.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let o2 = explain_with_ledger("O2");
+    assert!(
+        o2.contains("LINE linked on 2026-11-19 (木) 10:00 (the export has no LINE id)"),
+        "{o2}"
+    );
+    assert!(
+        o2.contains("thanks    sends hello at 2026-11-21 (土) 10:00\n"),
+        "{o2}"
+    );
+    let o3 = explain_with_ledger("O3");
+    assert!(
+        o3.contains(
+            "the patient blocked the account on 2026-11-19 (木) 12:00: sends are not pushed \
+             unless they follow again first"
+        ),
+        "{o3}"
+    );
+    assert!(
+        o3.contains(
+            "thanks    sends hello at 2026-11-21 (土) 10:00 — not pushed: the patient blocked \
+             the account"
+        ),
+        "{o3}"
+    );
+    // Without the ledger, as before.
+    assert_explains(
+        ("clinic.step", "opted_out.csv", "O2", "2026-11-20 10:00"),
+        "not sent: no LINE user id",
     );
 }

@@ -1,11 +1,16 @@
-//! `steprule explain`: for one patient, one line per step — when it sends, or exactly why not.
+//! `steprule explain`: for one patient, one line per step — when it sends, or exactly why not;
+//! with a ledger, also whether they linked LINE and whether they blocked the account.
+
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::recipients;
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
 };
 use crate::eval::{DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
+use crate::ledger::{Ledger, LedgerError};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -18,6 +23,46 @@ pub struct ExplainRequest {
     pub patients: PatientSource,
     pub patient: String,
     pub now: Option<String>,
+    /// The ledger to read the patient's link and block from (default: `run`'s, when it
+    /// exists).
+    pub ledger: Option<PathBuf>,
+}
+
+/// What the ledger says about the patient's LINE user.
+#[derive(Debug, Default)]
+struct LineState {
+    /// When the LINE user the sends would go to was linked, if they come from a link.
+    linked_at: Option<DateTime<Utc>>,
+    /// The export has a LINE id, and the latest link (linked then) is another user.
+    conflict_since: Option<DateTime<Utc>>,
+    /// When that LINE user blocked the account, if they have.
+    blocked_since: Option<DateTime<Utc>>,
+}
+
+impl LineState {
+    /// Fills in the patient's linked LINE user where the export has none.
+    fn read(ledger: &Ledger, patient: &mut PatientRecord) -> Result<LineState, LedgerError> {
+        let mut state = LineState::default();
+        if let Some(link) = ledger.links_of(&patient.id)?.pop() {
+            match &patient.line_user_id {
+                None => {
+                    state.linked_at = Some(link.linked_at);
+                    patient.line_user_id = Some(link.line_user);
+                }
+                Some(export) if *export != link.line_user => {
+                    state.conflict_since = Some(link.linked_at);
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(user) = &patient.line_user_id {
+            state.blocked_since = ledger
+                .friend_state(user)?
+                .filter(|friend| friend.blocked)
+                .map(|friend| friend.since);
+        }
+        Ok(state)
+    }
 }
 
 pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -36,11 +81,15 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
         }
         Ok(true)
     })?;
-    let Some(patient) = found else {
+    let Some(mut patient) = found else {
         return Err(AppError::NoSuchPatient {
             id: request.patient.clone(),
             file: request.patients.file.clone(),
         });
+    };
+    let line = match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
+        Some(ledger) => LineState::read(&ledger, &mut patient)?,
+        None => LineState::default(),
     };
     let window = Window {
         now,
@@ -49,7 +98,11 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
     };
     let mut outcome = PatientOutcome::default();
     Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
-    let text = Explanation { plan: &plan }.render(&patient, now, &outcome);
+    let text = Explanation {
+        plan: &plan,
+        line: &line,
+    }
+    .render(&patient, now, &outcome);
     // Names, ids and other values from the export are escaped before reaching a terminal.
     io.out
         .write_all(crate::printable::printable_lines(&text).as_bytes())?;
@@ -58,6 +111,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
 
 struct Explanation<'a> {
     plan: &'a TimingPlan,
+    line: &'a LineState,
 }
 
 impl Explanation<'_> {
@@ -84,21 +138,34 @@ impl Explanation<'_> {
             .stage_entered_at
             .map(|t| format!(" since {}", self.time(t)))
             .unwrap_or_default();
+        let linked = match (self.line.linked_at, &patient.line_user_id) {
+            (Some(at), _) => format!("linked on {} (the export has no LINE id)", self.time(at)),
+            (None, Some(_)) => "linked".to_owned(),
+            (None, None) => "not linked".to_owned(),
+        };
         let mut text = format!(
-            "patient {} — stage {stage}{since}; LINE {}; {}\nas of {}\n\n",
+            "patient {} — stage {stage}{since}; LINE {linked}; {}\n",
             patient.id,
-            if patient.line_user_id.is_some() {
-                "linked"
-            } else {
-                "not linked"
-            },
             if patient.opted_out {
                 "opted out"
             } else {
                 "receives messages"
             },
-            self.time(now),
         );
+        if let Some(at) = self.line.conflict_since {
+            text.push_str(&format!(
+                "the export's line_user_id is not the LINE user linked on {}; the export's is used\n",
+                self.time(at)
+            ));
+        }
+        if let Some(at) = self.line.blocked_since {
+            text.push_str(&format!(
+                "the patient blocked the account on {}: sends are not pushed unless they follow \
+                 again first\n",
+                self.time(at)
+            ));
+        }
+        text.push_str(&format!("as of {}\n\n", self.time(now)));
         let width = self
             .plan
             .steps
@@ -119,8 +186,13 @@ impl Explanation<'_> {
                     1 => String::new(),
                     n => format!(", then {} more in the next {HORIZON_DAYS} days", n - 1),
                 };
+                let blocked = if self.line.blocked_since.is_some() {
+                    " — not pushed: the patient blocked the account"
+                } else {
+                    ""
+                };
                 lines.push(format!(
-                    "sends {template} at {}{}{more}",
+                    "sends {template} at {}{}{more}{blocked}",
                     self.time(first.at),
                     self.moved(first)
                 ));

@@ -4,8 +4,10 @@
 
 pub mod check;
 mod error;
+pub mod events;
 pub mod explain;
 pub mod plan;
+pub mod recipients;
 pub mod run;
 pub mod status;
 

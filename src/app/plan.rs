@@ -1,13 +1,17 @@
 //! `steprule plan`: every send in a window, in time order, with per-day totals and the
-//! projected messages per month against the clinic's LINE quota.
+//! projected messages per month against the clinic's LINE quota. With a ledger, each send also
+//! says where it goes: the export's LINE user, the patient's link, or nowhere because the
+//! patient blocked the account.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::recipients::{self, Recipients, Source};
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
     WindowArgs,
@@ -30,6 +34,29 @@ pub struct PlanRequest {
     pub format: PlanFormat,
     /// The LINE plan's monthly message quota, to warn about.
     pub quota: Option<u64>,
+    /// The ledger to read links and blocks from (default: `run`'s, when it exists).
+    pub ledger: Option<PathBuf>,
+}
+
+/// Where a patient's sends go, as the `recipient` column says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recipient {
+    /// The export's `line_user_id`.
+    Export,
+    /// The patient's link in the ledger (the export has no LINE id).
+    Linked,
+    /// The LINE user blocked the account: the send would not be pushed.
+    Blocked,
+}
+
+impl Recipient {
+    fn as_str(self) -> &'static str {
+        match self {
+            Recipient::Export => "export",
+            Recipient::Linked => "linked",
+            Recipient::Blocked => "blocked",
+        }
+    }
 }
 
 /// One planned send, compact: a million patients' plan must fit in memory comfortably.
@@ -53,23 +80,41 @@ struct JsonRow<'a> {
     variant: Option<&'a str>,
     occurrence: String,
     expires: String,
+    recipient: &'static str,
 }
 
 pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     let rules = load_rules(&request.rules, io)?;
     let plan = TimingPlan::compile(&rules);
     let window = request.times.resolve(plan.timezone)?;
+    // Links and blocks are read once; the ledger is not kept open while the export is read.
+    let recipients =
+        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
+            Some(ledger) => Recipients::load(&ledger)?,
+            None => Recipients::default(),
+        };
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut patients: Vec<String> = Vec::new();
+    // Per patient, not per row: a million rows stay as small as before.
+    let mut reached: Vec<Recipient> = Vec::new();
     let mut script_failures = StepWarnings::default();
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
+        let resolved = recipients.links.resolve(patient);
+        let patient = resolved.record.as_ref();
         evaluator.evaluate(patient, window, &mut outcome);
         script_failures.note(&patient.id, &outcome);
         if !outcome.sends.is_empty() {
             let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
             patients.push(patient.id.clone());
+            reached.push(if recipients.blocks(patient) {
+                Recipient::Blocked
+            } else if resolved.source == Source::Link {
+                Recipient::Linked
+            } else {
+                Recipient::Export
+            });
             rows.extend(outcome.sends.iter().map(|send| Row {
                 at: send.at.timestamp(),
                 patient: index,
@@ -87,6 +132,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let view = View {
         plan: &plan,
         patients: &patients,
+        reached: &reached,
     };
     match request.format {
         PlanFormat::Json => view.json(&rows, io.out)?,
@@ -106,6 +152,14 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             n => format!(", {n} rows skipped"),
         }
     )?;
+    let blocked = rows.iter().filter(|r| view.blocked(r)).count();
+    if blocked > 0 {
+        writeln!(
+            io.err,
+            "{blocked} of them go to patients who blocked the account: not pushed unless they \
+             follow again first (recipient `blocked`)"
+        )?;
+    }
     Ok(if counts.skipped > 0 {
         Outcome::RowsSkipped
     } else {
@@ -116,6 +170,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
 struct View<'a> {
     plan: &'a TimingPlan,
     patients: &'a [String],
+    reached: &'a [Recipient],
 }
 
 impl View<'_> {
@@ -148,6 +203,14 @@ impl View<'_> {
         )
     }
 
+    fn recipient(&self, row: &Row) -> Recipient {
+        self.reached[row.patient as usize]
+    }
+
+    fn blocked(&self, row: &Row) -> bool {
+        self.recipient(row) == Recipient::Blocked
+    }
+
     /// The patient id as text for a terminal or a spreadsheet (control characters escaped);
     /// JSON escapes them itself.
     fn shown_patient(&self, row: &Row) -> std::borrow::Cow<'_, str> {
@@ -165,6 +228,7 @@ impl View<'_> {
                 variant,
                 occurrence: self.instant(row.occurrence).to_rfc3339(),
                 expires: self.instant(row.expires).to_rfc3339(),
+                recipient: self.recipient(row).as_str(),
             };
             serde_json::to_writer(&mut *out, &json)?;
             writeln!(out)?;
@@ -182,6 +246,7 @@ impl View<'_> {
             "variant",
             "occurrence",
             "expires",
+            "recipient",
         ])?;
         for row in rows {
             let (_, step, template, variant) = self.names(row);
@@ -193,6 +258,7 @@ impl View<'_> {
                 variant.unwrap_or(""),
                 self.instant(row.occurrence).to_rfc3339().as_str(),
                 self.instant(row.expires).to_rfc3339().as_str(),
+                self.recipient(row).as_str(),
             ])?;
         }
         writer.flush()
@@ -211,22 +277,37 @@ impl View<'_> {
         let patient_w = width(&|r| self.shown_patient(r).len(), "patient");
         let step_w = width(&|r| self.names(r).1.len(), "step");
         let template_w = width(&|r| self.names(r).2.len(), "template");
+        let variant_w = width(&|r| self.names(r).3.map_or(1, str::len), "variant");
         writeln!(
             out,
-            "{:<16}  {:<patient_w$}  {:<step_w$}  {:<template_w$}  variant",
-            "at", "patient", "step", "template"
+            "{:<16}  {:<patient_w$}  {:<step_w$}  {:<template_w$}  {:<variant_w$}  recipient",
+            "at", "patient", "step", "template", "variant"
         )?;
+        let mut blocked = 0u64;
         let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
         for row in rows {
             let (_, step, template, variant) = self.names(row);
             let patient = self.shown_patient(row);
             let at = self.instant(row.at);
-            *per_day.entry(at.date_naive()).or_default() += 1;
+            // A blocked send is not pushed, so LINE does not count it against the quota.
+            if self.blocked(row) {
+                blocked += 1;
+            } else {
+                *per_day.entry(at.date_naive()).or_default() += 1;
+            }
             writeln!(
                 out,
-                "{:<16}  {patient:<patient_w$}  {step:<step_w$}  {template:<template_w$}  {}",
+                "{:<16}  {patient:<patient_w$}  {step:<step_w$}  {template:<template_w$}  \
+                 {:<variant_w$}  {}",
                 at.format("%Y-%m-%d %H:%M"),
-                variant.unwrap_or("-")
+                variant.unwrap_or("-"),
+                self.recipient(row).as_str()
+            )?;
+        }
+        if blocked > 0 {
+            writeln!(
+                out,
+                "\n{blocked} send(s) to patients who blocked the account are not counted below"
             )?;
         }
         writeln!(out)?;

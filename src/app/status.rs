@@ -1,6 +1,9 @@
 //! `steprule status`: what the ledger says, without opening SQLite: how many sends are in each
 //! state per step and sink, the latest that did not go out and why, and everything one patient
-//! was sent — "did this patient get it, and if not, why?".
+//! was sent and their LINE state — "did this patient get it, and if not, why?". With the rules
+//! and the export, also the patients whose export names another LINE user than their link.
+
+mod line;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,9 +11,11 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{AppError, Io, Outcome};
-use crate::ledger::{Ledger, LedgerError, PatientSend, Problem, SendStatus, SinkKind};
+use super::recipients::Links;
+use super::{AppError, Io, Outcome, PatientSource, RulesSource};
+use crate::ledger::{Ledger, PatientSend, Problem, SendStatus, SinkKind};
 use crate::printable::printable;
+use line::{ExportCheck, LineJson};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFormat {
@@ -26,6 +31,10 @@ pub struct StatusRequest {
     pub patient: Option<String>,
     /// How many of the latest problems to show.
     pub limit: usize,
+    /// The rules the export is read with (its time zone, stages and fields).
+    pub rules: Option<RulesSource>,
+    /// The export, to compare its LINE ids with the ledger's links.
+    pub patients: Option<PatientSource>,
 }
 
 /// What `status --format json` prints: one object.
@@ -37,6 +46,14 @@ struct StatusJson {
     problems: Vec<ProblemJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patient: Option<Vec<SendJson>>,
+    /// With `--patient`: their LINE state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<LineJson>,
+    /// With `--patients`: how many patients' export line_user_id differs from their link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflicts: Option<u64>,
+    #[serde(skip)]
+    export: Option<ExportCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +88,7 @@ struct SendJson {
 }
 
 pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
-    let status = gather(request)?;
+    let status = gather(request, io)?;
     match request.format {
         StatusFormat::Json => {
             serde_json::to_writer(&mut *io.out, &status).map_err(std::io::Error::from)?;
@@ -82,8 +99,23 @@ pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
     Ok(Outcome::Ok)
 }
 
-fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {
+fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppError> {
     let ledger = Ledger::open_existing(&request.ledger)?;
+    let export = match (&request.rules, &request.patients) {
+        (Some(rules), Some(patients)) => {
+            let links = Links::load(&ledger)?;
+            let patient = request.patient.as_deref();
+            Some(line::check_export(rules, patients, &links, patient, io)?)
+        }
+        (None, Some(_)) => {
+            return Err(AppError::Usage(
+                "--patients needs the RULES file too: the export is read with the rules' time \
+                 zone, stages and fields (steprule status RULES --patients FILE)"
+                    .into(),
+            ))
+        }
+        _ => None,
+    };
     let mut totals: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
     let mut steps: Vec<StepJson> = Vec::new();
     for counts in ledger.step_counts()? {
@@ -109,9 +141,12 @@ fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {
         .into_iter()
         .map(problem_json)
         .collect();
-    let patient = match &request.patient {
-        Some(id) => Some(ledger.sends_to(id)?.into_iter().map(send_json).collect()),
-        None => None,
+    let (patient, line) = match &request.patient {
+        Some(id) => (
+            Some(ledger.sends_to(id)?.into_iter().map(send_json).collect()),
+            Some(line::line_json(&ledger, id, export.as_ref())?),
+        ),
+        None => (None, None),
     };
     Ok(StatusJson {
         ledger: ledger.path().display().to_string(),
@@ -119,6 +154,9 @@ fn gather(request: &StatusRequest) -> Result<StatusJson, LedgerError> {
         steps,
         problems,
         patient,
+        line,
+        conflicts: export.as_ref().map(|e| e.conflicts),
+        export,
     })
 }
 
@@ -153,10 +191,11 @@ fn send_json(send: PatientSend) -> SendJson {
 }
 
 /// The statuses as table columns, in the order a send moves through them.
-const COLUMNS: [SendStatus; 6] = [
+const COLUMNS: [SendStatus; 7] = [
     SendStatus::Sent,
     SendStatus::Pending,
     SendStatus::Held,
+    SendStatus::Blocked,
     SendStatus::Failed,
     SendStatus::Expired,
     SendStatus::Skipped,
@@ -207,6 +246,9 @@ fn write_table(status: &StatusJson, io: &mut Io<'_>) -> std::io::Result<()> {
             "\noutbox sends were written to a file, not delivered through LINE"
         )?;
     }
+    if let Some(export) = &status.export {
+        line::write_conflicts(export, out)?;
+    }
     if !status.problems.is_empty() {
         writeln!(out, "\nlatest sends that did not go out (newest first):")?;
         for problem in &status.problems {
@@ -241,6 +283,9 @@ fn write_table(status: &StatusJson, io: &mut Io<'_>) -> std::io::Result<()> {
             }
             writeln!(out)?;
         }
+    }
+    if let Some(line) = &status.line {
+        line::write_line(line, out)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //!
 //! One test binary (each one relinks the whole crate), its tests grouped by theme:
 //! - `fake`: the fake LINE API itself behaves as LINE does;
+//! - `blocked`: patients who blocked the account, links used when the export has no LINE id;
 //! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
 //! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
 //! - `limits`: `--rate`, `--concurrency` and two runs at once;
@@ -31,6 +32,7 @@ mod fake_line;
 mod ledger;
 mod workspace;
 
+mod blocked;
 mod delivery;
 mod disks;
 mod fake;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::fake_line::{FakeLine, Faults, TOKEN};
 use crate::workspace::{fixture_patients, fixture_user_id, output, Workspace};
 
-fn status(ws: &Workspace, extra: &[&str]) -> crate::workspace::Run {
+pub fn status(ws: &Workspace, extra: &[&str]) -> crate::workspace::Run {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
     command
         .arg("status")
@@ -39,10 +39,10 @@ fn status_shows_counts_per_step_and_why_a_send_failed() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    // step, sink, sent, pending, held, failed, expired, skipped
+    // step, sink, sent, pending, held, blocked, failed, expired, skipped
     assert_eq!(
         row("booking_confirm")[1..],
-        ["line", "2", "0", "0", "1", "0", "0"],
+        ["line", "2", "0", "0", "0", "1", "0", "0"],
         "{out}"
     );
     assert_eq!(row("thanks")[1..4], ["line", "1", "0"], "{out}");

@@ -20,6 +20,7 @@ use super::history::SentHistory;
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
 use super::RunRequest;
+use crate::app::recipients::{BlockedUsers, Links, Recipients};
 use crate::app::AppError;
 use crate::app::Io;
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
@@ -73,6 +74,8 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(&ledger, kind, self.plan, now)?;
+        // Links and blocks once per pass, so a later follow or link counts on the next pass.
+        let Recipients { links, blocked } = Recipients::load(&ledger)?;
         let progress: Arc<dyn Progress> = if self.request.progress {
             Arc::new(Bar::new())
         } else {
@@ -112,8 +115,9 @@ impl Cycle<'_> {
             queued: 0,
             problems: Problems::default(),
             summary,
+            blocked,
         };
-        let evaluated = self.evaluate_all(now, &history, &mut pass, progress.as_ref(), io);
+        let evaluated = self.evaluate_all(now, &history, &links, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
             let _ = abort.send(true);
         }
@@ -189,6 +193,7 @@ impl Cycle<'_> {
         &self,
         now: DateTime<Utc>,
         history: &SentHistory,
+        links: &Links,
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
@@ -201,6 +206,7 @@ impl Cycle<'_> {
                     self.plan,
                     &self.request.patients,
                     history,
+                    links,
                     now,
                     &self.stop,
                     due_tx,
@@ -216,6 +222,7 @@ impl Cycle<'_> {
             received?;
             pass.summary.already_sent += evaluated.already_sent;
             pass.summary.due += evaluated.already_sent;
+            pass.summary.not_linked += evaluated.not_linked;
             evaluated.script_failures.report(self.plan, io.err)?;
             pass.flush()?;
             Ok(evaluated.counts.skipped)
@@ -295,6 +302,12 @@ impl Cycle<'_> {
                     continue;
                 }
             };
+            // Decided before rendering: not rendered, not pushed, not a failure; the row stays
+            // open, and a later pass sends it if the patient follows again before it expires.
+            if pass.blocked.contains(patient.line_user_id.as_deref()) {
+                pass.settle_now(&key, &retry_key, Settlement::Blocked, now)?;
+                continue;
+            }
             let template = &variant.template;
             let context = context.get_or_insert_with(|| {
                 template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now)
@@ -345,6 +358,8 @@ struct Pass {
     queued: u64,
     problems: Problems,
     summary: RunSummary,
+    /// The LINE users who have blocked the account, read when the pass began.
+    blocked: BlockedUsers,
 }
 
 impl Pass {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::history::SentHistory;
+use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
 use crate::plan::TimingPlan;
@@ -31,14 +32,18 @@ pub(super) struct Evaluated {
     pub script_failures: StepWarnings,
     /// Sends due now that the ledger says went out already.
     pub already_sent: u64,
+    /// Patients (not opted out) with no LINE user: none in the export, no link in the ledger.
+    pub not_linked: u64,
 }
 
-/// Evaluates every patient at `now`, sending what is due to `due`; stops early on a signal or
-/// when the pass stops listening (it failed).
+/// Evaluates every patient at `now`, each with their recipient (the export's LINE user, else
+/// their latest link), sending what is due to `due`; stops early on a signal or when the pass
+/// stops listening (it failed).
 pub(super) fn evaluate(
     plan: &TimingPlan,
     patients: &PatientSource,
     history: &SentHistory,
+    links: &Links,
     now: DateTime<Utc>,
     stop: &watch::Receiver<bool>,
     due: SyncSender<Due>,
@@ -52,6 +57,7 @@ pub(super) fn evaluate(
     let mut outcome = PatientOutcome::default();
     let mut script_failures = StepWarnings::default();
     let mut already_sent = 0;
+    let mut not_linked = 0;
     let mut warnings = WarningLines {
         due: due.clone(),
         line: Vec::new(),
@@ -60,6 +66,13 @@ pub(super) fn evaluate(
         if *stop.borrow() {
             return Ok(false);
         }
+        let resolved = links.resolve(patient);
+        // Nothing is due to them (the evaluator says so): no row is written, so once they link,
+        // whatever is still within its window goes out on the next run.
+        if resolved.source == Source::Unlinked && !patient.opted_out {
+            not_linked += 1;
+        }
+        let patient = resolved.record.as_ref();
         evaluator.evaluate_after(patient, window, history.of(&patient.id), &mut outcome);
         script_failures.note(&patient.id, &outcome);
         already_sent += outcome.already_sent as u64;
@@ -73,7 +86,7 @@ pub(super) fn evaluate(
             return Ok(true);
         }
         let item = Due::Patient {
-            patient: Box::new(patient.clone()),
+            patient: Box::new(resolved.record.into_owned()),
             sends,
         };
         // A closed channel: the pass stopped (an error); nothing more to evaluate.
@@ -83,6 +96,7 @@ pub(super) fn evaluate(
         counts,
         script_failures,
         already_sent,
+        not_linked,
     })
 }
 

@@ -26,6 +26,10 @@ pub struct RunSummary {
     /// their turn); the next run retries them with the same keys.
     pub retry_later: u64,
     pub skipped_rows: u64,
+    /// Patients (not opted out) without a LINE user: no `line_user_id` in the export and no
+    /// link in the ledger. Nothing is due to them, so they are not in `due`; once they link,
+    /// what is still within its window goes out.
+    pub not_linked: u64,
     /// Sends left pending by earlier runs whose time ran out before this one.
     pub expired_earlier: u64,
     /// The sink stopped taking sends (the outbox's disk is full, LINE refused the token); what
@@ -51,6 +55,15 @@ impl RunSummary {
     }
 
     pub(super) fn print(&self, err: &mut dyn Write) -> std::io::Result<()> {
+        if self.not_linked > 0 {
+            writeln!(
+                err,
+                "note: {} patient(s) have no LINE user (no line_user_id in the export and not \
+                 linked): nothing is sent to them until they link, then what is still within \
+                 its window goes out",
+                self.not_linked
+            )?;
+        }
         if self.expired_earlier > 0 {
             writeln!(
                 err,
