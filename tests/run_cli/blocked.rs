@@ -80,6 +80,14 @@ fn a_blocked_patient_is_not_pushed_and_a_later_follow_sends_it() {
         run.stderr
     );
     assert_adds_up(&run);
+    assert!(
+        run.stderr.contains(
+            "note: step `booking_confirm`, patient R1: the patient blocked the account (blocked: \
+             not pushed; sent if they follow again before it expires)"
+        ),
+        "the problems list names it:\n{}",
+        run.stderr
+    );
     assert_eq!(
         fake.requests_to(&r1),
         0,

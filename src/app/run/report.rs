@@ -127,15 +127,17 @@ pub(super) struct Problems {
     failed: Vec<String>,
     held: Vec<String>,
     pending: Vec<String>,
+    blocked: Vec<String>,
 }
 
 impl Problems {
     pub(super) fn note(&mut self, patient: &str, step: &str, settlement: &Settlement) {
         let (list, why) = match settlement {
-            Settlement::Failed(why) => (&mut self.failed, why),
-            Settlement::Held(why) => (&mut self.held, why),
-            Settlement::RetryLater(why) => (&mut self.pending, why),
-            Settlement::Sent { .. } | Settlement::Expired(_) | Settlement::Blocked => return,
+            Settlement::Failed(why) => (&mut self.failed, why.as_str()),
+            Settlement::Held(why) => (&mut self.held, why.as_str()),
+            Settlement::RetryLater(why) => (&mut self.pending, why.as_str()),
+            Settlement::Blocked => (&mut self.blocked, "the patient blocked the account"),
+            Settlement::Sent { .. } | Settlement::Expired(_) => return,
         };
         if list.len() < SHOWN {
             list.push(format!(
@@ -161,6 +163,12 @@ impl Problems {
                 summary.retry_later,
                 "warning",
                 "pending: retried on the next run",
+            ),
+            (
+                &self.blocked,
+                summary.blocked,
+                "note",
+                "blocked: not pushed; sent if they follow again before it expires",
             ),
         ];
         for (shown, total, level, what) in kinds {
