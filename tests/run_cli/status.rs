@@ -103,3 +103,84 @@ fn status_of_a_file_that_is_not_a_ledger_names_it_and_says_what_to_do() {
         run.stderr
     );
 }
+
+#[test]
+fn status_shows_a_patients_line_state_and_reads_the_export_only_with_the_rules() {
+    use steprule::ledger::{FriendChange, Ledger};
+    let ws = Workspace::new();
+    let blocked_at = chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    Ledger::open(&ws.ledger())
+        .unwrap()
+        .set_friend(&fixture_user_id("R1"), FriendChange::Blocked, blocked_at)
+        .unwrap();
+    let run = ws.run(&fixture_patients(), None, &[]);
+    assert_eq!(run.count("blocked"), 1, "{}", run.stderr);
+
+    // Without the export, R1's LINE user (the export's) is unknown to the ledger.
+    let alone = status(&ws, &["--patient", "R1"]);
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert!(
+        alone.stdout.contains("  not linked in the ledger"),
+        "{}",
+        alone.stdout
+    );
+    assert!(
+        alone
+            .stdout
+            .contains("cannot be checked without --patients (and RULES)"),
+        "{}",
+        alone.stdout
+    );
+    assert!(
+        !alone.stdout.contains("blocked the account on"),
+        "{}",
+        alone.stdout
+    );
+
+    let rules = crate::common::fixtures().join("run/clinic.step");
+    let patients = fixture_patients();
+    let (rules, patients) = (rules.to_str().unwrap(), patients.to_str().unwrap());
+    let with_export = status(&ws, &[rules, "--patients", patients, "--patient", "R1"]);
+    assert_eq!(with_export.code, 0, "{}", with_export.stderr);
+    let out = &with_export.stdout;
+    assert!(
+        out.contains("  sends go to the export's line_user_id"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  blocked the account on 2026-11-24T03:00:00Z: sends are not pushed until they \
+             follow again"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("LINE links: no patient's export line_user_id differs from their link"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&fixture_user_id("R1")),
+        "never a LINE user id:\n{out}"
+    );
+
+    let unlinked = status(&ws, &[rules, "--patients", patients, "--patient", "R6"]);
+    assert!(
+        unlinked
+            .stdout
+            .contains("sends go nowhere: no line_user_id in the export and not linked"),
+        "{}",
+        unlinked.stdout
+    );
+
+    let without_rules = status(&ws, &["--patients", patients]);
+    assert_eq!(without_rules.code, 2, "{}", without_rules.stderr);
+    assert!(
+        without_rules
+            .stderr
+            .contains("--patients needs the RULES file too"),
+        "{}",
+        without_rules.stderr
+    );
+}
