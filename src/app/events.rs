@@ -3,6 +3,7 @@
 //! them. Never prints a LINE user id or a message's text (the ledger keeps no text at all).
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -121,9 +122,11 @@ struct Printer {
 }
 
 impl Printer {
-    fn print(&mut self, event: EventRecord, out: &mut dyn Write) {
+    /// Prints `event`; after a write error (a closed pipe: `events | head`) it asks the
+    /// ledger to stop reading.
+    fn print(&mut self, event: EventRecord, out: &mut dyn Write) -> ControlFlow<()> {
         if self.failed.is_some() {
-            return;
+            return ControlFlow::Break(());
         }
         self.count += 1;
         let written = match (self.format, self.widths) {
@@ -138,8 +141,12 @@ impl Printer {
                 }
             }
         };
-        if let Err(error) = written {
-            self.failed = Some(error);
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(error) => {
+                self.failed = Some(error);
+                ControlFlow::Break(())
+            }
         }
     }
 

@@ -2,6 +2,8 @@
 //! backwards through the time indexes so that a ledger with years of events costs N rows, not
 //! all of them.
 
+use std::ops::ControlFlow;
+
 use rusqlite::params;
 
 use super::events::event_stamp;
@@ -14,7 +16,7 @@ impl Ledger {
         &self,
         filter: &EventFilter,
         limit: u64,
-        mut each: impl FnMut(EventRecord),
+        mut each: impl FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError> {
         let since = filter.since.map(event_stamp).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -37,14 +39,17 @@ impl Ledger {
                 let Some(at) = parse_stamp(row.get_ref(2)?.as_str()?) else {
                     continue;
                 };
-                each(EventRecord {
+                let event = EventRecord {
                     id: row.get(0)?,
                     kind: row.get(1)?,
                     at,
                     patient: row.get(3)?,
                     step: row.get(4)?,
                     detail: row.get(5)?,
-                });
+                };
+                if each(event).is_break() {
+                    break;
+                }
             }
             Ok(())
         };
@@ -91,7 +96,10 @@ mod tests {
         let list = |filter: EventFilter, limit: u64| {
             let mut ids = Vec::new();
             ledger
-                .latest_events(&filter, limit, |e| ids.push(e.id))
+                .latest_events(&filter, limit, |e| {
+                    ids.push(e.id);
+                    ControlFlow::Continue(())
+                })
                 .unwrap();
             ids
         };

@@ -3,6 +3,8 @@
 //! `webhookEventId`), and the tracked links and postbacks that tie a tap back to the send that
 //! carried it.
 
+use std::ops::ControlFlow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, OptionalExtension};
@@ -231,7 +233,7 @@ impl Ledger {
     pub fn events(
         &self,
         filter: &EventFilter,
-        mut each: impl FnMut(EventRecord),
+        mut each: impl FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError> {
         let since = filter.since.map(event_stamp).unwrap_or_default();
         let mut run = || -> rusqlite::Result<()> {
@@ -253,14 +255,17 @@ impl Ledger {
                 let Some(at) = parse_stamp(row.get_ref(2)?.as_str()?) else {
                     continue;
                 };
-                each(EventRecord {
+                let event = EventRecord {
                     id: row.get(0)?,
                     kind: row.get(1)?,
                     at,
                     patient: row.get(3)?,
                     step: row.get(4)?,
                     detail: row.get(5)?,
-                });
+                };
+                if each(event).is_break() {
+                    break;
+                }
             }
             Ok(())
         };
@@ -406,7 +411,10 @@ mod tests {
         assert!(!ledger.record_event(&follow, now).unwrap());
         let mut listed = Vec::new();
         ledger
-            .events(&EventFilter::default(), |e| listed.push(e))
+            .events(&EventFilter::default(), |e| {
+                listed.push(e);
+                ControlFlow::Continue(())
+            })
             .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].kind, EventKind::Follow);
@@ -428,7 +436,12 @@ mod tests {
         }
         let list = |filter: EventFilter| {
             let mut ids = Vec::new();
-            ledger.events(&filter, |e| ids.push(e.id)).unwrap();
+            ledger
+                .events(&filter, |e| {
+                    ids.push(e.id);
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
             ids
         };
         assert_eq!(list(EventFilter::default()), ["b", "a", "c"]);
@@ -442,6 +455,31 @@ mod tests {
             since: Some(at("2026-11-25T09:00:00.400Z")),
         };
         assert_eq!(list(since), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_listing_stops_when_its_reader_has_had_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let now = at("2026-11-26T00:00:00Z");
+        for i in 0..100 {
+            let id = format!("e{i:03}");
+            ledger
+                .record_event(&event(&id, EventKind::Click, "2026-11-25T09:00:00Z"), now)
+                .unwrap();
+        }
+        let mut seen = 0;
+        ledger
+            .events(&EventFilter::default(), |_| {
+                seen += 1;
+                if seen == 3 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, 3);
     }
 
     #[test]
