@@ -134,6 +134,43 @@ fn a_held_send_is_tried_again_with_its_key() {
 }
 
 #[test]
+fn a_resumed_blocked_outbox_send_is_pending_from_the_outbox_end_of_its_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let details = |from: u64| SendDetails {
+        expires_at: at("2026-11-30T00:00:00Z"),
+        outbox_from: Some(from),
+        ..DETAILS
+    };
+    let outbox = key(SinkKind::Outbox, "P1");
+    let retry_key = new_key(ledger.claim(&outbox, &details(10), now).unwrap());
+    ledger
+        .settle(&outbox, &retry_key, 0, &Settlement::Blocked, now)
+        .unwrap();
+    // Blocked sends never wrote a line: recovery does not look for them.
+    assert_eq!(
+        ledger.pending_in_outbox().unwrap(),
+        PendingInOutbox::default()
+    );
+    // The patient follows again; the next run resumes it with the outbox now at 5,000 bytes,
+    // and dies before it settles: recovery looks from 5,000, not from 10.
+    assert!(matches!(
+        ledger.claim(&outbox, &details(5000), now).unwrap(),
+        Claim::Resume { .. }
+    ));
+    let row = ledger.row(&outbox).unwrap().unwrap();
+    assert_eq!(row.status, SendStatus::Pending);
+    assert_eq!(
+        ledger.pending_in_outbox().unwrap(),
+        PendingInOutbox {
+            keys: vec![retry_key],
+            from: 5000
+        }
+    );
+}
+
+#[test]
 fn an_unknown_status_is_an_error_not_a_resend() {
     let dir = tempfile::tempdir().unwrap();
     let now = at("2026-11-21T01:00:00Z");
