@@ -210,7 +210,7 @@ impl Checker<'_> {
         }
         if compiles {
             // The same call delivery makes for every patient, with the sample patient.
-            match template.messages(&env, &self.sample_patient()) {
+            match template.messages(&env, &self.sample_patient(), None) {
                 Ok(_) => {}
                 Err(RenderError::Limits(violations)) => {
                     findings.extend(violations.iter().map(|v| limit_diagnostic(template, v)));
@@ -218,6 +218,8 @@ impl Checker<'_> {
                 Err(RenderError::Failed(failure)) => {
                     findings.push(render_diagnostic(template, &failure));
                 }
+                // The sample's tokens are placeholders, never random.
+                Err(RenderError::Token(_)) => {}
             }
         }
         self.diagnostics.extend(findings);
@@ -345,6 +347,10 @@ fn limit_diagnostic(template: &Template, violation: &Violation) -> Diagnostic {
         ),
         LimitKind::LabelTooLong { .. } => (Code::LineLimit, "shorten it, e.g. 「ご予約はこちら」"),
         LimitKind::UrlTooLong { .. } => (Code::LineLimit, "shorten the URL"),
+        LimitKind::PostbackDataTooLong { .. } => (
+            Code::LineLimit,
+            "keep postback data short, e.g. `action=book&step=checkup`",
+        ),
         LimitKind::InsecureUrl => (
             Code::InsecureUrl,
             "LINE needs https:// for images and links (tel: and line: are allowed for buttons)",

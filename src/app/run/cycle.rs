@@ -299,15 +299,18 @@ impl Cycle<'_> {
             let context = context.get_or_insert_with(|| {
                 template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now)
             });
-            let messages = match template.messages(env, context) {
+            let messages = match template.messages(env, context, None) {
                 Ok(messages) => messages,
+                Err(RenderError::Token(error)) => {
+                    return Err(AppError::Io(std::io::Error::other(error.to_string())))
+                }
                 // Over LINE's limits or off the template's host: never sent. A render that
                 // failed for the patient's data waits for the data to be fixed.
                 Err(error) => {
                     let why = format!("template {} failed: {error}", template.name);
                     let settlement = match error {
                         RenderError::Limits(_) => Settlement::Failed(why),
-                        RenderError::Failed(_) => Settlement::Held(why),
+                        _ => Settlement::Held(why),
                     };
                     pass.settle_now(&key, &retry_key, settlement, now)?;
                     continue;
