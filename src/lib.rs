@@ -10,7 +10,8 @@
 //!
 //! Ground level, used by every stage and using none: [`time`] (the clinic's clock), [`values`],
 //! [`fields`] (the built-in patient fields), [`scripts`] (the bounded rhai engine),
-//! [`diagnostic`] (how every stage reports problems), [`source`] and [`printable`].
+//! [`diagnostic`] (how every stage reports problems), [`line`] (a LINE message, its limits and
+//! its tracked links), [`source`] and [`printable`].
 
 pub mod app;
 pub mod check;
@@ -19,6 +20,7 @@ pub mod diagnostic;
 pub mod eval;
 pub mod fields;
 pub mod ledger;
+pub mod line;
 pub mod plan;
 pub mod printable;
 pub mod records;

@@ -41,6 +41,47 @@ diagnostics_snapshot!(unnamed_step_is_a_warning_that_explains_ids, "unnamed_step
 diagnostics_snapshot!(every_error_in_a_file_is_reported_in_one_run, "many_errors.step", exit 1);
 diagnostics_snapshot!(durations_out_of_range_state_the_range, "duration_range.step", exit 1);
 diagnostics_snapshot!(template_budgets_and_the_url_rule, "template_budget.step", exit 1);
+diagnostics_snapshot!(track_must_be_https_and_set_once, "track_problems.step", exit 1);
+diagnostics_snapshot!(track_has_no_query_or_fragment, "track_query.step", exit 1);
+diagnostics_snapshot!(tracked_links_count_toward_the_text_limit, "track_text_grows.step", exit 1);
+
+#[test]
+fn a_track_url_too_long_for_any_tracked_link_is_refused() {
+    let run = check("track_too_long.step", &["--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    insta::assert_json_snapshot!("track_too_long_json", rows);
+}
+
+#[test]
+fn templates_that_fit_once_their_links_are_tracked_check_clean() {
+    let run = check("tracked.step", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        "tracked.step: ok, 5 steps and 3 templates checked"
+    );
+    // Without `track`, the same 250 links fit: the text only grows once they are tracked.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(fixtures().join("check/track_text_grows.step")).unwrap();
+    let untracked: String = rules
+        .lines()
+        .filter(|l| !l.starts_with("track"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("rules.step"), untracked).unwrap();
+    let templates = fixtures().join("check/templates");
+    let run = steprule(
+        dir.path(),
+        &[
+            "check",
+            "rules.step",
+            "--templates",
+            templates.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
 
 #[test]
 fn sample_clinic_rules_check_clean() {

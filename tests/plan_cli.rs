@@ -59,12 +59,18 @@ fn plan_fixture(args: &[&str]) -> Run {
     steprule(&fixtures().join("plan"), &[&["plan"], args].concat())
 }
 
-/// `plan` of the sample clinic (rules/clinic.step) on a patient file, as JSON.
+/// `plan` of the sample clinic (rules/clinic.step) on a patient file, as JSON. The rules are
+/// read from a copy, so that a ledger the README's `run` left beside them is not read.
 fn plan_sample(patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("rules/clinic.step"), copy.path().join("clinic.step")).unwrap();
+    std::os::unix::fs::symlink(root.join("rules/templates"), copy.path().join("templates"))
+        .unwrap();
+    let rules = copy.path().join("clinic.step");
     let mut args = vec![
         "plan",
-        "rules/clinic.step",
+        rules.to_str().unwrap(),
         "--patients",
         patients,
         "--now",

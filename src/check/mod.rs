@@ -7,6 +7,7 @@ mod fields;
 mod lower;
 mod templates;
 mod timing;
+mod track;
 
 pub use crate::scripts::{
     CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 
 use crate::diagnostic::{self, suggest, Code, Diagnostic};
+use crate::line::track::TrackBase;
 use crate::source::{SourceFile, Span, Spanned};
 use crate::syntax::{self, ClockTime, Ident, Statement, StepDecl};
 use crate::template::{Template, TemplateStore};
@@ -36,6 +38,8 @@ pub struct RuleSet {
     pub timezone: Tz,
     pub quiet: Option<QuietHours>,
     pub cap: Option<Cap>,
+    /// Where tracked links point, when clicks are tracked.
+    pub track: Option<TrackBase>,
     pub stages: Vec<String>,
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
@@ -140,6 +144,7 @@ struct Declarations {
     timezone: Option<(Tz, Span)>,
     quiet: Option<(QuietHours, Span)>,
     cap: Option<Cap>,
+    track: Option<TrackBase>,
     stages: Vec<Ident>,
     dates: Vec<Ident>,
     fields: Vec<Ident>,
@@ -235,6 +240,11 @@ impl<'f> Checker<'f> {
                                 period: period.node,
                             });
                         }
+                    }
+                }
+                Statement::Track(url) => {
+                    if self.first_setting("track", url.span) {
+                        self.track(url);
                     }
                 }
                 Statement::Stages(names) => self.declare_names(names, DeclKind::Stage),
@@ -420,6 +430,7 @@ impl<'f> Checker<'f> {
                 .unwrap_or(chrono_tz::Asia::Tokyo),
             quiet: self.decls.quiet.map(|(q, _)| q),
             cap: self.decls.cap,
+            track: self.decls.track,
             stages: names(self.decls.stages),
             date_fields: names(self.decls.dates),
             fields: names(self.decls.fields),

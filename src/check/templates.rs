@@ -11,12 +11,13 @@ use minijinja::Value;
 use super::Checker;
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::fields::Field;
+use crate::line::track::{SendLinks, TrackBase, TOKEN_LEN};
 use crate::source::{Span, Spanned};
 use crate::syntax::StepDecl;
 use crate::template::line::{LimitKind, Violation};
 use crate::template::{
     self, describe_error as describe, FailureKind, LoadError, RenderError, RenderFailure, Template,
-    TemplateBody, TemplateStore, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
+    TemplateBody, TemplateStore, Tracking, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
 };
 
 /// Functions minijinja provides, which are not patient variables.
@@ -210,14 +211,28 @@ impl Checker<'_> {
         }
         if compiles {
             // The same call delivery makes for every patient, with the sample patient.
-            match template.messages(&env, &self.sample_patient()) {
+            // With `track`, the sample's links are tracked too (with placeholder tokens of a
+            // real token's length), so LINE's limits hold for what LINE will receive.
+            let mut sample_links = SendLinks::sample();
+            let tracking = self.decls.track.as_ref().map(|base| Tracking {
+                base,
+                links: &mut sample_links,
+            });
+            match template.messages(&env, &self.sample_patient(), tracking) {
                 Ok(_) => {}
                 Err(RenderError::Limits(violations)) => {
-                    findings.extend(violations.iter().map(|v| limit_diagnostic(template, v)));
+                    let tracked = self.decls.track.as_ref();
+                    findings.extend(
+                        violations
+                            .iter()
+                            .map(|v| limit_diagnostic(template, v, tracked)),
+                    );
                 }
                 Err(RenderError::Failed(failure)) => {
                     findings.push(render_diagnostic(template, &failure));
                 }
+                // The sample's tokens are placeholders, never random.
+                Err(RenderError::Token(_)) => {}
             }
         }
         self.diagnostics.extend(findings);
@@ -322,7 +337,12 @@ fn render_diagnostic(template: &Template, failure: &RenderFailure) -> Diagnostic
 }
 
 /// A rendered message beyond LINE's limits or against the URL rule, pointing at the field.
-fn limit_diagnostic(template: &Template, violation: &Violation) -> Diagnostic {
+/// With `track`, a text is measured with its links tracked, which the help says.
+fn limit_diagnostic(
+    template: &Template,
+    violation: &Violation,
+    track: Option<&TrackBase>,
+) -> Diagnostic {
     let (code, help) = match &violation.kind {
         LimitKind::TooManyMessages { .. } => (
             Code::LineLimit,
@@ -345,6 +365,10 @@ fn limit_diagnostic(template: &Template, violation: &Violation) -> Diagnostic {
         ),
         LimitKind::LabelTooLong { .. } => (Code::LineLimit, "shorten it, e.g. 「ご予約はこちら」"),
         LimitKind::UrlTooLong { .. } => (Code::LineLimit, "shorten the URL"),
+        LimitKind::PostbackDataTooLong { .. } => (
+            Code::LineLimit,
+            "keep postback data short, e.g. `action=book&step=checkup`",
+        ),
         LimitKind::InsecureUrl => (
             Code::InsecureUrl,
             "LINE needs https:// for images and links (tel: and line: are allowed for buttons)",
@@ -360,6 +384,14 @@ fn limit_diagnostic(template: &Template, violation: &Violation) -> Diagnostic {
              `https://sakura-naika.example.jp/{{ page }}`: a link whose host comes from a \
              variable could go anywhere, so it is never sent",
         ),
+    };
+    let help = match (&violation.kind, track) {
+        (LimitKind::TextTooLong { .. }, Some(base)) => format!(
+            "{help}; with `track`, each link in the text counts as its tracked link ({} \
+             characters), as LINE receives it",
+            base.link(&"x".repeat(TOKEN_LEN)).chars().count()
+        ),
+        _ => help.to_owned(),
     };
     Diagnostic::new(code, &template.file, violation.span, violation.to_string()).with_help(help)
 }

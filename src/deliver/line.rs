@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::Url;
-use serde_json::json;
+use serde::Serialize;
 
 use super::{Answer, Job};
+use crate::line::Message;
 use crate::printable::printable;
 use redact::Redactor;
 use retry_after::parse_retry_after;
@@ -78,10 +79,11 @@ impl LineClient {
     }
 
     pub async fn push(&self, job: &Job, aggregation: bool) -> Answer {
-        let mut body = json!({ "to": job.to, "messages": job.messages });
-        if aggregation {
-            body["customAggregationUnits"] = json!([unit_name(&job.step)]);
-        }
+        let body = Push {
+            custom_aggregation_units: aggregation.then(|| [unit_name(&job.step)]),
+            messages: &job.messages,
+            to: &job.to,
+        };
         let request = self
             .http
             .post(self.push_url.clone())
@@ -151,6 +153,17 @@ impl LineClient {
             Answer::Rejected { error }
         }
     }
+}
+
+/// The body of a push, its keys in sorted order as a JSON object was written before messages
+/// were typed, so the bytes LINE receives are the same.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Push<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_aggregation_units: Option<[String; 1]>,
+    messages: &'a [Message],
+    to: &'a str,
 }
 
 /// The step id as a LINE aggregation unit name.

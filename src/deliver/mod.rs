@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::ledger::Settlement;
+use crate::line::Message;
 
 /// One message ready to go out.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct Job {
     pub to: String,
     pub step: String,
     pub variant: Option<String>,
-    pub messages: Vec<serde_json::Value>,
+    pub messages: Vec<Message>,
     pub expires: DateTime<Utc>,
 }
 

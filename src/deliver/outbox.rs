@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Answer, Job};
 use crate::ledger::file::{self, DataFile, FILE_MODE};
+use crate::line::Message;
 
 /// The longest outbox line read back when looking for retry keys; longer ones (not written by
 /// steprule) are skipped without being held in memory.
@@ -49,7 +50,7 @@ struct OutboxLine<'a> {
     step: &'a str,
     variant: Option<&'a str>,
     retry_key: &'a str,
-    messages: &'a [serde_json::Value],
+    messages: &'a [Message],
 }
 
 /// Why the outbox could not be opened.

@@ -134,6 +134,19 @@ impl TrackKind {
     }
 }
 
+/// The kind column as written by [`TrackKind::as_str`] (the table allows only these two).
+fn track_kind(text: &str) -> TrackKind {
+    if text == "postback" {
+        TrackKind::Postback
+    } else {
+        TrackKind::Url
+    }
+}
+
+/// A send's tokens, through the `tracked_send` index.
+const TRACKED_FOR: &str = "SELECT token, kind, target FROM tracked INDEXED BY tracked_send
+     WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4";
+
 /// A tracked token, looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
@@ -304,6 +317,33 @@ impl Ledger {
             .map_err(|e| self.fail(e))
     }
 
+    /// The tokens recorded for the send `key` (by [`Ledger::track`], with its claim): what a
+    /// resumed claim puts in its messages again, so that the same send carries the same links.
+    /// Each token once, in no particular order: they are told apart by what they stand for.
+    pub fn tracked_for(
+        &self,
+        key: &SendKey<'_>,
+    ) -> Result<Vec<(String, TrackKind, String)>, LedgerError> {
+        self.conn
+            .prepare_cached(TRACKED_FOR)
+            .and_then(|mut select| {
+                let rows = select.query_map(
+                    params![
+                        key.sink.as_str(),
+                        key.patient,
+                        key.step,
+                        stamp(key.occurrence)
+                    ],
+                    |row| {
+                        let kind: String = row.get(1)?;
+                        Ok((row.get(0)?, track_kind(&kind), row.get(2)?))
+                    },
+                )?;
+                rows.collect()
+            })
+            .map_err(|e| self.fail(e))
+    }
+
     /// What `token` stands for, if it is one of ours.
     pub fn tracked(&self, token: &str) -> Result<Option<Tracked>, LedgerError> {
         let found: Option<(String, String, String, String, String, String)> = self
@@ -330,11 +370,7 @@ impl Ledger {
         Ok(
             found.and_then(|(kind, sink, patient, step, occurrence, target)| {
                 Some(Tracked {
-                    kind: if kind == "postback" {
-                        TrackKind::Postback
-                    } else {
-                        TrackKind::Url
-                    },
+                    kind: track_kind(&kind),
                     send: SendRef {
                         sink: sink_of(&sink),
                         patient,
@@ -540,6 +576,60 @@ mod tests {
         assert!(ledger
             .track("tok", TrackKind::Url, &key, "https://x.example", now)
             .is_err());
+    }
+
+    #[test]
+    fn a_sends_tokens_are_read_back_through_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let key = |patient| SendKey {
+            sink: SinkKind::Line,
+            patient,
+            step: "followup",
+            occurrence: at("2026-11-20T01:00:00Z"),
+        };
+        let now = at("2026-11-20T01:00:00Z");
+        ledger
+            .track("t1", TrackKind::Url, &key("P1"), "https://x.example/a", now)
+            .unwrap();
+        ledger
+            .track("t2", TrackKind::Postback, &key("P1"), "answer=yes", now)
+            .unwrap();
+        ledger
+            .track("t3", TrackKind::Url, &key("P2"), "https://x.example/a", now)
+            .unwrap();
+        let mut found = ledger.tracked_for(&key("P1")).unwrap();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            found,
+            [
+                (
+                    "t1".to_owned(),
+                    TrackKind::Url,
+                    "https://x.example/a".to_owned()
+                ),
+                (
+                    "t2".to_owned(),
+                    TrackKind::Postback,
+                    "answer=yes".to_owned()
+                ),
+            ]
+        );
+        let other_sink = SendKey {
+            sink: SinkKind::Outbox,
+            ..key("P1")
+        };
+        assert_eq!(ledger.tracked_for(&other_sink).unwrap(), []);
+        // Through the index: a resumed claim costs its own tokens, not the whole table's.
+        let plan: String = ledger
+            .conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {TRACKED_FOR}"),
+                params!["line", "P1", "followup", "x"],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX tracked_send"), "{plan}");
     }
 
     #[test]

@@ -153,4 +153,7 @@ pub const MIGRATIONS: &[&str] = &[
         target     TEXT NOT NULL,
         created_at TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 4: a send's tokens, found by its key: a claim resumed after a crash sends the tokens it
+    // recorded the first time, read through this index instead of a scan of every token.
+    "CREATE INDEX tracked_send ON tracked (sink, patient, step, occurrence);",
 ];

@@ -15,6 +15,7 @@ pub use condition::{FieldRef, Leaf, Test, Value};
 pub use crate::check::{AnchorField, Direction};
 
 use crate::check::RuleSet;
+use crate::line::track::TrackBase;
 use crate::records::RecordSchema;
 use crate::template::Template;
 use crate::values::{Cap, ClockTime, Duration, QuietHours};
@@ -30,6 +31,8 @@ pub struct TimingPlan {
     pub timezone: Tz,
     pub quiet: Option<QuietHours>,
     pub cap: Option<Cap>,
+    /// Where tracked links point, when clicks are tracked.
+    pub track: Option<TrackBase>,
     pub schema: RecordSchema,
     pub steps: Vec<PlannedStep>,
     /// Whether any condition is a rhai script.
@@ -111,6 +114,7 @@ impl TimingPlan {
             timezone: tz,
             quiet: rules.quiet,
             cap: rules.cap,
+            track: rules.track.clone(),
             schema,
             steps,
             has_scripts,

@@ -32,6 +32,9 @@ pub enum Statement {
         period: Spanned<CapPeriod>,
         span: Span,
     },
+    /// `track "https://go.example-clinic.jp"`: where tracked links point; turns click
+    /// tracking on.
+    Track(Spanned<String>),
     /// `stages booked, first_visit`: the care stages a patient record can be in.
     Stages(Vec<Ident>),
     /// `dates appointment_at, visited_at`: patient columns holding instants that timings can

@@ -9,14 +9,14 @@ use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::source::{SourceFile, Span};
 
 const KEYWORDS: &[&str] = &[
-    "clinic", "timezone", "quiet", "cap", "stages", "dates", "fields", "step", "when", "and", "or",
-    "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within", "per",
-    "day", "week",
+    "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
+    "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
+    "per", "day", "week",
 ];
 
 const STATEMENT_START: &str =
-    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `stages`, `dates`, \
-`fields`) or a step (`step NAME: when …`)";
+    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `stages`, \
+`dates`, `fields`) or a step (`step NAME: when …`)";
 const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
 const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
 d (days), w (weeks), mo (months), y (years), e.g. `7d`, `3mo`";
@@ -171,6 +171,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_quiet => "`quiet`",
         Rule::kw_cap => "`cap`",
         Rule::kw_per => "`per`",
+        Rule::kw_track => "`track`",
         Rule::kw_day | Rule::kw_week | Rule::cap_period => "`day` or `week`",
         Rule::kw_stages => "`stages`",
         Rule::kw_dates => "`dates`",

@@ -67,6 +67,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_quiet
             | Rule::kw_cap
             | Rule::kw_per
+            | Rule::kw_track
             | Rule::kw_stages
             | Rule::kw_dates
             | Rule::kw_fields
@@ -127,6 +128,7 @@ impl Builder<'_> {
                     span,
                 }
             }
+            Rule::track => Statement::Track(self.string(parts.next().expect("url"))),
             Rule::stages => Statement::Stages(parts.map(|p| self.ident(p)).collect()),
             Rule::dates => Statement::Dates(parts.map(|p| self.ident(p)).collect()),
             Rule::fields => Statement::Fields(parts.map(|p| self.ident(p)).collect()),

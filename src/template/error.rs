@@ -5,6 +5,7 @@
 
 use super::line::Violation;
 use super::render::{MAX_FUEL, MAX_RENDERED_BYTES};
+use crate::line::track::TokenError;
 use crate::source::Span;
 
 /// A template that gives no message for one patient.
@@ -15,6 +16,8 @@ pub enum RenderError {
     Failed(RenderFailure),
     /// The messages rendered, but break LINE's limits or the URL rule: never send them.
     Limits(Vec<Violation>),
+    /// The OS gave no random bytes for a tracking token: nothing can be sent until it does.
+    Token(TokenError),
 }
 
 impl RenderError {
@@ -28,6 +31,7 @@ impl std::fmt::Display for RenderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RenderError::Failed(failure) => failure.fmt(f),
+            RenderError::Token(error) => error.fmt(f),
             RenderError::Limits(violations) => {
                 for (index, violation) in violations.iter().enumerate() {
                     if index > 0 {

@@ -1,42 +1,19 @@
-//! LINE's limits and the URL rule, in one place. `check` applies them to the messages of a
-//! sample patient; delivery applies them to every patient's, through
-//! [`Template::messages`](super::Template::messages), so that a patient whose name is 6,000
-//! characters long, or whose `homepage` column turns a link into another site's, never gets a
-//! message LINE would refuse or a link the clinic did not write.
+//! LINE's limits and the URL rule ([`crate::line::limits`]) as a template's problems: each
+//! finding named by the template and the field it comes from. `check` gets them for a sample
+//! patient, delivery for every patient, through [`Template::messages`](super::Template::messages).
 //!
 //! Findings name the template and the field, never a rendered value: at delivery the values
 //! are patient data.
 
-use serde_json::Value as Json;
+pub use crate::line::limits::LimitKind;
+
+use crate::line::limits::{
+    MAX_ALT_TEXT, MAX_BUTTONS, MAX_LABEL, MAX_MESSAGES, MAX_POSTBACK_DATA, MAX_TEXT,
+};
 
 use super::{Template, TemplateBody};
+use crate::line::{Finding, Role};
 use crate::source::Span;
-
-/// At most this many message objects in one push.
-pub const MAX_MESSAGES: usize = 5;
-/// A text message, in UTF-16 code units as LINE counts them.
-pub const MAX_TEXT: usize = 5000;
-/// The notification text of a card (`altText`), in UTF-16 code units.
-pub const MAX_ALT_TEXT: usize = 400;
-/// Buttons of a card, and entries of any `actions` list.
-pub const MAX_BUTTONS: usize = 4;
-/// A button label, in characters.
-pub const MAX_LABEL: usize = 20;
-/// A link a button opens (`uri`, `linkUri`).
-pub const MAX_ACTION_URI: usize = 1000;
-/// An image URL.
-pub const MAX_IMAGE_URL: usize = 2000;
-
-/// Keys whose values are URLs, and which of them open links (the rest show images).
-const URL_KEYS: &[&str] = &[
-    "uri",
-    "url",
-    "linkUri",
-    "originalContentUrl",
-    "previewImageUrl",
-    "thumbnailImageUrl",
-];
-const LINK_KEYS: &[&str] = &["uri", "linkUri"];
 
 /// A rendered message that must not be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,45 +39,6 @@ pub enum Field {
     ButtonUrl(usize),
     /// A value inside message N (1-based) of `line_json`.
     LineJson(usize),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LimitKind {
-    TooManyMessages {
-        count: usize,
-    },
-    TooManyButtons {
-        count: usize,
-    },
-    TooManyActions {
-        count: usize,
-    },
-    /// A message object without `"type"` (message N, 1-based).
-    MissingType {
-        message: usize,
-    },
-    TextTooLong {
-        length: usize,
-    },
-    AltTooLong {
-        length: usize,
-    },
-    LabelTooLong {
-        length: usize,
-    },
-    UrlTooLong {
-        length: usize,
-        max: usize,
-    },
-    /// Not `https://` (buttons may also use `tel:` and `line:`).
-    InsecureUrl,
-    /// The rendered URL goes to another host than the one the template writes before its
-    /// first `{{`; `host` is the template's own text, not a rendered value.
-    UrlHostChanged {
-        host: String,
-    },
-    /// The URL starts with a variable or a tag, so its scheme and host cannot be checked.
-    UrlNotLiteral,
 }
 
 impl Field {
@@ -170,6 +108,11 @@ impl std::fmt::Display for Violation {
                 "{} of template `{t}` is {length} characters; LINE allows {max}",
                 subject("a URL")
             ),
+            LimitKind::PostbackDataTooLong { length } => write!(
+                f,
+                "{} of template `{t}` is {length} characters; LINE allows {MAX_POSTBACK_DATA}",
+                subject("the postback data")
+            ),
             LimitKind::InsecureUrl => write!(
                 f,
                 "{} of template `{t}` is not an https URL",
@@ -189,183 +132,39 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// Everything in `rendered` that LINE would refuse or that breaks the URL rule. `written` is
-/// the same messages with every value as the template writes it (before rendering), so each
-/// rendered URL can be compared with its template.
-pub fn violations(template: &Template, written: &[Json], rendered: &[Json]) -> Vec<Violation> {
-    let mut check = Checker {
-        template,
-        found: Vec::new(),
+/// The findings of [`crate::line::limits`] for `template`'s messages, each named by the field
+/// of the template it comes from.
+pub fn violations(template: &Template, findings: Vec<Finding>) -> Vec<Violation> {
+    findings
+        .into_iter()
+        .map(|finding| {
+            let field = field_of(template, &finding);
+            Violation {
+                template: template.name.clone(),
+                field,
+                span: span_of(template, field),
+                kind: finding.kind,
+            }
+        })
+        .collect()
+}
+
+/// Which field a finding is about: in `line_json` every value is the JSON's; in the simple
+/// form the kind of string and its button tell.
+fn field_of(template: &Template, finding: &Finding) -> Field {
+    let Some(message) = finding.message else {
+        return Field::Whole;
     };
-    if rendered.len() > MAX_MESSAGES {
-        check.found(
-            Field::Whole,
-            LimitKind::TooManyMessages {
-                count: rendered.len(),
-            },
-        );
+    if let TemplateBody::LineJson(_) = template.body {
+        return Field::LineJson(message + 1);
     }
-    if let TemplateBody::Simple { buttons, .. } = &template.body {
-        if buttons.node.len() > MAX_BUTTONS {
-            check.found(
-                Field::ButtonLabel(MAX_BUTTONS + 1),
-                LimitKind::TooManyButtons {
-                    count: buttons.node.len(),
-                },
-            );
-        }
+    match (finding.role, finding.button) {
+        (Some(Role::Label), Some(n)) => Field::ButtonLabel(n + 1),
+        (Some(Role::Link), Some(n)) => Field::ButtonUrl(n + 1),
+        (Some(Role::AltText), _) => Field::Alt,
+        (Some(Role::Text), _) => Field::Text,
+        _ => Field::Image,
     }
-    for (index, message) in rendered.iter().enumerate() {
-        let written = written.get(index).unwrap_or(&Json::Null);
-        check.message(index + 1, written, message);
-    }
-    // An image is both the original and the preview: say it once.
-    check.found.dedup();
-    check.found
-}
-
-struct Checker<'t> {
-    template: &'t Template,
-    found: Vec<Violation>,
-}
-
-impl Checker<'_> {
-    fn found(&mut self, field: Field, kind: LimitKind) {
-        self.found.push(Violation {
-            template: self.template.name.clone(),
-            field,
-            span: span_of(self.template, field),
-            kind,
-        });
-    }
-
-    /// Which field a value of message `message` came from: for the simple form, the key and the
-    /// button it belongs to tell; in `line_json` every value is the JSON's.
-    fn field(&self, message: usize, key: &str, button: Option<usize>) -> Field {
-        if let TemplateBody::LineJson(_) = self.template.body {
-            return Field::LineJson(message);
-        }
-        match (key, button) {
-            ("label", Some(n)) => Field::ButtonLabel(n + 1),
-            ("uri", Some(n)) => Field::ButtonUrl(n + 1),
-            ("altText", _) => Field::Alt,
-            ("text", _) => Field::Text,
-            _ => Field::Image,
-        }
-    }
-
-    fn message(&mut self, number: usize, written: &Json, rendered: &Json) {
-        let kind = rendered.get("type").and_then(Json::as_str);
-        if kind.is_none() {
-            self.found(Field::Whole, LimitKind::MissingType { message: number });
-        }
-        if let (Some("text"), Some(text)) = (kind, rendered.get("text").and_then(Json::as_str)) {
-            let length = utf16_len(text);
-            if length > MAX_TEXT {
-                let field = self.field(number, "text", None);
-                self.found(field, LimitKind::TextTooLong { length });
-            }
-        }
-        if let Some(alt) = rendered.get("altText").and_then(Json::as_str) {
-            let length = utf16_len(alt);
-            if length > MAX_ALT_TEXT {
-                let field = self.field(number, "altText", None);
-                self.found(field, LimitKind::AltTooLong { length });
-            }
-        }
-        let mut values = Vec::new();
-        walk_values(written, rendered, &mut 0, None, &mut values);
-        for (key, written, rendered, button) in values {
-            let field = self.field(number, key, button);
-            if key == "label" && rendered.chars().count() > MAX_LABEL {
-                let length = rendered.chars().count();
-                self.found(field, LimitKind::LabelTooLong { length });
-            }
-            if URL_KEYS.contains(&key) {
-                if let Err(kind) = url_rule(key, written, rendered) {
-                    self.found(field, kind);
-                }
-            }
-        }
-        let mut lists = Vec::new();
-        walk_lists(rendered, &mut lists);
-        for count in lists {
-            let field = self.field(number, "actions", None);
-            self.found(field, LimitKind::TooManyActions { count });
-        }
-    }
-}
-
-/// The URL rule: https (or `tel:`/`line:` for a link), short enough, and — when the template
-/// puts values into it — the scheme and host the template writes before its first tag.
-fn url_rule(key: &str, written: &str, rendered: &str) -> Result<(), LimitKind> {
-    let link = LINK_KEYS.contains(&key);
-    let max = if link { MAX_ACTION_URI } else { MAX_IMAGE_URL };
-    let length = rendered.chars().count();
-    if length > max {
-        return Err(LimitKind::UrlTooLong { length, max });
-    }
-    let tag = first_tag(written);
-    let prefix = &written[..tag.unwrap_or(written.len())];
-    if tag.is_some() && !prefix.contains(':') {
-        // `{{ homepage }}`: whatever it renders to, nothing the template wrote vouches for it.
-        return Err(LimitKind::UrlNotLiteral);
-    }
-    let https = rendered.starts_with("https://");
-    let other_scheme = link && (rendered.starts_with("tel:") || rendered.starts_with("line:"));
-    if !(https || other_scheme) {
-        return Err(LimitKind::InsecureUrl);
-    }
-    if tag.is_none() {
-        // Written in full: the rendered URL is the written one.
-        return Ok(());
-    }
-    if other_scheme {
-        // `tel:{{ phone }}`: the scheme is what matters, and it must be written.
-        return match prefix.split_once(':') {
-            Some((scheme, _)) if rendered.starts_with(&format!("{scheme}:")) => Ok(()),
-            _ => Err(LimitKind::UrlNotLiteral),
-        };
-    }
-    let Some(host) = written_host(prefix) else {
-        return Err(LimitKind::UrlNotLiteral);
-    };
-    let authority = rendered["https://".len()..]
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let port_ok = |rest: &str| rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port);
-    match authority.strip_prefix(host) {
-        Some(rest) if port_ok(rest) => Ok(()),
-        _ => Err(LimitKind::UrlHostChanged {
-            host: host.to_owned(),
-        }),
-    }
-}
-
-fn is_port(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Where the first minijinja tag (`{{`, `{%`, `{#`) starts.
-fn first_tag(text: &str) -> Option<usize> {
-    ["{{", "{%", "{#"]
-        .iter()
-        .filter_map(|tag| text.find(tag))
-        .min()
-}
-
-/// The host of an `https://` URL written before the first tag, if it is written there.
-fn written_host(prefix: &str) -> Option<&str> {
-    let rest = prefix.strip_prefix("https://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.split(':').next().unwrap_or_default();
-    let plain = !host.is_empty() && !authority.contains(['@', '\\']);
-    plain.then_some(host)
-}
-
-fn utf16_len(text: &str) -> usize {
-    text.encode_utf16().count()
 }
 
 /// The span of a field in the template file (the whole body when the field is not its own).
@@ -388,60 +187,4 @@ fn span_of(template: &Template, field: Field) -> Span {
         Field::Whole | Field::Text | Field::LineJson(_) => None,
     }
     .unwrap_or(text.span)
-}
-
-/// Collects `(key, written, rendered, button)` for every string value, walking the written
-/// and the rendered message side by side (they have the same shape: rendering only fills in
-/// strings). `button` counts the `"type": "button"` objects met so far, so a simple
-/// template's label or URL maps back to its `[[buttons]]` entry.
-fn walk_values<'a>(
-    written: &'a Json,
-    rendered: &'a Json,
-    buttons: &mut usize,
-    current: Option<usize>,
-    into: &mut Vec<(&'a str, &'a str, &'a str, Option<usize>)>,
-) {
-    match rendered {
-        Json::Object(map) => {
-            let current = if map.get("type").and_then(Json::as_str) == Some("button") {
-                *buttons += 1;
-                Some(*buttons - 1)
-            } else {
-                current
-            };
-            for (key, child) in map {
-                let written_child = written.get(key).unwrap_or(&Json::Null);
-                if let Json::String(text) = child {
-                    let written_text = written_child.as_str().unwrap_or_default();
-                    into.push((key.as_str(), written_text, text.as_str(), current));
-                }
-                walk_values(written_child, child, buttons, current, into);
-            }
-        }
-        Json::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let written_item = written.get(index).unwrap_or(&Json::Null);
-                walk_values(written_item, item, buttons, current, into);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The lengths of `actions` lists longer than LINE allows.
-fn walk_lists(value: &Json, into: &mut Vec<usize>) {
-    match value {
-        Json::Object(map) => {
-            for (key, child) in map {
-                if let Json::Array(items) = child {
-                    if key == "actions" && items.len() > MAX_BUTTONS {
-                        into.push(items.len());
-                    }
-                }
-                walk_lists(child, into);
-            }
-        }
-        Json::Array(items) => items.iter().for_each(|item| walk_lists(item, into)),
-        _ => {}
-    }
 }

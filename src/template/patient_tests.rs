@@ -5,17 +5,18 @@ use minijinja::{context, Value};
 
 use super::line::{Field, LimitKind};
 use super::{environment, parse, FailureKind, RenderError, Template};
+use crate::line::Message;
 use crate::source::SourceFile;
 
 fn template(toml: &str) -> Template {
     parse("t", SourceFile::new("t.toml", toml)).unwrap()
 }
 
-fn render(toml: &str, context: Value) -> Result<Vec<serde_json::Value>, RenderError> {
-    template(toml).messages(&environment(chrono_tz::Asia::Tokyo), &context)
+fn render(toml: &str, context: Value) -> Result<Vec<Message>, RenderError> {
+    template(toml).messages(&environment(chrono_tz::Asia::Tokyo), &context, None)
 }
 
-fn limits(result: Result<Vec<serde_json::Value>, RenderError>) -> Vec<(Field, LimitKind)> {
+fn limits(result: Result<Vec<Message>, RenderError>) -> Vec<(Field, LimitKind)> {
     match result {
         Err(RenderError::Limits(violations)) => {
             violations.into_iter().map(|v| (v.field, v.kind)).collect()

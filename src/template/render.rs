@@ -1,6 +1,6 @@
 //! Template → LINE message objects. The same code renders for delivery and, with a sample
 //! patient, for `check`, so what check accepts is what LINE will receive: every rendered
-//! message goes through [`line::violations`] on its way out.
+//! message goes through [`crate::line::limits`] on its way out.
 //!
 //! Rendering is bounded: each field may take [`MAX_FUEL`] minijinja steps and render at most
 //! [`MAX_RENDERED_BYTES`], so a template with nested loops over `range(100000)` stops at once
@@ -9,10 +9,12 @@
 use chrono::DateTime;
 use chrono_tz::Tz;
 use minijinja::{Environment, ErrorKind, Value};
-use serde_json::json;
 
 use super::error::{FailureKind, RenderError, RenderFailure};
 use super::{line, Template, TemplateBody};
+use crate::line::limits::{self, Lengths};
+use crate::line::track::{self, SendLinks, TrackBase};
+use crate::line::{Button, Card, Message};
 use crate::source::{Span, Spanned};
 use crate::time;
 
@@ -62,21 +64,40 @@ fn parse_instant(value: &Value, timezone: Tz) -> Result<DateTime<Tz>, minijinja:
     Ok(instant.with_timezone(&timezone))
 }
 
+/// The links of one send to track: where tracked links go, and the send's tokens.
+pub struct Tracking<'a> {
+    pub base: &'a TrackBase,
+    pub links: &'a mut SendLinks,
+}
+
 impl Template {
-    /// Renders the template for one patient into the LINE message objects of one push, and
-    /// checks them against LINE's limits and the URL rule. Delivery sends only what this
-    /// returns; `check` calls it with a sample patient.
+    /// Renders the template for one patient into the LINE messages of one push, and checks
+    /// them against LINE's limits and the URL rule; with `tracking`, its links are tracked
+    /// first (the URL rule holds for the links as written, LINE's limits for the tracked
+    /// message LINE receives). Delivery sends only what this returns; `check` calls it with a
+    /// sample patient.
     pub fn messages(
         &self,
         env: &Environment<'_>,
         context: &Value,
-    ) -> Result<Vec<serde_json::Value>, RenderError> {
-        let rendered = self.render(env, context).map_err(RenderError::Failed)?;
-        let violations = line::violations(self, &self.written_messages(), &rendered);
-        if violations.is_empty() {
+        tracking: Option<Tracking<'_>>,
+    ) -> Result<Vec<Message>, RenderError> {
+        let mut rendered = self.render(env, context).map_err(RenderError::Failed)?;
+        let lengths = match tracking {
+            Some(_) => Lengths::Untracked,
+            None => Lengths::All,
+        };
+        let mut findings = limits::check(&self.written_messages(), &rendered, lengths);
+        if let Some(Tracking { base, links }) = tracking {
+            if findings.is_empty() {
+                track::track(&mut rendered, base, links).map_err(RenderError::Token)?;
+                findings = limits::check_tracked(&rendered);
+            }
+        }
+        if findings.is_empty() {
             Ok(rendered)
         } else {
-            Err(RenderError::Limits(violations))
+            Err(RenderError::Limits(line::violations(self, findings)))
         }
     }
 
@@ -84,7 +105,7 @@ impl Template {
         &self,
         env: &Environment<'_>,
         context: &Value,
-    ) -> Result<Vec<serde_json::Value>, RenderFailure> {
+    ) -> Result<Vec<Message>, RenderFailure> {
         let field = |field: &'static str, text: &str, span: Span| {
             render_field(env, context, &self.name, field, text, span)
         };
@@ -94,29 +115,32 @@ impl Template {
             }),
             TemplateBody::LineJson(source) => {
                 let messages = parse_line_json(&self.name, source)?;
-                map_json_strings(messages, &|text| {
+                let rendered = map_json_strings(messages, &|text| {
                     if text.contains("{{") || text.contains("{%") {
                         field("line_json", text, source.span)
                     } else {
                         Ok(text.to_owned())
                     }
-                })
+                })?;
+                Ok(rendered.into_iter().map(Message::Json).collect())
             }
         }
     }
 
     /// The messages with every value as the template writes it, before rendering: the same
-    /// shape as the rendered ones, for comparing a rendered URL with its template.
-    fn written_messages(&self) -> Vec<serde_json::Value> {
+    /// shape as the rendered ones, for holding a rendered URL against its template.
+    fn written_messages(&self) -> Vec<Message> {
         match &self.body {
             TemplateBody::Simple { .. } => self
                 .simple(String::new(), |_, source| {
                     Ok::<_, std::convert::Infallible>(source.node.clone())
                 })
                 .unwrap_or_default(),
-            TemplateBody::LineJson(source) => {
-                parse_line_json(&self.name, source).unwrap_or_default()
-            }
+            TemplateBody::LineJson(source) => parse_line_json(&self.name, source)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Message::Json)
+                .collect(),
         }
     }
 
@@ -125,7 +149,7 @@ impl Template {
         &self,
         default_alt: String,
         mut value: impl FnMut(&'static str, &Spanned<String>) -> Result<String, E>,
-    ) -> Result<Vec<serde_json::Value>, E> {
+    ) -> Result<Vec<Message>, E> {
         let TemplateBody::Simple {
             text,
             image,
@@ -135,54 +159,37 @@ impl Template {
         else {
             return Ok(Vec::new());
         };
-        let mut messages = vec![json!({ "type": "text", "text": value("text", text)? })];
+        let mut messages = vec![Message::Text {
+            text: value("text", text)?,
+        }];
         let image = image.as_ref().map(|i| value("image", i)).transpose()?;
         if buttons.node.is_empty() {
             if let Some(url) = image {
-                messages.push(json!({
-                    "type": "image",
-                    "originalContentUrl": url,
-                    "previewImageUrl": url,
-                }));
+                messages.push(Message::Image {
+                    original: url.clone(),
+                    preview: url,
+                });
             }
             return Ok(messages);
         }
-        let mut actions = Vec::new();
-        for (index, button) in buttons.node.iter().enumerate() {
-            actions.push(json!({
-                "type": "button",
-                "style": if index == 0 { "primary" } else { "link" },
-                "action": {
-                    "type": "uri",
-                    "label": value("buttons.label", &button.label)?,
-                    "uri": value("buttons.url", &button.url)?,
-                },
-            }));
+        let mut card_buttons = Vec::with_capacity(buttons.node.len());
+        for button in &buttons.node {
+            card_buttons.push(Button {
+                label: value("buttons.label", &button.label)?,
+                uri: value("buttons.url", &button.url)?,
+            });
         }
         // The alt text is what a lock screen shows: by default only the clinic's name,
         // never anything about the patient's health.
-        let alt = match alt {
+        let alt_text = match alt {
             Some(alt) => value("alt", alt)?,
             None => default_alt,
         };
-        let mut bubble = json!({
-            "type": "bubble",
-            "footer": {
-                "type": "box",
-                "layout": "vertical",
-                "spacing": "sm",
-                "contents": actions,
-            },
-        });
-        if let Some(url) = image {
-            bubble["hero"] = json!({
-                "type": "image",
-                "url": url,
-                "size": "full",
-                "aspectMode": "cover",
-            });
-        }
-        messages.push(json!({ "type": "flex", "altText": alt, "contents": bubble }));
+        messages.push(Message::Card(Card {
+            alt_text,
+            hero: image,
+            buttons: card_buttons,
+        }));
         Ok(messages)
     }
 }
@@ -328,6 +335,17 @@ mod tests {
         crate::template::parse("t", SourceFile::new("t.toml", toml)).unwrap()
     }
 
+    /// The messages as the JSON LINE receives.
+    fn rendered(template: &Template, timezone: Tz, context: &Value) -> Vec<serde_json::Value> {
+        let messages = template
+            .messages(&environment(timezone), context, None)
+            .unwrap();
+        messages
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect()
+    }
+
     fn context() -> Value {
         minijinja::context! {
             name => "山田 花子",
@@ -339,9 +357,7 @@ mod tests {
     #[test]
     fn date_filter_counts_in_clinic_time_zone() {
         let t = template("text = \"{{ appointment_at | date('%m月%d日 %H:%M') }}（{{ appointment_at | weekday_ja }}）\"");
-        let messages = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
-            .unwrap();
+        let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context());
         assert_eq!(messages[0]["text"], "04月01日 10:00（水）");
     }
 
@@ -352,14 +368,10 @@ mod tests {
         let t =
             template("text = \"{{ visit | date('%Y-%m-%d %H:%M') }}（{{ visit | weekday_ja }}）\"");
         let context = minijinja::context! { visit => "2026/03/08 02:30" };
-        let messages = t
-            .messages(&environment(chrono_tz::America::New_York), &context)
-            .unwrap();
+        let messages = rendered(&t, chrono_tz::America::New_York, &context);
         assert_eq!(messages[0]["text"], "2026-03-08 03:00（日）");
         let context = minijinja::context! { visit => "2026/11/20" };
-        let messages = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context)
-            .unwrap();
+        let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context);
         assert_eq!(messages[0]["text"], "2026-11-20 00:00（金）");
     }
 
@@ -368,9 +380,7 @@ mod tests {
         let t = template(
             "text = \"{{ name }} 様\"\nimage = \"https://x.jp/a.png\"\n[[buttons]]\nlabel = \"ご予約はこちら\"\nurl = \"https://x.jp/r\"\n",
         );
-        let messages = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
-            .unwrap();
+        let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context());
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0]["text"], "山田 花子 様");
         assert_eq!(messages[1]["altText"], "さくら内科クリニックからのお知らせ");
@@ -384,19 +394,18 @@ mod tests {
     #[test]
     fn line_json_renders_then_parses() {
         let t = template("line_json = '''[{\"type\":\"text\",\"text\":\"{{ name }}\"}]'''");
-        let messages = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
-            .unwrap();
-        assert_eq!(messages, vec![json!({"type": "text", "text": "山田 花子"})]);
+        let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context());
+        assert_eq!(
+            messages,
+            vec![serde_json::json!({"type": "text", "text": "山田 花子"})]
+        );
     }
 
     #[test]
     fn a_quote_in_a_value_cannot_break_line_json() {
         let t = template(r#"line_json = '{"type":"text","text":"{{ name }} 様"}'"#);
         let context = minijinja::context! { name => "山田 \"ハナ\" 花子" };
-        let messages = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context)
-            .unwrap();
+        let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context);
         assert_eq!(messages[0]["text"], "山田 \"ハナ\" 花子 様");
     }
 
@@ -404,7 +413,7 @@ mod tests {
     fn bad_date_format_is_an_error_not_a_panic() {
         let t = template("text = \"{{ appointment_at | date('%Q') }}\"");
         let err = t
-            .messages(&environment(chrono_tz::Asia::Tokyo), &context())
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context(), None)
             .unwrap_err();
         let RenderError::Failed(failure) = err else {
             panic!("a render failure: {err}")

@@ -20,6 +20,7 @@
 //!   `--line-api-base` checked at start;
 //! - `options`: `--custom-aggregation` and `--every`;
 //! - `secrets`: the channel access token never leaks;
+//! - `tracking`: with `track`, links and postbacks become tokens that lead back to their send;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -42,6 +43,7 @@ mod line_answers;
 mod options;
 mod secrets;
 mod status;
+mod tracking;
 mod trust;
 
 const NOW: &str = "2026-11-25 10:00";

@@ -26,11 +26,12 @@ use crate::app::Io;
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
-    Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
+    Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
 };
+use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
-use crate::template::{self, RenderError};
+use crate::template::{self, RenderError, Tracking};
 
 /// Claims committed together before their jobs go to delivery.
 const BATCH: usize = 256;
@@ -291,8 +292,9 @@ impl Cycle<'_> {
                 outbox_from: pass.outbox_end,
             };
             pass.begin()?;
-            let retry_key = match pass.ledger.claim(&key, &details, now)? {
-                Claim::New { retry_key } | Claim::Resume { retry_key, .. } => retry_key,
+            let (retry_key, resumed) = match pass.ledger.claim(&key, &details, now)? {
+                Claim::New { retry_key } => (retry_key, false),
+                Claim::Resume { retry_key, .. } => (retry_key, true),
                 Claim::Done(SendStatus::Sent) => {
                     pass.summary.already_sent += 1;
                     continue;
@@ -312,20 +314,41 @@ impl Cycle<'_> {
             let context = context.get_or_insert_with(|| {
                 template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now)
             });
-            let messages = match template.messages(env, context) {
+            // A resumed send carries the tokens its first claim recorded: the same links.
+            let mut links = match &plan.track {
+                Some(_) if resumed => Some(SendLinks::new(recorded_links(&pass.ledger, &key)?)),
+                Some(_) => Some(SendLinks::new([])),
+                None => None,
+            };
+            let tracking = (plan.track.as_ref())
+                .zip(links.as_mut())
+                .map(|(base, links)| Tracking { base, links });
+            let messages = match template.messages(env, context, tracking) {
                 Ok(messages) => messages,
+                Err(RenderError::Token(error)) => {
+                    return Err(AppError::Io(std::io::Error::other(error.to_string())))
+                }
                 // Over LINE's limits or off the template's host: never sent. A render that
                 // failed for the patient's data waits for the data to be fixed.
                 Err(error) => {
                     let why = format!("template {} failed: {error}", template.name);
                     let settlement = match error {
                         RenderError::Limits(_) => Settlement::Failed(why),
-                        RenderError::Failed(_) => Settlement::Held(why),
+                        _ => Settlement::Held(why),
                     };
                     pass.settle_now(&key, &retry_key, settlement, now)?;
                     continue;
                 }
             };
+            // In the claim's transaction: committed before the message can leave.
+            for link in links.map(SendLinks::into_minted).unwrap_or_default() {
+                let kind = match link.kind {
+                    LinkKind::Url => TrackKind::Url,
+                    LinkKind::Postback => TrackKind::Postback,
+                };
+                pass.ledger
+                    .track(&link.token, kind, &key, &link.target, now)?;
+            }
             progress.queued();
             pass.waiting.push(Job {
                 retry_key,
@@ -340,6 +363,22 @@ impl Cycle<'_> {
         }
         Ok(())
     }
+}
+
+/// The tokens recorded with an earlier claim of the send `key`.
+fn recorded_links(ledger: &Ledger, key: &SendKey<'_>) -> Result<Vec<TrackedLink>, AppError> {
+    let recorded = ledger.tracked_for(key)?;
+    Ok(recorded
+        .into_iter()
+        .map(|(token, kind, target)| TrackedLink {
+            token,
+            kind: match kind {
+                TrackKind::Url => LinkKind::Url,
+                TrackKind::Postback => LinkKind::Postback,
+            },
+            target,
+        })
+        .collect())
 }
 
 /// The state of one pass: the ledger, the claims waiting for their batch to commit, and what

@@ -62,7 +62,9 @@ fn job() -> Job {
         to: format!("U{:032x}", 1),
         step: "booking_confirm".into(),
         variant: None,
-        messages: vec![json!({"type": "text", "text": "ご予約ありがとうございます"})],
+        messages: vec![crate::line::Message::Text {
+            text: "ご予約ありがとうございます".into(),
+        }],
         expires: Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
     }
 }

@@ -8,7 +8,9 @@ fn job(key: &str) -> Job {
         to: "U1".into(),
         step: "thanks".into(),
         variant: None,
-        messages: vec![serde_json::json!({"type": "text", "text": "ありがとうございました"})],
+        messages: vec![crate::line::Message::Text {
+            text: "ありがとうございました".into(),
+        }],
         expires: chrono::DateTime::UNIX_EPOCH,
     }
 }
