@@ -64,7 +64,11 @@ fn plan_fixture(args: &[&str]) -> Run {
 fn plan_sample(patients: &str, now: &str, days: &str, extra: &[&str]) -> Run {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let copy = tempfile::tempdir().unwrap();
-    std::fs::copy(root.join("rules/clinic.step"), copy.path().join("clinic.step")).unwrap();
+    std::fs::copy(
+        root.join("rules/clinic.step"),
+        copy.path().join("clinic.step"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(root.join("rules/templates"), copy.path().join("templates"))
         .unwrap();
     let rules = copy.path().join("clinic.step");
