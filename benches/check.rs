@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use steprule::check::check_file;
-use steprule::source::SourceFile;
-use steprule::template::TemplateStore;
+use steprule::check_file;
+use steprule::SourceFile;
+use steprule::TemplateStore;
 
 const STAGES: [&str; 4] = ["booked", "first_visit", "follow_up", "regular"];
 const TEMPLATES: [&str; 6] = [

@@ -29,11 +29,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use steprule::check::check_path;
-use steprule::eval::{Evaluator, PatientOutcome, Window};
-use steprule::plan::TimingPlan;
-use steprule::records::{read_from, PatientRecord, ReadOptions, RecordFormat};
-use steprule::time::parse_instant;
+use steprule::check_path;
+use steprule::parse_instant;
+use steprule::TimingPlan;
+use steprule::{read_from, PatientRecord, ReadOptions, RecordFormat};
+use steprule::{Evaluator, PatientOutcome, Window};
 
 const RULES: &str = "benches/fixtures/thirty_steps.step";
 const TEMPLATES: &str = "rules/templates";

@@ -2,31 +2,47 @@
 //!
 //! The pipeline, one module per stage, each importing only the ones before it (the README's
 //! layout table lists the imports): `syntax` (`.step` text → typed AST) → `records` (patient
-//! exports → [`records::PatientRecord`]s) → `template` (message templates and the patient's
+//! exports → [`PatientRecord`]s) → `template` (message templates and the patient's
 //! template context) → `check` (semantic checks and lints, lowering each step once into a
-//! [`check::RuleSet`]) → `plan` (a [`plan::TimingPlan`]) → `eval` (the sends due for a patient at
+//! [`RuleSet`]) → `plan` (a [`TimingPlan`]) → `eval` (the sends due for a patient at
 //! an instant) → `ledger` (what was sent, in SQLite) → `deliver` (LINE push client and outbox)
 //! → `app` (what each command does).
 //!
-//! Ground level, used by every stage and using none: [`time`] (the clinic's clock), [`values`],
-//! [`fields`] (the built-in patient fields), [`scripts`] (the bounded rhai engine),
-//! [`diagnostic`] (how every stage reports problems), [`line`] (a LINE message, its limits and
-//! its tracked links), [`source`] and [`printable`].
+//! Ground level, used by every stage and using none: `time` (the clinic's clock), `values`,
+//! `fields` (the built-in patient fields), `scripts` (the bounded rhai engine),
+//! `diagnostic` (how every stage reports problems), `line` (a LINE message, its limits and
+//! its tracked links), `source` and `printable`.
 
+// Public: what the binary runs (`app`), the ledger (read by operators' scripts and the tests
+// that set up blocks and links), and the parser (its AST is what the property tests generate).
 pub mod app;
-pub mod check;
-pub mod deliver;
-pub mod diagnostic;
-pub mod eval;
-pub mod fields;
 pub mod ledger;
-pub mod line;
-pub mod plan;
-pub mod printable;
-pub mod records;
-pub mod scripts;
-pub mod source;
 pub mod syntax;
-pub mod template;
-pub mod time;
-pub mod values;
+
+mod check;
+mod deliver;
+mod diagnostic;
+mod eval;
+mod fields;
+mod line;
+mod plan;
+mod printable;
+mod records;
+mod scripts;
+mod source;
+mod template;
+mod time;
+mod values;
+
+// What the binary, the benches and the property tests drive directly; everything else is the
+// crate's own.
+pub use check::{check_file, check_path, CheckOutcome, RuleSet, ScriptEngine};
+pub use deliver::{ChannelToken, DeliveryOptions, DEFAULT_API_BASE, MAX_CONCURRENCY};
+pub use diagnostic::{render_human, Code, Diagnostic};
+pub use eval::{patient_map, Evaluator, PatientOutcome, Window};
+pub use plan::TimingPlan;
+pub use printable::{printable, printable_lines};
+pub use records::{read_from, Encoding, HeaderMapping, PatientRecord, ReadOptions, RecordFormat};
+pub use source::SourceFile;
+pub use template::TemplateStore;
+pub use time::parse_instant;

@@ -11,8 +11,8 @@ use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
 };
-use steprule::deliver::DeliveryOptions;
-use steprule::records::{Encoding, HeaderMapping, ReadOptions, RecordFormat};
+use steprule::DeliveryOptions;
+use steprule::{Encoding, HeaderMapping, ReadOptions, RecordFormat};
 
 /// Stage-aware LINE step delivery for clinics.
 #[derive(Parser)]
@@ -89,7 +89,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// The LINE API's base URL (for tests against a fake server).
-        #[arg(long, default_value = steprule::deliver::DEFAULT_API_BASE)]
+        #[arg(long, default_value = steprule::DEFAULT_API_BASE)]
         line_api_base: String,
         /// Requests per second, never exceeded (LINE allows 2,000/s for push).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -252,7 +252,7 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {
-    let max = steprule::deliver::MAX_CONCURRENCY;
+    let max = steprule::MAX_CONCURRENCY;
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("`{text}`: --concurrency takes 1 to {max}")),
@@ -352,7 +352,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let token = std::env::var("LINE_CHANNEL_ACCESS_TOKEN")
                 .ok()
                 .filter(|t| !t.trim().is_empty())
-                .map(|t| steprule::deliver::ChannelToken::new(t.trim().to_owned()));
+                .map(|t| steprule::ChannelToken::new(t.trim().to_owned()));
             let request = RunRequest {
                 rules: rules_source(rules),
                 patients,
@@ -510,10 +510,7 @@ fn with_io(
         // A closed pipe (`steprule plan … | head`) is not worth a message.
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!(
-                "error: {}",
-                steprule::printable::printable_lines(&error.to_string())
-            );
+            eprintln!("error: {}", steprule::printable_lines(&error.to_string()));
             ExitCode::from(error.exit_code())
         }
     }

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use steprule::check::check_file;
-use steprule::source::SourceFile;
+use steprule::check_file;
 use steprule::syntax::{self, Anchor, Statement};
-use steprule::template::TemplateStore;
+use steprule::SourceFile;
+use steprule::TemplateStore;
 
 const CONTRACT: &str = include_str!("fixtures/check/contract.step");
 
@@ -30,7 +30,7 @@ fn check_never_panics(text: &str) {
         }
         let _ = diag.line_column();
     }
-    let _ = steprule::diagnostic::render_human(&outcome.diagnostics, false);
+    let _ = steprule::render_human(&outcome.diagnostics, false);
 }
 
 const TOKENS: &[&str] = &[
@@ -189,7 +189,7 @@ proptest! {
         let (_, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
         let too_deep = diagnostics
             .iter()
-            .filter(|d| d.code == steprule::diagnostic::Code::TooDeeplyNested)
+            .filter(|d| d.code == steprule::Code::TooDeeplyNested)
             .count();
         prop_assert_eq!(too_deep, usize::from(wrappers.len() > syntax::MAX_NESTING), "{}", text);
         if wrappers.len() <= syntax::MAX_NESTING {

@@ -1,6 +1,6 @@
 //! Contestant (b), the naive embedded design: every step is a rhai script that holds both the
 //! step's condition and its due-time arithmetic (`thirty_steps.rhai`, by hand), run for every
-//! patient against a rhai map of the patient (`steprule::eval::patient_map`, the map
+//! patient against a rhai map of the patient (`steprule::patient_map`, the map
 //! steprule's own rhai conditions see).
 //!
 //! Each script returns the step's candidate sends as a flat array `[at, expires, at, expires,
@@ -13,9 +13,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rhai::{Dynamic, Engine, Scope, AST};
-use steprule::eval::{patient_map, Window};
-use steprule::plan::TimingPlan;
-use steprule::records::PatientRecord;
+use steprule::PatientRecord;
+use steprule::TimingPlan;
+use steprule::{patient_map, Window};
 
 /// The hand-written scripts: helpers, then one `// step ID` section per step, in file order.
 const SCRIPTS: &str = include_str!("thirty_steps.rhai");
@@ -63,11 +63,7 @@ impl NaiveRhai {
         }
         let mut engine = Engine::new();
         // The same guard steprule puts on its own rhai conditions.
-        engine.set_max_operations(
-            steprule::check::ScriptEngine::new()
-                .engine()
-                .max_operations(),
-        );
+        engine.set_max_operations(steprule::ScriptEngine::new().engine().max_operations());
         let steps = scripts
             .iter()
             .map(|(id, script)| {

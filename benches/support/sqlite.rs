@@ -9,9 +9,9 @@
 //! exact. Tags are stored `;`-separated, as the export has them.
 
 use rusqlite::{named_params, Connection};
-use steprule::eval::Window;
-use steprule::plan::TimingPlan;
-use steprule::records::PatientRecord;
+use steprule::PatientRecord;
+use steprule::TimingPlan;
+use steprule::Window;
 
 /// The hand-written query: the sends in the window, per step.
 const DUE_SENDS: &str = include_str!("thirty_steps.sql");

@@ -9,13 +9,10 @@ mod templates;
 mod timing;
 mod track;
 
-pub use crate::scripts::{
-    CompiledScript, ScriptEngine, MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS,
-    MAX_STRING_SIZE,
-};
+pub use crate::scripts::ScriptEngine;
 pub use crate::values::{Cap, QuietHours};
 pub use fields::FieldKind;
-pub use lower::{AnchorField, Direction, Leaf, Step, Test, Timing, Variant};
+pub use lower::{AnchorField, Direction, Leaf, Step, Test};
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -20,7 +20,7 @@ use redact::Redactor;
 use retry_after::parse_retry_after;
 
 pub use base::LineClientError;
-pub use retry_after::{RETRY_AFTER_ASKED_LIMIT, RETRY_AFTER_CAP};
+pub use retry_after::RETRY_AFTER_CAP;
 
 /// The channel access token. Never printed: its `Debug` is a placeholder, and it only ever
 /// leaves the process in the `Authorization` header.

@@ -101,16 +101,13 @@ impl Outbox {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Where the outbox ends now: a send claimed now writes its line after it.
     pub fn end(&self) -> u64 {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).len
     }
 
     /// The error that stopped the outbox in this run, if one did.
+    #[cfg(test)]
     pub fn write_error(&self) -> Option<String> {
         self.state
             .lock()

@@ -8,7 +8,6 @@ mod test;
 
 pub use schedule::MAX_OCCURRENCES;
 pub use script::patient_map;
-pub use test::ScriptFailure;
 
 use chrono::{DateTime, Utc};
 

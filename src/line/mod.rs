@@ -18,7 +18,9 @@ pub mod urls;
 #[cfg(test)]
 mod tests;
 
-pub use limits::{Finding, LimitKind};
+pub use limits::Finding;
+#[cfg(test)]
+use limits::LimitKind;
 pub use parts::Role;
 
 use serde::ser::{SerializeMap, Serializer};

@@ -2,7 +2,7 @@
 //! [`PatientRecord`]s that the evaluator can use without parsing anything again.
 //!
 //! [`open`] (or [`read_from`] for stdin) checks the file as a whole — format, encoding, header,
-//! [`HeaderMapping`] — and returns [`PatientRecords`], an iterator that yields each row as a
+//! [`HeaderMapping`] — and returns `PatientRecords`, an iterator that yields each row as a
 //! record or a [`RowError`] and goes on after bad rows.
 //!
 //! Columns: `id` (required), `line_user_id`, `name`, `stage`, `stage_entered_at`, `birth_date`,
@@ -28,7 +28,7 @@ mod tests;
 pub use error::RecordsError;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
-pub use reader::{open, read_from, PatientRecords};
+pub use reader::{open, read_from};
 
 use std::collections::BTreeMap;
 
