@@ -63,6 +63,7 @@ codes! {
     TemplateBudget => "template-budget", Error;
     LineLimit => "line-limit", Error;
     InsecureUrl => "insecure-url", Error;
+    MissingLinkTemplate => "missing-link-template", Error;
     SameInstant => "same-instant", Warning;
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;
