@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -28,6 +29,8 @@ use super::writer::Work;
 
 /// The largest webhook body taken; LINE's are a few kilobytes.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// How much of an oversized body is read and dropped before answering 413.
+const MAX_DISCARD: usize = 8 * 1024 * 1024;
 
 /// How long things may take, and how many there may be at once.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +81,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/r/{token}", get(redirect))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Only the webhook reads a body (up to MAX_BODY, itself); the rest take none.
+        .layer(DefaultBodyLimit::max(0))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             deadline_and_log,
@@ -91,11 +95,12 @@ fn text(status: StatusCode, message: &str) -> Response {
 }
 
 /// Verify, parse, store, answer; replies go out after the answer.
-async fn webhook_handler(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn webhook_handler(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Some(body) = read_body(&headers, body).await else {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 1 MiB\n");
+    };
     let signature = headers.get("x-line-signature").map(|v| v.as_bytes());
     if !state.secret.verifies(&body, signature) {
         return text(
@@ -160,6 +165,36 @@ async fn healthz(State(state): State<AppState>) -> Response {
             "the ledger does not answer\n",
         )
     }
+}
+
+/// The body, or `None` when it is over [`MAX_BODY`]. An oversized body is read on (and
+/// dropped) up to [`MAX_DISCARD`] before the 413, so that the client, still sending, reads the
+/// answer instead of a reset connection; past that, or when its length says so, the answer
+/// comes at once.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Option<Bytes> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_DISCARD as u64) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        // A broken upload is answered like an oversized one: nothing is read from it.
+        let Ok(frame) = frame else { return None };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > MAX_DISCARD {
+                return None;
+            }
+            if seen <= MAX_BODY {
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    (seen <= MAX_BODY).then(|| Bytes::from(bytes))
 }
 
 /// Webhook bodies are read only while a permit is held, so that at most
