@@ -304,6 +304,53 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
 mod tests {
     use super::*;
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn slow_headers_are_cut_off_and_a_stop_does_not_wait_for_idle_connections() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop_tx, stop) = watch::channel(false);
+            let limits = Limits {
+                headers: Duration::from_millis(200),
+                drain: Duration::from_secs(5),
+                ..Limits::default()
+            };
+            let router = Router::new().route("/", get(|| async { "hi" }));
+            let server = tokio::spawn(serve(listener, router, limits, stop));
+            // Headers that never end: the connection is closed after the header timeout.
+            let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+            slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 512];
+            let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
+            assert!(read.is_ok(), "closed within the header timeout");
+            assert!(started.elapsed() < Duration::from_secs(3));
+            // An idle keep-alive connection does not hold a shutdown for the whole drain.
+            let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+            idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let n = idle.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            let stopping = std::time::Instant::now();
+            stop_tx.send(true).unwrap();
+            tokio::time::timeout(Duration::from_secs(4), server)
+                .await
+                .expect("the server stops")
+                .unwrap();
+            assert!(stopping.elapsed() < Duration::from_secs(4));
+        });
+    }
+
     #[test]
     fn tokens_are_cut_short_in_the_log() {
         assert_eq!(shortened("/r/AbCdEfGhIjKlMnOpQrStUv"), "/r/AbCd…");

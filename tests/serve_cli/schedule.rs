@@ -67,3 +67,55 @@ fn run_every_delivers_on_schedule_beside_webhooks_and_sigterm_ends_both() {
     );
     assert_eq!(delivered.lines().count(), 1, "sent once");
 }
+
+#[test]
+fn a_pass_that_finds_another_run_holding_the_ledger_waits_for_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let patients = dir.path().join("patients.csv");
+    let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    std::fs::write(
+        &patients,
+        format!(
+            "id,line_user_id,stage,stage_entered_at\nE2,{},booked,{booked}\n",
+            crate::events::user(0xe2)
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // `steprule run` holds the ledger.
+    let lock = steprule::ledger::LedgerLock::acquire(&work.path().join("ledger.db")).unwrap();
+    let serve = Serve::start_in(
+        work,
+        Options {
+            patients: Some(patients),
+            args: vec!["--run-every".into(), "1s".into()],
+            ..Options::default()
+        },
+    );
+    let waited = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !serve.stderr().contains(what) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serve.stderr().contains(what)
+    };
+    assert!(
+        waited("another steprule run is using the ledger"),
+        "{}",
+        serve.stderr()
+    );
+    assert!(
+        !serve.dir().join("outbox.jsonl").exists(),
+        "nothing sent under the other's lock"
+    );
+    assert_eq!(
+        serve.get("/healthz", None).status,
+        200,
+        "webhooks go on meanwhile"
+    );
+    drop(lock);
+    assert!(waited("due 1"), "{}", serve.stderr());
+    let outbox = std::fs::read_to_string(serve.dir().join("outbox.jsonl")).unwrap();
+    assert_eq!(outbox.lines().count(), 1);
+    assert_eq!(serve.stop().code, 0);
+}

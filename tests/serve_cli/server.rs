@@ -46,7 +46,11 @@ pub struct Stopped {
 
 impl Serve {
     pub fn start(options: Options) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
+        Serve::start_in(tempfile::tempdir().unwrap(), options)
+    }
+
+    /// Starts in `dir` (its ledger is `dir/ledger.db`).
+    pub fn start_in(dir: tempfile::TempDir, options: Options) -> Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
             .arg("serve")

@@ -32,6 +32,8 @@ fn a_missing_or_wrong_signature_is_401_and_nothing_is_stored() {
     assert!(!serve.ledger().is_blocked(&user(5)).unwrap());
     assert_eq!(serve.post_signed(&signed).status, 200);
     assert_eq!(serve.events().len(), 1);
+    // The console's Verify button: an empty list, signed.
+    assert_eq!(serve.post_signed(&body(&[])).status, 200);
 }
 
 #[test]
