@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-/// `runtime` must be a multi-thread runtime (a handle cannot drive a current-thread one's
-/// timers). Runs `pass` now and then every `interval` (measured from each pass's start, so a slow pass
+/// Runs `pass` now and then every `interval` (measured from each pass's start, so a slow pass
 /// does not push the schedule back; an overrun starts the next pass at once) until `stop`.
+/// `runtime` must be a multi-thread runtime: a handle cannot drive a current-thread one's
+/// timers.
 pub fn every(
     interval: Duration,
     runtime: &Handle,

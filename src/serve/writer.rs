@@ -149,7 +149,9 @@ impl Writer {
         let directory = self.directory.get();
         let result = self.ledger.begin().and_then(|()| {
             for work in pending.by_ref() {
-                held.push(self.apply(work, &directory, now)?);
+                let (answer, done) = self.apply(work, &directory, now);
+                held.push(answer);
+                done?;
             }
             self.ledger.commit()
         });
@@ -176,35 +178,43 @@ impl Writer {
         }
     }
 
+    /// Does one piece of work; its answer is held (a failure too, so that every request in
+    /// a failed batch hears of it).
     fn apply(
         &mut self,
         work: Work,
         directory: &PatientDirectory,
         now: DateTime<Utc>,
-    ) -> Result<Held, LedgerError> {
-        Ok(match work {
+    ) -> (Held, Result<(), LedgerError>) {
+        match work {
             Work::Webhook { events, answer } => {
                 let mut replies = Vec::new();
                 for event in &events {
-                    if let Some(reply) = self.event(event, directory, now)? {
-                        replies.push(reply);
+                    match self.event(event, directory, now) {
+                        Ok(reply) => replies.extend(reply),
+                        Err(error) => return (Held::Webhook(answer, Vec::new()), Err(error)),
                     }
                 }
-                Held::Webhook(answer, replies)
+                (Held::Webhook(answer, replies), Ok(()))
             }
             Work::Click {
                 token,
                 count,
                 at,
                 answer,
-            } => Held::Click(answer, self.click(&token, count, at)?),
+            } => match self.click(&token, count, at) {
+                Ok(url) => (Held::Click(answer, url), Ok(())),
+                Err(error) => (Held::Click(answer, None), Err(error)),
+            },
             Work::Ping { answer } => {
-                self.ledger.check_in_place()?;
-                self.ledger.has_sent(SinkKind::Line)?;
-                Held::Ping(answer, true)
+                let answers = self
+                    .ledger
+                    .check_in_place()
+                    .and_then(|()| self.ledger.has_sent(SinkKind::Line).map(drop));
+                (Held::Ping(answer, answers.is_ok()), answers)
             }
-            Work::Stop => Held::Stopped,
-        })
+            Work::Stop => (Held::Stopped, Ok(())),
+        }
     }
 
     /// Stores one event and does what it means, once (a redelivery does nothing); returns the
@@ -402,4 +412,72 @@ pub fn looks_like_token(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::link::DirectoryBuilder;
+    use crate::serve::webhook::LineUser;
+
+    fn event(id: &str, body: EventBody) -> Event {
+        Event {
+            id: id.into(),
+            at: Utc::now(),
+            user: LineUser::parse("U0123456789abcdef0123456789abcdef").unwrap(),
+            reply_token: Some("rt".into()),
+            redelivery: false,
+            standby: false,
+            body,
+        }
+    }
+
+    fn writer(dir: &std::path::Path) -> Writer {
+        let (log, _) = Log::start(Box::new(std::io::sink()));
+        Writer {
+            ledger: Ledger::open(&dir.join("l.db")).unwrap(),
+            directory: Arc::new(SharedDirectory::new(DirectoryBuilder::default().finish())),
+            timezone: chrono_tz::Asia::Tokyo,
+            log,
+        }
+    }
+
+    fn webhook(writer: &mut Writer, events: Vec<Event>) -> Result<Vec<Reply>, ()> {
+        let (answer, mut answered) = oneshot::channel();
+        writer.batch(vec![Work::Webhook { events, answer }]);
+        answered.try_recv().unwrap()
+    }
+
+    #[test]
+    fn replies_are_given_once_and_not_for_redeliveries_or_standby() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        let follow = event("01A", EventBody::Follow { unblocked: false });
+        let asked = webhook(&mut writer, vec![follow.clone()]).unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].template, LinkTemplate::Request);
+        // The same event again: stored already, no second reply.
+        assert!(webhook(&mut writer, vec![follow]).unwrap().is_empty());
+        let mut late = event("01B", EventBody::Follow { unblocked: true });
+        late.redelivery = true;
+        let mut standby = event("01C", EventBody::Follow { unblocked: false });
+        standby.standby = true;
+        assert!(webhook(&mut writer, vec![late, standby])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_batch_whose_ledger_went_away_is_answered_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        // The ledger file is moved away under the writer: the commit says so, and every
+        // request in the batch hears it (LINE then redelivers to a server with its ledger).
+        std::fs::rename(dir.path().join("l.db"), dir.path().join("moved.db")).unwrap();
+        let follow = event("01D", EventBody::Follow { unblocked: false });
+        assert_eq!(webhook(&mut writer, vec![follow]), Err(()));
+        let (answer, mut answered) = oneshot::channel();
+        writer.batch(vec![Work::Ping { answer }]);
+        assert_eq!(answered.try_recv(), Ok(false));
+    }
 }

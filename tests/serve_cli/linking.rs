@@ -201,3 +201,42 @@ fn without_a_token_events_are_stored_and_the_missing_replies_said_once() {
         .count();
     assert_eq!(warnings, 1, "{}", stopped.stderr);
 }
+
+#[test]
+fn a_patient_added_to_the_export_can_link_once_it_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let patients = dir.path().join("patients.csv");
+    let header = "id,line_user_id,stage,birth_date\n";
+    std::fs::write(&patients, format!("{header}P0001,,booked,1980-01-02\n")).unwrap();
+    let serve = Serve::start(Options {
+        patients: Some(patients.clone()),
+        // Each tick also looks at the export.
+        args: vec!["--run-every".into(), "1s".into()],
+        ..Options::default()
+    });
+    let t = now_ms();
+    let early = text("01R1", 30, t, "r1", "P0009 1990-09-09");
+    assert_eq!(serve.post_signed(&body(&[early])).status, 200);
+    assert_eq!(serve.ledger().linked_patient(&user(30)).unwrap(), None);
+    std::fs::write(
+        &patients,
+        format!("{header}P0001,,booked,1980-01-02\nP0009,,booked,1990-09-09\n"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline
+        && !serve
+            .stderr()
+            .contains("the patient export changed: 2 patient(s)")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = text("01R2", 30, t + 1, "r2", "P0009 1990-09-09");
+    assert_eq!(serve.post_signed(&body(&[again])).status, 200);
+    assert_eq!(
+        serve.ledger().linked_patient(&user(30)).unwrap().as_deref(),
+        Some("P0009"),
+        "{}",
+        serve.stderr()
+    );
+}
