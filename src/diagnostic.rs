@@ -64,6 +64,7 @@ codes! {
     LineLimit => "line-limit", Error;
     InsecureUrl => "insecure-url", Error;
     InvalidTrackUrl => "invalid-track-url", Error;
+    MissingLinkTemplate => "missing-link-template", Error;
     SameInstant => "same-instant", Warning;
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;

@@ -6,7 +6,8 @@
 //! template context) → `check` (semantic checks and lints, lowering each step once into a
 //! [`RuleSet`]) → `plan` (a [`TimingPlan`]) → `eval` (the sends due for a patient at
 //! an instant) → `ledger` (what was sent, in SQLite) → `deliver` (LINE push client and outbox)
-//! → `app` (what each command does).
+//! → `serve` (what patients do comes back: LINE webhooks and tracked links, stored in the
+//! ledger) → `app` (what each command does).
 //!
 //! Ground level, used by every stage and using none: `time` (the clinic's clock), `values`,
 //! `fields` (the built-in patient fields), `scripts` (the bounded rhai engine),
@@ -29,6 +30,7 @@ mod plan;
 mod printable;
 mod records;
 mod scripts;
+mod serve;
 mod source;
 mod template;
 mod time;

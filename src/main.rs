@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use steprule::app::check::{CheckFormat, CheckRequest};
 use steprule::app::events::{EventsFormat, EventsRequest};
+use steprule::app::serve::ServeRequest;
 use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
@@ -38,6 +39,10 @@ enum Command {
         /// Where the templates are (default: `templates/` beside each .step file).
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// Also check what `steprule serve` needs: the link templates (link_request,
+        /// link_done, link_failed, link_locked).
+        #[arg(long)]
+        serve: bool,
     },
     /// Show every send in a time window, in time order, with daily and monthly totals.
     Plan {
@@ -137,6 +142,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         mapping: Option<PathBuf>,
     },
+    /// Receive what patients do: LINE webhooks (follows, blocks, postbacks, linking messages)
+    /// and tracked links, stored in the ledger; with --run-every, also deliver on an interval.
+    /// Needs LINE_CHANNEL_SECRET; LINE_CHANNEL_ACCESS_TOKEN for replies and LINE delivery.
+    Serve {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// The ledger (default: .steprule/ledger.db beside the rules).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        /// The outbox for --run-every deliveries without a token (default:
+        /// .steprule/outbox.jsonl beside the rules).
+        #[arg(long, value_name = "PATH")]
+        outbox: Option<PathBuf>,
+        /// The address and port to listen on (put a TLS reverse proxy in front).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: String,
+        /// Also deliver what is due on this interval, e.g. 5m (1s to 24h), as `steprule run`
+        /// does and sharing its lock.
+        #[arg(long, value_parser = parse_interval, value_name = "DURATION")]
+        run_every: Option<std::time::Duration>,
+        /// The LINE API's base URL (for tests against a fake server).
+        #[arg(long, default_value = steprule::DEFAULT_API_BASE)]
+        line_api_base: String,
+    },
     /// Say, for one patient, when each step sends or exactly why it does not.
     Explain {
         #[command(flatten)]
@@ -227,7 +258,8 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let too_long = || format!("`{text}` is too long: --every takes 1s to 24h");
+    // clap names the flag (--every or --run-every) before this message.
+    let too_long = || format!("`{text}` is too long: the interval is 1s to 24h");
     let number: u64 = number.parse().map_err(|e: std::num::ParseIntError| {
         if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
             too_long()
@@ -288,6 +320,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             format,
             deny_warnings,
             templates,
+            serve,
         } => {
             let request = CheckRequest {
                 files,
@@ -297,6 +330,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 },
                 deny_warnings,
                 templates,
+                serve,
             };
             app::check::run(&request, io)
         }
@@ -348,11 +382,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let patients = patient_source(patients)?;
             // clap keeps --rate within 1..=100,000.
             let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
-            // The token is read here and only handed to the LINE client; it is never printed.
-            let token = std::env::var("LINE_CHANNEL_ACCESS_TOKEN")
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| steprule::ChannelToken::new(t.trim().to_owned()));
+            let token = channel_token();
             let request = RunRequest {
                 rules: rules_source(rules),
                 patients,
@@ -373,6 +403,31 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 progress: std::io::stderr().is_terminal(),
             };
             app::run::run(&request, io)
+        }
+        Command::Serve {
+            rules,
+            patients,
+            ledger,
+            outbox,
+            listen,
+            run_every,
+            line_api_base,
+        } => {
+            let patients = patient_source(patients)?;
+            // Read here and only handed to the signature check; never printed.
+            let secret = std::env::var("LINE_CHANNEL_SECRET").ok();
+            let request = ServeRequest {
+                rules: rules_source(rules),
+                patients,
+                ledger,
+                outbox,
+                listen,
+                run_every,
+                line_api_base,
+                secret,
+                token: channel_token(),
+            };
+            app::serve::run(&request, io)
         }
         Command::Status {
             rules,
@@ -462,6 +517,14 @@ fn default_ledger(rules: Option<&std::path::Path>) -> PathBuf {
         .and_then(|r| r.parent())
         .unwrap_or(std::path::Path::new(""))
         .join(".steprule/ledger.db")
+}
+
+/// `LINE_CHANNEL_ACCESS_TOKEN`: read here and only handed to the LINE client; never printed.
+fn channel_token() -> Option<steprule::ChannelToken> {
+    std::env::var("LINE_CHANNEL_ACCESS_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| steprule::ChannelToken::new(t.trim().to_owned()))
 }
 
 fn rules_source(args: RulesArgs) -> app::RulesSource {

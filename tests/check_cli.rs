@@ -279,3 +279,37 @@ fn long_flat_chains_check_plan_and_explain() {
         );
     }
 }
+
+#[test]
+fn tracked_links_need_the_link_templates_that_serve_answers_with() {
+    // `track` sends taps to `serve`, and `serve` greets new friends with the link templates:
+    // rules that track links are checked as if `--serve` were given.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(fixtures().join("check/tracked.step")).unwrap();
+    std::fs::write(dir.path().join("tracked.step"), rules).unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    for name in [
+        "hello",
+        "reminder",
+        "checkup_a",
+        "link_request",
+        "link_done",
+    ] {
+        std::fs::copy(
+            fixtures().join(format!("check/templates/{name}.toml")),
+            dir.path().join(format!("templates/{name}.toml")),
+        )
+        .unwrap();
+    }
+    let run = steprule(dir.path(), &["check", "tracked.step"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("steprule::missing-link-template"),
+        "{}",
+        run.stderr
+    );
+    for missing in ["link_failed", "link_locked"] {
+        assert!(run.stderr.contains(missing), "{missing} in {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("`link_done`"), "{}", run.stderr);
+}

@@ -21,6 +21,8 @@ pub struct CheckRequest {
     pub deny_warnings: bool,
     /// Where the templates are (default: `templates/` beside each file).
     pub templates: Option<PathBuf>,
+    /// Also check what `serve` needs (the link templates).
+    pub serve: bool,
 }
 
 pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -28,7 +30,10 @@ pub fn run(request: &CheckRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
     let mut summaries = Vec::new();
     let mut unreadable = false;
     for path in &request.files {
-        match check::check_path(path, request.templates.as_deref()) {
+        let options = check::CheckOptions {
+            serve: request.serve,
+        };
+        match check::check_path_with(path, request.templates.as_deref(), options) {
             Ok(outcome) => {
                 summaries.push(summary(path, &outcome));
                 all.extend(outcome.diagnostics);

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod plan;
 pub mod recipients;
 pub mod run;
+pub mod serve;
 pub mod status;
 
 use std::io::Write;
@@ -78,12 +79,20 @@ pub struct Io<'a> {
 /// Loads and checks rules. Diagnostics are printed on `io.err` (warnings do not stop the
 /// command); rules with errors are [`AppError::RuleErrors`].
 pub fn load_rules(source: &RulesSource, io: &mut Io<'_>) -> Result<RuleSet, AppError> {
-    let outcome = crate::check::check_path(&source.file, source.templates.as_deref()).map_err(
-        |source_error| AppError::ReadRules {
+    load_rules_with(source, crate::check::CheckOptions::default(), io)
+}
+
+/// [`load_rules`], checking what `options` asks for too.
+pub fn load_rules_with(
+    source: &RulesSource,
+    options: crate::check::CheckOptions,
+    io: &mut Io<'_>,
+) -> Result<RuleSet, AppError> {
+    let outcome = crate::check::check_path_with(&source.file, source.templates.as_deref(), options)
+        .map_err(|source_error| AppError::ReadRules {
             path: source.file.clone(),
             source: source_error,
-        },
-    )?;
+        })?;
     if !outcome.diagnostics.is_empty() {
         write!(
             io.err,

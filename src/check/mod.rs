@@ -4,6 +4,7 @@
 
 mod conditions;
 mod fields;
+mod link_templates;
 mod lower;
 mod templates;
 mod timing;
@@ -78,8 +79,25 @@ impl CheckOutcome {
     }
 }
 
+/// What else to check besides the rules and the templates their steps send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// The rules are served (`steprule serve`, `check --serve`): the link templates must be
+    /// there and render.
+    pub serve: bool,
+}
+
 /// Checks one `.step` file, loading its templates from `templates`.
 pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutcome {
+    check_file_with(file, templates, CheckOptions::default())
+}
+
+/// [`check_file`], with `options`.
+pub fn check_file_with(
+    file: &SourceFile,
+    templates: &mut TemplateStore,
+    options: CheckOptions,
+) -> CheckOutcome {
     let (ast, mut diagnostics) = syntax::parse(file);
     let mut checker = Checker::new(file);
     checker.declarations(&ast.statements);
@@ -106,6 +124,10 @@ pub fn check_file(file: &SourceFile, templates: &mut TemplateStore) -> CheckOutc
         });
     }
     checker.cross_step_lints(&checked);
+    // Tracked links lead to `serve`, which answers new friends with the link templates.
+    if options.serve || checker.decls.track.is_some() {
+        checker.link_templates(templates);
+    }
     diagnostics.append(&mut checker.diagnostics);
     diagnostic::sort(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
@@ -125,12 +147,21 @@ pub fn check_path(
     path: &std::path::Path,
     templates_dir: Option<&std::path::Path>,
 ) -> std::io::Result<CheckOutcome> {
+    check_path_with(path, templates_dir, CheckOptions::default())
+}
+
+/// [`check_path`], with `options`.
+pub fn check_path_with(
+    path: &std::path::Path,
+    templates_dir: Option<&std::path::Path>,
+    options: CheckOptions,
+) -> std::io::Result<CheckOutcome> {
     let file = SourceFile::read(path)?;
     let mut store = match templates_dir {
         Some(dir) => TemplateStore::new(dir),
         None => TemplateStore::beside(path),
     };
-    Ok(check_file(&file, &mut store))
+    Ok(check_file_with(&file, &mut store, options))
 }
 
 /// What the settings and declarations of a file say, gathered before any step is checked so

@@ -20,6 +20,16 @@ use crate::template::{
     TemplateBody, TemplateStore, Tracking, MAX_FUEL, MAX_RENDERED_BYTES, SAMPLE_TIME,
 };
 
+/// What a template may use: the variables it sees, a sample of them to render with, and what
+/// to say about a variable it does not see (when no known name is close).
+pub(super) struct Scope {
+    pub known: BTreeSet<String>,
+    pub sample: Value,
+    pub unknown_help: Box<dyn Fn(&str) -> String>,
+    /// Whether an unknown variable close to a known name gets "did you mean".
+    pub suggest: bool,
+}
+
 /// Functions minijinja provides, which are not patient variables.
 const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
 
@@ -130,15 +140,37 @@ impl Checker<'_> {
     }
 
     fn template_content(&mut self, template: &Template) {
+        let variables = self.template_variables().join(", ");
+        let scope = Scope {
+            known: self
+                .template_variables()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            sample: self.sample_patient(),
+            unknown_help: Box::new(move |variable| {
+                format!(
+                    "templates see the patient's fields ({variables}); declare other columns in \
+                     the rules with `fields {variable}` (or `dates {variable}` for a date)"
+                )
+            }),
+            suggest: true,
+        };
+        self.template_content_in(template, &scope);
+    }
+
+    /// Checks a template that may use the variables of `scope`, rendering it with its sample.
+    pub(super) fn template_content_in(&mut self, template: &Template, scope: &Scope) {
         let timezone = self
             .decls
             .timezone
             .map(|(tz, _)| tz)
             .unwrap_or(chrono_tz::Asia::Tokyo);
         let env = template::environment(timezone);
-        let known: BTreeSet<&str> = self
-            .template_variables()
-            .into_iter()
+        let known: BTreeSet<&str> = scope
+            .known
+            .iter()
+            .map(String::as_str)
             .chain(TEMPLATE_GLOBALS.iter().copied())
             .collect();
         let mut findings = Vec::new();
@@ -171,13 +203,13 @@ impl Checker<'_> {
                 .collect();
             unknown.sort();
             for variable in unknown {
-                let help = match suggest(&variable, known.iter().copied()) {
+                let close = scope
+                    .suggest
+                    .then(|| suggest(&variable, known.iter().copied()))
+                    .flatten();
+                let help = match close {
                     Some(close) => format!("did you mean `{close}`?"),
-                    None => format!(
-                        "templates see the patient's fields ({}); declare other columns in the \
-                         rules with `fields {variable}` (or `dates {variable}` for a date)",
-                        self.template_variables().join(", ")
-                    ),
+                    None => (scope.unknown_help)(&variable),
                 };
                 let span = find_word(&source.node, &variable)
                     .map_or(source.span, |r| locate(template, source, r));
@@ -218,7 +250,7 @@ impl Checker<'_> {
                 base,
                 links: &mut sample_links,
             });
-            match template.messages(&env, &self.sample_patient(), tracking) {
+            match template.messages(&env, &scope.sample, tracking) {
                 Ok(_) => {}
                 Err(RenderError::Limits(violations)) => {
                     let tracked = self.decls.track.as_ref();

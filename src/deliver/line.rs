@@ -3,6 +3,7 @@
 
 mod base;
 mod redact;
+mod reply;
 mod retry_after;
 #[cfg(test)]
 mod tests;

@@ -333,6 +333,19 @@ impl Ledger {
         self.check_in_place()
     }
 
+    /// Drops the writes since [`Ledger::begin`] (for `serve`'s writer, whose batch fails
+    /// whole: the requests in it are answered with an error and redelivered by LINE).
+    /// Also after a failed [`Ledger::commit`], which can leave the transaction open.
+    pub fn rollback(&mut self) -> Result<(), LedgerError> {
+        self.in_batch = false;
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
     /// Records a send as pending before it goes out, or says what became of it before.
     pub fn claim(
         &mut self,

@@ -48,23 +48,7 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
             "--every runs on the clock; leave out --now".into(),
         ));
     }
-    let beside_rules = |name: &str| {
-        request
-            .rules
-            .file
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(".steprule")
-            .join(name)
-    };
-    let ledger_path = request
-        .ledger
-        .clone()
-        .unwrap_or_else(|| beside_rules("ledger.db"));
-    let outbox_path = request
-        .outbox
-        .clone()
-        .unwrap_or_else(|| beside_rules("outbox.jsonl"));
+    let (ledger_path, outbox_path) = paths(request);
     // The LINE client (and its base URL) is checked before anything is read or written.
     let line = match (&request.token, request.dry_run) {
         (Some(token), false) => Some(LineClient::new(&request.line_api_base, token.clone())?),
@@ -111,7 +95,54 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     Ok(outcome)
 }
 
-async fn stop_on_signal(stop: watch::Sender<bool>) {
+/// The ledger and the outbox: as given, or in `.steprule/` beside the rules.
+pub(crate) fn paths(request: &RunRequest) -> (PathBuf, PathBuf) {
+    let beside_rules = |name: &str| {
+        request
+            .rules
+            .file
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(".steprule")
+            .join(name)
+    };
+    let ledger = request
+        .ledger
+        .clone()
+        .unwrap_or_else(|| beside_rules("ledger.db"));
+    let outbox = request
+        .outbox
+        .clone()
+        .unwrap_or_else(|| beside_rules("outbox.jsonl"));
+    (ledger, outbox)
+}
+
+/// One pass of `run` at the clock's now, for `serve --run-every`: the same claims, sink, lock
+/// and summary (printed on `io.err`) as `steprule run`. Another run holding the ledger is
+/// [`AppError::Lock`]; a signal on `stop` ends the pass early, as it ends a run.
+pub(crate) fn pass(
+    request: &RunRequest,
+    plan: &TimingPlan,
+    line: Option<&LineClient>,
+    runtime: &tokio::runtime::Runtime,
+    stop: watch::Receiver<bool>,
+    io: &mut Io<'_>,
+) -> Result<RunSummary, AppError> {
+    let (ledger_path, outbox_path) = paths(request);
+    let cycle = Cycle {
+        request,
+        plan,
+        line,
+        ledger_path: &ledger_path,
+        outbox_path: &outbox_path,
+        runtime,
+        stop,
+    };
+    cycle.run(chrono::Utc::now(), io)
+}
+
+/// Turns true on SIGINT or SIGTERM.
+pub(crate) async fn stop_on_signal(stop: watch::Sender<bool>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
