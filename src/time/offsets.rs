@@ -22,12 +22,15 @@ const TABLE_END: i64 = 7_258_118_400;
 /// two probes with different offsets it finds the change to the second. Two changes closer
 /// than this that come back to the same offset would be missed: in chrono-tz 0.10's data the
 /// closest two changes in any zone are 167 hours apart (Brazil in 2000, Gaza's planned
-/// Ramadan breaks), so a day leaves a margin of seven. A zone that ever has spans shorter than
-/// [`SHORTEST_SPAN`] gets no table (see [`ZoneTable::build`]), which catches a future tz
-/// database with closer changes long before they could come closer than a probe.
+/// Ramadan breaks), so a day leaves a margin of seven.
 const PROBE_SECONDS: i64 = 86_400;
 
-/// The shortest span a table may have; any shorter and the zone is left to chrono-tz.
+/// The shortest span a table may have (but the first and the last); a zone with a shorter one
+/// is left to chrono-tz. It does two things. A future tz database with changes closer than
+/// chrono-tz 0.10's shows up as zones without a table (the test `every_zone_has_a_table`)
+/// long before its changes could come closer than a probe. And with spans longer than twice
+/// the largest offset, a wall-clock time can belong only to one span or to two neighbours,
+/// which is what [`ZoneTable::offset_of_local`] relies on.
 const SHORTEST_SPAN: i64 = 4 * PROBE_SECONDS;
 
 /// Offsets are under a day either way (chrono's `FixedOffset` range), so a wall-clock time
@@ -50,6 +53,7 @@ struct Span {
 /// A zone's spans over the table's range, in order.
 #[derive(Debug)]
 pub(super) struct ZoneTable {
+    tz: Tz,
     spans: Box<[Span]>,
 }
 
@@ -60,11 +64,13 @@ impl ZoneTable {
     pub(super) fn of(tz: Tz) -> Option<&'static ZoneTable> {
         static TABLES: OnceLock<Box<[OnceLock<Option<ZoneTable>>]>> = OnceLock::new();
         let tables = TABLES.get_or_init(|| TZ_VARIANTS.iter().map(|_| OnceLock::new()).collect());
-        // `Tz` is a plain enum: its discriminant is its index among the zones.
+        // `Tz` is a plain enum: its discriminant is its index among the zones. The table says
+        // which zone it is, so that even a slot shared by two zones could not answer wrongly.
         tables
             .get(tz as usize)?
             .get_or_init(|| ZoneTable::build(tz))
             .as_ref()
+            .filter(|table| table.tz == tz)
     }
 
     /// Walks the range a probe at a time, asking chrono-tz for the offset, and finds each
@@ -96,13 +102,13 @@ impl ZoneTable {
             starts.push((high, offset_at(high)?));
             probe = high;
         }
-        ZoneTable::from_starts(&starts)
+        ZoneTable::from_starts(tz, &starts)
     }
 
     /// The table for spans starting at `starts` (the last one lasting to [`TABLE_END`]), or
-    /// `None` when a span is too short to trust the probes or the wall-clock ranges do not
-    /// line up one after another.
-    fn from_starts(starts: &[(i64, FixedOffset)]) -> Option<ZoneTable> {
+    /// `None` when a span is too short (see [`SHORTEST_SPAN`]) or the wall-clock ranges are
+    /// out of order.
+    fn from_starts(tz: Tz, starts: &[(i64, FixedOffset)]) -> Option<ZoneTable> {
         let seconds = |offset: FixedOffset| i64::from(offset.local_minus_utc());
         let mut spans = Vec::with_capacity(starts.len());
         for (i, &(start, offset)) in starts.iter().enumerate() {
@@ -127,11 +133,13 @@ impl ZoneTable {
                 local_high,
             });
         }
-        // Each span's own wall-clock range must come after the one before, for the search.
+        // The search needs the ranges in order; only a change within a day of the table's
+        // ends could put them out of it.
         let ordered = spans
             .windows(2)
-            .all(|pair| pair[0].local_high <= pair[1].local_low && pair[0].start < pair[1].start);
+            .all(|pair| pair[0].local_low < pair[1].local_low);
         ordered.then(|| ZoneTable {
+            tz,
             spans: spans.into_boxed_slice(),
         })
     }
@@ -293,9 +301,9 @@ mod tests {
             (start + 400 * 86_400, east(2)),
             (start + 400 * 86_400 + short, east(1)),
         ];
-        assert!(ZoneTable::from_starts(&starts).is_none());
+        assert!(ZoneTable::from_starts(Europe::Paris, &starts).is_none());
         let long = Duration::days(30).num_seconds();
         let starts = [starts[0], starts[1], (start + 400 * 86_400 + long, east(1))];
-        assert!(ZoneTable::from_starts(&starts).is_some());
+        assert!(ZoneTable::from_starts(Europe::Paris, &starts).is_some());
     }
 }
