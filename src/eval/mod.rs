@@ -9,10 +9,12 @@ mod test;
 pub use schedule::MAX_OCCURRENCES;
 pub use script::patient_map;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::plan::calendar::leave_quiet;
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use crate::time::local_date;
 
 /// How far ahead `explain` looks for a step's next send; the evaluator's occurrence bound is
 /// sized so that an hourly step fits in it.
@@ -145,6 +147,29 @@ pub struct Evaluator<'p> {
     /// Whether to say why each step sends nothing. `plan` and `run` only need the sends (and
     /// failing scripts); building the reasons would be most of the work.
     explain: bool,
+    /// `now` on the clinic's clock, kept while the patients' `now` stays the same.
+    today: Option<Today>,
+}
+
+/// What the steps ask of `now` on the clinic's clock, worked out once per `now` rather than
+/// for every step of every patient (conditions on `age`, overdue sends).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Today {
+    now: DateTime<Utc>,
+    /// The clinic's calendar day at `now`.
+    date: NaiveDate,
+    /// The first instant from `now` outside quiet hours, when an overdue send goes out.
+    sendable: DateTime<Utc>,
+}
+
+impl Today {
+    fn at(now: DateTime<Utc>, plan: &TimingPlan) -> Today {
+        Today {
+            now,
+            date: local_date(now, plan.timezone),
+            sendable: leave_quiet(now, plan.quiet, plan.timezone),
+        }
+    }
 }
 
 /// What the condition code needs: the plan, the patient and the evaluation's `now`.
@@ -152,6 +177,7 @@ pub(crate) struct Context<'a> {
     plan: &'a TimingPlan,
     patient: &'a PatientRecord,
     now: DateTime<Utc>,
+    today: Today,
     explain: bool,
 }
 
@@ -163,6 +189,7 @@ impl<'p> Evaluator<'p> {
             scripts: None,
             scratch: schedule::Scratch::default(),
             explain: false,
+            today: None,
         }
     }
 
@@ -208,10 +235,15 @@ impl<'p> Evaluator<'p> {
             }
             return;
         }
+        let today = match self.today {
+            Some(today) if today.now == window.now => today,
+            _ => *self.today.insert(Today::at(window.now, self.plan)),
+        };
         let mut context = Context {
             plan: self.plan,
             patient,
             now: window.now,
+            today,
             explain: self.explain,
         };
         schedule::run(

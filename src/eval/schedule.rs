@@ -10,7 +10,8 @@ use chrono_tz::Tz;
 
 use super::script::ScriptRuntime;
 use super::{
-    variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Window,
+    variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Today,
+    Window,
 };
 use crate::fields::Field;
 use crate::plan::calendar::leave_quiet;
@@ -82,6 +83,7 @@ pub(super) fn run(
     out: &mut PatientOutcome,
 ) {
     let plan = ctx.plan;
+    let today = ctx.today;
     scratch.candidates.clear();
     for step in &plan.steps {
         let note = |reason| StepNote {
@@ -113,7 +115,7 @@ pub(super) fn run(
         let mut problem = None;
         let candidates = &mut scratch.candidates;
         let occurrences = for_each_occurrence(step, anchor, window, plan.timezone, |nominal| {
-            match place(step, nominal, anchor, window.now, plan) {
+            match place(step, nominal, anchor, today, plan) {
                 Ok(send) => candidates.push(send),
                 Err(reason) => problem = Some(reason),
             }
@@ -326,7 +328,7 @@ fn place(
     step: &PlannedStep,
     nominal: DateTime<Utc>,
     anchor: DateTime<Utc>,
-    now: DateTime<Utc>,
+    today: Today,
     plan: &TimingPlan,
 ) -> Result<DueSend, Reason> {
     let tz = plan.timezone;
@@ -342,8 +344,8 @@ fn place(
         expires = expires.min(anchor);
     }
     let mut at = due;
-    if at < now {
-        at = leave_quiet(now, plan.quiet, tz);
+    if at < today.now {
+        at = today.sendable;
         moved = Some(Moved::Overdue { due });
     }
     if at >= expires {

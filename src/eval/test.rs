@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::script::ScriptRuntime;
 use super::Context;
-use crate::fields::{Field, FieldValue};
+use crate::fields::{age_on, Field, FieldValue};
 use crate::plan::{FieldRef, Leaf, Test, Value};
-use crate::time::parse_instant;
+use crate::time::{local_date, parse_instant};
 use crate::values::CompareOp;
 
 /// A rhai condition that failed at run time for this patient (not a crash: a finding).
@@ -196,14 +196,20 @@ impl Context<'_> {
     fn compare(&self, field: FieldRef, value: &Value, at: DateTime<Utc>) -> Option<Ordering> {
         match (field, value) {
             (FieldRef::Builtin(Field::Age), Value::Number(n)) => {
-                (self.patient.age(at, self.plan.timezone)? as f64).partial_cmp(n)
+                // `PatientRecord::age`, with the day of `now` worked out once.
+                let day = if at == self.today.now {
+                    self.today.date
+                } else {
+                    local_date(at, self.plan.timezone)
+                };
+                (age_on(self.patient.birth_date?, day) as f64).partial_cmp(n)
             }
             (FieldRef::Builtin(Field::StageEnteredAt) | FieldRef::Date(_), Value::Instant(v)) => {
                 Some(self.instant(field)?.cmp(v))
             }
             (FieldRef::Builtin(Field::BirthDate), Value::Instant(v)) => {
                 let birth = self.patient.birth_date?;
-                let day = v.with_timezone(&self.plan.timezone).date_naive();
+                let day = local_date(*v, self.plan.timezone);
                 Some(birth.cmp(&day))
             }
             (FieldRef::Builtin(Field::OptedOut), Value::Text(t)) => {
@@ -241,7 +247,6 @@ fn compare_text(text: &str, value: &Value, tz: chrono_tz::Tz) -> Option<Ordering
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::age_on;
     use chrono::NaiveDate;
 
     #[test]

@@ -432,3 +432,42 @@ fn sends_made_before_count_toward_the_cap_and_are_not_proposed_again() {
     Evaluator::new(&plan).evaluate_after(&p, window, &history, &mut outcome);
     assert!(outcome.sends.is_empty(), "{:?}", outcome.sends);
 }
+
+#[test]
+fn one_evaluator_follows_each_new_now() {
+    // The evaluator keeps `now`'s day and its first instant out of quiet hours between
+    // patients; a later `now` must not see the earlier one's. Born 1980-01-01: 46 on New
+    // Year's Eve 2026, 47 the next day.
+    let plan = plan("step thanks: when stage=first_visit after 1d at 20:00 send a within 3d\nstep senior: when stage=first_visit and age >= 47 after 0m send b within 30d");
+    let p = patient(&plan, "first_visit", "2026-12-30 15:00");
+    let mut evaluator = Evaluator::new(&plan);
+    let mut sent = Vec::new();
+    for now in ["2026-12-31 23:00", "2027-01-01 23:30", "2026-12-31 23:00"] {
+        let at = tokyo(now);
+        let window = Window {
+            now: at,
+            from: at,
+            to: at + chrono::Duration::days(2),
+        };
+        let mut reused = PatientOutcome::default();
+        evaluator.evaluate(&p, window, &mut reused);
+        let mut fresh = PatientOutcome::default();
+        Evaluator::new(&plan).evaluate(&p, window, &mut fresh);
+        assert_eq!(reused.sends, fresh.sends, "{now}");
+        let shown = reused
+            .sends
+            .iter()
+            .map(|s| format!("{} {}", show(s.at), plan.steps[s.step].id));
+        sent.push(shown.collect::<Vec<_>>());
+    }
+    // Overdue from 20:00 and held by quiet hours until 09:00 the next morning; `senior` only
+    // once the birthday has come.
+    assert_eq!(
+        sent,
+        [
+            vec!["2027-01-01 09:00 thanks"],
+            vec!["2027-01-02 09:00 thanks", "2027-01-02 09:00 senior"],
+            vec!["2027-01-01 09:00 thanks"],
+        ]
+    );
+}

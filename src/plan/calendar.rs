@@ -4,7 +4,7 @@
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::time::{local_to_utc, Offset};
+use crate::time::{local_to_utc, wall_clock, Offset};
 use crate::values::{ClockTime, Duration, DurationUnit, QuietHours};
 
 // `Offset` lives in `time`; turning a written duration into one needs the syntax tree's
@@ -30,7 +30,7 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
     let Some(quiet) = quiet else {
         return instant;
     };
-    let local = instant.with_timezone(&tz);
+    let local = wall_clock(instant, tz);
     let clock = ClockTime {
         hour: local.hour(),
         minute: local.minute(),
@@ -38,7 +38,7 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
     if !quiet.contains(clock) {
         return instant;
     }
-    let date = local.date_naive();
+    let date = local.date();
     let wraps = quiet.from > quiet.to;
     // In a window that wraps midnight, the evening part ends tomorrow morning.
     let end_date = if wraps && clock >= quiet.from {

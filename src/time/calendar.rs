@@ -2,10 +2,10 @@
 //! the clinic's time zone), `at HH:MM` on the local day, the next day and the next week. Wall
 //! clock times that daylight saving skips or repeats become instants by [`local_to_utc`].
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::{local_date, local_to_utc, ClockTime};
+use super::{local_date, local_to_utc, wall_clock, ClockTime};
 
 /// A timing offset as the clinic counts it: minutes and hours are exact; days and weeks keep
 /// the local clock time; months and years are calendar months (Nov 30 + 3mo = Feb 28/29).
@@ -58,13 +58,30 @@ const CALENDAR_MARGIN_DAYS: i64 = 31;
 /// The last instant steprule computes with (around the year 262,000): a window that would end
 /// later ends here, which in practice is never.
 pub fn calendar_end() -> DateTime<Utc> {
-    DateTime::<Utc>::MAX_UTC - chrono::Duration::days(CALENDAR_MARGIN_DAYS)
+    CALENDAR_END
 }
 
 /// The first instant steprule computes with.
 pub fn calendar_start() -> DateTime<Utc> {
-    DateTime::<Utc>::MIN_UTC + chrono::Duration::days(CALENDAR_MARGIN_DAYS)
+    CALENDAR_START
 }
+
+// Constants, so that the check in every `shift` is two comparisons, not two date subtractions.
+const CALENDAR_END: DateTime<Utc> = match DateTime::<Utc>::MAX_UTC
+    .naive_utc()
+    .checked_sub_signed(TimeDelta::days(CALENDAR_MARGIN_DAYS))
+{
+    Some(end) => end.and_utc(),
+    None => panic!("the margin is inside chrono's range"),
+};
+
+const CALENDAR_START: DateTime<Utc> = match DateTime::<Utc>::MIN_UTC
+    .naive_utc()
+    .checked_add_signed(TimeDelta::days(CALENDAR_MARGIN_DAYS))
+{
+    Some(start) => start.and_utc(),
+    None => panic!("the margin is inside chrono's range"),
+};
 
 /// `instant + offset` (or `- offset` when `backwards`), in the clinic's calendar. `None` when
 /// the result is beyond the calendar (see [`calendar_end`]); `instant` must be inside it.
@@ -75,7 +92,7 @@ pub fn shift(
     tz: Tz,
 ) -> Option<DateTime<Utc>> {
     shift_unchecked(instant, offset, backwards, tz)
-        .filter(|moved| (calendar_start()..=calendar_end()).contains(moved))
+        .filter(|moved| (CALENDAR_START..=CALENDAR_END).contains(moved))
 }
 
 fn shift_unchecked(
@@ -92,7 +109,7 @@ fn shift_unchecked(
             instant.checked_add_signed(delta)
         };
     }
-    let local = instant.with_timezone(&tz).naive_local();
+    let local = wall_clock(instant, tz);
     let moved = match (offset, backwards) {
         (Offset::Days(d), false) => local.checked_add_days(Days::new(d))?,
         (Offset::Days(d), true) => local.checked_sub_days(Days::new(d))?,

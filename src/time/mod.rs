@@ -7,6 +7,7 @@
 //! gap is the first instant after the gap, a time in an overlap is the earlier instant.
 
 mod calendar;
+mod offsets;
 mod parse;
 mod zone;
 
@@ -35,7 +36,7 @@ use chrono::{DateTime, Datelike, NaiveTime, TimeZone};
 
 pub use calendar::{at_time, calendar_end, calendar_start, next_day, next_week, shift, Offset};
 pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
-pub use zone::{local_date, local_to_utc};
+pub use zone::{local_date, local_to_utc, wall_clock};
 
 /// A time of day on the clinic's wall clock (`18:00`), as `at` and `quiet` write it. Not
 /// validated when parsed: `25:00` parses, and check rejects it.

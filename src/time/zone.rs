@@ -4,6 +4,8 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::offsets::ZoneTable;
+
 /// A wall-clock time in `tz` as an instant.
 ///
 /// - In a gap (clocks jump forward over it, e.g. 02:30 on the night New York springs forward)
@@ -12,18 +14,42 @@ use chrono_tz::Tz;
 /// - In an overlap (clocks turned back, e.g. 01:30 on New York's fall-back night) it happens
 ///   twice: it is the earlier of the two (01:30 EDT).
 ///
-/// This is the hot path of the evaluator: outside a gap it is one zone lookup and allocates
-/// nothing.
+/// This is the hot path of the evaluator: a time that happens exactly once (nearly all) is
+/// one search of the zone's table of offsets and allocates nothing; gaps, overlaps and times
+/// before 1900 or after 2200 go to chrono-tz.
 pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+    let plain = ZoneTable::of(tz)
+        .and_then(|table| table.offset_of_local(&local))
+        .and_then(|offset| local.checked_sub_offset(offset));
+    match plain {
+        Some(utc) => utc.and_utc(),
+        None => local_to_utc_by_chrono_tz(local, tz),
+    }
+}
+
+/// [`local_to_utc`] asking chrono-tz, for the times the zone's table declines.
+fn local_to_utc_by_chrono_tz(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     match tz.from_local_datetime(&local).earliest() {
         Some(instant) => instant.with_timezone(&Utc),
         None => end_of_gap(local, tz),
     }
 }
 
+/// The clinic's wall clock at `instant`: one search of the zone's table of offsets, or
+/// chrono-tz's answer before 1900 and after 2200.
+pub fn wall_clock(instant: DateTime<Utc>, tz: Tz) -> NaiveDateTime {
+    let utc = instant.naive_utc();
+    let offset = ZoneTable::of(tz)
+        .and_then(|table| table.offset_at(&instant))
+        .unwrap_or_else(|| tz.offset_from_utc_datetime(&utc).fix());
+    // Only within a day of the end of chrono's range is there no wall-clock time to give;
+    // the time as UTC keeps this total there.
+    utc.checked_add_offset(offset).unwrap_or(utc)
+}
+
 /// The date on the clinic's wall calendar at `instant`.
 pub fn local_date(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
-    instant.with_timezone(&tz).date_naive()
+    wall_clock(instant, tz).date()
 }
 
 /// The instant the clocks jump over `local` (a wall-clock time that does not exist in `tz`).
@@ -173,9 +199,57 @@ mod tests {
         );
     }
 
+    /// Wall-clock times and instants around every change of offset since 1900 in zones with
+    /// daylight saving time (both hemispheres, half hours, Samoa's skipped day) and without.
+    fn around_every_change(tz: Tz) -> Vec<NaiveDateTime> {
+        let start = utc("1900-01-02T00:00:00Z");
+        let end = utc("2199-12-30T00:00:00Z");
+        let offset = |at: DateTime<Utc>| tz.offset_from_utc_datetime(&at.naive_utc()).fix();
+        let mut times = Vec::new();
+        let mut day = start;
+        while day < end {
+            let next = day + TimeDelta::days(1);
+            if offset(day) != offset(next) {
+                let mut at = day - TimeDelta::hours(6);
+                while at < next + TimeDelta::hours(6) {
+                    times.push(at.naive_utc());
+                    at += TimeDelta::minutes(10);
+                }
+            }
+            day = next;
+        }
+        times.extend([start.naive_utc(), end.naive_utc()]);
+        times
+    }
+
+    #[test]
+    fn the_fast_path_keeps_the_rule_for_gaps_and_overlaps_across_every_change() {
+        use chrono_tz::{America::Sao_Paulo, Australia::Lord_Howe, Pacific::Apia};
+        for tz in [New_York, London, Tokyo, Lord_Howe, Apia, Sao_Paulo] {
+            let times = around_every_change(tz);
+            assert!(times.len() > 2 || tz == Tokyo, "{tz}: no changes found");
+            for time in times {
+                // The same numbers both ways: as a wall-clock time and as an instant.
+                assert_eq!(
+                    local_to_utc(time, tz),
+                    local_to_utc_by_chrono_tz(time, tz),
+                    "{tz}: wall clock {time}"
+                );
+                let instant = time.and_utc();
+                assert_eq!(
+                    wall_clock(instant, tz),
+                    instant.with_timezone(&tz).naive_local(),
+                    "{tz}: instant {instant}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn ends_of_the_calendar_do_not_panic() {
         let _ = local_to_utc(NaiveDateTime::MAX, New_York);
         let _ = local_to_utc(NaiveDateTime::MIN, London);
+        let _ = wall_clock(DateTime::<Utc>::MAX_UTC, Tokyo);
+        let _ = wall_clock(DateTime::<Utc>::MIN_UTC, New_York);
     }
 }
