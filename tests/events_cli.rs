@@ -313,3 +313,42 @@ fn wait(mut child: std::process::Child) -> (Option<i32>, u64) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A ledger opened twice in one process (`serve`'s writer and a `--run-every` pass), the second
+/// closed, then read by another process: the first connection's writes must still reach the
+/// file. Closing any descriptor of the database used to drop the process's POSIX locks, so the
+/// other process's close deleted the write-ahead log the writer went on writing to, and every
+/// event after that was lost.
+#[test]
+fn a_second_open_of_the_ledger_in_one_process_loses_nothing_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let event = |id: &'static str| NewEvent {
+        id,
+        kind: EventKind::Message,
+        at: at("2026-11-24T00:00:00Z"),
+        line_user: Some(LINE_USER),
+        patient: None,
+        send: None,
+        detail: None,
+    };
+    let now = at("2026-11-30T00:00:00Z");
+    let mut writer = Ledger::open(&path).unwrap();
+    assert!(writer.record_event(&event("before"), now).unwrap());
+    drop(Ledger::open(&path).unwrap());
+    let listed = |dir: &Path| {
+        let run = steprule(
+            dir,
+            &["events", "--ledger", "ledger.db", "--format", "json"],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.lines().count()
+    };
+    assert_eq!(listed(dir.path()), 1);
+    assert!(writer.record_event(&event("after"), now).unwrap());
+    assert_eq!(
+        listed(dir.path()),
+        2,
+        "the writer's second event reached the ledger"
+    );
+}

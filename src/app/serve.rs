@@ -280,11 +280,12 @@ impl Watcher<'_> {
         let mut err = LogWriter::new(self.log.clone());
         match load_directory(self.source, self.schema, &mut err) {
             Ok(directory) => {
-                self.log.line(format!(
-                    "the patient export changed: {} patient(s) read for linking",
-                    directory.len()
-                ));
+                // In use before it is announced: whoever reads the line can rely on it.
+                let patients = directory.len();
                 self.directory.replace(directory);
+                self.log.line(format!(
+                    "the patient export changed: {patients} patient(s) read for linking"
+                ));
             }
             Err(error) => self.log.line(format!(
                 "warning: the patient export could not be read again ({}); linking goes on \

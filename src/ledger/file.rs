@@ -7,6 +7,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Owner read/write only: names, LINE ids and message texts are patient data.
 pub const FILE_MODE: u32 = 0o600;
@@ -19,7 +20,7 @@ pub struct DataFile {
     /// The resolved path: symlinks followed, absolute.
     pub path: PathBuf,
     /// Kept open so that an unlinked file is still recognisable as the one opened.
-    file: File,
+    file: Arc<File>,
     device: u64,
     inode: u64,
     /// The mode the file had when it was found looser than [`FILE_MODE`] and tightened.
@@ -30,13 +31,42 @@ impl DataFile {
     /// Opens `path` for reading and writing, creating it (and its folders) if needed.
     pub fn open(path: &Path) -> io::Result<DataFile> {
         create_parent(path)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(path)?;
+        DataFile::from_file(path, Arc::new(open_private(path)?))
+    }
+
+    /// As [`DataFile::open`], for an SQLite database: its descriptor is never closed while the
+    /// process lives. Closing any descriptor of a file drops every POSIX lock the process holds
+    /// on it, SQLite's included (fcntl locks belong to the process, not the descriptor). A
+    /// ledger opened twice in one process (`serve`'s writer, then each `--run-every` pass) would
+    /// lose the writer's locks when the pass ended, and the next connection to close anywhere
+    /// would delete the write-ahead log the writer still writes to: its events lost. SQLite
+    /// keeps its own descriptors open for the same reason. One descriptor per database file
+    /// the process opens (a ledger, or a ledger that replaced it), reused by later opens.
+    pub fn open_database(path: &Path) -> io::Result<DataFile> {
+        static KEPT: Mutex<Vec<(u64, u64, Arc<File>)>> = Mutex::new(Vec::new());
+        create_parent(path)?;
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up by a stat of the path: no descriptor of an open database is opened or
+        // closed to find out.
+        let known = std::fs::metadata(path).ok().and_then(|m| {
+            kept.iter()
+                .find(|(device, inode, _)| *device == m.dev() && *inode == m.ino())
+                .map(|(_, _, file)| file.clone())
+        });
+        let file = match known {
+            Some(file) => file,
+            None => {
+                let file = Arc::new(open_private(path)?);
+                let metadata = file.metadata()?;
+                kept.push((metadata.dev(), metadata.ino(), file.clone()));
+                file
+            }
+        };
+        drop(kept);
+        DataFile::from_file(path, file)
+    }
+
+    fn from_file(path: &Path, file: Arc<File>) -> io::Result<DataFile> {
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(io::Error::new(
@@ -77,6 +107,17 @@ impl DataFile {
     pub fn file(&self) -> &File {
         &self.file
     }
+}
+
+/// `path` opened for reading and writing, created `0600` if missing.
+fn open_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
 }
 
 /// What to do about an error opening a data file, for the message.

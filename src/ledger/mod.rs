@@ -205,7 +205,7 @@ pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path`, or where it leads.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let file = DataFile::open(path).map_err(|e| LedgerError::Open {
+        let file = DataFile::open_database(path).map_err(|e| LedgerError::Open {
             path: path.display().to_string(),
             message: file::advice(&e, "--ledger"),
         })?;
