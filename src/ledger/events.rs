@@ -31,10 +31,15 @@ pub enum EventKind {
     Message,
     /// LINE's account-link event (`accountLink`), with its result.
     AccountLink,
+    /// A new booking seen in the export (a booking field moved to a new future instant); the
+    /// field's name is the detail. Credited to a step by `report`, not here.
+    Booked,
+    /// A visit seen in the export (a visit field moved forward); the field's name is the detail.
+    Revisited,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Follow,
         EventKind::Unfollow,
         EventKind::Postback,
@@ -43,6 +48,8 @@ impl EventKind {
         EventKind::LinkFailed,
         EventKind::Message,
         EventKind::AccountLink,
+        EventKind::Booked,
+        EventKind::Revisited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +62,8 @@ impl EventKind {
             EventKind::LinkFailed => "link_failed",
             EventKind::Message => "message",
             EventKind::AccountLink => "account_link",
+            EventKind::Booked => "booked",
+            EventKind::Revisited => "revisited",
         }
     }
 
