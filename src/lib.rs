@@ -29,6 +29,7 @@ mod line;
 mod plan;
 mod printable;
 mod records;
+mod report;
 mod scripts;
 mod serve;
 mod source;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use steprule::app::check::{CheckFormat, CheckRequest};
 use steprule::app::events::{EventsFormat, EventsRequest};
+use steprule::app::report::{Metric, PeriodArgs, ReportFormat, ReportRequest};
 use steprule::app::serve::ServeRequest;
 use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
@@ -209,6 +210,42 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
+    /// The KPIs per step and A/B arm for a month (default: the last full one) or --from/--to,
+    /// against the period before: sent, opened, clicked, booked, revisited, blocked.
+    Report {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The ledger (default: .steprule/ledger.db beside the rules).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        /// A calendar month in the clinic's time zone, e.g. 2026-10.
+        #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// The first day of the period (with --to).
+        #[arg(long, value_name = "DATE", requires = "to")]
+        from: Option<String>,
+        /// The last day of the period, included (with --from).
+        #[arg(long, value_name = "DATE", requires = "from")]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
+        format: StatusOutput,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// What A/B arms are compared on (default: booked, or clicked when no booking was seen).
+        #[arg(long, value_enum)]
+        metric: Option<MetricArg>,
+        /// Take "today" (for the default month) from this instant instead of the clock.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MetricArg {
+    Booked,
+    Clicked,
+    Blocked,
 }
 
 #[derive(Args)]
@@ -507,6 +544,40 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 limit,
             };
             app::events::run(&request, io)
+        }
+        Command::Report {
+            rules,
+            ledger,
+            month,
+            from,
+            to,
+            format,
+            out,
+            metric,
+            now,
+        } => {
+            let period = match (month, from, to) {
+                (Some(month), _, _) => PeriodArgs::Month(month),
+                (None, Some(from), Some(to)) => PeriodArgs::Range { from, to },
+                _ => PeriodArgs::LastMonth,
+            };
+            let request = ReportRequest {
+                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                rules: rules_source(rules),
+                period,
+                now,
+                format: match format {
+                    StatusOutput::Table => ReportFormat::Table,
+                    StatusOutput::Json => ReportFormat::Json,
+                },
+                out,
+                metric: metric.map(|m| match m {
+                    MetricArg::Booked => Metric::Booked,
+                    MetricArg::Clicked => Metric::Clicked,
+                    MetricArg::Blocked => Metric::Blocked,
+                }),
+            };
+            app::report::run(&request, io)
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod explain;
 pub mod plan;
 pub mod recipients;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod status;

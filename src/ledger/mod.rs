@@ -11,6 +11,7 @@ mod friends;
 mod line_state;
 mod lock;
 mod read;
+mod report_reads;
 mod schema;
 
 pub use error::LedgerError;
@@ -19,6 +20,7 @@ pub use friends::{FriendChange, LinkAttempts};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
+pub use report_reads::ArmKey;
 
 use std::path::Path;
 

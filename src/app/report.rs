@@ -1,0 +1,57 @@
+//! `steprule report`: the rules (for their steps, stages and time zone) and the ledger (for
+//! what was sent and what patients did) become the period's KPIs, as a table or JSON, on stdout
+//! or in `--out`.
+
+use std::path::PathBuf;
+
+use super::{load_rules, AppError, Io, Outcome, RulesSource};
+use crate::ledger::{EventKind, Ledger};
+use crate::report::{self, Windows};
+
+pub use crate::report::{Format as ReportFormat, Metric, PeriodArgs};
+
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub rules: RulesSource,
+    pub ledger: PathBuf,
+    pub period: PeriodArgs,
+    /// The instant "today" is taken from for the default period (default: the clock).
+    pub now: Option<String>,
+    pub format: ReportFormat,
+    /// Write here instead of stdout.
+    pub out: Option<PathBuf>,
+    /// What the A/B arms are compared on (default: bookings when the ledger has any, else
+    /// clicks).
+    pub metric: Option<Metric>,
+}
+
+pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    let rules = load_rules(&request.rules, io)?;
+    let now = match &request.now {
+        Some(text) => crate::time::parse_instant(text, rules.timezone)
+            .map_err(|e| AppError::Usage(format!("--now: {e}")))?,
+        None => chrono::Utc::now(),
+    };
+    let periods = request
+        .period
+        .resolve(rules.timezone, now)
+        .map_err(AppError::Usage)?;
+    let ledger = Ledger::open_existing(&request.ledger)?;
+    let metric = match request.metric {
+        Some(metric) => metric,
+        None if ledger.has_events(EventKind::Booked)? => Metric::Booked,
+        None => Metric::Clicked,
+    };
+    let report = report::gather(&ledger, &rules, periods, &Windows::default(), metric)?;
+    let text = report::render(&report, request.format).map_err(std::io::Error::from)?;
+    match &request.out {
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            AppError::Usage(format!(
+                "cannot write the report to {}: {e}",
+                crate::printable::printable(&path.display().to_string())
+            ))
+        })?,
+        None => io.out.write_all(text.as_bytes())?,
+    }
+    Ok(Outcome::Ok)
+}

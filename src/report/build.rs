@@ -1,0 +1,222 @@
+//! The report as data: one row per step and arm (the rules' steps, with what the ledger adds),
+//! each with its stage, this period's figures and the previous period's; the experiments'
+//! arms; and the recommendations. Rendered as a table or JSON elsewhere.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use super::period::Periods;
+use super::recommend::{recommend, Recommendation};
+use super::tally::Counts;
+use crate::check::{Leaf, RuleSet, Step, Test};
+use crate::ledger::{ArmKey, SinkKind};
+
+/// LINE's unique impressions of a step, when they were fetched.
+///
+/// Every row is `NotMeasured` until `steprule insights fetch` stores LINE's figures; then one
+/// function reading them for a row's key fills the other two, which the table and the JSON
+/// already write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // `Suppressed` and `Unique` come with the insight figures (issue 10).
+pub enum Opened {
+    /// No insight figures for this step (none are fetched yet): shown as "not measured".
+    NotMeasured,
+    /// LINE withheld the figure (fewer than 20): never shown as 0.
+    Suppressed,
+    Unique(u64),
+}
+
+/// What an experiment's arms are compared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Booked,
+    Clicked,
+    Blocked,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Booked => "booked",
+            Metric::Clicked => "clicked",
+            Metric::Blocked => "blocked",
+        }
+    }
+
+    pub fn count(self, counts: &Counts) -> u64 {
+        match self {
+            Metric::Booked => counts.booked,
+            Metric::Clicked => counts.clicked,
+            Metric::Blocked => counts.blocked,
+        }
+    }
+}
+
+/// One step's arm on one sink, in the period and the one before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: ArmKey,
+    /// The stage the step's `when` requires, when it names exactly one.
+    pub stage: Option<String>,
+    /// Whether the rules still have this step (a ledger keeps the sends of removed ones).
+    pub in_rules: bool,
+    pub counts: Counts,
+    pub previous: Counts,
+    pub opened: Opened,
+}
+
+/// One arm of an experiment: `n` sends delivered, `x` of them with the metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmCount {
+    pub variant: String,
+    pub n: u64,
+    pub x: u64,
+}
+
+/// A step with several templates on LINE, its arms to be judged on `metric`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentArms {
+    pub step: String,
+    pub metric: Metric,
+    pub arms: Vec<ArmCount>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub periods: Periods,
+    pub timezone: Tz,
+    /// LINE deliveries, grouped by stage in the rules' order (steps of no one stage last).
+    pub rows: Vec<Row>,
+    /// Outbox and `--dry-run` sends: never LINE deliveries, so never in `rows`' figures.
+    pub outbox: Vec<Row>,
+    pub experiments: Vec<ExperimentArms>,
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// The stage a step's `when` requires: a `stage=X` (or `stage in (X)`) on its own or among
+/// the `and`ed tests. `None` for several stages or none.
+pub fn stage_of(step: &Step, stages: &[String]) -> Option<String> {
+    let single = |test: &Test<_>| match test {
+        Test::Leaf(Leaf::StageIn(indexes), _) if indexes.len() == 1 => {
+            stages.get(indexes[0]).cloned()
+        }
+        _ => None,
+    };
+    match &step.when {
+        Test::And(tests) => tests.iter().find_map(single),
+        test => single(test),
+    }
+}
+
+/// Where a row goes: the rules' stage order, then the rules' step and variant order, then
+/// steps only the ledger knows by name.
+type Position = (usize, usize, usize);
+
+/// Builds the report from both periods' tallies.
+pub fn build(
+    rules: &RuleSet,
+    periods: Periods,
+    current: BTreeMap<ArmKey, Counts>,
+    previous: BTreeMap<ArmKey, Counts>,
+    metric: Metric,
+) -> Report {
+    let mut arms: BTreeMap<ArmKey, (Counts, Counts)> = BTreeMap::new();
+    // Every arm of the rules is reported on LINE, even with nothing sent (its rates are null).
+    for step in &rules.steps {
+        for variant in variants(step) {
+            let key = ArmKey {
+                sink: SinkKind::Line,
+                step: step.id.clone(),
+                variant,
+            };
+            arms.entry(key).or_default();
+        }
+    }
+    for (key, counts) in current {
+        arms.entry(key).or_default().0 = counts;
+    }
+    for (key, counts) in previous {
+        arms.entry(key).or_default().1 = counts;
+    }
+    let mut placed: Vec<(Position, Row)> = arms
+        .into_iter()
+        .map(|(key, (counts, previous))| {
+            let found = rules.steps.iter().position(|s| s.id == key.step);
+            let step = found.map(|i| &rules.steps[i]);
+            let stage = step.and_then(|s| stage_of(s, &rules.stages));
+            let stage_rank = stage
+                .as_ref()
+                .and_then(|name| rules.stages.iter().position(|s| s == name))
+                .unwrap_or(usize::MAX);
+            let variant_rank = step
+                .and_then(|s| variants(s).iter().position(|v| *v == key.variant))
+                .unwrap_or(usize::MAX);
+            let position = (stage_rank, found.unwrap_or(usize::MAX), variant_rank);
+            let row = Row {
+                key,
+                stage,
+                in_rules: found.is_some(),
+                counts,
+                previous,
+                // LINE's insight figures, once fetched, are read here for the row's key.
+                opened: Opened::NotMeasured,
+            };
+            (position, row)
+        })
+        .collect();
+    // Stable: rows at one position (steps not in the rules) keep the keys' order.
+    placed.sort_by_key(|(position, _)| *position);
+    let (rows, outbox): (Vec<Row>, Vec<Row>) = placed
+        .into_iter()
+        .map(|(_, row)| row)
+        .partition(|row| row.key.sink == SinkKind::Line);
+    let experiments = experiments(&rows, metric);
+    let recommendations = recommend(&rows);
+    Report {
+        periods,
+        timezone: rules.timezone,
+        rows,
+        outbox,
+        experiments,
+        recommendations,
+    }
+}
+
+/// A step's arms as the ledger names them: its templates when it has several, else one arm
+/// without a name.
+fn variants(step: &Step) -> Vec<Option<String>> {
+    if step.variants.len() > 1 {
+        step.variants
+            .iter()
+            .map(|v| Some(v.template.name.clone()))
+            .collect()
+    } else {
+        vec![None]
+    }
+}
+
+/// Every step with named arms on LINE in this period, arms in the rows' order.
+fn experiments(rows: &[Row], metric: Metric) -> Vec<ExperimentArms> {
+    let mut found: Vec<ExperimentArms> = Vec::new();
+    for row in rows {
+        let Some(variant) = &row.key.variant else {
+            continue;
+        };
+        let arm = ArmCount {
+            variant: variant.clone(),
+            n: row.counts.sent,
+            x: metric.count(&row.counts),
+        };
+        match found.iter_mut().find(|e| e.step == row.key.step) {
+            Some(experiment) => experiment.arms.push(arm),
+            None => found.push(ExperimentArms {
+                step: row.key.step.clone(),
+                metric,
+                arms: vec![arm],
+            }),
+        }
+    }
+    found
+}

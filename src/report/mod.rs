@@ -1,0 +1,46 @@
+//! `steprule report`: the KPIs per step and arm for a period on the clinic's calendar — sent,
+//! opened, clicked, booked, revisited, blocked and their rates, against the period before —
+//! the arms of each A/B test, and what to change next. Reads the ledger only; `run` and `serve`
+//! wrote everything it counts.
+
+mod build;
+mod json;
+pub mod period;
+mod recommend;
+mod table;
+mod tally;
+
+pub use build::{Metric, Report};
+pub use period::{PeriodArgs, Periods};
+pub use tally::Windows;
+
+use crate::check::RuleSet;
+use crate::ledger::{Ledger, LedgerError};
+
+/// How a report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Reads both periods from `ledger` and builds the report for `rules`' steps.
+pub fn gather(
+    ledger: &Ledger,
+    rules: &RuleSet,
+    periods: Periods,
+    windows: &Windows,
+    metric: Metric,
+) -> Result<Report, LedgerError> {
+    let current = tally::tally(ledger, &periods.current, windows)?;
+    let previous = tally::tally(ledger, &periods.previous, windows)?;
+    Ok(build::build(rules, periods, current, previous, metric))
+}
+
+/// The report as text in `format`, ending with a newline.
+pub fn render(report: &Report, format: Format) -> Result<String, serde_json::Error> {
+    Ok(match format {
+        Format::Table => table::to_table(report),
+        Format::Json => json::to_json(report)? + "\n",
+    })
+}
