@@ -28,6 +28,9 @@ pub fn to_table(report: &Report) -> String {
     for row in &report.rows {
         let this = row.stage.as_deref();
         if stage != Some(this) {
+            if stage.is_some() {
+                lines.push(Vec::new());
+            }
             stage = Some(this);
             lines.push(vec![format!("stage {}", this.unwrap_or(NONE))]);
             lines.push(
