@@ -157,10 +157,12 @@ impl Ledger {
                  WHERE type = ?1 AND at >= ?2 AND at < ?3 AND patient IS NOT NULL
                  ORDER BY patient, at",
             )?;
+            // The `+`s keep SQLite from reading the window through `sends_delivered` (every
+            // patient's sends of those days) instead of this patient's primary-key range.
             let mut last_send = self.conn.prepare(
                 "SELECT sink, step, variant, occurrence, sent_at FROM sends
-                 WHERE sink IN ('line', 'outbox') AND patient = ?1 AND status = 'sent'
-                   AND sent_at >= ?2 AND sent_at <= ?3
+                 WHERE sink IN ('line', 'outbox') AND patient = ?1 AND +status = 'sent'
+                   AND +sent_at >= ?2 AND +sent_at <= ?3
                  ORDER BY sent_at DESC, occurrence DESC, sink LIMIT 1",
             )?;
             let mut rows = events.query(params![
