@@ -43,6 +43,14 @@ fn later(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The last send delivered to a patient in a window. The `+`s keep SQLite from reading the
+/// window through `sends_delivered` (every patient's sends of those days, which the ledger's
+/// statistics can make look cheap) instead of this patient's primary-key range.
+const LAST_SEND: &str = "SELECT sink, step, variant, occurrence, sent_at FROM sends
+     WHERE sink IN ('line', 'outbox') AND patient = ?1 AND +status = 'sent'
+       AND +sent_at >= ?2 AND +sent_at <= ?3
+     ORDER BY sent_at DESC, occurrence DESC, sink LIMIT 1";
+
 impl Ledger {
     /// How many sends of each arm were delivered in `[from, to)`: one range of the
     /// `sends_delivered` index, grouped in SQLite.
@@ -157,14 +165,7 @@ impl Ledger {
                  WHERE type = ?1 AND at >= ?2 AND at < ?3 AND patient IS NOT NULL
                  ORDER BY patient, at",
             )?;
-            // The `+`s keep SQLite from reading the window through `sends_delivered` (every
-            // patient's sends of those days) instead of this patient's primary-key range.
-            let mut last_send = self.conn.prepare(
-                "SELECT sink, step, variant, occurrence, sent_at FROM sends
-                 WHERE sink IN ('line', 'outbox') AND patient = ?1 AND +status = 'sent'
-                   AND +sent_at >= ?2 AND +sent_at <= ?3
-                 ORDER BY sent_at DESC, occurrence DESC, sink LIMIT 1",
-            )?;
+            let mut last_send = self.conn.prepare(LAST_SEND)?;
             let mut rows = events.query(params![
                 kind.as_str(),
                 event_stamp(from),
@@ -217,5 +218,45 @@ impl Ledger {
                 |row| row.get(0),
             )
             .map_err(|e| self.fail(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How SQLite reads `sql` on a ledger whose statistics are those `ANALYZE` wrote for the
+    /// bench's 10,000,000-send ledger.
+    fn plan_with_big_ledger_statistics(sql: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        drop(Ledger::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ANALYZE sqlite_schema;
+             INSERT INTO sqlite_stat1 VALUES ('sends', 'sends', '10000000 5000000 15 2 1');
+             INSERT INTO sqlite_stat1 VALUES ('sends', 'sends_delivered', '9499427 1 1 1 1 1');",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = explain
+            .query_map(
+                params!["P1", "2026-10-01T00:00:00Z", "2026-10-15T00:00:00Z"],
+                |row| row.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_last_send_before_a_booking_is_read_in_the_patients_primary_key_range() {
+        let plan = plan_with_big_ledger_statistics(LAST_SEND);
+        assert!(
+            plan.contains("USING PRIMARY KEY (sink=? AND patient=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("sends_delivered"), "{plan}");
     }
 }
