@@ -170,6 +170,30 @@ pub(crate) fn event_stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Hands each row of `id, type, at, patient, step, detail` to `each` until it has had enough.
+pub(super) fn stream_events(
+    rows: &mut rusqlite::Rows<'_>,
+    each: &mut impl FnMut(EventRecord) -> ControlFlow<()>,
+) -> rusqlite::Result<()> {
+    while let Some(row) = rows.next()? {
+        let Some(at) = parse_stamp(row.get_ref(2)?.as_str()?) else {
+            continue;
+        };
+        let event = EventRecord {
+            id: row.get(0)?,
+            kind: row.get(1)?,
+            at,
+            patient: row.get(3)?,
+            step: row.get(4)?,
+            detail: row.get(5)?,
+        };
+        if each(event).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn sink_of(text: &str) -> SinkKind {
     if text == "outbox" {
         SinkKind::Outbox
@@ -273,23 +297,7 @@ impl Ledger {
             };
             let mut statement = self.conn.prepare(sql)?;
             let mut rows = statement.query(params![since, kind])?;
-            while let Some(row) = rows.next()? {
-                let Some(at) = parse_stamp(row.get_ref(2)?.as_str()?) else {
-                    continue;
-                };
-                let event = EventRecord {
-                    id: row.get(0)?,
-                    kind: row.get(1)?,
-                    at,
-                    patient: row.get(3)?,
-                    step: row.get(4)?,
-                    detail: row.get(5)?,
-                };
-                if each(event).is_break() {
-                    break;
-                }
-            }
-            Ok(())
+            stream_events(&mut rows, &mut each)
         };
         run().map_err(|e| self.fail(e))
     }
