@@ -235,6 +235,10 @@ enum Command {
         /// What A/B arms are compared on (default: booked, or clicked when no booking was seen).
         #[arg(long, value_enum)]
         metric: Option<MetricArg>,
+        /// The difference in rate an A/B test should detect, e.g. 0.02 (default: the one
+        /// observed).
+        #[arg(long, value_name = "X")]
+        mde: Option<f64>,
         /// Take "today" (for the default month) from this instant instead of the clock.
         #[arg(long)]
         now: Option<String>,
@@ -554,6 +558,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             format,
             out,
             metric,
+            mde,
             now,
         } => {
             let period = match (month, from, to) {
@@ -576,6 +581,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     MetricArg::Clicked => Metric::Clicked,
                     MetricArg::Blocked => Metric::Blocked,
                 }),
+                mde,
             };
             app::report::run(&request, io)
         }

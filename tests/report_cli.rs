@@ -350,6 +350,19 @@ fn the_kpis_of_a_month_are_those_worked_out_by_hand() {
         (&experiment["step"], &experiment["metric"]),
         (&json!("thanks"), &json!("booked"))
     );
+    let mut keys: Vec<&String> = experiment.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["arms", "metric", "p_value", "required_n", "step", "verdict"]
+    );
+    assert_eq!(
+        experiment["verdict"], "underpowered",
+        "two patients per arm"
+    );
+    let mut arm_keys: Vec<&String> = experiment["arms"][0].as_object().unwrap().keys().collect();
+    arm_keys.sort();
+    assert_eq!(arm_keys, ["ci_high", "ci_low", "n", "rate", "variant", "x"]);
     let n: u64 = experiment["arms"]
         .as_array()
         .unwrap()
@@ -438,6 +451,7 @@ fn hostile_periods_and_a_missing_ledger_are_refused_with_a_reason() {
         assert_eq!(run.stdout, "");
     };
     refused(&["--month", "2026-13"], "there is no month 13");
+    refused(&["--month", "2026-10", "--mde", "0"], "--mde takes");
     refused(
         &["--from", "2026-10-31", "--to", "2026-10-01"],
         "is after --to",

@@ -23,9 +23,16 @@ pub struct ReportRequest {
     /// What the A/B arms are compared on (default: bookings when the ledger has any, else
     /// clicks).
     pub metric: Option<Metric>,
+    /// The absolute difference in rate an A/B test should detect (default: the observed one).
+    pub mde: Option<f64>,
 }
 
 pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    if request.mde.is_some_and(|mde| !(mde > 0.0 && mde < 1.0)) {
+        return Err(AppError::Usage(
+            "--mde takes a difference in rate between 0 and 1, e.g. 0.02 for 2 points".into(),
+        ));
+    }
     let rules = load_rules(&request.rules, io)?;
     let now = match &request.now {
         Some(text) => crate::time::parse_instant(text, rules.timezone)
@@ -42,7 +49,8 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         None if ledger.has_events(EventKind::Booked)? => Metric::Booked,
         None => Metric::Clicked,
     };
-    let report = report::gather(&ledger, &rules, periods, &Windows::default(), metric)?;
+    let windows = Windows::default();
+    let report = report::gather(&ledger, &rules, periods, &windows, metric, request.mde)?;
     let text = report::render(&report, request.format).map_err(std::io::Error::from)?;
     match &request.out {
         Some(path) => std::fs::write(path, text).map_err(|e| {

@@ -6,8 +6,8 @@ use std::ops::ControlFlow;
 
 use rusqlite::params;
 
-use super::events::event_stamp;
-use super::{parse_stamp, EventFilter, EventRecord, Ledger, LedgerError};
+use super::events::{event_stamp, stream_events};
+use super::{EventFilter, EventRecord, Ledger, LedgerError};
 
 impl Ledger {
     /// The latest `limit` events that pass `filter`, streamed oldest first. SQLite keeps at
@@ -35,23 +35,7 @@ impl Ledger {
             let mut statement = self.conn.prepare(sql)?;
             let kind = filter.kind.map(|k| k.as_str());
             let mut rows = statement.query(params![since, kind, limit])?;
-            while let Some(row) = rows.next()? {
-                let Some(at) = parse_stamp(row.get_ref(2)?.as_str()?) else {
-                    continue;
-                };
-                let event = EventRecord {
-                    id: row.get(0)?,
-                    kind: row.get(1)?,
-                    at,
-                    patient: row.get(3)?,
-                    step: row.get(4)?,
-                    detail: row.get(5)?,
-                };
-                if each(event).is_break() {
-                    break;
-                }
-            }
-            Ok(())
+            stream_events(&mut rows, &mut each)
         };
         run().map_err(|e| self.fail(e))
     }

@@ -5,7 +5,8 @@
 use serde::ser::{Serialize, Serializer};
 use serde::Serialize as DeriveSerialize;
 
-use super::build::{ExperimentArms, Opened, Report, Row};
+use super::build::{Opened, Report, Row, StepExperiment};
+use super::experiment::Experiment;
 use super::recommend::Recommendation;
 
 #[derive(DeriveSerialize)]
@@ -68,21 +69,14 @@ impl Serialize for OpenRateJson {
     }
 }
 
-/// An experiment's arms with their counts and rates. The statistics (interval, p-value,
-/// required n, verdict) come from `report::experiment::judge` where it is wired in.
+/// A step's A/B test: `{"step", "metric", "arms": [{"variant", "n", "x", "rate", "ci_low",
+/// "ci_high"}], "p_value", "required_n", "verdict"}`.
 #[derive(DeriveSerialize)]
 struct ExperimentJson<'a> {
     step: &'a str,
     metric: &'static str,
-    arms: Vec<ArmJson<'a>>,
-}
-
-#[derive(DeriveSerialize)]
-struct ArmJson<'a> {
-    variant: &'a str,
-    n: u64,
-    x: u64,
-    rate: Option<f64>,
+    #[serde(flatten)]
+    result: &'a Experiment,
 }
 
 fn step_json(row: &Row) -> StepJson<'_> {
@@ -109,21 +103,11 @@ fn step_json(row: &Row) -> StepJson<'_> {
     }
 }
 
-fn experiment_json(experiment: &ExperimentArms) -> ExperimentJson<'_> {
+fn experiment_json(experiment: &StepExperiment) -> ExperimentJson<'_> {
     ExperimentJson {
         step: &experiment.step,
-        metric: experiment.metric.as_str(),
-        arms: experiment
-            .arms
-            .iter()
-            .map(|arm| ArmJson {
-                variant: &arm.variant,
-                n: arm.n,
-                x: arm.x,
-                // Counts stay far below 2^53, so the conversion is exact.
-                rate: (arm.n > 0).then(|| arm.x as f64 / arm.n as f64),
-            })
-            .collect(),
+        metric: experiment.metric.arm_label(),
+        result: &experiment.result,
     }
 }
 

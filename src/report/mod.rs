@@ -4,9 +4,11 @@
 //! wrote everything it counts.
 
 mod build;
+pub mod experiment;
 mod json;
 pub mod period;
 mod recommend;
+pub mod stats;
 mod table;
 mod tally;
 
@@ -24,17 +26,19 @@ pub enum Format {
     Json,
 }
 
-/// Reads both periods from `ledger` and builds the report for `rules`' steps.
+/// Reads both periods from `ledger` and builds the report for `rules`' steps, judging A/B arms
+/// on `metric` for the difference `mde` (None: the observed one).
 pub fn gather(
     ledger: &Ledger,
     rules: &RuleSet,
     periods: Periods,
     windows: &Windows,
     metric: Metric,
+    mde: Option<f64>,
 ) -> Result<Report, LedgerError> {
     let current = tally::tally(ledger, &periods.current, windows)?;
     let previous = tally::tally(ledger, &periods.previous, windows)?;
-    Ok(build::build(rules, periods, current, previous, metric))
+    Ok(build::build(rules, periods, current, previous, metric, mde))
 }
 
 /// The report as text in `format`, ending with a newline.

@@ -28,6 +28,9 @@ pub enum Recommendation {
         blocked: u64,
         median: f64,
     },
+    /// An A/B test has a winner with enough patients behind it: send that variant to
+    /// everyone ("make checkup_b 100%").
+    Winner { step: String, variant: String },
     /// Patients rarely tap this step's links: reword the link or the button.
     LowClickRate {
         step: String,
@@ -38,9 +41,9 @@ pub enum Recommendation {
     },
 }
 
-/// The recommendations for this period's LINE rows, block rates first, each in the rows'
-/// order.
-pub fn recommend(rows: &[Row]) -> Vec<Recommendation> {
+/// The recommendations for this period's LINE rows and the A/B tests' `winners` (step,
+/// variant): block rates first, then winners, then click rates, each in the rows' order.
+pub fn recommend(rows: &[Row], winners: &[(&str, &str)]) -> Vec<Recommendation> {
     let sent: Vec<&Row> = rows.iter().filter(|r| r.counts.sent > 0).collect();
     let mut found = Vec::new();
     let block_rates: Vec<f64> = sent
@@ -63,6 +66,14 @@ pub fn recommend(rows: &[Row]) -> Vec<Recommendation> {
             }
         }
     }
+    found.extend(
+        winners
+            .iter()
+            .map(|(step, variant)| Recommendation::Winner {
+                step: (*step).to_owned(),
+                variant: (*variant).to_owned(),
+            }),
+    );
     let click_rates: Vec<f64> = sent
         .iter()
         .filter_map(|r| r.counts.rate(r.counts.clicked))
@@ -145,7 +156,7 @@ mod tests {
             row("d", 100, 0, 4),   // 4%, but only 4 blocks
             row("e", 0, 0, 0),     // nothing sent: not in the median
         ];
-        let found = recommend(&rows);
+        let found = recommend(&rows, &[]);
         assert_eq!(found.len(), 1, "{found:?}");
         let Recommendation::HighBlockRate { step, median, .. } = &found[0] else {
             panic!("{found:?}")
@@ -162,7 +173,7 @@ mod tests {
             row("c", 1000, 50, 0),  // 5%: half the median
             row("d", 99, 0, 0),     // 0%, but only 99 sent
         ];
-        let found = recommend(&rows);
+        let found = recommend(&rows, &[]);
         let steps: Vec<&str> = found
             .iter()
             .map(|r| match r {
@@ -172,6 +183,6 @@ mod tests {
             .collect();
         assert_eq!(steps, ["c"]);
         // Without tracked links there are no clicks, and no click advice.
-        assert!(recommend(&[row("a", 1000, 0, 0), row("b", 1000, 0, 0)]).is_empty());
+        assert!(recommend(&[row("a", 1000, 0, 0), row("b", 1000, 0, 0)], &[]).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::build::{Opened, Report, Row};
+use super::experiment::Verdict;
 use super::period::Period;
 use super::recommend::Recommendation;
 use super::tally::Counts;
@@ -55,21 +56,32 @@ pub fn to_table(report: &Report) -> String {
         let _ = writeln!(out, "\nA/B tests");
         let mut arms: Vec<Vec<String>> = Vec::new();
         for experiment in &report.experiments {
+            let result = &experiment.result;
             arms.push(vec![format!(
-                "  {} (metric: {})",
+                "  {} (metric: {}): {}; p = {}, needs {} per arm",
                 printable(&experiment.step),
-                experiment.metric.as_str()
+                experiment.metric.arm_label(),
+                verdict(&result.verdict),
+                result
+                    .p_value
+                    .map_or(NONE.to_owned(), |p| format!("{p:.4}")),
+                result
+                    .required_n
+                    .map_or("more than can be sent".to_owned(), |n| n.to_string()),
             )]);
-            for arm in &experiment.arms {
-                let counts = Counts {
-                    sent: arm.n,
-                    ..Counts::default()
+            for arm in &result.arms {
+                let interval = match (arm.ci_low, arm.ci_high) {
+                    (Some(low), Some(high)) => {
+                        format!("95% CI {}–{}", percent(Some(low)), percent(Some(high)))
+                    }
+                    _ => NONE.to_owned(),
                 };
                 arms.push(vec![
                     format!("    {}", printable(&arm.variant)),
                     format!("n={}", arm.n),
                     format!("x={}", arm.x),
-                    percent(counts.rate(arm.x)),
+                    percent(arm.rate),
+                    interval,
                 ]);
             }
         }
@@ -175,6 +187,14 @@ fn points(now: Option<f64>, before: Option<f64>) -> Option<String> {
     })
 }
 
+fn verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Underpowered => "underpowered (too few patients yet: keep both)".to_owned(),
+        Verdict::NoDifference => "no difference".to_owned(),
+        Verdict::Better(variant) => format!("{} better", printable(variant)),
+    }
+}
+
 fn advice(recommendation: &Recommendation) -> String {
     let arm = |step: &str, variant: &Option<String>| match variant {
         Some(variant) => format!("{} ({})", printable(step), printable(variant)),
@@ -193,6 +213,12 @@ fn advice(recommendation: &Recommendation) -> String {
             arm(step, variant),
             percent(Some(*block_rate)),
             percent(Some(*median))
+        ),
+        Recommendation::Winner { step, variant } => format!(
+            "{}: {} is significantly better with enough patients: make {} 100%",
+            printable(step),
+            printable(variant),
+            printable(variant)
         ),
         Recommendation::LowClickRate {
             step,

@@ -10,6 +10,7 @@
 //! - `linking`: follow → link_request → number and birth date → link_done; failures and the
 //!   daily limit;
 //! - `clicks`: tracked links and postbacks;
+//! - `round_trip`: `run` → a tap on a tracked link in the outbox → a block → the next `run`;
 //! - `schedule`: `--run-every` beside webhooks, SIGTERM, the unfollow's step;
 //! - `server`, `events` and `fake_reply`: helpers.
 
@@ -24,6 +25,7 @@ mod server;
 
 mod clicks;
 mod linking;
+mod round_trip;
 mod schedule;
 mod start;
 mod webhooks;

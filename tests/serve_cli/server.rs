@@ -19,6 +19,8 @@ pub struct Options {
     pub line: Option<(String, String)>,
     /// Instead of tests/fixtures/serve/patients.csv.
     pub patients: Option<PathBuf>,
+    /// Instead of tests/fixtures/serve/clinic.step.
+    pub rules: Option<PathBuf>,
     pub args: Vec<String>,
 }
 
@@ -54,7 +56,11 @@ impl Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
             .arg("serve")
-            .arg(fixtures().join("serve/clinic.step"))
+            .arg(
+                options
+                    .rules
+                    .unwrap_or_else(|| fixtures().join("serve/clinic.step")),
+            )
             .arg("--patients")
             .arg(
                 options
