@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::due::{self, Due};
+use super::due::{self, Due, Known};
 use super::history::SentHistory;
+use super::observe::{self, Observer};
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
 use super::RunRequest;
-use crate::app::recipients::{BlockedUsers, Links, Recipients};
+use crate::app::recipients::{BlockedUsers, Recipients};
 use crate::app::AppError;
 use crate::app::Io;
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
@@ -75,6 +76,7 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(&ledger, kind, self.plan, now)?;
+        let observer = Observer::prepare(self.plan, self.request.dry_run, &ledger)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(&ledger)?;
         let progress: Arc<dyn Progress> = if self.request.progress {
@@ -118,7 +120,12 @@ impl Cycle<'_> {
             summary,
             blocked,
         };
-        let evaluated = self.evaluate_all(now, &history, &links, &mut pass, progress.as_ref(), io);
+        let known = Known {
+            history: &history,
+            links: &links,
+            observer: observer.as_ref(),
+        };
+        let evaluated = self.evaluate_all(now, &known, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
             let _ = abort.send(true);
         }
@@ -193,8 +200,7 @@ impl Cycle<'_> {
     fn evaluate_all(
         &self,
         now: DateTime<Utc>,
-        history: &SentHistory,
-        links: &Links,
+        known: &Known<'_>,
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
@@ -206,8 +212,7 @@ impl Cycle<'_> {
                 due::evaluate(
                     self.plan,
                     &self.request.patients,
-                    history,
-                    links,
+                    known,
                     now,
                     &self.stop,
                     due_tx,
@@ -252,6 +257,13 @@ impl Cycle<'_> {
                     }
                 }
                 Ok(Due::Warning(line)) => writeln!(io.err, "{line}")?,
+                Ok(Due::Observed(seen)) => {
+                    pass.begin()?;
+                    observe::record(&mut pass.ledger, &seen, now, &mut pass.summary)?;
+                    if !pass.flush_if_due()? {
+                        return Ok(());
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if !pass.flush_if_due()? {
                         return Ok(());
