@@ -52,6 +52,9 @@ pub(super) struct Observation {
     patient: String,
     patient_hash: u64,
     print: u64,
+    /// The ledger held a fingerprint for the patient's hash when the pass began; without one
+    /// the patient was never seen, and their marks are not looked up.
+    printed: bool,
     /// The watched fields' values, in the watch's order.
     values: Vec<Option<DateTime<Utc>>>,
     booked_at: Option<DateTime<Utc>>,
@@ -144,7 +147,8 @@ impl Observer {
             .collect();
         let patient_hash = hash64(&[patient.id.as_bytes()]);
         let print = fingerprint(&values, self.watch.names_hash);
-        if self.prints.get(patient_hash) == Some(print) {
+        let stored = self.prints.get(patient_hash);
+        if stored == Some(print) {
             return None;
         }
         Some(Observation {
@@ -152,6 +156,7 @@ impl Observer {
             patient: patient.id.clone(),
             patient_hash,
             print,
+            printed: stored.is_some(),
             values,
             booked_at: (self.watch.booked_at).and_then(|i| patient.dates.get(i).copied().flatten()),
         })
@@ -222,7 +227,11 @@ pub(super) fn record(
     summary: &mut RunSummary,
 ) -> Result<(), AppError> {
     let watch = &seen.watch;
-    let known = ledger.marked_fields(seen.patient_hash)?;
+    let known = if seen.printed {
+        ledger.marked_fields(seen.patient_hash)?
+    } else {
+        None
+    };
     let marks: Vec<Mark> = match known {
         Some(_) => ledger.marks_of(&seen.patient)?,
         None => Vec::new(),
