@@ -1,29 +1,25 @@
 //! What `run` last saw of each patient's booking and visit fields (the rules' `bookings` and
 //! `visits`), so that a pass can tell a new booking or a new visit from one it has seen.
 //!
-//! Two tables. `marks` holds the exact values, one row per patient and field that was ever
-//! set (an emptied field keeps its last value), with when the value was first seen. `mark_prints` holds one
-//! 64-bit fingerprint of those values per patient, keyed by a 64-bit hash of the patient id:
-//! a pass loads the prints once (16 bytes a patient, sorted, no strings) and reads or writes
-//! the exact marks only for the patients whose print changed. A patient without a print has
-//! never been seen. The print's row also keeps a hash of the watched field names, so that a
-//! pass knows whether a field without a mark was empty or was not watched yet.
+//! One row per patient, keyed by a 64-bit hash of the patient id: a fingerprint of the watched
+//! fields' values, a hash of the watched fields' names (in the rules' order), and the values
+//! with when each was first seen, packed in the order of those names (17 bytes a field). A pass
+//! loads the fingerprints once (16 bytes a patient, sorted, no strings) and reads or writes the
+//! row only for the patients whose fingerprint changed. The row keeps the patient's id too, so
+//! that two ids with the same hash are never taken for one patient.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::events::event_stamp;
-use super::{parse_stamp, Ledger, LedgerError};
+use super::{Ledger, LedgerError};
 
-/// Every patient's fingerprint, by patient hash: loaded once per pass.
+/// The fingerprints the ledger holds, by patient hash.
 #[derive(Debug, Default)]
 pub struct MarkPrints {
-    /// Sorted by hash.
     prints: Vec<(u64, u64)>,
 }
 
 impl MarkPrints {
-    /// The fingerprint last stored for the patient with this hash.
+    /// The fingerprint stored for `patient_hash`.
     pub fn get(&self, patient_hash: u64) -> Option<u64> {
         self.prints
             .binary_search_by_key(&patient_hash, |&(hash, _)| hash)
@@ -40,16 +36,16 @@ impl MarkPrints {
     }
 }
 
-/// A field's value as last seen.
+/// One patient's row: whose it is, which fields it packs (their names' hash) and the packed
+/// values (see `app::run::observe` for the layout).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark {
-    pub field: String,
-    pub value: DateTime<Utc>,
-    /// When a pass first saw this value.
-    pub seen_at: DateTime<Utc>,
+pub struct MarkRow {
+    pub patient: String,
+    pub fields: u64,
+    pub seen: Vec<u8>,
 }
 
-/// SQLite integers are signed: the 64 bits are stored as they are.
+/// SQLite integers are signed: the hashes are stored bit for bit.
 fn to_sql(bits: u64) -> i64 {
     i64::from_ne_bytes(bits.to_ne_bytes())
 }
@@ -59,11 +55,11 @@ fn from_sql(value: i64) -> u64 {
 }
 
 impl Ledger {
-    /// Every patient's fingerprint, read in key order (the table's own order: no sort).
+    /// Every patient's fingerprint, sorted by patient hash.
     pub fn mark_prints(&self) -> Result<MarkPrints, LedgerError> {
         let mut prints = Vec::new();
         self.conn
-            .prepare_cached("SELECT patient_hash, print FROM mark_prints ORDER BY patient_hash")
+            .prepare_cached("SELECT patient_hash, print FROM marks")
             .and_then(|mut select| {
                 let mut rows = select.query([])?;
                 while let Some(row) = rows.next()? {
@@ -72,87 +68,48 @@ impl Ledger {
                 Ok(())
             })
             .map_err(|e| self.fail(e))?;
-        // SQLite orders the signed values; the lookups search the unsigned ones.
         prints.sort_unstable_by_key(|&(hash, _)| hash);
         Ok(MarkPrints { prints })
     }
 
-    /// The hash of the field names watched when the patient was last seen; `None` when never.
-    pub fn marked_fields(&self, patient_hash: u64) -> Result<Option<u64>, LedgerError> {
+    /// The row of the patient whose id hashes to `patient_hash`.
+    pub fn mark_row(&self, patient_hash: u64) -> Result<Option<MarkRow>, LedgerError> {
         self.conn
-            .prepare_cached("SELECT fields FROM mark_prints WHERE patient_hash = ?1")
+            .prepare_cached("SELECT patient, fields, seen FROM marks WHERE patient_hash = ?1")
             .and_then(|mut select| {
                 select
-                    .query_row([to_sql(patient_hash)], |row| row.get::<_, i64>(0))
+                    .query_row([to_sql(patient_hash)], |row| {
+                        Ok(MarkRow {
+                            patient: row.get(0)?,
+                            fields: from_sql(row.get(1)?),
+                            seen: row.get(2)?,
+                        })
+                    })
                     .optional()
             })
-            .map(|found| found.map(from_sql))
             .map_err(|e| self.fail(e))
     }
 
-    /// The patient's marks, through the primary key.
-    pub fn marks_of(&self, patient: &str) -> Result<Vec<Mark>, LedgerError> {
-        let rows: Vec<(String, String, String)> = self
-            .conn
-            .prepare_cached("SELECT field, value, seen_at FROM marks WHERE patient = ?1")
-            .and_then(|mut select| {
-                select
-                    .query_map([patient], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-                    .collect()
-            })
-            .map_err(|e| self.fail(e))?;
-        // A value that does not read back (written by hand?) is as if the field were empty.
-        Ok(rows
-            .into_iter()
-            .filter_map(|(field, value, seen_at)| {
-                Some(Mark {
-                    field,
-                    value: parse_stamp(&value)?,
-                    seen_at: parse_stamp(&seen_at)?,
-                })
-            })
-            .collect())
-    }
-
-    /// Stores the patient's value of `field`, first seen at `seen_at`.
-    pub fn set_mark(
-        &mut self,
-        patient: &str,
-        field: &str,
-        value: DateTime<Utc>,
-        seen_at: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO marks (patient, field, value, seen_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (patient, field) DO UPDATE SET value = ?3, seen_at = ?4",
-            )
-            .and_then(|mut upsert| {
-                upsert.execute(params![
-                    patient,
-                    field,
-                    event_stamp(value),
-                    event_stamp(seen_at)
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.fail(e))
-    }
-
-    /// Stores the patient's fingerprint and the hash of the fields it was taken over.
-    pub fn set_print(
+    /// Writes the patient's row (replacing the one under the same hash).
+    pub fn set_marks(
         &mut self,
         patient_hash: u64,
         print: u64,
-        fields: u64,
+        row: &MarkRow,
     ) -> Result<(), LedgerError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO mark_prints (patient_hash, print, fields) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (patient_hash) DO UPDATE SET print = ?2, fields = ?3",
+                "INSERT OR REPLACE INTO marks (patient_hash, patient, print, fields, seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut upsert| {
-                upsert.execute(params![to_sql(patient_hash), to_sql(print), to_sql(fields)])
+                upsert.execute(params![
+                    to_sql(patient_hash),
+                    row.patient,
+                    to_sql(print),
+                    to_sql(row.fields),
+                    row.seen
+                ])
             })
             .map(|_| ())
             .map_err(|e| self.fail(e))
@@ -165,45 +122,28 @@ mod tests {
 
     use super::*;
 
-    fn at(text: &str) -> DateTime<Utc> {
-        parse_stamp(text).unwrap()
-    }
-
     #[test]
-    fn marks_and_prints_round_trip() {
+    fn rows_and_prints_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
         assert!(ledger.mark_prints().unwrap().is_empty());
-        assert_eq!(ledger.marked_fields(7).unwrap(), None);
+        assert_eq!(ledger.mark_row(7).unwrap(), None);
+        let row = |patient: &str, seen: &[u8]| MarkRow {
+            patient: patient.into(),
+            fields: 9,
+            seen: seen.to_vec(),
+        };
         // The top bit set: stored signed, read back the same.
-        ledger.set_print(u64::MAX - 1, 42, 9).unwrap();
-        ledger.set_print(7, 1, 9).unwrap();
-        ledger.set_print(7, 2, 9).unwrap();
+        ledger
+            .set_marks(u64::MAX - 1, 42, &row("P2", &[1]))
+            .unwrap();
+        ledger.set_marks(7, 1, &row("P1", &[1, 2])).unwrap();
+        ledger.set_marks(7, 2, &row("P1", &[3])).unwrap();
         let prints = ledger.mark_prints().unwrap();
         assert_eq!(prints.len(), 2);
         assert_eq!(prints.get(7), Some(2));
         assert_eq!(prints.get(u64::MAX - 1), Some(42));
         assert_eq!(prints.get(8), None);
-        assert_eq!(ledger.marked_fields(7).unwrap(), Some(9));
-
-        let seen = at("2026-11-25T01:00:00Z");
-        let booking = at("2026-12-01T01:30:00.250Z");
-        ledger
-            .set_mark("P1", "next_booking_at", booking, seen)
-            .unwrap();
-        assert_eq!(
-            ledger.marks_of("P1").unwrap(),
-            [Mark {
-                field: "next_booking_at".into(),
-                value: booking,
-                seen_at: seen
-            }]
-        );
-        assert!(ledger.marks_of("P2").unwrap().is_empty());
-        let later = at("2026-12-08T01:30:00Z");
-        ledger
-            .set_mark("P1", "next_booking_at", later, later)
-            .unwrap();
-        assert_eq!(ledger.marks_of("P1").unwrap()[0].value, later);
+        assert_eq!(ledger.mark_row(7).unwrap(), Some(row("P1", &[3])));
     }
 }

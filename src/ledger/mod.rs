@@ -20,7 +20,7 @@ pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKi
 pub use friends::{FriendChange, LinkAttempts};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
-pub use marks::{Mark, MarkPrints};
+pub use marks::{MarkPrints, MarkRow};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
 
 use std::path::Path;

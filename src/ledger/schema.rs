@@ -156,18 +156,14 @@ pub const MIGRATIONS: &[&str] = &[
     // 4: a send's tokens, found by its key: a claim resumed after a crash sends the tokens it
     // recorded the first time, read through this index instead of a scan of every token.
     "CREATE INDEX tracked_send ON tracked (sink, patient, step, occurrence);",
-    // 5: what `run` last saw of each patient's booking and visit fields (see marks.rs): the
-    // values that were set, and per patient a fingerprint of them keyed by a hash of the id.
+    // 5: what `run` last saw of each patient's booking and visit fields (see marks.rs): one
+    // row per patient, keyed by a 64-bit hash of the id (an integer key: a first pass over a
+    // million patients appends a million small rows, not millions of text-keyed ones).
     "CREATE TABLE marks (
-        patient TEXT NOT NULL,
-        field   TEXT NOT NULL,
-        value   TEXT NOT NULL,
-        seen_at TEXT NOT NULL,
-        PRIMARY KEY (patient, field)
-    ) WITHOUT ROWID;
-    CREATE TABLE mark_prints (
         patient_hash INTEGER PRIMARY KEY,
+        patient      TEXT NOT NULL,
         print        INTEGER NOT NULL,
-        fields       INTEGER NOT NULL
+        fields       INTEGER NOT NULL,
+        seen         BLOB NOT NULL
     );",
 ];

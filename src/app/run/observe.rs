@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::report::RunSummary;
 use crate::app::AppError;
-use crate::ledger::{event_stamp, EventKind, Ledger, Mark, MarkPrints, NewEvent};
+use crate::ledger::{event_stamp, EventKind, Ledger, MarkPrints, MarkRow, NewEvent};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -227,23 +227,28 @@ pub(super) fn record(
     summary: &mut RunSummary,
 ) -> Result<(), AppError> {
     let watch = &seen.watch;
-    let known = if seen.printed {
-        ledger.marked_fields(seen.patient_hash)?
+    // A row under the same hash but another id is another patient's: as if never seen.
+    let row = if seen.printed {
+        ledger
+            .mark_row(seen.patient_hash)?
+            .filter(|row| row.patient == seen.patient)
     } else {
         None
     };
-    let marks: Vec<Mark> = match known {
-        Some(_) => ledger.marks_of(&seen.patient)?,
-        None => Vec::new(),
+    // Marks packed for other fields (the rules now watch others) say nothing of these.
+    let known = row.as_ref().filter(|row| row.fields == watch.names_hash);
+    let before = match known {
+        Some(row) => unpack(&row.seen, watch.fields.len()),
+        None => vec![None; watch.fields.len()],
     };
-    for ((_, field, watched), &current) in watch.fields.iter().zip(&seen.values) {
-        let previous = match marks.iter().find(|m| &m.field == field) {
-            Some(mark) => Previous::Seen {
-                value: mark.value,
-                seen_at: mark.seen_at,
-            },
-            None if known == Some(watch.names_hash) => Previous::Empty,
-            None => Previous::Unknown,
+    let mut after = before.clone();
+    for (index, ((_, field, watched), &current)) in
+        watch.fields.iter().zip(&seen.values).enumerate()
+    {
+        let previous = match (known, before[index]) {
+            (Some(_), Some((value, seen_at))) => Previous::Seen { value, seen_at },
+            (Some(_), None) => Previous::Empty,
+            (None, _) => Previous::Unknown,
         };
         let verdict = compare(*watched, previous, current, now, seen.booked_at);
         if let (Some(at), Some(value)) = (verdict.event, current) {
@@ -274,11 +279,57 @@ pub(super) fn record(
             }
         }
         if let (true, Some(value)) = (verdict.remark, current) {
-            ledger.set_mark(&seen.patient, field, value, now)?;
+            after[index] = Some((value, now));
         }
     }
-    ledger.set_print(seen.patient_hash, seen.print, watch.names_hash)?;
+    let row = MarkRow {
+        patient: seen.patient.clone(),
+        fields: watch.names_hash,
+        seen: pack(&after),
+    };
+    ledger.set_marks(seen.patient_hash, seen.print, &row)?;
     Ok(())
+}
+
+/// Bytes a field takes in a row: set or not, the value and when it was first seen (Unix
+/// milliseconds, little-endian).
+const PACKED_FIELD: usize = 17;
+
+/// The marks of a row, one per watched field in the watch's order.
+fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(marks.len() * PACKED_FIELD);
+    for mark in marks {
+        let (set, value, seen_at) = match mark {
+            Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
+            None => (0, 0, 0),
+        };
+        bytes.push(set);
+        bytes.extend_from_slice(&value.to_le_bytes());
+        bytes.extend_from_slice(&seen_at.to_le_bytes());
+    }
+    bytes
+}
+
+/// The inverse of [`pack`]; a row of another length (written for other fields) or a value
+/// that does not read back is as if the field were empty.
+fn unpack(bytes: &[u8], fields: usize) -> Vec<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    if bytes.len() != fields * PACKED_FIELD {
+        return vec![None; fields];
+    }
+    bytes
+        .chunks_exact(PACKED_FIELD)
+        .map(|chunk| {
+            let millis = |range: std::ops::Range<usize>| {
+                let mut eight = [0u8; 8];
+                eight.copy_from_slice(&chunk[range]);
+                DateTime::from_timestamp_millis(i64::from_le_bytes(eight))
+            };
+            match chunk[0] {
+                1 => Some((millis(1..9)?, millis(9..17)?)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -313,6 +364,20 @@ mod tests {
             at(NOW),
             booked_at.map(at),
         )
+    }
+
+    #[test]
+    fn marks_pack_and_unpack_and_a_row_of_another_shape_reads_as_empty() {
+        let marks = vec![
+            Some((at("2026-12-01T01:30:00.250Z"), at(NOW))),
+            None,
+            Some((at("1970-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z"))),
+        ];
+        let packed = pack(&marks);
+        assert_eq!(packed.len(), 3 * PACKED_FIELD);
+        assert_eq!(unpack(&packed, 3), marks);
+        assert_eq!(unpack(&packed, 2), vec![None; 2]);
+        assert_eq!(unpack(&[7; 17], 1), vec![None]);
     }
 
     const FUTURE: &str = "2026-12-01T01:00:00Z";
