@@ -1,12 +1,13 @@
 //! What `run` last saw of each patient's booking and visit fields (the rules' `bookings` and
 //! `visits`), so that a pass can tell a new booking or a new visit from one it has seen.
 //!
-//! One row per patient, keyed by a 64-bit hash of the patient id: a fingerprint of the watched
-//! fields' values, a hash of the watched fields' names (in the rules' order), and the values
-//! with when each was first seen, packed in the order of those names (17 bytes a field). A pass
-//! loads the fingerprints once (16 bytes a patient, sorted, no strings) and reads or writes the
-//! row only for the patients whose fingerprint changed. The row keeps the patient's id too, so
-//! that two ids with the same hash are never taken for one patient.
+//! One row per patient, keyed by the patient's id: a fingerprint of the watched fields' values,
+//! a hash of the watched fields' names (in the rules' order), and the values with when each was
+//! first seen, packed in the order of those names (17 bytes a field). A pass loads the
+//! fingerprints once, by a hash of the id (16 bytes a patient, sorted, no strings kept), and
+//! reads or writes the row only for the patients whose fingerprint changed. Keyed by the id, a
+//! first pass over an export in id order appends its million rows in key order: keyed by a
+//! hash, the same rows landed at random and the pass took four times as long.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -36,11 +37,10 @@ impl MarkPrints {
     }
 }
 
-/// One patient's row: whose it is, which fields it packs (their names' hash) and the packed
-/// values (see `app::run::observe` for the layout).
+/// One patient's row: which fields it packs (their names' hash) and the packed values (see
+/// `app::run::observe` for the layout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkRow {
-    pub patient: String,
     pub fields: u64,
     pub seen: Vec<u8>,
 }
@@ -55,15 +55,15 @@ fn from_sql(value: i64) -> u64 {
 }
 
 impl Ledger {
-    /// Every patient's fingerprint, sorted by patient hash.
-    pub fn mark_prints(&self) -> Result<MarkPrints, LedgerError> {
+    /// Every patient's fingerprint, by `hash` of the patient's id, sorted.
+    pub fn mark_prints(&self, hash: impl Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
         let mut prints = Vec::new();
         self.conn
-            .prepare_cached("SELECT patient_hash, print FROM marks")
+            .prepare_cached("SELECT patient, print FROM marks")
             .and_then(|mut select| {
                 let mut rows = select.query([])?;
                 while let Some(row) = rows.next()? {
-                    prints.push((from_sql(row.get(0)?), from_sql(row.get(1)?)));
+                    prints.push((hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?)));
                 }
                 Ok(())
             })
@@ -72,17 +72,16 @@ impl Ledger {
         Ok(MarkPrints { prints })
     }
 
-    /// The row of the patient whose id hashes to `patient_hash`.
-    pub fn mark_row(&self, patient_hash: u64) -> Result<Option<MarkRow>, LedgerError> {
+    /// The row of `patient`.
+    pub fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
         self.conn
-            .prepare_cached("SELECT patient, fields, seen FROM marks WHERE patient_hash = ?1")
+            .prepare_cached("SELECT fields, seen FROM marks WHERE patient = ?1")
             .and_then(|mut select| {
                 select
-                    .query_row([to_sql(patient_hash)], |row| {
+                    .query_row([patient], |row| {
                         Ok(MarkRow {
-                            patient: row.get(0)?,
-                            fields: from_sql(row.get(1)?),
-                            seen: row.get(2)?,
+                            fields: from_sql(row.get(0)?),
+                            seen: row.get(1)?,
                         })
                     })
                     .optional()
@@ -90,22 +89,21 @@ impl Ledger {
             .map_err(|e| self.fail(e))
     }
 
-    /// Writes the patient's row (replacing the one under the same hash).
+    /// Writes `patient`'s row.
     pub fn set_marks(
         &mut self,
-        patient_hash: u64,
+        patient: &str,
         print: u64,
         row: &MarkRow,
     ) -> Result<(), LedgerError> {
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO marks (patient_hash, patient, print, fields, seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO marks (patient, print, fields, seen)
+                 VALUES (?1, ?2, ?3, ?4)",
             )
             .and_then(|mut upsert| {
                 upsert.execute(params![
-                    to_sql(patient_hash),
-                    row.patient,
+                    patient,
                     to_sql(print),
                     to_sql(row.fields),
                     row.seen
@@ -126,24 +124,22 @@ mod tests {
     fn rows_and_prints_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        assert!(ledger.mark_prints().unwrap().is_empty());
-        assert_eq!(ledger.mark_row(7).unwrap(), None);
-        let row = |patient: &str, seen: &[u8]| MarkRow {
-            patient: patient.into(),
+        let hash = |id: &str| if id == "P2" { u64::MAX - 1 } else { 7 };
+        assert!(ledger.mark_prints(hash).unwrap().is_empty());
+        assert_eq!(ledger.mark_row("P1").unwrap(), None);
+        let row = |seen: &[u8]| MarkRow {
             fields: 9,
             seen: seen.to_vec(),
         };
         // The top bit set: stored signed, read back the same.
-        ledger
-            .set_marks(u64::MAX - 1, 42, &row("P2", &[1]))
-            .unwrap();
-        ledger.set_marks(7, 1, &row("P1", &[1, 2])).unwrap();
-        ledger.set_marks(7, 2, &row("P1", &[3])).unwrap();
-        let prints = ledger.mark_prints().unwrap();
+        ledger.set_marks("P2", u64::MAX - 2, &row(&[1])).unwrap();
+        ledger.set_marks("P1", 1, &row(&[1, 2])).unwrap();
+        ledger.set_marks("P1", 2, &row(&[3])).unwrap();
+        let prints = ledger.mark_prints(hash).unwrap();
         assert_eq!(prints.len(), 2);
         assert_eq!(prints.get(7), Some(2));
-        assert_eq!(prints.get(u64::MAX - 1), Some(42));
+        assert_eq!(prints.get(u64::MAX - 1), Some(u64::MAX - 2));
         assert_eq!(prints.get(8), None);
-        assert_eq!(ledger.mark_row(7).unwrap(), Some(row("P1", &[3])));
+        assert_eq!(ledger.mark_row("P1").unwrap(), Some(row(&[3])));
     }
 }

@@ -157,13 +157,12 @@ pub const MIGRATIONS: &[&str] = &[
     // recorded the first time, read through this index instead of a scan of every token.
     "CREATE INDEX tracked_send ON tracked (sink, patient, step, occurrence);",
     // 5: what `run` last saw of each patient's booking and visit fields (see marks.rs): one
-    // row per patient, keyed by a 64-bit hash of the id (an integer key: a first pass over a
-    // million patients appends a million small rows, not millions of text-keyed ones).
+    // row per patient, keyed by the patient's id, so that a first pass over an export in id
+    // order (as clinics' systems write them) appends its rows in key order.
     "CREATE TABLE marks (
-        patient_hash INTEGER PRIMARY KEY,
-        patient      TEXT NOT NULL,
-        print        INTEGER NOT NULL,
-        fields       INTEGER NOT NULL,
-        seen         BLOB NOT NULL
-    );",
+        patient TEXT NOT NULL PRIMARY KEY,
+        print   INTEGER NOT NULL,
+        fields  INTEGER NOT NULL,
+        seen    BLOB NOT NULL
+    ) WITHOUT ROWID;",
 ];

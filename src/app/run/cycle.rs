@@ -39,6 +39,8 @@ const BATCH: usize = 256;
 /// The longest claims wait for their batch to fill while patients are evaluated, so that
 /// delivery is never starved when due sends are sparse.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// The longest a batch holding only observations (no claims) stays open.
+const OBSERVATIONS_WAIT: Duration = Duration::from_secs(5);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
 /// Patients with due sends the evaluating thread may be ahead of the pass.
@@ -425,10 +427,17 @@ impl Pass {
     /// Flushes when the batch is full or has waited long enough; `false` when delivery has
     /// stopped taking jobs (a signal).
     fn flush_if_due(&mut self) -> Result<bool, AppError> {
-        let due = self.waiting.len() >= BATCH
-            || self
-                .batch_started
-                .is_some_and(|t| t.elapsed() >= BATCH_WAIT);
+        // Claims wait for their commit before delivery takes them: their batch is short. A
+        // batch of observations alone keeps no one waiting, and every commit rewrites the
+        // marks' pages it touched (random keys: nearly all of them on a first pass), so it
+        // runs longer.
+        let wait = if self.waiting.is_empty() {
+            OBSERVATIONS_WAIT
+        } else {
+            BATCH_WAIT
+        };
+        let due =
+            self.waiting.len() >= BATCH || self.batch_started.is_some_and(|t| t.elapsed() >= wait);
         if due {
             self.flush()
         } else {

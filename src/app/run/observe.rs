@@ -50,7 +50,6 @@ pub(super) struct Observer {
 pub(super) struct Observation {
     watch: Arc<Watch>,
     patient: String,
-    patient_hash: u64,
     print: u64,
     /// The ledger held a fingerprint for the patient's hash when the pass began; without one
     /// the patient was never seen, and their marks are not looked up.
@@ -136,7 +135,7 @@ impl Observer {
         };
         Ok(Some(Observer {
             watch: Arc::new(watch),
-            prints: ledger.mark_prints()?,
+            prints: ledger.mark_prints(|id| hash64(&[id.as_bytes()]))?,
         }))
     }
 
@@ -154,7 +153,6 @@ impl Observer {
         Some(Observation {
             watch: self.watch.clone(),
             patient: patient.id.clone(),
-            patient_hash,
             print,
             printed: stored.is_some(),
             values,
@@ -227,11 +225,8 @@ pub(super) fn record(
     summary: &mut RunSummary,
 ) -> Result<(), AppError> {
     let watch = &seen.watch;
-    // A row under the same hash but another id is another patient's: as if never seen.
     let row = if seen.printed {
-        ledger
-            .mark_row(seen.patient_hash)?
-            .filter(|row| row.patient == seen.patient)
+        ledger.mark_row(&seen.patient)?
     } else {
         None
     };
@@ -283,11 +278,10 @@ pub(super) fn record(
         }
     }
     let row = MarkRow {
-        patient: seen.patient.clone(),
         fields: watch.names_hash,
         seen: pack(&after),
     };
-    ledger.set_marks(seen.patient_hash, seen.print, &row)?;
+    ledger.set_marks(&seen.patient, seen.print, &row)?;
     Ok(())
 }
 
