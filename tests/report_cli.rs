@@ -476,3 +476,47 @@ fn hostile_periods_and_a_missing_ledger_are_refused_with_a_reason() {
         "a report creates no ledger"
     );
 }
+
+#[test]
+fn the_rules_attribution_window_decides_what_a_send_is_credited_with() {
+    let dir = tempfile::tempdir().unwrap();
+    clinic_ledger(dir.path());
+    // B3 books five days after its booking_confirm: credited within 14 days, not within 3.
+    let booked =
+        |document: &Value| row(document, "steps", "booking_confirm", None)["booked"].clone();
+    assert_eq!(
+        booked(&json_report(dir.path(), &["--month", "2026-10"])),
+        json!(1)
+    );
+    let rules = std::fs::read_to_string(rules()).unwrap();
+    let short = dir.path().join("short.step");
+    std::fs::write(
+        &short,
+        rules.replace(
+            "dates appointment_at",
+            "dates appointment_at\nattribution 3d",
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        fixtures().join("report/templates"),
+        dir.path().join("templates"),
+    )
+    .unwrap();
+    let run = steprule(
+        dir.path(),
+        &[
+            "report",
+            "short.step",
+            "--ledger",
+            "ledger.db",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let document: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(booked(&document), json!(0));
+}

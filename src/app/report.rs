@@ -44,12 +44,23 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         .resolve(rules.timezone, now)
         .map_err(AppError::Usage)?;
     let ledger = Ledger::open_existing(&request.ledger)?;
+    // `booked` when the rules watch a booking field (or bookings were seen before they
+    // stopped): else nothing can be booked, and clicks are the measure.
     let metric = match request.metric {
         Some(metric) => metric,
+        None if !rules.observed.bookings.is_empty() => Metric::Booked,
         None if ledger.has_events(EventKind::Booked)? => Metric::Booked,
         None => Metric::Clicked,
     };
-    let windows = Windows::default();
+    // The rules' windows; a month counts 31 days (the settings are at most a year).
+    let window = |d: crate::values::Duration| {
+        chrono::Duration::minutes(i64::try_from(d.longest_minutes()).unwrap_or(i64::MAX / 60_000))
+    };
+    let windows = Windows {
+        attribution: window(rules.observed.attribution),
+        revisit: window(rules.observed.revisit),
+        ..Windows::default()
+    };
     let report = report::gather(&ledger, &rules, periods, &windows, metric, request.mde)?;
     let text = report::render(&report, request.format).map_err(std::io::Error::from)?;
     match &request.out {

@@ -6,6 +6,7 @@ mod conditions;
 mod fields;
 mod link_templates;
 mod lower;
+mod observe;
 mod templates;
 mod timing;
 mod track;
@@ -14,6 +15,7 @@ pub use crate::scripts::ScriptEngine;
 pub use crate::values::{Cap, QuietHours};
 pub use fields::FieldKind;
 pub use lower::{AnchorField, Direction, Leaf, Step, Test};
+pub use observe::Observed;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -42,6 +44,8 @@ pub struct RuleSet {
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
     pub steps: Vec<Step>,
+    /// What `run` watches in the export (bookings, visits) and how `report` credits it.
+    pub observed: Observed,
 }
 
 impl RuleSet {
@@ -101,6 +105,7 @@ pub fn check_file_with(
     let (ast, mut diagnostics) = syntax::parse(file);
     let mut checker = Checker::new(file);
     checker.declarations(&ast.statements);
+    let observed = checker.observed();
     let steps: Vec<&StepDecl> = ast
         .statements
         .iter()
@@ -136,7 +141,7 @@ pub fn check_file_with(
             .into_iter()
             .map(|step| checker.lower(step))
             .collect();
-        checker.into_rules(steps)
+        checker.into_rules(steps, observed)
     });
     CheckOutcome { rules, diagnostics }
 }
@@ -176,6 +181,7 @@ struct Declarations {
     stages: Vec<Ident>,
     dates: Vec<Ident>,
     fields: Vec<Ident>,
+    observe: observe::ObserveSettings,
 }
 
 struct Checker<'f> {
@@ -279,6 +285,7 @@ impl<'f> Checker<'f> {
                 Statement::Dates(names) => self.declare_names(names, DeclKind::Date),
                 Statement::Fields(names) => self.declare_names(names, DeclKind::Field),
                 Statement::Step(_) => {}
+                other => self.observe_setting(other),
             }
         }
     }
@@ -446,7 +453,7 @@ impl<'f> Checker<'f> {
             .collect()
     }
 
-    fn into_rules(self, steps: Vec<Step>) -> RuleSet {
+    fn into_rules(self, steps: Vec<Step>, observed: Observed) -> RuleSet {
         let names = |list: Vec<Ident>| list.into_iter().map(|i| i.node).collect();
         RuleSet {
             file: self.file.clone(),
@@ -463,6 +470,7 @@ impl<'f> Checker<'f> {
             date_fields: names(self.decls.dates),
             fields: names(self.decls.fields),
             steps,
+            observed,
         }
     }
 }

@@ -301,3 +301,61 @@ fn rule_variables_cannot_be_declared_as_fields() {
     );
     assert_eq!(codes(&outcome), ["duplicate-declaration"]);
 }
+
+#[test]
+fn bookings_and_visits_default_to_the_declared_fields_they_name() {
+    // HEADER declares appointment_at and last_visit_at (dates 0 and 1) and no `booked_at`.
+    let outcome = check_with("step hi: when stage=booked after 0m send hello", &[HELLO]);
+    let observed = outcome.rules.unwrap().observed;
+    assert_eq!(observed.bookings, [0]);
+    assert_eq!(observed.visits, [1]);
+    assert_eq!(observed.booked_at, None);
+    assert_eq!(observed.attribution.to_string(), "14d");
+    assert_eq!(observed.revisit.to_string(), "90d");
+}
+
+#[test]
+fn bookings_visits_and_windows_as_written() {
+    let outcome = check_with(
+        "dates booked_at\nbookings cancelled_at, appointment_at\nvisits last_visit_at\nattribution 7d\nrevisit 6mo\nstep hi: when stage=booked after 0m send hello",
+        &[HELLO],
+    );
+    assert!(codes(&outcome).is_empty(), "{:#?}", outcome.diagnostics);
+    let observed = outcome.rules.unwrap().observed;
+    assert_eq!(observed.bookings, [2, 0]);
+    assert_eq!(observed.visits, [1]);
+    assert_eq!(observed.booked_at, Some(3));
+    assert_eq!(observed.attribution.to_string(), "7d");
+    assert_eq!(observed.revisit.to_string(), "6mo");
+}
+
+#[test]
+fn bookings_must_be_declared_date_fields_named_once() {
+    let outcome = check_with(
+        "bookings appointmnt_at, doctor\nvisits last_visit_at, appointment_at\nbookings appointment_at\nrevisit 0d\nattribution 367d\nstep hi: when stage=booked after 0m send hello",
+        &[HELLO],
+    );
+    assert_eq!(
+        codes(&outcome),
+        [
+            "unknown-field",
+            "not-a-date-field",
+            "duplicate-declaration",
+            "invalid-duration",
+            "duration-out-of-range",
+        ]
+    );
+    assert!(outcome.rules.is_none());
+}
+
+#[test]
+fn a_file_without_booking_or_visit_fields_observes_nothing() {
+    let file = SourceFile::new(
+        "t.step",
+        "stages booked\nstep hi: when stage=booked after 0m send hello",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.toml"), HELLO.1).unwrap();
+    let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
+    assert!(outcome.rules.unwrap().observed.is_empty());
+}

@@ -10,15 +10,18 @@ pub mod file;
 mod friends;
 mod line_state;
 mod lock;
+mod marks;
 mod read;
 mod report_reads;
 mod schema;
 
 pub use error::LedgerError;
+pub(crate) use events::event_stamp;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
 pub use friends::{FriendChange, LinkAttempts};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
+pub use marks::{MarkPrints, MarkRow};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
 pub use report_reads::ArmKey;
 

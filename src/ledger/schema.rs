@@ -162,4 +162,13 @@ pub const MIGRATIONS: &[&str] = &[
     // index and no read of the table.
     "CREATE INDEX sends_delivered ON sends (sent_at, sink, step, variant, status)
         WHERE status = 'sent';",
+    // 6: what `run` last saw of each patient's booking and visit fields (see marks.rs): one
+    // row per patient, keyed by the patient's id, so that a first pass over an export in id
+    // order (as clinics' systems write them) appends its rows in key order.
+    "CREATE TABLE marks (
+        patient TEXT NOT NULL PRIMARY KEY,
+        print   INTEGER NOT NULL,
+        fields  INTEGER NOT NULL,
+        seen    BLOB NOT NULL
+    ) WITHOUT ROWID;",
 ];

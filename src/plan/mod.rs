@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 pub use crate::time::Offset;
 pub use condition::{FieldRef, Leaf, Test, Value};
 
-pub use crate::check::{AnchorField, Direction};
+pub use crate::check::{AnchorField, Direction, Observed};
 
 use crate::check::RuleSet;
 use crate::line::track::TrackBase;
@@ -37,6 +37,8 @@ pub struct TimingPlan {
     pub steps: Vec<PlannedStep>,
     /// Whether any condition is a rhai script.
     pub has_scripts: bool,
+    /// The booking and visit fields `run` watches, and the windows `report` credits them in.
+    pub observed: Observed,
 }
 
 /// One step, ready to evaluate.
@@ -118,6 +120,7 @@ impl TimingPlan {
             schema,
             steps,
             has_scripts,
+            observed: rules.observed.clone(),
         }
     }
 }

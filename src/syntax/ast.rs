@@ -42,6 +42,16 @@ pub enum Statement {
     Dates(Vec<Ident>),
     /// `fields doctor, department`: other patient columns that conditions and templates use.
     Fields(Vec<Ident>),
+    /// `bookings next_booking_at`: date fields holding a patient's next booking; `run` records
+    /// a `booked` event when one moves to a new future instant.
+    Bookings(Vec<Ident>),
+    /// `visits visited_at`: date fields holding a patient's last visit; `run` records a
+    /// `revisited` event when one moves forward.
+    Visits(Vec<Ident>),
+    /// `attribution 14d`: how long after a send a booking is credited to it (by `report`).
+    Attribution(Spanned<Duration>),
+    /// `revisit 90d`: how long after a send a visit is credited to it (by `report`).
+    Revisit(Spanned<Duration>),
     Step(Box<StepDecl>),
 }
 

@@ -71,6 +71,10 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_stages
             | Rule::kw_dates
             | Rule::kw_fields
+            | Rule::kw_bookings
+            | Rule::kw_visits
+            | Rule::kw_attribution
+            | Rule::kw_revisit
             | Rule::kw_step
             | Rule::kw_when
             | Rule::kw_and
@@ -132,6 +136,12 @@ impl Builder<'_> {
             Rule::stages => Statement::Stages(parts.map(|p| self.ident(p)).collect()),
             Rule::dates => Statement::Dates(parts.map(|p| self.ident(p)).collect()),
             Rule::fields => Statement::Fields(parts.map(|p| self.ident(p)).collect()),
+            Rule::bookings => Statement::Bookings(parts.map(|p| self.ident(p)).collect()),
+            Rule::visits => Statement::Visits(parts.map(|p| self.ident(p)).collect()),
+            Rule::attribution => {
+                Statement::Attribution(self.duration(parts.next().expect("window"))?)
+            }
+            Rule::revisit => Statement::Revisit(self.duration(parts.next().expect("window"))?),
             Rule::step => Statement::Step(Box::new(self.step(parts, span)?)),
             other => unreachable!("grammar: statement alternative {other:?}"),
         })

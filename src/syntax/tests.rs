@@ -228,3 +228,35 @@ fn chains_are_flat_lists_however_long() {
     };
     assert_eq!((either.len(), all.len()), (2, 5_000));
 }
+
+#[test]
+fn observation_settings_parse() {
+    let ast = parse_ok(
+        "bookings next_booking_at, appointment_at\nvisits visited_at\nattribution 7d\nrevisit 3mo",
+    );
+    let parsed: Vec<String> = ast
+        .statements
+        .iter()
+        .map(|statement| match statement {
+            Statement::Bookings(names) | Statement::Visits(names) => names
+                .iter()
+                .map(|n| n.node.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            Statement::Attribution(window) | Statement::Revisit(window) => window.node.to_string(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        parsed,
+        ["next_booking_at,appointment_at", "visited_at", "7d", "3mo"]
+    );
+}
+
+#[test]
+fn a_window_without_a_duration_points_at_the_word() {
+    let (_, diagnostics) = parse(&SourceFile::new("t.step", "attribution soon"));
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].code, crate::diagnostic::Code::Syntax);
+    assert_eq!(diagnostics[0].span.start, "attribution ".len());
+}

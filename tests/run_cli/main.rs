@@ -40,6 +40,7 @@ mod fake;
 mod faults;
 mod limits;
 mod line_answers;
+mod observe;
 mod options;
 mod secrets;
 mod status;

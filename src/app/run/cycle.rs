@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::due::{self, Due};
+use super::due::{self, Due, Known};
 use super::history::SentHistory;
+use super::observe::{self, Observer};
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
 use super::RunRequest;
-use crate::app::recipients::{BlockedUsers, Links, Recipients};
+use crate::app::recipients::{BlockedUsers, Recipients};
 use crate::app::AppError;
 use crate::app::Io;
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
@@ -38,6 +39,8 @@ const BATCH: usize = 256;
 /// The longest claims wait for their batch to fill while patients are evaluated, so that
 /// delivery is never starved when due sends are sparse.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// The longest a batch holding only observations (no claims) stays open.
+const OBSERVATIONS_WAIT: Duration = Duration::from_secs(5);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
 /// Patients with due sends the evaluating thread may be ahead of the pass.
@@ -75,6 +78,7 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(&ledger, kind, self.plan, now)?;
+        let observer = Observer::prepare(self.plan, self.request.dry_run, &ledger)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(&ledger)?;
         let progress: Arc<dyn Progress> = if self.request.progress {
@@ -118,7 +122,12 @@ impl Cycle<'_> {
             summary,
             blocked,
         };
-        let evaluated = self.evaluate_all(now, &history, &links, &mut pass, progress.as_ref(), io);
+        let known = Known {
+            history: &history,
+            links: &links,
+            observer: observer.as_ref(),
+        };
+        let evaluated = self.evaluate_all(now, &known, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
             let _ = abort.send(true);
         }
@@ -193,8 +202,7 @@ impl Cycle<'_> {
     fn evaluate_all(
         &self,
         now: DateTime<Utc>,
-        history: &SentHistory,
-        links: &Links,
+        known: &Known<'_>,
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
@@ -206,8 +214,7 @@ impl Cycle<'_> {
                 due::evaluate(
                     self.plan,
                     &self.request.patients,
-                    history,
-                    links,
+                    known,
                     now,
                     &self.stop,
                     due_tx,
@@ -252,6 +259,13 @@ impl Cycle<'_> {
                     }
                 }
                 Ok(Due::Warning(line)) => writeln!(io.err, "{line}")?,
+                Ok(Due::Observed(seen)) => {
+                    pass.begin()?;
+                    observe::record(&mut pass.ledger, &seen, now, &mut pass.summary)?;
+                    if !pass.flush_if_due()? {
+                        return Ok(());
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if !pass.flush_if_due()? {
                         return Ok(());
@@ -413,10 +427,17 @@ impl Pass {
     /// Flushes when the batch is full or has waited long enough; `false` when delivery has
     /// stopped taking jobs (a signal).
     fn flush_if_due(&mut self) -> Result<bool, AppError> {
-        let due = self.waiting.len() >= BATCH
-            || self
-                .batch_started
-                .is_some_and(|t| t.elapsed() >= BATCH_WAIT);
+        // Claims wait for their commit before delivery takes them: their batch is short. A
+        // batch of observations alone keeps no one waiting, and every commit rewrites the
+        // marks' pages it touched (random keys: nearly all of them on a first pass), so it
+        // runs longer.
+        let wait = if self.waiting.is_empty() {
+            OBSERVATIONS_WAIT
+        } else {
+            BATCH_WAIT
+        };
+        let due =
+            self.waiting.len() >= BATCH || self.batch_started.is_some_and(|t| t.elapsed() >= wait);
         if due {
             self.flush()
         } else {

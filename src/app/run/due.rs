@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::history::SentHistory;
+use super::observe::{Observation, Observer};
 use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
@@ -24,6 +25,16 @@ pub(super) enum Due {
     },
     /// A line for stderr (a skipped row).
     Warning(String),
+    /// A patient whose booking or visit fields differ from what the ledger saw last.
+    Observed(Box<Observation>),
+}
+
+/// What the pass read from the ledger before evaluating: sends, links, booking and visit
+/// fingerprints.
+pub(super) struct Known<'p> {
+    pub history: &'p SentHistory,
+    pub links: &'p Links,
+    pub observer: Option<&'p Observer>,
 }
 
 /// How the evaluation ended.
@@ -42,8 +53,7 @@ pub(super) struct Evaluated {
 pub(super) fn evaluate(
     plan: &TimingPlan,
     patients: &PatientSource,
-    history: &SentHistory,
-    links: &Links,
+    known: &Known<'_>,
     now: DateTime<Utc>,
     stop: &watch::Receiver<bool>,
     due: SyncSender<Due>,
@@ -66,14 +76,19 @@ pub(super) fn evaluate(
         if *stop.borrow() {
             return Ok(false);
         }
-        let resolved = links.resolve(patient);
+        if let Some(seen) = known.observer.and_then(|o| o.look(patient)) {
+            if due.send(Due::Observed(Box::new(seen))).is_err() {
+                return Ok(false);
+            }
+        }
+        let resolved = known.links.resolve(patient);
         // Nothing is due to them (the evaluator says so): no row is written, so once they link,
         // whatever is still within its window goes out on the next run.
         if resolved.source == Source::Unlinked && !patient.opted_out {
             not_linked += 1;
         }
         let patient = resolved.record.as_ref();
-        evaluator.evaluate_after(patient, window, history.of(&patient.id), &mut outcome);
+        evaluator.evaluate_after(patient, window, known.history.of(&patient.id), &mut outcome);
         script_failures.note(&patient.id, &outcome);
         already_sent += outcome.already_sent as u64;
         let sends: Vec<DueSend> = outcome

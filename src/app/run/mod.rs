@@ -5,6 +5,7 @@
 mod cycle;
 mod due;
 mod history;
+mod observe;
 mod progress;
 mod report;
 

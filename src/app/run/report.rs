@@ -39,6 +39,10 @@ pub struct RunSummary {
     /// patients are left to the next run.
     pub stopped_after_line: Option<usize>,
     pub stopped: bool,
+    /// `booked` and `revisited` events this pass recorded (bookings and visits seen new in the
+    /// export).
+    pub booked: u64,
+    pub revisited: u64,
 }
 
 impl RunSummary {
@@ -62,6 +66,14 @@ impl RunSummary {
                  linked): nothing is sent to them until they link, then what is still within \
                  its window goes out",
                 self.not_linked
+            )?;
+        }
+        if self.booked + self.revisited > 0 {
+            writeln!(
+                err,
+                "seen in the export: {} new booking(s), {} visit(s) (recorded as `booked` and \
+                 `revisited` events)",
+                self.booked, self.revisited
             )?;
         }
         if self.expired_earlier > 0 {

@@ -1,0 +1,492 @@
+//! Bookings and visits seen in the export, for `report`: every pass compares each patient's
+//! booking and visit fields (the rules' `bookings` and `visits`) with what the ledger saw last
+//! and records a `booked` event when a booking moves to a new future instant, a `revisited`
+//! event when a visit moves forward. Which step brought the patient back is `report`'s work.
+//!
+//! A million patients every few minutes: the evaluating thread compares a 64-bit fingerprint
+//! of each patient's fields with the one the ledger holds (loaded once per pass, sorted, 16
+//! bytes a patient) and hands only the patients whose fingerprint changed to the pass, which
+//! reads and writes their exact marks by primary key in its batches (the ledger's one writer).
+//!
+//! Event ids are made of the kind, the field, the new value and the patient, so a value seen
+//! again (a rerun over the same export, a booking that moves back and forth) is recorded once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::report::RunSummary;
+use crate::app::AppError;
+use crate::ledger::{event_stamp, EventKind, Ledger, MarkPrints, MarkRow, NewEvent};
+use crate::plan::TimingPlan;
+use crate::records::PatientRecord;
+
+/// A watched field: a booking or a visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Watched {
+    Booking,
+    Visit,
+}
+
+/// What a pass watches: the fields, in the rules' order, and a hash of their names.
+#[derive(Debug)]
+pub(super) struct Watch {
+    /// (index into the record's dates, field name, what it holds)
+    fields: Vec<(usize, String, Watched)>,
+    booked_at: Option<usize>,
+    /// Changes when the rules watch other fields, so that a field newly watched is not taken
+    /// for one that was empty.
+    names_hash: u64,
+}
+
+/// The watch and the fingerprints the ledger holds, for one pass.
+pub(super) struct Observer {
+    watch: Arc<Watch>,
+    prints: MarkPrints,
+}
+
+/// A patient whose fingerprint changed (or who is new): what the pass compares and records.
+#[derive(Debug)]
+pub(super) struct Observation {
+    watch: Arc<Watch>,
+    patient: String,
+    print: u64,
+    /// The ledger held a fingerprint for the patient's hash when the pass began; without one
+    /// the patient was never seen, and their marks are not looked up.
+    printed: bool,
+    /// The watched fields' values, in the watch's order.
+    values: Vec<Option<DateTime<Utc>>>,
+    booked_at: Option<DateTime<Utc>>,
+}
+
+/// What the ledger knew of a field before this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Previous {
+    /// The patient or the field was not watched before: nothing is known to be new.
+    Unknown,
+    Empty,
+    Seen {
+        value: DateTime<Utc>,
+        seen_at: DateTime<Utc>,
+    },
+}
+
+/// What comparing one field gives: an event (at its instant) and whether the mark changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub event: Option<DateTime<Utc>>,
+    pub remark: bool,
+}
+
+/// FNV-1a with a final mix: stable across runs and builds (the ledger keeps its values).
+fn hash64(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in *part {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        hash = (hash ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+impl Watch {
+    fn new(plan: &TimingPlan) -> Option<Watch> {
+        let observed = &plan.observed;
+        if observed.is_empty() {
+            return None;
+        }
+        let name = |index: usize| plan.schema.date_fields[index].clone();
+        let fields: Vec<(usize, String, Watched)> = (observed.bookings.iter())
+            .map(|&i| (i, name(i), Watched::Booking))
+            .chain(
+                observed
+                    .visits
+                    .iter()
+                    .map(|&i| (i, name(i), Watched::Visit)),
+            )
+            .collect();
+        let names: Vec<&[u8]> = fields.iter().map(|(_, name, _)| name.as_bytes()).collect();
+        let kinds: Vec<u8> = fields.iter().map(|f| f.2 as u8).collect();
+        let names_hash = hash64(&[&hash64(&names).to_le_bytes(), &kinds]);
+        Some(Watch {
+            fields,
+            booked_at: observed.booked_at,
+            names_hash,
+        })
+    }
+}
+
+impl Observer {
+    /// The observer of a pass, when the rules watch bookings or visits and the pass may write
+    /// (a dry run observes nothing: a later real pass sees the same changes).
+    pub fn prepare(
+        plan: &TimingPlan,
+        dry_run: bool,
+        ledger: &Ledger,
+    ) -> Result<Option<Observer>, AppError> {
+        let Some(watch) = Watch::new(plan).filter(|_| !dry_run) else {
+            return Ok(None);
+        };
+        Ok(Some(Observer {
+            watch: Arc::new(watch),
+            prints: ledger.mark_prints(|id| hash64(&[id.as_bytes()]))?,
+        }))
+    }
+
+    /// The patient's observation when their fields differ from what the ledger holds.
+    pub fn look(&self, patient: &PatientRecord) -> Option<Observation> {
+        let values: Vec<Option<DateTime<Utc>>> = (self.watch.fields.iter())
+            .map(|&(index, ..)| patient.dates.get(index).copied().flatten())
+            .collect();
+        let patient_hash = hash64(&[patient.id.as_bytes()]);
+        let print = fingerprint(&values, self.watch.names_hash);
+        let stored = self.prints.get(patient_hash);
+        if stored == Some(print) {
+            return None;
+        }
+        Some(Observation {
+            watch: self.watch.clone(),
+            patient: patient.id.clone(),
+            print,
+            printed: stored.is_some(),
+            values,
+            booked_at: (self.watch.booked_at).and_then(|i| patient.dates.get(i).copied().flatten()),
+        })
+    }
+}
+
+fn fingerprint(values: &[Option<DateTime<Utc>>], names_hash: u64) -> u64 {
+    let millis: Vec<[u8; 9]> = values
+        .iter()
+        .map(|value| {
+            let mut bytes = [0; 9];
+            if let Some(at) = value {
+                bytes[0] = 1;
+                bytes[1..].copy_from_slice(&at.timestamp_millis().to_le_bytes());
+            }
+            bytes
+        })
+        .collect();
+    let mut parts: Vec<&[u8]> = millis.iter().map(|m| m.as_slice()).collect();
+    let names = names_hash.to_le_bytes();
+    parts.push(&names);
+    hash64(&parts)
+}
+
+/// Compares one field with what the ledger knew. A booking that moves to a new future instant
+/// is `booked`: at `booked_at` when the export says when it was made (not in the future, and
+/// not before the old value was seen: that would be an older booking's), else at `now`. A
+/// visit that moves forward, to an instant not after `now`, is `revisited` at that instant (a
+/// future visit is a booking in the wrong column, or a typo). Anything else only moves the
+/// mark. An emptied field keeps its last value as the mark: an export that lost the column
+/// (every cell empty) must not make every booking look new when the column comes back.
+pub(super) fn compare(
+    watched: Watched,
+    previous: Previous,
+    current: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    booked_at: Option<DateTime<Utc>>,
+) -> Verdict {
+    let (old, seen_at) = match previous {
+        Previous::Seen { value, seen_at } => (Some(value), Some(seen_at)),
+        Previous::Empty | Previous::Unknown => (None, None),
+    };
+    let remark = current.is_some() && current != old;
+    let Some(new) = current.filter(|_| remark && previous != Previous::Unknown) else {
+        return Verdict {
+            event: None,
+            remark,
+        };
+    };
+    let event = match watched {
+        Watched::Booking if new > now => Some(
+            booked_at
+                .filter(|&made| made <= now && seen_at.is_none_or(|seen| made >= seen))
+                .unwrap_or(now),
+        ),
+        Watched::Visit if new <= now && old.is_none_or(|old| new > old) => Some(new),
+        _ => None,
+    };
+    Verdict { event, remark }
+}
+
+/// Compares an observation with the patient's marks, records the events and the new marks,
+/// in the pass's open transaction.
+pub(super) fn record(
+    ledger: &mut Ledger,
+    seen: &Observation,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), AppError> {
+    let watch = &seen.watch;
+    let row = if seen.printed {
+        ledger.mark_row(&seen.patient)?
+    } else {
+        None
+    };
+    // Marks packed for other fields (the rules now watch others) say nothing of these.
+    let known = row.as_ref().filter(|row| row.fields == watch.names_hash);
+    let before = match known {
+        Some(row) => unpack(&row.seen, watch.fields.len()),
+        None => vec![None; watch.fields.len()],
+    };
+    let mut after = before.clone();
+    for (index, ((_, field, watched), &current)) in
+        watch.fields.iter().zip(&seen.values).enumerate()
+    {
+        let previous = match (known, before[index]) {
+            (Some(_), Some((value, seen_at))) => Previous::Seen { value, seen_at },
+            (Some(_), None) => Previous::Empty,
+            (None, _) => Previous::Unknown,
+        };
+        let verdict = compare(*watched, previous, current, now, seen.booked_at);
+        if let (Some(at), Some(value)) = (verdict.event, current) {
+            let kind = match watched {
+                Watched::Booking => EventKind::Booked,
+                Watched::Visit => EventKind::Revisited,
+            };
+            let id = format!(
+                "{}:{field}:{}:{}",
+                kind.as_str(),
+                event_stamp(value),
+                seen.patient
+            );
+            let event = NewEvent {
+                id: &id,
+                kind,
+                at,
+                line_user: None,
+                patient: Some(&seen.patient),
+                send: None,
+                detail: Some(field),
+            };
+            if ledger.record_event(&event, now)? {
+                match watched {
+                    Watched::Booking => summary.booked += 1,
+                    Watched::Visit => summary.revisited += 1,
+                }
+            }
+        }
+        if let (true, Some(value)) = (verdict.remark, current) {
+            after[index] = Some((value, now));
+        }
+    }
+    let row = MarkRow {
+        fields: watch.names_hash,
+        seen: pack(&after),
+    };
+    ledger.set_marks(&seen.patient, seen.print, &row)?;
+    Ok(())
+}
+
+/// Bytes a field takes in a row: set or not, the value and when it was first seen (Unix
+/// milliseconds, little-endian).
+const PACKED_FIELD: usize = 17;
+
+/// The marks of a row, one per watched field in the watch's order.
+fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(marks.len() * PACKED_FIELD);
+    for mark in marks {
+        let (set, value, seen_at) = match mark {
+            Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
+            None => (0, 0, 0),
+        };
+        bytes.push(set);
+        bytes.extend_from_slice(&value.to_le_bytes());
+        bytes.extend_from_slice(&seen_at.to_le_bytes());
+    }
+    bytes
+}
+
+/// The inverse of [`pack`]; a row of another length (written for other fields) or a value
+/// that does not read back is as if the field were empty.
+fn unpack(bytes: &[u8], fields: usize) -> Vec<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    if bytes.len() != fields * PACKED_FIELD {
+        return vec![None; fields];
+    }
+    bytes
+        .chunks_exact(PACKED_FIELD)
+        .map(|chunk| {
+            let millis = |range: std::ops::Range<usize>| {
+                let mut eight = [0u8; 8];
+                eight.copy_from_slice(&chunk[range]);
+                DateTime::from_timestamp_millis(i64::from_le_bytes(eight))
+            };
+            match chunk[0] {
+                1 => Some((millis(1..9)?, millis(9..17)?)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    const NOW: &str = "2026-11-25T01:00:00Z";
+
+    fn seen(value: &str) -> Previous {
+        Previous::Seen {
+            value: at(value),
+            seen_at: at("2026-11-20T00:00:00Z"),
+        }
+    }
+
+    fn verdict(
+        watched: Watched,
+        previous: Previous,
+        current: Option<&str>,
+        booked_at: Option<&str>,
+    ) -> Verdict {
+        compare(
+            watched,
+            previous,
+            current.map(at),
+            at(NOW),
+            booked_at.map(at),
+        )
+    }
+
+    #[test]
+    fn marks_pack_and_unpack_and_a_row_of_another_shape_reads_as_empty() {
+        let marks = vec![
+            Some((at("2026-12-01T01:30:00.250Z"), at(NOW))),
+            None,
+            Some((at("1970-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z"))),
+        ];
+        let packed = pack(&marks);
+        assert_eq!(packed.len(), 3 * PACKED_FIELD);
+        assert_eq!(unpack(&packed, 3), marks);
+        assert_eq!(unpack(&packed, 2), vec![None; 2]);
+        assert_eq!(unpack(&[7; 17], 1), vec![None]);
+    }
+
+    const FUTURE: &str = "2026-12-01T01:00:00Z";
+    const LATER: &str = "2026-12-08T01:00:00Z";
+    const PAST: &str = "2026-11-01T01:00:00Z";
+
+    #[test]
+    fn a_booking_moved_to_a_new_future_instant_is_booked_now() {
+        let moved = verdict(Watched::Booking, seen(FUTURE), Some(LATER), None);
+        assert_eq!(
+            moved,
+            Verdict {
+                event: Some(at(NOW)),
+                remark: true
+            }
+        );
+        let from_empty = verdict(Watched::Booking, Previous::Empty, Some(FUTURE), None);
+        assert_eq!(from_empty.event, Some(at(NOW)));
+    }
+
+    #[test]
+    fn a_booking_seen_first_unchanged_past_or_cleared_is_no_event() {
+        let first = verdict(Watched::Booking, Previous::Unknown, Some(FUTURE), None);
+        assert_eq!(
+            first,
+            Verdict {
+                event: None,
+                remark: true
+            }
+        );
+        let same = verdict(Watched::Booking, seen(FUTURE), Some(FUTURE), None);
+        assert_eq!(
+            same,
+            Verdict {
+                event: None,
+                remark: false
+            }
+        );
+        let past = verdict(Watched::Booking, seen(FUTURE), Some(PAST), None);
+        assert_eq!(
+            past,
+            Verdict {
+                event: None,
+                remark: true
+            }
+        );
+        // The mark stays: the same booking coming back is not new.
+        let cleared = verdict(Watched::Booking, seen(FUTURE), None, None);
+        assert_eq!(
+            cleared,
+            Verdict {
+                event: None,
+                remark: false
+            }
+        );
+        let still_empty = verdict(Watched::Booking, Previous::Empty, None, None);
+        assert!(!still_empty.remark);
+    }
+
+    #[test]
+    fn booked_at_dates_the_booking_when_it_is_plausible() {
+        let made = "2026-11-24T03:00:00Z";
+        let dated = verdict(Watched::Booking, seen(FUTURE), Some(LATER), Some(made));
+        assert_eq!(dated.event, Some(at(made)));
+        // In the future, or before the old booking was seen: not this booking's.
+        let future = verdict(Watched::Booking, seen(FUTURE), Some(LATER), Some(LATER));
+        assert_eq!(future.event, Some(at(NOW)));
+        let stale = verdict(
+            Watched::Booking,
+            seen(FUTURE),
+            Some(LATER),
+            Some("2026-11-19T00:00:00Z"),
+        );
+        assert_eq!(stale.event, Some(at(NOW)));
+    }
+
+    #[test]
+    fn a_visit_moving_forward_is_revisited_at_the_visit() {
+        let visit = "2026-11-24T02:00:00Z";
+        let forward = verdict(Watched::Visit, seen(PAST), Some(visit), None);
+        assert_eq!(
+            forward,
+            Verdict {
+                event: Some(at(visit)),
+                remark: true
+            }
+        );
+        let first_visit = verdict(Watched::Visit, Previous::Empty, Some(visit), None);
+        assert_eq!(first_visit.event, Some(at(visit)));
+        let backward = verdict(Watched::Visit, seen(visit), Some(PAST), None);
+        assert_eq!(
+            backward,
+            Verdict {
+                event: None,
+                remark: true
+            }
+        );
+        let future = verdict(Watched::Visit, seen(PAST), Some(FUTURE), None);
+        assert_eq!(future.event, None);
+        let unknown = verdict(Watched::Visit, Previous::Unknown, Some(visit), None);
+        assert_eq!(unknown.event, None);
+    }
+
+    #[test]
+    fn hashes_are_stable_and_separate_parts() {
+        // The ledger keeps these values: a change here re-reads every patient's marks once.
+        assert_eq!(hash64(&[b"P1"]), hash64(&[b"P1"]));
+        assert_ne!(hash64(&[b"ab", b"c"]), hash64(&[b"a", b"bc"]));
+        assert_ne!(
+            fingerprint(&[Some(at(FUTURE)), None], 1),
+            fingerprint(&[None, Some(at(FUTURE))], 1)
+        );
+        assert_ne!(
+            fingerprint(&[Some(at(FUTURE))], 1),
+            fingerprint(&[Some(at(FUTURE))], 2)
+        );
+    }
+}
