@@ -11,6 +11,7 @@
 //!   daily limit;
 //! - `clicks`: tracked links and postbacks;
 //! - `round_trip`: `run` → a tap on a tracked link in the outbox → a block → the next `run`;
+//!   and a day of LINE deliveries, taps and blocks through `serve`, then `report`;
 //! - `schedule`: `--run-every` beside webhooks, SIGTERM, the unfollow's step;
 //! - `server`, `events` and `fake_reply`: helpers.
 
@@ -20,6 +21,8 @@
 mod common;
 
 mod events;
+#[path = "../support/fake_line/mod.rs"]
+mod fake_line;
 mod fake_reply;
 mod server;
 

@@ -128,3 +128,116 @@ fn a_tap_and_a_block_come_back_and_the_next_run_respects_the_block() {
     assert!(status.stdout.contains("blocked"), "{}", status.stdout);
     assert!(status.stdout.contains("notes"), "{}", status.stdout);
 }
+
+/// Today and `minutes` ago on the clinic's clock (Asia/Tokyo), as `--now` and the export write
+/// them: a tap is dated when `serve` receives it, so the sends must be recent for it to count.
+fn tokyo_minutes_ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// A tracked link's token of `patient`'s `step`, read back from the ledger.
+fn token_of(ledger: &Path, patient: &str, step: &str) -> String {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.query_row(
+        "SELECT token FROM tracked WHERE kind = 'url' AND patient = ?1 AND step = ?2 LIMIT 1",
+        [patient, step],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn taps_and_blocks_posted_to_serve_are_in_the_report_worked_out_by_hand() {
+    // T1 booked 70 minutes ago: `welcome` and `survey` (5 minutes after) are due; T2 booked
+    // 2 minutes ago: only `welcome`. All delivered through (fake) LINE. Then T1 taps its
+    // welcome link twice (one click: once per send) and T2 blocks the account, which is put
+    // down to T2's last send, `welcome`. So: welcome sent 2, clicked 1, blocked 1; survey sent
+    // 1, clicked 0, blocked 0.
+    let fake = crate::fake_line::FakeLine::start(crate::fake_line::Faults::none());
+    let dir = tempfile::tempdir().unwrap();
+    clinic(dir.path(), "booked", &tokyo_minutes_ago(70));
+    let mut export = std::fs::read_to_string(dir.path().join("patients.csv")).unwrap();
+    export.push_str(&format!(
+        "T2,U00000000000000000000000000000002,テスト 二郎,booked,{},1980-01-01,,false,\n",
+        tokyo_minutes_ago(2)
+    ));
+    std::fs::write(dir.path().join("patients.csv"), export).unwrap();
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .args(["run", "clinic.step", "--patients", "patients.csv"])
+        .args(["--ledger", "ledger.db", "--outbox", "outbox.jsonl"])
+        .args(["--line-api-base", &fake.base_url()])
+        .env("LINE_CHANNEL_ACCESS_TOKEN", crate::fake_line::TOKEN)
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert_eq!(sent.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("sent 3"), "{stderr}");
+    let tap = token_of(&dir.path().join("ledger.db"), "T1", "welcome");
+
+    let (rules, patients) = (
+        dir.path().join("clinic.step"),
+        dir.path().join("patients.csv"),
+    );
+    let serve = Serve::start_in(
+        dir,
+        Options {
+            rules: Some(rules),
+            patients: Some(patients),
+            ..Options::default()
+        },
+    );
+    for _ in 0..2 {
+        assert_eq!(serve.get(&format!("/r/{tap}"), Some(BROWSER)).status, 302);
+    }
+    let blocked = serve.post_signed(&body(&[unfollow("01RTREPORT", 2, now_ms())]));
+    assert_eq!(blocked.status, 200);
+
+    let from = tokyo_minutes_ago(24 * 60 + 70)[..10].to_owned();
+    let to = tokyo_minutes_ago(0)[..10].to_owned();
+    let report = steprule(
+        serve.dir(),
+        &[
+            "report",
+            "clinic.step",
+            "--ledger",
+            "ledger.db",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let document: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    let figures = |step: &str| {
+        let row = document["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["step"] == step)
+            .unwrap_or_else(|| panic!("{step} in {document:#}"));
+        (
+            row["sent"].clone(),
+            row["clicked"].clone(),
+            row["blocked"].clone(),
+        )
+    };
+    use serde_json::json;
+    assert_eq!(
+        figures("welcome"),
+        (json!(2), json!(1), json!(1)),
+        "{document:#}"
+    );
+    assert_eq!(
+        figures("survey"),
+        (json!(1), json!(0), json!(0)),
+        "{document:#}"
+    );
+}
