@@ -100,7 +100,7 @@ pub(crate) enum Command {
         /// Keep running and evaluate on this interval, e.g. 5m or 30s (1s to 24h).
         #[arg(long, value_parser = parse_interval)]
         every: Option<std::time::Duration>,
-        /// Send each step's id as LINE's customAggregationUnits (for accounts that applied).
+        /// Name each push in LINE's customAggregationUnits: the step, or step__variant for an A/B arm (for accounts that applied).
         #[arg(long)]
         custom_aggregation: bool,
     },

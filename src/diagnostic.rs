@@ -69,6 +69,7 @@ codes! {
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;
     UnusedStage => "unused-stage", Warning;
+    TooManyUnitNames => "too-many-unit-names", Warning;
 }
 
 impl fmt::Display for Code {

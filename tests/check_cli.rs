@@ -314,3 +314,39 @@ fn tracked_links_need_the_link_templates_that_serve_answers_with() {
     }
     assert!(!run.stderr.contains("`link_done`"), "{}", run.stderr);
 }
+
+#[test]
+fn more_unit_names_than_line_counts_a_month_is_a_warning() {
+    // One name per step and A/B arm: 450 two-arm steps are 900 names, one more step is 902.
+    let rules = |steps: usize| {
+        let mut text =
+            String::from("clinic \"テスト内科\"\ntimezone \"Asia/Tokyo\"\nstages booked\n");
+        for i in 0..steps {
+            text.push_str(&format!(
+                "step s{i}: when stage=booked after {}m send checkup_a 50% | checkup_b 50%\n",
+                i + 1
+            ));
+        }
+        text
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        fixtures().join("check/templates"),
+        dir.path().join("templates"),
+    )
+    .unwrap();
+    let codes = |steps: usize| {
+        std::fs::write(dir.path().join("many.step"), rules(steps)).unwrap();
+        let run = steprule(dir.path(), &["check", "many.step", "--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let found: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["code"] == "steprule::too-many-unit-names")
+            .count()
+    };
+    assert_eq!(codes(450), 0);
+    assert_eq!(codes(451), 1);
+}

@@ -1,6 +1,6 @@
 //! Timings (`after 7d`, `1d before appointment_at at 18:00`, `every 30d`) and the lints that
 //! compare steps with each other: two steps landing on the same instant, an `at` time that
-//! quiet hours swallow, a stage no step uses.
+//! quiet hours swallow, a stage no step uses, more aggregation unit names than LINE counts.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -8,6 +8,9 @@ use super::{CheckedStep, Checker};
 use crate::diagnostic::{suggest, Code};
 use crate::source::Spanned;
 use crate::syntax::{Anchor, CompareOp, Condition, Duration, Literal, StepDecl, DURATION_RANGE};
+
+/// Unit names past which `check` warns: LINE counts 1,000 a month, and a margin is kept.
+const UNIT_NAMES_WARNING: usize = 900;
 
 /// The shortest `every` period, in minutes (see `every_period`).
 pub const MIN_EVERY_MINUTES: u64 = 60;
@@ -164,6 +167,34 @@ impl Checker<'_> {
         self.same_instant(steps);
         self.quiet_hours_at(steps);
         self.unused_stages(steps);
+        self.unit_names(steps);
+    }
+
+    /// Warns when the rules need more aggregation unit names (one per step and A/B arm) than
+    /// LINE counts in a month with room to spare: past 1,000 distinct names a month LINE drops
+    /// the rest without a word, and those steps' statistics are lost.
+    fn unit_names(&mut self, steps: &[CheckedStep<'_>]) {
+        let mut names = 0;
+        for step in steps {
+            names += step.templates.len().max(1);
+            if names > UNIT_NAMES_WARNING {
+                self.report(
+                    Code::TooManyUnitNames,
+                    step.decl.span,
+                    format!(
+                        "from this step on, the rules use more than {UNIT_NAMES_WARNING} \
+                         aggregation unit names (one per step and A/B arm)"
+                    ),
+                )
+                .help = Some(format!(
+                    "LINE counts at most {} distinct `customAggregationUnits` names a month and \
+                     silently drops the rest; with --custom-aggregation, fewer steps or arms \
+                     keep every step's statistics",
+                    crate::line::unit::MONTHLY_UNIT_NAMES
+                ));
+                return;
+            }
+        }
     }
 
     /// Warns when two steps can reach the same patient at the same instant: LINE shows them as

@@ -15,6 +15,7 @@ use reqwest::Url;
 use serde::Serialize;
 
 use super::{Answer, Job};
+use crate::line::unit::unit_name;
 use crate::line::Message;
 use crate::printable::printable;
 use redact::Redactor;
@@ -45,9 +46,6 @@ pub const DEFAULT_API_BASE: &str = "https://api.line.me";
 
 /// How long one push may take before it counts as failed (and is retried with the same key).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Unit names for per-step statistics: at most 30 characters, ASCII letters, digits and `_`.
-pub const MAX_UNIT_NAME: usize = 30;
 
 /// How much of LINE's error message is kept.
 const MESSAGE_LIMIT: usize = 300;
@@ -81,7 +79,8 @@ impl LineClient {
 
     pub async fn push(&self, job: &Job, aggregation: bool) -> Answer {
         let body = Push {
-            custom_aggregation_units: aggregation.then(|| [unit_name(&job.step)]),
+            custom_aggregation_units: aggregation
+                .then(|| [unit_name(&job.step, job.variant.as_deref())]),
             messages: &job.messages,
             to: &job.to,
         };
@@ -165,20 +164,6 @@ struct Push<'a> {
     custom_aggregation_units: Option<[String; 1]>,
     messages: &'a [Message],
     to: &'a str,
-}
-
-/// The step id as a LINE aggregation unit name.
-pub fn unit_name(step: &str) -> String {
-    step.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(MAX_UNIT_NAME)
-        .collect()
 }
 
 /// LINE's error `message` (or the body, when it is not LINE's JSON), shortened and with control

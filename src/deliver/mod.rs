@@ -94,7 +94,8 @@ pub struct DeliveryOptions {
     pub max_attempts: u32,
     /// The first retry's delay; doubled each time, up to a minute.
     pub backoff: Duration,
-    /// Send the step id as LINE's `customAggregationUnits` (accounts that applied only).
+    /// Name each push in LINE's `customAggregationUnits` (`line::unit::unit_name`: the step, or
+    /// `step__variant` for an A/B arm; accounts that applied only).
     pub custom_aggregation: bool,
 }
 

@@ -13,6 +13,7 @@
 pub mod limits;
 mod parts;
 pub mod track;
+pub mod unit;
 pub mod urls;
 
 #[cfg(test)]

@@ -255,13 +255,6 @@ fn a_bad_base_stops_the_client_before_anything_is_sent() {
 }
 
 #[test]
-fn unit_names_fit_line_rules() {
-    assert_eq!(unit_name("visit_reminder"), "visit_reminder");
-    assert_eq!(unit_name(&"a".repeat(40)).len(), MAX_UNIT_NAME);
-    assert_eq!(unit_name("x-y"), "x_y");
-}
-
-#[test]
 fn the_token_is_never_in_debug_output() {
     let token = ChannelToken::new("secret-token".into());
     let client = LineClient::new("http://127.0.0.1:1", token).unwrap();

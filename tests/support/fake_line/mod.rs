@@ -130,7 +130,7 @@ impl FakeLine {
         self.seen().deliveries.len()
     }
 
-    /// How many messages went to `to` for `unit` (the step id with `--custom-aggregation`).
+    /// How many messages went to `to` for `unit` (the step, or `step__variant`, with `--custom-aggregation`).
     pub fn deliveries_to(&self, to: &str, unit: &str) -> usize {
         self.seen()
             .deliveries

@@ -15,7 +15,7 @@ use super::faults::{Fault, Faults};
 pub struct Delivery {
     pub to: String,
     pub retry_key: Option<String>,
-    /// The first `customAggregationUnits` entry (steprule puts the step id there), or "".
+    /// The first `customAggregationUnits` entry (steprule puts the step, or `step__variant`, there), or "".
     pub unit: String,
     pub request_id: String,
     pub messages: Value,
