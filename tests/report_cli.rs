@@ -520,3 +520,42 @@ fn the_rules_attribution_window_decides_what_a_send_is_credited_with() {
     let document: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(booked(&document), json!(0));
 }
+
+#[test]
+fn an_ab_arms_pushes_are_counted_under_a_unit_of_their_own() {
+    // With --custom-aggregation each push names its step and arm, so that LINE's statistics
+    // tell the arms apart: the unit of each patient's `thanks` is `thanks__<its arm>`.
+    let fake = FakeLine::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let patients = ["F1", "F2", "F3", "F4"];
+    let mut csv = String::from(HEADER);
+    for (i, id) in patients.iter().enumerate() {
+        csv.push_str(&format!(
+            "{id},U{:032x},テスト {i},first_visit,2026-10-04 09:00,1980-01-01,,false,\n",
+            i + 1
+        ));
+    }
+    std::fs::write(dir.path().join("patients.csv"), csv).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .arg("run")
+        .arg(rules())
+        .args(["--patients", "patients.csv", "--now", "2026-10-05 10:00"])
+        .args(["--ledger", "ledger.db", "--custom-aggregation"])
+        .args(["--line-api-base", &fake.base_url()])
+        .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("sent 4"), "{stderr}");
+    for (i, id) in patients.iter().enumerate() {
+        let (_, arm) = send_of(&dir.path().join("ledger.db"), id, "thanks");
+        let unit = format!("thanks__{}", arm.unwrap());
+        assert_eq!(
+            fake.deliveries_to(&format!("U{:032x}", i + 1), &unit),
+            1,
+            "{id}: {unit}"
+        );
+    }
+}
