@@ -80,19 +80,38 @@ pub(super) struct Verdict {
 
 /// FNV-1a with a final mix: stable across runs and builds (the ledger keeps its values).
 fn hash64(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Fnv::new();
     for part in parts {
-        for &byte in *part {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        hash.part(part);
+    }
+    hash.finish()
+}
+
+/// [`hash64`] fed one part at a time, so that a pass hashes a million patients' fields without
+/// gathering them first.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn part(&mut self, part: &[u8]) {
+        for &byte in part {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
         // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        hash = (hash ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^ (hash >> 33)
+
+    fn finish(self) -> u64 {
+        let mut hash = self.0;
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        hash ^ (hash >> 33)
+    }
 }
 
 impl Watch {
@@ -141,12 +160,13 @@ impl Observer {
 
     /// The patient's observation when their fields differ from what the ledger holds.
     pub fn look(&self, patient: &PatientRecord) -> Option<Observation> {
-        let values: Vec<Option<DateTime<Utc>>> = (self.watch.fields.iter())
-            .map(|&(index, ..)| patient.dates.get(index).copied().flatten())
-            .collect();
-        let patient_hash = hash64(&[patient.id.as_bytes()]);
-        let print = fingerprint(&values, self.watch.names_hash);
-        let stored = self.prints.get(patient_hash);
+        // Most patients are as the ledger saw them: nothing is gathered or copied for them.
+        let value = |index: usize| patient.dates.get(index).copied().flatten();
+        let print = fingerprint(
+            self.watch.fields.iter().map(|&(index, ..)| value(index)),
+            self.watch.names_hash,
+        );
+        let stored = self.prints.get(hash64(&[patient.id.as_bytes()]));
         if stored == Some(print) {
             return None;
         }
@@ -155,28 +175,29 @@ impl Observer {
             patient: patient.id.clone(),
             print,
             printed: stored.is_some(),
-            values,
-            booked_at: (self.watch.booked_at).and_then(|i| patient.dates.get(i).copied().flatten()),
+            values: self
+                .watch
+                .fields
+                .iter()
+                .map(|&(index, ..)| value(index))
+                .collect(),
+            booked_at: self.watch.booked_at.and_then(value),
         })
     }
 }
 
-fn fingerprint(values: &[Option<DateTime<Utc>>], names_hash: u64) -> u64 {
-    let millis: Vec<[u8; 9]> = values
-        .iter()
-        .map(|value| {
-            let mut bytes = [0; 9];
-            if let Some(at) = value {
-                bytes[0] = 1;
-                bytes[1..].copy_from_slice(&at.timestamp_millis().to_le_bytes());
-            }
-            bytes
-        })
-        .collect();
-    let mut parts: Vec<&[u8]> = millis.iter().map(|m| m.as_slice()).collect();
-    let names = names_hash.to_le_bytes();
-    parts.push(&names);
-    hash64(&parts)
+fn fingerprint(values: impl Iterator<Item = Option<DateTime<Utc>>>, names_hash: u64) -> u64 {
+    let mut hash = Fnv::new();
+    for value in values {
+        let mut bytes = [0; 9];
+        if let Some(at) = value {
+            bytes[0] = 1;
+            bytes[1..].copy_from_slice(&at.timestamp_millis().to_le_bytes());
+        }
+        hash.part(&bytes);
+    }
+    hash.part(&names_hash.to_le_bytes());
+    hash.finish()
 }
 
 /// Compares one field with what the ledger knew. A booking that moves to a new future instant
@@ -480,13 +501,12 @@ mod tests {
         // The ledger keeps these values: a change here re-reads every patient's marks once.
         assert_eq!(hash64(&[b"P1"]), hash64(&[b"P1"]));
         assert_ne!(hash64(&[b"ab", b"c"]), hash64(&[b"a", b"bc"]));
+        let print =
+            |values: &[Option<DateTime<Utc>>], names| fingerprint(values.iter().copied(), names);
         assert_ne!(
-            fingerprint(&[Some(at(FUTURE)), None], 1),
-            fingerprint(&[None, Some(at(FUTURE))], 1)
+            print(&[Some(at(FUTURE)), None], 1),
+            print(&[None, Some(at(FUTURE))], 1)
         );
-        assert_ne!(
-            fingerprint(&[Some(at(FUTURE))], 1),
-            fingerprint(&[Some(at(FUTURE))], 2)
-        );
+        assert_ne!(print(&[Some(at(FUTURE))], 1), print(&[Some(at(FUTURE))], 2));
     }
 }
