@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/ledger_gen.rs"]
 mod ledger_gen;
 
@@ -101,21 +103,7 @@ fn build(root: &Path, ledger: &Path, sends: u64) -> Result<(), String> {
     let outcome = steprule::check_path(&root.join(RULES), Some(&root.join(TEMPLATES)))
         .map_err(|e| e.to_string())?;
     let rules = outcome.rules.ok_or("the bench's rules have errors")?;
-    let steps: Vec<StepSpec> = rules
-        .steps
-        .iter()
-        .map(|step| StepSpec {
-            id: step.id.clone(),
-            variants: if step.variants.len() > 1 {
-                step.variants
-                    .iter()
-                    .map(|v| v.template.name.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        })
-        .collect();
+    let steps = StepSpec::of(&rules);
     let spec = Spec {
         sends,
         sends_per_patient: 20,
@@ -151,44 +139,13 @@ fn run_child(mut command: Command, err: &Path) -> Result<(Duration, Option<u64>)
     let child = command
         .spawn()
         .map_err(|e| format!("cannot start steprule: {e}"))?;
-    let (code, peak) = wait(child)?;
+    let (code, peak) = child::wait(child)?;
     let wall = started.elapsed();
     if code != Some(0) {
         let stderr = std::fs::read_to_string(err).unwrap_or_default();
         return Err(format!("steprule report exited with {code:?}:\n{stderr}"));
     }
     Ok((wall, peak))
-}
-
-/// Waits for `child` and reads its own peak resident set (`wait4` reports the one process
-/// reaped), as `benches/run.rs` does.
-#[cfg(unix)]
-fn wait(child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; zero is a valid value for every field.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child; both pointers are to live locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("wait4: {error}"));
-        }
-    }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    // Linux reports kilobytes, macOS bytes.
-    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
-    Ok((code, u64::try_from(usage.ru_maxrss).ok().map(|n| n * unit)))
-}
-
-#[cfg(not(unix))]
-fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
-    let status = child.wait().map_err(|e| e.to_string())?;
-    Ok((status.code(), None))
 }
 
 fn verdict(met: bool) -> &'static str {

@@ -17,6 +17,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/figures.rs"]
 mod figures;
 #[path = "support/synthetic.rs"]
@@ -209,7 +211,7 @@ fn run_child(mut command: Command, out: &Path, err: &Path, name: &str) -> Result
     let child = command
         .spawn()
         .map_err(|e| format!("cannot start steprule {name}: {e}"))?;
-    let (code, peak_rss) = wait(child)?;
+    let (code, peak_rss) = child::wait(child)?;
     let wall = started.elapsed();
     if code != Some(0) {
         let stderr = std::fs::read_to_string(err).unwrap_or_default();
@@ -224,38 +226,6 @@ fn run_child(mut command: Command, out: &Path, err: &Path, name: &str) -> Result
         megabytes(peak_rss)
     );
     Ok(Child { wall, peak_rss })
-}
-
-/// Waits for `child` and reads its own peak resident set (not the bench's, nor an earlier
-/// child's: `wait4` reports the one process reaped).
-#[cfg(unix)]
-fn wait(child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; zero is a valid value for every field.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child; both pointers are to live locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("wait4: {error}"));
-        }
-    }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    // Linux reports kilobytes, macOS bytes.
-    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
-    let peak = u64::try_from(usage.ru_maxrss).ok().map(|n| n * unit);
-    Ok((code, peak))
-}
-
-#[cfg(not(unix))]
-fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
-    let status = child.wait().map_err(|e| e.to_string())?;
-    Ok((status.code(), None))
 }
 
 /// The closing summary line a run writes to stderr (`due …, sent …, …`).

@@ -49,21 +49,7 @@ fn write(rules: &std::path::Path) -> Result<PathBuf, String> {
     let rules_set = outcome
         .rules
         .ok_or_else(|| format!("{} has errors; run `steprule check` on it", rules.display()))?;
-    let steps: Vec<StepSpec> = rules_set
-        .steps
-        .iter()
-        .map(|step| StepSpec {
-            id: step.id.clone(),
-            variants: if step.variants.len() > 1 {
-                step.variants
-                    .iter()
-                    .map(|v| v.template.name.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        })
-        .collect();
+    let steps = StepSpec::of(&rules_set);
     let dir = rules
         .parent()
         .unwrap_or(std::path::Path::new(""))

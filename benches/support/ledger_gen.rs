@@ -19,6 +19,28 @@ pub struct StepSpec {
     pub variants: Vec<String>,
 }
 
+impl StepSpec {
+    /// The steps of checked rules: each id, and its arms' names when it has more than one (the
+    /// ledger's `variant`, as `run` records it).
+    pub fn of(rules: &steprule::RuleSet) -> Vec<StepSpec> {
+        rules
+            .steps
+            .iter()
+            .map(|step| StepSpec {
+                id: step.id.clone(),
+                variants: if step.variants.len() > 1 {
+                    step.variants
+                        .iter()
+                        .map(|v| v.template.name.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+}
+
 /// How much to write.
 pub struct Spec {
     pub sends: u64,

@@ -194,14 +194,6 @@ pub(super) fn stream_events(
     Ok(())
 }
 
-fn sink_of(text: &str) -> SinkKind {
-    if text == "outbox" {
-        SinkKind::Outbox
-    } else {
-        SinkKind::Line
-    }
-}
-
 impl Ledger {
     /// Stores `event` unless an event with its id is stored already (a redelivery): returns
     /// whether it was new, so that its effects (a block, a link, a reply) happen once.
@@ -266,7 +258,7 @@ impl Ledger {
             .map_err(|e| self.fail(e))?;
         Ok(found.and_then(|(sink, step, occurrence)| {
             Some(SendRef {
-                sink: sink_of(&sink),
+                sink: SinkKind::from_column(&sink),
                 patient: patient.to_owned(),
                 step,
                 occurrence: parse_stamp(&occurrence)?,
@@ -389,7 +381,7 @@ impl Ledger {
                 Some(Tracked {
                     kind: track_kind(&kind),
                     send: SendRef {
-                        sink: sink_of(&sink),
+                        sink: SinkKind::from_column(&sink),
                         patient,
                         step,
                         occurrence: parse_stamp(&occurrence)?,

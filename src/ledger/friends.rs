@@ -45,15 +45,9 @@ impl Ledger {
 
     /// Whether `line_user` has blocked the account (as of the newest event seen).
     pub fn is_blocked(&self, line_user: &str) -> Result<bool, LedgerError> {
-        self.conn
-            .prepare_cached("SELECT blocked FROM line_friends WHERE line_user = ?1")
-            .and_then(|mut select| {
-                select
-                    .query_row(params![line_user], |row| row.get::<_, i64>(0))
-                    .optional()
-            })
-            .map(|blocked| blocked == Some(1))
-            .map_err(|e| self.fail(e))
+        Ok(self
+            .friend_state(line_user)?
+            .is_some_and(|state| state.blocked))
     }
 
     /// Every LINE user who has blocked the account now (read once per run: a set as large as
@@ -101,20 +95,6 @@ impl Ledger {
                     .optional()
             })
             .map_err(|e| self.fail(e))
-    }
-
-    /// The LINE users linked to `patient`, latest link last.
-    pub fn line_users_of(&self, patient: &str) -> Result<Vec<String>, LedgerError> {
-        let run = || -> rusqlite::Result<Vec<String>> {
-            let mut statement = self.conn.prepare_cached(
-                "SELECT line_user FROM line_links WHERE patient = ?1 ORDER BY linked_at, line_user",
-            )?;
-            let users = statement
-                .query_map(params![patient], |row| row.get(0))?
-                .collect();
-            users
-        };
-        run().map_err(|e| self.fail(e))
     }
 
     /// Every link as (patient, LINE user), each patient's latest link last, so that a map
@@ -183,6 +163,11 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    fn users_of(ledger: &Ledger, patient: &str) -> Vec<String> {
+        let links = ledger.links_of(patient).unwrap();
+        links.into_iter().map(|link| link.line_user).collect()
+    }
+
     #[test]
     fn the_newest_follow_or_block_wins_whatever_order_they_arrive_in() {
         let dir = tempfile::tempdir().unwrap();
@@ -217,7 +202,7 @@ mod tests {
         ledger.link("U2", "P1", at("2026-11-25T11:00:00Z")).unwrap();
         ledger.link("U3", "P2", at("2026-11-25T09:00:00Z")).unwrap();
         assert_eq!(ledger.linked_patient("U1").unwrap().as_deref(), Some("P1"));
-        assert_eq!(ledger.line_users_of("P1").unwrap(), ["U1", "U2"]);
+        assert_eq!(users_of(&ledger, "P1"), ["U1", "U2"]);
         let mut latest = std::collections::HashMap::new();
         ledger
             .links(|patient, user| {
@@ -228,7 +213,7 @@ mod tests {
         assert_eq!(latest["P2"], "U3");
         // Relinking a LINE user moves it.
         ledger.link("U3", "P1", at("2026-11-26T09:00:00Z")).unwrap();
-        assert_eq!(ledger.line_users_of("P2").unwrap(), Vec::<String>::new());
+        assert_eq!(users_of(&ledger, "P2"), Vec::<String>::new());
     }
 
     #[test]

@@ -44,6 +44,15 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// The sink a `sink` column names (its CHECK constraint allows only these two).
+    pub(crate) fn from_column(text: &str) -> SinkKind {
+        if text == "outbox" {
+            SinkKind::Outbox
+        } else {
+            SinkKind::Line
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SinkKind::Line => "line",

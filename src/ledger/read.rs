@@ -28,7 +28,7 @@ pub(super) const ROW_COLUMNS: &str = "sink, patient, step, occurrence, variant, 
 
 pub(super) fn ledger_row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
     Ok(LedgerRow {
-        sink: sink(row.get_ref(0)?.as_str()?),
+        sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
         patient: row.get(1)?,
         step: row.get(2)?,
         occurrence: row.get(3)?,
@@ -41,15 +41,6 @@ pub(super) fn ledger_row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         last_error: row.get(10)?,
         note: row.get(11)?,
     })
-}
-
-fn sink(text: &str) -> SinkKind {
-    // The table's CHECK constraint allows only these two.
-    if text == "outbox" {
-        SinkKind::Outbox
-    } else {
-        SinkKind::Line
-    }
 }
 
 /// How many sends of one step (or of all, with `step` empty) are in each status, per sink.
@@ -102,7 +93,7 @@ impl Ledger {
                         Ok(row.get_ref(i)?.as_str_or_null()?.and_then(parse_stamp))
                     };
                     Ok(PatientSend {
-                        sink: sink(row.get_ref(0)?.as_str()?),
+                        sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
                         step: row.get(1)?,
                         occurrence: stamp(2)?,
                         status: row.get(3)?,
@@ -129,7 +120,7 @@ impl Ledger {
             let counts = statement
                 .query_map([], |row| {
                     Ok(StepCounts {
-                        sink: sink(row.get_ref(0)?.as_str()?),
+                        sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
                         step: row.get(1)?,
                         status: row.get(2)?,
                         count: row.get(3)?,
@@ -162,7 +153,7 @@ impl Ledger {
             let problems = statement
                 .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
                     Ok(Problem {
-                        sink: sink(row.get_ref(0)?.as_str()?),
+                        sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
                         patient: row.get(1)?,
                         step: row.get(2)?,
                         status: row.get(3)?,

@@ -22,19 +22,10 @@ pub struct ArmKey {
 
 fn arm_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ArmKey> {
     Ok(ArmKey {
-        sink: sink_of(row.get_ref(0)?.as_str()?),
+        sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
         step: row.get(1)?,
         variant: row.get(2)?,
     })
-}
-
-fn sink_of(text: &str) -> SinkKind {
-    // The table's CHECK constraint allows only these two.
-    if text == "outbox" {
-        SinkKind::Outbox
-    } else {
-        SinkKind::Line
-    }
 }
 
 /// The instant `span` after `at`, or the end of the calendar.

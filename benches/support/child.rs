@@ -1,0 +1,34 @@
+//! A bench's child process, waited for with its own peak resident set, for the benches that
+//! time the real binary (`run`, `report`).
+
+/// Waits for `child` and reads its own peak resident set (not the bench's, nor an earlier
+/// child's: `wait4` reports the one process reaped).
+#[cfg(unix)]
+pub fn wait(child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for every field.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own unreaped child; both pointers are to live locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("wait4: {error}"));
+        }
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux reports kilobytes, macOS bytes.
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    let peak = u64::try_from(usage.ru_maxrss).ok().map(|n| n * unit);
+    Ok((code, peak))
+}
+
+#[cfg(not(unix))]
+pub fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>), String> {
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Ok((status.code(), None))
+}
