@@ -13,7 +13,7 @@
 //! disagree on what is due.
 //!
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
-//! quicker run.
+//! quicker run; `STEPRULE_BENCH_KEEP=1` keeps each size's folder (patients, ledger) for a profiler.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -55,6 +55,21 @@ struct Child {
     wall: Duration,
     /// Peak resident set in bytes, where the platform reports it.
     peak_rss: Option<u64>,
+}
+
+/// The bench's folder: removed when the bench ends, or kept for a profiler.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Path(PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(dir) => dir.path(),
+            Kept::Path(path) => path,
+        }
+    }
 }
 
 /// The three children at one size.
@@ -119,6 +134,14 @@ fn sizes() -> Result<Vec<u64>, String> {
 /// says whether they agree on what is due.
 fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+    // `STEPRULE_BENCH_KEEP=1` leaves the folder (patients, ledger, outbox) for a profiler.
+    let dir = if std::env::var_os("STEPRULE_BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        println!("  keeping {}", kept.display());
+        Kept::Path(kept)
+    } else {
+        Kept::Temp(dir)
+    };
     let csv = dir.path().join("patients.csv");
     let started = Instant::now();
     let now = NaiveDateTime::parse_from_str(NOW, "%Y-%m-%d %H:%M").map_err(|e| e.to_string())?;
