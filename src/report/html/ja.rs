@@ -47,6 +47,8 @@ pub const KPI_HEADINGS: [&str; 8] = [
 
 pub const NOTHING_YET: &str =
     "この期間にLINEで配信した記録はまだありません。配信が始まると、ここにKPIとグラフが表示されます。";
+pub const INTERVAL_NOTE: &str =
+    "●は各パターンの率、横線はその95%信頼区間（ウィルソン法）。全パターンが同じ目盛りです。";
 /// The reach table's column headings.
 pub const REACH_HEADINGS: [&str; 4] = ["ステージ", PATIENTS, LINKED, BLOCKED_NOW];
 /// The outbox table's column headings.

@@ -47,6 +47,7 @@ struct Labels {
     nothing_yet: &'static str,
     no_recommendations: &'static str,
     rates_note: &'static str,
+    interval_note: &'static str,
     kpi_headings: [&'static str; 8],
     outbox_headings: [&'static str; 3],
 }
@@ -64,6 +65,7 @@ const LABELS: Labels = Labels {
     nothing_yet: ja::NOTHING_YET,
     no_recommendations: ja::NO_RECOMMENDATIONS,
     rates_note: ja::RATES_NOTE,
+    interval_note: ja::INTERVAL_NOTE,
     kpi_headings: ja::KPI_HEADINGS,
     outbox_headings: ja::OUTBOX_HEADINGS,
 };
