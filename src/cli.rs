@@ -218,8 +218,9 @@ pub(crate) enum Command {
         /// The last day of the period, included (with --from).
         #[arg(long, value_name = "DATE", requires = "from")]
         to: Option<String>,
-        #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
-        format: StatusOutput,
+        /// table (terminal), json, or html (one self-contained page in Japanese, with charts).
+        #[arg(long, value_enum, default_value_t = ReportOutput::Table)]
+        format: ReportOutput,
         /// Write the report to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -233,6 +234,19 @@ pub(crate) enum Command {
         /// Take "today" (for the default month) from this instant instead of the clock.
         #[arg(long)]
         now: Option<String>,
+        /// The patient export, read as `run` reads it: adds the patients per stage, how many
+        /// are on LINE and how many blocked the account.
+        #[arg(long, value_name = "FILE")]
+        patients: Option<PathBuf>,
+        /// The export's text encoding: auto, utf-8 or shift_jis.
+        #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+        encoding: Encoding,
+        /// The export's format, when its file name does not say: csv or jsonl.
+        #[arg(long = "patients-format", value_parser = parse_record_format)]
+        patients_format: Option<RecordFormat>,
+        /// A TOML file mapping the export's column headers to steprule's names.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
     },
 }
 
@@ -272,6 +286,13 @@ pub(crate) struct PatientArgs {
 pub(crate) enum StatusOutput {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ReportOutput {
+    Table,
+    Json,
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{Cli, Command, Format, MetricArg, PatientArgs, PlanOutput, RulesArgs, StatusOutput};
+use cli::{
+    Cli, Command, Format, MetricArg, PatientArgs, PlanOutput, ReportOutput, RulesArgs, StatusOutput,
+};
 
 use clap::Parser;
 use steprule::app::check::{CheckFormat, CheckRequest};
@@ -234,7 +236,21 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             metric,
             mde,
             now,
+            patients,
+            encoding,
+            patients_format,
+            mapping,
         } => {
+            let patients = patients
+                .map(|patients| {
+                    patient_source(PatientArgs {
+                        patients,
+                        encoding,
+                        patients_format,
+                        mapping,
+                    })
+                })
+                .transpose()?;
             let period = match (month, from, to) {
                 (Some(month), _, _) => PeriodArgs::Month(month),
                 (None, Some(from), Some(to)) => PeriodArgs::Range { from, to },
@@ -246,8 +262,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 period,
                 now,
                 format: match format {
-                    StatusOutput::Table => ReportFormat::Table,
-                    StatusOutput::Json => ReportFormat::Json,
+                    ReportOutput::Table => ReportFormat::Table,
+                    ReportOutput::Json => ReportFormat::Json,
+                    ReportOutput::Html => ReportFormat::Html,
                 },
                 out,
                 metric: metric.map(|m| match m {
@@ -256,6 +273,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     MetricArg::Blocked => Metric::Blocked,
                 }),
                 mde,
+                patients,
             };
             app::report::run(&request, io)
         }

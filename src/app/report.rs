@@ -1,12 +1,14 @@
 //! `steprule report`: the rules (for their steps, stages and time zone) and the ledger (for
-//! what was sent and what patients did) become the period's KPIs, as a table or JSON, on stdout
-//! or in `--out`.
+//! what was sent and what patients did) become the period's KPIs, as a table, JSON or an HTML
+//! page, on stdout or in `--out`; with `--patients`, also whom each stage reaches on LINE.
 
 use std::path::PathBuf;
 
-use super::{load_rules, AppError, Io, Outcome, RulesSource};
+use super::recipients::{Recipients, Source};
+use super::{for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource};
+use crate::check::RuleSet;
 use crate::ledger::{EventKind, Ledger};
-use crate::report::{self, Windows};
+use crate::report::{self, Reach, Windows};
 
 pub use crate::report::{Format as ReportFormat, Metric, PeriodArgs};
 
@@ -25,6 +27,8 @@ pub struct ReportRequest {
     pub metric: Option<Metric>,
     /// The absolute difference in rate an A/B test should detect (default: the observed one).
     pub mde: Option<f64>,
+    /// The patient export, read as `run` reads it, for the patients per stage and their reach.
+    pub patients: Option<PatientSource>,
 }
 
 pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -61,8 +65,24 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         revisit: window(rules.observed.revisit),
         ..Windows::default()
     };
-    let report = report::gather(&ledger, &rules, periods, &windows, metric, request.mde)?;
-    let text = report::render(&report, request.format).map_err(std::io::Error::from)?;
+    let mut report = report::gather(&ledger, &rules, periods, &windows, metric, request.mde)?;
+    let mut outcome = Outcome::Ok;
+    if let Some(patients) = &request.patients {
+        let reach = reach(&rules, patients, &ledger, io)?;
+        if reach.skipped_rows > 0 {
+            outcome = Outcome::RowsSkipped;
+        }
+        report.reach = Some(reach);
+    }
+    if request.format == ReportFormat::Html {
+        // Only the page draws the trend: the table and JSON skip its four extra months.
+        report.months = report::monthly(&ledger, &report, &windows)?;
+        report.ledger_name = request
+            .ledger
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+    }
+    let text = report::render(&report, request.format).map_err(std::io::Error::other)?;
     match &request.out {
         Some(path) => std::fs::write(path, text).map_err(|e| {
             AppError::Usage(format!(
@@ -72,5 +92,27 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         })?,
         None => io.out.write_all(text.as_bytes())?,
     }
-    Ok(Outcome::Ok)
+    Ok(outcome)
+}
+
+/// Streams the export once, counting each patient in their stage: whether `run` would find a
+/// LINE user for them (the export's `line_user_id`, else their latest link) and whether that
+/// user blocked the account. Bad rows are reported on stderr with their line and skipped.
+fn reach(
+    rules: &RuleSet,
+    patients: &PatientSource,
+    ledger: &Ledger,
+    io: &mut Io<'_>,
+) -> Result<Reach, AppError> {
+    let recipients = Recipients::load(ledger)?;
+    let schema = rules.record_schema();
+    let mut reach = Reach::new(&rules.stages);
+    let rows = for_each_patient(patients, &schema, io.err, |patient| {
+        let resolved = recipients.links.resolve(patient);
+        let linked = resolved.source != Source::Unlinked;
+        reach.count(patient.stage, linked, recipients.blocks(&resolved.record));
+        Ok(true)
+    })?;
+    reach.skipped_rows = rows.skipped as u64;
+    Ok(reach)
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use chrono_tz::Tz;
 
 use super::experiment::{judge, Arm, Experiment, Verdict};
+use super::months::MonthFigures;
 use super::period::Periods;
+use super::reach::Reach;
 use super::recommend::{recommend, Recommendation};
 use super::tally::Counts;
 use crate::check::{Leaf, RuleSet, Step, Test};
@@ -91,6 +93,15 @@ pub struct StepExperiment {
 pub struct Report {
     pub periods: Periods,
     pub timezone: Tz,
+    /// The clinic's name as the rules write it (`clinic "…"`).
+    pub clinic: Option<String>,
+    /// LINE's figures for each of the six months ending with the period's, for the HTML
+    /// report's trend; empty unless asked for ([`super::months::monthly`]).
+    pub months: Vec<MonthFigures>,
+    /// With the patient export: whom each stage can reach on LINE.
+    pub reach: Option<Reach>,
+    /// The ledger's file name, for the HTML report's note on where its figures come from.
+    pub ledger_name: Option<String>,
     /// LINE deliveries, grouped by stage in the rules' order (steps of no one stage last).
     pub rows: Vec<Row>,
     /// Outbox and `--dry-run` sends: never LINE deliveries, so never in `rows`' figures.
@@ -189,6 +200,10 @@ pub fn build(
     Report {
         periods,
         timezone: rules.timezone,
+        clinic: rules.clinic.clone(),
+        months: Vec::new(),
+        reach: None,
+        ledger_name: None,
         rows,
         outbox,
         experiments,

@@ -7,6 +7,7 @@ use serde::Serialize as DeriveSerialize;
 
 use super::build::{Opened, Report, Row, StepExperiment};
 use super::experiment::Experiment;
+use super::reach::StageReach;
 use super::recommend::Recommendation;
 
 #[derive(DeriveSerialize)]
@@ -17,6 +18,10 @@ struct ReportJson<'a> {
     outbox: Vec<StepJson<'a>>,
     experiments: Vec<ExperimentJson<'a>>,
     recommendations: &'a [Recommendation],
+    /// With `--patients`: `[{"stage", "patients", "linked", "blocked"}]`, the rules' stages in
+    /// order (and `null` for patients without one). Absent without the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages: Option<Vec<&'a StageReach>>,
 }
 
 #[derive(DeriveSerialize)]
@@ -124,6 +129,7 @@ pub fn to_json(report: &Report) -> Result<String, serde_json::Error> {
         outbox: report.outbox.iter().map(step_json).collect(),
         experiments: report.experiments.iter().map(experiment_json).collect(),
         recommendations: &report.recommendations,
+        stages: report.reach.as_ref().map(|reach| reach.stages().collect()),
     };
     serde_json::to_string_pretty(&document)
 }

@@ -5,15 +5,20 @@
 
 mod build;
 pub mod experiment;
+mod html;
 mod json;
+mod months;
 pub mod period;
+mod reach;
 mod recommend;
 pub mod stats;
 mod table;
 mod tally;
 
 pub use build::{Metric, Report};
+pub use months::monthly;
 pub use period::{PeriodArgs, Periods};
+pub use reach::Reach;
 pub use tally::Windows;
 
 use crate::check::RuleSet;
@@ -24,6 +29,17 @@ use crate::ledger::{Ledger, LedgerError};
 pub enum Format {
     Table,
     Json,
+    /// One self-contained page in Japanese, with charts.
+    Html,
+}
+
+/// Why a report could not be written (its data is always complete; only the writing fails).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot write the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot lay out the HTML report: {0}")]
+    Html(#[from] minijinja::Error),
 }
 
 /// Reads both periods from `ledger` and builds the report for `rules`' steps, judging A/B arms
@@ -42,9 +58,10 @@ pub fn gather(
 }
 
 /// The report as text in `format`, ending with a newline.
-pub fn render(report: &Report, format: Format) -> Result<String, serde_json::Error> {
+pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
     Ok(match format {
         Format::Table => table::to_table(report),
         Format::Json => json::to_json(report)? + "\n",
+        Format::Html => html::to_html(report)?,
     })
 }

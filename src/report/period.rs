@@ -54,7 +54,7 @@ impl Period {
     }
 
     /// The calendar month starting on `first` (a first of the month).
-    fn month(first: NaiveDate, tz: Tz) -> Result<Period, String> {
+    pub(crate) fn month(first: NaiveDate, tz: Tz) -> Result<Period, String> {
         let next = first
             .checked_add_months(Months::new(1))
             .ok_or("the month is past the calendar")?;

@@ -94,6 +94,31 @@ pub fn to_table(report: &Report) -> String {
     for recommendation in &report.recommendations {
         let _ = writeln!(out, "  - {}", advice(recommendation));
     }
+    if let Some(reach) = &report.reach {
+        let _ = writeln!(out, "\npatients now in each stage (from --patients)");
+        let mut lines = vec![["  stage", "patients", "on LINE", "blocked"]
+            .map(String::from)
+            .to_vec()];
+        for stage in reach.stages() {
+            lines.push(vec![
+                format!(
+                    "  {}",
+                    stage.stage.as_deref().map_or(NONE.into(), printable)
+                ),
+                stage.patients.to_string(),
+                stage.linked.to_string(),
+                stage.blocked.to_string(),
+            ]);
+        }
+        out.push_str(&aligned(&lines));
+        if reach.skipped_rows > 0 {
+            let _ = writeln!(
+                out,
+                "  ({} rows of the export skipped, see above)",
+                reach.skipped_rows
+            );
+        }
+    }
     if !report.outbox.is_empty() {
         let _ = writeln!(
             out,
