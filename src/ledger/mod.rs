@@ -8,6 +8,7 @@ mod event_tail;
 mod events;
 pub mod file;
 mod friends;
+mod insights;
 mod line_state;
 mod lock;
 mod marks;
@@ -19,6 +20,10 @@ pub use error::LedgerError;
 pub(crate) use events::event_stamp;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
 pub use friends::{FriendChange, LinkAttempts};
+pub use insights::{
+    CachedHalf, FollowerFigures, FollowerStatus, InsightEndpoint, LoggedRequest, UnitFigures,
+    UnitHalf, UnitUse,
+};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow};

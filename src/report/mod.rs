@@ -6,6 +6,7 @@
 mod build;
 pub mod experiment;
 mod json;
+mod opened;
 pub mod period;
 mod recommend;
 pub mod stats;
@@ -38,7 +39,9 @@ pub fn gather(
 ) -> Result<Report, LedgerError> {
     let current = tally::tally(ledger, &periods.current, windows)?;
     let previous = tally::tally(ledger, &periods.previous, windows)?;
-    Ok(build::build(rules, periods, current, previous, metric, mde))
+    let mut report = build::build(rules, periods, current, previous, metric, mde);
+    opened::fill(ledger, &mut report)?;
+    Ok(report)
 }
 
 /// The report as text in `format`, ending with a newline.
