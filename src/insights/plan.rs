@@ -132,8 +132,8 @@ mod tests {
             row("a", "2026-11-01", None),
             row("b", "2026-11-16", None),
         ];
-        // On November 20th: the 16th–30th runs (asked up to the 19th); November 1st–15th and
-        // October 16th–31st can still change; October 1st–15th ended 36 days ago.
+        // On November 20th: the 16th–30th runs (asked up to the 19th) and November 1st–15th
+        // ended 5 days ago: both can still change. October's halves, fetched now, are final.
         let plan = plan(&halves, &[], day("2026-09-01"), day("2026-11-20"));
         let order: Vec<(&str, String, bool)> = plan
             .halves
@@ -145,7 +145,7 @@ mod tests {
             [
                 ("b", "2026-11-19".to_owned(), true),
                 ("a", "2026-11-15".to_owned(), true),
-                ("b", "2026-10-31".to_owned(), true),
+                ("b", "2026-10-31".to_owned(), false),
                 ("a", "2026-10-15".to_owned(), false),
                 ("a", "2026-09-15".to_owned(), false),
             ]
