@@ -160,14 +160,21 @@ fn table(summary: &Summary) -> String {
         summary.halves_left
     ));
     out.push_str(&format!(
-        "  followers: {} days fetched, {} not counted by LINE yet, {} already final, {} failed, \
-         {} left for later\n",
+        "  followers: {} day{} fetched, {} not counted by LINE yet, {} already final, {} \
+         failed, {} left for later\n",
         summary.days_fetched,
+        plural(summary.days_fetched),
         summary.days_unready,
         summary.days_cached,
         summary.days_failed,
         summary.days_left
     ));
+    if summary.elsewhere > 0 {
+        out.push_str(&format!(
+            "  {} asked for by another fetch running at the same time\n",
+            summary.elsewhere
+        ));
+    }
     for stop in &summary.stops {
         out.push_str(&match stop {
             Stop::Budget(endpoint) => format!(
@@ -239,6 +246,7 @@ fn json(summary: &Summary) -> Result<String, AppError> {
             "left": summary.days_left,
         },
         "requests": summary.requests,
+        "elsewhere": summary.elsewhere,
         "stopped": stops,
         "problem_count": summary.problem_count,
         "problems": problems,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::deliver::{InsightError, LineClient};
-use crate::ledger::{InsightEndpoint, Ledger, LedgerError};
+use crate::ledger::{InsightClaim, InsightEndpoint, Ledger, LedgerError};
 use crate::line::insight::{line_day, HOURLY_REQUESTS};
 
 /// Attempts per request when LINE is unavailable (5xx, timeout); each counts on the budget.
@@ -90,6 +90,8 @@ pub struct Summary {
     pub days_failed: u64,
     pub days_cached: u64,
     pub days_left: u64,
+    /// Half-months and days another fetch running at the same time asked for.
+    pub elsewhere: u64,
     pub requests: u64,
     pub stops: Vec<Stop>,
     pub problems: Vec<Problem>,
@@ -125,6 +127,8 @@ enum Asked<T> {
     Answer(T),
     Failed(InsightError),
     NoBudget,
+    /// Another fetch asked for the same minutes ago.
+    Taken,
 }
 
 impl Fetch<'_> {
@@ -171,6 +175,10 @@ impl Fetch<'_> {
                     .push(Stop::Budget(InsightEndpoint::Aggregation));
                 return Ok(false);
             }
+            Asked::Taken => {
+                summary.elsewhere += 1;
+                return Ok(true);
+            }
         };
         let fetched_at = self.clock.now();
         // Final only when it covers the whole half-month and came after the 14 days.
@@ -202,6 +210,10 @@ impl Fetch<'_> {
             Asked::NoBudget => {
                 summary.stops.push(Stop::Budget(InsightEndpoint::Followers));
                 return Ok(false);
+            }
+            Asked::Taken => {
+                summary.elsewhere += 1;
+                return Ok(true);
             }
         };
         self.ledger
@@ -259,11 +271,15 @@ impl Fetch<'_> {
         let (mut wait, mut attempt) = (self.backoff, 1);
         loop {
             let now = self.clock.now();
-            let Some(id) =
-                self.ledger
-                    .claim_insight_request(endpoint, asked, now, HOURLY_REQUESTS)?
-            else {
-                return Ok(Asked::NoBudget);
+            let claim = self
+                .ledger
+                .claim_insight_request(endpoint, asked, now, HOURLY_REQUESTS)?;
+            let id = match claim {
+                InsightClaim::Granted(id) => id,
+                InsightClaim::Spent => return Ok(Asked::NoBudget),
+                // Never this fetch's own failed attempt (a failure frees the subject): only
+                // another fetch's request, out or answered.
+                InsightClaim::Taken => return Ok(Asked::Taken),
             };
             summary.requests += 1;
             let answer = self.runtime.block_on(call());

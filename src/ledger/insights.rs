@@ -129,6 +129,21 @@ pub struct LoggedRequest {
     pub outcome: Option<String>,
 }
 
+/// The answer to "may I ask LINE?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsightClaim {
+    /// Yes: the request is logged under this id; settle it with its outcome.
+    Granted(i64),
+    /// The last hour's requests to the endpoint reached the limit.
+    Spent,
+    /// Another fetch asked for the same thing minutes ago (its request is out, or was
+    /// answered): asking again would spend a request on the same answer.
+    Taken,
+}
+
+/// How long a request for a subject keeps another fetch from asking for it again.
+const TAKEN_MINUTES: i64 = 10;
+
 /// How long the request log is kept: long enough to read what went wrong last week.
 const REQUEST_LOG_DAYS: i64 = 7;
 
@@ -359,18 +374,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// Claims one request to `endpoint` at `now` if fewer than `limit` were made in the hour
-    /// before: the count and the claim are one write transaction, so that two processes never
-    /// both take the last one. `None` when the hour's budget is spent. Requests logged more
-    /// than an hour after `now` (a clock set back, a `--now` in the future) are not counted,
-    /// so that they cannot hold the budget for ever.
+    /// Claims one request to `endpoint` for `subject` at `now` if fewer than `limit` were made
+    /// in the hour before, and no other fetch asked for the same subject in the last minutes
+    /// (it is out, or was answered): the checks and the claim are one write transaction, so
+    /// that two processes never both take the last request, nor spend two on one answer.
+    /// Requests logged more than an hour after `now` (a clock set back, a `--now` in the
+    /// future) are not counted, so that they cannot hold the budget for ever.
     pub fn claim_insight_request(
         &mut self,
         endpoint: InsightEndpoint,
         subject: &str,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<InsightClaim, LedgerError> {
         let path = self.file.path.clone();
         let fail = |e| LedgerError::from_sqlite(&path, e);
         let tx = self
@@ -391,7 +407,24 @@ impl Ledger {
             )
             .map_err(fail)?;
         if made >= i64::from(limit) {
-            return Ok(None);
+            return Ok(InsightClaim::Spent);
+        }
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM insight_requests
+                                WHERE endpoint = ?1 AND at > ?2 AND at <= ?3 AND subject = ?4
+                                  AND (outcome IS NULL OR outcome = 'ok'))",
+                params![
+                    endpoint.as_str(),
+                    event_stamp(now - Duration::minutes(TAKEN_MINUTES)),
+                    event_stamp(now + hour),
+                    subject
+                ],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        if taken {
+            return Ok(InsightClaim::Taken);
         }
         tx.execute(
             "INSERT INTO insight_requests (endpoint, at, subject) VALUES (?1, ?2, ?3)",
@@ -400,7 +433,7 @@ impl Ledger {
         .map_err(fail)?;
         let id = tx.last_insert_rowid();
         tx.commit().map_err(fail)?;
-        Ok(Some(id))
+        Ok(InsightClaim::Granted(id))
     }
 
     /// Records how a claimed request ended (`ok`, or what went wrong).
@@ -583,33 +616,38 @@ mod tests {
     fn the_hourly_budget_is_a_rolling_hour_per_endpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = ledger(&dir);
+        let aggregation = InsightEndpoint::Aggregation;
         let start = at("2026-11-02T00:00:00Z");
         for i in 0..3 {
             let now = start + Duration::minutes(i * 10);
             let claimed = ledger
-                .claim_insight_request(InsightEndpoint::Aggregation, "u 20261001", now, 3)
+                .claim_insight_request(aggregation, &format!("u{i} 20261001"), now, 3)
                 .unwrap();
-            assert!(claimed.is_some());
+            assert!(matches!(claimed, InsightClaim::Granted(_)));
         }
         let later = start + Duration::minutes(59);
-        let aggregation = InsightEndpoint::Aggregation;
         assert_eq!(
             ledger
                 .claim_insight_request(aggregation, "x", later, 3)
                 .unwrap(),
-            None
+            InsightClaim::Spent
         );
         // The other endpoint has its own hour.
-        assert!(ledger
-            .claim_insight_request(InsightEndpoint::Followers, "20261101", later, 3)
-            .unwrap()
-            .is_some());
+        assert!(matches!(
+            ledger
+                .claim_insight_request(InsightEndpoint::Followers, "20261101", later, 3)
+                .unwrap(),
+            InsightClaim::Granted(_)
+        ));
         // An hour after the first request, one more fits.
         let next = start + Duration::minutes(60) + Duration::milliseconds(1);
-        let id = ledger
+        let InsightClaim::Granted(id) = ledger
             .claim_insight_request(aggregation, "y", next, 3)
-            .unwrap();
-        ledger.settle_insight_request(id.unwrap(), "ok").unwrap();
+            .unwrap()
+        else {
+            panic!("not granted")
+        };
+        ledger.settle_insight_request(id, "ok").unwrap();
         let log = ledger.insight_requests(start).unwrap();
         assert_eq!(log.len(), 5);
         assert_eq!(log[4].outcome.as_deref(), Some("ok"));
@@ -620,11 +658,49 @@ mod tests {
         ahead
             .claim_insight_request(aggregation, "f", future, 1)
             .unwrap();
-        assert!(ahead
-            .claim_insight_request(aggregation, "now", start, 1)
-            .unwrap()
-            .is_some());
+        assert!(matches!(
+            ahead
+                .claim_insight_request(aggregation, "now", start, 1)
+                .unwrap(),
+            InsightClaim::Granted(_)
+        ));
         assert_eq!(ahead.prune_insight_requests(start).unwrap(), 1);
+    }
+
+    #[test]
+    fn what_another_fetch_just_asked_for_is_not_asked_again_unless_it_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger(&dir);
+        let aggregation = InsightEndpoint::Aggregation;
+        let start = at("2026-11-02T00:00:00Z");
+        let claim = |ledger: &mut Ledger, subject: &str, minutes: i64| {
+            ledger
+                .claim_insight_request(aggregation, subject, start + Duration::minutes(minutes), 60)
+                .unwrap()
+        };
+        let InsightClaim::Granted(out) = claim(&mut ledger, "a", 0) else {
+            panic!("not granted")
+        };
+        // Still out, then answered: taken.
+        assert_eq!(claim(&mut ledger, "a", 1), InsightClaim::Taken);
+        ledger.settle_insight_request(out, "ok").unwrap();
+        assert_eq!(claim(&mut ledger, "a", 2), InsightClaim::Taken);
+        // Ten minutes on, a new answer may be asked for.
+        assert!(matches!(
+            claim(&mut ledger, "a", 11),
+            InsightClaim::Granted(_)
+        ));
+        // A failed request is tried again at once.
+        let InsightClaim::Granted(failed) = claim(&mut ledger, "b", 0) else {
+            panic!("not granted")
+        };
+        ledger
+            .settle_insight_request(failed, "LINE answered 500")
+            .unwrap();
+        assert!(matches!(
+            claim(&mut ledger, "b", 0),
+            InsightClaim::Granted(_)
+        ));
     }
 
     #[test]
@@ -634,16 +710,22 @@ mod tests {
         drop(Ledger::open(&path).unwrap());
         let now = at("2026-11-02T00:00:00Z");
         let claimers: Vec<_> = (0..4)
-            .map(|_| {
+            .map(|thread| {
                 let path = path.clone();
                 std::thread::spawn(move || {
                     let mut ledger = Ledger::open(&path).unwrap();
                     (0..40)
-                        .filter(|_| {
-                            ledger
-                                .claim_insight_request(InsightEndpoint::Aggregation, "s", now, 60)
-                                .unwrap()
-                                .is_some()
+                        .filter(|i| {
+                            let subject = format!("s{thread}-{i}");
+                            let claim = ledger
+                                .claim_insight_request(
+                                    InsightEndpoint::Aggregation,
+                                    &subject,
+                                    now,
+                                    60,
+                                )
+                                .unwrap();
+                            matches!(claim, InsightClaim::Granted(_))
                         })
                         .count()
                 })

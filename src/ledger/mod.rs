@@ -21,8 +21,8 @@ pub(crate) use events::event_stamp;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
 pub use friends::{FriendChange, LinkAttempts};
 pub use insights::{
-    CachedHalf, FollowerFigures, FollowerStatus, InsightEndpoint, LoggedRequest, UnitFigures,
-    UnitHalf, UnitUse,
+    CachedHalf, FollowerFigures, FollowerStatus, InsightClaim, InsightEndpoint, LoggedRequest,
+    UnitFigures, UnitHalf, UnitUse,
 };
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};

@@ -1,0 +1,609 @@
+//! `steprule insights fetch` through the real binary against the fake LINE server's insight
+//! endpoints (tests/support/fake_line/insight.rs), and `report`'s `opened` from what it cached.
+//! Rules: tests/fixtures/report/clinic.step (Asia/Tokyo, so the clinic's days are LINE's).
+//!
+//! The clinic's ledger, written by `run --custom-aggregation` against the fake (clinic time):
+//! - 2026-10-05 10:00: 30 booked patients → booking_confirm (unit `booking_confirm`, LINE's
+//!   half-month October 1st–15th); 10 first visits → thanks, split between its arms (units
+//!   `thanks__thanks_a`, `thanks__thanks_b`).
+//! - 2026-10-20 10:00: 24 booked → booking_confirm (October 16th–31st).
+//! - 2026-11-10 10:00: 5 booked → booking_confirm (November 1st–15th).
+//!
+//! LINE's answers: booking_confirm opened by 21 users in October's first half and 20 in its
+//! second; the thanks arms are withheld (null: below 20). So October's booking_confirm is
+//! opened 21 + 20 = 41 of 54 sends (75.9%), and each thanks arm is "suppressed".
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+#[path = "support/fake_line/mod.rs"]
+mod fake_line;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::{fixtures, steprule, Run};
+use fake_line::{FakeLine, Faults, InsightAnswer, TOKEN};
+use serde_json::{json, Value};
+use steprule::ledger::{Ledger, UnitUse};
+
+fn rules() -> PathBuf {
+    fixtures().join("report/clinic.step")
+}
+
+const HEADER: &str =
+    "id,line_user_id,name,stage,stage_entered_at,birth_date,tags,opted_out,appointment_at\n";
+
+/// `steprule run --custom-aggregation` at `now` on LINE for `ids` entering `stage` at `entered`.
+fn run(dir: &Path, fake: &FakeLine, now: &str, stage: &str, entered: &str, ids: &[String]) {
+    let patients = dir.join(format!("patients-{}.csv", now.replace([' ', ':'], "-")));
+    let mut csv = String::from(HEADER);
+    for (i, id) in ids.iter().enumerate() {
+        let user = id.bytes().fold(0u128, |a, b| a * 256 + u128::from(b));
+        csv.push_str(&format!(
+            "{id},U{user:032x},テスト {i},{stage},{entered},1980-01-01,,false,\n"
+        ));
+    }
+    std::fs::write(&patients, csv).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .arg("run")
+        .arg(rules())
+        .arg("--patients")
+        .arg(&patients)
+        .args([
+            "--now",
+            now,
+            "--ledger",
+            "ledger.db",
+            "--custom-aggregation",
+        ])
+        .args(["--line-api-base", &fake.base_url()])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("sent {}", ids.len())), "{stderr}");
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i:02}")).collect()
+}
+
+/// The ledger described at the top, in `dir`, with LINE's answers set on `fake`.
+fn clinic(dir: &Path, fake: &FakeLine) {
+    run(
+        dir,
+        fake,
+        "2026-10-05 10:00",
+        "booked",
+        "2026-10-05 09:30",
+        &ids("B", 30),
+    );
+    run(
+        dir,
+        fake,
+        "2026-10-05 10:00",
+        "first_visit",
+        "2026-10-04 09:00",
+        &ids("F", 10),
+    );
+    run(
+        dir,
+        fake,
+        "2026-10-20 10:00",
+        "booked",
+        "2026-10-20 09:30",
+        &ids("C", 24),
+    );
+    run(
+        dir,
+        fake,
+        "2026-11-10 10:00",
+        "booked",
+        "2026-11-10 09:30",
+        &ids("D", 5),
+    );
+    let opened = |n: u64| {
+        InsightAnswer::Json(json!({"overview": {"uniqueImpression": n,
+        "uniqueClick": null, "uniqueMediaPlayed": null, "uniqueMediaPlayed100Percent": null},
+        "messages": [], "clicks": []}))
+    };
+    fake.set_unit_answer("booking_confirm", "20261001", opened(21));
+    fake.set_unit_answer("booking_confirm", "20261016", opened(20));
+    fake.set_unit_answer("booking_confirm", "20261101", opened(3));
+    fake.set_followers_answer(
+        "20261031",
+        InsightAnswer::Json(
+            json!({"status": "ready", "followers": 130, "targetedReaches": 120, "blocks": 10}),
+        ),
+    );
+}
+
+/// `steprule insights fetch` at `now` with LINE's token (unless `token` says otherwise).
+fn fetch(dir: &Path, fake: &FakeLine, now: &str, token: Option<&str>, extra: &[&str]) -> Run {
+    let output = fetch_command(dir, fake, now, token, extra)
+        .output()
+        .unwrap();
+    to_run(output)
+}
+
+fn fetch_command(
+    dir: &Path,
+    fake: &FakeLine,
+    now: &str,
+    token: Option<&str>,
+    extra: &[&str],
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .args(["insights", "fetch"])
+        .arg(rules())
+        .args(["--ledger", "ledger.db", "--now", now])
+        .args(["--line-api-base", &fake.base_url()])
+        .args(extra)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    if let Some(token) = token {
+        command.env("LINE_CHANNEL_ACCESS_TOKEN", token);
+    }
+    command
+}
+
+fn to_run(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn report(dir: &Path, args: &[&str]) -> Run {
+    let rules = rules();
+    steprule(
+        dir,
+        &[
+            &["report", rules.to_str().unwrap(), "--ledger", "ledger.db"],
+            args,
+        ]
+        .concat(),
+    )
+}
+
+fn step<'a>(document: &'a Value, step: &str, variant: Option<&str>) -> &'a Value {
+    document["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["step"] == step && r["variant"].as_str() == variant)
+        .unwrap_or_else(|| panic!("no {step}/{variant:?}: {document:#}"))
+}
+
+fn aggregation_requests(fake: &FakeLine) -> Vec<(String, String, String)> {
+    fake.insight_requests()
+        .into_iter()
+        .filter(|r| r.endpoint == "aggregation")
+        .map(|r| (r.unit.unwrap(), r.from.unwrap(), r.to.unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_fetch_then_a_months_report_shows_the_opens_worked_out_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    clinic(dir.path(), &fake);
+    let fetched = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
+    assert_eq!(fetched.code, 0, "{}{}", fetched.stdout, fetched.stderr);
+    // booking_confirm's three half-months and each thanks arm's one; November 1st–15th ended
+    // five days ago, so it is asked first, and October's answers are final.
+    let asked = aggregation_requests(&fake);
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert_eq!(
+        asked[0],
+        (
+            "booking_confirm".into(),
+            "20261101".into(),
+            "20261115".into()
+        )
+    );
+    assert!(asked.contains(&(
+        "booking_confirm".into(),
+        "20261016".into(),
+        "20261031".into()
+    )));
+    assert!(fake.insight_protocol_errors().is_empty());
+    // Friends: every day from the first send (October 5th) to yesterday.
+    let days = fake
+        .insight_requests()
+        .iter()
+        .filter(|r| r.endpoint == "followers")
+        .count();
+    assert_eq!(days, 46);
+    assert!(
+        fetched.stdout.contains("5 fetched (") && fetched.stdout.contains("4 final"),
+        "{}",
+        fetched.stdout
+    );
+
+    let october = report(dir.path(), &["--month", "2026-10", "--format", "json"]);
+    assert_eq!(october.code, 0, "{}", october.stderr);
+    let october: Value = serde_json::from_str(&october.stdout).unwrap();
+    let booking = step(&october, "booking_confirm", None);
+    assert_eq!(booking["sent"], 54);
+    assert_eq!(booking["opened"], 41);
+    assert_eq!(booking["open_rate"], json!(41.0 / 54.0));
+    let ledger = dir.path().join("ledger.db");
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    for arm in ["thanks_a", "thanks_b"] {
+        let sent: u64 = conn
+            .query_row(
+                "SELECT count(*) FROM sends WHERE step = 'thanks' AND variant = ?1",
+                [arm],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let figures = step(&october, "thanks", Some(arm));
+        // An arm nobody was given had no unit: not measured.
+        let (opened, rate) = if sent > 0 {
+            (json!("suppressed"), json!("suppressed"))
+        } else {
+            (Value::Null, Value::Null)
+        };
+        assert_eq!(
+            (&figures["opened"], &figures["open_rate"]),
+            (&opened, &rate),
+            "{arm}"
+        );
+    }
+    let reminder = step(&october, "reminder", None);
+    assert_eq!(
+        (&reminder["opened"], &reminder["open_rate"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        october["line_account"],
+        json!({"day": "2026-10-31", "followers": 130, "targeted_reaches": 120, "blocks": 10,
+               "followers_change": null, "blocks_change": null})
+    );
+
+    let table = report(dir.path(), &["--month", "2026-10"]);
+    assert!(table.stdout.contains("75.9% (41)"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("suppressed (<20)"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .contains("LINE account on 2026-10-31: 130 friends, 10 blocked, 120 reachable"),
+        "{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains("opened:"), "{}", table.stdout);
+    // A week is not whole half-months: not measured, and the footer says what to do.
+    let week = report(dir.path(), &["--from", "2026-10-05", "--to", "2026-10-11"]);
+    assert!(!week.stdout.contains("(41)"), "{}", week.stdout);
+    assert!(week.stdout.contains("use --month"), "{}", week.stdout);
+    // November's first half is still changing: measured, with the note.
+    let november = report(dir.path(), &["--from", "2026-11-01", "--to", "2026-11-15"]);
+    assert!(november.stdout.contains("60.0% (3)"), "{}", november.stdout);
+    assert!(
+        november.stdout.contains("keep changing for 14 days"),
+        "{}",
+        november.stdout
+    );
+}
+
+#[test]
+fn a_second_fetch_the_same_day_asks_only_for_what_can_still_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    clinic(dir.path(), &fake);
+    let first = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = fake.insight_requests().len();
+    let second = fetch(
+        dir.path(),
+        &fake,
+        "2026-11-20 15:00",
+        Some(TOKEN),
+        &["--format", "json"],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let again: Vec<_> = fake.insight_requests()[before..].to_vec();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].from.as_deref(), Some("20261101"));
+    let summary: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(summary["unit_figures"]["cached"], 4);
+    assert_eq!(summary["unit_figures"]["fetched"], 1);
+    assert_eq!(summary["followers"]["cached"], 46);
+    assert_eq!(summary["requests"], 1);
+}
+
+/// A ledger at `dir/ledger.db` with `n` units used in October's first half.
+fn ledger_with_units(dir: &Path, n: usize) {
+    let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
+    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+    let uses: Vec<UnitUse> = (0..n)
+        .map(|i| UnitUse {
+            unit: format!("u{i:03}"),
+            half_first: day("2026-10-01"),
+            step: format!("s{i:03}"),
+            variant: None,
+            first_day: day("2026-10-03"),
+            last_day: day("2026-10-03"),
+            sends: 25,
+        })
+        .collect();
+    ledger.begin().unwrap();
+    ledger.record_unit_uses(&uses).unwrap();
+    ledger.commit().unwrap();
+}
+
+#[test]
+fn the_hourly_budget_stops_a_fetch_and_the_next_one_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    ledger_with_units(dir.path(), 70);
+    // 70 units and 80 days: more than an hour's 60 requests on each endpoint.
+    let since = ["--since", "2026-09-01"];
+    let first = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &since);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let count = |endpoint: &str| {
+        fake.insight_requests()
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .count()
+    };
+    assert_eq!((count("aggregation"), count("followers")), (60, 60));
+    assert!(
+        first.stdout.contains("10 left for later"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("20 left for later"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("requests are spent"),
+        "{}",
+        first.stdout
+    );
+    // Within the hour: nothing more is asked, and the run still ends cleanly.
+    let soon = fetch(dir.path(), &fake, "2026-11-20 09:30", Some(TOKEN), &since);
+    assert_eq!(soon.code, 0, "{}", soon.stderr);
+    assert_eq!((count("aggregation"), count("followers")), (60, 60));
+    // An hour later the rest, and nothing twice.
+    let later = fetch(dir.path(), &fake, "2026-11-20 10:01", Some(TOKEN), &since);
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    assert_eq!((count("aggregation"), count("followers")), (70, 80));
+    let mut units: Vec<String> = aggregation_requests(&fake)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    units.sort();
+    units.dedup();
+    assert_eq!(units.len(), 70);
+    assert!(
+        later.stdout.contains(" 0 left for later"),
+        "{}",
+        later.stdout
+    );
+}
+
+#[test]
+fn two_fetches_at_once_share_one_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    ledger_with_units(dir.path(), 100);
+    let since = ["--since", "2026-10-01"];
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            fetch_command(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &since)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+    }
+    // Together an hour's 60, and no unit's half-month asked twice.
+    let asked = aggregation_requests(&fake);
+    assert_eq!(asked.len(), 60, "the two fetches together made {asked:?}");
+    let mut units: Vec<&str> = asked.iter().map(|r| r.0.as_str()).collect();
+    units.sort_unstable();
+    units.dedup();
+    assert_eq!(units.len(), 60);
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let log = ledger
+        .insight_requests(chrono::DateTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(
+        log.iter().filter(|r| r.endpoint == "aggregation").count(),
+        60
+    );
+}
+
+#[test]
+fn a_429_and_a_500_are_recorded_and_the_run_ends_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    ledger_with_units(dir.path(), 3);
+    let status = |code, message: &str| InsightAnswer::Status(code, message.into());
+    fake.set_unit_answer("u000", "20261001", status(500, "Internal server error"));
+    fake.set_unit_answer(
+        "u001",
+        "20261001",
+        status(429, "The API rate limit has been exceeded"),
+    );
+    let run = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let asked: Vec<String> = aggregation_requests(&fake)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    // The 500 tried three times, the 429 once; then nothing more, friends included.
+    assert_eq!(asked, ["u000", "u000", "u000", "u001"]);
+    assert_eq!(fake.insight_requests().len(), 4);
+    assert!(run.stdout.contains("LINE answered 429"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("u000 2026-10-01 to 2026-10-15: LINE answered 500"),
+        "{}",
+        run.stdout
+    );
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let log = ledger
+        .insight_requests(chrono::DateTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(log.len(), 4);
+    assert!(
+        log[0].outcome.as_deref().unwrap().contains("500"),
+        "{log:?}"
+    );
+    assert!(
+        log[3].outcome.as_deref().unwrap().contains("429"),
+        "{log:?}"
+    );
+    // LINE is back: the next run asks again for all three.
+    fake.set_unit_answer(
+        "u000",
+        "20261001",
+        InsightAnswer::Json(json!({"overview": {"uniqueImpression": 20}})),
+    );
+    fake.set_unit_answer(
+        "u001",
+        "20261001",
+        InsightAnswer::Json(json!({"overview": {"uniqueImpression": 21}})),
+    );
+    let again = fetch(dir.path(), &fake, "2026-11-21 09:00", Some(TOKEN), &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("3 fetched"), "{}", again.stdout);
+}
+
+#[test]
+fn hostile_answers_are_refused_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    ledger_with_units(dir.path(), 4);
+    let figures =
+        |value: Value| InsightAnswer::Json(json!({"overview": {"uniqueImpression": value}}));
+    let mut huge = b"{\"overview\": {\"uniqueImpression\": 1}, \"pad\": \"".to_vec();
+    huge.resize(10 * 1024 * 1024, b'x');
+    huge.extend_from_slice(b"\"}");
+    fake.set_unit_answer("u000", "20261001", InsightAnswer::Raw(huge));
+    fake.set_unit_answer("u001", "20261001", figures(json!(-5)));
+    fake.set_unit_answer("u002", "20261001", figures(json!("40")));
+    fake.set_unit_answer("u003", "20261001", figures(json!(33)));
+    let run = fetch(
+        dir.path(),
+        &fake,
+        "2026-11-20 09:00",
+        Some(TOKEN),
+        &["--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["unit_figures"]["fetched"], 1);
+    assert_eq!(summary["unit_figures"]["failed"], 3);
+    let errors: Vec<&str> = summary["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["error"].as_str().unwrap())
+        .collect();
+    assert!(errors[0].contains("over 256 KiB"), "{errors:?}");
+    assert!(errors[1].contains("negative"), "{errors:?}");
+    assert!(errors[2].contains("text"), "{errors:?}");
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+    let halves = ledger
+        .unit_halves(day("2026-10-01"), day("2026-10-01"))
+        .unwrap();
+    let cached: Vec<(&str, Option<u64>)> = halves
+        .iter()
+        .filter_map(|h| Some((h.unit.as_str(), h.cached?.figures.unique_impression)))
+        .collect();
+    assert_eq!(cached, [("u003", Some(33))]);
+}
+
+#[test]
+fn the_token_is_never_printed_and_a_refused_one_stops_the_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults {
+        echo_authorization: true,
+        ..Faults::default()
+    });
+    ledger_with_units(dir.path(), 2);
+    fake.set_unit_answer(
+        "u000",
+        "20261001",
+        InsightAnswer::Status(400, "bad unit".into()),
+    );
+    let run = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("bad unit (Authorization: Bearer ***)"),
+        "{}",
+        run.stdout
+    );
+    let log = std::fs::read(dir.path().join("ledger.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("ledger.db-wal")).unwrap_or_default();
+    for bytes in [&log, &wal] {
+        assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+    }
+    // A wrong token: LINE's 401 ends the fetch with exit 2 and what to do.
+    let wrong = "wrong-token-Zk93";
+    let refused = fetch(dir.path(), &fake, "2026-11-20 10:00", Some(wrong), &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("check LINE_CHANNEL_ACCESS_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+    // A channel without statistics: 403.
+    fake.forbid_insights();
+    let forbidden = fetch(dir.path(), &fake, "2026-11-20 11:00", Some(TOKEN), &[]);
+    assert_eq!(forbidden.code, 2, "{}", forbidden.stderr);
+    assert!(
+        forbidden.stderr.contains("may not read these statistics"),
+        "{}",
+        forbidden.stderr
+    );
+    assert_eq!(
+        fake.insight_requests()
+            .iter()
+            .filter(|r| r.status == 403)
+            .count(),
+        1,
+        "nothing more is asked after a 403"
+    );
+    for run in [&run, &refused, &forbidden] {
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains(TOKEN) && !text.contains(wrong), "{text}");
+        }
+    }
+    // No token at all: exit 2 before anything is asked.
+    let before = fake.insight_requests().len();
+    let missing = fetch(dir.path(), &fake, "2026-11-20 12:00", None, &[]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("LINE_CHANNEL_ACCESS_TOKEN is not set"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(fake.insight_requests().len(), before);
+}
