@@ -38,6 +38,18 @@ const HEADER: &str =
 
 /// `steprule run --custom-aggregation` at `now` on LINE for `ids` entering `stage` at `entered`.
 fn run(dir: &Path, fake: &FakeLine, now: &str, stage: &str, entered: &str, ids: &[String]) {
+    run_with(dir, fake, now, (stage, entered), ids, true);
+}
+
+/// `steprule run` at `now` on LINE, with `--custom-aggregation` when `units`.
+fn run_with(
+    dir: &Path,
+    fake: &FakeLine,
+    now: &str,
+    (stage, entered): (&str, &str),
+    ids: &[String],
+    units: bool,
+) {
     let patients = dir.join(format!("patients-{}.csv", now.replace([' ', ':'], "-")));
     let mut csv = String::from(HEADER);
     for (i, id) in ids.iter().enumerate() {
@@ -52,13 +64,8 @@ fn run(dir: &Path, fake: &FakeLine, now: &str, stage: &str, entered: &str, ids: 
         .arg(rules())
         .arg("--patients")
         .arg(&patients)
-        .args([
-            "--now",
-            now,
-            "--ledger",
-            "ledger.db",
-            "--custom-aggregation",
-        ])
+        .args(["--now", now, "--ledger", "ledger.db"])
+        .args(units.then_some("--custom-aggregation"))
         .args(["--line-api-base", &fake.base_url()])
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -197,6 +204,26 @@ fn a_fetch_then_a_months_report_shows_the_opens_worked_out_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeLine::start(Faults::default());
     clinic(dir.path(), &fake);
+    // What run recorded: each unit's sends per half-month of LINE's calendar.
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+    let recorded: Vec<(String, String, u64)> = ledger
+        .unit_halves(day("2026-10-01"), day("2026-11-16"))
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.unit, h.half_first.to_string(), h.sends))
+        .collect();
+    let thanks: u64 = recorded
+        .iter()
+        .filter(|r| r.0.starts_with("thanks__"))
+        .map(|r| r.2)
+        .sum();
+    assert_eq!(thanks, 10, "{recorded:?}");
+    for (first, sends) in [("2026-10-01", 30), ("2026-10-16", 24), ("2026-11-01", 5)] {
+        let unit = ("booking_confirm".to_owned(), first.to_owned(), sends);
+        assert!(recorded.contains(&unit), "{recorded:?}");
+    }
+    drop(ledger);
     let fetched = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
     assert_eq!(fetched.code, 0, "{}{}", fetched.stdout, fetched.stderr);
     // booking_confirm's three half-months and each thanks arm's one; November 1st–15th ended
@@ -297,6 +324,40 @@ fn a_fetch_then_a_months_report_shows_the_opens_worked_out_by_hand() {
         november.stdout.contains("keep changing for 14 days"),
         "{}",
         november.stdout
+    );
+}
+
+#[test]
+fn sends_without_a_unit_leave_opened_not_measured_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLine::start(Faults::default());
+    clinic(dir.path(), &fake);
+    // Three more October sends, delivered without --custom-aggregation: LINE's 41 opens are
+    // of 54 of booking_confirm's 57 sends, so no open rate is given.
+    let late = ("booked", "2026-10-25 09:30");
+    run_with(
+        dir.path(),
+        &fake,
+        "2026-10-25 10:00",
+        late,
+        &ids("E", 3),
+        false,
+    );
+    let fetched = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
+    assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    let table = report(dir.path(), &["--month", "2026-10"]);
+    assert!(!table.stdout.contains("(41)"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("carried no aggregation unit"),
+        "{}",
+        table.stdout
+    );
+    let json = report(dir.path(), &["--month", "2026-10", "--format", "json"]);
+    let october: Value = serde_json::from_str(&json.stdout).unwrap();
+    let booking = step(&october, "booking_confirm", None);
+    assert_eq!(
+        (booking["sent"].as_u64(), &booking["opened"]),
+        (Some(57), &Value::Null)
     );
 }
 
@@ -411,6 +472,8 @@ fn two_fetches_at_once_share_one_budget() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             fetch_command(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &since)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })

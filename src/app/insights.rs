@@ -120,6 +120,15 @@ fn since(
         )?;
         return Ok(None);
     };
+    let yesterday = today.pred_opt().unwrap_or(today);
+    if since > yesterday {
+        writeln!(
+            io.err,
+            "nothing to fetch: {since} is after yesterday ({yesterday}, Japan time); LINE counts \
+             a day once it is over"
+        )?;
+        return Ok(None);
+    }
     if since < earliest {
         writeln!(
             io.err,

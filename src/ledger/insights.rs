@@ -581,6 +581,45 @@ mod tests {
     }
 
     #[test]
+    fn the_first_line_delivery_is_found_and_outbox_sends_are_not_it() {
+        use crate::ledger::{Claim, SendDetails, SendKey, Settlement, SinkKind};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger(&dir);
+        assert_eq!(ledger.first_line_delivery().unwrap(), None);
+        for (sink, when) in [
+            (SinkKind::Outbox, "2026-09-01T00:00:00Z"),
+            (SinkKind::Line, "2026-10-03T01:00:00Z"),
+            (SinkKind::Line, "2026-10-09T01:00:00Z"),
+        ] {
+            let key = SendKey {
+                sink,
+                patient: "P1",
+                step: "s",
+                occurrence: at(when),
+            };
+            let details = SendDetails {
+                template: "s",
+                variant: None,
+                due_at: at(when),
+                expires_at: at(when) + Duration::days(1),
+                outbox_from: None,
+            };
+            let Claim::New { retry_key } = ledger.claim(&key, &details, at(when)).unwrap() else {
+                panic!("claimed twice")
+            };
+            let sent = Settlement::Sent {
+                request_id: None,
+                note: None,
+            };
+            ledger.settle(&key, &retry_key, 1, &sent, at(when)).unwrap();
+        }
+        assert_eq!(
+            ledger.first_line_delivery().unwrap(),
+            Some(at("2026-10-03T01:00:00Z"))
+        );
+    }
+
+    #[test]
     fn followers_are_kept_per_day() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = ledger(&dir);

@@ -305,6 +305,44 @@ mod tests {
         }
     }
 
+    /// A server that answers one request with a chunked body of `size` bytes (no
+    /// `Content-Length` to refuse it by), on 127.0.0.1.
+    async fn chunked_server(size: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                        transfer-encoding: chunked\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let chunk = vec![b' '; 16 * 1024];
+            for _ in 0..size / chunk.len() {
+                let framed =
+                    [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+                if stream.write_all(&framed).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n").await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_is_not_read_past_the_limit_whatever_its_headers_say() {
+        let base = chunked_server(4 * MAX_ANSWER_BYTES).await;
+        let client = LineClient::new(&base, ChannelToken::new("t".into())).unwrap();
+        let day = "2026-10-01".parse().unwrap();
+        let error = client.follower_figures(day).await.unwrap_err();
+        assert!(
+            matches!(&error, InsightError::Rejected { message } if message.contains("over 256 KiB")),
+            "{error:?}"
+        );
+    }
+
     #[test]
     fn the_insight_endpoints_sit_beside_the_push_endpoint_under_the_base() {
         let client = |base: &str| LineClient::new(base, ChannelToken::new("t".into())).unwrap();
