@@ -8,6 +8,7 @@ mod event_tail;
 mod events;
 pub mod file;
 mod friends;
+mod insight_log;
 mod insights;
 mod line_state;
 mod lock;
@@ -20,10 +21,8 @@ pub use error::LedgerError;
 pub(crate) use events::event_stamp;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};
 pub use friends::{FriendChange, LinkAttempts};
-pub use insights::{
-    CachedHalf, FollowerFigures, FollowerStatus, InsightClaim, InsightEndpoint, LoggedRequest,
-    UnitFigures, UnitHalf, UnitUse,
-};
+pub use insight_log::{InsightClaim, InsightEndpoint, LoggedRequest};
+pub use insights::{CachedHalf, FollowerFigures, FollowerStatus, UnitFigures, UnitHalf, UnitUse};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow};

@@ -12,16 +12,23 @@
 //! LINE's answers: booking_confirm opened by 21 users in October's first half and 20 in its
 //! second; the thanks arms are withheld (null: below 20). So October's booking_confirm is
 //! opened 21 + 20 = 41 of 54 sends (75.9%), and each thanks arm is "suppressed".
+//!
+//! One test binary, its tests grouped by theme: here the figures through fetch and report;
+//! `budget`: LINE's 60 requests an hour, across runs and processes; `answers`: LINE failing,
+//! refusing or answering nonsense, and the token never shown.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "support/fake_line/mod.rs"]
+#[path = "../support/fake_line/mod.rs"]
 mod fake_line;
+
+mod answers;
+mod budget;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::{fixtures, steprule, Run};
@@ -197,6 +204,26 @@ fn aggregation_requests(fake: &FakeLine) -> Vec<(String, String, String)> {
         .filter(|r| r.endpoint == "aggregation")
         .map(|r| (r.unit.unwrap(), r.from.unwrap(), r.to.unwrap()))
         .collect()
+}
+
+/// A ledger at `dir/ledger.db` with `n` units used in October's first half.
+fn ledger_with_units(dir: &Path, n: usize) {
+    let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
+    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+    let uses: Vec<UnitUse> = (0..n)
+        .map(|i| UnitUse {
+            unit: format!("u{i:03}"),
+            half_first: day("2026-10-01"),
+            step: format!("s{i:03}"),
+            variant: None,
+            first_day: day("2026-10-03"),
+            last_day: day("2026-10-03"),
+            sends: 25,
+        })
+        .collect();
+    ledger.begin().unwrap();
+    ledger.record_unit_uses(&uses).unwrap();
+    ledger.commit().unwrap();
 }
 
 #[test]
@@ -385,288 +412,4 @@ fn a_second_fetch_the_same_day_asks_only_for_what_can_still_change() {
     assert_eq!(summary["unit_figures"]["fetched"], 1);
     assert_eq!(summary["followers"]["cached"], 46);
     assert_eq!(summary["requests"], 1);
-}
-
-/// A ledger at `dir/ledger.db` with `n` units used in October's first half.
-fn ledger_with_units(dir: &Path, n: usize) {
-    let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
-    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
-    let uses: Vec<UnitUse> = (0..n)
-        .map(|i| UnitUse {
-            unit: format!("u{i:03}"),
-            half_first: day("2026-10-01"),
-            step: format!("s{i:03}"),
-            variant: None,
-            first_day: day("2026-10-03"),
-            last_day: day("2026-10-03"),
-            sends: 25,
-        })
-        .collect();
-    ledger.begin().unwrap();
-    ledger.record_unit_uses(&uses).unwrap();
-    ledger.commit().unwrap();
-}
-
-#[test]
-fn the_hourly_budget_stops_a_fetch_and_the_next_one_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLine::start(Faults::default());
-    ledger_with_units(dir.path(), 70);
-    // 70 units and 80 days: more than an hour's 60 requests on each endpoint.
-    let since = ["--since", "2026-09-01"];
-    let first = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &since);
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    let count = |endpoint: &str| {
-        fake.insight_requests()
-            .iter()
-            .filter(|r| r.endpoint == endpoint)
-            .count()
-    };
-    assert_eq!((count("aggregation"), count("followers")), (60, 60));
-    assert!(
-        first.stdout.contains("10 left for later"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stdout.contains("20 left for later"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stdout.contains("requests are spent"),
-        "{}",
-        first.stdout
-    );
-    // Within the hour: nothing more is asked, and the run still ends cleanly.
-    let soon = fetch(dir.path(), &fake, "2026-11-20 09:30", Some(TOKEN), &since);
-    assert_eq!(soon.code, 0, "{}", soon.stderr);
-    assert_eq!((count("aggregation"), count("followers")), (60, 60));
-    // An hour later the rest, and nothing twice.
-    let later = fetch(dir.path(), &fake, "2026-11-20 10:01", Some(TOKEN), &since);
-    assert_eq!(later.code, 0, "{}", later.stderr);
-    assert_eq!((count("aggregation"), count("followers")), (70, 80));
-    let mut units: Vec<String> = aggregation_requests(&fake)
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
-    units.sort();
-    units.dedup();
-    assert_eq!(units.len(), 70);
-    assert!(
-        later.stdout.contains(" 0 left for later"),
-        "{}",
-        later.stdout
-    );
-}
-
-#[test]
-fn two_fetches_at_once_share_one_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLine::start(Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    });
-    ledger_with_units(dir.path(), 100);
-    let since = ["--since", "2026-10-01"];
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            fetch_command(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &since)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
-    }
-    // Together an hour's 60, and no unit's half-month asked twice.
-    let asked = aggregation_requests(&fake);
-    assert_eq!(asked.len(), 60, "the two fetches together made {asked:?}");
-    let mut units: Vec<&str> = asked.iter().map(|r| r.0.as_str()).collect();
-    units.sort_unstable();
-    units.dedup();
-    assert_eq!(units.len(), 60);
-    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-    let log = ledger
-        .insight_requests(chrono::DateTime::UNIX_EPOCH)
-        .unwrap();
-    assert_eq!(
-        log.iter().filter(|r| r.endpoint == "aggregation").count(),
-        60
-    );
-}
-
-#[test]
-fn a_429_and_a_500_are_recorded_and_the_run_ends_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLine::start(Faults::default());
-    ledger_with_units(dir.path(), 3);
-    let status = |code, message: &str| InsightAnswer::Status(code, message.into());
-    fake.set_unit_answer("u000", "20261001", status(500, "Internal server error"));
-    fake.set_unit_answer(
-        "u001",
-        "20261001",
-        status(429, "The API rate limit has been exceeded"),
-    );
-    let run = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let asked: Vec<String> = aggregation_requests(&fake)
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
-    // The 500 tried three times, the 429 once; then nothing more, friends included.
-    assert_eq!(asked, ["u000", "u000", "u000", "u001"]);
-    assert_eq!(fake.insight_requests().len(), 4);
-    assert!(run.stdout.contains("LINE answered 429"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("u000 2026-10-01 to 2026-10-15: LINE answered 500"),
-        "{}",
-        run.stdout
-    );
-    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-    let log = ledger
-        .insight_requests(chrono::DateTime::UNIX_EPOCH)
-        .unwrap();
-    assert_eq!(log.len(), 4);
-    assert!(
-        log[0].outcome.as_deref().unwrap().contains("500"),
-        "{log:?}"
-    );
-    assert!(
-        log[3].outcome.as_deref().unwrap().contains("429"),
-        "{log:?}"
-    );
-    // LINE is back: the next run asks again for all three.
-    fake.set_unit_answer(
-        "u000",
-        "20261001",
-        InsightAnswer::Json(json!({"overview": {"uniqueImpression": 20}})),
-    );
-    fake.set_unit_answer(
-        "u001",
-        "20261001",
-        InsightAnswer::Json(json!({"overview": {"uniqueImpression": 21}})),
-    );
-    let again = fetch(dir.path(), &fake, "2026-11-21 09:00", Some(TOKEN), &[]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(again.stdout.contains("3 fetched"), "{}", again.stdout);
-}
-
-#[test]
-fn hostile_answers_are_refused_one_by_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLine::start(Faults::default());
-    ledger_with_units(dir.path(), 4);
-    let figures =
-        |value: Value| InsightAnswer::Json(json!({"overview": {"uniqueImpression": value}}));
-    let mut huge = b"{\"overview\": {\"uniqueImpression\": 1}, \"pad\": \"".to_vec();
-    huge.resize(10 * 1024 * 1024, b'x');
-    huge.extend_from_slice(b"\"}");
-    fake.set_unit_answer("u000", "20261001", InsightAnswer::Raw(huge));
-    fake.set_unit_answer("u001", "20261001", figures(json!(-5)));
-    fake.set_unit_answer("u002", "20261001", figures(json!("40")));
-    fake.set_unit_answer("u003", "20261001", figures(json!(33)));
-    let run = fetch(
-        dir.path(),
-        &fake,
-        "2026-11-20 09:00",
-        Some(TOKEN),
-        &["--format", "json"],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(summary["unit_figures"]["fetched"], 1);
-    assert_eq!(summary["unit_figures"]["failed"], 3);
-    let errors: Vec<&str> = summary["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["error"].as_str().unwrap())
-        .collect();
-    assert!(errors[0].contains("over 256 KiB"), "{errors:?}");
-    assert!(errors[1].contains("negative"), "{errors:?}");
-    assert!(errors[2].contains("text"), "{errors:?}");
-    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
-    let halves = ledger
-        .unit_halves(day("2026-10-01"), day("2026-10-01"))
-        .unwrap();
-    let cached: Vec<(&str, Option<u64>)> = halves
-        .iter()
-        .filter_map(|h| Some((h.unit.as_str(), h.cached?.figures.unique_impression)))
-        .collect();
-    assert_eq!(cached, [("u003", Some(33))]);
-}
-
-#[test]
-fn the_token_is_never_printed_and_a_refused_one_stops_the_fetch() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLine::start(Faults {
-        echo_authorization: true,
-        ..Faults::default()
-    });
-    ledger_with_units(dir.path(), 2);
-    fake.set_unit_answer(
-        "u000",
-        "20261001",
-        InsightAnswer::Status(400, "bad unit".into()),
-    );
-    let run = fetch(dir.path(), &fake, "2026-11-20 09:00", Some(TOKEN), &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("bad unit (Authorization: Bearer ***)"),
-        "{}",
-        run.stdout
-    );
-    let log = std::fs::read(dir.path().join("ledger.db")).unwrap();
-    let wal = std::fs::read(dir.path().join("ledger.db-wal")).unwrap_or_default();
-    for bytes in [&log, &wal] {
-        assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
-    }
-    // A wrong token: LINE's 401 ends the fetch with exit 2 and what to do.
-    let wrong = "wrong-token-Zk93";
-    let refused = fetch(dir.path(), &fake, "2026-11-20 10:00", Some(wrong), &[]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("check LINE_CHANNEL_ACCESS_TOKEN"),
-        "{}",
-        refused.stderr
-    );
-    // A channel without statistics: 403.
-    fake.forbid_insights();
-    let forbidden = fetch(dir.path(), &fake, "2026-11-20 11:00", Some(TOKEN), &[]);
-    assert_eq!(forbidden.code, 2, "{}", forbidden.stderr);
-    assert!(
-        forbidden.stderr.contains("may not read these statistics"),
-        "{}",
-        forbidden.stderr
-    );
-    assert_eq!(
-        fake.insight_requests()
-            .iter()
-            .filter(|r| r.status == 403)
-            .count(),
-        1,
-        "nothing more is asked after a 403"
-    );
-    for run in [&run, &refused, &forbidden] {
-        for text in [&run.stdout, &run.stderr] {
-            assert!(!text.contains(TOKEN) && !text.contains(wrong), "{text}");
-        }
-    }
-    // No token at all: exit 2 before anything is asked.
-    let before = fake.insight_requests().len();
-    let missing = fetch(dir.path(), &fake, "2026-11-20 12:00", None, &[]);
-    assert_eq!(missing.code, 2);
-    assert!(
-        missing
-            .stderr
-            .contains("LINE_CHANNEL_ACCESS_TOKEN is not set"),
-        "{}",
-        missing.stderr
-    );
-    assert_eq!(fake.insight_requests().len(), before);
 }
