@@ -23,6 +23,10 @@ pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// The largest figure believed: more users than LINE has is not a count.
 pub const MAX_FIGURE: u64 = 1_000_000_000;
 
+/// How long one insight request may take: a fetch makes at most a few hundred an hour, each
+/// tried three times, so a LINE that hangs holds a cron run for minutes, not hours.
+const INSIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Why an insight request brought no figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsightError {
@@ -86,6 +90,7 @@ impl LineClient {
         let response = self
             .http
             .get(url)
+            .timeout(INSIGHT_TIMEOUT)
             .bearer_auth(&self.token.0)
             .send()
             .await
