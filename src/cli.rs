@@ -248,6 +248,38 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         mapping: Option<PathBuf>,
     },
+    /// LINE's statistics for `report`: per-unit opens and the account's friends.
+    Insights {
+        #[command(subcommand)]
+        command: InsightsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum InsightsCommand {
+    /// Fetch LINE's figures for the aggregation units `run --custom-aggregation` used, and the
+    /// account's friends per day, into the ledger. Safe to run daily from cron: it stays within
+    /// LINE's 60 requests an hour and leaves the rest for the next run. Needs
+    /// LINE_CHANNEL_ACCESS_TOKEN.
+    Fetch {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The ledger (default: .steprule/ledger.db beside the rules).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+        /// The first day to fetch, YYYY-MM-DD in Japan time (default: the first day a unit
+        /// was used; at most about 13 months back).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Fetch as if it were this instant (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+        /// The LINE API's base URL (for tests against a fake server).
+        #[arg(long, default_value = steprule::DEFAULT_API_BASE)]
+        line_api_base: String,
+        #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
+        format: StatusOutput,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

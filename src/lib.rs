@@ -25,6 +25,7 @@ mod deliver;
 mod diagnostic;
 mod eval;
 mod fields;
+mod insights;
 mod line;
 mod plan;
 mod printable;

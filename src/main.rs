@@ -7,12 +7,14 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::{
-    Cli, Command, Format, MetricArg, PatientArgs, PlanOutput, ReportOutput, RulesArgs, StatusOutput,
+    Cli, Command, Format, InsightsCommand, MetricArg, PatientArgs, PlanOutput, ReportOutput,
+    RulesArgs, StatusOutput,
 };
 
 use clap::Parser;
 use steprule::app::check::{CheckFormat, CheckRequest};
 use steprule::app::events::{EventsFormat, EventsRequest};
+use steprule::app::insights::{InsightsFormat, InsightsRequest};
 use steprule::app::report::{Metric, PeriodArgs, ReportFormat, ReportRequest};
 use steprule::app::serve::ServeRequest;
 use steprule::app::status::{StatusFormat, StatusRequest};
@@ -276,6 +278,31 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 patients,
             };
             app::report::run(&request, io)
+        }
+        Command::Insights {
+            command:
+                InsightsCommand::Fetch {
+                    rules,
+                    ledger,
+                    since,
+                    now,
+                    line_api_base,
+                    format,
+                },
+        } => {
+            let request = InsightsRequest {
+                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                rules: rules_source(rules),
+                since,
+                now,
+                line_api_base,
+                token: channel_token(),
+                format: match format {
+                    StatusOutput::Table => InsightsFormat::Table,
+                    StatusOutput::Json => InsightsFormat::Json,
+                },
+            };
+            app::insights::fetch(&request, io)
         }
     }
 }

@@ -40,6 +40,18 @@ pub enum AppError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     LineClient(#[from] LineClientError),
+    /// LINE refused the channel access token (401) or the channel's access to statistics
+    /// (403): every further request would meet the same.
+    #[error(
+        "{message}: {}; nothing more was asked (what was fetched before is kept)",
+        if *status == 401 {
+            "the channel access token was refused, check LINE_CHANNEL_ACCESS_TOKEN"
+        } else {
+            "this channel may not read these statistics (per-unit statistics or insights are \
+             not enabled for it, or the token lacks the permission)"
+        }
+    )]
+    LineRefused { status: u16, message: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -6,6 +6,7 @@ pub mod check;
 mod error;
 pub mod events;
 pub mod explain;
+pub mod insights;
 pub mod plan;
 pub mod recipients;
 pub mod report;

@@ -2,6 +2,7 @@
 //! that LINE itself drops a duplicate.
 
 mod base;
+mod insight;
 mod redact;
 mod reply;
 mod retry_after;
@@ -22,6 +23,7 @@ use redact::Redactor;
 use retry_after::parse_retry_after;
 
 pub use base::LineClientError;
+pub use insight::InsightError;
 pub use retry_after::RETRY_AFTER_CAP;
 
 /// The channel access token. Never printed: its `Debug` is a placeholder, and it only ever

@@ -4,7 +4,7 @@
 pub mod line;
 pub mod outbox;
 
-pub use line::{ChannelToken, LineClient, LineClientError, DEFAULT_API_BASE};
+pub use line::{ChannelToken, InsightError, LineClient, LineClientError, DEFAULT_API_BASE};
 pub use outbox::{Outbox, OutboxError};
 
 use std::num::NonZeroU32;
@@ -145,6 +145,8 @@ pub struct Settled {
     pub patient: String,
     pub occurrence: DateTime<Utc>,
     pub step: String,
+    /// The arm, for the aggregation unit the push carried.
+    pub variant: Option<String>,
     /// Requests made in this run.
     pub attempts: u32,
     pub settlement: Settlement,
@@ -214,6 +216,7 @@ pub async fn deliver(
                 patient: job.patient,
                 occurrence: job.occurrence,
                 step: job.step,
+                variant: job.variant,
                 attempts,
                 settlement,
                 at: clock.now(),

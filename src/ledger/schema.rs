@@ -178,4 +178,51 @@ pub const MIGRATIONS: &[&str] = &[
     // through the table, 0.15 s from the index alone).
     "DROP INDEX sends_live;
     CREATE INDEX sends_live ON sends (sink, expires_at, sent_at, status) WHERE status = 'sent';",
+    // 8: LINE's statistics (`steprule insights fetch`, see insights.rs). Days are LINE's (Japan
+    // time), half-months are named by their first day. `insight_units`: the aggregation units
+    // `run --custom-aggregation` named LINE pushes with, per half-month, with the arm, the days
+    // used and the sends delivered: units × half-months rows, never a column on `sends`.
+    // `insight_chunks`: LINE's answer per unit and half-month (a NULL figure: LINE withheld it,
+    // below 20). `insight_followers`: the account's friends per day. `insight_requests`: every
+    // request to an insight endpoint, claimed before it leaves, so that LINE's hourly limit is
+    // counted across processes.
+    "CREATE TABLE insight_units (
+        unit       TEXT NOT NULL,
+        half_first TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        variant    TEXT,
+        first_day  TEXT NOT NULL,
+        last_day   TEXT NOT NULL,
+        sends      INTEGER NOT NULL,
+        PRIMARY KEY (unit, half_first)
+    ) WITHOUT ROWID;
+    CREATE TABLE insight_chunks (
+        unit                    TEXT NOT NULL,
+        half_first              TEXT NOT NULL,
+        -- The last day asked for: the half-month's, or the day before the fetch while it ran.
+        last_day                TEXT NOT NULL,
+        unique_impression       INTEGER,
+        unique_click            INTEGER,
+        unique_media_played     INTEGER,
+        unique_media_played_100 INTEGER,
+        fetched_at              TEXT NOT NULL,
+        settled                 INTEGER NOT NULL,
+        PRIMARY KEY (unit, half_first)
+    ) WITHOUT ROWID;
+    CREATE TABLE insight_followers (
+        day              TEXT NOT NULL PRIMARY KEY,
+        status           TEXT NOT NULL,
+        followers        INTEGER,
+        targeted_reaches INTEGER,
+        blocks           INTEGER,
+        fetched_at       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE insight_requests (
+        id       INTEGER PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        subject  TEXT NOT NULL,
+        outcome  TEXT
+    );
+    CREATE INDEX insight_requests_at ON insight_requests (endpoint, at);",
 ];

@@ -10,6 +10,7 @@
 //! designer write any message object LINE knows (flex, imagemap, template, sticker…), which
 //! stays JSON ([`Message::Json`]) and is read by the keys LINE gives its strings.
 
+pub mod insight;
 pub mod limits;
 mod parts;
 pub mod track;

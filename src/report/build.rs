@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 
 use super::experiment::{judge, Arm, Experiment, Verdict};
 use super::months::MonthFigures;
+use super::opened::LineFigures;
 use super::period::Periods;
 use super::reach::Reach;
 use super::recommend::{recommend, Recommendation};
@@ -15,15 +16,11 @@ use super::tally::Counts;
 use crate::check::{Leaf, RuleSet, Step, Test};
 use crate::ledger::{ArmKey, SinkKind};
 
-/// LINE's unique impressions of a step, when they were fetched.
-///
-/// Every row is `NotMeasured` until `steprule insights fetch` stores LINE's figures; then one
-/// function reading them for a row's key fills the other two, which the table and the JSON
-/// already write.
+/// LINE's unique impressions of a step's arm in the period, from the figures `steprule
+/// insights fetch` cached (see `opened.rs` for when a row is measured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Suppressed` and `Unique` come with the insight figures (issue 10).
 pub enum Opened {
-    /// No insight figures for this step (none are fetched yet): shown as "not measured".
+    /// No usable insight figures for this arm and period: shown as "not measured".
     NotMeasured,
     /// LINE withheld the figure (fewer than 20): never shown as 0.
     Suppressed,
@@ -108,6 +105,8 @@ pub struct Report {
     pub outbox: Vec<Row>,
     pub experiments: Vec<StepExperiment>,
     pub recommendations: Vec<Recommendation>,
+    /// Why some `opened` are not measured, and the account's friends (LINE's statistics).
+    pub line: LineFigures,
 }
 
 /// The stage a step's `when` requires: a `stage=X` (or `stage in (X)`) on its own or among
@@ -176,7 +175,7 @@ pub fn build(
                 in_rules: found.is_some(),
                 counts,
                 previous,
-                // LINE's insight figures, once fetched, are read here for the row's key.
+                // Filled from LINE's cached figures by `opened::fill`.
                 opened: Opened::NotMeasured,
             };
             (position, row)
@@ -208,6 +207,7 @@ pub fn build(
         outbox,
         experiments,
         recommendations,
+        line: LineFigures::default(),
     }
 }
 

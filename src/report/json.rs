@@ -8,6 +8,7 @@ use serde::Serialize as DeriveSerialize;
 use super::build::{Opened, Report, Row, StepExperiment};
 use super::experiment::Experiment;
 use super::reach::StageReach;
+use super::opened::Account;
 use super::recommend::Recommendation;
 
 #[derive(DeriveSerialize)]
@@ -18,10 +19,34 @@ struct ReportJson<'a> {
     outbox: Vec<StepJson<'a>>,
     experiments: Vec<ExperimentJson<'a>>,
     recommendations: &'a [Recommendation],
+    /// The account's friends at the period's end (LINE's counts), null when not fetched.
+    line_account: Option<AccountJson>,
     /// With `--patients`: `[{"stage", "patients", "linked", "blocked"}]`, the rules' stages in
     /// order (and `null` for patients without one). Absent without the export.
     #[serde(skip_serializing_if = "Option::is_none")]
     stages: Option<Vec<&'a StageReach>>,
+}
+
+/// `{"day", "followers", "targeted_reaches", "blocks", "followers_change", "blocks_change"}`.
+#[derive(DeriveSerialize)]
+struct AccountJson {
+    day: String,
+    followers: u64,
+    targeted_reaches: u64,
+    blocks: u64,
+    followers_change: Option<i64>,
+    blocks_change: Option<i64>,
+}
+
+fn account_json(account: &Account) -> AccountJson {
+    AccountJson {
+        day: account.day.to_string(),
+        followers: account.followers,
+        targeted_reaches: account.targeted_reaches,
+        blocks: account.blocks,
+        followers_change: account.followers_change,
+        blocks_change: account.blocks_change,
+    }
 }
 
 #[derive(DeriveSerialize)]
@@ -129,6 +154,7 @@ pub fn to_json(report: &Report) -> Result<String, serde_json::Error> {
         outbox: report.outbox.iter().map(step_json).collect(),
         experiments: report.experiments.iter().map(experiment_json).collect(),
         recommendations: &report.recommendations,
+        line_account: report.line.account.as_ref().map(account_json),
         stages: report.reach.as_ref().map(|reach| reach.stages().collect()),
     };
     serde_json::to_string_pretty(&document)

@@ -8,6 +8,7 @@ pub mod experiment;
 mod html;
 mod json;
 mod months;
+mod opened;
 pub mod period;
 mod reach;
 mod recommend;
@@ -54,7 +55,9 @@ pub fn gather(
 ) -> Result<Report, LedgerError> {
     let current = tally::tally(ledger, &periods.current, windows)?;
     let previous = tally::tally(ledger, &periods.previous, windows)?;
-    Ok(build::build(rules, periods, current, previous, metric, mde))
+    let mut report = build::build(rules, periods, current, previous, metric, mde);
+    opened::fill(ledger, &mut report)?;
+    Ok(report)
 }
 
 /// The report as text in `format`, ending with a newline.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::build::{Opened, Report, Row};
 use super::experiment::Verdict;
+use super::opened::{LineFigures, OpenedNote};
 use super::period::Period;
 use super::recommend::Recommendation;
 use super::tally::Counts;
@@ -134,7 +135,63 @@ pub fn to_table(report: &Report) -> String {
         }
         out.push_str(&aligned(&lines));
     }
+    out.push_str(&line_footer(&report.line));
     out
+}
+
+/// Under the table: why some `opened` are not measured, and the account's friends.
+fn line_footer(line: &LineFigures) -> String {
+    let mut out = String::new();
+    if line.notes.is_empty() && line.account.is_none() {
+        return out;
+    }
+    out.push('\n');
+    for note in &line.notes {
+        let _ = writeln!(out, "opened: {}", opened_note(*note));
+    }
+    if let Some(account) = &line.account {
+        let change = |change: Option<i64>| match change {
+            Some(change) => format!(" ({change:+} in the period)"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "LINE account on {}: {} friends{}, {} blocked{}, {} reachable",
+            account.day,
+            account.followers,
+            change(account.followers_change),
+            account.blocks,
+            change(account.blocks_change),
+            account.targeted_reaches
+        );
+    }
+    out
+}
+
+fn opened_note(note: OpenedNote) -> &'static str {
+    match note {
+        OpenedNote::NotJapanTime => {
+            "not measured: LINE counts days in Japan time (UTC+9), and the clinic's days are not \
+             Japan's"
+        }
+        OpenedNote::NotTiled => {
+            "not measured for this period: LINE's figures come by half-month (the 1st to the \
+             15th, the 16th to the end); use --month, or --from on a 1st or 16th and --to on a \
+             15th or a month's end"
+        }
+        OpenedNote::NotFetched => {
+            "some of LINE's figures for this period are not fetched yet (those rows say not \
+             measured): run `steprule insights fetch`"
+        }
+        OpenedNote::Partial => {
+            "not measured where some of the period's sends carried no aggregation unit (sent \
+             without --custom-aggregation)"
+        }
+        OpenedNote::Unsettled => {
+            "LINE's figures keep changing for 14 days after a send; `steprule insights fetch` \
+             updates them until then"
+        }
+    }
 }
 
 fn days(period: &Period) -> String {

@@ -20,6 +20,7 @@ use super::history::SentHistory;
 use super::observe::{self, Observer};
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
+use super::units::UnitTally;
 use super::RunRequest;
 use crate::app::recipients::{BlockedUsers, Recipients};
 use crate::app::AppError;
@@ -121,6 +122,9 @@ impl Cycle<'_> {
             problems: Problems::default(),
             summary,
             blocked,
+            // Only LINE counts units, and only when the pushes carry them.
+            units: (kind == SinkKind::Line && self.request.delivery.custom_aggregation)
+                .then(UnitTally::default),
         };
         let known = Known {
             history: &history,
@@ -413,6 +417,9 @@ struct Pass {
     summary: RunSummary,
     /// The LINE users who have blocked the account, read when the pass began.
     blocked: BlockedUsers,
+    /// The aggregation units of the LINE pushes settled since the last commit
+    /// (`--custom-aggregation` on LINE only).
+    units: Option<UnitTally>,
 }
 
 impl Pass {
@@ -504,6 +511,10 @@ impl Pass {
                     Err(_) => break,
                 }
             }
+            // In the settlements' transaction: a unit's count is the sends it says were sent.
+            if let Some(units) = &mut self.units {
+                self.ledger.record_unit_uses(&units.take())?;
+            }
             self.ledger.commit()?;
         }
     }
@@ -523,6 +534,9 @@ impl Pass {
             &settled.settlement,
             settled.at,
         )?;
+        if let (Some(units), Settlement::Sent { .. }) = (&mut self.units, &settled.settlement) {
+            units.add(&settled.step, settled.variant.as_deref(), settled.at);
+        }
         self.count(&settled.patient, &settled.step, &settled.settlement);
         Ok(())
     }

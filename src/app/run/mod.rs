@@ -8,6 +8,7 @@ mod history;
 mod observe;
 mod progress;
 mod report;
+mod units;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

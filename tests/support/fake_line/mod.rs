@@ -1,4 +1,5 @@
-//! A fake LINE Messaging API push endpoint on 127.0.0.1, for tests and the delivery bench.
+//! A fake LINE Messaging API push endpoint on 127.0.0.1, for tests and the delivery bench, with
+//! the two insight endpoints `steprule insights fetch` reads (`insight`).
 //!
 //! It behaves like LINE where steprule depends on it: `POST /v2/bot/message/push` checks the
 //! bearer token (401), the body's shape (400), and the `X-Line-Retry-Key`: the first accepted
@@ -21,6 +22,7 @@
 //! - `faults`: which faults to inject and which one a request meets;
 //! - `state`: what the server has seen (requests, deliveries, retry keys), shared with the handler;
 //! - `handler`: the push endpoint, deciding each answer and recording it;
+//! - `insight`: the statistics endpoints, answering what the test set;
 //! - `protocol`: the headers and body LINE would refuse;
 //! - `listener`: connections the handler can drop without answering.
 //!
@@ -30,6 +32,7 @@
 
 mod faults;
 mod handler;
+mod insight;
 mod listener;
 mod protocol;
 mod state;
@@ -40,11 +43,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
 pub use faults::{Fault, Faults};
+pub use insight::{InsightAnswer, InsightRequest};
 pub use state::{Delivery, Request};
 
 use handler::push;
@@ -79,6 +83,7 @@ impl FakeLine {
             token: token.to_owned(),
             faults,
             seen: Mutex::new(Seen::default()),
+            insights: Mutex::new(insight::Insights::default()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
         });
@@ -88,6 +93,11 @@ impl FakeLine {
         let addr = listener.local_addr().expect("local address");
         let app = Router::new()
             .route("/v2/bot/message/push", post(push))
+            .route(
+                "/v2/bot/insight/message/event/aggregation",
+                get(insight::aggregation),
+            )
+            .route("/v2/bot/insight/followers", get(insight::followers))
             .with_state(Arc::clone(&shared))
             .into_make_service_with_connect_info::<Conn>();
         runtime.spawn(async move {
@@ -227,6 +237,40 @@ impl FakeLine {
             counts[second] += 1;
         }
         counts
+    }
+
+    fn insights(&self) -> MutexGuard<'_, insight::Insights> {
+        self.shared
+            .insights
+            .lock()
+            .expect("fake LINE insight state")
+    }
+
+    /// Answers requests for `unit`'s figures from `from` (`yyyyMMdd`) with `answer`.
+    pub fn set_unit_answer(&self, unit: &str, from: &str, answer: InsightAnswer) {
+        self.insights()
+            .units
+            .insert((unit.to_owned(), from.to_owned()), answer);
+    }
+
+    /// Answers requests for the friends on `date` (`yyyyMMdd`) with `answer`.
+    pub fn set_followers_answer(&self, date: &str, answer: InsightAnswer) {
+        self.insights().days.insert(date.to_owned(), answer);
+    }
+
+    /// Answers every insight request 403 (a channel without access to statistics).
+    pub fn forbid_insights(&self) {
+        self.insights().forbidden = true;
+    }
+
+    /// Every request to an insight endpoint, in order of arrival.
+    pub fn insight_requests(&self) -> Vec<InsightRequest> {
+        self.insights().requests.clone()
+    }
+
+    /// Insight requests LINE would have refused for their query.
+    pub fn insight_protocol_errors(&self) -> Vec<String> {
+        self.insights().protocol_errors.clone()
     }
 
     /// Waits until `accepted()` reaches `n`; false on timeout.

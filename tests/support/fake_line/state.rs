@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::faults::{Fault, Faults};
+use super::insight::Insights;
 
 /// One message LINE accepted.
 #[derive(Debug, Clone)]
@@ -55,6 +56,7 @@ pub(super) struct Shared {
     pub(super) token: String,
     pub(super) faults: Faults,
     pub(super) seen: Mutex<Seen>,
+    pub(super) insights: Mutex<Insights>,
     pub(super) in_flight: AtomicUsize,
     pub(super) max_in_flight: AtomicUsize,
 }
