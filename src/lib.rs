@@ -44,6 +44,7 @@ pub use check::{check_file, check_path, CheckOutcome, RuleSet, ScriptEngine};
 pub use deliver::{ChannelToken, DeliveryOptions, DEFAULT_API_BASE, MAX_CONCURRENCY};
 pub use diagnostic::{render_human, Code, Diagnostic};
 pub use eval::{patient_map, Evaluator, PatientOutcome, Window};
+pub use line::unit::unit_name;
 pub use plan::TimingPlan;
 pub use printable::{printable, printable_lines};
 pub use records::{read_from, Encoding, HeaderMapping, PatientRecord, ReadOptions, RecordFormat};

@@ -132,20 +132,21 @@ fn each_stage_counts_its_patients_those_on_line_and_those_who_blocked() {
             {"stage": null, "patients": 1, "linked": 0, "blocked": 0},
         ])
     );
-    // The keys, in their order, then `stages`.
+    // The keys, in their order, then LINE's account figures, then `stages`.
     let top_level: Vec<usize> = [
         "period",
         "steps",
         "outbox",
         "experiments",
         "recommendations",
+        "line_account",
         "stages",
     ]
     .iter()
     .map(|key| run.stdout.find(&format!("\n  \"{key}\":")).unwrap())
     .collect();
     assert!(top_level.windows(2).all(|w| w[0] < w[1]), "{}", run.stdout);
-    assert_eq!(document.as_object().unwrap().len(), 6);
+    assert_eq!(document.as_object().unwrap().len(), 7);
     // Without the export the document is the issue's, key for key.
     let plain = report(dir.path(), &["--format", "json"]);
     assert_eq!(plain.code, 0, "{}", plain.stderr);

@@ -7,8 +7,8 @@ use serde::Serialize as DeriveSerialize;
 
 use super::build::{Opened, Report, Row, StepExperiment};
 use super::experiment::Experiment;
-use super::reach::StageReach;
 use super::opened::Account;
+use super::reach::StageReach;
 use super::recommend::Recommendation;
 
 #[derive(DeriveSerialize)]

@@ -112,6 +112,7 @@ mod tests {
             months: Vec::new(),
             reach: None,
             ledger_name: None,
+            line: Default::default(),
             rows: Vec::new(),
             outbox: Vec::new(),
             experiments: Vec::new(),

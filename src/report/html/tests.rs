@@ -69,6 +69,7 @@ fn report() -> Report {
             .collect(),
         reach: None,
         ledger_name: Some("ledger.db".into()),
+        line: Default::default(),
         rows: vec![
             row("booking_confirm", None, Some("booked"), sent(120, 12, 6, 1)),
             row(
