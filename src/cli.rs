@@ -159,6 +159,10 @@ pub(crate) enum Command {
         /// The LINE API's base URL (for tests against a fake server).
         #[arg(long, default_value = steprule::DEFAULT_API_BASE)]
         line_api_base: String,
+        /// Name each --run-every push in LINE's customAggregationUnits, as `run` does (for
+        /// `insights fetch` and the report's opened).
+        #[arg(long)]
+        custom_aggregation: bool,
     },
     /// Say, for one patient, when each step sends or exactly why it does not.
     Explain {

@@ -131,6 +131,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             listen,
             run_every,
             line_api_base,
+            custom_aggregation,
         } => {
             let patients = patient_source(patients)?;
             // Read here and only handed to the signature check; never printed.
@@ -145,6 +146,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 line_api_base,
                 secret,
                 token: channel_token(),
+                custom_aggregation,
             };
             app::serve::run(&request, io)
         }

@@ -47,6 +47,8 @@ pub struct ServeRequest {
     pub secret: Option<String>,
     /// `LINE_CHANNEL_ACCESS_TOKEN`: replies, and `--run-every` deliveries through LINE.
     pub token: Option<ChannelToken>,
+    /// `--run-every` pushes carry LINE aggregation units, as with `run --custom-aggregation`.
+    pub custom_aggregation: bool,
 }
 
 pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -86,7 +88,10 @@ pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
         dry_run: false,
         line_api_base: request.line_api_base.clone(),
         token: request.token.clone(),
-        delivery: DeliveryOptions::default(),
+        delivery: DeliveryOptions {
+            custom_aggregation: request.custom_aggregation,
+            ..DeliveryOptions::default()
+        },
         every: None,
         progress: false,
     };
