@@ -110,22 +110,15 @@ impl OptOutReader {
         }
     }
 
-    /// The words, for the message about a cell that is none of them.
-    pub(super) fn expected(&self) -> String {
-        let quoted = |words: &mut dyn Iterator<Item = &str>| {
-            words
-                .map(|w| format!("`{w}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let clinic_yes = self.clinic.yes.iter().map(String::as_str);
-        let clinic_no = self.clinic.no.iter().map(String::as_str);
-        format!(
-            "expected {} for opted out, or {} for not (add the export's words under \
-             [opted_out] in the header mapping)",
-            quoted(&mut clinic_yes.chain(OPTED_OUT.iter().copied())),
-            quoted(&mut clinic_no.chain(NOT_OPTED_OUT.iter().copied()))
-        )
+    /// What the cell should have held, for the message about one that holds none of the words.
+    pub(super) fn expected(&self) -> &'static str {
+        if self.clinic.yes.is_empty() && self.clinic.no.is_empty() {
+            "expected e.g. true/false, はい/いいえ or 配信停止/希望する; list the export's own \
+             words under [opted_out] in the header mapping"
+        } else {
+            "expected one of the words under [opted_out] in the header mapping, or e.g. \
+             true/false, はい/いいえ or 配信停止/希望する"
+        }
     }
 }
 
@@ -235,7 +228,8 @@ mod tests {
         assert_eq!(clinic.read("不要"), Some(true));
         assert!(clinic
             .expected()
-            .starts_with("expected `いいえ`, `不要`, `true`"));
+            .starts_with("expected one of the words under [opted_out]"));
+        assert!(builtin.expected().contains("配信停止/希望する"));
     }
 
     #[test]
