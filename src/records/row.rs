@@ -204,12 +204,14 @@ impl RowBuilder {
     ) -> Result<(), String> {
         let empty = column.empty.as_ref();
         if column.role == Role::Tags {
-            let items = match cell {
-                Cell::Text(text) => vec![text],
-                Cell::List(items) => items,
+            let mut add = |item: &str| {
+                if !means_empty(item.trim(), empty) {
+                    self.tags.split_into(item, &mut record.tags);
+                }
             };
-            for item in items.iter().filter(|item| !means_empty(item.trim(), empty)) {
-                self.tags.split_into(item, &mut record.tags);
+            match cell {
+                Cell::Text(text) => add(&text),
+                Cell::List(items) => items.iter().for_each(|item| add(item)),
             }
             return Ok(());
         }

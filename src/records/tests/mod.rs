@@ -2,10 +2,11 @@
 
 use std::io::Cursor;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::*;
 
+mod as_exported;
 mod csv;
 mod encodings;
 mod fixtures;
