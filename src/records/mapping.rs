@@ -30,9 +30,10 @@ use serde::Deserialize;
 use super::RecordsError;
 use crate::printable::printable;
 
-/// How one clinic's export names things: its column headers → steprule's column names, and
-/// its stage values → the rules' stages. A header not listed keeps its own name (and becomes
-/// an `other` column if the rules do not know it).
+/// How one clinic's export names things: its column headers → steprule's column names, its
+/// stage values → the rules' stages (or `-`, no stage), the values that mean "empty" in a
+/// column, its opt-out words and its tag separators. A header not listed keeps its own name
+/// (and becomes an `other` column if the rules do not know it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderMapping {
     columns: BTreeMap<String, String>,

@@ -293,3 +293,52 @@ fn hostile_cells_are_one_report_each_and_cost_no_more_than_their_length() {
         run.stderr.len()
     );
 }
+
+#[test]
+fn explain_says_which_steps_an_unreadable_cell_leaves_out() {
+    let explain = |patient: &str| {
+        steprule(
+            &fixtures().join("patients/as_exported"),
+            &[
+                "explain",
+                "export.step",
+                "--patients",
+                "as_exported.csv",
+                "--mapping",
+                "mapping.toml",
+                "--patient",
+                patient,
+                "--now",
+                "2026-11-29 10:00",
+            ],
+        )
+    };
+    let j8 = explain("J8");
+    let line = |run: &Run, step: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("{step} in {}", run.stdout))
+            .to_owned()
+    };
+    assert!(
+        line(&j8, "confirm").contains("sends hello at 2026-11-29"),
+        "{}",
+        j8.stdout
+    );
+    assert_eq!(
+        line(&j8, "remind"),
+        "remind   not evaluated: the patient's appointment_at cell cannot be read (see the \
+         warning for its line)"
+    );
+    // The opt-out cannot be read: the patient is shown opted out, and no step is evaluated.
+    let j9 = explain("J9");
+    assert!(j9.stdout.contains("; opted out\n"), "{}", j9.stdout);
+    for step in ["confirm", "remind", "thanks", "ortho", "senior"] {
+        assert!(
+            line(&j9, step).ends_with("not evaluated: the patient's opted_out cell cannot be read (see the warning for its line)"),
+            "{}",
+            j9.stdout
+        );
+    }
+}
