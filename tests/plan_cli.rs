@@ -250,9 +250,15 @@ fn opted_out_and_unlinked_patients_get_nothing_and_explain_says_why() {
 }
 
 #[test]
-fn bad_rows_are_reported_with_line_numbers_and_skipped() {
+fn bad_rows_are_skipped_and_bad_cells_leave_out_the_steps_that_need_them() {
+    // B2's stage_entered_at and B4's stage cannot be read: both are still read, but `thanks`
+    // (first_visit, 1d after stage_entered_at) needs both fields, so only B1 and B5 get it.
+    // The row without an id is skipped.
     let run = plan("bad_rows.csv", "2026-11-20 10:00", "2");
-    assert_eq!(run.code, 3, "exit code 3: rows were skipped");
+    assert_eq!(
+        run.code, 3,
+        "exit code 3: rows were skipped or cells unreadable"
+    );
     assert_eq!(
         sends(&run),
         [
@@ -267,8 +273,19 @@ fn bad_rows_are_reported_with_line_numbers_and_skipped() {
     ] {
         assert!(run.stderr.contains(line), "{line} in {}", run.stderr);
     }
+    for line in [
+        ":3: column `stage_entered_at`: not a date or date-time",
+        "unknown for this patient, so steps that need `stage_entered_at` are not evaluated",
+        ":4: the id is empty (column `id`) (row skipped)",
+        "step `thanks`: not evaluated for 2 patient(s) with an unreadable cell it needs \
+         (e.g. stage_entered_at)",
+        "step `news`: not evaluated for 1 patient(s)",
+    ] {
+        assert!(run.stderr.contains(line), "{line} in {}", run.stderr);
+    }
     assert!(
-        run.stderr.contains("2 patients read, 3 rows skipped"),
+        run.stderr
+            .contains("4 patients read, 1 rows skipped, 2 with unreadable cells"),
         "{}",
         run.stderr
     );

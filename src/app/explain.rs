@@ -236,6 +236,10 @@ impl Explanation<'_> {
                 format!("not sent: condition false: {}", parts.join("; "))
             }
             Reason::NoAnchor(field) => format!("not sent: {field} is empty"),
+            Reason::Unreadable(field) => format!(
+                "not evaluated: the patient's {field} cell cannot be read (see the warning for \
+                 its line)"
+            ),
             Reason::Expired { due, expired } => format!(
                 "expired at {} (was due {})",
                 self.time(*expired),

@@ -107,8 +107,9 @@ pub fn load_rules_with(
     })
 }
 
-/// Reads patients one at a time, reporting bad rows on `err` as they come; `each` sees every
-/// good record and says whether to go on. Returns the number of rows read and skipped.
+/// Reads patients one at a time, reporting bad rows and unreadable cells on `err` as they
+/// come; `each` sees every record kept (with its unreadable fields unknown) and says whether to
+/// go on. Returns the number of rows read, skipped and read with unreadable cells.
 pub fn for_each_patient(
     source: &PatientSource,
     schema: &RecordSchema,
@@ -129,6 +130,21 @@ pub fn for_each_patient(
         let Some(row) = records.next() else {
             break;
         };
+        // Before the patient is evaluated: the report of the row's unreadable cells.
+        for RowError {
+            file,
+            line,
+            message,
+        } in records.take_unreadable()
+        {
+            counts.unreadable += 1;
+            writeln!(
+                err,
+                "warning: {}:{line}: {}",
+                crate::printable::printable(&file),
+                crate::printable::printable(&message)
+            )?;
+        }
         match row {
             Ok(patient) => {
                 counts.read += 1;
@@ -156,11 +172,13 @@ pub fn for_each_patient(
 
 /// What evaluation had to say about steps across many patients, reported once per step after
 /// the pass instead of once per patient: rhai conditions that failed (with the first patient's
-/// id), and steps whose occurrences were cut at the evaluator's bound.
+/// id), steps whose occurrences were cut at the evaluator's bound, and steps not evaluated for
+/// patients with an unreadable cell they need (with the first field).
 #[derive(Debug, Default)]
 pub struct StepWarnings {
     scripts: std::collections::BTreeMap<usize, (usize, String, String)>,
     cut: std::collections::BTreeMap<usize, (usize, DateTime<Utc>)>,
+    unreadable: std::collections::BTreeMap<usize, (usize, String)>,
 }
 
 impl StepWarnings {
@@ -178,6 +196,13 @@ impl StepWarnings {
                     let entry = self.cut.entry(note.step).or_insert((0, *through));
                     entry.0 += 1;
                     entry.1 = entry.1.min(*through);
+                }
+                crate::eval::Reason::Unreadable(field) => {
+                    let entry = self
+                        .unreadable
+                        .entry(note.step)
+                        .or_insert_with(|| (0, field.clone()));
+                    entry.0 += 1;
                 }
                 _ => {}
             }
@@ -209,6 +234,14 @@ impl StepWarnings {
                     .format("%Y-%m-%d %H:%M")
             )?;
         }
+        for (step, (count, field)) in &self.unreadable {
+            writeln!(
+                err,
+                "warning: step `{}`: not evaluated for {count} patient(s) with an unreadable cell \
+                 it needs (e.g. {field}); nothing of it is sent to them until the export is fixed",
+                plan.steps[*step].id,
+            )?;
+        }
         Ok(())
     }
 }
@@ -218,6 +251,16 @@ impl StepWarnings {
 pub struct RowCounts {
     pub read: usize,
     pub skipped: usize,
+    /// Rows read (and counted in `read`) with cells that could not be read.
+    pub unreadable: usize,
+}
+
+impl RowCounts {
+    /// Whether some patient data could not be used: rows skipped, or cells unreadable. The
+    /// command then ends with [`Outcome::RowsSkipped`].
+    pub fn incomplete(&self) -> bool {
+        self.skipped > 0 || self.unreadable > 0
+    }
 }
 
 /// `--now`, `--from`, `--to`, `--days` as typed; read in the clinic's time zone once the rules

@@ -141,7 +141,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     }
     writeln!(
         io.err,
-        "{} sends to {} patients from {} to {} ({} patients read{})",
+        "{} sends to {} patients from {} to {} ({} patients read{}{})",
         rows.len(),
         patients.len(),
         view.local(window.from),
@@ -150,6 +150,10 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         match counts.skipped {
             0 => String::new(),
             n => format!(", {n} rows skipped"),
+        },
+        match counts.unreadable {
+            0 => String::new(),
+            n => format!(", {n} with unreadable cells"),
         }
     )?;
     let blocked = rows.iter().filter(|r| view.blocked(r)).count();
@@ -160,7 +164,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
              follow again first (recipient `blocked`)"
         )?;
     }
-    Ok(if counts.skipped > 0 {
+    Ok(if counts.incomplete() {
         Outcome::RowsSkipped
     } else {
         Outcome::Ok

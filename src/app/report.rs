@@ -97,7 +97,8 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
 
 /// Streams the export once, counting each patient in their stage: whether `run` would find a
 /// LINE user for them (the export's `line_user_id`, else their latest link) and whether that
-/// user blocked the account. Bad rows are reported on stderr with their line and skipped.
+/// user blocked the account. Bad rows are reported on stderr with their line and skipped, and
+/// so are patients whose stage cannot be read.
 fn reach(
     rules: &RuleSet,
     patients: &PatientSource,
@@ -107,12 +108,20 @@ fn reach(
     let recipients = Recipients::load(ledger)?;
     let schema = rules.record_schema();
     let mut reach = Reach::new(&rules.stages);
+    // A patient whose stage cannot be read belongs to no stage's count: left out like a
+    // skipped row (and counted with them), not put under "no stage".
+    let mut stage_unknown = 0;
     let rows = for_each_patient(patients, &schema, io.err, |patient| {
+        let stage = crate::fields::FieldRef::Builtin(crate::fields::Field::Stage);
+        if patient.unknown.contains(stage) {
+            stage_unknown += 1;
+            return Ok(true);
+        }
         let resolved = recipients.links.resolve(patient);
         let linked = resolved.source != Source::Unlinked;
         reach.count(patient.stage, linked, recipients.blocks(&resolved.record));
         Ok(true)
     })?;
-    reach.skipped_rows = rows.skipped as u64;
+    reach.skipped_rows = (rows.skipped + stage_unknown) as u64;
     Ok(reach)
 }

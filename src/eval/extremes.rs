@@ -66,6 +66,7 @@ fn patient(plan: &TimingPlan, anchor: DateTime<Utc>) -> PatientRecord {
         dates: vec![Some(anchor); plan.schema.date_fields.len()],
         fields: vec![None; plan.schema.fields.len()],
         other: BTreeMap::new(),
+        unknown: Default::default(),
         line: 2,
     }
 }

@@ -5,12 +5,14 @@
 mod schedule;
 mod script;
 mod test;
+mod unknown;
 
 pub use schedule::MAX_OCCURRENCES;
 pub use script::patient_map;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::fields::{Field, FieldRef};
 use crate::plan::calendar::leave_quiet;
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -67,6 +69,9 @@ pub enum Reason {
     ConditionFalse(Vec<String>),
     /// The field the timing counts from is empty.
     NoAnchor(String),
+    /// The step needs this field, and the patient's cell for it could not be read (the step
+    /// is not evaluated for them).
+    Unreadable(String),
     Expired {
         due: DateTime<Utc>,
         expired: DateTime<Utc>,
@@ -149,6 +154,9 @@ pub struct Evaluator<'p> {
     explain: bool,
     /// `now` on the clinic's clock, kept while the patients' `now` stays the same.
     today: Option<Today>,
+    /// The fields each step reads, by step index: a patient with one of them unknown is not
+    /// evaluated for the step.
+    needs: Vec<unknown::StepNeeds>,
 }
 
 /// What the steps ask of `now` on the clinic's clock, worked out once per `now` rather than
@@ -179,6 +187,7 @@ pub(crate) struct Context<'a> {
     now: DateTime<Utc>,
     today: Today,
     explain: bool,
+    needs: &'a [unknown::StepNeeds],
 }
 
 impl<'p> Evaluator<'p> {
@@ -190,6 +199,7 @@ impl<'p> Evaluator<'p> {
             scratch: schedule::Scratch::default(),
             explain: false,
             today: None,
+            needs: plan.steps.iter().map(unknown::needs).collect(),
         }
     }
 
@@ -219,7 +229,10 @@ impl<'p> Evaluator<'p> {
         out: &mut PatientOutcome,
     ) {
         out.clear();
-        let gate = if patient.opted_out {
+        // Checked first: an opt-out that cannot be read means "do not send", and says why.
+        let gate = if patient.unknown.contains(FieldRef::Builtin(Field::OptedOut)) {
+            Some(Reason::Unreadable(Field::OptedOut.name().to_owned()))
+        } else if patient.opted_out {
             Some(Reason::OptedOut)
         } else if patient.line_user_id.is_none() {
             Some(Reason::NoLineUserId)
@@ -245,6 +258,7 @@ impl<'p> Evaluator<'p> {
             now: window.now,
             today,
             explain: self.explain,
+            needs: &self.needs,
         };
         schedule::run(
             &mut context,
@@ -273,5 +287,7 @@ pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
 mod extremes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unknown_tests;
 #[cfg(test)]
 mod vocabulary_tests;

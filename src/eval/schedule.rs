@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::script::ScriptRuntime;
+use super::unknown::Part;
 use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Today,
     Window,
@@ -90,6 +91,11 @@ pub(super) fn run(
             step: step.index,
             reason,
         };
+        // Noted even when not explaining: the pass counts these per step.
+        if let Some(field) = ctx.unknown_need(step, Part::When) {
+            out.notes.push(note(Reason::Unreadable(field)));
+            continue;
+        }
         match ctx.test(&step.when, window.now, scripts) {
             Ok(true) => {}
             Ok(false) => {
@@ -103,6 +109,10 @@ pub(super) fn run(
                 out.notes.push(note(Reason::Script(failure.0)));
                 continue;
             }
+        }
+        if let Some(field) = ctx.unknown_need(step, Part::Timing) {
+            out.notes.push(note(Reason::Unreadable(field)));
+            continue;
         }
         let Some(anchor) = anchor_instant(ctx, step.anchor) else {
             if ctx.explain {

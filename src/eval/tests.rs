@@ -52,6 +52,7 @@ fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
         dates: vec![None; plan.schema.date_fields.len()],
         fields: vec![None; plan.schema.fields.len()],
         other: BTreeMap::new(),
+        unknown: Default::default(),
         line: 2,
     }
 }

@@ -5,6 +5,7 @@ use super::{HeaderMapping, RecordSchema, RecordsError};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::fields::Field;
 use crate::printable::printable;
@@ -41,6 +42,8 @@ pub(super) struct Column {
     pub header: String,
     pub name: String,
     pub role: Role,
+    /// The values the header mapping says mean "empty" in this column.
+    pub empty: Option<Arc<[String]>>,
 }
 
 impl Column {
@@ -136,10 +139,15 @@ impl Resolver {
                 (None, None) => Role::Other,
             },
         };
+        let empty = self
+            .mapping
+            .as_ref()
+            .and_then(|mapping| mapping.empty_values(header, name));
         let column = Column {
             header: header.to_owned(),
             name: name.to_owned(),
             role,
+            empty,
         };
         if role == Role::Shadowing {
             self.notices.shadowing(&column);

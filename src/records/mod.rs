@@ -6,17 +6,21 @@
 //! record or a [`RowError`] and goes on after bad rows.
 //!
 //! Columns: `id` (required), `line_user_id`, `name`, `stage`, `stage_entered_at`, `birth_date`,
-//! `tags` (`;`-separated, or a JSON list), `opted_out` (true/false, 1/0, yes/no, はい/いいえ;
-//! empty = false), the rules' `dates` and `fields`, and any other column into
+//! `tags` (split on `;`, `、` or `,`, or a JSON list), `opted_out` (true/false, はい/いいえ,
+//! 配信停止/希望する …; empty = false), the rules' `dates` and `fields`, and any other column into
 //! [`PatientRecord::other`]. Empty cells are "not set". Dates follow
-//! [`parse_instant`](crate::time::parse_instant).
+//! [`parse_instant`](crate::time::parse_instant) or a Japanese form (`2026年11月30日 14:00`,
+//! `R8.11.30`). A cell that cannot be read leaves its field unknown, not the row skipped.
 
 mod bounded;
+mod cells;
 mod columns;
 mod csv_records;
 mod csv_rows;
 mod decode;
 mod error;
+mod field_set;
+mod japanese_dates;
 mod jsonl_rows;
 mod mapping;
 mod options;
@@ -26,6 +30,7 @@ mod row;
 mod tests;
 
 pub use error::RecordsError;
+pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from};
@@ -58,6 +63,10 @@ pub struct PatientRecord {
     pub fields: Vec<Option<String>>,
     /// Every other non-empty column, for templates and rhai conditions.
     pub other: BTreeMap<String, String>,
+    /// Fields whose cell was there but could not be read: they hold nothing, and steps that
+    /// need them are not evaluated for this patient (an unknown `opted_out` also sets
+    /// `opted_out`, so nothing is sent).
+    pub unknown: FieldSet,
     /// Where the record came from (1-based line in the file), for messages about it.
     pub line: usize,
 }
@@ -128,7 +137,8 @@ impl RecordSchema {
     }
 }
 
-/// A row that could not be used: where it is and why. The row is skipped; the rest go on.
+/// A row that could not be used (it is skipped; the rest go on), or a kept row's unreadable
+/// cells (`PatientRecords::take_unreadable`): where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub file: String,

@@ -11,7 +11,7 @@ use super::columns::{Notices, Resolver};
 use super::csv_rows::CsvRows;
 use super::decode::{without_bom, Decoder, LineEnds};
 use super::jsonl_rows::JsonlRows;
-use super::row::RowBuilder;
+use super::row::{RowBuilder, Unreadable};
 use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError, RowError};
 
 /// The patients of one export, read one row at a time: memory stays flat however many
@@ -20,6 +20,7 @@ use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError
 pub struct PatientRecords {
     name: String,
     notices: Notices,
+    unreadable: Unreadable,
     rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
 }
 
@@ -34,6 +35,13 @@ impl PatientRecords {
     /// the file is opened; for JSONL as rows come.
     pub fn take_notices(&mut self) -> Vec<String> {
         self.notices.take()
+    }
+
+    /// Rows kept with cells that could not be read, found since the last call: one report per
+    /// row, naming the columns and what is left out (never the cells). Taken after each row,
+    /// it is that row's.
+    pub fn take_unreadable(&mut self) -> Vec<RowError> {
+        self.unreadable.take()
     }
 }
 
@@ -97,6 +105,7 @@ pub(super) fn read_bounded(
 ) -> Result<PatientRecords, RecordsError> {
     let mapping = options.mapping.as_ref();
     let rows = RowBuilder::new(name, schema, mapping)?;
+    let unreadable = rows.unreadable();
     let resolver = Resolver::new(schema, mapping);
     let notices = resolver.notices();
     let (bytes, has_bom) = without_bom(Box::new(reader)).map_err(|err| RecordsError::Io {
@@ -115,6 +124,7 @@ pub(super) fn read_bounded(
     Ok(PatientRecords {
         name: name.to_owned(),
         notices,
+        unreadable,
         rows,
     })
 }

@@ -1,5 +1,7 @@
 //! One row of an export → one [`PatientRecord`], the same for CSV and JSONL: every cell is
-//! parsed once here, and everything wrong with the row becomes one [`RowError`].
+//! parsed once here. A row without a usable id is skipped, with everything wrong with it in one
+//! [`RowError`]; a cell that cannot be read only leaves its field unknown
+//! ([`PatientRecord::unknown`]), and the row is kept with one report of its unreadable cells.
 //!
 //! Messages name the column and the line, never a cell's value: names, phone numbers, LINE ids,
 //! birth dates and ids are patient data, and a misplaced column can put any of them where a
@@ -8,14 +10,18 @@
 //! and quoting it is what lets staff find it.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
+use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitter};
 use super::columns::{Column, Role};
-use super::{HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
+use super::mapping::NO_STAGE;
+use super::{FieldSet, HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
+use crate::fields::{Field, FieldRef};
 use crate::printable::printable;
-use crate::time::{date, instant, DateProblem, Expected};
 
 /// A cell's value before it is typed. JSONL may give a list (for `tags`).
 pub(super) enum Cell<'a> {
@@ -23,16 +29,36 @@ pub(super) enum Cell<'a> {
     List(Vec<Cow<'a, str>>),
 }
 
+/// The reports of rows kept with unreadable cells, shared between the row builder (which
+/// finds them) and [`super::PatientRecords`] (which hands them out after each row).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Unreadable(Rc<RefCell<Vec<RowError>>>);
+
+impl Unreadable {
+    fn push(&self, report: RowError) {
+        self.0.borrow_mut().push(report);
+    }
+
+    /// The reports found since the last call.
+    pub(super) fn take(&self) -> Vec<RowError> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+}
+
 /// Builds records for one file and remembers which ids it has seen there.
 pub(super) struct RowBuilder {
     file: String,
     schema: RecordSchema,
-    /// Stage names and the mapping's stage values → index into the schema's stages.
-    stages: HashMap<String, usize>,
+    /// Stage names and the mapping's stage values → index into the schema's stages (`None`:
+    /// a status the mapping says means no stage).
+    stages: HashMap<String, Option<usize>>,
     /// Candidates for "did you mean" on an unknown stage.
     stage_names: Vec<String>,
     /// id → line where it first appeared; grows with the patients, nothing else does.
     seen: HashMap<String, usize>,
+    opt_out: OptOutReader,
+    tags: TagSplitter,
+    unreadable: Unreadable,
 }
 
 impl RowBuilder {
@@ -43,14 +69,18 @@ impl RowBuilder {
         schema: &RecordSchema,
         mapping: Option<&HeaderMapping>,
     ) -> Result<Self, RecordsError> {
-        let mut stages: HashMap<String, usize> = schema
+        let mut stages: HashMap<String, Option<usize>> = schema
             .stages
             .iter()
             .enumerate()
-            .map(|(index, stage)| (stage.clone(), index))
+            .map(|(index, stage)| (stage.clone(), Some(index)))
             .collect();
         let mut stage_names = schema.stages.clone();
         for (value, stage) in mapping.into_iter().flat_map(HeaderMapping::stages) {
+            if stage == NO_STAGE {
+                stages.insert(value.to_owned(), None);
+                continue;
+            }
             let Some(index) = schema.stage_index(stage) else {
                 let hint = suggest(stage, schema.stages.iter().map(String::as_str))
                     .map(|close| format!(" (did you mean `{close}`?)"))
@@ -62,14 +92,14 @@ impl RowBuilder {
                         .to_owned(),
                     message: format!(
                         "[stages] maps `{}` to `{}`, which is not a stage of the rules{hint}; \
-                         the stages are {}",
+                         the stages are {} (or \"-\" for no stage)",
                         printable(value),
                         printable(stage),
                         schema.stages.join(", ")
                     ),
                 });
             };
-            stages.insert(value.to_owned(), index);
+            stages.insert(value.to_owned(), Some(index));
             stage_names.push(value.to_owned());
         }
         Ok(RowBuilder {
@@ -78,7 +108,15 @@ impl RowBuilder {
             stages,
             stage_names,
             seen: HashMap::new(),
+            opt_out: OptOutReader::new(mapping.map(HeaderMapping::opted_out)),
+            tags: TagSplitter::new(mapping.and_then(HeaderMapping::tag_separators)),
+            unreadable: Unreadable::default(),
         })
+    }
+
+    /// Where the reports of rows kept with unreadable cells go.
+    pub(super) fn unreadable(&self) -> Unreadable {
+        self.unreadable.clone()
     }
 
     /// An error about the row starting at `line` of this file.
@@ -90,8 +128,10 @@ impl RowBuilder {
         }
     }
 
-    /// The record for the row at `line`, or every problem with it in one message. The id is
-    /// remembered even when the row is bad, so a later row with the same id is still reported.
+    /// The record for the row at `line`, or every problem with it in one message when it has
+    /// no usable id. The id is remembered even when the row is bad, so a later row with the
+    /// same id is still reported. A kept row's unreadable cells are reported to
+    /// [`Self::unreadable`].
     pub(super) fn build<'c, 'v>(
         &mut self,
         line: usize,
@@ -109,9 +149,12 @@ impl RowBuilder {
             dates: vec![None; self.schema.date_fields.len()],
             fields: vec![None; self.schema.fields.len()],
             other: BTreeMap::new(),
+            unknown: FieldSet::EMPTY,
             line,
         };
+        // Only a bad cell allocates these.
         let mut problems = Vec::new();
+        let mut unknown_names = Vec::new();
         let mut id_column = None;
         for (column, cell) in cells {
             if column.role == Role::Id {
@@ -119,42 +162,57 @@ impl RowBuilder {
             }
             if let Err(problem) = self.fill(&mut record, column, cell) {
                 problems.push(problem);
+                unknown_names.push(column.name.clone());
             }
         }
-        if record.id.is_empty() {
-            problems.insert(
-                0,
-                match id_column {
-                    Some(column) => format!("the id is empty (column {})", column.label()),
-                    None => "no id (every patient needs an `id`)".to_owned(),
-                },
-            );
+        let skip = if record.id.is_empty() {
+            Some(match id_column {
+                Some(column) => format!("the id is empty (column {})", column.label()),
+                None => "no id (every patient needs an `id`)".to_owned(),
+            })
         } else {
             match self.seen.entry(record.id.clone()) {
                 Entry::Occupied(first) => {
-                    problems.insert(0, format!("the same id is already on line {}", first.get()));
+                    Some(format!("the same id is already on line {}", first.get()))
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(line);
+                    None
                 }
             }
+        };
+        if let Some(reason) = skip {
+            problems.insert(0, reason);
+            return Err(self.error(line, problems.join("; ")));
         }
-        if problems.is_empty() {
-            Ok(record)
-        } else {
-            Err(self.error(line, problems.join("; ")))
+        if !problems.is_empty() {
+            let report = unreadable_report(&problems, &unknown_names, &record);
+            self.unreadable.push(self.error(line, report));
         }
+        Ok(record)
     }
 
-    /// Puts one cell into the record. Empty cells leave the default (not set).
+    /// Puts one cell into the record. Empty cells (and the values the mapping says mean empty)
+    /// leave the default (not set); a cell that cannot be read marks its field unknown (an
+    /// unreadable opt-out also marks the patient opted out: never send to someone who may
+    /// have asked for nothing).
     fn fill(
         &self,
         record: &mut PatientRecord,
         column: &Column,
         cell: Cell<'_>,
     ) -> Result<(), String> {
+        let empty = column.empty.as_ref();
         if column.role == Role::Tags {
-            record.tags = tags(cell);
+            let mut add = |item: &str| {
+                if !means_empty(item.trim(), empty) {
+                    self.tags.split_into(item, &mut record.tags);
+                }
+            };
+            match cell {
+                Cell::Text(text) => add(&text),
+                Cell::List(items) => items.iter().for_each(|item| add(item)),
+            }
             return Ok(());
         }
         let text = match cell {
@@ -162,34 +220,46 @@ impl RowBuilder {
             Cell::List(items) => Cow::Owned(items.join(";")),
         };
         let text = text.trim();
-        if text.is_empty() {
+        if text.is_empty() || means_empty(text, empty) {
             return Ok(());
         }
         let tz = self.schema.timezone;
         let in_column = |message: String| format!("column {}: {message}", column.label());
-        let bad_instant =
-            |problem: DateProblem| in_column(problem.message(Expected::Instant, None));
-        let bad_date = |problem: DateProblem| in_column(problem.message(Expected::Date, None));
+        let mut unknown = |field: FieldRef, message: String| {
+            record.unknown.insert(field);
+            in_column(message)
+        };
         match column.role {
             Role::Id => record.id = text.to_owned(),
             Role::LineUserId => record.line_user_id = Some(text.to_owned()),
             Role::Name => record.name = Some(text.to_owned()),
-            Role::Stage => record.stage = Some(self.stage(text).map_err(in_column)?),
-            Role::StageEnteredAt => {
-                record.stage_entered_at = Some(instant(text, tz).map_err(bad_instant)?);
-            }
-            Role::BirthDate => record.birth_date = Some(date(text).map_err(bad_date)?),
-            Role::OptedOut => {
-                record.opted_out = flag(text).ok_or_else(|| {
-                    in_column(
-                        "not a yes/no value (expected true/false, 1/0, yes/no or はい/いいえ)"
-                            .to_owned(),
-                    )
-                })?;
-            }
-            Role::Date(index) => {
-                record.dates[index] = Some(instant(text, tz).map_err(bad_instant)?)
-            }
+            Role::Stage => match self.stage(text) {
+                Ok(stage) => record.stage = stage,
+                Err(message) => return Err(unknown(FieldRef::Builtin(Field::Stage), message)),
+            },
+            Role::StageEnteredAt => match read_instant(text, tz) {
+                Ok(at) => record.stage_entered_at = Some(at),
+                Err(message) => {
+                    return Err(unknown(FieldRef::Builtin(Field::StageEnteredAt), message))
+                }
+            },
+            Role::BirthDate => match read_date(text) {
+                Ok(day) => record.birth_date = Some(day),
+                Err(message) => return Err(unknown(FieldRef::Builtin(Field::BirthDate), message)),
+            },
+            Role::OptedOut => match self.opt_out.read(text) {
+                Some(opted_out) => record.opted_out = opted_out,
+                None => {
+                    let message = format!("not a yes/no value ({})", self.opt_out.expected());
+                    let message = unknown(FieldRef::Builtin(Field::OptedOut), message);
+                    record.opted_out = true;
+                    return Err(message);
+                }
+            },
+            Role::Date(index) => match read_instant(text, tz) {
+                Ok(at) => record.dates[index] = Some(at),
+                Err(message) => return Err(unknown(FieldRef::Date(index), message)),
+            },
             Role::Field(index) => record.fields[index] = Some(text.to_owned()),
             Role::Other => {
                 record.other.insert(column.name.clone(), text.to_owned());
@@ -199,7 +269,8 @@ impl RowBuilder {
         Ok(())
     }
 
-    fn stage(&self, value: &str) -> Result<usize, String> {
+    /// The stage a cell names (`None`: a status the mapping says means no stage).
+    fn stage(&self, value: &str) -> Result<Option<usize>, String> {
         if let Some(&index) = self.stages.get(value) {
             return Ok(index);
         }
@@ -226,30 +297,23 @@ fn spelt_like_a_stage(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `a;b` in a CSV cell, a list or an `a;b` string in JSONL.
-fn tags(cell: Cell<'_>) -> Vec<String> {
-    let items = match cell {
-        Cell::Text(text) => vec![text],
-        Cell::List(items) => items,
-    };
-    items
-        .iter()
-        .flat_map(|item| item.split(';'))
-        .map(str::trim)
-        .filter(|tag| !tag.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The yes/no spellings exports use (Excel writes TRUE/FALSE, Japanese systems はい/いいえ).
-fn flag(text: &str) -> Option<bool> {
-    const YES: &[&str] = &["true", "1", "yes", "y", "はい"];
-    const NO: &[&str] = &["false", "0", "no", "n", "いいえ"];
-    if YES.iter().any(|yes| text.eq_ignore_ascii_case(yes)) {
-        Some(true)
-    } else if NO.iter().any(|no| text.eq_ignore_ascii_case(no)) {
-        Some(false)
+/// What a kept row's unreadable cells mean for the patient: each cell's problem, then what is
+/// left out. Names columns and fields, never values.
+fn unreadable_report(problems: &[String], fields: &[String], record: &PatientRecord) -> String {
+    let mut report = problems.join("; ");
+    if record.unknown.contains(FieldRef::Builtin(Field::OptedOut)) {
+        report.push_str(
+            "; the opt-out cannot be read, so nothing is sent to this patient until it is fixed",
+        );
     } else {
-        None
+        let names: Vec<String> = fields
+            .iter()
+            .map(|name| format!("`{}`", printable(name)))
+            .collect();
+        report.push_str(&format!(
+            "; unknown for this patient, so steps that need {} are not evaluated for them",
+            names.join(", ")
+        ));
     }
+    report
 }

@@ -186,6 +186,7 @@ mod tests {
             dates: Vec::new(),
             fields: Vec::new(),
             other: Default::default(),
+            unknown: Default::default(),
             line: 2,
         }
     }

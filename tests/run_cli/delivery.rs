@@ -115,7 +115,9 @@ fn rerun_with_nothing_new_sends_nothing() {
 }
 
 #[test]
-fn bad_rows_are_skipped_and_the_rest_delivered_with_exit_code_3() {
+fn a_bad_cell_leaves_its_steps_out_and_the_rest_are_delivered_with_exit_code_3() {
+    // B2's stage_entered_at (11-31) cannot be read: its booking_confirm is not evaluated; B1
+    // and B3 get theirs.
     let fake = FakeLine::start(Faults::none());
     let ws = Workspace::new();
     let run = ws.run(
@@ -134,8 +136,18 @@ fn bad_rows_are_skipped_and_the_rest_delivered_with_exit_code_3() {
         "names never appear in messages"
     );
     assert_eq!(
-        (run.count("sent"), run.count("skipped rows")),
-        (2, 1),
+        (
+            run.count("sent"),
+            run.count("skipped rows"),
+            run.count("rows with unreadable cells")
+        ),
+        (2, 0, 1),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("step `booking_confirm`: not evaluated for 1 patient(s)"),
         "{}",
         run.stderr
     );

@@ -227,10 +227,16 @@ fn garbage_and_a_lost_column_never_make_a_booking_look_new() {
     let ws = Workspace::new();
     let before = export(&ws, "before.csv", &[&format!("{O1},2026-12-01 10:00,,")]);
     pass(&ws, &before, &[]);
-    // Not a date: the row is skipped, the mark stays.
+    // Not a date: the field is unknown for the patient, not a change; the mark stays.
     let garbage = export(&ws, "garbage.csv", &[&format!("{O1},next tuesday,,")]);
     let run = pass(&ws, &garbage, &[]);
-    assert!(run.stderr.contains("row skipped"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("garbage.csv:2: column `next_booking_at`: not a date"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 3, "exit code 3: a cell could not be read");
     // An export without the booking column at all: every booking reads as empty.
     let lost = ws.path().join("lost.csv");
     std::fs::write(

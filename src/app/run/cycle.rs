@@ -23,8 +23,8 @@ use super::report::{Problems, RunSummary};
 use super::units::UnitTally;
 use super::RunRequest;
 use crate::app::recipients::{BlockedUsers, Recipients};
-use crate::app::AppError;
 use crate::app::Io;
+use crate::app::{AppError, RowCounts};
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
@@ -144,10 +144,11 @@ impl Cycle<'_> {
         let sink_error = self.runtime.block_on(delivery).ok().flatten();
         // `--every` starts a pass every few minutes for months: leave no task behind.
         forwarding.abort();
-        let skipped_rows = evaluated?;
+        let rows = evaluated?;
         closed?;
         summary = std::mem::take(&mut pass.summary);
-        summary.skipped_rows = skipped_rows as u64;
+        summary.skipped_rows = rows.skipped as u64;
+        summary.unreadable_rows = rows.unreadable as u64;
         summary.stopped = *self.stop.borrow();
         summary.sink_error = sink_error;
         if let Sink::Outbox(outbox) = sink.as_ref() {
@@ -202,7 +203,7 @@ impl Cycle<'_> {
     }
 
     /// Evaluates every patient (on a thread of its own) and hands what is due now to
-    /// delivery; returns the number of skipped rows.
+    /// delivery; returns the rows read, skipped and read with unreadable cells.
     fn evaluate_all(
         &self,
         now: DateTime<Utc>,
@@ -210,7 +211,7 @@ impl Cycle<'_> {
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
-    ) -> Result<usize, AppError> {
+    ) -> Result<RowCounts, AppError> {
         let env = template::environment(self.plan.timezone);
         let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
         std::thread::scope(|scope| {
@@ -237,7 +238,7 @@ impl Cycle<'_> {
             pass.summary.not_linked += evaluated.not_linked;
             evaluated.script_failures.report(self.plan, io.err)?;
             pass.flush()?;
-            Ok(evaluated.counts.skipped)
+            Ok(evaluated.counts)
         })
     }
 

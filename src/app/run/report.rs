@@ -26,6 +26,9 @@ pub struct RunSummary {
     /// their turn); the next run retries them with the same keys.
     pub retry_later: u64,
     pub skipped_rows: u64,
+    /// Rows read with cells that could not be read (their patients are in `due` and the rest;
+    /// steps that need those fields were left out).
+    pub unreadable_rows: u64,
     /// Patients (not opted out) without a LINE user: no `line_user_id` in the export and no
     /// link in the ledger. Nothing is due to them, so they are not in `due`; once they link,
     /// what is still within its window goes out.
@@ -51,7 +54,7 @@ impl RunSummary {
             Outcome::Unfinished
         } else if self.failed > 0 {
             Outcome::SendsFailed
-        } else if self.skipped_rows > 0 {
+        } else if self.skipped_rows > 0 || self.unreadable_rows > 0 {
             Outcome::RowsSkipped
         } else {
             Outcome::Ok
@@ -126,7 +129,11 @@ impl std::fmt::Display for RunSummary {
             self.blocked,
             self.retry_later,
             self.skipped_rows
-        )
+        )?;
+        if self.unreadable_rows > 0 {
+            write!(f, ", rows with unreadable cells {}", self.unreadable_rows)?;
+        }
+        Ok(())
     }
 }
 

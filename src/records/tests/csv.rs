@@ -61,11 +61,30 @@ fn tags_and_opted_out_spellings() {
     let opted: Vec<bool> = rows.iter().map(|r| r.opted_out).collect();
     assert_eq!(opted, [true, true, true, false, true, false]);
 
-    let (_, bad) = split(read_csv("id,opted_out\nA,maybe-later\n"));
-    assert_eq!(bad[0].0, 2);
-    assert!(bad[0].1.contains("`opted_out`"), "{}", bad[0].1);
+    // A word nobody listed: kept, unknown, and taken as opted out (never send by mistake).
+    let (rows, unreadable) = read_reports(
+        RecordFormat::Csv,
+        "id,opted_out\nA,maybe-later\n",
+        &ReadOptions::default(),
+    );
+    let record = rows[0].as_ref().unwrap();
+    assert!(record.opted_out);
+    assert!(record.unknown.contains(crate::fields::FieldRef::Builtin(
+        crate::fields::Field::OptedOut
+    )));
+    assert_eq!(unreadable[0].0, 2);
     assert!(
-        !bad[0].1.contains("maybe-later"),
+        unreadable[0].1.contains("`opted_out`"),
+        "{}",
+        unreadable[0].1
+    );
+    assert!(
+        unreadable[0].1.contains("nothing is sent to this patient"),
+        "{}",
+        unreadable[0].1
+    );
+    assert!(
+        !unreadable[0].1.contains("maybe-later"),
         "only date and stage cells are quoted"
     );
 }
@@ -108,7 +127,7 @@ fn shift_jis_export_with_japanese_headers() {
 }
 
 #[test]
-fn bad_rows_are_reported_with_their_line_and_reading_goes_on() {
+fn bad_rows_are_skipped_bad_cells_are_not_and_reading_goes_on() {
     let text = "id,name,stage,appointment_at,memo\n\
                 P001,山田 太郎,booked,2026-11-27 09:30,\n\
                 P002,鈴木 一郎,booked,2026-11-31 09:30,\n\
@@ -119,36 +138,49 @@ fn bad_rows_are_reported_with_their_line_and_reading_goes_on() {
                 P006,伊藤 四郎,booked\n\
                 P001,渡辺 五郎,regular,,\n\
                 P007,小林 六子,regular,,\n";
-    let (good, bad) = split(read_csv(text));
-    assert_eq!(good, ["P001", "P004", "P007"]);
+    let (rows, unreadable) = read_reports(RecordFormat::Csv, text, &ReadOptions::default());
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P001", "P002", "P004", "P005", "P007"]);
     let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [3, 4, 8, 10, 11]);
+    assert_eq!(lines, [4, 10, 11]);
+    assert!(bad[0].1.contains("id is empty"), "{}", bad[0].1);
     assert!(
-        bad[0]
+        bad[1].1.contains("3 fields but the header has 5"),
+        "{}",
+        bad[1].1
+    );
+    assert_eq!(bad[2].1, "the same id is already on line 2");
+    let lines: Vec<usize> = unreadable.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [3, 8]);
+    assert!(
+        unreadable[0]
             .1
             .starts_with("column `appointment_at`: not a date or date-time"),
         "{}",
-        bad[0].1
-    );
-    assert!(!bad[0].1.contains("2026-11-31"), "dates are not quoted");
-    assert!(bad[1].1.contains("id is empty"), "{}", bad[1].1);
-    assert!(
-        bad[2].1.contains("unknown stage `folow_up`"),
-        "{}",
-        bad[2].1
+        unreadable[0].1
     );
     assert!(
-        bad[2].1.contains("did you mean `follow_up`?"),
+        unreadable[0]
+            .1
+            .ends_with("steps that need `appointment_at` are not evaluated for them"),
         "{}",
-        bad[2].1
+        unreadable[0].1
     );
     assert!(
-        bad[3].1.contains("3 fields but the header has 5"),
-        "{}",
-        bad[3].1
+        !unreadable[0].1.contains("2026-11-31"),
+        "dates are not quoted"
     );
-    assert_eq!(bad[4].1, "the same id is already on line 2");
-    for (_, message) in &bad {
+    assert!(
+        unreadable[1].1.contains("unknown stage `folow_up`"),
+        "{}",
+        unreadable[1].1
+    );
+    assert!(
+        unreadable[1].1.contains("did you mean `follow_up`?"),
+        "{}",
+        unreadable[1].1
+    );
+    for (_, message) in bad.iter().chain(&unreadable) {
         for name in ["山田", "鈴木", "佐藤", "田中", "伊藤", "渡辺"] {
             assert!(
                 !message.contains(name),
@@ -159,7 +191,7 @@ fn bad_rows_are_reported_with_their_line_and_reading_goes_on() {
 }
 
 #[test]
-fn every_problem_of_a_row_is_in_one_message() {
+fn a_skipped_row_has_every_problem_in_one_message() {
     let (_, bad) = split(read_csv(
         "id,stage,visited_at,birth_date\n,regulr,yesterday,1990-02-30\n",
     ));
@@ -181,9 +213,24 @@ fn every_problem_of_a_row_is_in_one_message() {
 
 #[test]
 fn a_duplicate_of_a_bad_row_is_still_a_duplicate() {
-    let (good, bad) = split(read_csv("id,stage\nP1,nope\nP1,booked\n"));
-    assert!(good.is_empty());
-    assert_eq!(bad[1], (3, "the same id is already on line 2".to_owned()));
+    let (rows, unreadable) = read_reports(
+        RecordFormat::Csv,
+        "id,stage,visited_at\nP1,nope,\nP1,booked,x\nP1,booked,\n",
+        &ReadOptions::default(),
+    );
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P1"], "kept with its stage unknown");
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+    assert_eq!(unreadable[0].0, 2);
+    assert_eq!(bad[0].0, 3);
+    assert!(
+        bad[0]
+            .1
+            .starts_with("the same id is already on line 2; column `visited_at`"),
+        "a skipped row's cells are in its one message: {}",
+        bad[0].1
+    );
+    assert_eq!(bad[1], (4, "the same id is already on line 2".to_owned()));
 }
 
 #[test]
@@ -272,16 +319,25 @@ fn unknown_stage_suggests_mapped_values_too() {
         &options,
     );
     let (good, bad) = split(rows.unwrap());
-    assert_eq!(good, ["P1", "P2"]);
-    assert_eq!(bad[0].0, 4);
-    assert!(bad[0].1.contains("did you mean `booked`?"), "{}", bad[0].1);
+    assert_eq!(good, ["P1", "P2", "P3"]);
+    assert!(bad.is_empty());
+    let (_, unreadable) = read_reports(
+        RecordFormat::Csv,
+        "id,stage\nP1,定期\nP2,regular\nP3,Booked\n",
+        &options,
+    );
+    assert_eq!(unreadable[0].0, 4);
+    assert!(
+        unreadable[0].1.contains("did you mean `booked`?"),
+        "{}",
+        unreadable[0].1
+    );
 }
 
 #[test]
 fn mapped_headers_are_named_both_ways_in_messages() {
     let options = with_mapping("[columns]\n\"予約日時\" = \"appointment_at\"\n");
-    let (_, bad) =
-        split(read_with(RecordFormat::Csv, "id,予約日時\nP1,11/27\n", &options).unwrap());
+    let (_, bad) = read_reports(RecordFormat::Csv, "id,予約日時\nP1,11/27\n", &options);
     assert!(
         bad[0]
             .1
@@ -343,8 +399,8 @@ fn rows_stream_without_reading_the_whole_file() {
 #[test]
 fn line_numbers_survive_blank_lines_crlf_and_a_missing_final_newline() {
     let text = "id,stage\r\n\r\n\r\nP1,x\r\nP2,\"a\r\nb\"\r\n\r\nP3,y\r\nP4,z";
-    let (_, bad) = split(read_csv(text));
-    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    let (_, unreadable) = read_reports(RecordFormat::Csv, text, &ReadOptions::default());
+    let lines: Vec<usize> = unreadable.iter().map(|(line, _)| *line).collect();
     assert_eq!(lines, [4, 5, 8, 9]);
 }
 

@@ -41,10 +41,21 @@ fn bad_lines_are_reported_with_their_line_and_reading_goes_on() {
                 {\"id\": \"P1\"}\r\n\
                 {\"id\": \"P5\", \"tags\": [[\"nested\"]]}\n\
                 {\"id\": \"P6\"}";
-    let (good, bad) = split(read_jsonl(text));
-    assert_eq!(good, ["P1", "P6"]);
+    let (rows, unreadable) = read_reports(RecordFormat::Jsonl, text, &ReadOptions::default());
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P1", "P3", "P6"]);
     let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(lines, [3, 4, 5, 7, 8, 9]);
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0].0, 6);
+    assert!(
+        unreadable[0]
+            .1
+            .contains("`appointment_at`: not a date or date-time"),
+        "{}",
+        unreadable[0].1
+    );
+    assert!(!unreadable[0].1.contains("来週"), "{}", unreadable[0].1);
     assert!(
         bad[0].1.starts_with("invalid JSON at column "),
         "{}",
@@ -53,16 +64,9 @@ fn bad_lines_are_reported_with_their_line_and_reading_goes_on() {
     assert!(!bad[0].1.contains("line 1"), "{}", bad[0].1);
     assert!(bad[1].1.contains("found a list"), "{}", bad[1].1);
     assert_eq!(bad[2].1, "no id (every patient needs an `id`)");
-    assert!(
-        bad[3]
-            .1
-            .contains("`appointment_at`: not a date or date-time"),
-        "{}",
-        bad[3].1
-    );
-    assert!(bad[4].1.contains("field `name`: nested"), "{}", bad[4].1);
-    assert_eq!(bad[5].1, "the same id is already on line 1");
-    assert!(bad[6].1.contains("field `tags`: nested"), "{}", bad[6].1);
+    assert!(bad[3].1.contains("field `name`: nested"), "{}", bad[3].1);
+    assert_eq!(bad[4].1, "the same id is already on line 1");
+    assert!(bad[5].1.contains("field `tags`: nested"), "{}", bad[5].1);
     for (_, message) in &bad {
         for name in ["鈴木", "佐藤", "田中", "伊藤", "来週"] {
             assert!(

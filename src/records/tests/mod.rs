@@ -2,10 +2,11 @@
 
 use std::io::Cursor;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::*;
 
+mod as_exported;
 mod csv;
 mod encodings;
 mod fixtures;
@@ -43,6 +44,39 @@ fn read_with(
         options,
     )?;
     Ok(records.collect())
+}
+
+/// Rows as the reader yields them.
+type Rows = Vec<Result<PatientRecord, RowError>>;
+
+/// Every row, and (line, report) of each kept row with unreadable cells, taken after each row
+/// as a command does.
+fn read_reports(
+    format: RecordFormat,
+    bytes: impl Into<Vec<u8>>,
+    options: &ReadOptions,
+) -> (Rows, Vec<(usize, String)>) {
+    let mut records = read_from(
+        Cursor::new(bytes.into()),
+        "patients",
+        format,
+        &schema(),
+        options,
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    while let Some(row) = records.next() {
+        for report in records.take_unreadable() {
+            assert_eq!(report.file, "patients");
+            if let Ok(record) = &row {
+                assert_eq!(record.line, report.line, "taken with its own row");
+            }
+            reports.push((report.line, report.message));
+        }
+        rows.push(row);
+    }
+    (rows, reports)
 }
 
 fn read_csv(text: &str) -> Vec<Result<PatientRecord, RowError>> {

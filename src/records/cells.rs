@@ -1,0 +1,264 @@
+//! Reading the cells whose text can mean something other than itself: dates in the forms
+//! exports write, the opt-out column's words, tags with the export's separators, and the
+//! values a clinic says mean "empty". Built once per file from the header mapping; a cell is
+//! only compared and split, never copied more than the record needs.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::japanese_dates;
+use super::mapping::{OptOutWords, DEFAULT_TAG_SEPARATORS};
+use crate::time::{date, instant, local_to_utc, DateProblem, Expected};
+
+/// Said after the examples of [`DateProblem::message`]: the Japanese forms read too.
+const JAPANESE_FORMS: &str = "2026年11月30日 14:00, R8.11.30 and 令和8年11月30日 are read too";
+
+/// An instant in one of the forms [`crate::time::instant`] or [`japanese_dates`] reads; the
+/// message names the problem, never the cell.
+pub(super) fn read_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let problem = match instant(text, tz) {
+        Ok(at) => return Ok(at),
+        Err(problem) => problem,
+    };
+    match japanese_dates::parse_wall_clock(text) {
+        Ok(Some(naive)) => Ok(local_to_utc(naive, tz)),
+        Ok(None) => Err(date_message(problem, Expected::Instant)),
+        Err(problem) => Err(date_message(problem, Expected::Instant)),
+    }
+}
+
+/// A calendar day (a birth date), as [`read_instant`] reads it; a time is ignored.
+pub(super) fn read_date(text: &str) -> Result<NaiveDate, String> {
+    let problem = match date(text) {
+        Ok(day) => return Ok(day),
+        Err(problem) => problem,
+    };
+    match japanese_dates::parse(text) {
+        Ok(Some((day, _))) => Ok(day),
+        Ok(None) => Err(date_message(problem, Expected::Date)),
+        Err(problem) => Err(date_message(problem, Expected::Date)),
+    }
+}
+
+fn date_message(problem: DateProblem, expected: Expected) -> String {
+    let message = problem.message(expected, None);
+    match problem {
+        DateProblem::Unreadable => match message.strip_suffix(')') {
+            Some(open) => format!("{open}; {JAPANESE_FORMS})"),
+            None => message,
+        },
+        _ => message,
+    }
+}
+
+/// The words an opt-out column may hold: the clinic's own first, then steprule's.
+#[derive(Debug, Clone)]
+pub(super) struct OptOutReader {
+    clinic: OptOutWords,
+}
+
+/// Built-in words for "opted out" (Excel's TRUE, Japanese systems' 配信停止 / 希望しない).
+const OPTED_OUT: &[&str] = &[
+    "true",
+    "1",
+    "yes",
+    "y",
+    "はい",
+    "配信停止",
+    "停止",
+    "希望しない",
+    "配信拒否",
+];
+/// Built-in words for "not opted out".
+const NOT_OPTED_OUT: &[&str] = &[
+    "false",
+    "0",
+    "no",
+    "n",
+    "いいえ",
+    "希望する",
+    "配信希望",
+    "配信可",
+];
+
+impl OptOutReader {
+    pub(super) fn new(clinic: Option<&OptOutWords>) -> Self {
+        OptOutReader {
+            clinic: clinic.cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the cell says "opted out"; `None` for a word nobody listed.
+    pub(super) fn read(&self, text: &str) -> Option<bool> {
+        if self.clinic.yes.iter().any(|word| word == text) {
+            return Some(true);
+        }
+        if self.clinic.no.iter().any(|word| word == text) {
+            return Some(false);
+        }
+        if OPTED_OUT.iter().any(|word| text.eq_ignore_ascii_case(word)) {
+            Some(true)
+        } else if NOT_OPTED_OUT
+            .iter()
+            .any(|word| text.eq_ignore_ascii_case(word))
+        {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// What the cell should have held, for the message about one that holds none of the words.
+    pub(super) fn expected(&self) -> &'static str {
+        if self.clinic.yes.is_empty() && self.clinic.no.is_empty() {
+            "expected e.g. true/false, はい/いいえ or 配信停止/希望する; list the export's own \
+             words under [opted_out] in the header mapping"
+        } else {
+            "expected one of the words under [opted_out] in the header mapping, or e.g. \
+             true/false, はい/いいえ or 配信停止/希望する"
+        }
+    }
+}
+
+/// Splits a tags cell on the export's separators.
+#[derive(Debug, Clone)]
+pub(super) struct TagSplitter {
+    separators: Vec<String>,
+}
+
+impl TagSplitter {
+    pub(super) fn new(separators: Option<&[String]>) -> Self {
+        let separators = match separators {
+            Some(given) => given.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            None => DEFAULT_TAG_SEPARATORS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        };
+        TagSplitter { separators }
+    }
+
+    /// Appends the non-empty, trimmed tags of `text` to `tags`. One pass over the text: at
+    /// each character only the (bounded) separators are tried.
+    pub(super) fn split_into(&self, text: &str, tags: &mut Vec<String>) {
+        let mut start = 0;
+        let mut index = 0;
+        while index < text.len() {
+            let rest = &text[index..];
+            match self
+                .separators
+                .iter()
+                .find(|s| rest.starts_with(s.as_str()))
+            {
+                Some(separator) => {
+                    push_tag(&text[start..index], tags);
+                    index += separator.len();
+                    start = index;
+                }
+                None => index += rest.chars().next().map_or(1, char::len_utf8),
+            }
+        }
+        push_tag(&text[start..], tags);
+    }
+}
+
+fn push_tag(tag: &str, tags: &mut Vec<String>) {
+    let tag = tag.trim();
+    if !tag.is_empty() {
+        tags.push(tag.to_owned());
+    }
+}
+
+/// Whether a trimmed cell is one of the values its column treats as empty.
+pub(super) fn means_empty(text: &str, empty: Option<&Arc<[String]>>) -> bool {
+    empty.is_some_and(|values| values.iter().any(|value| value == text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKYO: Tz = chrono_tz::Asia::Tokyo;
+
+    #[test]
+    fn japanese_dates_are_read_in_the_clinics_zone() {
+        let at = read_instant("2026年11月30日 14:00", TOKYO).unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-30T05:00:00+00:00");
+        let midnight = read_instant("R8.11.30", TOKYO).unwrap();
+        assert_eq!(midnight.to_rfc3339(), "2026-11-29T15:00:00+00:00");
+        assert_eq!(
+            read_date("昭和55年4月1日"),
+            Ok(NaiveDate::from_ymd_opt(1980, 4, 1).unwrap())
+        );
+        assert_eq!(
+            read_instant("2026/11/30 14:00", TOKYO),
+            read_instant("2026-11-30 14:00", TOKYO)
+        );
+    }
+
+    #[test]
+    fn date_messages_say_what_is_read_and_never_the_cell() {
+        let err = read_instant("2026年2月30日", TOKYO).unwrap_err();
+        assert!(err.starts_with("not a date or date-time"), "{err}");
+        assert!(err.contains("令和8年11月30日"), "{err}");
+        assert!(!err.contains("2月30日"), "{err}");
+        let err = read_date("R99999.1.1").unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(!err.contains("99999"), "{err}");
+    }
+
+    #[test]
+    fn opt_out_words_the_clinics_first() {
+        let builtin = OptOutReader::new(None);
+        assert_eq!(builtin.read("配信停止"), Some(true));
+        assert_eq!(builtin.read("希望しない"), Some(true));
+        assert_eq!(builtin.read("TRUE"), Some(true));
+        assert_eq!(builtin.read("希望する"), Some(false));
+        assert_eq!(builtin.read("いいえ"), Some(false));
+        assert_eq!(builtin.read("たぶん"), None);
+        // A column that asks "wants messages?": its はい means not opted out.
+        let clinic = OptOutReader::new(Some(&OptOutWords {
+            yes: vec!["いいえ".into(), "不要".into()],
+            no: vec!["はい".into()],
+        }));
+        assert_eq!(clinic.read("はい"), Some(false));
+        assert_eq!(clinic.read("いいえ"), Some(true));
+        assert_eq!(clinic.read("不要"), Some(true));
+        assert!(clinic
+            .expected()
+            .starts_with("expected one of the words under [opted_out]"));
+        assert!(builtin.expected().contains("配信停止/希望する"));
+    }
+
+    #[test]
+    fn tags_split_on_every_separator() {
+        let split = |splitter: &TagSplitter, text: &str| {
+            let mut tags = Vec::new();
+            splitter.split_into(text, &mut tags);
+            tags
+        };
+        let default = TagSplitter::new(None);
+        assert_eq!(
+            split(&default, "矯正、ホワイトニング,vip; 小児，定期；"),
+            ["矯正", "ホワイトニング", "vip", "小児", "定期"]
+        );
+        let slash = TagSplitter::new(Some(&["／".to_owned(), " / ".to_owned()]));
+        assert_eq!(
+            split(&slash, "矯正／小児 / vip、x"),
+            ["矯正", "小児", "vip、x"]
+        );
+        let long = "あ".repeat(1 << 18);
+        assert_eq!(split(&default, &long).len(), 1);
+    }
+
+    #[test]
+    fn empty_values_are_exact() {
+        let values: Arc<[String]> = Arc::from(vec!["-".to_owned(), "未定".to_owned()]);
+        assert!(means_empty("-", Some(&values)));
+        assert!(means_empty("未定", Some(&values)));
+        assert!(!means_empty("--", Some(&values)));
+        assert!(!means_empty("-", None));
+    }
+}
