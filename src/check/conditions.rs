@@ -83,11 +83,16 @@ impl Checker<'_> {
     }
 
     /// The kind of a field named in a condition, or a report that it does not exist.
+    ///
+    /// Words for what a patient did with a message (`opened`, `clicked`) are not export fields,
+    /// and "declare it with `fields opened`" would send a marketer after a column that no
+    /// export has: they get what LINE and steprule do record instead.
     fn resolve_field(&mut self, field: &Ident) -> Option<FieldKind> {
         if let Some(kind) = self.field_kind(&field.node) {
             return Some(kind);
         }
         let help = match suggest(&field.node, self.field_names()) {
+            _ if is_reaction_word(&field.node) => REACTION_HELP.to_owned(),
             Some(name) => format!("did you mean `{name}`?"),
             None => format!(
                 "declare it with `fields {0}` (or `dates {0}` if it holds a date)",
@@ -185,3 +190,26 @@ impl Checker<'_> {
         diag.help = Some(help);
     }
 }
+
+/// What a patient does with a message, as a marketer might name it in a condition.
+fn is_reaction_word(name: &str) -> bool {
+    matches!(
+        name,
+        "opened"
+            | "open"
+            | "read"
+            | "seen"
+            | "clicked"
+            | "click"
+            | "tapped"
+            | "blocked"
+            | "unfollowed"
+            | "answered"
+            | "replied"
+    )
+}
+
+const REACTION_HELP: &str = "this is not a patient field: LINE never says which patient opened a \
+message (only how many did, per step: `steprule insights fetch`, then `steprule report`). What \
+patients do is recorded by `steprule serve` (tracked-link taps, blocks, postback answers) and \
+reported per step; for a condition, a column of your export (e.g. `fields answered`) works";

@@ -9,7 +9,7 @@ use minijinja::Value;
 
 use super::fields::RULE_VARIABLES;
 use super::templates::Scope;
-use super::Checker;
+use super::{CheckedStep, Checker};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 use crate::template::{LoadError, TemplateStore};
@@ -33,6 +33,59 @@ fn purpose(name: &str) -> &'static str {
 }
 
 impl Checker<'_> {
+    /// Warns of each template file in `store` that no step sends (nor `serve`, for linking):
+    /// usually a step renamed or removed, or a typo between the step and the file's name.
+    ///
+    /// Only for a clinic's own folder: the rules file is the only `.step` file in its folder and
+    /// its templates are the `templates/` beside it. A templates folder named with
+    /// `--templates`, or beside several rule files, serves other files too, and what this file
+    /// does not send may well be theirs.
+    pub(super) fn unused_templates(&mut self, store: &TemplateStore, steps: &[CheckedStep<'_>]) {
+        let Some(folder) = self.file.path().parent() else {
+            return;
+        };
+        let listed = if folder.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            folder
+        };
+        let rule_files = std::fs::read_dir(listed).map_or(2, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|e| e == "step"))
+                .take(2)
+                .count()
+        });
+        if rule_files != 1 || store.dir() != folder.join("templates") {
+            return;
+        }
+        let used: std::collections::BTreeSet<&str> = steps
+            .iter()
+            .flat_map(|step| step.decl.send.iter().map(|v| v.template.node.as_str()))
+            .collect();
+        for name in store.available() {
+            if used.contains(name.as_str()) || LINK_TEMPLATES.contains(&name.as_str()) {
+                continue;
+            }
+            let path = store.dir().join(format!("{name}.toml"));
+            let Ok(file) = crate::source::SourceFile::read(&path) else {
+                continue;
+            };
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::UnusedTemplate,
+                    &file,
+                    Span::new(0, 0),
+                    format!("template `{name}` is not sent by any step"),
+                )
+                .with_help(format!(
+                    "send it from a step (`… send {name}`), or remove the file if it is no \
+                     longer needed"
+                )),
+            );
+        }
+    }
+
     /// Checks the four link templates in `store`.
     pub(super) fn link_templates(&mut self, store: &mut TemplateStore) {
         let clinic = self

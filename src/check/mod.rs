@@ -129,6 +129,10 @@ pub fn check_file_with(
         });
     }
     checker.cross_step_lints(&checked);
+    // A step that did not parse may be the one sending the template.
+    if diagnostics.is_empty() {
+        checker.unused_templates(templates, &checked);
+    }
     // Tracked links lead to `serve`, which answers new friends with the link templates.
     if options.serve || checker.decls.track.is_some() {
         checker.link_templates(templates);
@@ -192,6 +196,8 @@ struct Checker<'f> {
     settings_seen: HashMap<&'static str, Span>,
     /// Templates already checked, so that a template sent by several steps is reported once.
     templates_checked: std::collections::HashSet<String>,
+    /// The templates folder is missing: said once, not once per step.
+    templates_folder_missing: bool,
     /// Every rhai condition compiled so far, by its code, for the lowered steps to share.
     scripts: HashMap<String, Arc<rhai::AST>>,
 }
@@ -204,6 +210,7 @@ impl<'f> Checker<'f> {
             diagnostics: Vec::new(),
             settings_seen: HashMap::new(),
             templates_checked: std::collections::HashSet::new(),
+            templates_folder_missing: false,
             scripts: HashMap::new(),
         }
     }

@@ -50,6 +50,24 @@ impl Checker<'_> {
                     }
                     loaded.push(template);
                 }
+                Err(LoadError::NotFound { .. }) if !store.dir().is_dir() => {
+                    if !std::mem::replace(&mut self.templates_folder_missing, true) {
+                        let folder =
+                            crate::printable::printable(&store.dir().display().to_string())
+                                .into_owned();
+                        let diag = self.report(
+                            Code::UnknownTemplate,
+                            name.span,
+                            format!("the templates folder {folder} does not exist"),
+                        );
+                        diag.label = Some("no template can be found".into());
+                        diag.help = Some(
+                            "templates are read from `templates/` beside the rules, or from the \
+                             folder given with --templates"
+                                .into(),
+                        );
+                    }
+                }
                 Err(LoadError::NotFound { path, available }) => {
                     let help = match suggest(&name.node, available.iter().map(String::as_str)) {
                         Some(close) => format!("did you mean `{close}`?"),
@@ -180,18 +198,44 @@ impl Checker<'_> {
                 Ok(compiled) => compiled,
                 Err(err) => {
                     compiles = false;
+                    // `{{ 患者名 }}`: minijinja only says "unexpected character"; a marketer
+                    // needs the names they can write instead.
+                    let japanese = err
+                        .range()
+                        .and_then(|r| source.node.get(r.start..))
+                        .and_then(|rest| rest.chars().next())
+                        .is_some_and(|c| !c.is_ascii());
+                    let help = if japanese {
+                        let names: Vec<&str> = known
+                            .iter()
+                            .copied()
+                            .filter(|name| !TEMPLATE_GLOBALS.contains(name))
+                            .take(40)
+                            .collect();
+                        format!(
+                            "variable names are ASCII; this template can use {}",
+                            names
+                                .iter()
+                                .map(|name| format!("`{{{{ {name} }}}}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    } else {
+                        "templates use minijinja (Jinja2) syntax: `{{ name }}`, `{% if doctor %}…{% endif %}`".to_owned()
+                    };
                     findings.push(
                         Diagnostic::new(
                             Code::TemplateSyntax,
                             &template.file,
-                            err.range().map_or(source.span, |r| locate(template, source, r)),
+                            err.range()
+                                .map_or(source.span, |r| locate(template, source, r)),
                             format!(
                                 "`{field}` of template `{}` does not compile: {}",
                                 template.name,
                                 describe(&err)
                             ),
                         )
-                        .with_help("templates use minijinja (Jinja2) syntax: `{{ name }}`, `{% if doctor %}…{% endif %}`"),
+                        .with_help(help),
                     );
                     continue;
                 }

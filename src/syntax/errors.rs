@@ -64,7 +64,7 @@ pub(crate) fn syntax_error(
         phrases => format!("expected {}, found {found_words}", join_or(phrases)),
     };
     let span = Span::new(position, position + found.len()).shifted(offset);
-    let help = hint(error, found);
+    let help = slip(text, position, found).or_else(|| hint(error, found));
     Diagnostic::new(Code::Syntax, file, span, message)
         .with_label(if found.is_empty() {
             "something is missing here"
@@ -103,6 +103,15 @@ fn token_at(text: &str, position: usize) -> &str {
         .sum();
     if word_len > 0 {
         return &rest[..word_len];
+    }
+    // Japanese typed where a name or value goes: the whole word, not its first character.
+    let japanese_len: usize = rest
+        .chars()
+        .take_while(|&c| !c.is_ascii() && !c.is_whitespace() && half_width(c).is_none())
+        .map(char::len_utf8)
+        .sum();
+    if japanese_len > 0 {
+        return &rest[..japanese_len];
     }
     match rest.chars().next() {
         Some(c) => &rest[..c.len_utf8()],
@@ -221,6 +230,83 @@ fn join_or(phrases: &[String]) -> String {
         [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
+}
+
+/// Slips a marketer makes that read as something else to the grammar, recognised from the text
+/// itself: a space before `%`, a unit written as a word, Japanese where a name or value goes,
+/// and words from other languages' rules (`then`, `if`).
+fn slip(text: &str, position: usize, found: &str) -> Option<String> {
+    let rest = &text[position.min(text.len())..];
+    let after = rest
+        .get(found.len()..)
+        .unwrap_or("")
+        .trim_start_matches([' ', '\t']);
+    if !found.is_empty() && found.bytes().all(|b| b.is_ascii_digit()) && after.starts_with('%') {
+        return Some(format!(
+            "a weight is written without a space before `%`: `{found}%`"
+        ));
+    }
+    let before = text[..position.min(text.len())].trim_end();
+    let after_duration_word = ["every", "after", "within", "attribution", "revisit"]
+        .iter()
+        .any(|word| before.ends_with(word));
+    if let Some(unit) = unit_word(found).filter(|_| after_duration_word) {
+        return Some(format!(
+            "a duration is a number and a unit, with no space: `1{unit}` (every month: `every \
+             1mo`); {DURATION_HELP}"
+        ));
+    }
+    match found {
+        "then" => {
+            return Some(
+                "a step has no `then`: it is `step NAME: when CONDITION TIMING send TEMPLATE`, \
+                 e.g. `step thanks: when stage=first_visit after 1d send thanks`"
+                    .into(),
+            )
+        }
+        "if" => return Some("a step's condition starts with `when`, not `if`".into()),
+        _ => {}
+    }
+    let first = found.chars().next()?;
+    if first.is_ascii() || half_width(first).is_some() {
+        return None;
+    }
+    // The whole run of non-ASCII text, to quote it back as the fix.
+    let word: String = rest
+        .chars()
+        .take_while(|c| !c.is_ascii() && !c.is_whitespace() && half_width(*c).is_none())
+        .take(40)
+        .collect();
+    if text.trim_start().starts_with("stages") {
+        return Some(format!(
+            "stage names are ASCII names such as `booked` or `first_visit`; map the export's \
+             own words to them in the mapping file's [stages] section, e.g. `\"{word}\" = \
+             \"booked\"`"
+        ));
+    }
+    if before.ends_with(['=', '<', '>', '(', ',']) {
+        return Some(format!(
+            "text that is not ASCII is written in double quotes: `\"{word}\"`"
+        ));
+    }
+    Some(
+        "names (of steps, fields, templates) are ASCII letters, digits and `_`; Japanese text \
+         goes in double quotes, as a value: `tag=\"矯正\"`"
+            .into(),
+    )
+}
+
+/// The unit a word for a duration means (`month` → `mo`), for `every month`.
+fn unit_word(word: &str) -> Option<&'static str> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "minute" | "minutes" | "min" | "mins" => "m",
+        "hour" | "hours" | "hourly" => "h",
+        "day" | "days" | "daily" => "d",
+        "week" | "weeks" | "weekly" => "w",
+        "month" | "months" | "monthly" => "mo",
+        "yearly" | "years" | "annually" => "y",
+        _ => return None,
+    })
 }
 
 fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
