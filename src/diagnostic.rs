@@ -70,6 +70,7 @@ codes! {
     UnnamedStep => "unnamed-step", Warning;
     UnusedStage => "unused-stage", Warning;
     TooManyUnitNames => "too-many-unit-names", Warning;
+    ReminderCapped => "reminder-capped", Warning;
 }
 
 impl fmt::Display for Code {

@@ -8,6 +8,27 @@ pub enum CapPeriod {
     Week,
 }
 
+/// How much a step matters when the cap cannot send everything on a day (or week): the cap
+/// keeps higher priorities first, then earlier sends. Ordered low < normal < high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    /// The word the rules use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
 // A time of day is the clock's; it lives with the clock and is named here with the rest.
 pub use crate::time::ClockTime;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use steprule::check_file;
-use steprule::syntax::{self, Anchor, Statement};
+use steprule::syntax::{self, Anchor, Priority, Statement};
 use steprule::SourceFile;
 use steprule::TemplateStore;
 
@@ -43,6 +43,9 @@ const TOKENS: &[&str] = &[
     "at",
     "unless",
     "within",
+    "priority",
+    "high",
+    "low",
     "and",
     "or",
     "not",
@@ -207,11 +210,16 @@ proptest! {
         hour in 0..24u32,
         minute in 0..60u32,
         templates in prop::collection::vec(name(), 1..4),
+        priority in prop::option::of(0..3usize),
     ) {
         let direction = if before { "before" } else { "after" };
         let send = templates.join(" | ");
+        let levels = [Priority::Low, Priority::Normal, Priority::High];
+        let clauses = priority
+            .map(|p| format!(" priority {}", levels[p].name()))
+            .unwrap_or_default();
         let text = format!(
-            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}\n    send {send}\n"
+            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}\n    send {send}{clauses}\n"
         );
         let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
         prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
@@ -230,5 +238,7 @@ proptest! {
         prop_assert!(anchored);
         let at = step.timing.at.as_ref().unwrap().node;
         prop_assert_eq!((at.hour, at.minute), (hour, minute));
+        let written: Vec<_> = step.priority.iter().map(|p| p.node).collect();
+        prop_assert_eq!(written, priority.map(|p| levels[p]).into_iter().collect::<Vec<_>>());
     }
 }

@@ -12,7 +12,7 @@ use crate::fields::{Field, FieldRef};
 use crate::source::Spanned;
 use crate::syntax::{Anchor, Condition};
 use crate::template::Template;
-use crate::values::{ClockTime, CompareOp, Duration, Literal};
+use crate::values::{ClockTime, CompareOp, Duration, Literal, Priority};
 
 /// A resolved condition over values of type `V`: `check` yields literals as written, `plan`
 /// types them in the clinic's time zone. Each leaf keeps its source text so `explain` can say
@@ -132,6 +132,8 @@ pub struct Step {
     pub timing: Timing,
     /// How long a due send stays sendable, when the step says.
     pub within: Option<Duration>,
+    /// Which sends the cap keeps first on a full day (`normal` unless the step says).
+    pub priority: Priority,
     pub variants: Vec<Variant>,
     /// 1-based line of the step in the rules file.
     pub line: usize,
@@ -177,6 +179,10 @@ impl Checker<'_> {
                 at: step.timing.at.as_ref().map(|at| at.node),
             },
             within: step.within.first().map(|w| w.node),
+            priority: step
+                .priority
+                .first()
+                .map_or_else(Priority::default, |p| p.node),
             variants,
             line: self.file.line_column(step.span.start).0,
         }

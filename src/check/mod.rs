@@ -7,6 +7,7 @@ mod fields;
 mod link_templates;
 mod lower;
 mod observe;
+mod priority;
 mod templates;
 mod timing;
 mod track;

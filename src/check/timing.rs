@@ -168,6 +168,7 @@ impl Checker<'_> {
         self.quiet_hours_at(steps);
         self.unused_stages(steps);
         self.unit_names(steps);
+        self.reminders_capped(steps);
     }
 
     /// Warns when the rules need more aggregation unit names (one per step and A/B arm) than
@@ -345,9 +346,9 @@ impl InstantKey {
 }
 
 /// The stages a condition can hold in; `None` when it does not limit the stage.
-type StageSet = Option<BTreeSet<String>>;
+pub(super) type StageSet = Option<BTreeSet<String>>;
 
-fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
+pub(super) fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     match condition {
         Condition::And(operands) => operands
             .iter()
@@ -377,7 +378,7 @@ fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     }
 }
 
-fn overlap(a: &StageSet, b: &StageSet) -> bool {
+pub(super) fn overlap(a: &StageSet, b: &StageSet) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => !a.is_disjoint(b),
         _ => true,

@@ -274,4 +274,6 @@ mod extremes;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod timing_tests;
+#[cfg(test)]
 mod vocabulary_tests;

@@ -19,7 +19,7 @@ use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
 use crate::time::{
     at_time, calendar_end, calendar_start, local_date, local_to_utc, next_day, next_week, shift,
 };
-use crate::values::{Cap, CapPeriod};
+use crate::values::{Cap, CapPeriod, Priority};
 
 /// At most this many occurrences of one `every` step are looked at per evaluation, so that no
 /// window, however long, can stall a run or fill memory. The count starts at the first
@@ -364,13 +364,21 @@ fn place(
     })
 }
 
-/// The order the cap hands out its slots in: time, then file order, then occurrence; the last
+/// The order the cap hands out its slots in: period by period (the day or week a send falls
+/// in), and within one, higher priority first, then time, file order and occurrence; the last
 /// field is the send's index.
-type CapOrder = (DateTime<Utc>, usize, DateTime<Utc>, usize);
+type CapOrder = (
+    NaiveDate,
+    Reverse<Priority>,
+    DateTime<Utc>,
+    usize,
+    DateTime<Utc>,
+    usize,
+);
 
-/// Keeps at most `cap.count` sends per local day (or week); the rest move to the start of the
-/// next period with room (out of quiet hours) in time and file order, or are dropped once
-/// expired.
+/// Keeps at most `cap.count` sends per local day (or week), higher priority first, then
+/// earlier; the rest move to the start of the next period with room (out of quiet hours), or
+/// are dropped once expired. The kept sends come back in time order.
 fn apply_cap(
     sends: &mut Vec<DueSend>,
     cap: Cap,
@@ -411,7 +419,18 @@ fn apply_cap(
         };
         start.map(|start| leave_quiet(start, plan.quiet, tz))
     };
-    // Earliest first; a send of the same step at the same time goes in occurrence order.
+    let order = |send: &DueSend, index: usize| {
+        let priority = plan.steps[send.step].priority;
+        Reverse((
+            period(send.at),
+            Reverse(priority),
+            send.at,
+            send.step,
+            send.occurrence,
+            index,
+        ))
+    };
+    // A send of the same step at the same time goes in occurrence order.
     pending.clear();
     pending.append(sends);
     queue.clear();
@@ -419,10 +438,10 @@ fn apply_cap(
         pending
             .iter()
             .enumerate()
-            .map(|(index, send)| Reverse((send.at, send.step, send.occurrence, index))),
+            .map(|(index, send)| order(send, index)),
     );
     let mut moves_left = MAX_CAP_MOVES;
-    while let Some(Reverse((_, _, _, index))) = queue.pop() {
+    while let Some(Reverse((.., index))) = queue.pop() {
         let send = &mut pending[index];
         let used = periods.entry(period(send.at)).or_default();
         if *used < cap.count {
@@ -449,7 +468,7 @@ fn apply_cap(
                     send.moved = Some(Moved::Cap { from: send.at });
                 }
                 send.at = next;
-                queue.push(Reverse((send.at, send.step, send.occurrence, index)));
+                queue.push(order(send, index));
             }
             None => out.notes.push(StepNote {
                 step: send.step,
@@ -462,4 +481,8 @@ fn apply_cap(
             }),
         }
     }
+    // Handed out by priority within a period; every later stage reads them in time order.
+    // Unstable is exact here (no two sends share a step and an occurrence) and allocates
+    // nothing.
+    sends.sort_unstable_by_key(|send| (send.at, send.step, send.occurrence));
 }

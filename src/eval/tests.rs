@@ -10,7 +10,7 @@ use crate::time::local_to_utc;
 
 const HEADER: &str = "clinic \"さくら\"\nquiet 21:00-09:00\nstages booked, first_visit, follow_up, regular\ndates appointment_at, last_visit_at, next_booking_at, cancelled_at\nfields department\n";
 
-fn plan(steps: &str) -> TimingPlan {
+pub(super) fn plan(steps: &str) -> TimingPlan {
     let dir = tempfile::tempdir().unwrap();
     for name in ["a", "b", "c"] {
         std::fs::write(dir.path().join(format!("{name}.toml")), "text = \"x\"").unwrap();
@@ -26,20 +26,20 @@ fn plan(steps: &str) -> TimingPlan {
     TimingPlan::compile(&outcome.rules.unwrap())
 }
 
-fn tokyo(text: &str) -> DateTime<Utc> {
+pub(super) fn tokyo(text: &str) -> DateTime<Utc> {
     local_to_utc(
         NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
         chrono_tz::Asia::Tokyo,
     )
 }
 
-fn show(at: DateTime<Utc>) -> String {
+pub(super) fn show(at: DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Asia::Tokyo)
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }
 
-fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
+pub(super) fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
     PatientRecord {
         id: "P1".into(),
         line_user_id: Some("U1".into()),
@@ -56,12 +56,17 @@ fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
     }
 }
 
-fn set_date(plan: &TimingPlan, patient: &mut PatientRecord, field: &str, at: &str) {
+pub(super) fn set_date(plan: &TimingPlan, patient: &mut PatientRecord, field: &str, at: &str) {
     patient.dates[plan.schema.date_index(field).unwrap()] = Some(tokyo(at));
 }
 
 /// Evaluates with `now` and a window of `days` from it; returns "time step" lines.
-fn sends(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> Vec<String> {
+pub(super) fn sends(
+    plan: &TimingPlan,
+    patient: &PatientRecord,
+    now: &str,
+    days: i64,
+) -> Vec<String> {
     let outcome = evaluate(plan, patient, now, days);
     outcome
         .sends
@@ -70,7 +75,12 @@ fn sends(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> Ve
         .collect()
 }
 
-fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> PatientOutcome {
+pub(super) fn evaluate(
+    plan: &TimingPlan,
+    patient: &PatientRecord,
+    now: &str,
+    days: i64,
+) -> PatientOutcome {
     let now = tokyo(now);
     let window = Window {
         now,
@@ -82,7 +92,7 @@ fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) ->
     outcome
 }
 
-fn reasons(outcome: &PatientOutcome) -> Vec<&Reason> {
+pub(super) fn reasons(outcome: &PatientOutcome) -> Vec<&Reason> {
     outcome.notes.iter().map(|n| &n.reason).collect()
 }
 

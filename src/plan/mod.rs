@@ -18,7 +18,7 @@ use crate::check::RuleSet;
 use crate::line::track::TrackBase;
 use crate::records::RecordSchema;
 use crate::template::Template;
-use crate::values::{Cap, ClockTime, Duration, QuietHours};
+use crate::values::{Cap, ClockTime, Duration, Priority, QuietHours};
 
 /// How long a due send stays sendable when the step has no `within` (an `every` step with a
 /// shorter period: until the next occurrence).
@@ -54,6 +54,8 @@ pub struct PlannedStep {
     pub offset: Offset,
     pub at: Option<ClockTime>,
     pub sendable_for: Offset,
+    /// On a day (or week) the cap cannot send everything, higher priorities go first.
+    pub priority: Priority,
     pub variants: Vec<PlannedVariant>,
     /// 1-based line of the step in the rules file.
     pub line: usize,
@@ -103,6 +105,7 @@ impl TimingPlan {
                         || default_sendable(timing.direction, timing.offset),
                         Offset::of,
                     ),
+                    priority: step.priority,
                     variants,
                     line: step.line,
                 }

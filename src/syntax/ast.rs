@@ -3,7 +3,7 @@
 
 use crate::source::{Span, Spanned};
 pub use crate::values::{
-    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, DURATION_RANGE,
+    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, Priority, DURATION_RANGE,
 };
 
 pub type Ident = Spanned<String>;
@@ -65,6 +65,8 @@ pub struct StepDecl {
     pub send: Vec<Variant>,
     pub unless: Vec<Spanned<Condition>>,
     pub within: Vec<Spanned<Duration>>,
+    /// `priority high|normal|low`; more than one is reported by `check`.
+    pub priority: Vec<Spanned<Priority>>,
     pub span: Span,
 }
 

@@ -11,7 +11,7 @@ use crate::source::{SourceFile, Span};
 const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week",
+    "per", "day", "week", "priority", "high", "normal", "low",
 ];
 
 const STATEMENT_START: &str =
@@ -193,6 +193,10 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_send | Rule::send => "`send TEMPLATE`",
         Rule::kw_unless | Rule::unless => "`unless`",
         Rule::kw_within | Rule::within => "`within`",
+        Rule::kw_priority | Rule::priority => "`priority`",
+        Rule::kw_high | Rule::kw_normal | Rule::kw_low | Rule::priority_level => {
+            "`high`, `normal` or `low`"
+        }
         Rule::timing | Rule::after_entry | Rule::every | Rule::after_field | Rule::before_field => {
             TIMING
         }
@@ -253,7 +257,8 @@ fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
     }
     if expects(Rule::kw_send) {
         return Some(
-            "a step ends with `send TEMPLATE` (optionally `unless …` and `within …`)".into(),
+            "a step ends with `send TEMPLATE` (optionally `unless …`, `within …` and `priority …`)"
+                .into(),
         );
     }
     if expects(Rule::clock) {

@@ -89,6 +89,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_send
             | Rule::kw_unless
             | Rule::kw_within
+            | Rule::kw_priority
     )
 }
 
@@ -154,6 +155,7 @@ impl Builder<'_> {
         let mut send = Vec::new();
         let mut unless = Vec::new();
         let mut within = Vec::new();
+        let mut priority = Vec::new();
         for part in parts {
             match part.as_rule() {
                 Rule::step_name => name = children(part).next().map(|p| self.ident(p)),
@@ -172,6 +174,16 @@ impl Builder<'_> {
                     let duration = children(part).next().expect("within duration");
                     within.push(self.duration(duration)?);
                 }
+                Rule::priority => {
+                    let level = children(part).next().expect("priority level");
+                    let span = self.span(&level);
+                    let node = match level.as_str() {
+                        "high" => Priority::High,
+                        "low" => Priority::Low,
+                        _ => Priority::Normal,
+                    };
+                    priority.push(Spanned::new(node, span));
+                }
                 other => unreachable!("grammar: step part {other:?}"),
             }
         }
@@ -182,6 +194,7 @@ impl Builder<'_> {
             send,
             unless,
             within,
+            priority,
             span,
         })
     }
