@@ -44,6 +44,7 @@ const TOKENS: &[&str] = &[
     "unless",
     "within",
     "priority",
+    "even on the day",
     "high",
     "low",
     "and",
@@ -211,6 +212,7 @@ proptest! {
         minute in 0..60u32,
         templates in prop::collection::vec(name(), 1..4),
         priority in prop::option::of(0..3usize),
+        on_the_day in any::<bool>(),
     ) {
         let direction = if before { "before" } else { "after" };
         let send = templates.join(" | ");
@@ -218,8 +220,10 @@ proptest! {
         let clauses = priority
             .map(|p| format!(" priority {}", levels[p].name()))
             .unwrap_or_default();
+        let on_the_day = on_the_day && before;
+        let late = if on_the_day { " even on the day" } else { "" };
         let text = format!(
-            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}\n    send {send}{clauses}\n"
+            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}{late}\n    send {send}{clauses}\n"
         );
         let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
         prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
@@ -238,6 +242,7 @@ proptest! {
         prop_assert!(anchored);
         let at = step.timing.at.as_ref().unwrap().node;
         prop_assert_eq!((at.hour, at.minute), (hour, minute));
+        prop_assert_eq!(step.timing.on_the_day.is_some(), on_the_day);
         let written: Vec<_> = step.priority.iter().map(|p| p.node).collect();
         prop_assert_eq!(written, priority.map(|p| levels[p]).into_iter().collect::<Vec<_>>());
     }

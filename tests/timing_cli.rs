@@ -101,3 +101,101 @@ fn check_warns_when_the_cap_can_drop_a_reminder() {
     );
     assert_eq!(denied.code, 1, "{}", denied.stderr);
 }
+
+#[test]
+fn without_priority_the_cap_drops_the_reminder_rather_than_send_it_on_the_day() {
+    // The same day without `priority`: newsletter 12:00 and fluoride 17:00 take 12-01's two
+    // slots; the reminder's next chance, 12-02 09:00, is on the appointment day: dropped.
+    let run = plan("priority_off.step", "priority.csv", "2026-12-01 08:00", "2");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-12-01T12:00:00+09:00 R1 newsletter",
+            "2026-12-01T17:00:00+09:00 R1 fluoride",
+        ]
+    );
+    let why = explain(
+        "priority_off.step",
+        "priority.csv",
+        "R1",
+        "2026-12-01 08:00",
+    );
+    assert_says(
+        &why,
+        "reminder    dropped by the cap: no free day before it expired (was due 2026-12-01 (火) 18:00)",
+    );
+}
+
+#[test]
+fn a_day_before_reminder_booked_late_is_not_sent_on_the_appointment_day() {
+    // A1 books at 11-26 21:15 for 11-27 17:00. The reminder was due 11-26 18:00, before the
+    // booking existed; the next chance is 09:00 on 11-27 (quiet hours), the appointment day:
+    // not sent. A3's appointment is on 11-28: its reminder goes out 11-27 18:00 as timed.
+    // A2 visited 11-26 19:30; `after 0m at 19:00` would be 19:00 that day, before the visit:
+    // it moves to 19:00 the next day.
+    let run = plan("anchor_day.step", "anchor_day.csv", "2026-11-26 21:15", "3");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-27T18:00:00+09:00 A3 remind",
+            "2026-11-27T19:00:00+09:00 A2 thanks",
+        ]
+    );
+    let why = explain(
+        "anchor_day.step",
+        "anchor_day.csv",
+        "A1",
+        "2026-11-26 21:15",
+    );
+    assert_says(
+        &why,
+        "remind  not sent: it would go out at 2026-11-27 (金) 09:00, on the day of appointment_at (2026-11-27 (金) 17:00)",
+    );
+    let why = explain(
+        "anchor_day.step",
+        "anchor_day.csv",
+        "A2",
+        "2026-11-26 21:15",
+    );
+    assert_says(
+        &why,
+        "thanks  sends hello at 2026-11-27 (金) 19:00 (moved to the next day: 2026-11-26 (木) 19:00 is before stage_entered_at at 2026-11-26 (木) 19:30)",
+    );
+}
+
+#[test]
+fn even_on_the_day_lets_a_late_reminder_out_before_the_appointment() {
+    // With `even on the day`, A1's overdue reminder goes out when quiet hours end, 11-27
+    // 09:00, still before the 17:00 appointment.
+    let run = plan(
+        "anchor_day_ok.step",
+        "anchor_day.csv",
+        "2026-11-26 21:15",
+        "3",
+    );
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-11-27T09:00:00+09:00 A1 remind",
+            "2026-11-27T18:00:00+09:00 A3 remind",
+            "2026-11-27T19:00:00+09:00 A2 thanks",
+        ]
+    );
+    let why = explain(
+        "anchor_day_ok.step",
+        "anchor_day.csv",
+        "A1",
+        "2026-11-26 21:15",
+    );
+    assert_says(
+        &why,
+        "remind  sends reminder at 2026-11-27 (金) 09:00 (overdue since 2026-11-26 (木) 18:00; goes out on the next run, until 2026-11-27 (金) 17:00)",
+    );
+}
+
+#[test]
+fn even_on_the_day_is_only_for_before_timings() {
+    let run = steprule(&fixtures().join("check"), &["check", "on_the_day.step"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    insta::assert_snapshot!("even_on_the_day_only_before", run.stderr);
+}

@@ -112,6 +112,9 @@ pub struct Timing {
     pub direction: Direction,
     pub offset: Duration,
     pub at: Option<ClockTime>,
+    /// `even on the day`: a `before` step timed on an earlier day may still go out on the
+    /// anchor's own day (before the anchor).
+    pub on_the_day: bool,
 }
 
 /// One template a step sends, with its share of patients in percent (100 for a lone one).
@@ -177,6 +180,7 @@ impl Checker<'_> {
                 direction,
                 offset: step.timing.anchor.duration().node,
                 at: step.timing.at.as_ref().map(|at| at.node),
+                on_the_day: step.timing.on_the_day.is_some(),
             },
             within: step.within.first().map(|w| w.node),
             priority: step

@@ -24,6 +24,21 @@ impl Checker<'_> {
         if let Some(at) = &timing.at {
             self.valid_time(at);
         }
+        if let (Some(span), false) = (
+            timing.on_the_day,
+            matches!(timing.anchor, Anchor::BeforeField(..)),
+        ) {
+            self.report(
+                Code::InvalidValue,
+                span,
+                "`even on the day` is for reminders timed `before` a date field",
+            )
+            .help = Some(
+                "only a `D before FIELD` step is held back from FIELD's own day; remove \
+                 `even on the day` here"
+                    .into(),
+            );
+        }
         match &timing.anchor {
             Anchor::Every(every) => {
                 if self.positive(

@@ -6,7 +6,7 @@ mod schedule;
 mod script;
 mod test;
 
-pub use schedule::MAX_OCCURRENCES;
+pub use schedule::{anchor_name, MAX_OCCURRENCES};
 pub use script::patient_map;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -56,6 +56,12 @@ pub enum Moved {
     Overdue { due: DateTime<Utc> },
     /// The cap was full on the day (or week) of this instant.
     Cap { from: DateTime<Utc> },
+    /// `at` put an `after` send at this instant, before its anchor on the anchor's own day
+    /// (`after 0m at 19:00` for a 19:30 visit): it goes out at that time the next day.
+    NextDay {
+        from: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+    },
 }
 
 /// Why a step sends nothing (for `explain`).
@@ -75,6 +81,13 @@ pub enum Reason {
     /// appointment).
     NotBeforeAnchor {
         due: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+    },
+    /// A `before FIELD` send timed on an earlier day would go out at `at`, on FIELD's own day
+    /// or later (a day-before reminder saying "tomorrow" on the day); the step does not say
+    /// `even on the day`.
+    OnAnchorDay {
+        at: DateTime<Utc>,
         anchor: DateTime<Utc>,
     },
     /// The `unless` condition holds at the send instant.

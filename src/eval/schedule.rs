@@ -15,7 +15,7 @@ use super::{
 };
 use crate::fields::Field;
 use crate::plan::calendar::leave_quiet;
-use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
+use crate::plan::{AnchorField, Direction, FieldRef, Offset, PlannedStep, TimingPlan};
 use crate::time::{
     at_time, calendar_end, calendar_start, local_date, local_to_utc, next_day, next_week, shift,
 };
@@ -215,7 +215,8 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
     }
 }
 
-fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
+/// The name of the field a step counts from, as the rules write it.
+pub fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
     match anchor {
         AnchorField::StageEnteredAt => Field::StageEnteredAt.name().to_owned(),
         AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
@@ -332,16 +333,44 @@ fn place(
     plan: &TimingPlan,
 ) -> Result<DueSend, Reason> {
     let tz = plan.timezone;
-    let timed = step.at.map_or(nominal, |at| at_time(nominal, at, tz));
+    let mut timed = step.at.map_or(nominal, |at| at_time(nominal, at, tz));
+    let mut next_day = None;
+    // `after 0m at 19:00` for a 19:30 visit: 19:00 that day is before the visit, so the send
+    // goes out at 19:00 the next day. Only `at` can put an `after` send before its anchor.
+    if step.direction == Direction::After && timed < anchor {
+        if let Some(later) = shift(timed, Offset::Days(1), false, tz) {
+            next_day = Some(Moved::NextDay {
+                from: timed,
+                anchor,
+            });
+            timed = later;
+        }
+    }
     let due = leave_quiet(timed, plan.quiet, tz);
-    let mut moved = (due != timed).then_some(Moved::QuietHours { from: timed });
+    let mut moved = match due != timed {
+        true => Some(Moved::QuietHours { from: timed }),
+        false => next_day,
+    };
     // A window that would end beyond the calendar ends with it, which is never.
     let mut expires = shift(due, step.sendable_for, false, tz).unwrap_or_else(calendar_end);
+    // A reminder timed on a day before its anchor's day is never sent on that day or later:
+    // "see you tomorrow" must not arrive on the day.
+    let mut day_bound = None;
     if step.direction == Direction::Before {
         if due >= anchor {
             return Err(Reason::NotBeforeAnchor { due, anchor });
         }
-        expires = expires.min(anchor);
+        let bound = match step.on_the_day {
+            true => anchor,
+            false => start_of_earlier_day(timed, anchor, tz).unwrap_or(anchor),
+        };
+        if bound < anchor {
+            day_bound = Some(bound);
+        }
+        if due >= bound {
+            return Err(Reason::OnAnchorDay { at: due, anchor });
+        }
+        expires = expires.min(bound);
     }
     let mut at = due;
     if at < today.now {
@@ -349,9 +378,12 @@ fn place(
         moved = Some(Moved::Overdue { due });
     }
     if at >= expires {
-        return Err(Reason::Expired {
-            due,
-            expired: expires,
+        return Err(match day_bound {
+            Some(bound) if at >= bound => Reason::OnAnchorDay { at, anchor },
+            _ => Reason::Expired {
+                due,
+                expired: expires,
+            },
         });
     }
     Ok(DueSend {
@@ -362,6 +394,17 @@ fn place(
         variant: 0,
         moved,
     })
+}
+
+/// The start of the anchor's local day, when `timed` falls on an earlier day; `None` when it
+/// is on the anchor's day already (`2h before appointment_at`).
+fn start_of_earlier_day(
+    timed: DateTime<Utc>,
+    anchor: DateTime<Utc>,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
+    let day = local_date(anchor, tz);
+    (local_date(timed, tz) < day).then(|| local_to_utc(day.and_time(chrono::NaiveTime::MIN), tz))
 }
 
 /// The order the cap hands out its slots in: period by period (the day or week a send falls

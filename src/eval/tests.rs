@@ -120,11 +120,12 @@ fn reminder_never_sent_after_appointment() {
         sends(&plan, &p, "2026-11-20 10:00", 10),
         ["2026-11-24 18:00 remind"]
     );
-    // Down from the 24th 17:00 to the 25th 10:30: the appointment has begun, no reminder.
+    // Down from the 24th 17:00 to the 25th 10:30: the appointment has begun, no reminder
+    // (and on the appointment day a day-before reminder is not sent at all).
     let outcome = evaluate(&plan, &p, "2026-11-25 10:30", 3);
     assert!(outcome.sends.is_empty());
     assert!(
-        matches!(reasons(&outcome)[0], Reason::Expired { .. }),
+        matches!(reasons(&outcome)[0], Reason::OnAnchorDay { .. }),
         "{:?}",
         outcome.notes
     );

@@ -1,6 +1,6 @@
-//! Issue 11's timing rules in the evaluator: priorities under the cap.
+//! Issue 11's timing rules in the evaluator: priorities under the cap, the anchor's day.
 
-use super::tests::{evaluate, patient, plan, reasons, sends, tokyo};
+use super::tests::{evaluate, patient, plan, reasons, sends, set_date, tokyo};
 use super::*;
 
 #[test]
@@ -41,4 +41,64 @@ fn equal_priorities_keep_the_earlier_send() {
     );
     let outcome = evaluate(&plan, &p, "2026-11-20 08:00", 5);
     assert!(reasons(&outcome).is_empty(), "{:?}", outcome.notes);
+}
+
+#[test]
+fn a_reminder_on_the_anchor_day_itself_is_still_sent_before_the_anchor() {
+    // `2h before` a 17:00 appointment is 15:00 on the day: timed on the day, so only the
+    // appointment bounds it. `1d before … at 18:00`, seen at 23:00 the evening before, would
+    // go out at 09:00 on the day: not sent, and said why.
+    let plan = plan(
+        "step soon: when stage=booked 2h before appointment_at send a\nstep eve: when stage=booked 1d before appointment_at at 18:00 send b",
+    );
+    let mut p = patient(&plan, "booked", "2026-11-20 10:00");
+    set_date(&plan, &mut p, "appointment_at", "2026-11-27 17:00");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-26 23:00", 2),
+        ["2026-11-27 15:00 soon"]
+    );
+    let outcome = evaluate(&plan, &p, "2026-11-26 23:00", 2);
+    assert_eq!(
+        reasons(&outcome),
+        [&Reason::OnAnchorDay {
+            at: tokyo("2026-11-27 09:00"),
+            anchor: tokyo("2026-11-27 17:00"),
+        }]
+    );
+}
+
+#[test]
+fn a_day_before_reminder_expires_at_midnight_not_at_the_appointment() {
+    // Due 11-26 18:00 for an 11-27 10:00 appointment; at 23:30 (quiet) it would wait for
+    // 09:00 on the day. Its window now ends at 11-27 00:00.
+    let plan = plan("step eve: when stage=booked 1d before appointment_at at 18:00 send b");
+    let mut p = patient(&plan, "booked", "2026-11-20 10:00");
+    set_date(&plan, &mut p, "appointment_at", "2026-11-27 10:00");
+    let outcome = evaluate(&plan, &p, "2026-11-26 20:00", 1);
+    assert_eq!(outcome.sends.len(), 1);
+    assert_eq!(outcome.sends[0].expires, tokyo("2026-11-27 00:00"));
+}
+
+#[test]
+fn an_after_send_timed_before_its_anchor_moves_to_the_next_day() {
+    // Entered 19:30; `after 0m at 19:00` → 19:00 the next day; `after 1d at 09:00` is after
+    // the anchor already and stays.
+    let plan = plan(
+        "step same: when stage=first_visit after 0m at 19:00 send a\nstep next: when stage=first_visit after 1d at 09:30 send b",
+    );
+    let p = patient(&plan, "first_visit", "2026-11-26 19:30");
+    assert_eq!(
+        sends(&plan, &p, "2026-11-26 19:30", 3),
+        ["2026-11-27 09:30 next", "2026-11-27 19:00 same"]
+    );
+    let outcome = evaluate(&plan, &p, "2026-11-26 19:30", 3);
+    let same = outcome.sends.iter().find(|s| s.step == 0).unwrap();
+    assert_eq!(same.occurrence, tokyo("2026-11-26 19:30"));
+    assert_eq!(
+        same.moved,
+        Some(Moved::NextDay {
+            from: tokyo("2026-11-26 19:00"),
+            anchor: tokyo("2026-11-26 19:30"),
+        })
+    );
 }

@@ -53,6 +53,9 @@ pub struct PlannedStep {
     pub direction: Direction,
     pub offset: Offset,
     pub at: Option<ClockTime>,
+    /// `even on the day`: a `before` send timed on an earlier day may go out on the anchor's
+    /// own day; without it, it must go out before that day begins.
+    pub on_the_day: bool,
     pub sendable_for: Offset,
     /// On a day (or week) the cap cannot send everything, higher priorities go first.
     pub priority: Priority,
@@ -101,6 +104,7 @@ impl TimingPlan {
                     direction: timing.direction,
                     offset: Offset::of(timing.offset),
                     at: timing.at,
+                    on_the_day: timing.on_the_day,
                     sendable_for: step.within.map_or_else(
                         || default_sendable(timing.direction, timing.offset),
                         Offset::of,

@@ -102,6 +102,8 @@ pub enum Condition {
 pub struct Timing {
     pub anchor: Anchor,
     pub at: Option<Spanned<ClockTime>>,
+    /// `even on the day`: a `before` reminder may go out on the anchor's own day. Its span.
+    pub on_the_day: Option<Span>,
     pub span: Span,
 }
 

@@ -11,7 +11,7 @@ use crate::source::{SourceFile, Span};
 const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week", "priority", "high", "normal", "low",
+    "per", "day", "week", "priority", "high", "normal", "low", "even", "the",
 ];
 
 const STATEMENT_START: &str =
@@ -194,6 +194,8 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_unless | Rule::unless => "`unless`",
         Rule::kw_within | Rule::within => "`within`",
         Rule::kw_priority | Rule::priority => "`priority`",
+        Rule::kw_even | Rule::on_the_day => "`even on the day`",
+        Rule::kw_on | Rule::kw_the => "`even on the day`",
         Rule::kw_high | Rule::kw_normal | Rule::kw_low | Rule::priority_level => {
             "`high`, `normal` or `low`"
         }

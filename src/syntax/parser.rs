@@ -90,6 +90,10 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_unless
             | Rule::kw_within
             | Rule::kw_priority
+            | Rule::kw_even
+            | Rule::kw_on
+            | Rule::kw_the
+            | Rule::kw_day
     )
 }
 
@@ -322,10 +326,21 @@ impl Builder<'_> {
             }
             other => unreachable!("grammar: anchor {other:?}"),
         };
-        let at = parts
-            .next()
-            .map(|at| self.clock(children(at).next().expect("clock")));
-        Ok(Timing { anchor, at, span })
+        let mut at = None;
+        let mut on_the_day = None;
+        for part in parts {
+            match part.as_rule() {
+                Rule::at_clause => at = Some(self.clock(children(part).next().expect("clock"))),
+                Rule::on_the_day => on_the_day = Some(self.span(&part)),
+                other => unreachable!("grammar: timing part {other:?}"),
+            }
+        }
+        Ok(Timing {
+            anchor,
+            at,
+            on_the_day,
+            span,
+        })
     }
 
     fn variant(&self, pair: Pair<'_, Rule>) -> Built<Variant> {
