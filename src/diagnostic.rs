@@ -71,6 +71,7 @@ codes! {
     UnusedStage => "unused-stage", Warning;
     TooManyUnitNames => "too-many-unit-names", Warning;
     ReminderCapped => "reminder-capped", Warning;
+    UnknownLint => "unknown-lint", Warning;
 }
 
 impl fmt::Display for Code {

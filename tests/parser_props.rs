@@ -45,6 +45,8 @@ const TOKENS: &[&str] = &[
     "within",
     "priority",
     "even on the day",
+    "allow",
+    "same-instant",
     "high",
     "low",
     "and",
@@ -213,13 +215,17 @@ proptest! {
         templates in prop::collection::vec(name(), 1..4),
         priority in prop::option::of(0..3usize),
         on_the_day in any::<bool>(),
+        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped"]), 0..3),
     ) {
         let direction = if before { "before" } else { "after" };
         let send = templates.join(" | ");
         let levels = [Priority::Low, Priority::Normal, Priority::High];
-        let clauses = priority
+        let mut clauses = priority
             .map(|p| format!(" priority {}", levels[p].name()))
             .unwrap_or_default();
+        if !allow.is_empty() {
+            clauses.push_str(&format!("\n    allow {}", allow.join(", ")));
+        }
         let on_the_day = on_the_day && before;
         let late = if on_the_day { " even on the day" } else { "" };
         let text = format!(
@@ -243,6 +249,8 @@ proptest! {
         let at = step.timing.at.as_ref().unwrap().node;
         prop_assert_eq!((at.hour, at.minute), (hour, minute));
         prop_assert_eq!(step.timing.on_the_day.is_some(), on_the_day);
+        let allowed: Vec<_> = step.allow.iter().map(|a| a.node.as_str()).collect();
+        prop_assert_eq!(allowed, allow);
         let written: Vec<_> = step.priority.iter().map(|p| p.node).collect();
         prop_assert_eq!(written, priority.map(|p| levels[p]).into_iter().collect::<Vec<_>>());
     }

@@ -199,3 +199,31 @@ fn even_on_the_day_is_only_for_before_timings() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     insta::assert_snapshot!("even_on_the_day_only_before", run.stderr);
 }
+
+#[test]
+fn allowed_warnings_are_not_reported_and_deny_warnings_passes() {
+    // Without its two `allow` clauses allowed.step has a same-instant and a quiet-hours-at
+    // warning (the pair is allowed by the step it is reported on; the reminder allows both).
+    let run = steprule(
+        &fixtures().join("check"),
+        &["check", "--deny-warnings", "allowed.step"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("allowed.step: ok, 4 steps"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_name_in_allow_is_a_warning_with_a_suggestion() {
+    let run = steprule(&fixtures().join("check"), &["check", "allow_unknown.step"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("allow_unknown_names", run.stderr);
+    let denied = steprule(
+        &fixtures().join("check"),
+        &["check", "--deny-warnings", "allow_unknown.step"],
+    );
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+}

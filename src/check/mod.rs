@@ -2,6 +2,7 @@
 //! later stages can trust, or to the list of everything wrong with it. Each kind of check lives
 //! in its own file; this one collects declarations and walks the steps.
 
+mod allow;
 mod conditions;
 mod fields;
 mod link_templates;
@@ -134,6 +135,8 @@ pub fn check_file_with(
     if options.serve || checker.decls.track.is_some() {
         checker.link_templates(templates);
     }
+    let allowances = checker.allowances(&checked);
+    allow::apply(&mut checker.diagnostics, file, &allowances);
     diagnostics.append(&mut checker.diagnostics);
     diagnostic::sort(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);

@@ -67,6 +67,8 @@ pub struct StepDecl {
     pub within: Vec<Spanned<Duration>>,
     /// `priority high|normal|low`; more than one is reported by `check`.
     pub priority: Vec<Spanned<Priority>>,
+    /// The warning codes named by `allow` clauses, as written (checked by `check`).
+    pub allow: Vec<Ident>,
     pub span: Span,
 }
 

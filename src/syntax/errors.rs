@@ -11,7 +11,7 @@ use crate::source::{SourceFile, Span};
 const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week", "priority", "high", "normal", "low", "even", "the",
+    "per", "day", "week", "priority", "high", "normal", "low", "even", "the", "allow",
 ];
 
 const STATEMENT_START: &str =
@@ -195,6 +195,8 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_within | Rule::within => "`within`",
         Rule::kw_priority | Rule::priority => "`priority`",
         Rule::kw_even | Rule::on_the_day => "`even on the day`",
+        Rule::kw_allow | Rule::allow => "`allow`",
+        Rule::lint_name => "a warning's name like `same-instant`",
         Rule::kw_on | Rule::kw_the => "`even on the day`",
         Rule::kw_high | Rule::kw_normal | Rule::kw_low | Rule::priority_level => {
             "`high`, `normal` or `low`"
@@ -259,7 +261,8 @@ fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
     }
     if expects(Rule::kw_send) {
         return Some(
-            "a step ends with `send TEMPLATE` (optionally `unless …`, `within …` and `priority …`)"
+            "a step ends with `send TEMPLATE` (optionally `unless …`, `within …`, `priority …` and \
+             `allow …`)"
                 .into(),
         );
     }

@@ -91,6 +91,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_within
             | Rule::kw_priority
             | Rule::kw_even
+            | Rule::kw_allow
             | Rule::kw_on
             | Rule::kw_the
             | Rule::kw_day
@@ -160,6 +161,7 @@ impl Builder<'_> {
         let mut unless = Vec::new();
         let mut within = Vec::new();
         let mut priority = Vec::new();
+        let mut allow = Vec::new();
         for part in parts {
             match part.as_rule() {
                 Rule::step_name => name = children(part).next().map(|p| self.ident(p)),
@@ -188,6 +190,7 @@ impl Builder<'_> {
                     };
                     priority.push(Spanned::new(node, span));
                 }
+                Rule::allow => allow.extend(children(part).map(|name| self.ident(name))),
                 other => unreachable!("grammar: step part {other:?}"),
             }
         }
@@ -199,6 +202,7 @@ impl Builder<'_> {
             unless,
             within,
             priority,
+            allow,
             span,
         })
     }
