@@ -227,3 +227,162 @@ fn an_unknown_name_in_allow_is_a_warning_with_a_suggestion() {
     );
     assert_eq!(denied.code, 1, "{}", denied.stderr);
 }
+
+/// `run RULES --patients PATIENTS --now NOW EXTRA…` in tests/fixtures/plan, with the ledger and
+/// the outbox in `dir` (no token: the outbox).
+fn run_in(dir: &std::path::Path, rules: &str, patients: &str, now: &str, extra: &[&str]) -> Run {
+    let ledger = dir.join("ledger.db");
+    let outbox = dir.join("outbox.jsonl");
+    let mut args = vec![
+        "run",
+        rules,
+        "--patients",
+        patients,
+        "--now",
+        now,
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--outbox",
+        outbox.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    steprule(&fixtures().join("plan"), &args)
+}
+
+/// `status --patient ID --format json`: the patient's rows as (step, status, reason).
+fn patient_rows(dir: &std::path::Path, patient: &str) -> Vec<(String, String, String)> {
+    let ledger = dir.join("ledger.db");
+    let run = steprule(
+        dir,
+        &[
+            "status",
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--patient",
+            patient,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = |row: &serde_json::Value, key: &str| row[key].as_str().unwrap_or("-").to_owned();
+    status["patient"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (text(row, "step"), text(row, "status"), text(row, "reason")))
+        .collect()
+}
+
+#[test]
+fn sends_timed_before_start_are_shown_skipped_by_plan_and_explain() {
+    // `start 2026-12-01`. S1 entered 11-28 15:00: thanks was due 11-29 10:00 (within 3d, so
+    // still sendable at 12-01 09:00) — before the start: skipped. S1's survey (12-02 12:00)
+    // and S2's thanks (12-01 10:00) and survey (12-04 12:00) are after it.
+    let run = plan("start.step", "start.csv", "2026-12-01 09:00", "4");
+    let recipients: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            format!("{} {}", row["step"], row["recipient"])
+        })
+        .collect();
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-12-01T09:00:00+09:00 S1 thanks",
+            "2026-12-01T10:00:00+09:00 S2 thanks",
+            "2026-12-02T12:00:00+09:00 S1 survey",
+            "2026-12-04T12:00:00+09:00 S2 survey",
+        ]
+    );
+    assert_eq!(
+        recipients,
+        [
+            "\"thanks\" \"skipped\"",
+            "\"thanks\" \"export\"",
+            "\"survey\" \"export\"",
+            "\"survey\" \"export\"",
+        ]
+    );
+    let why = explain("start.step", "start.csv", "S1", "2026-12-01 09:00");
+    assert_says(
+        &why,
+        "thanks  skipped: timed before the start (2026-12-01 (火) 00:00), it would go out at 2026-12-01 (火) 09:00",
+    );
+}
+
+#[test]
+fn run_records_sends_before_start_as_skipped_and_never_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_in(
+        dir.path(),
+        "start.step",
+        "start.csv",
+        "2026-12-01 09:00",
+        &[],
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("due 1, sent 0, already sent 0, settled before 0, expired 0, failed 0, held 0, blocked 0, retrying later 0, skipped before start 1"),
+        "{}",
+        first.stderr
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap_or_default();
+    assert_eq!(outbox, "", "nothing was sent");
+    assert_eq!(
+        patient_rows(dir.path(), "S1"),
+        [("thanks".into(), "skipped".into(), "before start".into())]
+    );
+    // The next pass finds it settled; S2's thanks (10:00) goes out.
+    let second = run_in(
+        dir.path(),
+        "start.step",
+        "start.csv",
+        "2026-12-01 10:00",
+        &[],
+    );
+    assert!(
+        second
+            .stderr
+            .contains("due 2, sent 1, already sent 0, settled before 1"),
+        "{}",
+        second.stderr
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert_eq!(outbox.lines().count(), 1);
+    assert!(outbox.contains("\"S2\""), "{outbox}");
+}
+
+#[test]
+fn run_since_replaces_the_start_setting() {
+    // `--since 2026-11-29` (midnight): S1's thanks, timed 11-29 10:00, is after it and goes out
+    // (overdue, within its 3 days).
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(
+        dir.path(),
+        "start.step",
+        "start.csv",
+        "2026-12-01 09:00",
+        &["--since", "2026-11-29"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("due 1, sent 1,"), "{}", run.stderr);
+    assert_eq!(
+        patient_rows(dir.path(), "S1"),
+        [("thanks".into(), "sent".into(), "-".into())]
+    );
+    let bad = run_in(
+        dir.path(),
+        "start.step",
+        "start.csv",
+        "2026-12-01 09:00",
+        &["--since", "yesterday"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--since"), "{}", bad.stderr);
+}

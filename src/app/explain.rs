@@ -174,12 +174,24 @@ impl Explanation<'_> {
             .max()
             .unwrap_or(4);
         for step in &self.plan.steps {
-            let sends: Vec<&DueSend> = outcome
+            let (skipped, sends): (Vec<&DueSend>, Vec<&DueSend>) = outcome
                 .sends
                 .iter()
                 .filter(|s| s.step == step.index)
-                .collect();
+                .partition(|s| s.before_start);
             let mut lines: Vec<String> = Vec::new();
+            if let (Some(first), Some(start)) = (skipped.first(), self.plan.start) {
+                let more = match skipped.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                lines.push(format!(
+                    "skipped: timed before the start ({}), it would go out at {}{more}; `run` \
+                     records it as skipped and never sends it",
+                    self.time(start),
+                    self.time(first.at)
+                ));
+            }
             if let Some(first) = sends.first() {
                 let template = &step.variants[first.variant].template.name;
                 let more = match sends.len() {

@@ -42,6 +42,8 @@ pub struct RuleSet {
     pub cap: Option<Cap>,
     /// Where tracked links point, when clicks are tracked.
     pub track: Option<TrackBase>,
+    /// `start`: the clinic's first day of sending; sends timed before it are skipped.
+    pub start: Option<chrono::NaiveDate>,
     pub stages: Vec<String>,
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
@@ -182,6 +184,7 @@ struct Declarations {
     quiet: Option<(QuietHours, Span)>,
     cap: Option<Cap>,
     track: Option<TrackBase>,
+    start: Option<chrono::NaiveDate>,
     stages: Vec<Ident>,
     dates: Vec<Ident>,
     fields: Vec<Ident>,
@@ -283,6 +286,11 @@ impl<'f> Checker<'f> {
                 Statement::Track(url) => {
                     if self.first_setting("track", url.span) {
                         self.track(url);
+                    }
+                }
+                Statement::Start(day) => {
+                    if self.first_setting("start", day.span) {
+                        self.decls.start = Some(day.node);
                     }
                 }
                 Statement::Stages(names) => self.declare_names(names, DeclKind::Stage),
@@ -470,6 +478,7 @@ impl<'f> Checker<'f> {
             quiet: self.decls.quiet.map(|(q, _)| q),
             cap: self.decls.cap,
             track: self.decls.track,
+            start: self.decls.start,
             stages: names(self.decls.stages),
             date_fields: names(self.decls.dates),
             fields: names(self.decls.fields),

@@ -359,3 +359,17 @@ fn a_file_without_booking_or_visit_fields_observes_nothing() {
     let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
     assert!(outcome.rules.unwrap().observed.is_empty());
 }
+
+#[test]
+fn start_is_a_date_given_once() {
+    let outcome = check_with(
+        "start 2026-12-01\nstart 2026-12-02\nstart 2026-02-30\nstep hi: when stage=booked after 0m send hello",
+        &[HELLO],
+    );
+    assert_eq!(
+        codes(&outcome),
+        ["duplicate-declaration", "invalid-value"],
+        "{:#?}",
+        outcome.diagnostics
+    );
+}

@@ -45,6 +45,9 @@ pub struct DueSend {
     pub variant: usize,
     /// Why `at` is later than the step's own time, if it is.
     pub moved: Option<Moved>,
+    /// The step's own time (after `at`) is before the plan's `start`: this send is recorded as
+    /// skipped ("before start") and never sent; it takes no slot of the cap.
+    pub before_start: bool,
 }
 
 /// Why a send goes out later than its step's time.

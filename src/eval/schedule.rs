@@ -393,6 +393,7 @@ fn place(
         expires,
         variant: 0,
         moved,
+        before_start: plan.start.is_some_and(|start| timed < start),
     })
 }
 
@@ -486,6 +487,11 @@ fn apply_cap(
     let mut moves_left = MAX_CAP_MOVES;
     while let Some(Reverse((.., index))) = queue.pop() {
         let send = &mut pending[index];
+        // Never sent, so it takes no slot.
+        if send.before_start {
+            sends.push(send.clone());
+            continue;
+        }
         let used = periods.entry(period(send.at)).or_default();
         if *used < cap.count {
             *used += 1;

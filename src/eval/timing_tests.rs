@@ -102,3 +102,28 @@ fn an_after_send_timed_before_its_anchor_moves_to_the_next_day() {
         })
     );
 }
+
+#[test]
+fn a_send_before_start_is_marked_and_takes_no_slot_of_the_cap() {
+    // Start 11-22. Entered 11-20 08:00: `old` (after 1d at 10:00, within 3d) was due 11-21
+    // 10:00, before the start; at 11-22 09:30 it is still sendable: marked, at 09:30. `new`
+    // (after 2d at 11:00) is 11-22 11:00, after the start, and keeps the day's one slot.
+    let plan = plan(
+        "start 2026-11-22\ncap 1 per day\nstep old: when stage=first_visit after 1d at 10:00 send a within 3d\nstep new: when stage=first_visit after 2d at 11:00 send b",
+    );
+    assert_eq!(plan.start, Some(tokyo("2026-11-22 00:00")));
+    let p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    let outcome = evaluate(&plan, &p, "2026-11-22 09:30", 1);
+    let got: Vec<_> = outcome
+        .sends
+        .iter()
+        .map(|s| (plan.steps[s.step].id.as_str(), s.before_start, s.at))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("old", true, tokyo("2026-11-22 09:30")),
+            ("new", false, tokyo("2026-11-22 11:00"))
+        ]
+    );
+}

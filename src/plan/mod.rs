@@ -7,6 +7,7 @@ pub mod condition;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 pub use crate::time::Offset;
@@ -18,6 +19,7 @@ use crate::check::RuleSet;
 use crate::line::track::TrackBase;
 use crate::records::RecordSchema;
 use crate::template::Template;
+use crate::time::local_to_utc;
 use crate::values::{Cap, ClockTime, Duration, Priority, QuietHours};
 
 /// How long a due send stays sendable when the step has no `within` (an `every` step with a
@@ -33,6 +35,9 @@ pub struct TimingPlan {
     pub cap: Option<Cap>,
     /// Where tracked links point, when clicks are tracked.
     pub track: Option<TrackBase>,
+    /// Sends whose own time is before this instant are skipped, never sent: the start of the
+    /// rules' `start` day in the clinic's zone, or `run --since`.
+    pub start: Option<DateTime<Utc>>,
     pub schema: RecordSchema,
     pub steps: Vec<PlannedStep>,
     /// Whether any condition is a rhai script.
@@ -124,6 +129,9 @@ impl TimingPlan {
             quiet: rules.quiet,
             cap: rules.cap,
             track: rules.track.clone(),
+            start: rules
+                .start
+                .map(|day| local_to_utc(day.and_time(chrono::NaiveTime::MIN), tz)),
             schema,
             steps,
             has_scripts,

@@ -52,6 +52,9 @@ pub enum Statement {
     Attribution(Spanned<Duration>),
     /// `revisit 90d`: how long after a send a visit is credited to it (by `report`).
     Revisit(Spanned<Duration>),
+    /// `start 2026-12-01`: sends whose time is before this day (clinic time) are recorded as
+    /// skipped and never sent, so a first run sends no backlog.
+    Start(Spanned<chrono::NaiveDate>),
     Step(Box<StepDecl>),
 }
 

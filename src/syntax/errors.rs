@@ -11,11 +11,11 @@ use crate::source::{SourceFile, Span};
 const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week", "priority", "high", "normal", "low", "even", "the", "allow",
+    "per", "day", "week", "priority", "high", "normal", "low", "even", "the", "allow", "start",
 ];
 
 const STATEMENT_START: &str =
-    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `stages`, \
+    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `start`, `stages`, \
 `dates`, `fields`) or a step (`step NAME: when …`)";
 const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
 const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
@@ -180,6 +180,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_visits => "`visits`",
         Rule::kw_attribution => "`attribution`",
         Rule::kw_revisit => "`revisit`",
+        Rule::kw_start => "`start`",
         Rule::kw_step | Rule::step_name => "`step NAME:`",
         Rule::kw_when => "`when`",
         Rule::kw_and => "`and`",

@@ -75,6 +75,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_visits
             | Rule::kw_attribution
             | Rule::kw_revisit
+            | Rule::kw_start
             | Rule::kw_step
             | Rule::kw_when
             | Rule::kw_and
@@ -148,6 +149,13 @@ impl Builder<'_> {
                 Statement::Attribution(self.duration(parts.next().expect("window"))?)
             }
             Rule::revisit => Statement::Revisit(self.duration(parts.next().expect("window"))?),
+            Rule::start => {
+                let date = self.literal(parts.next().expect("date"))?;
+                match date.node {
+                    Literal::Date(day) => Statement::Start(Spanned::new(day, date.span)),
+                    other => unreachable!("grammar: start takes a date, not {other:?}"),
+                }
+            }
             Rule::step => Statement::Step(Box::new(self.step(parts, span)?)),
             other => unreachable!("grammar: statement alternative {other:?}"),
         })

@@ -25,6 +25,9 @@ pub struct RunSummary {
     /// Still pending after this pass (retries used up, LINE unreachable, or stopped before
     /// their turn); the next run retries them with the same keys.
     pub retry_later: u64,
+    /// Recorded `skipped` without being sent: their time was before the rules' `start` (or
+    /// `--since`).
+    pub skipped_before_start: u64,
     pub skipped_rows: u64,
     /// Patients (not opted out) without a LINE user: no `line_user_id` in the export and no
     /// link in the ledger. Nothing is due to them, so they are not in `due`; once they link,
@@ -115,7 +118,7 @@ impl std::fmt::Display for RunSummary {
         write!(
             f,
             "due {}, sent {}, already sent {}, settled before {}, expired {}, failed {}, held {}, \
-             blocked {}, retrying later {}, skipped rows {}",
+             blocked {}, retrying later {}, skipped before start {}, skipped rows {}",
             self.due,
             self.sent,
             self.already_sent,
@@ -125,6 +128,7 @@ impl std::fmt::Display for RunSummary {
             self.held,
             self.blocked,
             self.retry_later,
+            self.skipped_before_start,
             self.skipped_rows
         )
     }
@@ -149,7 +153,7 @@ impl Problems {
             Settlement::Held(why) => (&mut self.held, why.as_str()),
             Settlement::RetryLater(why) => (&mut self.pending, why.as_str()),
             Settlement::Blocked => (&mut self.blocked, "the patient blocked the account"),
-            Settlement::Sent { .. } | Settlement::Expired(_) => return,
+            Settlement::Sent { .. } | Settlement::Expired(_) | Settlement::Skipped(_) => return,
         };
         if list.len() < SHOWN {
             list.push(format!(
