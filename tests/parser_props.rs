@@ -47,6 +47,8 @@ const TOKENS: &[&str] = &[
     "even on the day",
     "allow",
     "same-instant",
+    "start",
+    "2026-12-01",
     "high",
     "low",
     "and",
