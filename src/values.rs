@@ -154,6 +154,31 @@ impl std::fmt::Display for Duration {
     }
 }
 
+/// A day of the year, `06-04`, for `every year on 06-04`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MonthDay {
+    pub month: u32,
+    pub day: u32,
+}
+
+impl MonthDay {
+    /// Whether the day exists in some year (`02-29` does, in leap years).
+    pub fn is_valid(self) -> bool {
+        self.in_year(2000).is_some()
+    }
+
+    /// This day in `year`; `None` when the year does not have it (`02-29` outside leap years).
+    pub fn in_year(self, year: i32) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::from_ymd_opt(year, self.month, self.day)
+    }
+}
+
+impl std::fmt::Display for MonthDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
 /// A value on the right of a comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {

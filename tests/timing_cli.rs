@@ -386,3 +386,75 @@ fn run_since_replaces_the_start_setting() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--since"), "{}", bad.stderr);
 }
+
+#[test]
+fn fixed_dates_send_on_their_day_with_the_usual_conditions() {
+    // `closure` on 2026-12-28 at 10:00 for regular and first_visit patients: F1, F2, F3.
+    // `teeth_week` (06-04 each year, not staff) is not in this window.
+    let run = plan("fixed.step", "fixed.csv", "2026-12-20 09:00", "10");
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-12-28T10:00:00+09:00 F1 closure",
+            "2026-12-28T10:00:00+09:00 F2 closure",
+            "2026-12-28T10:00:00+09:00 F3 closure",
+        ]
+    );
+    // The ledger key is the day itself, whatever the `at`.
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| l.contains("\"occurrence\":\"2026-12-28T00:00:00+09:00\"")),
+        "{}",
+        run.stdout
+    );
+    // In June: only F1 (regular, not tagged staff), on 06-04 at 10:00 of each year.
+    for (now, day) in [
+        ("2027-06-01 09:00", "2027-06-04"),
+        ("2028-06-01 09:00", "2028-06-04"),
+    ] {
+        let run = plan("fixed.step", "fixed.csv", now, "7");
+        assert_eq!(sends(&run), [format!("{day}T10:00:00+09:00 F1 teeth_week")]);
+    }
+    let why = explain("fixed.step", "fixed.csv", "F3", "2027-06-01 09:00");
+    assert_says(
+        &why,
+        "teeth_week  not sent: condition false: not `tag=staff`",
+    );
+    let why = explain("fixed.step", "fixed.csv", "F1", "2026-12-20 09:00");
+    assert_says(&why, "teeth_week  sends hello at 2027-06-04 (金) 10:00");
+}
+
+#[test]
+fn a_yearly_send_already_made_is_not_sent_again() {
+    // Sent on 2027-06-04 at 10:00; a run the next day, still within its 3 days, finds it in
+    // the ledger under the same key and sends nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_in(
+        dir.path(),
+        "fixed.step",
+        "fixed.csv",
+        "2027-06-04 10:00",
+        &[],
+    );
+    assert!(first.stderr.contains("due 1, sent 1,"), "{}", first.stderr);
+    let again = run_in(
+        dir.path(),
+        "fixed.step",
+        "fixed.csv",
+        "2027-06-05 10:00",
+        &[],
+    );
+    assert!(
+        again.stderr.contains("due 1, sent 0, already sent 1,"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn fixed_dates_that_do_not_exist_are_errors() {
+    let run = steprule(&fixtures().join("check"), &["check", "fixed_dates.step"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    insta::assert_snapshot!("fixed_dates_that_do_not_exist", run.stderr);
+}

@@ -12,7 +12,7 @@ use crate::fields::{Field, FieldRef};
 use crate::source::Spanned;
 use crate::syntax::{Anchor, Condition};
 use crate::template::Template;
-use crate::values::{ClockTime, CompareOp, Duration, Literal, Priority};
+use crate::values::{ClockTime, CompareOp, Duration, DurationUnit, Literal, MonthDay, Priority};
 
 /// A resolved condition over values of type `V`: `check` yields literals as written, `plan`
 /// types them in the clinic's time zone. Each leaf keeps its source text so `explain` can say
@@ -93,6 +93,9 @@ pub enum AnchorField {
     BirthDate,
     /// A declared date field, by index.
     Date(usize),
+    /// No field: the step names its days on the calendar (`on 2026-12-28`, `every year on
+    /// 06-04`).
+    Calendar,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,10 @@ pub enum Direction {
     Before,
     /// At anchor + k·offset for k = 1, 2, …
     Every,
+    /// Once, on this day (clinic time): `on 2026-12-28`.
+    On(chrono::NaiveDate),
+    /// On this day every year: `every year on 06-04` (`02-29` in leap years only).
+    Yearly(MonthDay),
 }
 
 /// When a step fires: `offset` from `anchor` in `direction`, then moved to `at`.
@@ -157,6 +164,8 @@ impl Checker<'_> {
             Anchor::Every(_) => (AnchorField::StageEnteredAt, Direction::Every),
             Anchor::AfterField(_, field) => (self.anchor_field(&field.node), Direction::After),
             Anchor::BeforeField(_, field) => (self.anchor_field(&field.node), Direction::Before),
+            Anchor::OnDate(day) => (AnchorField::Calendar, Direction::On(day.node)),
+            Anchor::Yearly(day) => (AnchorField::Calendar, Direction::Yearly(day.node)),
         };
         let variants = step
             .send
@@ -178,7 +187,13 @@ impl Checker<'_> {
             timing: Timing {
                 anchor,
                 direction,
-                offset: step.timing.anchor.duration().node,
+                offset: step.timing.anchor.duration().map_or(
+                    Duration {
+                        amount: 0,
+                        unit: DurationUnit::Minutes,
+                    },
+                    |d| d.node,
+                ),
                 at: step.timing.at.as_ref().map(|at| at.node),
                 on_the_day: step.timing.on_the_day.is_some(),
             },

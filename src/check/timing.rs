@@ -49,8 +49,23 @@ impl Checker<'_> {
                     self.every_period(every, timing.at.is_some());
                 }
             }
+            Anchor::Yearly(day) => {
+                if !day.node.is_valid() {
+                    self.report(
+                        Code::InvalidValue,
+                        day.span,
+                        format!("`{}` is not a day of the year", day.node),
+                    )
+                    .help = Some(
+                        "write the month and the day as MM-DD, e.g. `every year on 06-04`".into(),
+                    );
+                }
+            }
+            Anchor::OnDate(_) => {}
             other => {
-                self.in_range(other.duration());
+                if let Some(duration) = other.duration() {
+                    self.in_range(duration);
+                }
             }
         }
         for within in &step.within {
@@ -59,8 +74,19 @@ impl Checker<'_> {
                 "`within` needs a window longer than zero, e.g. `within 2d`",
             ) && self.in_range(within)
             {
-                if let Anchor::Every(every) = &timing.anchor {
-                    self.within_period(within, every);
+                match &timing.anchor {
+                    Anchor::Every(every) => self.within_period(within, every),
+                    Anchor::Yearly(day) => {
+                        let year = Spanned::new(
+                            Duration {
+                                amount: 1,
+                                unit: crate::values::DurationUnit::Years,
+                            },
+                            day.span,
+                        );
+                        self.within_period(within, &year);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -337,10 +363,18 @@ enum Offset {
 impl InstantKey {
     fn of(step: &StepDecl) -> Self {
         let anchor = &step.timing.anchor;
-        let duration = anchor.duration().node;
-        let offset = match duration.fixed_minutes() {
-            Some(minutes) => Offset::Minutes(minutes),
-            None => Offset::Months(duration.calendar_months().unwrap_or(u32::MAX)),
+        let offset = match anchor.duration().map(|d| d.node) {
+            Some(duration) => match duration.fixed_minutes() {
+                Some(minutes) => Offset::Minutes(minutes),
+                None => Offset::Months(duration.calendar_months().unwrap_or(u32::MAX)),
+            },
+            None => Offset::Minutes(0),
+        };
+        // A fixed date stands where a field would: steps on the same day compare equal.
+        let field = match anchor {
+            Anchor::OnDate(day) => Some(day.node.to_string()),
+            Anchor::Yearly(day) => Some(day.node.to_string()),
+            other => other.field().map(|f| f.node.clone()),
         };
         InstantKey {
             anchor: match anchor {
@@ -348,8 +382,10 @@ impl InstantKey {
                 Anchor::Every(_) => "every",
                 Anchor::AfterField(..) => "after-field",
                 Anchor::BeforeField(..) => "before-field",
+                Anchor::OnDate(_) => "on",
+                Anchor::Yearly(_) => "every-year",
             },
-            field: anchor.field().map(|f| f.node.clone()),
+            field,
             offset,
             at: step
                 .timing
@@ -444,6 +480,8 @@ pub(super) fn derived_id(step: &StepDecl) -> String {
         Anchor::Every(d) => format!("every_{}", d.node),
         Anchor::AfterField(d, field) => format!("{}_after_{}", d.node, field.node),
         Anchor::BeforeField(d, field) => format!("{}_before_{}", d.node, field.node),
+        Anchor::OnDate(day) => format!("on_{}", day.node.format("%Y_%m_%d")),
+        Anchor::Yearly(day) => format!("every_year_on_{:02}_{:02}", day.node.month, day.node.day),
     };
     let at = step
         .timing

@@ -2,6 +2,7 @@
 //! that sends nothing, why. Runs the [`TimingPlan`] without parsing or allocating per step
 //! beyond the sends it returns, so a million patients evaluate in a few seconds.
 
+mod fixed;
 mod schedule;
 mod script;
 mod test;

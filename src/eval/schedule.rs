@@ -36,7 +36,7 @@ pub const MAX_OCCURRENCES: u32 = 10_000;
 const MAX_CAP_MOVES: u32 = 100_000;
 
 /// How far `at` times and quiet hours can move a send from its step's own time.
-const SLACK_DAYS: i64 = 2;
+pub(super) const SLACK_DAYS: i64 = 2;
 
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
@@ -205,6 +205,8 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
     match anchor {
         AnchorField::StageEnteredAt => ctx.instant(FieldRef::Builtin(Field::StageEnteredAt)),
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
+        // A calendar step counts from no field; its days are its own (see `fixed`).
+        AnchorField::Calendar => Some(calendar_start()),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
             Some(local_to_utc(
@@ -221,11 +223,12 @@ pub fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
         AnchorField::StageEnteredAt => Field::StageEnteredAt.name().to_owned(),
         AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
         AnchorField::Date(i) => plan.schema.date_fields[i].clone(),
+        AnchorField::Calendar => "the calendar".to_owned(),
     }
 }
 
 /// Whether every occurrence that matters for the window was looked at.
-enum Occurrences {
+pub(super) enum Occurrences {
     Complete,
     /// The step's time cannot be computed: it is beyond the calendar (only for durations
     /// `check` rejects, or absurd anchor dates).
@@ -248,6 +251,11 @@ fn for_each_occurrence(
         Direction::After => false,
         Direction::Before => true,
         Direction::Every => return every_occurrence(step, anchor, window, tz, each),
+        Direction::On(day) => {
+            each(super::fixed::day_start(day, tz));
+            return Occurrences::Complete;
+        }
+        Direction::Yearly(day) => return super::fixed::yearly(day, step, window, tz, each),
     };
     match shift(anchor, step.offset, backwards, tz) {
         Some(nominal) => {

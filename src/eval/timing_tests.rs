@@ -127,3 +127,18 @@ fn a_send_before_start_is_marked_and_takes_no_slot_of_the_cap() {
         ]
     );
 }
+
+#[test]
+fn every_year_on_02_29_sends_in_leap_years_only() {
+    let plan = plan("step leap: when stage=regular every year on 02-29 at 10:00 send a");
+    let p = patient(&plan, "regular", "2020-01-01 10:00");
+    // 2027 has no 02-29; 2028 does.
+    assert_eq!(
+        sends(&plan, &p, "2027-01-01 00:00", 365),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        sends(&plan, &p, "2028-01-01 00:00", 366),
+        ["2028-02-29 10:00 leap"]
+    );
+}

@@ -3,7 +3,8 @@
 
 use crate::source::{Span, Spanned};
 pub use crate::values::{
-    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, Priority, DURATION_RANGE,
+    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, MonthDay, Priority,
+    DURATION_RANGE,
 };
 
 pub type Ident = Spanned<String>;
@@ -122,15 +123,21 @@ pub enum Anchor {
     AfterField(Spanned<Duration>, Ident),
     /// `D before FIELD`
     BeforeField(Spanned<Duration>, Ident),
+    /// `on 2026-12-28`: once, on that day (a year-end notice, a campaign).
+    OnDate(Spanned<chrono::NaiveDate>),
+    /// `every year on 06-04`: on that day each year (`02-29` only in leap years).
+    Yearly(Spanned<MonthDay>),
 }
 
 impl Anchor {
-    pub fn duration(&self) -> &Spanned<Duration> {
+    /// The duration the timing counts, for the timings that count one.
+    pub fn duration(&self) -> Option<&Spanned<Duration>> {
         match self {
             Anchor::AfterStageEntry(d)
             | Anchor::Every(d)
             | Anchor::AfterField(d, _)
-            | Anchor::BeforeField(d, _) => d,
+            | Anchor::BeforeField(d, _) => Some(d),
+            Anchor::OnDate(_) | Anchor::Yearly(_) => None,
         }
     }
 

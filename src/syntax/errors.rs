@@ -12,12 +12,14 @@ const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
     "per", "day", "week", "priority", "high", "normal", "low", "even", "the", "allow", "start",
+    "year",
 ];
 
 const STATEMENT_START: &str =
     "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `start`, `stages`, \
 `dates`, `fields`) or a step (`step NAME: when …`)";
-const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
+const TIMING: &str = "a timing such as `after 1d`, `every 30d`, `1d before appointment_at`, \
+`on 2026-12-28` or `every year on 06-04`";
 const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
 d (days), w (weeks), mo (months), y (years), e.g. `7d`, `3mo`";
 
@@ -202,9 +204,15 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_high | Rule::kw_normal | Rule::kw_low | Rule::priority_level => {
             "`high`, `normal` or `low`"
         }
-        Rule::timing | Rule::after_entry | Rule::every | Rule::after_field | Rule::before_field => {
-            TIMING
-        }
+        Rule::timing
+        | Rule::after_entry
+        | Rule::every
+        | Rule::after_field
+        | Rule::before_field
+        | Rule::on_date
+        | Rule::yearly => TIMING,
+        Rule::kw_year => "`year`",
+        Rule::month_day => "a day of the year like `06-04`",
         Rule::duration | Rule::duration_unit => "a duration like `7d` or `3mo`",
         Rule::clock => "a time like `18:00`",
         Rule::integer => "a whole number",

@@ -95,6 +95,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_allow
             | Rule::kw_on
             | Rule::kw_the
+            | Rule::kw_year
             | Rule::kw_day
     )
 }
@@ -326,17 +327,26 @@ impl Builder<'_> {
         let anchor_pair = parts.next().expect("anchor");
         let anchor_rule = anchor_pair.as_rule();
         let mut anchor_parts = children(anchor_pair);
-        let duration = self.duration(anchor_parts.next().expect("duration"))?;
+        let first = anchor_parts.next().expect("date or duration");
         let anchor = match anchor_rule {
-            Rule::after_entry => Anchor::AfterStageEntry(duration),
-            Rule::every => Anchor::Every(duration),
-            Rule::after_field => {
-                Anchor::AfterField(duration, self.ident(anchor_parts.next().expect("field")))
+            Rule::on_date => match self.literal(first)? {
+                Spanned {
+                    node: Literal::Date(day),
+                    span,
+                } => Anchor::OnDate(Spanned::new(day, span)),
+                other => unreachable!("grammar: `on` takes a date, not {other:?}"),
+            },
+            Rule::yearly => {
+                let span = self.span(&first);
+                let (month, day) = first.as_str().split_once('-').expect("grammar: MM-DD");
+                // Two digits each, so these parse.
+                let day = MonthDay {
+                    month: month.parse().expect("digits"),
+                    day: day.parse().expect("digits"),
+                };
+                Anchor::Yearly(Spanned::new(day, span))
             }
-            Rule::before_field => {
-                Anchor::BeforeField(duration, self.ident(anchor_parts.next().expect("field")))
-            }
-            other => unreachable!("grammar: anchor {other:?}"),
+            _ => self.counted(anchor_rule, first, anchor_parts)?,
         };
         let mut at = None;
         let mut on_the_day = None;
@@ -352,6 +362,27 @@ impl Builder<'_> {
             at,
             on_the_day,
             span,
+        })
+    }
+
+    /// A timing that counts a duration: `after D`, `every D`, `D after FIELD`, `D before FIELD`.
+    fn counted<'i>(
+        &self,
+        rule: Rule,
+        duration: Pair<'i, Rule>,
+        mut anchor_parts: impl Iterator<Item = Pair<'i, Rule>>,
+    ) -> Built<Anchor> {
+        let duration = self.duration(duration)?;
+        Ok(match rule {
+            Rule::after_entry => Anchor::AfterStageEntry(duration),
+            Rule::every => Anchor::Every(duration),
+            Rule::after_field => {
+                Anchor::AfterField(duration, self.ident(anchor_parts.next().expect("field")))
+            }
+            Rule::before_field => {
+                Anchor::BeforeField(duration, self.ident(anchor_parts.next().expect("field")))
+            }
+            other => unreachable!("grammar: anchor {other:?}"),
         })
     }
 
