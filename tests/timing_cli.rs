@@ -202,15 +202,47 @@ fn even_on_the_day_is_only_for_before_timings() {
 
 #[test]
 fn allowed_warnings_are_not_reported_and_deny_warnings_passes() {
-    // Without its two `allow` clauses allowed.step has a same-instant and a quiet-hours-at
-    // warning (the pair is allowed by the step it is reported on; the reminder allows both).
+    // Without its `allow` clauses allowed.step has two same-instant warnings and a
+    // quiet-hours-at one; `allowed_nothing_else` below shows they are really there.
     let run = steprule(
         &fixtures().join("check"),
         &["check", "--deny-warnings", "allowed.step"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("allowed.step: ok, 4 steps"),
+        run.stderr.contains("allowed.step: ok, 5 steps"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn allowed_nothing_else() {
+    // The same file with its `allow` clauses taken out: the three warnings come back.
+    let text = std::fs::read_to_string(fixtures().join("check/allowed.step")).unwrap();
+    let stripped = text
+        .replace(" allow same-instant", "")
+        .replace("\n    allow quiet-hours-at, same-instant", "");
+    assert!(
+        stripped
+            .lines()
+            .all(|line| line.starts_with('#') || !line.contains("allow")),
+        "{stripped}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stripped.step"), stripped).unwrap();
+    let templates = fixtures().join("check/templates");
+    let run = steprule(
+        dir.path(),
+        &[
+            "check",
+            "--templates",
+            templates.to_str().unwrap(),
+            "stripped.step",
+        ],
+    );
+    assert!(
+        run.stderr.contains("stripped.step: 0 errors, 3 warnings"),
         "{}",
         run.stderr
     );

@@ -83,17 +83,22 @@ pub(super) fn apply(
     if allowances.is_empty() {
         return;
     }
-    let inside = |outer: Span, inner: Span| outer.start <= inner.start && inner.end <= outer.end;
+    // Steps come in file order and do not overlap, so the one step a span can be in is found
+    // by a binary search, however many steps and warnings there are.
+    let allows = |span: Span, code: Code| {
+        let after = allowances.partition_point(|a| a.span.start <= span.start);
+        after.checked_sub(1).is_some_and(|i| {
+            let allowance = &allowances[i];
+            span.end <= allowance.span.end && allowance.codes.contains(&code)
+        })
+    };
     diagnostics.retain(|diag| {
         if diag.severity != Severity::Warning || diag.file.path() != file.path() {
             return true;
         }
-        let allowed = allowances.iter().any(|allowance| {
-            allowance.codes.contains(&diag.code)
-                && (inside(allowance.span, diag.span)
-                    || (diag.code == Code::SameInstant
-                        && diag.related.iter().any(|r| inside(allowance.span, r.span))))
-        });
+        let allowed = allows(diag.span, diag.code)
+            || (diag.code == Code::SameInstant
+                && diag.related.iter().any(|r| allows(r.span, diag.code)));
         !allowed
     });
 }
