@@ -373,3 +373,18 @@ fn start_is_a_date_given_once() {
         outcome.diagnostics
     );
 }
+
+#[test]
+fn a_step_has_one_priority() {
+    let outcome = check_with(
+        "step hi: when stage=booked after 0m send hello priority high priority low",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["duplicate-declaration"]);
+    let outcome = check_with(
+        "step hi: when stage=booked after 0m send hello priority low",
+        &[HELLO],
+    );
+    let rules = outcome.rules.unwrap();
+    assert_eq!(rules.steps[0].priority, crate::values::Priority::Low);
+}
