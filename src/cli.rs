@@ -75,6 +75,10 @@ pub(crate) enum Command {
         /// Evaluate as if it were this instant (default: the clock).
         #[arg(long)]
         now: Option<String>,
+        /// Sends whose time is before this instant are recorded as skipped ("before start")
+        /// and never sent, as the rules' `start` setting does (which this replaces).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
         /// The ledger (default: .steprule/ledger.db beside the rules).
         #[arg(long, value_name = "PATH")]
         ledger: Option<PathBuf>,

@@ -70,6 +70,8 @@ codes! {
     UnnamedStep => "unnamed-step", Warning;
     UnusedStage => "unused-stage", Warning;
     TooManyUnitNames => "too-many-unit-names", Warning;
+    ReminderCapped => "reminder-capped", Warning;
+    UnknownLint => "unknown-lint", Warning;
     UnusedTemplate => "unused-template", Warning;
 }
 

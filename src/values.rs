@@ -8,6 +8,27 @@ pub enum CapPeriod {
     Week,
 }
 
+/// How much a step matters when the cap cannot send everything on a day (or week): the cap
+/// keeps higher priorities first, then earlier sends. Ordered low < normal < high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    /// The word the rules use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
 // A time of day is the clock's; it lives with the clock and is named here with the rest.
 pub use crate::time::ClockTime;
 
@@ -130,6 +151,31 @@ impl Duration {
 impl std::fmt::Display for Duration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.amount, self.unit.suffix())
+    }
+}
+
+/// A day of the year, `06-04`, for `every year on 06-04`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MonthDay {
+    pub month: u32,
+    pub day: u32,
+}
+
+impl MonthDay {
+    /// Whether the day exists in some year (`02-29` does, in leap years).
+    pub fn is_valid(self) -> bool {
+        self.in_year(2000).is_some()
+    }
+
+    /// This day in `year`; `None` when the year does not have it (`02-29` outside leap years).
+    pub fn in_year(self, year: i32) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::from_ymd_opt(year, self.month, self.day)
+    }
+}
+
+impl std::fmt::Display for MonthDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use steprule::check_file;
-use steprule::syntax::{self, Anchor, Statement};
+use steprule::syntax::{self, Anchor, Priority, Statement};
 use steprule::SourceFile;
 use steprule::TemplateStore;
 
@@ -43,6 +43,17 @@ const TOKENS: &[&str] = &[
     "at",
     "unless",
     "within",
+    "priority",
+    "even on the day",
+    "allow",
+    "same-instant",
+    "start",
+    "2026-12-01",
+    "on",
+    "year",
+    "06-04",
+    "high",
+    "low",
     "and",
     "or",
     "not",
@@ -207,11 +218,23 @@ proptest! {
         hour in 0..24u32,
         minute in 0..60u32,
         templates in prop::collection::vec(name(), 1..4),
+        priority in prop::option::of(0..3usize),
+        on_the_day in any::<bool>(),
+        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped"]), 0..3),
     ) {
         let direction = if before { "before" } else { "after" };
         let send = templates.join(" | ");
+        let levels = [Priority::Low, Priority::Normal, Priority::High];
+        let mut clauses = priority
+            .map(|p| format!(" priority {}", levels[p].name()))
+            .unwrap_or_default();
+        if !allow.is_empty() {
+            clauses.push_str(&format!("\n    allow {}", allow.join(", ")));
+        }
+        let on_the_day = on_the_day && before;
+        let late = if on_the_day { " even on the day" } else { "" };
         let text = format!(
-            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}\n    send {send}\n"
+            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}{late}\n    send {send}{clauses}\n"
         );
         let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
         prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
@@ -221,7 +244,7 @@ proptest! {
         prop_assert_eq!(&step.name.as_ref().unwrap().node, &id);
         let written: Vec<_> = step.send.iter().map(|v| v.template.node.clone()).collect();
         prop_assert_eq!(written, templates);
-        prop_assert_eq!(step.timing.anchor.duration().node.to_string(), offset);
+        prop_assert_eq!(step.timing.anchor.duration().unwrap().node.to_string(), offset);
         let anchored = match &step.timing.anchor {
             Anchor::BeforeField(_, f) => before && f.node == field,
             Anchor::AfterField(_, f) => !before && f.node == field,
@@ -230,5 +253,43 @@ proptest! {
         prop_assert!(anchored);
         let at = step.timing.at.as_ref().unwrap().node;
         prop_assert_eq!((at.hour, at.minute), (hour, minute));
+        prop_assert_eq!(step.timing.on_the_day.is_some(), on_the_day);
+        let allowed: Vec<_> = step.allow.iter().map(|a| a.node.as_str()).collect();
+        prop_assert_eq!(allowed, allow);
+        let written: Vec<_> = step.priority.iter().map(|p| p.node).collect();
+        prop_assert_eq!(written, priority.map(|p| levels[p]).into_iter().collect::<Vec<_>>());
+    }
+
+    /// `on YYYY-MM-DD` and `every year on MM-DD`, with an `at`, parse to the day written.
+    #[test]
+    fn fixed_date_steps_parse_to_what_was_written(
+        id in name(),
+        year in 1000..10000i32,
+        month in 1..13u32,
+        day in 1..29u32,
+        yearly in any::<bool>(),
+        hour in 0..24u32,
+    ) {
+        let timing = if yearly {
+            format!("every year on {month:02}-{day:02}")
+        } else {
+            format!("on {year:04}-{month:02}-{day:02}")
+        };
+        let text = format!("step {id}: when stage=regular {timing} at {hour:02}:00 send hello\n");
+        let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
+        prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
+        let Some(Statement::Step(step)) = ast.statements.first() else {
+            return Err(TestCaseError::fail("a step"));
+        };
+        let read = match &step.timing.anchor {
+            Anchor::Yearly(d) if yearly => (d.node.month, d.node.day),
+            Anchor::OnDate(d) if !yearly => {
+                prop_assert_eq!(chrono::Datelike::year(&d.node), year);
+                (chrono::Datelike::month(&d.node), chrono::Datelike::day(&d.node))
+            }
+            _ => return Err(TestCaseError::fail(format!("{text}: {:?}", step.timing.anchor))),
+        };
+        prop_assert_eq!(read, (month, day));
+        prop_assert!(step.timing.anchor.duration().is_none());
     }
 }

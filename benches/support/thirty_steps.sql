@@ -183,10 +183,17 @@ occurrence(pk, step, nominal, at_time, sendable, before) AS (
       JOIN seq
 ),
 -- `at HH:MM` on the occurrence's day.
-timed AS (
+at_day AS (
     SELECT pk, step, sendable, before,
            CASE WHEN at_time IS NULL THEN nominal ELSE date(nominal) || ' ' || at_time END AS t
       FROM occurrence
+),
+-- A `before` send timed on an earlier day than its anchor's must go out before that day.
+timed AS (
+    SELECT pk, step, sendable, t,
+           CASE WHEN before IS NOT NULL AND date(t) < date(before)
+                THEN date(before) || ' 00:00:00' ELSE before END AS before
+      FROM at_day
 ),
 -- Quiet hours 21:00-09:00: held until 09:00.
 due AS (
@@ -196,7 +203,8 @@ due AS (
                 ELSE t END AS due
       FROM timed
 ),
--- Late sends go out now (out of quiet hours); `before` sends never at or after the anchor.
+-- Late sends go out now (out of quiet hours); `before` sends never at or after the anchor
+-- (or its day, above).
 placed AS (
     SELECT pk, step,
            CASE WHEN due >= :now THEN due

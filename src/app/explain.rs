@@ -9,9 +9,9 @@ use super::recipients;
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
 };
-use crate::eval::{DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
+use crate::eval::{anchor_name, DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
 use crate::ledger::{Ledger, LedgerError};
-use crate::plan::TimingPlan;
+use crate::plan::{PlannedStep, TimingPlan};
 use crate::records::PatientRecord;
 
 /// How far ahead `explain` looks for a step's next send.
@@ -174,12 +174,24 @@ impl Explanation<'_> {
             .max()
             .unwrap_or(4);
         for step in &self.plan.steps {
-            let sends: Vec<&DueSend> = outcome
+            let (skipped, sends): (Vec<&DueSend>, Vec<&DueSend>) = outcome
                 .sends
                 .iter()
                 .filter(|s| s.step == step.index)
-                .collect();
+                .partition(|s| s.before_start);
             let mut lines: Vec<String> = Vec::new();
+            if let (Some(first), Some(start)) = (skipped.first(), self.plan.start) {
+                let more = match skipped.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                lines.push(format!(
+                    "skipped: timed before the start ({}), it would go out at {}{more}; `run` \
+                     records it as skipped and never sends it",
+                    self.time(start),
+                    self.time(first.at)
+                ));
+            }
             if let Some(first) = sends.first() {
                 let template = &step.variants[first.variant].template.name;
                 let more = match sends.len() {
@@ -194,11 +206,11 @@ impl Explanation<'_> {
                 lines.push(format!(
                     "sends {template} at {}{}{more}{blocked}",
                     self.time(first.at),
-                    self.moved(first)
+                    self.moved(first, step)
                 ));
             }
             for note in outcome.notes.iter().filter(|n| n.step == step.index) {
-                lines.push(self.reason(&note.reason));
+                lines.push(self.reason(&note.reason, step));
             }
             for (i, line) in lines.iter().enumerate() {
                 let id = if i == 0 { step.id.as_str() } else { "" };
@@ -208,7 +220,7 @@ impl Explanation<'_> {
         text
     }
 
-    fn moved(&self, send: &DueSend) -> String {
+    fn moved(&self, send: &DueSend, step: &PlannedStep) -> String {
         match send.moved {
             None => String::new(),
             Some(Moved::QuietHours { from }) => {
@@ -223,10 +235,16 @@ impl Explanation<'_> {
                 " (moved by the cap: {} was full)",
                 self.time(from).split(' ').next().unwrap_or_default()
             ),
+            Some(Moved::NextDay { from, anchor }) => format!(
+                " (moved to the next day: {} is before {} at {})",
+                self.time(from),
+                anchor_name(self.plan, step.anchor),
+                self.time(anchor)
+            ),
         }
     }
 
-    fn reason(&self, reason: &Reason) -> String {
+    fn reason(&self, reason: &Reason, step: &PlannedStep) -> String {
         match reason {
             Reason::OptedOut => "not sent: the patient opted out".into(),
             Reason::NoLineUserId => {
@@ -248,6 +266,14 @@ impl Explanation<'_> {
             Reason::NotBeforeAnchor { due, anchor } => format!(
                 "not sent: it would go out at {}, not before {}",
                 self.time(*due),
+                self.time(*anchor)
+            ),
+            Reason::OnAnchorDay { at, anchor } => format!(
+                "not sent: it would go out at {}, on the day of {} ({}); a reminder timed for an \
+                 earlier day never goes out on the day itself (write `even on the day` after its \
+                 timing to allow it)",
+                self.time(*at),
+                anchor_name(self.plan, step.anchor),
                 self.time(*anchor)
             ),
             Reason::Unless { at, parts } => format!(

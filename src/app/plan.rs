@@ -47,6 +47,8 @@ enum Recipient {
     Linked,
     /// The LINE user blocked the account: the send would not be pushed.
     Blocked,
+    /// Timed before the rules' `start`: `run` records it as skipped and sends nothing.
+    Skipped,
 }
 
 impl Recipient {
@@ -55,6 +57,7 @@ impl Recipient {
             Recipient::Export => "export",
             Recipient::Linked => "linked",
             Recipient::Blocked => "blocked",
+            Recipient::Skipped => "skipped",
         }
     }
 }
@@ -68,6 +71,8 @@ struct Row {
     variant: u16,
     occurrence: i64,
     expires: i64,
+    /// Timed before the rules' `start`: never sent.
+    before_start: bool,
 }
 
 /// What `plan --format json` prints, one per line.
@@ -122,6 +127,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
                 variant: send.variant as u16,
                 occurrence: send.occurrence.timestamp(),
                 expires: send.expires.timestamp(),
+                before_start: send.before_start,
             }));
         }
         Ok(true)
@@ -162,6 +168,15 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             io.err,
             "{blocked} of them go to patients who blocked the account: not pushed unless they \
              follow again first (recipient `blocked`)"
+        )?;
+    }
+    let skipped = rows.iter().filter(|r| r.before_start).count();
+    if let (true, Some(start)) = (skipped > 0, plan.start) {
+        writeln!(
+            io.err,
+            "{skipped} of them are timed before the start ({}): `run` records them as skipped \
+             and never sends them (recipient `skipped`)",
+            view.local(start)
         )?;
     }
     Ok(if counts.incomplete() {
@@ -208,7 +223,10 @@ impl View<'_> {
     }
 
     fn recipient(&self, row: &Row) -> Recipient {
-        self.reached[row.patient as usize]
+        match row.before_start {
+            true => Recipient::Skipped,
+            false => self.reached[row.patient as usize],
+        }
     }
 
     fn blocked(&self, row: &Row) -> bool {
@@ -288,13 +306,16 @@ impl View<'_> {
             "at", "patient", "step", "template", "variant"
         )?;
         let mut blocked = 0u64;
+        let mut skipped = 0u64;
         let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
         for row in rows {
             let (_, step, template, variant) = self.names(row);
             let patient = self.shown_patient(row);
             let at = self.instant(row.at);
             // A blocked send is not pushed, so LINE does not count it against the quota.
-            if self.blocked(row) {
+            if row.before_start {
+                skipped += 1;
+            } else if self.blocked(row) {
                 blocked += 1;
             } else {
                 *per_day.entry(at.date_naive()).or_default() += 1;
@@ -312,6 +333,14 @@ impl View<'_> {
             writeln!(
                 out,
                 "\n{blocked} send(s) to patients who blocked the account are not counted below"
+            )?;
+        }
+        if let (true, Some(start)) = (skipped > 0, self.plan.start) {
+            writeln!(
+                out,
+                "\n{skipped} send(s) timed before the start ({}) are recorded as skipped by \
+                 `run`, never sent, and not counted below",
+                self.local(start)
             )?;
         }
         writeln!(out)?;

@@ -83,6 +83,7 @@ pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
         rules: request.rules.clone(),
         patients: request.patients.clone(),
         now: None,
+        since: None,
         ledger: request.ledger.clone(),
         outbox: request.outbox.clone(),
         dry_run: false,

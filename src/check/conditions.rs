@@ -30,6 +30,14 @@ impl Checker<'_> {
             )
             .help = Some("keep the one you mean".into());
         }
+        if let [_, second, ..] = step.priority.as_slice() {
+            self.report(
+                Code::DuplicateDeclaration,
+                second.span,
+                "a step has one `priority`",
+            )
+            .help = Some("keep the one you mean: `priority high`, `normal` or `low`".into());
+        }
     }
 
     fn condition(&mut self, condition: &Spanned<Condition>, scripts: &ScriptEngine) {

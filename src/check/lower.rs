@@ -12,7 +12,7 @@ use crate::fields::{Field, FieldRef};
 use crate::source::Spanned;
 use crate::syntax::{Anchor, Condition};
 use crate::template::Template;
-use crate::values::{ClockTime, CompareOp, Duration, Literal};
+use crate::values::{ClockTime, CompareOp, Duration, DurationUnit, Literal, MonthDay, Priority};
 
 /// A resolved condition over values of type `V`: `check` yields literals as written, `plan`
 /// types them in the clinic's time zone. Each leaf keeps its source text so `explain` can say
@@ -93,6 +93,9 @@ pub enum AnchorField {
     BirthDate,
     /// A declared date field, by index.
     Date(usize),
+    /// No field: the step names its days on the calendar (`on 2026-12-28`, `every year on
+    /// 06-04`).
+    Calendar,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,10 @@ pub enum Direction {
     Before,
     /// At anchor + k·offset for k = 1, 2, …
     Every,
+    /// Once, on this day (clinic time): `on 2026-12-28`.
+    On(chrono::NaiveDate),
+    /// On this day every year: `every year on 06-04` (`02-29` in leap years only).
+    Yearly(MonthDay),
 }
 
 /// When a step fires: `offset` from `anchor` in `direction`, then moved to `at`.
@@ -112,6 +119,9 @@ pub struct Timing {
     pub direction: Direction,
     pub offset: Duration,
     pub at: Option<ClockTime>,
+    /// `even on the day`: a `before` step timed on an earlier day may still go out on the
+    /// anchor's own day (before the anchor).
+    pub on_the_day: bool,
 }
 
 /// One template a step sends, with its share of patients in percent (100 for a lone one).
@@ -132,6 +142,8 @@ pub struct Step {
     pub timing: Timing,
     /// How long a due send stays sendable, when the step says.
     pub within: Option<Duration>,
+    /// Which sends the cap keeps first on a full day (`normal` unless the step says).
+    pub priority: Priority,
     pub variants: Vec<Variant>,
     /// 1-based line of the step in the rules file.
     pub line: usize,
@@ -152,6 +164,8 @@ impl Checker<'_> {
             Anchor::Every(_) => (AnchorField::StageEnteredAt, Direction::Every),
             Anchor::AfterField(_, field) => (self.anchor_field(&field.node), Direction::After),
             Anchor::BeforeField(_, field) => (self.anchor_field(&field.node), Direction::Before),
+            Anchor::OnDate(day) => (AnchorField::Calendar, Direction::On(day.node)),
+            Anchor::Yearly(day) => (AnchorField::Calendar, Direction::Yearly(day.node)),
         };
         let variants = step
             .send
@@ -173,10 +187,21 @@ impl Checker<'_> {
             timing: Timing {
                 anchor,
                 direction,
-                offset: step.timing.anchor.duration().node,
+                offset: step.timing.anchor.duration().map_or(
+                    Duration {
+                        amount: 0,
+                        unit: DurationUnit::Minutes,
+                    },
+                    |d| d.node,
+                ),
                 at: step.timing.at.as_ref().map(|at| at.node),
+                on_the_day: step.timing.on_the_day.is_some(),
             },
             within: step.within.first().map(|w| w.node),
+            priority: step
+                .priority
+                .first()
+                .map_or_else(Priority::default, |p| p.node),
             variants,
             line: self.file.line_column(step.span.start).0,
         }

@@ -2,11 +2,13 @@
 //! later stages can trust, or to the list of everything wrong with it. Each kind of check lives
 //! in its own file; this one collects declarations and walks the steps.
 
+mod allow;
 mod conditions;
 mod fields;
 mod link_templates;
 mod lower;
 mod observe;
+mod priority;
 mod templates;
 mod timing;
 mod track;
@@ -40,6 +42,8 @@ pub struct RuleSet {
     pub cap: Option<Cap>,
     /// Where tracked links point, when clicks are tracked.
     pub track: Option<TrackBase>,
+    /// `start`: the clinic's first day of sending; sends timed before it are skipped.
+    pub start: Option<chrono::NaiveDate>,
     pub stages: Vec<String>,
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
@@ -137,6 +141,8 @@ pub fn check_file_with(
     if options.serve || checker.decls.track.is_some() {
         checker.link_templates(templates);
     }
+    let allowances = checker.allowances(&checked);
+    allow::apply(&mut checker.diagnostics, file, &allowances);
     diagnostics.append(&mut checker.diagnostics);
     diagnostic::sort(&mut diagnostics);
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
@@ -182,6 +188,7 @@ struct Declarations {
     quiet: Option<(QuietHours, Span)>,
     cap: Option<Cap>,
     track: Option<TrackBase>,
+    start: Option<chrono::NaiveDate>,
     stages: Vec<Ident>,
     dates: Vec<Ident>,
     fields: Vec<Ident>,
@@ -286,6 +293,11 @@ impl<'f> Checker<'f> {
                 Statement::Track(url) => {
                     if self.first_setting("track", url.span) {
                         self.track(url);
+                    }
+                }
+                Statement::Start(day) => {
+                    if self.first_setting("start", day.span) {
+                        self.decls.start = Some(day.node);
                     }
                 }
                 Statement::Stages(names) => self.declare_names(names, DeclKind::Stage),
@@ -473,6 +485,7 @@ impl<'f> Checker<'f> {
             quiet: self.decls.quiet.map(|(q, _)| q),
             cap: self.decls.cap,
             track: self.decls.track,
+            start: self.decls.start,
             stages: names(self.decls.stages),
             date_fields: names(self.decls.dates),
             fields: names(self.decls.fields),

@@ -359,3 +359,32 @@ fn a_file_without_booking_or_visit_fields_observes_nothing() {
     let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
     assert!(outcome.rules.unwrap().observed.is_empty());
 }
+
+#[test]
+fn start_is_a_date_given_once() {
+    let outcome = check_with(
+        "start 2026-12-01\nstart 2026-12-02\nstart 2026-02-30\nstep hi: when stage=booked after 0m send hello",
+        &[HELLO],
+    );
+    assert_eq!(
+        codes(&outcome),
+        ["duplicate-declaration", "invalid-value"],
+        "{:#?}",
+        outcome.diagnostics
+    );
+}
+
+#[test]
+fn a_step_has_one_priority() {
+    let outcome = check_with(
+        "step hi: when stage=booked after 0m send hello priority high priority low",
+        &[HELLO],
+    );
+    assert_eq!(codes(&outcome), ["duplicate-declaration"]);
+    let outcome = check_with(
+        "step hi: when stage=booked after 0m send hello priority low",
+        &[HELLO],
+    );
+    let rules = outcome.rules.unwrap();
+    assert_eq!(rules.steps[0].priority, crate::values::Priority::Low);
+}

@@ -24,6 +24,21 @@ impl Checker<'_> {
         if let Some(at) = &timing.at {
             self.valid_time(at);
         }
+        if let (Some(span), false) = (
+            timing.on_the_day,
+            matches!(timing.anchor, Anchor::BeforeField(..)),
+        ) {
+            self.report(
+                Code::InvalidValue,
+                span,
+                "`even on the day` is for reminders timed `before` a date field",
+            )
+            .help = Some(
+                "only a `D before FIELD` step is held back from FIELD's own day; remove \
+                 `even on the day` here"
+                    .into(),
+            );
+        }
         match &timing.anchor {
             Anchor::Every(every) => {
                 if self.positive(
@@ -34,8 +49,23 @@ impl Checker<'_> {
                     self.every_period(every, timing.at.is_some());
                 }
             }
+            Anchor::Yearly(day) => {
+                if !day.node.is_valid() {
+                    self.report(
+                        Code::InvalidValue,
+                        day.span,
+                        format!("`{}` is not a day of the year", day.node),
+                    )
+                    .help = Some(
+                        "write the month and the day as MM-DD, e.g. `every year on 06-04`".into(),
+                    );
+                }
+            }
+            Anchor::OnDate(_) => {}
             other => {
-                self.in_range(other.duration());
+                if let Some(duration) = other.duration() {
+                    self.in_range(duration);
+                }
             }
         }
         for within in &step.within {
@@ -44,8 +74,19 @@ impl Checker<'_> {
                 "`within` needs a window longer than zero, e.g. `within 2d`",
             ) && self.in_range(within)
             {
-                if let Anchor::Every(every) = &timing.anchor {
-                    self.within_period(within, every);
+                match &timing.anchor {
+                    Anchor::Every(every) => self.within_period(within, every),
+                    Anchor::Yearly(day) => {
+                        let year = Spanned::new(
+                            Duration {
+                                amount: 1,
+                                unit: crate::values::DurationUnit::Years,
+                            },
+                            day.span,
+                        );
+                        self.within_period(within, &year);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -168,6 +209,7 @@ impl Checker<'_> {
         self.quiet_hours_at(steps);
         self.unused_stages(steps);
         self.unit_names(steps);
+        self.reminders_capped(steps);
     }
 
     /// Warns when the rules need more aggregation unit names (one per step and A/B arm) than
@@ -321,10 +363,18 @@ enum Offset {
 impl InstantKey {
     fn of(step: &StepDecl) -> Self {
         let anchor = &step.timing.anchor;
-        let duration = anchor.duration().node;
-        let offset = match duration.fixed_minutes() {
-            Some(minutes) => Offset::Minutes(minutes),
-            None => Offset::Months(duration.calendar_months().unwrap_or(u32::MAX)),
+        let offset = match anchor.duration().map(|d| d.node) {
+            Some(duration) => match duration.fixed_minutes() {
+                Some(minutes) => Offset::Minutes(minutes),
+                None => Offset::Months(duration.calendar_months().unwrap_or(u32::MAX)),
+            },
+            None => Offset::Minutes(0),
+        };
+        // A fixed date stands where a field would: steps on the same day compare equal.
+        let field = match anchor {
+            Anchor::OnDate(day) => Some(day.node.to_string()),
+            Anchor::Yearly(day) => Some(day.node.to_string()),
+            other => other.field().map(|f| f.node.clone()),
         };
         InstantKey {
             anchor: match anchor {
@@ -332,8 +382,10 @@ impl InstantKey {
                 Anchor::Every(_) => "every",
                 Anchor::AfterField(..) => "after-field",
                 Anchor::BeforeField(..) => "before-field",
+                Anchor::OnDate(_) => "on",
+                Anchor::Yearly(_) => "every-year",
             },
-            field: anchor.field().map(|f| f.node.clone()),
+            field,
             offset,
             at: step
                 .timing
@@ -345,9 +397,9 @@ impl InstantKey {
 }
 
 /// The stages a condition can hold in; `None` when it does not limit the stage.
-type StageSet = Option<BTreeSet<String>>;
+pub(super) type StageSet = Option<BTreeSet<String>>;
 
-fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
+pub(super) fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     match condition {
         Condition::And(operands) => operands
             .iter()
@@ -377,7 +429,7 @@ fn stage_set(condition: &Condition, all: &BTreeSet<String>) -> StageSet {
     }
 }
 
-fn overlap(a: &StageSet, b: &StageSet) -> bool {
+pub(super) fn overlap(a: &StageSet, b: &StageSet) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => !a.is_disjoint(b),
         _ => true,
@@ -428,6 +480,8 @@ pub(super) fn derived_id(step: &StepDecl) -> String {
         Anchor::Every(d) => format!("every_{}", d.node),
         Anchor::AfterField(d, field) => format!("{}_after_{}", d.node, field.node),
         Anchor::BeforeField(d, field) => format!("{}_before_{}", d.node, field.node),
+        Anchor::OnDate(day) => format!("on_{}", day.node.format("%Y_%m_%d")),
+        Anchor::Yearly(day) => format!("every_year_on_{:02}_{:02}", day.node.month, day.node.day),
     };
     let at = step
         .timing

@@ -2,12 +2,13 @@
 //! that sends nothing, why. Runs the [`TimingPlan`] without parsing or allocating per step
 //! beyond the sends it returns, so a million patients evaluate in a few seconds.
 
+mod fixed;
 mod schedule;
 mod script;
 mod test;
 mod unknown;
 
-pub use schedule::MAX_OCCURRENCES;
+pub use schedule::{anchor_name, MAX_OCCURRENCES};
 pub use script::patient_map;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -47,6 +48,9 @@ pub struct DueSend {
     pub variant: usize,
     /// Why `at` is later than the step's own time, if it is.
     pub moved: Option<Moved>,
+    /// The step's own time (after `at`) is before the plan's `start`: this send is recorded as
+    /// skipped ("before start") and never sent; it takes no slot of the cap.
+    pub before_start: bool,
 }
 
 /// Why a send goes out later than its step's time.
@@ -58,6 +62,12 @@ pub enum Moved {
     Overdue { due: DateTime<Utc> },
     /// The cap was full on the day (or week) of this instant.
     Cap { from: DateTime<Utc> },
+    /// `at` put an `after` send at this instant, before its anchor on the anchor's own day
+    /// (`after 0m at 19:00` for a 19:30 visit): it goes out at that time the next day.
+    NextDay {
+        from: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+    },
 }
 
 /// Why a step sends nothing (for `explain`).
@@ -80,6 +90,13 @@ pub enum Reason {
     /// appointment).
     NotBeforeAnchor {
         due: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+    },
+    /// A `before FIELD` send timed on an earlier day would go out at `at`, on FIELD's own day
+    /// or later (a day-before reminder saying "tomorrow" on the day); the step does not say
+    /// `even on the day`.
+    OnAnchorDay {
+        at: DateTime<Utc>,
         anchor: DateTime<Utc>,
     },
     /// The `unless` condition holds at the send instant.
@@ -287,6 +304,8 @@ pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
 mod extremes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing_tests;
 #[cfg(test)]
 mod unknown_tests;
 #[cfg(test)]

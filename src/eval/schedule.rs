@@ -16,11 +16,11 @@ use super::{
 };
 use crate::fields::Field;
 use crate::plan::calendar::leave_quiet;
-use crate::plan::{AnchorField, Direction, FieldRef, PlannedStep, TimingPlan};
+use crate::plan::{AnchorField, Direction, FieldRef, Offset, PlannedStep, TimingPlan};
 use crate::time::{
     at_time, calendar_end, calendar_start, local_date, local_to_utc, next_day, next_week, shift,
 };
-use crate::values::{Cap, CapPeriod};
+use crate::values::{Cap, CapPeriod, Priority};
 
 /// At most this many occurrences of one `every` step are looked at per evaluation, so that no
 /// window, however long, can stall a run or fill memory. The count starts at the first
@@ -37,7 +37,7 @@ pub const MAX_OCCURRENCES: u32 = 10_000;
 const MAX_CAP_MOVES: u32 = 100_000;
 
 /// How far `at` times and quiet hours can move a send from its step's own time.
-const SLACK_DAYS: i64 = 2;
+pub(super) const SLACK_DAYS: i64 = 2;
 
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
@@ -215,6 +215,8 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
     match anchor {
         AnchorField::StageEnteredAt => ctx.instant(FieldRef::Builtin(Field::StageEnteredAt)),
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
+        // A calendar step counts from no field; its days are its own (see `fixed`).
+        AnchorField::Calendar => Some(calendar_start()),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
             Some(local_to_utc(
@@ -225,16 +227,18 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
     }
 }
 
-fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
+/// The name of the field a step counts from, as the rules write it.
+pub fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
     match anchor {
         AnchorField::StageEnteredAt => Field::StageEnteredAt.name().to_owned(),
         AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
         AnchorField::Date(i) => plan.schema.date_fields[i].clone(),
+        AnchorField::Calendar => "the calendar".to_owned(),
     }
 }
 
 /// Whether every occurrence that matters for the window was looked at.
-enum Occurrences {
+pub(super) enum Occurrences {
     Complete,
     /// The step's time cannot be computed: it is beyond the calendar (only for durations
     /// `check` rejects, or absurd anchor dates).
@@ -257,6 +261,11 @@ fn for_each_occurrence(
         Direction::After => false,
         Direction::Before => true,
         Direction::Every => return every_occurrence(step, anchor, window, tz, each),
+        Direction::On(day) => {
+            each(super::fixed::day_start(day, tz));
+            return Occurrences::Complete;
+        }
+        Direction::Yearly(day) => return super::fixed::yearly(day, step, window, tz, each),
     };
     match shift(anchor, step.offset, backwards, tz) {
         Some(nominal) => {
@@ -342,16 +351,44 @@ fn place(
     plan: &TimingPlan,
 ) -> Result<DueSend, Reason> {
     let tz = plan.timezone;
-    let timed = step.at.map_or(nominal, |at| at_time(nominal, at, tz));
+    let mut timed = step.at.map_or(nominal, |at| at_time(nominal, at, tz));
+    let mut next_day = None;
+    // `after 0m at 19:00` for a 19:30 visit: 19:00 that day is before the visit, so the send
+    // goes out at 19:00 the next day. Only `at` can put an `after` send before its anchor.
+    if step.direction == Direction::After && timed < anchor {
+        if let Some(later) = shift(timed, Offset::Days(1), false, tz) {
+            next_day = Some(Moved::NextDay {
+                from: timed,
+                anchor,
+            });
+            timed = later;
+        }
+    }
     let due = leave_quiet(timed, plan.quiet, tz);
-    let mut moved = (due != timed).then_some(Moved::QuietHours { from: timed });
+    let mut moved = match due != timed {
+        true => Some(Moved::QuietHours { from: timed }),
+        false => next_day,
+    };
     // A window that would end beyond the calendar ends with it, which is never.
     let mut expires = shift(due, step.sendable_for, false, tz).unwrap_or_else(calendar_end);
+    // A reminder timed on a day before its anchor's day is never sent on that day or later:
+    // "see you tomorrow" must not arrive on the day.
+    let mut day_bound = None;
     if step.direction == Direction::Before {
         if due >= anchor {
             return Err(Reason::NotBeforeAnchor { due, anchor });
         }
-        expires = expires.min(anchor);
+        let bound = match step.on_the_day {
+            true => anchor,
+            false => start_of_earlier_day(timed, anchor, tz).unwrap_or(anchor),
+        };
+        if bound < anchor {
+            day_bound = Some(bound);
+        }
+        if due >= bound {
+            return Err(Reason::OnAnchorDay { at: due, anchor });
+        }
+        expires = expires.min(bound);
     }
     let mut at = due;
     if at < today.now {
@@ -359,9 +396,12 @@ fn place(
         moved = Some(Moved::Overdue { due });
     }
     if at >= expires {
-        return Err(Reason::Expired {
-            due,
-            expired: expires,
+        return Err(match day_bound {
+            Some(bound) if at >= bound => Reason::OnAnchorDay { at, anchor },
+            _ => Reason::Expired {
+                due,
+                expired: expires,
+            },
         });
     }
     Ok(DueSend {
@@ -371,16 +411,36 @@ fn place(
         expires,
         variant: 0,
         moved,
+        before_start: plan.start.is_some_and(|start| timed < start),
     })
 }
 
-/// The order the cap hands out its slots in: time, then file order, then occurrence; the last
-/// field is the send's index.
-type CapOrder = (DateTime<Utc>, usize, DateTime<Utc>, usize);
+/// The start of the anchor's local day, when `timed` falls on an earlier day; `None` when it
+/// is on the anchor's day already (`2h before appointment_at`).
+fn start_of_earlier_day(
+    timed: DateTime<Utc>,
+    anchor: DateTime<Utc>,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
+    let day = local_date(anchor, tz);
+    (local_date(timed, tz) < day).then(|| local_to_utc(day.and_time(chrono::NaiveTime::MIN), tz))
+}
 
-/// Keeps at most `cap.count` sends per local day (or week); the rest move to the start of the
-/// next period with room (out of quiet hours) in time and file order, or are dropped once
-/// expired.
+/// The order the cap hands out its slots in: period by period (the day or week a send falls
+/// in), and within one, higher priority first, then time, file order and occurrence; the last
+/// field is the send's index.
+type CapOrder = (
+    NaiveDate,
+    Reverse<Priority>,
+    DateTime<Utc>,
+    usize,
+    DateTime<Utc>,
+    usize,
+);
+
+/// Keeps at most `cap.count` sends per local day (or week), higher priority first, then
+/// earlier; the rest move to the start of the next period with room (out of quiet hours), or
+/// are dropped once expired. The kept sends come back in time order.
 fn apply_cap(
     sends: &mut Vec<DueSend>,
     cap: Cap,
@@ -421,7 +481,18 @@ fn apply_cap(
         };
         start.map(|start| leave_quiet(start, plan.quiet, tz))
     };
-    // Earliest first; a send of the same step at the same time goes in occurrence order.
+    let order = |send: &DueSend, index: usize| {
+        let priority = plan.steps[send.step].priority;
+        Reverse((
+            period(send.at),
+            Reverse(priority),
+            send.at,
+            send.step,
+            send.occurrence,
+            index,
+        ))
+    };
+    // A send of the same step at the same time goes in occurrence order.
     pending.clear();
     pending.append(sends);
     queue.clear();
@@ -429,11 +500,16 @@ fn apply_cap(
         pending
             .iter()
             .enumerate()
-            .map(|(index, send)| Reverse((send.at, send.step, send.occurrence, index))),
+            .map(|(index, send)| order(send, index)),
     );
     let mut moves_left = MAX_CAP_MOVES;
-    while let Some(Reverse((_, _, _, index))) = queue.pop() {
+    while let Some(Reverse((.., index))) = queue.pop() {
         let send = &mut pending[index];
+        // Never sent, so it takes no slot.
+        if send.before_start {
+            sends.push(send.clone());
+            continue;
+        }
         let used = periods.entry(period(send.at)).or_default();
         if *used < cap.count {
             *used += 1;
@@ -459,7 +535,7 @@ fn apply_cap(
                     send.moved = Some(Moved::Cap { from: send.at });
                 }
                 send.at = next;
-                queue.push(Reverse((send.at, send.step, send.occurrence, index)));
+                queue.push(order(send, index));
             }
             None => out.notes.push(StepNote {
                 step: send.step,
@@ -472,4 +548,8 @@ fn apply_cap(
             }),
         }
     }
+    // Handed out by priority within a period; every later stage reads them in time order.
+    // Unstable is exact here (no two sends share a step and an occurrence) and allocates
+    // nothing.
+    sends.sort_unstable_by_key(|send| (send.at, send.step, send.occurrence));
 }

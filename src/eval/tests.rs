@@ -10,7 +10,7 @@ use crate::time::local_to_utc;
 
 const HEADER: &str = "clinic \"さくら\"\nquiet 21:00-09:00\nstages booked, first_visit, follow_up, regular\ndates appointment_at, last_visit_at, next_booking_at, cancelled_at\nfields department\n";
 
-fn plan(steps: &str) -> TimingPlan {
+pub(super) fn plan(steps: &str) -> TimingPlan {
     let dir = tempfile::tempdir().unwrap();
     for name in ["a", "b", "c"] {
         std::fs::write(dir.path().join(format!("{name}.toml")), "text = \"x\"").unwrap();
@@ -26,20 +26,20 @@ fn plan(steps: &str) -> TimingPlan {
     TimingPlan::compile(&outcome.rules.unwrap())
 }
 
-fn tokyo(text: &str) -> DateTime<Utc> {
+pub(super) fn tokyo(text: &str) -> DateTime<Utc> {
     local_to_utc(
         NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
         chrono_tz::Asia::Tokyo,
     )
 }
 
-fn show(at: DateTime<Utc>) -> String {
+pub(super) fn show(at: DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Asia::Tokyo)
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }
 
-fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
+pub(super) fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
     PatientRecord {
         id: "P1".into(),
         line_user_id: Some("U1".into()),
@@ -57,12 +57,17 @@ fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientRecord {
     }
 }
 
-fn set_date(plan: &TimingPlan, patient: &mut PatientRecord, field: &str, at: &str) {
+pub(super) fn set_date(plan: &TimingPlan, patient: &mut PatientRecord, field: &str, at: &str) {
     patient.dates[plan.schema.date_index(field).unwrap()] = Some(tokyo(at));
 }
 
 /// Evaluates with `now` and a window of `days` from it; returns "time step" lines.
-fn sends(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> Vec<String> {
+pub(super) fn sends(
+    plan: &TimingPlan,
+    patient: &PatientRecord,
+    now: &str,
+    days: i64,
+) -> Vec<String> {
     let outcome = evaluate(plan, patient, now, days);
     outcome
         .sends
@@ -71,7 +76,12 @@ fn sends(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> Ve
         .collect()
 }
 
-fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) -> PatientOutcome {
+pub(super) fn evaluate(
+    plan: &TimingPlan,
+    patient: &PatientRecord,
+    now: &str,
+    days: i64,
+) -> PatientOutcome {
     let now = tokyo(now);
     let window = Window {
         now,
@@ -83,7 +93,7 @@ fn evaluate(plan: &TimingPlan, patient: &PatientRecord, now: &str, days: i64) ->
     outcome
 }
 
-fn reasons(outcome: &PatientOutcome) -> Vec<&Reason> {
+pub(super) fn reasons(outcome: &PatientOutcome) -> Vec<&Reason> {
     outcome.notes.iter().map(|n| &n.reason).collect()
 }
 
@@ -111,11 +121,12 @@ fn reminder_never_sent_after_appointment() {
         sends(&plan, &p, "2026-11-20 10:00", 10),
         ["2026-11-24 18:00 remind"]
     );
-    // Down from the 24th 17:00 to the 25th 10:30: the appointment has begun, no reminder.
+    // Down from the 24th 17:00 to the 25th 10:30: the appointment has begun, no reminder
+    // (and on the appointment day a day-before reminder is not sent at all).
     let outcome = evaluate(&plan, &p, "2026-11-25 10:30", 3);
     assert!(outcome.sends.is_empty());
     assert!(
-        matches!(reasons(&outcome)[0], Reason::Expired { .. }),
+        matches!(reasons(&outcome)[0], Reason::OnAnchorDay { .. }),
         "{:?}",
         outcome.notes
     );

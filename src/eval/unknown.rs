@@ -24,12 +24,14 @@ pub(super) enum Part {
 }
 
 pub(super) fn needs(step: &PlannedStep) -> StepNeeds {
+    // A fixed date (`on 2026-12-28`, `every year on 06-04`) reads no field of the export.
     let anchor = match step.anchor {
-        AnchorField::StageEnteredAt => FieldRef::Builtin(Field::StageEnteredAt),
-        AnchorField::BirthDate => FieldRef::Builtin(Field::BirthDate),
-        AnchorField::Date(index) => FieldRef::Date(index),
+        AnchorField::StageEnteredAt => Some(FieldRef::Builtin(Field::StageEnteredAt)),
+        AnchorField::BirthDate => Some(FieldRef::Builtin(Field::BirthDate)),
+        AnchorField::Date(index) => Some(FieldRef::Date(index)),
+        AnchorField::Calendar => None,
     };
-    let mut timing = FieldSet::of(anchor);
+    let mut timing = anchor.map_or(FieldSet::EMPTY, FieldSet::of);
     if let Some(unless) = &step.unless {
         timing = timing.union(read_by(unless));
     }

@@ -171,6 +171,8 @@ pub enum Settlement {
     Held(String),
     /// The patient has blocked the account: not pushed; later runs look again.
     Blocked,
+    /// Deliberately not sent, for this reason (e.g. "before start"); never retried.
+    Skipped(String),
 }
 
 impl Settlement {
@@ -182,6 +184,7 @@ impl Settlement {
             Settlement::RetryLater(_) => SendStatus::Pending,
             Settlement::Held(_) => SendStatus::Held,
             Settlement::Blocked => SendStatus::Blocked,
+            Settlement::Skipped(_) => SendStatus::Skipped,
         }
     }
 }
@@ -472,7 +475,8 @@ impl Ledger {
             Settlement::Failed(why)
             | Settlement::Expired(why)
             | Settlement::RetryLater(why)
-            | Settlement::Held(why) => (None, None, None, Some(why.as_str())),
+            | Settlement::Held(why)
+            | Settlement::Skipped(why) => (None, None, None, Some(why.as_str())),
             Settlement::Blocked => (
                 None,
                 None,

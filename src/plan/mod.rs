@@ -7,6 +7,7 @@ pub mod condition;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 pub use crate::time::Offset;
@@ -18,7 +19,8 @@ use crate::check::RuleSet;
 use crate::line::track::TrackBase;
 use crate::records::RecordSchema;
 use crate::template::Template;
-use crate::values::{Cap, ClockTime, Duration, QuietHours};
+use crate::time::local_to_utc;
+use crate::values::{Cap, ClockTime, Duration, Priority, QuietHours};
 
 /// How long a due send stays sendable when the step has no `within` (an `every` step with a
 /// shorter period: until the next occurrence).
@@ -33,6 +35,9 @@ pub struct TimingPlan {
     pub cap: Option<Cap>,
     /// Where tracked links point, when clicks are tracked.
     pub track: Option<TrackBase>,
+    /// Sends whose own time is before this instant are skipped, never sent: the start of the
+    /// rules' `start` day in the clinic's zone, or `run --since`.
+    pub start: Option<DateTime<Utc>>,
     pub schema: RecordSchema,
     pub steps: Vec<PlannedStep>,
     /// Whether any condition is a rhai script.
@@ -53,7 +58,12 @@ pub struct PlannedStep {
     pub direction: Direction,
     pub offset: Offset,
     pub at: Option<ClockTime>,
+    /// `even on the day`: a `before` send timed on an earlier day may go out on the anchor's
+    /// own day; without it, it must go out before that day begins.
+    pub on_the_day: bool,
     pub sendable_for: Offset,
+    /// On a day (or week) the cap cannot send everything, higher priorities go first.
+    pub priority: Priority,
     pub variants: Vec<PlannedVariant>,
     /// 1-based line of the step in the rules file.
     pub line: usize,
@@ -99,10 +109,12 @@ impl TimingPlan {
                     direction: timing.direction,
                     offset: Offset::of(timing.offset),
                     at: timing.at,
+                    on_the_day: timing.on_the_day,
                     sendable_for: step.within.map_or_else(
                         || default_sendable(timing.direction, timing.offset),
                         Offset::of,
                     ),
+                    priority: step.priority,
                     variants,
                     line: step.line,
                 }
@@ -117,6 +129,9 @@ impl TimingPlan {
             quiet: rules.quiet,
             cap: rules.cap,
             track: rules.track.clone(),
+            start: rules
+                .start
+                .map(|day| local_to_utc(day.and_time(chrono::NaiveTime::MIN), tz)),
             schema,
             steps,
             has_scripts,

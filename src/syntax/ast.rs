@@ -3,7 +3,8 @@
 
 use crate::source::{Span, Spanned};
 pub use crate::values::{
-    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, DURATION_RANGE,
+    CapPeriod, ClockTime, CompareOp, Duration, DurationUnit, Literal, MonthDay, Priority,
+    DURATION_RANGE,
 };
 
 pub type Ident = Spanned<String>;
@@ -52,6 +53,9 @@ pub enum Statement {
     Attribution(Spanned<Duration>),
     /// `revisit 90d`: how long after a send a visit is credited to it (by `report`).
     Revisit(Spanned<Duration>),
+    /// `start 2026-12-01`: sends whose time is before this day (clinic time) are recorded as
+    /// skipped and never sent, so a first run sends no backlog.
+    Start(Spanned<chrono::NaiveDate>),
     Step(Box<StepDecl>),
 }
 
@@ -65,6 +69,10 @@ pub struct StepDecl {
     pub send: Vec<Variant>,
     pub unless: Vec<Spanned<Condition>>,
     pub within: Vec<Spanned<Duration>>,
+    /// `priority high|normal|low`; more than one is reported by `check`.
+    pub priority: Vec<Spanned<Priority>>,
+    /// The warning codes named by `allow` clauses, as written (checked by `check`).
+    pub allow: Vec<Ident>,
     pub span: Span,
 }
 
@@ -100,6 +108,8 @@ pub enum Condition {
 pub struct Timing {
     pub anchor: Anchor,
     pub at: Option<Spanned<ClockTime>>,
+    /// `even on the day`: a `before` reminder may go out on the anchor's own day. Its span.
+    pub on_the_day: Option<Span>,
     pub span: Span,
 }
 
@@ -113,15 +123,21 @@ pub enum Anchor {
     AfterField(Spanned<Duration>, Ident),
     /// `D before FIELD`
     BeforeField(Spanned<Duration>, Ident),
+    /// `on 2026-12-28`: once, on that day (a year-end notice, a campaign).
+    OnDate(Spanned<chrono::NaiveDate>),
+    /// `every year on 06-04`: on that day each year (`02-29` only in leap years).
+    Yearly(Spanned<MonthDay>),
 }
 
 impl Anchor {
-    pub fn duration(&self) -> &Spanned<Duration> {
+    /// The duration the timing counts, for the timings that count one.
+    pub fn duration(&self) -> Option<&Spanned<Duration>> {
         match self {
             Anchor::AfterStageEntry(d)
             | Anchor::Every(d)
             | Anchor::AfterField(d, _)
-            | Anchor::BeforeField(d, _) => d,
+            | Anchor::BeforeField(d, _) => Some(d),
+            Anchor::OnDate(_) | Anchor::Yearly(_) => None,
         }
     }
 

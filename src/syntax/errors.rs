@@ -11,13 +11,15 @@ use crate::source::{SourceFile, Span};
 const KEYWORDS: &[&str] = &[
     "clinic", "timezone", "quiet", "cap", "track", "stages", "dates", "fields", "step", "when",
     "and", "or", "not", "in", "rhai", "after", "before", "every", "at", "send", "unless", "within",
-    "per", "day", "week",
+    "per", "day", "week", "priority", "high", "normal", "low", "even", "the", "allow", "start",
+    "year",
 ];
 
 const STATEMENT_START: &str =
-    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `stages`, \
+    "a setting (`clinic`, `timezone`, `quiet`, `cap`, `track`, `start`, `stages`, \
 `dates`, `fields`) or a step (`step NAME: when …`)";
-const TIMING: &str = "a timing such as `after 1d`, `every 30d` or `1d before appointment_at`";
+const TIMING: &str = "a timing such as `after 1d`, `every 30d`, `1d before appointment_at`, \
+`on 2026-12-28` or `every year on 06-04`";
 const DURATION_HELP: &str = "a duration is a whole number and a unit: m (minutes), h (hours), \
 d (days), w (weeks), mo (months), y (years), e.g. `7d`, `3mo`";
 
@@ -189,6 +191,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_visits => "`visits`",
         Rule::kw_attribution => "`attribution`",
         Rule::kw_revisit => "`revisit`",
+        Rule::kw_start => "`start`",
         Rule::kw_step | Rule::step_name => "`step NAME:`",
         Rule::kw_when => "`when`",
         Rule::kw_and => "`and`",
@@ -202,9 +205,23 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::kw_send | Rule::send => "`send TEMPLATE`",
         Rule::kw_unless | Rule::unless => "`unless`",
         Rule::kw_within | Rule::within => "`within`",
-        Rule::timing | Rule::after_entry | Rule::every | Rule::after_field | Rule::before_field => {
-            TIMING
+        Rule::kw_priority | Rule::priority => "`priority`",
+        Rule::kw_even | Rule::on_the_day => "`even on the day`",
+        Rule::kw_allow | Rule::allow => "`allow`",
+        Rule::lint_name => "a warning's name like `same-instant`",
+        Rule::kw_on | Rule::kw_the => "`even on the day`",
+        Rule::kw_high | Rule::kw_normal | Rule::kw_low | Rule::priority_level => {
+            "`high`, `normal` or `low`"
         }
+        Rule::timing
+        | Rule::after_entry
+        | Rule::every
+        | Rule::after_field
+        | Rule::before_field
+        | Rule::on_date
+        | Rule::yearly => TIMING,
+        Rule::kw_year => "`year`",
+        Rule::month_day => "a day of the year like `06-04`",
         Rule::duration | Rule::duration_unit => "a duration like `7d` or `3mo`",
         Rule::clock => "a time like `18:00`",
         Rule::integer => "a whole number",
@@ -339,7 +356,9 @@ fn hint(error: &Error<Rule>, found: &str) -> Option<String> {
     }
     if expects(Rule::kw_send) {
         return Some(
-            "a step ends with `send TEMPLATE` (optionally `unless …` and `within …`)".into(),
+            "a step ends with `send TEMPLATE` (optionally `unless …`, `within …`, `priority …` and \
+             `allow …`)"
+                .into(),
         );
     }
     if expects(Rule::clock) {

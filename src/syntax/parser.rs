@@ -75,6 +75,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_visits
             | Rule::kw_attribution
             | Rule::kw_revisit
+            | Rule::kw_start
             | Rule::kw_step
             | Rule::kw_when
             | Rule::kw_and
@@ -89,6 +90,13 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_send
             | Rule::kw_unless
             | Rule::kw_within
+            | Rule::kw_priority
+            | Rule::kw_even
+            | Rule::kw_allow
+            | Rule::kw_on
+            | Rule::kw_the
+            | Rule::kw_year
+            | Rule::kw_day
     )
 }
 
@@ -142,6 +150,13 @@ impl Builder<'_> {
                 Statement::Attribution(self.duration(parts.next().expect("window"))?)
             }
             Rule::revisit => Statement::Revisit(self.duration(parts.next().expect("window"))?),
+            Rule::start => {
+                let date = self.literal(parts.next().expect("date"))?;
+                match date.node {
+                    Literal::Date(day) => Statement::Start(Spanned::new(day, date.span)),
+                    other => unreachable!("grammar: start takes a date, not {other:?}"),
+                }
+            }
             Rule::step => Statement::Step(Box::new(self.step(parts, span)?)),
             other => unreachable!("grammar: statement alternative {other:?}"),
         })
@@ -154,6 +169,8 @@ impl Builder<'_> {
         let mut send = Vec::new();
         let mut unless = Vec::new();
         let mut within = Vec::new();
+        let mut priority = Vec::new();
+        let mut allow = Vec::new();
         for part in parts {
             match part.as_rule() {
                 Rule::step_name => name = children(part).next().map(|p| self.ident(p)),
@@ -172,6 +189,17 @@ impl Builder<'_> {
                     let duration = children(part).next().expect("within duration");
                     within.push(self.duration(duration)?);
                 }
+                Rule::priority => {
+                    let level = children(part).next().expect("priority level");
+                    let span = self.span(&level);
+                    let node = match level.as_str() {
+                        "high" => Priority::High,
+                        "low" => Priority::Low,
+                        _ => Priority::Normal,
+                    };
+                    priority.push(Spanned::new(node, span));
+                }
+                Rule::allow => allow.extend(children(part).map(|name| self.ident(name))),
                 other => unreachable!("grammar: step part {other:?}"),
             }
         }
@@ -182,6 +210,8 @@ impl Builder<'_> {
             send,
             unless,
             within,
+            priority,
+            allow,
             span,
         })
     }
@@ -297,8 +327,53 @@ impl Builder<'_> {
         let anchor_pair = parts.next().expect("anchor");
         let anchor_rule = anchor_pair.as_rule();
         let mut anchor_parts = children(anchor_pair);
-        let duration = self.duration(anchor_parts.next().expect("duration"))?;
+        let first = anchor_parts.next().expect("date or duration");
         let anchor = match anchor_rule {
+            Rule::on_date => match self.literal(first)? {
+                Spanned {
+                    node: Literal::Date(day),
+                    span,
+                } => Anchor::OnDate(Spanned::new(day, span)),
+                other => unreachable!("grammar: `on` takes a date, not {other:?}"),
+            },
+            Rule::yearly => {
+                let span = self.span(&first);
+                let (month, day) = first.as_str().split_once('-').expect("grammar: MM-DD");
+                // Two digits each, so these parse.
+                let day = MonthDay {
+                    month: month.parse().expect("digits"),
+                    day: day.parse().expect("digits"),
+                };
+                Anchor::Yearly(Spanned::new(day, span))
+            }
+            _ => self.counted(anchor_rule, first, anchor_parts)?,
+        };
+        let mut at = None;
+        let mut on_the_day = None;
+        for part in parts {
+            match part.as_rule() {
+                Rule::at_clause => at = Some(self.clock(children(part).next().expect("clock"))),
+                Rule::on_the_day => on_the_day = Some(self.span(&part)),
+                other => unreachable!("grammar: timing part {other:?}"),
+            }
+        }
+        Ok(Timing {
+            anchor,
+            at,
+            on_the_day,
+            span,
+        })
+    }
+
+    /// A timing that counts a duration: `after D`, `every D`, `D after FIELD`, `D before FIELD`.
+    fn counted<'i>(
+        &self,
+        rule: Rule,
+        duration: Pair<'i, Rule>,
+        mut anchor_parts: impl Iterator<Item = Pair<'i, Rule>>,
+    ) -> Built<Anchor> {
+        let duration = self.duration(duration)?;
+        Ok(match rule {
             Rule::after_entry => Anchor::AfterStageEntry(duration),
             Rule::every => Anchor::Every(duration),
             Rule::after_field => {
@@ -308,11 +383,7 @@ impl Builder<'_> {
                 Anchor::BeforeField(duration, self.ident(anchor_parts.next().expect("field")))
             }
             other => unreachable!("grammar: anchor {other:?}"),
-        };
-        let at = parts
-            .next()
-            .map(|at| self.clock(children(at).next().expect("clock")));
-        Ok(Timing { anchor, at, span })
+        })
     }
 
     fn variant(&self, pair: Pair<'_, Rule>) -> Built<Variant> {

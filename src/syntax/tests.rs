@@ -104,7 +104,7 @@ fn weighted_variants_and_months() {
         .collect();
     assert_eq!(weights, [("checkup_a", Some(50)), ("checkup_b", Some(50))]);
     assert_eq!(
-        step.timing.anchor.duration().node.unit,
+        step.timing.anchor.duration().unwrap().node.unit,
         DurationUnit::Months
     );
 }

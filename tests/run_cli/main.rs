@@ -5,7 +5,7 @@
 //! tests/fixtures/run/patients.csv five sends are due, worked out by hand:
 //! R1 booked 09:30 → booking_confirm; R2 booked yesterday 12:00 → booking_confirm (its 24 h end
 //! at 12:00); R3's booking_confirm has expired, but its visit_reminder (11-24 18:00, for an
-//! appointment today at 11:00) is still sendable; R4 first visit yesterday 11:00 → thanks at
+//! appointment today at 11:00, `even on the day`) is still sendable; R4 first visit yesterday 11:00 → thanks at
 //! 10:00; R8 booked at 06:45, inside quiet hours → booking_confirm at 09:00. R5 opted out, R6
 //! has no LINE id, R7's booking_confirm expired and its reminder was stopped by the
 //! cancellation. The large tests generate N booked patients whose booking_confirm is due.

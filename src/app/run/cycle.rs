@@ -35,6 +35,9 @@ use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 use crate::template::{self, RenderError, Tracking};
 
+/// The reason recorded with a send skipped because its time is before the rules' `start`.
+pub(crate) const BEFORE_START: &str = "before start";
+
 /// Claims committed together before their jobs go to delivery.
 const BATCH: usize = 256;
 /// The longest claims wait for their batch to fill while patients are evaluated, so that
@@ -323,6 +326,13 @@ impl Cycle<'_> {
                     continue;
                 }
             };
+            // Due before the clinic's start: recorded once, never sent. A row an earlier run
+            // left pending may have reached LINE already, so it goes on as usual.
+            if send.before_start && !resumed {
+                let skipped = Settlement::Skipped(BEFORE_START.into());
+                pass.settle_now(&key, &retry_key, skipped, now)?;
+                continue;
+            }
             // Decided before rendering: not rendered, not pushed, not a failure; the row stays
             // open, and a later pass sends it if the patient follows again before it expires.
             if pass.blocked.contains(patient.line_user_id.as_deref()) {
@@ -564,6 +574,7 @@ impl Pass {
             Settlement::RetryLater(_) => summary.retry_later += 1,
             Settlement::Held(_) => summary.held += 1,
             Settlement::Blocked => summary.blocked += 1,
+            Settlement::Skipped(_) => summary.skipped_before_start += 1,
         }
         self.problems.note(patient, step, settlement);
     }

@@ -26,6 +26,8 @@ pub struct RunRequest {
     pub rules: RulesSource,
     pub patients: PatientSource,
     pub now: Option<String>,
+    /// `--since T`: sends timed before T are skipped; replaces the rules' `start`.
+    pub since: Option<String>,
     /// Default: `.steprule/ledger.db` beside the rules.
     pub ledger: Option<PathBuf>,
     /// Default: `.steprule/outbox.jsonl` beside the rules. Given explicitly, it also says the
@@ -44,7 +46,13 @@ pub struct RunRequest {
 
 pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     let rules = load_rules(&request.rules, io)?;
-    let plan = &TimingPlan::compile(&rules);
+    let mut plan = TimingPlan::compile(&rules);
+    if let Some(since) = &request.since {
+        let since = crate::time::parse_instant(since, plan.timezone)
+            .map_err(|e| AppError::Usage(format!("--since: {e}")))?;
+        plan.start = Some(since);
+    }
+    let plan = &plan;
     if request.every.is_some() && request.now.is_some() {
         return Err(AppError::Usage(
             "--every runs on the clock; leave out --now".into(),

@@ -25,6 +25,9 @@ pub struct RunSummary {
     /// Still pending after this pass (retries used up, LINE unreachable, or stopped before
     /// their turn); the next run retries them with the same keys.
     pub retry_later: u64,
+    /// Recorded `skipped` without being sent: their time was before the rules' `start` (or
+    /// `--since`).
+    pub skipped_before_start: u64,
     pub skipped_rows: u64,
     /// Rows read with cells that could not be read (their patients are in `due` and the rest;
     /// steps that need those fields were left out).
@@ -118,7 +121,7 @@ impl std::fmt::Display for RunSummary {
         write!(
             f,
             "due {}, sent {}, already sent {}, settled before {}, expired {}, failed {}, held {}, \
-             blocked {}, retrying later {}, skipped rows {}",
+             blocked {}, retrying later {}, skipped before start {}, skipped rows {}",
             self.due,
             self.sent,
             self.already_sent,
@@ -128,6 +131,7 @@ impl std::fmt::Display for RunSummary {
             self.held,
             self.blocked,
             self.retry_later,
+            self.skipped_before_start,
             self.skipped_rows
         )?;
         if self.unreadable_rows > 0 {
@@ -156,7 +160,7 @@ impl Problems {
             Settlement::Held(why) => (&mut self.held, why.as_str()),
             Settlement::RetryLater(why) => (&mut self.pending, why.as_str()),
             Settlement::Blocked => (&mut self.blocked, "the patient blocked the account"),
-            Settlement::Sent { .. } | Settlement::Expired(_) => return,
+            Settlement::Sent { .. } | Settlement::Expired(_) | Settlement::Skipped(_) => return,
         };
         if list.len() < SHOWN {
             list.push(format!(
