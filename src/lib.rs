@@ -28,6 +28,7 @@ mod fields;
 mod insights;
 mod line;
 mod plan;
+mod preview;
 mod printable;
 mod records;
 mod report;
