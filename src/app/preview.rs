@@ -217,11 +217,9 @@ fn nothing_to_preview(
         "preview for patient {} — as of {}: nothing is sent in the next {HORIZON_DAYS} days\n",
         heading.patient, heading.as_of
     );
-    let width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(4);
-    for step in &plan.steps {
-        if only.is_some_and(|only| only != step.index) {
-            continue;
-        }
+    let shown = || (plan.steps.iter()).filter(|step| only.is_none_or(|only| only == step.index));
+    let width = shown().map(|s| s.id.len()).max().unwrap_or(4);
+    for step in shown() {
         for note in outcome.notes.iter().filter(|n| n.step == step.index) {
             let reason = reason_text(plan, &note.reason);
             text.push_str(&format!("{:<width$}  {reason}\n", step.id));
