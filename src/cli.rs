@@ -369,6 +369,8 @@ pub(crate) enum PlanOutput {
     Table,
     Json,
     Csv,
+    /// A month-at-a-glance calendar page (at most 93 days).
+    Html,
 }
 
 /// The longest `--every`: a day (a longer pause is a job for cron).

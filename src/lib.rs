@@ -27,6 +27,7 @@ mod eval;
 mod fields;
 mod insights;
 mod line;
+mod month_view;
 mod plan;
 mod preview;
 mod printable;

@@ -79,6 +79,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PlanOutput::Table => PlanFormat::Table,
                     PlanOutput::Json => PlanFormat::Json,
                     PlanOutput::Csv => PlanFormat::Csv,
+                    PlanOutput::Html => PlanFormat::Html,
                 },
                 quota,
                 ledger,
