@@ -185,6 +185,33 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         ledger: Option<PathBuf>,
     },
+    /// Show one patient's messages as LINE would show them (text, or a page like LINE's chat),
+    /// rendered exactly as delivery would; nothing is sent.
+    Preview {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// Only this step (default: every step that sends to the patient in the next 400 days).
+        #[arg(long)]
+        step: Option<String>,
+        /// Evaluate as if it were this instant (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+        /// text (terminal) or html (a self-contained page that looks like LINE's chat).
+        #[arg(long, value_enum, default_value_t = PreviewOutput::Text)]
+        format: PreviewOutput,
+        /// Write the preview to this file (created 0600: it holds patient data).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The ledger whose LINE link and block to use (default: .steprule/ledger.db beside
+        /// the rules, when it exists; never created).
+        #[arg(long, value_name = "PATH")]
+        ledger: Option<PathBuf>,
+    },
     /// What patients did, as the ledger stored it: follows, blocks, taps, clicks and links,
     /// oldest first (never LINE user ids or message text).
     Events {
@@ -336,10 +363,18 @@ pub(crate) enum ReportOutput {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum PreviewOutput {
+    Text,
+    Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum PlanOutput {
     Table,
     Json,
     Csv,
+    /// A month-at-a-glance calendar page (at most 93 days).
+    Html,
 }
 
 /// The longest `--every`: a day (a longer pause is a job for cron).

@@ -7,14 +7,15 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::{
-    Cli, Command, Format, InsightsCommand, MetricArg, PatientArgs, PlanOutput, ReportOutput,
-    RulesArgs, StatusOutput,
+    Cli, Command, Format, InsightsCommand, MetricArg, PatientArgs, PlanOutput, PreviewOutput,
+    ReportOutput, RulesArgs, StatusOutput,
 };
 
 use clap::Parser;
 use steprule::app::check::{CheckFormat, CheckRequest};
 use steprule::app::events::{EventsFormat, EventsRequest};
 use steprule::app::insights::{InsightsFormat, InsightsRequest};
+use steprule::app::preview::{PreviewFormat, PreviewRequest};
 use steprule::app::report::{Metric, PeriodArgs, ReportFormat, ReportRequest};
 use steprule::app::serve::ServeRequest;
 use steprule::app::status::{StatusFormat, StatusRequest};
@@ -78,6 +79,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PlanOutput::Table => PlanFormat::Table,
                     PlanOutput::Json => PlanFormat::Json,
                     PlanOutput::Csv => PlanFormat::Csv,
+                    PlanOutput::Html => PlanFormat::Html,
                 },
                 quota,
                 ledger,
@@ -206,6 +208,31 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 ledger,
             };
             app::explain::run(&request, io)
+        }
+        Command::Preview {
+            rules,
+            patients,
+            patient,
+            step,
+            now,
+            format,
+            out,
+            ledger,
+        } => {
+            let request = PreviewRequest {
+                rules: rules_source(rules),
+                patients: patient_source(patients)?,
+                patient,
+                step,
+                now,
+                format: match format {
+                    PreviewOutput::Text => PreviewFormat::Text,
+                    PreviewOutput::Html => PreviewFormat::Html,
+                },
+                out,
+                ledger,
+            };
+            app::preview::run(&request, io)
         }
         Command::Events {
             rules,

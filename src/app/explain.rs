@@ -299,3 +299,21 @@ impl Explanation<'_> {
         }
     }
 }
+
+/// Why a send goes out later than its step's time, in explain's words (for `preview`).
+pub(super) fn moved_text(plan: &TimingPlan, send: &DueSend) -> String {
+    let line = LineState::default();
+    Explanation { plan, line: &line }.moved(send, &plan.steps[send.step])
+}
+
+/// Why a step sends nothing, in explain's words (for `preview`).
+pub(super) fn reason_text(plan: &TimingPlan, reason: &Reason, step: &PlannedStep) -> String {
+    let line = LineState::default();
+    Explanation { plan, line: &line }.reason(reason, step)
+}
+
+/// An instant as explain shows it: `2026-11-25 (水) 18:00` in the clinic's time.
+pub(super) fn time_text(plan: &TimingPlan, at: DateTime<Utc>) -> String {
+    let line = LineState::default();
+    Explanation { plan, line: &line }.time(at)
+}

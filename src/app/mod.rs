@@ -8,6 +8,7 @@ pub mod events;
 pub mod explain;
 pub mod insights;
 pub mod plan;
+pub mod preview;
 pub mod recipients;
 pub mod report;
 pub mod run;
@@ -36,6 +37,8 @@ pub enum Outcome {
     RowsSkipped,
     /// Done, but some sends failed for good (LINE refused them, or they broke LINE's limits).
     SendsFailed,
+    /// `preview`: the step (or every step) sends nothing to the patient; why was printed.
+    NothingToPreview,
     /// `check` found errors (or warnings, with `--deny-warnings`); they were printed.
     Findings,
     /// Stopped before the end for a reason already printed (the outbox's disk is full, LINE
@@ -45,7 +48,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Exit codes: 0 done, 1 findings in the rules, 2 could not finish, 3 rows skipped, 4 sends
-    /// failed.
+    /// failed, 5 nothing to preview.
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Ok => 0,
@@ -53,6 +56,7 @@ impl Outcome {
             Outcome::Unfinished => EXIT_ERROR,
             Outcome::RowsSkipped => 3,
             Outcome::SendsFailed => 4,
+            Outcome::NothingToPreview => 5,
         }
     }
 }

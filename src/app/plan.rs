@@ -17,6 +17,7 @@ use super::{
     WindowArgs,
 };
 use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub enum PlanFormat {
     Table,
     Json,
     Csv,
+    /// A month-at-a-glance calendar page: sends per day and step (counts only).
+    Html,
 }
 
 #[derive(Debug, Clone)]
@@ -105,11 +108,24 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     // Per patient, not per row: a million rows stay as small as before.
     let mut reached: Vec<Recipient> = Vec::new();
     let mut script_failures = StepWarnings::default();
+    // The calendar keeps counts per (step, day) only, never the sends.
+    let mut calendar = match request.format {
+        PlanFormat::Html => Some(
+            SendCalendar::new(window, plan.timezone, plan.steps.len())
+                .map_err(|e| AppError::Usage(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         let resolved = recipients.links.resolve(patient);
         let patient = resolved.record.as_ref();
         evaluator.evaluate(patient, window, &mut outcome);
         script_failures.note(&patient.id, &outcome);
+        if let Some(calendar) = calendar.as_mut() {
+            let sends = outcome.sends.iter().map(|send| (send.at, send.step));
+            calendar.add_patient(sends, recipients.blocks(patient));
+            return Ok(true);
+        }
         if !outcome.sends.is_empty() {
             let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
             patients.push(patient.id.clone());
@@ -144,12 +160,31 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         PlanFormat::Json => view.json(&rows, io.out)?,
         PlanFormat::Csv => view.csv(&rows, io.out)?,
         PlanFormat::Table => view.table(&rows, window, request.quota, io.out)?,
+        PlanFormat::Html => {
+            if let Some(calendar) = &calendar {
+                let page =
+                    month_view::html::render(&rules, calendar).map_err(std::io::Error::other)?;
+                io.out.write_all(page.as_bytes())?;
+            }
+        }
     }
+    let (sends, reached_patients, blocked) = match &calendar {
+        Some(calendar) => (
+            calendar.total() + calendar.blocked(),
+            calendar.patients(),
+            calendar.blocked(),
+        ),
+        None => (
+            rows.len() as u64,
+            patients.len() as u64,
+            rows.iter().filter(|r| view.blocked(r)).count() as u64,
+        ),
+    };
     writeln!(
         io.err,
         "{} sends to {} patients from {} to {} ({} patients read{}{})",
-        rows.len(),
-        patients.len(),
+        sends,
+        reached_patients,
         view.local(window.from),
         view.local(window.to),
         counts.read,
@@ -162,7 +197,6 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             n => format!(", {n} with unreadable cells"),
         }
     )?;
-    let blocked = rows.iter().filter(|r| view.blocked(r)).count();
     if blocked > 0 {
         writeln!(
             io.err,

@@ -16,7 +16,7 @@ pub mod stats;
 mod table;
 mod tally;
 
-pub use build::{Metric, Report};
+pub use build::{stage_of, Metric, Report};
 pub use months::monthly;
 pub use period::{PeriodArgs, Periods};
 pub use reach::Reach;
