@@ -216,6 +216,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::timing
         | Rule::after_entry
         | Rule::every
+        | Rule::every_field
         | Rule::after_field
         | Rule::before_field
         | Rule::on_date
