@@ -274,3 +274,50 @@ fn a_step_counted_once_from_birth_date_is_a_warning() {
     );
     assert_eq!(denied.code, 1, "{}", denied.stderr);
 }
+
+#[test]
+fn the_sample_clinic_wishes_a_happy_birthday_to_its_patients_in_care() {
+    // rules/patients.csv has two birthdays on 12-23: P0002 (follow_up, born 1941) gets the
+    // birthday step at 10:00; P0236 is in first_visit, which the step leaves out. The rules are
+    // read from a copy, so that a ledger a README `run` left beside them is not read.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root.join("rules/clinic.step"),
+        copy.path().join("clinic.step"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(root.join("rules/templates"), copy.path().join("templates"))
+        .unwrap();
+    let rules = copy.path().join("clinic.step");
+    let run = steprule(
+        root,
+        &[
+            "plan",
+            rules.to_str().unwrap(),
+            "--patients",
+            "rules/patients.csv",
+            "--now",
+            "2026-12-22 08:00",
+            "--days",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let birthdays: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|row| row["step"] == "birthday")
+        .map(|row| {
+            format!(
+                "{} {}",
+                row["at"].as_str().unwrap(),
+                row["patient"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(birthdays, ["2026-12-23T10:00:00+09:00 P0002"]);
+}
