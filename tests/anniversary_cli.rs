@@ -261,6 +261,34 @@ fn a_rescheduled_appointment_gets_a_confirmation_and_reminders_for_the_new_date_
 }
 
 #[test]
+fn a_new_time_on_the_same_day_is_a_new_date_too() {
+    // 持ち物 for 12-10 10:00 went out 12-07 12:05. At 13:00 the appointment moves to 15:00 the
+    // same day (booked_at 12-07 13:00): the new key is 12-07 15:00, its 12:00 send is overdue
+    // but sendable for 24 h, so it goes out at 13:05 with the confirmation, as documented.
+    let dir = tempfile::tempdir().unwrap();
+    run_in(
+        dir.path(),
+        "reschedule.step",
+        "reschedule_1.csv",
+        "2026-12-07 12:05",
+    );
+    run_in(
+        dir.path(),
+        "reschedule.step",
+        "reschedule_3.csv",
+        "2026-12-07 13:05",
+    );
+    assert_eq!(
+        ledger_rows(dir.path(), "M1"),
+        [
+            "what_to_bring sent 2026-12-07 10:00",
+            "booking_confirm sent 2026-12-07 13:00",
+            "what_to_bring sent 2026-12-07 15:00",
+        ]
+    );
+}
+
+#[test]
 fn a_step_counted_once_from_birth_date_is_a_warning() {
     let run = steprule(
         &fixtures().join("check"),
