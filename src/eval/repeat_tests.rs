@@ -83,3 +83,34 @@ fn a_minute_series_on_a_ten_year_old_field_jumps_to_the_window() {
     // Walking five million occurrences takes seconds in a debug build; the jump, microseconds.
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+#[test]
+fn a_birthday_takes_its_turn_under_the_cap_and_expires_as_any_step() {
+    // Born 1980-01-01 (the test patient). Cap 1 a day: the high-priority news at 09:30 on
+    // 2027-01-01 takes the day; the birthday (10:00, sendable 1d to 01-02 10:00) moves to
+    // 01-02 09:00, out of quiet hours. With `within 30m` it cannot move: dropped by the cap.
+    let rules = |within: &str| {
+        format!(
+            "cap 1 per day\n\
+             step news: when stage=regular after 1d at 09:30 send a priority high\n\
+             step birthday: when stage=regular every 1y after birth_date at 10:00 send b {within}"
+        )
+    };
+    let lenient = plan(&rules("within 1d"));
+    let p = patient(&lenient, "regular", "2026-12-31 09:30");
+    assert_eq!(
+        sends(&lenient, &p, "2026-12-31 10:00", 3),
+        ["2027-01-01 09:30 news", "2027-01-02 09:00 birthday"]
+    );
+    let strict = plan(&rules("within 30m"));
+    let outcome = evaluate(&strict, &p, "2026-12-31 10:00", 3);
+    assert_eq!(outcome.sends.len(), 1);
+    assert!(
+        outcome.notes.iter().any(|n| n.reason
+            == Reason::Capped {
+                due: tests::tokyo("2027-01-01 10:00")
+            }),
+        "{:?}",
+        outcome.notes
+    );
+}
