@@ -73,6 +73,7 @@ codes! {
     ReminderCapped => "reminder-capped", Warning;
     UnknownLint => "unknown-lint", Warning;
     UnusedTemplate => "unused-template", Warning;
+    BirthDateOnce => "birth-date-once", Warning;
 }
 
 impl fmt::Display for Code {

@@ -365,7 +365,8 @@ impl Builder<'_> {
         })
     }
 
-    /// A timing that counts a duration: `after D`, `every D`, `D after FIELD`, `D before FIELD`.
+    /// A timing that counts a duration: `after D`, `every D`, `every D after FIELD`, `D after
+    /// FIELD`, `D before FIELD`.
     fn counted<'i>(
         &self,
         rule: Rule,
@@ -376,6 +377,9 @@ impl Builder<'_> {
         Ok(match rule {
             Rule::after_entry => Anchor::AfterStageEntry(duration),
             Rule::every => Anchor::Every(duration),
+            Rule::every_field => {
+                Anchor::EveryAfterField(duration, self.ident(anchor_parts.next().expect("field")))
+            }
             Rule::after_field => {
                 Anchor::AfterField(duration, self.ident(anchor_parts.next().expect("field")))
             }
