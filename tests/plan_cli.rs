@@ -442,9 +442,9 @@ fn csv_format_has_a_header_and_one_row_per_send() {
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         [
-            "at,patient,step,template,variant,occurrence,expires,recipient",
-            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00,export",
-            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00,export",
+            "at,patient,step,template,variant,occurrence,expires,recipient,ledger",
+            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00,export,",
+            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00,export,",
         ]
     );
 }
@@ -685,7 +685,10 @@ fn plan_with_a_ledger_shows_linked_and_blocked_recipients() {
         ledger,
     ]);
     let out = &table.stdout;
-    assert!(out.lines().next().unwrap().ends_with("recipient"), "{out}");
+    assert!(
+        out.lines().next().unwrap().ends_with("recipient  ledger"),
+        "{out}"
+    );
     assert!(
         out.contains("2026-11-21 10:00  O3       thanks    hello     -        blocked"),
         "{out}"
@@ -750,10 +753,10 @@ fn plan_reads_runs_ledger_by_default_and_never_creates_one() {
     assert_eq!(rows.len(), 4, "{}", after.stdout);
     assert!(rows
         .iter()
-        .any(|r| r.contains(",O2,thanks,") && r.ends_with(",linked")));
+        .any(|r| r.contains(",O2,thanks,") && r.ends_with(",linked,")));
     assert!(rows
         .iter()
-        .any(|r| r.contains(",O3,thanks,") && r.ends_with(",blocked")));
+        .any(|r| r.contains(",O3,thanks,") && r.ends_with(",blocked,")));
 }
 
 #[test]
