@@ -399,6 +399,56 @@ fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
 }
 
 #[test]
+fn explain_says_which_rhai_field_is_empty_and_how_to_give_it_a_value() {
+    // R2's `visits` cell is empty: parse_int(()) fails; the reason names the field (never a
+    // value) and shows both ways to default it.
+    assert_explains(
+        ("scripted.step", "scripted.csv", "R2", "2026-11-20 10:00"),
+        "loyal  not sent: the rhai condition failed: no function parse_int (()) (line 1, column \
+         2); patient.visits is empty for this patient (or not a column of the export) (rhai's \
+         `()`): give it a value when empty, `(patient.visits ?? 0)`, or read it as a number with \
+         `num(patient.visits, 0)`",
+    );
+    let run = plan_in(
+        "scripted.step",
+        "scripted.csv",
+        "2026-11-20 10:00",
+        "3",
+        &[],
+    );
+    assert!(
+        run.stderr.contains(
+            "e.g. R2: no function parse_int (()) (line 1, column 2); patient.visits is empty"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn num_gives_an_empty_cell_its_default_in_a_rhai_condition() {
+    // R1 has 12 visits; R3 has 3; R2 and R4 are empty, so 0: only R1, and nothing fails.
+    let run = plan_in(
+        "scripted_num.step",
+        "scripted.csv",
+        "2026-11-20 10:00",
+        "3",
+        &[],
+    );
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
+    assert!(!run.stderr.contains("failed"), "{}", run.stderr);
+    assert_explains(
+        (
+            "scripted_num.step",
+            "scripted.csv",
+            "R2",
+            "2026-11-20 10:00",
+        ),
+        "loyal  not sent: condition false: `rhai { num(patient.visits, 0) >= 10 }`",
+    );
+}
+
+#[test]
 fn jsonl_export_is_planned_like_csv() {
     // rules/clinic.step at 2026-11-25 09:00 for 2 days:
     // J001 booked 11-24 18:30 → confirmation overdue (within 24 h) → now; what_to_bring is
