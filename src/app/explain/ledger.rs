@@ -149,6 +149,57 @@ mod tests {
     }
 
     #[test]
+    fn settled_occurrences_are_not_due_again_nor_expired() {
+        use crate::eval::{DueSend, StepNote};
+        let plan = {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("hello.toml"), "text = \"x\"").unwrap();
+            let file = crate::source::SourceFile::new(
+                "t.step",
+                "clinic \"さくら\"\nstages booked\nstep thanks: when stage=booked after 1d send hello\n",
+            );
+            let outcome = crate::check::check_file(
+                &file,
+                &mut crate::template::TemplateStore::new(dir.path()),
+            );
+            TimingPlan::compile(&outcome.rules.unwrap())
+        };
+        let failed = send(SendStatus::Failed, Some("LINE answered 400"));
+        let mut other_step = send(SendStatus::Sent, None);
+        other_step.step = "renamed_since".into();
+        let ledger = PatientLedger::new(&plan, vec![failed.clone(), other_step]);
+        assert!(ledger.history().is_empty(), "only sent rows of known steps");
+        let due = DueSend {
+            step: 0,
+            occurrence: failed.occurrence.unwrap(),
+            at: at("2026-11-25T02:00:00Z"),
+            expires: failed.expires_at.unwrap(),
+            variant: 0,
+            moved: None,
+            before_start: false,
+        };
+        let mut outcome = PatientOutcome::default();
+        outcome.sends.push(due.clone());
+        outcome.sends.push(DueSend {
+            occurrence: at("2026-11-26T01:00:00Z"),
+            ..due
+        });
+        outcome.notes.push(StepNote {
+            step: 0,
+            reason: Reason::Expired {
+                due: at("2026-11-25T01:00:00Z"),
+                expired: failed.expires_at.unwrap(),
+            },
+        });
+        ledger.settle(&mut outcome);
+        // The failed occurrence is not due again (run never claims it twice), the next one
+        // is; the ledger's row replaces the evaluator's "expired".
+        assert_eq!(outcome.sends.len(), 1);
+        assert_eq!(outcome.sends[0].occurrence, at("2026-11-26T01:00:00Z"));
+        assert!(outcome.notes.is_empty(), "{:?}", outcome.notes);
+    }
+
+    #[test]
     fn each_status_says_what_became_of_the_send() {
         assert_eq!(
             send_text(&send(SendStatus::Sent, None), &time),

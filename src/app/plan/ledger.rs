@@ -83,3 +83,120 @@ impl LedgerMarks {
             .map(|m| m.status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check_file;
+    use crate::ledger::{Claim, SendDetails, SendKey, Settlement, SinkKind};
+    use crate::source::SourceFile;
+    use crate::template::TemplateStore;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn plan() -> TimingPlan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hello.toml"), "text = \"x\"").unwrap();
+        let file = SourceFile::new(
+            "t.step",
+            "clinic \"さくら\"\nstages booked\nstep thanks: when stage=booked after 1d send hello\n",
+        );
+        let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
+        TimingPlan::compile(&outcome.rules.unwrap())
+    }
+
+    /// Records a send of `thanks` at `occurrence` (expiring a day later) settled as `how`.
+    fn record(
+        ledger: &mut Ledger,
+        sink: SinkKind,
+        patient: &str,
+        occurrence: &str,
+        how: Settlement,
+    ) {
+        let occurrence = at(occurrence);
+        let key = SendKey {
+            sink,
+            patient,
+            step: "thanks",
+            occurrence,
+        };
+        let details = SendDetails {
+            template: "hello",
+            variant: None,
+            due_at: occurrence,
+            expires_at: occurrence + chrono::Duration::days(1),
+            outbox_from: None,
+        };
+        let Claim::New { retry_key } = ledger.claim(&key, &details, occurrence).unwrap() else {
+            panic!("a new claim")
+        };
+        ledger
+            .settle(&key, &retry_key, 1, &how, occurrence)
+            .unwrap();
+    }
+
+    fn sent() -> Settlement {
+        Settlement::Sent {
+            request_id: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn marks_hold_the_window_s_rows_and_a_send_wins_over_another_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        // P1: refused by the outbox run, then sent through LINE: it went out.
+        record(
+            &mut ledger,
+            SinkKind::Outbox,
+            "P1",
+            "2026-11-21T01:00:00Z",
+            Settlement::Failed("x".into()),
+        );
+        record(
+            &mut ledger,
+            SinkKind::Line,
+            "P1",
+            "2026-11-21T01:00:00Z",
+            sent(),
+        );
+        // P2: skipped; P3: expired long before the window; P4: occurs after it.
+        record(
+            &mut ledger,
+            SinkKind::Line,
+            "P2",
+            "2026-11-21T01:00:00Z",
+            Settlement::Skipped("before start".into()),
+        );
+        record(
+            &mut ledger,
+            SinkKind::Line,
+            "P3",
+            "2026-10-01T01:00:00Z",
+            sent(),
+        );
+        record(
+            &mut ledger,
+            SinkKind::Line,
+            "P4",
+            "2026-12-30T01:00:00Z",
+            sent(),
+        );
+        let window = Window {
+            now: at("2026-11-21T00:00:00Z"),
+            from: at("2026-11-21T00:00:00Z"),
+            to: at("2026-11-28T00:00:00Z"),
+        };
+        let marks = LedgerMarks::load(&ledger, &plan(), window).unwrap();
+        let occurrence = at("2026-11-21T01:00:00Z");
+        assert_eq!(marks.status("P1", 0, occurrence), Some(SendStatus::Sent));
+        assert_eq!(marks.status("P2", 0, occurrence), Some(SendStatus::Skipped));
+        assert_eq!(marks.status("P2", 0, at("2026-11-22T01:00:00Z")), None);
+        assert_eq!(marks.by_patient.len(), 2, "{marks:?}");
+    }
+}
