@@ -269,8 +269,8 @@ fn slip(text: &str, position: usize, found: &str) -> Option<String> {
         .any(|word| before.ends_with(word));
     if let Some(unit) = unit_word(found).filter(|_| after_duration_word) {
         return Some(format!(
-            "a duration is a number and a unit, with no space: `1{unit}` (every month: `every \
-             1mo`); {DURATION_HELP}"
+            "`{found}` is written as a number and a unit: `1{unit}` (so `every 1{unit}`); the \
+             units are m (minutes), h (hours), d (days), w (weeks), mo (months), y (years)"
         ));
     }
     match found {
