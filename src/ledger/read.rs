@@ -81,6 +81,22 @@ pub struct PatientSend {
     pub note: Option<String>,
 }
 
+/// The sends still sendable at `?1` with an occurrence before `?2`, of any status: one range on
+/// `expires_at` of each of the three partial indexes that together hold every status, never a
+/// scan of the history.
+pub(super) const WINDOW_SENDS: &str = "\
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_live
+     WHERE sink IN ('line', 'outbox') AND status = 'sent' AND expires_at > ?1
+       AND occurrence < ?2
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_open
+     WHERE sink IN ('line', 'outbox') AND status IN ('pending', 'held', 'blocked')
+       AND expires_at > ?1 AND occurrence < ?2
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_settled
+     WHERE sink IN ('line', 'outbox') AND status IN ('failed', 'expired', 'skipped')
+       AND expires_at > ?1 AND occurrence < ?2";
+
 /// One send of a window's occurrences, as `plan` marks its planned sends with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSend<'a> {
@@ -135,10 +151,7 @@ impl Ledger {
         mut each: impl FnMut(WindowSend<'_>),
     ) -> Result<(), LedgerError> {
         let mut run = || -> rusqlite::Result<()> {
-            let mut statement = self.conn.prepare(
-                "SELECT sink, patient, step, occurrence, status FROM sends
-                 WHERE sink IN ('line', 'outbox') AND expires_at > ?1 AND occurrence < ?2",
-            )?;
+            let mut statement = self.conn.prepare(WINDOW_SENDS)?;
             let mut rows = statement.query(params![stamp(from), stamp(to)])?;
             while let Some(row) = rows.next()? {
                 let Some(occurrence) = parse_stamp(row.get_ref(3)?.as_str()?) else {
