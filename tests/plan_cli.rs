@@ -785,6 +785,15 @@ fn plan_reads_runs_ledger_by_default_and_never_creates_one() {
     assert_eq!(before.code, 0, "{}", before.stderr);
     assert_eq!(before.stdout.lines().count(), 1 + 2, "{}", before.stdout);
     assert!(!dir.path().join(".steprule").exists());
+    assert_eq!(
+        before
+            .stderr
+            .matches("no ledger (none beside the rules, and no --ledger)")
+            .count(),
+        1,
+        "said once: {}",
+        before.stderr
+    );
     // A ledger given by name must exist.
     let missing = steprule(dir.path(), &[&args[..], &["--ledger", "nope.db"]].concat());
     assert_eq!(missing.code, 2, "{}", missing.stderr);

@@ -16,7 +16,7 @@ use crate::eval::{anchor_name, DueSend, Evaluator, Moved, PatientOutcome, Reason
 use crate::ledger::{Ledger, LedgerError};
 use crate::plan::{PlannedStep, TimingPlan};
 use crate::records::PatientRecord;
-use ledger::{send_text, PatientLedger, SHOWN_PER_STEP};
+use ledger::{step_lines, PatientLedger};
 
 /// How far ahead `explain` looks for a step's next send.
 pub use crate::eval::EXPLAIN_HORIZON_DAYS as HORIZON_DAYS;
@@ -198,16 +198,7 @@ impl Explanation<'_> {
                 .iter()
                 .filter(|s| s.step == step.index)
                 .partition(|s| s.before_start);
-            let mut lines: Vec<String> = Vec::new();
-            let earlier = self.sends.of(step.index);
-            if earlier.len() > SHOWN_PER_STEP {
-                lines.push(format!(
-                    "{} earlier sends in the ledger; the latest {SHOWN_PER_STEP}:",
-                    earlier.len()
-                ));
-            }
-            let shown = &earlier[earlier.len().saturating_sub(SHOWN_PER_STEP)..];
-            lines.extend(shown.iter().map(|s| send_text(s, &|at| self.time(at))));
+            let mut lines = step_lines(self.sends.of(step.index), &|at| self.time(at));
             if let (Some(first), Some(start)) = (skipped.first(), self.plan.start) {
                 let more = match skipped.len() {
                     1 => String::new(),

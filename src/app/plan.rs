@@ -106,14 +106,20 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let window = request.times.resolve(plan.timezone)?;
     // Links, blocks and the window's sends are read once; the ledger is not kept open while
     // the export is read.
+    // The calendar shows counts only: it marks nothing, so it reads no sends.
+    let marking = request.format != PlanFormat::Html;
     let (recipients, marks) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
             Some(ledger) => (
                 Recipients::load(&ledger)?,
-                Some(LedgerMarks::load(&ledger, &plan, window)?),
+                match marking {
+                    true => Some(LedgerMarks::load(&ledger, &plan, window)?),
+                    false => None,
+                },
             ),
             None => (Recipients::default(), None),
         };
+    let ledger_read = marks.is_some();
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -149,19 +155,17 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             } else {
                 Recipient::Export
             });
-            rows.extend(outcome.sends.iter().map(|send| {
-                Row {
-                    at: send.at.timestamp(),
-                    patient: index,
-                    step: send.step as u16,
-                    variant: send.variant as u16,
-                    occurrence: send.occurrence.timestamp(),
-                    expires: send.expires.timestamp(),
-                    before_start: send.before_start,
-                    ledger: marks
-                        .as_ref()
-                        .and_then(|m| m.status(&patient.id, send.step, send.occurrence)),
-                }
+            // One look-up per patient; their few rows are then searched per send.
+            let known = marks.as_ref().map_or(&[][..], |m| m.of(&patient.id));
+            rows.extend(outcome.sends.iter().map(|send| Row {
+                at: send.at.timestamp(),
+                patient: index,
+                step: send.step as u16,
+                variant: send.variant as u16,
+                occurrence: send.occurrence.timestamp(),
+                expires: send.expires.timestamp(),
+                before_start: send.before_start,
+                ledger: ledger::status_in(known, send.step, send.occurrence),
             }));
         }
         Ok(true)
@@ -231,21 +235,17 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             view.local(start)
         )?;
     }
-    match (&marks, &calendar) {
-        (None, _) => writeln!(
+    if marking && !ledger_read {
+        writeln!(
             io.err,
             "no ledger (none beside the rules, and no --ledger): sends earlier runs made are not \
              marked"
-        )?,
-        (Some(_), None) => {
-            if let Some(known) = ledger_summary(&rows) {
-                writeln!(
-                    io.err,
-                    "{known} (column `ledger`): `run` does not send them again"
-                )?;
-            }
-        }
-        (Some(_), Some(_)) => {}
+        )?;
+    } else if let (true, Some(known)) = (marking, ledger_summary(&rows)) {
+        writeln!(
+            io.err,
+            "{known} (column `ledger`; `run` sends again only those pending, held or blocked)"
+        )?;
     }
     Ok(if counts.incomplete() {
         Outcome::RowsSkipped

@@ -108,7 +108,7 @@ fn plan_marks_the_sends_the_ledger_has_and_counts_them_apart() {
     );
     assert!(
         run.stderr.contains(
-            "5 of them are in the ledger already: 2 sent, 1 failed, 2 skipped (column `ledger`)"
+            "5 of them are in the ledger already: 2 sent, 1 failed, 2 skipped (column `ledger`; `run` sends again only those pending, held or blocked)"
         ),
         "{}",
         run.stderr

@@ -85,6 +85,24 @@ impl PatientLedger {
     }
 }
 
+/// A step's ledger rows in explain's words: the latest [`SHOWN_PER_STEP`], oldest first, after
+/// a line counting them all when there are more.
+pub(super) fn step_lines(
+    sends: &[PatientSend],
+    time: &dyn Fn(DateTime<Utc>) -> String,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if sends.len() > SHOWN_PER_STEP {
+        lines.push(format!(
+            "{} earlier sends in the ledger; the latest {SHOWN_PER_STEP}:",
+            sends.len()
+        ));
+    }
+    let shown = &sends[sends.len().saturating_sub(SHOWN_PER_STEP)..];
+    lines.extend(shown.iter().map(|s| send_text(s, time)));
+    lines
+}
+
 /// Where a send went, in explain's words.
 fn via(sink: SinkKind) -> &'static str {
     match sink {
@@ -197,6 +215,26 @@ mod tests {
         assert_eq!(outcome.sends.len(), 1);
         assert_eq!(outcome.sends[0].occurrence, at("2026-11-26T01:00:00Z"));
         assert!(outcome.notes.is_empty(), "{:?}", outcome.notes);
+    }
+
+    #[test]
+    fn a_long_history_shows_its_latest_sends_and_counts_the_rest() {
+        let mut sends = Vec::new();
+        for day in 1..=5 {
+            let mut sent = send(SendStatus::Sent, None);
+            sent.sent_at = Some(at(&format!("2026-11-0{day}T01:00:00Z")));
+            sends.push(sent);
+        }
+        assert_eq!(
+            step_lines(&sends, &time),
+            [
+                "5 earlier sends in the ledger; the latest 3:",
+                "sent at 11-03 01:00:00 via LINE",
+                "sent at 11-04 01:00:00 via LINE",
+                "sent at 11-05 01:00:00 via LINE",
+            ]
+        );
+        assert_eq!(step_lines(&sends[..1], &time).len(), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::plan::TimingPlan;
 
 /// One row of the ledger, compact: at a million patients a window holds as many.
 #[derive(Debug, Clone, Copy)]
-struct Mark {
+pub(super) struct Mark {
     step: u16,
     occurrence: i64,
     status: SendStatus,
@@ -68,20 +68,29 @@ impl LedgerMarks {
         Ok(LedgerMarks { by_patient })
     }
 
-    /// What the ledger has for this patient's send of `step` at `occurrence`, if anything.
-    pub(super) fn status(
-        &self,
-        patient: &str,
-        step: usize,
-        occurrence: DateTime<Utc>,
-    ) -> Option<SendStatus> {
-        let occurrence = occurrence.timestamp();
-        self.by_patient
-            .get(patient)?
-            .iter()
-            .find(|m| usize::from(m.step) == step && m.occurrence == occurrence)
-            .map(|m| m.status)
+    /// The ledger's rows for one patient (in the window), to search with [`status_in`].
+    pub(super) fn of(&self, patient: &str) -> &[Mark] {
+        self.by_patient.get(patient).map_or(&[], Vec::as_slice)
     }
+
+    /// What the ledger has for this patient's send of `step` at `occurrence`, if anything.
+    #[cfg(test)]
+    fn status(&self, patient: &str, step: usize, occurrence: DateTime<Utc>) -> Option<SendStatus> {
+        status_in(self.of(patient), step, occurrence)
+    }
+}
+
+/// What `marks` (one patient's) has for the send of `step` at `occurrence`, if anything.
+pub(super) fn status_in(
+    marks: &[Mark],
+    step: usize,
+    occurrence: DateTime<Utc>,
+) -> Option<SendStatus> {
+    let occurrence = occurrence.timestamp();
+    marks
+        .iter()
+        .find(|m| usize::from(m.step) == step && m.occurrence == occurrence)
+        .map(|m| m.status)
 }
 
 #[cfg(test)]
