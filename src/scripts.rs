@@ -6,7 +6,7 @@
 //! array and map sizes, call depth) and silent (`print` and `debug` go nowhere), since scripts
 //! run on patient data.
 
-use rhai::{Engine, Scope, AST};
+use rhai::{Dynamic, Engine, Scope, AST};
 
 use crate::source::Span;
 
@@ -80,6 +80,9 @@ impl ScriptEngine {
         // --format json` writes its rows: they do nothing.
         engine.on_print(|_| {});
         engine.on_debug(|_, _, _| {});
+        // Cells arrive as text, or `()` when empty: `num(patient.visits, 0) > 3` works for
+        // every patient where `parse_int(patient.visits) > 3` fails on an empty cell.
+        engine.register_fn("num", num);
         ScriptEngine { engine }
     }
 
@@ -107,6 +110,37 @@ impl ScriptEngine {
                     column: position.position().unwrap_or(1),
                 }
             })
+    }
+}
+
+/// `num(value, default)` in a condition: the value as a number (an integer, or a decimal
+/// when it has a fraction), or `default` when it is empty or not a number. Text is trimmed
+/// and full-width digits (`１２`) are read as digits, as exports write them.
+fn num(value: Dynamic, default: Dynamic) -> Dynamic {
+    if value.is_int() || value.is_float() {
+        return value;
+    }
+    let Ok(text) = value.into_immutable_string() else {
+        return default;
+    };
+    let text: String = text
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => {
+                char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
+            }
+            '．' => '.',
+            '－' => '-',
+            _ => c,
+        })
+        .collect();
+    if let Ok(n) = text.parse::<rhai::INT>() {
+        return Dynamic::from(n);
+    }
+    match text.parse::<rhai::FLOAT>() {
+        Ok(x) if x.is_finite() => Dynamic::from(x),
+        _ => default,
     }
 }
 
@@ -152,6 +186,56 @@ mod tests {
                 "{code}: {err}"
             );
         }
+    }
+
+    fn eval_with_visits(code: &str, visits: Dynamic) -> Result<Dynamic, String> {
+        let engine = ScriptEngine::new();
+        let ast = engine.compile(code).map_err(|e| e.message)?.ast;
+        let mut scope = Scope::new();
+        let mut patient = rhai::Map::new();
+        patient.insert("visits".into(), visits);
+        scope.push("patient", patient);
+        scope.push("now", 0_i64);
+        engine
+            .engine()
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn num_reads_a_cell_as_a_number_or_gives_the_default() {
+        let cases: [(Dynamic, &str); 8] = [
+            ("12".into(), "12"),
+            (" 7 ".into(), "7"),
+            ("１２".into(), "12"),
+            ("2.5".into(), "2.5"),
+            (Dynamic::UNIT, "0"),
+            ("".into(), "0"),
+            ("三回".into(), "0"),
+            (Dynamic::from(4_i64), "4"),
+        ];
+        for (visits, expected) in cases {
+            let shown = format!("{visits:?}");
+            let got = eval_with_visits("num(patient.visits, 0)", visits).unwrap();
+            assert_eq!(got.to_string(), expected, "{shown}");
+        }
+        assert!(
+            eval_with_visits("num(patient.visits, 0) > 3", Dynamic::UNIT)
+                .unwrap()
+                .as_bool()
+                .is_ok_and(|b| !b)
+        );
+        assert!(eval_with_visits("num(patient.visits, 0) > 3", "10".into())
+            .unwrap()
+            .as_bool()
+            .unwrap());
+        // The coalescing form the diagnostic suggests works on an empty cell too.
+        assert_eq!(
+            eval_with_visits("(patient.visits ?? 0) == 0", Dynamic::UNIT)
+                .unwrap()
+                .as_bool(),
+            Ok(true)
+        );
     }
 
     #[test]

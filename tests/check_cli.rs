@@ -34,6 +34,7 @@ diagnostics_snapshot!(variant_weights_must_sum_to_100, "variant_weights.step", e
 diagnostics_snapshot!(invalid_times_and_timezones, "invalid_time_and_timezone.step", exit 1);
 diagnostics_snapshot!(before_needs_a_declared_date_field, "before_non_date.step", exit 1);
 diagnostics_snapshot!(template_problems_point_into_the_template, "template_problems.step", exit 1);
+diagnostics_snapshot!(a_template_with_several_problems_reports_all_of_them, "several_template_problems.step", exit 1);
 diagnostics_snapshot!(rhai_syntax_errors_have_the_right_position, "script_error.step", exit 1);
 diagnostics_snapshot!(same_instant_is_a_warning, "same_instant.step", exit 0);
 diagnostics_snapshot!(quiet_hours_swallowing_at_is_a_warning, "quiet_hours_at.step", exit 0);

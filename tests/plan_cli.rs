@@ -399,6 +399,56 @@ fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
 }
 
 #[test]
+fn explain_says_which_rhai_field_is_empty_and_how_to_give_it_a_value() {
+    // R2's `visits` cell is empty: parse_int(()) fails; the reason names the field (never a
+    // value) and shows both ways to default it.
+    assert_explains(
+        ("scripted.step", "scripted.csv", "R2", "2026-11-20 10:00"),
+        "loyal  not sent: the rhai condition failed: no function parse_int (()) (line 1, column \
+         2); patient.visits is empty for this patient (or not a column of the export) (rhai's \
+         `()`): give it a value when empty, `(patient.visits ?? 0)`, or read it as a number with \
+         `num(patient.visits, 0)`",
+    );
+    let run = plan_in(
+        "scripted.step",
+        "scripted.csv",
+        "2026-11-20 10:00",
+        "3",
+        &[],
+    );
+    assert!(
+        run.stderr.contains(
+            "e.g. R2: no function parse_int (()) (line 1, column 2); patient.visits is empty"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn num_gives_an_empty_cell_its_default_in_a_rhai_condition() {
+    // R1 has 12 visits; R3 has 3; R2 and R4 are empty, so 0: only R1, and nothing fails.
+    let run = plan_in(
+        "scripted_num.step",
+        "scripted.csv",
+        "2026-11-20 10:00",
+        "3",
+        &[],
+    );
+    assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
+    assert!(!run.stderr.contains("failed"), "{}", run.stderr);
+    assert_explains(
+        (
+            "scripted_num.step",
+            "scripted.csv",
+            "R2",
+            "2026-11-20 10:00",
+        ),
+        "loyal  not sent: condition false: `rhai { num(patient.visits, 0) >= 10 }`",
+    );
+}
+
+#[test]
 fn jsonl_export_is_planned_like_csv() {
     // rules/clinic.step at 2026-11-25 09:00 for 2 days:
     // J001 booked 11-24 18:30 → confirmation overdue (within 24 h) → now; what_to_bring is
@@ -442,9 +492,9 @@ fn csv_format_has_a_header_and_one_row_per_send() {
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         [
-            "at,patient,step,template,variant,occurrence,expires,recipient",
-            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00,export",
-            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00,export",
+            "at,patient,step,template,variant,occurrence,expires,recipient,ledger",
+            "2026-03-02T12:00:00+09:00,E1,news,hello,,2026-03-02T09:00:00+09:00,2026-03-04T12:00:00+09:00,export,",
+            "2026-04-01T12:00:00+09:00,E1,news,hello,,2026-04-01T09:00:00+09:00,2026-04-03T12:00:00+09:00,export,",
         ]
     );
 }
@@ -685,7 +735,10 @@ fn plan_with_a_ledger_shows_linked_and_blocked_recipients() {
         ledger,
     ]);
     let out = &table.stdout;
-    assert!(out.lines().next().unwrap().ends_with("recipient"), "{out}");
+    assert!(
+        out.lines().next().unwrap().ends_with("recipient  ledger"),
+        "{out}"
+    );
     assert!(
         out.contains("2026-11-21 10:00  O3       thanks    hello     -        blocked"),
         "{out}"
@@ -732,6 +785,15 @@ fn plan_reads_runs_ledger_by_default_and_never_creates_one() {
     assert_eq!(before.code, 0, "{}", before.stderr);
     assert_eq!(before.stdout.lines().count(), 1 + 2, "{}", before.stdout);
     assert!(!dir.path().join(".steprule").exists());
+    assert_eq!(
+        before
+            .stderr
+            .matches("no ledger (none beside the rules, and no --ledger)")
+            .count(),
+        1,
+        "said once: {}",
+        before.stderr
+    );
     // A ledger given by name must exist.
     let missing = steprule(dir.path(), &[&args[..], &["--ledger", "nope.db"]].concat());
     assert_eq!(missing.code, 2, "{}", missing.stderr);
@@ -750,10 +812,10 @@ fn plan_reads_runs_ledger_by_default_and_never_creates_one() {
     assert_eq!(rows.len(), 4, "{}", after.stdout);
     assert!(rows
         .iter()
-        .any(|r| r.contains(",O2,thanks,") && r.ends_with(",linked")));
+        .any(|r| r.contains(",O2,thanks,") && r.ends_with(",linked,")));
     assert!(rows
         .iter()
-        .any(|r| r.contains(",O3,thanks,") && r.ends_with(",blocked")));
+        .any(|r| r.contains(",O3,thanks,") && r.ends_with(",blocked,")));
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! `steprule explain`: for one patient, one line per step — when it sends, or exactly why not;
-//! with a ledger, also whether they linked LINE and whether they blocked the account.
+//! with a ledger, also whether they linked LINE, whether they blocked the account, and what
+//! became of each step's earlier sends (evaluated on the same sent history as `run`).
+
+mod ledger;
 
 use std::path::PathBuf;
 
@@ -13,6 +16,7 @@ use crate::eval::{anchor_name, DueSend, Evaluator, Moved, PatientOutcome, Reason
 use crate::ledger::{Ledger, LedgerError};
 use crate::plan::{AnchorField, Direction, Offset, PlannedStep, TimingPlan};
 use crate::records::PatientRecord;
+use ledger::{step_lines, PatientLedger};
 
 /// How far ahead `explain` looks for a step's next send.
 pub use crate::eval::EXPLAIN_HORIZON_DAYS as HORIZON_DAYS;
@@ -87,20 +91,28 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let line = match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-        Some(ledger) => LineState::read(&ledger, &mut patient)?,
-        None => LineState::default(),
-    };
+    let (line, sends) =
+        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
+            Some(ledger) => {
+                let line = LineState::read(&ledger, &mut patient)?;
+                let sends = ledger.sends_to(&patient.id)?;
+                (line, PatientLedger::new(&plan, sends))
+            }
+            None => (LineState::default(), PatientLedger::default()),
+        };
     let window = Window {
         now,
         from: now,
         to: now + chrono::Duration::days(HORIZON_DAYS),
     };
     let mut outcome = PatientOutcome::default();
-    Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
+    // Exactly as `run` evaluates: what went out is not due again and takes its cap slot.
+    Evaluator::explaining(&plan).evaluate_after(&patient, window, &sends.history(), &mut outcome);
+    sends.settle(&mut outcome);
     let text = Explanation {
         plan: &plan,
         line: &line,
+        sends: &sends,
     }
     .render(&patient, now, &outcome);
     // Names, ids and other values from the export are escaped before reaching a terminal.
@@ -112,6 +124,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
 struct Explanation<'a> {
     plan: &'a TimingPlan,
     line: &'a LineState,
+    sends: &'a PatientLedger,
 }
 
 impl Explanation<'_> {
@@ -165,6 +178,12 @@ impl Explanation<'_> {
                 self.time(at)
             ));
         }
+        if !self.sends.read {
+            text.push_str(
+                "no ledger (none beside the rules, and no --ledger): what earlier runs sent is \
+                 not known\n",
+            );
+        }
         text.push_str(&format!("as of {}\n\n", self.time(now)));
         let width = self
             .plan
@@ -179,7 +198,7 @@ impl Explanation<'_> {
                 .iter()
                 .filter(|s| s.step == step.index)
                 .partition(|s| s.before_start);
-            let mut lines: Vec<String> = Vec::new();
+            let mut lines = step_lines(self.sends.of(step.index), &|at| self.time(at));
             if let (Some(first), Some(start)) = (skipped.first(), self.plan.start) {
                 let more = match skipped.len() {
                     1 => String::new(),
@@ -331,18 +350,33 @@ fn period_text(offset: Offset) -> String {
 
 /// Why a send goes out later than its step's time, in explain's words (for `preview`).
 pub(super) fn moved_text(plan: &TimingPlan, send: &DueSend) -> String {
-    let line = LineState::default();
-    Explanation { plan, line: &line }.moved(send, &plan.steps[send.step])
+    let (line, sends) = (LineState::default(), PatientLedger::default());
+    Explanation {
+        plan,
+        line: &line,
+        sends: &sends,
+    }
+    .moved(send, &plan.steps[send.step])
 }
 
 /// Why a step sends nothing, in explain's words (for `preview`).
 pub(super) fn reason_text(plan: &TimingPlan, reason: &Reason, step: &PlannedStep) -> String {
-    let line = LineState::default();
-    Explanation { plan, line: &line }.reason(reason, step)
+    let (line, sends) = (LineState::default(), PatientLedger::default());
+    Explanation {
+        plan,
+        line: &line,
+        sends: &sends,
+    }
+    .reason(reason, step)
 }
 
 /// An instant as explain shows it: `2026-11-25 (水) 18:00` in the clinic's time.
 pub(super) fn time_text(plan: &TimingPlan, at: DateTime<Utc>) -> String {
-    let line = LineState::default();
-    Explanation { plan, line: &line }.time(at)
+    let (line, sends) = (LineState::default(), PatientLedger::default());
+    Explanation {
+        plan,
+        line: &line,
+        sends: &sends,
+    }
+    .time(at)
 }

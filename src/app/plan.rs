@@ -1,7 +1,10 @@
 //! `steprule plan`: every send in a window, in time order, with per-day totals and the
 //! projected messages per month against the clinic's LINE quota. With a ledger, each send also
 //! says where it goes: the export's LINE user, the patient's link, or nowhere because the
-//! patient blocked the account.
+//! patient blocked the account, and whether the ledger already has the send (sent, failed,
+//! skipped …), counted apart.
+
+mod ledger;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,8 +20,10 @@ use super::{
     WindowArgs,
 };
 use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
+use ledger::LedgerMarks;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -76,6 +81,8 @@ struct Row {
     expires: i64,
     /// Timed before the rules' `start`: never sent.
     before_start: bool,
+    /// What the ledger already has for this send, if anything.
+    ledger: Option<SendStatus>,
 }
 
 /// What `plan --format json` prints, one per line.
@@ -89,18 +96,30 @@ struct JsonRow<'a> {
     occurrence: String,
     expires: String,
     recipient: &'static str,
+    /// The ledger's status for the send (`sent`, `failed`, `skipped` …), or null.
+    ledger: Option<&'static str>,
 }
 
 pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     let rules = load_rules(&request.rules, io)?;
     let plan = TimingPlan::compile(&rules);
     let window = request.times.resolve(plan.timezone)?;
-    // Links and blocks are read once; the ledger is not kept open while the export is read.
-    let recipients =
+    // Links, blocks and the window's sends are read once; the ledger is not kept open while
+    // the export is read.
+    // The calendar shows counts only: it marks nothing, so it reads no sends.
+    let marking = request.format != PlanFormat::Html;
+    let (recipients, marks) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => Recipients::load(&ledger)?,
-            None => Recipients::default(),
+            Some(ledger) => (
+                Recipients::load(&ledger)?,
+                match marking {
+                    true => Some(LedgerMarks::load(&ledger, &plan, window)?),
+                    false => None,
+                },
+            ),
+            None => (Recipients::default(), None),
         };
+    let ledger_read = marks.is_some();
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -136,6 +155,8 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             } else {
                 Recipient::Export
             });
+            // One look-up per patient; their few rows are then searched per send.
+            let known = marks.as_ref().map_or(&[][..], |m| m.of(&patient.id));
             rows.extend(outcome.sends.iter().map(|send| Row {
                 at: send.at.timestamp(),
                 patient: index,
@@ -144,6 +165,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
                 occurrence: send.occurrence.timestamp(),
                 expires: send.expires.timestamp(),
                 before_start: send.before_start,
+                ledger: ledger::status_in(known, send.step, send.occurrence),
             }));
         }
         Ok(true)
@@ -211,6 +233,18 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             "{skipped} of them are timed before the start ({}): `run` records them as skipped \
              and never sends them (recipient `skipped`)",
             view.local(start)
+        )?;
+    }
+    if marking && !ledger_read {
+        writeln!(
+            io.err,
+            "no ledger (none beside the rules, and no --ledger): sends earlier runs made are not \
+             marked"
+        )?;
+    } else if let (true, Some(known)) = (marking, ledger_summary(&rows)) {
+        writeln!(
+            io.err,
+            "{known} (column `ledger`; `run` sends again only those pending, held or blocked)"
         )?;
     }
     Ok(if counts.incomplete() {
@@ -285,6 +319,7 @@ impl View<'_> {
                 occurrence: self.instant(row.occurrence).to_rfc3339(),
                 expires: self.instant(row.expires).to_rfc3339(),
                 recipient: self.recipient(row).as_str(),
+                ledger: row.ledger.map(SendStatus::as_str),
             };
             serde_json::to_writer(&mut *out, &json)?;
             writeln!(out)?;
@@ -303,6 +338,7 @@ impl View<'_> {
             "occurrence",
             "expires",
             "recipient",
+            "ledger",
         ])?;
         for row in rows {
             let (_, step, template, variant) = self.names(row);
@@ -315,6 +351,7 @@ impl View<'_> {
                 self.instant(row.occurrence).to_rfc3339().as_str(),
                 self.instant(row.expires).to_rfc3339().as_str(),
                 self.recipient(row).as_str(),
+                row.ledger.map_or("", SendStatus::as_str),
             ])?;
         }
         writer.flush()
@@ -336,8 +373,8 @@ impl View<'_> {
         let variant_w = width(&|r| self.names(r).3.map_or(1, str::len), "variant");
         writeln!(
             out,
-            "{:<16}  {:<patient_w$}  {:<step_w$}  {:<template_w$}  {:<variant_w$}  recipient",
-            "at", "patient", "step", "template", "variant"
+            "{:<16}  {:<patient_w$}  {:<step_w$}  {:<template_w$}  {:<variant_w$}  {:<9}  ledger",
+            "at", "patient", "step", "template", "variant", "recipient"
         )?;
         let mut blocked = 0u64;
         let mut skipped = 0u64;
@@ -349,6 +386,8 @@ impl View<'_> {
             // A blocked send is not pushed, so LINE does not count it against the quota.
             if row.before_start {
                 skipped += 1;
+            } else if row.ledger.is_some_and(never_goes_out) {
+                // Settled in the ledger without going out: LINE never counts it.
             } else if self.blocked(row) {
                 blocked += 1;
             } else {
@@ -357,16 +396,24 @@ impl View<'_> {
             writeln!(
                 out,
                 "{:<16}  {patient:<patient_w$}  {step:<step_w$}  {template:<template_w$}  \
-                 {:<variant_w$}  {}",
+                 {:<variant_w$}  {:<9}  {}",
                 at.format("%Y-%m-%d %H:%M"),
                 variant.unwrap_or("-"),
-                self.recipient(row).as_str()
+                self.recipient(row).as_str(),
+                row.ledger.map_or("-", SendStatus::as_str)
             )?;
         }
         if blocked > 0 {
             writeln!(
                 out,
                 "\n{blocked} send(s) to patients who blocked the account are not counted below"
+            )?;
+        }
+        if let Some(known) = ledger_summary(rows) {
+            writeln!(
+                out,
+                "\n{known} (column `ledger`); those failed, skipped or expired are not counted \
+                 below"
             )?;
         }
         if let (true, Some(start)) = (skipped > 0, self.plan.start) {
@@ -435,6 +482,35 @@ impl View<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a send the ledger holds in `status` is settled without ever going out.
+fn never_goes_out(status: SendStatus) -> bool {
+    matches!(
+        status,
+        SendStatus::Failed | SendStatus::Skipped | SendStatus::Expired
+    )
+}
+
+/// How many planned sends the ledger already has, by status: `3 of them are in the ledger
+/// already: 2 sent, 1 failed`; `None` when it has none of them.
+fn ledger_summary(rows: &[Row]) -> Option<String> {
+    let mut by_status: BTreeMap<SendStatus, u64> = BTreeMap::new();
+    for status in rows.iter().filter_map(|r| r.ledger) {
+        *by_status.entry(status).or_default() += 1;
+    }
+    let total: u64 = by_status.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let parts: Vec<String> = by_status
+        .iter()
+        .map(|(status, n)| format!("{n} {}", status.as_str()))
+        .collect();
+    Some(format!(
+        "{total} of them are in the ledger already: {}",
+        parts.join(", ")
+    ))
 }
 
 fn days_in_month(day: NaiveDate) -> u32 {

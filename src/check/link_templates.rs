@@ -111,7 +111,11 @@ impl Checker<'_> {
         };
         for name in LINK_TEMPLATES {
             match store.get(name) {
-                Ok(template) => self.template_content_in(&template, &scope),
+                Ok(template) => {
+                    self.diagnostics
+                        .extend(template.unknown_keys.iter().cloned());
+                    self.template_content_in(&template, &scope);
+                }
                 Err(LoadError::NotFound { path, .. }) => {
                     let diag = self.report(
                         Code::MissingLinkTemplate,

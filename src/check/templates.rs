@@ -46,6 +46,10 @@ impl Checker<'_> {
             match store.get(&name.node) {
                 Ok(template) => {
                     if self.first_look(&name.node) {
+                        // Every problem of the template at once: its unknown keys, then
+                        // what its known keys render to.
+                        self.diagnostics
+                            .extend(template.unknown_keys.iter().cloned());
                         self.template_content(&template);
                     }
                     loaded.push(template);
@@ -193,11 +197,14 @@ impl Checker<'_> {
             .collect();
         let mut findings = Vec::new();
         let mut compiles = true;
+        // The fields that do not compile: the others are still rendered, so that a bad button
+        // URL is reported together with a broken `{{ … }}` in the text.
+        let mut broken: Vec<Span> = Vec::new();
         for (field, source) in template.sources() {
             let compiled = match env.template_from_str(&source.node) {
                 Ok(compiled) => compiled,
                 Err(err) => {
-                    compiles = false;
+                    broken.push(source.span);
                     // `{{ 患者名 }}`: minijinja only says "unexpected character"; a marketer
                     // needs the names they can write instead.
                     let japanese = err
@@ -285,7 +292,16 @@ impl Checker<'_> {
                 );
             }
         }
-        if compiles {
+        let patched = match broken.is_empty() {
+            true => None,
+            false => literal_fields(template, &broken),
+        };
+        let renderable = match &patched {
+            Some(patched) => Some(patched),
+            None if broken.is_empty() => Some(template),
+            None => None,
+        };
+        if let (true, Some(rendered)) = (compiles, renderable) {
             // The same call delivery makes for every patient, with the sample patient.
             // With `track`, the sample's links are tracked too (with placeholder tokens of a
             // real token's length), so LINE's limits hold for what LINE will receive.
@@ -294,13 +310,16 @@ impl Checker<'_> {
                 base,
                 links: &mut sample_links,
             });
-            match template.messages(&env, &scope.sample, tracking) {
+            match rendered.messages(&env, &scope.sample, tracking) {
                 Ok(_) => {}
                 Err(RenderError::Limits(violations)) => {
                     let tracked = self.decls.track.as_ref();
                     findings.extend(
                         violations
                             .iter()
+                            // A broken field was rendered as written: what it renders to is
+                            // not known yet.
+                            .filter(|v| !broken.contains(&v.span))
                             .map(|v| limit_diagnostic(template, v, tracked)),
                     );
                 }
@@ -357,6 +376,38 @@ impl Checker<'_> {
             Field::Id | Field::LineUserId | Field::OptedOut => Value::from("sample"),
         }
     }
+}
+
+/// The template with each field at a span in `broken` (it does not compile) taken as plain
+/// text, so that the other fields can be rendered and checked; `None` for `line_json` (one
+/// field: nothing else to check) or a field that cannot be quoted.
+fn literal_fields(template: &Template, broken: &[Span]) -> Option<Template> {
+    let mut patched = template.clone();
+    let TemplateBody::Simple {
+        text,
+        image,
+        alt,
+        buttons,
+    } = &mut patched.body
+    else {
+        return None;
+    };
+    let fields = [Some(text), image.as_mut(), alt.as_mut()]
+        .into_iter()
+        .flatten()
+        .chain(
+            buttons
+                .node
+                .iter_mut()
+                .flat_map(|b| [&mut b.label, &mut b.url]),
+        );
+    for field in fields.filter(|f| broken.contains(&f.span)) {
+        if field.node.contains("endraw") {
+            return None;
+        }
+        field.node = format!("{{% raw %}}{}{{% endraw %}}", field.node);
+    }
+    Some(patched)
 }
 
 /// Maps a byte range of a template field's text to the file. Exact when the text stands in the

@@ -26,9 +26,12 @@ impl ScriptRuntime {
         }
     }
 
+    /// Runs the condition `ast`, written as `written` in the rules (to name the empty field
+    /// when the script fails on one).
     pub(super) fn eval(
         &mut self,
         ast: &AST,
+        written: &str,
         patient: &PatientRecord,
         plan: &TimingPlan,
         at: DateTime<Utc>,
@@ -44,7 +47,14 @@ impl ScriptRuntime {
             .engine
             .engine()
             .eval_ast_with_scope(&mut self.scope, ast)
-            .map_err(|err| ScriptFailure(describe_failure(&err)))?;
+            .map_err(|err| {
+                let mut message = describe_failure(&err);
+                if on_empty(&err) {
+                    let patient = self.scope.get_value::<Map>("patient").unwrap_or_default();
+                    message.push_str(&empty_field_help(written, &patient));
+                }
+                ScriptFailure(message)
+            })?;
         result.as_bool().map_err(|kind| {
             ScriptFailure(format!(
                 "the rhai condition gave a {kind}, not true or false"
@@ -92,6 +102,56 @@ pub(super) fn describe_failure(error: &EvalAltResult) -> String {
         (Some(line), None) => format!("{what} (line {line})"),
         _ => what,
     }
+}
+
+/// Whether the failure is an operation on rhai's `()`, which an empty cell becomes:
+/// `parse_int(())`, `() > 3`, `().len()`.
+fn on_empty(error: &EvalAltResult) -> bool {
+    use EvalAltResult as E;
+    match error {
+        E::ErrorInFunctionCall(_, _, inner, _) => on_empty(inner),
+        E::ErrorFunctionNotFound(signature, _) => signature.contains("()"),
+        E::ErrorMismatchDataType(_, got, _) | E::ErrorMismatchOutputType(_, got, _) => got == "()",
+        E::ErrorIndexingType(kind, _) => kind == "()",
+        E::ErrorDotExpr(..) => true,
+        _ => false,
+    }
+}
+
+/// The help for a script that failed on an empty cell: which `patient.FIELD` it reads is
+/// empty for this patient (by name, never a value), and how to give it a value.
+fn empty_field_help(written: &str, patient: &Map) -> String {
+    // A column the export leaves empty is `()`; one it does not have (or a misspelt name)
+    // reads as `()` too.
+    let empty = patient_fields(written).find_map(|name| match patient.get(name) {
+        Some(value) if value.is_unit() => Some((name, "")),
+        Some(_) => None,
+        None => Some((name, " (or not a column of the export)")),
+    });
+    match empty {
+        Some((name, absent)) => format!(
+            "; patient.{name} is empty for this patient{absent} (rhai's `()`): give it a value \
+             when empty, `(patient.{name} ?? 0)`, or read it as a number with \
+             `num(patient.{name}, 0)`"
+        ),
+        None => "; a field it reads is empty for this patient (rhai's `()`): give it a value \
+                 when empty, `(patient.FIELD ?? 0)`, or read it as a number with \
+                 `num(patient.FIELD, 0)`"
+            .to_owned(),
+    }
+}
+
+/// The field names the script reads as `patient.NAME`, in order.
+fn patient_fields(written: &str) -> impl Iterator<Item = &str> {
+    written
+        .match_indices("patient.")
+        .filter_map(|(at, prefix)| {
+            let rest = &written[at + prefix.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            (end > 0).then(|| &rest[..end])
+        })
 }
 
 /// rhai's arithmetic messages name the operands; only their kind is kept.
@@ -145,5 +205,56 @@ fn dynamic(value: FieldValue<'_>) -> Dynamic {
                 .collect::<rhai::Array>(),
         ),
         FieldValue::Flag(flag) => Dynamic::from(flag),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_names_the_empty_field_the_script_reads() {
+        let mut patient = Map::new();
+        patient.insert("name".into(), "山田 花子".into());
+        patient.insert("visits".into(), Dynamic::UNIT);
+        let help = empty_field_help(
+            "rhai { patient.name != \"\" && parse_int(patient.visits) > 3 }",
+            &patient,
+        );
+        assert!(
+            help.contains("patient.visits is empty for this patient (rhai's `()`)"),
+            "{help}"
+        );
+        assert!(help.contains("`(patient.visits ?? 0)`"), "{help}");
+        assert!(help.contains("`num(patient.visits, 0)`"), "{help}");
+        // Values never appear, only names.
+        assert!(!help.contains("山田"), "{help}");
+        let absent = empty_field_help("rhai { parse_int(patient.vists) > 3 }", &patient);
+        assert!(
+            absent.contains("patient.vists is empty for this patient (or not a column"),
+            "{absent}"
+        );
+    }
+
+    #[test]
+    fn only_failures_on_an_empty_value_get_the_help() {
+        let engine = ScriptEngine::new();
+        let run = |code: &str| {
+            let ast = engine.compile(code).unwrap().ast;
+            let mut scope = Scope::new();
+            let mut patient = Map::new();
+            patient.insert("visits".into(), Dynamic::UNIT);
+            patient.insert("name".into(), "x".into());
+            scope.push("patient", patient);
+            scope.push("now", 0_i64);
+            *engine
+                .engine()
+                .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+                .unwrap_err()
+        };
+        assert!(on_empty(&run("parse_int(patient.visits) > 3")));
+        assert!(on_empty(&run("patient.visits + 1 > 3")));
+        assert!(!on_empty(&run("parse_int(patient.name) > 3")));
+        assert!(!on_empty(&run("1 / 0 == 0")));
     }
 }

@@ -41,9 +41,9 @@ impl Context<'_> {
                 false
             }
             Test::Not(inner) => !self.test(inner, at, runtime)?,
-            Test::Leaf(Leaf::Script(ast), _) => {
+            Test::Leaf(Leaf::Script(ast), written) => {
                 let runtime = runtime.get_or_insert_with(ScriptRuntime::new);
-                runtime.eval(ast, self.patient, self.plan, at)?
+                runtime.eval(ast, written, self.patient, self.plan, at)?
             }
             Test::Leaf(leaf, _) => self.leaf(leaf, at),
         })

@@ -26,7 +26,7 @@ pub use insights::{CachedHalf, FollowerFigures, FollowerStatus, UnitFigures, Uni
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow};
-pub use read::{LedgerRow, PatientSend, Problem, StepCounts};
+pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
 pub use report_reads::ArmKey;
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Row};
 
-use super::{parse_stamp, Ledger, LedgerError, SendStatus, SinkKind};
+use super::{parse_stamp, stamp, Ledger, LedgerError, SendStatus, SinkKind};
 
 /// One row, as `status` and the tests read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,9 +73,38 @@ pub struct PatientSend {
     pub status: SendStatus,
     pub due_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// After this the send is no longer sendable (with the step, it names the occurrence's
+    /// sendable window, which `explain` matches against an "expired" from the evaluator).
+    pub expires_at: Option<DateTime<Utc>>,
     pub attempts: u32,
     pub reason: Option<String>,
     pub note: Option<String>,
+}
+
+/// The sends still sendable at `?1` with an occurrence before `?2`, of any status: one range on
+/// `expires_at` of each of the three partial indexes that together hold every status, never a
+/// scan of the history.
+pub(super) const WINDOW_SENDS: &str = "\
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_live
+     WHERE sink IN ('line', 'outbox') AND status = 'sent' AND expires_at > ?1
+       AND occurrence < ?2
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_open
+     WHERE sink IN ('line', 'outbox') AND status IN ('pending', 'held', 'blocked')
+       AND expires_at > ?1 AND occurrence < ?2
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_settled
+     WHERE sink IN ('line', 'outbox') AND status IN ('failed', 'expired', 'skipped')
+       AND expires_at > ?1 AND occurrence < ?2";
+
+/// One send of a window's occurrences, as `plan` marks its planned sends with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSend<'a> {
+    pub sink: SinkKind,
+    pub patient: &'a str,
+    pub step: &'a str,
+    pub occurrence: DateTime<Utc>,
+    pub status: SendStatus,
 }
 
 impl Ledger {
@@ -83,7 +112,8 @@ impl Ledger {
     pub fn sends_to(&self, patient: &str) -> Result<Vec<PatientSend>, LedgerError> {
         let run = || -> rusqlite::Result<Vec<PatientSend>> {
             let mut statement = self.conn.prepare(
-                "SELECT sink, step, occurrence, status, due_at, sent_at, attempts, last_error, note
+                "SELECT sink, step, occurrence, status, due_at, sent_at, attempts, last_error, note,
+                        expires_at
                  FROM sends WHERE sink IN ('line', 'outbox') AND patient = ?1
                  ORDER BY occurrence, step, sink",
             )?;
@@ -99,6 +129,7 @@ impl Ledger {
                         status: row.get(3)?,
                         due_at: stamp(4)?,
                         sent_at: stamp(5)?,
+                        expires_at: stamp(9)?,
                         attempts: row.get(6)?,
                         reason: row.get(7)?,
                         note: row.get(8)?,
@@ -106,6 +137,35 @@ impl Ledger {
                 })?
                 .collect();
             sends
+        };
+        run().map_err(|e| self.fail(e))
+    }
+
+    /// Every send, of any status, that a plan of `[from, to)` can meet: still sendable at
+    /// `from` (a planned send goes out before it expires) and with its occurrence before `to`.
+    /// One read per plan, whatever the number of patients; `each` builds the caller's index.
+    pub fn sends_in_window(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut each: impl FnMut(WindowSend<'_>),
+    ) -> Result<(), LedgerError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut statement = self.conn.prepare(WINDOW_SENDS)?;
+            let mut rows = statement.query(params![stamp(from), stamp(to)])?;
+            while let Some(row) = rows.next()? {
+                let Some(occurrence) = parse_stamp(row.get_ref(3)?.as_str()?) else {
+                    continue;
+                };
+                each(WindowSend {
+                    sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
+                    patient: row.get_ref(1)?.as_str()?,
+                    step: row.get_ref(2)?.as_str()?,
+                    occurrence,
+                    status: row.get(4)?,
+                });
+            }
+            Ok(())
         };
         run().map_err(|e| self.fail(e))
     }

@@ -239,6 +239,88 @@ fn recent_sends_are_read_from_their_index_alone_not_a_scan_of_the_history() {
 }
 
 #[test]
+fn a_plans_window_is_read_from_three_index_ranges_not_a_scan_of_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let mut statement = ledger
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", read::WINDOW_SENDS))
+        .unwrap();
+    let plan: Vec<String> = statement
+        .query_map(params!["2026-01-01", "2026-01-08"], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("; ");
+    for index in ["sends_live", "sends_open", "sends_settled"] {
+        assert!(
+            plan.contains(&format!("INDEX {index} (sink=? AND expires_at>?)")),
+            "{plan}"
+        );
+    }
+    assert!(!plan.contains("SCAN sends"), "{plan}");
+}
+
+#[test]
+fn a_plans_window_holds_every_status_still_sendable_at_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let outcomes = [
+        ("P1", Some(sent())),
+        ("P2", Some(Settlement::Failed("400".into()))),
+        ("P3", Some(Settlement::Skipped("before start".into()))),
+        ("P4", Some(Settlement::Held("template".into()))),
+        ("P5", None),
+    ];
+    let details = SendDetails {
+        expires_at: at("2026-11-22T01:00:00Z"),
+        ..DETAILS
+    };
+    for (patient, settlement) in &outcomes {
+        let retry_key = new_key(
+            ledger
+                .claim(&key(SinkKind::Line, patient), &details, now)
+                .unwrap(),
+        );
+        if let Some(settlement) = settlement {
+            ledger
+                .settle(
+                    &key(SinkKind::Line, patient),
+                    &retry_key,
+                    1,
+                    settlement,
+                    now,
+                )
+                .unwrap();
+        }
+    }
+    let read = |from: &str, to: &str| {
+        let mut found = Vec::new();
+        ledger
+            .sends_in_window(at(from), at(to), |send| {
+                found.push(format!("{} {}", send.patient, send.status.as_str()));
+            })
+            .unwrap();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        read("2026-11-21T00:00:00Z", "2026-11-28T00:00:00Z"),
+        [
+            "P1 sent",
+            "P2 failed",
+            "P3 skipped",
+            "P4 held",
+            "P5 pending"
+        ]
+    );
+    // Expired by the window's start, or occurring from its end on: nothing.
+    assert!(read("2026-11-22T01:00:00Z", "2026-11-28T00:00:00Z").is_empty());
+    assert!(read("2026-11-20T00:00:00Z", "2026-11-21T01:00:00Z").is_empty());
+}
+
+#[test]
 fn recent_sends_are_the_live_and_the_last_eight_days() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();

@@ -29,6 +29,10 @@ pub struct Template {
     pub name: String,
     pub file: SourceFile,
     pub body: TemplateBody,
+    /// Keys the template has that no template knows (`imgae`), each at its place: `check`
+    /// reports them all with whatever else is wrong in the template, and nothing is sent while
+    /// there is one (they are errors).
+    pub unknown_keys: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,8 +80,8 @@ impl Template {
     }
 }
 
+/// The known keys, read after the unknown ones were found (see [`unknown_keys`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TemplateToml {
     text: Option<toml::Spanned<String>>,
     image: Option<toml::Spanned<String>>,
@@ -87,7 +91,6 @@ struct TemplateToml {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ButtonToml {
     label: toml::Spanned<String>,
     url: toml::Spanned<String>,
@@ -181,7 +184,62 @@ impl TemplateStore {
     }
 }
 
-/// Parses a template file's text.
+/// The keys a template may have at its top level, and in each `[[buttons]]`.
+const TOP_KEYS: [&str; 5] = ["text", "image", "alt", "buttons", "line_json"];
+const BUTTON_KEYS: [&str; 2] = ["label", "url"];
+
+const TEMPLATE_SHAPE: &str = "a template has `text` (and optionally `image`, `alt`, \
+     `[[buttons]]` with `label` and `url`), or `line_json` with LINE message objects";
+
+/// Every key no template knows, each reported at its place: all of them at once, so that one
+/// `check` shows them together with the template's other problems.
+fn unknown_keys(name: &str, file: &SourceFile) -> Vec<Diagnostic> {
+    type Table = std::collections::BTreeMap<toml::Spanned<String>, toml::Value>;
+    #[derive(Deserialize)]
+    struct Buttons {
+        buttons: Option<Vec<Table>>,
+    }
+    let mut found = Vec::new();
+    let top: Table = toml::from_str(file.text()).unwrap_or_default();
+    let buttons = toml::from_str::<Buttons>(file.text())
+        .ok()
+        .and_then(|b| b.buttons)
+        .unwrap_or_default();
+    let keys = top
+        .keys()
+        .filter(|key| !TOP_KEYS.contains(&key.get_ref().as_str()))
+        .map(|key| (key, "", &TOP_KEYS[..]));
+    let button_keys = buttons.iter().flat_map(|table| {
+        table
+            .keys()
+            .filter(|key| !BUTTON_KEYS.contains(&key.get_ref().as_str()))
+            .map(|key| (key, " in `[[buttons]]`", &BUTTON_KEYS[..]))
+    });
+    for (key, place, known) in keys.chain(button_keys) {
+        let range = key.span();
+        let text = key.get_ref();
+        let mut diagnostic = Diagnostic::new(
+            Code::TemplateInvalid,
+            file,
+            Span::new(range.start, range.end),
+            format!(
+                "template `{name}` has an unknown key `{}`{place}",
+                crate::printable::printable(text)
+            ),
+        );
+        diagnostic.label = Some("not a template key".into());
+        diagnostic = match crate::diagnostic::suggest(text, known.iter().copied()) {
+            Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+            None => diagnostic.with_help(TEMPLATE_SHAPE),
+        };
+        found.push(diagnostic);
+    }
+    found
+}
+
+/// Parses a template file's text. A TOML syntax error, a key of the wrong type or a shape no
+/// template has is the one error; unknown keys are collected in [`Template::unknown_keys`]
+/// and the known ones read on, so that `check` can say everything else too.
 pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> {
     let raw: TemplateToml = toml::from_str(file.text()).map_err(|err| -> Box<Diagnostic> {
         let span = err
@@ -194,12 +252,10 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
             span,
             format!("template `{name}` is not valid: {}", err.message()),
         )
-        .with_help(
-            "a template has `text` (and optionally `image`, `alt`, `[[buttons]]` with `label` \
-             and `url`), or `line_json` with LINE message objects",
-        )
+        .with_help(TEMPLATE_SHAPE)
         .into()
     })?;
+    let unknown_keys = unknown_keys(name, &file);
     let whole = Span::new(0, file.text().len().min(1));
     let body = match (raw.text, raw.line_json) {
         (Some(_), None) if raw.buttons.is_none() && raw.alt.is_some() => {
@@ -282,6 +338,7 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
         name: name.to_owned(),
         file,
         body,
+        unknown_keys,
     })
 }
 
@@ -305,12 +362,39 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_keys_with_a_span() {
-        let file = SourceFile::new("t.toml", "text = \"a\"\nimgae = \"https://x\"\n");
-        let err = parse("t", file.clone()).unwrap_err();
-        assert_eq!(err.code, Code::TemplateInvalid);
-        assert!(err.message.contains("imgae"), "{}", err.message);
-        assert_eq!(file.line_column(err.span.start).0, 2);
+    fn reports_every_unknown_key_with_its_span() {
+        let text = "text = \"a\"\nimgae = \"https://x\"\ncolour = 1\n\n[[buttons]]\nlabel = \"予約\"\nurl = \"https://x.jp\"\nlink = \"https://y.jp\"\n";
+        let file = SourceFile::new("t.toml", text);
+        let template = parse("t", file.clone()).unwrap();
+        let found: Vec<(String, usize, Option<String>)> = template
+            .unknown_keys
+            .iter()
+            .map(|d| {
+                assert_eq!(d.code, Code::TemplateInvalid);
+                (
+                    file.slice(d.span).to_owned(),
+                    file.line_column(d.span.start).0,
+                    d.help.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("colour".to_owned(), 3, Some(TEMPLATE_SHAPE.to_owned())),
+                (
+                    "imgae".to_owned(),
+                    2,
+                    Some("did you mean `image`?".to_owned())
+                ),
+                ("link".to_owned(), 8, Some(TEMPLATE_SHAPE.to_owned())),
+            ]
+        );
+        // The known keys are read on.
+        let TemplateBody::Simple { buttons, .. } = &template.body else {
+            panic!("simple form expected")
+        };
+        assert_eq!(buttons.node[0].url.node, "https://x.jp");
     }
 
     #[test]

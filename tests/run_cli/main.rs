@@ -38,6 +38,7 @@ mod delivery;
 mod disks;
 mod fake;
 mod faults;
+mod ledger_views;
 mod limits;
 mod line_answers;
 mod observe;
