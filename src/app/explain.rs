@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::reactions::{PassReactions, NO_LEDGER_NOTE};
 use super::recipients;
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
@@ -87,17 +88,30 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let line = match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-        Some(ledger) => LineState::read(&ledger, &mut patient)?,
-        None => LineState::default(),
-    };
+    let (line, reactions) =
+        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
+            Some(ledger) => (
+                LineState::read(&ledger, &mut patient)?,
+                PassReactions::load(&ledger, &plan, now)?,
+            ),
+            None => (LineState::default(), PassReactions::none(&plan)),
+        };
+    if reactions.used() && reactions.is_unread() {
+        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
+    }
     let window = Window {
         now,
         from: now,
         to: now + chrono::Duration::days(HORIZON_DAYS),
     };
     let mut outcome = PatientOutcome::default();
-    Evaluator::explaining(&plan).evaluate(&patient, window, &mut outcome);
+    Evaluator::explaining(&plan).evaluate_reacting(
+        &patient,
+        window,
+        &[],
+        reactions.of(&patient),
+        &mut outcome,
+    );
     let text = Explanation {
         plan: &plan,
         line: &line,
@@ -254,6 +268,9 @@ impl Explanation<'_> {
                 format!("not sent: condition false: {}", parts.join("; "))
             }
             Reason::NoAnchor(field) => format!("not sent: {field} is empty"),
+            Reason::NotSentYet(step) => {
+                format!("not evaluated: {step} was not delivered to this patient yet")
+            }
             Reason::Unreadable(field) => format!(
                 "not evaluated: the patient's {field} cell cannot be read (see the warning for \
                  its line)"

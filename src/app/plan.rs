@@ -16,6 +16,7 @@ use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
     WindowArgs,
 };
+use crate::app::reactions::{PassReactions, NO_LEDGER_NOTE};
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
@@ -96,11 +97,17 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let plan = TimingPlan::compile(&rules);
     let window = request.times.resolve(plan.timezone)?;
     // Links and blocks are read once; the ledger is not kept open while the export is read.
-    let recipients =
+    let (recipients, reactions) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => Recipients::load(&ledger)?,
-            None => Recipients::default(),
+            Some(ledger) => (
+                Recipients::load(&ledger)?,
+                PassReactions::load(&ledger, &plan, window.now)?,
+            ),
+            None => (Recipients::default(), PassReactions::none(&plan)),
         };
+    if reactions.used() && request.ledger.is_none() && reactions.is_unread() {
+        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
+    }
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -119,7 +126,8 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         let resolved = recipients.links.resolve(patient);
         let patient = resolved.record.as_ref();
-        evaluator.evaluate(patient, window, &mut outcome);
+        let reacted = reactions.of(patient);
+        evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
         script_failures.note(&patient.id, &outcome);
         if let Some(calendar) = calendar.as_mut() {
             let sends = outcome.sends.iter().map(|send| (send.at, send.step));

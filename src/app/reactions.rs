@@ -1,0 +1,177 @@
+//! The reactions a pass (`run`, `plan`, `explain`) evaluates against: read once from the
+//! ledger, through its indexes, into one compact [`Reactions`] per patient with a delivered
+//! send of a step the rules react to. Only what can matter is read: sends and events of the
+//! last year (the longest reaction window) plus the longest sendable window of an `after sent`
+//! step, events only for patients with such a send, and at most 256
+//! sends and 256 events per patient.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::recipients::BlockedUsers;
+use crate::check::MAX_REACTION_DAYS;
+use crate::eval::{
+    PatientReactions, ReactionEvent, ReactionNeeds, ReactionSend, Reactions, NO_REACTIONS,
+};
+use crate::ledger::{EventKind, Ledger, LedgerError};
+use crate::plan::{AnchorField, TimingPlan};
+use crate::records::PatientRecord;
+
+/// What `plan` says once when the rules react to patients and there is no ledger to read.
+pub const NO_LEDGER_NOTE: &str = "note: no ledger, so reactions (`clicked`, `answered`, \
+`booked since`, `blocked`, `after sent`) read as \"no reaction yet\": steps timed `after sent` \
+send nothing and reaction conditions are false";
+
+/// Every patient's reactions for one pass.
+#[derive(Debug, Default)]
+pub struct PassReactions {
+    /// Read from a ledger (else nobody reacted, for want of one).
+    read: bool,
+    needs: ReactionNeeds,
+    by_patient: HashMap<Box<str>, Reactions>,
+    blocked: Option<BlockedUsers>,
+}
+
+impl PassReactions {
+    /// No ledger: nobody reacted.
+    pub fn none(plan: &TimingPlan) -> PassReactions {
+        PassReactions {
+            needs: ReactionNeeds::of(plan),
+            ..PassReactions::default()
+        }
+    }
+
+    /// Whether the rules react to anything.
+    pub fn used(&self) -> bool {
+        self.needs.any()
+    }
+
+    /// Whether there was no ledger to read (`plan` says so once).
+    pub fn is_unread(&self) -> bool {
+        !self.read
+    }
+
+    /// Reads what can matter at `now` for `plan`'s reactions, in one indexed read per kind.
+    pub fn load(
+        ledger: &Ledger,
+        plan: &TimingPlan,
+        now: DateTime<Utc>,
+    ) -> Result<PassReactions, LedgerError> {
+        let mut pass = PassReactions {
+            read: true,
+            ..PassReactions::none(plan)
+        };
+        if !pass.needs.any() {
+            return Ok(pass);
+        }
+        if pass.needs.blocked {
+            pass.blocked = Some(BlockedUsers::load(ledger)?);
+        }
+        let steps: HashMap<&str, usize> = (plan.steps.iter())
+            .filter(|step| pass.needs.steps.get(step.index).copied().unwrap_or(false))
+            .map(|step| (step.id.as_str(), step.index))
+            .collect();
+        if steps.is_empty() {
+            return Ok(pass);
+        }
+        let since = lookback(plan, now);
+        let by_patient = &mut pass.by_patient;
+        ledger.delivered_since(since, |send| {
+            let Some(&step) = steps.get(send.step) else {
+                return;
+            };
+            let sent = ReactionSend {
+                step,
+                occurrence: send.occurrence,
+                sent_at: send.sent_at,
+            };
+            match by_patient.get_mut(send.patient) {
+                Some(reactions) => reactions.push_send(sent),
+                None => {
+                    let mut reactions = Reactions::default();
+                    reactions.push_send(sent);
+                    by_patient.insert(send.patient.into(), reactions);
+                }
+            }
+        })?;
+        let needs = &pass.needs;
+        // Events only matter to patients with a send they can follow; the others are skipped
+        // as they stream by (a click names its send; a booking without a send is no reaction).
+        let keep = |kind: EventKind, to: &mut HashMap<Box<str>, Reactions>| {
+            ledger.patient_events(kind, since, |event| {
+                let Some(reactions) = to.get_mut(event.patient) else {
+                    return;
+                };
+                let send = event
+                    .send
+                    .and_then(|(step, occurrence)| Some((*steps.get(step)?, occurrence)));
+                let found = match (kind, send) {
+                    (EventKind::Click, Some((step, occurrence))) => Some(ReactionEvent::Clicked {
+                        step,
+                        occurrence,
+                        at: event.at,
+                    }),
+                    (EventKind::Postback, Some((step, occurrence))) => event
+                        .detail
+                        .and_then(|data| needs.answer(data))
+                        .map(|data| ReactionEvent::Answered {
+                            step,
+                            occurrence,
+                            data: data.clone(),
+                            at: event.at,
+                        }),
+                    (EventKind::Booked, _) => Some(ReactionEvent::Booked { at: event.at }),
+                    _ => None,
+                };
+                if let Some(found) = found {
+                    reactions.push_event(found);
+                }
+            })
+        };
+        if needs.clicks {
+            keep(EventKind::Click, by_patient)?;
+        }
+        if !needs.answers.is_empty() {
+            keep(EventKind::Postback, by_patient)?;
+        }
+        if needs.bookings {
+            keep(EventKind::Booked, by_patient)?;
+        }
+        for reactions in by_patient.values_mut() {
+            reactions.settle();
+        }
+        Ok(pass)
+    }
+
+    /// One patient's reactions (`patient` as resolved: with their linked LINE user). Allocates
+    /// nothing.
+    pub fn of<'a>(&'a self, patient: &PatientRecord) -> PatientReactions<'a> {
+        PatientReactions {
+            seen: self
+                .by_patient
+                .get(patient.id.as_str())
+                .unwrap_or(&NO_REACTIONS),
+            blocked: self
+                .blocked
+                .as_ref()
+                .is_some_and(|users| users.contains(patient.line_user_id.as_deref())),
+        }
+    }
+}
+
+/// How far back a pass at `now` reads: the longest reaction window (a year), plus the longest
+/// an `after sent` step stays sendable, plus two days for `at` times and quiet hours.
+fn lookback(plan: &TimingPlan, now: DateTime<Utc>) -> DateTime<Utc> {
+    let sendable = (plan.steps.iter())
+        .filter(|step| matches!(step.anchor, AnchorField::Sent(_)))
+        .map(|step| step.sendable_for.max_minutes())
+        .max()
+        .unwrap_or(0);
+    let minutes = i64::try_from(MAX_REACTION_DAYS * 24 * 60)
+        .unwrap_or(i64::MAX)
+        .saturating_add(sendable)
+        .saturating_add(2 * 24 * 60);
+    now.checked_sub_signed(chrono::Duration::minutes(minutes))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

@@ -1,0 +1,118 @@
+//! The reads behind reaction conditions (`clicked survey`, `booked since survey`, `3d after
+//! sent survey`): delivered sends and patients' events since an instant, each one range of one
+//! index, streamed. A pass reads them once, not once per patient.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::events::event_stamp;
+use super::{parse_stamp, stamp, EventKind, Ledger, LedgerError};
+
+/// Sends delivered since `?1`, on either sink, through the `sends_delivered` index (ordered by
+/// delivery).
+pub(crate) const DELIVERED_SINCE: &str = "SELECT patient, step, occurrence, sent_at
+     FROM sends INDEXED BY sends_delivered
+     WHERE status = 'sent' AND sent_at >= ?1 AND sink IN ('line', 'outbox')
+     ORDER BY sent_at";
+
+/// Events of one type since `?2`, through the `events_type_at` index.
+pub(crate) const EVENTS_SINCE: &str = "SELECT at, patient, step, occurrence, detail
+     FROM events INDEXED BY events_type_at
+     WHERE type = ?1 AND at >= ?2 AND patient IS NOT NULL
+     ORDER BY at";
+
+/// A delivered send, as [`Ledger::delivered_since`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveredSend<'r> {
+    pub patient: &'r str,
+    pub step: &'r str,
+    pub occurrence: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A patient's event, as [`Ledger::patient_events`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct PatientEvent<'r> {
+    pub patient: &'r str,
+    pub at: DateTime<Utc>,
+    /// The send it belongs to (a tracked link or postback): its step and occurrence.
+    pub send: Option<(&'r str, DateTime<Utc>)>,
+    pub detail: Option<&'r str>,
+}
+
+impl Ledger {
+    /// Every send delivered (to LINE or the outbox) since `since`, oldest first.
+    pub fn delivered_since(
+        &self,
+        since: DateTime<Utc>,
+        mut each: impl FnMut(DeliveredSend<'_>),
+    ) -> Result<(), LedgerError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut statement = self.conn.prepare_cached(DELIVERED_SINCE)?;
+            let mut rows = statement.query(params![stamp(since)])?;
+            while let Some(row) = rows.next()? {
+                let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+                let occurrence = parse_stamp(row.get_ref(2)?.as_str()?);
+                let sent_at = row.get_ref(3)?.as_str_or_null()?.and_then(parse_stamp);
+                if let (Some(occurrence), Some(sent_at)) = (occurrence, sent_at) {
+                    each(DeliveredSend {
+                        patient,
+                        step,
+                        occurrence,
+                        sent_at,
+                    });
+                }
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.fail(e))
+    }
+
+    /// Every event of `kind` that names a patient, since `since`, oldest first.
+    pub fn patient_events(
+        &self,
+        kind: EventKind,
+        since: DateTime<Utc>,
+        mut each: impl FnMut(PatientEvent<'_>),
+    ) -> Result<(), LedgerError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut statement = self.conn.prepare_cached(EVENTS_SINCE)?;
+            let mut rows = statement.query(params![kind.as_str(), event_stamp(since)])?;
+            while let Some(row) = rows.next()? {
+                let Some(at) = parse_stamp(row.get_ref(0)?.as_str()?) else {
+                    continue;
+                };
+                let Some(patient) = row.get_ref(1)?.as_str_or_null()? else {
+                    continue;
+                };
+                let step = row.get_ref(2)?.as_str_or_null()?;
+                let occurrence = row.get_ref(3)?.as_str_or_null()?.and_then(parse_stamp);
+                each(PatientEvent {
+                    patient,
+                    at,
+                    send: step.zip(occurrence),
+                    detail: row.get_ref(4)?.as_str_or_null()?,
+                });
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.fail(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaction_reads_use_their_indexes_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let sends = ledger.query_plan(DELIVERED_SINCE);
+        assert!(sends.contains("sends_delivered"), "{sends}");
+        assert!(!sends.contains("SCAN sends"), "{sends}");
+        let events = ledger.query_plan(EVENTS_SINCE);
+        assert!(events.contains("events_type_at"), "{events}");
+        assert!(!events.contains("SCAN events"), "{events}");
+    }
+}
