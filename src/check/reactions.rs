@@ -225,3 +225,7 @@ fn collect<'c>(condition: &'c Spanned<Condition>, into: &mut Vec<(&'c Reaction, 
         _ => {}
     }
 }
+
+#[cfg(test)]
+#[path = "reactions_tests.rs"]
+mod tests;
