@@ -91,7 +91,7 @@ fn sample_clinic_rules_check_clean() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stderr.trim(),
-        "rules/clinic.step: ok, 16 steps and 17 templates checked"
+        "rules/clinic.step: ok, 17 steps and 18 templates checked"
     );
 }
 
