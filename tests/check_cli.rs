@@ -45,6 +45,7 @@ diagnostics_snapshot!(track_must_be_https_and_set_once, "track_problems.step", e
 diagnostics_snapshot!(track_has_no_query_or_fragment, "track_query.step", exit 1);
 diagnostics_snapshot!(tracked_links_count_toward_the_text_limit, "track_text_grows.step", exit 1);
 diagnostics_snapshot!(bookings_visits_and_windows_are_checked, "observe_problems.step", exit 1);
+diagnostics_snapshot!(reactions_name_steps_and_never_wait_for_themselves, "reactions.step", exit 1);
 
 #[test]
 fn a_track_url_too_long_for_any_tracked_link_is_refused() {

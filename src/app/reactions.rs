@@ -147,6 +147,10 @@ impl PassReactions {
     /// One patient's reactions (`patient` as resolved: with their linked LINE user). Allocates
     /// nothing.
     pub fn of<'a>(&'a self, patient: &PatientRecord) -> PatientReactions<'a> {
+        // Most passes and most patients: nothing to look up.
+        if self.by_patient.is_empty() && self.blocked.is_none() {
+            return PatientReactions::none();
+        }
         PatientReactions {
             seen: self
                 .by_patient

@@ -35,12 +35,13 @@ impl Checker<'_> {
                 self.bounded(duration);
                 if let Some(target) = self.known_step(sent, &ids) {
                     if target == index {
-                        self.report(
+                        let diag = self.report(
                             Code::ReactionCycle,
                             sent.span,
                             format!("step `{}` is timed after its own send", sent.node),
-                        )
-                        .help = Some(
+                        );
+                        diag.label = Some("this step".into());
+                        diag.help = Some(
                             "a step cannot wait for itself; for a repeat, write `every D`".into(),
                         );
                     } else {
@@ -74,17 +75,17 @@ impl Checker<'_> {
         }
         if let Some(step) = reaction.kind.step() {
             if self.known_step(step, ids) == Some(index) {
-                self.report(
+                let diag = self.report(
                     Code::ReactionCycle,
                     step.span,
                     format!("step `{id}` reacts to its own send"),
-                )
-                .help = Some(
+                );
+                diag.label = Some("this step".into());
+                diag.help = Some(format!(
                     "a step's condition is decided before it sends, so it can never see a \
                      reaction to itself; react to the step before it, or time a new step \
                      `after sent {id}`"
-                        .into(),
-                );
+                ));
                 return;
             }
         }
@@ -199,6 +200,7 @@ impl Checker<'_> {
                 names[0]
             ),
         );
+        diag.label = Some("waits for a step that waits for this one".into());
         diag.help = Some(
             "none of them can ever send: time one of them on a field or the stage instead".into(),
         );

@@ -262,4 +262,26 @@ fn plan_without_a_ledger_reads_no_reaction_yet_and_says_so_once() {
     assert!(plan.stdout.contains("survey"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("survey_again"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("booking_nudge"), "{}", plan.stdout);
+    let explained = steprule(
+        dir.path(),
+        &[
+            "explain",
+            "clinic.step",
+            "--patients",
+            "patients.csv",
+            "--patient",
+            "R2",
+            "--now",
+            "2026-11-25 10:00",
+        ],
+    );
+    assert_eq!(explained.code, 0, "{}", explained.stderr);
+    assert_eq!(explained.stderr.matches("no reaction yet").count(), 1);
+    assert!(
+        explained
+            .stdout
+            .contains("not evaluated: survey was not delivered to this patient yet"),
+        "{}",
+        explained.stdout
+    );
 }
