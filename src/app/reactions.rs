@@ -77,7 +77,8 @@ impl PassReactions {
         }
         let since = lookback(plan, now);
         let by_patient = &mut pass.by_patient;
-        ledger.delivered_since(since, |send| {
+        let named: Vec<&str> = steps.keys().copied().collect();
+        ledger.delivered_since(since, &named, |send| {
             let Some(&step) = steps.get(send.step) else {
                 return;
             };
@@ -178,4 +179,166 @@ fn lookback(plan: &TimingPlan, now: DateTime<Utc>) -> DateTime<Utc> {
         .saturating_add(2 * 24 * 60);
     now.checked_sub_signed(chrono::Duration::minutes(minutes))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Claim, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind};
+    use crate::source::SourceFile;
+    use crate::template::TemplateStore;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn plan() -> TimingPlan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), "text = \"x\"").unwrap();
+        let rules = "stages first_visit\ndates next_booking_at\n\
+            step survey: when stage=first_visit after 4d send a\n\
+            step other: when stage=first_visit after 5d send a\n\
+            step again: when stage=first_visit 3d after sent survey send a\n    \
+                unless clicked survey or answered survey \"yes\" or booked since survey\n";
+        let file = SourceFile::new("t.step", rules);
+        let outcome = crate::check::check_file(&file, &mut TemplateStore::new(dir.path()));
+        TimingPlan::compile(&outcome.rules.expect("rules"))
+    }
+
+    /// A send of `step` to `patient`, delivered at `sent_at` (its occurrence too).
+    fn deliver(ledger: &mut Ledger, patient: &str, step: &str, sent_at: &str) {
+        let key = SendKey {
+            sink: SinkKind::Outbox,
+            patient,
+            step,
+            occurrence: at(sent_at),
+        };
+        let details = SendDetails {
+            template: "a",
+            variant: None,
+            due_at: at(sent_at),
+            expires_at: at(sent_at) + chrono::Duration::days(1),
+            outbox_from: Some(0),
+        };
+        let Claim::New { retry_key } = ledger.claim(&key, &details, at(sent_at)).unwrap() else {
+            panic!("a new claim");
+        };
+        let sent = Settlement::Sent {
+            request_id: None,
+            note: None,
+        };
+        ledger
+            .settle(&key, &retry_key, 1, &sent, at(sent_at))
+            .unwrap();
+    }
+
+    fn event(ledger: &mut Ledger, id: &str, kind: EventKind, patient: &str, detail: &str) {
+        let send = SendRef {
+            sink: SinkKind::Outbox,
+            patient: patient.to_owned(),
+            step: "survey".to_owned(),
+            occurrence: at("2026-11-20T03:00:00Z"),
+        };
+        let tied = matches!(kind, EventKind::Click | EventKind::Postback);
+        let new = NewEvent {
+            id,
+            kind,
+            at: at("2026-11-21T03:00:00Z"),
+            line_user: None,
+            patient: Some(patient),
+            send: tied.then_some(&send),
+            detail: Some(detail),
+        };
+        ledger
+            .record_event(&new, at("2026-11-21T03:00:00Z"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_pass_reads_only_what_can_matter_and_nothing_for_unknown_patients() {
+        let plan = plan();
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+        deliver(&mut ledger, "P1", "survey", "2026-11-20T03:00:00Z");
+        // Older than the year read back, and a step no reaction names.
+        deliver(&mut ledger, "P2", "survey", "2024-11-20T03:00:00Z");
+        deliver(&mut ledger, "P3", "other", "2026-11-20T03:00:00Z");
+        event(
+            &mut ledger,
+            "c1",
+            EventKind::Click,
+            "P1",
+            "https://x.example/",
+        );
+        event(&mut ledger, "p1", EventKind::Postback, "P1", "yes");
+        event(
+            &mut ledger,
+            "p2",
+            EventKind::Postback,
+            "P1",
+            "data no rule tests",
+        );
+        event(
+            &mut ledger,
+            "b1",
+            EventKind::Booked,
+            "P1",
+            "next_booking_at",
+        );
+        // Patients the pass has no send of the step for, or that no export has.
+        event(
+            &mut ledger,
+            "c2",
+            EventKind::Click,
+            "NOBODY",
+            "https://x.example/",
+        );
+        event(
+            &mut ledger,
+            "b2",
+            EventKind::Booked,
+            "P3",
+            "next_booking_at",
+        );
+
+        let pass = PassReactions::load(&ledger, &plan, at("2026-11-25T00:00:00Z")).unwrap();
+        let patients: Vec<&str> = pass.by_patient.keys().map(AsRef::as_ref).collect();
+        assert_eq!(patients, ["P1"]);
+        let p1 = &pass.by_patient["P1"];
+        assert_eq!(p1.sends.len(), 1);
+        assert_eq!(p1.sends[0].sent_at, at("2026-11-20T03:00:00Z"));
+        let kinds: Vec<&str> = (p1.events.iter())
+            .map(|event| match event {
+                ReactionEvent::Clicked { .. } => "clicked",
+                ReactionEvent::Answered { data, .. } if data.as_ref() == "yes" => "answered yes",
+                ReactionEvent::Answered { .. } => "answered other",
+                ReactionEvent::Booked { .. } => "booked",
+            })
+            .collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        for kind in ["clicked", "answered yes", "booked"] {
+            assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
+        }
+        assert!(!pass.is_unread());
+    }
+
+    #[test]
+    fn rules_without_reactions_read_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), "text = \"x\"").unwrap();
+        let file = SourceFile::new(
+            "t.step",
+            "stages first_visit\nstep survey: when stage=first_visit after 4d send a\n",
+        );
+        let outcome = crate::check::check_file(&file, &mut TemplateStore::new(dir.path()));
+        let plan = TimingPlan::compile(&outcome.rules.unwrap());
+        let ledger_dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&ledger_dir.path().join("l.db")).unwrap();
+        deliver(&mut ledger, "P1", "survey", "2026-11-20T03:00:00Z");
+        let pass = PassReactions::load(&ledger, &plan, at("2026-11-25T00:00:00Z")).unwrap();
+        assert!(!pass.used());
+        assert!(pass.by_patient.is_empty());
+    }
 }

@@ -95,6 +95,9 @@ impl Reactions {
         self.events.sort_by_key(ReactionEvent::at);
         let extra = self.events.len().saturating_sub(MAX_PER_PATIENT);
         self.events.drain(..extra);
+        // Kept for the whole pass, for up to every patient: no room to spare.
+        self.events.shrink_to_fit();
+        self.sends.shrink_to_fit();
     }
 
     /// The patient's last delivered send of `step` at or before `at`.

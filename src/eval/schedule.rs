@@ -116,7 +116,8 @@ pub(super) fn run(
         }
         let Some(anchor) = anchor_instant(ctx, step.anchor) else {
             if let AnchorField::Sent(sent) = step.anchor {
-                // Said even when not explaining is not needed: nothing is due, nothing is wrong.
+                // Only explain says it: nothing is due and nothing is wrong, so `plan` and `run`
+                // have nothing to count.
                 if ctx.explain {
                     let id = plan.steps.get(sent).map_or("", |s| s.id.as_str());
                     out.notes.push(note(Reason::NotSentYet(id.to_owned())));

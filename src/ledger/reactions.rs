@@ -8,12 +8,20 @@ use rusqlite::params;
 use super::events::event_stamp;
 use super::{parse_stamp, stamp, EventKind, Ledger, LedgerError};
 
-/// Sends delivered since `?1`, on either sink, through the `sends_delivered` index (ordered by
-/// delivery).
-pub(crate) const DELIVERED_SINCE: &str = "SELECT patient, step, occurrence, sent_at
-     FROM sends INDEXED BY sends_delivered
-     WHERE status = 'sent' AND sent_at >= ?1 AND sink IN ('line', 'outbox')
-     ORDER BY sent_at";
+/// Sends of some steps delivered since `?1`, on either sink, through the `sends_delivered`
+/// index (ordered by delivery; the steps are in the index too, so other steps' sends are
+/// passed over without visiting the table). `steps` placeholders for the step ids follow.
+pub(crate) fn delivered_since_sql(steps: usize) -> String {
+    let placeholders: Vec<String> = (0..steps.max(1)).map(|i| format!("?{}", i + 2)).collect();
+    format!(
+        "SELECT patient, step, occurrence, sent_at
+         FROM sends INDEXED BY sends_delivered
+         WHERE status = 'sent' AND sent_at >= ?1 AND sink IN ('line', 'outbox')
+           AND step IN ({})
+         ORDER BY sent_at",
+        placeholders.join(", ")
+    )
+}
 
 /// Events of one type since `?2`, through the `events_type_at` index.
 pub(crate) const EVENTS_SINCE: &str = "SELECT at, patient, step, occurrence, detail
@@ -41,15 +49,23 @@ pub struct PatientEvent<'r> {
 }
 
 impl Ledger {
-    /// Every send delivered (to LINE or the outbox) since `since`, oldest first.
+    /// Every send of one of `steps` delivered (to LINE or the outbox) since `since`, oldest
+    /// first. No steps, no sends.
     pub fn delivered_since(
         &self,
         since: DateTime<Utc>,
+        steps: &[&str],
         mut each: impl FnMut(DeliveredSend<'_>),
     ) -> Result<(), LedgerError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let since = stamp(since);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&since];
+        values.extend(steps.iter().map(|step| step as &dyn rusqlite::ToSql));
         let mut run = || -> rusqlite::Result<()> {
-            let mut statement = self.conn.prepare_cached(DELIVERED_SINCE)?;
-            let mut rows = statement.query(params![stamp(since)])?;
+            let mut statement = self.conn.prepare(&delivered_since_sql(steps.len()))?;
+            let mut rows = statement.query(values.as_slice())?;
             while let Some(row) = rows.next()? {
                 let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
                 let occurrence = parse_stamp(row.get_ref(2)?.as_str()?);
@@ -110,12 +126,11 @@ mod tests {
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap();
-        let values = ["click", "2026-01-01"];
+        let values = ["2026-01-01", "survey", "survey_again"];
         let details: Vec<String> = statement
-            .query_map(
-                rusqlite::params_from_iter(&values[values.len() - count..]),
-                |row| row.get(3),
-            )
+            .query_map(rusqlite::params_from_iter(&values[..count]), |row| {
+                row.get(3)
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -126,7 +141,7 @@ mod tests {
     fn reaction_reads_use_their_indexes_not_a_scan() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
-        let sends = query_plan(&ledger, DELIVERED_SINCE, 1);
+        let sends = query_plan(&ledger, &delivered_since_sql(2), 3);
         assert!(sends.contains("sends_delivered"), "{sends}");
         assert!(!sends.contains("SCAN sends"), "{sends}");
         let events = query_plan(&ledger, EVENTS_SINCE, 2);
