@@ -87,6 +87,7 @@ fn windows_are_bounded_to_a_year() {
     let outcome = check(&format!(
         "{SURVEY}step s2: when stage=first_visit and clicked survey within 100y 1d after sent survey send b unless booked since survey within 0d\n\
          step s3: when stage=first_visit 2y after sent survey send b\n\
+         step s5: when stage=first_visit 101y after sent survey send b unless clicked survey within 999y\n\
          step s4: when stage=first_visit and answered survey \"yes\" within 12mo 366d after sent survey send b\n"
     ));
     let ranges: Vec<_> = (found(&outcome).into_iter())
@@ -98,7 +99,9 @@ fn windows_are_bounded_to_a_year() {
         [
             "`100y` is longer than 1 year",
             "`0d` is zero",
-            "`2y` is longer than 1 year"
+            "`2y` is longer than 1 year",
+            "`101y` is longer than 100 years",
+            "`999y` is longer than 1 year",
         ]
     );
 }

@@ -188,6 +188,50 @@ fn clicks_answers_bookings_and_blocks_posted_to_serve_steer_the_later_runs() {
         ])
     );
 
+    // `plan` with the ledger sees the same reactions: the reminder at D+3 12:00 for everyone
+    // but R1 (R4's shown as blocked).
+    let planned = steprule(
+        &dir,
+        &[
+            "plan",
+            "clinic.step",
+            "--patients",
+            "patients.csv",
+            "--ledger",
+            "ledger.db",
+            "--now",
+            &at(day, 3, "09:00"),
+            "--days",
+            "1",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        !planned.stderr.contains("no reaction yet"),
+        "{}",
+        planned.stderr
+    );
+    let mut reminders: Vec<String> = (planned.stdout.lines())
+        .filter(|line| line.contains(",survey_again,"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            format!("{} {} {}", &fields[0][..16], fields[1], fields[7])
+        })
+        .collect();
+    reminders.sort();
+    let noon = format!("{}T12:00", day.checked_add_days(Days::new(3)).unwrap());
+    assert_eq!(
+        reminders,
+        [
+            format!("{noon} R2 export"),
+            format!("{noon} R3 export"),
+            format!("{noon} R4 blocked"),
+            format!("{noon} R5 export"),
+        ]
+    );
+
     // D+3 11:59: not yet.
     let before = lines(&dir);
     run(&dir, &at(day, 3, "11:59"));
