@@ -142,3 +142,13 @@ fn a_reaction_word_alone_lists_the_reaction_conditions() {
         );
     }
 }
+
+#[test]
+fn after_sent_without_a_step_says_how_to_name_one() {
+    let outcome = check(&format!(
+        "{SURVEY}step a: when stage=first_visit 3d after sent at 12:00 send b\n"
+    ));
+    let found = found(&outcome);
+    assert_eq!(found[0].0, "not-a-date-field", "{found:?}");
+    assert!(found[0].2.contains("`3d after sent survey`"), "{found:?}");
+}

@@ -109,6 +109,9 @@ impl Checker<'_> {
                          in `dates` instead of `fields` if it holds a date",
                         field.node
                     ),
+                    None if field.node == "sent" => "to count from another step's send, name \
+                         the step: `3d after sent survey`"
+                        .to_owned(),
                     None => format!("declare it with `dates {}`", field.node),
                 };
                 let diag = self.report(
