@@ -232,6 +232,31 @@ fn clicks_answers_bookings_and_blocks_posted_to_serve_steer_the_later_runs() {
         ]
     );
 
+    // `preview` reads the same ledger: R2's reminder as LINE would show it.
+    let previewed = steprule(
+        &dir,
+        &[
+            "preview",
+            "clinic.step",
+            "--patients",
+            "patients.csv",
+            "--ledger",
+            "ledger.db",
+            "--patient",
+            "R2",
+            "--step",
+            "survey_again",
+            "--now",
+            &at(day, 3, "09:00"),
+        ],
+    );
+    assert_eq!(previewed.code, 0, "{}", previewed.stderr);
+    assert!(
+        previewed.stdout.contains("先日のアンケートへのご協力"),
+        "{}",
+        previewed.stdout
+    );
+
     // D+3 11:59: not yet.
     let before = lines(&dir);
     run(&dir, &at(day, 3, "11:59"));
