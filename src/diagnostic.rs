@@ -76,6 +76,7 @@ codes! {
     UnknownLint => "unknown-lint", Warning;
     UnusedTemplate => "unused-template", Warning;
     ReactionNeverRecorded => "reaction-never-recorded", Warning;
+    BirthDateOnce => "birth-date-once", Warning;
 }
 
 impl fmt::Display for Code {

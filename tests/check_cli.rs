@@ -46,6 +46,68 @@ diagnostics_snapshot!(track_has_no_query_or_fragment, "track_query.step", exit 1
 diagnostics_snapshot!(tracked_links_count_toward_the_text_limit, "track_text_grows.step", exit 1);
 diagnostics_snapshot!(bookings_visits_and_windows_are_checked, "observe_problems.step", exit 1);
 diagnostics_snapshot!(reactions_name_steps_and_never_wait_for_themselves, "reactions.step", exit 1);
+diagnostics_snapshot!(a_marketers_slips_get_the_fix_in_their_terms, "marketer_slips.step", exit 1);
+diagnostics_snapshot!(stage_names_in_japanese_point_to_the_mapping, "japanese_stage.step", exit 1);
+
+#[test]
+fn a_template_variable_in_japanese_lists_the_names_there_are() {
+    let run = check("japanese_variable.step", &["--templates", "templates_ja"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    insta::assert_snapshot!(
+        "a_template_variable_in_japanese_lists_the_names_there_are",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_templates_folder_is_one_error_not_one_per_step() {
+    let run = check("marketer_slips.step", &["--templates", "no_such_folder"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("the templates folder").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("unknown template `"), "{}", run.stderr);
+}
+
+#[test]
+fn a_template_no_step_sends_is_a_warning_in_a_clinics_own_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    for name in ["hello", "old_campaign", "link_request"] {
+        std::fs::write(
+            dir.path().join(format!("templates/{name}.toml")),
+            "text = \"こんにちは\"",
+        )
+        .unwrap();
+    }
+    let rules = "stages booked\nstep hello: when stage=booked after 0m send hello\n";
+    std::fs::write(dir.path().join("clinic.step"), rules).unwrap();
+    let run = steprule(dir.path(), &["check", "clinic.step", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    let codes: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| row["code"].as_str())
+        .collect();
+    // The link templates belong to `serve`; only the campaign is unused.
+    assert_eq!(codes, ["steprule::unused-template"], "{rows}");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("old_campaign"),
+        "{rows}"
+    );
+    // A second rules file in the folder may be the one sending it: no warning.
+    std::fs::write(dir.path().join("campaign.step"), rules).unwrap();
+    let run = steprule(dir.path(), &["check", "clinic.step", "--format", "json"]);
+    assert_eq!(run.stdout.trim(), "[]", "{}", run.stdout);
+}
 
 #[test]
 fn a_track_url_too_long_for_any_tracked_link_is_refused() {
@@ -92,7 +154,7 @@ fn sample_clinic_rules_check_clean() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stderr.trim(),
-        "rules/clinic.step: ok, 17 steps and 18 templates checked"
+        "rules/clinic.step: ok, 18 steps and 19 templates checked"
     );
 }
 

@@ -221,14 +221,18 @@ proptest! {
         offset in duration(),
         field in name(),
         before in any::<bool>(),
+        every in any::<bool>(),
         hour in 0..24u32,
         minute in 0..60u32,
         templates in prop::collection::vec(name(), 1..4),
         priority in prop::option::of(0..3usize),
         on_the_day in any::<bool>(),
-        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped"]), 0..3),
+        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped", "birth-date-once"]), 0..3),
     ) {
         let direction = if before { "before" } else { "after" };
+        // `every D after FIELD`: a series on the field (not with `before`).
+        let every = every && !before;
+        let series = if every { "every " } else { "" };
         let send = templates.join(" | ");
         let levels = [Priority::Low, Priority::Normal, Priority::High];
         let mut clauses = priority
@@ -240,7 +244,7 @@ proptest! {
         let on_the_day = on_the_day && before;
         let late = if on_the_day { " even on the day" } else { "" };
         let text = format!(
-            "step {id}: when stage={stage} {offset} {direction} {field} at {hour:02}:{minute:02}{late}\n    send {send}{clauses}\n"
+            "step {id}: when stage={stage} {series}{offset} {direction} {field} at {hour:02}:{minute:02}{late}\n    send {send}{clauses}\n"
         );
         let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
         prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
@@ -253,7 +257,8 @@ proptest! {
         prop_assert_eq!(step.timing.anchor.duration().unwrap().node.to_string(), offset);
         let anchored = match &step.timing.anchor {
             Anchor::BeforeField(_, f) => before && f.node == field,
-            Anchor::AfterField(_, f) => !before && f.node == field,
+            Anchor::AfterField(_, f) => !before && !every && f.node == field,
+            Anchor::EveryAfterField(_, f) => every && f.node == field,
             _ => false,
         };
         prop_assert!(anchored);

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::eval::{anchor_name, DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
 use crate::ledger::{Ledger, LedgerError};
-use crate::plan::{PlannedStep, TimingPlan};
+use crate::plan::{AnchorField, Direction, Offset, PlannedStep, TimingPlan};
 use crate::records::PatientRecord;
 
 /// How far ahead `explain` looks for a step's next send.
@@ -226,12 +226,28 @@ impl Explanation<'_> {
             for note in outcome.notes.iter().filter(|n| n.step == step.index) {
                 lines.push(self.reason(&note.reason, step));
             }
+            if let (Some(first), Some(series)) = (lines.first_mut(), self.series(step)) {
+                first.insert_str(0, &series);
+            }
             for (i, line) in lines.iter().enumerate() {
                 let id = if i == 0 { step.id.as_str() } else { "" };
                 text.push_str(&format!("{id:<width$}  {line}\n"));
             }
         }
         text
+    }
+
+    /// `every 1y after birth_date: ` for a series on a date field, so that the line says what
+    /// the occurrences count from (the field's current value: a new value, a new series).
+    fn series(&self, step: &PlannedStep) -> Option<String> {
+        match (step.direction, step.anchor) {
+            (Direction::Every, AnchorField::BirthDate | AnchorField::Date(_)) => Some(format!(
+                "every {} after {}: ",
+                period_text(step.offset),
+                anchor_name(self.plan, step.anchor)
+            )),
+            _ => None,
+        }
     }
 
     fn moved(&self, send: &DueSend, step: &PlannedStep) -> String {
@@ -314,6 +330,19 @@ impl Explanation<'_> {
                 format!("nothing to send in the next {HORIZON_DAYS} days")
             }
         }
+    }
+}
+
+/// A period as the rules write it: `1y`, `6mo`, `2w`, `30d`, `1h` (12 months read as `1y`,
+/// 14 days as `2w`: the plan keeps the length, not the spelling).
+fn period_text(offset: Offset) -> String {
+    match offset {
+        Offset::Months(m) if m % 12 == 0 => format!("{}y", m / 12),
+        Offset::Months(m) => format!("{m}mo"),
+        Offset::Days(d) if d % 7 == 0 => format!("{}w", d / 7),
+        Offset::Days(d) => format!("{d}d"),
+        Offset::Minutes(m) if m % 60 == 0 => format!("{}h", m / 60),
+        Offset::Minutes(m) => format!("{m}m"),
     }
 }
 

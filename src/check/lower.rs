@@ -155,7 +155,8 @@ pub enum Direction {
     After,
     /// Once, `offset` before the anchor; never at or after the anchor itself.
     Before,
-    /// At anchor + k·offset for k = 1, 2, …
+    /// At anchor + k·offset for k = 1, 2, … (the anchor is stage entry for `every D`, the
+    /// field for `every D after FIELD`).
     Every,
     /// Once, on this day (clinic time): `on 2026-12-28`.
     On(chrono::NaiveDate),
@@ -213,6 +214,7 @@ impl Checker<'_> {
         let (anchor, direction) = match &step.timing.anchor {
             Anchor::AfterStageEntry(_) => (AnchorField::StageEnteredAt, Direction::After),
             Anchor::Every(_) => (AnchorField::StageEnteredAt, Direction::Every),
+            Anchor::EveryAfterField(_, field) => (self.anchor_field(&field.node), Direction::Every),
             Anchor::AfterField(_, field) => (self.anchor_field(&field.node), Direction::After),
             Anchor::BeforeField(_, field) => (self.anchor_field(&field.node), Direction::Before),
             Anchor::OnDate(day) => (AnchorField::Calendar, Direction::On(day.node)),

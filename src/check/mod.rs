@@ -3,6 +3,7 @@
 //! in its own file; this one collects declarations and walks the steps.
 
 mod allow;
+mod anniversary;
 mod conditions;
 mod fields;
 mod link_templates;

@@ -24,6 +24,7 @@ impl Checker<'_> {
         if let Some(at) = &timing.at {
             self.valid_time(at);
         }
+        self.birth_date_once(step);
         if let (Some(span), false) = (
             timing.on_the_day,
             matches!(timing.anchor, Anchor::BeforeField(..)),
@@ -40,7 +41,7 @@ impl Checker<'_> {
             );
         }
         match &timing.anchor {
-            Anchor::Every(every) => {
+            Anchor::Every(every) | Anchor::EveryAfterField(every, _) => {
                 if self.positive(
                     every,
                     "`every` needs a period longer than zero, e.g. `every 30d`",
@@ -75,7 +76,9 @@ impl Checker<'_> {
             ) && self.in_range(within)
             {
                 match &timing.anchor {
-                    Anchor::Every(every) => self.within_period(within, every),
+                    Anchor::Every(every) | Anchor::EveryAfterField(every, _) => {
+                        self.within_period(within, every)
+                    }
                     Anchor::Yearly(day) => {
                         let year = Spanned::new(
                             Duration {
@@ -384,6 +387,7 @@ impl InstantKey {
             anchor: match anchor {
                 Anchor::AfterStageEntry(_) => "after",
                 Anchor::Every(_) => "every",
+                Anchor::EveryAfterField(..) => "every-field",
                 Anchor::AfterField(..) => "after-field",
                 Anchor::BeforeField(..) => "before-field",
                 Anchor::OnDate(_) => "on",
@@ -483,6 +487,7 @@ pub(super) fn derived_id(step: &StepDecl) -> String {
     let timing = match &step.timing.anchor {
         Anchor::AfterStageEntry(d) => format!("after_{}", d.node),
         Anchor::Every(d) => format!("every_{}", d.node),
+        Anchor::EveryAfterField(d, field) => format!("every_{}_after_{}", d.node, field.node),
         Anchor::AfterField(d, field) => format!("{}_after_{}", d.node, field.node),
         Anchor::BeforeField(d, field) => format!("{}_before_{}", d.node, field.node),
         Anchor::OnDate(day) => format!("on_{}", day.node.format("%Y_%m_%d")),

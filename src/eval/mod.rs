@@ -326,6 +326,8 @@ pub fn variant_bucket(patient_id: &str, step_id: &str) -> u32 {
 #[cfg(test)]
 mod extremes;
 #[cfg(test)]
+mod repeat_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod timing_tests;

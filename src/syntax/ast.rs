@@ -153,6 +153,9 @@ pub enum Anchor {
     AfterStageEntry(Spanned<Duration>),
     /// `every D`: stage entry + k·D for k = 1, 2, …
     Every(Spanned<Duration>),
+    /// `every D after FIELD`: FIELD + k·D for k = 1, 2, … (a birthday, a recall); a new
+    /// value of FIELD starts a new series.
+    EveryAfterField(Spanned<Duration>, Ident),
     /// `D after FIELD`
     AfterField(Spanned<Duration>, Ident),
     /// `D before FIELD`
@@ -171,6 +174,7 @@ impl Anchor {
         match self {
             Anchor::AfterStageEntry(d)
             | Anchor::Every(d)
+            | Anchor::EveryAfterField(d, _)
             | Anchor::AfterField(d, _)
             | Anchor::BeforeField(d, _)
             | Anchor::AfterSent(d, _) => Some(d),
@@ -180,7 +184,9 @@ impl Anchor {
 
     pub fn field(&self) -> Option<&Ident> {
         match self {
-            Anchor::AfterField(_, field) | Anchor::BeforeField(_, field) => Some(field),
+            Anchor::AfterField(_, field)
+            | Anchor::BeforeField(_, field)
+            | Anchor::EveryAfterField(_, field) => Some(field),
             _ => None,
         }
     }

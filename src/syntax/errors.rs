@@ -216,6 +216,7 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         Rule::timing
         | Rule::after_entry
         | Rule::every
+        | Rule::every_field
         | Rule::after_field
         | Rule::after_sent
         | Rule::before_field
@@ -282,9 +283,12 @@ fn slip(text: &str, position: usize, found: &str) -> Option<String> {
         .any(|word| before.ends_with(word));
     if let Some(unit) = unit_word(found).filter(|_| after_duration_word) {
         return Some(format!(
-            "a duration is a number and a unit, with no space: `1{unit}` (every month: `every \
-             1mo`); {DURATION_HELP}"
+            "`{found}` is written as a number and a unit: `1{unit}` (so `every 1{unit}`); the \
+             units are m (minutes), h (hours), d (days), w (weeks), mo (months), y (years)"
         ));
+    }
+    if let Some(help) = series_slip(before, found) {
+        return Some(help);
     }
     match found {
         "then" => {
@@ -324,6 +328,32 @@ fn slip(text: &str, position: usize, found: &str) -> Option<String> {
          goes in double quotes, as a value: `tag=\"矯正\"`"
             .into(),
     )
+}
+
+/// Slips in a series on a date field: `every year after birth_date` (the duration is `1y`),
+/// `every 6mo before FIELD` (a series counts forward), `every 1y after send` (no field).
+fn series_slip(before: &str, found: &str) -> Option<String> {
+    const SERIES: &str = "a series on a date field is `every D after FIELD`, e.g. `every 1y after \
+                          birth_date` (each birthday) or `every 6mo after last_visit_at`";
+    let mut words = before.rsplit([' ', '\t', '\n']).filter(|w| !w.is_empty());
+    let (last, previous) = (words.next()?, words.next().unwrap_or(""));
+    let is_duration = |word: &str| {
+        let unit = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        unit.len() < word.len() && ["m", "h", "d", "w", "mo", "y"].contains(&unit)
+    };
+    match (previous, last, found) {
+        ("every", "year", "after") => {
+            Some(format!("{SERIES}; `every year on MM-DD` is a fixed day"))
+        }
+        ("every", duration, "before") if is_duration(duration) => Some(format!(
+            "{SERIES}: it counts forward from the field. A reminder before a date is `1d before \
+             appointment_at`"
+        )),
+        (duration, "after", word) if is_duration(duration) && KEYWORDS.contains(&word) => Some(
+            format!("name the date field it counts from, e.g. `2w after last_visit_at`; {SERIES}"),
+        ),
+        _ => None,
+    }
 }
 
 /// The unit a word for a duration means (`month` → `mo`), for `every month`.

@@ -399,7 +399,8 @@ impl Builder<'_> {
         })
     }
 
-    /// A timing that counts a duration: `after D`, `every D`, `D after FIELD`, `D before FIELD`.
+    /// A timing that counts a duration: `after D`, `every D`, `every D after FIELD`, `D after
+    /// FIELD`, `D before FIELD`.
     fn counted<'i>(
         &self,
         rule: Rule,
@@ -412,6 +413,9 @@ impl Builder<'_> {
             Rule::every => Anchor::Every(duration),
             Rule::after_sent => {
                 Anchor::AfterSent(duration, self.ident(anchor_parts.next().expect("step")))
+            }
+            Rule::every_field => {
+                Anchor::EveryAfterField(duration, self.ident(anchor_parts.next().expect("field")))
             }
             Rule::after_field => {
                 Anchor::AfterField(duration, self.ident(anchor_parts.next().expect("field")))

@@ -260,3 +260,58 @@ fn a_window_without_a_duration_points_at_the_word() {
     assert_eq!(diagnostics[0].code, crate::diagnostic::Code::Syntax);
     assert_eq!(diagnostics[0].span.start, "attribution ".len());
 }
+
+#[test]
+fn every_after_a_field_is_a_series_on_that_field() {
+    let ast = parse_ok(
+        "step birthday: when stage=regular every 1y after birth_date at 10:00 send birthday\n\
+         step recall: when stage=follow_up every 6mo after last_visit_at send checkup",
+    );
+    let found: Vec<_> = steps(&ast)
+        .iter()
+        .map(|step| match &step.timing.anchor {
+            Anchor::EveryAfterField(every, field) => (every.node.to_string(), field.node.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("1y".to_owned(), "birth_date".to_owned()),
+            ("6mo".to_owned(), "last_visit_at".to_owned())
+        ]
+    );
+    // `every 30d` alone still counts from stage entry.
+    let ast = parse_ok("step news: when stage=regular every 30d at 12:00 send news");
+    assert!(matches!(steps(&ast)[0].timing.anchor, Anchor::Every(_)));
+}
+
+#[test]
+fn slips_in_a_series_on_a_field_get_the_form_that_works() {
+    let help = |text: &str| {
+        let (_, diagnostics) = parse(&SourceFile::new("t.step", text));
+        assert_eq!(diagnostics.len(), 1, "{text}: {diagnostics:#?}");
+        diagnostics[0].help.clone().unwrap_or_default()
+    };
+    for (text, says) in [
+        (
+            "step b: when stage=regular every year after birth_date send b",
+            "`every 1y after birth_date`",
+        ),
+        (
+            "step b: when stage=regular every 1y before birth_date send b",
+            "it counts forward from the field",
+        ),
+        (
+            "step b: when stage=regular every 1y after send b",
+            "name the date field it counts from",
+        ),
+        (
+            "step b: when stage=regular 2w after at 10:00 send b",
+            "name the date field it counts from",
+        ),
+    ] {
+        let found = help(text);
+        assert!(found.contains(says), "{text}: {found}");
+    }
+}
