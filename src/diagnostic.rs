@@ -65,6 +65,8 @@ codes! {
     InsecureUrl => "insecure-url", Error;
     InvalidTrackUrl => "invalid-track-url", Error;
     MissingLinkTemplate => "missing-link-template", Error;
+    UnknownStep => "unknown-step", Error;
+    ReactionCycle => "reaction-cycle", Error;
     SameInstant => "same-instant", Warning;
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;
@@ -73,6 +75,7 @@ codes! {
     ReminderCapped => "reminder-capped", Warning;
     UnknownLint => "unknown-lint", Warning;
     UnusedTemplate => "unused-template", Warning;
+    ReactionNeverRecorded => "reaction-never-recorded", Warning;
     BirthDateOnce => "birth-date-once", Warning;
 }
 

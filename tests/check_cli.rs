@@ -46,6 +46,7 @@ diagnostics_snapshot!(track_must_be_https_and_set_once, "track_problems.step", e
 diagnostics_snapshot!(track_has_no_query_or_fragment, "track_query.step", exit 1);
 diagnostics_snapshot!(tracked_links_count_toward_the_text_limit, "track_text_grows.step", exit 1);
 diagnostics_snapshot!(bookings_visits_and_windows_are_checked, "observe_problems.step", exit 1);
+diagnostics_snapshot!(reactions_name_steps_and_never_wait_for_themselves, "reactions.step", exit 1);
 diagnostics_snapshot!(a_marketers_slips_get_the_fix_in_their_terms, "marketer_slips.step", exit 1);
 diagnostics_snapshot!(stage_names_in_japanese_point_to_the_mapping, "japanese_stage.step", exit 1);
 
@@ -154,7 +155,7 @@ fn sample_clinic_rules_check_clean() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stderr.trim(),
-        "rules/clinic.step: ok, 17 steps and 18 templates checked"
+        "rules/clinic.step: ok, 18 steps and 19 templates checked"
     );
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use steprule::check_file;
-use steprule::syntax::{self, Anchor, Priority, Statement};
+use steprule::syntax::{self, Anchor, Condition, Priority, ReactionKind, Statement};
 use steprule::SourceFile;
 use steprule::TemplateStore;
 
@@ -54,6 +54,12 @@ const TOKENS: &[&str] = &[
     "06-04",
     "high",
     "low",
+    "clicked",
+    "answered",
+    "booked since",
+    "blocked",
+    "sent",
+    "within 3d",
     "and",
     "or",
     "not",
@@ -296,5 +302,72 @@ proptest! {
         };
         prop_assert_eq!(read, (month, day));
         prop_assert!(step.timing.anchor.duration().is_none());
+    }
+
+    /// Reactions (`clicked S`, `answered S "DATA"`, `booked since S`, `blocked`), with or
+    /// without a window, in `when` or `unless`, and `D after sent S`: read as written.
+    #[test]
+    fn reaction_steps_parse_to_what_was_written(
+        id in name(),
+        sent in name(),
+        reacted in name(),
+        offset in duration(),
+        kind in 0..4usize,
+        window in prop::option::of(duration()),
+        data in "[a-z=0-9ぁ-ん]{0,12}",
+        in_unless in any::<bool>(),
+    ) {
+        let mut reaction = match kind {
+            0 => format!("clicked {reacted}"),
+            1 => format!("answered {reacted} \"{data}\""),
+            2 => format!("booked since {reacted}"),
+            _ => "blocked".to_owned(),
+        };
+        // `blocked` takes no window: a `within` after it is the step's.
+        let window = window.filter(|_| kind != 3);
+        if let Some(window) = &window {
+            reaction.push_str(&format!(" within {window}"));
+        }
+        let (when, unless) = match in_unless {
+            true => ("stage=regular".to_owned(), format!(" unless {reaction}")),
+            false => (format!("stage=regular and {reaction}"), String::new()),
+        };
+        let text = format!("step {id}: when {when} {offset} after sent {sent} at 12:00\n    send hello{unless}\n");
+        check_never_panics(&text);
+        let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
+        prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
+        let Some(Statement::Step(step)) = ast.statements.first() else {
+            return Err(TestCaseError::fail("a step"));
+        };
+        match &step.timing.anchor {
+            Anchor::AfterSent(d, s) => {
+                prop_assert_eq!(d.node.to_string(), offset);
+                prop_assert_eq!(&s.node, &sent);
+            }
+            other => return Err(TestCaseError::fail(format!("{text}: {other:?}"))),
+        }
+        let condition = match in_unless {
+            true => &step.unless[0].node,
+            false => match &step.when.node {
+                Condition::And(operands) => &operands[1].node,
+                other => return Err(TestCaseError::fail(format!("{text}: {other:?}"))),
+            },
+        };
+        let Condition::Reaction(read) = condition else {
+            return Err(TestCaseError::fail(format!("{text}: {condition:?}")));
+        };
+        let named = read.kind.step().map(|s| s.node.clone());
+        match (&read.kind, kind) {
+            (ReactionKind::Clicked(_), 0) | (ReactionKind::BookedSince(_), 2) => {
+                prop_assert_eq!(named, Some(reacted));
+            }
+            (ReactionKind::Answered(_, written), 1) => {
+                prop_assert_eq!(&written.node, &data);
+                prop_assert_eq!(named, Some(reacted));
+            }
+            (ReactionKind::Blocked, 3) => prop_assert!(named.is_none()),
+            (other, _) => return Err(TestCaseError::fail(format!("{text}: {other:?}"))),
+        }
+        prop_assert_eq!(read.window.as_ref().map(|w| w.node.to_string()), window);
     }
 }

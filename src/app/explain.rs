@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::reactions::{PassReactions, NO_LEDGER_NOTE};
 use super::recipients;
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
@@ -91,15 +92,23 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let (line, sends) =
+    let (line, sends, reactions) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
             Some(ledger) => {
                 let line = LineState::read(&ledger, &mut patient)?;
                 let sends = ledger.sends_to(&patient.id)?;
-                (line, PatientLedger::new(&plan, sends))
+                let reactions = PassReactions::load(&ledger, &plan, now)?;
+                (line, PatientLedger::new(&plan, sends), reactions)
             }
-            None => (LineState::default(), PatientLedger::default()),
+            None => (
+                LineState::default(),
+                PatientLedger::default(),
+                PassReactions::none(&plan),
+            ),
         };
+    if reactions.used() && reactions.is_unread() {
+        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
+    }
     let window = Window {
         now,
         from: now,
@@ -107,7 +116,13 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
     };
     let mut outcome = PatientOutcome::default();
     // Exactly as `run` evaluates: what went out is not due again and takes its cap slot.
-    Evaluator::explaining(&plan).evaluate_after(&patient, window, &sends.history(), &mut outcome);
+    Evaluator::explaining(&plan).evaluate_reacting(
+        &patient,
+        window,
+        &sends.history(),
+        reactions.of(&patient),
+        &mut outcome,
+    );
     sends.settle(&mut outcome);
     let text = Explanation {
         plan: &plan,
@@ -289,6 +304,9 @@ impl Explanation<'_> {
                 format!("not sent: condition false: {}", parts.join("; "))
             }
             Reason::NoAnchor(field) => format!("not sent: {field} is empty"),
+            Reason::NotSentYet(step) => {
+                format!("not evaluated: {step} was not delivered to this patient yet")
+            }
             Reason::Unreadable(field) => format!(
                 "not evaluated: the patient's {field} cell cannot be read (see the warning for \
                  its line)"

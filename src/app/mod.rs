@@ -9,6 +9,7 @@ pub mod explain;
 pub mod insights;
 pub mod plan;
 pub mod preview;
+pub mod reactions;
 pub mod recipients;
 pub mod report;
 pub mod run;

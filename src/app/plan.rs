@@ -19,6 +19,7 @@ use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
     WindowArgs,
 };
+use crate::app::reactions::{PassReactions, NO_LEDGER_NOTE};
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
@@ -104,11 +105,11 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let rules = load_rules(&request.rules, io)?;
     let plan = TimingPlan::compile(&rules);
     let window = request.times.resolve(plan.timezone)?;
-    // Links, blocks and the window's sends are read once; the ledger is not kept open while
-    // the export is read.
-    // The calendar shows counts only: it marks nothing, so it reads no sends.
+    // Links, blocks, reactions and the window's sends are read once; the ledger is not kept
+    // open while the export is read. The calendar shows counts only: it marks nothing, so it
+    // reads no sends.
     let marking = request.format != PlanFormat::Html;
-    let (recipients, marks) =
+    let (recipients, marks, reactions) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
             Some(ledger) => (
                 Recipients::load(&ledger)?,
@@ -116,10 +117,14 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
                     true => Some(LedgerMarks::load(&ledger, &plan, window)?),
                     false => None,
                 },
+                PassReactions::load(&ledger, &plan, window.now)?,
             ),
-            None => (Recipients::default(), None),
+            None => (Recipients::default(), None, PassReactions::none(&plan)),
         };
     let ledger_read = marks.is_some();
+    if reactions.used() && request.ledger.is_none() && reactions.is_unread() {
+        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
+    }
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -138,7 +143,8 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
         let resolved = recipients.links.resolve(patient);
         let patient = resolved.record.as_ref();
-        evaluator.evaluate(patient, window, &mut outcome);
+        let reacted = reactions.of(patient);
+        evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
         script_failures.note(&patient.id, &outcome);
         if let Some(calendar) = calendar.as_mut() {
             let sends = outcome.sends.iter().map(|send| (send.at, send.step));

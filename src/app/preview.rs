@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::explain::{moved_text, reason_text, time_text, HORIZON_DAYS};
+use super::reactions::PassReactions;
 use super::recipients::{self, Recipients};
 use super::WindowArgs;
 use super::{for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource};
@@ -68,10 +69,13 @@ pub fn run(request: &PreviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let recipients =
+    let (recipients, reactions) =
         match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => Recipients::load(&ledger)?,
-            None => Recipients::default(),
+            Some(ledger) => (
+                Recipients::load(&ledger)?,
+                PassReactions::load(&ledger, &plan, now)?,
+            ),
+            None => (Recipients::default(), PassReactions::none(&plan)),
         };
     let resolved = recipients.links.resolve(&found);
     let patient = resolved.record.as_ref();
@@ -81,7 +85,8 @@ pub fn run(request: &PreviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
         to: now + chrono::Duration::days(HORIZON_DAYS),
     };
     let mut outcome = PatientOutcome::default();
-    Evaluator::explaining(&plan).evaluate(patient, window, &mut outcome);
+    let reacted = reactions.of(patient);
+    Evaluator::explaining(&plan).evaluate_reacting(patient, window, &[], reacted, &mut outcome);
     let mut heading = Heading {
         account: plan.clinic.clone().unwrap_or_else(|| "LINE".to_owned()),
         patient: patient.id.clone(),

@@ -48,6 +48,8 @@ impl Checker<'_> {
                 }
             }
             Condition::Not(inner) => self.condition(inner, scripts),
+            // Their steps and windows are checked with the other steps (`reactions.rs`).
+            Condition::Reaction(_) => {}
             Condition::IsSet(field) => {
                 self.resolve_field(field);
             }
@@ -219,5 +221,6 @@ fn is_reaction_word(name: &str) -> bool {
 
 const REACTION_HELP: &str = "this is not a patient field: LINE never says which patient opened a \
 message (only how many did, per step: `steprule insights fetch`, then `steprule report`). What \
-patients do is recorded by `steprule serve` (tracked-link taps, blocks, postback answers) and \
-reported per step; for a condition, a column of your export (e.g. `fields answered`) works";
+patients do is recorded by `steprule serve`, and these conditions read it: `clicked STEP` (a \
+tracked link of STEP's last send was opened), `answered STEP \"DATA\"` (a postback button), \
+`booked since STEP`, each with an optional `within 3d`, and `blocked`";

@@ -45,6 +45,40 @@ pub enum Leaf<V> {
     },
     IsSet(FieldRef),
     Script(Arc<rhai::AST>),
+    /// What the patient did (`clicked survey within 3d`): read from the ledger's events.
+    Reaction(ReactionTest),
+}
+
+/// A reaction condition with its step resolved to an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReactionTest {
+    pub kind: ReactionTestKind,
+    /// How long after the step's send the reaction counts; `None`: any time since.
+    pub window: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReactionTestKind {
+    /// A tracked link of this step's last send was opened.
+    Clicked(usize),
+    /// A tracked postback button of this step's last send, with this data, was tapped.
+    Answered(usize, Arc<str>),
+    /// A booking was seen after this step's last send.
+    BookedSince(usize),
+    /// The patient's LINE user has blocked the account.
+    Blocked,
+}
+
+impl ReactionTestKind {
+    /// The step whose send the reaction is to.
+    pub fn step(&self) -> Option<usize> {
+        match self {
+            ReactionTestKind::Clicked(step)
+            | ReactionTestKind::Answered(step, _)
+            | ReactionTestKind::BookedSince(step) => Some(*step),
+            ReactionTestKind::Blocked => None,
+        }
+    }
 }
 
 impl<V> Test<V> {
@@ -69,9 +103,24 @@ impl<V> Test<V> {
                     },
                     Leaf::IsSet(field) => Leaf::IsSet(*field),
                     Leaf::Script(ast) => Leaf::Script(ast.clone()),
+                    Leaf::Reaction(reaction) => Leaf::Reaction(reaction.clone()),
                 };
                 Test::Leaf(leaf, text.clone())
             }
+        }
+    }
+
+    /// Every reaction leaf, for the pass to know which sends and events to read.
+    pub fn for_each_reaction(&self, each: &mut impl FnMut(&ReactionTest)) {
+        match self {
+            Test::And(tests) | Test::Or(tests) => {
+                for test in tests {
+                    test.for_each_reaction(each);
+                }
+            }
+            Test::Not(inner) => inner.for_each_reaction(each),
+            Test::Leaf(Leaf::Reaction(reaction), _) => each(reaction),
+            Test::Leaf(..) => {}
         }
     }
 
@@ -96,6 +145,8 @@ pub enum AnchorField {
     /// No field: the step names its days on the calendar (`on 2026-12-28`, `every year on
     /// 06-04`).
     Calendar,
+    /// The patient's last delivered send of this step (`3d after sent survey`).
+    Sent(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +219,7 @@ impl Checker<'_> {
             Anchor::BeforeField(_, field) => (self.anchor_field(&field.node), Direction::Before),
             Anchor::OnDate(day) => (AnchorField::Calendar, Direction::On(day.node)),
             Anchor::Yearly(day) => (AnchorField::Calendar, Direction::Yearly(day.node)),
+            Anchor::AfterSent(_, sent) => (self.sent_anchor(&sent.node), Direction::After),
         };
         let variants = step
             .send
@@ -206,6 +258,30 @@ impl Checker<'_> {
                 .map_or_else(Priority::default, |p| p.node),
             variants,
             line: self.file.line_column(step.span.start).0,
+        }
+    }
+
+    /// A checked `after sent STEP`: STEP is a step of the file.
+    fn sent_anchor(&self, step: &str) -> AnchorField {
+        AnchorField::Sent(self.step_index.get(step).copied().unwrap_or_default())
+    }
+
+    fn lower_reaction(&self, reaction: &crate::syntax::Reaction) -> ReactionTest {
+        use crate::syntax::ReactionKind;
+        let step = |name: &crate::syntax::Ident| {
+            self.step_index.get(&name.node).copied().unwrap_or_default()
+        };
+        let kind = match &reaction.kind {
+            ReactionKind::Clicked(name) => ReactionTestKind::Clicked(step(name)),
+            ReactionKind::Answered(name, data) => {
+                ReactionTestKind::Answered(step(name), Arc::from(data.node.as_str()))
+            }
+            ReactionKind::BookedSince(name) => ReactionTestKind::BookedSince(step(name)),
+            ReactionKind::Blocked => ReactionTestKind::Blocked,
+        };
+        ReactionTest {
+            kind,
+            window: reaction.window.as_ref().map(|w| w.node),
         }
     }
 
@@ -277,6 +353,9 @@ impl Checker<'_> {
                     },
                 };
                 Test::Leaf(leaf, text())
+            }
+            Condition::Reaction(reaction) => {
+                Test::Leaf(Leaf::Reaction(self.lower_reaction(reaction)), text())
             }
             Condition::Script(code) => match scripts.get(&code.node) {
                 Some(ast) => Test::Leaf(Leaf::Script(ast.clone()), text()),

@@ -10,6 +10,7 @@ mod link_templates;
 mod lower;
 mod observe;
 mod priority;
+mod reactions;
 mod templates;
 mod timing;
 mod track;
@@ -17,8 +18,9 @@ mod track;
 pub use crate::scripts::ScriptEngine;
 pub use crate::values::{Cap, QuietHours};
 pub use fields::FieldKind;
-pub use lower::{AnchorField, Direction, Leaf, Step, Test};
+pub use lower::{AnchorField, Direction, Leaf, ReactionTest, ReactionTestKind, Step, Test};
 pub use observe::Observed;
+pub use reactions::MAX_REACTION_DAYS;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -134,6 +136,11 @@ pub fn check_file_with(
         });
     }
     checker.cross_step_lints(&checked);
+    let recorded = reactions::Recorded {
+        tracked: checker.decls.track.is_some(),
+        bookings: !observed.bookings.is_empty(),
+    };
+    checker.reactions(&checked, &recorded);
     // A step that did not parse may be the one sending the template.
     if diagnostics.is_empty() {
         checker.unused_templates(templates, &checked);
@@ -208,6 +215,8 @@ struct Checker<'f> {
     templates_folder_missing: bool,
     /// Every rhai condition compiled so far, by its code, for the lowered steps to share.
     scripts: HashMap<String, Arc<rhai::AST>>,
+    /// Each step's index by id, for reactions and `after sent` timings to name steps by.
+    step_index: HashMap<String, usize>,
 }
 
 impl<'f> Checker<'f> {
@@ -220,6 +229,7 @@ impl<'f> Checker<'f> {
             templates_checked: std::collections::HashSet::new(),
             templates_folder_missing: false,
             scripts: HashMap::new(),
+            step_index: HashMap::new(),
         }
     }
 

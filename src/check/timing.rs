@@ -112,6 +112,9 @@ impl Checker<'_> {
                          in `dates` instead of `fields` if it holds a date",
                         field.node
                     ),
+                    None if field.node == "sent" => "to count from another step's send, name \
+                         the step: `3d after sent survey`"
+                        .to_owned(),
                     None => format!("declare it with `dates {}`", field.node),
                 };
                 let diag = self.report(
@@ -377,6 +380,7 @@ impl InstantKey {
         let field = match anchor {
             Anchor::OnDate(day) => Some(day.node.to_string()),
             Anchor::Yearly(day) => Some(day.node.to_string()),
+            Anchor::AfterSent(_, step) => Some(format!("sent {}", step.node)),
             other => other.field().map(|f| f.node.clone()),
         };
         InstantKey {
@@ -388,6 +392,7 @@ impl InstantKey {
                 Anchor::BeforeField(..) => "before-field",
                 Anchor::OnDate(_) => "on",
                 Anchor::Yearly(_) => "every-year",
+                Anchor::AfterSent(..) => "after-sent",
             },
             field,
             offset,
@@ -487,6 +492,7 @@ pub(super) fn derived_id(step: &StepDecl) -> String {
         Anchor::BeforeField(d, field) => format!("{}_before_{}", d.node, field.node),
         Anchor::OnDate(day) => format!("on_{}", day.node.format("%Y_%m_%d")),
         Anchor::Yearly(day) => format!("every_year_on_{:02}_{:02}", day.node.month, day.node.day),
+        Anchor::AfterSent(d, sent) => format!("{}_after_sent_{}", d.node, sent.node),
     };
     let at = step
         .timing

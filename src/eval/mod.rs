@@ -3,11 +3,15 @@
 //! beyond the sends it returns, so a million patients evaluate in a few seconds.
 
 mod fixed;
+mod reactions;
 mod schedule;
 mod script;
 mod test;
 mod unknown;
 
+pub use reactions::{
+    PatientReactions, ReactionEvent, ReactionNeeds, ReactionSend, Reactions, NO_REACTIONS,
+};
 pub use schedule::{anchor_name, MAX_OCCURRENCES};
 pub use script::patient_map;
 
@@ -79,6 +83,9 @@ pub enum Reason {
     ConditionFalse(Vec<String>),
     /// The field the timing counts from is empty.
     NoAnchor(String),
+    /// The step is timed `after sent STEP` and STEP was never delivered to the patient (in
+    /// the year the ledger is read for): the step is not evaluated. The step's id.
+    NotSentYet(String),
     /// The step needs this field, and the patient's cell for it could not be read (the step
     /// is not evaluated for them).
     Unreadable(String),
@@ -205,6 +212,8 @@ pub(crate) struct Context<'a> {
     today: Today,
     explain: bool,
     needs: &'a [unknown::StepNeeds],
+    /// What the patient did, as far as reactions can see (nothing without a ledger).
+    reactions: PatientReactions<'a>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -245,6 +254,19 @@ impl<'p> Evaluator<'p> {
         history: &[SentBefore],
         out: &mut PatientOutcome,
     ) {
+        self.evaluate_reacting(patient, window, history, PatientReactions::none(), out);
+    }
+
+    /// Evaluates one patient who was already sent `history` and did `reactions` (from the
+    /// ledger's sends and events).
+    pub fn evaluate_reacting(
+        &mut self,
+        patient: &PatientRecord,
+        window: Window,
+        history: &[SentBefore],
+        reactions: PatientReactions<'_>,
+        out: &mut PatientOutcome,
+    ) {
         out.clear();
         // Checked first: an opt-out that cannot be read means "do not send", and says why.
         let gate = if patient.unknown.contains(FieldRef::Builtin(Field::OptedOut)) {
@@ -276,6 +298,7 @@ impl<'p> Evaluator<'p> {
             today,
             explain: self.explain,
             needs: &self.needs,
+            reactions,
         };
         schedule::run(
             &mut context,

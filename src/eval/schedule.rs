@@ -115,6 +115,15 @@ pub(super) fn run(
             continue;
         }
         let Some(anchor) = anchor_instant(ctx, step.anchor) else {
+            if let AnchorField::Sent(sent) = step.anchor {
+                // Only explain says it: nothing is due and nothing is wrong, so `plan` and `run`
+                // have nothing to count.
+                if ctx.explain {
+                    let id = plan.steps.get(sent).map_or("", |s| s.id.as_str());
+                    out.notes.push(note(Reason::NotSentYet(id.to_owned())));
+                }
+                continue;
+            }
             if ctx.explain {
                 out.notes
                     .push(note(Reason::NoAnchor(anchor_name(plan, step.anchor))));
@@ -163,7 +172,7 @@ pub(super) fn run(
             Ok(true) if !ctx.explain => return false,
             Ok(true) => Reason::Unless {
                 at: send.at,
-                parts: ctx.why_true(unless),
+                parts: ctx.why_true(unless, send.at),
             },
             Err(failure) => Reason::Script(failure.0),
         };
@@ -217,6 +226,7 @@ fn anchor_instant(ctx: &Context<'_>, anchor: AnchorField) -> Option<DateTime<Utc
         AnchorField::Date(i) => ctx.instant(FieldRef::Date(i)),
         // A calendar step counts from no field; its days are its own (see `fixed`).
         AnchorField::Calendar => Some(calendar_start()),
+        AnchorField::Sent(step) => ctx.sent_anchor(step),
         AnchorField::BirthDate => {
             let birth = ctx.patient.birth_date?;
             Some(local_to_utc(
@@ -234,6 +244,10 @@ pub fn anchor_name(plan: &TimingPlan, anchor: AnchorField) -> String {
         AnchorField::BirthDate => Field::BirthDate.name().to_owned(),
         AnchorField::Date(i) => plan.schema.date_fields[i].clone(),
         AnchorField::Calendar => "the calendar".to_owned(),
+        AnchorField::Sent(step) => format!(
+            "sent {}",
+            plan.steps.get(step).map_or("", |s| s.id.as_str())
+        ),
     }
 }
 

@@ -45,6 +45,7 @@ impl Context<'_> {
                 let runtime = runtime.get_or_insert_with(ScriptRuntime::new);
                 runtime.eval(ast, written, self.patient, self.plan, at)?
             }
+            Test::Leaf(Leaf::Reaction(reaction), _) => self.reacted(reaction, at),
             Test::Leaf(leaf, _) => self.leaf(leaf, at),
         })
     }
@@ -75,26 +76,27 @@ impl Context<'_> {
                 parts
             }
             Test::Not(inner) => self
-                .why_true(inner)
+                .why_true(inner, at)
                 .into_iter()
                 .map(|part| format!("not {part}"))
                 .collect(),
-            Test::Leaf(leaf, text) => vec![self.describe(leaf, text)],
+            Test::Leaf(leaf, text) => vec![self.describe(leaf, text, at)],
         }
     }
 
     /// The leaves of a condition that holds, for saying why an `unless` stopped a send.
-    pub(super) fn why_true(&self, test: &Test) -> Vec<String> {
+    pub(super) fn why_true(&self, test: &Test, at: DateTime<Utc>) -> Vec<String> {
         match test {
-            Test::Leaf(leaf, text) => vec![self.describe(leaf, text)],
-            Test::And(tests) | Test::Or(tests) => {
-                tests.iter().flat_map(|test| self.why_true(test)).collect()
-            }
-            Test::Not(inner) => self.why_true(inner),
+            Test::Leaf(leaf, text) => vec![self.describe(leaf, text, at)],
+            Test::And(tests) | Test::Or(tests) => tests
+                .iter()
+                .flat_map(|test| self.why_true(test, at))
+                .collect(),
+            Test::Not(inner) => self.why_true(inner, at),
         }
     }
 
-    fn describe(&self, leaf: &Leaf, text: &str) -> String {
+    fn describe(&self, leaf: &Leaf, text: &str, at: DateTime<Utc>) -> String {
         let value = match leaf {
             Leaf::StageIn(_) => Some(format!("stage is {}", self.stage_name())),
             Leaf::TagIn(_) => Some(match self.patient.tags.as_slice() {
@@ -105,6 +107,7 @@ impl Context<'_> {
                 Some(self.show(*field))
             }
             Leaf::Script(_) => None,
+            Leaf::Reaction(reaction) => Some(self.describe_reaction(reaction, at)),
         };
         match value {
             Some(value) => format!("`{text}` ({value})"),
@@ -165,7 +168,9 @@ impl Context<'_> {
             Leaf::OneOf { field, values } => values
                 .iter()
                 .any(|v| self.compare(*field, v, at) == Some(Ordering::Equal)),
-            Leaf::Script(_) => unreachable!("scripts are evaluated by `test`"),
+            Leaf::Script(_) | Leaf::Reaction(_) => {
+                unreachable!("scripts and reactions are evaluated by `test`")
+            }
         }
     }
 

@@ -29,7 +29,8 @@ pub(super) fn needs(step: &PlannedStep) -> StepNeeds {
         AnchorField::StageEnteredAt => Some(FieldRef::Builtin(Field::StageEnteredAt)),
         AnchorField::BirthDate => Some(FieldRef::Builtin(Field::BirthDate)),
         AnchorField::Date(index) => Some(FieldRef::Date(index)),
-        AnchorField::Calendar => None,
+        // Reactions and sends come from the ledger, not the export.
+        AnchorField::Calendar | AnchorField::Sent(_) => None,
     };
     let mut timing = anchor.map_or(FieldSet::EMPTY, FieldSet::of);
     if let Some(unless) = &step.unless {
@@ -54,6 +55,7 @@ fn read_by(test: &Test) -> FieldSet {
                 FieldSet::of(*field)
             }
             Leaf::Script(_) => FieldSet::ALL,
+            Leaf::Reaction(_) => FieldSet::EMPTY,
         },
     }
 }

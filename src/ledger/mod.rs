@@ -13,6 +13,7 @@ mod insights;
 mod line_state;
 mod lock;
 mod marks;
+mod reactions;
 mod read;
 mod report_reads;
 mod schema;
@@ -26,6 +27,7 @@ pub use insights::{CachedHalf, FollowerFigures, FollowerStatus, UnitFigures, Uni
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow};
+pub use reactions::{DeliveredSend, PatientEvent};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
 pub use report_reads::ArmKey;
 

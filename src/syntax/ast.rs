@@ -101,6 +101,40 @@ pub enum Condition {
     IsSet(Ident),
     /// `rhai { ... }`: the span is that of the code between the braces.
     Script(Spanned<String>),
+    /// What the patient did (`clicked survey within 3d`), as `steprule serve` recorded it.
+    Reaction(Reaction),
+}
+
+/// A reaction condition: what, to which step's send, and within how long after it.
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    pub kind: ReactionKind,
+    /// `within D` after the step's send; `None`: any time since it.
+    pub window: Option<Spanned<Duration>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReactionKind {
+    /// `clicked STEP`: a tracked link of STEP's last send was opened.
+    Clicked(Ident),
+    /// `answered STEP "DATA"`: a postback button of STEP's last send with this data was tapped.
+    Answered(Ident, Spanned<String>),
+    /// `booked since STEP`: a booking was seen after STEP's last send.
+    BookedSince(Ident),
+    /// `blocked`: the patient's LINE user has blocked the account.
+    Blocked,
+}
+
+impl ReactionKind {
+    /// The step the reaction is to, if any.
+    pub fn step(&self) -> Option<&Ident> {
+        match self {
+            ReactionKind::Clicked(step)
+            | ReactionKind::Answered(step, _)
+            | ReactionKind::BookedSince(step) => Some(step),
+            ReactionKind::Blocked => None,
+        }
+    }
 }
 
 /// When a step fires, relative to what.
@@ -130,6 +164,8 @@ pub enum Anchor {
     OnDate(Spanned<chrono::NaiveDate>),
     /// `every year on 06-04`: on that day each year (`02-29` only in leap years).
     Yearly(Spanned<MonthDay>),
+    /// `D after sent STEP`: D after the patient's last delivered send of STEP.
+    AfterSent(Spanned<Duration>, Ident),
 }
 
 impl Anchor {
@@ -140,7 +176,8 @@ impl Anchor {
             | Anchor::Every(d)
             | Anchor::EveryAfterField(d, _)
             | Anchor::AfterField(d, _)
-            | Anchor::BeforeField(d, _) => Some(d),
+            | Anchor::BeforeField(d, _)
+            | Anchor::AfterSent(d, _) => Some(d),
             Anchor::OnDate(_) | Anchor::Yearly(_) => None,
         }
     }

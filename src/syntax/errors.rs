@@ -218,10 +218,23 @@ fn phrase(rule: Rule) -> Option<&'static str> {
         | Rule::every
         | Rule::every_field
         | Rule::after_field
+        | Rule::after_sent
         | Rule::before_field
         | Rule::on_date
         | Rule::yearly => TIMING,
         Rule::kw_year => "`year`",
+        Rule::kw_sent => "`sent STEP`",
+        Rule::reaction
+        | Rule::clicked
+        | Rule::answered
+        | Rule::booked_since
+        | Rule::blocked
+        | Rule::kw_clicked
+        | Rule::kw_answered
+        | Rule::kw_booked
+        | Rule::kw_blocked
+        | Rule::kw_since => "a reaction like `clicked survey`",
+        Rule::reaction_window => "`within`",
         Rule::month_day => "a day of the year like `06-04`",
         Rule::duration | Rule::duration_unit => "a duration like `7d` or `3mo`",
         Rule::clock => "a time like `18:00`",

@@ -97,6 +97,12 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_the
             | Rule::kw_year
             | Rule::kw_day
+            | Rule::kw_clicked
+            | Rule::kw_answered
+            | Rule::kw_booked
+            | Rule::kw_since
+            | Rule::kw_blocked
+            | Rule::kw_sent
     )
 }
 
@@ -272,6 +278,10 @@ impl Builder<'_> {
                 let field = self.ident(children(pair).next().expect("field"));
                 Ok(Spanned::new(Condition::IsSet(field), span))
             }
+            Rule::reaction => Ok(Spanned::new(
+                Condition::Reaction(self.reaction(pair)?),
+                span,
+            )),
             Rule::script => {
                 let code = children(pair).next().expect("script code");
                 let code_span = self.span(&code);
@@ -282,6 +292,30 @@ impl Builder<'_> {
             }
             other => unreachable!("grammar: condition {other:?}"),
         }
+    }
+
+    fn reaction(&self, pair: Pair<'_, Rule>) -> Built<Reaction> {
+        let mut parts = children(pair);
+        let what = parts.next().expect("grammar: a reaction");
+        let rule = what.as_rule();
+        let mut inner = children(what);
+        let mut step = || self.ident(inner.next().expect("grammar: a step name"));
+        let kind = match rule {
+            Rule::clicked => ReactionKind::Clicked(step()),
+            Rule::booked_since => ReactionKind::BookedSince(step()),
+            Rule::answered => {
+                let name = step();
+                let data = self.string(inner.next().expect("grammar: postback data"));
+                ReactionKind::Answered(name, data)
+            }
+            Rule::blocked => ReactionKind::Blocked,
+            other => unreachable!("grammar: reaction {other:?}"),
+        };
+        let window = match parts.next() {
+            Some(window) => Some(self.duration(children(window).next().expect("duration"))?),
+            None => None,
+        };
+        Ok(Reaction { kind, window })
     }
 
     fn literal(&self, pair: Pair<'_, Rule>) -> Built<Spanned<Literal>> {
@@ -377,6 +411,9 @@ impl Builder<'_> {
         Ok(match rule {
             Rule::after_entry => Anchor::AfterStageEntry(duration),
             Rule::every => Anchor::Every(duration),
+            Rule::after_sent => {
+                Anchor::AfterSent(duration, self.ident(anchor_parts.next().expect("step")))
+            }
             Rule::every_field => {
                 Anchor::EveryAfterField(duration, self.ident(anchor_parts.next().expect("field")))
             }

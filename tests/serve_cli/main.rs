@@ -28,6 +28,7 @@ mod server;
 
 mod clicks;
 mod linking;
+mod reactions;
 mod round_trip;
 mod schedule;
 mod start;

@@ -22,6 +22,7 @@ use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
 use super::units::UnitTally;
 use super::RunRequest;
+use crate::app::reactions::PassReactions;
 use crate::app::recipients::{BlockedUsers, Recipients};
 use crate::app::Io;
 use crate::app::{AppError, RowCounts};
@@ -82,6 +83,7 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(&ledger, kind, self.plan, now)?;
+        let reactions = PassReactions::load(&ledger, self.plan, now)?;
         let observer = Observer::prepare(self.plan, self.request.dry_run, &ledger)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(&ledger)?;
@@ -133,6 +135,7 @@ impl Cycle<'_> {
             history: &history,
             links: &links,
             observer: observer.as_ref(),
+            reactions: &reactions,
         };
         let evaluated = self.evaluate_all(now, &known, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::history::SentHistory;
 use super::observe::{Observation, Observer};
+use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
@@ -35,6 +36,8 @@ pub(super) struct Known<'p> {
     pub history: &'p SentHistory,
     pub links: &'p Links,
     pub observer: Option<&'p Observer>,
+    /// What patients did with the sends the rules react to.
+    pub reactions: &'p PassReactions,
 }
 
 /// How the evaluation ended.
@@ -88,7 +91,13 @@ pub(super) fn evaluate(
             not_linked += 1;
         }
         let patient = resolved.record.as_ref();
-        evaluator.evaluate_after(patient, window, known.history.of(&patient.id), &mut outcome);
+        evaluator.evaluate_reacting(
+            patient,
+            window,
+            known.history.of(&patient.id),
+            known.reactions.of(patient),
+            &mut outcome,
+        );
         script_failures.note(&patient.id, &outcome);
         already_sent += outcome.already_sent as u64;
         let sends: Vec<DueSend> = outcome
