@@ -85,6 +85,8 @@ pub(super) fn run(
 ) {
     let plan = ctx.plan;
     let today = ctx.today;
+    // Almost every patient's cells all read: then no step needs asking which field it lacks.
+    let any_unknown = !ctx.patient.unknown.is_empty();
     scratch.candidates.clear();
     for step in &plan.steps {
         let note = |reason| StepNote {
@@ -92,7 +94,10 @@ pub(super) fn run(
             reason,
         };
         // Noted even when not explaining: the pass counts these per step.
-        if let Some(field) = ctx.unknown_need(step, Part::When) {
+        if let Some(field) = any_unknown
+            .then(|| ctx.unknown_need(step, Part::When))
+            .flatten()
+        {
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
@@ -110,7 +115,10 @@ pub(super) fn run(
                 continue;
             }
         }
-        if let Some(field) = ctx.unknown_need(step, Part::Timing) {
+        if let Some(field) = any_unknown
+            .then(|| ctx.unknown_need(step, Part::Timing))
+            .flatten()
+        {
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
@@ -392,7 +400,13 @@ fn place(
         if due >= anchor {
             return Err(Reason::NotBeforeAnchor { due, anchor });
         }
-        let bound = match step.on_the_day {
+        // The anchor's day starts less than two days before the anchor in every zone: a send
+        // whose window closes earlier than that cannot reach the anchor's day, and most
+        // reminders (`3d before … at 12:00`) skip the two calendar look-ups.
+        let clear_of_the_day = expires
+            .checked_add_signed(chrono::Duration::hours(48))
+            .is_some_and(|late| late <= anchor);
+        let bound = match step.on_the_day || clear_of_the_day {
             true => anchor,
             false => start_of_earlier_day(timed, anchor, tz).unwrap_or(anchor),
         };

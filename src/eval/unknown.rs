@@ -64,11 +64,19 @@ impl Context<'_> {
     /// The field that keeps `step` from being evaluated further for this patient: one that
     /// `part` of it reads whose cell could not be read. A `when` that is false on known fields
     /// is simply false; only a step that would otherwise go on is left out.
+    ///
+    /// Asked for every step of every patient: the common case (every cell read) is one test,
+    /// inlined into the caller; only a patient with an unreadable cell pays for the look-up.
+    #[inline]
     pub(super) fn unknown_need(&self, step: &PlannedStep, part: Part) -> Option<String> {
-        let unknown = self.patient.unknown;
-        if unknown.is_empty() {
+        if self.patient.unknown.is_empty() {
             return None;
         }
+        self.unknown_need_of(step, part)
+    }
+
+    #[cold]
+    fn unknown_need_of(&self, step: &PlannedStep, part: Part) -> Option<String> {
         let needs = self
             .needs
             .get(step.index)
@@ -76,6 +84,8 @@ impl Context<'_> {
                 Part::When => needs.when,
                 Part::Timing => needs.timing,
             });
-        unknown.first_shared(needs, &self.plan.schema.date_fields)
+        self.patient
+            .unknown
+            .first_shared(needs, &self.plan.schema.date_fields)
     }
 }
