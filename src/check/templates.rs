@@ -295,7 +295,7 @@ impl Checker<'_> {
                 links: &mut sample_links,
             });
             match template.messages(&env, &scope.sample, tracking) {
-                Ok(_) => {}
+                Ok(messages) => findings.extend(super::compliance::lint(template, &messages)),
                 Err(RenderError::Limits(violations)) => {
                     let tracked = self.decls.track.as_ref();
                     findings.extend(
