@@ -183,6 +183,8 @@ pub struct Lexicon {
     patterns: Vec<Pattern>,
     /// The folded words, by pattern id (for the whole-word rule on ASCII edges).
     folded: Vec<String>,
+    /// The words as the lists write them, by pattern id (for help texts).
+    written: Vec<String>,
     automaton: AhoCorasick,
 }
 
@@ -273,7 +275,8 @@ impl Lexicon {
         Ok(Lexicon {
             entries,
             abouts,
-            patterns: words.into_iter().map(|(_, p)| p).collect(),
+            patterns: words.iter().map(|(_, p)| *p).collect(),
+            written: words.into_iter().map(|(w, _)| w).collect(),
             folded,
             automaton,
         })
@@ -290,7 +293,7 @@ impl Lexicon {
     pub fn cue_words(&self, cue: Cue) -> impl Iterator<Item = &str> {
         self.patterns
             .iter()
-            .zip(&self.folded)
+            .zip(&self.written)
             .filter(move |(p, _)| matches!(p, Pattern::Cue(c) if *c == cue))
             .map(|(_, word)| word.as_str())
     }

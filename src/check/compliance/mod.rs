@@ -299,7 +299,8 @@ impl Linter<'_> {
 
 fn cue_name(cue: Cue) -> &'static str {
     match cue {
-        Cue::ExplainTreatment | Cue::SelfPayTreatment => "the usual treatment (治療内容)",
+        Cue::ExplainTreatment => "the treatment (治療内容)",
+        Cue::SelfPayTreatment => "the usual treatment (治療内容)",
         Cue::ExplainCost | Cue::SelfPayCost => "its cost (費用)",
         Cue::ExplainPeriod => "the treatment period (治療期間・回数)",
         Cue::ExplainRisks | Cue::SelfPayRisks => "the main risks and side effects (リスク・副作用)",
