@@ -67,6 +67,18 @@ codes! {
     MissingLinkTemplate => "missing-link-template", Error;
     UnknownStep => "unknown-step", Error;
     ReactionCycle => "reaction-cycle", Error;
+    AdAbsolute => "ad-absolute", Error;
+    AdSuperiority => "ad-superiority", Error;
+    // Error by default; the lists mark the words the guideline allows with objective backing
+    // as warnings (a person must judge), and the finding carries that severity.
+    AdExaggeration => "ad-exaggeration", Error;
+    AdTestimonial => "ad-testimonial", Error;
+    AdSelfPayTreatment => "ad-self-pay-treatment", Error;
+    AdSelfPayCost => "ad-self-pay-cost", Error;
+    AdSelfPayRisks => "ad-self-pay-risks", Error;
+    AdSelfPayNotice => "ad-self-pay-notice", Error;
+    AdSelfPayContact => "ad-self-pay-contact", Error;
+    AdFirstPrice => "ad-first-price", Error;
     SameInstant => "same-instant", Warning;
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;
@@ -77,6 +89,8 @@ codes! {
     UnusedTemplate => "unused-template", Warning;
     ReactionNeverRecorded => "reaction-never-recorded", Warning;
     BirthDateOnce => "birth-date-once", Warning;
+    AdBeforeAfter => "ad-before-after", Warning;
+    UnusedAllow => "unused-allow", Warning;
 }
 
 impl fmt::Display for Code {

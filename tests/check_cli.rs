@@ -414,3 +414,7 @@ fn more_unit_names_than_line_counts_a_month_is_a_warning() {
     assert_eq!(codes(450), 0);
     assert_eq!(codes(451), 1);
 }
+
+// Every kind of advertising finding at once, each pointing at its word in the template file;
+// an allowance silences one code and an allowance that silences nothing is a warning.
+diagnostics_snapshot!(medical_advertising_lints_point_at_the_word, "ad_lints.step", exit 1);

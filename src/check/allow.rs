@@ -43,6 +43,18 @@ impl Checker<'_> {
         let bare = name.strip_prefix("steprule::");
         let found = Code::ALL.iter().find(|code| code.name() == name);
         let (message, help) = match (found, bare) {
+            // An advertising finding is kept only with a reason a reviewer can read, and it
+            // is about the template, which every step sending it shares.
+            (Some(code), _) if code.name().starts_with("ad-") => (
+                format!(
+                    "`{}` is allowed in the template, with a reason",
+                    code.name()
+                ),
+                format!(
+                    "write `allow = [{{ code = \"{}\", reason = \"…\" }}]` in the template file",
+                    code.name()
+                ),
+            ),
             (Some(code), _) if code.severity() == Severity::Warning => return Some(*code),
             (Some(code), _) => (
                 format!(

@@ -4,6 +4,7 @@
 
 mod allow;
 mod anniversary;
+mod compliance;
 mod conditions;
 mod fields;
 mod link_templates;

@@ -311,7 +311,7 @@ impl Checker<'_> {
                 links: &mut sample_links,
             });
             match rendered.messages(&env, &scope.sample, tracking) {
-                Ok(_) => {}
+                Ok(messages) => findings.extend(super::compliance::lint(template, &messages)),
                 Err(RenderError::Limits(violations)) => {
                     let tracked = self.decls.track.as_ref();
                     findings.extend(

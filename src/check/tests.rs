@@ -388,3 +388,26 @@ fn a_step_has_one_priority() {
     let rules = outcome.rules.unwrap();
     assert_eq!(rules.steps[0].priority, crate::values::Priority::Low);
 }
+
+#[test]
+fn advertising_lints_run_on_the_rendered_template_and_are_allowed_only_there() {
+    let outcome = check_with(
+        "step news: when stage=regular every 30d send news allow ad-before-after",
+        &[(
+            "news",
+            "text = \"{{ name }} 様\\n症例写真のご紹介です。当院は{{ clinic }}、地域ｎｏ１の実績\"",
+        )],
+    );
+    // The template's findings, then the rules file's (sorted by file).
+    assert_eq!(
+        codes(&outcome),
+        ["ad-before-after", "ad-superiority", "unknown-lint"]
+    );
+    let unknown = findings(&outcome).last().unwrap();
+    assert!(
+        unknown.message.contains("in the template"),
+        "{}",
+        unknown.message
+    );
+    assert!(outcome.rules.is_none());
+}

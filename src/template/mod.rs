@@ -33,6 +33,20 @@ pub struct Template {
     /// reports them all with whatever else is wrong in the template, and nothing is sent while
     /// there is one (they are errors).
     pub unknown_keys: Vec<Diagnostic>,
+    /// `self_pay = true`: the message advertises self-pay (自由診療) treatment, so it must
+    /// state what the guideline requires of one (docs/compliance.md).
+    pub self_pay: Option<Spanned<bool>>,
+    /// `allow = [{ code = "ad-…", reason = "…" }]`: advertising lints a person reviewed and
+    /// silenced for this template, each with the reason the review sheet shows.
+    pub allow: Vec<Allowance>,
+}
+
+/// One `allow` entry of a template.
+#[derive(Debug, Clone)]
+pub struct Allowance {
+    /// The code as written, without `steprule::` (`ad-superiority`).
+    pub code: Spanned<String>,
+    pub reason: Spanned<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +102,16 @@ struct TemplateToml {
     alt: Option<toml::Spanned<String>>,
     buttons: Option<toml::Spanned<Vec<ButtonToml>>>,
     line_json: Option<toml::Spanned<String>>,
+    self_pay: Option<toml::Spanned<bool>>,
+    #[serde(default)]
+    allow: Vec<AllowToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowToml {
+    code: toml::Spanned<String>,
+    reason: toml::Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -185,7 +209,15 @@ impl TemplateStore {
 }
 
 /// The keys a template may have at its top level, and in each `[[buttons]]`.
-const TOP_KEYS: [&str; 5] = ["text", "image", "alt", "buttons", "line_json"];
+const TOP_KEYS: [&str; 7] = [
+    "text",
+    "image",
+    "alt",
+    "buttons",
+    "line_json",
+    "self_pay",
+    "allow",
+];
 const BUTTON_KEYS: [&str; 2] = ["label", "url"];
 
 const TEMPLATE_SHAPE: &str = "a template has `text` (and optionally `image`, `alt`, \
@@ -257,6 +289,15 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
     })?;
     let unknown_keys = unknown_keys(name, &file);
     let whole = Span::new(0, file.text().len().min(1));
+    let self_pay = raw.self_pay.map(spanned);
+    let allow = raw
+        .allow
+        .into_iter()
+        .map(|a| Allowance {
+            code: spanned(a.code),
+            reason: spanned(a.reason),
+        })
+        .collect();
     let body = match (raw.text, raw.line_json) {
         (Some(_), None) if raw.buttons.is_none() && raw.alt.is_some() => {
             let range = raw.alt.as_ref().map_or(0..0, |alt| alt.span());
@@ -339,6 +380,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
         file,
         body,
         unknown_keys,
+        self_pay,
+        allow,
     })
 }
 
@@ -395,6 +438,26 @@ mod tests {
             panic!("simple form expected")
         };
         assert_eq!(buttons.node[0].url.node, "https://x.jp");
+    }
+
+    #[test]
+    fn reads_self_pay_and_allowances_with_spans() {
+        let text = "text = \"a\"\nself_pay = true\nallow = [{ code = \"ad-superiority\", reason = \"院内掲示の文言\" }]\n";
+        let file = SourceFile::new("t.toml", text);
+        let template = parse("t", file.clone()).unwrap();
+        assert_eq!(template.self_pay.as_ref().map(|s| s.node), Some(true));
+        assert_eq!(template.allow.len(), 1);
+        assert_eq!(
+            file.slice(template.allow[0].code.span),
+            "\"ad-superiority\""
+        );
+        assert_eq!(template.allow[0].reason.node, "院内掲示の文言");
+        let file = SourceFile::new(
+            "t.toml",
+            "text = \"a\"\nallow = [{ code = \"ad-absolute\" }]\n",
+        );
+        let err = parse("t", file).unwrap_err();
+        assert!(err.message.contains("reason"), "{}", err.message);
     }
 
     #[test]
