@@ -109,6 +109,18 @@ fn shift_unchecked(
             instant.checked_add_signed(delta)
         };
     }
+    // In a zone that keeps one offset (Tokyo since 1951), days are 24 hours: no calendar
+    // arithmetic, when the instant and the result both lie in that stretch.
+    if let (Offset::Days(d), Some((steady, _))) = (offset, super::zone::steady_since(tz)) {
+        let delta = TimeDelta::try_days(i64::try_from(d).ok()?)?;
+        let moved = match backwards {
+            true => instant.checked_sub_signed(delta)?,
+            false => instant.checked_add_signed(delta)?,
+        };
+        if instant.timestamp() >= steady && moved.timestamp() >= steady {
+            return Some(moved);
+        }
+    }
     let local = wall_clock(instant, tz);
     let moved = match (offset, backwards) {
         (Offset::Days(d), false) => local.checked_add_days(Days::new(d))?,
@@ -122,6 +134,18 @@ fn shift_unchecked(
 
 /// The given clock time on the local day of `instant`.
 pub fn at_time(instant: DateTime<Utc>, clock: ClockTime, tz: Tz) -> DateTime<Utc> {
+    // In a zone that keeps one offset, the local day's start is plain arithmetic.
+    if let Some((steady, offset)) = super::zone::steady_since(tz) {
+        let offset = i64::from(offset.local_minus_utc());
+        let local = instant.timestamp() + offset;
+        let clock_seconds = i64::from(clock.hour) * 3600 + i64::from(clock.minute) * 60;
+        let at = local - local.rem_euclid(86_400) + clock_seconds - offset;
+        if instant.timestamp() >= steady && at >= steady {
+            if let Some(at) = DateTime::from_timestamp(at, 0) {
+                return at;
+            }
+        }
+    }
     local_to_utc(local_date(instant, tz).and_time(clock.naive()), tz)
 }
 
@@ -186,6 +210,55 @@ mod tests {
             "10:00"
         );
         assert_eq!((after - before).num_hours(), 23);
+    }
+
+    #[test]
+    fn a_steady_zones_days_are_24_hours_exactly_as_its_calendar_says() {
+        // The 24-hour shortcut against the calendar's own arithmetic, on both sides of the
+        // zone's last change (Tokyo's 1951, New York's, a zone that never had one).
+        let zones = [Tokyo, chrono_tz::America::New_York, chrono_tz::UTC];
+        let by_calendar = |instant: DateTime<Utc>, days: u64, backwards: bool, tz: Tz| {
+            let local = wall_clock(instant, tz);
+            let moved = match backwards {
+                false => local.checked_add_days(Days::new(days))?,
+                true => local.checked_sub_days(Days::new(days))?,
+            };
+            Some(local_to_utc(moved, tz)).filter(|m| (CALENDAR_START..=CALENDAR_END).contains(m))
+        };
+        let mut seconds: i64 = -2_000_000_000; // 1906
+        while seconds < 5_000_000_000 {
+            let instant = DateTime::from_timestamp(seconds, 0).unwrap();
+            for tz in zones {
+                for days in [0, 1, 3, 30, 400, 36_500] {
+                    for backwards in [false, true] {
+                        assert_eq!(
+                            shift(instant, Offset::Days(days), backwards, tz),
+                            by_calendar(instant, days, backwards, tz),
+                            "{instant} {days}d backwards={backwards} {tz}"
+                        );
+                    }
+                }
+            }
+            seconds += 7_777_777; // about three months, at every hour of the day in turn
+        }
+    }
+
+    #[test]
+    fn a_steady_zones_clock_times_are_those_of_its_calendar() {
+        let zones = [Tokyo, chrono_tz::America::New_York, chrono_tz::UTC];
+        let mut seconds: i64 = -2_000_000_000;
+        while seconds < 5_000_000_000 {
+            let instant = DateTime::from_timestamp(seconds, 0).unwrap();
+            for tz in zones {
+                for (hour, minute) in [(0, 0), (9, 30), (23, 59)] {
+                    let clock = ClockTime { hour, minute };
+                    let expected =
+                        local_to_utc(local_date(instant, tz).and_time(clock.naive()), tz);
+                    assert_eq!(at_time(instant, clock, tz), expected, "{instant} {tz}");
+                }
+            }
+            seconds += 7_777_777;
+        }
     }
 
     #[test]

@@ -145,6 +145,12 @@ impl ZoneTable {
     }
 
     /// The offset at `instant`, or `None` outside the table.
+    /// The first second (Unix time) from which the zone keeps one offset to the table's end:
+    /// Tokyo's since 1951; a zone with daylight saving time, only its last span's start.
+    pub(super) fn steady_since(&self) -> Option<(i64, FixedOffset)> {
+        self.spans.last().map(|span| (span.start, span.offset))
+    }
+
     pub(super) fn offset_at(&self, instant: &DateTime<Utc>) -> Option<FixedOffset> {
         let seconds = instant.timestamp();
         if !(TABLE_START..TABLE_END).contains(&seconds) {

@@ -17,6 +17,13 @@ use super::offsets::ZoneTable;
 /// This is the hot path of the evaluator: a time that happens exactly once (nearly all) is
 /// one search of the zone's table of offsets and allocates nothing; gaps, overlaps and times
 /// before 1900 or after 2200 go to chrono-tz.
+/// The first instant (Unix seconds) from which `tz`'s offset never changes again within the
+/// calendar, and that offset, if its table knows them: between two instants at or after it, a
+/// local day is exactly 24 hours.
+pub(super) fn steady_since(tz: Tz) -> Option<(i64, chrono::FixedOffset)> {
+    ZoneTable::of(tz).and_then(ZoneTable::steady_since)
+}
+
 pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     let plain = ZoneTable::of(tz)
         .and_then(|table| table.offset_of_local(&local))
