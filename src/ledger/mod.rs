@@ -428,7 +428,8 @@ impl Ledger {
             self.conn
                 .prepare_cached(
                     "UPDATE sends SET status = 'pending', updated_at = ?5,
-                                      outbox_from = coalesce(?6, outbox_from)
+                                      outbox_from = coalesce(?6, outbox_from),
+                                      problem = NULL, problem_at = NULL
                      WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4",
                 )
                 .and_then(|mut update| {
@@ -486,33 +487,62 @@ impl Ledger {
                 Some("the patient has blocked the account"),
             ),
         };
-        // Found by its primary key; the retry key makes sure it is the claimed row.
-        self.conn
-            .prepare_cached(
+        // Found by its primary key; the retry key makes sure it is the claimed row. A send
+        // that went out (or stays open) leaves the problem columns alone, so that their
+        // indexes cost it nothing (ledger version 10); a failed, held, expired or skipped one
+        // sets them.
+        let problem = matches!(
+            settlement.status(),
+            SendStatus::Failed | SendStatus::Held | SendStatus::Expired | SendStatus::Skipped
+        )
+        .then_some(status);
+        let update = |sql: &str, problem: Option<&str>| -> rusqlite::Result<usize> {
+            let mut update = self.conn.prepare_cached(sql)?;
+            let common = params![
+                sink,
+                key.patient,
+                key.step,
+                occurrence,
+                retry_key,
+                status,
+                attempts,
+                now,
+                sent_at,
+                request_id,
+                note,
+                error
+            ];
+            match problem {
+                None => update.execute(common),
+                Some(problem) => {
+                    let mut all = common.to_vec();
+                    all.push(&problem);
+                    update.execute(all.as_slice())
+                }
+            }
+        };
+        match problem {
+            None => update(
                 "UPDATE sends SET status = ?6, attempts = attempts + ?7, updated_at = ?8,
                                   sent_at = coalesce(?9, sent_at),
                                   line_request_id = coalesce(?10, line_request_id),
                                   note = coalesce(?11, note), last_error = ?12
                  WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4
                    AND retry_key = ?5",
-            )
-            .and_then(|mut update| {
-                update.execute(params![
-                    sink,
-                    key.patient,
-                    key.step,
-                    occurrence,
-                    retry_key,
-                    status,
-                    attempts,
-                    now,
-                    sent_at,
-                    request_id,
-                    note,
-                    error
-                ])
-            })
-            .map_err(|e| self.fail(e))?;
+                None,
+            ),
+            Some(problem) => update(
+                "UPDATE sends SET status = ?6, attempts = attempts + ?7, updated_at = ?8,
+                                  sent_at = coalesce(?9, sent_at),
+                                  line_request_id = coalesce(?10, line_request_id),
+                                  note = coalesce(?11, note), last_error = ?12,
+                                  problem = ?13, problem_at = ?8
+                 WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4
+                   AND retry_key = ?5",
+                Some(problem),
+            ),
+        }
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
@@ -525,7 +555,8 @@ impl Ledger {
     ) -> Result<usize, LedgerError> {
         self.conn
             .execute(
-                "UPDATE sends SET status = 'expired', updated_at = ?2
+                "UPDATE sends SET status = 'expired', updated_at = ?2,
+                                  problem = 'expired', problem_at = ?2
                  WHERE sink = ?1 AND status IN ('pending', 'held', 'blocked')
                    AND expires_at <= ?2",
                 params![sink.as_str(), stamp(now)],

@@ -94,7 +94,7 @@ pub(super) const WINDOW_SENDS: &str = "\
        AND expires_at > ?1 AND occurrence < ?2
     UNION ALL
     SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_settled
-     WHERE sink IN ('line', 'outbox') AND status IN ('failed', 'expired', 'skipped')
+     WHERE sink IN ('line', 'outbox') AND problem IN ('failed', 'expired', 'skipped')
        AND expires_at > ?1 AND occurrence < ?2";
 
 /// One send of a window's occurrences, as `plan` marks its planned sends with it.
@@ -207,8 +207,8 @@ impl Ledger {
             let mut statement = self.conn.prepare(
                 "SELECT sink, patient, step, status, due_at, updated_at, last_error
                  FROM sends INDEXED BY sends_problems
-                 WHERE status IN ('failed', 'held', 'expired')
-                 ORDER BY updated_at DESC LIMIT ?1",
+                 WHERE problem IN ('failed', 'held', 'expired')
+                 ORDER BY problem_at DESC LIMIT ?1",
             )?;
             let problems = statement
                 .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {

@@ -232,4 +232,18 @@ pub const MIGRATIONS: &[&str] = &[
     // goes out never enters it.
     "CREATE INDEX sends_settled ON sends (sink, expires_at, status)
         WHERE status IN ('failed', 'expired', 'skipped');",
+    // 10: a send's problem (failed, held, expired, skipped) and when it became one, in columns
+    // of their own that the problem indexes are built on. Indexed on `status`, they were kept
+    // up by SQLite on every send's settling UPDATE (it changes `status` and `updated_at`), and
+    // a first run of 200,000 sends took 10.5 s instead of 8.6 s; a send that goes out never
+    // touches these columns, so those indexes cost it nothing.
+    "ALTER TABLE sends ADD COLUMN problem TEXT;
+    ALTER TABLE sends ADD COLUMN problem_at TEXT;
+    UPDATE sends SET problem = status, problem_at = updated_at
+        WHERE status IN ('failed', 'held', 'expired', 'skipped');
+    DROP INDEX sends_problems;
+    DROP INDEX sends_settled;
+    CREATE INDEX sends_problems ON sends (problem_at) WHERE problem IN ('failed', 'held', 'expired');
+    CREATE INDEX sends_settled ON sends (sink, expires_at, problem)
+        WHERE problem IN ('failed', 'expired', 'skipped');",
 ];

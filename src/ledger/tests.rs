@@ -503,3 +503,83 @@ fn the_outbox_is_read_from_the_earliest_open_claim() {
     want.sort();
     assert_eq!(keys, want);
 }
+
+#[test]
+fn problems_are_the_failed_held_and_expired_sends_and_a_held_one_that_went_out_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    let claimed = |ledger: &mut Ledger, patient: &'static str| {
+        new_key(
+            ledger
+                .claim(&key(SinkKind::Line, patient), &DETAILS, now)
+                .unwrap(),
+        )
+    };
+    let failed = claimed(&mut ledger, "P1");
+    let held = claimed(&mut ledger, "P2");
+    let sent = claimed(&mut ledger, "P3");
+    let settle = |ledger: &mut Ledger, patient, retry_key: &str, settlement: Settlement| {
+        ledger
+            .settle(
+                &key(SinkKind::Line, patient),
+                retry_key,
+                1,
+                &settlement,
+                now,
+            )
+            .unwrap();
+    };
+    settle(
+        &mut ledger,
+        "P1",
+        &failed,
+        Settlement::Failed("refused".into()),
+    );
+    settle(
+        &mut ledger,
+        "P2",
+        &held,
+        Settlement::Held("template".into()),
+    );
+    settle(
+        &mut ledger,
+        "P3",
+        &sent,
+        Settlement::Sent {
+            request_id: None,
+            note: None,
+        },
+    );
+    let patients = |ledger: &Ledger| -> Vec<(String, SendStatus)> {
+        let mut found: Vec<_> = (ledger.latest_problems(10).unwrap().into_iter())
+            .map(|p| (p.patient, p.status))
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        patients(&ledger),
+        [
+            ("P1".into(), SendStatus::Failed),
+            ("P2".into(), SendStatus::Held)
+        ]
+    );
+    // The held send is taken up again and goes out: no longer a problem.
+    let Claim::Resume { retry_key, .. } = ledger
+        .claim(&key(SinkKind::Line, "P2"), &DETAILS, now)
+        .unwrap()
+    else {
+        panic!("a held send is resumed");
+    };
+    settle(
+        &mut ledger,
+        "P2",
+        &retry_key,
+        Settlement::Sent {
+            request_id: None,
+            note: None,
+        },
+    );
+    assert_eq!(patients(&ledger), [("P1".into(), SendStatus::Failed)]);
+}
