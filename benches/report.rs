@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use child::{megabytes, verdict};
 use ledger_gen::{Spec, StepSpec};
 
 const RULES: &str = "benches/fixtures/thirty_steps.step";
@@ -166,19 +167,4 @@ fn run_child(mut command: Command, err: &Path) -> Result<(Duration, Option<u64>)
         return Err(format!("steprule report exited with {code:?}:\n{stderr}"));
     }
     Ok((wall, peak))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "ok"
-    } else {
-        "MISSED"
-    }
-}
-
-fn megabytes(bytes: Option<u64>) -> String {
-    match bytes {
-        Some(bytes) => format!("{:.0} MB", bytes as f64 / 1e6),
-        None => "n/a".into(),
-    }
 }

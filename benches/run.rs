@@ -24,6 +24,7 @@ mod figures;
 #[path = "support/synthetic.rs"]
 mod synthetic;
 
+use child::{megabytes, verdict};
 use figures::thousands;
 
 use std::fs::File;
@@ -344,21 +345,6 @@ fn print_growth(sizes: &[Size]) -> bool {
         ok &= growth <= TARGET_PER_PATIENT_GROWTH;
     }
     ok
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "ok"
-    } else {
-        "MISSED"
-    }
-}
-
-fn megabytes(bytes: Option<u64>) -> String {
-    match bytes {
-        Some(bytes) => format!("{:.0} MB", bytes as f64 / 1e6),
-        None => "n/a".into(),
-    }
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -32,3 +32,20 @@ pub fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>)
     let status = child.wait().map_err(|e| e.to_string())?;
     Ok((status.code(), None))
 }
+
+/// A target's verdict, as the benches print it beside a figure.
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "ok"
+    } else {
+        "MISSED"
+    }
+}
+
+/// A peak resident set from [`wait`], in megabytes ("n/a" where the platform gives none).
+pub fn megabytes(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(bytes) => format!("{:.0} MB", bytes as f64 / 1e6),
+        None => "n/a".into(),
+    }
+}

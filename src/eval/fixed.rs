@@ -5,10 +5,10 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::schedule::{Occurrences, SLACK_DAYS};
+use super::schedule::{occurrence_bounds, Occurrences};
 use super::{Window, MAX_OCCURRENCES};
 use crate::plan::PlannedStep;
-use crate::time::{calendar_end, calendar_start, local_date, local_to_utc};
+use crate::time::{local_date, local_to_utc};
 use crate::values::MonthDay;
 
 /// The start of `day` in the clinic's zone.
@@ -26,17 +26,7 @@ pub(super) fn yearly(
     tz: Tz,
     mut each: impl FnMut(DateTime<Utc>),
 ) -> Occurrences {
-    let slack = chrono::Duration::days(SLACK_DAYS);
-    let earliest = step
-        .sendable_for
-        .max_delta()
-        .and_then(|sendable| sendable.checked_add(&slack))
-        .and_then(|back| window.now.min(window.from).checked_sub_signed(back))
-        .unwrap_or_else(calendar_start);
-    let latest = window
-        .to
-        .checked_add_signed(slack)
-        .unwrap_or_else(calendar_end);
+    let (earliest, latest) = occurrence_bounds(step, window);
     let (first, last) = (
         local_date(earliest, tz).year(),
         local_date(latest, tz).year(),

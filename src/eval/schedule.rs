@@ -298,16 +298,14 @@ fn for_each_occurrence(
     }
 }
 
-/// The occurrences anchor + k·period that can matter for the window: from those that could
-/// still be sendable at `now` (or at the window's start) to those that could land before its
-/// end. `at` and quiet hours move a send by less than [`SLACK_DAYS`] either way.
-fn every_occurrence(
+/// The first and last nominal instants of `step` that can matter for `window`: from those that
+/// could still be sendable at `now` (or at the window's start) to those that could land before
+/// its end. `at` and quiet hours move a send by less than [`SLACK_DAYS`] either way. Shared by
+/// every kind of repeating timing (`every`, `every year on`).
+pub(super) fn occurrence_bounds(
     step: &PlannedStep,
-    anchor: DateTime<Utc>,
     window: Window,
-    tz: Tz,
-    mut each: impl FnMut(DateTime<Utc>),
-) -> Occurrences {
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let slack = chrono::Duration::days(SLACK_DAYS);
     let earliest = step
         .sendable_for
@@ -319,6 +317,19 @@ fn every_occurrence(
         .to
         .checked_add_signed(slack)
         .unwrap_or_else(calendar_end);
+    (earliest, latest)
+}
+
+/// The occurrences anchor + k·period that can matter for the window (see
+/// [`occurrence_bounds`]).
+fn every_occurrence(
+    step: &PlannedStep,
+    anchor: DateTime<Utc>,
+    window: Window,
+    tz: Tz,
+    mut each: impl FnMut(DateTime<Utc>),
+) -> Occurrences {
+    let (earliest, latest) = occurrence_bounds(step, window);
     let nth = |k: u32| shift(anchor, step.offset.times(k)?, false, tz);
     let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
         return Occurrences::BeyondCalendar;
