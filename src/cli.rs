@@ -212,6 +212,33 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         ledger: Option<PathBuf>,
     },
+    /// The review sheet to sign before launch: every step in stage order with its timing,
+    /// conditions and each template rendered for a sample patient as LINE shows it (the
+    /// notification line marked), every lint finding and allowance with its reason, and a
+    /// sign-off block. One self-contained HTML page in Japanese that prints on A4.
+    ///
+    /// The sheet is written even when the rules have errors (it is how they are reviewed);
+    /// the exit code then is 1, as `check`'s. Rules that cannot be read give no sheet (exit 2).
+    /// Exit 3: some patient rows could not be read (the sheet is written).
+    Review {
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[command(flatten)]
+        patients: PatientArgs,
+        /// Render every step for this patient id (default: per step, the first patient its
+        /// stage and conditions apply to, else the first in its stage, else the first).
+        #[arg(long)]
+        patient: Option<String>,
+        /// The review's instant: the sheet's date and the templates' `now` (default:
+        /// SOURCE_DATE_EPOCH when set, else the clock). The same inputs and instant give the
+        /// same bytes.
+        #[arg(long)]
+        now: Option<String>,
+        /// Write the sheet to this file (created 0600: it holds rendered messages with patient
+        /// data) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// What patients did, as the ledger stored it: follows, blocks, taps, clicks and links,
     /// oldest first (never LINE user ids or message text).
     Events {

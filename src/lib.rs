@@ -33,6 +33,7 @@ mod preview;
 mod printable;
 mod records;
 mod report;
+mod review;
 mod scripts;
 mod serve;
 mod source;

@@ -17,6 +17,7 @@ use steprule::app::events::{EventsFormat, EventsRequest};
 use steprule::app::insights::{InsightsFormat, InsightsRequest};
 use steprule::app::preview::{PreviewFormat, PreviewRequest};
 use steprule::app::report::{Metric, PeriodArgs, ReportFormat, ReportRequest};
+use steprule::app::review::ReviewRequest;
 use steprule::app::serve::ServeRequest;
 use steprule::app::status::{StatusFormat, StatusRequest};
 use steprule::app::{
@@ -233,6 +234,22 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 ledger,
             };
             app::preview::run(&request, io)
+        }
+        Command::Review {
+            rules,
+            patients,
+            patient,
+            now,
+            out,
+        } => {
+            let request = ReviewRequest {
+                rules: rules_source(rules),
+                patients: patient_source(patients)?,
+                patient,
+                now,
+                out,
+            };
+            app::review::run(&request, io)
         }
         Command::Events {
             rules,

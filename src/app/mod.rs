@@ -12,6 +12,7 @@ pub mod preview;
 pub mod reactions;
 pub mod recipients;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod serve;
 pub mod status;

@@ -93,7 +93,7 @@ pub fn run(request: &PreviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
         as_of: time_text(&plan, now),
         notes: Vec::new(),
         track: plan.track.as_ref().map(|base| base.as_str().to_owned()),
-        columns: columns(patient, &plan),
+        columns: columns(patient, &plan.schema),
     };
     if recipients.blocks(patient) {
         heading.notes.push(
@@ -248,13 +248,17 @@ fn nothing_to_preview(
     Ok(Outcome::NothingToPreview)
 }
 
-/// The patient's text columns by name, to spot those a lock screen would show.
-fn columns(patient: &PatientRecord, plan: &TimingPlan) -> Vec<(String, String)> {
+/// The patient's text columns by name, to spot those a lock screen would show (also for the
+/// review sheet).
+pub(super) fn columns(
+    patient: &PatientRecord,
+    schema: &crate::records::RecordSchema,
+) -> Vec<(String, String)> {
     let mut columns: Vec<(String, String)> = Vec::new();
     if let Some(name) = &patient.name {
         columns.push(("name".to_owned(), name.clone()));
     }
-    for (name, value) in plan.schema.fields.iter().zip(&patient.fields) {
+    for (name, value) in schema.fields.iter().zip(&patient.fields) {
         if let Some(value) = value {
             columns.push((name.clone(), value.clone()));
         }

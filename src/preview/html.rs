@@ -14,9 +14,12 @@ use crate::line::Message;
 use crate::printable::printable_lines;
 
 const PAGE: &str = include_str!("chat.html");
+/// The style of the chat and its bubbles, shared with the review sheet (`crate::review`).
+pub(crate) const CHAT_CSS: &str = include_str!("chat.css");
 
 #[derive(Serialize)]
 struct Page<'a> {
+    chat_css: &'static str,
     account: &'a str,
     initial: String,
     patient: &'a str,
@@ -53,6 +56,7 @@ pub fn render(heading: &Heading, sends: &[PreviewSend]) -> Result<String, miniji
     });
     env.add_template("chat.html", PAGE)?;
     let page = Page {
+        chat_css: CHAT_CSS,
         account: &heading.account,
         initial: heading.account.chars().next().unwrap_or('L').to_string(),
         patient: &heading.patient,
@@ -77,10 +81,7 @@ fn view(heading: &Heading, send: &PreviewSend) -> SendView {
         Some(Notification::Generic(_)) => "LINE が種類に応じて表示する文言",
         None => "",
     };
-    let mut bubbles = String::new();
-    for message in &send.messages {
-        bubble(message, &mut bubbles);
-    }
+    let bubbles = bubbles(&send.messages);
     SendView {
         step: send.step.clone(),
         template: send.template.clone(),
@@ -93,6 +94,15 @@ fn view(heading: &Heading, send: &PreviewSend) -> SendView {
         failure: send.failure.clone(),
         bubbles,
     }
+}
+
+/// Messages as chat bubbles (HTML, every value escaped), styled by [`CHAT_CSS`].
+pub(crate) fn bubbles(messages: &[Message]) -> String {
+    let mut out = String::new();
+    for message in messages {
+        bubble(message, &mut out);
+    }
+    out
 }
 
 /// One message as chat bubbles.
