@@ -265,6 +265,18 @@ fn rules_with_errors_give_a_sheet_with_every_step_and_exit_1() {
         "rendered all the same"
     );
     assert!(sheet.contains("エラー <b class=\"error\" data-count=\"errors\">1</b> 件"));
+    assert!(sheet.contains("ルールにエラーが 1 件あります"));
+    // Conditions are not evaluated on rules with errors: the stage picks the sample.
+    assert!(
+        sheet.contains("3行目・ID P2（このステップのステージの最初の患者"),
+        "{sheet}"
+    );
+    // A template no step sends: its finding is in the section of findings tied to no step.
+    let rest = &sheet[sheet.find("class=\"file-findings\"").unwrap()..];
+    assert!(
+        rest.contains("data-code=\"steprule::unused-template\""),
+        "{rest}"
+    );
 }
 
 #[test]

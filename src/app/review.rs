@@ -122,7 +122,7 @@ pub fn run(request: &ReviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         warnings,
         patients_file: request.patients.file.display().to_string(),
         sample_note: sample_note(request.patient.is_some()),
-        notes: notes(errors, &samples),
+        notes: notes(errors, request.patient.is_some(), &samples),
         stages,
         file_findings: sorted.rest(),
     };
@@ -239,11 +239,16 @@ fn sample_note(given: bool) -> String {
     }
 }
 
-fn notes(errors: usize, samples: &Samples) -> Vec<String> {
+fn notes(errors: usize, given: bool, samples: &Samples) -> Vec<String> {
     let mut notes = Vec::new();
     if errors > 0 {
+        let how = if given {
+            ""
+        } else {
+            "各ステップの条件は評価できないため、見本の患者はステージだけで選んでいます。"
+        };
         notes.push(format!(
-            "ルールにエラーが {errors} 件あります。エラーがある間は配信されません。各ステップの条件は評価できないため、見本の患者はステージだけで選んでいます。"
+            "ルールにエラーが {errors} 件あります。エラーがある間は配信されません。{how}"
         ));
     }
     if samples.rows.skipped > 0 {
