@@ -33,8 +33,8 @@ pub struct Samples {
     pub rows: RowCounts,
 }
 
-/// The step's sample, when there is one.
 impl Samples {
+    /// The step's sample, when there is one.
     pub fn of(&self, step: usize) -> Option<(&PatientRecord, Chosen)> {
         let (record, chosen) = self.of_step.get(step).copied().flatten()?;
         Some((&self.records[record], chosen))
