@@ -419,6 +419,28 @@ fn hostile_cells_are_bounded_escaped_and_numbered_by_row() {
 }
 
 #[test]
+fn a_query_failing_midway_is_reported_at_its_row_after_the_rows_before() {
+    let Some(cluster) = cluster() else { return };
+    let (url, _client) = cluster.fresh_database("midway");
+    let sql = "SELECT 'P' || n AS id, CASE WHEN n = 20000 THEN 1 / (n - n) END AS visits \
+               FROM generate_series(1, 30000) AS n";
+    let (_dir, rules) = sample_rules();
+    let run = steprule(&plan_args(
+        rules.to_str().unwrap(),
+        &["--patients", &url, "--patients-query", sql],
+    ));
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(": row 20000: cannot read the rest of the rows: the query failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("SQLSTATE 22012"), "{}", run.stderr);
+    assert!(run.stderr.contains("19999 patients read"), "{}", run.stderr);
+}
+
+#[test]
 fn a_refused_connection_is_a_clear_error_at_once() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -134,37 +134,63 @@ fn read(
     send(sender, Message::Columns(columns))?;
     let statement = transaction.prepare(&wrapped(sql, &expressions, row_limit))?;
     let portal = transaction.bind(&statement, &[])?;
-    let cells = expressions.len();
-    let mut chunk = Vec::new();
-    let mut chunk_bytes = 0usize;
+    let mut chunk = Chunk::default();
+    let fetched = fetch(
+        &mut transaction,
+        &portal,
+        expressions.len(),
+        row_limit,
+        &mut chunk,
+        sender,
+    );
+    // The rows read before a failure go first, so that it is reported at its own row.
+    if !chunk.rows.is_empty() {
+        send(sender, Message::Rows(chunk.rows))?;
+    }
+    fetched
+}
+
+/// Rows read but not yet handed over.
+#[derive(Default)]
+struct Chunk {
+    rows: Vec<Fetched>,
+    bytes: usize,
+}
+
+/// Fetches every row of `portal`, `BATCH_ROWS` per Execute, handing them over in chunks; the
+/// last chunk is left in `chunk`.
+fn fetch(
+    transaction: &mut postgres::Transaction<'_>,
+    portal: &postgres::Portal,
+    cells: usize,
+    row_limit: usize,
+    chunk: &mut Chunk,
+    sender: &SyncSender<Message>,
+) -> Result<(), Stop> {
     loop {
-        let mut rows = transaction.query_portal_raw(&portal, BATCH_ROWS)?;
+        let mut rows = transaction.query_portal_raw(portal, BATCH_ROWS)?;
         let mut fetched = 0;
         while let Some(row) = rows.next()? {
             fetched += 1;
             let length: i64 = row.try_get(cells)?;
             if usize::try_from(length).map_or(true, |length| length > row_limit) {
-                chunk.push(Fetched::TooLong);
+                chunk.rows.push(Fetched::TooLong);
             } else {
                 let values = (0..cells)
                     .map(|index| row.try_get::<_, Option<String>>(index))
                     .collect::<Result<Vec<_>, _>>()?;
-                chunk_bytes += values.iter().flatten().map(String::len).sum::<usize>();
-                chunk.push(Fetched::Cells(values));
+                chunk.bytes += values.iter().flatten().map(String::len).sum::<usize>();
+                chunk.rows.push(Fetched::Cells(values));
             }
-            if chunk.len() >= CHUNK_ROWS || chunk_bytes >= CHUNK_BYTES {
-                send(sender, Message::Rows(std::mem::take(&mut chunk)))?;
-                chunk_bytes = 0;
+            if chunk.rows.len() >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES {
+                send(sender, Message::Rows(std::mem::take(&mut chunk.rows)))?;
+                chunk.bytes = 0;
             }
         }
         if fetched < BATCH_ROWS {
-            break;
+            return Ok(());
         }
     }
-    if !chunk.is_empty() {
-        send(sender, Message::Rows(chunk))?;
-    }
-    Ok(())
 }
 
 fn send(sender: &SyncSender<Message>, message: Message) -> Result<(), Stop> {
@@ -242,8 +268,8 @@ fn server_error(err: &postgres::Error) -> String {
     let code = db.code().code();
     if code.starts_with("22") {
         return format!(
-            "the database could not convert a value (SQLSTATE {code}); the server's message is \
-             not shown, as it may quote patient data"
+            "the query failed on a value in the data (SQLSTATE {code}, a data exception); the \
+             server's message is not shown, as it may quote patient data"
         );
     }
     let mut message = format!("the database says: {} (SQLSTATE {code})", db.message());
