@@ -413,6 +413,14 @@ fn columns_are_checked_as_a_csv_header_is() {
         "{}",
         run.stderr
     );
+    // Text cannot hold a NUL: the server refuses to make one, and says so.
+    let run = plan_query(&url, "SELECT id, chr(0) AS note FROM patients");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("null character not permitted"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
