@@ -128,6 +128,17 @@ pub(crate) enum Command {
         /// The patient export (with RULES): compares its LINE ids with the ledger's links.
         #[arg(long, value_name = "FILE")]
         patients: Option<PathBuf>,
+        /// With a postgres:// URL in --patients: the SELECT that lists the patients.
+        #[arg(
+            long,
+            value_name = "SQL",
+            requires = "patients",
+            conflicts_with = "patients_table"
+        )]
+        patients_query: Option<String>,
+        /// With a postgres:// URL in --patients: the table whose rows are the patients.
+        #[arg(long, value_name = "NAME", requires = "patients")]
+        patients_table: Option<String>,
         /// The export's text encoding: auto, utf-8 or shift_jis.
         #[arg(long, default_value = "auto", value_parser = parse_encoding)]
         encoding: Encoding,
@@ -300,6 +311,17 @@ pub(crate) enum Command {
         /// are on LINE and how many blocked the account.
         #[arg(long, value_name = "FILE")]
         patients: Option<PathBuf>,
+        /// With a postgres:// URL in --patients: the SELECT that lists the patients.
+        #[arg(
+            long,
+            value_name = "SQL",
+            requires = "patients",
+            conflicts_with = "patients_table"
+        )]
+        patients_query: Option<String>,
+        /// With a postgres:// URL in --patients: the table whose rows are the patients.
+        #[arg(long, value_name = "NAME", requires = "patients")]
+        patients_table: Option<String>,
         /// The export's text encoding: auto, utf-8 or shift_jis.
         #[arg(long, default_value = "auto", value_parser = parse_encoding)]
         encoding: Encoding,
@@ -362,9 +384,18 @@ pub(crate) struct RulesArgs {
 
 #[derive(Args)]
 pub(crate) struct PatientArgs {
-    /// The patient export: .csv or .jsonl.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) patients: PathBuf,
+    /// The patient export (.csv or .jsonl), or a PostgreSQL database
+    /// (postgres://user@host:port/db, with --patients-query or --patients-table). Without it,
+    /// the URL in STEPRULE_PATIENTS_URL.
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) patients: Option<PathBuf>,
+    /// With a postgres:// URL: the SELECT that lists the patients, one row each (run in a
+    /// read-only transaction).
+    #[arg(long, value_name = "SQL", conflicts_with = "patients_table")]
+    pub(crate) patients_query: Option<String>,
+    /// With a postgres:// URL: the table (or schema.table) whose rows are the patients.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) patients_table: Option<String>,
     /// The export's text encoding: auto, utf-8 or shift_jis.
     #[arg(long, default_value = "auto", value_parser = parse_encoding)]
     pub(crate) encoding: Encoding,

@@ -50,7 +50,10 @@ pub use eval::{patient_map, Evaluator, PatientOutcome, Window};
 pub use line::unit::unit_name;
 pub use plan::TimingPlan;
 pub use printable::{printable, printable_lines};
-pub use records::{read_from, Encoding, HeaderMapping, PatientRecord, ReadOptions, RecordFormat};
+pub use records::{
+    read_from, Database, Encoding, HeaderMapping, PatientQuery, PatientRecord, ReadOptions,
+    RecordFormat,
+};
 pub use source::SourceFile;
 pub use template::TemplateStore;
 pub use time::parse_instant;

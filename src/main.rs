@@ -24,7 +24,7 @@ use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
 };
 use steprule::DeliveryOptions;
-use steprule::{HeaderMapping, ReadOptions};
+use steprule::{Database, HeaderMapping, PatientQuery, ReadOptions};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -162,6 +162,8 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             patient,
             limit,
             patients,
+            patients_query,
+            patients_table,
             encoding,
             patients_format,
             mapping,
@@ -170,7 +172,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let patients = patients
                 .map(|patients| {
                     patient_source(PatientArgs {
-                        patients,
+                        patients: Some(patients),
+                        patients_query,
+                        patients_table,
                         encoding,
                         patients_format,
                         mapping,
@@ -287,6 +291,8 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             mde,
             now,
             patients,
+            patients_query,
+            patients_table,
             encoding,
             patients_format,
             mapping,
@@ -294,7 +300,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let patients = patients
                 .map(|patients| {
                     patient_source(PatientArgs {
-                        patients,
+                        patients: Some(patients),
+                        patients_query,
+                        patients_table,
                         encoding,
                         patients_format,
                         mapping,
@@ -378,20 +386,74 @@ fn rules_source(args: RulesArgs) -> app::RulesSource {
     }
 }
 
+/// Where the patients are: `--patients` (a file, or a postgres:// URL with its query or table),
+/// else the URL in `STEPRULE_PATIENTS_URL`. The URL is only handed to the database reader; what
+/// is shown of it has no password.
 fn patient_source(args: PatientArgs) -> Result<app::PatientSource, app::AppError> {
     let mapping = args
         .mapping
         .as_deref()
         .map(HeaderMapping::load)
         .transpose()?;
+    let (file, database) = match args.patients {
+        Some(patients) => match patients.to_str().filter(|text| Database::is_url(text)) {
+            Some(url) => database_source(url, args.patients_query, args.patients_table)?,
+            None if args.patients_query.is_some() || args.patients_table.is_some() => {
+                return Err(app::AppError::Usage(
+                    "--patients-query and --patients-table need a postgres:// URL in --patients"
+                        .to_owned(),
+                ))
+            }
+            None => (patients, None),
+        },
+        None => match std::env::var("STEPRULE_PATIENTS_URL") {
+            Ok(url) if Database::is_url(&url) => {
+                database_source(&url, args.patients_query, args.patients_table)?
+            }
+            Ok(url) if !url.trim().is_empty() => {
+                return Err(app::AppError::Usage(
+                    "STEPRULE_PATIENTS_URL must be a postgres:// URL".to_owned(),
+                ))
+            }
+            _ => {
+                return Err(app::AppError::Usage(
+                    "--patients is required: the patient export (.csv or .jsonl), or a \
+                     postgres:// URL (or set STEPRULE_PATIENTS_URL)"
+                        .to_owned(),
+                ))
+            }
+        },
+    };
     Ok(app::PatientSource {
-        file: args.patients,
+        file,
+        database,
         options: ReadOptions {
             encoding: args.encoding,
             format: args.patients_format,
             mapping,
         },
     })
+}
+
+/// A database source from its URL and exactly one of the query and the table.
+fn database_source(
+    url: &str,
+    query: Option<String>,
+    table: Option<String>,
+) -> Result<(PathBuf, Option<Database>), app::AppError> {
+    let query = match (query, table) {
+        (Some(sql), None) => PatientQuery::Sql(sql),
+        (None, Some(table)) => PatientQuery::Table(table),
+        _ => {
+            return Err(app::AppError::Usage(
+                "a postgres:// URL in --patients needs --patients-query \"SELECT …\" or \
+                 --patients-table NAME"
+                    .to_owned(),
+            ))
+        }
+    };
+    let database = Database::parse(url, query)?;
+    Ok((PathBuf::from(database.name()), Some(database)))
 }
 
 /// Runs a command with stdout and stderr, mapping its outcome to an exit code. The one place

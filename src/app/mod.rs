@@ -73,7 +73,10 @@ pub struct RulesSource {
 /// Where patients are and how to read them.
 #[derive(Debug, Clone, Default)]
 pub struct PatientSource {
+    /// The export; for a database, its URL without the password (what messages call it).
     pub file: PathBuf,
+    /// A reservation system's database to read instead of a file.
+    pub database: Option<records::Database>,
     pub options: ReadOptions,
 }
 
@@ -122,7 +125,10 @@ pub fn for_each_patient(
     err: &mut dyn Write,
     mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
-    let mut records = records::open(&source.file, schema, &source.options)?;
+    let mut records = match &source.database {
+        Some(database) => records::open_database(database, schema, &source.options)?,
+        None => records::open(&source.file, schema, &source.options)?,
+    };
     let mut counts = RowCounts::default();
     loop {
         for notice in records.take_notices() {
@@ -137,17 +143,12 @@ pub fn for_each_patient(
             break;
         };
         // Before the patient is evaluated: the report of the row's unreadable cells.
-        for RowError {
-            file,
-            line,
-            message,
-        } in records.take_unreadable()
-        {
+        for RowError { line, message, .. } in records.take_unreadable() {
             counts.unreadable += 1;
             writeln!(
                 err,
-                "warning: {}:{line}: {}",
-                crate::printable::printable(&file),
+                "warning: {}: {}",
+                crate::printable::printable(&records.place(line)),
                 crate::printable::printable(&message)
             )?;
         }
@@ -158,16 +159,12 @@ pub fn for_each_patient(
                     break;
                 }
             }
-            Err(RowError {
-                file,
-                line,
-                message,
-            }) => {
+            Err(RowError { line, message, .. }) => {
                 counts.skipped += 1;
                 writeln!(
                     err,
-                    "warning: {}:{line}: {} (row skipped)",
-                    crate::printable::printable(&file),
+                    "warning: {}: {} (row skipped)",
+                    crate::printable::printable(&records.place(line)),
                     crate::printable::printable(&message)
                 )?;
             }

@@ -10,6 +10,10 @@ pub enum RecordsError {
     /// The file could not be opened or read.
     #[error("{path}: cannot read the file: {message}")]
     Io { path: String, message: String },
+    /// A patient database could not be reached or queried. `database` is its URL without the
+    /// password; the message never holds the password or a value from the rows.
+    #[error("{database}: {message}")]
+    Database { database: String, message: String },
     /// No format was given and the extension does not name one.
     #[error(
         "{path}: cannot tell the format from the file name (expected .csv, .jsonl or .ndjson); \

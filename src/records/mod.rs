@@ -17,6 +17,7 @@ mod cells;
 mod columns;
 mod csv_records;
 mod csv_rows;
+mod database;
 mod decode;
 mod error;
 mod field_set;
@@ -29,6 +30,7 @@ mod row;
 #[cfg(test)]
 mod tests;
 
+pub use database::{open_database, Database, PatientQuery};
 pub use error::RecordsError;
 pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
@@ -67,7 +69,8 @@ pub struct PatientRecord {
     /// need them are not evaluated for this patient (an unknown `opted_out` also sets
     /// `opted_out`, so nothing is sent).
     pub unknown: FieldSet,
-    /// Where the record came from (1-based line in the file), for messages about it.
+    /// Where the record came from (1-based line in the file, or row of a database query), for
+    /// messages about it.
     pub line: usize,
 }
 

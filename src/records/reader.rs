@@ -19,15 +19,48 @@ use super::{PatientRecord, ReadOptions, RecordFormat, RecordSchema, RecordsError
 /// is an `Err` with its line; the rows after it are still read.
 pub struct PatientRecords {
     name: String,
+    rows_are: RowsAre,
     notices: Notices,
     unreadable: Unreadable,
     rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
 }
 
+/// What a record's `line` counts: lines of a file, or rows of a database query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowsAre {
+    Lines,
+    Numbered,
+}
+
 impl PatientRecords {
+    /// Patients from another source (a database), whose rows are built as an export's are.
+    pub(super) fn from_rows(
+        name: &str,
+        rows_are: RowsAre,
+        notices: Notices,
+        unreadable: Unreadable,
+        rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
+    ) -> Self {
+        PatientRecords {
+            name: name.to_owned(),
+            rows_are,
+            notices,
+            unreadable,
+            rows,
+        }
+    }
+
     /// The file name rows and errors refer to.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the row at `line` is, for messages: `patients.csv:12`, or `postgres://…: row 12`.
+    pub fn place(&self, line: usize) -> String {
+        match self.rows_are {
+            RowsAre::Lines => format!("{}:{line}", self.name),
+            RowsAre::Numbered => format!("{}: row {line}", self.name),
+        }
     }
 
     /// Warnings about the file as a whole found since the last call (a column named like a
@@ -123,6 +156,7 @@ pub(super) fn read_bounded(
     };
     Ok(PatientRecords {
         name: name.to_owned(),
+        rows_are: RowsAre::Lines,
         notices,
         unreadable,
         rows,

@@ -59,6 +59,8 @@ pub(super) struct RowBuilder {
     opt_out: OptOutReader,
     tags: TagSplitter,
     unreadable: Unreadable,
+    /// What `line` counts, in messages that point at another row: "line" or "row".
+    unit: &'static str,
 }
 
 impl RowBuilder {
@@ -111,7 +113,14 @@ impl RowBuilder {
             opt_out: OptOutReader::new(mapping.map(HeaderMapping::opted_out)),
             tags: TagSplitter::new(mapping.and_then(HeaderMapping::tag_separators)),
             unreadable: Unreadable::default(),
+            unit: "line",
         })
+    }
+
+    /// For a source whose rows are numbered rather than on lines (a database query).
+    pub(super) fn counting_rows(mut self) -> Self {
+        self.unit = "row";
+        self
     }
 
     /// Where the reports of rows kept with unreadable cells go.
@@ -172,9 +181,11 @@ impl RowBuilder {
             })
         } else {
             match self.seen.entry(record.id.clone()) {
-                Entry::Occupied(first) => {
-                    Some(format!("the same id is already on line {}", first.get()))
-                }
+                Entry::Occupied(first) => Some(format!(
+                    "the same id is already on {} {}",
+                    self.unit,
+                    first.get()
+                )),
                 Entry::Vacant(slot) => {
                     slot.insert(line);
                     None
