@@ -391,7 +391,8 @@ fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
     assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
     assert!(
         run.stderr.contains(
-            "warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. R2:"
+            "warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. the patient \
+             on line 3:"
         ),
         "{}",
         run.stderr
@@ -418,7 +419,8 @@ fn explain_says_which_rhai_field_is_empty_and_how_to_give_it_a_value() {
     );
     assert!(
         run.stderr.contains(
-            "e.g. R2: no function parse_int (()) (line 1, column 2); patient.visits is empty"
+            "e.g. the patient on line 3: no function parse_int (()) (line 1, column 2); \
+             patient.visits is empty"
         ),
         "{}",
         run.stderr
@@ -602,10 +604,10 @@ fn hostile_rhai_conditions_neither_leak_names_nor_break_json() {
     }
     assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loud hello -"]);
     for warning in [
-        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. R1: cannot parse an \
-         integer (line 1, column 2)",
-        "step `padded`: the rhai condition failed for 1 patient(s), e.g. R1: length of string \
-         too large",
+        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. the patient on line \
+         2: cannot parse an integer (line 1, column 2)",
+        "step `padded`: the rhai condition failed for 1 patient(s), e.g. the patient on line \
+         2: length of string too large",
     ] {
         assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
     }
