@@ -873,3 +873,44 @@ fn explain_says_when_the_patient_linked_or_blocked_the_account() {
         "not sent: no LINE user id",
     );
 }
+
+#[test]
+fn a_promo_step_goes_only_to_patients_who_consented() {
+    // C1 はい and C5 ＴＲＵＥ consent; C2 (empty), C3 (no) and C4 (neither) do not. The care
+    // step goes to everyone.
+    let run = plan_in("consent.step", "consent.csv", "2026-11-30 10:00", "30", &[]);
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-12-01T12:00:00+09:00 C1 newsletter hello -",
+            "2026-12-01T12:00:00+09:00 C5 newsletter hello -",
+            "2026-12-28T10:00:00+09:00 C1 closure hello -",
+            "2026-12-28T10:00:00+09:00 C2 closure hello -",
+            "2026-12-28T10:00:00+09:00 C3 closure hello -",
+            "2026-12-28T10:00:00+09:00 C4 closure hello -",
+            "2026-12-28T10:00:00+09:00 C5 closure hello -",
+        ]
+    );
+}
+
+#[test]
+fn explain_says_a_promo_step_waits_for_consent_and_why() {
+    let at = "2026-11-30 10:00";
+    for (patient, cell) in [
+        ("C2", "is empty"),
+        ("C3", "says no"),
+        ("C4", "is neither yes nor no"),
+    ] {
+        assert_explains(
+            ("consent.step", "consent.csv", patient, at),
+            &format!(
+                "newsletter  promo step: not sent, no marketing consent (consent field \
+                 `marketing_ok` {cell})"
+            ),
+        );
+    }
+    assert_explains(
+        ("consent.step", "consent.csv", "C1", at),
+        "newsletter  sends hello at 2026-12-01 (火) 12:00",
+    );
+}

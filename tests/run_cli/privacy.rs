@@ -57,8 +57,13 @@ fn run_prints_no_patient_id_name_or_line_user() {
     let patients = hostile_patients(ws.path(), &fixtures().join("run/patients.csv"));
     // The outbox: the send goes out, the repeated row is skipped by line number.
     let run = ws.run(&patients, None, &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("line 4"), "{}", run.stderr);
+    assert_eq!(run.code, 3, "a skipped row: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hostile.csv:4: the same id is already on line 3"),
+        "{}",
+        run.stderr
+    );
     assert_private("run (outbox)", &run);
     let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
     assert!(outbox.contains(ID), "the outbox holds the send itself");
@@ -72,7 +77,11 @@ fn run_prints_no_patient_id_name_or_line_user() {
         ..Faults::none()
     });
     let run = ws.run(&patients, Some((TOKEN, &fake)), &[]);
-    assert!(run.stderr.contains("patient(s)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 patient(s): LINE answered 400"),
+        "{}",
+        run.stderr
+    );
     assert_private("run (LINE, first pass)", &run);
     let run = ws.run(&patients, Some((TOKEN, &fake)), &[]);
     assert_eq!(run.count("failed"), 0, "{}", run.stderr);
@@ -91,7 +100,7 @@ fn tracked_links_carry_a_token_not_the_patient() {
         None,
         &[],
     ));
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 3, "a skipped row: {}", run.stderr);
     assert_private("run (tracked)", &run);
     let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
     let hostile: Vec<&str> = outbox.lines().filter(|l| l.contains(ID)).collect();
@@ -104,4 +113,26 @@ fn tracked_links_carry_a_token_not_the_patient() {
             assert!(!url.contains(ID) && !url.contains("4417"), "{url}");
         }
     }
+}
+
+#[test]
+fn run_sends_a_promo_step_only_to_patients_who_consented() {
+    let ws = Workspace::new();
+    let fake = FakeLine::start(Faults::none());
+    let run = crate::workspace::output(ws.command_for(
+        &fixtures().join("run/consent.step"),
+        &ws.ledger(),
+        &fixtures().join("run/consent.csv"),
+        Some((TOKEN, &fake)),
+        &[],
+    ));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.count("due"), run.count("sent")),
+        (1, 1),
+        "{}",
+        run.stderr
+    );
+    let to: Vec<String> = fake.deliveries().iter().map(|d| d.to.clone()).collect();
+    assert_eq!(to, ["U00000000000000000000000000000011"]);
 }
