@@ -267,6 +267,40 @@ fn opted_out_and_unlinked_patients_get_nothing() {
 }
 
 #[test]
+fn a_promo_step_waits_for_a_clear_yes_and_explaining_changes_no_send() {
+    // The header's one declared field stands in for a consent column here.
+    let plan = plan(
+        "consent department\nstep news: when stage=regular every 30d send a promo\n\
+         step care: when stage=regular after 1d send b\n",
+    );
+    let mut p = patient(&plan, "regular", "2026-11-01 10:00");
+    let at = "2026-11-30 10:00";
+    for (cell, consent) in [
+        (None, Consent::Empty),
+        (Some("no"), Consent::Refused),
+        (Some("maybe"), Consent::Unreadable),
+    ] {
+        p.fields[0] = cell.map(str::to_owned);
+        let outcome = evaluate(&plan, &p, at, 5);
+        assert!(outcome.sends.iter().all(|s| s.step != 0), "{cell:?}");
+        assert!(reasons(&outcome).contains(&&Reason::NoConsent(consent)));
+        // Without explanations the sends are the same, and no note is made.
+        let now = tokyo(at);
+        let window = Window {
+            now,
+            from: now,
+            to: now + chrono::Duration::days(5),
+        };
+        let mut quiet = PatientOutcome::default();
+        Evaluator::new(&plan).evaluate(&p, window, &mut quiet);
+        assert_eq!(quiet.sends, outcome.sends);
+        assert!(quiet.notes.is_empty());
+    }
+    p.fields[0] = Some("はい".into());
+    assert_eq!(sends(&plan, &p, at, 5), ["2026-12-01 10:00 news"]);
+}
+
+#[test]
 fn variants_are_stable_and_split_by_weight() {
     let plan = plan("step checkup: when stage=follow_up after 1d send a 30% | b 70%");
     let mut counts = [0; 2];
