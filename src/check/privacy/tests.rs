@@ -286,3 +286,21 @@ fn every_privacy_code_is_documented() {
         }
     }
 }
+
+#[test]
+fn a_step_says_care_or_promo_once_and_the_words_stay_field_names() {
+    let outcome = check_with(
+        "consent marketing_ok\nstep s: when stage=booked 1d before appointment_at send t care promo\n",
+        &[("t", &text(&format!("お知らせです\n{OPT_OUT}")))],
+    );
+    assert_eq!(codes(&outcome), ["duplicate-declaration"]);
+    assert_eq!(at(findings(&outcome)[0]), "promo");
+    // `promo` is not reserved: a template (or a field) may be called so.
+    let outcome = check_with(
+        "step s: when stage=booked 1d before appointment_at send promo\n",
+        &[("promo", &text("お知らせです"))],
+    );
+    assert!(codes(&outcome).is_empty(), "{:?}", codes(&outcome));
+    let rules = outcome.rules.unwrap();
+    assert!(!rules.steps[0].needs_consent);
+}
