@@ -79,6 +79,9 @@ codes! {
     AdSelfPayNotice => "ad-self-pay-notice", Error;
     AdSelfPayContact => "ad-self-pay-contact", Error;
     AdFirstPrice => "ad-first-price", Error;
+    PrivacyPreview => "privacy-preview", Error;
+    PrivacySensitiveField => "privacy-sensitive-field", Error;
+    PromoWithoutConsent => "promo-without-consent", Error;
     SameInstant => "same-instant", Warning;
     QuietHoursAt => "quiet-hours-at", Warning;
     UnnamedStep => "unnamed-step", Warning;
@@ -91,6 +94,7 @@ codes! {
     BirthDateOnce => "birth-date-once", Warning;
     AdBeforeAfter => "ad-before-after", Warning;
     UnusedAllow => "unused-allow", Warning;
+    PrivacyOptOut => "privacy-opt-out", Warning;
 }
 
 impl fmt::Display for Code {

@@ -418,3 +418,8 @@ fn more_unit_names_than_line_counts_a_month_is_a_warning() {
 // Every kind of advertising finding at once, each pointing at its word in the template file;
 // an allowance silences one code and an allowance that silences nothing is a warning.
 diagnostics_snapshot!(medical_advertising_lints_point_at_the_word, "ad_lints.step", exit 1);
+
+// The privacy findings at once: health words and a sensitive field in the preview (in the
+// template file), a sensitive field sent without consent, a promo step without `consent`, and
+// a newsletter without opt-out wording (at the template's name in the step).
+diagnostics_snapshot!(privacy_lints_point_at_the_preview_and_the_step, "privacy.step", exit 1);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use steprule::check_file;
-use steprule::syntax::{self, Anchor, Condition, Priority, ReactionKind, Statement};
+use steprule::syntax::{self, Anchor, Condition, Priority, Purpose, ReactionKind, Statement};
 use steprule::SourceFile;
 use steprule::TemplateStore;
 
@@ -47,6 +47,11 @@ const TOKENS: &[&str] = &[
     "even on the day",
     "allow",
     "same-instant",
+    "care",
+    "promo",
+    "requires consent",
+    "consent",
+    "sensitive",
     "start",
     "2026-12-01",
     "on",
@@ -227,7 +232,9 @@ proptest! {
         templates in prop::collection::vec(name(), 1..4),
         priority in prop::option::of(0..3usize),
         on_the_day in any::<bool>(),
-        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped", "birth-date-once"]), 0..3),
+        allow in prop::collection::vec(prop::sample::select(vec!["same-instant", "quiet-hours-at", "unnamed-step", "reminder-capped", "birth-date-once", "privacy-opt-out"]), 0..3),
+        purpose in prop::option::of(any::<bool>()),
+        needs_consent in any::<bool>(),
     ) {
         let direction = if before { "before" } else { "after" };
         // `every D after FIELD`: a series on the field (not with `before`).
@@ -238,6 +245,12 @@ proptest! {
         let mut clauses = priority
             .map(|p| format!(" priority {}", levels[p].name()))
             .unwrap_or_default();
+        if let Some(promo) = purpose {
+            clauses.push_str(if promo { " promo" } else { " care" });
+        }
+        if needs_consent {
+            clauses.push_str("\n    requires consent");
+        }
         if !allow.is_empty() {
             clauses.push_str(&format!("\n    allow {}", allow.join(", ")));
         }
@@ -269,6 +282,29 @@ proptest! {
         prop_assert_eq!(allowed, allow);
         let written: Vec<_> = step.priority.iter().map(|p| p.node).collect();
         prop_assert_eq!(written, priority.map(|p| levels[p]).into_iter().collect::<Vec<_>>());
+        let purposes: Vec<_> = step.purpose.iter().map(|p| p.node).collect();
+        let expected = purpose.map(|promo| if promo { Purpose::Promo } else { Purpose::Care });
+        prop_assert_eq!(purposes, expected.into_iter().collect::<Vec<_>>());
+        prop_assert_eq!(step.needs_consent.is_some(), needs_consent);
+    }
+
+    /// `consent FIELD` and `sensitive A, B`: the fields as written.
+    #[test]
+    fn privacy_settings_parse_to_what_was_written(
+        consent in name(),
+        sensitive in prop::collection::vec(name(), 1..4),
+    ) {
+        let text = format!("consent {consent}\nsensitive {}\n", sensitive.join(", "));
+        let (ast, diagnostics) = syntax::parse(&SourceFile::new("p.step", text.as_str()));
+        prop_assert!(diagnostics.is_empty(), "{text}\n{diagnostics:?}");
+        match ast.statements.as_slice() {
+            [Statement::Consent(field), Statement::Sensitive(fields)] => {
+                prop_assert_eq!(&field.node, &consent);
+                let written: Vec<_> = fields.iter().map(|f| f.node.clone()).collect();
+                prop_assert_eq!(written, sensitive);
+            }
+            other => return Err(TestCaseError::fail(format!("{other:?}"))),
+        }
     }
 
     /// `on YYYY-MM-DD` and `every year on MM-DD`, with an `at`, parse to the day written.

@@ -391,7 +391,8 @@ fn a_failing_rhai_condition_is_reported_per_step_not_a_crash() {
     assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loyal hello -"]);
     assert!(
         run.stderr.contains(
-            "warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. R2:"
+            "warning: step `loyal`: the rhai condition failed for 2 patient(s), e.g. the patient \
+             on line 3:"
         ),
         "{}",
         run.stderr
@@ -418,7 +419,8 @@ fn explain_says_which_rhai_field_is_empty_and_how_to_give_it_a_value() {
     );
     assert!(
         run.stderr.contains(
-            "e.g. R2: no function parse_int (()) (line 1, column 2); patient.visits is empty"
+            "e.g. the patient on line 3: no function parse_int (()) (line 1, column 2); \
+             patient.visits is empty"
         ),
         "{}",
         run.stderr
@@ -602,10 +604,10 @@ fn hostile_rhai_conditions_neither_leak_names_nor_break_json() {
     }
     assert_eq!(sends(&run), ["2026-11-21T10:00:00+09:00 R1 loud hello -"]);
     for warning in [
-        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. R1: cannot parse an \
-         integer (line 1, column 2)",
-        "step `padded`: the rhai condition failed for 1 patient(s), e.g. R1: length of string \
-         too large",
+        "step `by_name`: the rhai condition failed for 1 patient(s), e.g. the patient on line \
+         2: cannot parse an integer (line 1, column 2)",
+        "step `padded`: the rhai condition failed for 1 patient(s), e.g. the patient on line \
+         2: length of string too large",
     ] {
         assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
     }
@@ -869,5 +871,46 @@ fn explain_says_when_the_patient_linked_or_blocked_the_account() {
     assert_explains(
         ("clinic.step", "opted_out.csv", "O2", "2026-11-20 10:00"),
         "not sent: no LINE user id",
+    );
+}
+
+#[test]
+fn a_promo_step_goes_only_to_patients_who_consented() {
+    // C1 はい and C5 ＴＲＵＥ consent; C2 (empty), C3 (no) and C4 (neither) do not. The care
+    // step goes to everyone.
+    let run = plan_in("consent.step", "consent.csv", "2026-11-30 10:00", "30", &[]);
+    assert_eq!(
+        sends(&run),
+        [
+            "2026-12-01T12:00:00+09:00 C1 newsletter hello -",
+            "2026-12-01T12:00:00+09:00 C5 newsletter hello -",
+            "2026-12-28T10:00:00+09:00 C1 closure hello -",
+            "2026-12-28T10:00:00+09:00 C2 closure hello -",
+            "2026-12-28T10:00:00+09:00 C3 closure hello -",
+            "2026-12-28T10:00:00+09:00 C4 closure hello -",
+            "2026-12-28T10:00:00+09:00 C5 closure hello -",
+        ]
+    );
+}
+
+#[test]
+fn explain_says_a_promo_step_waits_for_consent_and_why() {
+    let at = "2026-11-30 10:00";
+    for (patient, cell) in [
+        ("C2", "is empty"),
+        ("C3", "says no"),
+        ("C4", "is neither yes nor no"),
+    ] {
+        assert_explains(
+            ("consent.step", "consent.csv", patient, at),
+            &format!(
+                "newsletter  promo step: not sent, no marketing consent (consent field \
+                 `marketing_ok` {cell})"
+            ),
+        );
+    }
+    assert_explains(
+        ("consent.step", "consent.csv", "C1", at),
+        "newsletter  sends hello at 2026-12-01 (火) 12:00",
     );
 }

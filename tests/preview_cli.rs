@@ -203,3 +203,39 @@ fn the_chat_page_loads_in_chromium_with_bubbles_and_the_lock_screen_line() {
     assert!(dom.contains("ご来院ありがとうございました"), "{dom}");
     assert!(dom.contains("さくら歯科からのお知らせです"), "{dom}");
 }
+
+#[test]
+fn a_promo_step_is_previewed_only_for_a_patient_who_consented() {
+    // The same gate as plan, run and explain: C3's consent cell says no.
+    let dir = fixtures().join("plan");
+    let args = |patient| {
+        [
+            "preview",
+            "consent.step",
+            "--patients",
+            "consent.csv",
+            "--now",
+            "2026-11-30 10:00",
+            "--patient",
+            patient,
+            "--step",
+            "newsletter",
+        ]
+    };
+    let refused = steprule(&dir, &args("C3"));
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused.stdout.contains(
+            "promo step: not sent, no marketing consent (consent field `marketing_ok` says no)"
+        ),
+        "{}",
+        refused.stdout
+    );
+    let consented = steprule(&dir, &args("C1"));
+    assert_eq!(consented.code, 0, "{}", consented.stderr);
+    assert!(
+        consented.stdout.contains("── step newsletter"),
+        "{}",
+        consented.stdout
+    );
+}

@@ -17,7 +17,7 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 /// The header of `rules/patients.csv`.
 pub const HEADER: &str = "id,line_user_id,name,stage,stage_entered_at,birth_date,tags,opted_out,\
-appointment_at,visited_at,last_visit_at,next_booking_at,cancelled_at,doctor,department";
+appointment_at,visited_at,last_visit_at,next_booking_at,cancelled_at,doctor,department,marketing_ok";
 
 /// Doctors and their departments, as in `rules/patients.csv` (田中 runs the health checks).
 const DOCTORS: [(&str, &str); 4] = [
@@ -118,6 +118,10 @@ impl PatientCsv {
             department
         };
 
+        // Marketing consent (the rules' `consent` field): 70% consent. From the row number,
+        // not the generator, so that every other column is what it was before this one.
+        let marketing_ok = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57 < 90;
+
         let out = &mut self.buffer;
         let _ = write!(out, "P{n:07},");
         if let Some((high, low)) = line_user_id {
@@ -142,7 +146,7 @@ impl PatientCsv {
             minute(out, date);
             out.push(',');
         }
-        let _ = writeln!(out, "{doctor},{department}");
+        let _ = writeln!(out, "{doctor},{department},{marketing_ok}");
     }
 }
 

@@ -294,9 +294,35 @@ impl Explanation<'_> {
         }
     }
 
+    /// Why a step that needs marketing consent is not sent. Says what the cell is like, not
+    /// what it holds.
+    fn no_consent(&self, consent: crate::eval::Consent, step: &PlannedStep) -> String {
+        use crate::eval::Consent;
+        let kind = match step.purpose {
+            crate::plan::Purpose::Promo => "promo step",
+            crate::plan::Purpose::Care => "step requires consent",
+        };
+        let field = self
+            .plan
+            .consent
+            .and_then(|index| self.plan.schema.fields.get(index));
+        let cell = match (field, consent) {
+            (None, _) => "the rules have no `consent` field".to_owned(),
+            (Some(field), Consent::Refused) => format!("consent field `{field}` says no"),
+            (Some(field), Consent::Unreadable) => {
+                format!("consent field `{field}` is neither yes nor no")
+            }
+            (Some(field), Consent::Empty | Consent::Given) => {
+                format!("consent field `{field}` is empty")
+            }
+        };
+        format!("{kind}: not sent, no marketing consent ({cell})")
+    }
+
     fn reason(&self, reason: &Reason, step: &PlannedStep) -> String {
         match reason {
             Reason::OptedOut => "not sent: the patient opted out".into(),
+            Reason::NoConsent(consent) => self.no_consent(*consent, step),
             Reason::NoLineUserId => {
                 "not sent: no LINE user id (the patient has not linked LINE)".into()
             }

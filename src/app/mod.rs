@@ -175,24 +175,28 @@ pub fn for_each_patient(
 
 /// What evaluation had to say about steps across many patients, reported once per step after
 /// the pass instead of once per patient: rhai conditions that failed (with the first patient's
-/// id), steps whose occurrences were cut at the evaluator's bound, and steps not evaluated for
-/// patients with an unreadable cell they need (with the first field).
+/// line in the export, never their id), steps whose occurrences were cut at the evaluator's
+/// bound, and steps not evaluated for patients with an unreadable cell they need (with the
+/// first field).
 #[derive(Debug, Default)]
 pub struct StepWarnings {
-    scripts: std::collections::BTreeMap<usize, (usize, String, String)>,
+    /// Per step: how many patients, the first one's line in the export, the first message.
+    scripts: std::collections::BTreeMap<usize, (usize, usize, String)>,
     cut: std::collections::BTreeMap<usize, (usize, DateTime<Utc>)>,
     unreadable: std::collections::BTreeMap<usize, (usize, String)>,
 }
 
 impl StepWarnings {
-    pub fn note(&mut self, patient: &str, outcome: &crate::eval::PatientOutcome) {
+    /// Notes one patient's outcome; `line` is the patient's line in the export (a log names
+    /// rows by line, never by a patient's id or name).
+    pub fn note(&mut self, line: usize, outcome: &crate::eval::PatientOutcome) {
         for note in &outcome.notes {
             match &note.reason {
                 crate::eval::Reason::Script(message) => {
                     let entry = self
                         .scripts
                         .entry(note.step)
-                        .or_insert_with(|| (0, patient.to_owned(), message.clone()));
+                        .or_insert_with(|| (0, line, message.clone()));
                     entry.0 += 1;
                 }
                 crate::eval::Reason::TooManyOccurrences { through } => {
@@ -217,12 +221,12 @@ impl StepWarnings {
         plan: &crate::plan::TimingPlan,
         err: &mut dyn Write,
     ) -> std::io::Result<()> {
-        for (step, (count, patient, message)) in &self.scripts {
+        for (step, (count, line, message)) in &self.scripts {
             writeln!(
                 err,
-                "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. {}: {}",
+                "warning: step `{}`: the rhai condition failed for {count} patient(s), e.g. the \
+                 patient on line {line}: {}",
                 plan.steps[*step].id,
-                crate::printable::printable(patient),
                 crate::printable::printable(message)
             )?;
         }

@@ -145,7 +145,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         let patient = resolved.record.as_ref();
         let reacted = reactions.of(patient);
         evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
-        script_failures.note(&patient.id, &outcome);
+        script_failures.note(patient.line, &outcome);
         if let Some(calendar) = calendar.as_mut() {
             let sends = outcome.sends.iter().map(|send| (send.at, send.step));
             calendar.add_patient(sends, recipients.blocks(patient));

@@ -55,6 +55,7 @@ mod tests {
     fn check(steps: &str) -> Vec<Diagnostic> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "text = \"x\"").unwrap();
+        let steps = crate::check::privacy::as_care(steps);
         let text = format!("stages regular\ndates last_visit_at\nfields doctor\n{steps}");
         let file = SourceFile::new("t.step", text);
         check_file(&file, &mut TemplateStore::new(dir.path())).diagnostics
@@ -113,7 +114,7 @@ mod tests {
         std::fs::write(dir.path().join("a.toml"), "text = \"x\"").unwrap();
         let file = SourceFile::new(
             "t.step",
-            "stages regular\nwhen stage=regular every 1y after birth_date at 10:00 send a\n",
+            "stages regular\nwhen stage=regular every 1y after birth_date at 10:00 send a care\n",
         );
         let rules = check_file(&file, &mut TemplateStore::new(dir.path()))
             .rules

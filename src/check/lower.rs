@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{CheckedStep, Checker};
 use crate::fields::{Field, FieldRef};
 use crate::source::Spanned;
-use crate::syntax::{Anchor, Condition};
+use crate::syntax::{Anchor, Condition, Purpose};
 use crate::template::Template;
 use crate::values::{ClockTime, CompareOp, Duration, DurationUnit, Literal, MonthDay, Priority};
 
@@ -197,6 +197,11 @@ pub struct Step {
     /// Which sends the cap keeps first on a full day (`normal` unless the step says).
     pub priority: Priority,
     pub variants: Vec<Variant>,
+    /// What the step is for (`care` or `promo`, as written or implied by its timing).
+    pub purpose: Purpose,
+    /// Sent only to patients whose `consent` field says yes: a promo step, or a care step
+    /// that says `requires consent`.
+    pub needs_consent: bool,
     /// 1-based line of the step in the rules file.
     pub line: usize,
 }
@@ -257,6 +262,8 @@ impl Checker<'_> {
                 .first()
                 .map_or_else(Priority::default, |p| p.node),
             variants,
+            purpose: super::privacy::purpose(step),
+            needs_consent: super::privacy::needs_consent(step),
             line: self.file.line_column(step.span.start).0,
         }
     }

@@ -4,19 +4,21 @@
 
 mod allow;
 mod anniversary;
-mod compliance;
+pub(crate) mod compliance;
 mod conditions;
 mod fields;
 mod link_templates;
 mod lower;
 mod observe;
 mod priority;
+pub(crate) mod privacy;
 mod reactions;
 mod templates;
 mod timing;
 mod track;
 
 pub use crate::scripts::ScriptEngine;
+pub use crate::syntax::Purpose;
 pub use crate::values::{Cap, QuietHours};
 pub use fields::FieldKind;
 pub use lower::{AnchorField, Direction, Leaf, ReactionTest, ReactionTestKind, Step, Test};
@@ -51,6 +53,10 @@ pub struct RuleSet {
     pub stages: Vec<String>,
     pub date_fields: Vec<String>,
     pub fields: Vec<String>,
+    /// `consent FIELD`: the declared field holding marketing consent.
+    pub consent: Option<String>,
+    /// `sensitive …`: the declared fields holding special-care information.
+    pub sensitive: Vec<String>,
     pub steps: Vec<Step>,
     /// What `run` watches in the export (bookings, visits) and how `report` credits it.
     pub observed: Observed,
@@ -122,6 +128,8 @@ pub fn check_file_with(
             _ => None,
         })
         .collect();
+    checker.privacy_settings();
+    checker.opt_out_wanted(&steps);
     let ids = checker.step_ids(&steps);
     let scripts = ScriptEngine::new();
     let mut checked = Vec::new();
@@ -137,6 +145,7 @@ pub fn check_file_with(
         });
     }
     checker.cross_step_lints(&checked);
+    checker.privacy_steps(&checked);
     let recorded = reactions::Recorded {
         tracked: checker.decls.track.is_some(),
         bookings: !observed.bookings.is_empty(),
@@ -202,6 +211,10 @@ struct Declarations {
     dates: Vec<Ident>,
     fields: Vec<Ident>,
     observe: observe::ObserveSettings,
+    /// `consent FIELD`: the declared field holding marketing consent.
+    consent: Option<Ident>,
+    /// `sensitive …`: declared fields holding special-care information.
+    sensitive: Vec<Ident>,
 }
 
 struct Checker<'f> {
@@ -218,6 +231,10 @@ struct Checker<'f> {
     scripts: HashMap<String, Arc<rhai::AST>>,
     /// Each step's index by id, for reactions and `after sent` timings to name steps by.
     step_index: HashMap<String, usize>,
+    /// What each checked template shows of the privacy lints, by template name.
+    template_facts: HashMap<String, privacy::TemplateFacts>,
+    /// The templates promo and periodic steps send, whose text must say how to opt out.
+    opt_out_wanted: std::collections::HashSet<String>,
 }
 
 impl<'f> Checker<'f> {
@@ -231,6 +248,8 @@ impl<'f> Checker<'f> {
             templates_folder_missing: false,
             scripts: HashMap::new(),
             step_index: HashMap::new(),
+            template_facts: HashMap::new(),
+            opt_out_wanted: std::collections::HashSet::new(),
         }
     }
 
@@ -310,6 +329,20 @@ impl<'f> Checker<'f> {
                 Statement::Start(day) => {
                     if self.first_setting("start", day.span) {
                         self.decls.start = Some(day.node);
+                    }
+                }
+                Statement::Consent(field) => {
+                    if self.first_setting("consent", field.span) {
+                        self.decls.consent = Some(field.clone());
+                    }
+                }
+                Statement::Sensitive(names) => {
+                    let span = match (names.first(), names.last()) {
+                        (Some(first), Some(last)) => first.span.to(last.span),
+                        _ => continue,
+                    };
+                    if self.first_setting("sensitive", span) {
+                        self.decls.sensitive = names.clone();
                     }
                 }
                 Statement::Stages(names) => self.declare_names(names, DeclKind::Stage),
@@ -501,6 +534,8 @@ impl<'f> Checker<'f> {
             stages: names(self.decls.stages),
             date_fields: names(self.decls.dates),
             fields: names(self.decls.fields),
+            consent: self.decls.consent.map(|c| c.node),
+            sensitive: names(self.decls.sensitive),
             steps,
             observed,
         }

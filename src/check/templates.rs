@@ -196,6 +196,13 @@ impl Checker<'_> {
             .chain(TEMPLATE_GLOBALS.iter().copied())
             .collect();
         let mut findings = Vec::new();
+        let mut facts = super::privacy::TemplateFacts::default();
+        let sensitive: Vec<String> = self
+            .decls
+            .sensitive
+            .iter()
+            .map(|f| f.node.clone())
+            .collect();
         let mut compiles = true;
         // The fields that do not compile: the others are still rendered, so that a bad button
         // URL is reported together with a broken `{{ … }}` in the text.
@@ -247,8 +254,13 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let mut unknown: Vec<String> = compiled
-                .undeclared_variables(false)
+            let used = compiled.undeclared_variables(false);
+            for field in sensitive.iter().filter(|f| used.contains(f.as_str())) {
+                let span = find_word(&source.node, field)
+                    .map_or(source.span, |r| locate(template, source, r));
+                facts.sensitive.push((field.clone(), span));
+            }
+            let mut unknown: Vec<String> = used
                 .into_iter()
                 .filter(|v| !known.contains(v.as_str()))
                 .collect();
@@ -311,7 +323,18 @@ impl Checker<'_> {
                 links: &mut sample_links,
             });
             match rendered.messages(&env, &scope.sample, tracking) {
-                Ok(messages) => findings.extend(super::compliance::lint(template, &messages)),
+                Ok(messages) => {
+                    findings.extend(super::compliance::lint(template, &messages));
+                    let wants_opt_out = self.opt_out_wanted.contains(&template.name);
+                    let (privacy, opt_out) = super::privacy::lint_template(
+                        template,
+                        &messages,
+                        &sensitive,
+                        wants_opt_out,
+                    );
+                    findings.extend(privacy);
+                    facts.opt_out = opt_out;
+                }
                 Err(RenderError::Limits(violations)) => {
                     let tracked = self.decls.track.as_ref();
                     findings.extend(
@@ -331,6 +354,7 @@ impl Checker<'_> {
             }
         }
         self.diagnostics.extend(findings);
+        self.template_facts.insert(template.name.clone(), facts);
     }
 
     /// A patient with every known field set, for rendering templates at check time. Built-in
@@ -349,6 +373,10 @@ impl Checker<'_> {
                 ),
                 None if self.field_kind(name) == Some(super::FieldKind::Date) => {
                     Value::from(SAMPLE_TIME)
+                }
+                // Marked, so that the preview lint sees where its value is shown.
+                None if self.decls.sensitive.iter().any(|f| f.node == name) => {
+                    Value::from(super::privacy::sensitive_sample(name))
                 }
                 None => Value::from("sample"),
             };

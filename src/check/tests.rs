@@ -28,7 +28,7 @@ const HELLO: (&str, &str) = ("hello", "text = \"{{ name }} 様\"");
 #[test]
 fn a_clean_file_yields_rules_with_ids() {
     let outcome = check_with(
-        "step hi: when stage=booked after 0m send hello\nstep bye: when stage=first_visit after 1d at 10:00 send hello\nstep f: when stage=follow_up 3mo after last_visit_at send hello\nstep r: when stage=regular every 30d send hello",
+        "step hi: when stage=booked after 0m send hello\nstep bye: when stage=first_visit after 1d at 10:00 send hello\nstep f: when stage=follow_up 3mo after last_visit_at send hello\nstep r: when stage=regular every 30d send hello care allow privacy-opt-out",
         &[HELLO],
     );
     assert!(outcome.diagnostics.is_empty(), "{:#?}", outcome.diagnostics);
@@ -392,7 +392,7 @@ fn a_step_has_one_priority() {
 #[test]
 fn advertising_lints_run_on_the_rendered_template_and_are_allowed_only_there() {
     let outcome = check_with(
-        "step news: when stage=regular every 30d send news allow ad-before-after",
+        "step news: when stage=regular every 30d send news care allow ad-before-after, privacy-opt-out",
         &[(
             "news",
             "text = \"{{ name }} 様\\n症例写真のご紹介です。当院は{{ clinic }}、地域ｎｏ１の実績\"",

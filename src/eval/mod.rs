@@ -2,6 +2,7 @@
 //! that sends nothing, why. Runs the [`TimingPlan`] without parsing or allocating per step
 //! beyond the sends it returns, so a million patients evaluate in a few seconds.
 
+mod consent;
 mod fixed;
 mod reactions;
 mod schedule;
@@ -9,6 +10,7 @@ mod script;
 mod test;
 mod unknown;
 
+pub use consent::Consent;
 pub use reactions::{
     PatientReactions, ReactionEvent, ReactionNeeds, ReactionSend, Reactions, NO_REACTIONS,
 };
@@ -78,6 +80,9 @@ pub enum Moved {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     OptedOut,
+    /// The step needs marketing consent (a promo step, or `requires consent`) and the
+    /// patient's consent cell does not give it.
+    NoConsent(Consent),
     NoLineUserId,
     /// The `when` condition is false; the parts that are false, as written.
     ConditionFalse(Vec<String>),
@@ -214,6 +219,9 @@ pub(crate) struct Context<'a> {
     needs: &'a [unknown::StepNeeds],
     /// What the patient did, as far as reactions can see (nothing without a ledger).
     reactions: PatientReactions<'a>,
+    /// The patient's marketing consent, read once: steps that need it go only with
+    /// [`Consent::Given`].
+    consent: Consent,
 }
 
 impl<'p> Evaluator<'p> {
@@ -239,6 +247,15 @@ impl<'p> Evaluator<'p> {
 
     pub fn plan(&self) -> &TimingPlan {
         self.plan
+    }
+
+    /// The patient's marketing consent: one cell read, no allocation. Without a `consent`
+    /// field nobody consents (and `check` allows no step that needs it).
+    pub fn consent(&self, patient: &PatientRecord) -> Consent {
+        match self.plan.consent {
+            Some(index) => consent::read(patient.fields.get(index).and_then(|f| f.as_deref())),
+            None => Consent::Empty,
+        }
     }
 
     /// Evaluates one patient into `out` (cleared first).
@@ -299,6 +316,7 @@ impl<'p> Evaluator<'p> {
             explain: self.explain,
             needs: &self.needs,
             reactions,
+            consent: self.consent(patient),
         };
         schedule::run(
             &mut context,

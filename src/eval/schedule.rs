@@ -93,6 +93,14 @@ pub(super) fn run(
             step: step.index,
             reason,
         };
+        // The consent gate, before anything else about the step: plan, run, preview and
+        // explain all evaluate through here, so they cannot disagree on who gets a promo.
+        if step.needs_consent && ctx.consent != super::Consent::Given {
+            if ctx.explain {
+                out.notes.push(note(Reason::NoConsent(ctx.consent)));
+            }
+            continue;
+        }
         // Noted even when not explaining: the pass counts these per step.
         if let Some(field) = any_unknown
             .then(|| ctx.unknown_need(step, Part::When))

@@ -15,7 +15,10 @@ pub(super) fn plan(steps: &str) -> TimingPlan {
     for name in ["a", "b", "c"] {
         std::fs::write(dir.path().join(format!("{name}.toml")), "text = \"x\"").unwrap();
     }
-    let file = SourceFile::new("t.step", format!("{HEADER}{steps}"));
+    let file = SourceFile::new(
+        "t.step",
+        format!("{HEADER}{}", crate::check::privacy::as_care(steps)),
+    );
     let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
     let errors: Vec<_> = outcome
         .diagnostics
@@ -261,6 +264,40 @@ fn opted_out_and_unlinked_patients_get_nothing() {
         reasons(&evaluate(&plan, &p, "2026-11-20 10:00", 5)),
         [&Reason::NoLineUserId]
     );
+}
+
+#[test]
+fn a_promo_step_waits_for_a_clear_yes_and_explaining_changes_no_send() {
+    // The header's one declared field stands in for a consent column here.
+    let plan = plan(
+        "consent department\nstep news: when stage=regular every 30d send a promo\n\
+         step care: when stage=regular after 1d send b\n",
+    );
+    let mut p = patient(&plan, "regular", "2026-11-01 10:00");
+    let at = "2026-11-30 10:00";
+    for (cell, consent) in [
+        (None, Consent::Empty),
+        (Some("no"), Consent::Refused),
+        (Some("maybe"), Consent::Unreadable),
+    ] {
+        p.fields[0] = cell.map(str::to_owned);
+        let outcome = evaluate(&plan, &p, at, 5);
+        assert!(outcome.sends.iter().all(|s| s.step != 0), "{cell:?}");
+        assert!(reasons(&outcome).contains(&&Reason::NoConsent(consent)));
+        // Without explanations the sends are the same, and no note is made.
+        let now = tokyo(at);
+        let window = Window {
+            now,
+            from: now,
+            to: now + chrono::Duration::days(5),
+        };
+        let mut quiet = PatientOutcome::default();
+        Evaluator::new(&plan).evaluate(&p, window, &mut quiet);
+        assert_eq!(quiet.sends, outcome.sends);
+        assert!(quiet.notes.is_empty());
+    }
+    p.fields[0] = Some("はい".into());
+    assert_eq!(sends(&plan, &p, at, 5), ["2026-12-01 10:00 news"]);
 }
 
 #[test]

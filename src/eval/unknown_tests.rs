@@ -20,6 +20,7 @@ const HEADER: &str = "quiet 21:00-09:00\nstages booked, first_visit, regular\n\
 fn plan(steps: &str) -> TimingPlan {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), "text = \"x\"").unwrap();
+    let steps = crate::check::privacy::as_care(steps);
     let file = SourceFile::new("t.step", format!("{HEADER}{steps}"));
     let outcome = check_file(&file, &mut TemplateStore::new(dir.path()));
     assert!(

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 pub use crate::time::Offset;
 pub use condition::{FieldRef, Leaf, Test, Value};
 
-pub use crate::check::{AnchorField, Direction, Observed};
+pub use crate::check::{AnchorField, Direction, Observed, Purpose};
 
 use crate::check::RuleSet;
 use crate::line::track::TrackBase;
@@ -42,6 +42,9 @@ pub struct TimingPlan {
     pub steps: Vec<PlannedStep>,
     /// Whether any condition is a rhai script.
     pub has_scripts: bool,
+    /// `consent FIELD`: the index of the declared field holding marketing consent, which
+    /// every step that needs consent reads (one cell per patient).
+    pub consent: Option<usize>,
     /// The booking and visit fields `run` watches, and the windows `report` credits them in.
     pub observed: Observed,
 }
@@ -65,6 +68,10 @@ pub struct PlannedStep {
     /// On a day (or week) the cap cannot send everything, higher priorities go first.
     pub priority: Priority,
     pub variants: Vec<PlannedVariant>,
+    /// What the step is for (`care` or `promo`).
+    pub purpose: Purpose,
+    /// Sent only to patients whose consent field says yes.
+    pub needs_consent: bool,
     /// 1-based line of the step in the rules file.
     pub line: usize,
 }
@@ -116,6 +123,8 @@ impl TimingPlan {
                     ),
                     priority: step.priority,
                     variants,
+                    purpose: step.purpose,
+                    needs_consent: step.needs_consent,
                     line: step.line,
                 }
             })
@@ -123,6 +132,7 @@ impl TimingPlan {
         let has_scripts = steps
             .iter()
             .any(|s| s.when.has_script() || s.unless.as_ref().is_some_and(Test::has_script));
+        let schema_field = |fields: &[String], name: &str| fields.iter().position(|f| f == name);
         TimingPlan {
             clinic: rules.clinic.clone(),
             timezone: tz,
@@ -135,6 +145,10 @@ impl TimingPlan {
             schema,
             steps,
             has_scripts,
+            consent: rules
+                .consent
+                .as_ref()
+                .and_then(|field| schema_field(&rules.fields, field)),
             observed: rules.observed.clone(),
         }
     }

@@ -56,6 +56,12 @@ pub enum Statement {
     /// `start 2026-12-01`: sends whose time is before this day (clinic time) are recorded as
     /// skipped and never sent, so a first run sends no backlog.
     Start(Spanned<chrono::NaiveDate>),
+    /// `consent marketing_ok`: the export column holding the patient's marketing consent;
+    /// promo steps are sent only to patients whose cell says yes.
+    Consent(Ident),
+    /// `sensitive diagnosis, medication`: declared fields holding special-care information
+    /// (要配慮個人情報), kept out of previews and out of steps sent without consent.
+    Sensitive(Vec<Ident>),
     Step(Box<StepDecl>),
 }
 
@@ -73,7 +79,21 @@ pub struct StepDecl {
     pub priority: Vec<Spanned<Priority>>,
     /// The warning codes named by `allow` clauses, as written (checked by `check`).
     pub allow: Vec<Ident>,
+    /// `care` or `promo` as written; more than one is reported by `check`. Without one, the
+    /// timing decides (see [`Anchor::default_purpose`]).
+    pub purpose: Vec<Spanned<Purpose>>,
+    /// `requires consent`: the step is sent only to patients who gave consent. Its span.
+    pub needs_consent: Option<Span>,
     pub span: Span,
+}
+
+/// What a step is for, which decides who may get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The patient's own care: reminders, follow-up, notices about their visits.
+    Care,
+    /// Marketing: newsletters, campaigns, greetings. Sent only with marketing consent.
+    Promo,
 }
 
 /// A `when` or `unless` condition. `and` and `or` chains are flat lists (two or more
@@ -180,6 +200,30 @@ impl Anchor {
             | Anchor::AfterSent(d, _) => Some(d),
             Anchor::OnDate(_) | Anchor::Yearly(_) => None,
         }
+    }
+
+    /// What a step with this timing is for when it does not say: counted from the patient's
+    /// own visits, stage or an earlier send it is care; on the calendar or repeating it is a
+    /// newsletter or a campaign (promo).
+    pub fn default_purpose(&self) -> Purpose {
+        match self {
+            Anchor::AfterStageEntry(_)
+            | Anchor::AfterField(..)
+            | Anchor::BeforeField(..)
+            | Anchor::AfterSent(..) => Purpose::Care,
+            Anchor::Every(_)
+            | Anchor::EveryAfterField(..)
+            | Anchor::OnDate(_)
+            | Anchor::Yearly(_) => Purpose::Promo,
+        }
+    }
+
+    /// Whether the step repeats (its messages then need opt-out wording).
+    pub fn is_periodic(&self) -> bool {
+        matches!(
+            self,
+            Anchor::Every(_) | Anchor::EveryAfterField(..) | Anchor::Yearly(_)
+        )
     }
 
     pub fn field(&self) -> Option<&Ident> {

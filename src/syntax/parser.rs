@@ -103,6 +103,11 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_since
             | Rule::kw_blocked
             | Rule::kw_sent
+            | Rule::kw_consent
+            | Rule::kw_sensitive
+            | Rule::kw_care
+            | Rule::kw_promo
+            | Rule::kw_requires
     )
 }
 
@@ -163,6 +168,8 @@ impl Builder<'_> {
                     other => unreachable!("grammar: start takes a date, not {other:?}"),
                 }
             }
+            Rule::consent => Statement::Consent(self.ident(parts.next().expect("field"))),
+            Rule::sensitive => Statement::Sensitive(parts.map(|p| self.ident(p)).collect()),
             Rule::step => Statement::Step(Box::new(self.step(parts, span)?)),
             other => unreachable!("grammar: statement alternative {other:?}"),
         })
@@ -177,6 +184,8 @@ impl Builder<'_> {
         let mut within = Vec::new();
         let mut priority = Vec::new();
         let mut allow = Vec::new();
+        let mut purpose = Vec::new();
+        let mut needs_consent = None;
         for part in parts {
             match part.as_rule() {
                 Rule::step_name => name = children(part).next().map(|p| self.ident(p)),
@@ -206,6 +215,15 @@ impl Builder<'_> {
                     priority.push(Spanned::new(node, span));
                 }
                 Rule::allow => allow.extend(children(part).map(|name| self.ident(name))),
+                Rule::purpose => {
+                    let span = self.span(&part);
+                    let node = match part.as_str().trim() {
+                        "promo" => Purpose::Promo,
+                        _ => Purpose::Care,
+                    };
+                    purpose.push(Spanned::new(node, span));
+                }
+                Rule::needs_consent => needs_consent = Some(self.span(&part)),
                 other => unreachable!("grammar: step part {other:?}"),
             }
         }
@@ -218,6 +236,8 @@ impl Builder<'_> {
             within,
             priority,
             allow,
+            purpose,
+            needs_consent,
             span,
         })
     }

@@ -82,7 +82,7 @@ fn a_blocked_patient_is_not_pushed_and_a_later_follow_sends_it() {
     assert_adds_up(&run);
     assert!(
         run.stderr.contains(
-            "note: step `booking_confirm`, patient R1: the patient blocked the account (blocked: \
+            "note: step `booking_confirm`, 1 patient(s): the patient blocked the account (blocked: \
              not pushed; sent if they follow again before it expires)"
         ),
         "the problems list names it:\n{}",

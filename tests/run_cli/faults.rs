@@ -233,8 +233,8 @@ fn permanent_4xx_is_failed_not_retried() {
     );
     assert!(
         run.stderr
-            .contains("error: step `booking_confirm`, patient R2: LINE answered 400"),
-        "the reason is shown with the step and patient:\n{}",
+            .contains("error: step `booking_confirm`, 1 patient(s): LINE answered 400"),
+        "the reason is shown with the step and a count of patients:\n{}",
         run.stderr
     );
     assert_eq!(

@@ -43,6 +43,7 @@ mod limits;
 mod line_answers;
 mod observe;
 mod options;
+mod privacy;
 mod secrets;
 mod status;
 mod tracking;

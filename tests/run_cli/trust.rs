@@ -226,8 +226,8 @@ fn a_template_failing_for_one_patient_is_held_and_sent_once_the_data_is_fixed() 
     assert!(
         first
             .stderr
-            .contains("warning: step `booking_confirm`, patient H1: template confirm_with_date"),
-        "says which step and patient:\n{}",
+            .contains("warning: step `booking_confirm`, 1 patient(s): template confirm_with_date"),
+        "says which step, and how many patients (never who):\n{}",
         first.stderr
     );
     assert_eq!(
@@ -345,7 +345,7 @@ fn a_message_over_lines_limits_for_one_patient_is_failed_never_sent() {
     );
     assert!(
         run.stderr
-            .contains("step `booking_confirm`, patient L1: template booking_confirm"),
+            .contains("step `booking_confirm`, 1 patient(s): template booking_confirm"),
         "{}",
         run.stderr
     );

@@ -28,6 +28,7 @@ mod server;
 
 mod clicks;
 mod linking;
+mod privacy;
 mod reactions;
 mod round_trip;
 mod schedule;

@@ -551,7 +551,7 @@ impl Pass {
         if let (Some(units), Settlement::Sent { .. }) = (&mut self.units, &settled.settlement) {
             units.add(&settled.step, settled.variant.as_deref(), settled.at);
         }
-        self.count(&settled.patient, &settled.step, &settled.settlement);
+        self.count(&settled.step, &settled.settlement);
         Ok(())
     }
 
@@ -564,11 +564,11 @@ impl Pass {
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         self.ledger.settle(key, retry_key, 0, &settlement, now)?;
-        self.count(key.patient, key.step, &settlement);
+        self.count(key.step, &settlement);
         Ok(())
     }
 
-    fn count(&mut self, patient: &str, step: &str, settlement: &Settlement) {
+    fn count(&mut self, step: &str, settlement: &Settlement) {
         let summary = &mut self.summary;
         match settlement {
             Settlement::Sent { .. } => summary.sent += 1,
@@ -579,6 +579,6 @@ impl Pass {
             Settlement::Blocked => summary.blocked += 1,
             Settlement::Skipped(_) => summary.skipped_before_start += 1,
         }
-        self.problems.note(patient, step, settlement);
+        self.problems.note(step, settlement);
     }
 }

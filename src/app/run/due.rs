@@ -98,7 +98,7 @@ pub(super) fn evaluate(
             known.reactions.of(patient),
             &mut outcome,
         );
-        script_failures.note(&patient.id, &outcome);
+        script_failures.note(patient.line, &outcome);
         already_sent += outcome.already_sent as u64;
         let sends: Vec<DueSend> = outcome
             .sends

@@ -144,17 +144,27 @@ impl std::fmt::Display for RunSummary {
 /// How many problems of each kind are shown; the ledger (`steprule status`) has them all.
 const SHOWN: usize = 5;
 
-/// The first few sends per kind that did not go out, for the person running the pass.
+/// The first few reasons per kind that sends did not go out, each with the step and how many
+/// patients it stopped, for the person running the pass. Patients are counted, never named:
+/// this is a log, and a patient's id or name in it would leak with it.
 #[derive(Debug, Default)]
 pub(super) struct Problems {
-    failed: Vec<String>,
-    held: Vec<String>,
-    pending: Vec<String>,
-    blocked: Vec<String>,
+    failed: Vec<Problem>,
+    held: Vec<Problem>,
+    pending: Vec<Problem>,
+    blocked: Vec<Problem>,
+}
+
+/// One step and reason, and the patients it happened to.
+#[derive(Debug)]
+struct Problem {
+    step: String,
+    why: String,
+    patients: u64,
 }
 
 impl Problems {
-    pub(super) fn note(&mut self, patient: &str, step: &str, settlement: &Settlement) {
+    pub(super) fn note(&mut self, step: &str, settlement: &Settlement) {
         let (list, why) = match settlement {
             Settlement::Failed(why) => (&mut self.failed, why.as_str()),
             Settlement::Held(why) => (&mut self.held, why.as_str()),
@@ -162,13 +172,14 @@ impl Problems {
             Settlement::Blocked => (&mut self.blocked, "the patient blocked the account"),
             Settlement::Sent { .. } | Settlement::Expired(_) | Settlement::Skipped(_) => return,
         };
-        if list.len() < SHOWN {
-            list.push(format!(
-                "step `{}`, patient {}: {}",
-                printable(step),
-                printable(patient),
-                printable(why)
-            ));
+        if let Some(problem) = list.iter_mut().find(|p| p.step == step && p.why == why) {
+            problem.patients += 1;
+        } else if list.len() < SHOWN {
+            list.push(Problem {
+                step: step.to_owned(),
+                why: why.to_owned(),
+                patients: 1,
+            });
         }
     }
 
@@ -195,10 +206,17 @@ impl Problems {
             ),
         ];
         for (shown, total, level, what) in kinds {
-            for line in shown {
-                writeln!(err, "{level}: {line} ({what})")?;
+            for problem in shown {
+                writeln!(
+                    err,
+                    "{level}: step `{}`, {} patient(s): {} ({what})",
+                    printable(&problem.step),
+                    problem.patients,
+                    printable(&problem.why)
+                )?;
             }
-            let more = total.saturating_sub(shown.len() as u64);
+            let counted: u64 = shown.iter().map(|p| p.patients).sum();
+            let more = total.saturating_sub(counted);
             if more > 0 && !shown.is_empty() {
                 writeln!(
                     err,

@@ -350,7 +350,7 @@ impl Lexicon {
 
 /// A word that starts (ends) with an ASCII letter or digit must not be preceded (followed) by
 /// one: 「No.1」 is not in 「No.12」, 「off」 not in 「office」.
-fn whole_word(haystack: &str, range: Range<usize>, word: &str) -> bool {
+pub(in crate::check) fn whole_word(haystack: &str, range: Range<usize>, word: &str) -> bool {
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let starts = alnum(word.chars().next());
     let ends = alnum(word.chars().next_back());

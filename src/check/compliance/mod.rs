@@ -12,7 +12,12 @@ mod pieces;
 mod tests;
 
 use lexicon::{Category, Cue, Lexicon};
-use normalize::Normalized;
+// The privacy lints match the same way and read the same pieces of rendered text.
+pub(super) use lexicon::whole_word;
+pub(super) use normalize::Normalized;
+// Consent cells are read with the same folding (`ＹＥＳ`, `はい`).
+pub(crate) use normalize::fold;
+pub(super) use pieces::{pieces, Piece, PieceKind};
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -22,7 +27,6 @@ use crate::line::Message;
 use crate::printable::printable;
 use crate::source::Span;
 use crate::template::Template;
-use pieces::{Piece, PieceKind};
 
 /// The codes a template's `allow` may name.
 pub const AD_CODES: &[Code] = &[
@@ -370,6 +374,34 @@ fn allowances(template: &Template, findings: Vec<Diagnostic>) -> Vec<Diagnostic>
     let mut allowed: Vec<(Code, Span, bool)> = Vec::new();
     for allowance in &template.allow {
         let name = allowance.code.node.trim_start_matches("steprule::");
+        // The opt-out warning is about the steps sending the template: the privacy pass
+        // reads this allowance (and says when it allows nothing).
+        if name == Code::PrivacyOptOut.name() {
+            problems.extend(missing_reason(template, allowance, name));
+            continue;
+        }
+        if let Some(error) = crate::check::privacy::ERRORS
+            .iter()
+            .find(|c| c.name() == name)
+        {
+            problems.push(
+                Diagnostic::new(
+                    Code::UnknownLint,
+                    &template.file,
+                    allowance.code.span,
+                    format!(
+                        "`{}` is an error, and privacy errors cannot be allowed",
+                        error.name()
+                    ),
+                )
+                .with_label("cannot be allowed")
+                .with_help(
+                    "health information in a preview, or a sensitive field sent without consent, \
+                     is fixed by rewording the message or asking for consent, never by review",
+                ),
+            );
+            continue;
+        }
         let Some(code) = AD_CODES.iter().copied().find(|c| c.name() == name) else {
             let help = match suggest(name, AD_CODES.iter().map(|c| c.name())) {
                 Some(close) => format!("did you mean `{close}`?"),
@@ -397,23 +429,8 @@ fn allowances(template: &Template, findings: Vec<Diagnostic>) -> Vec<Diagnostic>
             );
             continue;
         };
-        if allowance.reason.node.trim().is_empty() {
-            problems.push(
-                Diagnostic::new(
-                    Code::TemplateInvalid,
-                    &template.file,
-                    allowance.reason.span,
-                    format!(
-                        "the allowance of `{name}` in template `{}` gives no reason",
-                        template.name
-                    ),
-                )
-                .with_label("empty reason")
-                .with_help(
-                    "say why the finding is acceptable here (who reviewed it, on what grounds): \
-                     the review sheet shows it to the clinic's director",
-                ),
-            );
+        if let Some(problem) = missing_reason(template, allowance, name) {
+            problems.push(problem);
             continue;
         }
         allowed.push((code, allowance.code.span, false));
@@ -445,4 +462,31 @@ fn allowances(template: &Template, findings: Vec<Diagnostic>) -> Vec<Diagnostic>
     }
     kept.extend(problems);
     kept
+}
+
+/// An allowance without a reason: a reviewer must say why the finding is acceptable.
+fn missing_reason(
+    template: &Template,
+    allowance: &crate::template::Allowance,
+    name: &str,
+) -> Option<Diagnostic> {
+    if !allowance.reason.node.trim().is_empty() {
+        return None;
+    }
+    Some(
+        Diagnostic::new(
+            Code::TemplateInvalid,
+            &template.file,
+            allowance.reason.span,
+            format!(
+                "the allowance of `{name}` in template `{}` gives no reason",
+                template.name
+            ),
+        )
+        .with_label("empty reason")
+        .with_help(
+            "say why the finding is acceptable here (who reviewed it, on what grounds): \
+             the review sheet shows it to the clinic's director",
+        ),
+    )
 }

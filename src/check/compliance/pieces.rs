@@ -9,7 +9,7 @@ use crate::template::{Template, TemplateBody};
 
 /// What a string is to the lints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PieceKind {
+pub(in crate::check) enum PieceKind {
     /// Words a patient reads: a text, an alt text, a label, a title.
     Text,
     /// An image's URL: its file name may say "before_after".
@@ -20,7 +20,7 @@ pub(super) enum PieceKind {
 
 /// One string of the rendered messages.
 #[derive(Debug, Clone)]
-pub(super) struct Piece {
+pub(in crate::check) struct Piece {
     pub kind: PieceKind,
     pub value: String,
     /// The field in the template file ("the text", "the label of button 2").
@@ -39,7 +39,7 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 const LINK_KEYS: &[&str] = &["uri", "linkUri"];
 
-pub(super) fn pieces(template: &Template, messages: &[Message]) -> Vec<Piece> {
+pub(in crate::check) fn pieces(template: &Template, messages: &[Message]) -> Vec<Piece> {
     let mut into = Vec::new();
     match &template.body {
         TemplateBody::Simple {
