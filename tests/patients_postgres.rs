@@ -82,7 +82,8 @@ fn load_sample(client: &mut postgres::Client) {
              (nullif(c[9], '')::timestamp AT TIME ZONE 'Asia/Tokyo'), \
              (nullif(c[10], '')::timestamp AT TIME ZONE 'Asia/Tokyo'), \
              nullif(c[11], '')::timestamp, nullif(c[12], '')::timestamp, \
-             nullif(c[13], '')::timestamp, c[14], c[15] FROM (SELECT $1::text[] AS c) AS row",
+             nullif(c[13], '')::timestamp, c[14], c[15], nullif(c[16], '') \
+             FROM (SELECT $1::text[] AS c) AS row",
         )
         .unwrap();
     let mut rows = 0;
@@ -93,6 +94,12 @@ fn load_sample(client: &mut postgres::Client) {
         rows += 1;
     }
     assert_eq!(rows, 300);
+}
+
+fn sorted_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines
 }
 
 fn plan_args<'a>(rules: &'a str, patients: &'a [&'a str]) -> Vec<&'a str> {
@@ -121,7 +128,9 @@ fn plan_over_a_table_is_the_plan_over_the_csv_export() {
         "the plan has sends: {}",
         csv.stdout
     );
-    assert_eq!(table.stdout, csv.stdout);
+    // A table has no order of its own (PostgreSQL reuses free space in earlier pages), so
+    // sends at the same instant may come in another patient order: the same lines.
+    assert_eq!(sorted_lines(&table.stdout), sorted_lines(&csv.stdout));
     // A query, its order, and the URL from the environment give the same plan.
     let query = steprule_with(
         &plan_args(
@@ -148,8 +157,8 @@ fn a_query_in_the_systems_own_names_reads_through_the_mapping() {
     let sql = "SELECT id AS \"患者ID\", line_user_id, name, \
                CASE stage WHEN 'first_visit' THEN '初診' ELSE stage END AS \"ステージ\", \
                stage_entered_at, birth_date, tags, opted_out AS \"配信停止\", appointment_at, \
-               visited_at, last_visit_at, next_booking_at, cancelled_at, doctor, department \
-               FROM patients";
+               visited_at, last_visit_at, next_booking_at, cancelled_at, doctor, department, \
+               marketing_ok FROM patients ORDER BY id";
     let mapping = "tests/fixtures/patients_postgres/mapping.toml";
     let mapped = steprule(&plan_args(
         rules,

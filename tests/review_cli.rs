@@ -160,6 +160,11 @@ fn steps_samples_findings_and_allowances_of_the_fixture() {
         sheet.contains("2行目・ID P1（ファイルの最初の患者"),
         "{sheet}"
     );
+    // What each step is for: the repeating newsletter waits for marketing consent.
+    let news = &sheet[sheet.find("data-step=\"news\"").unwrap()..];
+    assert!(news.contains("販促（promo・タイミングから判断）：配信に同意した患者にだけ送る"));
+    let reminder = &sheet[sheet.find("data-step=\"reminder\"").unwrap()..];
+    assert!(reminder.contains("診療のご案内（care・タイミングから判断）"));
     // Both arms, with their shares.
     assert_eq!(sheet.matches("A/B：50%").count(), 2);
     // The exaggeration warning and the allowance with its reason, under the step.

@@ -334,6 +334,7 @@ impl SheetContext<'_> {
         if let Some(within) = &step.within {
             facts.push(("期限".to_owned(), within.clone()));
         }
+        facts.push(("配信の種類".to_owned(), step.purpose.clone()));
         facts.push(("優先度".to_owned(), step.priority.to_owned()));
         let sample = self.samples.of(step.index);
         let templates: Vec<&str> = step.variants.iter().map(|(t, _)| t.as_str()).collect();

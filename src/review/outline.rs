@@ -4,7 +4,7 @@
 //! writes them, its priority and the templates it sends.
 
 use crate::source::{SourceFile, Span};
-use crate::syntax::{Anchor, Condition, Duration, DurationUnit, Literal, StepDecl};
+use crate::syntax::{Anchor, Condition, Duration, DurationUnit, Literal, Purpose, StepDecl};
 use crate::values::{CompareOp, Priority};
 
 /// One step of the rules file as the sheet shows it.
@@ -32,6 +32,8 @@ pub struct StepOutline {
     /// 「送れなかった場合は3日以内に限る」
     pub within: Option<String>,
     pub priority: &'static str,
+    /// 「診療のご案内（care）」 or 「販促（promo）…」, and whether it waits for consent.
+    pub purpose: String,
     /// The templates and their shares (`None` for a lone template).
     pub variants: Vec<(String, Option<u32>)>,
     /// The warning codes the step's `allow` names, as written.
@@ -63,6 +65,7 @@ pub fn outline(file: &SourceFile, stages: &[String], steps: &[&StepDecl]) -> Vec
                 .first()
                 .map(|w| format!("送れなかった場合は{}以内に限る", duration_words(w.node))),
             priority: priority_words(step.priority.first().map(|p| p.node)),
+            purpose: purpose_words(step),
             variants: step
                 .send
                 .iter()
@@ -190,6 +193,25 @@ pub fn timing_words(step: &StepDecl) -> String {
         words.push_str("（当日でも送る）");
     }
     words
+}
+
+/// What the step is for, as written or by its timing, and who may get it: the sheet's reader
+/// must see which messages go only to patients who agreed to marketing.
+fn purpose_words(step: &StepDecl) -> String {
+    let written = step.purpose.first().map(|p| p.node);
+    let purpose = written.unwrap_or_else(|| step.timing.anchor.default_purpose());
+    let how = if written.is_some() {
+        "ルールで指定"
+    } else {
+        "タイミングから判断"
+    };
+    match purpose {
+        Purpose::Promo => format!("販促（promo・{how}）：配信に同意した患者にだけ送る"),
+        Purpose::Care if step.needs_consent.is_some() => {
+            format!("診療のご案内（care・{how}）：requires consent により同意した患者にだけ送る")
+        }
+        Purpose::Care => format!("診療のご案内（care・{how}）"),
+    }
 }
 
 fn priority_words(priority: Option<Priority>) -> &'static str {
