@@ -25,6 +25,22 @@ pub struct PatientRecords {
 }
 
 impl PatientRecords {
+    /// Records made from their parts, for [`super::ahead`]: rows from elsewhere, with the
+    /// notices and reports that come with them put where `take_*` finds them.
+    pub(super) fn from_parts(
+        name: String,
+        notices: Notices,
+        unreadable: Unreadable,
+        rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
+    ) -> Self {
+        PatientRecords {
+            name,
+            notices,
+            unreadable,
+            rows,
+        }
+    }
+
     /// The file name rows and errors refer to.
     pub fn name(&self) -> &str {
         &self.name
