@@ -19,7 +19,7 @@ use std::time::Instant;
 use crate::child;
 
 /// How many times each contestant runs; the median is reported.
-pub const REPEATS: usize = 3;
+pub const REPEATS: usize = 5;
 
 /// The three files `plan` reads, with the format and encoding flags each needs.
 pub struct Exports {
