@@ -94,6 +94,11 @@ impl Notices {
         }
     }
 
+    /// A notice found elsewhere (by the thread that read the file ahead).
+    pub(super) fn push(&self, notice: String) {
+        self.0.borrow_mut().pending.push(notice);
+    }
+
     /// The notices found since the last call.
     pub(super) fn take(&self) -> Vec<String> {
         std::mem::take(&mut self.0.borrow_mut().pending)

@@ -57,6 +57,12 @@ impl<R: Read> Read for LineEnds<R> {
                 }
                 break;
             }
+            // Most exports have no CR at all (or only CRLF): a block without one, not after a
+            // CR, passes through as it is.
+            if !self.after_cr && !buf[..read].contains(&b'\r') {
+                self.last = Some(buf[read - 1]);
+                return Ok(read);
+            }
             let mut written = 0;
             for index in 0..read {
                 let byte = buf[index];

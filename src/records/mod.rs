@@ -12,6 +12,7 @@
 //! [`parse_instant`](crate::time::parse_instant) or a Japanese form (`2026年11月30日 14:00`,
 //! `R8.11.30`). A cell that cannot be read leaves its field unknown, not the row skipped.
 
+mod ahead;
 mod bounded;
 mod cells;
 mod columns;
@@ -30,6 +31,7 @@ mod row;
 #[cfg(test)]
 mod tests;
 
+pub use ahead::open_ahead;
 pub use database::{open_database, Database, PatientQuery};
 pub use error::RecordsError;
 pub use field_set::FieldSet;

@@ -33,16 +33,18 @@ pub(super) enum RowsAre {
 }
 
 impl PatientRecords {
-    /// Patients from another source (a database), whose rows are built as an export's are.
-    pub(super) fn from_rows(
-        name: &str,
+    /// Records made from their parts: rows from another source (a database, or the reading
+    /// thread of [`super::ahead`]), built as an export's are, with the notices and reports that
+    /// come with them put where `take_*` finds them.
+    pub(super) fn from_parts(
+        name: String,
         rows_are: RowsAre,
         notices: Notices,
         unreadable: Unreadable,
         rows: Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
     ) -> Self {
         PatientRecords {
-            name: name.to_owned(),
+            name,
             rows_are,
             notices,
             unreadable,

@@ -35,7 +35,7 @@ pub(super) enum Cell<'a> {
 pub(super) struct Unreadable(Rc<RefCell<Vec<RowError>>>);
 
 impl Unreadable {
-    fn push(&self, report: RowError) {
+    pub(super) fn push(&self, report: RowError) {
         self.0.borrow_mut().push(report);
     }
 

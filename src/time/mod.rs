@@ -7,8 +7,10 @@
 //! gap is the first instant after the gap, a time in an overlap is the earlier instant.
 
 mod calendar;
+mod fixed_forms;
 mod offsets;
 mod parse;
+mod rfc3339;
 mod zone;
 
 /// Instants written and shown as Tokyo's wall clock, for the tests of every stage that times
@@ -36,6 +38,7 @@ use chrono::{DateTime, Datelike, NaiveTime, TimeZone};
 
 pub use calendar::{at_time, calendar_end, calendar_start, next_day, next_week, shift, Offset};
 pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
+pub use rfc3339::push_rfc3339;
 pub use zone::{local_date, local_to_utc, wall_clock};
 
 /// A time of day on the clinic's wall clock (`18:00`), as `at` and `quiet` write it. Not

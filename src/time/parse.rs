@@ -5,6 +5,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
+use super::fixed_forms;
 use super::local_to_utc;
 
 /// Wall-clock forms, tried in order. `%.f` also matches no fraction at all.
@@ -88,6 +89,13 @@ pub fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
     if text.is_empty() {
         return Err(DateProblem::Empty);
     }
+    // The export's fixed forms carry no offset: read them before the forms that need one.
+    let fixed = fixed_forms::wall_clock(text)
+        .or_else(|| fixed_forms::date(text).map(|date| date.and_time(NaiveTime::MIN)));
+    if let Some(naive) = fixed {
+        check_year(naive.year())?;
+        return Ok(local_to_utc(naive, tz));
+    }
     if let Some(instant) = parse_with_offset(text) {
         return check_year(instant.year()).map(|()| instant.with_timezone(&Utc));
     }
@@ -117,12 +125,18 @@ fn parse_with_offset(text: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 fn parse_wall_clock(text: &str) -> Option<NaiveDateTime> {
+    if let Some(fixed) = fixed_forms::wall_clock(text) {
+        return Some(fixed);
+    }
     DATE_TIME_FORMATS
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
 }
 
 fn parse_naive_date(text: &str) -> Option<NaiveDate> {
+    if let Some(fixed) = fixed_forms::date(text) {
+        return Some(fixed);
+    }
     DATE_FORMATS
         .iter()
         .find_map(|format| NaiveDate::parse_from_str(text, format).ok())

@@ -93,8 +93,8 @@ fn open_bounded(
         limits,
         done,
     };
-    Ok(PatientRecords::from_rows(
-        name,
+    Ok(PatientRecords::from_parts(
+        name.to_owned(),
         RowsAre::Numbered,
         notices,
         unreadable,

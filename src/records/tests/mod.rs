@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::*;
 
+mod ahead;
 mod as_exported;
 mod csv;
 mod encodings;
