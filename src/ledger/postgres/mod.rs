@@ -63,6 +63,7 @@ pub fn shown_url(url: &str) -> String {
 struct Prepared {
     insert: Statement,
     existing: Statement,
+    lock: Statement,
     take_over: Statement,
     settle: Statement,
 }
@@ -99,8 +100,8 @@ impl PgLedger {
         config.application_name("steprule");
         let mut client = config
             .connect(NoTls)
-            .map_err(|e| fail(format!("cannot connect: {e}")))?;
-        match schema::migrate(&mut client).map_err(|e| fail(e.to_string()))? {
+            .map_err(|e| fail(format!("cannot connect: {}", said(&e))))?;
+        match schema::migrate(&mut client).map_err(|e| fail(said(&e)))? {
             schema::Migrated::Current => {}
             schema::Migrated::TooNew { found, known } => {
                 return Err(LedgerError::TooNew {
@@ -110,7 +111,7 @@ impl PgLedger {
                 })
             }
         }
-        let prepared = sends::prepare(&mut client).map_err(|e| fail(e.to_string()))?;
+        let prepared = sends::prepare(&mut client).map_err(|e| fail(said(&e)))?;
         Ok(PgLedger {
             client: RefCell::new(client),
             clinic: clinic.to_owned(),
@@ -135,7 +136,7 @@ impl PgLedger {
     fn fail(&self, error: postgres::Error) -> LedgerError {
         LedgerError::Postgres {
             ledger: self.shown.clone(),
-            message: error.to_string(),
+            message: said(&error),
         }
     }
 
@@ -148,6 +149,24 @@ impl PgLedger {
 
     fn lease_seconds(&self) -> f64 {
         self.lease.as_secs_f64()
+    }
+}
+
+/// PostgreSQL's own words: the client's `Display` says only "db error" for an error the server
+/// sent, so its severity, code, message, detail and hint are spelled out.
+fn said(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; {hint}"));
+            }
+            text
+        }
+        None => error.to_string(),
     }
 }
 

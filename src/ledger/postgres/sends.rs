@@ -2,12 +2,16 @@
 //!
 //! A claim inserts the send's row with a new retry key and this worker's lease; the primary key
 //! (clinic, sink, patient, step, occurrence) lets only one insert win. A worker that finds the
-//! row already there locks it with `FOR UPDATE SKIP LOCKED`: a row another worker's open
-//! transaction holds (being claimed or settled) is skipped at once, never waited for, and is
-//! that worker's. A row still open (pending, held, blocked) is taken over only when nobody's
-//! lease on it is live, keeping its retry key: the request a second worker makes is the one the
-//! first made, and LINE accepts a retry key once. Settling clears the lease and never undoes a
-//! settlement (a worker whose lease ran out may settle after another did).
+//! row already there reads it without a lock: settled rows are done, rows under another
+//! worker's live lease are that worker's. A row still open (pending, held, blocked) and free is
+//! locked with `FOR UPDATE SKIP LOCKED` (a row another transaction holds is skipped at once,
+//! never waited for) and taken over, keeping its retry key: the request a second worker makes
+//! is the one the first made, and LINE accepts a retry key once. Settling clears the lease and
+//! never undoes a settlement (a worker whose lease ran out may settle after another did).
+//!
+//! No lock is waited for but one: an insert waits for another worker's uncommitted insert of
+//! the same send. Every worker reads the export in the same order, so two never wait for each
+//! other's inserts; settlements and expiry skip locked rows, so nothing waits for them either.
 //!
 //! Times in `lease_until` are the database's (`clock_timestamp()`), so workers on machines
 //! whose clocks differ agree; the pass's `now` (which `--now` may set) is what the rows record.
@@ -29,16 +33,25 @@ const INSERT: &str = "
             clock_timestamp() + make_interval(secs => $14))
     ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING";
 
-/// The existing row, unless another transaction holds it; whether another worker's lease on
-/// it is live.
+/// The existing row as committed, without locking it: whether another worker's lease on it is
+/// live. A lock here would be held to the end of this worker's batch, and a worker settling the
+/// row would wait for it while this worker waits for that worker's claims: a deadlock.
 const EXISTING: &str = "
     SELECT status, retry_key, attempts,
            coalesce(claimed_by <> $6 AND lease_until > clock_timestamp(), false)
     FROM steprule_sends
+    WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5";
+
+/// The row to take over, locked, if it is still open and nobody else's lease on it is live;
+/// nothing if another transaction holds it (being claimed or settled), without waiting.
+const LOCK: &str = "
+    SELECT attempts FROM steprule_sends
     WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
+      AND status IN ('pending', 'held', 'blocked')
+      AND (claimed_by IS NULL OR claimed_by = $6 OR lease_until <= clock_timestamp())
     FOR UPDATE SKIP LOCKED";
 
-/// Takes an open row over (locked by `EXISTING` in this transaction). A held or blocked send
+/// Takes an open row over (locked by `LOCK` in this transaction). A held or blocked send
 /// is pending again from here, its problem cleared, as on SQLite.
 const TAKE_OVER: &str = "
     UPDATE steprule_sends
@@ -51,6 +64,10 @@ const TAKE_OVER: &str = "
         problem_at = CASE WHEN status = 'pending' THEN problem_at END
     WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5";
 
+/// Settles the claimed row, unless another transaction holds it: a worker whose lease ran out
+/// while it was still sending leaves the row to the worker that took it over (which sends the
+/// same retry key, meets LINE's 409, and settles it). Never waits for a lock, so a settling
+/// worker and a claiming one cannot wait for each other.
 const SETTLE: &str = "
     UPDATE steprule_sends
     SET status = $7, attempts = attempts + $8, updated_at = $9,
@@ -62,13 +79,17 @@ const SETTLE: &str = "
         problem_at = CASE WHEN $7 IN ('failed', 'held', 'expired', 'skipped') THEN $9
                           ELSE problem_at END,
         claimed_by = NULL, lease_until = NULL
-    WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
-      AND retry_key = $6 AND status IN ('pending', 'held', 'blocked')";
+    WHERE (clinic, sink, patient, step, occurrence) IN (
+        SELECT clinic, sink, patient, step, occurrence FROM steprule_sends
+        WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
+          AND retry_key = $6 AND status IN ('pending', 'held', 'blocked')
+        FOR UPDATE SKIP LOCKED)";
 
 pub(super) fn prepare(client: &mut Client) -> Result<Prepared, postgres::Error> {
     Ok(Prepared {
         insert: client.prepare(INSERT)?,
         existing: client.prepare(EXISTING)?,
+        lock: client.prepare(LOCK)?,
         take_over: client.prepare(TAKE_OVER)?,
         settle: client.prepare(SETTLE)?,
     })
@@ -118,17 +139,14 @@ impl PgLedger {
         let mut existing = key_params.to_vec();
         existing.push(&self.worker);
         let Some(row) = client.query_opt(&self.prepared.existing, &existing)? else {
+            // Inserted by another worker whose claim has not committed yet.
             return Ok(Claim::Taken);
         };
         let status: &str = row.get(0);
         let retry_key: String = row.get(1);
-        let attempts: i64 = row.get(2);
         let leased_elsewhere: bool = row.get(3);
-        let status = match SendStatus::parse(status) {
-            Ok(status) => status,
-            // An unknown status is never guessed at: nobody sends it.
-            Err(_) => return Ok(Claim::Done(SendStatus::Failed)),
-        };
+        // The CHECK constraint admits only known statuses; a newer schema is refused at open.
+        let status = SendStatus::parse(status).unwrap_or(SendStatus::Failed);
         if !matches!(
             status,
             SendStatus::Pending | SendStatus::Held | SendStatus::Blocked
@@ -138,6 +156,11 @@ impl PgLedger {
         if leased_elsewhere {
             return Ok(Claim::Taken);
         }
+        let Some(locked) = client.query_opt(&self.prepared.lock, &existing)? else {
+            // Another worker took it, or is settling it, since it was read.
+            return Ok(Claim::Taken);
+        };
+        let attempts: i64 = locked.get(0);
         let mut take_over = key_params.to_vec();
         take_over.extend_from_slice(&[&self.worker, &lease, &now, &outbox_from]);
         client.execute(&self.prepared.take_over, &take_over)?;
@@ -196,7 +219,8 @@ impl PgLedger {
     }
 
     /// Open rows whose time has passed, unless a worker's lease on them is live (it is
-    /// sending them, and settles them itself).
+    /// sending them, and settles them itself) or another transaction holds them (the next
+    /// pass expires those).
     pub(super) fn expire(
         &mut self,
         sink: SinkKind,
@@ -205,9 +229,12 @@ impl PgLedger {
         let expired = self.client.get_mut().execute(
             "UPDATE steprule_sends
              SET status = 'expired', updated_at = $3, problem = 'expired', problem_at = $3
-             WHERE clinic = $1 AND sink = $2 AND status IN ('pending', 'held', 'blocked')
-               AND expires_at <= $3
-               AND (lease_until IS NULL OR lease_until <= clock_timestamp())",
+             WHERE (clinic, sink, patient, step, occurrence) IN (
+                 SELECT clinic, sink, patient, step, occurrence FROM steprule_sends
+                 WHERE clinic = $1 AND sink = $2 AND status IN ('pending', 'held', 'blocked')
+                   AND expires_at <= $3
+                   AND (lease_until IS NULL OR lease_until <= clock_timestamp())
+                 FOR UPDATE SKIP LOCKED)",
             &[&self.clinic, &sink.as_str(), &now],
         )?;
         Ok(usize::try_from(expired).unwrap_or(usize::MAX))
