@@ -136,14 +136,15 @@ fn start() -> Result<PgServer, String> {
     }
     let port = free_port().ok_or("no free local port")?;
     // The server and a watchdog that stops it (and deletes the folder) when this test process
-    // is gone, however it ended.
+    // is gone, however it ended. Looked for in /proc: `kill -0` from the `postgres` user on a
+    // process of root's fails whether or not it lives.
     let script = format!(
         r#"{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=200 >{dir}/server.log 2>&1 &
            server=$!
-           while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done
-           kill -QUIT $server 2>/dev/null; wait $server
+           while [ -d /proc/{parent} ] && kill -0 $server 2>/dev/null; do sleep 0.5; done
+           kill -INT $server 2>/dev/null; wait $server
            rm -rf {dir}"#,
         postgres = bin.join("postgres").display(),
         data = data.display(),

@@ -403,3 +403,11 @@ mod tests {
         assert!(!shown_url("postgres://a:s3cret@[bad").contains("s3cret"));
     }
 }
+
+#[cfg(test)]
+#[path = "../../../tests/support/postgres.rs"]
+mod pg;
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod workers;
