@@ -478,7 +478,12 @@ impl Pass {
     /// Commits the open claims, hands their jobs to delivery and records what has settled.
     fn flush(&mut self) -> Result<bool, AppError> {
         self.batch_started = None;
-        self.ledger.commit()?;
+        if let Err(error) = self.ledger.commit() {
+            // Not committed (a full disk, a lost server): these claims have no row, so their
+            // messages must not leave, not even from `finish`; a later run claims them anew.
+            self.waiting.clear();
+            return Err(error.into());
+        }
         let mut open = true;
         for job in self.waiting.drain(..) {
             let taken = self

@@ -84,6 +84,20 @@ pub struct PgLedger {
 impl PgLedger {
     /// Connects to the ledger at `url` as `clinic`'s, migrating it as needed.
     pub fn open(url: &str, clinic: &str, lease: Duration) -> Result<PgLedger, LedgerError> {
+        // One name per process: the passes of `run --every` are one worker, and a pass finds
+        // what the last one left under its lease its own.
+        static WORKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let worker = WORKER.get_or_init(worker_name).clone();
+        PgLedger::open_as(url, clinic, lease, worker)
+    }
+
+    /// [`PgLedger::open`] as the worker named `worker`.
+    fn open_as(
+        url: &str,
+        clinic: &str,
+        lease: Duration,
+        worker: String,
+    ) -> Result<PgLedger, LedgerError> {
         let shown = shown_url(url);
         let fail = |message: String| LedgerError::Postgres {
             ledger: shown.clone(),
@@ -98,6 +112,16 @@ impl PgLedger {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("steprule");
+        // A lost server or a stuck lock stops the pass with an error instead of hanging it:
+        // the only lock a pass waits for is another worker's claim batch, a fraction of a
+        // second; keepalives notice a server that went away without closing the connection.
+        let options = match config.get_options() {
+            Some(given) => format!("-c lock_timeout=60s {given}"),
+            None => "-c lock_timeout=60s".to_owned(),
+        };
+        config.options(&options);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
         let mut client = config
             .connect(NoTls)
             .map_err(|e| fail(format!("cannot connect: {}", said(&e))))?;
@@ -115,7 +139,7 @@ impl PgLedger {
         Ok(PgLedger {
             client: RefCell::new(client),
             clinic: clinic.to_owned(),
-            worker: worker_name(),
+            worker,
             lease,
             shown,
             prepared,
@@ -268,16 +292,17 @@ impl RunLedger for PgLedger {
     }
 
     fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        // Streamed: a million patients' rows are never held at once, only their prints.
         let mut prints = MarkPrints::default();
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(
+        let mut client = self.client.borrow_mut();
+        let mut rows = client
+            .query_raw(
                 "SELECT patient, print FROM steprule_marks WHERE clinic = $1",
-                &[&self.clinic],
+                [&self.clinic],
             )
             .map_err(|e| self.fail(e))?;
-        for row in rows {
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let patient: &str = row.get(0);
             prints.insert(hash(patient), from_sql(row.get(1)));
         }

@@ -44,13 +44,19 @@ fn sent() -> Settlement {
 
 const NOW: &str = "2026-11-25T02:00:00Z";
 
+/// A worker of its own (one process is one worker; these tests play several).
+fn worker(url: &str, clinic: &str, lease_seconds: u64) -> PgLedger {
+    let name = format!("test-worker-{}", uuid::Uuid::new_v4().simple());
+    PgLedger::open_as(url, clinic, Duration::from_secs(lease_seconds), name).unwrap()
+}
+
 #[test]
 fn a_send_is_claimed_by_one_worker_and_resumed_by_another_only_after_its_lease() {
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("claims");
     let now = at(NOW);
-    let mut first = PgLedger::open(&url, "clinic-a", Duration::from_secs(1)).unwrap();
-    let mut second = PgLedger::open(&url, "clinic-a", Duration::from_secs(60)).unwrap();
+    let mut first = worker(&url, "clinic-a", 1);
+    let mut second = worker(&url, "clinic-a", 60);
     assert_ne!(first.worker(), second.worker());
 
     let Claim::New { retry_key } = first.claim(&key("P1"), &details(), now).unwrap() else {
@@ -86,8 +92,8 @@ fn a_late_settlement_never_undoes_another_workers() {
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("late");
     let now = at(NOW);
-    let mut slow = PgLedger::open(&url, "clinic-a", Duration::from_secs(1)).unwrap();
-    let mut other = PgLedger::open(&url, "clinic-a", Duration::from_secs(60)).unwrap();
+    let mut slow = worker(&url, "clinic-a", 1);
+    let mut other = worker(&url, "clinic-a", 60);
     let Claim::New { retry_key } = slow.claim(&key("P1"), &details(), now).unwrap() else {
         panic!("new")
     };
@@ -109,8 +115,8 @@ fn an_open_send_another_transaction_holds_is_skipped_not_waited_for() {
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("skip");
     let now = at(NOW);
-    let mut first = PgLedger::open(&url, "clinic-a", Duration::from_secs(60)).unwrap();
-    let mut second = PgLedger::open(&url, "clinic-a", Duration::from_secs(60)).unwrap();
+    let mut first = worker(&url, "clinic-a", 60);
+    let mut second = worker(&url, "clinic-a", 60);
     let Claim::New { retry_key } = first.claim(&key("P1"), &details(), now).unwrap() else {
         panic!("new")
     };
@@ -149,8 +155,8 @@ fn clinics_in_one_database_are_apart() {
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("clinics");
     let now = at(NOW);
-    let mut a = PgLedger::open(&url, "clinic-a", Duration::from_secs(60)).unwrap();
-    let mut b = PgLedger::open(&url, "clinic-b", Duration::from_secs(60)).unwrap();
+    let mut a = worker(&url, "clinic-a", 60);
+    let mut b = worker(&url, "clinic-b", 60);
     let Claim::New { retry_key } = a.claim(&key("P1"), &details(), now).unwrap() else {
         panic!("new")
     };
@@ -172,4 +178,27 @@ fn clinics_in_one_database_are_apart() {
     assert_eq!(seen, 0, "clinic-b has sent nothing");
     assert!(a.has_sent(SinkKind::Line).unwrap());
     assert!(!b.has_sent(SinkKind::Line).unwrap());
+}
+
+#[test]
+fn the_passes_of_one_process_are_one_worker() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("passes");
+    let now = at(NOW);
+    let lease = Duration::from_secs(60);
+    // A pass stopped by a signal leaves a claimed send pending under its lease.
+    let mut pass = PgLedger::open(&url, "clinic-a", lease).unwrap();
+    let Claim::New { retry_key } = pass.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    drop(pass);
+    // `run --every`'s next pass is the same worker: the send is its own to resume.
+    let mut next = PgLedger::open(&url, "clinic-a", lease).unwrap();
+    assert_eq!(
+        next.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Resume {
+            retry_key,
+            attempts: 0
+        }
+    );
 }
