@@ -202,3 +202,35 @@ fn the_passes_of_one_process_are_one_worker() {
         }
     );
 }
+
+#[test]
+fn open_sends_past_their_time_expire_unless_a_live_lease_holds_them() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("expire");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let Claim::New { retry_key } = ledger.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    let later = Settlement::RetryLater("LINE answered 500".into());
+    ledger
+        .settle(&key("P1"), &retry_key, 1, &later, now)
+        .unwrap();
+    // P2 is claimed and on its way: its lease is live.
+    let Claim::New { .. } = ledger.claim(&key("P2"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    let after_expiry = at("2026-11-26T02:00:00Z");
+    assert_eq!(ledger.expire_open(SinkKind::Line, after_expiry).unwrap(), 1);
+    assert_eq!(
+        ledger.status_counts().unwrap(),
+        vec![(SendStatus::Pending, 1), (SendStatus::Expired, 1)]
+    );
+    assert_eq!(
+        worker(&url, "clinic-b", 60)
+            .expire_open(SinkKind::Line, after_expiry)
+            .unwrap(),
+        0,
+        "another clinic's rows are not touched"
+    );
+}
