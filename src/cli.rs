@@ -79,8 +79,10 @@ pub(crate) enum Command {
         /// and never sent, as the rules' `start` setting does (which this replaces).
         #[arg(long, value_name = "T")]
         since: Option<String>,
-        /// The ledger (default: .steprule/ledger.db beside the rules).
-        #[arg(long, value_name = "PATH")]
+        /// The ledger: a file (default: .steprule/ledger.db beside the rules), or a
+        /// postgres://USER:PASSWORD@HOST/DATABASE URL that several workers share (also from
+        /// STEPRULE_LEDGER_URL, which keeps the password out of the command line).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         /// The outbox for deliveries without a token or with --dry-run (default:
         /// .steprule/outbox.jsonl beside the rules).
@@ -107,6 +109,10 @@ pub(crate) enum Command {
         /// Name each push in LINE's customAggregationUnits: the step, or step__variant for an A/B arm (for accounts that applied).
         #[arg(long)]
         custom_aggregation: bool,
+        /// On a PostgreSQL ledger, how long this worker holds the sends it claimed before
+        /// another may take them over, e.g. 5m (the default) or 30s (1s to 24h).
+        #[arg(long, value_parser = parse_interval)]
+        lease: Option<std::time::Duration>,
     },
     /// What the ledger holds: sends per step and status, the latest that did not go out and
     /// why, and (with --patient) everything one patient was sent.

@@ -101,8 +101,12 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             max_attempts,
             every,
             custom_aggregation,
+            lease,
         } => {
             let patients = patient_source(patients)?;
+            // The URL (and its password) can stay out of the command line, where `ps` shows it.
+            let ledger =
+                ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
             // clap keeps --rate within 1..=100,000.
             let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
             let token = channel_token();
@@ -125,6 +129,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 },
                 every,
                 progress: std::io::stderr().is_terminal(),
+                lease: lease.unwrap_or(steprule::ledger::postgres::DEFAULT_LEASE),
             };
             app::run::run(&request, io)
         }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::AppError;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, RunLedger};
 use crate::records::PatientRecord;
 
 /// Every patient's latest linked LINE user.
@@ -51,10 +51,10 @@ pub struct Resolved<'a> {
 }
 
 impl Links {
-    pub fn load(ledger: &Ledger) -> Result<Links, LedgerError> {
+    pub fn load(ledger: &dyn RunLedger) -> Result<Links, LedgerError> {
         let mut by_patient: HashMap<Box<str>, Box<str>> = HashMap::new();
         // Each patient's latest link comes last, so the last insert is the one kept.
-        ledger.links(|patient, user| match by_patient.get_mut(patient) {
+        ledger.links(&mut |patient, user| match by_patient.get_mut(patient) {
             Some(latest) => *latest = user.into(),
             None => {
                 by_patient.insert(patient.into(), user.into());
@@ -103,9 +103,9 @@ impl Links {
 }
 
 impl BlockedUsers {
-    pub fn load(ledger: &Ledger) -> Result<BlockedUsers, LedgerError> {
+    pub fn load(ledger: &dyn RunLedger) -> Result<BlockedUsers, LedgerError> {
         let mut users = HashSet::new();
-        ledger.blocked_users(|user| {
+        ledger.blocked_users(&mut |user| {
             users.insert(user.into());
         })?;
         Ok(BlockedUsers { users })
@@ -126,7 +126,7 @@ impl BlockedUsers {
 }
 
 impl Recipients {
-    pub fn load(ledger: &Ledger) -> Result<Recipients, LedgerError> {
+    pub fn load(ledger: &dyn RunLedger) -> Result<Recipients, LedgerError> {
         Ok(Recipients {
             links: Links::load(ledger)?,
             blocked: BlockedUsers::load(ledger)?,

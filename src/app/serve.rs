@@ -95,6 +95,8 @@ pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
         },
         every: None,
         progress: false,
+        // Unused: serve keeps its ledger in SQLite (`Ledger::open` refuses a URL).
+        lease: crate::ledger::postgres::DEFAULT_LEASE,
     };
     let (ledger_path, _) = run::paths(&run_request);
     let ledger = Ledger::open(&ledger_path)?;

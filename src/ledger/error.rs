@@ -50,6 +50,13 @@ pub enum LedgerError {
     },
     #[error("no ledger at {path}; `steprule run` creates it")]
     Missing { path: String },
+    /// PostgreSQL's error; `ledger` is the URL without its password.
+    #[error("ledger {ledger}: {message}")]
+    Postgres { ledger: String, message: String },
+    #[error(
+        "ledger {ledger}: {what} is not on the PostgreSQL ledger yet; use an SQLite ledger for it"
+    )]
+    NotOnPostgres { ledger: String, what: &'static str },
     #[error("ledger {path}: {source}")]
     Sql {
         path: String,

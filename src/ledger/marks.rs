@@ -33,7 +33,7 @@ pub struct MarkPrints {
 
 impl MarkPrints {
     /// Stores `print` for `patient_hash`; a second print for the same hash replaces the first.
-    fn insert(&mut self, patient_hash: u64, print: u64) {
+    pub(crate) fn insert(&mut self, patient_hash: u64, print: u64) {
         if patient_hash == 0 {
             self.len += usize::from(self.zero.replace(print).is_none());
             return;

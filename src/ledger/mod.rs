@@ -13,10 +13,12 @@ mod insights;
 mod line_state;
 mod lock;
 mod marks;
+pub mod postgres;
 mod reactions;
 mod read;
 mod report_reads;
 mod schema;
+mod store;
 
 pub use error::LedgerError;
 pub(crate) use events::event_stamp;
@@ -30,6 +32,7 @@ pub use marks::{MarkPrints, MarkRow};
 pub use reactions::{DeliveredSend, PatientEvent};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
 pub use report_reads::ArmKey;
+pub use store::{is_postgres_url, LedgerLocation, RunLedger};
 
 use std::path::Path;
 
@@ -155,6 +158,9 @@ pub enum Claim {
     Resume { retry_key: String, attempts: u32 },
     /// Already settled; nothing to do.
     Done(SendStatus),
+    /// Another worker on the same (shared) ledger holds it: its lease is live, or its claim
+    /// or settlement is being written. Not this worker's to send.
+    Taken,
 }
 
 /// How a claimed send ended in this run.
@@ -215,6 +221,18 @@ pub struct Ledger {
     in_batch: bool,
 }
 
+/// Only `run` reads a PostgreSQL ledger so far; to every other command a URL is not a file
+/// name to create (nor to print: it may hold a password).
+fn refuse_url(path: &Path) -> Result<(), LedgerError> {
+    match path.to_str().filter(|p| is_postgres_url(p)) {
+        Some(url) => Err(LedgerError::NotOnPostgres {
+            ledger: postgres::shown_url(url),
+            what: "this command",
+        }),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -228,6 +246,7 @@ pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path`, or where it leads.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        refuse_url(path)?;
         let file = DataFile::open_database(path).map_err(|e| LedgerError::Open {
             path: path.display().to_string(),
             message: file::advice(&e, "--ledger"),
@@ -237,6 +256,7 @@ impl Ledger {
 
     /// Opens a ledger that must exist already (for `status`).
     pub fn open_existing(path: &Path) -> Result<Ledger, LedgerError> {
+        refuse_url(path)?;
         if !path.exists() {
             return Err(LedgerError::Missing {
                 path: path.display().to_string(),

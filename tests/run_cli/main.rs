@@ -19,6 +19,7 @@
 //! - `line_answers`: LINE's 409s without an accepted id, error text quoting the token, and
 //!   `--line-api-base` checked at start;
 //! - `options`: `--custom-aggregation` and `--every`;
+//! - `postgres_ledger`: `--ledger postgres://…`, several workers on one ledger;
 //! - `secrets`: the channel access token never leaks;
 //! - `tracking`: with `track`, links and postbacks become tokens that lead back to their send;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
@@ -29,6 +30,8 @@
 mod common;
 #[path = "../support/fake_line/mod.rs"]
 mod fake_line;
+#[path = "../support/postgres.rs"]
+mod pg;
 
 mod ledger;
 mod workspace;
@@ -44,6 +47,7 @@ mod line_answers;
 mod observe;
 mod options;
 mod privacy;
+mod postgres_ledger;
 mod secrets;
 mod status;
 mod tracking;

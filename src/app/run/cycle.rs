@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::due::{self, Due, Known};
 use super::history::SentHistory;
+use super::ledger::open_ledger;
 use super::observe::{self, Observer};
 use super::progress::{Bar, NoProgress};
 use super::report::{Problems, RunSummary};
@@ -29,7 +30,7 @@ use crate::app::{AppError, RowCounts};
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
-    Claim, Ledger, LedgerLock, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
+    Claim, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
 };
 use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
@@ -65,28 +66,30 @@ pub(super) struct Cycle<'a> {
 impl Cycle<'_> {
     /// One pass; the summary is printed before it returns.
     pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, AppError> {
-        // The lock first: migrations and everything after run one at a time per ledger.
-        let _lock = LedgerLock::acquire(self.ledger_path)?;
-        let mut ledger = Ledger::open(self.ledger_path)?;
+        let (_lock, mut ledger) = open_ledger(self.request, self.plan, self.ledger_path)?;
         if let Some(mode) = ledger.tightened_from() {
             writeln!(
                 io.err,
                 "note: the ledger {} was readable by others (mode {mode:o}); it holds patient \
                  data and is now 0600",
-                ledger.path().display()
+                ledger.describe()
             )?;
         }
-        let (sink, kind) = self.sink(&ledger, io)?;
+        let (sink, kind) = self.sink(ledger.as_ref(), io)?;
         let sink = Arc::new(sink);
         let mut summary = RunSummary {
             expired_earlier: ledger.expire_open(kind, now)? as u64,
             ..RunSummary::default()
         };
-        let history = SentHistory::load(&ledger, kind, self.plan, now)?;
-        let reactions = PassReactions::load(&ledger, self.plan, now)?;
-        let observer = Observer::prepare(self.plan, self.request.dry_run, &ledger)?;
+        let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
+        // Refused at open on a ledger without the events they read (see `open_ledger`).
+        let reactions = match ledger.sqlite() {
+            Some(sqlite) => PassReactions::load(sqlite, self.plan, now)?,
+            None => PassReactions::none(self.plan),
+        };
+        let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref())?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
-        let Recipients { links, blocked } = Recipients::load(&ledger)?;
+        let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;
         let progress: Arc<dyn Progress> = if self.request.progress {
             Arc::new(Bar::new())
         } else {
@@ -174,7 +177,7 @@ impl Cycle<'_> {
 
     /// LINE with a token (and no `--dry-run`), else the outbox, which a ledger holding LINE
     /// deliveries only accepts when asked for by name.
-    fn sink(&self, ledger: &Ledger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), AppError> {
+    fn sink(&self, ledger: &dyn RunLedger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), AppError> {
         let request = self.request;
         if let Some(client) = self.line {
             return Ok((Sink::Line(client.clone()), SinkKind::Line));
@@ -189,7 +192,7 @@ impl Cycle<'_> {
                  through LINE: set the token to deliver through LINE, or give --outbox PATH (or \
                  --dry-run) to write to an outbox, whose sends are recorded apart and never \
                  count as LINE deliveries",
-                ledger.path().display()
+                ledger.describe()
             )));
         }
         let why = if request.dry_run {
@@ -272,7 +275,7 @@ impl Cycle<'_> {
                 Ok(Due::Warning(line)) => writeln!(io.err, "{line}")?,
                 Ok(Due::Observed(seen)) => {
                     pass.begin()?;
-                    observe::record(&mut pass.ledger, &seen, now, &mut pass.summary)?;
+                    observe::record(pass.ledger.as_mut(), &seen, now, &mut pass.summary)?;
                     if !pass.flush_if_due()? {
                         return Ok(());
                     }
@@ -328,6 +331,10 @@ impl Cycle<'_> {
                     pass.summary.settled_before += 1;
                     continue;
                 }
+                Claim::Taken => {
+                    pass.summary.other_workers += 1;
+                    continue;
+                }
             };
             // Due before the clinic's start: recorded once, never sent. A row an earlier run
             // left pending may have reached LINE already, so it goes on as usual.
@@ -348,7 +355,9 @@ impl Cycle<'_> {
             });
             // A resumed send carries the tokens its first claim recorded: the same links.
             let mut links = match &plan.track {
-                Some(_) if resumed => Some(SendLinks::new(recorded_links(&pass.ledger, &key)?)),
+                Some(_) if resumed => {
+                    Some(SendLinks::new(recorded_links(pass.ledger.as_ref(), &key)?))
+                }
                 Some(_) => Some(SendLinks::new([])),
                 None => None,
             };
@@ -398,7 +407,7 @@ impl Cycle<'_> {
 }
 
 /// The tokens recorded with an earlier claim of the send `key`.
-fn recorded_links(ledger: &Ledger, key: &SendKey<'_>) -> Result<Vec<TrackedLink>, AppError> {
+fn recorded_links(ledger: &dyn RunLedger, key: &SendKey<'_>) -> Result<Vec<TrackedLink>, AppError> {
     let recorded = ledger.tracked_for(key)?;
     Ok(recorded
         .into_iter()
@@ -416,7 +425,7 @@ fn recorded_links(ledger: &Ledger, key: &SendKey<'_>) -> Result<Vec<TrackedLink>
 /// The state of one pass: the ledger, the claims waiting for their batch to commit, and what
 /// came of the sends so far.
 struct Pass {
-    ledger: Ledger,
+    ledger: Box<dyn RunLedger>,
     kind: SinkKind,
     /// Where the outbox ended when the pass began (outbox passes only).
     outbox_end: Option<u64>,
@@ -469,7 +478,12 @@ impl Pass {
     /// Commits the open claims, hands their jobs to delivery and records what has settled.
     fn flush(&mut self) -> Result<bool, AppError> {
         self.batch_started = None;
-        self.ledger.commit()?;
+        if let Err(error) = self.ledger.commit() {
+            // Not committed (a full disk, a lost server): these claims have no row, so their
+            // messages must not leave, not even from `finish`; a later run claims them anew.
+            self.waiting.clear();
+            return Err(error.into());
+        }
         let mut open = true;
         for job in self.waiting.drain(..) {
             let taken = self

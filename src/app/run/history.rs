@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::eval::SentBefore;
-use crate::ledger::{Ledger, LedgerError, SinkKind};
+use crate::ledger::{LedgerError, RunLedger, SinkKind};
 use crate::plan::TimingPlan;
 
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ pub(super) struct SentHistory {
 
 impl SentHistory {
     pub(super) fn load(
-        ledger: &Ledger,
+        ledger: &dyn RunLedger,
         sink: SinkKind,
         plan: &TimingPlan,
         now: DateTime<Utc>,
@@ -28,7 +28,7 @@ impl SentHistory {
             .map(|s| (s.id.as_str(), s.index))
             .collect();
         let mut by_patient: HashMap<Box<str>, Vec<SentBefore>> = HashMap::new();
-        ledger.recent_sends(sink, now, |send| {
+        ledger.recent_sends(sink, now, &mut |send| {
             // A step renamed or removed since no longer has a say.
             let Some(&step) = steps.get(send.step) else {
                 return;

@@ -5,6 +5,7 @@
 mod cycle;
 mod due;
 mod history;
+mod ledger;
 mod observe;
 mod progress;
 mod report;
@@ -28,7 +29,8 @@ pub struct RunRequest {
     pub now: Option<String>,
     /// `--since T`: sends timed before T are skipped; replaces the rules' `start`.
     pub since: Option<String>,
-    /// Default: `.steprule/ledger.db` beside the rules.
+    /// Default: `.steprule/ledger.db` beside the rules. A `postgres://` URL is a PostgreSQL
+    /// ledger.
     pub ledger: Option<PathBuf>,
     /// Default: `.steprule/outbox.jsonl` beside the rules. Given explicitly, it also says the
     /// user means the outbox, even on a ledger that holds LINE deliveries.
@@ -42,6 +44,9 @@ pub struct RunRequest {
     pub every: Option<Duration>,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
+    /// On a PostgreSQL ledger, how long this worker holds the sends it claimed before another
+    /// worker may take them over.
+    pub lease: Duration,
 }
 
 pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::report::RunSummary;
 use crate::app::AppError;
-use crate::ledger::{event_stamp, EventKind, Ledger, MarkPrints, MarkRow, NewEvent};
+use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, RunLedger};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -147,14 +147,14 @@ impl Observer {
     pub fn prepare(
         plan: &TimingPlan,
         dry_run: bool,
-        ledger: &Ledger,
+        ledger: &dyn RunLedger,
     ) -> Result<Option<Observer>, AppError> {
         let Some(watch) = Watch::new(plan).filter(|_| !dry_run) else {
             return Ok(None);
         };
         Ok(Some(Observer {
             watch: Arc::new(watch),
-            prints: ledger.mark_prints(|id| hash64(&[id.as_bytes()]))?,
+            prints: ledger.mark_prints(&|id| hash64(&[id.as_bytes()]))?,
         }))
     }
 
@@ -240,7 +240,7 @@ pub(super) fn compare(
 /// Compares an observation with the patient's marks, records the events and the new marks,
 /// in the pass's open transaction.
 pub(super) fn record(
-    ledger: &mut Ledger,
+    ledger: &mut dyn RunLedger,
     seen: &Observation,
     now: DateTime<Utc>,
     summary: &mut RunSummary,

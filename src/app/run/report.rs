@@ -49,6 +49,9 @@ pub struct RunSummary {
     /// export).
     pub booked: u64,
     pub revisited: u64,
+    /// Due sends another worker on the same PostgreSQL ledger held (claimed, or being
+    /// settled): that worker sends them.
+    pub other_workers: u64,
 }
 
 impl RunSummary {
@@ -136,6 +139,9 @@ impl std::fmt::Display for RunSummary {
         )?;
         if self.unreadable_rows > 0 {
             write!(f, ", rows with unreadable cells {}", self.unreadable_rows)?;
+        }
+        if self.other_workers > 0 {
+            write!(f, ", held by other workers {}", self.other_workers)?;
         }
         Ok(())
     }

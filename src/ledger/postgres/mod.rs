@@ -1,0 +1,438 @@
+//! The ledger on PostgreSQL: the same sends, marks and events as the SQLite ledger, for many
+//! clinics (every row carries its clinic) and many workers at once (claims carry leases; see
+//! `sends.rs`). Connected with the synchronous `postgres` client: a pass owns its ledger on one
+//! thread, as it owns the SQLite connection, and delivery never touches it.
+//!
+//! The connection URL may hold a password: it is never printed. Messages name the ledger by
+//! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
+
+mod schema;
+mod sends;
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, NoTls, Statement};
+
+use super::{Claim, RunLedger};
+use super::{
+    LedgerError, MarkPrints, MarkRow, NewEvent, PendingInOutbox, RecentSend, SendDetails, SendKey,
+    SendStatus, Settlement, SinkKind, TrackKind, UnitUse,
+};
+pub use schema::MIGRATIONS;
+
+/// How long a worker holds the sends it claimed unless told otherwise (`run --lease`): longer
+/// than a claimed send waits in the delivery queue and retries, so that no other worker takes
+/// over a send that is still on its way. A worker that dies leaves its sends to others after it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+/// How long connecting may take before the pass gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `url` with its password replaced by `***`, for every message that names the ledger.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = parsed.set_password(Some("***"));
+            }
+            // `?password=…` is a password too.
+            let hidden: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(name, value)| {
+                    let value = if name.eq_ignore_ascii_case("password") {
+                        "***".to_owned()
+                    } else {
+                        value.into_owned()
+                    };
+                    (name.into_owned(), value)
+                })
+                .collect();
+            if !hidden.is_empty() {
+                parsed.query_pairs_mut().clear().extend_pairs(hidden);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(a PostgreSQL URL that cannot be read)".to_owned(),
+    }
+}
+
+/// The statements a pass runs for every send, prepared once per connection.
+struct Prepared {
+    insert: Statement,
+    existing: Statement,
+    lock: Statement,
+    take_over: Statement,
+    settle: Statement,
+}
+
+/// A PostgreSQL ledger, seen as one clinic's.
+pub struct PgLedger {
+    /// In a cell: the client needs `&mut` even to read, and the reads take `&self`.
+    client: RefCell<Client>,
+    clinic: String,
+    /// This worker's name in `claimed_by`: the host's name, the process id and a random part.
+    worker: String,
+    lease: Duration,
+    shown: String,
+    prepared: Prepared,
+    in_batch: bool,
+}
+
+impl PgLedger {
+    /// Connects to the ledger at `url` as `clinic`'s, migrating it as needed.
+    pub fn open(url: &str, clinic: &str, lease: Duration) -> Result<PgLedger, LedgerError> {
+        // One name per process: the passes of `run --every` are one worker, and a pass finds
+        // what the last one left under its lease its own.
+        static WORKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let worker = WORKER.get_or_init(worker_name).clone();
+        PgLedger::open_as(url, clinic, lease, worker)
+    }
+
+    /// [`PgLedger::open`] as the worker named `worker`.
+    fn open_as(
+        url: &str,
+        clinic: &str,
+        lease: Duration,
+        worker: String,
+    ) -> Result<PgLedger, LedgerError> {
+        let shown = shown_url(url);
+        let fail = |message: String| LedgerError::Postgres {
+            ledger: shown.clone(),
+            message,
+        };
+        // The parser's own message may quote the URL: say what is wrong without it.
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            fail(
+                "not a PostgreSQL connection URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
+                    .into(),
+            )
+        })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("steprule");
+        // A lost server or a stuck lock stops the pass with an error instead of hanging it:
+        // the only lock a pass waits for is another worker's claim batch, a fraction of a
+        // second; keepalives notice a server that went away without closing the connection.
+        let options = match config.get_options() {
+            Some(given) => format!("-c lock_timeout=60s {given}"),
+            None => "-c lock_timeout=60s".to_owned(),
+        };
+        config.options(&options);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| fail(format!("cannot connect: {}", said(&e))))?;
+        match schema::migrate(&mut client).map_err(|e| fail(said(&e)))? {
+            schema::Migrated::Current => {}
+            schema::Migrated::TooNew { found, known } => {
+                return Err(LedgerError::TooNew {
+                    path: shown,
+                    found,
+                    known,
+                })
+            }
+        }
+        let prepared = sends::prepare(&mut client).map_err(|e| fail(said(&e)))?;
+        Ok(PgLedger {
+            client: RefCell::new(client),
+            clinic: clinic.to_owned(),
+            worker,
+            lease,
+            shown,
+            prepared,
+            in_batch: false,
+        })
+    }
+
+    /// The clinic whose rows this ledger reads and writes.
+    pub fn clinic(&self) -> &str {
+        &self.clinic
+    }
+
+    /// This worker's name, as `claimed_by` holds it.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn fail(&self, error: postgres::Error) -> LedgerError {
+        LedgerError::Postgres {
+            ledger: self.shown.clone(),
+            message: said(&error),
+        }
+    }
+
+    fn not_here(&self, what: &'static str) -> LedgerError {
+        LedgerError::NotOnPostgres {
+            ledger: self.shown.clone(),
+            what,
+        }
+    }
+
+    fn lease_seconds(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+}
+
+/// PostgreSQL's own words: the client's `Display` says only "db error" for an error the server
+/// sent, so its severity, code, message, detail and hint are spelled out.
+fn said(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; {hint}"));
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// `host:pid:random`, unique among the workers of one ledger.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().chars().take(64).collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
+}
+
+/// SQL integers are signed: the mark hashes are stored bit for bit.
+fn to_sql(bits: u64) -> i64 {
+    i64::from_ne_bytes(bits.to_ne_bytes())
+}
+
+fn from_sql(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+impl RunLedger for PgLedger {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self) -> Result<(), LedgerError> {
+        if !self.in_batch {
+            self.client
+                .get_mut()
+                .batch_execute("BEGIN")
+                .map_err(|e| self.fail(e))?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), LedgerError> {
+        if self.in_batch {
+            self.in_batch = false;
+            self.client
+                .get_mut()
+                .batch_execute("COMMIT")
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    fn claim(
+        &mut self,
+        key: &SendKey<'_>,
+        details: &SendDetails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, LedgerError> {
+        self.claim_send(key, details, now).map_err(|e| self.fail(e))
+    }
+
+    fn settle(
+        &mut self,
+        key: &SendKey<'_>,
+        retry_key: &str,
+        attempts: u32,
+        settlement: &Settlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.settle_send(key, retry_key, attempts, settlement, now)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn expire_open(&mut self, sink: SinkKind, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+        self.expire(sink, now).map_err(|e| self.fail(e))
+    }
+
+    fn recent_sends(
+        &self,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+        each: &mut dyn FnMut(RecentSend<'_>),
+    ) -> Result<(), LedgerError> {
+        self.recent(sink, now, each)
+    }
+
+    fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {
+        self.any_sent(sink)
+    }
+
+    fn pending_in_outbox(&self) -> Result<PendingInOutbox, LedgerError> {
+        self.open_in_outbox()
+    }
+
+    fn status_counts(&self) -> Result<Vec<(SendStatus, u64)>, LedgerError> {
+        self.counts()
+    }
+
+    fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        // Streamed: a million patients' rows are never held at once, only their prints.
+        let mut prints = MarkPrints::default();
+        let mut client = self.client.borrow_mut();
+        let mut rows = client
+            .query_raw(
+                "SELECT patient, print FROM steprule_marks WHERE clinic = $1",
+                [&self.clinic],
+            )
+            .map_err(|e| self.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let patient: &str = row.get(0);
+            prints.insert(hash(patient), from_sql(row.get(1)));
+        }
+        Ok(prints)
+    }
+
+    fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
+        let row = self
+            .client
+            .borrow_mut()
+            .query_opt(
+                "SELECT fields, seen FROM steprule_marks WHERE clinic = $1 AND patient = $2",
+                &[&self.clinic, &patient],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(row.map(|row| MarkRow {
+            fields: from_sql(row.get(0)),
+            seen: row.get(1),
+        }))
+    }
+
+    fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError> {
+        self.client
+            .get_mut()
+            .execute(
+                "INSERT INTO steprule_marks (clinic, patient, print, fields, seen)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (clinic, patient) DO UPDATE
+                 SET print = excluded.print, fields = excluded.fields, seen = excluded.seen",
+                &[
+                    &self.clinic,
+                    &patient,
+                    &to_sql(print),
+                    &to_sql(row.fields),
+                    &row.seen,
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn record_event(
+        &mut self,
+        event: &NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let send = event.send;
+        let inserted = self
+            .client
+            .get_mut()
+            .execute(
+                "INSERT INTO steprule_events (clinic, id, type, at, received_at, line_user,
+                                              patient, sink, step, occurrence, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (clinic, id) DO NOTHING",
+                &[
+                    &self.clinic,
+                    &event.id,
+                    &event.kind.as_str(),
+                    &event.at,
+                    &now,
+                    &event.line_user,
+                    &event.patient.or(send.map(|s| s.patient.as_str())),
+                    &send.map(|s| s.sink.as_str()),
+                    &send.map(|s| s.step.as_str()),
+                    &send.map(|s| s.occurrence),
+                    &event.detail,
+                ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(inserted == 1)
+    }
+
+    /// No links yet: they come from `serve`, which keeps its events in SQLite so far.
+    fn links(&self, _each: &mut dyn FnMut(&str, &str)) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// No blocks yet: they come from `serve`, which keeps its events in SQLite so far.
+    fn blocked_users(&self, _each: &mut dyn FnMut(&str)) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    fn track(
+        &mut self,
+        _token: &str,
+        _kind: TrackKind,
+        _key: &SendKey<'_>,
+        _target: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Err(self.not_here("link tracking (`track`)"))
+    }
+
+    fn tracked_for(
+        &self,
+        _key: &SendKey<'_>,
+    ) -> Result<Vec<(String, TrackKind, String)>, LedgerError> {
+        Err(self.not_here("link tracking (`track`)"))
+    }
+
+    fn record_unit_uses(&mut self, _uses: &[UnitUse]) -> Result<(), LedgerError> {
+        Err(self.not_here("--custom-aggregation"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_url_has_no_password() {
+        let shown = shown_url("postgres://clinic:s3cret-pw@db.example:5432/ledger");
+        assert_eq!(shown, "postgres://clinic:***@db.example:5432/ledger");
+        let shown = shown_url("postgresql://clinic@db/ledger?password=s3cret-pw&sslmode=disable");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("sslmode=disable"), "{shown}");
+        assert_eq!(
+            shown_url("postgres://db/ledger"),
+            "postgres://db/ledger",
+            "nothing to hide"
+        );
+        assert!(!shown_url("postgres://a:s3cret@[bad").contains("s3cret"));
+    }
+}
+
+#[cfg(test)]
+#[path = "../../../tests/support/postgres.rs"]
+mod pg;
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod workers;

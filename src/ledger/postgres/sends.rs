@@ -1,0 +1,344 @@
+//! Claims and settlements on PostgreSQL, shared by many workers.
+//!
+//! A claim inserts the send's row with a new retry key and this worker's lease; the primary key
+//! (clinic, sink, patient, step, occurrence) lets only one insert win. A worker that finds the
+//! row already there reads it without a lock: settled rows are done, rows under another
+//! worker's live lease are that worker's. A row still open (pending, held, blocked) and free is
+//! locked with `FOR UPDATE SKIP LOCKED` (a row another transaction holds is skipped at once,
+//! never waited for) and taken over, keeping its retry key: the request a second worker makes
+//! is the one the first made, and LINE accepts a retry key once. Settling clears the lease and
+//! never undoes a settlement (a worker whose lease ran out may settle after another did).
+//!
+//! No lock is waited for but one: an insert waits for another worker's uncommitted insert of
+//! the same send. Every worker reads the export in the same order, so two never wait for each
+//! other's inserts; settlements and expiry skip locked rows, so nothing waits for them either.
+//!
+//! Times in `lease_until` are the database's (`clock_timestamp()`), so workers on machines
+//! whose clocks differ agree; the pass's `now` (which `--now` may set) is what the rows record.
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+
+use super::super::{
+    Claim, LedgerError, PendingInOutbox, RecentSend, SendDetails, SendKey, SendStatus, Settlement,
+    SinkKind,
+};
+use super::{PgLedger, Prepared};
+
+const INSERT: &str = "
+    INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
+                                status, retry_key, attempts, due_at, expires_at, created_at,
+                                updated_at, outbox_from, claimed_by, lease_until)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 0, $9, $10, $11, $11, $12, $13,
+            clock_timestamp() + make_interval(secs => $14))
+    ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING";
+
+/// The existing row as committed, without locking it: whether another worker's lease on it is
+/// live. A lock here would be held to the end of this worker's batch, and a worker settling the
+/// row would wait for it while this worker waits for that worker's claims: a deadlock.
+const EXISTING: &str = "
+    SELECT status, retry_key, attempts,
+           coalesce(claimed_by <> $6 AND lease_until > clock_timestamp(), false)
+    FROM steprule_sends
+    WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5";
+
+/// The row to take over, locked, if it is still open and nobody else's lease on it is live;
+/// nothing if another transaction holds it (being claimed or settled), without waiting.
+const LOCK: &str = "
+    SELECT attempts FROM steprule_sends
+    WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
+      AND status IN ('pending', 'held', 'blocked')
+      AND (claimed_by IS NULL OR claimed_by = $6 OR lease_until <= clock_timestamp())
+    FOR UPDATE SKIP LOCKED";
+
+/// Takes an open row over (locked by `LOCK` in this transaction). A held or blocked send
+/// is pending again from here, its problem cleared, as on SQLite.
+const TAKE_OVER: &str = "
+    UPDATE steprule_sends
+    SET claimed_by = $6, lease_until = clock_timestamp() + make_interval(secs => $7),
+        status = 'pending',
+        updated_at = CASE WHEN status = 'pending' THEN updated_at ELSE $8 END,
+        outbox_from = CASE WHEN status = 'pending' THEN outbox_from
+                           ELSE coalesce($9, outbox_from) END,
+        problem = CASE WHEN status = 'pending' THEN problem END,
+        problem_at = CASE WHEN status = 'pending' THEN problem_at END
+    WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5";
+
+/// Settles the claimed row, unless another transaction holds it: a worker whose lease ran out
+/// while it was still sending leaves the row to the worker that took it over (which sends the
+/// same retry key, meets LINE's 409, and settles it). Never waits for a lock, so a settling
+/// worker and a claiming one cannot wait for each other.
+const SETTLE: &str = "
+    UPDATE steprule_sends
+    SET status = $7, attempts = attempts + $8, updated_at = $9,
+        sent_at = coalesce($10, sent_at),
+        line_request_id = coalesce($11, line_request_id),
+        note = coalesce($12, note), last_error = $13,
+        problem = CASE WHEN $7 IN ('failed', 'held', 'expired', 'skipped') THEN $7
+                       ELSE problem END,
+        problem_at = CASE WHEN $7 IN ('failed', 'held', 'expired', 'skipped') THEN $9
+                          ELSE problem_at END,
+        claimed_by = NULL, lease_until = NULL
+    WHERE (clinic, sink, patient, step, occurrence) IN (
+        SELECT clinic, sink, patient, step, occurrence FROM steprule_sends
+        WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
+          AND retry_key = $6 AND status IN ('pending', 'held', 'blocked')
+        FOR UPDATE SKIP LOCKED)";
+
+pub(super) fn prepare(client: &mut Client) -> Result<Prepared, postgres::Error> {
+    Ok(Prepared {
+        insert: client.prepare(INSERT)?,
+        existing: client.prepare(EXISTING)?,
+        lock: client.prepare(LOCK)?,
+        take_over: client.prepare(TAKE_OVER)?,
+        settle: client.prepare(SETTLE)?,
+    })
+}
+
+impl PgLedger {
+    pub(super) fn claim_send(
+        &mut self,
+        key: &SendKey<'_>,
+        details: &SendDetails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, postgres::Error> {
+        let retry_key = uuid::Uuid::new_v4().to_string();
+        let lease = self.lease_seconds();
+        let client = self.client.get_mut();
+        let sink = key.sink.as_str();
+        let outbox_from = details.outbox_from.and_then(|f| i64::try_from(f).ok());
+        let inserted = client.execute(
+            &self.prepared.insert,
+            &[
+                &self.clinic,
+                &sink,
+                &key.patient,
+                &key.step,
+                &key.occurrence,
+                &details.variant,
+                &details.template,
+                &retry_key,
+                &details.due_at,
+                &details.expires_at,
+                &now,
+                &outbox_from,
+                &self.worker,
+                &lease,
+            ],
+        )?;
+        if inserted == 1 {
+            return Ok(Claim::New { retry_key });
+        }
+        let key_params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+            &self.clinic,
+            &sink,
+            &key.patient,
+            &key.step,
+            &key.occurrence,
+        ];
+        let mut existing = key_params.to_vec();
+        existing.push(&self.worker);
+        let Some(row) = client.query_opt(&self.prepared.existing, &existing)? else {
+            // Inserted by another worker whose claim has not committed yet.
+            return Ok(Claim::Taken);
+        };
+        let status: &str = row.get(0);
+        let retry_key: String = row.get(1);
+        let leased_elsewhere: bool = row.get(3);
+        // The CHECK constraint admits only known statuses; a newer schema is refused at open.
+        let status = SendStatus::parse(status).unwrap_or(SendStatus::Failed);
+        if !matches!(
+            status,
+            SendStatus::Pending | SendStatus::Held | SendStatus::Blocked
+        ) {
+            return Ok(Claim::Done(status));
+        }
+        if leased_elsewhere {
+            return Ok(Claim::Taken);
+        }
+        let Some(locked) = client.query_opt(&self.prepared.lock, &existing)? else {
+            // Another worker took it, or is settling it, since it was read.
+            return Ok(Claim::Taken);
+        };
+        let attempts: i64 = locked.get(0);
+        let mut take_over = key_params.to_vec();
+        take_over.extend_from_slice(&[&self.worker, &lease, &now, &outbox_from]);
+        client.execute(&self.prepared.take_over, &take_over)?;
+        Ok(Claim::Resume {
+            retry_key,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        })
+    }
+
+    pub(super) fn settle_send(
+        &mut self,
+        key: &SendKey<'_>,
+        retry_key: &str,
+        attempts: u32,
+        settlement: &Settlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), postgres::Error> {
+        let status = settlement.status().as_str();
+        let (sent_at, request_id, note, error) = match settlement {
+            Settlement::Sent { request_id, note } => {
+                (Some(now), request_id.as_deref(), note.as_deref(), None)
+            }
+            Settlement::Failed(why)
+            | Settlement::Expired(why)
+            | Settlement::RetryLater(why)
+            | Settlement::Held(why)
+            | Settlement::Skipped(why) => (None, None, None, Some(why.as_str())),
+            Settlement::Blocked => (
+                None,
+                None,
+                None,
+                Some("the patient has blocked the account"),
+            ),
+        };
+        let attempts = i64::from(attempts);
+        let client = self.client.get_mut();
+        client.execute(
+            &self.prepared.settle,
+            &[
+                &self.clinic,
+                &key.sink.as_str(),
+                &key.patient,
+                &key.step,
+                &key.occurrence,
+                &retry_key,
+                &status,
+                &attempts,
+                &now,
+                &sent_at,
+                &request_id,
+                &note,
+                &error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Open rows whose time has passed, unless a worker's lease on them is live (it is
+    /// sending them, and settles them itself) or another transaction holds them (the next
+    /// pass expires those).
+    pub(super) fn expire(
+        &mut self,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+    ) -> Result<usize, postgres::Error> {
+        let expired = self.client.get_mut().execute(
+            "UPDATE steprule_sends
+             SET status = 'expired', updated_at = $3, problem = 'expired', problem_at = $3
+             WHERE (clinic, sink, patient, step, occurrence) IN (
+                 SELECT clinic, sink, patient, step, occurrence FROM steprule_sends
+                 WHERE clinic = $1 AND sink = $2 AND status IN ('pending', 'held', 'blocked')
+                   AND expires_at <= $3
+                   AND (lease_until IS NULL OR lease_until <= clock_timestamp())
+                 FOR UPDATE SKIP LOCKED)",
+            &[&self.clinic, &sink.as_str(), &now],
+        )?;
+        Ok(usize::try_from(expired).unwrap_or(usize::MAX))
+    }
+
+    /// As SQLite's `recent_sends`: sent rows not yet expired, or sent in the last eight days.
+    /// Streamed, so that a long history is never held in memory at once.
+    pub(super) fn recent(
+        &self,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+        each: &mut dyn FnMut(RecentSend<'_>),
+    ) -> Result<(), LedgerError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let since = now - chrono::Duration::days(8);
+        let mut client = self.client.borrow_mut();
+        let sink = sink.as_str();
+        let params: [&(dyn postgres::types::ToSql + Sync); 4] = [&self.clinic, &sink, &now, &since];
+        let mut rows = client
+            .query_raw(
+                "SELECT patient, step, occurrence, sent_at FROM steprule_sends
+                 WHERE clinic = $1 AND sink = $2 AND status = 'sent' AND expires_at > $4
+                   AND (expires_at > $3 OR sent_at >= $4)",
+                params,
+            )
+            .map_err(|e| self.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let sent_at: Option<DateTime<Utc>> = row.get(3);
+            if let Some(sent_at) = sent_at {
+                each(RecentSend {
+                    patient: row.get(0),
+                    step: row.get(1),
+                    occurrence: row.get(2),
+                    sent_at,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn any_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {
+        self.client
+            .borrow_mut()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM steprule_sends
+                                WHERE clinic = $1 AND sink = $2 AND status = 'sent')",
+                &[&self.clinic, &sink.as_str()],
+            )
+            .map(|row| row.get(0))
+            .map_err(|e| self.fail(e))
+    }
+
+    pub(super) fn open_in_outbox(&self) -> Result<PendingInOutbox, LedgerError> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                "SELECT retry_key, outbox_from FROM steprule_sends
+                 WHERE clinic = $1 AND sink = 'outbox' AND status IN ('pending', 'held')",
+                &[&self.clinic],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut pending = PendingInOutbox {
+            keys: Vec::with_capacity(rows.len()),
+            from: u64::MAX,
+        };
+        for row in rows {
+            pending.keys.push(row.get(0));
+            let from: Option<i64> = row.get(1);
+            pending.from = pending
+                .from
+                .min(u64::try_from(from.unwrap_or(0)).unwrap_or(0));
+        }
+        if pending.keys.is_empty() {
+            pending.from = 0;
+        }
+        Ok(pending)
+    }
+
+    pub(super) fn counts(&self) -> Result<Vec<(SendStatus, u64)>, LedgerError> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                "SELECT status, count(*) FROM steprule_sends WHERE clinic = $1
+                 GROUP BY status ORDER BY status",
+                &[&self.clinic],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status: &str = row.get(0);
+            let count: i64 = row.get(1);
+            let status = SendStatus::parse(status).map_err(|e| LedgerError::UnknownStatus {
+                path: self.describe_for_errors(),
+                status: e.0,
+            })?;
+            counts.push((status, u64::try_from(count).unwrap_or(0)));
+        }
+        counts.sort();
+        Ok(counts)
+    }
+
+    fn describe_for_errors(&self) -> String {
+        self.shown.clone()
+    }
+}

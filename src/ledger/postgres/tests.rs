@@ -1,0 +1,236 @@
+//! Two workers on one PostgreSQL ledger, in one process: who may claim what, leases, and
+//! settlements that never undo another worker's. Skipped (with a notice) without PostgreSQL,
+//! unless `STEPRULE_REQUIRE_POSTGRES=1`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::pg;
+use super::PgLedger;
+use crate::ledger::{Claim, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind};
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn key(patient: &str) -> SendKey<'_> {
+    SendKey {
+        sink: SinkKind::Line,
+        patient,
+        step: "thanks",
+        occurrence: at("2026-11-25T01:00:00Z"),
+    }
+}
+
+fn details() -> SendDetails<'static> {
+    SendDetails {
+        template: "thanks",
+        variant: None,
+        due_at: at("2026-11-25T01:00:00Z"),
+        expires_at: at("2026-11-26T01:00:00Z"),
+        outbox_from: None,
+    }
+}
+
+fn sent() -> Settlement {
+    Settlement::Sent {
+        request_id: Some("req-1".into()),
+        note: None,
+    }
+}
+
+const NOW: &str = "2026-11-25T02:00:00Z";
+
+/// A worker of its own (one process is one worker; these tests play several).
+fn worker(url: &str, clinic: &str, lease_seconds: u64) -> PgLedger {
+    let name = format!("test-worker-{}", uuid::Uuid::new_v4().simple());
+    PgLedger::open_as(url, clinic, Duration::from_secs(lease_seconds), name).unwrap()
+}
+
+#[test]
+fn a_send_is_claimed_by_one_worker_and_resumed_by_another_only_after_its_lease() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("claims");
+    let now = at(NOW);
+    let mut first = worker(&url, "clinic-a", 1);
+    let mut second = worker(&url, "clinic-a", 60);
+    assert_ne!(first.worker(), second.worker());
+
+    let Claim::New { retry_key } = first.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("the first claim is new")
+    };
+    assert_eq!(
+        second.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Taken,
+        "under the first worker's lease"
+    );
+    // The first worker dies; after its lease the second takes the send over, same retry key.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(
+        second.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Resume {
+            retry_key: retry_key.clone(),
+            attempts: 0
+        }
+    );
+    second
+        .settle(&key("P1"), &retry_key, 1, &sent(), now)
+        .unwrap();
+    assert_eq!(
+        second.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Done(SendStatus::Sent)
+    );
+    assert_eq!(second.status_counts().unwrap(), vec![(SendStatus::Sent, 1)]);
+}
+
+#[test]
+fn a_late_settlement_never_undoes_another_workers() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("late");
+    let now = at(NOW);
+    let mut slow = worker(&url, "clinic-a", 1);
+    let mut other = worker(&url, "clinic-a", 60);
+    let Claim::New { retry_key } = slow.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    std::thread::sleep(Duration::from_millis(1_100));
+    let Claim::Resume { .. } = other.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("taken over after the lease")
+    };
+    other
+        .settle(&key("P1"), &retry_key, 1, &sent(), now)
+        .unwrap();
+    // The slow worker's own answer comes late: a retry to do later. The row stays sent.
+    let later = Settlement::RetryLater("LINE answered 500".into());
+    slow.settle(&key("P1"), &retry_key, 1, &later, now).unwrap();
+    assert_eq!(other.status_counts().unwrap(), vec![(SendStatus::Sent, 1)]);
+}
+
+#[test]
+fn an_open_send_another_transaction_holds_is_skipped_not_waited_for() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("skip");
+    let now = at(NOW);
+    let mut first = worker(&url, "clinic-a", 60);
+    let mut second = worker(&url, "clinic-a", 60);
+    let Claim::New { retry_key } = first.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    // Left pending and free (its lease cleared), as after LINE's 500s.
+    let later = Settlement::RetryLater("LINE answered 500".into());
+    first
+        .settle(&key("P1"), &retry_key, 1, &later, now)
+        .unwrap();
+    // Another transaction has it locked, as a worker taking it over does before its update.
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .execute(
+            "SELECT 1 FROM steprule_sends WHERE patient = 'P1' FOR UPDATE",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        second.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Taken,
+        "skipped at once"
+    );
+    holding.rollback().unwrap();
+    assert_eq!(
+        second.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Resume {
+            retry_key,
+            attempts: 1
+        },
+        "free again: taken over"
+    );
+}
+
+#[test]
+fn clinics_in_one_database_are_apart() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("clinics");
+    let now = at(NOW);
+    let mut a = worker(&url, "clinic-a", 60);
+    let mut b = worker(&url, "clinic-b", 60);
+    let Claim::New { retry_key } = a.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    a.settle(&key("P1"), &retry_key, 1, &sent(), now).unwrap();
+    // The same patient id and step in another clinic is another send.
+    assert!(matches!(
+        b.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::New { .. }
+    ));
+    let mut seen = Vec::new();
+    a.recent_sends(SinkKind::Line, now, &mut |send| {
+        seen.push(send.patient.to_owned())
+    })
+    .unwrap();
+    assert_eq!(seen, ["P1"]);
+    let mut seen = 0;
+    b.recent_sends(SinkKind::Line, now, &mut |_| seen += 1)
+        .unwrap();
+    assert_eq!(seen, 0, "clinic-b has sent nothing");
+    assert!(a.has_sent(SinkKind::Line).unwrap());
+    assert!(!b.has_sent(SinkKind::Line).unwrap());
+}
+
+#[test]
+fn the_passes_of_one_process_are_one_worker() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("passes");
+    let now = at(NOW);
+    let lease = Duration::from_secs(60);
+    // A pass stopped by a signal leaves a claimed send pending under its lease.
+    let mut pass = PgLedger::open(&url, "clinic-a", lease).unwrap();
+    let Claim::New { retry_key } = pass.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    drop(pass);
+    // `run --every`'s next pass is the same worker: the send is its own to resume.
+    let mut next = PgLedger::open(&url, "clinic-a", lease).unwrap();
+    assert_eq!(
+        next.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Resume {
+            retry_key,
+            attempts: 0
+        }
+    );
+}
+
+#[test]
+fn open_sends_past_their_time_expire_unless_a_live_lease_holds_them() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("expire");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let Claim::New { retry_key } = ledger.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    let later = Settlement::RetryLater("LINE answered 500".into());
+    ledger
+        .settle(&key("P1"), &retry_key, 1, &later, now)
+        .unwrap();
+    // P2 is claimed and on its way: its lease is live.
+    let Claim::New { .. } = ledger.claim(&key("P2"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    let after_expiry = at("2026-11-26T02:00:00Z");
+    assert_eq!(ledger.expire_open(SinkKind::Line, after_expiry).unwrap(), 1);
+    assert_eq!(
+        ledger.status_counts().unwrap(),
+        vec![(SendStatus::Pending, 1), (SendStatus::Expired, 1)]
+    );
+    assert_eq!(
+        worker(&url, "clinic-b", 60)
+            .expire_open(SinkKind::Line, after_expiry)
+            .unwrap(),
+        0,
+        "another clinic's rows are not touched"
+    );
+}
