@@ -1,7 +1,7 @@
 //! Patients read straight from PostgreSQL (`--patients postgres://…` with `--patients-query`
 //! or `--patients-table`), run as a user runs steprule: the same plan and deliveries as from the
 //! CSV export with the same rows, clear errors without the password, and hostile tables,
-//! queries and cells. The cluster comes from `patients_postgres/cluster.rs`; without
+//! queries and cells. The cluster is the shared one of `support/postgres.rs`; without
 //! PostgreSQL these tests print SKIPPED (unless STEPRULE_REQUIRE_POSTGRES=1). The connection
 //! failures need no server and always run.
 
@@ -12,6 +12,8 @@ mod cluster;
 mod common;
 #[path = "patients_postgres/memory.rs"]
 mod memory;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -340,11 +342,9 @@ fn a_bad_query_is_the_servers_message_without_the_password() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("SQLSTATE 22P02"), "{}", run.stderr);
     assert!(!run.stderr.contains("酒井"), "{}", run.stderr);
-    let port = cluster.port;
-    let wrong = format!(
-        "postgres://{}:not-the-pw-31@127.0.0.1:{port}/postgres",
-        cluster::USER
-    );
+    let wrong = cluster
+        .server()
+        .url_with_password("postgres", "not-the-pw-31");
     let run = plan_query(&wrong, "SELECT 'P1' AS id");
     assert_eq!(run.code, 2);
     assert!(
@@ -355,9 +355,7 @@ fn a_bad_query_is_the_servers_message_without_the_password() {
     for secret in [PASSWORD, "not-the-pw-31"] {
         assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
     }
-    assert!(run.stderr.contains(&format!(
-        "postgres://clinic_admin@127.0.0.1:{port}/postgres"
-    )));
+    assert!(run.stderr.contains(&cluster.server().shown_url("postgres")));
 }
 
 #[test]

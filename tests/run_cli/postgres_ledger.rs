@@ -15,8 +15,8 @@ use crate::pg;
 use crate::workspace::{finish, fixture_patients, output, spawn, user_id, Run, Workspace};
 use crate::DUE_IN_FIXTURE;
 
-/// A password no output may contain.
-const PASSWORD: &str = "pw-s3cret-4471";
+/// A password no output may contain: the test cluster's own, which its URLs carry.
+const PASSWORD: &str = pg::PASSWORD;
 
 /// One row of `steprule_sends`, as a person with psql would read it.
 #[derive(Debug)]
@@ -56,11 +56,6 @@ fn statuses(rows: &[PgRow]) -> HashMap<&str, usize> {
         *counts.entry(row.status.as_str()).or_default() += 1;
     }
     counts
-}
-
-/// `url` with a password put in (the test cluster trusts local connections, so any works).
-fn with_password(url: &str) -> String {
-    url.replacen("postgres@", &format!("postgres:{PASSWORD}@"), 1)
 }
 
 fn assert_no_password(run: &Run) {
@@ -111,7 +106,11 @@ fn the_fixture_runs_on_postgres_as_on_sqlite_and_a_rerun_sends_nothing() {
 #[test]
 fn the_ledger_urls_password_is_never_printed() {
     let Some(server) = pg::server() else { return };
-    let url = with_password(&server.fresh_database("secret"));
+    let url = server.fresh_database("secret");
+    assert!(
+        url.contains(PASSWORD),
+        "the harness logs in with its password"
+    );
     let ws = Workspace::new();
     let patients = fixture_patients();
 
