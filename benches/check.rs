@@ -126,7 +126,11 @@ fn bench_check(c: &mut Criterion) {
     assert!(
         !outcome.has_errors(),
         "{:?}",
-        outcome.diagnostics.iter().find(|d| d.is_error()).map(|d| &d.message)
+        outcome
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| &d.message)
     );
     let mut group = c.benchmark_group("check");
     group.sample_size(10);
@@ -141,7 +145,11 @@ fn bench_check(c: &mut Criterion) {
     assert!(
         !outcome.has_errors(),
         "{:?}",
-        outcome.diagnostics.iter().find(|d| d.is_error()).map(|d| &d.message)
+        outcome
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| &d.message)
     );
     assert!(
         outcome

@@ -29,6 +29,7 @@ mod insights;
 mod line;
 mod month_view;
 mod plan;
+mod postgres_url;
 mod preview;
 mod printable;
 mod records;

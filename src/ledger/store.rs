@@ -33,7 +33,7 @@ impl LedgerLocation {
 }
 
 pub fn is_postgres_url(text: &str) -> bool {
-    text.starts_with("postgres://") || text.starts_with("postgresql://")
+    crate::postgres_url::is_url(text)
 }
 
 /// A ledger a pass can claim, settle and read its history through.

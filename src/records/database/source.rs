@@ -6,8 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::config::Host;
-
+use crate::postgres_url::{describe_chain, display_name, password_in, scrub};
 use crate::printable::printable;
 use crate::records::RecordsError;
 
@@ -92,8 +91,7 @@ impl fmt::Debug for Database {
 impl Database {
     /// Whether `--patients` names a database rather than a file.
     pub fn is_url(text: &str) -> bool {
-        let lower = text.trim_start().to_ascii_lowercase();
-        lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+        crate::postgres_url::is_url(text)
     }
 
     /// Reads a `postgres://user:password@host:port/db?connect_timeout=10` URL. Nothing is
@@ -146,87 +144,6 @@ impl Database {
             message: self.scrub(&message),
         }
     }
-}
-
-/// The URL's parts that are not secret.
-fn display_name(config: &postgres::Config) -> String {
-    let user = config
-        .get_user()
-        .map(|user| format!("{user}@"))
-        .unwrap_or_default();
-    let ports = config.get_ports();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(index, host)| {
-            let host = match host {
-                Host::Tcp(name) if name.contains(':') => format!("[{name}]"),
-                Host::Tcp(name) => name.clone(),
-                #[cfg(unix)]
-                Host::Unix(path) => path.display().to_string(),
-            };
-            match ports.get(index).or(ports.first()) {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            }
-        })
-        .collect();
-    let db = config.get_dbname().unwrap_or_default();
-    let name = format!("postgres://{user}{}/{db}", hosts.join(","));
-    printable(&name).into_owned()
-}
-
-/// The password of `postgres://user:password@host/…` as written (percent-encoded or not), found
-/// without trusting the URL to parse.
-fn password_in(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let userinfo = authority.rsplit_once('@')?.0;
-    let password = userinfo.split_once(':')?.1;
-    (!password.is_empty()).then(|| password.to_owned())
-}
-
-/// `message` with every occurrence of the password (as written, and percent-decoded) replaced.
-fn scrub(message: &str, secret: Option<&str>) -> String {
-    let Some(secret) = secret else {
-        return message.to_owned();
-    };
-    let mut scrubbed = message.replace(secret, "********");
-    let decoded = percent_decoded(secret);
-    if !decoded.is_empty() && decoded != secret {
-        scrubbed = scrubbed.replace(&decoded, "********");
-    }
-    scrubbed
-}
-
-fn percent_decoded(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
-}
-
-/// An error and its causes, one after another (`error connecting to server: Connection
-/// refused`). A server's own error is described by [`super::stream`], which knows which of its
-/// parts can quote data.
-pub(super) fn describe_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    let mut depth = 0;
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-        depth += 1;
-        if depth == 8 {
-            break;
-        }
-    }
-    text
 }
 
 #[cfg(test)]

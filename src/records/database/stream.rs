@@ -10,7 +10,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{Kind as PgKind, Type};
 use postgres::{Client, NoTls};
 
-use super::source::{describe_chain, quote_identifier, Database};
+use super::source::{quote_identifier, Database};
+use crate::postgres_url::describe_chain;
 
 /// Rows asked of the server per Execute on the portal.
 pub(super) const BATCH_ROWS: i32 = 10_000;
