@@ -11,9 +11,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitter};
 use super::columns::{Column, Role};
@@ -45,8 +45,20 @@ impl Unreadable {
     }
 }
 
-/// Builds records for one file and remembers which ids it has seen there.
+/// Builds records for one file and remembers which ids it has seen there: a [`RowTyper`]
+/// (which may type rows on other threads) and the file-order checks on what it typed.
 pub(super) struct RowBuilder {
+    typer: Arc<RowTyper>,
+    /// id → line where it first appeared; grows with the patients, nothing else does.
+    seen: HashMap<String, usize>,
+    unreadable: Unreadable,
+    /// What `line` counts, in messages that point at another row: "line" or "row".
+    unit: &'static str,
+}
+
+/// Types the cells of one row into a record: everything about a row that does not depend on
+/// the rows before it, so rows can be typed on several threads at once.
+pub(super) struct RowTyper {
     file: String,
     schema: RecordSchema,
     /// Stage names and the mapping's stage values → index into the schema's stages (`None`:
@@ -54,13 +66,19 @@ pub(super) struct RowBuilder {
     stages: HashMap<String, Option<usize>>,
     /// Candidates for "did you mean" on an unknown stage.
     stage_names: Vec<String>,
-    /// id → line where it first appeared; grows with the patients, nothing else does.
-    seen: HashMap<String, usize>,
     opt_out: OptOutReader,
     tags: TagSplitter,
-    unreadable: Unreadable,
-    /// What `line` counts, in messages that point at another row: "line" or "row".
-    unit: &'static str,
+}
+
+/// A row as [`RowTyper::type_row`] leaves it: the record and what was wrong with its cells,
+/// before the checks that need the rows before it (is the id new?).
+pub(super) struct TypedRow {
+    record: PatientRecord,
+    /// One message per unreadable cell, and the steprule name of its column.
+    problems: Vec<String>,
+    unknown_names: Vec<String>,
+    /// Why the row has no usable id, when it has none.
+    no_id: Option<String>,
 }
 
 impl RowBuilder {
@@ -104,17 +122,25 @@ impl RowBuilder {
             stages.insert(value.to_owned(), Some(index));
             stage_names.push(value.to_owned());
         }
-        Ok(RowBuilder {
+        let typer = RowTyper {
             file: file.to_owned(),
             schema: schema.clone(),
             stages,
             stage_names,
-            seen: HashMap::new(),
             opt_out: OptOutReader::new(mapping.map(HeaderMapping::opted_out)),
             tags: TagSplitter::new(mapping.and_then(HeaderMapping::tag_separators)),
+        };
+        Ok(RowBuilder {
+            typer: Arc::new(typer),
+            seen: HashMap::new(),
             unreadable: Unreadable::default(),
             unit: "line",
         })
+    }
+
+    /// The typing half, to share with threads that type rows.
+    pub(super) fn typer(&self) -> Arc<RowTyper> {
+        Arc::clone(&self.typer)
     }
 
     /// For a source whose rows are numbered rather than on lines (a database query).
@@ -130,11 +156,7 @@ impl RowBuilder {
 
     /// An error about the row starting at `line` of this file.
     pub(super) fn error(&self, line: usize, message: String) -> RowError {
-        RowError {
-            file: self.file.clone(),
-            line,
-            message,
-        }
+        self.typer.error(line, message)
     }
 
     /// The record for the row at `line`, or every problem with it in one message when it has
@@ -146,6 +168,59 @@ impl RowBuilder {
         line: usize,
         cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
     ) -> Result<PatientRecord, RowError> {
+        let typed = self.typer.type_row(line, cells);
+        self.finish(typed)
+    }
+
+    /// The checks on a typed row that need the rows before it, made in file order: the id is
+    /// new (or the row is skipped), and a kept row's unreadable cells are reported.
+    pub(super) fn finish(&mut self, typed: TypedRow) -> Result<PatientRecord, RowError> {
+        let TypedRow {
+            record,
+            mut problems,
+            unknown_names,
+            no_id,
+        } = typed;
+        let line = record.line;
+        let skip = match no_id {
+            Some(reason) => Some(reason),
+            // Looked up before it is stored, so the id is copied only for a new patient.
+            None => match self.seen.get(&record.id) {
+                Some(first) => Some(format!("the same id is already on {} {first}", self.unit)),
+                None => {
+                    self.seen.insert(record.id.clone(), line);
+                    None
+                }
+            },
+        };
+        if let Some(reason) = skip {
+            problems.insert(0, reason);
+            return Err(self.error(line, problems.join("; ")));
+        }
+        if !problems.is_empty() {
+            let report = unreadable_report(&problems, &unknown_names, &record);
+            self.unreadable.push(self.error(line, report));
+        }
+        Ok(record)
+    }
+}
+
+impl RowTyper {
+    /// An error about the row starting at `line` of this file.
+    pub(super) fn error(&self, line: usize, message: String) -> RowError {
+        RowError {
+            file: self.file.clone(),
+            line,
+            message,
+        }
+    }
+
+    /// Every cell of the row at `line` put into a record.
+    pub(super) fn type_row<'c, 'v>(
+        &self,
+        line: usize,
+        cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
+    ) -> TypedRow {
         let mut record = PatientRecord {
             id: String::new(),
             line_user_id: None,
@@ -174,33 +249,16 @@ impl RowBuilder {
                 unknown_names.push(column.name.clone());
             }
         }
-        let skip = if record.id.is_empty() {
-            Some(match id_column {
-                Some(column) => format!("the id is empty (column {})", column.label()),
-                None => "no id (every patient needs an `id`)".to_owned(),
-            })
-        } else {
-            match self.seen.entry(record.id.clone()) {
-                Entry::Occupied(first) => Some(format!(
-                    "the same id is already on {} {}",
-                    self.unit,
-                    first.get()
-                )),
-                Entry::Vacant(slot) => {
-                    slot.insert(line);
-                    None
-                }
-            }
-        };
-        if let Some(reason) = skip {
-            problems.insert(0, reason);
-            return Err(self.error(line, problems.join("; ")));
+        let no_id = record.id.is_empty().then(|| match id_column {
+            Some(column) => format!("the id is empty (column {})", column.label()),
+            None => "no id (every patient needs an `id`)".to_owned(),
+        });
+        TypedRow {
+            record,
+            problems,
+            unknown_names,
+            no_id,
         }
-        if !problems.is_empty() {
-            let report = unreadable_report(&problems, &unknown_names, &record);
-            self.unreadable.push(self.error(line, report));
-        }
-        Ok(record)
     }
 
     /// Puts one cell into the record. Empty cells (and the values the mapping says mean empty)
