@@ -1,10 +1,10 @@
 //! Reading an export on threads of their own, a few batches ahead of whoever uses the rows: on
 //! two cores the rows of a large export are decoded and typed while the rows before them are
 //! evaluated. One thread reads the file in order (splitting CSV records, multi-line quoted
-//! cells and all, and decoding them in the file's one encoding); for CSV, typing the cells
-//! (dates, stages, opt-outs: most of the work) is shared among [`typing_threads`] threads, a
-//! batch each in turn. The checks that need the rows before — is the id new? — are made on
-//! the caller's thread in file order, so the rows, each row's unreadable-cell reports and the
+//! cells and all, decoding them in the file's one encoding, and checking that each id is new);
+//! for CSV, typing the cells (dates, stages, opt-outs: most of the work) is shared among
+//! [`typing_threads`] threads, a batch each in turn, and the caller's thread, which evaluates,
+//! only takes the rows in order. The rows, each row's unreadable-cell reports and the
 //! notices found while reading it come out exactly as [`super::open`] gives them. Memory stays
 //! flat: each typing thread holds at most a few batches of [`BATCH`] rows.
 
@@ -12,10 +12,11 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
+use super::columns::Role;
 use super::columns::{Column, Notices};
 use super::csv_rows::{cells, Checked, CsvRows};
 use super::reader::{open_parts, Opened, PatientRecords, Rows, RowsAre};
-use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
+use super::row::{Cell, RowTyper, SeenIds, Unreadable};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
@@ -28,17 +29,9 @@ const MAX_TYPING_THREADS: usize = 4;
 
 /// One row as the reading threads saw it, with what they had to say while reading it.
 struct ReadRow {
-    row: Pending,
+    row: Result<PatientRecord, RowError>,
     unreadable: Vec<RowError>,
     notices: Vec<String>,
-}
-
-/// A row as it comes from the reading threads.
-enum Pending {
-    /// Finished where it was read.
-    Done(Result<PatientRecord, RowError>),
-    /// Typed, and still to be checked against the rows before it.
-    Typed(TypedRow),
 }
 
 /// Decoded CSV rows for a typing thread: the text of all of them one after another, where each
@@ -55,6 +48,8 @@ enum Slot {
         line: usize,
         text_end: usize,
         ends_end: usize,
+        /// Why the row's id is a duplicate, when it is (checked in file order).
+        duplicate: Option<String>,
     },
     Skipped(RowError),
 }
@@ -77,16 +72,6 @@ pub fn open_ahead(
     schema: &RecordSchema,
     options: &ReadOptions,
 ) -> Result<PatientRecords, RecordsError> {
-    // Made here so that the checks in file order happen here; a mapping that does not fit the
-    // rules fails on the reading thread first, with the same error.
-    let checker = match RowBuilder::new(
-        &path.display().to_string(),
-        schema,
-        options.mapping.as_ref(),
-    ) {
-        Ok(checker) => checker,
-        Err(_) => return open(path, schema, options),
-    };
     let (opened_tx, opened_rx) = sync_channel::<OpenedMessage>(1);
     let (path_owned, schema_owned, options_owned) =
         (path.to_owned(), schema.clone(), options.clone());
@@ -114,12 +99,11 @@ pub fn open_ahead(
     for notice in first_notices {
         notices.push(notice);
     }
-    let unreadable = checker.unreadable();
+    let unreadable = Unreadable::default();
     let rows = Ahead {
         batches,
         next_batch: 0,
         current: Vec::new().into_iter(),
-        checker,
         notices: notices.clone(),
         unreadable: unreadable.clone(),
         thread: Some(thread),
@@ -203,7 +187,7 @@ fn read_in_order(mut records: PatientRecords, rows_tx: &SyncSender<Vec<ReadRow>>
         let unreadable = records.take_unreadable();
         let notices = records.take_notices();
         batch.push(ReadRow {
-            row: Pending::Done(row),
+            row,
             unreadable,
             notices,
         });
@@ -228,6 +212,8 @@ fn type_in_parallel(
 ) {
     let typer = rows.builder().typer();
     let columns = rows.columns().to_vec();
+    let id_column = columns.iter().position(|column| column.role == Role::Id);
+    let mut ids = SeenIds::on_lines();
     std::thread::scope(|scope| {
         // Moved in, so that returning from here drops them: the typing threads see the end of
         // their batches and finish, which is what the scope waits for.
@@ -251,7 +237,7 @@ fn type_in_parallel(
         }
         let mut next = 0;
         loop {
-            let block = read_block(&mut rows);
+            let block = read_block(&mut rows, id_column, &mut ids);
             let last = block.rows.len() < BATCH;
             let sent = match &here[next] {
                 Some(output) => output.send(type_block(&typer, &columns, block)).is_ok(),
@@ -266,7 +252,7 @@ fn type_in_parallel(
 }
 
 /// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end).
-fn read_block(rows: &mut CsvRows) -> Block {
+fn read_block(rows: &mut CsvRows, id_column: Option<usize>, ids: &mut SeenIds) -> Block {
     let mut block = Block::default();
     while block.rows.len() < BATCH {
         let Some(checked) = rows.next_checked() else {
@@ -276,12 +262,18 @@ fn read_block(rows: &mut CsvRows) -> Block {
             Checked::Skipped(err) => Slot::Skipped(err),
             Checked::Cells { line } => {
                 let (text, ends) = rows.text();
+                let id = id_column.and_then(|index| {
+                    let column = &rows.columns()[index];
+                    RowTyper::id_in(column, cells(text, ends).nth(index)?)
+                });
+                let duplicate = id.and_then(|id| ids.check(id, line));
                 block.text.push_str(text);
                 block.ends.extend_from_slice(ends);
                 Slot::Cells {
                     line,
                     text_end: block.text.len(),
                     ends_end: block.ends.len(),
+                    duplicate,
                 }
             }
         };
@@ -294,23 +286,25 @@ fn read_block(rows: &mut CsvRows) -> Block {
 fn type_block(typer: &RowTyper, columns: &[Column], block: Block) -> Vec<ReadRow> {
     let (mut text_start, mut ends_start) = (0, 0);
     let typed = block.rows.into_iter().map(|slot| {
-        let row = match slot {
-            Slot::Skipped(err) => Pending::Done(Err(err)),
+        let (row, report) = match slot {
+            Slot::Skipped(err) => (Err(err), None),
             Slot::Cells {
                 line,
                 text_end,
                 ends_end,
+                duplicate,
             } => {
                 let text = &block.text[text_start..text_end];
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-                Pending::Typed(typer.type_row(line, columns.iter().zip(cells)))
+                let typed = typer.type_row(line, columns.iter().zip(cells));
+                typed.conclude(typer, duplicate)
             }
         };
         ReadRow {
             row,
-            unreadable: Vec::new(),
+            unreadable: report.into_iter().collect(),
             notices: Vec::new(),
         }
     });
@@ -322,7 +316,6 @@ struct Ahead {
     batches: Vec<Receiver<Vec<ReadRow>>>,
     next_batch: usize,
     current: std::vec::IntoIter<ReadRow>,
-    checker: RowBuilder,
     notices: Notices,
     unreadable: Unreadable,
     thread: Option<JoinHandle<()>>,
@@ -340,10 +333,7 @@ impl Iterator for Ahead {
                 for report in read.unreadable {
                     self.unreadable.push(report);
                 }
-                return Some(match read.row {
-                    Pending::Done(row) => row,
-                    Pending::Typed(typed) => self.checker.finish(typed),
-                });
+                return Some(read.row);
             }
             let from = self.batches.get(self.next_batch)?;
             match from.recv() {

@@ -49,11 +49,37 @@ impl Unreadable {
 /// (which may type rows on other threads) and the file-order checks on what it typed.
 pub(super) struct RowBuilder {
     typer: Arc<RowTyper>,
+    ids: SeenIds,
+    unreadable: Unreadable,
+}
+
+/// The ids met so far in one file, checked in file order.
+pub(super) struct SeenIds {
     /// id → line where it first appeared; grows with the patients, nothing else does.
     seen: HashMap<String, usize>,
-    unreadable: Unreadable,
     /// What `line` counts, in messages that point at another row: "line" or "row".
     unit: &'static str,
+}
+
+impl SeenIds {
+    pub(super) fn on_lines() -> Self {
+        SeenIds {
+            seen: HashMap::new(),
+            unit: "line",
+        }
+    }
+
+    /// Why the row at `line` with `id` is skipped when the id came before; a new id is
+    /// remembered. Looked up before it is stored, so the id is copied only once per patient.
+    pub(super) fn check(&mut self, id: &str, line: usize) -> Option<String> {
+        match self.seen.get(id) {
+            Some(first) => Some(format!("the same id is already on {} {first}", self.unit)),
+            None => {
+                self.seen.insert(id.to_owned(), line);
+                None
+            }
+        }
+    }
 }
 
 /// Types the cells of one row into a record: everything about a row that does not depend on
@@ -132,9 +158,8 @@ impl RowBuilder {
         };
         Ok(RowBuilder {
             typer: Arc::new(typer),
-            seen: HashMap::new(),
+            ids: SeenIds::on_lines(),
             unreadable: Unreadable::default(),
-            unit: "line",
         })
     }
 
@@ -145,7 +170,7 @@ impl RowBuilder {
 
     /// For a source whose rows are numbered rather than on lines (a database query).
     pub(super) fn counting_rows(mut self) -> Self {
-        self.unit = "row";
+        self.ids.unit = "row";
         self
     }
 
@@ -175,37 +200,52 @@ impl RowBuilder {
     /// The checks on a typed row that need the rows before it, made in file order: the id is
     /// new (or the row is skipped), and a kept row's unreadable cells are reported.
     pub(super) fn finish(&mut self, typed: TypedRow) -> Result<PatientRecord, RowError> {
+        let duplicate = match typed.no_id {
+            Some(_) => None,
+            None => self.ids.check(&typed.record.id, typed.record.line),
+        };
+        let (row, report) = typed.conclude(&self.typer, duplicate);
+        if let Some(report) = report {
+            self.unreadable.push(report);
+        }
+        row
+    }
+}
+
+impl TypedRow {
+    /// The row, given why its id is a duplicate (if it is): skipped with every problem in one
+    /// message when it has no usable id, else kept with the report of its unreadable cells.
+    pub(super) fn conclude(
+        self,
+        typer: &RowTyper,
+        duplicate: Option<String>,
+    ) -> (Result<PatientRecord, RowError>, Option<RowError>) {
         let TypedRow {
             record,
             mut problems,
             unknown_names,
             no_id,
-        } = typed;
+        } = self;
         let line = record.line;
-        let skip = match no_id {
-            Some(reason) => Some(reason),
-            // Looked up before it is stored, so the id is copied only for a new patient.
-            None => match self.seen.get(&record.id) {
-                Some(first) => Some(format!("the same id is already on {} {first}", self.unit)),
-                None => {
-                    self.seen.insert(record.id.clone(), line);
-                    None
-                }
-            },
-        };
-        if let Some(reason) = skip {
+        if let Some(reason) = no_id.or(duplicate) {
             problems.insert(0, reason);
-            return Err(self.error(line, problems.join("; ")));
+            return (Err(typer.error(line, problems.join("; "))), None);
         }
-        if !problems.is_empty() {
-            let report = unreadable_report(&problems, &unknown_names, &record);
-            self.unreadable.push(self.error(line, report));
+        if problems.is_empty() {
+            return (Ok(record), None);
         }
-        Ok(record)
+        let report = unreadable_report(&problems, &unknown_names, &record);
+        (Ok(record), Some(typer.error(line, report)))
     }
 }
 
 impl RowTyper {
+    /// The id a row's id cell gives, as [`Self::type_row`] reads it; `None` when it gives none.
+    pub(super) fn id_in<'t>(column: &Column, text: &'t str) -> Option<&'t str> {
+        let text = text.trim();
+        (!text.is_empty() && !means_empty(text, column.empty.as_ref())).then_some(text)
+    }
+
     /// An error about the row starting at `line` of this file.
     pub(super) fn error(&self, line: usize, message: String) -> RowError {
         RowError {

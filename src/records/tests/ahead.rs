@@ -165,3 +165,16 @@ fn stopping_early_ends_the_threads() {
     let first: Vec<_> = records.take(3).map(|row| row.unwrap().id).collect();
     assert_eq!(first, ["P0", "P1", "P2"]);
 }
+
+/// Records handed to the dropping thread, many more than wait at once, neither block the
+/// reader nor keep it waiting at the end.
+#[test]
+fn spent_records_are_dropped_without_waiting() {
+    let rows = read_csv("id,stage\nP1,booked\n");
+    let record = rows[0].clone().unwrap();
+    let mut spent = SpentRecords::new();
+    for _ in 0..20_000 {
+        spent.push(record.clone());
+    }
+    drop(spent);
+}
