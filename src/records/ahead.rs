@@ -8,15 +8,16 @@
 //! notices found while reading it come out exactly as [`super::open`] gives them. Memory stays
 //! flat: each typing thread holds at most a few batches of [`BATCH`] rows.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::columns::Role;
-use super::columns::{Column, Notices};
+use super::columns::{Column, Notices, Resolver, Role};
 use super::csv_rows::{cells, Checked, CsvRows};
+use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, PatientRecords, Rows, RowsAre};
-use super::row::{Cell, RowTyper, SeenIds, Unreadable};
+use super::row::{Cell, RowBuilder, RowTyper, SeenIds, TypedRow, Unreadable};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
@@ -29,9 +30,18 @@ const MAX_TYPING_THREADS: usize = 4;
 
 /// One row as the reading threads saw it, with what they had to say while reading it.
 struct ReadRow {
-    row: Result<PatientRecord, RowError>,
+    row: Pending,
     unreadable: Vec<RowError>,
     notices: Vec<String>,
+}
+
+/// A row as it comes from the reading threads.
+enum Pending {
+    /// Finished where it was read.
+    Done(Result<PatientRecord, RowError>),
+    /// Typed, with its id still to be checked in file order (JSONL: the id is only known once
+    /// the line is parsed, on a typing thread).
+    Typed(TypedRow),
 }
 
 /// Decoded CSV rows for a typing thread: the text of all of them one after another, where each
@@ -72,6 +82,12 @@ pub fn open_ahead(
     schema: &RecordSchema,
     options: &ReadOptions,
 ) -> Result<PatientRecords, RecordsError> {
+    // Made here so that the checks in file order can be made here; a mapping that does not fit
+    // the rules is refused by `open` with the error it gives.
+    let name = path.display().to_string();
+    let Ok(checker) = RowBuilder::new(&name, schema, options.mapping.as_ref()) else {
+        return open(path, schema, options);
+    };
     let (opened_tx, opened_rx) = sync_channel::<OpenedMessage>(1);
     let (path_owned, schema_owned, options_owned) =
         (path.to_owned(), schema.clone(), options.clone());
@@ -99,11 +115,13 @@ pub fn open_ahead(
     for notice in first_notices {
         notices.push(notice);
     }
-    let unreadable = Unreadable::default();
+    let unreadable = checker.unreadable();
     let rows = Ahead {
         batches,
         next_batch: 0,
         current: Vec::new().into_iter(),
+        checker,
+        notices_seen: BTreeSet::new(),
         notices: notices.clone(),
         unreadable: unreadable.clone(),
         thread: Some(thread),
@@ -139,81 +157,63 @@ fn read(
         unreadable,
         rows,
     } = opened;
+    // Shared with the rows' user only through what is handed over.
+    drop((notices, unreadable));
+    let mut inputs = Vec::with_capacity(threads);
+    let mut outputs = Vec::with_capacity(threads);
+    let mut receivers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (input_tx, input_rx) = sync_channel::<Block>(BATCHES_IN_FLIGHT);
+        let (output_tx, output_rx) = sync_channel(BATCHES_IN_FLIGHT);
+        inputs.push(input_tx);
+        outputs.push((input_rx, output_tx));
+        receivers.push(output_rx);
+    }
+    if opened_tx
+        .send(Ok((name, first_notices, receivers)))
+        .is_err()
+    {
+        return;
+    }
     match rows {
-        Rows::Csv(rows) => {
-            let mut inputs = Vec::with_capacity(threads);
-            let mut outputs = Vec::with_capacity(threads);
-            let mut receivers = Vec::with_capacity(threads);
-            for _ in 0..threads {
-                let (input_tx, input_rx) = sync_channel::<Block>(BATCHES_IN_FLIGHT);
-                let (output_tx, output_rx) = sync_channel(BATCHES_IN_FLIGHT);
-                inputs.push(input_tx);
-                outputs.push((input_rx, output_tx));
-                receivers.push(output_rx);
-            }
-            if opened_tx
-                .send(Ok((name, first_notices, receivers)))
-                .is_err()
-            {
-                return;
-            }
-            type_in_parallel(*rows, inputs, outputs);
+        Rows::Csv(mut rows) => {
+            let typer = rows.builder().typer();
+            let columns = rows.columns().to_vec();
+            let id_column = columns.iter().position(|column| column.role == Role::Id);
+            let mut ids = SeenIds::on_lines();
+            let worker = || |block| type_block(&typer, &columns, block);
+            in_parallel(
+                || read_block(&mut rows, id_column, &mut ids),
+                &worker,
+                inputs,
+                outputs,
+            );
         }
-        Rows::Jsonl(rows) => {
-            let records = Opened {
-                name: name.clone(),
-                notices,
-                unreadable,
-                rows: Rows::Jsonl(rows),
-            }
-            .into_records();
-            let (rows_tx, rows_rx) = sync_channel(BATCHES_IN_FLIGHT * 4);
-            if opened_tx
-                .send(Ok((name, first_notices, vec![rows_rx])))
-                .is_err()
-            {
-                return;
-            }
-            read_in_order(records, &rows_tx);
+        Rows::Jsonl(mut rows) => {
+            let typer = rows.builder().typer();
+            let mapping = options.mapping.as_ref();
+            let typer = &*typer;
+            let worker = || {
+                let mut keys = JsonlKeys::new(Resolver::new(schema, mapping));
+                move |block| type_lines(typer, &mut keys, block)
+            };
+            in_parallel(|| read_lines(&mut rows), &worker, inputs, outputs);
         }
     }
 }
 
-/// Reads every row on this thread and hands them over in batches (JSONL: its keys are resolved,
-/// and notices found, row by row in file order).
-fn read_in_order(mut records: PatientRecords, rows_tx: &SyncSender<Vec<ReadRow>>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(row) = records.next() {
-        let unreadable = records.take_unreadable();
-        let notices = records.take_notices();
-        batch.push(ReadRow {
-            row,
-            unreadable,
-            notices,
-        });
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            // The rows' user stopped early: nothing more to read for.
-            if rows_tx.send(full).is_err() {
-                return;
-            }
-        }
-    }
-    let _ = rows_tx.send(batch);
-}
-
-/// Splits and decodes CSV rows on this thread and has them typed by one thread per
-/// `inputs`/`outputs` pair: batch `n` goes to thread `n % threads`, so taking the typed
-/// batches from the threads in turn gives them back in file order.
-fn type_in_parallel(
-    mut rows: CsvRows,
+/// Reads batches in file order on this thread (`read_block`) and has them typed by one thread
+/// per `inputs`/`outputs` pair, each with a typer made by `worker`: batch `n` goes to thread
+/// `n % threads`, so taking the typed batches from the threads in turn gives them back in file
+/// order.
+fn in_parallel<W>(
+    mut read_block: impl FnMut() -> Block,
+    worker: &(impl Fn() -> W + Sync),
     inputs: Vec<SyncSender<Block>>,
     outputs: Vec<(Receiver<Block>, SyncSender<Vec<ReadRow>>)>,
-) {
-    let typer = rows.builder().typer();
-    let columns = rows.columns().to_vec();
-    let id_column = columns.iter().position(|column| column.role == Role::Id);
-    let mut ids = SeenIds::on_lines();
+) where
+    W: FnMut(Block) -> Vec<ReadRow>,
+{
     std::thread::scope(|scope| {
         // Moved in, so that returning from here drops them: the typing threads see the end of
         // their batches and finish, which is what the scope waits for.
@@ -221,26 +221,30 @@ fn type_in_parallel(
         // Where a typing thread could not be started, its batches are typed here instead.
         let mut here = Vec::with_capacity(outputs.len());
         for (input, output) in outputs {
-            let (typer, columns) = (&*typer, columns.as_slice());
             let instead = output.clone();
             let spawned = std::thread::Builder::new()
                 .name("type-patients".into())
                 .spawn_scoped(scope, move || {
+                    let mut type_block = worker();
                     for block in input {
                         // The rows' user stopped early: nothing more to type for.
-                        if output.send(type_block(typer, columns, block)).is_err() {
+                        if output.send(type_block(block)).is_err() {
                             return;
                         }
                     }
                 });
             here.push(spawned.is_err().then_some(instead));
         }
+        let mut typed_here = None;
         let mut next = 0;
         loop {
-            let block = read_block(&mut rows, id_column, &mut ids);
+            let block = read_block();
             let last = block.rows.len() < BATCH;
             let sent = match &here[next] {
-                Some(output) => output.send(type_block(&typer, &columns, block)).is_ok(),
+                Some(output) => {
+                    let type_block = typed_here.get_or_insert_with(worker);
+                    output.send(type_block(block)).is_ok()
+                }
                 None => inputs[next].send(block).is_ok(),
             };
             if !sent || last {
@@ -303,7 +307,7 @@ fn type_block(typer: &RowTyper, columns: &[Column], block: Block) -> Vec<ReadRow
             }
         };
         ReadRow {
-            row,
+            row: Pending::Done(row),
             unreadable: report.into_iter().collect(),
             notices: Vec::new(),
         }
@@ -316,7 +320,11 @@ struct Ahead {
     batches: Vec<Receiver<Vec<ReadRow>>>,
     next_batch: usize,
     current: std::vec::IntoIter<ReadRow>,
+    /// The checks in file order for rows typed before their id was known.
+    checker: RowBuilder,
     notices: Notices,
+    /// Notices already passed on (at most one per distinct column header).
+    notices_seen: BTreeSet<String>,
     unreadable: Unreadable,
     thread: Option<JoinHandle<()>>,
 }
@@ -328,12 +336,18 @@ impl Iterator for Ahead {
         loop {
             if let Some(read) = self.current.next() {
                 for notice in read.notices {
-                    self.notices.push(notice);
+                    // Each typing thread says each notice once; the file says it once.
+                    if self.notices_seen.insert(notice.clone()) {
+                        self.notices.push(notice);
+                    }
                 }
                 for report in read.unreadable {
                     self.unreadable.push(report);
                 }
-                return Some(read.row);
+                return Some(match read.row {
+                    Pending::Done(row) => row,
+                    Pending::Typed(typed) => self.checker.finish(typed),
+                });
             }
             let from = self.batches.get(self.next_batch)?;
             match from.recv() {
@@ -368,4 +382,53 @@ fn rethrow(thread: JoinHandle<()>) -> RecordsError {
             message: "the thread reading the patients ended early".to_owned(),
         },
     }
+}
+
+/// The next [`BATCH`] non-blank lines of a JSONL file, decoded but not parsed (fewer at its
+/// end).
+fn read_lines(rows: &mut JsonlRows) -> Block {
+    let mut block = Block::default();
+    while block.rows.len() < BATCH {
+        let Some(checked) = rows.next_checked() else {
+            break;
+        };
+        let slot = match checked {
+            Checked::Skipped(err) => Slot::Skipped(err),
+            Checked::Cells { line } => {
+                block.text.push_str(rows.text());
+                Slot::Cells {
+                    line,
+                    text_end: block.text.len(),
+                    ends_end: 0,
+                    duplicate: None,
+                }
+            }
+        };
+        block.rows.push(slot);
+    }
+    block
+}
+
+/// Every line of `block` parsed and typed, with the notices each brought to this thread.
+fn type_lines(typer: &RowTyper, keys: &mut JsonlKeys, block: Block) -> Vec<ReadRow> {
+    let mut text_start = 0;
+    let typed = block.rows.into_iter().map(|slot| {
+        let row = match slot {
+            Slot::Skipped(err) => Pending::Done(Err(err)),
+            Slot::Cells { line, text_end, .. } => {
+                let text = &block.text[text_start..text_end];
+                text_start = text_end;
+                match keys.type_line(typer, line, text) {
+                    Ok(typed) => Pending::Typed(typed),
+                    Err(err) => Pending::Done(Err(err)),
+                }
+            }
+        };
+        ReadRow {
+            row,
+            unreadable: Vec::new(),
+            notices: keys.take_notices(),
+        }
+    });
+    typed.collect()
 }

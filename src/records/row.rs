@@ -163,6 +163,11 @@ impl RowBuilder {
         })
     }
 
+    /// The typing half, on this thread.
+    pub(super) fn typer_ref(&self) -> &RowTyper {
+        &self.typer
+    }
+
     /// The typing half, to share with threads that type rows.
     pub(super) fn typer(&self) -> Arc<RowTyper> {
         Arc::clone(&self.typer)

@@ -178,3 +178,33 @@ fn spent_records_are_dropped_without_waiting() {
     }
     drop(spent);
 }
+
+/// JSONL lines are parsed and typed on several threads: a computed-name key met by each of
+/// them is still one notice, after the first row that has it, and an id seen in one batch is
+/// a duplicate in a batch typed on another thread; blank lines keep the line numbers.
+#[test]
+fn jsonl_notices_and_duplicates_across_typing_threads() {
+    let mut text = String::new();
+    for n in 0..4000usize {
+        match n {
+            600 | 1100 | 1700 | 2300 => text.push_str(&format!("{{\"id\":\"P{n}\",\"age\":3}}\n")),
+            _ if n % 512 == 5 => text.push_str(&format!("{{\"id\":\"P{}\"}}\n\n", n / 2)),
+            _ => text.push_str(&format!(
+                "{{\"id\":\"P{n}\",\"stage\":\"booked\",\"visited_at\":\"2026-11-2{} 10:00\"}}\n",
+                n % 10
+            )),
+        }
+    }
+    let (here, ahead) = both("patients.jsonl", &text);
+    let notices: usize = here.iter().map(|(notices, _, _)| notices.len()).sum();
+    assert_eq!(notices, 1);
+    assert_eq!(here[601].0.len(), 1);
+    let duplicates = here
+        .iter()
+        .filter(|(_, row, _)| matches!(row, Err(err) if err.message.contains("same id")))
+        .count();
+    assert_eq!(duplicates, 8);
+    let last = here.last().unwrap().1.as_ref().unwrap();
+    assert_eq!(last.line, 4000 + 8);
+    assert_eq!(here, ahead);
+}
