@@ -133,6 +133,8 @@ pub fn for_each_patient(
         None => records::open_ahead(&source.file, schema, &source.options)?,
     };
     let mut counts = RowCounts::default();
+    // Freed on a thread of their own: this one evaluates, and the others wait for it.
+    let mut spent = records::SpentRecords::new();
     loop {
         for notice in records.take_notices() {
             writeln!(
@@ -158,7 +160,9 @@ pub fn for_each_patient(
         match row {
             Ok(patient) => {
                 counts.read += 1;
-                if !each(&patient)? {
+                let go_on = each(&patient)?;
+                spent.push(patient);
+                if !go_on {
                     break;
                 }
             }

@@ -76,9 +76,25 @@ impl CsvRows {
         })
     }
 
-    /// The record (or the reason it is skipped) for the record just read, starting on `line`;
-    /// `None` for a row of bare commas.
-    fn row(&mut self, line: usize) -> Option<Result<PatientRecord, RowError>> {
+    /// The columns of the file, in order.
+    pub(super) fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The rows' builder: its typer types rows on other threads.
+    pub(super) fn builder(&self) -> &RowBuilder {
+        &self.rows
+    }
+
+    /// The decoded text of the row [`Self::next_checked`] last gave as [`Checked::Cells`],
+    /// and where each of its fields ends in it (as many fields as there are columns).
+    pub(super) fn text(&self) -> (&str, &[usize]) {
+        (&self.text, &self.ends)
+    }
+
+    /// Whether the record just read, starting on `line`, is a row to type: decoded, not a row
+    /// of bare commas (`None`), and with a cell for every column.
+    fn check(&mut self, line: usize) -> Option<Checked> {
         let decoded =
             self.decoder
                 .decode(line, self.records.fields(), &mut self.text, &mut self.ends);
@@ -87,7 +103,7 @@ impl CsvRows {
                 Some(column) => format!("column {}", column.label()),
                 None => format!("field {}", err.field + 1),
             };
-            return Some(Err(self.rows.error(line, err.message(&what))));
+            return Some(Checked::Skipped(self.rows.error(line, err.message(&what))));
         }
         // Excel leaves rows of bare commas below the data; they are nobody.
         if cells(&self.text, &self.ends).all(|cell| cell.trim().is_empty()) {
@@ -100,18 +116,61 @@ impl CsvRows {
                 self.ends.len(),
                 self.columns.len()
             );
-            return Some(Err(self.rows.error(line, message)));
+            return Some(Checked::Skipped(self.rows.error(line, message)));
         }
-        let cells = self
-            .columns
-            .iter()
-            .zip(cells(&self.text, &self.ends).map(|cell| Cell::Text(Cow::Borrowed(cell))));
-        Some(self.rows.build(line, cells))
+        Some(Checked::Cells { line })
+    }
+
+    /// The next row in the file: its cells to type (in [`Self::text`]), or why it is skipped;
+    /// `None` at the end.
+    pub(super) fn next_checked(&mut self) -> Option<Checked> {
+        while !self.done {
+            let raw = match self.records.next_record() {
+                Ok(raw) => raw,
+                Err(err) => {
+                    self.done = true;
+                    let message = format!("cannot read the rest of the file: {err}");
+                    return Some(Checked::Skipped(
+                        self.rows.error(self.records.line(), message),
+                    ));
+                }
+            };
+            match raw {
+                Raw::End => self.done = true,
+                Raw::Record { line } => {
+                    if let Some(checked) = self.check(line) {
+                        return Some(checked);
+                    }
+                }
+                Raw::TooLong { line } => {
+                    let message = format!(
+                        "the row is longer than {} (an unclosed quote, or not a patient row); \
+                         read on from the next line",
+                        self.limits.record_size()
+                    );
+                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                }
+                Raw::Runaway { line } => {
+                    self.done = true;
+                    let message = self.limits.runaway_message();
+                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                }
+            }
+        }
+        None
     }
 }
 
+/// A row of the file before it is typed.
+pub(super) enum Checked {
+    /// A row to type, starting on `line`.
+    Cells { line: usize },
+    /// A row that is skipped, and why.
+    Skipped(RowError),
+}
+
 /// The fields of a decoded record.
-fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
+pub(super) fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
     let starts = std::iter::once(0).chain(ends.iter().copied());
     starts
         .zip(ends.iter().copied())
@@ -122,36 +181,13 @@ impl Iterator for CsvRows {
     type Item = Result<PatientRecord, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            let raw = match self.records.next_record() {
-                Ok(raw) => raw,
-                Err(err) => {
-                    self.done = true;
-                    let message = format!("cannot read the rest of the file: {err}");
-                    return Some(Err(self.rows.error(self.records.line(), message)));
-                }
-            };
-            match raw {
-                Raw::End => self.done = true,
-                Raw::Record { line } => {
-                    if let Some(row) = self.row(line) {
-                        return Some(row);
-                    }
-                }
-                Raw::TooLong { line } => {
-                    let message = format!(
-                        "the row is longer than {} (an unclosed quote, or not a patient row); \
-                         read on from the next line",
-                        self.limits.record_size()
-                    );
-                    return Some(Err(self.rows.error(line, message)));
-                }
-                Raw::Runaway { line } => {
-                    self.done = true;
-                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
-                }
+        match self.next_checked()? {
+            Checked::Skipped(err) => Some(Err(err)),
+            Checked::Cells { line } => {
+                let cells =
+                    cells(&self.text, &self.ends).map(|cell| Cell::Text(Cow::Borrowed(cell)));
+                Some(self.rows.build(line, self.columns.iter().zip(cells)))
             }
         }
-        None
     }
 }

@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::bounded::{read_line, Limits, Line};
 use super::columns::{first_duplicate, Column, Resolver};
+use super::csv_rows::Checked;
 use super::decode::Decoder;
-use super::row::{Cell, RowBuilder};
+use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::{PatientRecord, RowError};
 use crate::printable::printable;
 
@@ -29,10 +30,16 @@ pub(super) struct JsonlRows {
     text: String,
     ends: Vec<usize>,
     line: usize,
-    resolver: Resolver,
-    columns: HashMap<String, Column>,
+    keys: JsonlKeys,
     rows: RowBuilder,
     done: bool,
+}
+
+/// Types JSONL lines: the keys met so far resolved to columns, each once. One per thread
+/// typing lines; the notices its resolver finds are the first line's that brings them there.
+pub(super) struct JsonlKeys {
+    resolver: Resolver,
+    columns: HashMap<String, Column>,
 }
 
 impl JsonlRows {
@@ -51,25 +58,98 @@ impl JsonlRows {
             text: String::new(),
             ends: Vec::new(),
             line: 0,
-            resolver,
-            columns: HashMap::new(),
+            keys: JsonlKeys::new(resolver),
             rows,
             done: false,
         }
     }
 
-    /// The record for one non-blank line.
-    fn row(&mut self, text: &str) -> Result<PatientRecord, RowError> {
-        let line = self.line;
+    /// The decoded text of the line [`Self::next_checked`] last gave as [`Checked::Cells`].
+    pub(super) fn text(&self) -> &str {
+        self.text.trim()
+    }
+
+    /// The rows' builder: its typer types rows on other threads.
+    pub(super) fn builder(&self) -> &RowBuilder {
+        &self.rows
+    }
+
+    /// The next non-blank line: decoded (in [`Self::text`]), or why it is skipped; `None` at
+    /// the end.
+    pub(super) fn next_checked(&mut self) -> Option<Checked> {
+        while !self.done {
+            let read = read_line(self.input.as_mut(), &mut self.line_buf, &self.limits);
+            self.line += 1;
+            let line = self.line;
+            match read {
+                Err(err) => {
+                    self.done = true;
+                    let message = format!("cannot read the rest of the file: {err}");
+                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                }
+                Ok(Line::End) => self.done = true,
+                Ok(Line::TooLong) => {
+                    let message = format!(
+                        "the line is longer than {} (not a patient row); read on from the next line",
+                        self.limits.record_size()
+                    );
+                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                }
+                Ok(Line::Runaway) => {
+                    self.done = true;
+                    let message = self.limits.runaway_message();
+                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                }
+                Ok(Line::Text) => {
+                    let decoded = self.decoder.decode(
+                        line,
+                        std::iter::once(self.line_buf.as_slice()),
+                        &mut self.text,
+                        &mut self.ends,
+                    );
+                    if let Err(err) = decoded {
+                        let message = err.message("the line");
+                        return Some(Checked::Skipped(self.rows.error(line, message)));
+                    }
+                    if !self.text.trim().is_empty() {
+                        return Some(Checked::Cells { line });
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl JsonlKeys {
+    pub(super) fn new(resolver: Resolver) -> Self {
+        JsonlKeys {
+            resolver,
+            columns: HashMap::new(),
+        }
+    }
+
+    /// The notices found since the last call.
+    pub(super) fn take_notices(&self) -> Vec<String> {
+        self.resolver.notices().take()
+    }
+
+    /// The row on `line`, typed but not checked against the rows before it.
+    pub(super) fn type_line(
+        &mut self,
+        typer: &RowTyper,
+        line: usize,
+        text: &str,
+    ) -> Result<TypedRow, RowError> {
         let object = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(object)) => object,
             Ok(other) => {
                 let found = kind(&other);
                 let message =
                     format!("expected a JSON object ({{...}}) on the line, found {found}");
-                return Err(self.rows.error(line, message));
+                return Err(typer.error(line, message));
             }
-            Err(err) => return Err(self.rows.error(line, json_error(&err))),
+            Err(err) => return Err(typer.error(line, json_error(&err))),
         };
         let mut fresh = Vec::new();
         for key in object.keys() {
@@ -99,7 +179,7 @@ impl JsonlRows {
                 Ok(None) => {}
                 Err(problem) => {
                     let message = format!("field {}: {problem}", column.label());
-                    return Err(self.rows.error(line, message));
+                    return Err(typer.error(line, message));
                 }
             }
         }
@@ -110,9 +190,9 @@ impl JsonlRows {
                 printable(&second.header),
                 printable(&second.name)
             );
-            return Err(self.rows.error(line, message));
+            return Err(typer.error(line, message));
         }
-        self.rows.build(line, cells)
+        Ok(typer.type_row(line, cells))
     }
 }
 
@@ -120,51 +200,17 @@ impl Iterator for JsonlRows {
     type Item = Result<PatientRecord, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            let read = read_line(self.input.as_mut(), &mut self.line_buf, &self.limits);
-            self.line += 1;
-            let line = self.line;
-            match read {
-                Err(err) => {
-                    self.done = true;
-                    let message = format!("cannot read the rest of the file: {err}");
-                    return Some(Err(self.rows.error(line, message)));
-                }
-                Ok(Line::End) => self.done = true,
-                Ok(Line::TooLong) => {
-                    let message = format!(
-                        "the line is longer than {} (not a patient row); read on from the next line",
-                        self.limits.record_size()
-                    );
-                    return Some(Err(self.rows.error(line, message)));
-                }
-                Ok(Line::Runaway) => {
-                    self.done = true;
-                    return Some(Err(self.rows.error(line, self.limits.runaway_message())));
-                }
-                Ok(Line::Text) => {
-                    let decoded = self.decoder.decode(
-                        line,
-                        std::iter::once(self.line_buf.as_slice()),
-                        &mut self.text,
-                        &mut self.ends,
-                    );
-                    if let Err(err) = decoded {
-                        return Some(Err(self.rows.error(line, err.message("the line"))));
-                    }
-                    let text = std::mem::take(&mut self.text);
-                    let row = (!text.trim().is_empty()).then(|| self.row(text.trim()));
-                    self.text = text;
-                    if row.is_some() {
-                        return row;
-                    }
-                }
+        match self.next_checked()? {
+            Checked::Skipped(err) => Some(Err(err)),
+            Checked::Cells { line } => {
+                let typed = self
+                    .keys
+                    .type_line(self.rows.typer_ref(), line, self.text.trim());
+                Some(typed.and_then(|typed| self.rows.finish(typed)))
             }
         }
-        None
     }
 }
-
 /// A JSON value as a cell; `None` for null. Nested objects have no meaning in a patient row.
 fn cell(value: &Value) -> Result<Option<Cell<'_>>, &'static str> {
     Ok(match value {

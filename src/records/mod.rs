@@ -28,6 +28,7 @@ mod mapping;
 mod options;
 mod reader;
 mod row;
+mod spent;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from};
+pub use spent::SpentRecords;
 
 use std::collections::BTreeMap;
 

@@ -105,16 +105,7 @@ pub fn open(
     schema: &RecordSchema,
     options: &ReadOptions,
 ) -> Result<PatientRecords, RecordsError> {
-    let name = path.display().to_string();
-    let format = match options.format.or_else(|| RecordFormat::from_path(path)) {
-        Some(format) => format,
-        None => return Err(RecordsError::UnknownFormat { path: name }),
-    };
-    let file = File::open(path).map_err(|err| RecordsError::Io {
-        path: name.clone(),
-        message: err.to_string(),
-    })?;
-    read_from(file, &name, format, schema, options)
+    open_parts(path, schema, options).map(Opened::into_records)
 }
 
 /// Reads an export from any byte stream (stdin, a test's bytes); `name` is what rows and
@@ -138,6 +129,66 @@ pub(super) fn read_bounded(
     options: &ReadOptions,
     limits: Limits,
 ) -> Result<PatientRecords, RecordsError> {
+    parts_bounded(reader, name, format, schema, options, limits).map(Opened::into_records)
+}
+
+/// An export opened and checked as a whole, its rows not yet read: for readers that hand the
+/// rows' typing to other threads.
+pub(super) struct Opened {
+    pub name: String,
+    pub notices: Notices,
+    pub unreadable: Unreadable,
+    pub rows: Rows,
+}
+
+/// The rows of an opened export, by format.
+pub(super) enum Rows {
+    Csv(Box<CsvRows>),
+    Jsonl(Box<JsonlRows>),
+}
+
+impl Opened {
+    pub(super) fn into_records(self) -> PatientRecords {
+        let rows: Box<dyn Iterator<Item = _>> = match self.rows {
+            Rows::Csv(rows) => Box::new(rows),
+            Rows::Jsonl(rows) => Box::new(rows),
+        };
+        PatientRecords {
+            name: self.name,
+            rows_are: RowsAre::Lines,
+            notices: self.notices,
+            unreadable: self.unreadable,
+            rows,
+        }
+    }
+}
+
+/// [`open`], stopping before the rows are read.
+pub(super) fn open_parts(
+    path: &Path,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+) -> Result<Opened, RecordsError> {
+    let name = path.display().to_string();
+    let format = match options.format.or_else(|| RecordFormat::from_path(path)) {
+        Some(format) => format,
+        None => return Err(RecordsError::UnknownFormat { path: name }),
+    };
+    let file = File::open(path).map_err(|err| RecordsError::Io {
+        path: name.clone(),
+        message: err.to_string(),
+    })?;
+    parts_bounded(file, &name, format, schema, options, Limits::default())
+}
+
+fn parts_bounded(
+    reader: impl Read + 'static,
+    name: &str,
+    format: RecordFormat,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+    limits: Limits,
+) -> Result<Opened, RecordsError> {
     let mapping = options.mapping.as_ref();
     let rows = RowBuilder::new(name, schema, mapping)?;
     let unreadable = rows.unreadable();
@@ -152,13 +203,16 @@ pub(super) fn read_bounded(
     let input: Box<dyn BufRead> =
         Box::new(BufReader::with_capacity(64 * 1024, LineEnds::new(bytes)));
     let decoder = Decoder::new(options.encoding, has_bom);
-    let rows: Box<dyn Iterator<Item = _>> = match format {
-        RecordFormat::Csv => Box::new(CsvRows::new(input, decoder, limits, name, &resolver, rows)?),
-        RecordFormat::Jsonl => Box::new(JsonlRows::new(input, decoder, limits, resolver, rows)),
+    let rows = match format {
+        RecordFormat::Csv => Rows::Csv(Box::new(CsvRows::new(
+            input, decoder, limits, name, &resolver, rows,
+        )?)),
+        RecordFormat::Jsonl => Rows::Jsonl(Box::new(JsonlRows::new(
+            input, decoder, limits, resolver, rows,
+        ))),
     };
-    Ok(PatientRecords {
+    Ok(Opened {
         name: name.to_owned(),
-        rows_are: RowsAre::Lines,
         notices,
         unreadable,
         rows,

@@ -11,9 +11,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitter};
 use super::columns::{Column, Role};
@@ -45,8 +45,46 @@ impl Unreadable {
     }
 }
 
-/// Builds records for one file and remembers which ids it has seen there.
+/// Builds records for one file and remembers which ids it has seen there: a [`RowTyper`]
+/// (which may type rows on other threads) and the file-order checks on what it typed.
 pub(super) struct RowBuilder {
+    typer: Arc<RowTyper>,
+    ids: SeenIds,
+    unreadable: Unreadable,
+}
+
+/// The ids met so far in one file, checked in file order.
+pub(super) struct SeenIds {
+    /// id → line where it first appeared; grows with the patients, nothing else does.
+    seen: HashMap<String, usize>,
+    /// What `line` counts, in messages that point at another row: "line" or "row".
+    unit: &'static str,
+}
+
+impl SeenIds {
+    pub(super) fn on_lines() -> Self {
+        SeenIds {
+            seen: HashMap::new(),
+            unit: "line",
+        }
+    }
+
+    /// Why the row at `line` with `id` is skipped when the id came before; a new id is
+    /// remembered. Looked up before it is stored, so the id is copied only once per patient.
+    pub(super) fn check(&mut self, id: &str, line: usize) -> Option<String> {
+        match self.seen.get(id) {
+            Some(first) => Some(format!("the same id is already on {} {first}", self.unit)),
+            None => {
+                self.seen.insert(id.to_owned(), line);
+                None
+            }
+        }
+    }
+}
+
+/// Types the cells of one row into a record: everything about a row that does not depend on
+/// the rows before it, so rows can be typed on several threads at once.
+pub(super) struct RowTyper {
     file: String,
     schema: RecordSchema,
     /// Stage names and the mapping's stage values → index into the schema's stages (`None`:
@@ -54,13 +92,19 @@ pub(super) struct RowBuilder {
     stages: HashMap<String, Option<usize>>,
     /// Candidates for "did you mean" on an unknown stage.
     stage_names: Vec<String>,
-    /// id → line where it first appeared; grows with the patients, nothing else does.
-    seen: HashMap<String, usize>,
     opt_out: OptOutReader,
     tags: TagSplitter,
-    unreadable: Unreadable,
-    /// What `line` counts, in messages that point at another row: "line" or "row".
-    unit: &'static str,
+}
+
+/// A row as [`RowTyper::type_row`] leaves it: the record and what was wrong with its cells,
+/// before the checks that need the rows before it (is the id new?).
+pub(super) struct TypedRow {
+    record: PatientRecord,
+    /// One message per unreadable cell, and the steprule name of its column.
+    problems: Vec<String>,
+    unknown_names: Vec<String>,
+    /// Why the row has no usable id, when it has none.
+    no_id: Option<String>,
 }
 
 impl RowBuilder {
@@ -104,22 +148,34 @@ impl RowBuilder {
             stages.insert(value.to_owned(), Some(index));
             stage_names.push(value.to_owned());
         }
-        Ok(RowBuilder {
+        let typer = RowTyper {
             file: file.to_owned(),
             schema: schema.clone(),
             stages,
             stage_names,
-            seen: HashMap::new(),
             opt_out: OptOutReader::new(mapping.map(HeaderMapping::opted_out)),
             tags: TagSplitter::new(mapping.and_then(HeaderMapping::tag_separators)),
+        };
+        Ok(RowBuilder {
+            typer: Arc::new(typer),
+            ids: SeenIds::on_lines(),
             unreadable: Unreadable::default(),
-            unit: "line",
         })
+    }
+
+    /// The typing half, on this thread.
+    pub(super) fn typer_ref(&self) -> &RowTyper {
+        &self.typer
+    }
+
+    /// The typing half, to share with threads that type rows.
+    pub(super) fn typer(&self) -> Arc<RowTyper> {
+        Arc::clone(&self.typer)
     }
 
     /// For a source whose rows are numbered rather than on lines (a database query).
     pub(super) fn counting_rows(mut self) -> Self {
-        self.unit = "row";
+        self.ids.unit = "row";
         self
     }
 
@@ -130,11 +186,7 @@ impl RowBuilder {
 
     /// An error about the row starting at `line` of this file.
     pub(super) fn error(&self, line: usize, message: String) -> RowError {
-        RowError {
-            file: self.file.clone(),
-            line,
-            message,
-        }
+        self.typer.error(line, message)
     }
 
     /// The record for the row at `line`, or every problem with it in one message when it has
@@ -146,6 +198,74 @@ impl RowBuilder {
         line: usize,
         cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
     ) -> Result<PatientRecord, RowError> {
+        let typed = self.typer.type_row(line, cells);
+        self.finish(typed)
+    }
+
+    /// The checks on a typed row that need the rows before it, made in file order: the id is
+    /// new (or the row is skipped), and a kept row's unreadable cells are reported.
+    pub(super) fn finish(&mut self, typed: TypedRow) -> Result<PatientRecord, RowError> {
+        let duplicate = match typed.no_id {
+            Some(_) => None,
+            None => self.ids.check(&typed.record.id, typed.record.line),
+        };
+        let (row, report) = typed.conclude(&self.typer, duplicate);
+        if let Some(report) = report {
+            self.unreadable.push(report);
+        }
+        row
+    }
+}
+
+impl TypedRow {
+    /// The row, given why its id is a duplicate (if it is): skipped with every problem in one
+    /// message when it has no usable id, else kept with the report of its unreadable cells.
+    pub(super) fn conclude(
+        self,
+        typer: &RowTyper,
+        duplicate: Option<String>,
+    ) -> (Result<PatientRecord, RowError>, Option<RowError>) {
+        let TypedRow {
+            record,
+            mut problems,
+            unknown_names,
+            no_id,
+        } = self;
+        let line = record.line;
+        if let Some(reason) = no_id.or(duplicate) {
+            problems.insert(0, reason);
+            return (Err(typer.error(line, problems.join("; "))), None);
+        }
+        if problems.is_empty() {
+            return (Ok(record), None);
+        }
+        let report = unreadable_report(&problems, &unknown_names, &record);
+        (Ok(record), Some(typer.error(line, report)))
+    }
+}
+
+impl RowTyper {
+    /// The id a row's id cell gives, as [`Self::type_row`] reads it; `None` when it gives none.
+    pub(super) fn id_in<'t>(column: &Column, text: &'t str) -> Option<&'t str> {
+        let text = text.trim();
+        (!text.is_empty() && !means_empty(text, column.empty.as_ref())).then_some(text)
+    }
+
+    /// An error about the row starting at `line` of this file.
+    pub(super) fn error(&self, line: usize, message: String) -> RowError {
+        RowError {
+            file: self.file.clone(),
+            line,
+            message,
+        }
+    }
+
+    /// Every cell of the row at `line` put into a record.
+    pub(super) fn type_row<'c, 'v>(
+        &self,
+        line: usize,
+        cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
+    ) -> TypedRow {
         let mut record = PatientRecord {
             id: String::new(),
             line_user_id: None,
@@ -174,33 +294,16 @@ impl RowBuilder {
                 unknown_names.push(column.name.clone());
             }
         }
-        let skip = if record.id.is_empty() {
-            Some(match id_column {
-                Some(column) => format!("the id is empty (column {})", column.label()),
-                None => "no id (every patient needs an `id`)".to_owned(),
-            })
-        } else {
-            match self.seen.entry(record.id.clone()) {
-                Entry::Occupied(first) => Some(format!(
-                    "the same id is already on {} {}",
-                    self.unit,
-                    first.get()
-                )),
-                Entry::Vacant(slot) => {
-                    slot.insert(line);
-                    None
-                }
-            }
-        };
-        if let Some(reason) = skip {
-            problems.insert(0, reason);
-            return Err(self.error(line, problems.join("; ")));
+        let no_id = record.id.is_empty().then(|| match id_column {
+            Some(column) => format!("the id is empty (column {})", column.label()),
+            None => "no id (every patient needs an `id`)".to_owned(),
+        });
+        TypedRow {
+            record,
+            problems,
+            unknown_names,
+            no_id,
         }
-        if !problems.is_empty() {
-            let report = unreadable_report(&problems, &unknown_names, &record);
-            self.unreadable.push(self.error(line, report));
-        }
-        Ok(record)
     }
 
     /// Puts one cell into the record. Empty cells (and the values the mapping says mean empty)

@@ -19,13 +19,16 @@ fn seen(mut records: PatientRecords) -> Seen {
     }
 }
 
-fn both(name: &str, text: &str) -> (Seen, Seen) {
+fn both(name: &str, text: impl AsRef<[u8]>) -> (Seen, Seen) {
+    both_with(name, text, &ReadOptions::default())
+}
+
+fn both_with(name: &str, text: impl AsRef<[u8]>, options: &ReadOptions) -> (Seen, Seen) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
-    let options = ReadOptions::default();
-    let here = seen(open(&path, &schema(), &options).unwrap());
-    let ahead = seen(open_ahead(&path, &schema(), &options).unwrap());
+    let here = seen(open(&path, &schema(), options).unwrap());
+    let ahead = seen(open_ahead(&path, &schema(), options).unwrap());
     (here, ahead)
 }
 
@@ -86,4 +89,122 @@ fn a_file_that_cannot_be_read_is_the_same_error() {
         open(&empty, &schema(), &options).unwrap_err(),
         open_ahead(&empty, &schema(), &options).unwrap_err()
     );
+}
+
+/// Rows are typed in batches of 512 on several threads: rows whose quoted cells run over
+/// several lines at either side of a batch's edge keep their lines, and an id seen in one
+/// batch is a duplicate in a batch typed on another thread.
+#[test]
+fn quoted_lines_and_duplicates_across_batch_edges() {
+    let mut text = String::from("id,name,stage,visited_at,opted_out\n");
+    for n in 0..5000usize {
+        match n % 512 {
+            510 | 511 | 0 | 1 => text.push_str(&format!(
+                "P{n},\"三\n行\n目\",booked,\"2026-11-20\n10:00\",no\n"
+            )),
+            2 => text.push_str(&format!("P{},again,booked,,no\n", n.saturating_sub(300))),
+            3 => text.push_str(&format!("P{n},x,booked,2026-13-20 10:00,maybe\n")),
+            _ => text.push_str(&format!("P{n},患者{n},first_visit,2026-11-20 10:00,no\n")),
+        }
+    }
+    let (here, ahead) = both("patients.csv", &text);
+    assert_eq!(here.len(), 5000);
+    let line_of = |n: usize| match &here[n].1 {
+        Ok(record) => record.line,
+        Err(err) => err.line,
+    };
+    // Rows 0 and 1 span four lines each: three in the name, and the date cell's second one.
+    assert_eq!((line_of(0), line_of(1), line_of(2)), (2, 6, 10));
+    let duplicates = here
+        .iter()
+        .filter(|(_, row, _)| matches!(row, Err(err) if err.message.contains("same id")))
+        .count();
+    assert_eq!(duplicates, 10);
+    assert!(
+        here.iter()
+            .filter(|(_, _, reports)| !reports.is_empty())
+            .count()
+            >= 9
+    );
+    assert_eq!(here, ahead);
+}
+
+/// A Shift_JIS export read in `auto`: the first non-ASCII row decides the encoding for the
+/// rows typed on every thread, and a UTF-8 row far into the file is still refused.
+#[test]
+fn shift_jis_decided_once_for_every_batch() {
+    let mut text = String::from("id,name,stage,visited_at,opted_out\n");
+    for n in 0..3000 {
+        text.push_str(&format!(
+            "P{n},患者{n},first_visit,2026-11-20 10:00,配信停止\n"
+        ));
+    }
+    let mut bytes = encoding_rs::SHIFT_JIS.encode(&text).0.into_owned();
+    bytes.extend_from_slice("P9999,山田,booked,,no\n".as_bytes());
+    let (here, ahead) = both("patients.csv", &bytes);
+    assert_eq!(here.len(), 3001);
+    assert_eq!(here[2].1.as_ref().unwrap().name.as_deref(), Some("患者2"));
+    assert!(here[2999].1.as_ref().unwrap().opted_out);
+    let refused = here[3000].1.as_ref().unwrap_err();
+    assert!(refused.message.contains("UTF-8"), "{refused}");
+    assert_eq!(here, ahead);
+}
+
+/// A caller that stops after a few rows of a large file is not kept waiting by the threads
+/// still reading and typing it.
+#[test]
+fn stopping_early_ends_the_threads() {
+    let mut text = String::from("id,stage\n");
+    for n in 0..50_000 {
+        text.push_str(&format!("P{n},booked\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patients.csv");
+    std::fs::write(&path, text).unwrap();
+    let records = open_ahead(&path, &schema(), &ReadOptions::default()).unwrap();
+    let first: Vec<_> = records.take(3).map(|row| row.unwrap().id).collect();
+    assert_eq!(first, ["P0", "P1", "P2"]);
+}
+
+/// Records handed to the dropping thread, many more than wait at once, neither block the
+/// reader nor keep it waiting at the end.
+#[test]
+fn spent_records_are_dropped_without_waiting() {
+    let rows = read_csv("id,stage\nP1,booked\n");
+    let record = rows[0].clone().unwrap();
+    let mut spent = SpentRecords::new();
+    for _ in 0..20_000 {
+        spent.push(record.clone());
+    }
+    drop(spent);
+}
+
+/// JSONL lines are parsed and typed on several threads: a computed-name key met by each of
+/// them is still one notice, after the first row that has it, and an id seen in one batch is
+/// a duplicate in a batch typed on another thread; blank lines keep the line numbers.
+#[test]
+fn jsonl_notices_and_duplicates_across_typing_threads() {
+    let mut text = String::new();
+    for n in 0..4000usize {
+        match n {
+            600 | 1100 | 1700 | 2300 => text.push_str(&format!("{{\"id\":\"P{n}\",\"age\":3}}\n")),
+            _ if n % 512 == 5 => text.push_str(&format!("{{\"id\":\"P{}\"}}\n\n", n / 2)),
+            _ => text.push_str(&format!(
+                "{{\"id\":\"P{n}\",\"stage\":\"booked\",\"visited_at\":\"2026-11-2{} 10:00\"}}\n",
+                n % 10
+            )),
+        }
+    }
+    let (here, ahead) = both("patients.jsonl", &text);
+    let notices: usize = here.iter().map(|(notices, _, _)| notices.len()).sum();
+    assert_eq!(notices, 1);
+    assert_eq!(here[601].0.len(), 1);
+    let duplicates = here
+        .iter()
+        .filter(|(_, row, _)| matches!(row, Err(err) if err.message.contains("same id")))
+        .count();
+    assert_eq!(duplicates, 8);
+    let last = here.last().unwrap().1.as_ref().unwrap();
+    assert_eq!(last.line, 4000 + 8);
+    assert_eq!(here, ahead);
 }
