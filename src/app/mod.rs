@@ -18,7 +18,7 @@ pub mod serve;
 pub mod status;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -323,4 +323,33 @@ impl WindowArgs {
         }
         Ok(Window { now, from, to })
     }
+}
+
+/// `text` on stdout, or in `path` created `0600`: for pages that hold patient data (a preview,
+/// the review sheet), which other users of the machine must not read.
+fn write_private(
+    path: Option<&Path>,
+    what: &str,
+    text: &str,
+    io: &mut Io<'_>,
+) -> Result<(), AppError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = path else {
+        io.out.write_all(text.as_bytes())?;
+        return Ok(());
+    };
+    let cannot = |e: std::io::Error| {
+        AppError::Usage(format!(
+            "cannot write {what} to {}: {e}",
+            crate::printable::printable(&path.display().to_string())
+        ))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::ledger::file::FILE_MODE)
+        .open(path)
+        .map_err(cannot)?;
+    file.write_all(text.as_bytes()).map_err(cannot)
 }

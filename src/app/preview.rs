@@ -5,7 +5,6 @@
 //! Patient data is shown only in the preview itself (stdout or `--out`); what goes to stderr
 //! names steps, templates and fields, never a value.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use super::explain::{moved_text, reason_text, time_text, HORIZON_DAYS};
@@ -152,7 +151,8 @@ pub fn run(request: &PreviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             preview::html::render(&heading, &sends).map_err(std::io::Error::other)?
         }
     };
-    write_preview(request, &text, io)?;
+    // The preview holds patient data.
+    super::write_private(request.out.as_deref(), "the preview", &text, io)?;
     Ok(if failed > 0 {
         Outcome::SendsFailed
     } else {
@@ -270,27 +270,4 @@ pub(super) fn columns(
         columns.push((name.clone(), value.clone()));
     }
     columns
-}
-
-/// On stdout, or in `--out` created `0600` (the preview holds patient data).
-fn write_preview(request: &PreviewRequest, text: &str, io: &mut Io<'_>) -> Result<(), AppError> {
-    let Some(path) = &request.out else {
-        io.out.write_all(text.as_bytes())?;
-        return Ok(());
-    };
-    use std::os::unix::fs::OpenOptionsExt;
-    let cannot = |e: std::io::Error| {
-        AppError::Usage(format!(
-            "cannot write the preview to {}: {e}",
-            crate::printable::printable(&path.display().to_string())
-        ))
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(crate::ledger::file::FILE_MODE)
-        .open(path)
-        .map_err(cannot)?;
-    file.write_all(text.as_bytes()).map_err(cannot)
 }

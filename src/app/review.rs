@@ -10,8 +10,7 @@ mod digest;
 mod findings;
 mod samples;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -127,7 +126,8 @@ pub fn run(request: &ReviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         file_findings: sorted.rest(),
     };
     let html = review::render(&sheet).map_err(std::io::Error::other)?;
-    write_sheet(request.out.as_deref(), &html, io)?;
+    // The sheet holds rendered messages: patient data.
+    super::write_private(request.out.as_deref(), "the review sheet", &html, io)?;
     if errors > 0 {
         writeln!(
             io.err,
@@ -408,27 +408,4 @@ fn sample_words(sample: Option<(&PatientRecord, Chosen)>) -> String {
         Chosen::First => "ファイルの最初の患者（このステップのステージの患者はいません）",
     };
     format!("{}行目・ID {}（{how}）", patient.line, patient.id)
-}
-
-/// On stdout, or in `path` created `0600` (the sheet holds rendered messages).
-fn write_sheet(path: Option<&Path>, html: &str, io: &mut Io<'_>) -> Result<(), AppError> {
-    let Some(path) = path else {
-        io.out.write_all(html.as_bytes())?;
-        return Ok(());
-    };
-    use std::os::unix::fs::OpenOptionsExt;
-    let cannot = |e: std::io::Error| {
-        AppError::Usage(format!(
-            "cannot write the review sheet to {}: {e}",
-            crate::printable::printable(&path.display().to_string())
-        ))
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(crate::ledger::file::FILE_MODE)
-        .open(path)
-        .map_err(cannot)?;
-    file.write_all(html.as_bytes()).map_err(cannot)
 }
