@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::reactions::{PassReactions, NO_LEDGER_NOTE};
+use super::reactions::{PassReactions, UNREAD_REACTIONS};
 use super::recipients;
 use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
@@ -106,9 +106,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
                 PassReactions::none(&plan),
             ),
         };
-    if reactions.used() && reactions.is_unread() {
-        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
-    }
+    let reactions_unread = reactions.used() && reactions.is_unread();
     let window = Window {
         now,
         from: now,
@@ -128,6 +126,7 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
         plan: &plan,
         line: &line,
         sends: &sends,
+        reactions_unread,
     }
     .render(&patient, now, &outcome);
     // Names, ids and other values from the export are escaped before reaching a terminal.
@@ -140,6 +139,8 @@ struct Explanation<'a> {
     plan: &'a TimingPlan,
     line: &'a LineState,
     sends: &'a PatientLedger,
+    /// The rules react to patients and no ledger was there to read their reactions from.
+    reactions_unread: bool,
 }
 
 impl Explanation<'_> {
@@ -196,8 +197,13 @@ impl Explanation<'_> {
         if !self.sends.read {
             text.push_str(
                 "no ledger (none beside the rules, and no --ledger): what earlier runs sent is \
-                 not known\n",
+                 not known",
             );
+            if self.reactions_unread {
+                text.push_str(", and ");
+                text.push_str(UNREAD_REACTIONS);
+            }
+            text.push('\n');
         }
         text.push_str(&format!("as of {}\n\n", self.time(now)));
         let width = self
@@ -399,6 +405,7 @@ pub(super) fn moved_text(plan: &TimingPlan, send: &DueSend) -> String {
         plan,
         line: &line,
         sends: &sends,
+        reactions_unread: false,
     }
     .moved(send, &plan.steps[send.step])
 }
@@ -410,6 +417,7 @@ pub(super) fn reason_text(plan: &TimingPlan, reason: &Reason, step: &PlannedStep
         plan,
         line: &line,
         sends: &sends,
+        reactions_unread: false,
     }
     .reason(reason, step)
 }
@@ -421,6 +429,7 @@ pub(super) fn time_text(plan: &TimingPlan, at: DateTime<Utc>) -> String {
         plan,
         line: &line,
         sends: &sends,
+        reactions_unread: false,
     }
     .time(at)
 }

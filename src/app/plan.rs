@@ -19,7 +19,7 @@ use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
     WindowArgs,
 };
-use crate::app::reactions::{PassReactions, NO_LEDGER_NOTE};
+use crate::app::reactions::{PassReactions, UNREAD_REACTIONS};
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
@@ -122,8 +122,10 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             None => (Recipients::default(), None, PassReactions::none(&plan)),
         };
     let ledger_read = marks.is_some();
-    if reactions.used() && request.ledger.is_none() && reactions.is_unread() {
-        writeln!(io.err, "{NO_LEDGER_NOTE}")?;
+    let reactions_unread = reactions.used() && reactions.is_unread();
+    // The calendar marks nothing from a ledger, so it has no "no ledger" line to join.
+    if reactions_unread && !marking {
+        writeln!(io.err, "note: no ledger, so {UNREAD_REACTIONS}")?;
     }
     let mut evaluator = Evaluator::new(&plan);
     let mut outcome = PatientOutcome::default();
@@ -242,11 +244,15 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         )?;
     }
     if marking && !ledger_read {
-        writeln!(
+        write!(
             io.err,
             "no ledger (none beside the rules, and no --ledger): sends earlier runs made are not \
              marked"
         )?;
+        if reactions_unread {
+            write!(io.err, ", and {UNREAD_REACTIONS}")?;
+        }
+        writeln!(io.err)?;
     } else if let (true, Some(known)) = (marking, ledger_summary(&rows)) {
         writeln!(
             io.err,

@@ -18,10 +18,11 @@ use crate::ledger::{EventKind, Ledger, LedgerError};
 use crate::plan::{AnchorField, TimingPlan};
 use crate::records::PatientRecord;
 
-/// What `plan` says once when the rules react to patients and there is no ledger to read.
-pub const NO_LEDGER_NOTE: &str = "note: no ledger, so reactions (`clicked`, `answered`, \
-`booked since`, `blocked`, `after sent`) read as \"no reaction yet\": steps timed `after sent` \
-send nothing and reaction conditions are false";
+/// What reactions mean when there is no ledger to read them from: said once, as part of the
+/// line that says there is no ledger.
+pub const UNREAD_REACTIONS: &str = "reactions (`clicked`, `answered`, `booked since`, \
+`blocked`, `after sent`) read as \"no reaction yet\": steps timed `after sent` send nothing \
+and reaction conditions are false";
 
 /// Every patient's reactions for one pass.
 #[derive(Debug, Default)]

@@ -327,6 +327,12 @@ fn plan_without_a_ledger_reads_no_reaction_yet_and_says_so_once() {
         "{}",
         plan.stderr
     );
+    assert_eq!(
+        plan.stderr.matches("no ledger").count(),
+        1,
+        "{}",
+        plan.stderr
+    );
     // The survey goes out; nothing timed after it can be planned without its send.
     assert!(plan.stdout.contains("survey"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("survey_again"), "{}", plan.stdout);
@@ -345,7 +351,12 @@ fn plan_without_a_ledger_reads_no_reaction_yet_and_says_so_once() {
         ],
     );
     assert_eq!(explained.code, 0, "{}", explained.stderr);
-    assert_eq!(explained.stderr.matches("no reaction yet").count(), 1);
+    // Said once, on the line that says there is no ledger.
+    assert_eq!(explained.stdout.matches("no reaction yet").count(), 1);
+    assert!(!explained.stderr.contains("no reaction yet"));
+    assert!(explained
+        .stdout
+        .contains("what earlier runs sent is not known, and reactions (`clicked`"));
     assert!(
         explained
             .stdout
