@@ -262,11 +262,15 @@ fn three_workers_one_killed(n: usize) {
         statuses(&rows(&url)),
         started.elapsed(),
     );
-    // The work was shared: the two survivors and the restarted worker each sent some.
-    assert!(
-        sent_by[..3].iter().filter(|&&sent| sent > 0).count() >= 2,
-        "sent by each run: {sent_by:?}"
-    );
+    // The work was shared: the two survivors and the restarted worker each sent some. Only
+    // judged at the large size: with a few thousand sends one worker can claim them all before
+    // another has read the export (seen once under CI's load), which is correct, not shared.
+    if n >= 100_000 {
+        assert!(
+            sent_by[..3].iter().filter(|&&sent| sent > 0).count() >= 2,
+            "sent by each run: {sent_by:?}"
+        );
+    }
 
     assert_eq!(fake.protocol_errors(), Vec::<String>::new());
     let counts = fake.delivery_counts();
