@@ -302,50 +302,91 @@ impl Lexicon {
     /// fine longer words is left out, and so is a word contained in a longer hit of the same
     /// category, so that 「必ず治る」 is one finding.
     pub fn find(&self, text: &Normalized) -> Found {
-        let haystack = text.as_str();
-        let mut found = Found::default();
-        let mut fines: Vec<(usize, Range<usize>)> = Vec::new();
-        for m in self.automaton.find_overlapping_iter(haystack) {
-            let id = m.pattern().as_usize();
-            if !whole_word(haystack, m.range(), &self.folded[id]) {
-                continue;
-            }
-            match self.patterns[id] {
-                Pattern::Entry(entry) => found.hits.push(Hit {
-                    entry,
-                    range: m.range(),
-                }),
-                Pattern::Fine(entry) => fines.push((entry, m.range())),
-                Pattern::Cue(cue) => found.cues.push((cue, m.range())),
-            }
-        }
-        let inside = |inner: &Range<usize>, outer: &Range<usize>| {
-            outer.start <= inner.start && inner.end <= outer.end
+        let mut cues = Vec::new();
+        let role = |id: usize| match self.patterns[id] {
+            Pattern::Entry(entry) => Role::Word(entry),
+            Pattern::Fine(entry) => Role::Fine(entry),
+            Pattern::Cue(_) => Role::Other,
         };
-        found.hits.retain(|hit| {
-            !fines
-                .iter()
-                .any(|(entry, range)| *entry == hit.entry && inside(&hit.range, range))
-        });
-        // Overlapping hits of one category: keep the first, longest one.
-        found
-            .hits
-            .sort_by_key(|hit| (hit.range.start, std::cmp::Reverse(hit.range.end)));
-        let mut kept: Vec<Hit> = Vec::with_capacity(found.hits.len());
-        for hit in found.hits {
-            let category = self.entries[hit.entry].category;
-            let overlaps = kept.iter().rev().take(8).any(|k| {
-                self.entries[k.entry].category == category
-                    && k.range.start < hit.range.end
-                    && hit.range.start < k.range.end
-            });
-            if !overlaps {
-                kept.push(hit);
+        let other = |id: usize, range: Range<usize>| {
+            if let Pattern::Cue(cue) = self.patterns[id] {
+                cues.push((cue, range));
             }
-        }
-        found.hits = kept;
-        found
+        };
+        // Overlapping hits of one category: keep the first, longest one.
+        let same_group = |a: usize, b: usize| self.entries[a].category == self.entries[b].category;
+        let hits = scan(
+            &self.automaton,
+            &self.folded,
+            text.as_str(),
+            role,
+            other,
+            same_group,
+        );
+        Found { hits, cues }
     }
+}
+
+/// What one word of a compiled list stands for, as [`scan`] needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::check) enum Role {
+    /// A listed word, by entry.
+    Word(usize),
+    /// A fine longer word of that entry: the entry inside it is not a finding.
+    Fine(usize),
+    /// Anything else the list holds (cue words, opt-out wording): handed to the caller.
+    Other,
+}
+
+/// The one pass both word lists (advertising, health) make over a folded text: every whole
+/// word `folded` (compiled into `automaton`) finds, less an entry's hits inside one of its fine
+/// longer words, and less a hit overlapping an earlier, longer one of the same group
+/// (`same_group` of their entries). Matches of [`Role::Other`] go to `other`.
+pub(in crate::check) fn scan(
+    automaton: &AhoCorasick,
+    folded: &[String],
+    haystack: &str,
+    role: impl Fn(usize) -> Role,
+    mut other: impl FnMut(usize, Range<usize>),
+    same_group: impl Fn(usize, usize) -> bool,
+) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    let mut fines: Vec<(usize, Range<usize>)> = Vec::new();
+    for m in automaton.find_overlapping_iter(haystack) {
+        let id = m.pattern().as_usize();
+        if !whole_word(haystack, m.range(), &folded[id]) {
+            continue;
+        }
+        match role(id) {
+            Role::Word(entry) => hits.push(Hit {
+                entry,
+                range: m.range(),
+            }),
+            Role::Fine(entry) => fines.push((entry, m.range())),
+            Role::Other => other(id, m.range()),
+        }
+    }
+    let inside = |inner: &Range<usize>, outer: &Range<usize>| {
+        outer.start <= inner.start && inner.end <= outer.end
+    };
+    hits.retain(|hit| {
+        !fines
+            .iter()
+            .any(|(entry, range)| *entry == hit.entry && inside(&hit.range, range))
+    });
+    hits.sort_by_key(|hit| (hit.range.start, std::cmp::Reverse(hit.range.end)));
+    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let overlaps = kept.iter().rev().take(8).any(|k| {
+            same_group(k.entry, hit.entry)
+                && k.range.start < hit.range.end
+                && hit.range.start < k.range.end
+        });
+        if !overlaps {
+            kept.push(hit);
+        }
+    }
+    kept
 }
 
 /// A word that starts (ends) with an ASCII letter or digit must not be preceded (followed) by

@@ -13,7 +13,7 @@ mod tests;
 
 use lexicon::{Category, Cue, Lexicon};
 // The privacy lints match the same way and read the same pieces of rendered text.
-pub(super) use lexicon::whole_word;
+pub(super) use lexicon::{scan, Hit, Role};
 pub(super) use normalize::Normalized;
 // Consent cells are read with the same folding (`ＹＥＳ`, `はい`).
 pub(crate) use normalize::fold;

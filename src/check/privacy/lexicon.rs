@@ -3,13 +3,12 @@
 //! their folded forms (the advertising lints' normalisation), so that a preview is matched in
 //! one pass however long the lists grow.
 
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
-use super::super::compliance::{whole_word, Normalized};
+use super::super::compliance::{scan, Hit, Normalized, Role};
 
 /// The lists as shipped: compiled in, so a binary always runs the lists it was tested with.
 const HEALTH_WORDS: &str = include_str!("../../../compliance/health_words.toml");
@@ -81,13 +80,6 @@ enum Pattern {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub reason: String,
-}
-
-/// A health word found in a text, by its folded byte range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    pub entry: usize,
-    pub range: Range<usize>,
 }
 
 /// What one pass over a text finds.
@@ -176,47 +168,21 @@ impl HealthWords {
     /// wording. A word inside one of its fine longer words is left out, and so is a word
     /// inside a longer hit (「妊婦健診」 is one finding, not also 「妊婦」).
     pub fn find(&self, text: &Normalized) -> Found {
-        let haystack = text.as_str();
-        let mut found = Found::default();
-        let mut fines: Vec<(usize, Range<usize>)> = Vec::new();
-        for m in self.automaton.find_overlapping_iter(haystack) {
-            let id = m.pattern().as_usize();
-            if !whole_word(haystack, m.range(), &self.folded[id]) {
-                continue;
-            }
-            match self.patterns[id] {
-                Pattern::Word(entry) => found.hits.push(Hit {
-                    entry,
-                    range: m.range(),
-                }),
-                Pattern::Fine(entry) => fines.push((entry, m.range())),
-                Pattern::OptOut => found.opt_out = true,
-            }
-        }
-        let inside = |inner: &Range<usize>, outer: &Range<usize>| {
-            outer.start <= inner.start && inner.end <= outer.end
+        let mut opt_out = false;
+        let role = |id: usize| match self.patterns[id] {
+            Pattern::Word(entry) => Role::Word(entry),
+            Pattern::Fine(entry) => Role::Fine(entry),
+            Pattern::OptOut => Role::Other,
         };
-        found.hits.retain(|hit| {
-            !fines
-                .iter()
-                .any(|(entry, range)| *entry == hit.entry && inside(&hit.range, range))
-        });
-        found
-            .hits
-            .sort_by_key(|hit| (hit.range.start, std::cmp::Reverse(hit.range.end)));
-        let mut kept: Vec<Hit> = Vec::with_capacity(found.hits.len());
-        for hit in found.hits {
-            let overlaps = kept
-                .iter()
-                .rev()
-                .take(8)
-                .any(|k| k.range.start < hit.range.end && hit.range.start < k.range.end);
-            if !overlaps {
-                kept.push(hit);
-            }
-        }
-        found.hits = kept;
-        found
+        let hits = scan(
+            &self.automaton,
+            &self.folded,
+            text.as_str(),
+            role,
+            |_, _| opt_out = true,
+            |_, _| true,
+        );
+        Found { hits, opt_out }
     }
 }
 
