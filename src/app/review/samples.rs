@@ -85,6 +85,7 @@ pub fn first_fitting(
     let mut in_stage: Vec<Option<usize>> = vec![None; count];
     let mut evaluator = plan.map(|(plan, window)| (Evaluator::explaining(plan), window));
     let mut outcome = PatientOutcome::default();
+    let mut fits = vec![Fit::Nothing; count];
     let rows = for_each_patient(source, schema, err, |patient| {
         // Kept only when it is some step's sample (or the first, the last resort).
         let mut keep = records.is_empty();
@@ -92,8 +93,9 @@ pub fn first_fitting(
         if let Some((evaluator, window)) = evaluator.as_mut() {
             outcome.clear();
             evaluator.evaluate(patient, *window, &mut outcome);
+            fitting(&outcome, &mut fits);
             for step in steps {
-                if applies[step.index].is_none() && conditions_hold(&outcome, step.index) {
+                if applies[step.index].is_none() && fits[step.index] == Fit::Fits {
                     applies[step.index] = Some(here);
                     keep = true;
                 }
@@ -140,24 +142,97 @@ pub fn first_fitting(
     })
 }
 
-/// Whether evaluation found the step's conditions true for the patient: it sends, or it does
-/// not for a reason that is not about who the patient is (timing, the window, `unless`…).
-fn conditions_hold(outcome: &PatientOutcome, step: usize) -> bool {
-    let mut notes = outcome.notes.iter().filter(|n| n.step == step).peekable();
-    let sends = outcome.sends.iter().any(|s| s.step == step);
-    if !sends && notes.peek().is_none() {
-        return false;
+/// What evaluation said of a step for one patient, as a sample needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Neither a send nor a note: the step was not looked at.
+    Nothing,
+    /// It sends, or it does not for a reason that is not about who the patient is (timing,
+    /// the window, `unless`…).
+    Fits,
+    /// A reason about the patient: a condition, consent, opt-out, a missing field.
+    NotThisPatient,
+}
+
+/// Each step's [`Fit`] for the patient of `outcome`, in one pass over its sends and notes
+/// (not one per step: rules with thousands of steps stay linear).
+fn fitting(outcome: &PatientOutcome, fits: &mut [Fit]) {
+    fits.fill(Fit::Nothing);
+    let mut mark = |step: usize, fit: Fit| {
+        if let Some(slot) = fits.get_mut(step) {
+            if *slot != Fit::NotThisPatient {
+                *slot = fit;
+            }
+        }
+    };
+    for send in &outcome.sends {
+        mark(send.step, Fit::Fits);
     }
-    notes.all(|note| {
-        !matches!(
+    for note in &outcome.notes {
+        let about_the_patient = matches!(
             note.reason,
             Reason::ConditionFalse(_)
                 | Reason::Script(_)
                 | Reason::Unreadable(_)
                 | Reason::NoAnchor(_)
                 | Reason::OptedOut
+                | Reason::NoConsent(_)
                 | Reason::NoLineUserId
                 | Reason::NotSentYet(_)
-        )
-    })
+        );
+        mark(
+            note.step,
+            if about_the_patient {
+                Fit::NotThisPatient
+            } else {
+                Fit::Fits
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{Consent, StepNote};
+
+    fn fits_of(notes: Vec<StepNote>) -> Vec<Fit> {
+        let outcome = PatientOutcome {
+            notes,
+            ..PatientOutcome::default()
+        };
+        let mut fits = vec![Fit::Nothing; 3];
+        fitting(&outcome, &mut fits);
+        fits
+    }
+
+    #[test]
+    fn a_patient_without_consent_is_no_sample_for_a_promo_step() {
+        let fits = fits_of(vec![
+            StepNote {
+                step: 0,
+                reason: Reason::NoConsent(Consent::Empty),
+            },
+            StepNote {
+                step: 1,
+                reason: Reason::BeyondCalendar,
+            },
+        ]);
+        assert_eq!(fits, [Fit::NotThisPatient, Fit::Fits, Fit::Nothing]);
+    }
+
+    #[test]
+    fn a_reason_about_the_patient_wins_over_one_about_timing() {
+        let fits = fits_of(vec![
+            StepNote {
+                step: 2,
+                reason: Reason::BeyondCalendar,
+            },
+            StepNote {
+                step: 2,
+                reason: Reason::OptedOut,
+            },
+        ]);
+        assert_eq!(fits[2], Fit::NotThisPatient);
+    }
 }
