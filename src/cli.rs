@@ -163,8 +163,10 @@ pub(crate) enum Command {
         rules: RulesArgs,
         #[command(flatten)]
         patients: PatientArgs,
-        /// The ledger (default: .steprule/ledger.db beside the rules).
-        #[arg(long, value_name = "PATH")]
+        /// The ledger: a file (default: .steprule/ledger.db beside the rules), or a
+        /// postgres://USER:PASSWORD@HOST/DATABASE URL that several `serve` instances and `run`
+        /// workers share (also from STEPRULE_LEDGER_URL).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         /// The outbox for --run-every deliveries without a token (default:
         /// .steprule/outbox.jsonl beside the rules).

@@ -146,6 +146,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let patients = patient_source(patients)?;
             // Read here and only handed to the signature check; never printed.
             let secret = std::env::var("LINE_CHANNEL_SECRET").ok();
+            // As for `run`: the URL (and its password) can stay out of the command line.
+            let ledger =
+                ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
             let request = ServeRequest {
                 rules: rules_source(rules),
                 patients,

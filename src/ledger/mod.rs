@@ -36,7 +36,7 @@ pub use report_reads::ArmKey;
 pub use send::{
     Claim, PendingInOutbox, RecentSend, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
 };
-pub use store::{is_postgres_url, LedgerLocation, RunLedger};
+pub use store::{is_postgres_url, LedgerLocation, RunLedger, ServeLedger};
 
 use std::path::Path;
 

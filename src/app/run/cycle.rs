@@ -82,11 +82,7 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
-        // Refused at open on a ledger without the events they read (see `open_ledger`).
-        let reactions = match ledger.sqlite() {
-            Some(sqlite) => PassReactions::load(sqlite, self.plan, now)?,
-            None => PassReactions::none(self.plan),
-        };
+        let reactions = PassReactions::load(ledger.as_ref(), self.plan, now)?;
         let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref())?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;

@@ -1,6 +1,7 @@
-//! The ledger on PostgreSQL: the same sends, marks and events as the SQLite ledger, for many
-//! clinics (every row carries its clinic) and many workers at once (claims carry leases; see
-//! `sends.rs`). Connected with the synchronous `postgres` client: a pass owns its ledger on one
+//! The ledger on PostgreSQL: the same sends, marks, events, links, blocks and tracked tokens as
+//! the SQLite ledger, for many clinics (every row carries its clinic) and many workers and
+//! `serve` instances at once (claims carry leases, see `sends.rs`; events are stored once per
+//! id, see `serve.rs`). Connected with the synchronous `postgres` client: a pass owns its ledger on one
 //! thread, as it owns the SQLite connection, and delivery never touches it.
 //!
 //! The connection URL may hold a password: it is never printed. Messages name the ledger by
@@ -8,17 +9,20 @@
 
 mod schema;
 mod sends;
+mod serve;
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use postgres::{Client, NoTls, Statement};
 
-use super::{Claim, RunLedger};
+use super::{Claim, RunLedger, ServeLedger};
 use super::{
-    LedgerError, MarkPrints, MarkRow, NewEvent, PendingInOutbox, RecentSend, SendDetails, SendKey,
-    SendStatus, Settlement, SinkKind, TrackKind, UnitUse,
+    DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, LedgerError,
+    LinkAttempts, MarkPrints, MarkRow, NewEvent, PatientEvent, PendingInOutbox, RecentSend,
+    SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind, TrackKind, Tracked, UnitUse,
 };
 pub use schema::MIGRATIONS;
 
@@ -139,13 +143,6 @@ impl PgLedger {
         LedgerError::Postgres {
             ledger: self.shown.clone(),
             message: said(&error),
-        }
-    }
-
-    fn not_here(&self, what: &'static str) -> LedgerError {
-        LedgerError::NotOnPostgres {
-            ledger: self.shown.clone(),
-            what,
         }
     }
 
@@ -327,63 +324,124 @@ impl RunLedger for PgLedger {
         event: &NewEvent<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
-        let send = event.send;
-        let inserted = self
-            .client
-            .get_mut()
-            .execute(
-                "INSERT INTO steprule_events (clinic, id, type, at, received_at, line_user,
-                                              patient, sink, step, occurrence, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (clinic, id) DO NOTHING",
-                &[
-                    &self.clinic,
-                    &event.id,
-                    &event.kind.as_str(),
-                    &event.at,
-                    &now,
-                    &event.line_user,
-                    &event.patient.or(send.map(|s| s.patient.as_str())),
-                    &send.map(|s| s.sink.as_str()),
-                    &send.map(|s| s.step.as_str()),
-                    &send.map(|s| s.occurrence),
-                    &event.detail,
-                ],
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(inserted == 1)
+        self.store_event(event, now)
     }
 
-    /// No links yet: they come from `serve`, which keeps its events in SQLite so far.
-    fn links(&self, _each: &mut dyn FnMut(&str, &str)) -> Result<(), LedgerError> {
-        Ok(())
+    fn links(&self, each: &mut dyn FnMut(&str, &str)) -> Result<(), LedgerError> {
+        self.all_links(each)
     }
 
-    /// No blocks yet: they come from `serve`, which keeps its events in SQLite so far.
-    fn blocked_users(&self, _each: &mut dyn FnMut(&str)) -> Result<(), LedgerError> {
-        Ok(())
+    fn blocked_users(&self, each: &mut dyn FnMut(&str)) -> Result<(), LedgerError> {
+        self.all_blocked(each)
     }
 
     fn track(
         &mut self,
-        _token: &str,
-        _kind: TrackKind,
-        _key: &SendKey<'_>,
-        _target: &str,
-        _now: DateTime<Utc>,
+        token: &str,
+        kind: TrackKind,
+        key: &SendKey<'_>,
+        target: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        Err(self.not_here("link tracking (`track`)"))
+        self.add_token(token, kind, key, target, now)
     }
 
     fn tracked_for(
         &self,
-        _key: &SendKey<'_>,
+        key: &SendKey<'_>,
     ) -> Result<Vec<(String, TrackKind, String)>, LedgerError> {
-        Err(self.not_here("link tracking (`track`)"))
+        self.tokens_of(key)
     }
 
-    fn record_unit_uses(&mut self, _uses: &[UnitUse]) -> Result<(), LedgerError> {
-        Err(self.not_here("--custom-aggregation"))
+    fn record_unit_uses(&mut self, uses: &[UnitUse]) -> Result<(), LedgerError> {
+        self.add_unit_uses(uses)
+    }
+
+    fn delivered_since(
+        &self,
+        since: DateTime<Utc>,
+        steps: &[&str],
+        each: &mut dyn FnMut(DeliveredSend<'_>),
+    ) -> Result<(), LedgerError> {
+        self.delivered(since, steps, each)
+    }
+
+    fn patient_events(
+        &self,
+        kind: EventKind,
+        since: DateTime<Utc>,
+        each: &mut dyn FnMut(PatientEvent<'_>),
+    ) -> Result<(), LedgerError> {
+        self.events_of_kind(kind, since, each)
+    }
+}
+
+impl ServeLedger for PgLedger {
+    fn rollback(&mut self) -> Result<(), LedgerError> {
+        self.rollback_batch()
+    }
+
+    fn ping(&mut self) -> Result<(), LedgerError> {
+        self.answers()
+    }
+
+    fn set_friend(
+        &mut self,
+        line_user: &str,
+        change: FriendChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.set_friend_state(line_user, change, at)
+    }
+
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
+        self.friend(line_user)
+    }
+
+    fn link(
+        &mut self,
+        line_user: &str,
+        patient: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.add_link(line_user, patient, at)
+    }
+
+    fn linked_patient(&self, line_user: &str) -> Result<Option<String>, LedgerError> {
+        self.patient_of(line_user)
+    }
+
+    fn link_attempts(&self, line_user: &str, day: &str) -> Result<LinkAttempts, LedgerError> {
+        self.failures_on(line_user, day)
+    }
+
+    fn add_link_failure(
+        &mut self,
+        line_user: &str,
+        day: &str,
+    ) -> Result<LinkAttempts, LedgerError> {
+        self.add_failure(line_user, day)
+    }
+
+    fn last_send_before(
+        &self,
+        patient: &str,
+        at: DateTime<Utc>,
+        within: chrono::Duration,
+    ) -> Result<Option<SendRef>, LedgerError> {
+        self.last_sent_to(patient, at, within)
+    }
+
+    fn tracked(&self, token: &str) -> Result<Option<Tracked>, LedgerError> {
+        self.token(token)
+    }
+
+    fn events(
+        &self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        self.stored_events(filter, each)
     }
 }
 
@@ -394,3 +452,7 @@ mod pg;
 #[cfg(test)]
 #[path = "tests.rs"]
 mod workers;
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod serve_tests;
