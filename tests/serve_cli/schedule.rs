@@ -124,48 +124,67 @@ fn a_pass_that_finds_another_run_holding_the_ledger_waits_for_the_next_tick() {
 
 #[test]
 fn run_every_names_its_pushes_for_line_statistics_with_custom_aggregation() {
-    let fake = crate::fake_line::FakeLine::start(crate::fake_line::Faults::none());
-    let dir = tempfile::tempdir().unwrap();
-    let patients = dir.path().join("patients.csv");
-    let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
-    let to = crate::events::user(0xe3);
-    std::fs::write(
-        &patients,
-        format!("id,line_user_id,stage,stage_entered_at\nE3,{to},booked,{booked}\n"),
-    )
-    .unwrap();
-    let serve = Serve::start(Options {
-        patients: Some(patients),
-        line: Some((crate::fake_line::TOKEN.to_owned(), fake.base_url())),
-        args: vec![
-            "--run-every".into(),
-            "1s".into(),
-            "--custom-aggregation".into(),
-        ],
-        ..Options::default()
+    each_ledger(|options| {
+        let fake = crate::fake_line::FakeLine::start(crate::fake_line::Faults::none());
+        let dir = tempfile::tempdir().unwrap();
+        let patients = dir.path().join("patients.csv");
+        let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+        let to = crate::events::user(0xe3);
+        std::fs::write(
+            &patients,
+            format!("id,line_user_id,stage,stage_entered_at\nE3,{to},booked,{booked}\n"),
+        )
+        .unwrap();
+        let url = options.ledger_url.clone();
+        let serve = Serve::start(Options {
+            patients: Some(patients),
+            line: Some((crate::fake_line::TOKEN.to_owned(), fake.base_url())),
+            args: vec![
+                "--run-every".into(),
+                "1s".into(),
+                "--custom-aggregation".into(),
+            ],
+            ..options
+        });
+        assert!(
+            fake.wait_for_accepted(1, Duration::from_secs(20)),
+            "{}",
+            serve.stderr()
+        );
+        // The push carried the step's unit, and the pass recorded the unit for `insights fetch`.
+        assert_eq!(fake.deliveries_to(&to, "booking_confirm"), 1);
+        let mut units = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while units.is_empty() && Instant::now() < deadline {
+            units = units_used(&serve, url.as_deref());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stopped = serve.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+        assert_eq!(units, [("booking_confirm".to_owned(), 1)]);
     });
-    assert!(
-        fake.wait_for_accepted(1, Duration::from_secs(20)),
-        "{}",
-        serve.stderr()
-    );
-    // The push carried the step's unit, and the pass recorded the unit for `insights fetch`.
-    assert_eq!(fake.deliveries_to(&to, "booking_confirm"), 1);
-    let today = chrono::Utc::now().date_naive();
-    let mut units = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while units.is_empty() && Instant::now() < deadline {
-        units = serve
-            .sqlite_ledger()
-            .unit_halves(today - chrono::Duration::days(40), today)
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+}
+
+/// The aggregation units the passes recorded, with their sends: on PostgreSQL as a person with
+/// psql reads them (`insights` reads only SQLite so far).
+fn units_used(serve: &Serve, url: Option<&str>) -> Vec<(String, u64)> {
+    match url {
+        Some(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let rows = client
+                .query("SELECT unit, sends FROM steprule_unit_uses", &[])
+                .unwrap();
+            (rows.iter())
+                .map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap()))
+                .collect()
+        }
+        None => {
+            let today = chrono::Utc::now().date_naive();
+            let halves = serve
+                .sqlite_ledger()
+                .unit_halves(today - chrono::Duration::days(40), today)
+                .unwrap();
+            halves.into_iter().map(|h| (h.unit, h.sends)).collect()
+        }
     }
-    let stopped = serve.stop();
-    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
-    assert_eq!(units.len(), 1, "{units:?}");
-    assert_eq!(
-        (units[0].unit.as_str(), units[0].sends),
-        ("booking_confirm", 1)
-    );
 }
