@@ -265,8 +265,9 @@ pub(crate) enum Command {
         /// shown (without it, UTC).
         rules: Option<PathBuf>,
         /// The ledger to read (default: .steprule/ledger.db beside RULES, or in the current
-        /// folder without it).
-        #[arg(long, value_name = "PATH")]
+        /// folder without it), or a postgres:// URL (also from STEPRULE_LEDGER_URL; then RULES
+        /// names the clinic whose events to show).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
         format: StatusOutput,

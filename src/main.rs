@@ -271,8 +271,11 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             since,
             limit,
         } => {
+            let ledger = ledger
+                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let request = EventsRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(rules.as_deref())),
+                ledger,
                 rules: rules.map(|file| app::RulesSource {
                     file,
                     templates: None,

@@ -225,6 +225,14 @@ pub trait ServeLedger: RunLedger + Send {
         filter: &EventFilter,
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError>;
+
+    /// The latest `limit` events that pass `filter`, oldest first (`events --limit`).
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError>;
 }
 
 impl RunLedger for Ledger {
@@ -425,5 +433,14 @@ impl ServeLedger for Ledger {
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError> {
         Ledger::events(self, filter, each)
+    }
+
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        Ledger::latest_events(self, filter, limit, each)
     }
 }

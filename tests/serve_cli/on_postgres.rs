@@ -241,6 +241,48 @@ fn a_run_on_postgres_honours_the_links_blocks_and_taps_serve_stored_there() {
             ("R6", "survey_again")
         ])
     );
+    // `events` reads them back from PostgreSQL: the clinic's, named by the rules.
+    let events = |args: &[&str]| {
+        let mut all = vec!["events", "--ledger", &url];
+        all.extend_from_slice(args);
+        let listed = steprule(&dir, &all);
+        assert_no_password(&listed.stdout);
+        assert_no_password(&listed.stderr);
+        listed
+    };
+    let clicks = events(&["clinic.step", "--type", "click", "--format", "json"]);
+    assert_eq!(clicks.code, 0, "{}", clicks.stderr);
+    let clicked: Vec<serde_json::Value> = (clicks.stdout.lines())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(clicked.len(), 1, "{}", clicks.stdout);
+    assert_eq!(
+        (&clicked[0]["patient"], &clicked[0]["step"]),
+        (&json!("R1"), &json!("survey"))
+    );
+    let latest = events(&["clinic.step", "--limit", "1", "--format", "json"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
+    assert!(
+        latest.stdout.contains(r#""type":"unfollow""#),
+        "{}",
+        latest.stdout
+    );
+    assert_eq!(latest.stdout.lines().count(), 1);
+    let all = events(&["clinic.step"]);
+    // R6's link, R1's tap, R4's block.
+    assert!(all.stderr.contains("3 event(s)"), "{}", all.stderr);
+    for kind in ["link", "click", "unfollow"] {
+        assert!(all.stdout.contains(kind), "{kind}: {}", all.stdout);
+    }
+    // Without the rules there is no telling whose events to show.
+    let unnamed = events(&[]);
+    assert_eq!(unnamed.code, 2, "{}", unnamed.stderr);
+    assert!(
+        unnamed.stderr.contains("give the rules file"),
+        "{}",
+        unnamed.stderr
+    );
+    // `serve` owns the folder: stopped last.
     let stopped = serve.stop();
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_no_password(&stopped.stderr);

@@ -33,12 +33,5 @@ pub(super) fn open_ledger(
 /// The clinic whose rows a pass reads and writes on a shared ledger: the rules' `clinic`, else
 /// the rules file's name without its extension.
 pub(crate) fn clinic_of(plan: &TimingPlan, request: &RunRequest) -> String {
-    plan.clinic.clone().unwrap_or_else(|| {
-        request
-            .rules
-            .file
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    })
+    crate::ledger::postgres::clinic_name(plan.clinic.as_deref(), &request.rules.file)
 }

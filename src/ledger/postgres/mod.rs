@@ -34,6 +34,18 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 /// How long connecting may take before the pass gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The clinic whose rows the rules in `rules_file` read and write on a shared ledger: the rules'
+/// `clinic` name, else the file's name without its extension. `run`, `serve` and `events` name
+/// it alike, so that they meet on the same rows.
+pub fn clinic_name(clinic: Option<&str>, rules_file: &std::path::Path) -> String {
+    clinic.map(str::to_owned).unwrap_or_else(|| {
+        rules_file
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
+}
+
 /// `url` as every message that names the ledger shows it: without its password.
 pub fn shown_url(url: &str) -> String {
     crate::postgres_url::shown(url)
@@ -441,7 +453,16 @@ impl ServeLedger for PgLedger {
         filter: &EventFilter,
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError> {
-        self.stored_events(filter, each)
+        self.stored_events(filter, None, each)
+    }
+
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        self.stored_events(filter, Some(limit), each)
     }
 }
 

@@ -435,33 +435,50 @@ impl PgLedger {
         }))
     }
 
+    /// Events that pass `filter`, oldest first; with `latest`, only the latest that many (read
+    /// newest first through the time index, put back in order by the server).
     pub(super) fn stored_events(
         &self,
         filter: &EventFilter,
+        latest: Option<u64>,
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> Result<(), LedgerError> {
         let kind = filter.kind.map(EventKind::as_str);
         let since = filter.since.and_then(bound);
-        self.stream_until(
-            "SELECT id, type, at, patient, step, detail FROM steprule_events
-             WHERE clinic = $1 AND ($2::text IS NULL OR type = $2)
-               AND ($3::timestamptz IS NULL OR at >= $3)
-             ORDER BY at, id",
-            &[&self.clinic, &kind, &since],
-            |row| {
-                // Types this steprule does not know (a newer one wrote them) are passed over.
-                let Some(kind) = EventKind::parse(row.get(1)) else {
-                    return ControlFlow::Continue(());
-                };
-                each(EventRecord {
-                    id: row.get(0),
-                    kind,
-                    at: row.get(2),
-                    patient: row.get(3),
-                    step: row.get(4),
-                    detail: row.get(5),
-                })
-            },
-        )
+        let limit = latest.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        // All of them in index order, streamed; the latest N sorted back by the server.
+        let sql = match limit {
+            None => {
+                "SELECT id, type, at, patient, step, detail FROM steprule_events
+                 WHERE clinic = $1 AND ($2::text IS NULL OR type = $2)
+                   AND ($3::timestamptz IS NULL OR at >= $3)
+                 ORDER BY at, id"
+            }
+            Some(_) => {
+                "SELECT id, type, at, patient, step, detail FROM (
+                     SELECT id, type, at, patient, step, detail FROM steprule_events
+                     WHERE clinic = $1 AND ($2::text IS NULL OR type = $2)
+                       AND ($3::timestamptz IS NULL OR at >= $3)
+                     ORDER BY at DESC, id DESC LIMIT $4) AS chosen
+                 ORDER BY at, id"
+            }
+        };
+        let all: [&(dyn ToSql + Sync); 3] = [&self.clinic, &kind, &since];
+        let latest: [&(dyn ToSql + Sync); 4] = [&self.clinic, &kind, &since, &limit];
+        let params: &[&(dyn ToSql + Sync)] = if limit.is_some() { &latest } else { &all };
+        self.stream_until(sql, params, |row| {
+            // Types this steprule does not know (a newer one wrote them) are passed over.
+            let Some(kind) = EventKind::parse(row.get(1)) else {
+                return ControlFlow::Continue(());
+            };
+            each(EventRecord {
+                id: row.get(0),
+                kind,
+                at: row.get(2),
+                patient: row.get(3),
+                step: row.get(4),
+                detail: row.get(5),
+            })
+        })
     }
 }

@@ -309,3 +309,43 @@ fn tokens_unit_uses_and_the_reactions_reads_are_the_clinics_own() {
         (day("2026-11-18"), day("2026-11-20"), 5)
     );
 }
+
+#[test]
+fn the_latest_events_come_oldest_first_and_pass_the_filter() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("serve_latest");
+    let mut ledger = open(&url, "sakura");
+    let now = at("2026-11-30T00:00:00Z");
+    for (id, kind, when) in [
+        ("e1", EventKind::Follow, "2026-11-25T09:00:00Z"),
+        ("e2", EventKind::Unfollow, "2026-11-25T10:00:00Z"),
+        ("e3", EventKind::Follow, "2026-11-26T09:00:00Z"),
+        ("e4", EventKind::Follow, "2026-11-27T09:00:00.500Z"),
+        ("e5", EventKind::Unfollow, "2026-11-28T09:00:00Z"),
+    ] {
+        let event = NewEvent {
+            kind,
+            at: at(when),
+            ..follow(id)
+        };
+        ledger.record_event(&event, now).unwrap();
+    }
+    let list = |filter: EventFilter, limit: u64| {
+        let mut ids = Vec::new();
+        ledger
+            .latest_events(&filter, limit, &mut |event| {
+                ids.push(event.id);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        ids
+    };
+    assert_eq!(list(EventFilter::default(), 2), ["e4", "e5"]);
+    let follows = EventFilter {
+        kind: Some(EventKind::Follow),
+        since: Some(at("2026-11-25T12:00:00Z")),
+    };
+    assert_eq!(list(follows.clone(), 1), ["e4"]);
+    assert_eq!(list(follows, 10), ["e3", "e4"]);
+    assert_eq!(list(EventFilter::default(), 100).len(), 5);
+}
