@@ -170,6 +170,12 @@ pub trait ServeLedger: RunLedger + Send {
     /// server is reachable.
     fn ping(&mut self) -> Result<(), LedgerError>;
 
+    /// Connects again if the connection to a database server was lost (the batch that met the
+    /// loss failed, and LINE redelivers it to a server that answers again). A file has none.
+    fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
     /// Records that `line_user` followed or blocked the account at `at`, unless an event newer
     /// than `at` already set their state; whether the state was written.
     fn set_friend(

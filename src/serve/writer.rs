@@ -140,14 +140,16 @@ impl Writer {
         let mut pending = batch.into_iter();
         let now = Utc::now();
         let directory = self.directory.get();
-        let result = self.ledger.begin().and_then(|()| {
-            for work in pending.by_ref() {
-                let (answer, done) = self.apply(work, &directory, now);
-                held.push(answer);
-                done?;
-            }
-            self.ledger.commit()
-        });
+        let result = (self.ledger.reconnect_if_lost())
+            .and_then(|()| self.ledger.begin())
+            .and_then(|()| {
+                for work in pending.by_ref() {
+                    let (answer, done) = self.apply(work, &directory, now);
+                    held.push(answer);
+                    done?;
+                }
+                self.ledger.commit()
+            });
         match result {
             Ok(()) => held.into_iter().for_each(Held::send),
             Err(error) => {

@@ -342,3 +342,40 @@ fn serves_ledger_url_password_is_never_printed() {
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_no_password(&stopped.stderr);
 }
+
+#[test]
+fn a_serve_whose_connection_the_server_ended_connects_again() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("serve_reconnect");
+    let serve = Serve::start(Options {
+        ledger_url: Some(url.clone()),
+        ..Options::default()
+    });
+    assert_eq!(serve.get("/healthz", None).status, 200);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'steprule'",
+            &[],
+        )
+        .unwrap();
+    // The request that meets the lost connection fails (LINE would redeliver it); the next
+    // one is stored on a new connection.
+    let t = now_ms();
+    let blocked = body(&[unfollow("01PGRECONNECT", 31, t)]);
+    let first = serve.post_signed(&blocked).status;
+    assert!(first == 200 || first == 503, "{first}");
+    assert_eq!(
+        serve.post_signed(&blocked).status,
+        200,
+        "{}",
+        serve.stderr()
+    );
+    assert!(serve.ledger().is_blocked(&user(31)).unwrap());
+    assert_eq!(serve.events().len(), 1);
+    assert_eq!(serve.get("/healthz", None).status, 200);
+    let stopped = serve.stop();
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert_no_password(&stopped.stderr);
+}

@@ -69,6 +69,9 @@ pub struct PgLedger {
     worker: String,
     lease: Duration,
     shown: String,
+    /// The URL, password and all, to connect again after the connection was lost (`serve`
+    /// outlives a server restart). Never printed.
+    url: String,
     prepared: Prepared,
     in_batch: bool,
 }
@@ -136,9 +139,20 @@ impl PgLedger {
             worker,
             lease,
             shown,
+            url: url.to_owned(),
             prepared,
             in_batch: false,
         })
+    }
+
+    /// Connects again (as the same worker, to the same clinic's rows) if the connection was
+    /// lost: a server restarted, a connection killed. What was in flight failed with it.
+    pub fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        if !self.client.get_mut().is_closed() {
+            return Ok(());
+        }
+        *self = PgLedger::open_as(&self.url, &self.clinic, self.lease, self.worker.clone())?;
+        Ok(())
     }
 
     /// The clinic whose rows this ledger reads and writes.
@@ -395,6 +409,10 @@ impl ServeLedger for PgLedger {
 
     fn ping(&mut self) -> Result<(), LedgerError> {
         self.answers()
+    }
+
+    fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        PgLedger::reconnect_if_lost(self)
     }
 
     fn set_friend(

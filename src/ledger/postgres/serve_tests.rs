@@ -349,3 +349,27 @@ fn the_latest_events_come_oldest_first_and_pass_the_filter() {
     assert_eq!(list(follows, 10), ["e3", "e4"]);
     assert_eq!(list(EventFilter::default(), 100).len(), 5);
 }
+
+#[test]
+fn a_lost_connection_fails_what_was_in_flight_and_is_made_again() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("serve_reconnect");
+    let mut ledger = open(&url, "sakura");
+    let now = at("2026-11-25T10:00:01Z");
+    ledger.reconnect_if_lost().unwrap();
+    assert!(ledger.record_event(&follow("01A"), now).unwrap());
+    // The server ends the connection (a restart, an administrator).
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert!(ledger.record_event(&follow("01B"), now).is_err());
+    ledger.reconnect_if_lost().unwrap();
+    assert!(ledger.record_event(&follow("01B"), now).unwrap());
+    assert!(!ledger.record_event(&follow("01A"), now).unwrap());
+    assert_eq!(ledger.clinic(), "sakura", "the same clinic's rows");
+}
