@@ -284,7 +284,7 @@ fn three_workers_one_killed(n: usize) {
     assert_eq!(fake.accepted(), n, "every send accepted once");
     let missing: Vec<String> = (0..n)
         .map(user_id)
-        // Without --custom-aggregation (not on PostgreSQL yet) a push names no unit.
+        // Without --custom-aggregation a push names no unit.
         .filter(|to| !counts.contains_key(&(to.clone(), String::new())))
         .take(5)
         .collect();
