@@ -379,3 +379,52 @@ fn a_serve_whose_connection_the_server_ended_connects_again() {
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_no_password(&stopped.stderr);
 }
+
+/// The sample clinic's folder (rules, templates, patients) in `dir`, its `track` turned on.
+fn sample_clinic_tracked(dir: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rules = std::fs::read_to_string(from.join("clinic.step")).unwrap();
+    let tracked = rules.replace(
+        "# track \"https://go.example-clinic.jp\"",
+        "track \"https://go.example-clinic.jp\"",
+    );
+    assert_ne!(rules, tracked, "the sample's track line moved");
+    std::fs::write(dir.join("clinic.step"), tracked).unwrap();
+    std::fs::copy(from.join("patients.csv"), dir.join("patients.csv")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    for entry in std::fs::read_dir(from.join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("templates").join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn the_sample_clinic_with_tracked_links_and_reactions_runs_on_postgres() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("sample_clinic");
+    let dir = tempfile::tempdir().unwrap();
+    sample_clinic_tracked(dir.path());
+    // The survey to the first visits of 11-23 (and others), then the reminder `3d after sent
+    // survey` to each of them (`unless clicked survey`: nobody tapped).
+    run(dir.path(), &url, "2026-11-28 12:30");
+    let surveyed = recipients(dir.path());
+    let survey: Vec<(String, String)> = (surveyed.into_iter())
+        .filter(|(_, step, _)| step == "survey")
+        .map(|(patient, _, _)| (patient, "survey_again".to_owned()))
+        .collect();
+    for first_visit in ["P0003", "P0004"] {
+        assert!(survey.iter().any(|(p, _)| p == first_visit), "{survey:?}");
+    }
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert!(
+        outbox.contains("https://go.example-clinic.jp/r/"),
+        "{outbox}"
+    );
+    let before = lines(dir.path());
+    run(dir.path(), &url, "2026-12-01 12:30");
+    let reminded: Vec<(String, String)> = outbox_since(dir.path(), before)
+        .into_iter()
+        .filter(|(_, step)| step == "survey_again")
+        .collect();
+    assert_eq!(reminded, survey);
+}
