@@ -183,7 +183,10 @@ fn said(error: &postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => {
             let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-            if let Some(detail) = db.detail() {
+            // An integrity violation's detail quotes the row or key (`Failing row contains
+            // (…)`), patient ids among them: left out, the message and code say enough.
+            let quotes_values = db.code().code().starts_with("23");
+            if let Some(detail) = db.detail().filter(|_| !quotes_values) {
                 text.push_str(&format!(" ({detail})"));
             }
             if let Some(hint) = db.hint() {

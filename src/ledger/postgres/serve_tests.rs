@@ -373,3 +373,28 @@ fn a_lost_connection_fails_what_was_in_flight_and_is_made_again() {
     assert!(!ledger.record_event(&follow("01A"), now).unwrap());
     assert_eq!(ledger.clinic(), "sakura", "the same clinic's rows");
 }
+
+#[test]
+fn a_constraint_violation_is_told_without_the_row_it_quotes() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("serve_violation");
+    let mut ledger = open(&url, "sakura");
+    let failed = ledger
+        .client
+        .get_mut()
+        .execute(
+            "INSERT INTO steprule_tracked (clinic, token, kind, sink, patient, step, occurrence,
+                                           target, created_at)
+             VALUES ('sakura', 'tok', 'url', 'line', 'P-SECRET-7', 'survey', now(), NULL, now())",
+            &[],
+        )
+        .unwrap_err();
+    let row = failed.as_db_error().and_then(|db| db.detail()).unwrap();
+    assert!(
+        row.contains("P-SECRET-7"),
+        "PostgreSQL quotes the row: {row}"
+    );
+    let told = ledger.fail(failed).to_string();
+    assert!(told.contains("23502"), "{told}");
+    assert!(!told.contains("P-SECRET-7"), "{told}");
+}
