@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use steprule::ledger::{EventKind, SendKey, SinkKind, TrackKind};
 
 use crate::events::{body, now_ms, postback};
-use crate::server::{each_ledger, Options, Serve};
+use crate::server::{each_ledger, Serve};
 
 const BROWSER: &str =
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
@@ -78,36 +78,40 @@ fn a_tap_on_a_tracked_link_is_a_click_and_goes_to_the_original_url() {
 
 #[test]
 fn head_requests_and_link_preview_fetchers_are_not_clicks() {
-    let serve = Serve::start(Options::default());
-    track(&serve);
-    let head = serve.head(&format!("/r/{TOKEN}"), BROWSER);
-    assert_eq!((head.status, head.location.as_deref()), (302, Some(TARGET)));
-    for fetcher in [
-        "facebookexternalhit/1.1;line-poker/1.0",
-        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-        "Mozilla/5.0 (compatible; Twitterbot/1.0)",
-    ] {
-        let answer = serve.get(&format!("/r/{TOKEN}"), Some(fetcher));
-        assert_eq!(answer.status, 302, "{fetcher}");
-    }
-    assert!(serve.events().is_empty());
+    each_ledger(|options| {
+        let serve = Serve::start(options);
+        track(&serve);
+        let head = serve.head(&format!("/r/{TOKEN}"), BROWSER);
+        assert_eq!((head.status, head.location.as_deref()), (302, Some(TARGET)));
+        for fetcher in [
+            "facebookexternalhit/1.1;line-poker/1.0",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "Mozilla/5.0 (compatible; Twitterbot/1.0)",
+        ] {
+            let answer = serve.get(&format!("/r/{TOKEN}"), Some(fetcher));
+            assert_eq!(answer.status, 302, "{fetcher}");
+        }
+        assert!(serve.events().is_empty());
+    });
 }
 
 #[test]
 fn unknown_and_malformed_tokens_are_404_without_an_event() {
-    let serve = Serve::start(Options::default());
-    track(&serve);
-    for path in [
-        "/r/AAAAAAAAAAAAAAAAAAAAAA",
-        "/r/short",
-        "/r/kP3xQ9vT2mLw8ZbN4cYh7A%00",
-        &format!("/r/{}", "A".repeat(5000)),
-        // A postback token is not a link.
-        &format!("/r/{POSTBACK_TOKEN}"),
-    ] {
-        assert_eq!(serve.get(path, Some(BROWSER)).status, 404, "{path}");
-    }
-    assert!(serve.events().is_empty());
+    each_ledger(|options| {
+        let serve = Serve::start(options);
+        track(&serve);
+        for path in [
+            "/r/AAAAAAAAAAAAAAAAAAAAAA",
+            "/r/short",
+            "/r/kP3xQ9vT2mLw8ZbN4cYh7A%00",
+            &format!("/r/{}", "A".repeat(5000)),
+            // A postback token is not a link.
+            &format!("/r/{POSTBACK_TOKEN}"),
+        ] {
+            assert_eq!(serve.get(path, Some(BROWSER)).status, 404, "{path}");
+        }
+        assert!(serve.events().is_empty());
+    });
 }
 
 #[test]

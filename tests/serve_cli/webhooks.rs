@@ -113,52 +113,54 @@ fn healthz_answers_while_the_ledger_does_and_unknown_paths_are_404() {
 
 #[test]
 fn hostile_bodies_get_a_clear_4xx_and_the_server_goes_on() {
-    let serve = Serve::start(Options::default());
-    let t = now_ms();
-    // 10,000 full events are over 1 MiB; 10,000 small ones are over the count.
-    let many: Vec<_> = (0..10_000)
-        .map(|i| unfollow(&format!("01M{i:05}"), 3, t))
-        .collect();
-    assert_eq!(serve.post_signed(&body(&many)).status, 413);
-    let small: Vec<_> = (0..10_000).map(|_| json!({"type": "x"})).collect();
-    let answer = serve.post_signed(&body(&small));
-    assert_eq!(answer.status, 400, "{}", answer.body);
-    assert!(answer.body.contains("at most 1000"), "{}", answer.body);
-    let deep = format!(
-        r#"{{"events":{}{}}}"#,
-        "[".repeat(200_000),
-        "]".repeat(200_000)
-    );
-    assert_eq!(serve.post_signed(deep.as_bytes()).status, 400);
-    assert_eq!(serve.post_signed(&[0xff, 0xfe, 0x00, 0x7b]).status, 400);
-    let bad_users = body(
-        &[json!({"type":"follow","webhookEventId":"01B","timestamp":t,
-        "source":{"type":"user","userId":"U../../etc/passwd"}})],
-    );
-    assert_eq!(serve.post_signed(&bad_users).status, 400);
-    let huge_id = body(&[unfollow(&"9".repeat(100_000), 3, t)]);
-    assert_eq!(serve.post_signed(&huge_id).status, 400);
-    // A text longer than LINE allows is taken as a message whose text is not kept.
-    let long_text = body(&[text("01LONG", 3, t, "r", &"あ".repeat(6000))]);
-    assert_eq!(serve.post_signed(&long_text).status, 200);
-    let events = serve.events();
-    assert_eq!(events.len(), 1);
-    assert_eq!(
-        (events[0].kind, events[0].detail.clone()),
-        (EventKind::Message, None)
-    );
-    // An unknown event type is accepted and not stored.
-    let beacon = body(&[crate::events::event(
-        "beacon",
-        "01BEACON",
-        3,
-        t,
-        json!({"beacon":{}}),
-    )]);
-    assert_eq!(serve.post_signed(&beacon).status, 200);
-    assert_eq!(serve.events().len(), 1);
-    assert_eq!(serve.get("/healthz", None).status, 200);
-    let stopped = serve.stop();
-    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
-    assert!(!stopped.stderr.contains("panicked"), "{}", stopped.stderr);
+    each_ledger(|options| {
+        let serve = Serve::start(options);
+        let t = now_ms();
+        // 10,000 full events are over 1 MiB; 10,000 small ones are over the count.
+        let many: Vec<_> = (0..10_000)
+            .map(|i| unfollow(&format!("01M{i:05}"), 3, t))
+            .collect();
+        assert_eq!(serve.post_signed(&body(&many)).status, 413);
+        let small: Vec<_> = (0..10_000).map(|_| json!({"type": "x"})).collect();
+        let answer = serve.post_signed(&body(&small));
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.body.contains("at most 1000"), "{}", answer.body);
+        let deep = format!(
+            r#"{{"events":{}{}}}"#,
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        );
+        assert_eq!(serve.post_signed(deep.as_bytes()).status, 400);
+        assert_eq!(serve.post_signed(&[0xff, 0xfe, 0x00, 0x7b]).status, 400);
+        let bad_users = body(
+            &[json!({"type":"follow","webhookEventId":"01B","timestamp":t,
+            "source":{"type":"user","userId":"U../../etc/passwd"}})],
+        );
+        assert_eq!(serve.post_signed(&bad_users).status, 400);
+        let huge_id = body(&[unfollow(&"9".repeat(100_000), 3, t)]);
+        assert_eq!(serve.post_signed(&huge_id).status, 400);
+        // A text longer than LINE allows is taken as a message whose text is not kept.
+        let long_text = body(&[text("01LONG", 3, t, "r", &"あ".repeat(6000))]);
+        assert_eq!(serve.post_signed(&long_text).status, 200);
+        let events = serve.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].kind, events[0].detail.clone()),
+            (EventKind::Message, None)
+        );
+        // An unknown event type is accepted and not stored.
+        let beacon = body(&[crate::events::event(
+            "beacon",
+            "01BEACON",
+            3,
+            t,
+            json!({"beacon":{}}),
+        )]);
+        assert_eq!(serve.post_signed(&beacon).status, 200);
+        assert_eq!(serve.events().len(), 1);
+        assert_eq!(serve.get("/healthz", None).status, 200);
+        let stopped = serve.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+        assert!(!stopped.stderr.contains("panicked"), "{}", stopped.stderr);
+    });
 }
