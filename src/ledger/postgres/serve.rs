@@ -15,8 +15,8 @@ use postgres::types::ToSql;
 use super::super::events::track_kind;
 use super::super::{
     DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, LedgerError,
-    LinkAttempts, PatientEvent, PatientLink, SendKey, SendRef, SinkKind, TrackKind, Tracked,
-    UnitUse,
+    LinkAttempts, NewEvent, PatientEvent, PatientLink, SendKey, SendRef, SinkKind, TrackKind,
+    Tracked, UnitUse,
 };
 use super::PgLedger;
 
@@ -28,9 +28,12 @@ fn bound(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 impl PgLedger {
+    /// Stores `event` unless the clinic has one with its id already: whether it was new. An
+    /// instance whose insert meets another's uncommitted one waits for that commit, then
+    /// finds the event stored (and does nothing of what it means).
     pub(super) fn store_event(
         &mut self,
-        event: &super::super::NewEvent<'_>,
+        event: &NewEvent<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
         let send = event.send;
