@@ -218,6 +218,12 @@ impl RowBuilder {
 }
 
 impl TypedRow {
+    /// The record, when the row can be kept (it has an id; whether the id is new is only
+    /// known in file order): to work on before that is known.
+    pub(super) fn kept(&self) -> Option<&PatientRecord> {
+        self.no_id.is_none().then_some(&self.record)
+    }
+
     /// The row, given why its id is a duplicate (if it is): skipped with every problem in one
     /// message when it has no usable id, else kept with the report of its unreadable cells.
     pub(super) fn conclude(
