@@ -4,6 +4,7 @@
 //! patient blocked the account, and whether the ledger already has the send (sent, failed,
 //! skipped …), counted apart.
 
+mod json;
 mod ledger;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 
 use super::recipients::{self, Recipients, Source};
 use super::{
@@ -94,21 +94,6 @@ struct Planned {
     rows: Vec<Row>,
     recipient: Recipient,
     notes: Vec<StepNote>,
-}
-
-/// What `plan --format json` prints, one per line.
-#[derive(Debug, Serialize)]
-struct JsonRow<'a> {
-    at: &'a str,
-    patient: &'a str,
-    step: &'a str,
-    template: &'a str,
-    variant: Option<&'a str>,
-    occurrence: &'a str,
-    expires: &'a str,
-    recipient: &'static str,
-    /// The ledger's status for the send (`sent`, `failed`, `skipped` …), or null.
-    ledger: Option<&'static str>,
 }
 
 pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -369,61 +354,6 @@ impl View<'_> {
             *end = buf.len();
         }
         [&buf[..ends[0]], &buf[ends[0]..ends[1]], &buf[ends[1]..]]
-    }
-
-    /// The JSON lines of `rows`, in order. Formatting the instants and escaping the strings is
-    /// most of what `plan` does after evaluating, so blocks of rows are formatted two at a time
-    /// (one on a second thread) and written in order: at most two blocks are held.
-    fn json(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
-        const BLOCK: usize = 16 * 1024;
-        let mut blocks = rows.chunks(BLOCK);
-        let mut text: Vec<u8> = Vec::new();
-        while let Some(first) = blocks.next() {
-            let second = blocks.next();
-            let other = std::thread::scope(|scope| {
-                let helper = second.map(|rows| {
-                    scope.spawn(move || {
-                        let mut text = Vec::new();
-                        self.json_lines(rows, &mut text).map(|()| text)
-                    })
-                });
-                text.clear();
-                self.json_lines(first, &mut text)?;
-                match helper.map(std::thread::ScopedJoinHandle::join) {
-                    Some(Ok(text)) => text.map(Some),
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    None => Ok(None),
-                }
-            })?;
-            out.write_all(&text)?;
-            if let Some(other) = other {
-                out.write_all(&other)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `rows` as JSON lines appended to `text`.
-    fn json_lines(&self, rows: &[Row], text: &mut Vec<u8>) -> std::io::Result<()> {
-        let mut buf = String::new();
-        for row in rows {
-            let (patient, step, template, variant) = self.names(row);
-            let [at, occurrence, expires] = self.instants(row, &mut buf);
-            let json = JsonRow {
-                at,
-                patient,
-                step,
-                template,
-                variant,
-                occurrence,
-                expires,
-                recipient: self.recipient(row).as_str(),
-                ledger: row.ledger.map(SendStatus::as_str),
-            };
-            serde_json::to_writer(&mut *text, &json)?;
-            text.push(b'\n');
-        }
-        Ok(())
     }
 
     fn csv(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
