@@ -60,8 +60,25 @@ impl MarkPrints {
         }
     }
 
+    /// The table of `pairs` (a later print for the same hash replacing an earlier one), sized
+    /// once for all of them: grown pair by pair, a million patients' table was rebuilt twenty
+    /// times on its way, each time into fresh memory.
+    pub(crate) fn from_pairs(pairs: Vec<(u64, u64)>) -> MarkPrints {
+        let mut prints = MarkPrints::default();
+        if !pairs.is_empty() {
+            prints.resize((pairs.len() * 2).next_power_of_two().max(16));
+        }
+        for (hash, print) in pairs {
+            prints.insert(hash, print);
+        }
+        prints
+    }
+
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(16);
+        self.resize((self.slots.len() * 2).max(16));
+    }
+
+    fn resize(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![(0, 0); size]);
         self.shift = 64 - size.trailing_zeros();
         let (zero, len) = (self.zero, self.len);
@@ -126,18 +143,18 @@ fn from_sql(value: i64) -> u64 {
 impl Ledger {
     /// Every patient's fingerprint, by `hash` of the patient's id, sorted.
     pub fn mark_prints(&self, hash: impl Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
-        let mut prints = MarkPrints::default();
+        let mut pairs = Vec::new();
         self.conn
             .prepare_cached("SELECT patient, print FROM marks")
             .and_then(|mut select| {
                 let mut rows = select.query([])?;
                 while let Some(row) = rows.next()? {
-                    prints.insert(hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?));
+                    pairs.push((hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?)));
                 }
                 Ok(())
             })
             .map_err(|e| self.fail(e))?;
-        Ok(prints)
+        Ok(MarkPrints::from_pairs(pairs))
     }
 
     /// The row of `patient`.
@@ -244,6 +261,18 @@ mod tests {
         }
         assert!((0..6).all(|i| last.get(u64::MAX - i) == Some(i)));
         assert_eq!((last.get(u64::MAX - 6), last.len()), (None, 6));
+        // Built at once from the pairs: the same table.
+        let pairs: Vec<(u64, u64)> = hashes.iter().map(|&h| (h, h ^ 0xFF)).collect();
+        let built = MarkPrints::from_pairs(pairs);
+        assert_eq!(built.len(), hashes.len());
+        assert!(hashes.iter().all(|&h| built.get(h) == Some(h ^ 0xFF)));
+        assert_eq!(built.slots.len(), (hashes.len() * 2).next_power_of_two());
+        assert_eq!(built.get(2), None);
+        let twice = MarkPrints::from_pairs(vec![(5, 1), (0, 2), (5, 3)]);
+        assert_eq!(
+            (twice.get(5), twice.get(0), twice.len()),
+            (Some(3), Some(2), 2)
+        );
         let mut one = MarkPrints::default();
         one.insert(u64::MAX, 3);
         assert_eq!(
