@@ -52,6 +52,8 @@ pub struct Ledger {
     conn: Connection,
     file: DataFile,
     in_batch: bool,
+    /// Marks set in the open transaction and not yet written (see `marks.rs`).
+    marks: std::cell::RefCell<Vec<marks::PendingMark>>,
 }
 
 /// Only `run` reads a PostgreSQL ledger so far; to every other command a URL is not a file
@@ -153,6 +155,7 @@ impl Ledger {
             conn,
             file,
             in_batch: false,
+            marks: std::cell::RefCell::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -224,6 +227,7 @@ impl Ledger {
     /// opened.
     pub fn commit(&mut self) -> Result<(), LedgerError> {
         if self.in_batch {
+            self.write_marks()?;
             self.in_batch = false;
             self.conn
                 .prepare_cached("COMMIT")
@@ -238,6 +242,7 @@ impl Ledger {
     /// Also after a failed [`Ledger::commit`], which can leave the transaction open.
     pub fn rollback(&mut self) -> Result<(), LedgerError> {
         self.in_batch = false;
+        self.marks.get_mut().clear();
         if !self.conn.is_autocommit() {
             self.conn
                 .execute_batch("ROLLBACK")
