@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::ledger::{Claim, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind};
+use crate::ledger::{Claim, Ledger, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind};
 use crate::report::period::PeriodArgs;
 
 fn at(text: &str) -> DateTime<Utc> {
