@@ -490,7 +490,7 @@ impl ServeLedger for PgLedger {
 
 #[cfg(test)]
 #[path = "../../../tests/support/postgres.rs"]
-mod pg;
+pub(crate) mod pg;
 
 #[cfg(test)]
 #[path = "tests.rs"]
