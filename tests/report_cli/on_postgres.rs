@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use steprule::ledger::postgres::{PgLedger, DEFAULT_LEASE};
+use steprule::ledger::{FriendChange, ServeLedger};
 
 use super::*;
 use crate::common::steprule_with_env;
@@ -18,6 +19,14 @@ const CLINIC: &str = "テスト内科";
 
 fn open(url: &str, clinic: &str) -> Box<dyn ReadLedger> {
     Box::new(PgLedger::open(url, clinic, DEFAULT_LEASE).unwrap())
+}
+
+/// The LINE user id `run` in report_cli.rs gives patient `id` in its exports.
+fn line_user(id: &str) -> String {
+    format!(
+        "U{:032x}",
+        id.bytes().fold(0u128, |a, b| a * 256 + u128::from(b))
+    )
 }
 
 fn report_on(dir: &Path, ledger: &str, args: &[&str]) -> Run {
@@ -109,10 +118,38 @@ fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() 
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("report_same");
     let (file_dir, pg_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    clinic_ledger(file_dir.path());
+    let file = clinic_ledger(file_dir.path());
     clinic_history(pg_dir.path(), &url, &mut || open(&url, CLINIC));
     other_clinic(&url);
+    // B1's LINE user blocked the account (on both); another clinic's block of B2's is not ours.
+    let blocked = |ledger: &mut dyn ServeLedger, patient: &str| {
+        let when = at("2026-10-07T00:00:00Z");
+        let user = line_user(patient);
+        ledger
+            .set_friend(&user, FriendChange::Blocked, when)
+            .unwrap();
+    };
+    blocked(&mut Ledger::open(&file).unwrap(), "B1");
+    blocked(
+        &mut PgLedger::open(&url, CLINIC, DEFAULT_LEASE).unwrap(),
+        "B1",
+    );
+    blocked(
+        &mut PgLedger::open(&url, "別の医院", DEFAULT_LEASE).unwrap(),
+        "B2",
+    );
+    // Reach: the export of October 5th's run, the same file in both folders.
+    let export = "patients-2026-10-05-10-00.csv";
     for args in [
+        &["--month", "2026-10", "--patients", export][..],
+        &[
+            "--month",
+            "2026-10",
+            "--patients",
+            export,
+            "--format",
+            "json",
+        ],
         &["--month", "2026-10"][..],
         &["--month", "2026-10", "--format", "json"],
         &["--month", "2026-12", "--format", "json"],
@@ -153,6 +190,31 @@ fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() 
         ),
         (&json!(5), &json!(1), &json!(1), &json!(1)),
         "{confirm:#}"
+    );
+    // B1's block counts in the reach of its stage; B2's, another clinic's, does not.
+    let reach = report_on(
+        pg_dir.path(),
+        &url,
+        &[
+            "--month",
+            "2026-10",
+            "--patients",
+            export,
+            "--format",
+            "json",
+        ],
+    );
+    let document: Value = serde_json::from_str(&reach.stdout).unwrap();
+    let booked = document["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["stage"] == "booked")
+        .unwrap_or_else(|| panic!("{document:#}"));
+    assert_eq!(
+        (&booked["patients"], &booked["blocked"]),
+        (&json!(3), &json!(1)),
+        "{booked:#}"
     );
     // STEPRULE_LEDGER_URL instead of --ledger, as for `run`.
     let rules = rules();
