@@ -191,6 +191,18 @@ fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() 
         (&json!(5), &json!(1), &json!(1), &json!(1)),
         "{confirm:#}"
     );
+    // The HTML page (with its six months' trend) too, but for the name of the ledger.
+    let html = ["--month", "2026-10", "--format", "html"];
+    let from_file = report_on(file_dir.path(), "ledger.db", &html);
+    let from_pg = report_on(pg_dir.path(), &url, &html);
+    assert_eq!((from_file.code, from_pg.code), (0, 0), "{}", from_pg.stderr);
+    let shown = server.shown_url(url.rsplit('/').next().unwrap());
+    assert!(from_pg.stdout.contains(&shown), "the ledger is named");
+    assert_eq!(
+        from_pg.stdout.replace(&shown, "ledger.db"),
+        from_file.stdout
+    );
+    assert_no_password(&from_pg);
     // B1's block counts in the reach of its stage; B2's, another clinic's, does not.
     let reach = report_on(
         pg_dir.path(),
