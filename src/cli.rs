@@ -61,8 +61,9 @@ pub(crate) enum Command {
         #[arg(long)]
         quota: Option<u64>,
         /// The ledger whose LINE links and blocks to show (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// Deliver what is due now through LINE (or to the outbox without a token), recording every
@@ -200,8 +201,9 @@ pub(crate) enum Command {
         #[arg(long)]
         now: Option<String>,
         /// The ledger whose LINE link and block to show (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// Show one patient's messages as LINE would show them (text, or a page like LINE's chat),
@@ -227,8 +229,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// The ledger whose LINE link and block to use (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// The review sheet to sign before launch: every step in stage order with its timing,
@@ -288,8 +291,9 @@ pub(crate) enum Command {
     Report {
         #[command(flatten)]
         rules: RulesArgs,
-        /// The ledger (default: .steprule/ledger.db beside the rules).
-        #[arg(long, value_name = "PATH")]
+        /// The ledger (default: .steprule/ledger.db beside the rules), or a postgres:// URL
+        /// (also from STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         /// A calendar month in the clinic's time zone, e.g. 2026-10.
         #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]

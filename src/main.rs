@@ -83,7 +83,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PlanOutput::Html => PlanFormat::Html,
                 },
                 quota,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::plan::run(&request, io)
         }
@@ -218,7 +218,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 patients,
                 patient,
                 now,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::explain::run(&request, io)
         }
@@ -243,7 +243,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PreviewOutput::Html => PreviewFormat::Html,
                 },
                 out,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::preview::run(&request, io)
         }
@@ -326,7 +326,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 _ => PeriodArgs::LastMonth,
             };
             let request = ReportRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                ledger: ledger
+                    .or_else(ledger_url)
+                    .unwrap_or_else(|| default_ledger(Some(&rules.file))),
                 rules: rules_source(rules),
                 period,
                 now,
@@ -358,7 +360,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 },
         } => {
             let request = InsightsRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                ledger: ledger
+                    .or_else(ledger_url)
+                    .unwrap_or_else(|| default_ledger(Some(&rules.file))),
                 rules: rules_source(rules),
                 since,
                 now,
@@ -372,6 +376,12 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             app::insights::fetch(&request, io)
         }
     }
+}
+
+/// `STEPRULE_LEDGER_URL`, the ledger a command reads without `--ledger`: the URL (and its
+/// password) can stay out of the command line, where `ps` shows it.
+fn ledger_url() -> Option<PathBuf> {
+    std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from)
 }
 
 /// `.steprule/ledger.db` beside the rules, or in the current folder without them.

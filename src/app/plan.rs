@@ -104,18 +104,21 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     // open while the export is read. The calendar shows counts only: it marks nothing, so it
     // reads no sends.
     let marking = request.format != PlanFormat::Html;
-    let (recipients, marks, reactions) =
-        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => (
-                Recipients::load(&ledger)?,
-                match marking {
-                    true => Some(LedgerMarks::load(&ledger, &plan, window)?),
-                    false => None,
-                },
-                PassReactions::load(&ledger, &plan, window.now)?,
-            ),
-            None => (Recipients::default(), None, PassReactions::none(&plan)),
-        };
+    let (recipients, marks, reactions) = match recipients::open_for_reading(
+        request.ledger.as_deref(),
+        &request.rules.file,
+        plan.clinic.as_deref(),
+    )? {
+        Some(ledger) => (
+            Recipients::load(&*ledger)?,
+            match marking {
+                true => Some(LedgerMarks::load(&*ledger, &plan, window)?),
+                false => None,
+            },
+            PassReactions::load(&*ledger, &plan, window.now)?,
+        ),
+        None => (Recipients::default(), None, PassReactions::none(&plan)),
+    };
     let ledger_read = marks.is_some();
     let reactions_unread = reactions.used() && reactions.is_unread();
     // The calendar marks nothing from a ledger, so it has no "no ledger" line to join.

@@ -16,6 +16,7 @@ mod marks;
 pub mod postgres;
 mod reactions;
 mod read;
+mod read_ledger;
 mod report_reads;
 mod schema;
 mod send;
@@ -33,6 +34,7 @@ pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow};
 pub use reactions::{DeliveredSend, PatientEvent};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
+pub use read_ledger::ReadLedger;
 pub use report_reads::ArmKey;
 pub use send::{
     Claim, PendingInOutbox, RecentSend, SendDetails, SendKey, SendStatus, Settlement, SinkKind,

@@ -7,6 +7,7 @@
 //! The connection URL may hold a password: it is never printed. Messages name the ledger by
 //! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
 
+mod reads;
 mod schema;
 mod sends;
 mod serve;
@@ -489,7 +490,7 @@ impl ServeLedger for PgLedger {
 
 #[cfg(test)]
 #[path = "../../../tests/support/postgres.rs"]
-mod pg;
+pub(crate) mod pg;
 
 #[cfg(test)]
 #[path = "tests.rs"]

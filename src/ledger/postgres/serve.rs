@@ -22,7 +22,7 @@ use super::PgLedger;
 
 /// `at` if PostgreSQL can hold it (4713 BC to 294276 AD); an instant outside that (a
 /// lookback from a `--now` far in the past) is no lower bound at all.
-fn bound(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(super) fn bound(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     use chrono::Datelike;
     (-4712..=294_275).contains(&at.year()).then_some(at)
 }
@@ -64,7 +64,7 @@ impl PgLedger {
     }
 
     /// Runs `sql` and hands each row to `each`, streamed.
-    fn stream(
+    pub(super) fn stream(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -95,7 +95,7 @@ impl PgLedger {
         Ok(())
     }
 
-    fn one(
+    pub(super) fn one(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
