@@ -81,7 +81,8 @@ pub fn run(request: &EventsRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
                 )));
             };
             let clinic = postgres::clinic_name(rules.clinic.as_deref(), file);
-            Box::new(PgLedger::open(&url, &clinic, postgres::DEFAULT_LEASE)?)
+            // Read without migrating: a read-only user or a hot standby may list events.
+            Box::new(PgLedger::open_to_read(&url, &clinic)?)
         }
     };
     let filter = EventFilter { kind, since };

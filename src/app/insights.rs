@@ -11,7 +11,8 @@ use serde_json::json;
 use super::{load_rules, AppError, Io, Outcome, RulesSource};
 use crate::deliver::{ChannelToken, LineClient};
 use crate::insights::{self, Clock, Fetch, Stop, Summary};
-use crate::ledger::{InsightEndpoint, Ledger, LedgerLocation};
+use crate::ledger::postgres::{self, PgLedger};
+use crate::ledger::{InsightEndpoint, InsightLedger, Ledger, LedgerLocation};
 use crate::line::insight::{line_day, HalfMonth, HOURLY_REQUESTS};
 use crate::printable::printable;
 
@@ -43,15 +44,6 @@ pub struct InsightsRequest {
 }
 
 pub fn fetch(request: &InsightsRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
-    // LINE's answers are cached in SQLite tables that the PostgreSQL ledger does not have yet
-    // (`report` on PostgreSQL shows `opened` as not fetched meanwhile).
-    if let LedgerLocation::Postgres(url) = LedgerLocation::of(&request.ledger) {
-        return Err(AppError::Usage(format!(
-            "`insights fetch` does not write to a PostgreSQL ledger yet ({}): LINE's answers \
-             are cached only in an SQLite ledger",
-            crate::ledger::postgres::shown_url(&url)
-        )));
-    }
     let Some(token) = request.token.clone() else {
         return Err(AppError::Usage(
             "LINE_CHANNEL_ACCESS_TOKEN is not set: `insights fetch` reads LINE's statistics \
@@ -67,22 +59,30 @@ pub fn fetch(request: &InsightsRequest, io: &mut Io<'_>) -> Result<Outcome, AppE
             .map_err(|e| AppError::Usage(format!("--now: {e}")))?,
         None => Utc::now(),
     };
-    let mut ledger = Ledger::open_existing(&request.ledger)?;
+    // A file beside the rules, or the clinic's rows of a PostgreSQL ledger (the rules'
+    // clinic), which a fetch writes to and so migrates, as `run` does.
+    let mut ledger: Box<dyn InsightLedger> = match LedgerLocation::of(&request.ledger) {
+        LedgerLocation::File(path) => Box::new(Ledger::open_existing(&path)?),
+        LedgerLocation::Postgres(url) => {
+            let clinic = postgres::clinic_name(rules.clinic.as_deref(), &request.rules.file);
+            Box::new(PgLedger::open(&url, &clinic, postgres::DEFAULT_LEASE)?)
+        }
+    };
     let today = line_day(now);
     let mut summary = Summary::default();
-    if let Some(since) = since(request, &ledger, today, io)? {
+    if let Some(since) = since(request, &*ledger, today, io)? {
         let yesterday = today.pred_opt().unwrap_or(today);
         summary.since = Some(since);
         summary.until = Some(yesterday);
         let halves =
-            ledger.unit_halves(HalfMonth::of(since).first, HalfMonth::of(yesterday).first)?;
-        let followers = ledger.followers(since, yesterday)?;
+            ledger.used_units(HalfMonth::of(since).first, HalfMonth::of(yesterday).first)?;
+        let followers = ledger.follower_days(since, yesterday)?;
         let plan = insights::plan(&halves, &followers, since, today);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         Fetch {
-            ledger: &mut ledger,
+            ledger: &mut *ledger,
             client: &client,
             runtime: &runtime,
             clock: Clock::starting_at(now),
@@ -105,7 +105,7 @@ pub fn fetch(request: &InsightsRequest, io: &mut Io<'_>) -> Result<Outcome, AppE
 /// delivery through LINE; at most [`MAX_HISTORY_DAYS`] back. `None` when there is nothing.
 fn since(
     request: &InsightsRequest,
-    ledger: &Ledger,
+    ledger: &dyn InsightLedger,
     today: NaiveDate,
     io: &mut Io<'_>,
 ) -> Result<Option<NaiveDate>, AppError> {

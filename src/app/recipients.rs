@@ -172,7 +172,8 @@ pub fn open_for_reading(
 
 /// The ledger at `given` for reading: an SQLite file that must exist, or the rows of the clinic
 /// the rules at `rules` name (their `clinic`, else the file's name) in a PostgreSQL ledger, as
-/// `run` and `serve` write them.
+/// `run` and `serve` write them. Nothing is written to either: a PostgreSQL ledger is read at
+/// the version this steprule writes, or refused.
 pub fn open_existing(
     given: &Path,
     rules: &Path,
@@ -182,7 +183,8 @@ pub fn open_existing(
         LedgerLocation::File(path) => Box::new(Ledger::open_existing(&path)?),
         LedgerLocation::Postgres(url) => {
             let clinic = postgres::clinic_name(clinic, rules);
-            Box::new(PgLedger::open(&url, &clinic, postgres::DEFAULT_LEASE)?)
+            // Never migrated from here: a read-only user or a hot standby may read.
+            Box::new(PgLedger::open_to_read(&url, &clinic)?)
         }
     })
 }

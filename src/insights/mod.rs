@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::deliver::{InsightError, LineClient};
-use crate::ledger::{InsightClaim, InsightEndpoint, Ledger, LedgerError};
+use crate::ledger::{InsightClaim, InsightEndpoint, InsightLedger, LedgerError};
 use crate::line::insight::{line_day, HOURLY_REQUESTS};
 
 /// Attempts per request when LINE is unavailable (5xx, timeout); each counts on the budget.
@@ -114,7 +114,8 @@ impl Summary {
 
 /// Everything a fetch works with.
 pub struct Fetch<'a> {
-    pub ledger: &'a mut Ledger,
+    /// An SQLite file, or one clinic's rows on PostgreSQL.
+    pub ledger: &'a mut dyn InsightLedger,
     pub client: &'a LineClient,
     pub runtime: &'a tokio::runtime::Runtime,
     pub clock: Clock,

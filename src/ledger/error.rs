@@ -48,6 +48,17 @@ pub enum LedgerError {
         found: usize,
         known: usize,
     },
+    /// A PostgreSQL ledger older than this steprule, opened by a command that only reads
+    /// (and so never migrates: a read-only user or a hot standby may read).
+    #[error(
+        "the ledger {path} is at schema {found} and this steprule reads schema {known}: \
+         `steprule run` (or `serve`) of this version migrates it; reading commands never write"
+    )]
+    Behind {
+        path: String,
+        found: usize,
+        known: usize,
+    },
     #[error("no ledger at {path}; `steprule run` creates it")]
     Missing { path: String },
     /// PostgreSQL's error; `ledger` is the URL without its password.

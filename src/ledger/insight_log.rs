@@ -51,10 +51,10 @@ pub enum InsightClaim {
 }
 
 /// How long a request for a subject keeps another fetch from asking for it again.
-const TAKEN_MINUTES: i64 = 10;
+pub(super) const TAKEN_MINUTES: i64 = 10;
 
 /// How long the request log is kept: long enough to read what went wrong last week.
-const REQUEST_LOG_DAYS: i64 = 7;
+pub(super) const REQUEST_LOG_DAYS: i64 = 7;
 
 impl Ledger {
     /// Claims one request to `endpoint` for `subject` at `now` if fewer than `limit` were made

@@ -7,8 +7,13 @@
 
 use std::path::Path;
 
+use chrono::NaiveDate;
 use steprule::ledger::postgres::{PgLedger, DEFAULT_LEASE};
-use steprule::ledger::{FriendChange, ServeLedger};
+use steprule::ledger::{
+    FollowerFigures, FollowerStatus, FriendChange, InsightLedger, ServeLedger, UnitFigures, UnitUse,
+};
+
+use crate::fake_line::InsightAnswer;
 
 use super::*;
 use crate::common::steprule_with_env;
@@ -113,6 +118,88 @@ fn other_clinic(url: &str) {
     }
 }
 
+/// October's booking_confirm sends on LINE (M1, X1, B1, B2, B3: all in LINE's first
+/// half-month) as `run --custom-aggregation` would have counted them under its unit.
+fn booking_unit(ledger: &mut dyn ReadLedger) {
+    let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+    let used = UnitUse {
+        unit: "booking_confirm".into(),
+        half_first: day("2026-10-01"),
+        step: "booking_confirm".into(),
+        variant: None,
+        first_day: day("2026-10-01"),
+        last_day: day("2026-10-05"),
+        sends: 5,
+    };
+    ledger.begin().unwrap();
+    ledger.record_unit_uses(&[used]).unwrap();
+    ledger.commit().unwrap();
+}
+
+/// LINE's answers for the clinic: booking_confirm's first half of October opened by 4, and
+/// the account's friends at the ends of September and October.
+fn line_answers(fake: &FakeLine) {
+    fake.set_unit_answer(
+        "booking_confirm",
+        "20261001",
+        InsightAnswer::Json(json!({"overview": {"uniqueImpression": 4,
+            "uniqueClick": null, "uniqueMediaPlayed": null, "uniqueMediaPlayed100Percent": null},
+            "messages": [], "clicks": []})),
+    );
+    for (day, followers, blocks) in [("20260930", 100, 5), ("20261031", 130, 10)] {
+        fake.set_followers_answer(
+            day,
+            InsightAnswer::Json(json!({"status": "ready", "followers": followers,
+                "targetedReaches": followers - blocks, "blocks": blocks})),
+        );
+    }
+}
+
+/// `steprule insights fetch` on `ledger` (a file in `dir` or a URL) against `fake`.
+fn fetch_insights(dir: &Path, ledger: &str, fake: &FakeLine) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .args(["insights", "fetch"])
+        .arg(rules())
+        .args(["--ledger", ledger, "--now", "2026-11-20 10:00"])
+        .args(["--line-api-base", &fake.base_url()])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("STEPRULE_LEDGER_URL")
+        .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Another clinic's cached answers for a unit of the same name and the same days: they may
+/// never show in this clinic's report.
+fn other_clinic_insights(url: &str) {
+    let mut ledger = PgLedger::open(url, "別の医院", DEFAULT_LEASE).unwrap();
+    booking_unit(&mut ledger);
+    let (first, fetched) = ("2026-10-01".parse().unwrap(), at("2026-11-01T00:00:00Z"));
+    let figures = UnitFigures {
+        unique_impression: Some(999),
+        ..UnitFigures::default()
+    };
+    let last = "2026-10-15".parse().unwrap();
+    ledger
+        .store_unit_figures("booking_confirm", first, last, &figures, fetched, true)
+        .unwrap();
+    let friends = FollowerFigures {
+        status: FollowerStatus::Ready,
+        followers: Some(9999),
+        targeted_reaches: Some(9000),
+        blocks: Some(999),
+    };
+    ledger
+        .store_followers("2026-10-31".parse().unwrap(), &friends, fetched)
+        .unwrap();
+}
+
 #[test]
 fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() {
     let Some(server) = pg::server() else { return };
@@ -138,6 +225,18 @@ fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() 
         &mut PgLedger::open(&url, "別の医院", DEFAULT_LEASE).unwrap(),
         "B2",
     );
+    // LINE's statistics fetched into both (another clinic's cached first, on PostgreSQL).
+    other_clinic_insights(&url);
+    booking_unit(&mut Ledger::open(&file).unwrap());
+    booking_unit(&mut *open(&url, CLINIC));
+    let fake = FakeLine::start(Faults::default());
+    line_answers(&fake);
+    let fetched_file = fetch_insights(file_dir.path(), "ledger.db", &fake);
+    let fetched_pg = fetch_insights(pg_dir.path(), &url, &fake);
+    assert_eq!(fetched_file.code, 0, "{}", fetched_file.stderr);
+    assert_eq!(fetched_pg.code, 0, "{}", fetched_pg.stderr);
+    assert_eq!(fetched_pg.stdout, fetched_file.stdout);
+    assert_no_password(&fetched_pg);
     // Reach: the export of October 5th's run, the same file in both folders.
     let export = "patients-2026-10-05-10-00.csv";
     for args in [
@@ -190,6 +289,16 @@ fn a_report_on_postgres_is_byte_identical_to_sqlite_and_ignores_other_clinics() 
         ),
         (&json!(5), &json!(1), &json!(1), &json!(1)),
         "{confirm:#}"
+    );
+    // LINE's figures are the clinic's own, as fetched: opened 4, 130 friends on October 31st.
+    assert_eq!(confirm["opened"], json!(4), "{confirm:#}");
+    let table = report_on(pg_dir.path(), &url, &["--month", "2026-10"]);
+    assert!(
+        table
+            .stdout
+            .contains("LINE account on 2026-10-31: 130 friends, 10 blocked, 120 reachable"),
+        "{}",
+        table.stdout
     );
     // The HTML page (with its six months' trend) too, but for the name of the ledger.
     let html = ["--month", "2026-10", "--format", "html"];

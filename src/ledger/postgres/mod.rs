@@ -7,6 +7,7 @@
 //! The connection URL may hold a password: it is never printed. Messages name the ledger by
 //! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
 
+mod insights;
 mod reads;
 mod schema;
 mod sends;
@@ -52,6 +53,15 @@ pub fn shown_url(url: &str) -> String {
     crate::postgres_url::shown(url)
 }
 
+/// Whether connecting may bring the tables to this steprule's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// `run`, `serve`, `insights fetch`: they write, so they migrate.
+    Migrate,
+    /// The reading commands: the version is checked, never changed.
+    Read,
+}
+
 /// The statements a pass runs for every send, prepared once per connection.
 struct Prepared {
     insert: Statement,
@@ -75,6 +85,7 @@ pub struct PgLedger {
     url: String,
     prepared: Prepared,
     in_batch: bool,
+    opening: Opening,
 }
 
 impl PgLedger {
@@ -87,12 +98,32 @@ impl PgLedger {
         PgLedger::open_as(url, clinic, lease, worker)
     }
 
+    /// Connects to the ledger at `url` as `clinic`'s for a command that only reads (`report`,
+    /// `plan`, `explain`, `preview`, `events`): nothing is written, not even a migration, so
+    /// a user with only `SELECT` rights or a hot standby will do. A ledger older than this
+    /// steprule (or none at all) is refused, saying which command migrates (or creates) it.
+    pub fn open_to_read(url: &str, clinic: &str) -> Result<PgLedger, LedgerError> {
+        let worker = "reader".to_owned();
+        PgLedger::connect(url, clinic, DEFAULT_LEASE, worker, Opening::Read)
+    }
+
     /// [`PgLedger::open`] as the worker named `worker`.
     fn open_as(
         url: &str,
         clinic: &str,
         lease: Duration,
         worker: String,
+    ) -> Result<PgLedger, LedgerError> {
+        PgLedger::connect(url, clinic, lease, worker, Opening::Migrate)
+    }
+
+    /// Connects as the worker named `worker`, migrating or only checking the version.
+    fn connect(
+        url: &str,
+        clinic: &str,
+        lease: Duration,
+        worker: String,
+        opening: Opening,
     ) -> Result<PgLedger, LedgerError> {
         let shown = shown_url(url);
         // PostgreSQL's errors do not quote the URL; scrubbed all the same, as a last guard.
@@ -123,13 +154,36 @@ impl PgLedger {
         let mut client = config
             .connect(NoTls)
             .map_err(|e| fail(format!("cannot connect: {}", said(&e))))?;
-        match schema::migrate(&mut client).map_err(|e| fail(said(&e)))? {
+        let migrated = match opening {
+            Opening::Migrate => schema::migrate(&mut client),
+            Opening::Read => {
+                schema::version(&mut client).map(|found| match found.cmp(&MIGRATIONS.len()) {
+                    std::cmp::Ordering::Equal => schema::Migrated::Current,
+                    std::cmp::Ordering::Greater => schema::Migrated::TooNew {
+                        found,
+                        known: MIGRATIONS.len(),
+                    },
+                    std::cmp::Ordering::Less => schema::Migrated::Behind { found },
+                })
+            }
+        };
+        match migrated.map_err(|e| fail(said(&e)))? {
             schema::Migrated::Current => {}
             schema::Migrated::TooNew { found, known } => {
                 return Err(LedgerError::TooNew {
                     path: shown,
                     found,
                     known,
+                })
+            }
+            schema::Migrated::Behind { found: 0 } => {
+                return Err(LedgerError::Missing { path: shown })
+            }
+            schema::Migrated::Behind { found } => {
+                return Err(LedgerError::Behind {
+                    path: shown,
+                    found,
+                    known: MIGRATIONS.len(),
                 })
             }
         }
@@ -143,6 +197,7 @@ impl PgLedger {
             url: url.to_owned(),
             prepared,
             in_batch: false,
+            opening,
         })
     }
 
@@ -152,7 +207,13 @@ impl PgLedger {
         if !self.client.get_mut().is_closed() {
             return Ok(());
         }
-        *self = PgLedger::open_as(&self.url, &self.clinic, self.lease, self.worker.clone())?;
+        *self = PgLedger::connect(
+            &self.url,
+            &self.clinic,
+            self.lease,
+            self.worker.clone(),
+            self.opening,
+        )?;
         Ok(())
     }
 

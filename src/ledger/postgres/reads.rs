@@ -236,35 +236,14 @@ impl ReadLedger for PgLedger {
     }
 
     fn used_units(&self, first: NaiveDate, last: NaiveDate) -> Result<Vec<UnitHalf>, LedgerError> {
-        // LINE's answers are not cached on PostgreSQL yet (`insights fetch` refuses a URL):
-        // every unit is "not fetched", as on an SQLite ledger nobody fetched for.
-        let mut halves = Vec::new();
-        self.stream(
-            "SELECT unit, half_first, step, variant, last_day, sends FROM steprule_unit_uses
-             WHERE clinic = $1 AND half_first >= $2 AND half_first <= $3
-             ORDER BY half_first, unit",
-            &[&self.clinic, &first, &last],
-            |row| {
-                halves.push(UnitHalf {
-                    unit: row.get(0),
-                    half_first: row.get(1),
-                    step: row.get(2),
-                    variant: row.get(3),
-                    last_day: row.get(4),
-                    sends: count(row, 5),
-                    cached: None,
-                })
-            },
-        )?;
-        Ok(halves)
+        self.unit_halves(first, last)
     }
 
     fn follower_days(
         &self,
-        _first: NaiveDate,
-        _last: NaiveDate,
+        first: NaiveDate,
+        last: NaiveDate,
     ) -> Result<Vec<(NaiveDate, FollowerFigures)>, LedgerError> {
-        // Nothing cached on PostgreSQL yet (see `used_units`): no account line in the report.
-        Ok(Vec::new())
+        self.followers(first, last)
     }
 }

@@ -147,7 +147,75 @@ pub const MIGRATIONS: &[&str] = &[
         sends      BIGINT NOT NULL,
         PRIMARY KEY (clinic, unit, half_first)
     );",
+    // 3: LINE's statistics (`insights fetch`, see insights.rs), mirroring the SQLite ledger's
+    // version 8 tables, every row carrying its clinic: LINE's answer per aggregation unit and
+    // half-month (a NULL figure: LINE withheld it, below 20), the account's friends per LINE
+    // day, and the log of requests to the insight endpoints, claimed before each leaves, so
+    // that LINE's hourly limit is counted across processes.
+    //
+    // And the index `plan --ledger` reads a window's sends settled without going out through
+    // (SQLite's `sends_settled`): with `steprule_sends_open` and `steprule_sends_live` it
+    // covers the three arms of the window's read.
+    "CREATE INDEX steprule_sends_settled ON steprule_sends (clinic, sink, expires_at)
+        WHERE problem IN ('failed', 'expired', 'skipped');
+
+    CREATE TABLE steprule_insight_chunks (
+        clinic                  TEXT NOT NULL,
+        unit                    TEXT NOT NULL,
+        half_first              DATE NOT NULL,
+        last_day                DATE NOT NULL,
+        unique_impression       BIGINT,
+        unique_click            BIGINT,
+        unique_media_played     BIGINT,
+        unique_media_played_100 BIGINT,
+        fetched_at              TIMESTAMPTZ NOT NULL,
+        settled                 BOOLEAN NOT NULL,
+        PRIMARY KEY (clinic, unit, half_first)
+    );
+
+    CREATE TABLE steprule_insight_followers (
+        clinic           TEXT NOT NULL,
+        day              DATE NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('ready','unready','out_of_service')),
+        followers        BIGINT,
+        targeted_reaches BIGINT,
+        blocks           BIGINT,
+        fetched_at       TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (clinic, day)
+    );
+
+    CREATE TABLE steprule_insight_requests (
+        id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        clinic   TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        at       TIMESTAMPTZ NOT NULL,
+        subject  TEXT NOT NULL,
+        outcome  TEXT
+    );
+    CREATE INDEX steprule_insight_requests_at
+        ON steprule_insight_requests (clinic, endpoint, at);",
 ];
+
+/// The version the database's steprule tables are at, without writing anything (a read-only
+/// user or a hot standby may read): 0 when there are none.
+pub fn version(client: &mut Client) -> Result<usize, postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('steprule_ledger_version') IS NOT NULL",
+            &[],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let found: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM steprule_ledger_version",
+            &[],
+        )?
+        .get(0);
+    Ok(usize::try_from(found).unwrap_or(0))
+}
 
 /// What migrating found.
 #[derive(Debug)]
@@ -156,6 +224,9 @@ pub enum Migrated {
     Current,
     /// Written by a newer steprule: at `found`, this one knows `known`.
     TooNew { found: usize, known: usize },
+    /// Older than this steprule (0: no steprule tables), found by a reader, which never
+    /// migrates.
+    Behind { found: usize },
 }
 
 /// Brings the database's steprule tables to the newest version, once however many workers

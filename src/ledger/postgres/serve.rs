@@ -106,7 +106,11 @@ impl PgLedger {
             .map_err(|e| self.fail(e))
     }
 
-    fn write(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, LedgerError> {
+    pub(super) fn write(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, LedgerError> {
         let written = self.client.get_mut().execute(sql, params);
         written.map_err(|e| self.fail(e))
     }
