@@ -471,3 +471,135 @@ fn a_large_period_is_reported_in_the_memory_an_empty_one_takes() {
         "the report's memory grew with the sends: {empty:.1} MiB empty, {large:.1} MiB"
     );
 }
+
+/// `url` with `user` and `password` in place of its own.
+fn url_as(url: &str, user: &str, password: &str) -> String {
+    let (_, host_and_database) = url.split_once('@').unwrap();
+    format!("postgres://{user}:{password}@{host_and_database}")
+}
+
+fn admin(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap()
+}
+
+#[test]
+fn a_user_with_only_select_rights_reads_and_an_older_ledger_is_refused_not_migrated() {
+    let Some(_) = pg::server() else { return };
+    let url = server_database("report_reader");
+    let dir = tempfile::tempdir().unwrap();
+    clinic_history(dir.path(), &url, &mut || open(&url, CLINIC));
+    // A login that may read the steprule tables and nothing else: no CREATE anywhere (public's
+    // default before PostgreSQL 15 is taken back too), no INSERT, UPDATE or DELETE.
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let reader = format!("reader_{database}");
+    admin(&url)
+        .batch_execute(&format!(
+            "CREATE ROLE {reader} LOGIN PASSWORD 'pw-reader-1';
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader};"
+        ))
+        .unwrap();
+    let reader_url = url_as(&url, &reader, "pw-reader-1");
+    let rules = rules();
+    let rules = rules.to_str().unwrap();
+    let month = ["--month", "2026-10", "--format", "json"];
+    let by_owner = report_on(dir.path(), &url, &month);
+    let by_reader = report_on(dir.path(), &reader_url, &month);
+    assert_eq!(by_reader.code, 0, "{}", by_reader.stderr);
+    assert_eq!(by_reader.stdout, by_owner.stdout);
+    let events = steprule(dir.path(), &["events", rules, "--ledger", &reader_url]);
+    assert_eq!(events.code, 0, "{}", events.stderr);
+    assert!(events.stdout.contains("click"), "{}", events.stdout);
+    let explain = steprule(
+        dir.path(),
+        &[
+            "explain",
+            rules,
+            "--patients",
+            "patients-2026-10-05-10-00.csv",
+            "--patient",
+            "B1",
+            "--now",
+            "2026-10-05 10:00",
+            "--ledger",
+            &reader_url,
+        ],
+    );
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    // The reader wrote nothing: the version is the one `run` migrated to.
+    let versions: i64 = admin(&url)
+        .query_one("SELECT count(*) FROM steprule_ledger_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        versions,
+        steprule::ledger::postgres::MIGRATIONS.len() as i64
+    );
+
+    // A ledger an older steprule wrote: refused with the command that migrates it, and left
+    // as it is (even for a user who could migrate it).
+    admin(&url)
+        .batch_execute("DELETE FROM steprule_ledger_version WHERE version = 3")
+        .unwrap();
+    for ledger in [&url, &reader_url] {
+        let older = report_on(dir.path(), ledger, &month);
+        assert_eq!(older.code, 2, "{}", older.stderr);
+        assert!(
+            older.stderr.contains("is at schema 2")
+                && older
+                    .stderr
+                    .contains("`steprule run` (or `serve`) of this version migrates it"),
+            "{}",
+            older.stderr
+        );
+        assert_no_password(&older);
+    }
+    let versions: i64 = admin(&url)
+        .query_one("SELECT max(version) FROM steprule_ledger_version", &[])
+        .unwrap()
+        .get::<_, Option<i32>>(0)
+        .map_or(0, i64::from);
+    assert_eq!(versions, 2);
+    // A newer one is refused as before.
+    admin(&url)
+        .batch_execute("INSERT INTO steprule_ledger_version (version) VALUES (3), (99)")
+        .unwrap();
+    let newer = report_on(dir.path(), &reader_url, &month);
+    assert_eq!(newer.code, 2, "{}", newer.stderr);
+    assert!(newer.stderr.contains("newer steprule"), "{}", newer.stderr);
+
+    // An empty database: nothing is created, and `run` is named as what creates it.
+    let empty = server_database("report_empty");
+    let plan = steprule(
+        dir.path(),
+        &[
+            "plan",
+            rules,
+            "--patients",
+            "patients-2026-10-05-10-00.csv",
+            "--now",
+            "2026-10-05 10:00",
+            "--ledger",
+            &empty,
+        ],
+    );
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("`steprule run` creates it"),
+        "{}",
+        plan.stderr
+    );
+    assert_no_password(&plan);
+    let tables: i64 = admin(&empty)
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'steprule%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "a reading command created tables");
+}
+
+fn server_database(name: &str) -> String {
+    pg::server().unwrap().fresh_database(name)
+}

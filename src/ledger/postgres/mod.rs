@@ -560,3 +560,7 @@ mod workers;
 #[cfg(test)]
 #[path = "serve_tests.rs"]
 mod serve_tests;
+
+#[cfg(test)]
+#[path = "insights_tests.rs"]
+mod insights_tests;

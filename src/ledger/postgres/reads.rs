@@ -40,6 +40,28 @@ fn status(text: &str) -> SendStatus {
     SendStatus::parse(text).unwrap_or(SendStatus::Failed)
 }
 
+/// A plan window's sends: every sent or open row, and the settled ones that did not go out,
+/// one arm per partial index (`steprule_sends_live`, `_open`, `_settled`), as on SQLite, so
+/// that a window reads the rows it can meet and not the clinic's history. The last arm leaves
+/// out rows the first two read (a sent or open row keeps no settled problem, but a row is
+/// never read twice).
+pub(super) const WINDOW_SENDS: &str = "\
+    SELECT sink, patient, step, occurrence, status FROM steprule_sends
+     WHERE clinic = $1 AND sink IN ('line', 'outbox') AND status = 'sent'
+       AND ($2::timestamptz IS NULL OR expires_at > $2)
+       AND ($3::timestamptz IS NULL OR occurrence < $3)
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM steprule_sends
+     WHERE clinic = $1 AND sink IN ('line', 'outbox') AND status IN ('pending', 'held', 'blocked')
+       AND ($2::timestamptz IS NULL OR expires_at > $2)
+       AND ($3::timestamptz IS NULL OR occurrence < $3)
+    UNION ALL
+    SELECT sink, patient, step, occurrence, status FROM steprule_sends
+     WHERE clinic = $1 AND sink IN ('line', 'outbox') AND problem IN ('failed', 'expired', 'skipped')
+       AND status NOT IN ('sent', 'pending', 'held', 'blocked')
+       AND ($2::timestamptz IS NULL OR expires_at > $2)
+       AND ($3::timestamptz IS NULL OR occurrence < $3)";
+
 impl PgLedger {
     /// Runs `sql`, whose rows are (sink, step, variant, count), and hands each arm to `each`.
     fn per_arm(
@@ -59,15 +81,8 @@ impl ReadLedger for PgLedger {
         to: DateTime<Utc>,
         each: &mut dyn FnMut(WindowSend<'_>),
     ) -> Result<(), LedgerError> {
-        // What SQLite's three partial indexes hold together: every sent or open row, and the
-        // settled ones that did not go out.
         self.stream(
-            "SELECT sink, patient, step, occurrence, status FROM steprule_sends
-             WHERE clinic = $1 AND sink IN ('line', 'outbox')
-               AND ($2::timestamptz IS NULL OR expires_at > $2)
-               AND ($3::timestamptz IS NULL OR occurrence < $3)
-               AND (status IN ('sent', 'pending', 'held', 'blocked')
-                    OR problem IN ('failed', 'expired', 'skipped'))",
+            WINDOW_SENDS,
             &[&self.clinic, &bound(from), &bound(to)],
             |row| {
                 each(WindowSend {
