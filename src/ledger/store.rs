@@ -1,8 +1,9 @@
 //! What a pass of `run` (and of `serve --run-every`) needs of a ledger ([`RunLedger`]), and what
 //! `serve` writes and reads ([`ServeLedger`]), whichever database holds it: the SQLite file
 //! ([`Ledger`]) or PostgreSQL ([`super::postgres::PgLedger`]). What `report`, `plan`,
-//! `explain` and `preview` read is [`super::ReadLedger`]; `status` and `insights` still read the
-//! SQLite ledger directly (docs/postgres.md says what is on PostgreSQL so far).
+//! `explain` and `preview` read is [`super::ReadLedger`], what `insights fetch` caches is
+//! [`super::InsightLedger`]; `status` still reads the SQLite ledger directly (docs/postgres.md
+//! says what is on PostgreSQL so far).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};

@@ -489,14 +489,16 @@ fn a_user_with_only_select_rights_reads_and_an_older_ledger_is_refused_not_migra
     let dir = tempfile::tempdir().unwrap();
     clinic_history(dir.path(), &url, &mut || open(&url, CLINIC));
     // A login that may read the steprule tables and nothing else: no CREATE anywhere (public's
-    // default before PostgreSQL 15 is taken back too), no INSERT, UPDATE or DELETE.
+    // default before PostgreSQL 15 is taken back too), no INSERT, UPDATE or DELETE, and its
+    // transactions read-only, as every one on a hot standby is.
     let database = url.rsplit('/').next().unwrap().to_owned();
     let reader = format!("reader_{database}");
     admin(&url)
         .batch_execute(&format!(
             "CREATE ROLE {reader} LOGIN PASSWORD 'pw-reader-1';
              REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader};"
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader};
+             ALTER ROLE {reader} SET default_transaction_read_only = on;"
         ))
         .unwrap();
     let reader_url = url_as(&url, &reader, "pw-reader-1");
