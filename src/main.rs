@@ -167,6 +167,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
         Command::Status {
             rules,
             ledger,
+            clinic,
             format,
             patient,
             limit,
@@ -177,7 +178,10 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             patients_format,
             mapping,
         } => {
-            let ledger = ledger.unwrap_or_else(|| default_ledger(rules.as_deref()));
+            // As `run`: the URL may come from the environment, out of the command line.
+            let ledger = ledger
+                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let patients = patients
                 .map(|patients| {
                     patient_source(PatientArgs {
@@ -203,6 +207,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     templates: None,
                 }),
                 patients,
+                clinic,
             };
             app::status::run(&request, io)
         }

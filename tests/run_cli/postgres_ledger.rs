@@ -159,10 +159,13 @@ fn the_ledger_urls_password_is_never_printed() {
     assert_no_password(&run);
 
     // Commands that do not read PostgreSQL yet say so, and make no folder named `postgres:`.
+    let rules = crate::common::fixtures().join("run/clinic.step");
     let status = output({
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
-            .args(["status", "--ledger", &url])
+            .arg("report")
+            .arg(&rules)
+            .args(["--month", "2026-11", "--ledger", &url])
             .current_dir(ws.path());
         command
     });
