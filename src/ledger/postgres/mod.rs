@@ -55,6 +55,8 @@ pub struct PgLedger {
     shown: String,
     prepared: Prepared,
     in_batch: bool,
+    /// Settlements of the open batch, written in one statement when it commits.
+    unsettled: sends::Unsettled,
 }
 
 impl PgLedger {
@@ -122,6 +124,7 @@ impl PgLedger {
             shown,
             prepared,
             in_batch: false,
+            unsettled: sends::Unsettled::default(),
         })
     }
 
@@ -213,6 +216,7 @@ impl RunLedger for PgLedger {
     }
 
     fn commit(&mut self) -> Result<(), LedgerError> {
+        self.write_settlements().map_err(|e| self.fail(e))?;
         if self.in_batch {
             self.in_batch = false;
             self.client

@@ -234,3 +234,69 @@ fn open_sends_past_their_time_expire_unless_a_live_lease_holds_them() {
         "another clinic's rows are not touched"
     );
 }
+
+/// patient, status, attempts, LINE's request id, problem, lease cleared.
+type SettledRow = (String, String, i64, Option<String>, Option<String>, bool);
+
+#[test]
+fn settlements_in_a_batch_are_written_at_its_commit_and_seen_by_a_claim_before_it() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("settle_batch");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mut keys = Vec::new();
+    ledger.begin().unwrap();
+    for patient in ["P1", "P2", "P3"] {
+        let Claim::New { retry_key } = ledger.claim(&key(patient), &details(), now).unwrap() else {
+            panic!("new")
+        };
+        keys.push(retry_key);
+    }
+    ledger.commit().unwrap();
+    ledger.begin().unwrap();
+    ledger
+        .settle(&key("P1"), &keys[0], 1, &sent(), now)
+        .unwrap();
+    let failed = Settlement::Failed("LINE answered 400".into());
+    ledger
+        .settle(&key("P2"), &keys[1], 2, &failed, now)
+        .unwrap();
+    // Claimed again in the same batch: the settlement above is what the claim finds.
+    assert_eq!(
+        ledger.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Done(SendStatus::Sent)
+    );
+    let held = Settlement::Held("template failed".into());
+    ledger.settle(&key("P3"), &keys[2], 0, &held, now).unwrap();
+    ledger.commit().unwrap();
+
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows: Vec<SettledRow> = client
+        .query(
+            "SELECT patient, status, attempts, line_request_id, problem, claimed_by IS NULL
+             FROM steprule_sends ORDER BY patient",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let row = |p: &str, s: &str, n: i64, id: Option<&str>, problem: Option<&str>| {
+        (
+            p.into(),
+            s.into(),
+            n,
+            id.map(Into::into),
+            problem.map(Into::into),
+            true,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("P1", "sent", 1, Some("req-1"), None),
+            row("P2", "failed", 2, None, Some("failed")),
+            row("P3", "held", 0, None, Some("held")),
+        ]
+    );
+}
