@@ -6,6 +6,7 @@
 //! The connection URL may hold a password: it is never printed. Messages name the ledger by
 //! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
 
+mod marks;
 mod schema;
 mod sends;
 
@@ -57,6 +58,9 @@ pub struct PgLedger {
     in_batch: bool,
     /// Settlements of the open batch, written in one statement when it commits.
     unsettled: sends::Unsettled,
+    /// Marks of the open batch, likewise (in a cell: the reads that write them first take
+    /// `&self`).
+    unmarked: RefCell<marks::Unmarked>,
 }
 
 impl PgLedger {
@@ -125,6 +129,7 @@ impl PgLedger {
             prepared,
             in_batch: false,
             unsettled: sends::Unsettled::default(),
+            unmarked: RefCell::default(),
         })
     }
 
@@ -217,6 +222,7 @@ impl RunLedger for PgLedger {
 
     fn commit(&mut self) -> Result<(), LedgerError> {
         self.write_settlements().map_err(|e| self.fail(e))?;
+        self.write_marks().map_err(|e| self.fail(e))?;
         if self.in_batch {
             self.in_batch = false;
             self.client
@@ -275,6 +281,7 @@ impl RunLedger for PgLedger {
 
     fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
         use postgres::fallible_iterator::FallibleIterator;
+        self.write_marks().map_err(|e| self.fail(e))?;
         // Streamed: a million patients' rows are never held at once, only their prints.
         let mut prints = MarkPrints::default();
         let mut client = self.client.borrow_mut();
@@ -292,6 +299,7 @@ impl RunLedger for PgLedger {
     }
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
+        self.write_marks().map_err(|e| self.fail(e))?;
         let row = self
             .client
             .borrow_mut()
@@ -307,22 +315,7 @@ impl RunLedger for PgLedger {
     }
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError> {
-        self.client
-            .get_mut()
-            .execute(
-                "INSERT INTO steprule_marks (clinic, patient, print, fields, seen)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (clinic, patient) DO UPDATE
-                 SET print = excluded.print, fields = excluded.fields, seen = excluded.seen",
-                &[
-                    &self.clinic,
-                    &patient,
-                    &to_sql(print),
-                    &to_sql(row.fields),
-                    &row.seen,
-                ],
-            )
-            .map(drop)
+        self.buffer_marks(patient, print, row)
             .map_err(|e| self.fail(e))
     }
 

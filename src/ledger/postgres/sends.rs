@@ -80,11 +80,16 @@ const SETTLE: &str = "
             AS u(sink, patient, step, occurrence, retry_key, status, attempts, at, sent_at,
                  request_id, note, error)
     ), locked AS (
-        SELECT s.sink, s.patient, s.step, s.occurrence FROM steprule_sends s
-        JOIN settled u USING (sink, patient, step, occurrence)
-        WHERE s.clinic = $1 AND s.retry_key = u.retry_key
-          AND s.status IN ('pending', 'held', 'blocked')
-        FOR UPDATE OF s SKIP LOCKED
+        -- Each row through the primary key. `NOT IN` the settled statuses (the same rows, by
+        -- the CHECK constraint) rather than `IN` the open ones, whose partial index the planner
+        -- would otherwise scan whole for every settled row while many sends are in flight.
+        SELECT u.* FROM settled u CROSS JOIN LATERAL (
+            SELECT 1 FROM steprule_sends s
+            WHERE s.clinic = $1 AND s.sink = u.sink AND s.patient = u.patient
+              AND s.step = u.step AND s.occurrence = u.occurrence
+              AND s.retry_key = u.retry_key
+              AND s.status NOT IN ('sent', 'failed', 'expired', 'skipped')
+            FOR UPDATE SKIP LOCKED) l
     )
     UPDATE steprule_sends s
     SET status = u.status, attempts = s.attempts + u.attempts, updated_at = u.at,
@@ -96,7 +101,7 @@ const SETTLE: &str = "
         problem_at = CASE WHEN u.status IN ('failed', 'held', 'expired', 'skipped') THEN u.at
                           ELSE s.problem_at END,
         claimed_by = NULL, lease_until = NULL
-    FROM settled u JOIN locked USING (sink, patient, step, occurrence)
+    FROM locked u
     WHERE s.clinic = $1 AND s.sink = u.sink AND s.patient = u.patient AND s.step = u.step
       AND s.occurrence = u.occurrence";
 

@@ -300,3 +300,31 @@ fn settlements_in_a_batch_are_written_at_its_commit_and_seen_by_a_claim_before_i
         ]
     );
 }
+
+#[test]
+fn marks_in_a_batch_are_read_back_before_commit_and_a_patient_marked_twice_keeps_the_last() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("marks_batch");
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mark = |seen: u8| crate::ledger::MarkRow {
+        fields: 7,
+        seen: vec![seen],
+    };
+    ledger.begin().unwrap();
+    ledger.set_marks("P1", 11, &mark(1)).unwrap();
+    ledger.set_marks("P2", 22, &mark(2)).unwrap();
+    // Read back within the batch: what this worker wrote, not what the table held before.
+    assert_eq!(ledger.mark_row("P1").unwrap(), Some(mark(1)));
+    ledger.set_marks("P2", 23, &mark(3)).unwrap();
+    ledger.set_marks("P2", 24, &mark(4)).unwrap();
+    ledger.commit().unwrap();
+
+    let other = worker(&url, "clinic-a", 60);
+    assert_eq!(other.mark_row("P2").unwrap(), Some(mark(4)));
+    let prints = other
+        .mark_prints(&|id| u64::from(id.as_bytes()[1]))
+        .unwrap();
+    assert_eq!(prints.get(u64::from(b'1')), Some(11));
+    assert_eq!(prints.get(u64::from(b'2')), Some(24));
+    assert_eq!(worker(&url, "clinic-b", 60).mark_row("P1").unwrap(), None);
+}
