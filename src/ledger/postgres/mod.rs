@@ -143,6 +143,20 @@ impl PgLedger {
         &self.worker
     }
 
+    /// Writes the batch's settlements, commits it, then writes its marks (see marks.rs).
+    fn commit_batch(&mut self) -> Result<(), postgres::Error> {
+        self.write_settlements()?;
+        if self.in_batch {
+            self.in_batch = false;
+            if let Err(error) = self.client.get_mut().batch_execute("COMMIT") {
+                // Not committed: neither are the events these marks go with.
+                *self.unmarked.get_mut() = marks::Unmarked::default();
+                return Err(error);
+            }
+        }
+        self.write_marks()
+    }
+
     fn fail(&self, error: postgres::Error) -> LedgerError {
         LedgerError::Postgres {
             ledger: self.shown.clone(),
@@ -221,16 +235,7 @@ impl RunLedger for PgLedger {
     }
 
     fn commit(&mut self) -> Result<(), LedgerError> {
-        self.write_settlements().map_err(|e| self.fail(e))?;
-        self.write_marks().map_err(|e| self.fail(e))?;
-        if self.in_batch {
-            self.in_batch = false;
-            self.client
-                .get_mut()
-                .batch_execute("COMMIT")
-                .map_err(|e| self.fail(e))?;
-        }
-        Ok(())
+        self.commit_batch().map_err(|e| self.fail(e))
     }
 
     fn claim(
@@ -299,7 +304,9 @@ impl RunLedger for PgLedger {
     }
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
-        self.write_marks().map_err(|e| self.fail(e))?;
+        if let Some(row) = self.buffered_marks(patient) {
+            return Ok(Some(row));
+        }
         let row = self
             .client
             .borrow_mut()

@@ -302,7 +302,7 @@ fn settlements_in_a_batch_are_written_at_its_commit_and_seen_by_a_claim_before_i
 }
 
 #[test]
-fn marks_in_a_batch_are_read_back_before_commit_and_a_patient_marked_twice_keeps_the_last() {
+fn marks_are_written_after_their_batch_commits_read_back_before_and_the_last_of_a_patient_kept() {
     let Some(server) = pg::server() else { return };
     let url = server.fresh_database("marks_batch");
     let mut ledger = worker(&url, "clinic-a", 60);
@@ -317,6 +317,8 @@ fn marks_in_a_batch_are_read_back_before_commit_and_a_patient_marked_twice_keeps
     assert_eq!(ledger.mark_row("P1").unwrap(), Some(mark(1)));
     ledger.set_marks("P2", 23, &mark(3)).unwrap();
     ledger.set_marks("P2", 24, &mark(4)).unwrap();
+    // Written after the batch commits, outside its transaction.
+    assert_eq!(worker(&url, "clinic-a", 60).mark_row("P1").unwrap(), None);
     ledger.commit().unwrap();
 
     let other = worker(&url, "clinic-a", 60);
