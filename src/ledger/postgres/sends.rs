@@ -27,13 +27,27 @@ use super::super::{
 };
 use super::{PgLedger, Prepared};
 
+/// Inserts the claim and, in the same round trip, reads the row it met if there was one (as
+/// `EXISTING` does): a worker behind another meets a row for nearly every send, and a second
+/// round trip for each was most of what it cost. The read sees the rows committed when the
+/// statement began: a row another worker commits while this insert waits for it reads as none
+/// (taken), as a row not yet committed does.
 const INSERT: &str = "
-    INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
-                                status, retry_key, attempts, due_at, expires_at, created_at,
-                                updated_at, outbox_from, claimed_by, lease_until)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 0, $9, $10, $11, $11, $12, $13,
-            clock_timestamp() + make_interval(secs => $14))
-    ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING";
+    WITH inserted AS (
+        INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
+                                    status, retry_key, attempts, due_at, expires_at, created_at,
+                                    updated_at, outbox_from, claimed_by, lease_until)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 0, $9, $10, $11, $11, $12, $13,
+                clock_timestamp() + make_interval(secs => $14))
+        ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM inserted), s.status, s.retry_key,
+           coalesce(s.claimed_by <> $13 AND s.lease_until > clock_timestamp(), false)
+    FROM (SELECT 1) AS one
+    LEFT JOIN steprule_sends s
+      ON s.clinic = $1 AND s.sink = $2 AND s.patient = $3 AND s.step = $4
+     AND s.occurrence = $5";
 
 /// The existing row as committed, without locking it: whether another worker's lease on it is
 /// live. A lock here would be held to the end of this worker's batch, and a worker settling the
@@ -149,7 +163,7 @@ impl PgLedger {
         let client = self.client.get_mut();
         let sink = key.sink.as_str();
         let outbox_from = details.outbox_from.and_then(|f| i64::try_from(f).ok());
-        let inserted = client.execute(
+        let met = client.query_one(
             &self.prepared.insert,
             &[
                 &self.clinic,
@@ -168,15 +182,19 @@ impl PgLedger {
                 &lease,
             ],
         )?;
-        if inserted == 1 {
+        if met.get::<_, bool>(0) {
             return Ok(Claim::New { retry_key });
         }
-        // The row may be one settled in this batch and not yet written: written first, so
-        // that what is read below is what this worker knows.
-        if !self.unsettled.keys.is_empty() {
+        let Some(met_key) = met.get::<_, Option<String>>(2) else {
+            // Inserted by another worker whose claim has not committed yet.
+            return Ok(Claim::Taken);
+        };
+        // A row this worker settled in this batch and has not written yet: written first, and
+        // read again, so that what is read is what this worker knows.
+        let settled_here = self.unsettled.keys.contains(&met_key);
+        if settled_here {
             self.write_settlements()?;
         }
-        let client = self.client.get_mut();
         let key_params: [&(dyn postgres::types::ToSql + Sync); 5] = [
             &self.clinic,
             &sink,
@@ -186,13 +204,16 @@ impl PgLedger {
         ];
         let mut existing = key_params.to_vec();
         existing.push(&self.worker);
-        let Some(row) = client.query_opt(&self.prepared.existing, &existing)? else {
-            // Inserted by another worker whose claim has not committed yet.
-            return Ok(Claim::Taken);
+        let client = self.client.get_mut();
+        let (status, retry_key, leased_elsewhere): (String, String, bool) = if settled_here {
+            match client.query_opt(&self.prepared.existing, &existing)? {
+                Some(row) => (row.get(0), row.get(1), row.get(3)),
+                None => return Ok(Claim::Taken),
+            }
+        } else {
+            (met.get(1), met_key, met.get(3))
         };
-        let status: &str = row.get(0);
-        let retry_key: String = row.get(1);
-        let leased_elsewhere: bool = row.get(3);
+        let status = status.as_str();
         // The CHECK constraint admits only known statuses; a newer schema is refused at open.
         let status = SendStatus::parse(status).unwrap_or(SendStatus::Failed);
         if !matches!(
