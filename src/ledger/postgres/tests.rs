@@ -330,3 +330,24 @@ fn marks_are_written_after_their_batch_commits_read_back_before_and_the_last_of_
     assert_eq!(prints.get(u64::from(b'2')), Some(24));
     assert_eq!(worker(&url, "clinic-b", 60).mark_row("P1").unwrap(), None);
 }
+
+#[test]
+fn a_batch_of_many_marks_commits_early_so_that_memory_stays_bounded() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("marks_early");
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mark = crate::ledger::MarkRow {
+        fields: 1,
+        seen: vec![0],
+    };
+    ledger.begin().unwrap();
+    for n in 0..4_100 {
+        ledger.set_marks(&format!("P{n}"), 1, &mark).unwrap();
+    }
+    // The first 4,096 were committed and written when the batch filled; the rest wait.
+    let other = worker(&url, "clinic-a", 60);
+    assert_eq!(other.mark_row("P4095").unwrap(), Some(mark.clone()));
+    assert_eq!(other.mark_row("P4096").unwrap(), None);
+    ledger.commit().unwrap();
+    assert_eq!(other.mark_row("P4099").unwrap(), Some(mark));
+}
