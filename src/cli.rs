@@ -61,8 +61,9 @@ pub(crate) enum Command {
         #[arg(long)]
         quota: Option<u64>,
         /// The ledger whose LINE links and blocks to show (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// Deliver what is due now through LINE (or to the outbox without a token), recording every
@@ -168,8 +169,10 @@ pub(crate) enum Command {
         rules: RulesArgs,
         #[command(flatten)]
         patients: PatientArgs,
-        /// The ledger (default: .steprule/ledger.db beside the rules).
-        #[arg(long, value_name = "PATH")]
+        /// The ledger: a file (default: .steprule/ledger.db beside the rules), or a
+        /// postgres://USER:PASSWORD@HOST/DATABASE URL that several `serve` instances and `run`
+        /// workers share (also from STEPRULE_LEDGER_URL).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         /// The outbox for --run-every deliveries without a token (default:
         /// .steprule/outbox.jsonl beside the rules).
@@ -203,8 +206,9 @@ pub(crate) enum Command {
         #[arg(long)]
         now: Option<String>,
         /// The ledger whose LINE link and block to show (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// Show one patient's messages as LINE would show them (text, or a page like LINE's chat),
@@ -230,8 +234,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// The ledger whose LINE link and block to use (default: .steprule/ledger.db beside
-        /// the rules, when it exists; never created).
-        #[arg(long, value_name = "PATH")]
+        /// the rules, when it exists; never created), or a postgres:// URL (also from
+        /// STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
     },
     /// The review sheet to sign before launch: every step in stage order with its timing,
@@ -268,8 +273,9 @@ pub(crate) enum Command {
         /// shown (without it, UTC).
         rules: Option<PathBuf>,
         /// The ledger to read (default: .steprule/ledger.db beside RULES, or in the current
-        /// folder without it).
-        #[arg(long, value_name = "PATH")]
+        /// folder without it), or a postgres:// URL (also from STEPRULE_LEDGER_URL; then RULES
+        /// names the clinic whose events to show).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
         format: StatusOutput,
@@ -290,8 +296,9 @@ pub(crate) enum Command {
     Report {
         #[command(flatten)]
         rules: RulesArgs,
-        /// The ledger (default: .steprule/ledger.db beside the rules).
-        #[arg(long, value_name = "PATH")]
+        /// The ledger (default: .steprule/ledger.db beside the rules), or a postgres:// URL
+        /// (also from STEPRULE_LEDGER_URL), read as the rules' clinic's rows.
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
         /// A calendar month in the clinic's time zone, e.g. 2026-10.
         #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]

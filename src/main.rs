@@ -83,7 +83,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PlanOutput::Html => PlanFormat::Html,
                 },
                 quota,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::plan::run(&request, io)
         }
@@ -150,6 +150,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             let patients = patient_source(patients)?;
             // Read here and only handed to the signature check; never printed.
             let secret = std::env::var("LINE_CHANNEL_SECRET").ok();
+            // As for `run`: the URL (and its password) can stay out of the command line.
+            let ledger =
+                ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
             let request = ServeRequest {
                 rules: rules_source(rules),
                 patients,
@@ -224,7 +227,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 patients,
                 patient,
                 now,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::explain::run(&request, io)
         }
@@ -249,7 +252,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     PreviewOutput::Html => PreviewFormat::Html,
                 },
                 out,
-                ledger,
+                ledger: ledger.or_else(ledger_url),
             };
             app::preview::run(&request, io)
         }
@@ -277,8 +280,11 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             since,
             limit,
         } => {
+            let ledger = ledger
+                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let request = EventsRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(rules.as_deref())),
+                ledger,
                 rules: rules.map(|file| app::RulesSource {
                     file,
                     templates: None,
@@ -329,7 +335,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 _ => PeriodArgs::LastMonth,
             };
             let request = ReportRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                ledger: ledger
+                    .or_else(ledger_url)
+                    .unwrap_or_else(|| default_ledger(Some(&rules.file))),
                 rules: rules_source(rules),
                 period,
                 now,
@@ -361,7 +369,9 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 },
         } => {
             let request = InsightsRequest {
-                ledger: ledger.unwrap_or_else(|| default_ledger(Some(&rules.file))),
+                ledger: ledger
+                    .or_else(ledger_url)
+                    .unwrap_or_else(|| default_ledger(Some(&rules.file))),
                 rules: rules_source(rules),
                 since,
                 now,
@@ -375,6 +385,12 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             app::insights::fetch(&request, io)
         }
     }
+}
+
+/// `STEPRULE_LEDGER_URL`, the ledger a command reads without `--ledger`: the URL (and its
+/// password) can stay out of the command line, where `ps` shows it.
+fn ledger_url() -> Option<PathBuf> {
+    std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from)
 }
 
 /// `.steprule/ledger.db` beside the rules, or in the current folder without them.

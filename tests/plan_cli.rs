@@ -4,6 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[path = "plan_cli/on_postgres.rs"]
+mod on_postgres;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use common::{fixtures, steprule, Run};
 

@@ -25,6 +25,10 @@
 mod common;
 #[path = "support/fake_line/mod.rs"]
 mod fake_line;
+#[path = "report_cli/on_postgres.rs"]
+mod on_postgres;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,7 +38,8 @@ use common::{fixtures, steprule, Run};
 use fake_line::{FakeLine, Faults, TOKEN};
 use serde_json::{json, Value};
 use steprule::ledger::{
-    Claim, EventKind, Ledger, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind,
+    Claim, EventKind, Ledger, NewEvent, ReadLedger, SendDetails, SendKey, SendRef, Settlement,
+    SinkKind,
 };
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -50,8 +55,9 @@ fn rules() -> PathBuf {
 const HEADER: &str =
     "id,line_user_id,name,stage,stage_entered_at,birth_date,tags,opted_out,appointment_at\n";
 
-/// `steprule run` at `now` over `rows` (id, stage, entered), on LINE when `fake` is given.
-fn run(dir: &Path, now: &str, rows: &[(&str, &str, &str)], fake: Option<&FakeLine>) {
+/// `steprule run` at `now` over `rows` (id, stage, entered) on `ledger` (a file in `dir` or a
+/// URL), on LINE when `fake` is given.
+fn run(dir: &Path, ledger: &str, now: &str, rows: &[(&str, &str, &str)], fake: Option<&FakeLine>) {
     let patients = dir.join(format!("patients-{}.csv", now.replace([' ', ':'], "-")));
     let mut csv = String::from(HEADER);
     for (i, (id, stage, entered)) in rows.iter().enumerate() {
@@ -67,16 +73,10 @@ fn run(dir: &Path, now: &str, rows: &[(&str, &str, &str)], fake: Option<&FakeLin
         .arg(rules())
         .arg("--patients")
         .arg(&patients)
-        .args([
-            "--now",
-            now,
-            "--ledger",
-            "ledger.db",
-            "--outbox",
-            "outbox.jsonl",
-        ])
+        .args(["--now", now, "--ledger", ledger, "--outbox", "outbox.jsonl"])
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env_remove("STEPRULE_LEDGER_URL")
         .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
     if let Some(fake) = fake {
         command
@@ -104,7 +104,7 @@ fn send_of(ledger: &Path, patient: &str, step: &str) -> (String, Option<String>)
 }
 
 fn event(
-    ledger: &mut Ledger,
+    ledger: &mut dyn ReadLedger,
     id: &str,
     kind: EventKind,
     when: &str,
@@ -125,7 +125,18 @@ fn event(
 
 /// The ledger described at the top, in `dir`.
 fn clinic_ledger(dir: &Path) -> PathBuf {
+    let path = dir.join("ledger.db");
+    clinic_history(dir, "ledger.db", &mut || {
+        Box::new(Ledger::open(&path).unwrap())
+    });
+    path
+}
+
+/// The history described at the top, on `ledger` (a file in `dir` or a URL): the runs, then
+/// the events and the send of a removed step written through `open`'s ledger.
+fn clinic_history(dir: &Path, ledger: &str, open: &mut dyn FnMut() -> Box<dyn ReadLedger>) {
     let fake = FakeLine::start(Faults::default());
+    let run = |dir, now, rows: &[_], fake| run(dir, ledger, now, rows, fake);
     let booked = |id| (id, "booked", "2026-09-30 23:58");
     run(dir, "2026-09-30 23:59", &[booked("M0")], Some(&fake));
     run(
@@ -163,17 +174,24 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         None,
     );
 
-    let path = dir.join("ledger.db");
-    let send = |patient: &str, step: &str| SendRef {
-        sink: SinkKind::Line,
-        patient: patient.into(),
-        step: step.into(),
-        occurrence: at(&send_of(&path, patient, step).0),
+    let mut ledger = open();
+    let ledger = &mut *ledger;
+    let send = |ledger: &dyn ReadLedger, patient: &str, step: &str| {
+        let sends = ledger.patient_sends(patient).unwrap();
+        let sent = sends.iter().find(|s| s.step == step).unwrap();
+        SendRef {
+            sink: SinkKind::Line,
+            patient: patient.into(),
+            step: step.into(),
+            occurrence: sent.occurrence.unwrap(),
+        }
     };
-    let (b1, b2) = (send("B1", "booking_confirm"), send("B2", "booking_confirm"));
-    let mut ledger = Ledger::open(&path).unwrap();
+    let (b1, b2) = (
+        send(ledger, "B1", "booking_confirm"),
+        send(ledger, "B2", "booking_confirm"),
+    );
     event(
-        &mut ledger,
+        ledger,
         "c1",
         EventKind::Click,
         "2026-10-06T00:00:00Z",
@@ -181,7 +199,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         Some(&b1),
     );
     event(
-        &mut ledger,
+        ledger,
         "c2",
         EventKind::Click,
         "2026-10-07T00:00:00Z",
@@ -189,7 +207,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         Some(&b1),
     );
     event(
-        &mut ledger,
+        ledger,
         "c3",
         EventKind::Click,
         "2026-10-20T02:00:00Z",
@@ -197,7 +215,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         Some(&b2),
     );
     event(
-        &mut ledger,
+        ledger,
         "u1",
         EventKind::Unfollow,
         "2026-10-06T03:00:00Z",
@@ -205,7 +223,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         Some(&b2),
     );
     event(
-        &mut ledger,
+        ledger,
         "b1",
         EventKind::Booked,
         "2026-10-10T00:00:00Z",
@@ -213,7 +231,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         None,
     );
     event(
-        &mut ledger,
+        ledger,
         "b2",
         EventKind::Booked,
         "2026-10-06T00:00:00Z",
@@ -221,7 +239,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         None,
     );
     event(
-        &mut ledger,
+        ledger,
         "b3",
         EventKind::Booked,
         "2026-10-25T00:00:00Z",
@@ -229,7 +247,7 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
         None,
     );
     event(
-        &mut ledger,
+        ledger,
         "v1",
         EventKind::Revisited,
         "2026-12-01T00:00:00Z",
@@ -260,7 +278,6 @@ fn clinic_ledger(dir: &Path) -> PathBuf {
     ledger
         .settle(&key, &retry_key, 1, &sent, key.occurrence)
         .unwrap();
-    path
 }
 
 fn report(dir: &Path, args: &[&str]) -> Run {

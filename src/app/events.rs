@@ -11,7 +11,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{load_rules, AppError, Io, Outcome, RulesSource};
-use crate::ledger::{EventFilter, EventKind, EventRecord, Ledger};
+use crate::ledger::postgres::{self, PgLedger};
+use crate::ledger::{EventFilter, EventKind, EventRecord, Ledger, LedgerLocation, ServeLedger};
 use crate::printable::printable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,7 @@ pub const MAX_LIMIT: u64 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct EventsRequest {
+    /// A file, or a `postgres://` URL (then `rules` is needed: its clinic names the rows).
     pub ledger: PathBuf,
     /// The rules, for the clinic's time zone: `--since` without an offset is read in it, and
     /// times are shown in it. Without them, both are UTC.
@@ -54,10 +56,11 @@ pub fn run(request: &EventsRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
     if request.limit.is_some_and(|n| n == 0 || n > MAX_LIMIT) {
         return Err(AppError::Usage(format!("--limit takes 1 to {MAX_LIMIT}")));
     }
-    let tz = match &request.rules {
-        Some(rules) => load_rules(rules, io)?.timezone,
-        None => Tz::UTC,
+    let rules = match &request.rules {
+        Some(source) => Some((load_rules(source, io)?, &source.file)),
+        None => None,
     };
+    let tz = rules.as_ref().map_or(Tz::UTC, |(rules, _)| rules.timezone);
     let since = request
         .since
         .as_deref()
@@ -66,7 +69,21 @@ pub fn run(request: &EventsRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
                 .map_err(|e| AppError::Usage(format!("--since: {e}")))
         })
         .transpose()?;
-    let ledger = Ledger::open_existing(&request.ledger)?;
+    let ledger: Box<dyn ServeLedger> = match LedgerLocation::of(&request.ledger) {
+        LedgerLocation::File(path) => Box::new(Ledger::open_existing(&path)?),
+        LedgerLocation::Postgres(url) => {
+            // One database holds many clinics' events: the rules name whose.
+            let Some((rules, file)) = &rules else {
+                return Err(AppError::Usage(format!(
+                    "the ledger {} is on PostgreSQL, which holds many clinics' events: give \
+                     the rules file (steprule events RULES --ledger …), whose clinic they are",
+                    postgres::shown_url(&url)
+                )));
+            };
+            let clinic = postgres::clinic_name(rules.clinic.as_deref(), file);
+            Box::new(PgLedger::open(&url, &clinic, postgres::DEFAULT_LEASE)?)
+        }
+    };
     let filter = EventFilter { kind, since };
     let mut printer = Printer {
         format: request.format,

@@ -14,7 +14,7 @@ use super::{
     for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, WindowArgs,
 };
 use crate::eval::{anchor_name, DueSend, Evaluator, Moved, PatientOutcome, Reason, Window};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{LedgerError, ReadLedger};
 use crate::plan::{AnchorField, Direction, Offset, PlannedStep, TimingPlan};
 use crate::records::PatientRecord;
 use ledger::{step_lines, PatientLedger};
@@ -46,9 +46,12 @@ struct LineState {
 
 impl LineState {
     /// Fills in the patient's linked LINE user where the export has none.
-    fn read(ledger: &Ledger, patient: &mut PatientRecord) -> Result<LineState, LedgerError> {
+    fn read(
+        ledger: &dyn ReadLedger,
+        patient: &mut PatientRecord,
+    ) -> Result<LineState, LedgerError> {
         let mut state = LineState::default();
-        if let Some(link) = ledger.links_of(&patient.id)?.pop() {
+        if let Some(link) = ledger.patient_links(&patient.id)?.pop() {
             match &patient.line_user_id {
                 None => {
                     state.linked_at = Some(link.linked_at);
@@ -62,7 +65,7 @@ impl LineState {
         }
         if let Some(user) = &patient.line_user_id {
             state.blocked_since = ledger
-                .friend_state(user)?
+                .friend(user)?
                 .filter(|friend| friend.blocked)
                 .map(|friend| friend.since);
         }
@@ -92,20 +95,23 @@ pub fn run(request: &ExplainRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let (line, sends, reactions) =
-        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => {
-                let line = LineState::read(&ledger, &mut patient)?;
-                let sends = ledger.sends_to(&patient.id)?;
-                let reactions = PassReactions::load(&ledger, &plan, now)?;
-                (line, PatientLedger::new(&plan, sends), reactions)
-            }
-            None => (
-                LineState::default(),
-                PatientLedger::default(),
-                PassReactions::none(&plan),
-            ),
-        };
+    let (line, sends, reactions) = match recipients::open_for_reading(
+        request.ledger.as_deref(),
+        &request.rules.file,
+        plan.clinic.as_deref(),
+    )? {
+        Some(ledger) => {
+            let line = LineState::read(&*ledger, &mut patient)?;
+            let sends = ledger.patient_sends(&patient.id)?;
+            let reactions = PassReactions::load(&*ledger, &plan, now)?;
+            (line, PatientLedger::new(&plan, sends), reactions)
+        }
+        None => (
+            LineState::default(),
+            PatientLedger::default(),
+            PassReactions::none(&plan),
+        ),
+    };
     let reactions_unread = reactions.used() && reactions.is_unread();
     let window = Window {
         now,

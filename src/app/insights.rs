@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{load_rules, AppError, Io, Outcome, RulesSource};
 use crate::deliver::{ChannelToken, LineClient};
 use crate::insights::{self, Clock, Fetch, Stop, Summary};
-use crate::ledger::{InsightEndpoint, Ledger};
+use crate::ledger::{InsightEndpoint, Ledger, LedgerLocation};
 use crate::line::insight::{line_day, HalfMonth, HOURLY_REQUESTS};
 use crate::printable::printable;
 
@@ -43,6 +43,15 @@ pub struct InsightsRequest {
 }
 
 pub fn fetch(request: &InsightsRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    // LINE's answers are cached in SQLite tables that the PostgreSQL ledger does not have yet
+    // (`report` on PostgreSQL shows `opened` as not fetched meanwhile).
+    if let LedgerLocation::Postgres(url) = LedgerLocation::of(&request.ledger) {
+        return Err(AppError::Usage(format!(
+            "`insights fetch` does not write to a PostgreSQL ledger yet ({}): LINE's answers \
+             are cached only in an SQLite ledger",
+            crate::ledger::postgres::shown_url(&url)
+        )));
+    }
     let Some(token) = request.token.clone() else {
         return Err(AppError::Usage(
             "LINE_CHANNEL_ACCESS_TOKEN is not set: `insights fetch` reads LINE's statistics \

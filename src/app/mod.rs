@@ -119,59 +119,91 @@ pub fn load_rules_with(
 /// Reads patients one at a time, reporting bad rows and unreadable cells on `err` as they
 /// come; `each` sees every record kept (with its unreadable fields unknown) and says whether to
 /// go on. Returns the number of rows read, skipped and read with unreadable cells. The file is
-/// read on a thread of its own a few hundred rows ahead of `each` (`records::open_ahead`), in
-/// the same order and with the same reports.
+/// read on threads of their own a few hundred rows ahead of `each`, in the same order and with
+/// the same reports.
 pub fn for_each_patient(
     source: &PatientSource,
     schema: &RecordSchema,
     err: &mut dyn Write,
     mut each: impl FnMut(&PatientRecord) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
-    // A database is already read on a thread of its own; a file is read ahead on one.
-    let mut records = match &source.database {
-        Some(database) => records::open_database(database, schema, &source.options)?,
-        None => records::open_ahead(&source.file, schema, &source.options)?,
-    };
+    let no_work = || |_: &PatientRecord| ();
+    for_each_patient_worked(source, schema, err, &no_work, |patient, ()| each(patient))
+}
+
+/// [`for_each_patient`], with each patient first worked on by `worker`'s work (one per
+/// thread; evaluating, for `plan` and `run`) on the threads that type the rows, while `each`,
+/// on this thread, takes each patient with what the work came to, in file order. Work made
+/// for a row that turns out to be skipped (a duplicate id) is dropped unseen. A database is
+/// worked on here, one row at a time, as it is read.
+pub fn for_each_patient_worked<W: records::RowWork>(
+    source: &PatientSource,
+    schema: &RecordSchema,
+    err: &mut dyn Write,
+    worker: &(impl Fn() -> W + Sync),
+    each: impl FnMut(&PatientRecord, W::Out) -> std::io::Result<bool>,
+) -> Result<RowCounts, AppError> {
+    match &source.database {
+        // A database is already read on a thread of its own.
+        Some(database) => {
+            let records = records::open_database(database, schema, &source.options)?;
+            report_rows(&mut records::WorkedRows::here(records, worker()), err, each)
+        }
+        None => records::evaluate_ahead(&source.file, schema, &source.options, worker, |rows| {
+            report_rows(rows, err, each)
+        })?,
+    }
+}
+
+/// Hands each kept row of `rows` to `each`, with the notices, unreadable-cell reports and
+/// skipped rows on `err` where they come.
+fn report_rows<T>(
+    rows: &mut records::WorkedRows<'_, T>,
+    err: &mut dyn Write,
+    mut each: impl FnMut(&PatientRecord, T) -> std::io::Result<bool>,
+) -> Result<RowCounts, AppError> {
     let mut counts = RowCounts::default();
-    // Freed on a thread of their own: this one evaluates, and the others wait for it.
+    // Freed on a thread of their own: this one takes the rows, and the others wait for it.
     let mut spent = records::SpentRecords::new();
     loop {
-        for notice in records.take_notices() {
+        for notice in rows.take_notices() {
             writeln!(
                 err,
                 "warning: {}: {}",
-                crate::printable::printable(records.name()),
+                crate::printable::printable(rows.name()),
                 notice
             )?;
         }
-        let Some(row) = records.next() else {
+        let Some((row, worked)) = rows.next() else {
             break;
         };
-        // Before the patient is evaluated: the report of the row's unreadable cells.
-        for RowError { line, message, .. } in records.take_unreadable() {
+        // Before the patient is taken: the report of the row's unreadable cells.
+        for RowError { line, message, .. } in rows.take_unreadable() {
             counts.unreadable += 1;
             writeln!(
                 err,
                 "warning: {}: {}",
-                crate::printable::printable(&records.place(line)),
+                crate::printable::printable(&rows.place(line)),
                 crate::printable::printable(&message)
             )?;
         }
-        match row {
-            Ok(patient) => {
+        match (row, worked) {
+            (Ok(patient), Some(worked)) => {
                 counts.read += 1;
-                let go_on = each(&patient)?;
+                let go_on = each(&patient, worked)?;
                 spent.push(patient);
                 if !go_on {
                     break;
                 }
             }
-            Err(RowError { line, message, .. }) => {
+            // Every kept row is worked on; a row without its work is not handed on.
+            (Ok(_), None) => {}
+            (Err(RowError { line, message, .. }), _) => {
                 counts.skipped += 1;
                 writeln!(
                     err,
                     "warning: {}: {} (row skipped)",
-                    crate::printable::printable(&records.place(line)),
+                    crate::printable::printable(&rows.place(line)),
                     crate::printable::printable(&message)
                 )?;
             }
@@ -197,7 +229,26 @@ impl StepWarnings {
     /// Notes one patient's outcome; `line` is the patient's line in the export (a log names
     /// rows by line, never by a patient's id or name).
     pub fn note(&mut self, line: usize, outcome: &crate::eval::PatientOutcome) {
-        for note in &outcome.notes {
+        self.note_all(line, &outcome.notes);
+    }
+
+    /// The notes of `outcome` that [`Self::note`] counts, to note later on another thread
+    /// (empty, and allocating nothing, for most patients).
+    pub fn worth_noting(outcome: &crate::eval::PatientOutcome) -> Vec<crate::eval::StepNote> {
+        let counted = |note: &&crate::eval::StepNote| {
+            matches!(
+                note.reason,
+                crate::eval::Reason::Script(_)
+                    | crate::eval::Reason::TooManyOccurrences { .. }
+                    | crate::eval::Reason::Unreadable(_)
+            )
+        };
+        outcome.notes.iter().filter(counted).cloned().collect()
+    }
+
+    /// [`Self::note`], given the notes alone.
+    pub fn note_all(&mut self, line: usize, notes: &[crate::eval::StepNote]) {
+        for note in notes {
             match &note.reason {
                 crate::eval::Reason::Script(message) => {
                     let entry = self

@@ -4,6 +4,7 @@
 //! patient blocked the account, and whether the ledger already has the send (sent, failed,
 //! skipped …), counted apart.
 
+mod json;
 mod ledger;
 
 use std::collections::BTreeMap;
@@ -12,18 +13,18 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 
 use super::recipients::{self, Recipients, Source};
 use super::{
-    for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource, StepWarnings,
-    WindowArgs,
+    for_each_patient_worked, load_rules, AppError, Io, Outcome, PatientSource, RulesSource,
+    StepWarnings, WindowArgs,
 };
 use crate::app::reactions::{PassReactions, UNREAD_REACTIONS};
-use crate::eval::{Evaluator, PatientOutcome, Window};
+use crate::eval::{Evaluator, PatientOutcome, StepNote, Window};
 use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
+use crate::records::PatientRecord;
 use ledger::LedgerMarks;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,19 +87,13 @@ struct Row {
     ledger: Option<SendStatus>,
 }
 
-/// What `plan --format json` prints, one per line.
-#[derive(Debug, Serialize)]
-struct JsonRow<'a> {
-    at: &'a str,
-    patient: &'a str,
-    step: &'a str,
-    template: &'a str,
-    variant: Option<&'a str>,
-    occurrence: &'a str,
-    expires: &'a str,
-    recipient: &'static str,
-    /// The ledger's status for the send (`sent`, `failed`, `skipped` …), or null.
-    ledger: Option<&'static str>,
+/// What one patient's evaluation came to, as the evaluating thread hands it over: their sends
+/// (numbered as a patient once they are taken in file order), where they go, and the notes
+/// the warnings after the pass count.
+struct Planned {
+    rows: Vec<Row>,
+    recipient: Recipient,
+    notes: Vec<StepNote>,
 }
 
 pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
@@ -109,26 +104,27 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     // open while the export is read. The calendar shows counts only: it marks nothing, so it
     // reads no sends.
     let marking = request.format != PlanFormat::Html;
-    let (recipients, marks, reactions) =
-        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => (
-                Recipients::load(&ledger)?,
-                match marking {
-                    true => Some(LedgerMarks::load(&ledger, &plan, window)?),
-                    false => None,
-                },
-                PassReactions::load(&ledger, &plan, window.now)?,
-            ),
-            None => (Recipients::default(), None, PassReactions::none(&plan)),
-        };
+    let (recipients, marks, reactions) = match recipients::open_for_reading(
+        request.ledger.as_deref(),
+        &request.rules.file,
+        plan.clinic.as_deref(),
+    )? {
+        Some(ledger) => (
+            Recipients::load(&*ledger)?,
+            match marking {
+                true => Some(LedgerMarks::load(&*ledger, &plan, window)?),
+                false => None,
+            },
+            PassReactions::load(&*ledger, &plan, window.now)?,
+        ),
+        None => (Recipients::default(), None, PassReactions::none(&plan)),
+    };
     let ledger_read = marks.is_some();
     let reactions_unread = reactions.used() && reactions.is_unread();
     // The calendar marks nothing from a ledger, so it has no "no ledger" line to join.
     if reactions_unread && !marking {
         writeln!(io.err, "note: no ledger, so {UNREAD_REACTIONS}")?;
     }
-    let mut evaluator = Evaluator::new(&plan);
-    let mut outcome = PatientOutcome::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut patients: Vec<String> = Vec::new();
     // Per patient, not per row: a million rows stay as small as before.
@@ -142,42 +138,74 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         ),
         _ => None,
     };
-    let counts = for_each_patient(&request.patients, &plan.schema, io.err, |patient| {
-        let resolved = recipients.links.resolve(patient);
-        let patient = resolved.record.as_ref();
-        let reacted = reactions.of(patient);
-        evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
-        script_failures.note(patient.line, &outcome);
-        if let Some(calendar) = calendar.as_mut() {
-            let sends = outcome.sends.iter().map(|send| (send.at, send.step));
-            calendar.add_patient(sends, recipients.blocks(patient));
-            return Ok(true);
-        }
-        if !outcome.sends.is_empty() {
-            let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
-            patients.push(patient.id.clone());
-            reached.push(if recipients.blocks(patient) {
-                Recipient::Blocked
-            } else if resolved.source == Source::Link {
-                Recipient::Linked
-            } else {
-                Recipient::Export
-            });
+    // Each patient is evaluated on the thread that read them, by that thread's evaluator;
+    // this one takes what they came to in file order.
+    let (plan_ref, recipients_ref, marks_ref, reactions_ref) =
+        (&plan, &recipients, marks.as_ref(), &reactions);
+    let evaluator = || {
+        let mut evaluator = Evaluator::new(plan_ref);
+        let mut outcome = PatientOutcome::default();
+        move |patient: &PatientRecord| {
+            let resolved = recipients_ref.links.resolve(patient);
+            let patient = resolved.record.as_ref();
+            let reacted = reactions_ref.of(patient);
+            evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
             // One look-up per patient; their few rows are then searched per send.
-            let known = marks.as_ref().map_or(&[][..], |m| m.of(&patient.id));
-            rows.extend(outcome.sends.iter().map(|send| Row {
-                at: send.at.timestamp(),
-                patient: index,
-                step: send.step as u16,
-                variant: send.variant as u16,
-                occurrence: send.occurrence.timestamp(),
-                expires: send.expires.timestamp(),
-                before_start: send.before_start,
-                ledger: ledger::status_in(known, send.step, send.occurrence),
-            }));
+            let known = marks_ref.map_or(&[][..], |m| m.of(&patient.id));
+            Planned {
+                notes: StepWarnings::worth_noting(&outcome),
+                recipient: if recipients_ref.blocks(patient) {
+                    Recipient::Blocked
+                } else if resolved.source == Source::Link {
+                    Recipient::Linked
+                } else {
+                    Recipient::Export
+                },
+                rows: outcome
+                    .sends
+                    .iter()
+                    .map(|send| Row {
+                        at: send.at.timestamp(),
+                        patient: 0,
+                        step: send.step as u16,
+                        variant: send.variant as u16,
+                        occurrence: send.occurrence.timestamp(),
+                        expires: send.expires.timestamp(),
+                        before_start: send.before_start,
+                        ledger: ledger::status_in(known, send.step, send.occurrence),
+                    })
+                    .collect(),
+            }
         }
-        Ok(true)
-    })?;
+    };
+    let counts = for_each_patient_worked(
+        &request.patients,
+        &plan.schema,
+        io.err,
+        &evaluator,
+        |patient, planned: Planned| {
+            script_failures.note_all(patient.line, &planned.notes);
+            if let Some(calendar) = calendar.as_mut() {
+                let sends = planned.rows.iter().map(|row| {
+                    // The seconds came from an instant; the fallback is never taken.
+                    let at = DateTime::from_timestamp(row.at, 0).unwrap_or_default();
+                    (at, row.step as usize)
+                });
+                calendar.add_patient(sends, planned.recipient == Recipient::Blocked);
+                return Ok(true);
+            }
+            if !planned.rows.is_empty() {
+                let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
+                patients.push(patient.id.clone());
+                reached.push(planned.recipient);
+                rows.extend(planned.rows.into_iter().map(|row| Row {
+                    patient: index,
+                    ..row
+                }));
+            }
+            Ok(true)
+        },
+    )?;
     script_failures.report(&plan, io.err)?;
     // Stable: same instant keeps file order of patients, then steps.
     rows.sort_by_key(|r| (r.at, r.patient, r.step));
@@ -329,61 +357,6 @@ impl View<'_> {
             *end = buf.len();
         }
         [&buf[..ends[0]], &buf[ends[0]..ends[1]], &buf[ends[1]..]]
-    }
-
-    /// The JSON lines of `rows`, in order. Formatting the instants and escaping the strings is
-    /// most of what `plan` does after evaluating, so blocks of rows are formatted two at a time
-    /// (one on a second thread) and written in order: at most two blocks are held.
-    fn json(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
-        const BLOCK: usize = 16 * 1024;
-        let mut blocks = rows.chunks(BLOCK);
-        let mut text: Vec<u8> = Vec::new();
-        while let Some(first) = blocks.next() {
-            let second = blocks.next();
-            let other = std::thread::scope(|scope| {
-                let helper = second.map(|rows| {
-                    scope.spawn(move || {
-                        let mut text = Vec::new();
-                        self.json_lines(rows, &mut text).map(|()| text)
-                    })
-                });
-                text.clear();
-                self.json_lines(first, &mut text)?;
-                match helper.map(std::thread::ScopedJoinHandle::join) {
-                    Some(Ok(text)) => text.map(Some),
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    None => Ok(None),
-                }
-            })?;
-            out.write_all(&text)?;
-            if let Some(other) = other {
-                out.write_all(&other)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `rows` as JSON lines appended to `text`.
-    fn json_lines(&self, rows: &[Row], text: &mut Vec<u8>) -> std::io::Result<()> {
-        let mut buf = String::new();
-        for row in rows {
-            let (patient, step, template, variant) = self.names(row);
-            let [at, occurrence, expires] = self.instants(row, &mut buf);
-            let json = JsonRow {
-                at,
-                patient,
-                step,
-                template,
-                variant,
-                occurrence,
-                expires,
-                recipient: self.recipient(row).as_str(),
-                ledger: row.ledger.map(SendStatus::as_str),
-            };
-            serde_json::to_writer(&mut *text, &json)?;
-            text.push(b'\n');
-        }
-        Ok(())
     }
 
     fn csv(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {

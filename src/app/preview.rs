@@ -68,14 +68,17 @@ pub fn run(request: &PreviewRequest, io: &mut Io<'_>) -> Result<Outcome, AppErro
             file: request.patients.file.clone(),
         });
     };
-    let (recipients, reactions) =
-        match recipients::open_for_reading(request.ledger.as_deref(), &request.rules.file)? {
-            Some(ledger) => (
-                Recipients::load(&ledger)?,
-                PassReactions::load(&ledger, &plan, now)?,
-            ),
-            None => (Recipients::default(), PassReactions::none(&plan)),
-        };
+    let (recipients, reactions) = match recipients::open_for_reading(
+        request.ledger.as_deref(),
+        &request.rules.file,
+        plan.clinic.as_deref(),
+    )? {
+        Some(ledger) => (
+            Recipients::load(&*ledger)?,
+            PassReactions::load(&*ledger, &plan, now)?,
+        ),
+        None => (Recipients::default(), PassReactions::none(&plan)),
+    };
     let resolved = recipients.links.resolve(&found);
     let patient = resolved.record.as_ref();
     let window = Window {

@@ -14,7 +14,7 @@ use crate::check::MAX_REACTION_DAYS;
 use crate::eval::{
     PatientReactions, ReactionEvent, ReactionNeeds, ReactionSend, Reactions, NO_REACTIONS,
 };
-use crate::ledger::{EventKind, Ledger, LedgerError};
+use crate::ledger::{EventKind, LedgerError, RunLedger};
 use crate::plan::{AnchorField, TimingPlan};
 use crate::records::PatientRecord;
 
@@ -55,7 +55,7 @@ impl PassReactions {
 
     /// Reads what can matter at `now` for `plan`'s reactions, in one indexed read per kind.
     pub fn load(
-        ledger: &Ledger,
+        ledger: &dyn RunLedger,
         plan: &TimingPlan,
         now: DateTime<Utc>,
     ) -> Result<PassReactions, LedgerError> {
@@ -79,7 +79,7 @@ impl PassReactions {
         let since = lookback(plan, now);
         let by_patient = &mut pass.by_patient;
         let named: Vec<&str> = steps.keys().copied().collect();
-        ledger.delivered_since(since, &named, |send| {
+        ledger.delivered_since(since, &named, &mut |send| {
             let Some(&step) = steps.get(send.step) else {
                 return;
             };
@@ -101,7 +101,7 @@ impl PassReactions {
         // Events only matter to patients with a send they can follow; the others are skipped
         // as they stream by (a click names its send; a booking without a send is no reaction).
         let keep = |kind: EventKind, to: &mut HashMap<Box<str>, Reactions>| {
-            ledger.patient_events(kind, since, |event| {
+            ledger.patient_events(kind, since, &mut |event| {
                 let Some(reactions) = to.get_mut(event.patient) else {
                     return;
                 };
@@ -185,7 +185,9 @@ fn lookback(plan: &TimingPlan, now: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Claim, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind};
+    use crate::ledger::{
+        Claim, Ledger, NewEvent, SendDetails, SendKey, SendRef, Settlement, SinkKind,
+    };
     use crate::source::SourceFile;
     use crate::template::TemplateStore;
 

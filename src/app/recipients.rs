@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::AppError;
-use crate::ledger::{Ledger, LedgerError, RunLedger};
+use crate::ledger::postgres::{self, PgLedger};
+use crate::ledger::{Ledger, LedgerError, LedgerLocation, ReadLedger, RunLedger};
 use crate::records::PatientRecord;
 
 /// Every patient's latest linked LINE user.
@@ -148,20 +149,42 @@ pub fn default_ledger(rules: &Path) -> PathBuf {
         .join("ledger.db")
 }
 
-/// The ledger `plan` and `explain` read links and blocks from, if there is one: `path` when
-/// given (it must exist), else `run`'s default when it exists. Never created.
-pub fn open_for_reading(path: Option<&Path>, rules: &Path) -> Result<Option<Ledger>, AppError> {
-    match path {
-        Some(path) => Ok(Some(Ledger::open_existing(path)?)),
+/// The ledger `plan`, `explain` and `preview` read links, blocks and sends from, if there is
+/// one: `given` when given (a file must exist; a `postgres://` URL is read as the clinic's rows,
+/// see [`open_existing`]), else `run`'s default file when it exists. Never created.
+pub fn open_for_reading(
+    given: Option<&Path>,
+    rules: &Path,
+    clinic: Option<&str>,
+) -> Result<Option<Box<dyn ReadLedger>>, AppError> {
+    match given {
+        Some(given) => open_existing(given, rules, clinic).map(Some),
         None => {
             let default = default_ledger(rules);
             if default.exists() {
-                Ok(Some(Ledger::open_existing(&default)?))
+                Ok(Some(Box::new(Ledger::open_existing(&default)?)))
             } else {
                 Ok(None)
             }
         }
     }
+}
+
+/// The ledger at `given` for reading: an SQLite file that must exist, or the rows of the clinic
+/// the rules at `rules` name (their `clinic`, else the file's name) in a PostgreSQL ledger, as
+/// `run` and `serve` write them.
+pub fn open_existing(
+    given: &Path,
+    rules: &Path,
+    clinic: Option<&str>,
+) -> Result<Box<dyn ReadLedger>, AppError> {
+    Ok(match LedgerLocation::of(given) {
+        LedgerLocation::File(path) => Box::new(Ledger::open_existing(&path)?),
+        LedgerLocation::Postgres(url) => {
+            let clinic = postgres::clinic_name(clinic, rules);
+            Box::new(PgLedger::open(&url, &clinic, postgres::DEFAULT_LEASE)?)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::recipients::{Recipients, Source};
 use super::{for_each_patient, load_rules, AppError, Io, Outcome, PatientSource, RulesSource};
 use crate::check::RuleSet;
-use crate::ledger::{EventKind, Ledger};
+use crate::ledger::{EventKind, LedgerLocation, ReadLedger};
 use crate::report::{self, Reach, Windows};
 
 pub use crate::report::{Format as ReportFormat, Metric, PeriodArgs};
@@ -47,13 +47,19 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         .period
         .resolve(rules.timezone, now)
         .map_err(AppError::Usage)?;
-    let ledger = Ledger::open_existing(&request.ledger)?;
+    // A file, or the clinic's rows of a PostgreSQL ledger (the rules' clinic).
+    let ledger = super::recipients::open_existing(
+        &request.ledger,
+        &request.rules.file,
+        rules.clinic.as_deref(),
+    )?;
+    let ledger = &*ledger;
     // `booked` when the rules watch a booking field (or bookings were seen before they
     // stopped): else nothing can be booked, and clicks are the measure.
     let metric = match request.metric {
         Some(metric) => metric,
         None if !rules.observed.bookings.is_empty() => Metric::Booked,
-        None if ledger.has_events(EventKind::Booked)? => Metric::Booked,
+        None if ledger.any_events(EventKind::Booked)? => Metric::Booked,
         None => Metric::Clicked,
     };
     // The rules' windows; a month counts 31 days (the settings are at most a year).
@@ -65,10 +71,10 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
         revisit: window(rules.observed.revisit),
         ..Windows::default()
     };
-    let mut report = report::gather(&ledger, &rules, periods, &windows, metric, request.mde)?;
+    let mut report = report::gather(ledger, &rules, periods, &windows, metric, request.mde)?;
     let mut outcome = Outcome::Ok;
     if let Some(patients) = &request.patients {
-        let reach = reach(&rules, patients, &ledger, io)?;
+        let reach = reach(&rules, patients, ledger, io)?;
         if reach.skipped_rows > 0 {
             outcome = Outcome::RowsSkipped;
         }
@@ -76,11 +82,14 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
     }
     if request.format == ReportFormat::Html {
         // Only the page draws the trend: the table and JSON skip its four extra months.
-        report.months = report::monthly(&ledger, &report, &windows)?;
-        report.ledger_name = request
-            .ledger
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned());
+        report.months = report::monthly(ledger, &report, &windows)?;
+        // A file by its name; a URL without its password (its last segment could hold one).
+        report.ledger_name = match LedgerLocation::of(&request.ledger) {
+            LedgerLocation::File(path) => path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned()),
+            LedgerLocation::Postgres(_) => Some(ledger.describe()),
+        };
     }
     let text = report::render(&report, request.format).map_err(std::io::Error::other)?;
     match &request.out {
@@ -102,7 +111,7 @@ pub fn run(request: &ReportRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
 fn reach(
     rules: &RuleSet,
     patients: &PatientSource,
-    ledger: &Ledger,
+    ledger: &dyn ReadLedger,
     io: &mut Io<'_>,
 ) -> Result<Reach, AppError> {
     let recipients = Recipients::load(ledger)?;

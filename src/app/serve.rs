@@ -15,7 +15,8 @@ use super::run::{self, RunRequest};
 use super::{for_each_patient, load_rules_with, AppError, Io, Outcome, PatientSource, RulesSource};
 use crate::check::{CheckOptions, RuleSet};
 use crate::deliver::{ChannelToken, DeliveryOptions, LineClient};
-use crate::ledger::{Ledger, LockError};
+use crate::ledger::postgres::PgLedger;
+use crate::ledger::{Ledger, LedgerLocation, LockError, ServeLedger};
 use crate::line::Message;
 use crate::plan::TimingPlan;
 use crate::printable::printable;
@@ -36,7 +37,8 @@ const WATCH_EVERY: Duration = Duration::from_secs(30);
 pub struct ServeRequest {
     pub rules: RulesSource,
     pub patients: PatientSource,
-    /// Default: `.steprule/ledger.db` beside the rules.
+    /// Default: `.steprule/ledger.db` beside the rules. A `postgres://` URL is a PostgreSQL
+    /// ledger that other `serve` instances and `run` workers may share.
     pub ledger: Option<PathBuf>,
     /// For `--run-every` without a token. Default: `.steprule/outbox.jsonl` beside the rules.
     pub outbox: Option<PathBuf>,
@@ -95,17 +97,16 @@ pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
         },
         every: None,
         progress: false,
-        // Unused: serve keeps its ledger in SQLite (`Ledger::open` refuses a URL).
+        // `--run-every` passes on a PostgreSQL ledger hold their claims this long.
         lease: crate::ledger::postgres::DEFAULT_LEASE,
     };
-    let (ledger_path, _) = run::paths(&run_request);
-    let ledger = Ledger::open(&ledger_path)?;
+    let ledger = open_ledger(&run_request, &plan)?;
     if let Some(mode) = ledger.tightened_from() {
         writeln!(
             io.err,
             "note: the ledger {} was readable by others (mode {mode:o}); it holds patient data \
              and is now 0600",
-            ledger.path().display()
+            ledger.describe()
         )?;
     }
     let schema = rules.record_schema();
@@ -197,6 +198,20 @@ pub fn run(request: &ServeRequest, io: &mut Io<'_>) -> Result<Outcome, AppError>
     drop(log);
     let _ = log_thread.join();
     Ok(Outcome::Ok)
+}
+
+/// The writer's ledger: the SQLite file, or the clinic's rows of a PostgreSQL ledger (the same
+/// clinic a `--run-every` pass, or a `run` worker elsewhere, reads and writes).
+fn open_ledger(request: &RunRequest, plan: &TimingPlan) -> Result<Box<dyn ServeLedger>, AppError> {
+    let (ledger_path, _) = run::paths(request);
+    Ok(match LedgerLocation::of(&ledger_path) {
+        LedgerLocation::File(path) => Box::new(Ledger::open(&path)?),
+        LedgerLocation::Postgres(url) => Box::new(PgLedger::open(
+            &url,
+            &run::clinic_of(plan, request),
+            request.lease,
+        )?),
+    })
 }
 
 /// The four link templates, rendered once with the clinic's context (they passed `check`).

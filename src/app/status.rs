@@ -165,7 +165,7 @@ fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppErr
 }
 
 /// [`gather`] on PostgreSQL: one clinic's rows, and what live workers hold. LINE links and
-/// blocks are `serve`'s, which keeps them in SQLite so far: no LINE state, no export check.
+/// blocks are not read from PostgreSQL by `status` yet: no LINE state, no export check.
 fn gather_postgres(
     request: &StatusRequest,
     url: &str,
@@ -173,8 +173,8 @@ fn gather_postgres(
 ) -> Result<StatusJson, AppError> {
     if request.patients.is_some() {
         return Err(AppError::Usage(
-            "--patients compares the export with the ledger's LINE links, which are not on \
-             the PostgreSQL ledger yet"
+            "--patients compares the export with the ledger's LINE links, which `status` does \
+             not read from a PostgreSQL ledger yet"
                 .into(),
         ));
     }

@@ -107,7 +107,6 @@ impl Outbox {
     }
 
     /// The error that stopped the outbox in this run, if one did.
-    #[cfg(test)]
     pub fn write_error(&self) -> Option<String> {
         self.state
             .lock()
@@ -117,50 +116,99 @@ impl Outbox {
     }
 
     pub fn deliver(&self, job: &Job) -> Answer {
-        if self.written.contains(&job.retry_key) {
-            return Answer::AlreadyAccepted {
-                request_id: None,
-                note: Some("found in the outbox, written before an interruption".into()),
+        let mut answers = Vec::with_capacity(1);
+        self.deliver_all(std::slice::from_ref(job), &mut Vec::new(), &mut answers);
+        answers.pop().unwrap_or(Answer::Unavailable {
+            error: "the outbox gave no answer".into(),
+        })
+    }
+
+    /// Writes the lines of `jobs` with one write (`lines` is a buffer to reuse), and pushes one
+    /// answer per job onto `answers`, in order. When the write returns, the lines are in the
+    /// file (the operating system's), so their sends may be marked sent. A write that fails
+    /// part way (a full disk) keeps the whole lines it wrote, as a write per line did, and cuts
+    /// the file back to the last of them; the jobs after it stay pending.
+    pub fn deliver_all(&self, jobs: &[Job], lines: &mut Vec<u8>, answers: &mut Vec<Answer>) {
+        lines.clear();
+        // (answer, where its line ends in `lines`) for each line in the buffer.
+        let mut ends = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if self.written.contains(&job.retry_key) {
+                answers.push(Answer::AlreadyAccepted {
+                    request_id: None,
+                    note: Some("found in the outbox, written before an interruption".into()),
+                });
+                continue;
+            }
+            let line = OutboxLine {
+                patient: &job.patient,
+                to: &job.to,
+                step: &job.step,
+                variant: job.variant.as_deref(),
+                retry_key: &job.retry_key,
+                messages: &job.messages,
             };
-        }
-        let line = OutboxLine {
-            patient: &job.patient,
-            to: &job.to,
-            step: &job.step,
-            variant: job.variant.as_deref(),
-            retry_key: &job.retry_key,
-            messages: &job.messages,
-        };
-        let mut text = match serde_json::to_string(&line) {
-            Ok(text) => text,
-            Err(error) => {
-                return Answer::Rejected {
-                    error: format!("cannot write the message as JSON: {error}"),
+            let before = lines.len();
+            match serde_json::to_writer(&mut *lines, &line) {
+                Ok(()) => {
+                    lines.push(b'\n');
+                    ends.push((answers.len(), lines.len()));
+                    answers.push(Answer::Accepted { request_id: None });
+                }
+                Err(error) => {
+                    lines.truncate(before);
+                    answers.push(Answer::Rejected {
+                        error: format!("cannot write the message as JSON: {error}"),
+                    });
                 }
             }
-        };
-        text.push('\n');
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(error) = &state.failed {
-            return Answer::Unavailable {
-                error: error.clone(),
-            };
         }
-        match state.file.write_all(text.as_bytes()) {
-            Ok(()) => {
-                state.len += text.len() as u64;
-                Answer::Accepted { request_id: None }
-            }
-            Err(error) => {
-                // Cut back to the last whole line, so the file never holds half a message.
-                let len = state.len;
-                let _ = state.file.set_len(len);
-                let error = format!("cannot write the outbox {}: {error}", self.path.display());
-                state.failed = Some(error.clone());
-                Answer::Unavailable { error }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (kept, failed) = match &state.failed {
+            Some(error) => (0, Some(error.clone())),
+            None => match write_counted(&mut state.file, lines) {
+                (written, Ok(())) => (written, None),
+                (written, Err(error)) => {
+                    // Cut back to the last whole line, so the file never holds half a message.
+                    let whole = ends
+                        .iter()
+                        .map(|&(_, end)| end)
+                        .take_while(|&end| end <= written)
+                        .last()
+                        .unwrap_or(0);
+                    let len = state.len + whole as u64;
+                    let _ = state.file.set_len(len);
+                    let error = format!("cannot write the outbox {}: {error}", self.path.display());
+                    state.failed = Some(error.clone());
+                    (whole, Some(error))
+                }
+            },
+        };
+        state.len += kept as u64;
+        if let Some(error) = failed {
+            for &(answer, end) in &ends {
+                if end > kept {
+                    answers[answer] = Answer::Unavailable {
+                        error: error.clone(),
+                    };
+                }
             }
         }
     }
+}
+
+/// Writes `bytes` as `write_all` does, and says how many were written before an error.
+fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, std::io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match file.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return (written, Err(error)),
+        }
+    }
+    (written, Ok(()))
 }
 
 /// If the file does not end with a line end, or its last line is not UTF-8, moves that last

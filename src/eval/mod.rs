@@ -186,6 +186,11 @@ pub struct Evaluator<'p> {
     /// The fields each step reads, by step index: a patient with one of them unknown is not
     /// evaluated for the step.
     needs: Vec<unknown::StepNeeds>,
+    /// The steps worth looking at for a patient in each stage, in plan order: index 0 for no
+    /// stage, `s + 1` for stage `s`.
+    by_stage: Vec<Vec<usize>>,
+    /// Every step, in plan order.
+    all_steps: Vec<usize>,
 }
 
 /// What the steps ask of `now` on the clinic's clock, worked out once per `now` rather than
@@ -222,6 +227,9 @@ pub(crate) struct Context<'a> {
     /// The patient's marketing consent, read once: steps that need it go only with
     /// [`Consent::Given`].
     consent: Consent,
+    /// The steps to look at, in plan order: every step, or (when nothing about a step whose
+    /// `when` starts with another stage would be said) only those that may hold.
+    steps: &'a [usize],
 }
 
 impl<'p> Evaluator<'p> {
@@ -234,6 +242,8 @@ impl<'p> Evaluator<'p> {
             explain: false,
             today: None,
             needs: plan.steps.iter().map(unknown::needs).collect(),
+            by_stage: steps_by_stage(plan),
+            all_steps: (0..plan.steps.len()).collect(),
         }
     }
 
@@ -308,6 +318,18 @@ impl<'p> Evaluator<'p> {
             Some(today) if today.now == window.now => today,
             _ => *self.today.insert(Today::at(window.now, self.plan)),
         };
+        // A step whose `when` starts with another stage says nothing to `plan` or `run` (its
+        // condition is false before anything else in it is read), unless the patient has a
+        // cell the step needs unread: that is said before the condition is tested.
+        let steps = match (self.explain, patient.unknown.is_empty()) {
+            (false, true) => patient
+                .stage
+                .map_or(Some(&self.by_stage[0]), |stage| {
+                    self.by_stage.get(stage + 1)
+                })
+                .unwrap_or(&self.all_steps),
+            _ => &self.all_steps,
+        };
         let mut context = Context {
             plan: self.plan,
             patient,
@@ -317,6 +339,7 @@ impl<'p> Evaluator<'p> {
             needs: &self.needs,
             reactions,
             consent: self.consent(patient),
+            steps,
         };
         schedule::run(
             &mut context,
@@ -327,6 +350,38 @@ impl<'p> Evaluator<'p> {
             out,
         );
     }
+}
+
+/// For each stage (index 0: no stage, `s + 1`: stage `s`), the steps whose `when` may hold for
+/// a patient in it: all but those whose `when` is, or starts with (`and` tests in order), a
+/// stage test that leaves the stage out.
+fn steps_by_stage(plan: &TimingPlan) -> Vec<Vec<usize>> {
+    let first_stage_test = |test: &crate::plan::Test| {
+        use crate::plan::{Leaf, Test};
+        let first = match test {
+            Test::And(tests) => tests.first(),
+            leaf => Some(leaf),
+        };
+        match first {
+            Some(Test::Leaf(Leaf::StageIn(stages), _)) => Some(stages.clone()),
+            _ => None,
+        }
+    };
+    let gates: Vec<Option<Vec<usize>>> = plan
+        .steps
+        .iter()
+        .map(|step| first_stage_test(&step.when))
+        .collect();
+    (0..=plan.schema.stages.len())
+        .map(|slot| {
+            let may_hold = |gate: &Option<Vec<usize>>| match (gate, slot.checked_sub(1)) {
+                (None, _) => true,
+                (Some(stages), Some(stage)) => stages.contains(&stage),
+                (Some(_), None) => false,
+            };
+            (0..gates.len()).filter(|&i| may_hold(&gates[i])).collect()
+        })
+        .collect()
 }
 
 /// The variant a patient gets for a step: a stable hash of (patient id, step id) into 0..100,

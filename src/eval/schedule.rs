@@ -88,7 +88,7 @@ pub(super) fn run(
     // Almost every patient's cells all read: then no step needs asking which field it lacks.
     let any_unknown = !ctx.patient.unknown.is_empty();
     scratch.candidates.clear();
-    for step in &plan.steps {
+    for step in ctx.steps.iter().map(|&index| &plan.steps[index]) {
         let note = |reason| StepNote {
             step: step.index,
             reason,

@@ -520,3 +520,45 @@ fn one_evaluator_follows_each_new_now() {
         ]
     );
 }
+
+/// `plan` and `run` look only at the steps whose `when` may hold for the patient's stage: a
+/// `when` that starts with a stage test (alone or first of an `and`) that leaves the stage out
+/// is false before anything else in it is read. A stage test after another test is not
+/// relied on: the test before it is still made (a rhai condition may fail and be reported).
+#[test]
+fn steps_are_looked_at_only_for_stages_their_when_may_hold_in() {
+    let plan = plan(
+        "step a1: when stage=booked after 0m send a\n\
+         step a2: when stage in (booked, regular) and department = \"x\" after 0m send a\n\
+         step a3: when department = \"x\" and stage=booked after 0m send a\n\
+         step a4: when not stage=booked after 0m send a\n\
+         step a5: when stage=regular and rhai { parse_int(patient.visits) > 0 } after 0m send a\n\
+         step a6: when rhai { parse_int(patient.visits) > 0 } and stage=regular after 0m send a\n",
+    );
+    let by_stage = steps_by_stage(&plan);
+    // No stage; booked, first_visit, follow_up, regular.
+    assert_eq!(by_stage[0], [2, 3, 5]);
+    assert_eq!(by_stage[1], [0, 1, 2, 3, 5]);
+    assert_eq!(by_stage[2], [2, 3, 5]);
+    assert_eq!(by_stage[3], [2, 3, 5]);
+    assert_eq!(by_stage[4], [1, 2, 3, 4, 5]);
+    // A booked patient without `visits`: a5 is not looked at, a6's rhai fails as before.
+    let now = tokyo("2026-11-25 10:00");
+    let window = Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::days(1),
+    };
+    let mut out = PatientOutcome::default();
+    let booked = patient(&plan, "booked", "2026-11-25 09:00");
+    Evaluator::new(&plan).evaluate(&booked, window, &mut out);
+    let steps = |out: &PatientOutcome| -> Vec<usize> { out.sends.iter().map(|s| s.step).collect() };
+    assert_eq!(steps(&out), [0]);
+    let failed: Vec<usize> = out.notes.iter().map(|n| n.step).collect();
+    assert_eq!(failed, [5]);
+    assert!(matches!(out.notes[0].reason, Reason::Script(_)));
+    // Explaining looks at every step and gives the same sends.
+    let mut explained = PatientOutcome::default();
+    Evaluator::explaining(&plan).evaluate(&booked, window, &mut explained);
+    assert_eq!(steps(&explained), steps(&out));
+}

@@ -135,7 +135,7 @@ pub enum TrackKind {
 }
 
 impl TrackKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TrackKind::Url => "url",
             TrackKind::Postback => "postback",
@@ -144,7 +144,7 @@ impl TrackKind {
 }
 
 /// The kind column as written by [`TrackKind::as_str`] (the table allows only these two).
-fn track_kind(text: &str) -> TrackKind {
+pub(crate) fn track_kind(text: &str) -> TrackKind {
     if text == "postback" {
         TrackKind::Postback
     } else {

@@ -9,7 +9,7 @@
 //! first pass over an export in id order appends its million rows in key order: keyed by a
 //! hash, the same rows landed at random and the pass took four times as long.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use super::{Ledger, LedgerError};
 
@@ -60,8 +60,25 @@ impl MarkPrints {
         }
     }
 
+    /// The table of `pairs` (a later print for the same hash replacing an earlier one), sized
+    /// once for all of them: grown pair by pair, a million patients' table was rebuilt twenty
+    /// times on its way, each time into fresh memory.
+    pub(crate) fn from_pairs(pairs: Vec<(u64, u64)>) -> MarkPrints {
+        let mut prints = MarkPrints::default();
+        if !pairs.is_empty() {
+            prints.resize((pairs.len() * 2).next_power_of_two().max(16));
+        }
+        for (hash, print) in pairs {
+            prints.insert(hash, print);
+        }
+        prints
+    }
+
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(16);
+        self.resize((self.slots.len() * 2).max(16));
+    }
+
+    fn resize(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![(0, 0); size]);
         self.shift = 64 - size.trailing_zeros();
         let (zero, len) = (self.zero, self.len);
@@ -126,22 +143,24 @@ fn from_sql(value: i64) -> u64 {
 impl Ledger {
     /// Every patient's fingerprint, by `hash` of the patient's id, sorted.
     pub fn mark_prints(&self, hash: impl Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
-        let mut prints = MarkPrints::default();
+        self.write_marks()?;
+        let mut pairs = Vec::new();
         self.conn
             .prepare_cached("SELECT patient, print FROM marks")
             .and_then(|mut select| {
                 let mut rows = select.query([])?;
                 while let Some(row) = rows.next()? {
-                    prints.insert(hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?));
+                    pairs.push((hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?)));
                 }
                 Ok(())
             })
             .map_err(|e| self.fail(e))?;
-        Ok(prints)
+        Ok(MarkPrints::from_pairs(pairs))
     }
 
     /// The row of `patient`.
     pub fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
+        self.write_marks()?;
         self.conn
             .prepare_cached("SELECT fields, seen FROM marks WHERE patient = ?1")
             .and_then(|mut select| {
@@ -157,29 +176,68 @@ impl Ledger {
             .map_err(|e| self.fail(e))
     }
 
-    /// Writes `patient`'s row.
+    /// Writes `patient`'s row. In a transaction ([`Ledger::begin`]) the row is written with
+    /// others, one statement for [`MARKS_CHUNK`] rows, before anything reads the marks and at
+    /// the commit: a first pass writes a row for each of a million patients.
     pub fn set_marks(
         &mut self,
         patient: &str,
         print: u64,
         row: &MarkRow,
     ) -> Result<(), LedgerError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO marks (patient, print, fields, seen)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut upsert| {
-                upsert.execute(params![
-                    patient,
-                    to_sql(print),
-                    to_sql(row.fields),
-                    row.seen
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.fail(e))
+        self.marks.get_mut().push(PendingMark {
+            patient: patient.to_owned(),
+            print: to_sql(print),
+            fields: to_sql(row.fields),
+            seen: row.seen.clone(),
+        });
+        if !self.in_batch || self.marks.get_mut().len() >= MARKS_CHUNK {
+            self.write_marks()?;
+        }
+        Ok(())
     }
+
+    /// Writes the marks set since the last write, in the order they were set (a later row for
+    /// the same patient replaces an earlier one).
+    pub(super) fn write_marks(&self) -> Result<(), LedgerError> {
+        let pending = std::mem::take(&mut *self.marks.borrow_mut());
+        let mut rest = pending.as_slice();
+        while !rest.is_empty() {
+            // Chunks of a power of two: a handful of statements, each prepared once.
+            let size = MARKS_CHUNK.min(1 << rest.len().ilog2());
+            let (chunk, later) = rest.split_at(size);
+            rest = later;
+            let mut sql =
+                String::from("INSERT OR REPLACE INTO marks (patient, print, fields, seen) VALUES ");
+            sql.push_str(&vec!["(?, ?, ?, ?)"; size].join(", "));
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 4);
+            for mark in chunk {
+                values.extend([
+                    &mark.patient as &dyn rusqlite::ToSql,
+                    &mark.print,
+                    &mark.fields,
+                    &mark.seen,
+                ]);
+            }
+            self.conn
+                .prepare_cached(&sql)
+                .and_then(|mut insert| insert.execute(values.as_slice()))
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The most marks rows written with one statement (four parameters each).
+const MARKS_CHUNK: usize = 256;
+
+/// A row [`Ledger::set_marks`] set in the open transaction, not written yet.
+#[derive(Debug)]
+pub(super) struct PendingMark {
+    patient: String,
+    print: i64,
+    fields: i64,
+    seen: Vec<u8>,
 }
 
 #[cfg(test)]
@@ -209,6 +267,42 @@ mod tests {
         assert_eq!(prints.get(u64::MAX - 1), Some(u64::MAX - 2));
         assert_eq!(prints.get(8), None);
         assert_eq!(ledger.mark_row("P1").unwrap(), Some(row(&[3])));
+    }
+
+    #[test]
+    fn marks_set_in_a_transaction_are_written_together_and_read_back_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        let row = |n: u8| MarkRow {
+            fields: 9,
+            seen: vec![n; 17],
+        };
+        let hash = |id: &str| id[1..].parse::<u64>().unwrap() + 1;
+        ledger.begin().unwrap();
+        // 300 rows: one chunk of 256 written as it fills, the rest held until read.
+        for i in 0..300u64 {
+            ledger.set_marks(&format!("P{i}"), i, &row(1)).unwrap();
+        }
+        // A later row for the same patient replaces the earlier one, in the same chunk.
+        ledger.set_marks("P299", 7, &row(2)).unwrap();
+        assert_eq!(ledger.mark_row("P299").unwrap(), Some(row(2)));
+        ledger.set_marks("P300", 300, &row(3)).unwrap();
+        let prints = ledger.mark_prints(hash).unwrap();
+        assert_eq!(
+            (prints.len(), prints.get(300), prints.get(301)),
+            (301, Some(7), Some(300))
+        );
+        // Held at the commit are written by it; a rollback drops what it holds.
+        ledger.set_marks("P301", 301, &row(4)).unwrap();
+        ledger.commit().unwrap();
+        ledger.begin().unwrap();
+        ledger.set_marks("P302", 302, &row(5)).unwrap();
+        ledger.rollback().unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        assert_eq!(ledger.mark_row("P301").unwrap(), Some(row(4)));
+        assert_eq!(ledger.mark_row("P302").unwrap(), None);
+        assert_eq!(ledger.mark_prints(hash).unwrap().len(), 302);
     }
 
     #[test]
@@ -244,6 +338,18 @@ mod tests {
         }
         assert!((0..6).all(|i| last.get(u64::MAX - i) == Some(i)));
         assert_eq!((last.get(u64::MAX - 6), last.len()), (None, 6));
+        // Built at once from the pairs: the same table.
+        let pairs: Vec<(u64, u64)> = hashes.iter().map(|&h| (h, h ^ 0xFF)).collect();
+        let built = MarkPrints::from_pairs(pairs);
+        assert_eq!(built.len(), hashes.len());
+        assert!(hashes.iter().all(|&h| built.get(h) == Some(h ^ 0xFF)));
+        assert_eq!(built.slots.len(), (hashes.len() * 2).next_power_of_two());
+        assert_eq!(built.get(2), None);
+        let twice = MarkPrints::from_pairs(vec![(5, 1), (0, 2), (5, 3)]);
+        assert_eq!(
+            (twice.get(5), twice.get(0), twice.len()),
+            (Some(3), Some(2), 2)
+        );
         let mut one = MarkPrints::default();
         one.insert(u64::MAX, 3);
         assert_eq!(

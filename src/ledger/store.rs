@@ -1,15 +1,19 @@
-//! What a pass of `run` (and of `serve --run-every`) needs of a ledger, whichever database
-//! holds it: the SQLite file ([`Ledger`]) or PostgreSQL ([`super::postgres::PgLedger`]).
-//! Everything else (`status`, `report`, `serve`'s events) still reads the SQLite ledger
-//! directly; see docs/postgres.md for what is on PostgreSQL so far.
+//! What a pass of `run` (and of `serve --run-every`) needs of a ledger ([`RunLedger`]), and what
+//! `serve` writes and reads ([`ServeLedger`]), whichever database holds it: the SQLite file
+//! ([`Ledger`]) or PostgreSQL ([`super::postgres::PgLedger`]). What `report`, `plan`,
+//! `explain` and `preview` read is [`super::ReadLedger`]; `status` and `insights` still read the
+//! SQLite ledger directly (docs/postgres.md says what is on PostgreSQL so far).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    Claim, Ledger, LedgerError, MarkPrints, MarkRow, NewEvent, PendingInOutbox, RecentSend,
-    SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind, UnitUse,
+    Claim, DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, Ledger,
+    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, PatientEvent, PendingInOutbox,
+    RecentSend, SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind, TrackKind,
+    Tracked, UnitUse,
 };
 
 /// Where `--ledger` (or `STEPRULE_LEDGER_URL`) points.
@@ -76,6 +80,25 @@ pub trait RunLedger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 
+    /// Records the claimed sends `sent` (each with its retry key) as sent at `now`, after
+    /// `attempts` each, without a request id or a note: [`RunLedger::settle`] for each, which
+    /// a ledger may do in fewer statements.
+    fn settle_sent(
+        &mut self,
+        sent: &[(SendKey<'_>, &str)],
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let settlement = Settlement::Sent {
+            request_id: None,
+            note: None,
+        };
+        for (key, retry_key) in sent {
+            self.settle(key, retry_key, attempts, &settlement, now)?;
+        }
+        Ok(())
+    }
+
     /// Open rows of `sink` whose time has passed: expired.
     fn expire_open(&mut self, sink: SinkKind, now: DateTime<Utc>) -> Result<usize, LedgerError>;
 
@@ -135,10 +158,106 @@ pub trait RunLedger {
     /// Adds a run's uses of aggregation units, with the settlements that count them.
     fn record_unit_uses(&mut self, uses: &[UnitUse]) -> Result<(), LedgerError>;
 
-    /// The SQLite ledger itself, for the reads only it has so far (the reactions' events).
-    fn sqlite(&self) -> Option<&Ledger> {
-        None
+    /// Every send of one of `steps` delivered (to LINE or the outbox) since `since`, oldest
+    /// first (the reactions' sends). No steps, no sends.
+    fn delivered_since(
+        &self,
+        since: DateTime<Utc>,
+        steps: &[&str],
+        each: &mut dyn FnMut(DeliveredSend<'_>),
+    ) -> Result<(), LedgerError>;
+
+    /// Every event of `kind` that names a patient, since `since`, oldest first (the reactions'
+    /// clicks, answers and bookings).
+    fn patient_events(
+        &self,
+        kind: EventKind,
+        since: DateTime<Utc>,
+        each: &mut dyn FnMut(PatientEvent<'_>),
+    ) -> Result<(), LedgerError>;
+}
+
+/// What `serve` writes and reads besides what a pass does: friends (follows and blocks), links
+/// and linking attempts, tracked tokens, and the stored events. Its one writer thread owns the
+/// ledger, so it must be [`Send`].
+pub trait ServeLedger: RunLedger + Send {
+    /// Drops the writes since [`RunLedger::begin`]: a batch fails whole (its requests are
+    /// answered with an error and LINE redelivers). Also after a failed commit.
+    fn rollback(&mut self) -> Result<(), LedgerError>;
+
+    /// Whether the ledger answers (`GET /healthz`): the file is still the one opened, the
+    /// server is reachable.
+    fn ping(&mut self) -> Result<(), LedgerError>;
+
+    /// Connects again if the connection to a database server was lost (the batch that met the
+    /// loss failed, and LINE redelivers it to a server that answers again). A file has none.
+    fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        Ok(())
     }
+
+    /// Records that `line_user` followed or blocked the account at `at`, unless an event newer
+    /// than `at` already set their state; whether the state was written.
+    fn set_friend(
+        &mut self,
+        line_user: &str,
+        change: FriendChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError>;
+
+    /// What the newest follow or unfollow of `line_user` said; `None` if none was received.
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError>;
+
+    /// Whether `line_user` has blocked the account (as of the newest event seen).
+    fn is_blocked(&self, line_user: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .friend_state(line_user)?
+            .is_some_and(|state| state.blocked))
+    }
+
+    /// Links `line_user` to `patient` (replacing an earlier link of that LINE user).
+    fn link(
+        &mut self,
+        line_user: &str,
+        patient: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// The patient `line_user` is linked to.
+    fn linked_patient(&self, line_user: &str) -> Result<Option<String>, LedgerError>;
+
+    /// `line_user`'s failed linking attempts on `day` (the clinic's date, `YYYY-MM-DD`).
+    fn link_attempts(&self, line_user: &str, day: &str) -> Result<LinkAttempts, LedgerError>;
+
+    /// Counts one more failed attempt of `line_user` on `day`, forgetting their earlier days.
+    fn add_link_failure(&mut self, line_user: &str, day: &str)
+        -> Result<LinkAttempts, LedgerError>;
+
+    /// The last send that reached `patient` in the `within` before `at`, on either sink (the
+    /// step an unfollow is put down to).
+    fn last_send_before(
+        &self,
+        patient: &str,
+        at: DateTime<Utc>,
+        within: chrono::Duration,
+    ) -> Result<Option<SendRef>, LedgerError>;
+
+    /// What `token` stands for, if it is one of ours.
+    fn tracked(&self, token: &str) -> Result<Option<Tracked>, LedgerError>;
+
+    /// Every stored event that passes `filter`, oldest first, streamed.
+    fn events(
+        &self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError>;
+
+    /// The latest `limit` events that pass `filter`, oldest first (`events --limit`).
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError>;
 }
 
 impl RunLedger for Ledger {
@@ -176,6 +295,15 @@ impl RunLedger for Ledger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         Ledger::settle(self, key, retry_key, attempts, settlement, now)
+    }
+
+    fn settle_sent(
+        &mut self,
+        sent: &[(SendKey<'_>, &str)],
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::settle_sent(self, sent, attempts, now)
     }
 
     fn expire_open(&mut self, sink: SinkKind, now: DateTime<Utc>) -> Result<usize, LedgerError> {
@@ -253,7 +381,100 @@ impl RunLedger for Ledger {
         Ledger::record_unit_uses(self, uses)
     }
 
-    fn sqlite(&self) -> Option<&Ledger> {
-        Some(self)
+    fn delivered_since(
+        &self,
+        since: DateTime<Utc>,
+        steps: &[&str],
+        each: &mut dyn FnMut(DeliveredSend<'_>),
+    ) -> Result<(), LedgerError> {
+        Ledger::delivered_since(self, since, steps, each)
+    }
+
+    fn patient_events(
+        &self,
+        kind: EventKind,
+        since: DateTime<Utc>,
+        each: &mut dyn FnMut(PatientEvent<'_>),
+    ) -> Result<(), LedgerError> {
+        Ledger::patient_events(self, kind, since, each)
+    }
+}
+
+impl ServeLedger for Ledger {
+    fn rollback(&mut self) -> Result<(), LedgerError> {
+        Ledger::rollback(self)
+    }
+
+    fn ping(&mut self) -> Result<(), LedgerError> {
+        self.check_in_place()?;
+        Ledger::has_sent(self, SinkKind::Line).map(drop)
+    }
+
+    fn set_friend(
+        &mut self,
+        line_user: &str,
+        change: FriendChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        Ledger::set_friend(self, line_user, change, at)
+    }
+
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
+        Ledger::friend_state(self, line_user)
+    }
+
+    fn link(
+        &mut self,
+        line_user: &str,
+        patient: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::link(self, line_user, patient, at)
+    }
+
+    fn linked_patient(&self, line_user: &str) -> Result<Option<String>, LedgerError> {
+        Ledger::linked_patient(self, line_user)
+    }
+
+    fn link_attempts(&self, line_user: &str, day: &str) -> Result<LinkAttempts, LedgerError> {
+        Ledger::link_attempts(self, line_user, day)
+    }
+
+    fn add_link_failure(
+        &mut self,
+        line_user: &str,
+        day: &str,
+    ) -> Result<LinkAttempts, LedgerError> {
+        Ledger::add_link_failure(self, line_user, day)
+    }
+
+    fn last_send_before(
+        &self,
+        patient: &str,
+        at: DateTime<Utc>,
+        within: chrono::Duration,
+    ) -> Result<Option<SendRef>, LedgerError> {
+        Ledger::last_send_before(self, patient, at, within)
+    }
+
+    fn tracked(&self, token: &str) -> Result<Option<Tracked>, LedgerError> {
+        Ledger::tracked(self, token)
+    }
+
+    fn events(
+        &self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        Ledger::events(self, filter, each)
+    }
+
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        Ledger::latest_events(self, filter, limit, each)
     }
 }

@@ -1,23 +1,24 @@
 //! Reading an export on threads of their own, a few batches ahead of whoever uses the rows: on
-//! two cores the rows of a large export are decoded and typed while the rows before them are
-//! evaluated. One thread reads the file in order (splitting CSV records, multi-line quoted
-//! cells and all, decoding them in the file's one encoding, and checking that each id is new);
-//! for CSV, typing the cells (dates, stages, opt-outs: most of the work) is shared among
-//! [`typing_threads`] threads, a batch each in turn, and the caller's thread, which evaluates,
-//! only takes the rows in order. The rows, each row's unreadable-cell reports and the
-//! notices found while reading it come out exactly as [`super::open`] gives them. Memory stays
-//! flat: each typing thread holds at most a few batches of [`BATCH`] rows.
+//! two cores the rows of a large export are decoded, typed and evaluated side by side. One
+//! thread reads the file in order (splitting CSV records, multi-line quoted cells and all,
+//! decoding them in the file's one encoding, and checking that each id is new); typing the
+//! cells (dates, stages, opt-outs) and then the caller's work on each patient (evaluating
+//! them: most of the work) is shared among [`typing_threads`] threads, a batch each in turn,
+//! each with work of its own; the caller's thread only takes the rows, and what the work came
+//! to, in order. The rows, each row's unreadable-cell reports and the notices found while
+//! reading it come out exactly as [`super::open`] gives them. Memory stays flat: each typing
+//! thread holds at most a few batches of [`BATCH`] rows.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread::JoinHandle;
 
 use super::columns::{Column, Notices, Resolver, Role};
 use super::csv_rows::{cells, Checked, CsvRows};
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
-use super::reader::{open_parts, Opened, PatientRecords, Rows, RowsAre};
+use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{Cell, RowBuilder, RowTyper, SeenIds, TypedRow, Unreadable};
+use super::worked::{RowWork, WorkedRows};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
@@ -28,9 +29,11 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// Threads typing rows, at most: past the cores there are, more only take turns.
 const MAX_TYPING_THREADS: usize = 4;
 
-/// One row as the reading threads saw it, with what they had to say while reading it.
-struct ReadRow {
+/// One row as the reading threads saw it, with what they had to say while reading it, and
+/// what the caller's work on it came to (when it was a patient to work on).
+struct ReadRow<T> {
     row: Pending,
+    worked: Option<T>,
     unreadable: Vec<RowError>,
     notices: Vec<String>,
 }
@@ -43,6 +46,9 @@ enum Pending {
     /// the line is parsed, on a typing thread).
     Typed(TypedRow),
 }
+
+/// Where a typing thread hands over its typed (and worked) batches.
+type Typed<T> = SyncSender<Vec<ReadRow<T>>>;
 
 /// Decoded CSV rows for a typing thread: the text of all of them one after another, where each
 /// field ends in its row's text, and for each row where its text and field ends stop.
@@ -64,84 +70,94 @@ enum Slot {
     Skipped(RowError),
 }
 
-/// How many threads type CSV rows: one per core, within [`MAX_TYPING_THREADS`].
+/// How many threads type (and work on) rows: one per core, within [`MAX_TYPING_THREADS`], or
+/// `STEPRULE_THREADS` when set (1 to 4; tests compare one worker with several).
 pub fn typing_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |cores| cores.get())
+    let asked = std::env::var("STEPRULE_THREADS")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok());
+    asked
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()))
         .clamp(1, MAX_TYPING_THREADS)
 }
 
 /// What the reading thread sends once the file is open: its name and first notices, and where
 /// the batches will come from, in turn.
-type OpenedMessage = Result<(String, Vec<String>, Vec<Receiver<Vec<ReadRow>>>), RecordsError>;
+type OpenedMessage<T> = Result<(String, Vec<String>, Vec<Receiver<Vec<ReadRow<T>>>>), RecordsError>;
 
-/// [`open`], with the rows read on threads of their own. Problems with the whole file are
-/// returned here as `open` returns them. Without a thread to be had, this is `open`.
-pub fn open_ahead(
+/// Reads the export at `path` as [`open`] does, but on threads of their own: one splits and
+/// decodes the rows, [`typing_threads`] type them and run work made by `worker` (one per
+/// thread) on every row they keep; `use_rows` gets the rows with what the work came to, in
+/// file order, with the same reports and notices as `open` gives. Problems with the whole file
+/// are returned as `open` returns them. The threads end before this returns, however early
+/// `use_rows` stops taking rows. Without a thread to be had, the rows are read and worked on
+/// here.
+pub fn evaluate_ahead<W: RowWork, R>(
     path: &Path,
     schema: &RecordSchema,
     options: &ReadOptions,
-) -> Result<PatientRecords, RecordsError> {
-    // Made here so that the checks in file order can be made here; a mapping that does not fit
-    // the rules is refused by `open` with the error it gives.
-    let name = path.display().to_string();
-    let Ok(checker) = RowBuilder::new(&name, schema, options.mapping.as_ref()) else {
-        return open(path, schema, options);
-    };
-    let (opened_tx, opened_rx) = sync_channel::<OpenedMessage>(1);
-    let (path_owned, schema_owned, options_owned) =
-        (path.to_owned(), schema.clone(), options.clone());
-    let threads = typing_threads();
-    let spawned = std::thread::Builder::new()
-        .name("read-patients".into())
-        .spawn(move || {
-            read(
-                &path_owned,
-                &schema_owned,
-                &options_owned,
-                threads,
-                opened_tx,
-            )
-        });
-    let Ok(thread) = spawned else {
-        return open(path, schema, options);
-    };
-    let (name, first_notices, batches) = match opened_rx.recv() {
-        Ok(opened) => opened?,
-        // The thread ended without a word: it panicked, and the panic is passed on.
-        Err(_) => return Err(rethrow(thread)),
-    };
-    let notices = Notices::default();
-    for notice in first_notices {
-        notices.push(notice);
-    }
-    let unreadable = checker.unreadable();
-    let rows = Ahead {
-        batches,
-        next_batch: 0,
-        current: Vec::new().into_iter(),
-        checker,
-        notices_seen: BTreeSet::new(),
-        notices: notices.clone(),
-        unreadable: unreadable.clone(),
-        thread: Some(thread),
-    };
-    Ok(PatientRecords::from_parts(
-        name,
-        RowsAre::Lines,
-        notices,
-        unreadable,
-        Box::new(rows),
-    ))
+    worker: &(impl Fn() -> W + Sync),
+    use_rows: impl FnOnce(&mut WorkedRows<'_, W::Out>) -> R,
+) -> Result<R, RecordsError> {
+    work_ahead(path, schema, options, typing_threads(), worker, use_rows)
 }
 
-/// The reading thread: opens the file, says so, and hands over its rows.
-fn read(
+/// [`evaluate_ahead`] on `threads` typing threads.
+pub(super) fn work_ahead<W: RowWork, R>(
     path: &Path,
     schema: &RecordSchema,
     options: &ReadOptions,
     threads: usize,
-    opened_tx: SyncSender<OpenedMessage>,
+    worker: &(impl Fn() -> W + Sync),
+    use_rows: impl FnOnce(&mut WorkedRows<'_, W::Out>) -> R,
+) -> Result<R, RecordsError> {
+    let name = path.display().to_string();
+    let checker = match RowBuilder::new(&name, schema, options.mapping.as_ref()) {
+        Ok(checker) => checker,
+        // The error `open` gives (a missing file is reported before a mapping that misfits).
+        Err(err) => return Err(open(path, schema, options).err().unwrap_or(err)),
+    };
+    let threads = threads.clamp(1, MAX_TYPING_THREADS);
+    std::thread::scope(|scope| {
+        let (opened_tx, opened_rx) = sync_channel::<OpenedMessage<W::Out>>(1);
+        let spawned = std::thread::Builder::new()
+            .name("read-patients".into())
+            .spawn_scoped(scope, move || {
+                read(path, schema, options, threads, worker, opened_tx)
+            });
+        let Ok(thread) = spawned else {
+            let mut rows = WorkedRows::here(open(path, schema, options)?, worker());
+            return Ok(use_rows(&mut rows));
+        };
+        let (name, first_notices, batches) = match opened_rx.recv() {
+            Ok(opened) => opened?,
+            Err(_) => return Err(rethrow(thread.join())),
+        };
+        let rows = Ahead::new(batches, checker, first_notices, Box::new(|| thread.join()));
+        let mut rows = WorkedRows::from_parts(
+            name,
+            RowsAre::Lines,
+            rows.notices.clone(),
+            rows.unreadable.clone(),
+            Box::new(rows),
+        );
+        let used = use_rows(&mut rows);
+        // The receivers go first: threads still typing see that nobody waits for their rows
+        // and end, which is what the scope waits for.
+        drop(rows);
+        Ok(used)
+    })
+}
+
+/// The reading thread: opens the file, says so, and hands over its rows, each worked on by
+/// the typing thread's own work made by `worker`.
+fn read<W: RowWork>(
+    path: &Path,
+    schema: &RecordSchema,
+    options: &ReadOptions,
+    threads: usize,
+    worker: &(impl Fn() -> W + Sync),
+    opened_tx: SyncSender<OpenedMessage<W::Out>>,
 ) {
     let opened = match open_parts(path, schema, options) {
         Ok(opened) => opened,
@@ -181,10 +197,15 @@ fn read(
             let columns = rows.columns().to_vec();
             let id_column = columns.iter().position(|column| column.role == Role::Id);
             let mut ids = SeenIds::on_lines();
-            let worker = || |block| type_block(&typer, &columns, block);
+            let typer = &*typer;
+            let columns = &columns[..];
+            let typing = || {
+                let mut work = worker();
+                move |block| type_block(typer, columns, block, &mut work)
+            };
             in_parallel(
                 || read_block(&mut rows, id_column, &mut ids),
-                &worker,
+                &typing,
                 inputs,
                 outputs,
             );
@@ -193,11 +214,12 @@ fn read(
             let typer = rows.builder().typer();
             let mapping = options.mapping.as_ref();
             let typer = &*typer;
-            let worker = || {
+            let typing = || {
                 let mut keys = JsonlKeys::new(Resolver::new(schema, mapping));
-                move |block| type_lines(typer, &mut keys, block)
+                let mut work = worker();
+                move |block| type_lines(typer, &mut keys, block, &mut work)
             };
-            in_parallel(|| read_lines(&mut rows), &worker, inputs, outputs);
+            in_parallel(|| read_lines(&mut rows), &typing, inputs, outputs);
         }
     }
 }
@@ -206,13 +228,13 @@ fn read(
 /// per `inputs`/`outputs` pair, each with a typer made by `worker`: batch `n` goes to thread
 /// `n % threads`, so taking the typed batches from the threads in turn gives them back in file
 /// order.
-fn in_parallel<W>(
+fn in_parallel<W, T: Send>(
     mut read_block: impl FnMut() -> Block,
     worker: &(impl Fn() -> W + Sync),
     inputs: Vec<SyncSender<Block>>,
-    outputs: Vec<(Receiver<Block>, SyncSender<Vec<ReadRow>>)>,
+    outputs: Vec<(Receiver<Block>, Typed<T>)>,
 ) where
-    W: FnMut(Block) -> Vec<ReadRow>,
+    W: FnMut(Block) -> Vec<ReadRow<T>>,
 {
     std::thread::scope(|scope| {
         // Moved in, so that returning from here drops them: the typing threads see the end of
@@ -286,8 +308,13 @@ fn read_block(rows: &mut CsvRows, id_column: Option<usize>, ids: &mut SeenIds) -
     block
 }
 
-/// Every row of `block` typed.
-fn type_block(typer: &RowTyper, columns: &[Column], block: Block) -> Vec<ReadRow> {
+/// Every row of `block` typed, and each row kept worked on.
+fn type_block<W: RowWork>(
+    typer: &RowTyper,
+    columns: &[Column],
+    block: Block,
+    work: &mut W,
+) -> Vec<ReadRow<W::Out>> {
     let (mut text_start, mut ends_start) = (0, 0);
     let typed = block.rows.into_iter().map(|slot| {
         let (row, report) = match slot {
@@ -307,6 +334,7 @@ fn type_block(typer: &RowTyper, columns: &[Column], block: Block) -> Vec<ReadRow
             }
         };
         ReadRow {
+            worked: row.as_ref().ok().map(|record| work.work(record)),
             row: Pending::Done(row),
             unreadable: report.into_iter().collect(),
             notices: Vec::new(),
@@ -316,21 +344,49 @@ fn type_block(typer: &RowTyper, columns: &[Column], block: Block) -> Vec<ReadRow
 }
 
 /// The rows as they arrive from the reading threads: batch `n` from `batches[n % len]`.
-struct Ahead {
-    batches: Vec<Receiver<Vec<ReadRow>>>,
+struct Ahead<'s, T> {
+    batches: Vec<Receiver<Vec<ReadRow<T>>>>,
     next_batch: usize,
-    current: std::vec::IntoIter<ReadRow>,
+    current: std::vec::IntoIter<ReadRow<T>>,
     /// The checks in file order for rows typed before their id was known.
     checker: RowBuilder,
     notices: Notices,
     /// Notices already passed on (at most one per distinct column header).
     notices_seen: BTreeSet<String>,
     unreadable: Unreadable,
-    thread: Option<JoinHandle<()>>,
+    /// Waits for the reading thread once every row is in (its panic, if it had one).
+    join: Option<Joiner<'s>>,
 }
 
-impl Iterator for Ahead {
-    type Item = Result<PatientRecord, RowError>;
+/// Waits for a thread and gives its end: a panic is passed on by the one who waited.
+type Joiner<'s> = Box<dyn FnOnce() -> std::thread::Result<()> + 's>;
+
+impl<'s, T> Ahead<'s, T> {
+    fn new(
+        batches: Vec<Receiver<Vec<ReadRow<T>>>>,
+        checker: RowBuilder,
+        first_notices: Vec<String>,
+        join: Joiner<'s>,
+    ) -> Self {
+        let notices = Notices::default();
+        for notice in first_notices {
+            notices.push(notice);
+        }
+        Ahead {
+            batches,
+            next_batch: 0,
+            current: Vec::new().into_iter(),
+            unreadable: checker.unreadable(),
+            checker,
+            notices_seen: BTreeSet::new(),
+            notices,
+            join: Some(join),
+        }
+    }
+}
+
+impl<T> Iterator for Ahead<'_, T> {
+    type Item = (Result<PatientRecord, RowError>, Option<T>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -344,10 +400,13 @@ impl Iterator for Ahead {
                 for report in read.unreadable {
                     self.unreadable.push(report);
                 }
-                return Some(match read.row {
+                let row = match read.row {
                     Pending::Done(row) => row,
                     Pending::Typed(typed) => self.checker.finish(typed),
-                });
+                };
+                // A row skipped here (its id came before) was worked on for nothing.
+                let worked = read.worked.filter(|_| row.is_ok());
+                return Some((row, worked));
             }
             let from = self.batches.get(self.next_batch)?;
             match from.recv() {
@@ -360,8 +419,8 @@ impl Iterator for Ahead {
                     // reading is passed on rather than taken for the end of the file. The
                     // other threads are let go first, so that none waits on this one.
                     self.batches.clear();
-                    if let Some(thread) = self.thread.take() {
-                        if let Err(panic) = thread.join() {
+                    if let Some(join) = self.join.take() {
+                        if let Err(panic) = join() {
                             std::panic::resume_unwind(panic);
                         }
                     }
@@ -373,8 +432,8 @@ impl Iterator for Ahead {
 }
 
 /// The panic of a thread that ended without sending anything, passed on to the caller.
-fn rethrow(thread: JoinHandle<()>) -> RecordsError {
-    match thread.join() {
+fn rethrow(ended: std::thread::Result<()>) -> RecordsError {
+    match ended {
         Err(panic) => std::panic::resume_unwind(panic),
         // Cannot happen (the thread sends before it returns), but is not a panic here.
         Ok(()) => RecordsError::Io {
@@ -409,8 +468,14 @@ fn read_lines(rows: &mut JsonlRows) -> Block {
     block
 }
 
-/// Every line of `block` parsed and typed, with the notices each brought to this thread.
-fn type_lines(typer: &RowTyper, keys: &mut JsonlKeys, block: Block) -> Vec<ReadRow> {
+/// Every line of `block` parsed and typed, with the notices each brought to this thread, and
+/// each row that may be kept worked on (before its id is checked in file order).
+fn type_lines<W: RowWork>(
+    typer: &RowTyper,
+    keys: &mut JsonlKeys,
+    block: Block,
+    work: &mut W,
+) -> Vec<ReadRow<W::Out>> {
     let mut text_start = 0;
     let typed = block.rows.into_iter().map(|slot| {
         let row = match slot {
@@ -424,8 +489,13 @@ fn type_lines(typer: &RowTyper, keys: &mut JsonlKeys, block: Block) -> Vec<ReadR
                 }
             }
         };
+        let worked = match &row {
+            Pending::Typed(typed) => typed.kept().map(|record| work.work(record)),
+            Pending::Done(_) => None,
+        };
         ReadRow {
             row,
+            worked,
             unreadable: Vec::new(),
             notices: keys.take_notices(),
         }

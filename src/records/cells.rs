@@ -126,23 +126,36 @@ impl OptOutReader {
 #[derive(Debug, Clone)]
 pub(super) struct TagSplitter {
     separators: Vec<String>,
+    /// The separators, when each is one character (the default ones are): then a cell is
+    /// split with one look at each character instead of a comparison per separator.
+    chars: Option<Vec<char>>,
 }
 
 impl TagSplitter {
     pub(super) fn new(separators: Option<&[String]>) -> Self {
-        let separators = match separators {
+        let separators: Vec<String> = match separators {
             Some(given) => given.iter().filter(|s| !s.is_empty()).cloned().collect(),
             None => DEFAULT_TAG_SEPARATORS
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
         };
-        TagSplitter { separators }
+        let one_char = |s: &String| {
+            let mut chars = s.chars();
+            chars.next().filter(|_| chars.next().is_none())
+        };
+        let chars = separators.iter().map(one_char).collect();
+        TagSplitter { separators, chars }
     }
 
     /// Appends the non-empty, trimmed tags of `text` to `tags`. One pass over the text: at
     /// each character only the (bounded) separators are tried.
     pub(super) fn split_into(&self, text: &str, tags: &mut Vec<String>) {
+        if let Some(chars) = &self.chars {
+            text.split(|c| chars.contains(&c))
+                .for_each(|tag| push_tag(tag, tags));
+            return;
+        }
         let mut start = 0;
         let mut index = 0;
         while index < text.len() {
@@ -251,6 +264,45 @@ mod tests {
         );
         let long = "あ".repeat(1 << 18);
         assert_eq!(split(&default, &long).len(), 1);
+    }
+
+    /// One-character separators (the default ones) are split on with one look per character;
+    /// the tags are those the general way finds.
+    #[test]
+    fn one_character_separators_split_as_the_general_way_does() {
+        let split = |splitter: &TagSplitter, text: &str| {
+            let mut tags = Vec::new();
+            splitter.split_into(text, &mut tags);
+            tags
+        };
+        for fast in [
+            TagSplitter::new(None),
+            TagSplitter::new(Some(&["/".to_owned(), "、".to_owned(), "+".to_owned()])),
+        ] {
+            assert!(fast.chars.is_some());
+            let general = TagSplitter {
+                chars: None,
+                ..fast.clone()
+            };
+            for text in [
+                "",
+                "/",
+                ";",
+                "a/b",
+                " a 、 b ++c/",
+                "、、",
+                "x/ /y",
+                "矯正／小児",
+                "a+b、c/d e",
+                "vip;chronic,flu",
+                "；，",
+                " 定期 ",
+            ] {
+                assert_eq!(split(&fast, text), split(&general, text), "{text:?}");
+            }
+        }
+        let long = TagSplitter::new(Some(&["／".to_owned(), " / ".to_owned()]));
+        assert!(long.chars.is_none());
     }
 
     #[test]

@@ -31,8 +31,9 @@ mod row;
 mod spent;
 #[cfg(test)]
 mod tests;
+mod worked;
 
-pub use ahead::open_ahead;
+pub use ahead::evaluate_ahead;
 pub use database::{open_database, Database, PatientQuery};
 pub use error::RecordsError;
 pub use field_set::FieldSet;
@@ -40,6 +41,7 @@ pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from};
 pub use spent::SpentRecords;
+pub use worked::{RowWork, WorkedRows};
 
 use std::collections::BTreeMap;
 

@@ -32,6 +32,16 @@ pub(super) enum RowsAre {
     Numbered,
 }
 
+impl RowsAre {
+    /// Where the row at `line` of `name` is, for messages.
+    pub(super) fn place(self, name: &str, line: usize) -> String {
+        match self {
+            RowsAre::Lines => format!("{name}:{line}"),
+            RowsAre::Numbered => format!("{name}: row {line}"),
+        }
+    }
+}
+
 impl PatientRecords {
     /// Records made from their parts: rows from another source (a database, or the reading
     /// thread of [`super::ahead`]), built as an export's are, with the notices and reports that
@@ -59,10 +69,27 @@ impl PatientRecords {
 
     /// Where the row at `line` is, for messages: `patients.csv:12`, or `postgres://…: row 12`.
     pub fn place(&self, line: usize) -> String {
-        match self.rows_are {
-            RowsAre::Lines => format!("{}:{line}", self.name),
-            RowsAre::Numbered => format!("{}: row {line}", self.name),
-        }
+        self.rows_are.place(&self.name, line)
+    }
+
+    /// The parts [`Self::from_parts`] takes, to hand the rows on with something more.
+    #[allow(clippy::type_complexity)] // the parts, as `from_parts` takes them
+    pub(super) fn into_parts(
+        self,
+    ) -> (
+        String,
+        RowsAre,
+        Notices,
+        Unreadable,
+        Box<dyn Iterator<Item = Result<PatientRecord, RowError>>>,
+    ) {
+        (
+            self.name,
+            self.rows_are,
+            self.notices,
+            self.unreadable,
+            self.rows,
+        )
     }
 
     /// Warnings about the file as a whole found since the last call (a column named like a

@@ -56,7 +56,7 @@ pub(super) struct RowBuilder {
 /// The ids met so far in one file, checked in file order.
 pub(super) struct SeenIds {
     /// id → line where it first appeared; grows with the patients, nothing else does.
-    seen: HashMap<String, usize>,
+    seen: HashMap<String, usize, ahash::RandomState>,
     /// What `line` counts, in messages that point at another row: "line" or "row".
     unit: &'static str,
 }
@@ -64,7 +64,7 @@ pub(super) struct SeenIds {
 impl SeenIds {
     pub(super) fn on_lines() -> Self {
         SeenIds {
-            seen: HashMap::new(),
+            seen: HashMap::with_hasher(keyed_hasher()),
             unit: "line",
         }
     }
@@ -80,6 +80,20 @@ impl SeenIds {
             }
         }
     }
+}
+
+/// aHash with keys drawn from std's (random per process): SipHash of the ids was a fifth of the
+/// reading thread's time at a million patients, and random keys keep an export from being
+/// made of ids that collide on purpose.
+fn keyed_hasher() -> ahash::RandomState {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new();
+    let key = |n: u64| {
+        let mut hasher = random.build_hasher();
+        hasher.write_u64(n);
+        hasher.finish()
+    };
+    ahash::RandomState::with_seeds(key(0), key(1), key(2), key(3))
 }
 
 /// Types the cells of one row into a record: everything about a row that does not depend on
@@ -218,6 +232,12 @@ impl RowBuilder {
 }
 
 impl TypedRow {
+    /// The record, when the row can be kept (it has an id; whether the id is new is only
+    /// known in file order): to work on before that is known.
+    pub(super) fn kept(&self) -> Option<&PatientRecord> {
+        self.no_id.is_none().then_some(&self.record)
+    }
+
     /// The row, given why its id is a duplicate (if it is): skipped with every problem in one
     /// message when it has no usable id, else kept with the report of its unreadable cells.
     pub(super) fn conclude(

@@ -23,7 +23,7 @@ pub use reach::Reach;
 pub use tally::Windows;
 
 use crate::check::RuleSet;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{LedgerError, ReadLedger};
 
 /// How a report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub enum RenderError {
 /// Reads both periods from `ledger` and builds the report for `rules`' steps, judging A/B arms
 /// on `metric` for the difference `mde` (None: the observed one).
 pub fn gather(
-    ledger: &Ledger,
+    ledger: &dyn ReadLedger,
     rules: &RuleSet,
     periods: Periods,
     windows: &Windows,

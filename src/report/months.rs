@@ -8,7 +8,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use super::build::Report;
 use super::period::Period;
 use super::tally::{tally, Counts, Windows};
-use crate::ledger::{Ledger, LedgerError, SinkKind};
+use crate::ledger::{LedgerError, ReadLedger, SinkKind};
 
 /// How many months the trend covers.
 pub const TREND_MONTHS: u32 = 6;
@@ -23,7 +23,7 @@ pub struct MonthFigures {
 
 /// The [`TREND_MONTHS`] months ending with the month of the report's last day, oldest first.
 pub fn monthly(
-    ledger: &Ledger,
+    ledger: &dyn ReadLedger,
     report: &Report,
     windows: &Windows,
 ) -> Result<Vec<MonthFigures>, LedgerError> {
@@ -69,7 +69,7 @@ fn sum(counts: impl Iterator<Item = Counts>) -> Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Claim, SendDetails, SendKey, Settlement};
+    use crate::ledger::{Claim, Ledger, SendDetails, SendKey, Settlement};
     use crate::report::period::{PeriodArgs, Periods};
     use chrono::{DateTime, Utc};
 

@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 
 use super::build::{Opened, Report, Row};
 use super::period::Period;
-use crate::ledger::{FollowerFigures, FollowerStatus, Ledger, LedgerError, UnitHalf};
+use crate::ledger::{FollowerFigures, FollowerStatus, LedgerError, ReadLedger, UnitHalf};
 use crate::line::insight::{line_day, line_midnight, tiling, HalfMonth};
 
 /// Why some `opened` figures are not shown, said once under the table.
@@ -53,15 +53,15 @@ pub struct LineFigures {
 }
 
 /// Fills every LINE row's `opened` and the report's [`LineFigures`] from the ledger.
-pub fn fill(ledger: &Ledger, report: &mut Report) -> Result<(), LedgerError> {
+pub fn fill(ledger: &dyn ReadLedger, report: &mut Report) -> Result<(), LedgerError> {
     let period = report.periods.current;
     // LINE's days the period touches (its last instant is the one before `to`).
     let first = line_day(period.from);
     let last = line_day(period.to - chrono::Duration::seconds(1));
-    let halves = ledger.unit_halves(HalfMonth::of(first).first, HalfMonth::of(last).first)?;
+    let halves = ledger.used_units(HalfMonth::of(first).first, HalfMonth::of(last).first)?;
     report.line.notes = apply(&mut report.rows, &period, &halves);
     let before = first.pred_opt().unwrap_or(first);
-    report.line.account = account(&ledger.followers(before, last)?, before, last);
+    report.line.account = account(&ledger.follower_days(before, last)?, before, last);
     Ok(())
 }
 

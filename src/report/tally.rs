@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::period::Period;
-use crate::ledger::{ArmKey, EventKind, Ledger, LedgerError};
+use crate::ledger::{ArmKey, EventKind, LedgerError, ReadLedger};
 
 /// How long after a send a tapped link counts as its click.
 pub const CLICK_WINDOW_DAYS: i64 = 14;
@@ -55,27 +55,34 @@ impl Counts {
 
 /// Every arm with a figure in `period`, in key order.
 pub fn tally(
-    ledger: &Ledger,
+    ledger: &dyn ReadLedger,
     period: &Period,
     windows: &Windows,
 ) -> Result<BTreeMap<ArmKey, Counts>, LedgerError> {
     let mut arms: BTreeMap<ArmKey, Counts> = BTreeMap::new();
     let (from, to) = (period.from, period.to);
-    ledger.delivered_per_arm(from, to, |key, sent| {
+    ledger.delivered_per_arm(from, to, &mut |key, sent| {
         arms.entry(key).or_default().sent += sent;
     })?;
-    ledger.clicked_per_send(from, to, windows.click, |key| {
-        arms.entry(key).or_default().clicked += 1;
+    ledger.clicked_per_arm(from, to, windows.click, &mut |key, n| {
+        arms.entry(key).or_default().clicked += n;
     })?;
-    ledger.blocked_per_send(from, to, |key| {
-        arms.entry(key).or_default().blocked += 1;
+    ledger.blocked_per_arm(from, to, &mut |key, n| {
+        arms.entry(key).or_default().blocked += n;
     })?;
-    ledger.credited_per_send(EventKind::Booked, from, to, windows.attribution, |key| {
-        arms.entry(key).or_default().booked += 1;
+    let attribution = windows.attribution;
+    ledger.credited_per_arm(EventKind::Booked, from, to, attribution, &mut |key, n| {
+        arms.entry(key).or_default().booked += n;
     })?;
-    ledger.credited_per_send(EventKind::Revisited, from, to, windows.revisit, |key| {
-        arms.entry(key).or_default().revisited += 1;
-    })?;
+    ledger.credited_per_arm(
+        EventKind::Revisited,
+        from,
+        to,
+        windows.revisit,
+        &mut |key, n| {
+            arms.entry(key).or_default().revisited += n;
+        },
+    )?;
     Ok(arms)
 }
 

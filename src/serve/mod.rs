@@ -28,7 +28,7 @@ use chrono_tz::Tz;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::ledger::Ledger;
+use crate::ledger::ServeLedger;
 use http::{AppState, Limits};
 use link::SharedDirectory;
 use log::Log;
@@ -62,7 +62,7 @@ impl Server {
     pub fn start(
         runtime: &tokio::runtime::Runtime,
         listen: SocketAddr,
-        ledger: Ledger,
+        ledger: Box<dyn ServeLedger>,
         parts: ServerParts,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<Server> {

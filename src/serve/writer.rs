@@ -15,7 +15,7 @@ use super::link::{Found, PatientDirectory, SharedDirectory, MAX_FAILURES_PER_DAY
 use super::log::Log;
 use super::webhook::{Event, EventBody};
 use crate::ledger::{
-    EventKind, FriendChange, Ledger, LedgerError, NewEvent, SendRef, SinkKind, TrackKind,
+    EventKind, FriendChange, LedgerError, NewEvent, SendRef, ServeLedger, TrackKind,
 };
 
 /// Requests waiting for the writer before senders wait.
@@ -103,9 +103,9 @@ impl Held {
     }
 }
 
-/// The ledger's owner in `serve`.
+/// The ledger's owner in `serve`: the SQLite file, or this clinic's rows on PostgreSQL.
 pub struct Writer {
-    pub ledger: Ledger,
+    pub ledger: Box<dyn ServeLedger>,
     pub directory: Arc<SharedDirectory>,
     /// The clinic's zone: a day of linking attempts is the clinic's calendar day.
     pub timezone: Tz,
@@ -140,18 +140,21 @@ impl Writer {
         let mut pending = batch.into_iter();
         let now = Utc::now();
         let directory = self.directory.get();
-        let result = self.ledger.begin().and_then(|()| {
-            for work in pending.by_ref() {
-                let (answer, done) = self.apply(work, &directory, now);
-                held.push(answer);
-                done?;
-            }
-            self.ledger.commit()
-        });
+        let result = (self.ledger.reconnect_if_lost())
+            .and_then(|()| self.ledger.begin())
+            .and_then(|()| {
+                for work in pending.by_ref() {
+                    let (answer, done) = self.apply(work, &directory, now);
+                    held.push(answer);
+                    done?;
+                }
+                self.ledger.commit()
+            });
         match result {
             Ok(()) => held.into_iter().for_each(Held::send),
             Err(error) => {
-                // The ledger's messages name its path and what SQLite said, no patient data.
+                // The ledger's messages name it (a URL without its password) and what the
+                // database said, no patient data.
                 self.log.line(format!(
                     "error: {}; the batch was not stored (LINE will redeliver)",
                     crate::printable::printable(&error.to_string())
@@ -200,10 +203,7 @@ impl Writer {
                 Err(error) => (Held::Click(answer, None), Err(error)),
             },
             Work::Ping { answer } => {
-                let answers = self
-                    .ledger
-                    .check_in_place()
-                    .and_then(|()| self.ledger.has_sent(SinkKind::Line).map(drop));
+                let answers = self.ledger.ping();
                 (Held::Ping(answer, answers.is_ok()), answers)
             }
             Work::Stop => (Held::Stopped, Ok(())),
@@ -428,7 +428,7 @@ mod tests {
     fn writer(dir: &std::path::Path) -> Writer {
         let (log, _) = Log::start(Box::new(std::io::sink()));
         Writer {
-            ledger: Ledger::open(&dir.join("l.db")).unwrap(),
+            ledger: Box::new(crate::ledger::Ledger::open(&dir.join("l.db")).unwrap()),
             directory: Arc::new(SharedDirectory::new(DirectoryBuilder::default().finish())),
             timezone: chrono_tz::Asia::Tokyo,
             log,

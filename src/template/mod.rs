@@ -9,8 +9,8 @@ mod render;
 pub use context::patient_context;
 pub use error::{FailureKind, RenderError, RenderFailure};
 pub use render::{
-    describe_error, environment, parse_line_json, Tracking, MAX_FUEL, MAX_RENDERED_BYTES,
-    SAMPLE_TIME,
+    describe_error, environment, parse_line_json, precompile, Tracking, MAX_FUEL,
+    MAX_RENDERED_BYTES, SAMPLE_TIME,
 };
 
 use std::collections::HashMap;

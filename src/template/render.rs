@@ -37,6 +37,10 @@ pub const MAX_RENDERED_BYTES: usize = 32 * 1024;
 pub fn environment(timezone: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    // A precompiled field is named by its source (see [`precompile`]): a URL ending in
+    // `.html` must not switch on HTML escaping, which a template compiled from a string never
+    // had.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(MAX_FUEL));
     env.add_filter("date", move |value: Value, format: String| {
         let instant = parse_instant(&value, timezone)?;
@@ -48,6 +52,34 @@ pub fn environment(timezone: Tz) -> Environment<'static> {
         Ok::<_, minijinja::Error>(time::weekday_ja(&instant).to_owned())
     });
     env
+}
+
+/// Compiles each field of `template` into `env` once, so that a pass rendering it for every
+/// patient finds the compiled form instead of parsing its source for each send. A field is
+/// registered under its own source text, which is what [`render_field`] looks it up by; one
+/// that does not compile is left out and fails when rendered, as it did before.
+pub fn precompile<'s>(env: &mut Environment<'s>, template: &'s Template) {
+    match &template.body {
+        TemplateBody::Simple { .. } => {
+            for (_, source) in template.sources() {
+                let _ = env.add_template(&source.node, &source.node);
+            }
+        }
+        // Rendered string by string from a fresh parse (see `Template::render`).
+        TemplateBody::LineJson(source) => {
+            let strings = std::cell::RefCell::new(Vec::new());
+            let messages = parse_line_json(&template.name, source).unwrap_or_default();
+            let _ = map_json_strings(messages, &|text| {
+                if text.contains("{{") || text.contains("{%") {
+                    strings.borrow_mut().push(text.to_owned());
+                }
+                Ok(String::new())
+            });
+            for text in strings.into_inner() {
+                let _ = env.add_template_owned(text.clone(), text);
+            }
+        }
+    }
 }
 
 /// The value is patient data: the error does not quote it. Read as records read dates, so a
@@ -211,7 +243,11 @@ fn render_field(
             Some(describe_error(err)),
         )
     };
-    let compiled = env.template_from_str(text).map_err(|err| failed(&err))?;
+    // Precompiled for a pass (see [`precompile`]), else compiled here.
+    let compiled = match env.get_template(text) {
+        Ok(compiled) => compiled,
+        Err(_) => env.template_from_str(text).map_err(|err| failed(&err))?,
+    };
     let mut out = BoundedOutput::default();
     match compiled.render_captured_to(context, &mut out) {
         Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
@@ -407,6 +443,49 @@ mod tests {
         let context = minijinja::context! { name => "山田 \"ハナ\" 花子" };
         let messages = rendered(&t, chrono_tz::Asia::Tokyo, &context);
         assert_eq!(messages[0]["text"], "山田 \"ハナ\" 花子 様");
+    }
+
+    #[test]
+    fn a_precompiled_template_is_found_compiled_and_renders_the_same() {
+        // The button URL ends in `.html`: named by its source, it must still not be escaped.
+        let t = template(
+            "text = \"{{ name }} <&> 様\"\n[[buttons]]\nlabel = \"予約\"\nurl = \"https://x.jp/{{ name }}.html\"\n",
+        );
+        let context = minijinja::context! { name => "A&B <c>" };
+        let plain = rendered(&t, chrono_tz::Asia::Tokyo, &context);
+        let mut env = environment(chrono_tz::Asia::Tokyo);
+        precompile(&mut env, &t);
+        for (_, source) in t.sources() {
+            assert!(env.get_template(&source.node).is_ok(), "{}", source.node);
+        }
+        let messages = t.messages(&env, &context, None).unwrap();
+        let precompiled: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect();
+        assert_eq!(precompiled, plain);
+        assert_eq!(precompiled[0]["text"], "A&B <c> <&> 様");
+        assert_eq!(
+            precompiled[1]["contents"]["footer"]["contents"][0]["action"]["uri"],
+            "https://x.jp/A&B <c>.html"
+        );
+    }
+
+    #[test]
+    fn line_json_strings_are_precompiled_and_a_broken_field_still_fails_when_rendered() {
+        let t = template(r#"line_json = '{"type":"text","text":"{{ name }} 様"}'"#);
+        let mut env = environment(chrono_tz::Asia::Tokyo);
+        precompile(&mut env, &t);
+        assert!(env.get_template("{{ name }} 様").is_ok());
+        let messages = t.messages(&env, &context(), None).unwrap();
+        assert_eq!(
+            serde_json::to_value(&messages[0]).unwrap()["text"],
+            "山田 花子 様"
+        );
+        let broken = template("text = \"{{ name \"");
+        precompile(&mut env, &broken);
+        let err = broken.messages(&env, &context(), None).unwrap_err();
+        assert!(matches!(err, RenderError::Failed(_)), "{err}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ mod limits;
 mod line_answers;
 mod observe;
 mod options;
+mod parallel;
 mod postgres_ledger;
 mod privacy;
 mod secrets;

@@ -163,15 +163,18 @@ fn the_ledger_urls_password_is_never_printed() {
     let status = output({
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
-            .arg("report")
+            .args(["insights", "fetch"])
             .arg(&rules)
-            .args(["--month", "2026-11", "--ledger", &url])
+            .args(["--ledger", &url])
+            .env("LINE_CHANNEL_ACCESS_TOKEN", "token-for-the-test")
             .current_dir(ws.path());
         command
     });
     assert_eq!(status.code, 2, "{}", status.stderr);
     assert!(
-        status.stderr.contains("not on the PostgreSQL ledger yet"),
+        status
+            .stderr
+            .contains("does not write to a PostgreSQL ledger yet"),
         "{}",
         status.stderr
     );
@@ -203,7 +206,12 @@ fn workers_starting_at_once_migrate_once_and_share_the_sends() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1], "each migration applied once");
+    let known = i32::try_from(steprule::ledger::postgres::MIGRATIONS.len()).unwrap();
+    assert_eq!(
+        versions,
+        (1..=known).collect::<Vec<_>>(),
+        "each migration applied once"
+    );
     let sent: u64 = runs.iter().map(|r| r.count("sent")).sum();
     assert_eq!(sent, 300, "each send went out from one worker");
     assert_eq!(fake.accepted(), 300);
@@ -282,7 +290,7 @@ fn three_workers_one_killed(n: usize) {
     assert_eq!(fake.accepted(), n, "every send accepted once");
     let missing: Vec<String> = (0..n)
         .map(user_id)
-        // Without --custom-aggregation (not on PostgreSQL yet) a push names no unit.
+        // Without --custom-aggregation a push names no unit.
         .filter(|to| !counts.contains_key(&(to.clone(), String::new())))
         .take(5)
         .collect();

@@ -8,78 +8,85 @@ use steprule::ledger::EventKind;
 
 use crate::events::{body, follow, now_ms, text, user};
 use crate::fake_reply::FakeReply;
-use crate::server::{Options, Serve};
+use crate::server::{each_ledger, Options, Serve};
 
 fn with_replies(fake: &FakeReply) -> Serve {
+    with_replies_on(fake, Options::default())
+}
+
+/// `options` (a ledger) with the fake reply endpoint.
+fn with_replies_on(fake: &FakeReply, options: Options) -> Serve {
     Serve::start(Options {
         line: Some((crate::TOKEN.to_owned(), fake.base_url())),
-        ..Options::default()
+        ..options
     })
 }
 
 #[test]
 fn a_new_friend_is_asked_then_linked_by_card_number_and_birth_date() {
-    let fake = FakeReply::start();
-    let serve = with_replies(&fake);
-    let t = now_ms();
-    assert_eq!(
-        serve
-            .post_signed(&body(&[follow("01F1", 7, t, "reply-1")]))
-            .status,
-        200
-    );
-    let replies = fake.wait_for(1);
-    assert_eq!(replies.len(), 1, "{}", serve.stderr());
-    assert_eq!(replies[0].reply_token, "reply-1");
-    let asked = replies[0].text();
-    assert!(asked.contains("さくら内科クリニック"), "{asked}");
-    assert!(
-        asked.contains("診察券番号") && asked.contains("生年月日"),
-        "{asked}"
-    );
-    let attempt = text(
-        "01T1",
-        7,
-        t + 1000,
-        "reply-2",
-        "診察券番号 Ｐ０００１\n生年月日 1980年1月2日",
-    );
-    assert_eq!(serve.post_signed(&body(&[attempt])).status, 200);
-    let replies = fake.wait_for(2);
-    assert_eq!(replies.len(), 2);
-    assert_eq!(replies[1].reply_token, "reply-2");
-    assert!(
-        replies[1].text().contains("確認ができました"),
-        "{}",
-        replies[1].text()
-    );
-    let ledger = serve.ledger();
-    assert_eq!(
-        ledger.linked_patient(&user(7)).unwrap().as_deref(),
-        Some("P0001")
-    );
-    let events = serve.events();
-    let seen: Vec<_> = events
-        .iter()
-        .map(|e| (e.kind, e.patient.as_deref(), e.detail.as_deref()))
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            (EventKind::Follow, None, None),
-            (EventKind::Link, Some("P0001"), None)
-        ]
-    );
-    // A friend the export already names is not asked.
-    assert_eq!(
-        serve
-            .post_signed(&body(&[follow("01F2", 2, t, "reply-3")]))
-            .status,
-        200
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(fake.replies().len(), 2);
-    assert_eq!(fake.refused(), 0);
+    each_ledger(|options| {
+        let fake = FakeReply::start();
+        let serve = with_replies_on(&fake, options);
+        let t = now_ms();
+        assert_eq!(
+            serve
+                .post_signed(&body(&[follow("01F1", 7, t, "reply-1")]))
+                .status,
+            200
+        );
+        let replies = fake.wait_for(1);
+        assert_eq!(replies.len(), 1, "{}", serve.stderr());
+        assert_eq!(replies[0].reply_token, "reply-1");
+        let asked = replies[0].text();
+        assert!(asked.contains("さくら内科クリニック"), "{asked}");
+        assert!(
+            asked.contains("診察券番号") && asked.contains("生年月日"),
+            "{asked}"
+        );
+        let attempt = text(
+            "01T1",
+            7,
+            t + 1000,
+            "reply-2",
+            "診察券番号 Ｐ０００１\n生年月日 1980年1月2日",
+        );
+        assert_eq!(serve.post_signed(&body(&[attempt])).status, 200);
+        let replies = fake.wait_for(2);
+        assert_eq!(replies.len(), 2);
+        assert_eq!(replies[1].reply_token, "reply-2");
+        assert!(
+            replies[1].text().contains("確認ができました"),
+            "{}",
+            replies[1].text()
+        );
+        let ledger = serve.ledger();
+        assert_eq!(
+            ledger.linked_patient(&user(7)).unwrap().as_deref(),
+            Some("P0001")
+        );
+        let events = serve.events();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.kind, e.patient.as_deref(), e.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (EventKind::Follow, None, None),
+                (EventKind::Link, Some("P0001"), None)
+            ]
+        );
+        // A friend the export already names is not asked.
+        assert_eq!(
+            serve
+                .post_signed(&body(&[follow("01F2", 2, t, "reply-3")]))
+                .status,
+            200
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(fake.replies().len(), 2);
+        assert_eq!(fake.refused(), 0);
+    });
 }
 
 #[test]

@@ -13,6 +13,8 @@
 //! - `round_trip`: `run` → a tap on a tracked link in the outbox → a block → the next `run`;
 //!   and a day of LINE deliveries, taps and blocks through `serve`, then `report`;
 //! - `schedule`: `--run-every` beside webhooks, SIGTERM, the unfollow's step;
+//! - `on_postgres`: `serve` on a PostgreSQL ledger: two instances storing a redelivered event once,
+//!   follows, blocks, links and taps read by a `run` on the same ledger, the URL's password;
 //! - `server`, `events` and `fake_reply`: helpers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -24,10 +26,13 @@ mod events;
 #[path = "../support/fake_line/mod.rs"]
 mod fake_line;
 mod fake_reply;
+#[path = "../support/postgres.rs"]
+mod pg;
 mod server;
 
 mod clicks;
 mod linking;
+mod on_postgres;
 mod privacy;
 mod reactions;
 mod round_trip;

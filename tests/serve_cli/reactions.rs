@@ -23,7 +23,7 @@ use crate::server::{Options, Serve};
 const BROWSER: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari Line/14.3.0";
 
 /// The clinic's clock `minutes` ago, as `--now` and the export write it.
-fn tokyo_minutes_ago(minutes: i64) -> String {
+pub(crate) fn tokyo_minutes_ago(minutes: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::minutes(minutes))
         .with_timezone(&chrono_tz::Asia::Tokyo)
         .format("%Y-%m-%d %H:%M")
@@ -31,7 +31,7 @@ fn tokyo_minutes_ago(minutes: i64) -> String {
 }
 
 /// The fixture's rules and templates in `dir`.
-fn clinic(dir: &Path) {
+pub(crate) fn clinic(dir: &Path) {
     let from = fixtures().join("reactions");
     std::fs::copy(from.join("clinic.step"), dir.join("clinic.step")).unwrap();
     std::fs::create_dir_all(dir.join("templates")).unwrap();
@@ -77,7 +77,7 @@ fn run(dir: &Path, now: &str) -> Run {
 }
 
 /// The (patient, step) of each outbox line after the first `skip`, sorted.
-fn outbox_since(dir: &Path, skip: usize) -> Vec<(String, String)> {
+pub(crate) fn outbox_since(dir: &Path, skip: usize) -> Vec<(String, String)> {
     let outbox = std::fs::read_to_string(dir.join("outbox.jsonl")).unwrap();
     let mut sends: Vec<(String, String)> = outbox
         .lines()
@@ -94,7 +94,7 @@ fn outbox_since(dir: &Path, skip: usize) -> Vec<(String, String)> {
     sends
 }
 
-fn lines(dir: &Path) -> usize {
+pub(crate) fn lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("outbox.jsonl"))
         .unwrap()
         .lines()
@@ -113,11 +113,11 @@ fn token(ledger: &Path, patient: &str, kind: &str, target: &str) -> String {
     .unwrap()
 }
 
-fn at(day: NaiveDate, plus: u64, time: &str) -> String {
+pub(crate) fn at(day: NaiveDate, plus: u64, time: &str) -> String {
     format!("{} {time}", day.checked_add_days(Days::new(plus)).unwrap())
 }
 
-fn sends(list: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn sends(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(p, s)| ((*p).to_owned(), (*s).to_owned()))
         .collect()

@@ -6,66 +6,68 @@ use std::time::{Duration, Instant};
 use steprule::ledger::EventKind;
 
 use crate::events::{body, now_ms, unfollow};
-use crate::server::{Options, Serve};
+use crate::server::{each_ledger, Options, Serve};
 
 #[test]
 fn run_every_delivers_on_schedule_beside_webhooks_and_sigterm_ends_both() {
-    let dir = tempfile::tempdir().unwrap();
-    let patients = dir.path().join("patients.csv");
-    let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
-    std::fs::write(
-        &patients,
-        format!(
-            "id,line_user_id,stage,stage_entered_at,birth_date\nE1,{},booked,{booked},1980-01-02\n",
-            crate::events::user(0xe1)
-        ),
-    )
-    .unwrap();
-    let serve = Serve::start(Options {
-        patients: Some(patients),
-        args: vec!["--run-every".into(), "1s".into()],
-        ..Options::default()
+    each_ledger(|options| {
+        let dir = tempfile::tempdir().unwrap();
+        let patients = dir.path().join("patients.csv");
+        let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+        std::fs::write(
+            &patients,
+            format!(
+                "id,line_user_id,stage,stage_entered_at,birth_date\nE1,{},booked,{booked},1980-01-02\n",
+                crate::events::user(0xe1)
+            ),
+        )
+        .unwrap();
+        let serve = Serve::start(Options {
+            patients: Some(patients),
+            args: vec!["--run-every".into(), "1s".into()],
+            ..options
+        });
+        let outbox = serve.dir().join("outbox.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut answered = 0;
+        while Instant::now() < deadline
+            && std::fs::read_to_string(&outbox).map_or(true, |o| o.lines().count() < 1)
+        {
+            // Webhooks are answered while passes run.
+            assert_eq!(serve.get("/healthz", None).status, 200);
+            answered += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let delivered = std::fs::read_to_string(&outbox).unwrap_or_default();
+        assert_eq!(delivered.lines().count(), 1, "{}", serve.stderr());
+        assert!(delivered.contains("booking_confirm"), "{delivered}");
+        assert!(answered > 0);
+        // The patient blocks the account: put down to the step just sent.
+        let blocked = body(&[unfollow("01UNF", 0xe1, now_ms())]);
+        assert_eq!(serve.post_signed(&blocked).status, 200);
+        let events = serve.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Unfollow);
+        assert_eq!(events[0].patient.as_deref(), Some("E1"));
+        assert_eq!(events[0].step.as_deref(), Some("booking_confirm"));
+        // Let another pass run: it finds the send in the ledger.
+        std::thread::sleep(Duration::from_millis(1500));
+        let delivered = std::fs::read_to_string(&outbox).unwrap();
+        let stopped = serve.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+        let passes = stopped
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("due "))
+            .count();
+        assert!(passes >= 2, "{passes} passes:\n{}", stopped.stderr);
+        assert!(
+            stopped.stderr.contains("steprule serve: stopped"),
+            "{}",
+            stopped.stderr
+        );
+        assert_eq!(delivered.lines().count(), 1, "sent once");
     });
-    let outbox = serve.dir().join("outbox.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut answered = 0;
-    while Instant::now() < deadline
-        && std::fs::read_to_string(&outbox).map_or(true, |o| o.lines().count() < 1)
-    {
-        // Webhooks are answered while passes run.
-        assert_eq!(serve.get("/healthz", None).status, 200);
-        answered += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let delivered = std::fs::read_to_string(&outbox).unwrap_or_default();
-    assert_eq!(delivered.lines().count(), 1, "{}", serve.stderr());
-    assert!(delivered.contains("booking_confirm"), "{delivered}");
-    assert!(answered > 0);
-    // The patient blocks the account: put down to the step just sent.
-    let blocked = body(&[unfollow("01UNF", 0xe1, now_ms())]);
-    assert_eq!(serve.post_signed(&blocked).status, 200);
-    let events = serve.events();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, EventKind::Unfollow);
-    assert_eq!(events[0].patient.as_deref(), Some("E1"));
-    assert_eq!(events[0].step.as_deref(), Some("booking_confirm"));
-    // Let another pass run: it finds the send in the ledger.
-    std::thread::sleep(Duration::from_millis(1500));
-    let delivered = std::fs::read_to_string(&outbox).unwrap();
-    let stopped = serve.stop();
-    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
-    let passes = stopped
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("due "))
-        .count();
-    assert!(passes >= 2, "{passes} passes:\n{}", stopped.stderr);
-    assert!(
-        stopped.stderr.contains("steprule serve: stopped"),
-        "{}",
-        stopped.stderr
-    );
-    assert_eq!(delivered.lines().count(), 1, "sent once");
 }
 
 #[test]
@@ -122,48 +124,67 @@ fn a_pass_that_finds_another_run_holding_the_ledger_waits_for_the_next_tick() {
 
 #[test]
 fn run_every_names_its_pushes_for_line_statistics_with_custom_aggregation() {
-    let fake = crate::fake_line::FakeLine::start(crate::fake_line::Faults::none());
-    let dir = tempfile::tempdir().unwrap();
-    let patients = dir.path().join("patients.csv");
-    let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
-    let to = crate::events::user(0xe3);
-    std::fs::write(
-        &patients,
-        format!("id,line_user_id,stage,stage_entered_at\nE3,{to},booked,{booked}\n"),
-    )
-    .unwrap();
-    let serve = Serve::start(Options {
-        patients: Some(patients),
-        line: Some((crate::fake_line::TOKEN.to_owned(), fake.base_url())),
-        args: vec![
-            "--run-every".into(),
-            "1s".into(),
-            "--custom-aggregation".into(),
-        ],
-        ..Options::default()
+    each_ledger(|options| {
+        let fake = crate::fake_line::FakeLine::start(crate::fake_line::Faults::none());
+        let dir = tempfile::tempdir().unwrap();
+        let patients = dir.path().join("patients.csv");
+        let booked = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+        let to = crate::events::user(0xe3);
+        std::fs::write(
+            &patients,
+            format!("id,line_user_id,stage,stage_entered_at\nE3,{to},booked,{booked}\n"),
+        )
+        .unwrap();
+        let url = options.ledger_url.clone();
+        let serve = Serve::start(Options {
+            patients: Some(patients),
+            line: Some((crate::fake_line::TOKEN.to_owned(), fake.base_url())),
+            args: vec![
+                "--run-every".into(),
+                "1s".into(),
+                "--custom-aggregation".into(),
+            ],
+            ..options
+        });
+        assert!(
+            fake.wait_for_accepted(1, Duration::from_secs(20)),
+            "{}",
+            serve.stderr()
+        );
+        // The push carried the step's unit, and the pass recorded the unit for `insights fetch`.
+        assert_eq!(fake.deliveries_to(&to, "booking_confirm"), 1);
+        let mut units = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while units.is_empty() && Instant::now() < deadline {
+            units = units_used(&serve, url.as_deref());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stopped = serve.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+        assert_eq!(units, [("booking_confirm".to_owned(), 1)]);
     });
-    assert!(
-        fake.wait_for_accepted(1, Duration::from_secs(20)),
-        "{}",
-        serve.stderr()
-    );
-    // The push carried the step's unit, and the pass recorded the unit for `insights fetch`.
-    assert_eq!(fake.deliveries_to(&to, "booking_confirm"), 1);
-    let today = chrono::Utc::now().date_naive();
-    let mut units = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while units.is_empty() && Instant::now() < deadline {
-        units = serve
-            .ledger()
-            .unit_halves(today - chrono::Duration::days(40), today)
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+}
+
+/// The aggregation units the passes recorded, with their sends: on PostgreSQL as a person with
+/// psql reads them (`insights` reads only SQLite so far).
+fn units_used(serve: &Serve, url: Option<&str>) -> Vec<(String, u64)> {
+    match url {
+        Some(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let rows = client
+                .query("SELECT unit, sends FROM steprule_unit_uses", &[])
+                .unwrap();
+            (rows.iter())
+                .map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap()))
+                .collect()
+        }
+        None => {
+            let today = chrono::Utc::now().date_naive();
+            let halves = serve
+                .sqlite_ledger()
+                .unit_halves(today - chrono::Duration::days(40), today)
+                .unwrap();
+            halves.into_iter().map(|h| (h.unit, h.sends)).collect()
+        }
     }
-    let stopped = serve.stop();
-    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
-    assert_eq!(units.len(), 1, "{units:?}");
-    assert_eq!(
-        (units[0].unit.as_str(), units[0].sends),
-        ("booking_confirm", 1)
-    );
 }

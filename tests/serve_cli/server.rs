@@ -1,5 +1,6 @@
 //! `steprule serve` as a child process on 127.0.0.1:0: started in a scratch folder, its port read
-//! from stderr, spoken to over HTTP, stopped with SIGTERM, its ledger read back.
+//! from stderr, spoken to over HTTP, stopped with SIGTERM, its ledger (the folder's SQLite file,
+//! or a PostgreSQL database) read back through steprule's ledger traits.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use steprule::ledger::{EventFilter, EventRecord, Ledger};
+use steprule::ledger::postgres::{PgLedger, DEFAULT_LEASE};
+use steprule::ledger::{EventFilter, EventRecord, Ledger, ServeLedger};
 
 use crate::common::fixtures;
 
@@ -22,6 +24,20 @@ pub struct Options {
     /// Instead of tests/fixtures/serve/clinic.step.
     pub rules: Option<PathBuf>,
     pub args: Vec<String>,
+    /// A PostgreSQL ledger (`--ledger postgres://…`) instead of the folder's `ledger.db`.
+    pub ledger_url: Option<String>,
+}
+
+/// Runs `test` with a server on each ledger: the SQLite file, then a fresh PostgreSQL database
+/// (unless there is no PostgreSQL and none is required: then said, and skipped).
+pub fn each_ledger(test: impl Fn(Options)) {
+    test(Options::default());
+    if let Some(server) = crate::pg::server() {
+        test(Options {
+            ledger_url: Some(server.fresh_database("serve")),
+            ..Options::default()
+        });
+    }
 }
 
 /// An answer: status, `Location`, body.
@@ -36,6 +52,8 @@ pub struct Serve {
     pub addr: String,
     stderr: Arc<Mutex<String>>,
     dir: tempfile::TempDir,
+    /// The PostgreSQL ledger's URL, and the clinic whose rows `serve` writes there.
+    ledger_url: Option<(String, String)>,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
 }
@@ -54,13 +72,13 @@ impl Serve {
     /// Starts in `dir` (its ledger is `dir/ledger.db`).
     pub fn start_in(dir: tempfile::TempDir, options: Options) -> Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+        let rules = options
+            .rules
+            .unwrap_or_else(|| fixtures().join("serve/clinic.step"));
+        let ledger_url = options.ledger_url.map(|url| (url, clinic_of(&rules)));
         command
             .arg("serve")
-            .arg(
-                options
-                    .rules
-                    .unwrap_or_else(|| fixtures().join("serve/clinic.step")),
-            )
+            .arg(&rules)
             .arg("--patients")
             .arg(
                 options
@@ -68,7 +86,10 @@ impl Serve {
                     .unwrap_or_else(|| fixtures().join("serve/patients.csv")),
             )
             .arg("--ledger")
-            .arg(dir.path().join("ledger.db"))
+            .arg(match &ledger_url {
+                Some((url, _)) => PathBuf::from(url),
+                None => dir.path().join("ledger.db"),
+            })
             .arg("--outbox")
             .arg(dir.path().join("outbox.jsonl"))
             .args(["--listen", "127.0.0.1:0"])
@@ -122,6 +143,7 @@ impl Serve {
             addr,
             stderr,
             dir,
+            ledger_url,
             runtime,
             http,
         }
@@ -193,15 +215,24 @@ impl Serve {
         )
     }
 
-    /// The ledger as `serve` left it (read while it runs: WAL lets readers in).
-    pub fn ledger(&self) -> Ledger {
+    /// The ledger as `serve` left it (read while it runs: WAL lets readers in; on PostgreSQL,
+    /// the clinic's rows).
+    pub fn ledger(&self) -> Box<dyn ServeLedger> {
+        match &self.ledger_url {
+            Some((url, clinic)) => Box::new(PgLedger::open(url, clinic, DEFAULT_LEASE).unwrap()),
+            None => Box::new(Ledger::open(&self.ledger_path()).unwrap()),
+        }
+    }
+
+    /// The folder's SQLite ledger, for what only it holds (LINE's statistics).
+    pub fn sqlite_ledger(&self) -> Ledger {
         Ledger::open(&self.ledger_path()).unwrap()
     }
 
     pub fn events(&self) -> Vec<EventRecord> {
         let mut events = Vec::new();
         self.ledger()
-            .events(&EventFilter::default(), |e| {
+            .events(&EventFilter::default(), &mut |e| {
                 events.push(e);
                 std::ops::ControlFlow::Continue(())
             })
@@ -235,6 +266,17 @@ impl Serve {
             stderr: self.stderr(),
         }
     }
+}
+
+/// The clinic a PostgreSQL ledger's rows of `rules` belong to: its `clinic` name, else the
+/// file's name without `.step` (as `serve` and `run` work it out).
+fn clinic_of(rules: &Path) -> String {
+    let text = std::fs::read_to_string(rules).unwrap();
+    let named = text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("clinic ")?;
+        Some(rest.trim().trim_matches('"').to_owned())
+    });
+    named.unwrap_or_else(|| rules.file_stem().unwrap().to_string_lossy().into_owned())
 }
 
 impl Drop for Serve {

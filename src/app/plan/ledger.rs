@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::eval::Window;
-use crate::ledger::{Ledger, LedgerError, SendStatus};
+use crate::ledger::{LedgerError, ReadLedger, SendStatus};
 use crate::plan::TimingPlan;
 
 /// One row of the ledger, compact: at a million patients a window holds as many.
@@ -26,7 +26,7 @@ pub(super) struct LedgerMarks {
 
 impl LedgerMarks {
     pub(super) fn load(
-        ledger: &Ledger,
+        ledger: &dyn ReadLedger,
         plan: &TimingPlan,
         window: Window,
     ) -> Result<LedgerMarks, LedgerError> {
@@ -40,7 +40,7 @@ impl LedgerMarks {
         // most a day after its time (an `at` earlier in the day than a `before` step's own
         // time): rows that expired by `from` or occur two days after `to` cannot match one.
         let to = window.to + chrono::Duration::days(2);
-        ledger.sends_in_window(window.from, to, |send| {
+        ledger.window_sends(window.from, to, &mut |send| {
             // A step renamed or removed since matches no planned send.
             let Some(&step) = steps.get(send.step) else {
                 return;
@@ -97,7 +97,7 @@ pub(super) fn status_in(
 mod tests {
     use super::*;
     use crate::check::check_file;
-    use crate::ledger::{Claim, SendDetails, SendKey, Settlement, SinkKind};
+    use crate::ledger::{Claim, Ledger, SendDetails, SendKey, Settlement, SinkKind};
     use crate::source::SourceFile;
     use crate::template::TemplateStore;
 

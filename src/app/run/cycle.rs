@@ -1,16 +1,17 @@
 //! One pass of `run`: evaluate every patient at `now`, claim what is due in the ledger, hand it
 //! to delivery, and record how each send ended.
 //!
-//! This pass is the ledger's one owner: delivery tasks never touch it but report each settled
-//! send back over a channel. Claims are committed in batches *before* their jobs go to
-//! delivery (a message never leaves without a pending row and its retry key), and settlements
-//! are committed in batches as they come back; a crash between the two leaves rows pending,
-//! which the next run resumes with the same keys.
+//! This pass is the ledger's one owner: LINE's delivery tasks never touch it but report each
+//! settled send back over a channel, and the outbox is written by the pass itself (see
+//! `pass`). Claims are committed in batches *before* their jobs go to delivery (a message
+//! never leaves without a pending row and its retry key), and settlements are committed in
+//! batches as they come back; a crash between the two leaves rows pending, which the next run
+//! resumes with the same keys.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
@@ -24,7 +25,7 @@ use super::report::{Problems, RunSummary};
 use super::units::UnitTally;
 use super::RunRequest;
 use crate::app::reactions::PassReactions;
-use crate::app::recipients::{BlockedUsers, Recipients};
+use crate::app::recipients::Recipients;
 use crate::app::Io;
 use crate::app::{AppError, RowCounts};
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
@@ -36,17 +37,15 @@ use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 use crate::template::{self, RenderError, Tracking};
+use pass::{Delivery, OutboxWriter, Pass};
 
 /// The reason recorded with a send skipped because its time is before the rules' `start`.
 pub(crate) const BEFORE_START: &str = "before start";
 
-/// Claims committed together before their jobs go to delivery.
-const BATCH: usize = 256;
-/// The longest claims wait for their batch to fill while patients are evaluated, so that
-/// delivery is never starved when due sends are sparse.
+mod pass;
+
+/// How often the pass looks at its open batch while no patient with due sends comes.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
-/// The longest a batch holding only observations (no claims) stays open.
-const OBSERVATIONS_WAIT: Duration = Duration::from_secs(5);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
 /// Patients with due sends the evaluating thread may be ahead of the pass.
@@ -82,11 +81,7 @@ impl Cycle<'_> {
             ..RunSummary::default()
         };
         let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
-        // Refused at open on a ledger without the events they read (see `open_ledger`).
-        let reactions = match ledger.sqlite() {
-            Some(sqlite) => PassReactions::load(sqlite, self.plan, now)?,
-            None => PassReactions::none(self.plan),
-        };
+        let reactions = PassReactions::load(ledger.as_ref(), self.plan, now)?;
         let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref())?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;
@@ -104,17 +99,36 @@ impl Cycle<'_> {
                 let _ = forward.send(true);
             }
         });
-        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
-        let (settled_tx, settled) = mpsc::unbounded_channel::<Settled>();
-        let delivery = self.runtime.spawn(deliver::deliver(
-            queue,
-            settled_tx,
-            sink.clone(),
-            self.request.delivery.clone(),
-            RunClock::starting_at(now),
-            progress.clone(),
-            stop,
-        ));
+        let clock = RunClock::starting_at(now);
+        // LINE through delivery's tasks; the outbox written by the pass itself.
+        let (delivery, tasks) = match sink.as_ref() {
+            Sink::Line(_) => {
+                let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+                let (settled_tx, settled) = mpsc::unbounded_channel::<Settled>();
+                let tasks = self.runtime.spawn(deliver::deliver(
+                    queue,
+                    settled_tx,
+                    sink.clone(),
+                    self.request.delivery.clone(),
+                    clock,
+                    progress.clone(),
+                    stop,
+                ));
+                let jobs = Some(jobs);
+                (Delivery::Tasks { jobs, settled }, Some(tasks))
+            }
+            Sink::Outbox(_) => {
+                let writer = OutboxWriter {
+                    sink: sink.clone(),
+                    clock,
+                    progress: progress.clone(),
+                    stop,
+                    lines: Vec::new(),
+                    answers: Vec::new(),
+                };
+                (Delivery::Outbox(writer), None)
+            }
+        };
         let mut pass = Pass {
             ledger,
             kind,
@@ -122,9 +136,8 @@ impl Cycle<'_> {
                 Sink::Outbox(outbox) => Some(outbox.end()),
                 Sink::Line(_) => None,
             },
-            jobs: Some(jobs),
-            settled,
-            waiting: Vec::with_capacity(BATCH),
+            delivery,
+            waiting: Vec::new(),
             batch_started: None,
             queued: 0,
             problems: Problems::default(),
@@ -150,7 +163,11 @@ impl Cycle<'_> {
         if closed.is_err() {
             let _ = abort.send(true);
         }
-        let sink_error = self.runtime.block_on(delivery).ok().flatten();
+        let sink_error = match (tasks, sink.as_ref()) {
+            (Some(tasks), _) => self.runtime.block_on(tasks).ok().flatten(),
+            (None, Sink::Outbox(outbox)) => outbox.write_error(),
+            (None, Sink::Line(_)) => None,
+        };
         // `--every` starts a pass every few minutes for months: leave no task behind.
         forwarding.abort();
         let rows = evaluated?;
@@ -221,7 +238,13 @@ impl Cycle<'_> {
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<RowCounts, AppError> {
-        let env = template::environment(self.plan.timezone);
+        // Every template compiled once per pass, not once per send.
+        let mut env = template::environment(self.plan.timezone);
+        for step in &self.plan.steps {
+            for variant in &step.variants {
+                template::precompile(&mut env, &variant.template);
+            }
+        }
         let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
         std::thread::scope(|scope| {
             let evaluating = scope.spawn(|| {
@@ -420,179 +443,4 @@ fn recorded_links(ledger: &dyn RunLedger, key: &SendKey<'_>) -> Result<Vec<Track
             target,
         })
         .collect())
-}
-
-/// The state of one pass: the ledger, the claims waiting for their batch to commit, and what
-/// came of the sends so far.
-struct Pass {
-    ledger: Box<dyn RunLedger>,
-    kind: SinkKind,
-    /// Where the outbox ended when the pass began (outbox passes only).
-    outbox_end: Option<u64>,
-    jobs: Option<mpsc::Sender<Job>>,
-    settled: mpsc::UnboundedReceiver<Settled>,
-    /// Claimed in the open transaction; handed to delivery once it commits.
-    waiting: Vec<Job>,
-    batch_started: Option<Instant>,
-    /// Handed to delivery and not yet settled.
-    queued: u64,
-    problems: Problems,
-    summary: RunSummary,
-    /// The LINE users who have blocked the account, read when the pass began.
-    blocked: BlockedUsers,
-    /// The aggregation units of the LINE pushes settled since the last commit
-    /// (`--custom-aggregation` on LINE only).
-    units: Option<UnitTally>,
-}
-
-impl Pass {
-    fn begin(&mut self) -> Result<(), AppError> {
-        if self.batch_started.is_none() {
-            self.ledger.begin()?;
-            self.batch_started = Some(Instant::now());
-        }
-        Ok(())
-    }
-
-    /// Flushes when the batch is full or has waited long enough; `false` when delivery has
-    /// stopped taking jobs (a signal).
-    fn flush_if_due(&mut self) -> Result<bool, AppError> {
-        // Claims wait for their commit before delivery takes them: their batch is short. A
-        // batch of observations alone keeps no one waiting, and every commit rewrites the
-        // marks' pages it touched (random keys: nearly all of them on a first pass), so it
-        // runs longer.
-        let wait = if self.waiting.is_empty() {
-            OBSERVATIONS_WAIT
-        } else {
-            BATCH_WAIT
-        };
-        let due =
-            self.waiting.len() >= BATCH || self.batch_started.is_some_and(|t| t.elapsed() >= wait);
-        if due {
-            self.flush()
-        } else {
-            Ok(true)
-        }
-    }
-
-    /// Commits the open claims, hands their jobs to delivery and records what has settled.
-    fn flush(&mut self) -> Result<bool, AppError> {
-        self.batch_started = None;
-        if let Err(error) = self.ledger.commit() {
-            // Not committed (a full disk, a lost server): these claims have no row, so their
-            // messages must not leave, not even from `finish`; a later run claims them anew.
-            self.waiting.clear();
-            return Err(error.into());
-        }
-        let mut open = true;
-        for job in self.waiting.drain(..) {
-            let taken = self
-                .jobs
-                .as_ref()
-                .is_some_and(|jobs| jobs.blocking_send(job).is_ok());
-            if taken {
-                self.queued += 1;
-            } else {
-                // Delivery stopped (a signal): the row stays pending for the next run.
-                open = false;
-                self.summary.retry_later += 1;
-            }
-        }
-        self.record_settled(false)?;
-        Ok(open)
-    }
-
-    /// Closes the queue and records every settlement until delivery has finished.
-    fn finish(&mut self) -> Result<(), AppError> {
-        let flushed = if self.waiting.is_empty() && self.batch_started.is_none() {
-            Ok(true)
-        } else {
-            self.flush()
-        };
-        self.jobs = None;
-        let recorded = self.record_settled(true);
-        // Handed to delivery but never attempted (a stop): still pending.
-        self.summary.retry_later += self.queued;
-        self.queued = 0;
-        flushed.map(|_| ()).and(recorded)
-    }
-
-    /// Records settlements in one transaction per batch; with `wait`, until delivery ends.
-    fn record_settled(&mut self, wait: bool) -> Result<(), AppError> {
-        loop {
-            let first = if wait {
-                match self.settled.blocking_recv() {
-                    Some(settled) => settled,
-                    None => return Ok(()),
-                }
-            } else {
-                match self.settled.try_recv() {
-                    Ok(settled) => settled,
-                    Err(_) => return Ok(()),
-                }
-            };
-            self.ledger.begin()?;
-            self.apply(first)?;
-            for _ in 1..BATCH {
-                match self.settled.try_recv() {
-                    Ok(settled) => self.apply(settled)?,
-                    Err(_) => break,
-                }
-            }
-            // In the settlements' transaction: a unit's count is the sends it says were sent.
-            if let Some(units) = &mut self.units {
-                self.ledger.record_unit_uses(&units.take())?;
-            }
-            self.ledger.commit()?;
-        }
-    }
-
-    fn apply(&mut self, settled: Settled) -> Result<(), AppError> {
-        self.queued = self.queued.saturating_sub(1);
-        let key = SendKey {
-            sink: self.kind,
-            patient: &settled.patient,
-            step: &settled.step,
-            occurrence: settled.occurrence,
-        };
-        self.ledger.settle(
-            &key,
-            &settled.retry_key,
-            settled.attempts,
-            &settled.settlement,
-            settled.at,
-        )?;
-        if let (Some(units), Settlement::Sent { .. }) = (&mut self.units, &settled.settlement) {
-            units.add(&settled.step, settled.variant.as_deref(), settled.at);
-        }
-        self.count(&settled.step, &settled.settlement);
-        Ok(())
-    }
-
-    /// Settles a send that never reaches delivery (its template failed), in the open batch.
-    fn settle_now(
-        &mut self,
-        key: &SendKey<'_>,
-        retry_key: &str,
-        settlement: Settlement,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
-        self.ledger.settle(key, retry_key, 0, &settlement, now)?;
-        self.count(key.step, &settlement);
-        Ok(())
-    }
-
-    fn count(&mut self, step: &str, settlement: &Settlement) {
-        let summary = &mut self.summary;
-        match settlement {
-            Settlement::Sent { .. } => summary.sent += 1,
-            Settlement::Failed(_) => summary.failed += 1,
-            Settlement::Expired(_) => summary.expired += 1,
-            Settlement::RetryLater(_) => summary.retry_later += 1,
-            Settlement::Held(_) => summary.held += 1,
-            Settlement::Blocked => summary.blocked += 1,
-            Settlement::Skipped(_) => summary.skipped_before_start += 1,
-        }
-        self.problems.note(step, settlement);
-    }
 }

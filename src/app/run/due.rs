@@ -1,7 +1,9 @@
 //! The sends due now, found on a thread of their own: reading the export and evaluating
 //! patients runs beside the ledger's writes and the rendering, so a pass uses both cores.
-//! Only patients with something due cross over, so the channel carries work in proportion to
-//! the sends, not to the patients.
+//! Patients are evaluated on the threads that type the rows, each with an evaluator of its own
+//! ([`for_each_patient_worked`]); this thread takes what each came to in file order. Only
+//! patients with something due cross over to the pass, so the channel carries work in
+//! proportion to the sends, not to the patients.
 
 use std::sync::mpsc::SyncSender;
 
@@ -12,8 +14,8 @@ use super::history::SentHistory;
 use super::observe::{Observation, Observer};
 use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
-use crate::app::{for_each_patient, AppError, PatientSource, RowCounts, StepWarnings};
-use crate::eval::{DueSend, Evaluator, PatientOutcome, Window};
+use crate::app::{for_each_patient_worked, AppError, PatientSource, RowCounts, StepWarnings};
+use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -66,8 +68,6 @@ pub(super) fn evaluate(
         from: now,
         to: now + chrono::Duration::seconds(1),
     };
-    let mut evaluator = Evaluator::new(plan);
-    let mut outcome = PatientOutcome::default();
     let mut script_failures = StepWarnings::default();
     let mut already_sent = 0;
     let mut not_linked = 0;
@@ -75,53 +75,83 @@ pub(super) fn evaluate(
         due: due.clone(),
         line: Vec::new(),
     };
-    let counts = for_each_patient(patients, &plan.schema, &mut warnings, |patient| {
-        if *stop.borrow() {
-            return Ok(false);
-        }
-        if let Some(seen) = known.observer.and_then(|o| o.look(patient)) {
-            if due.send(Due::Observed(Box::new(seen))).is_err() {
-                return Ok(false);
+    let evaluator = || {
+        let mut evaluator = Evaluator::new(plan);
+        let mut outcome = PatientOutcome::default();
+        move |patient: &PatientRecord| {
+            let observed = known.observer.and_then(|o| o.look(patient));
+            let resolved = known.links.resolve(patient);
+            // Nothing is due to them (the evaluator says so): no row is written, so once they
+            // link, whatever is still within its window goes out on the next run.
+            let unlinked = resolved.source == Source::Unlinked && !patient.opted_out;
+            let patient = resolved.record.as_ref();
+            evaluator.evaluate_reacting(
+                patient,
+                window,
+                known.history.of(&patient.id),
+                known.reactions.of(patient),
+                &mut outcome,
+            );
+            let sends: Vec<DueSend> = outcome
+                .sends
+                .iter()
+                .filter(|s| s.at <= now)
+                .cloned()
+                .collect();
+            Found {
+                observed,
+                unlinked,
+                notes: StepWarnings::worth_noting(&outcome),
+                already_sent: outcome.already_sent as u64,
+                // The patient as delivery sees them (with their linked LINE user), copied
+                // only when something is due.
+                due: (!sends.is_empty()).then(|| (Box::new(resolved.record.into_owned()), sends)),
             }
         }
-        let resolved = known.links.resolve(patient);
-        // Nothing is due to them (the evaluator says so): no row is written, so once they link,
-        // whatever is still within its window goes out on the next run.
-        if resolved.source == Source::Unlinked && !patient.opted_out {
-            not_linked += 1;
-        }
-        let patient = resolved.record.as_ref();
-        evaluator.evaluate_reacting(
-            patient,
-            window,
-            known.history.of(&patient.id),
-            known.reactions.of(patient),
-            &mut outcome,
-        );
-        script_failures.note(patient.line, &outcome);
-        already_sent += outcome.already_sent as u64;
-        let sends: Vec<DueSend> = outcome
-            .sends
-            .iter()
-            .filter(|s| s.at <= now)
-            .cloned()
-            .collect();
-        if sends.is_empty() {
-            return Ok(true);
-        }
-        let item = Due::Patient {
-            patient: Box::new(resolved.record.into_owned()),
-            sends,
-        };
-        // A closed channel: the pass stopped (an error); nothing more to evaluate.
-        Ok(due.send(item).is_ok())
-    })?;
+    };
+    let counts = for_each_patient_worked(
+        patients,
+        &plan.schema,
+        &mut warnings,
+        &evaluator,
+        |patient, found: Found| {
+            if *stop.borrow() {
+                return Ok(false);
+            }
+            if let Some(seen) = found.observed {
+                if due.send(Due::Observed(Box::new(seen))).is_err() {
+                    return Ok(false);
+                }
+            }
+            not_linked += u64::from(found.unlinked);
+            script_failures.note_all(patient.line, &found.notes);
+            already_sent += found.already_sent;
+            let Some((patient, sends)) = found.due else {
+                return Ok(true);
+            };
+            // A closed channel: the pass stopped (an error); nothing more to evaluate.
+            Ok(due.send(Due::Patient { patient, sends }).is_ok())
+        },
+    )?;
     Ok(Evaluated {
         counts,
         script_failures,
         already_sent,
         not_linked,
     })
+}
+
+/// What one patient's evaluation came to, as the thread that evaluated them hands it over.
+struct Found {
+    /// Their booking or visit fields differ from what the ledger saw last.
+    observed: Option<Observation>,
+    /// Not opted out, and no LINE user: none in the export, no link in the ledger.
+    unlinked: bool,
+    /// The notes the warnings after the pass count.
+    notes: Vec<StepNote>,
+    already_sent: u64,
+    /// The patient (as resolved) and their sends due now, when they have any.
+    due: Option<(Box<PatientRecord>, Vec<DueSend>)>,
 }
 
 /// stderr for the evaluating thread: each whole line goes to the pass, which prints it.

@@ -7,6 +7,7 @@ mod cycle;
 mod due;
 mod history;
 mod ledger;
+pub(crate) use ledger::clinic_of;
 mod observe;
 mod progress;
 mod report;

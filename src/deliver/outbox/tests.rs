@@ -128,3 +128,53 @@ fn keys_are_looked_for_only_after_where_the_outbox_ended_when_they_were_claimed(
     let short = Outbox::open(&path, &keys, 10 * earlier.len() as u64).unwrap();
     assert!(short.written.contains("old") && short.written.contains("new"));
 }
+
+#[test]
+fn a_batch_is_written_in_order_in_the_usual_line_format_skipping_lines_already_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    std::fs::write(&path, "{\"retry_key\":\"k1\"}\n").unwrap();
+    let outbox = Outbox::open(&path, &["k1".to_owned()], 0).unwrap();
+    let jobs = [job("k0"), job("k1"), job("k2")];
+    let (mut lines, mut answers) = (Vec::new(), Vec::new());
+    outbox.deliver_all(&jobs, &mut lines, &mut answers);
+    assert!(matches!(answers[0], Answer::Accepted { .. }));
+    assert!(matches!(answers[1], Answer::AlreadyAccepted { .. }));
+    assert!(matches!(answers[2], Answer::Accepted { .. }));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let written: Vec<&str> = text.lines().collect();
+    // One compact JSON object a line, its keys in this order: what readers of the outbox get.
+    let expected = |key: &str| {
+        format!(
+            "{{\"patient\":\"P1\",\"to\":\"U1\",\"step\":\"thanks\",\"variant\":null,\
+             \"retry_key\":\"{key}\",\"messages\":[{{\"text\":\"ありがとうございました\",\
+             \"type\":\"text\"}}]}}"
+        )
+    };
+    assert_eq!(
+        written,
+        ["{\"retry_key\":\"k1\"}", &expected("k0"), &expected("k2")]
+    );
+    assert_eq!(outbox.end(), text.len() as u64);
+}
+
+#[test]
+fn a_failed_batch_write_leaves_none_of_its_lines_and_every_send_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.jsonl");
+    std::fs::write(&path, "{\"retry_key\":\"k0\"}\n").unwrap();
+    let outbox = Outbox::open(&path, &["k0".to_owned()], 0).unwrap();
+    outbox.state.lock().unwrap().file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let jobs = [job("k0"), job("k1"), job("k2")];
+    let (mut lines, mut answers) = (Vec::new(), Vec::new());
+    outbox.deliver_all(&jobs, &mut lines, &mut answers);
+    // The line found before the failure still counts; the two new ones stay pending.
+    assert!(matches!(answers[0], Answer::AlreadyAccepted { .. }));
+    assert!(matches!(answers[1], Answer::Unavailable { .. }));
+    assert!(matches!(answers[2], Answer::Unavailable { .. }));
+    assert!(outbox.write_error().is_some());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"retry_key\":\"k0\"}\n"
+    );
+}

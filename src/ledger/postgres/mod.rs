@@ -1,25 +1,30 @@
-//! The ledger on PostgreSQL: the same sends, marks and events as the SQLite ledger, for many
-//! clinics (every row carries its clinic) and many workers at once (claims carry leases; see
-//! `sends.rs`). Connected with the synchronous `postgres` client: a pass owns its ledger on one
+//! The ledger on PostgreSQL: the same sends, marks, events, links, blocks and tracked tokens as
+//! the SQLite ledger, for many clinics (every row carries its clinic) and many workers and
+//! `serve` instances at once (claims carry leases, see `sends.rs`; events are stored once per
+//! id, see `serve.rs`). Connected with the synchronous `postgres` client: a pass owns its ledger on one
 //! thread, as it owns the SQLite connection, and delivery never touches it.
 //!
 //! The connection URL may hold a password: it is never printed. Messages name the ledger by
 //! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
 
 mod marks;
+mod reads;
 mod schema;
 mod sends;
+mod serve;
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use postgres::{Client, NoTls, Statement};
 
-use super::{Claim, RunLedger};
+use super::{Claim, RunLedger, ServeLedger};
 use super::{
-    LedgerError, MarkPrints, MarkRow, NewEvent, PendingInOutbox, RecentSend, SendDetails, SendKey,
-    SendStatus, Settlement, SinkKind, TrackKind, UnitUse,
+    DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, LedgerError,
+    LinkAttempts, MarkPrints, MarkRow, NewEvent, PatientEvent, PendingInOutbox, RecentSend,
+    SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind, TrackKind, Tracked, UnitUse,
 };
 pub use schema::MIGRATIONS;
 
@@ -30,6 +35,18 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 
 /// How long connecting may take before the pass gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The clinic whose rows the rules in `rules_file` read and write on a shared ledger: the rules'
+/// `clinic` name, else the file's name without its extension. `run`, `serve` and `events` name
+/// it alike, so that they meet on the same rows.
+pub fn clinic_name(clinic: Option<&str>, rules_file: &std::path::Path) -> String {
+    clinic.map(str::to_owned).unwrap_or_else(|| {
+        rules_file
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
+}
 
 /// `url` as every message that names the ledger shows it: without its password.
 pub fn shown_url(url: &str) -> String {
@@ -54,6 +71,9 @@ pub struct PgLedger {
     worker: String,
     lease: Duration,
     shown: String,
+    /// The URL, password and all, to connect again after the connection was lost (`serve`
+    /// outlives a server restart). Never printed.
+    url: String,
     prepared: Prepared,
     in_batch: bool,
     /// Settlements of the open batch, written in one statement when it commits.
@@ -126,11 +146,22 @@ impl PgLedger {
             worker,
             lease,
             shown,
+            url: url.to_owned(),
             prepared,
             in_batch: false,
             unsettled: sends::Unsettled::default(),
             unmarked: RefCell::default(),
         })
+    }
+
+    /// Connects again (as the same worker, to the same clinic's rows) if the connection was
+    /// lost: a server restarted, a connection killed. What was in flight failed with it.
+    pub fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        if !self.client.get_mut().is_closed() {
+            return Ok(());
+        }
+        *self = PgLedger::open_as(&self.url, &self.clinic, self.lease, self.worker.clone())?;
+        Ok(())
     }
 
     /// The clinic whose rows this ledger reads and writes.
@@ -164,13 +195,6 @@ impl PgLedger {
         }
     }
 
-    fn not_here(&self, what: &'static str) -> LedgerError {
-        LedgerError::NotOnPostgres {
-            ledger: self.shown.clone(),
-            what,
-        }
-    }
-
     fn lease_seconds(&self) -> f64 {
         self.lease.as_secs_f64()
     }
@@ -182,7 +206,10 @@ fn said(error: &postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => {
             let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-            if let Some(detail) = db.detail() {
+            // An integrity violation's detail quotes the row or key (`Failing row contains
+            // (…)`), patient ids among them: left out, the message and code say enough.
+            let quotes_values = db.code().code().starts_with("23");
+            if let Some(detail) = db.detail().filter(|_| !quotes_values) {
                 text.push_str(&format!(" ({detail})"));
             }
             if let Some(hint) = db.hint() {
@@ -331,70 +358,148 @@ impl RunLedger for PgLedger {
         event: &NewEvent<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
-        let send = event.send;
-        let inserted = self
-            .client
-            .get_mut()
-            .execute(
-                "INSERT INTO steprule_events (clinic, id, type, at, received_at, line_user,
-                                              patient, sink, step, occurrence, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (clinic, id) DO NOTHING",
-                &[
-                    &self.clinic,
-                    &event.id,
-                    &event.kind.as_str(),
-                    &event.at,
-                    &now,
-                    &event.line_user,
-                    &event.patient.or(send.map(|s| s.patient.as_str())),
-                    &send.map(|s| s.sink.as_str()),
-                    &send.map(|s| s.step.as_str()),
-                    &send.map(|s| s.occurrence),
-                    &event.detail,
-                ],
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(inserted == 1)
+        self.store_event(event, now)
     }
 
-    /// No links yet: they come from `serve`, which keeps its events in SQLite so far.
-    fn links(&self, _each: &mut dyn FnMut(&str, &str)) -> Result<(), LedgerError> {
-        Ok(())
+    fn links(&self, each: &mut dyn FnMut(&str, &str)) -> Result<(), LedgerError> {
+        self.all_links(each)
     }
 
-    /// No blocks yet: they come from `serve`, which keeps its events in SQLite so far.
-    fn blocked_users(&self, _each: &mut dyn FnMut(&str)) -> Result<(), LedgerError> {
-        Ok(())
+    fn blocked_users(&self, each: &mut dyn FnMut(&str)) -> Result<(), LedgerError> {
+        self.all_blocked(each)
     }
 
     fn track(
         &mut self,
-        _token: &str,
-        _kind: TrackKind,
-        _key: &SendKey<'_>,
-        _target: &str,
-        _now: DateTime<Utc>,
+        token: &str,
+        kind: TrackKind,
+        key: &SendKey<'_>,
+        target: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        Err(self.not_here("link tracking (`track`)"))
+        self.add_token(token, kind, key, target, now)
     }
 
     fn tracked_for(
         &self,
-        _key: &SendKey<'_>,
+        key: &SendKey<'_>,
     ) -> Result<Vec<(String, TrackKind, String)>, LedgerError> {
-        Err(self.not_here("link tracking (`track`)"))
+        self.tokens_of(key)
     }
 
-    fn record_unit_uses(&mut self, _uses: &[UnitUse]) -> Result<(), LedgerError> {
-        Err(self.not_here("--custom-aggregation"))
+    fn record_unit_uses(&mut self, uses: &[UnitUse]) -> Result<(), LedgerError> {
+        self.add_unit_uses(uses)
+    }
+
+    fn delivered_since(
+        &self,
+        since: DateTime<Utc>,
+        steps: &[&str],
+        each: &mut dyn FnMut(DeliveredSend<'_>),
+    ) -> Result<(), LedgerError> {
+        self.delivered(since, steps, each)
+    }
+
+    fn patient_events(
+        &self,
+        kind: EventKind,
+        since: DateTime<Utc>,
+        each: &mut dyn FnMut(PatientEvent<'_>),
+    ) -> Result<(), LedgerError> {
+        self.events_of_kind(kind, since, each)
+    }
+}
+
+impl ServeLedger for PgLedger {
+    fn rollback(&mut self) -> Result<(), LedgerError> {
+        self.rollback_batch()
+    }
+
+    fn ping(&mut self) -> Result<(), LedgerError> {
+        self.answers()
+    }
+
+    fn reconnect_if_lost(&mut self) -> Result<(), LedgerError> {
+        PgLedger::reconnect_if_lost(self)
+    }
+
+    fn set_friend(
+        &mut self,
+        line_user: &str,
+        change: FriendChange,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.set_friend_state(line_user, change, at)
+    }
+
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
+        self.friend(line_user)
+    }
+
+    fn link(
+        &mut self,
+        line_user: &str,
+        patient: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.add_link(line_user, patient, at)
+    }
+
+    fn linked_patient(&self, line_user: &str) -> Result<Option<String>, LedgerError> {
+        self.patient_of(line_user)
+    }
+
+    fn link_attempts(&self, line_user: &str, day: &str) -> Result<LinkAttempts, LedgerError> {
+        self.failures_on(line_user, day)
+    }
+
+    fn add_link_failure(
+        &mut self,
+        line_user: &str,
+        day: &str,
+    ) -> Result<LinkAttempts, LedgerError> {
+        self.add_failure(line_user, day)
+    }
+
+    fn last_send_before(
+        &self,
+        patient: &str,
+        at: DateTime<Utc>,
+        within: chrono::Duration,
+    ) -> Result<Option<SendRef>, LedgerError> {
+        self.last_sent_to(patient, at, within)
+    }
+
+    fn tracked(&self, token: &str) -> Result<Option<Tracked>, LedgerError> {
+        self.token(token)
+    }
+
+    fn events(
+        &self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        self.stored_events(filter, None, each)
+    }
+
+    fn latest_events(
+        &self,
+        filter: &EventFilter,
+        limit: u64,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> Result<(), LedgerError> {
+        self.stored_events(filter, Some(limit), each)
     }
 }
 
 #[cfg(test)]
 #[path = "../../../tests/support/postgres.rs"]
-mod pg;
+pub(crate) mod pg;
 
 #[cfg(test)]
 #[path = "tests.rs"]
 mod workers;
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod serve_tests;

@@ -78,6 +78,75 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (clinic, id)
     );
     CREATE INDEX steprule_events_at ON steprule_events (clinic, at);",
+    // 2: what `serve` keeps (see serve.rs), mirroring the SQLite ledger's version 3 to 8 tables,
+    // every row carrying its clinic. An event is stored once per (clinic, webhook event id):
+    // two `serve` instances behind a load balancer that both receive a redelivered event insert
+    // it with `ON CONFLICT DO NOTHING`, and only the one whose insert wins acts on it. A
+    // friend's blocked state follows the newest follow or unfollow seen; a LINE user is linked
+    // to one patient; failed linking attempts are counted per clinic day; a tracked token
+    // stands for a link or postback of one send; `steprule_unit_uses` counts the pushes named
+    // with each LINE aggregation unit per half-month.
+    //
+    // Indexes for the reads a pass makes: reactions read one event type since an instant, and
+    // the sends delivered since an instant; a resumed claim reads its send's tokens.
+    "CREATE INDEX steprule_events_type_at ON steprule_events (clinic, type, at)
+        WHERE patient IS NOT NULL;
+    CREATE INDEX steprule_sends_delivered ON steprule_sends (clinic, sent_at)
+        INCLUDE (sink, patient, step, occurrence) WHERE status = 'sent';
+
+    CREATE TABLE steprule_friends (
+        clinic    TEXT NOT NULL,
+        line_user TEXT NOT NULL,
+        blocked   BOOLEAN NOT NULL,
+        since     TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (clinic, line_user)
+    );
+    CREATE INDEX steprule_friends_blocked ON steprule_friends (clinic, line_user)
+        WHERE blocked;
+
+    CREATE TABLE steprule_links (
+        clinic    TEXT NOT NULL,
+        line_user TEXT NOT NULL,
+        patient   TEXT NOT NULL,
+        linked_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (clinic, line_user)
+    );
+    CREATE INDEX steprule_links_patient ON steprule_links (clinic, patient, linked_at);
+
+    CREATE TABLE steprule_link_failures (
+        clinic    TEXT NOT NULL,
+        line_user TEXT NOT NULL,
+        day       DATE NOT NULL,
+        failures  INTEGER NOT NULL,
+        PRIMARY KEY (clinic, line_user, day)
+    );
+
+    CREATE TABLE steprule_tracked (
+        clinic     TEXT NOT NULL,
+        token      TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('url','postback')),
+        sink       TEXT NOT NULL,
+        patient    TEXT NOT NULL,
+        step       TEXT NOT NULL,
+        occurrence TIMESTAMPTZ NOT NULL,
+        target     TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (clinic, token)
+    );
+    CREATE INDEX steprule_tracked_send
+        ON steprule_tracked (clinic, sink, patient, step, occurrence);
+
+    CREATE TABLE steprule_unit_uses (
+        clinic     TEXT NOT NULL,
+        unit       TEXT NOT NULL,
+        half_first DATE NOT NULL,
+        step       TEXT NOT NULL,
+        variant    TEXT,
+        first_day  DATE NOT NULL,
+        last_day   DATE NOT NULL,
+        sends      BIGINT NOT NULL,
+        PRIMARY KEY (clinic, unit, half_first)
+    );",
 ];
 
 /// What migrating found.

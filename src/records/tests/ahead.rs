@@ -1,8 +1,11 @@
-//! Reading ahead on a thread of its own gives what reading on the caller's thread gives: the
-//! same rows, unreadable-cell reports and notices, each after the same row.
+//! Reading ahead on threads of their own gives what reading on the caller's thread gives: the
+//! same rows, unreadable-cell reports and notices, each after the same row, on one typing
+//! thread or four; and the work done on each row there is handed back with that row.
 
 use super::*;
+use crate::records::ahead::work_ahead;
 use crate::records::reader::PatientRecords;
+use crate::records::WorkedRows;
 
 /// Everything a command sees, in the order it sees it: the notices taken before each row, the
 /// row, and its unreadable-cell reports; then the notices left at the end.
@@ -23,13 +26,65 @@ fn both(name: &str, text: impl AsRef<[u8]>) -> (Seen, Seen) {
     both_with(name, text, &ReadOptions::default())
 }
 
+/// The work each typing thread does on a row in these tests: what it saw of the row, and how
+/// many rows that thread had worked on by then.
+type Worked = (usize, String, usize);
+
+fn counting_worker() -> impl FnMut(&PatientRecord) -> Worked {
+    let mut count = 0;
+    move |record: &PatientRecord| {
+        count += 1;
+        (record.line, record.id.clone(), count)
+    }
+}
+
+/// What [`seen`] gives for rows read ahead on `threads` typing threads, checking that each kept
+/// row comes with the work on that same row (and a skipped one with none); with the most rows
+/// one thread worked on.
+fn seen_ahead(path: &std::path::Path, options: &ReadOptions, threads: usize) -> (Seen, usize) {
+    let take = |rows: &mut WorkedRows<'_, Worked>| {
+        let (mut seen, mut most) = (Vec::new(), 0);
+        loop {
+            let notices = rows.take_notices();
+            let Some((row, worked)) = rows.next() else {
+                return (seen, most);
+            };
+            match (&row, worked) {
+                (Ok(record), Some((line, id, count))) => {
+                    assert_eq!((line, &id), (record.line, &record.id));
+                    most = most.max(count);
+                }
+                (Err(_), None) => {}
+                (row, worked) => panic!("{row:?} came with {worked:?}"),
+            }
+            seen.push((notices, row, rows.take_unreadable()));
+        }
+    };
+    work_ahead(path, &schema(), options, threads, &counting_worker, take).unwrap()
+}
+
 fn both_with(name: &str, text: impl AsRef<[u8]>, options: &ReadOptions) -> (Seen, Seen) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
     let here = seen(open(&path, &schema(), options).unwrap());
-    let ahead = seen(open_ahead(&path, &schema(), options).unwrap());
+    let (one, _) = seen_ahead(&path, options, 1);
+    assert_eq!(here, one, "one typing thread");
+    let (ahead, most) = seen_ahead(&path, options, 4);
+    let kept = here.iter().filter(|(_, row, _)| row.is_ok()).count();
+    if here.len() > 4 * 512 {
+        assert!(
+            most < kept,
+            "the work was shared: {most} of {kept} on one thread"
+        );
+    }
     (here, ahead)
+}
+
+/// The error [`work_ahead`] gives for a file that cannot be used.
+fn ahead_error(path: &std::path::Path, options: &ReadOptions) -> RecordsError {
+    let no_work = || |_: &PatientRecord| ();
+    work_ahead(path, &schema(), options, 2, &no_work, |_| ()).unwrap_err()
 }
 
 #[test]
@@ -81,13 +136,12 @@ fn a_file_that_cannot_be_read_is_the_same_error() {
     let missing = dir.path().join("missing.csv");
     let options = ReadOptions::default();
     let here = open(&missing, &schema(), &options).unwrap_err();
-    let ahead = open_ahead(&missing, &schema(), &options).unwrap_err();
-    assert_eq!(here, ahead);
+    assert_eq!(here, ahead_error(&missing, &options));
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "").unwrap();
     assert_eq!(
         open(&empty, &schema(), &options).unwrap_err(),
-        open_ahead(&empty, &schema(), &options).unwrap_err()
+        ahead_error(&empty, &options)
     );
 }
 
@@ -161,9 +215,12 @@ fn stopping_early_ends_the_threads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("patients.csv");
     std::fs::write(&path, text).unwrap();
-    let records = open_ahead(&path, &schema(), &ReadOptions::default()).unwrap();
-    let first: Vec<_> = records.take(3).map(|row| row.unwrap().id).collect();
-    assert_eq!(first, ["P0", "P1", "P2"]);
+    let first_three = |rows: &mut WorkedRows<'_, Worked>| -> Vec<String> {
+        rows.take(3).map(|(row, _)| row.unwrap().id).collect()
+    };
+    let options = ReadOptions::default();
+    let first = work_ahead(&path, &schema(), &options, 4, &counting_worker, first_three);
+    assert_eq!(first.unwrap(), ["P0", "P1", "P2"]);
 }
 
 /// Records handed to the dropping thread, many more than wait at once, neither block the

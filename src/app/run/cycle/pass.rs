@@ -1,0 +1,351 @@
+//! The state of one pass: the ledger, the claims waiting for their batch to commit, and what
+//! came of the sends so far; and how a committed batch reaches its sink.
+//!
+//! LINE is reached through delivery's tasks (rate, concurrency, retries), which report each
+//! settled send back over a channel. The outbox is a local file: the pass writes a committed
+//! batch's lines itself, with one write, and records them as sent in the next batch's
+//! transaction, with no task, channel or lock per send on the way.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::super::report::{Problems, RunSummary};
+use super::super::units::UnitTally;
+use crate::app::recipients::BlockedUsers;
+use crate::app::AppError;
+use crate::deliver::{Answer, Job, Progress, RunClock, Settled, Sink};
+use crate::ledger::{RunLedger, SendKey, Settlement, SinkKind};
+
+/// Claims committed together before their jobs go to LINE.
+const BATCH: usize = 256;
+/// Claims committed together before their lines go to the outbox: nobody waits on a local
+/// file, and each commit rewrites the pages it touched, so fewer, larger ones cost less.
+const OUTBOX_BATCH: usize = 2048;
+/// The longest claims wait for their batch to fill while patients are evaluated, so that
+/// delivery is never starved when due sends are sparse.
+const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// The longest a batch holding only observations or settlements (no claims) stays open.
+const OBSERVATIONS_WAIT: Duration = Duration::from_secs(5);
+
+/// Where a pass's committed claims go.
+pub(in crate::app::run) enum Delivery {
+    /// Delivery's tasks (LINE): jobs out on `jobs`, settlements back on `settled`.
+    Tasks {
+        jobs: Option<mpsc::Sender<Job>>,
+        settled: mpsc::UnboundedReceiver<Settled>,
+    },
+    /// The outbox, written by the pass itself.
+    Outbox(OutboxWriter),
+}
+
+/// What the pass needs to write the outbox itself.
+pub(in crate::app::run) struct OutboxWriter {
+    /// Always [`Sink::Outbox`].
+    pub sink: Arc<Sink>,
+    pub clock: RunClock,
+    pub progress: Arc<dyn Progress>,
+    /// True on a signal, or when the pass failed: what is not written yet stays pending.
+    pub stop: watch::Receiver<bool>,
+    /// The batch's lines, reused from batch to batch.
+    pub lines: Vec<u8>,
+    pub answers: Vec<Answer>,
+}
+
+pub(in crate::app::run) struct Pass {
+    pub ledger: Box<dyn RunLedger>,
+    pub kind: SinkKind,
+    /// Where the outbox ended when the pass began (outbox passes only).
+    pub outbox_end: Option<u64>,
+    pub delivery: Delivery,
+    /// Claimed in the open transaction; handed to delivery once it commits.
+    pub waiting: Vec<Job>,
+    pub batch_started: Option<Instant>,
+    /// Handed to delivery's tasks and not yet settled.
+    pub queued: u64,
+    pub problems: Problems,
+    pub summary: RunSummary,
+    /// The LINE users who have blocked the account, read when the pass began.
+    pub blocked: BlockedUsers,
+    /// The aggregation units of the LINE pushes settled since the last commit
+    /// (`--custom-aggregation` on LINE only).
+    pub units: Option<UnitTally>,
+}
+
+impl Pass {
+    pub fn begin(&mut self) -> Result<(), AppError> {
+        if self.batch_started.is_none() {
+            self.ledger.begin()?;
+            self.batch_started = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn batch(&self) -> usize {
+        match self.delivery {
+            Delivery::Tasks { .. } => BATCH,
+            Delivery::Outbox(_) => OUTBOX_BATCH,
+        }
+    }
+
+    /// Flushes when the batch is full or has waited long enough; `false` when delivery has
+    /// stopped taking jobs (a signal).
+    pub fn flush_if_due(&mut self) -> Result<bool, AppError> {
+        // Claims wait for their commit before delivery takes them: their batch is short. A
+        // batch of observations alone keeps no one waiting, and every commit rewrites the
+        // marks' pages it touched (random keys: nearly all of them on a first pass), so it
+        // runs longer.
+        let wait = if self.waiting.is_empty() {
+            OBSERVATIONS_WAIT
+        } else {
+            BATCH_WAIT
+        };
+        let due = self.waiting.len() >= self.batch()
+            || self.batch_started.is_some_and(|t| t.elapsed() >= wait);
+        if due {
+            self.flush()
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// Commits the open claims, hands their jobs to delivery and records what has settled.
+    pub fn flush(&mut self) -> Result<bool, AppError> {
+        self.batch_started = None;
+        if let Err(error) = self.ledger.commit() {
+            // Not committed (a full disk, a lost server): these claims have no row, so their
+            // messages must not leave, not even from `finish`; a later run claims them anew.
+            self.waiting.clear();
+            return Err(error.into());
+        }
+        if let Delivery::Outbox(_) = self.delivery {
+            return self.write_outbox();
+        }
+        let mut open = true;
+        for job in self.waiting.drain(..) {
+            let taken = match &self.delivery {
+                Delivery::Tasks { jobs, .. } => jobs
+                    .as_ref()
+                    .is_some_and(|jobs| jobs.blocking_send(job).is_ok()),
+                Delivery::Outbox(_) => false,
+            };
+            if taken {
+                self.queued += 1;
+            } else {
+                // Delivery stopped (a signal): the row stays pending for the next run.
+                open = false;
+                self.summary.retry_later += 1;
+            }
+        }
+        self.record_settled(false)?;
+        Ok(open)
+    }
+
+    /// Writes the committed claims' lines to the outbox and records how each went, in a new
+    /// transaction that the next batch's claims join: the lines are in the file before any
+    /// of them is marked sent, and a crash before that commits leaves the rows pending, whose
+    /// lines the next run finds by their retry keys.
+    fn write_outbox(&mut self) -> Result<bool, AppError> {
+        let Delivery::Outbox(writer) = &mut self.delivery else {
+            return Ok(true);
+        };
+        if self.waiting.is_empty() {
+            return Ok(true);
+        }
+        if *writer.stop.borrow() {
+            // A signal (or the pass failed): these rows stay pending for the next run.
+            self.summary.retry_later += self.waiting.len() as u64;
+            self.waiting.clear();
+            return Ok(false);
+        }
+        let Sink::Outbox(outbox) = writer.sink.as_ref() else {
+            return Ok(true);
+        };
+        // A send after the outbox stopped taking lines was never attempted.
+        let attempts = u32::from(outbox.write_error().is_none());
+        writer.answers.clear();
+        outbox.deliver_all(&self.waiting, &mut writer.lines, &mut writer.answers);
+        let at = writer.clock.now();
+        let mut answers = std::mem::take(&mut writer.answers);
+        let progress = writer.progress.clone();
+        let mut jobs = std::mem::take(&mut self.waiting);
+        self.begin()?;
+        // Sent as claimed (the usual answer): recorded together; anything else one by one.
+        let plain = Settlement::Sent {
+            request_id: None,
+            note: None,
+        };
+        let mut sent = Vec::with_capacity(jobs.len());
+        let mut others = Vec::new();
+        for (job, answer) in jobs.iter().zip(answers.drain(..)) {
+            let settlement = match answer {
+                Answer::Accepted { request_id } => Settlement::Sent {
+                    request_id,
+                    note: None,
+                },
+                Answer::AlreadyAccepted { request_id, note } => {
+                    Settlement::Sent { request_id, note }
+                }
+                Answer::Rejected { error } => Settlement::Failed(error),
+                Answer::Unavailable { error } | Answer::Retry { error, .. } => {
+                    Settlement::RetryLater(error)
+                }
+            };
+            if settlement == plain {
+                let key = SendKey {
+                    sink: self.kind,
+                    patient: &job.patient,
+                    step: &job.step,
+                    occurrence: job.occurrence,
+                };
+                sent.push((key, job.retry_key.as_str()));
+            } else {
+                others.push((job, settlement));
+            }
+        }
+        let recorded = self.ledger.settle_sent(&sent, attempts, at);
+        let recorded = recorded.map_err(AppError::from).and_then(|()| {
+            for (key, _) in &sent {
+                self.count(key.step, &plain);
+                progress.settled();
+            }
+            for (job, settlement) in others {
+                self.record(Settled {
+                    retry_key: job.retry_key.clone(),
+                    patient: job.patient.clone(),
+                    occurrence: job.occurrence,
+                    step: job.step.clone(),
+                    variant: job.variant.clone(),
+                    attempts,
+                    settlement,
+                    at,
+                })?;
+                progress.settled();
+            }
+            Ok(())
+        });
+        drop(sent);
+        jobs.clear();
+        // The buffers' room is kept for the next batch.
+        self.waiting = jobs;
+        if let Delivery::Outbox(writer) = &mut self.delivery {
+            writer.answers = answers;
+        }
+        recorded.map(|()| true)
+    }
+
+    /// Closes the queue and records every settlement until delivery has finished.
+    pub fn finish(&mut self) -> Result<(), AppError> {
+        let flushed = if self.waiting.is_empty() && self.batch_started.is_none() {
+            Ok(true)
+        } else {
+            self.flush()
+        };
+        let recorded = match &mut self.delivery {
+            Delivery::Tasks { jobs, .. } => {
+                *jobs = None;
+                self.record_settled(true)
+            }
+            // The written lines' settlements, unless the ledger failed before them.
+            Delivery::Outbox(_) if flushed.is_ok() && self.batch_started.is_some() => {
+                self.batch_started = None;
+                self.ledger.commit().map_err(AppError::from)
+            }
+            Delivery::Outbox(_) => Ok(()),
+        };
+        // Handed to delivery but never attempted (a stop): still pending.
+        self.summary.retry_later += self.queued;
+        self.queued = 0;
+        flushed.map(|_| ()).and(recorded)
+    }
+
+    /// Records settlements from delivery's tasks in one transaction per batch; with `wait`,
+    /// until delivery ends.
+    fn record_settled(&mut self, wait: bool) -> Result<(), AppError> {
+        loop {
+            let Delivery::Tasks { settled, .. } = &mut self.delivery else {
+                return Ok(());
+            };
+            let first = if wait {
+                match settled.blocking_recv() {
+                    Some(settled) => settled,
+                    None => return Ok(()),
+                }
+            } else {
+                match settled.try_recv() {
+                    Ok(settled) => settled,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.ledger.begin()?;
+            self.queued = self.queued.saturating_sub(1);
+            self.record(first)?;
+            for _ in 1..BATCH {
+                let Delivery::Tasks { settled, .. } = &mut self.delivery else {
+                    break;
+                };
+                match settled.try_recv() {
+                    Ok(settled) => {
+                        self.queued = self.queued.saturating_sub(1);
+                        self.record(settled)?;
+                    }
+                    Err(_) => break,
+                }
+            }
+            // In the settlements' transaction: a unit's count is the sends it says were sent.
+            if let Some(units) = &mut self.units {
+                self.ledger.record_unit_uses(&units.take())?;
+            }
+            self.ledger.commit()?;
+        }
+    }
+
+    fn record(&mut self, settled: Settled) -> Result<(), AppError> {
+        let key = SendKey {
+            sink: self.kind,
+            patient: &settled.patient,
+            step: &settled.step,
+            occurrence: settled.occurrence,
+        };
+        self.ledger.settle(
+            &key,
+            &settled.retry_key,
+            settled.attempts,
+            &settled.settlement,
+            settled.at,
+        )?;
+        if let (Some(units), Settlement::Sent { .. }) = (&mut self.units, &settled.settlement) {
+            units.add(&settled.step, settled.variant.as_deref(), settled.at);
+        }
+        self.count(&settled.step, &settled.settlement);
+        Ok(())
+    }
+
+    /// Settles a send that never reaches delivery (its template failed), in the open batch.
+    pub fn settle_now(
+        &mut self,
+        key: &SendKey<'_>,
+        retry_key: &str,
+        settlement: Settlement,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppError> {
+        self.ledger.settle(key, retry_key, 0, &settlement, now)?;
+        self.count(key.step, &settlement);
+        Ok(())
+    }
+
+    fn count(&mut self, step: &str, settlement: &Settlement) {
+        let summary = &mut self.summary;
+        match settlement {
+            Settlement::Sent { .. } => summary.sent += 1,
+            Settlement::Failed(_) => summary.failed += 1,
+            Settlement::Expired(_) => summary.expired += 1,
+            Settlement::RetryLater(_) => summary.retry_later += 1,
+            Settlement::Held(_) => summary.held += 1,
+            Settlement::Blocked => summary.blocked += 1,
+            Settlement::Skipped(_) => summary.skipped_before_start += 1,
+        }
+        self.problems.note(step, settlement);
+    }
+}

@@ -1,0 +1,144 @@
+//! The write path of a pass and what it reads back: [`Ledger::settle_sent`] marks many sends
+//! sent with one statement per chunk, as [`Ledger::settle`] marks each; stamps are read back
+//! without chrono's general parser where they are in the ledger's own form.
+
+use super::*;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn details() -> SendDetails<'static> {
+    SendDetails {
+        template: "thanks",
+        variant: None,
+        due_at: at("2026-11-21T01:00:00Z"),
+        expires_at: at("2026-11-22T01:00:00Z"),
+        outbox_from: Some(0),
+    }
+}
+
+fn key(patient: &str) -> SendKey<'_> {
+    SendKey {
+        sink: SinkKind::Outbox,
+        patient,
+        step: "thanks",
+        occurrence: at("2026-11-21T01:00:00Z"),
+    }
+}
+
+#[test]
+fn sends_settled_together_read_as_sends_settled_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let now = at("2026-11-21T01:00:00Z");
+    // 300 sends: chunks of 256, 32, 8 and 4.
+    let patients: Vec<String> = (0..303).map(|i| format!("P{i:04}")).collect();
+    let mut keys = Vec::new();
+    for patient in &patients {
+        match ledger.claim(&key(patient), &details(), now).unwrap() {
+            Claim::New { retry_key } => keys.push(retry_key),
+            other => panic!("a new claim: {other:?}"),
+        }
+    }
+    // The first one failed before (its error goes), the last three are left alone, and one
+    // names another retry key: not the claimed row, so not settled.
+    let failed = Settlement::RetryLater("500".into());
+    ledger
+        .settle(&key(&patients[0]), &keys[0], 1, &failed, now)
+        .unwrap();
+    let mut sent: Vec<(SendKey<'_>, &str)> = (0..300)
+        .map(|i| (key(&patients[i]), keys[i].as_str()))
+        .collect();
+    sent[7].1 = "another-key";
+    let later = at("2026-11-21T01:00:05Z");
+    ledger.begin().unwrap();
+    ledger.settle_sent(&sent, 1, later).unwrap();
+    ledger.commit().unwrap();
+    // Settled one by one, for comparison.
+    let mut one = Ledger::open(&dir.path().join("one.db")).unwrap();
+    let retry_key = match one.claim(&key("P0001"), &details(), now).unwrap() {
+        Claim::New { retry_key } => retry_key,
+        other => panic!("a new claim: {other:?}"),
+    };
+    let plain = Settlement::Sent {
+        request_id: None,
+        note: None,
+    };
+    one.settle(&key("P0001"), &retry_key, 1, &plain, later)
+        .unwrap();
+    let expected = one.row(&key("P0001")).unwrap().unwrap();
+    let status = |patient: &str| ledger.row(&key(patient)).unwrap().unwrap();
+    for (i, patient) in patients.iter().enumerate() {
+        let row = status(patient);
+        match i {
+            0 => assert_eq!(
+                (row.status, row.attempts, row.last_error),
+                (SendStatus::Sent, 2, None)
+            ),
+            7 | 300.. => assert_eq!((row.status, row.attempts), (SendStatus::Pending, 0), "{i}"),
+            _ => assert_eq!(
+                (
+                    row.status,
+                    row.attempts,
+                    row.last_error,
+                    row.line_request_id,
+                    row.note
+                ),
+                (expected.status, 1, None, None, None),
+                "{i}"
+            ),
+        }
+    }
+    let sent_at: Vec<String> = ledger
+        .conn
+        .prepare("SELECT DISTINCT sent_at || ' ' || updated_at FROM sends WHERE status = 'sent'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(sent_at, ["2026-11-21T01:00:05Z 2026-11-21T01:00:05Z"]);
+    // The history a rerun reads (through `sends_live`) has every one of them, and the open
+    // rows (through `sends_open`) are the ones left pending.
+    let mut recent = 0;
+    ledger
+        .recent_sends(SinkKind::Outbox, later, |_| recent += 1)
+        .unwrap();
+    assert_eq!(recent, 299);
+    assert_eq!(ledger.pending_in_outbox().unwrap().keys.len(), 4);
+}
+
+#[test]
+fn stamps_read_back_as_chrono_reads_them() {
+    for instant in [
+        "2026-11-25T09:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "2028-02-29T00:00:01Z",
+        "0001-01-01T00:00:00Z",
+    ] {
+        let expected = DateTime::parse_from_rfc3339(instant)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(stamp_fast(instant), Some(expected), "{instant}");
+        assert_eq!(stamp(expected), instant);
+    }
+    // Not the ledger's own form: left to chrono, which reads what it can.
+    for other in [
+        "2026-11-25T09:00:00+09:00",
+        "2026-11-25T09:00:00.5Z",
+        "2026-11-25T23:59:60Z",
+        "2026-11-25 09:00:00Z",
+        "2026-02-30T09:00:00Z",
+        "2026-1a-25T09:00:00Z",
+        "+026-11-25T09:00:00Z",
+    ] {
+        assert_eq!(stamp_fast(other), None, "{other}");
+        let chrono = DateTime::parse_from_rfc3339(other)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        assert_eq!(parse_stamp(other), chrono, "{other}");
+    }
+}

@@ -1,0 +1,164 @@
+//! Issue 13: patients are evaluated on the threads that type the rows, each with an evaluator
+//! of its own, and taken back in file order. `plan` on thousands of patients (many batches of
+//! 512, so every thread gets several) prints byte for byte the same on four threads as on one
+//! (`STEPRULE_THREADS`): the sends, rhai conditions that hold, fail or are false, the warnings
+//! about rows in file order (a duplicate id in a batch typed on another thread than its first
+//! row, an unreadable date, a row without an id, a name over two lines) and the warnings after
+//! the pass (the first failing patient's line). CSV and JSONL alike.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::Command;
+
+const RULES: &str = "tests/fixtures/plan/parallel.step";
+const TEMPLATES: &str = "tests/fixtures/plan/templates";
+const NOW: &str = "2026-11-25 09:00";
+const PATIENTS: usize = 6000;
+
+/// One patient's cells: id, line_user_id, name, stage, stage_entered_at, appointment_at,
+/// last_visit_at, visits.
+fn patient(n: usize) -> [String; 8] {
+    let stage = ["booked", "first_visit", "regular"][n % 3];
+    let day = 18 + n % 7;
+    let hour = 8 + n % 14;
+    let visits = match n % 5 {
+        // No visits: the rhai condition fails for this patient.
+        0 => String::new(),
+        k => (k * 4).to_string(),
+    };
+    let mut cells = [
+        format!("P{n:05}"),
+        format!("U{n:05}"),
+        format!("患者{n}"),
+        stage.to_owned(),
+        format!("2026-11-{day:02} {hour:02}:{:02}", n % 60),
+        format!("2026-11-{:02} 10:30", 25 + n % 5),
+        String::new(),
+        visits,
+    ];
+    match n {
+        // The id of the row on line 12, in a batch typed on another thread: skipped.
+        3001 => cells[0] = "P00010".to_owned(),
+        // A date that cannot be read: kept, with the field unknown.
+        1200 => cells[4] = "2026-13-45 10:00".to_owned(),
+        // No id: skipped.
+        2047 => cells[0] = String::new(),
+        // A name over two lines: every line after it moves by one.
+        1500 => cells[2] = "\"患者\n二行目\"".to_owned(),
+        _ => {}
+    }
+    cells
+}
+
+const COLUMNS: [&str; 8] = [
+    "id",
+    "line_user_id",
+    "name",
+    "stage",
+    "stage_entered_at",
+    "appointment_at",
+    "last_visit_at",
+    "visits",
+];
+
+fn csv() -> String {
+    let mut text = COLUMNS.join(",") + "\n";
+    for n in 0..PATIENTS {
+        text.push_str(&patient(n).join(","));
+        text.push('\n');
+    }
+    text
+}
+
+fn jsonl() -> String {
+    let mut text = String::new();
+    for n in 0..PATIENTS {
+        let mut line = serde_json::Map::new();
+        for (column, cell) in COLUMNS.iter().zip(patient(n)) {
+            let cell = cell.trim_matches('"').to_owned();
+            if !cell.is_empty() {
+                line.insert((*column).to_owned(), cell.into());
+            }
+        }
+        text.push_str(&serde_json::Value::Object(line).to_string());
+        text.push('\n');
+    }
+    text
+}
+
+/// `plan` on `patients` with `format` on `threads` typing threads: (stdout, stderr).
+fn plan(patients: &Path, format: &str, threads: &str) -> (String, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .arg("plan")
+        .arg(root.join(RULES))
+        .arg("--templates")
+        .arg(root.join(TEMPLATES))
+        .arg("--patients")
+        .arg(patients)
+        .args(["--now", NOW, "--days", "14", "--format", format])
+        .current_dir(patients.parent().unwrap())
+        .env("NO_COLOR", "1")
+        .env("STEPRULE_THREADS", threads)
+        .output()
+        .unwrap();
+    // Exit 3: rows were skipped, as they are.
+    assert_eq!(output.status.code(), Some(3));
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn same_on_one_thread_and_four(name: &str, text: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let mut json = None;
+    for format in ["json", "csv", "table", "html"] {
+        let (one_out, one_err) = plan(&path, format, "1");
+        let (four_out, four_err) = plan(&path, format, "4");
+        // Line by line first, so that a failure shows the first line that differs.
+        for (number, (four, one)) in four_out.lines().zip(one_out.lines()).enumerate() {
+            assert_eq!(four, one, "{name}, {format}: line {} of stdout", number + 1);
+        }
+        assert_eq!(four_out, one_out, "{name}, {format}: stdout");
+        assert_eq!(four_err, one_err, "{name}, {format}: stderr");
+        if format == "json" {
+            json = Some((one_out, one_err));
+        }
+    }
+    json.unwrap()
+}
+
+#[test]
+fn plan_on_four_threads_prints_what_one_thread_prints() {
+    let (stdout, stderr) = same_on_one_thread_and_four("patients.csv", &csv());
+    assert!(stdout.lines().count() > 5000, "{stderr}");
+    // Every step sends something, the rhai one to the patients with 10 or more visits.
+    for step in ["confirm", "remind", "thanks", "loyal", "news"] {
+        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "{step}");
+    }
+    let warnings: Vec<&str> = stderr.lines().collect();
+    let about = |needle: &str| warnings.iter().filter(|w| w.contains(needle)).count();
+    assert_eq!(about("the same id is already on line 12"), 1, "{stderr}");
+    assert_eq!(about("the id is empty"), 1, "{stderr}");
+    assert_eq!(about("column `stage_entered_at`"), 1, "{stderr}");
+    // Patients 0, 5, 10 … have no visits: the first regular one is patient 5, on line 7.
+    assert_eq!(
+        about("the rhai condition failed for 400 patient(s), e.g. the patient on line 7"),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_on_four_threads_prints_what_one_thread_prints_from_jsonl() {
+    let (stdout, stderr) = same_on_one_thread_and_four("patients.jsonl", &jsonl());
+    assert!(stdout.lines().count() > 5000, "{stderr}");
+    assert!(
+        stderr.contains(".jsonl:3002: the same id is already on line 11"),
+        "{stderr}"
+    );
+}
