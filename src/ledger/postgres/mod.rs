@@ -412,6 +412,9 @@ impl RunLedger for PgLedger {
 
 impl ServeLedger for PgLedger {
     fn rollback(&mut self) -> Result<(), LedgerError> {
+        // What the batch recorded but had not written yet goes with it.
+        self.unsettled = sends::Unsettled::default();
+        *self.unmarked.get_mut() = marks::Unmarked::default();
         self.rollback_batch()
     }
 

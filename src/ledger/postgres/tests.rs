@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::pg;
 use super::PgLedger;
-use crate::ledger::{Claim, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind};
+use crate::ledger::{
+    Claim, RunLedger, SendDetails, SendKey, SendStatus, ServeLedger, Settlement, SinkKind,
+};
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -350,4 +352,36 @@ fn a_batch_of_many_marks_commits_early_so_that_memory_stays_bounded() {
     assert_eq!(other.mark_row("P4096").unwrap(), None);
     ledger.commit().unwrap();
     assert_eq!(other.mark_row("P4099").unwrap(), Some(mark));
+}
+
+#[test]
+fn a_rolled_back_batch_writes_none_of_its_settlements_or_marks() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("rollback_batch");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    ledger.begin().unwrap();
+    let Claim::New { retry_key } = ledger.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    ledger.commit().unwrap();
+    ledger.begin().unwrap();
+    ledger
+        .settle(&key("P1"), &retry_key, 1, &sent(), now)
+        .unwrap();
+    let mark = crate::ledger::MarkRow {
+        fields: 1,
+        seen: vec![1],
+    };
+    ledger.set_marks("P1", 1, &mark).unwrap();
+    ledger.rollback().unwrap();
+    ledger.begin().unwrap();
+    ledger.commit().unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let status: String = client
+        .query_one("SELECT status FROM steprule_sends", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "pending");
+    assert_eq!(ledger.mark_row("P1").unwrap(), None);
 }
