@@ -67,7 +67,8 @@ pub(crate) enum Command {
         ledger: Option<PathBuf>,
     },
     /// Deliver what is due now through LINE (or to the outbox without a token), recording every
-    /// send in the ledger.
+    /// send in the ledger. RULES may be a folder of clinics: each subfolder with its rules file
+    /// and patients.csv, served in turn.
     Run {
         #[command(flatten)]
         rules: RulesArgs,
@@ -121,9 +122,13 @@ pub(crate) enum Command {
         /// The .step file whose ledger to read (default ledger: .steprule/ledger.db beside it,
         /// or in the current folder without a file).
         rules: Option<PathBuf>,
-        /// The ledger to read.
-        #[arg(long, value_name = "PATH")]
+        /// The ledger to read: a file, or a postgres:// URL (also from STEPRULE_LEDGER_URL).
+        #[arg(long, value_name = "PATH|URL")]
         ledger: Option<PathBuf>,
+        /// On a PostgreSQL ledger, the clinic whose sends to show (default: RULES' clinic, or
+        /// the only clinic in the ledger).
+        #[arg(long, value_name = "NAME")]
+        clinic: Option<String>,
         #[arg(long, value_enum, default_value_t = StatusOutput::Table)]
         format: StatusOutput,
         /// Also list every send to this patient id.

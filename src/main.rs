@@ -103,7 +103,11 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             custom_aggregation,
             lease,
         } => {
-            let patients = patient_source(patients)?;
+            let patients = if rules.file.is_dir() {
+                folder_patients(&rules.file, patients)?
+            } else {
+                patient_source(patients)?
+            };
             // The URL (and its password) can stay out of the command line, where `ps` shows it.
             let ledger =
                 ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
@@ -166,6 +170,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
         Command::Status {
             rules,
             ledger,
+            clinic,
             format,
             patient,
             limit,
@@ -176,7 +181,10 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             patients_format,
             mapping,
         } => {
-            let ledger = ledger.unwrap_or_else(|| default_ledger(rules.as_deref()));
+            // As `run`: the URL may come from the environment, out of the command line.
+            let ledger = ledger
+                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let patients = patients
                 .map(|patients| {
                     patient_source(PatientArgs {
@@ -202,6 +210,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                     templates: None,
                 }),
                 patients,
+                clinic,
             };
             app::status::run(&request, io)
         }
@@ -405,6 +414,28 @@ fn rules_source(args: RulesArgs) -> app::RulesSource {
         file: args.file,
         templates: args.templates,
     }
+}
+
+/// `run FOLDER` reads each clinic's own export (app::run's clinics.rs): `--patients` has no
+/// place there, the reading options (`--encoding`, `--mapping` …) apply to every clinic.
+fn folder_patients(
+    folder: &std::path::Path,
+    args: PatientArgs,
+) -> Result<app::PatientSource, app::AppError> {
+    if args.patients.is_some() || args.patients_query.is_some() || args.patients_table.is_some() {
+        return Err(app::AppError::Usage(format!(
+            "{} is a folder of clinics, each reading the patients.csv in its own folder: leave \
+             out --patients",
+            folder.display()
+        )));
+    }
+    let mut source = patient_source(PatientArgs {
+        patients: Some(folder.to_path_buf()),
+        ..args
+    })?;
+    // Each clinic's export replaces it; the folder only stands in until then.
+    source.database = None;
+    Ok(source)
 }
 
 /// Where the patients are: `--patients` (a file, or a postgres:// URL with its query or table),

@@ -4,6 +4,7 @@
 //! and the export, also the patients whose export names another LINE user than their link.
 
 mod line;
+mod postgres;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,9 @@ use serde::Serialize;
 
 use super::recipients::Links;
 use super::{AppError, Io, Outcome, PatientSource, RulesSource};
-use crate::ledger::{Ledger, PatientSend, Problem, SendStatus, SinkKind};
+use crate::ledger::{
+    Ledger, LedgerLocation, PatientSend, Problem, SendStatus, SinkKind, StepCounts,
+};
 use crate::printable::printable;
 use line::{ExportCheck, LineJson};
 
@@ -35,12 +38,20 @@ pub struct StatusRequest {
     pub rules: Option<RulesSource>,
     /// The export, to compare its LINE ids with the ledger's links.
     pub patients: Option<PatientSource>,
+    /// On a PostgreSQL ledger, whose rows to read (else the rules', else the only clinic's).
+    pub clinic: Option<String>,
 }
 
 /// What `status --format json` prints: one object.
 #[derive(Debug, Serialize)]
 struct StatusJson {
     ledger: String,
+    /// On a PostgreSQL ledger: the clinic whose rows these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clinic: Option<String>,
+    /// On a PostgreSQL ledger: the open sends live workers hold under their leases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claimed: Option<Vec<ClaimedJson>>,
     totals: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     steps: Vec<StepJson>,
     problems: Vec<ProblemJson>,
@@ -54,6 +65,13 @@ struct StatusJson {
     conflicts: Option<u64>,
     #[serde(skip)]
     export: Option<ExportCheck>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClaimedJson {
+    worker: String,
+    sends: u64,
+    lease_until: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +118,9 @@ pub fn run(request: &StatusRequest, io: &mut Io<'_>) -> Result<Outcome, AppError
 }
 
 fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppError> {
+    if let LedgerLocation::Postgres(url) = LedgerLocation::of(&request.ledger) {
+        return gather_postgres(request, &url, io);
+    }
     let ledger = Ledger::open_existing(&request.ledger)?;
     let export = match (&request.rules, &request.patients) {
         (Some(rules), Some(patients)) => {
@@ -116,9 +137,98 @@ fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppErr
         }
         _ => None,
     };
-    let mut totals: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let (totals, steps) = tally(ledger.step_counts()?);
+    let problems = ledger
+        .latest_problems(request.limit)?
+        .into_iter()
+        .map(problem_json)
+        .collect();
+    let (patient, line) = match &request.patient {
+        Some(id) => (
+            Some(ledger.sends_to(id)?.into_iter().map(send_json).collect()),
+            Some(line::line_json(&ledger, id, export.as_ref())?),
+        ),
+        None => (None, None),
+    };
+    Ok(StatusJson {
+        ledger: ledger.path().display().to_string(),
+        clinic: None,
+        claimed: None,
+        totals,
+        steps,
+        problems,
+        patient,
+        line,
+        conflicts: export.as_ref().map(|e| e.conflicts),
+        export,
+    })
+}
+
+/// [`gather`] on PostgreSQL: one clinic's rows, and what live workers hold. LINE links and
+/// blocks are not read from PostgreSQL by `status` yet: no LINE state, no export check.
+fn gather_postgres(
+    request: &StatusRequest,
+    url: &str,
+    io: &mut Io<'_>,
+) -> Result<StatusJson, AppError> {
+    if request.patients.is_some() {
+        return Err(AppError::Usage(
+            "--patients compares the export with the ledger's LINE links, which `status` does \
+             not read from a PostgreSQL ledger yet"
+                .into(),
+        ));
+    }
+    let clinic = match (&request.clinic, &request.rules) {
+        (Some(clinic), _) => Some(clinic.clone()),
+        (None, Some(rules)) => {
+            let rules = super::load_rules(rules, io)?;
+            let plan = crate::plan::TimingPlan::compile(&rules);
+            Some(plan.clinic.clone().unwrap_or_else(|| {
+                (request.rules.as_ref())
+                    .and_then(|r| r.file.file_stem())
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }))
+        }
+        (None, None) => None,
+    };
+    let mut sends = postgres::PgSends::open(url, clinic)?;
+    let (totals, steps) = tally(sends.step_counts()?);
+    let problems = (sends.latest_problems(request.limit)?.into_iter())
+        .map(problem_json)
+        .collect();
+    let patient = match &request.patient {
+        Some(id) => Some(sends.sends_to(id)?.into_iter().map(send_json).collect()),
+        None => None,
+    };
+    let claimed = (sends.claimed()?.into_iter())
+        .map(|(worker, sends, until)| ClaimedJson {
+            worker,
+            sends,
+            lease_until: crate::ledger::stamp(until),
+        })
+        .collect();
+    Ok(StatusJson {
+        ledger: sends.shown.clone(),
+        clinic: Some(sends.clinic.clone()),
+        claimed: Some(claimed),
+        totals,
+        steps,
+        problems,
+        patient,
+        line: None,
+        conflicts: None,
+        export: None,
+    })
+}
+
+type Totals = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;
+
+/// Counts per sink and status, and per step (`counts` ordered by sink, then step).
+fn tally(counts: Vec<StepCounts>) -> (Totals, Vec<StepJson>) {
+    let mut totals: Totals = BTreeMap::new();
     let mut steps: Vec<StepJson> = Vec::new();
-    for counts in ledger.step_counts()? {
+    for counts in counts {
         let sink = counts.sink.as_str();
         *totals
             .entry(sink)
@@ -136,28 +246,7 @@ fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppErr
             }),
         }
     }
-    let problems = ledger
-        .latest_problems(request.limit)?
-        .into_iter()
-        .map(problem_json)
-        .collect();
-    let (patient, line) = match &request.patient {
-        Some(id) => (
-            Some(ledger.sends_to(id)?.into_iter().map(send_json).collect()),
-            Some(line::line_json(&ledger, id, export.as_ref())?),
-        ),
-        None => (None, None),
-    };
-    Ok(StatusJson {
-        ledger: ledger.path().display().to_string(),
-        totals,
-        steps,
-        problems,
-        patient,
-        line,
-        conflicts: export.as_ref().map(|e| e.conflicts),
-        export,
-    })
+    (totals, steps)
 }
 
 fn stamp(at: Option<DateTime<Utc>>) -> Option<String> {
@@ -204,6 +293,9 @@ const COLUMNS: [SendStatus; 7] = [
 fn write_table(status: &StatusJson, io: &mut Io<'_>) -> std::io::Result<()> {
     let out = &mut *io.out;
     writeln!(out, "ledger {} (times in UTC)", printable(&status.ledger))?;
+    if let Some(clinic) = &status.clinic {
+        writeln!(out, "clinic {}", printable(clinic))?;
+    }
     if status.steps.is_empty() {
         writeln!(out, "no sends recorded yet")?;
     }
@@ -245,6 +337,21 @@ fn write_table(status: &StatusJson, io: &mut Io<'_>) -> std::io::Result<()> {
             out,
             "\noutbox sends were written to a file, not delivered through LINE"
         )?;
+    }
+    if let Some(claimed) = status.claimed.as_ref().filter(|c| !c.is_empty()) {
+        writeln!(
+            out,
+            "\nopen sends held by live workers (their lease runs out at):"
+        )?;
+        for worker in claimed {
+            writeln!(
+                out,
+                "  {}  {}  until {}",
+                printable(&worker.worker),
+                worker.sends,
+                worker.lease_until
+            )?;
+        }
     }
     if let Some(export) = &status.export {
         line::write_conflicts(export, out)?;

@@ -215,17 +215,19 @@ fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
 
 #[test]
 fn permanent_4xx_is_failed_not_retried() {
+    for ws in Workspace::on_both_ledgers("failed_4xx") {
+        permanent_4xx_is_failed_not_retried_on(&ws);
+    }
+}
+
+fn permanent_4xx_is_failed_not_retried_on(ws: &Workspace) {
+    let units = crate::delivery::units_where_kept(ws);
     let refused = fixture_user_id("R2");
     let fake = FakeLine::start(Faults {
         reject_to: HashSet::from([refused.clone()]),
         ..Faults::none()
     });
-    let ws = Workspace::new();
-    let run = ws.run(
-        &fixture_patients(),
-        Some((TOKEN, &fake)),
-        &["--custom-aggregation"],
-    );
+    let run = ws.run(&fixture_patients(), Some((TOKEN, &fake)), units);
     assert_eq!(
         run.code, 4,
         "failed sends make the exit code 4\n{}",
@@ -254,11 +256,7 @@ fn permanent_4xx_is_failed_not_retried() {
     );
 
     // Not on the next run either.
-    let again = ws.run(
-        &fixture_patients(),
-        Some((TOKEN, &fake)),
-        &["--custom-aggregation"],
-    );
+    let again = ws.run(&fixture_patients(), Some((TOKEN, &fake)), units);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(
         fake.requests_to(&refused),
@@ -273,11 +271,16 @@ fn permanent_4xx_is_failed_not_retried() {
 
 #[test]
 fn sends_left_pending_after_max_attempts_are_retried_next_run_with_the_same_key() {
+    for ws in Workspace::on_both_ledgers("same_key") {
+        sends_left_pending_after_max_attempts_are_retried_next_run_with_the_same_key_on(&ws);
+    }
+}
+
+fn sends_left_pending_after_max_attempts_are_retried_next_run_with_the_same_key_on(ws: &Workspace) {
     let down = FakeLine::start(Faults {
         error_before: 1.0,
         ..Faults::none()
     });
-    let ws = Workspace::new();
     let run = ws.run(
         &fixture_patients(),
         Some((TOKEN, &down)),

@@ -27,8 +27,12 @@ pub struct Ledger {
     pub rows: Vec<Row>,
 }
 
-/// Reads the ledger at `path` read-only, as it is now.
+/// Reads the ledger at `path` read-only, as it is now: an SQLite file, or every clinic's rows
+/// of a PostgreSQL ledger when `path` is its URL (occurrences in SQLite's text form).
 pub fn ledger(path: &Path) -> Ledger {
+    if let Some(url) = path.to_str().filter(|p| p.starts_with("postgres://")) {
+        return postgres_ledger(url);
+    }
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap_or_else(|e| panic!("open the ledger {}: {e}", path.display()));
@@ -56,6 +60,35 @@ pub fn ledger(path: &Path) -> Ledger {
         .expect("query the sends")
         .collect::<Result<Vec<_>, _>>()
         .expect("read the sends");
+    Ledger { rows }
+}
+
+fn postgres_ledger(url: &str) -> Ledger {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the ledger");
+    let rows = client
+        .query(
+            "SELECT patient, step, occurrence, status, retry_key, attempts, line_request_id,
+                    last_error, note
+             FROM steprule_sends",
+            &[],
+        )
+        .expect("query the sends")
+        .iter()
+        .map(|row| {
+            let occurrence: chrono::DateTime<chrono::Utc> = row.get(2);
+            Row {
+                patient: row.get(0),
+                step: row.get(1),
+                occurrence: occurrence.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                status: row.get(3),
+                retry_key: row.get(4),
+                attempts: row.get(5),
+                line_request_id: row.get(6),
+                last_error: row.get(7),
+                note: row.get(8),
+            }
+        })
+        .collect();
     Ledger { rows }
 }
 

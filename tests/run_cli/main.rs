@@ -13,6 +13,7 @@
 //! One test binary (each one relinks the whole crate), its tests grouped by theme:
 //! - `fake`: the fake LINE API itself behaves as LINE does;
 //! - `blocked`: patients who blocked the account, links used when the export has no LINE id;
+//! - `clinics`: `run FOLDER`, a folder of clinics on SQLite and on one PostgreSQL ledger;
 //! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
 //! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
 //! - `limits`: `--rate`, `--concurrency` and two runs at once;
@@ -37,6 +38,7 @@ mod ledger;
 mod workspace;
 
 mod blocked;
+mod clinics;
 mod delivery;
 mod disks;
 mod fake;

@@ -158,17 +158,23 @@ fn the_ledger_urls_password_is_never_printed() {
     assert!(run.stderr.contains("no_such_ledger"), "{}", run.stderr);
     assert_no_password(&run);
 
-    // Commands that do not read PostgreSQL yet say so, and make no folder named `postgres:`.
+    // What `status` does not read from PostgreSQL yet (the export against the LINE links) is
+    // refused in words, and makes no folder named `postgres:`.
     let status = output({
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
-            .args(["status", "--ledger", &url])
+            .arg("status")
+            .args(["--ledger", &url])
+            .arg("--patients")
+            .arg(&patients)
             .current_dir(ws.path());
         command
     });
     assert_eq!(status.code, 2, "{}", status.stderr);
     assert!(
-        status.stderr.contains("not on the PostgreSQL ledger yet"),
+        status
+            .stderr
+            .contains("does not read from a PostgreSQL ledger yet"),
         "{}",
         status.stderr
     );

@@ -184,3 +184,89 @@ fn status_shows_a_patients_line_state_and_reads_the_export_only_with_the_rules()
         without_rules.stderr
     );
 }
+
+/// `status` of `ledger` (a file or a postgres:// URL) as JSON.
+fn status_json(ledger: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("status")
+        .arg("--ledger")
+        .arg(ledger)
+        .args(["--format", "json"])
+        .args(extra)
+        .env("NO_COLOR", "1");
+    let run = output(command);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&run.stdout).expect("one JSON object")
+}
+
+#[test]
+fn status_on_postgres_shows_what_it_shows_on_sqlite_and_the_workers_leases() {
+    let Some(server) = crate::pg::server() else {
+        return;
+    };
+    let url = server.fresh_database("status");
+    let refused = fixture_user_id("R2");
+    let fake = FakeLine::start(Faults {
+        reject_to: HashSet::from([refused]),
+        ..Faults::none()
+    });
+    let ws = Workspace::new();
+    for ledger in [ws.ledger(), url.clone().into()] {
+        let run = output(ws.command_on(&ledger, &fixture_patients(), Some((TOKEN, &fake)), &[]));
+        assert_eq!(run.code, 4, "{}", run.stderr);
+    }
+    let on_sqlite = status_json(&ws.ledger(), &["--patient", "R2"]);
+    let on_postgres = status_json(url.as_ref(), &["--patient", "R2"]);
+    for field in ["totals", "steps", "patient"] {
+        assert_eq!(on_sqlite[field], on_postgres[field], "{field}");
+    }
+    let reasons = |value: &serde_json::Value| -> Vec<(String, String)> {
+        (value["problems"].as_array().unwrap().iter())
+            .map(|p| (p["patient"].to_string(), p["reason"].to_string()))
+            .collect()
+    };
+    assert_eq!(reasons(&on_sqlite), reasons(&on_postgres));
+    assert_eq!(on_postgres["clinic"], "テスト内科");
+    assert_eq!(on_postgres["claimed"], serde_json::json!([]));
+    assert!(
+        !on_postgres.to_string().contains(crate::pg::PASSWORD),
+        "no password in the output"
+    );
+
+    // A send another worker holds under a live lease, in another clinic's rows too.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for clinic in ["テスト内科", "別の医院"] {
+        client
+            .execute(
+                "INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, template,
+                     status, retry_key, due_at, expires_at, created_at, updated_at, claimed_by,
+                     lease_until)
+                 VALUES ($1, 'line', 'R9', 'thanks', now(), 'thanks', 'pending', 'k', now(),
+                         now() + interval '1 day', now(), now(), 'host:42:abcd',
+                         now() + interval '5 minutes')",
+                &[&clinic],
+            )
+            .unwrap();
+    }
+    let rules = crate::common::fixtures().join("run/clinic.step");
+    let held = status_json(url.as_ref(), &[rules.to_str().unwrap()]);
+    assert_eq!(held["claimed"][0]["worker"], "host:42:abcd");
+    assert_eq!(held["claimed"][0]["sends"], 1);
+    assert_eq!(held["totals"]["line"]["pending"], 1);
+    let other = status_json(url.as_ref(), &["--clinic", "別の医院"]);
+    assert_eq!(other["totals"]["line"], serde_json::json!({"pending": 1}));
+
+    // Two clinics and neither named: which one is for the user to say.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command.arg("status").env("STEPRULE_LEDGER_URL", &url);
+    let unnamed = output(command);
+    assert_eq!(unnamed.code, 2, "{}", unnamed.stderr);
+    assert!(
+        unnamed
+            .stderr
+            .contains("holds several clinics (テスト内科, 別の医院)"),
+        "{}",
+        unnamed.stderr
+    );
+}

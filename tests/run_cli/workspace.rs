@@ -46,12 +46,40 @@ impl Run {
 /// A scratch folder holding the ledger, the outbox and generated patients.
 pub struct Workspace {
     dir: tempfile::TempDir,
+    /// A PostgreSQL ledger's URL instead of the SQLite file in the folder.
+    postgres: Option<String>,
 }
 
 impl Workspace {
     pub fn new() -> Workspace {
         Workspace {
             dir: tempfile::tempdir().expect("a temporary folder"),
+            postgres: None,
+        }
+    }
+
+    /// A workspace whose ledger is a fresh PostgreSQL database (named after `name`).
+    pub fn on_postgres(server: &crate::pg::PgServer, name: &str) -> Workspace {
+        Workspace {
+            postgres: Some(server.fresh_database(name)),
+            ..Workspace::new()
+        }
+    }
+
+    /// The same case on both ledgers: an SQLite workspace, then a PostgreSQL one when there is
+    /// a server (see tests/support/postgres.rs for when there is none).
+    pub fn on_both_ledgers(name: &str) -> Vec<Workspace> {
+        let mut both = vec![Workspace::new()];
+        both.extend(crate::pg::server().map(|server| Workspace::on_postgres(server, name)));
+        both
+    }
+
+    /// Which ledger, for assertion messages.
+    pub fn kind(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
         }
     }
 
@@ -59,8 +87,12 @@ impl Workspace {
         self.dir.path()
     }
 
+    /// The SQLite file in the folder, or the PostgreSQL URL: what `--ledger` is given.
     pub fn ledger(&self) -> PathBuf {
-        self.path().join("ledger.db")
+        match &self.postgres {
+            Some(url) => PathBuf::from(url),
+            None => self.path().join("ledger.db"),
+        }
     }
 
     pub fn outbox(&self) -> PathBuf {

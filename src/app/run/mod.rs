@@ -2,6 +2,7 @@
 //! recorded in the ledger before it leaves, so reruns, crashes and outages neither repeat nor
 //! lose a message.
 
+mod clinics;
 mod cycle;
 mod due;
 mod history;
@@ -51,6 +52,30 @@ pub struct RunRequest {
 }
 
 pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
+    // `steprule run FOLDER`: every clinic in it, in turn (see clinics.rs).
+    if request.rules.file.is_dir() {
+        return clinics::run_folder(request, io);
+    }
+    let plan = compile(request, io)?;
+    let plan = &plan;
+    let line = line_client(request)?;
+    in_passes(request, io, |runtime, stop, io| {
+        let now = now_in(request, plan)?;
+        let cycle = Cycle {
+            request,
+            plan,
+            line: line.as_ref(),
+            ledger_path: &paths(request).0,
+            outbox_path: &paths(request).1,
+            runtime,
+            stop: stop.clone(),
+        };
+        Ok(cycle.run(now, io)?.outcome())
+    })
+}
+
+/// The rules' timing plan, with `--since` in place of the rules' `start`.
+fn compile(request: &RunRequest, io: &mut Io<'_>) -> Result<TimingPlan, AppError> {
     let rules = load_rules(&request.rules, io)?;
     let mut plan = TimingPlan::compile(&rules);
     if let Some(since) = &request.since {
@@ -58,18 +83,45 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
             .map_err(|e| AppError::Usage(format!("--since: {e}")))?;
         plan.start = Some(since);
     }
-    let plan = &plan;
+    Ok(plan)
+}
+
+/// `--now`, else the clock.
+fn now_in(
+    request: &RunRequest,
+    plan: &TimingPlan,
+) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+    Ok(WindowArgs {
+        now: request.now.clone(),
+        ..WindowArgs::default()
+    }
+    .resolve(plan.timezone)?
+    .now)
+}
+
+/// The LINE client (and its base URL), checked before anything is read or written.
+fn line_client(request: &RunRequest) -> Result<Option<LineClient>, AppError> {
+    Ok(match (&request.token, request.dry_run) {
+        (Some(token), false) => Some(LineClient::new(&request.line_api_base, token.clone())?),
+        _ => None,
+    })
+}
+
+/// Runs `pass` once, or with `--every` on every interval until a signal; the worst outcome.
+fn in_passes(
+    request: &RunRequest,
+    io: &mut Io<'_>,
+    mut pass: impl FnMut(
+        &tokio::runtime::Runtime,
+        &watch::Receiver<bool>,
+        &mut Io<'_>,
+    ) -> Result<Outcome, AppError>,
+) -> Result<Outcome, AppError> {
     if request.every.is_some() && request.now.is_some() {
         return Err(AppError::Usage(
             "--every runs on the clock; leave out --now".into(),
         ));
     }
-    let (ledger_path, outbox_path) = paths(request);
-    // The LINE client (and its base URL) is checked before anything is read or written.
-    let line = match (&request.token, request.dry_run) {
-        (Some(token), false) => Some(LineClient::new(&request.line_api_base, token.clone())?),
-        _ => None,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,23 +130,7 @@ pub fn run(request: &RunRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> {
     runtime.spawn(stop_on_signal(stop_tx));
     let mut outcome = Outcome::Ok;
     loop {
-        let now = WindowArgs {
-            now: request.now.clone(),
-            ..WindowArgs::default()
-        }
-        .resolve(plan.timezone)?
-        .now;
-        let cycle = Cycle {
-            request,
-            plan,
-            line: line.as_ref(),
-            ledger_path: &ledger_path,
-            outbox_path: &outbox_path,
-            runtime: &runtime,
-            stop: stop_rx.clone(),
-        };
-        let summary = cycle.run(now, io)?;
-        outcome = outcome.max(summary.outcome());
+        outcome = outcome.max(pass(&runtime, &stop_rx, io)?);
         let Some(every) = request.every else { break };
         let mut stop = stop_rx.clone();
         let stopped = runtime.block_on(async {

@@ -8,6 +8,7 @@
 //! [`shown_url`], and PostgreSQL's own errors (which do not quote the URL) are passed on.
 
 mod insights;
+mod marks;
 mod reads;
 mod schema;
 mod sends;
@@ -86,6 +87,11 @@ pub struct PgLedger {
     prepared: Prepared,
     in_batch: bool,
     opening: Opening,
+    /// Settlements of the open batch, written in one statement when it commits.
+    unsettled: sends::Unsettled,
+    /// Marks of the open batch, likewise (in a cell: the reads that write them first take
+    /// `&self`).
+    unmarked: RefCell<marks::Unmarked>,
 }
 
 impl PgLedger {
@@ -198,6 +204,8 @@ impl PgLedger {
             prepared,
             in_batch: false,
             opening,
+            unsettled: sends::Unsettled::default(),
+            unmarked: RefCell::default(),
         })
     }
 
@@ -225,6 +233,20 @@ impl PgLedger {
     /// This worker's name, as `claimed_by` holds it.
     pub fn worker(&self) -> &str {
         &self.worker
+    }
+
+    /// Writes the batch's settlements, commits it, then writes its marks (see marks.rs).
+    fn commit_batch(&mut self) -> Result<(), postgres::Error> {
+        self.write_settlements()?;
+        if self.in_batch {
+            self.in_batch = false;
+            if let Err(error) = self.client.get_mut().batch_execute("COMMIT") {
+                // Not committed: neither are the events these marks go with.
+                *self.unmarked.get_mut() = marks::Unmarked::default();
+                return Err(error);
+            }
+        }
+        self.write_marks()
     }
 
     fn fail(&self, error: postgres::Error) -> LedgerError {
@@ -301,14 +323,7 @@ impl RunLedger for PgLedger {
     }
 
     fn commit(&mut self) -> Result<(), LedgerError> {
-        if self.in_batch {
-            self.in_batch = false;
-            self.client
-                .get_mut()
-                .batch_execute("COMMIT")
-                .map_err(|e| self.fail(e))?;
-        }
-        Ok(())
+        self.commit_batch().map_err(|e| self.fail(e))
     }
 
     fn claim(
@@ -359,6 +374,7 @@ impl RunLedger for PgLedger {
 
     fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
         use postgres::fallible_iterator::FallibleIterator;
+        self.write_marks().map_err(|e| self.fail(e))?;
         // Streamed: a million patients' rows are never held at once, only their prints.
         let mut prints = MarkPrints::default();
         let mut client = self.client.borrow_mut();
@@ -376,6 +392,9 @@ impl RunLedger for PgLedger {
     }
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
+        if let Some(row) = self.buffered_marks(patient) {
+            return Ok(Some(row));
+        }
         let row = self
             .client
             .borrow_mut()
@@ -391,22 +410,7 @@ impl RunLedger for PgLedger {
     }
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError> {
-        self.client
-            .get_mut()
-            .execute(
-                "INSERT INTO steprule_marks (clinic, patient, print, fields, seen)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (clinic, patient) DO UPDATE
-                 SET print = excluded.print, fields = excluded.fields, seen = excluded.seen",
-                &[
-                    &self.clinic,
-                    &patient,
-                    &to_sql(print),
-                    &to_sql(row.fields),
-                    &row.seen,
-                ],
-            )
-            .map(drop)
+        self.buffer_marks(patient, print, row)
             .map_err(|e| self.fail(e))
     }
 
@@ -469,6 +473,9 @@ impl RunLedger for PgLedger {
 
 impl ServeLedger for PgLedger {
     fn rollback(&mut self) -> Result<(), LedgerError> {
+        // What the batch recorded but had not written yet goes with it.
+        self.unsettled = sends::Unsettled::default();
+        *self.unmarked.get_mut() = marks::Unmarked::default();
         self.rollback_batch()
     }
 

@@ -16,6 +16,8 @@
 //! Times in `lease_until` are the database's (`clock_timestamp()`), so workers on machines
 //! whose clocks differ agree; the pass's `now` (which `--now` may set) is what the rows record.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use postgres::Client;
 
@@ -25,13 +27,27 @@ use super::super::{
 };
 use super::{PgLedger, Prepared};
 
+/// Inserts the claim and, in the same round trip, reads the row it met if there was one (as
+/// `EXISTING` does): a worker behind another meets a row for nearly every send, and a second
+/// round trip for each was most of what it cost. The read sees the rows committed when the
+/// statement began: a row another worker commits while this insert waits for it reads as none
+/// (taken), as a row not yet committed does.
 const INSERT: &str = "
-    INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
-                                status, retry_key, attempts, due_at, expires_at, created_at,
-                                updated_at, outbox_from, claimed_by, lease_until)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 0, $9, $10, $11, $11, $12, $13,
-            clock_timestamp() + make_interval(secs => $14))
-    ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING";
+    WITH inserted AS (
+        INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
+                                    status, retry_key, attempts, due_at, expires_at, created_at,
+                                    updated_at, outbox_from, claimed_by, lease_until)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 0, $9, $10, $11, $11, $12, $13,
+                clock_timestamp() + make_interval(secs => $14))
+        ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM inserted), s.status, s.retry_key,
+           coalesce(s.claimed_by <> $13 AND s.lease_until > clock_timestamp(), false)
+    FROM (SELECT 1) AS one
+    LEFT JOIN steprule_sends s
+      ON s.clinic = $1 AND s.sink = $2 AND s.patient = $3 AND s.step = $4
+     AND s.occurrence = $5";
 
 /// The existing row as committed, without locking it: whether another worker's lease on it is
 /// live. A lock here would be held to the end of this worker's batch, and a worker settling the
@@ -64,26 +80,66 @@ const TAKE_OVER: &str = "
         problem_at = CASE WHEN status = 'pending' THEN problem_at END
     WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5";
 
-/// Settles the claimed row, unless another transaction holds it: a worker whose lease ran out
-/// while it was still sending leaves the row to the worker that took it over (which sends the
-/// same retry key, meets LINE's 409, and settles it). Never waits for a lock, so a settling
-/// worker and a claiming one cannot wait for each other.
+/// Settles a batch of claimed rows (one array per column, one element per send), each unless
+/// another transaction holds it: a worker whose lease ran out while it was still sending leaves
+/// the row to the worker that took it over (which sends the same retry key, meets LINE's 409,
+/// and settles it). Never waits for a lock, so a settling worker and a claiming one cannot wait
+/// for each other. One statement per batch instead of one per send: settling was half the
+/// round trips a send cost.
 const SETTLE: &str = "
-    UPDATE steprule_sends
-    SET status = $7, attempts = attempts + $8, updated_at = $9,
-        sent_at = coalesce($10, sent_at),
-        line_request_id = coalesce($11, line_request_id),
-        note = coalesce($12, note), last_error = $13,
-        problem = CASE WHEN $7 IN ('failed', 'held', 'expired', 'skipped') THEN $7
-                       ELSE problem END,
-        problem_at = CASE WHEN $7 IN ('failed', 'held', 'expired', 'skipped') THEN $9
-                          ELSE problem_at END,
+    WITH settled AS (
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                             $7::text[], $8::bigint[], $9::timestamptz[], $10::timestamptz[],
+                             $11::text[], $12::text[], $13::text[])
+            AS u(sink, patient, step, occurrence, retry_key, status, attempts, at, sent_at,
+                 request_id, note, error)
+    ), locked AS (
+        -- Each row through the primary key. `NOT IN` the settled statuses (the same rows, by
+        -- the CHECK constraint) rather than `IN` the open ones, whose partial index the planner
+        -- would otherwise scan whole for every settled row while many sends are in flight.
+        SELECT u.* FROM settled u CROSS JOIN LATERAL (
+            SELECT 1 FROM steprule_sends s
+            WHERE s.clinic = $1 AND s.sink = u.sink AND s.patient = u.patient
+              AND s.step = u.step AND s.occurrence = u.occurrence
+              AND s.retry_key = u.retry_key
+              AND s.status NOT IN ('sent', 'failed', 'expired', 'skipped')
+            FOR UPDATE SKIP LOCKED) l
+    )
+    UPDATE steprule_sends s
+    SET status = u.status, attempts = s.attempts + u.attempts, updated_at = u.at,
+        sent_at = coalesce(u.sent_at, s.sent_at),
+        line_request_id = coalesce(u.request_id, s.line_request_id),
+        note = coalesce(u.note, s.note), last_error = u.error,
+        problem = CASE WHEN u.status IN ('failed', 'held', 'expired', 'skipped') THEN u.status
+                       ELSE s.problem END,
+        problem_at = CASE WHEN u.status IN ('failed', 'held', 'expired', 'skipped') THEN u.at
+                          ELSE s.problem_at END,
         claimed_by = NULL, lease_until = NULL
-    WHERE (clinic, sink, patient, step, occurrence) IN (
-        SELECT clinic, sink, patient, step, occurrence FROM steprule_sends
-        WHERE clinic = $1 AND sink = $2 AND patient = $3 AND step = $4 AND occurrence = $5
-          AND retry_key = $6 AND status IN ('pending', 'held', 'blocked')
-        FOR UPDATE SKIP LOCKED)";
+    FROM locked u
+    WHERE s.clinic = $1 AND s.sink = u.sink AND s.patient = u.patient AND s.step = u.step
+      AND s.occurrence = u.occurrence";
+
+/// Settlements waiting for their batch's commit, column by column (as `SETTLE` takes them).
+#[derive(Default)]
+pub(super) struct Unsettled {
+    sink: Vec<&'static str>,
+    patient: Vec<String>,
+    step: Vec<String>,
+    occurrence: Vec<DateTime<Utc>>,
+    retry_key: Vec<String>,
+    status: Vec<&'static str>,
+    attempts: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    sent_at: Vec<Option<DateTime<Utc>>>,
+    request_id: Vec<Option<String>>,
+    note: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    /// The retry keys above: a send settled twice in one batch flushes the first.
+    keys: HashSet<String>,
+}
+
+/// Settlements sent to the database in one statement at most: a bound on its size.
+const MOST_UNSETTLED: usize = 4096;
 
 pub(super) fn prepare(client: &mut Client) -> Result<Prepared, postgres::Error> {
     Ok(Prepared {
@@ -107,7 +163,7 @@ impl PgLedger {
         let client = self.client.get_mut();
         let sink = key.sink.as_str();
         let outbox_from = details.outbox_from.and_then(|f| i64::try_from(f).ok());
-        let inserted = client.execute(
+        let met = client.query_one(
             &self.prepared.insert,
             &[
                 &self.clinic,
@@ -126,8 +182,18 @@ impl PgLedger {
                 &lease,
             ],
         )?;
-        if inserted == 1 {
+        if met.get::<_, bool>(0) {
             return Ok(Claim::New { retry_key });
+        }
+        let Some(met_key) = met.get::<_, Option<String>>(2) else {
+            // Inserted by another worker whose claim has not committed yet.
+            return Ok(Claim::Taken);
+        };
+        // A row this worker settled in this batch and has not written yet: written first, and
+        // read again, so that what is read is what this worker knows.
+        let settled_here = self.unsettled.keys.contains(&met_key);
+        if settled_here {
+            self.write_settlements()?;
         }
         let key_params: [&(dyn postgres::types::ToSql + Sync); 5] = [
             &self.clinic,
@@ -138,13 +204,16 @@ impl PgLedger {
         ];
         let mut existing = key_params.to_vec();
         existing.push(&self.worker);
-        let Some(row) = client.query_opt(&self.prepared.existing, &existing)? else {
-            // Inserted by another worker whose claim has not committed yet.
-            return Ok(Claim::Taken);
+        let client = self.client.get_mut();
+        let (status, retry_key, leased_elsewhere): (String, String, bool) = if settled_here {
+            match client.query_opt(&self.prepared.existing, &existing)? {
+                Some(row) => (row.get(0), row.get(1), row.get(3)),
+                None => return Ok(Claim::Taken),
+            }
+        } else {
+            (met.get(1), met_key, met.get(3))
         };
-        let status: &str = row.get(0);
-        let retry_key: String = row.get(1);
-        let leased_elsewhere: bool = row.get(3);
+        let status = status.as_str();
         // The CHECK constraint admits only known statuses; a newer schema is refused at open.
         let status = SendStatus::parse(status).unwrap_or(SendStatus::Failed);
         if !matches!(
@@ -170,6 +239,8 @@ impl PgLedger {
         })
     }
 
+    /// Records how a send ended, with the batch: written when the batch commits (see
+    /// [`PgLedger::write_settlements`]), or at once outside a batch.
     pub(super) fn settle_send(
         &mut self,
         key: &SendKey<'_>,
@@ -178,41 +249,67 @@ impl PgLedger {
         settlement: &Settlement,
         now: DateTime<Utc>,
     ) -> Result<(), postgres::Error> {
-        let status = settlement.status().as_str();
+        if self.unsettled.keys.contains(retry_key) || self.unsettled.keys.len() >= MOST_UNSETTLED {
+            self.write_settlements()?;
+        }
         let (sent_at, request_id, note, error) = match settlement {
             Settlement::Sent { request_id, note } => {
-                (Some(now), request_id.as_deref(), note.as_deref(), None)
+                (Some(now), request_id.clone(), note.clone(), None)
             }
             Settlement::Failed(why)
             | Settlement::Expired(why)
             | Settlement::RetryLater(why)
             | Settlement::Held(why)
-            | Settlement::Skipped(why) => (None, None, None, Some(why.as_str())),
+            | Settlement::Skipped(why) => (None, None, None, Some(why.clone())),
             Settlement::Blocked => (
                 None,
                 None,
                 None,
-                Some("the patient has blocked the account"),
+                Some("the patient has blocked the account".to_owned()),
             ),
         };
-        let attempts = i64::from(attempts);
-        let client = self.client.get_mut();
-        client.execute(
+        let batch = &mut self.unsettled;
+        batch.sink.push(key.sink.as_str());
+        batch.patient.push(key.patient.to_owned());
+        batch.step.push(key.step.to_owned());
+        batch.occurrence.push(key.occurrence);
+        batch.retry_key.push(retry_key.to_owned());
+        batch.status.push(settlement.status().as_str());
+        batch.attempts.push(i64::from(attempts));
+        batch.at.push(now);
+        batch.sent_at.push(sent_at);
+        batch.request_id.push(request_id);
+        batch.note.push(note);
+        batch.error.push(error);
+        batch.keys.insert(retry_key.to_owned());
+        if !self.in_batch {
+            self.write_settlements()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the settlements recorded since the last write, in one statement.
+    pub(super) fn write_settlements(&mut self) -> Result<(), postgres::Error> {
+        if self.unsettled.keys.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.unsettled);
+        self.client.get_mut().execute(
             &self.prepared.settle,
             &[
                 &self.clinic,
-                &key.sink.as_str(),
-                &key.patient,
-                &key.step,
-                &key.occurrence,
-                &retry_key,
-                &status,
-                &attempts,
-                &now,
-                &sent_at,
-                &request_id,
-                &note,
-                &error,
+                &batch.sink,
+                &batch.patient,
+                &batch.step,
+                &batch.occurrence,
+                &batch.retry_key,
+                &batch.status,
+                &batch.attempts,
+                &batch.at,
+                &batch.sent_at,
+                &batch.request_id,
+                &batch.note,
+                &batch.error,
             ],
         )?;
         Ok(())

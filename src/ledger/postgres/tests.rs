@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::pg;
 use super::PgLedger;
-use crate::ledger::{Claim, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind};
+use crate::ledger::{
+    Claim, RunLedger, SendDetails, SendKey, SendStatus, ServeLedger, Settlement, SinkKind,
+};
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -233,4 +235,153 @@ fn open_sends_past_their_time_expire_unless_a_live_lease_holds_them() {
         0,
         "another clinic's rows are not touched"
     );
+}
+
+/// patient, status, attempts, LINE's request id, problem, lease cleared.
+type SettledRow = (String, String, i64, Option<String>, Option<String>, bool);
+
+#[test]
+fn settlements_in_a_batch_are_written_at_its_commit_and_seen_by_a_claim_before_it() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("settle_batch");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mut keys = Vec::new();
+    ledger.begin().unwrap();
+    for patient in ["P1", "P2", "P3"] {
+        let Claim::New { retry_key } = ledger.claim(&key(patient), &details(), now).unwrap() else {
+            panic!("new")
+        };
+        keys.push(retry_key);
+    }
+    ledger.commit().unwrap();
+    ledger.begin().unwrap();
+    ledger
+        .settle(&key("P1"), &keys[0], 1, &sent(), now)
+        .unwrap();
+    let failed = Settlement::Failed("LINE answered 400".into());
+    ledger
+        .settle(&key("P2"), &keys[1], 2, &failed, now)
+        .unwrap();
+    // Claimed again in the same batch: the settlement above is what the claim finds.
+    assert_eq!(
+        ledger.claim(&key("P1"), &details(), now).unwrap(),
+        Claim::Done(SendStatus::Sent)
+    );
+    let held = Settlement::Held("template failed".into());
+    ledger.settle(&key("P3"), &keys[2], 0, &held, now).unwrap();
+    ledger.commit().unwrap();
+
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows: Vec<SettledRow> = client
+        .query(
+            "SELECT patient, status, attempts, line_request_id, problem, claimed_by IS NULL
+             FROM steprule_sends ORDER BY patient",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let row = |p: &str, s: &str, n: i64, id: Option<&str>, problem: Option<&str>| {
+        (
+            p.into(),
+            s.into(),
+            n,
+            id.map(Into::into),
+            problem.map(Into::into),
+            true,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("P1", "sent", 1, Some("req-1"), None),
+            row("P2", "failed", 2, None, Some("failed")),
+            row("P3", "held", 0, None, Some("held")),
+        ]
+    );
+}
+
+#[test]
+fn marks_are_written_after_their_batch_commits_read_back_before_and_the_last_of_a_patient_kept() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("marks_batch");
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mark = |seen: u8| crate::ledger::MarkRow {
+        fields: 7,
+        seen: vec![seen],
+    };
+    ledger.begin().unwrap();
+    ledger.set_marks("P1", 11, &mark(1)).unwrap();
+    ledger.set_marks("P2", 22, &mark(2)).unwrap();
+    // Read back within the batch: what this worker wrote, not what the table held before.
+    assert_eq!(ledger.mark_row("P1").unwrap(), Some(mark(1)));
+    ledger.set_marks("P2", 23, &mark(3)).unwrap();
+    ledger.set_marks("P2", 24, &mark(4)).unwrap();
+    // Written after the batch commits, outside its transaction.
+    assert_eq!(worker(&url, "clinic-a", 60).mark_row("P1").unwrap(), None);
+    ledger.commit().unwrap();
+
+    let other = worker(&url, "clinic-a", 60);
+    assert_eq!(other.mark_row("P2").unwrap(), Some(mark(4)));
+    let prints = other
+        .mark_prints(&|id| u64::from(id.as_bytes()[1]))
+        .unwrap();
+    assert_eq!(prints.get(u64::from(b'1')), Some(11));
+    assert_eq!(prints.get(u64::from(b'2')), Some(24));
+    assert_eq!(worker(&url, "clinic-b", 60).mark_row("P1").unwrap(), None);
+}
+
+#[test]
+fn a_batch_of_many_marks_commits_early_so_that_memory_stays_bounded() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("marks_early");
+    let mut ledger = worker(&url, "clinic-a", 60);
+    let mark = crate::ledger::MarkRow {
+        fields: 1,
+        seen: vec![0],
+    };
+    ledger.begin().unwrap();
+    for n in 0..4_100 {
+        ledger.set_marks(&format!("P{n}"), 1, &mark).unwrap();
+    }
+    // The first 4,096 were committed and written when the batch filled; the rest wait.
+    let other = worker(&url, "clinic-a", 60);
+    assert_eq!(other.mark_row("P4095").unwrap(), Some(mark.clone()));
+    assert_eq!(other.mark_row("P4096").unwrap(), None);
+    ledger.commit().unwrap();
+    assert_eq!(other.mark_row("P4099").unwrap(), Some(mark));
+}
+
+#[test]
+fn a_rolled_back_batch_writes_none_of_its_settlements_or_marks() {
+    let Some(server) = pg::server() else { return };
+    let url = server.fresh_database("rollback_batch");
+    let now = at(NOW);
+    let mut ledger = worker(&url, "clinic-a", 60);
+    ledger.begin().unwrap();
+    let Claim::New { retry_key } = ledger.claim(&key("P1"), &details(), now).unwrap() else {
+        panic!("new")
+    };
+    ledger.commit().unwrap();
+    ledger.begin().unwrap();
+    ledger
+        .settle(&key("P1"), &retry_key, 1, &sent(), now)
+        .unwrap();
+    let mark = crate::ledger::MarkRow {
+        fields: 1,
+        seen: vec![1],
+    };
+    ledger.set_marks("P1", 1, &mark).unwrap();
+    ledger.rollback().unwrap();
+    ledger.begin().unwrap();
+    ledger.commit().unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let status: String = client
+        .query_one("SELECT status FROM steprule_sends", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "pending");
+    assert_eq!(ledger.mark_row("P1").unwrap(), None);
 }
