@@ -3,6 +3,7 @@
 //! crash or an outage never sends a message twice and never loses one. SQLite (bundled) in WAL
 //! mode; writes are grouped in transactions by the one owner of the connection (the run).
 
+mod claims;
 mod error;
 mod event_tail;
 mod events;
@@ -50,6 +51,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use file::DataFile;
 use schema::MIGRATIONS;
+
+/// Statements kept prepared per connection: every shape a pass uses (see `open_file`).
+const STATEMENT_CACHE: usize = 128;
 
 /// The embedded SQLite ledger.
 pub struct Ledger {
@@ -147,6 +151,11 @@ impl Ledger {
         // keeps its index pages in memory instead of reading them back.
         conn.pragma_update(None, "cache_size", -32 * 1024)
             .map_err(fail)?;
+        // The statements of a pass's batches come in a few shapes per size (settling, claiming,
+        // looking claims up, marks: nine powers of two each), more than rusqlite's default of
+        // 16 cached statements: evicted, a 256-row statement was parsed again each time (a
+        // quarter of a first run's instructions on the pass's thread).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         for companion in ["-wal", "-shm"] {
             file::tighten_if_present(&file::with_suffix(&file.path, companion)).map_err(|e| {
                 LedgerError::Open {
@@ -308,29 +317,7 @@ impl Ledger {
             })
             .map_err(|e| self.fail(e))?;
         if matches!(status, SendStatus::Held | SendStatus::Blocked) {
-            // Nothing of a held or blocked send left before: it is pending again from here,
-            // and an outbox line it gets comes after today's end of the outbox. A crash before
-            // it settles then leaves it where recovery looks.
-            self.conn
-                .prepare_cached(
-                    "UPDATE sends SET status = 'pending', updated_at = ?5,
-                                      outbox_from = coalesce(?6, outbox_from),
-                                      problem = NULL, problem_at = NULL
-                     WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4",
-                )
-                .and_then(|mut update| {
-                    update.execute(params![
-                        key.sink.as_str(),
-                        key.patient,
-                        key.step,
-                        occurrence,
-                        stamp(now),
-                        details
-                            .outbox_from
-                            .and_then(|from| i64::try_from(from).ok()),
-                    ])
-                })
-                .map_err(|e| self.fail(e))?;
+            self.reopen(key, details, now)?;
         }
         Ok(match status {
             SendStatus::Pending | SendStatus::Held | SendStatus::Blocked => Claim::Resume {

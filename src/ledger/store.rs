@@ -71,6 +71,18 @@ pub trait RunLedger {
         now: DateTime<Utc>,
     ) -> Result<Claim, LedgerError>;
 
+    /// [`RunLedger::claim`] for each of `sends` in order, with the same answers, which a
+    /// ledger may find in fewer statements (SQLite: one look-up and one insert per chunk).
+    fn claim_all(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        (sends.iter())
+            .map(|(key, details)| self.claim(key, details, now))
+            .collect()
+    }
+
     /// Records how the claimed send `key` (with `retry_key`) ended.
     fn settle(
         &mut self,
@@ -285,6 +297,14 @@ impl RunLedger for Ledger {
         now: DateTime<Utc>,
     ) -> Result<Claim, LedgerError> {
         Ledger::claim(self, key, details, now)
+    }
+
+    fn claim_all(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        Ledger::claim_all(self, sends, now)
     }
 
     fn settle(

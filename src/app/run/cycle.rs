@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::due::{self, Due, Known};
+use super::due::{self, Due, Entry, Known};
 use super::history::SentHistory;
 use super::ledger::open_ledger;
 use super::observe::{self, Observer};
@@ -48,8 +48,8 @@ mod pass;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
-/// Patients with due sends the evaluating thread may be ahead of the pass.
-const DUE_QUEUE: usize = 1024;
+/// Batches of patients (up to 256 each) the evaluating thread may be ahead of the pass.
+const DUE_QUEUE: usize = 8;
 
 pub(super) struct Cycle<'a> {
     pub request: &'a RunRequest,
@@ -287,22 +287,13 @@ impl Cycle<'_> {
     ) -> Result<(), AppError> {
         loop {
             match due.recv_timeout(BATCH_WAIT) {
-                Ok(Due::Patient { patient, sends }) => {
-                    self.claim_due(&patient, &sends, now, env, pass, progress)?;
-                    // A stop after this leaves the later patients for the next run.
-                    pass.summary.stopped_after_line = Some(patient.line);
+                Ok(Due::Batch(entries)) => {
+                    self.take_batch(&entries, now, env, pass, progress)?;
                     if !pass.flush_if_due()? {
                         return Ok(());
                     }
                 }
                 Ok(Due::Warning(line)) => writeln!(io.err, "{line}")?,
-                Ok(Due::Observed(seen)) => {
-                    pass.begin()?;
-                    observe::record(pass.ledger.as_mut(), &seen, now, &mut pass.summary)?;
-                    if !pass.flush_if_due()? {
-                        return Ok(());
-                    }
-                }
                 Err(RecvTimeoutError::Timeout) => {
                     if !pass.flush_if_due()? {
                         return Ok(());
@@ -313,11 +304,56 @@ impl Cycle<'_> {
         }
     }
 
-    /// Claims each send due now for `patient` and renders it (once per patient).
+    /// Claims the sends of a batch of patients together, then records each patient's
+    /// observation and renders their sends, in the export's order, in the open transaction.
+    fn take_batch(
+        &self,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+        env: &minijinja::Environment<'_>,
+        pass: &mut Pass,
+        progress: &dyn Progress,
+    ) -> Result<(), AppError> {
+        pass.begin()?;
+        let plan = self.plan;
+        let (kind, outbox_from) = (pass.kind, pass.outbox_end);
+        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (entries.iter())
+            .filter_map(|entry| match entry {
+                Entry::Patient { patient, sends } => Some((patient, sends)),
+                Entry::Observed(_) => None,
+            })
+            .flat_map(|(patient, sends)| {
+                sends
+                    .iter()
+                    .map(|send| send_of(plan, kind, outbox_from, patient, send))
+            })
+            .collect();
+        let claims = pass.ledger.claim_all(&sends, now)?;
+        drop(sends);
+        let mut claims = claims.into_iter();
+        for entry in entries {
+            match entry {
+                Entry::Patient { patient, sends } => {
+                    self.claim_due(patient, sends, &mut claims, now, env, pass, progress)?;
+                    // A stop after this leaves the later patients for the next run.
+                    pass.summary.stopped_after_line = Some(patient.line);
+                }
+                Entry::Observed(seen) => {
+                    observe::record(pass.ledger.as_mut(), seen, now, &mut pass.summary)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Goes on with each send due now for `patient`, as the ledger answered its claim (the
+    /// next of `claims`), and renders it (once per patient).
+    #[allow(clippy::too_many_arguments)]
     fn claim_due(
         &self,
         patient: &PatientRecord,
         sends: &[DueSend],
+        claims: &mut impl Iterator<Item = Claim>,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
@@ -329,21 +365,11 @@ impl Cycle<'_> {
             pass.summary.due += 1;
             let step = &plan.steps[send.step];
             let variant = &step.variants[send.variant];
-            let key = SendKey {
-                sink: pass.kind,
-                patient: &patient.id,
-                step: &step.id,
-                occurrence: send.occurrence,
-            };
-            let details = SendDetails {
-                template: &variant.template.name,
-                variant: (step.variants.len() > 1).then_some(variant.template.name.as_str()),
-                due_at: send.at,
-                expires_at: send.expires,
-                outbox_from: pass.outbox_end,
-            };
-            pass.begin()?;
-            let (retry_key, resumed) = match pass.ledger.claim(&key, &details, now)? {
+            let (key, details) = send_of(plan, pass.kind, pass.outbox_end, patient, send);
+            let claim = claims.next().ok_or_else(|| {
+                AppError::Io(std::io::Error::other("a send of the batch was not claimed"))
+            })?;
+            let (retry_key, resumed) = match claim {
                 Claim::New { retry_key } => (retry_key, false),
                 Claim::Resume { retry_key, .. } => (retry_key, true),
                 Claim::Done(SendStatus::Sent) => {
@@ -427,6 +453,32 @@ impl Cycle<'_> {
         }
         Ok(())
     }
+}
+
+/// The ledger's key of `send` to `patient`, and what a new claim of it records.
+fn send_of<'p>(
+    plan: &'p TimingPlan,
+    kind: SinkKind,
+    outbox_from: Option<u64>,
+    patient: &'p PatientRecord,
+    send: &DueSend,
+) -> (SendKey<'p>, SendDetails<'p>) {
+    let step = &plan.steps[send.step];
+    let variant = &step.variants[send.variant];
+    let key = SendKey {
+        sink: kind,
+        patient: &patient.id,
+        step: &step.id,
+        occurrence: send.occurrence,
+    };
+    let details = SendDetails {
+        template: &variant.template.name,
+        variant: (step.variants.len() > 1).then_some(variant.template.name.as_str()),
+        due_at: send.at,
+        expires_at: send.expires,
+        outbox_from,
+    };
+    (key, details)
 }
 
 /// The tokens recorded with an earlier claim of the send `key`.

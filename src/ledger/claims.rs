@@ -1,0 +1,420 @@
+//! Claiming many sends at once: a batch's existing rows found with one `SELECT` and its new
+//! rows written with one multi-row `INSERT` per chunk. Each `INSERT` on `sends` builds a small
+//! temporary b-tree for every `status IN (…)` list it checks (the partial indexes and the
+//! CHECK) and frees it at the end: a statement per send paid that per send, a statement per
+//! chunk pays it once. The answers are [`Ledger::claim`]'s, send by send.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{stamp, Claim, Ledger, LedgerError, SendDetails, SendKey, SendStatus, SinkKind};
+
+/// The most sends one statement looks up or inserts (eleven parameters each for an insert,
+/// well under SQLite's 32,766).
+const CLAIM_CHUNK: usize = 256;
+
+/// A send's key as its columns hold it: sink, patient, step, occurrence.
+type KeyColumns<'k> = (&'static str, &'k str, &'k str, &'k str);
+
+/// A row found for a key of the batch.
+struct Found {
+    status: SendStatus,
+    retry_key: String,
+    attempts: u32,
+}
+
+impl Ledger {
+    /// [`Ledger::claim`] for each of `sends` in order, in fewer statements: the same answers,
+    /// including for a key that comes twice (the second finds the first's claim pending).
+    /// Expects the writes to be grouped ([`Ledger::begin`]) so that nobody inserts between the
+    /// look-up and the insert; without a transaction it claims one send at a time.
+    pub fn claim_all(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        if !self.in_batch {
+            return (sends.iter())
+                .map(|(key, details)| self.claim(key, details, now))
+                .collect();
+        }
+        let occurrences: Vec<String> = sends.iter().map(|(k, _)| stamp(k.occurrence)).collect();
+        let mut found = self.find_claimed(sends, &occurrences)?;
+        let mut answers = Vec::with_capacity(sends.len());
+        // The rows to insert (index into `sends`, retry key), each key once.
+        let mut new = Vec::new();
+        for (index, ((key, details), occurrence)) in sends.iter().zip(&occurrences).enumerate() {
+            let id = (
+                key.sink.as_str(),
+                key.patient,
+                key.step,
+                occurrence.as_str(),
+            );
+            let answer = match found.get_mut(&id) {
+                Some(row) if matches!(row.status, SendStatus::Held | SendStatus::Blocked) => {
+                    self.reopen(key, details, now)?;
+                    row.status = SendStatus::Pending;
+                    resume(row)
+                }
+                Some(row) if row.status == SendStatus::Pending => resume(row),
+                Some(row) => Claim::Done(row.status),
+                None => {
+                    let retry_key = uuid::Uuid::new_v4().to_string();
+                    new.push((index, retry_key.clone()));
+                    // A second claim of the key in this batch finds this one pending.
+                    let row = Found {
+                        status: SendStatus::Pending,
+                        retry_key: retry_key.clone(),
+                        attempts: 0,
+                    };
+                    found.insert(id, row);
+                    Claim::New { retry_key }
+                }
+            };
+            answers.push(answer);
+        }
+        self.insert_claims(sends, &occurrences, &new, now)?;
+        Ok(answers)
+    }
+
+    /// The rows already in the ledger for the keys of `sends`, by key.
+    fn find_claimed<'k>(
+        &self,
+        sends: &'k [(SendKey<'_>, SendDetails<'_>)],
+        occurrences: &'k [String],
+    ) -> Result<HashMap<KeyColumns<'k>, Found>, LedgerError> {
+        let mut found = HashMap::new();
+        let keys: Vec<KeyColumns<'_>> = (sends.iter().zip(occurrences))
+            .map(|((key, _), occurrence)| {
+                let key = (
+                    key.sink.as_str(),
+                    key.patient,
+                    key.step,
+                    occurrence.as_str(),
+                );
+                key
+            })
+            .collect();
+        for chunk in chunks(&keys) {
+            let mut sql =
+                String::from("WITH batch(at, sink, patient, step, occurrence) AS (VALUES ");
+            sql.push_str(&vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+            sql.push_str(
+                ") SELECT batch.at, status, retry_key, attempts FROM batch
+                 JOIN sends ON sends.sink = batch.sink AND sends.patient = batch.patient
+                           AND sends.step = batch.step AND sends.occurrence = batch.occurrence",
+            );
+            let positions: Vec<i64> = (0..chunk.len() as i64).collect();
+            let values: Vec<&dyn rusqlite::ToSql> = (chunk.iter().zip(&positions))
+                .flat_map(|(key, at)| [at as &dyn rusqlite::ToSql, &key.0, &key.1, &key.2, &key.3])
+                .collect();
+            let mut select = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+            let mut rows = select.query(values.as_slice()).map_err(|e| self.fail(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+                let read = || -> rusqlite::Result<(usize, Found)> {
+                    Ok((
+                        row.get(0)?,
+                        Found {
+                            status: row.get(1)?,
+                            retry_key: row.get(2)?,
+                            attempts: row.get(3)?,
+                        },
+                    ))
+                };
+                let (at, row) = read().map_err(|e| self.fail(e))?;
+                if let Some(&key) = chunk.get(at) {
+                    found.insert(key, row);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Inserts the pending rows `new` (an index into `sends` and its retry key). A key already
+    /// in the ledger is an error, never a second row: the look-up in the same transaction
+    /// found none.
+    fn insert_claims(
+        &self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        occurrences: &[String],
+        new: &[(usize, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let now = stamp(now);
+        for chunk in chunks(new) {
+            let mut sql = String::from(
+                "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
+                                    retry_key, attempts, due_at, expires_at, created_at,
+                                    updated_at, outbox_from) VALUES ",
+            );
+            // `?1` is `now`; each row's ten parameters follow, numbered (an unnumbered `?`
+            // after `?1` would take the number after the largest so far).
+            for row in 0..chunk.len() {
+                let p: Vec<usize> = (0..10).map(|i| 2 + row * 10 + i).collect();
+                let comma = if row > 0 { ", " } else { "" };
+                sql.push_str(&format!(
+                    "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'pending', ?{}, 0, ?{}, ?{}, ?1, ?1, ?{})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+                ));
+            }
+            // Per row: due and expiry instants, and the outbox's length as a signed integer.
+            let mut owned = Vec::with_capacity(chunk.len());
+            for &(index, _) in chunk {
+                let details = &sends[index].1;
+                let from = (details.outbox_from).and_then(|from| i64::try_from(from).ok());
+                owned.push((stamp(details.due_at), stamp(details.expires_at), from));
+            }
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + chunk.len() * 10);
+            values.push(&now);
+            for ((index, retry_key), (due_at, expires_at, from)) in chunk.iter().zip(&owned) {
+                let (key, details) = &sends[*index];
+                let sink: &'static &'static str = match key.sink {
+                    SinkKind::Line => &"line",
+                    SinkKind::Outbox => &"outbox",
+                };
+                values.extend([
+                    sink as &dyn rusqlite::ToSql,
+                    &key.patient,
+                    &key.step,
+                    &occurrences[*index],
+                    &details.variant,
+                    &details.template,
+                    retry_key,
+                    due_at,
+                    expires_at,
+                    from,
+                ]);
+            }
+            self.conn
+                .prepare_cached(&sql)
+                .and_then(|mut insert| insert.execute(values.as_slice()))
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Ledger {
+    /// A held or blocked send claimed again: pending from here, and an outbox line it gets
+    /// comes after today's end of the outbox. Nothing of it left before; a crash before it
+    /// settles leaves it where recovery looks.
+    pub(super) fn reopen(
+        &self,
+        key: &SendKey<'_>,
+        details: &SendDetails<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE sends SET status = 'pending', updated_at = ?5,
+                                  outbox_from = coalesce(?6, outbox_from),
+                                  problem = NULL, problem_at = NULL
+                 WHERE sink = ?1 AND patient = ?2 AND step = ?3 AND occurrence = ?4",
+            )
+            .and_then(|mut update| {
+                update.execute(rusqlite::params![
+                    key.sink.as_str(),
+                    key.patient,
+                    key.step,
+                    stamp(key.occurrence),
+                    stamp(now),
+                    details
+                        .outbox_from
+                        .and_then(|from| i64::try_from(from).ok()),
+                ])
+            })
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+}
+
+/// Pending again, as [`Ledger::claim`] answers a row left pending, held or blocked.
+fn resume(row: &Found) -> Claim {
+    Claim::Resume {
+        retry_key: row.retry_key.clone(),
+        attempts: row.attempts,
+    }
+}
+
+/// `items` in chunks of a power of two, at most [`CLAIM_CHUNK`]: a handful of statement
+/// shapes, each prepared once and cached.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = CLAIM_CHUNK.min(1 << rest.len().ilog2());
+        let (chunk, later) = rest.split_at(size);
+        rest = later;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::ledger::Settlement;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    fn key(patient: &str) -> SendKey<'_> {
+        SendKey {
+            sink: SinkKind::Outbox,
+            patient,
+            step: "thanks",
+            occurrence: at("2026-11-21T01:00:00Z"),
+        }
+    }
+
+    fn details(from: u64) -> SendDetails<'static> {
+        SendDetails {
+            template: "thanks",
+            variant: Some("b"),
+            due_at: at("2026-11-21T01:00:00Z"),
+            expires_at: at("2026-11-28T01:00:00Z"),
+            outbox_from: Some(from),
+        }
+    }
+
+    /// A ledger holding P0 pending, P1 held, P2 blocked, P3 sent and P4 failed, the same each
+    /// time it is made.
+    fn ledger_with_history(dir: &std::path::Path) -> Ledger {
+        let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
+        let earlier = at("2026-11-21T01:00:00Z");
+        let settlements = [
+            None,
+            Some(Settlement::Held("no name".into())),
+            Some(Settlement::Blocked),
+            Some(Settlement::Sent {
+                request_id: None,
+                note: None,
+            }),
+            Some(Settlement::Failed("400".into())),
+        ];
+        for (i, settlement) in settlements.iter().enumerate() {
+            let patient = format!("P{i}");
+            let claim = ledger.claim(&key(&patient), &details(7), earlier).unwrap();
+            let Claim::New { retry_key } = claim else {
+                panic!("{claim:?}")
+            };
+            if let Some(settlement) = settlement {
+                ledger
+                    .settle(&key(&patient), &retry_key, 1, settlement, earlier)
+                    .unwrap();
+            }
+        }
+        ledger
+    }
+
+    /// A row's instants, outbox position and problem, which `LedgerRow` leaves out.
+    fn instants(ledger: &Ledger, patient: &str) -> Vec<Option<String>> {
+        let sql = "SELECT due_at, expires_at, created_at, updated_at, sent_at, outbox_from,
+                          problem, problem_at FROM sends WHERE patient = ?1";
+        let row = |row: &rusqlite::Row<'_>| {
+            (0..8)
+                .map(|i| row.get::<_, rusqlite::types::Value>(i))
+                .map(|v| v.map(|v| Some(format!("{v:?}"))))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        };
+        ledger.conn.query_row(sql, [patient], row).unwrap()
+    }
+
+    /// What a claim says, without its retry key (random: each ledger made its own).
+    fn shape(claim: &Claim) -> String {
+        match claim {
+            Claim::New { .. } => "new".into(),
+            Claim::Resume { attempts, .. } => format!("resume after {attempts}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn key_of(claim: &Claim) -> Option<&str> {
+        match claim {
+            Claim::New { retry_key } | Claim::Resume { retry_key, .. } => Some(retry_key),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn claiming_a_batch_answers_and_writes_as_claiming_each_send() {
+        // Every state, a key twice, and more new sends than one statement takes.
+        let mut patients: Vec<String> = (0..5).map(|i| format!("P{i}")).collect();
+        patients.push("P1".into());
+        patients.extend((100..400).map(|i| format!("P{i}")));
+        patients.push("P150".into());
+        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (patients.iter().enumerate())
+            .map(|(i, patient)| (key(patient), details(1000 + i as u64)))
+            .collect();
+        let now = at("2026-11-25T09:00:00Z");
+        let (one_dir, all_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut one_by_one = ledger_with_history(one_dir.path());
+        let mut together = ledger_with_history(all_dir.path());
+        one_by_one.begin().unwrap();
+        let each: Vec<Claim> = (sends.iter())
+            .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
+            .collect();
+        one_by_one.commit().unwrap();
+        together.begin().unwrap();
+        let all = together.claim_all(&sends, now).unwrap();
+        together.commit().unwrap();
+        assert_eq!(
+            each.iter().map(shape).collect::<Vec<_>>(),
+            all.iter().map(shape).collect::<Vec<_>>()
+        );
+        assert!(matches!(all[1], Claim::Resume { attempts: 1, .. }));
+        assert!(matches!(all[3], Claim::Done(SendStatus::Sent)));
+        // The second claim of a new key resumes the first's.
+        let (
+            Claim::New { retry_key: first },
+            Claim::Resume {
+                retry_key,
+                attempts,
+            },
+        ) = (&all[56], &all[306])
+        else {
+            panic!("{:?} {:?}", all[56], all[306])
+        };
+        assert_eq!((first, *attempts), (retry_key, 0));
+        // The rows are the same but for their retry keys, each the one its claim answered.
+        for (i, (key, _)) in sends.iter().enumerate() {
+            let (mut a, mut b) = (
+                one_by_one.row(key).unwrap().unwrap(),
+                together.row(key).unwrap().unwrap(),
+            );
+            if let (Some(a_key), Some(b_key)) = (key_of(&each[i]), key_of(&all[i])) {
+                assert_eq!((a.retry_key.as_str(), b.retry_key.as_str()), (a_key, b_key));
+            }
+            a.retry_key.clear();
+            b.retry_key.clear();
+            assert_eq!(a, b, "{}", key.patient);
+            assert_eq!(
+                instants(&one_by_one, key.patient),
+                instants(&together, key.patient)
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_transaction_each_send_is_claimed_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger_with_history(dir.path());
+        let sends = [(key("P3"), details(1)), (key("P9"), details(1))];
+        let answers = ledger
+            .claim_all(&sends, at("2026-11-25T09:00:00Z"))
+            .unwrap();
+        assert_eq!(answers[0], Claim::Done(SendStatus::Sent));
+        let Claim::New { retry_key } = &answers[1] else {
+            panic!("{:?}", answers[1])
+        };
+        assert_eq!(
+            &ledger.row(&key("P9")).unwrap().unwrap().retry_key,
+            retry_key
+        );
+    }
+}
