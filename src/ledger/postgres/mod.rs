@@ -66,6 +66,7 @@ enum Opening {
 /// The statements a pass runs for every send, prepared once per connection.
 struct Prepared {
     insert: Statement,
+    insert_many: Statement,
     existing: Statement,
     lock: Statement,
     take_over: Statement,
@@ -335,6 +336,14 @@ impl RunLedger for PgLedger {
         self.claim_send(key, details, now).map_err(|e| self.fail(e))
     }
 
+    fn claim_all(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        self.claim_sends(sends, now).map_err(|e| self.fail(e))
+    }
+
     fn settle(
         &mut self,
         key: &SendKey<'_>,
@@ -571,3 +580,7 @@ mod serve_tests;
 #[cfg(test)]
 #[path = "insights_tests.rs"]
 mod insights_tests;
+
+#[cfg(test)]
+#[path = "claims_tests.rs"]
+mod claims_tests;

@@ -49,6 +49,43 @@ const INSERT: &str = "
       ON s.clinic = $1 AND s.sink = $2 AND s.patient = $3 AND s.step = $4
      AND s.occurrence = $5";
 
+/// [`INSERT`] for a batch of sends (one array per column, one element per send, in order):
+/// one round trip for all of them instead of one each. The rows met are read as `INSERT` reads
+/// them (the snapshot the statement began with), so each send's answer is the one `INSERT`
+/// alone would give. The keys in one batch are distinct (the caller checks).
+const INSERT_MANY: &str = "
+    WITH input AS (
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                             $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                             $10::timestamptz[], $12::bigint[])
+            WITH ORDINALITY
+            AS u(sink, patient, step, occurrence, variant, template, retry_key, due_at,
+                 expires_at, outbox_from, ord)
+    ), inserted AS (
+        INSERT INTO steprule_sends (clinic, sink, patient, step, occurrence, variant, template,
+                                    status, retry_key, attempts, due_at, expires_at, created_at,
+                                    updated_at, outbox_from, claimed_by, lease_until)
+        SELECT $1, sink, patient, step, occurrence, variant, template, 'pending', retry_key, 0,
+               due_at, expires_at, $11, $11, outbox_from, $13,
+               clock_timestamp() + make_interval(secs => $14)
+        FROM input ORDER BY ord
+        ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING
+        RETURNING sink, patient, step, occurrence
+    )
+    SELECT i.ord, (n.patient IS NOT NULL), s.status, s.retry_key,
+           coalesce(s.claimed_by <> $13 AND s.lease_until > clock_timestamp(), false)
+    FROM input i
+    LEFT JOIN inserted n
+      ON n.sink = i.sink AND n.patient = i.patient AND n.step = i.step
+     AND n.occurrence = i.occurrence
+    LEFT JOIN steprule_sends s
+      ON s.clinic = $1 AND s.sink = i.sink AND s.patient = i.patient AND s.step = i.step
+     AND s.occurrence = i.occurrence
+    ORDER BY i.ord";
+
+/// Sends claimed with one [`INSERT_MANY`] at most: a bound on the statement's size.
+const CLAIM_CHUNK: usize = 256;
+
 /// The existing row as committed, without locking it: whether another worker's lease on it is
 /// live. A lock here would be held to the end of this worker's batch, and a worker settling the
 /// row would wait for it while this worker waits for that worker's claims: a deadlock.
@@ -119,6 +156,15 @@ const SETTLE: &str = "
     WHERE s.clinic = $1 AND s.sink = u.sink AND s.patient = u.patient AND s.step = u.step
       AND s.occurrence = u.occurrence";
 
+/// What a claim's insert met: whether it inserted the row, else the row as committed (none
+/// if another worker's insert has not committed yet).
+struct Met {
+    inserted: bool,
+    status: Option<String>,
+    retry_key: Option<String>,
+    leased_elsewhere: bool,
+}
+
 /// Settlements waiting for their batch's commit, column by column (as `SETTLE` takes them).
 #[derive(Default)]
 pub(super) struct Unsettled {
@@ -144,6 +190,7 @@ const MOST_UNSETTLED: usize = 4096;
 pub(super) fn prepare(client: &mut Client) -> Result<Prepared, postgres::Error> {
     Ok(Prepared {
         insert: client.prepare(INSERT)?,
+        insert_many: client.prepare(INSERT_MANY)?,
         existing: client.prepare(EXISTING)?,
         lock: client.prepare(LOCK)?,
         take_over: client.prepare(TAKE_OVER)?,
@@ -182,13 +229,109 @@ impl PgLedger {
                 &lease,
             ],
         )?;
-        if met.get::<_, bool>(0) {
+        let met = Met {
+            inserted: met.get(0),
+            status: met.get(1),
+            retry_key: met.get(2),
+            leased_elsewhere: met.get(3),
+        };
+        self.answer(key, details, now, retry_key, met)
+    }
+
+    /// [`PgLedger::claim_send`] for each of `sends` in order, with the same answers, in one
+    /// round trip per [`CLAIM_CHUNK`] sends (more only for rows met that may be taken over).
+    pub(super) fn claim_sends(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, postgres::Error> {
+        let mut claims = Vec::with_capacity(sends.len());
+        for chunk in sends.chunks(CLAIM_CHUNK) {
+            let distinct: HashSet<(&str, &str, &str, DateTime<Utc>)> = (chunk.iter())
+                .map(|(k, _)| (k.sink.as_str(), k.patient, k.step, k.occurrence))
+                .collect();
+            if distinct.len() < chunk.len() {
+                // A send twice in one chunk: one by one, each seeing the one before.
+                for (key, details) in chunk {
+                    claims.push(self.claim_send(key, details, now)?);
+                }
+                continue;
+            }
+            let retry_keys: Vec<String> = (chunk.iter())
+                .map(|_| uuid::Uuid::new_v4().to_string())
+                .collect();
+            let sink: Vec<&str> = chunk.iter().map(|(k, _)| k.sink.as_str()).collect();
+            let patient: Vec<&str> = chunk.iter().map(|(k, _)| k.patient).collect();
+            let step: Vec<&str> = chunk.iter().map(|(k, _)| k.step).collect();
+            let template: Vec<&str> = chunk.iter().map(|(_, d)| d.template).collect();
+            let occurrence: Vec<DateTime<Utc>> = chunk.iter().map(|(k, _)| k.occurrence).collect();
+            let variant: Vec<Option<&str>> = chunk.iter().map(|(_, d)| d.variant).collect();
+            let due_at: Vec<DateTime<Utc>> = chunk.iter().map(|(_, d)| d.due_at).collect();
+            let expires_at: Vec<DateTime<Utc>> = chunk.iter().map(|(_, d)| d.expires_at).collect();
+            let outbox_from: Vec<Option<i64>> = (chunk.iter())
+                .map(|(_, d)| d.outbox_from.and_then(|f| i64::try_from(f).ok()))
+                .collect();
+            let lease = self.lease_seconds();
+            let rows = self.client.get_mut().query(
+                &self.prepared.insert_many,
+                &[
+                    &self.clinic,
+                    &sink,
+                    &patient,
+                    &step,
+                    &occurrence,
+                    &variant,
+                    &template,
+                    &retry_keys,
+                    &due_at,
+                    &expires_at,
+                    &now,
+                    &outbox_from,
+                    &self.worker,
+                    &lease,
+                ],
+            )?;
+            // One row per send, in order (LEFT JOINs on distinct keys and the primary key).
+            if rows.len() != chunk.len() {
+                // Cannot happen; if it did, each send is claimed again alone, which finds the
+                // rows just inserted as this worker's and resumes them with their retry keys.
+                for (key, details) in chunk {
+                    claims.push(self.claim_send(key, details, now)?);
+                }
+                continue;
+            }
+            for ((row, (key, details)), retry_key) in rows.iter().zip(chunk).zip(retry_keys) {
+                let met = Met {
+                    inserted: row.get(1),
+                    status: row.get(2),
+                    retry_key: row.get(3),
+                    leased_elsewhere: row.get(4),
+                };
+                claims.push(self.answer(key, details, now, retry_key, met)?);
+            }
+        }
+        Ok(claims)
+    }
+
+    /// What a claim comes to, given what its insert met.
+    fn answer(
+        &mut self,
+        key: &SendKey<'_>,
+        details: &SendDetails<'_>,
+        now: DateTime<Utc>,
+        retry_key: String,
+        met: Met,
+    ) -> Result<Claim, postgres::Error> {
+        if met.inserted {
             return Ok(Claim::New { retry_key });
         }
-        let Some(met_key) = met.get::<_, Option<String>>(2) else {
+        let Some(met_key) = met.retry_key else {
             // Inserted by another worker whose claim has not committed yet.
             return Ok(Claim::Taken);
         };
+        let lease = self.lease_seconds();
+        let sink = key.sink.as_str();
+        let outbox_from = details.outbox_from.and_then(|f| i64::try_from(f).ok());
         // A row this worker settled in this batch and has not written yet: written first, and
         // read again, so that what is read is what this worker knows.
         let settled_here = self.unsettled.keys.contains(&met_key);
@@ -211,7 +354,11 @@ impl PgLedger {
                 None => return Ok(Claim::Taken),
             }
         } else {
-            (met.get(1), met_key, met.get(3))
+            (
+                met.status.unwrap_or_default(),
+                met_key,
+                met.leased_elsewhere,
+            )
         };
         let status = status.as_str();
         // The CHECK constraint admits only known statuses; a newer schema is refused at open.
