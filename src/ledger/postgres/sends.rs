@@ -72,15 +72,21 @@ const INSERT_MANY: &str = "
         ON CONFLICT (clinic, sink, patient, step, occurrence) DO NOTHING
         RETURNING sink, patient, step, occurrence
     )
-    SELECT i.ord, (n.patient IS NOT NULL), s.status, s.retry_key,
-           coalesce(s.claimed_by <> $13 AND s.lease_until > clock_timestamp(), false)
+    SELECT i.ord, (n.patient IS NOT NULL), s.status, s.retry_key, coalesce(s.leased, false)
     FROM input i
     LEFT JOIN inserted n
       ON n.sink = i.sink AND n.patient = i.patient AND n.step = i.step
      AND n.occurrence = i.occurrence
-    LEFT JOIN steprule_sends s
-      ON s.clinic = $1 AND s.sink = i.sink AND s.patient = i.patient AND s.step = i.step
-     AND s.occurrence = i.occurrence
+    -- Each row met through the primary key: a plain join was planned as a scan of the whole
+    -- table per batch (the generic plan guesses the arrays' length), which grew with the ledger.
+    LEFT JOIN LATERAL (
+        SELECT s.status, s.retry_key,
+               coalesce(s.claimed_by <> $13 AND s.lease_until > clock_timestamp(), false)
+                   AS leased
+        FROM steprule_sends s
+        WHERE s.clinic = $1 AND s.sink = i.sink AND s.patient = i.patient AND s.step = i.step
+          AND s.occurrence = i.occurrence
+    ) s ON true
     ORDER BY i.ord";
 
 /// Sends claimed with one [`INSERT_MANY`] at most: a bound on the statement's size.
