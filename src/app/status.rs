@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::recipients::Links;
 use super::{AppError, Io, Outcome, PatientSource, RulesSource};
+use crate::ledger::postgres::PgLedger;
 use crate::ledger::{
     Ledger, LedgerLocation, PatientSend, Problem, SendStatus, SinkKind, StepCounts,
 };
@@ -164,17 +165,16 @@ fn gather(request: &StatusRequest, io: &mut Io<'_>) -> Result<StatusJson, AppErr
     })
 }
 
-/// [`gather`] on PostgreSQL: one clinic's rows, and what live workers hold. LINE links and
-/// blocks are not read from PostgreSQL by `status` yet: no LINE state, no export check.
+/// [`gather`] on PostgreSQL: one clinic's rows, and what live workers hold.
 fn gather_postgres(
     request: &StatusRequest,
     url: &str,
     io: &mut Io<'_>,
 ) -> Result<StatusJson, AppError> {
-    if request.patients.is_some() {
+    if let (None, Some(_)) = (&request.rules, &request.patients) {
         return Err(AppError::Usage(
-            "--patients compares the export with the ledger's LINE links, which `status` does \
-             not read from a PostgreSQL ledger yet"
+            "--patients needs the RULES file too: the export is read with the rules' time \
+             zone, stages and fields (steprule status RULES --patients FILE)"
                 .into(),
         ));
     }
@@ -201,6 +201,31 @@ fn gather_postgres(
         Some(id) => Some(sends.sends_to(id)?.into_iter().map(send_json).collect()),
         None => None,
     };
+    // The LINE side (links, blocks) only when asked for: it is another connection.
+    let (line, export) = match (&request.patient, &request.rules, &request.patients) {
+        (None, _, None) => (None, None),
+        (asked, rules, patients) => {
+            let ledger = PgLedger::open_to_read(url, &sends.clinic)?;
+            let export = match (rules, patients) {
+                (Some(rules), Some(patients)) => {
+                    let links = Links::load(&ledger)?;
+                    Some(line::check_export(
+                        rules,
+                        patients,
+                        &links,
+                        asked.as_deref(),
+                        io,
+                    )?)
+                }
+                _ => None,
+            };
+            let line = match asked {
+                Some(id) => Some(line::line_json(&ledger, id, export.as_ref())?),
+                None => None,
+            };
+            (line, export)
+        }
+    };
     let claimed = (sends.claimed()?.into_iter())
         .map(|(worker, sends, until)| ClaimedJson {
             worker,
@@ -216,9 +241,9 @@ fn gather_postgres(
         steps,
         problems,
         patient,
-        line: None,
-        conflicts: None,
-        export: None,
+        line,
+        conflicts: export.as_ref().map(|e| e.conflicts),
+        export,
     })
 }
 

@@ -158,8 +158,8 @@ fn the_ledger_urls_password_is_never_printed() {
     assert!(run.stderr.contains("no_such_ledger"), "{}", run.stderr);
     assert_no_password(&run);
 
-    // What `status` does not read from PostgreSQL yet (the export against the LINE links) is
-    // refused in words, and makes no folder named `postgres:`.
+    // A reading command's usage error on a URL: in words, without the password, and no folder
+    // named `postgres:` made.
     let status = output({
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steprule"));
         command
@@ -174,7 +174,7 @@ fn the_ledger_urls_password_is_never_printed() {
     assert!(
         status
             .stderr
-            .contains("does not read from a PostgreSQL ledger yet"),
+            .contains("--patients needs the RULES file too"),
         "{}",
         status.stderr
     );

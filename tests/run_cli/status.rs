@@ -212,15 +212,57 @@ fn status_on_postgres_shows_what_it_shows_on_sqlite_and_the_workers_leases() {
         ..Faults::none()
     });
     let ws = Workspace::new();
+    // The same LINE side on both ledgers, as serve would store it: R1's LINE user blocked the
+    // account, R6 (no line_user_id in the export) linked, and R3 linked to another LINE user
+    // than the export's (a conflict).
+    {
+        use steprule::ledger::{postgres::PgLedger, FriendChange, Ledger, ServeLedger};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let lease = std::time::Duration::from_secs(60);
+        let ledgers: [Box<dyn ServeLedger>; 2] = [
+            Box::new(Ledger::open(&ws.ledger()).unwrap()),
+            Box::new(PgLedger::open(&url, "テスト内科", lease).unwrap()),
+        ];
+        for mut ledger in ledgers {
+            (ledger.set_friend(&fixture_user_id("R1"), FriendChange::Blocked, at)).unwrap();
+            ledger.link(&fixture_user_id("R60"), "R6", at).unwrap();
+            ledger.link(&fixture_user_id("R30"), "R3", at).unwrap();
+        }
+    }
     for ledger in [ws.ledger(), url.clone().into()] {
         let run = output(ws.command_on(&ledger, &fixture_patients(), Some((TOKEN, &fake)), &[]));
         assert_eq!(run.code, 4, "{}", run.stderr);
     }
     let on_sqlite = status_json(&ws.ledger(), &["--patient", "R2"]);
     let on_postgres = status_json(url.as_ref(), &["--patient", "R2"]);
-    for field in ["totals", "steps", "patient"] {
+    for field in ["totals", "steps", "patient", "line"] {
         assert_eq!(on_sqlite[field], on_postgres[field], "{field}");
     }
+    // A patient's LINE state and the export's check read the same from both.
+    let rules = crate::common::fixtures().join("run/clinic.step");
+    let patients = fixture_patients();
+    let (rules_arg, patients_arg) = (rules.to_str().unwrap(), patients.to_str().unwrap());
+    for patient in ["R1", "R3", "R6"] {
+        let args = [rules_arg, "--patients", patients_arg, "--patient", patient];
+        let on_sqlite = status_json(&ws.ledger(), &args);
+        let on_postgres = status_json(url.as_ref(), &args);
+        for field in ["line", "conflicts", "patient"] {
+            assert_eq!(on_sqlite[field], on_postgres[field], "{patient}: {field}");
+        }
+    }
+    let r1 = status_json(
+        url.as_ref(),
+        &[rules_arg, "--patients", patients_arg, "--patient", "R1"],
+    );
+    assert_eq!(r1["line"]["blocked_since"], "2026-11-24T03:00:00Z", "{r1}");
+    assert_eq!(r1["conflicts"], 1, "R3's link is another LINE user: {r1}");
+    let r6 = status_json(
+        url.as_ref(),
+        &[rules_arg, "--patients", patients_arg, "--patient", "R6"],
+    );
+    assert_eq!(r6["line"]["recipient"], "link", "{r6}");
     let reasons = |value: &serde_json::Value| -> Vec<(String, String)> {
         (value["problems"].as_array().unwrap().iter())
             .map(|p| (p["patient"].to_string(), p["reason"].to_string()))
@@ -249,8 +291,7 @@ fn status_on_postgres_shows_what_it_shows_on_sqlite_and_the_workers_leases() {
             )
             .unwrap();
     }
-    let rules = crate::common::fixtures().join("run/clinic.step");
-    let held = status_json(url.as_ref(), &[rules.to_str().unwrap()]);
+    let held = status_json(url.as_ref(), &[rules_arg]);
     assert_eq!(held["claimed"][0]["worker"], "host:42:abcd");
     assert_eq!(held["claimed"][0]["sends"], 1);
     assert_eq!(held["totals"]["line"]["pending"], 1);

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::app::recipients::Links;
 use crate::app::{for_each_patient, load_rules, AppError, Io, PatientSource, RulesSource};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::postgres::PgLedger;
+use crate::ledger::{FriendState, Ledger, LedgerError, PatientLink, ServeLedger};
 use crate::plan::TimingPlan;
 use crate::printable::printable;
 
@@ -60,6 +61,33 @@ pub(super) fn check_export(
     Ok(check)
 }
 
+/// What a patient's LINE state is read from, in either ledger.
+pub(super) trait LineReads {
+    /// The LINE users linked to the patient, latest last.
+    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError>;
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError>;
+}
+
+impl LineReads for Ledger {
+    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError> {
+        Ledger::links_of(self, patient)
+    }
+
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
+        Ledger::friend_state(self, line_user)
+    }
+}
+
+impl LineReads for PgLedger {
+    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError> {
+        PgLedger::links_of(self, patient)
+    }
+
+    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
+        ServeLedger::friend_state(self, line_user)
+    }
+}
+
 /// One patient's LINE state, as `status --format json` prints it under `line`.
 #[derive(Debug, Serialize)]
 pub(super) struct LineJson {
@@ -81,7 +109,7 @@ pub(super) struct LineJson {
 }
 
 pub(super) fn line_json(
-    ledger: &Ledger,
+    ledger: &dyn LineReads,
     patient: &str,
     export: Option<&ExportCheck>,
 ) -> Result<LineJson, LedgerError> {
