@@ -109,8 +109,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
                 patient_source(patients)?
             };
             // The URL (and its password) can stay out of the command line, where `ps` shows it.
-            let ledger =
-                ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
+            let ledger = ledger.or_else(ledger_url);
             // clap keeps --rate within 1..=100,000.
             let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
             let token = channel_token();
@@ -151,8 +150,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             // Read here and only handed to the signature check; never printed.
             let secret = std::env::var("LINE_CHANNEL_SECRET").ok();
             // As for `run`: the URL (and its password) can stay out of the command line.
-            let ledger =
-                ledger.or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from));
+            let ledger = ledger.or_else(ledger_url);
             let request = ServeRequest {
                 rules: rules_source(rules),
                 patients,
@@ -183,7 +181,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
         } => {
             // As `run`: the URL may come from the environment, out of the command line.
             let ledger = ledger
-                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .or_else(ledger_url)
                 .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let patients = patients
                 .map(|patients| {
@@ -281,7 +279,7 @@ fn dispatch(command: Command, io: &mut app::Io<'_>) -> Result<app::Outcome, app:
             limit,
         } => {
             let ledger = ledger
-                .or_else(|| std::env::var_os("STEPRULE_LEDGER_URL").map(PathBuf::from))
+                .or_else(ledger_url)
                 .unwrap_or_else(|| default_ledger(rules.as_deref()));
             let request = EventsRequest {
                 ledger,

@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::app::recipients::Links;
 use crate::app::{for_each_patient, load_rules, AppError, Io, PatientSource, RulesSource};
-use crate::ledger::postgres::PgLedger;
-use crate::ledger::{FriendState, Ledger, LedgerError, PatientLink, ServeLedger};
+use crate::ledger::{LedgerError, ReadLedger};
 use crate::plan::TimingPlan;
 use crate::printable::printable;
 
@@ -61,33 +60,6 @@ pub(super) fn check_export(
     Ok(check)
 }
 
-/// What a patient's LINE state is read from, in either ledger.
-pub(super) trait LineReads {
-    /// The LINE users linked to the patient, latest last.
-    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError>;
-    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError>;
-}
-
-impl LineReads for Ledger {
-    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError> {
-        Ledger::links_of(self, patient)
-    }
-
-    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
-        Ledger::friend_state(self, line_user)
-    }
-}
-
-impl LineReads for PgLedger {
-    fn links_of(&self, patient: &str) -> Result<Vec<PatientLink>, LedgerError> {
-        PgLedger::links_of(self, patient)
-    }
-
-    fn friend_state(&self, line_user: &str) -> Result<Option<FriendState>, LedgerError> {
-        ServeLedger::friend_state(self, line_user)
-    }
-}
-
 /// One patient's LINE state, as `status --format json` prints it under `line`.
 #[derive(Debug, Serialize)]
 pub(super) struct LineJson {
@@ -109,11 +81,11 @@ pub(super) struct LineJson {
 }
 
 pub(super) fn line_json(
-    ledger: &dyn LineReads,
+    ledger: &dyn ReadLedger,
     patient: &str,
     export: Option<&ExportCheck>,
 ) -> Result<LineJson, LedgerError> {
-    let links = ledger.links_of(patient)?;
+    let links = ledger.patient_links(patient)?;
     let latest = links.last();
     // None: no export given; Some(None): not in it; Some(Some(id)): its line_user_id.
     let exported: Option<Option<Option<&str>>> =
@@ -129,7 +101,7 @@ pub(super) fn line_json(
     };
     let blocked_since = match user {
         Some(user) => ledger
-            .friend_state(user)?
+            .friend(user)?
             .filter(|state| state.blocked)
             .map(|state| crate::ledger::stamp(state.since)),
         None => None,
