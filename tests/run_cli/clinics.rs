@@ -189,3 +189,60 @@ fn a_folder_of_clinics_refuses_one_sqlite_file_for_all() {
     assert!(!shared.exists());
     assert_eq!(fake.request_count(), 0);
 }
+
+#[test]
+fn a_clinic_folder_with_two_rules_files_or_none_is_reported_and_the_others_still_run() {
+    let (_dir, folder) = folder_of(&["clinics/north", "clinics/south"]);
+    // A careless copy: a second rules file beside the north clinic's, and a folder with no
+    // rules file at all (an export only).
+    std::fs::copy(
+        folder.join("north/clinic.step"),
+        folder.join("north/clinic copy.step"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(folder.join("west")).unwrap();
+    std::fs::copy(
+        folder.join("south/patients.csv"),
+        folder.join("west/patients.csv"),
+    )
+    .unwrap();
+    let fake = FakeLine::start(Faults::none());
+    let run = run_folder(&folder, &fake, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("2 rules files in it, where one clinic has one"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("no rules file (*.step) in it"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 of 3 clinic(s) could not run"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fake.accepted(), 2, "南 still sent its two");
+}
+
+#[test]
+fn a_folder_of_more_clinics_than_one_worker_serves_is_refused_before_anything_is_sent() {
+    let (_dir, folder) = folder_of(&["clinics/north"]);
+    // An export folder unpacked in the wrong place: 10,001 folders.
+    for i in 0..10_001 {
+        std::fs::create_dir(folder.join(format!("z{i:05}"))).unwrap();
+    }
+    let fake = FakeLine::start(Faults::none());
+    let run = run_folder(&folder, &fake, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("holds more than 10000 clinic folders: split them among workers"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fake.accepted(), 0);
+}

@@ -27,6 +27,8 @@ const EXPORTS: [&str; 2] = ["patients.csv", "patients.jsonl"];
 
 /// Clinic folders a worker takes at most: a bound on what one process holds in memory.
 const MAX_CLINICS: usize = 10_000;
+/// Rules files in one clinic folder counted, at most, to say how many there are.
+const MOST_RULES_NAMED: usize = 100;
 
 /// One clinic of the folder, ready to run.
 struct Clinic {
@@ -143,19 +145,24 @@ fn clinic_folders(folder: &Path) -> Result<Vec<PathBuf>, AppError> {
 
 /// The clinic in `dir`: its one rules file, checked and compiled, and its export.
 fn load_clinic(request: &RunRequest, dir: &Path, io: &mut Io<'_>) -> Result<Clinic, AppError> {
+    // Two are already one too many: a folder of a million files is not collected.
     let mut rules: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "step"))
+        .take(MOST_RULES_NAMED)
         .collect();
     rules.sort();
     let rules = match &rules[..] {
         [one] => one.clone(),
         [] => return Err(AppError::Usage("no rules file (*.step) in it".into())),
         several => {
+            let count = match several.len() {
+                MOST_RULES_NAMED => format!("at least {MOST_RULES_NAMED}"),
+                n => n.to_string(),
+            };
             return Err(AppError::Usage(format!(
-                "{} rules files in it, where one clinic has one",
-                several.len()
-            )))
+                "{count} rules files in it, where one clinic has one"
+            )));
         }
     };
     let Some(export) = EXPORTS
