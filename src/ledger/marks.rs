@@ -131,6 +131,16 @@ pub struct MarkRow {
     pub seen: Vec<u8>,
 }
 
+/// A row to write as it is: a patient seen for the first time (no fingerprint in the ledger
+/// when the pass began), whose row the thread that evaluated them built, so that the pass
+/// only hands it to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMark {
+    pub patient: String,
+    pub print: u64,
+    pub row: MarkRow,
+}
+
 /// SQLite integers are signed: the hashes are stored bit for bit.
 fn to_sql(bits: u64) -> i64 {
     i64::from_ne_bytes(bits.to_ne_bytes())
@@ -192,6 +202,22 @@ impl Ledger {
             seen: row.seen.clone(),
         });
         if !self.in_batch || self.marks.get_mut().len() >= MARKS_CHUNK {
+            self.write_marks()?;
+        }
+        Ok(())
+    }
+
+    /// Writes whole rows (see [`NewMark`]), as [`Ledger::set_marks`] does each, without
+    /// copying them.
+    pub fn set_new_marks(&mut self, marks: Vec<NewMark>) -> Result<(), LedgerError> {
+        let pending = self.marks.get_mut();
+        pending.extend(marks.into_iter().map(|mark| PendingMark {
+            patient: mark.patient,
+            print: to_sql(mark.print),
+            fields: to_sql(mark.row.fields),
+            seen: mark.row.seen,
+        }));
+        if !self.in_batch || pending.len() >= MARKS_CHUNK {
             self.write_marks()?;
         }
         Ok(())
