@@ -332,6 +332,38 @@ mod tests {
     }
 
     #[test]
+    fn new_marks_are_written_in_order_in_the_transaction_and_kept_by_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let mut ledger = Ledger::open(&path).unwrap();
+        let mark = |i: u64, n: u8| NewMark {
+            patient: format!("P{i}"),
+            print: u64::MAX - i,
+            row: MarkRow {
+                fields: 9,
+                seen: vec![n; 17],
+            },
+        };
+        let hash = |id: &str| id[1..].parse::<u64>().unwrap() + 1;
+        ledger.begin().unwrap();
+        // More than a chunk at once, then the same patient again: the later row wins.
+        ledger
+            .set_new_marks((0..300).map(|i| mark(i, 1)).collect())
+            .unwrap();
+        ledger.set_new_marks(vec![mark(5, 2)]).unwrap();
+        assert_eq!(ledger.mark_row("P5").unwrap(), Some(mark(5, 2).row));
+        ledger.set_new_marks(vec![mark(300, 3)]).unwrap();
+        ledger.commit().unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&path).unwrap();
+        let prints = ledger.mark_prints(hash).unwrap();
+        assert_eq!(prints.len(), 301);
+        assert_eq!(prints.get(1), Some(u64::MAX));
+        assert_eq!(ledger.mark_row("P300").unwrap(), Some(mark(300, 3).row));
+        assert_eq!(ledger.mark_row("P299").unwrap(), Some(mark(299, 1).row));
+    }
+
+    #[test]
     fn every_stored_hash_is_found_and_no_other() {
         // Clustered hashes (many in one bucket, empty buckets between) and both ends of the range.
         let mut hashes: Vec<u64> = (0..1000u64)
