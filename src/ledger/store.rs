@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Claim, DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, Ledger,
-    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, NewMark, PatientEvent,
+    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, NewMarks, PatientEvent,
     PendingInOutbox, RecentSend, SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind,
     TrackKind, Tracked, UnitUse,
 };
@@ -140,9 +140,9 @@ pub trait RunLedger {
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError>;
 
     /// Sets whole rows, in order, as [`RunLedger::set_marks`] would each.
-    fn set_new_marks(&mut self, marks: Vec<NewMark>) -> Result<(), LedgerError> {
-        for mark in marks {
-            self.set_marks(&mark.patient, mark.print, &mark.row)?;
+    fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
+        for (patient, print, row) in marks.each() {
+            self.set_marks(patient, print, &row)?;
         }
         Ok(())
     }
@@ -372,7 +372,7 @@ impl RunLedger for Ledger {
         Ledger::set_marks(self, patient, print, row)
     }
 
-    fn set_new_marks(&mut self, marks: Vec<NewMark>) -> Result<(), LedgerError> {
+    fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
         Ledger::set_new_marks(self, marks)
     }
 

@@ -31,7 +31,7 @@ use crate::app::{AppError, RowCounts};
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
-    Claim, NewMark, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
+    Claim, NewMarks, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
 };
 use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
@@ -312,7 +312,7 @@ impl Cycle<'_> {
     fn take_batch(
         &self,
         entries: Vec<Entry>,
-        marks: Vec<NewMark>,
+        marks: NewMarks,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
@@ -353,7 +353,7 @@ impl Cycle<'_> {
             }
         }
         if !marks.is_empty() {
-            pass.ledger.set_new_marks(marks)?;
+            pass.ledger.set_new_marks(&marks)?;
         }
         Ok(())
     }

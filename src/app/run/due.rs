@@ -5,7 +5,8 @@
 //! patients with something due (or something observed) cross over to the pass, gathered in
 //! batches: a message per patient cost the pass's thread a `recv` and a wake-up each (~15%
 //! of it on a first pass, which observes every patient). A patient seen for the first time
-//! crosses over as their marks' row, built here (see `observe`). Without tracked links a
+//! crosses over as their marks' row, built here and packed with their batch's (see
+//! `observe`). Without tracked links a
 //! send's messages depend on nothing the ledger holds, so they are rendered here too, beside
 //! the evaluation, and the pass's thread keeps only the ledger's work; with tracked links a
 //! send's tokens are minted in its claim's transaction, so the pass renders it.
@@ -22,7 +23,7 @@ use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient_worked, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
-use crate::ledger::NewMark;
+use crate::ledger::NewMarks;
 use crate::line::Message;
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -42,7 +43,7 @@ pub(super) enum Due {
     /// first time (in the export's order too).
     Batch {
         entries: Vec<Entry>,
-        marks: Vec<NewMark>,
+        marks: NewMarks,
     },
     /// A line for stderr (a skipped row).
     Warning(String),
@@ -154,7 +155,7 @@ pub(super) fn evaluate(
     };
     let mut batch = Batch {
         entries: Vec::new(),
-        marks: Vec::new(),
+        marks: NewMarks::default(),
         since: Instant::now(),
     };
     let counts = for_each_patient_worked(
@@ -169,7 +170,12 @@ pub(super) fn evaluate(
             match found.observed {
                 Look::Same => {}
                 Look::Changed(seen) => batch.push(Entry::Observed(Box::new(seen))),
-                Look::First(mark) => batch.push_mark(mark),
+                Look::First(print) => {
+                    if let Some(observer) = known.observer {
+                        batch.start();
+                        observer.first_sighting(patient, print, &mut batch.marks);
+                    }
+                }
             }
             not_linked += u64::from(found.unlinked);
             script_failures.note_all(patient.line, &found.notes);
@@ -196,7 +202,7 @@ pub(super) fn evaluate(
 /// The entries gathered for the pass's next message.
 struct Batch {
     entries: Vec<Entry>,
-    marks: Vec<NewMark>,
+    marks: NewMarks,
     /// When the first of them was gathered.
     since: Instant,
 }
@@ -206,18 +212,16 @@ impl Batch {
         self.entries.is_empty() && self.marks.is_empty()
     }
 
-    fn push(&mut self, entry: Entry) {
+    /// Notes when the batch's first entry or row comes.
+    fn start(&mut self) {
         if self.is_empty() {
             self.since = Instant::now();
         }
-        self.entries.push(entry);
     }
 
-    fn push_mark(&mut self, mark: NewMark) {
-        if self.is_empty() {
-            self.since = Instant::now();
-        }
-        self.marks.push(mark);
+    fn push(&mut self, entry: Entry) {
+        self.start();
+        self.entries.push(entry);
     }
 
     fn is_due(&self) -> bool {

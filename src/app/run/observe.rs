@@ -8,9 +8,9 @@
 //! patient) and hands only the patients whose fingerprint changed to the pass, which reads and
 //! writes their exact marks by primary key in its batches (the ledger's one writer). A patient
 //! the ledger has no fingerprint for is seen for the first time: no event can come of it and
-//! no row needs reading, so the evaluating thread builds their row whole and the pass only
-//! writes it (a first pass sees every patient so; building the rows on the pass's thread was
-//! a fifth of its work).
+//! no row needs reading, so their row is built whole before the pass (packed with the other
+//! rows of their batch, see `NewMarks`) and the pass only writes it (a first pass sees every
+//! patient so; building the rows on the pass's thread was a fifth of its work).
 //!
 //! Event ids are made of the kind, the field, the new value and the patient, so a value seen
 //! again (a rerun over the same export, a booking that moves back and forth) is recorded once.
@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::report::RunSummary;
 use crate::app::AppError;
-use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMark, RunLedger};
+use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMarks, RunLedger};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -58,8 +58,9 @@ pub(super) enum Look {
     Same,
     /// Their fingerprint changed: the pass compares their fields with their marks.
     Changed(Observation),
-    /// The ledger has no fingerprint for them: their row, to be written as it is.
-    First(NewMark),
+    /// The ledger has no fingerprint for them: their fingerprint, for
+    /// [`Observer::first_sighting`].
+    First(u64),
 }
 
 /// A patient whose fingerprint changed: what the pass compares and records.
@@ -192,20 +193,20 @@ impl Observer {
                 values: values.collect(),
                 booked_at: self.watch.booked_at.and_then(value),
             }),
-            // What `record` comes to for a patient it knows nothing of: no event (a field
-            // first seen is not news), each field set marked as seen now.
-            None => {
-                let marks: Vec<_> = values.map(|v| v.map(|v| (v, self.now))).collect();
-                Look::First(NewMark {
-                    patient: patient.id.clone(),
-                    print,
-                    row: MarkRow {
-                        fields: self.watch.names_hash,
-                        seen: pack(&marks),
-                    },
-                })
-            }
+            None => Look::First(print),
         }
+    }
+
+    /// Adds the row of `patient`, seen for the first time with the fingerprint `print`, to
+    /// `marks`: what `record` comes to for a patient it knows nothing of (no event, a field
+    /// first seen is not news; each field set marked as seen now), without a row to read.
+    pub fn first_sighting(&self, patient: &PatientRecord, print: u64, marks: &mut NewMarks) {
+        let value = |index: usize| patient.dates.get(index).copied().flatten();
+        let seen =
+            (self.watch.fields.iter()).map(|&(index, ..)| value(index).map(|v| (v, self.now)));
+        marks.push(&patient.id, print, self.watch.names_hash, |buffer| {
+            pack_into(seen, buffer)
+        });
     }
 }
 
@@ -333,6 +334,15 @@ const PACKED_FIELD: usize = 17;
 /// The marks of a row, one per watched field in the watch's order.
 fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(marks.len() * PACKED_FIELD);
+    pack_into(marks.iter().copied(), &mut bytes);
+    bytes
+}
+
+/// [`pack`], appending to `bytes`.
+fn pack_into(
+    marks: impl Iterator<Item = Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    bytes: &mut Vec<u8>,
+) {
     for mark in marks {
         let (set, value, seen_at) = match mark {
             Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
@@ -342,7 +352,6 @@ fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
         bytes.extend_from_slice(&value.to_le_bytes());
         bytes.extend_from_slice(&seen_at.to_le_bytes());
     }
-    bytes
 }
 
 /// The inverse of [`pack`]; a row of another length (written for other fields) or a value
@@ -559,9 +568,12 @@ mod tests {
             .unwrap()
             .unwrap();
         let seen = patient("P1", &[Some(FUTURE), None, Some(PAST)]);
-        let Look::First(mark) = observer.look(&seen) else {
+        let Look::First(print) = observer.look(&seen) else {
             panic!("a patient the ledger has no print of is a first sighting");
         };
+        let mut marks = NewMarks::default();
+        observer.first_sighting(&seen, print, &mut marks);
+        let built: Vec<_> = marks.each().collect();
         // What `record` writes for the same patient, compared with no row to read.
         let values: Vec<_> = (observer.watch.fields.iter())
             .map(|&(index, ..)| seen.dates[index])
@@ -569,17 +581,17 @@ mod tests {
         let observation = Observation {
             watch: observer.watch.clone(),
             patient: "P1".into(),
-            print: mark.print,
+            print,
             values,
             booked_at: None,
         };
         let mut summary = RunSummary::default();
         record(&mut ledger, &observation, now, &mut summary).unwrap();
         let recorded = ledger.mark_row("P1").unwrap().unwrap();
-        assert_eq!(mark.row, recorded);
+        assert_eq!(built, [("P1", print, recorded)]);
         assert_eq!((summary.booked, summary.revisited), (0, 0));
         // Written as built: the next pass finds the patient as they were, and sees a change.
-        ledger.set_new_marks(vec![mark]).unwrap();
+        ledger.set_new_marks(&marks).unwrap();
         let next = Observer::prepare(&plan, false, &ledger, now)
             .unwrap()
             .unwrap();
