@@ -131,6 +131,78 @@ pub struct MarkRow {
     pub seen: Vec<u8>,
 }
 
+/// Rows to write as they are: patients seen for the first time (no fingerprint in the ledger
+/// when the pass began), whose rows were built where they were evaluated, so that the pass
+/// only hands them to the ledger. Packed in three buffers, not a `String` and a `Vec` a row:
+/// a first pass has a row for every patient, and a row built on one thread and freed on
+/// another cost both threads' allocators more than building it on the pass's thread did.
+#[derive(Debug, Default)]
+pub struct NewMarks {
+    /// The patients' ids, one after the other.
+    ids: String,
+    /// The rows' packed values, one after the other.
+    seen: Vec<u8>,
+    rows: Vec<NewMarkAt>,
+}
+
+/// Where a row of [`NewMarks`] ends in its buffers, and its numbers.
+#[derive(Debug)]
+struct NewMarkAt {
+    id_end: usize,
+    seen_end: usize,
+    print: i64,
+    fields: i64,
+}
+
+impl NewMarks {
+    /// Adds `patient`'s row; `seen` appends its packed values to the buffer it is given.
+    pub fn push(
+        &mut self,
+        patient: &str,
+        print: u64,
+        fields: u64,
+        seen: impl FnOnce(&mut Vec<u8>),
+    ) {
+        self.ids.push_str(patient);
+        seen(&mut self.seen);
+        self.rows.push(NewMarkAt {
+            id_end: self.ids.len(),
+            seen_end: self.seen.len(),
+            print: to_sql(print),
+            fields: to_sql(fields),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Each row: the patient, the print, the fields' hash and the packed values, as stored.
+    fn rows(&self) -> impl Iterator<Item = (&str, i64, i64, &[u8])> {
+        let mut start = (0, 0);
+        self.rows.iter().map(move |row| {
+            let (id, seen) = (start.0..row.id_end, start.1..row.seen_end);
+            start = (row.id_end, row.seen_end);
+            (&self.ids[id], row.print, row.fields, &self.seen[seen])
+        })
+    }
+
+    /// Each row as [`MarkRow`]s are (for ledgers that write them one by one).
+    pub fn each(&self) -> impl Iterator<Item = (&str, u64, MarkRow)> {
+        self.rows().map(|(patient, print, fields, seen)| {
+            let row = MarkRow {
+                fields: from_sql(fields),
+                seen: seen.to_vec(),
+            };
+            (patient, from_sql(print), row)
+        })
+    }
+}
+
 /// SQLite integers are signed: the hashes are stored bit for bit.
 fn to_sql(bits: u64) -> i64 {
     i64::from_ne_bytes(bits.to_ne_bytes())
@@ -197,11 +269,33 @@ impl Ledger {
         Ok(())
     }
 
+    /// Writes first sightings' rows (see [`NewMarks`]) after the marks set before them, in
+    /// the open transaction if there is one.
+    pub fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
+        self.write_marks()?;
+        self.insert_marks(&marks.rows().collect::<Vec<_>>())
+    }
+
     /// Writes the marks set since the last write, in the order they were set (a later row for
     /// the same patient replaces an earlier one).
     pub(super) fn write_marks(&self) -> Result<(), LedgerError> {
         let pending = std::mem::take(&mut *self.marks.borrow_mut());
-        let mut rest = pending.as_slice();
+        let rows: Vec<_> = (pending.iter())
+            .map(|mark| {
+                (
+                    mark.patient.as_str(),
+                    mark.print,
+                    mark.fields,
+                    &mark.seen[..],
+                )
+            })
+            .collect();
+        self.insert_marks(&rows)
+    }
+
+    /// Inserts (or replaces) `rows` (patient, print, fields, seen), in their order.
+    fn insert_marks(&self, rows: &[(&str, i64, i64, &[u8])]) -> Result<(), LedgerError> {
+        let mut rest = rows;
         while !rest.is_empty() {
             // Chunks of a power of two: a handful of statements, each prepared once.
             let size = MARKS_CHUNK.min(1 << rest.len().ilog2());
@@ -211,13 +305,8 @@ impl Ledger {
                 String::from("INSERT OR REPLACE INTO marks (patient, print, fields, seen) VALUES ");
             sql.push_str(&vec!["(?, ?, ?, ?)"; size].join(", "));
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 4);
-            for mark in chunk {
-                values.extend([
-                    &mark.patient as &dyn rusqlite::ToSql,
-                    &mark.print,
-                    &mark.fields,
-                    &mark.seen,
-                ]);
+            for (patient, print, fields, seen) in chunk {
+                values.extend([patient as &dyn rusqlite::ToSql, print, fields, seen]);
             }
             self.conn
                 .prepare_cached(&sql)
@@ -303,6 +392,48 @@ mod tests {
         assert_eq!(ledger.mark_row("P301").unwrap(), Some(row(4)));
         assert_eq!(ledger.mark_row("P302").unwrap(), None);
         assert_eq!(ledger.mark_prints(hash).unwrap().len(), 302);
+    }
+
+    #[test]
+    fn new_marks_are_written_after_the_marks_set_before_them_and_kept_by_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let mut ledger = Ledger::open(&path).unwrap();
+        let seen = |n: u8| move |buffer: &mut Vec<u8>| buffer.extend([n; 17]);
+        let row = |n: u8| MarkRow {
+            fields: 9,
+            seen: vec![n; 17],
+        };
+        let hash = |id: &str| id[1..].parse::<u64>().unwrap() + 1;
+        ledger.begin().unwrap();
+        // A row set before, held in the transaction: the batch's row for the same patient
+        // comes later and wins.
+        ledger.set_marks("P5", 1, &row(9)).unwrap();
+        let mut marks = NewMarks::default();
+        for i in 0..300u64 {
+            marks.push(&format!("P{i}"), u64::MAX - i, 9, seen((i % 256) as u8));
+        }
+        assert_eq!(marks.len(), 300);
+        ledger.set_new_marks(&marks).unwrap();
+        assert_eq!(ledger.mark_row("P5").unwrap(), Some(row(5)));
+        let mut more = NewMarks::default();
+        more.push("P1000", 7, 9, seen(3));
+        more.push("P1", 8, 9, seen(4));
+        let each: Vec<_> = more.each().collect();
+        assert_eq!(each, [("P1000", 7, row(3)), ("P1", 8, row(4))]);
+        ledger.set_new_marks(&more).unwrap();
+        ledger.commit().unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&path).unwrap();
+        let prints = ledger.mark_prints(hash).unwrap();
+        assert_eq!(prints.len(), 301);
+        assert_eq!(prints.get(1), Some(u64::MAX));
+        assert_eq!(prints.get(2), Some(8));
+        assert_eq!(ledger.mark_row("P1000").unwrap(), Some(row(3)));
+        assert_eq!(
+            ledger.mark_row("P299").unwrap(),
+            Some(row((299 % 256) as u8))
+        );
     }
 
     #[test]

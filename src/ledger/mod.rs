@@ -34,7 +34,7 @@ pub use insight_store::InsightLedger;
 pub use insights::{CachedHalf, FollowerFigures, FollowerStatus, UnitFigures, UnitHalf, UnitUse};
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
-pub use marks::{MarkPrints, MarkRow};
+pub use marks::{MarkPrints, MarkRow, NewMarks};
 pub use reactions::{DeliveredSend, PatientEvent};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
 pub use read_ledger::ReadLedger;

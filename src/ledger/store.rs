@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Claim, DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, Ledger,
-    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, PatientEvent, PendingInOutbox,
-    RecentSend, SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind, TrackKind,
-    Tracked, UnitUse,
+    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, NewMarks, PatientEvent,
+    PendingInOutbox, RecentSend, SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind,
+    TrackKind, Tracked, UnitUse,
 };
 
 /// Where `--ledger` (or `STEPRULE_LEDGER_URL`) points.
@@ -138,6 +138,14 @@ pub trait RunLedger {
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError>;
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError>;
+
+    /// Sets whole rows, in order, as [`RunLedger::set_marks`] would each.
+    fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
+        for (patient, print, row) in marks.each() {
+            self.set_marks(patient, print, &row)?;
+        }
+        Ok(())
+    }
 
     /// Stores `event` unless one with its id is stored already; whether it was new.
     fn record_event(
@@ -362,6 +370,10 @@ impl RunLedger for Ledger {
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError> {
         Ledger::set_marks(self, patient, print, row)
+    }
+
+    fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
+        Ledger::set_new_marks(self, marks)
     }
 
     fn record_event(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::due::{self, Due, Entry, Known};
+use super::due::{self, Due, Entry, Known, Rendered};
 use super::history::SentHistory;
 use super::ledger::open_ledger;
 use super::observe::{self, Observer};
@@ -31,7 +31,7 @@ use crate::app::{AppError, RowCounts};
 use crate::deliver::{self, Job, LineClient, Outbox, Progress, RunClock, Settled, Sink};
 use crate::eval::DueSend;
 use crate::ledger::{
-    Claim, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
+    Claim, NewMarks, RunLedger, SendDetails, SendKey, SendStatus, Settlement, SinkKind, TrackKind,
 };
 use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
@@ -82,7 +82,7 @@ impl Cycle<'_> {
         };
         let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
         let reactions = PassReactions::load(ledger.as_ref(), self.plan, now)?;
-        let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref())?;
+        let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref(), now)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;
         let progress: Arc<dyn Progress> = if self.request.progress {
@@ -147,13 +147,21 @@ impl Cycle<'_> {
             units: (kind == SinkKind::Line && self.request.delivery.custom_aggregation)
                 .then(UnitTally::default),
         };
+        // Every template compiled once per pass, not once per send.
+        let mut env = template::environment(self.plan.timezone);
+        for step in &self.plan.steps {
+            for variant in &step.variants {
+                template::precompile(&mut env, &variant.template);
+            }
+        }
         let known = Known {
             history: &history,
             links: &links,
             observer: observer.as_ref(),
             reactions: &reactions,
+            render: self.plan.track.is_none().then_some(&env),
         };
-        let evaluated = self.evaluate_all(now, &known, &mut pass, progress.as_ref(), io);
+        let evaluated = self.evaluate_all(now, &known, &env, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
             let _ = abort.send(true);
         }
@@ -234,17 +242,11 @@ impl Cycle<'_> {
         &self,
         now: DateTime<Utc>,
         known: &Known<'_>,
+        env: &minijinja::Environment<'_>,
         pass: &mut Pass,
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<RowCounts, AppError> {
-        // Every template compiled once per pass, not once per send.
-        let mut env = template::environment(self.plan.timezone);
-        for step in &self.plan.steps {
-            for variant in &step.variants {
-                template::precompile(&mut env, &variant.template);
-            }
-        }
         let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
         std::thread::scope(|scope| {
             let evaluating = scope.spawn(|| {
@@ -257,7 +259,7 @@ impl Cycle<'_> {
                     due_tx,
                 )
             });
-            let received = self.take_due(&due_rx, now, &env, pass, progress, io);
+            let received = self.take_due(&due_rx, now, env, pass, progress, io);
             // On an error the channel closes, and the evaluation stops at its next patient.
             drop(due_rx);
             let evaluated = match evaluating.join() {
@@ -287,8 +289,8 @@ impl Cycle<'_> {
     ) -> Result<(), AppError> {
         loop {
             match due.recv_timeout(BATCH_WAIT) {
-                Ok(Due::Batch(entries)) => {
-                    self.take_batch(&entries, now, env, pass, progress)?;
+                Ok(Due::Batch { entries, marks }) => {
+                    self.take_batch(entries, marks, now, env, pass, progress)?;
                     if !pass.flush_if_due()? {
                         return Ok(());
                     }
@@ -305,10 +307,12 @@ impl Cycle<'_> {
     }
 
     /// Claims the sends of a batch of patients together, then records each patient's
-    /// observation and renders their sends, in the export's order, in the open transaction.
+    /// observation and renders their sends, in the export's order, and the first sightings'
+    /// rows, in the open transaction.
     fn take_batch(
         &self,
-        entries: &[Entry],
+        entries: Vec<Entry>,
+        marks: NewMarks,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
@@ -319,7 +323,7 @@ impl Cycle<'_> {
         let (kind, outbox_from) = (pass.kind, pass.outbox_end);
         let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (entries.iter())
             .filter_map(|entry| match entry {
-                Entry::Patient { patient, sends } => Some((patient, sends)),
+                Entry::Patient { patient, sends, .. } => Some((patient, sends)),
                 Entry::Observed(_) => None,
             })
             .flat_map(|(patient, sends)| {
@@ -333,26 +337,33 @@ impl Cycle<'_> {
         let mut claims = claims.into_iter();
         for entry in entries {
             match entry {
-                Entry::Patient { patient, sends } => {
-                    self.claim_due(patient, sends, &mut claims, now, env, pass, progress)?;
+                Entry::Patient {
+                    patient,
+                    sends,
+                    rendered,
+                } => {
+                    let due = (patient.as_ref(), sends.as_slice(), rendered);
+                    self.claim_due(due, &mut claims, now, env, pass, progress)?;
                     // A stop after this leaves the later patients for the next run.
                     pass.summary.stopped_after_line = Some(patient.line);
                 }
                 Entry::Observed(seen) => {
-                    observe::record(pass.ledger.as_mut(), seen, now, &mut pass.summary)?;
+                    observe::record(pass.ledger.as_mut(), &seen, now, &mut pass.summary)?;
                 }
             }
+        }
+        if !marks.is_empty() {
+            pass.ledger.set_new_marks(&marks)?;
         }
         Ok(())
     }
 
     /// Goes on with each send due now for `patient`, as the ledger answered its claim (the
-    /// next of `claims`), and renders it (once per patient).
-    #[allow(clippy::too_many_arguments)]
+    /// next of `claims`), and renders it (the context once per patient) unless the evaluating
+    /// thread did.
     fn claim_due(
         &self,
-        patient: &PatientRecord,
-        sends: &[DueSend],
+        (patient, sends, rendered): (&PatientRecord, &[DueSend], Vec<Option<Rendered>>),
         claims: &mut impl Iterator<Item = Claim>,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
@@ -361,7 +372,10 @@ impl Cycle<'_> {
     ) -> Result<(), AppError> {
         let plan = self.plan;
         let mut context = None;
+        let mut rendered = rendered.into_iter();
         for send in sends {
+            // Beside `sends`, or empty: taken before any `continue`.
+            let prerendered = rendered.next().flatten();
             pass.summary.due += 1;
             let step = &plan.steps[send.step];
             let variant = &step.variants[send.variant];
@@ -399,9 +413,6 @@ impl Cycle<'_> {
                 continue;
             }
             let template = &variant.template;
-            let context = context.get_or_insert_with(|| {
-                template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now)
-            });
             // A resumed send carries the tokens its first claim recorded: the same links.
             let mut links = match &plan.track {
                 Some(_) if resumed => {
@@ -410,10 +421,20 @@ impl Cycle<'_> {
                 Some(_) => Some(SendLinks::new([])),
                 None => None,
             };
-            let tracking = (plan.track.as_ref())
-                .zip(links.as_mut())
-                .map(|(base, links)| Tracking { base, links });
-            let messages = match template.messages(env, context, tracking) {
+            let rendered = match prerendered {
+                Some(rendered) => rendered,
+                None => {
+                    let context = context.get_or_insert_with(|| {
+                        let (schema, clinic) = (&plan.schema, plan.clinic.as_deref());
+                        template::patient_context(patient, schema, clinic, now)
+                    });
+                    let tracking = (plan.track.as_ref())
+                        .zip(links.as_mut())
+                        .map(|(base, links)| Tracking { base, links });
+                    template.messages(env, context, tracking)
+                }
+            };
+            let messages = match rendered {
                 Ok(messages) => messages,
                 Err(RenderError::Token(error)) => {
                     return Err(AppError::Io(std::io::Error::other(error.to_string())))

@@ -4,7 +4,12 @@
 //! ([`for_each_patient_worked`]); this thread takes what each came to in file order. Only
 //! patients with something due (or something observed) cross over to the pass, gathered in
 //! batches: a message per patient cost the pass's thread a `recv` and a wake-up each (~15%
-//! of it on a first pass, which observes every patient).
+//! of it on a first pass, which observes every patient). A patient seen for the first time
+//! crosses over as their marks' row, built here and packed with their batch's (see
+//! `observe`). Without tracked links a
+//! send's messages depend on nothing the ledger holds, so they are rendered here too, beside
+//! the evaluation, and the pass's thread keeps only the ledger's work; with tracked links a
+//! send's tokens are minted in its claim's transaction, so the pass renders it.
 
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
@@ -13,24 +18,33 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::history::SentHistory;
-use super::observe::{Observation, Observer};
+use super::observe::{Look, Observation, Observer};
 use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient_worked, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
+use crate::ledger::NewMarks;
+use crate::line::Message;
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use crate::template::{self, RenderError};
 
 /// The most patients' entries one message carries.
 const DUE_BATCH: usize = 256;
+/// The most first sightings' rows one message carries: a first pass has one per patient.
+const MARKS_BATCH: usize = 1024;
 /// The longest a batch waits to fill before it goes (a slow export, sparse due sends), so
 /// that delivery is never held back by it.
 const DUE_WAIT: Duration = Duration::from_millis(50);
 
 /// What the evaluating thread hands to the pass, in the export's order.
 pub(super) enum Due {
-    /// What patients brought, in the export's order.
-    Batch(Vec<Entry>),
+    /// What patients brought, in the export's order, and the rows of those seen for the
+    /// first time (in the export's order too).
+    Batch {
+        entries: Vec<Entry>,
+        marks: NewMarks,
+    },
     /// A line for stderr (a skipped row).
     Warning(String),
 }
@@ -41,6 +55,9 @@ pub(super) enum Entry {
     Patient {
         patient: Box<PatientRecord>,
         sends: Vec<DueSend>,
+        /// Each send's messages, when rendered already (see [`Known::render`]), beside
+        /// `sends`.
+        rendered: Vec<Option<Rendered>>,
     },
     /// A patient whose booking or visit fields differ from what the ledger saw last.
     Observed(Box<Observation>),
@@ -54,7 +71,12 @@ pub(super) struct Known<'p> {
     pub observer: Option<&'p Observer>,
     /// What patients did with the sends the rules react to.
     pub reactions: &'p PassReactions,
+    /// The templates, when sends are rendered as they are found (no tracked links).
+    pub render: Option<&'p minijinja::Environment<'p>>,
 }
+
+/// A send's messages, or why its template failed.
+pub(super) type Rendered = Result<Vec<Message>, RenderError>;
 
 /// How the evaluation ended.
 pub(super) struct Evaluated {
@@ -93,7 +115,7 @@ pub(super) fn evaluate(
         let mut evaluator = Evaluator::new(plan);
         let mut outcome = PatientOutcome::default();
         move |patient: &PatientRecord| {
-            let observed = known.observer.and_then(|o| o.look(patient));
+            let observed = known.observer.map_or(Look::Same, |o| o.look(patient));
             let resolved = known.links.resolve(patient);
             // Nothing is due to them (the evaluator says so): no row is written, so once they
             // link, whatever is still within its window goes out on the next run.
@@ -112,6 +134,10 @@ pub(super) fn evaluate(
                 .filter(|s| s.at <= now)
                 .cloned()
                 .collect();
+            let rendered = match known.render {
+                Some(env) if !sends.is_empty() => render_all(plan, env, patient, &sends, now),
+                _ => Vec::new(),
+            };
             Found {
                 observed,
                 unlinked,
@@ -119,12 +145,17 @@ pub(super) fn evaluate(
                 already_sent: outcome.already_sent as u64,
                 // The patient as delivery sees them (with their linked LINE user), copied
                 // only when something is due.
-                due: (!sends.is_empty()).then(|| (Box::new(resolved.record.into_owned()), sends)),
+                due: (!sends.is_empty()).then(|| Entry::Patient {
+                    patient: Box::new(resolved.record.into_owned()),
+                    sends,
+                    rendered,
+                }),
             }
         }
     };
     let mut batch = Batch {
         entries: Vec::new(),
+        marks: NewMarks::default(),
         since: Instant::now(),
     };
     let counts = for_each_patient_worked(
@@ -136,14 +167,21 @@ pub(super) fn evaluate(
             if *stop.borrow() {
                 return Ok(false);
             }
-            if let Some(seen) = found.observed {
-                batch.push(Entry::Observed(Box::new(seen)));
+            match found.observed {
+                Look::Same => {}
+                Look::Changed(seen) => batch.push(Entry::Observed(Box::new(seen))),
+                Look::First(print) => {
+                    if let Some(observer) = known.observer {
+                        batch.start();
+                        observer.first_sighting(patient, print, &mut batch.marks);
+                    }
+                }
             }
             not_linked += u64::from(found.unlinked);
             script_failures.note_all(patient.line, &found.notes);
             already_sent += found.already_sent;
-            if let Some((patient, sends)) = found.due {
-                batch.push(Entry::Patient { patient, sends });
+            if let Some(due) = found.due {
+                batch.push(due);
             }
             // A closed channel: the pass stopped (an error); nothing more to evaluate.
             Ok(!batch.is_due() || batch.send(&due))
@@ -164,44 +202,76 @@ pub(super) fn evaluate(
 /// The entries gathered for the pass's next message.
 struct Batch {
     entries: Vec<Entry>,
+    marks: NewMarks,
     /// When the first of them was gathered.
     since: Instant,
 }
 
 impl Batch {
-    fn push(&mut self, entry: Entry) {
-        if self.entries.is_empty() {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.marks.is_empty()
+    }
+
+    /// Notes when the batch's first entry or row comes.
+    fn start(&mut self) {
+        if self.is_empty() {
             self.since = Instant::now();
         }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.start();
         self.entries.push(entry);
     }
 
     fn is_due(&self) -> bool {
         self.entries.len() >= DUE_BATCH
-            || (!self.entries.is_empty() && self.since.elapsed() >= DUE_WAIT)
+            || self.marks.len() >= MARKS_BATCH
+            || (!self.is_empty() && self.since.elapsed() >= DUE_WAIT)
     }
 
     /// Sends the entries gathered; `false` when the pass no longer listens.
     fn send(&mut self, due: &SyncSender<Due>) -> bool {
-        if self.entries.is_empty() {
+        if self.is_empty() {
             return true;
         }
-        let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(DUE_BATCH));
-        due.send(Due::Batch(entries)).is_ok()
+        let entries = std::mem::take(&mut self.entries);
+        let marks = std::mem::take(&mut self.marks);
+        due.send(Due::Batch { entries, marks }).is_ok()
     }
 }
 
 /// What one patient's evaluation came to, as the thread that evaluated them hands it over.
 struct Found {
-    /// Their booking or visit fields differ from what the ledger saw last.
-    observed: Option<Observation>,
+    /// How their booking or visit fields compare with what the ledger saw last.
+    observed: Look,
     /// Not opted out, and no LINE user: none in the export, no link in the ledger.
     unlinked: bool,
     /// The notes the warnings after the pass count.
     notes: Vec<StepNote>,
     already_sent: u64,
     /// The patient (as resolved) and their sends due now, when they have any.
-    due: Option<(Box<PatientRecord>, Vec<DueSend>)>,
+    due: Option<Entry>,
+}
+
+/// The messages of each of `patient`'s `sends` that the pass will send if its claim is new,
+/// rendered as the pass would render them. A send due before the rules' `start` is sent only
+/// when an earlier run left it pending: rare, so the pass renders it then.
+fn render_all(
+    plan: &TimingPlan,
+    env: &minijinja::Environment<'_>,
+    patient: &PatientRecord,
+    sends: &[DueSend],
+    now: DateTime<Utc>,
+) -> Vec<Option<Rendered>> {
+    let context = template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now);
+    sends
+        .iter()
+        .map(|send| {
+            let variant = &plan.steps[send.step].variants[send.variant];
+            (!send.before_start).then(|| variant.template.messages(env, &context, None))
+        })
+        .collect()
 }
 
 /// stderr for the evaluating thread: each whole line goes to the pass, which prints it.

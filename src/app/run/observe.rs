@@ -4,9 +4,13 @@
 //! event when a visit moves forward. Which step brought the patient back is `report`'s work.
 //!
 //! A million patients every few minutes: the evaluating thread compares a 64-bit fingerprint
-//! of each patient's fields with the one the ledger holds (loaded once per pass, sorted, 16
-//! bytes a patient) and hands only the patients whose fingerprint changed to the pass, which
-//! reads and writes their exact marks by primary key in its batches (the ledger's one writer).
+//! of each patient's fields with the one the ledger holds (loaded once per pass, 16 bytes a
+//! patient) and hands only the patients whose fingerprint changed to the pass, which reads and
+//! writes their exact marks by primary key in its batches (the ledger's one writer). A patient
+//! the ledger has no fingerprint for is seen for the first time: no event can come of it and
+//! no row needs reading, so their row is built whole before the pass (packed with the other
+//! rows of their batch, see `NewMarks`) and the pass only writes it (a first pass sees every
+//! patient so; building the rows on the pass's thread was a fifth of its work).
 //!
 //! Event ids are made of the kind, the field, the new value and the patient, so a value seen
 //! again (a rerun over the same export, a booking that moves back and forth) is recorded once.
@@ -17,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::report::RunSummary;
 use crate::app::AppError;
-use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, RunLedger};
+use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMarks, RunLedger};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -43,17 +47,28 @@ pub(super) struct Watch {
 pub(super) struct Observer {
     watch: Arc<Watch>,
     prints: MarkPrints,
+    /// The pass's instant: when a first sighting saw each field.
+    now: DateTime<Utc>,
 }
 
-/// A patient whose fingerprint changed (or who is new): what the pass compares and records.
+/// What looking at a patient found.
+#[derive(Debug)]
+pub(super) enum Look {
+    /// Their fields are as the ledger saw them last.
+    Same,
+    /// Their fingerprint changed: the pass compares their fields with their marks.
+    Changed(Observation),
+    /// The ledger has no fingerprint for them: their fingerprint, for
+    /// [`Observer::first_sighting`].
+    First(u64),
+}
+
+/// A patient whose fingerprint changed: what the pass compares and records.
 #[derive(Debug)]
 pub(super) struct Observation {
     watch: Arc<Watch>,
     patient: String,
     print: u64,
-    /// The ledger held a fingerprint for the patient's hash when the pass began; without one
-    /// the patient was never seen, and their marks are not looked up.
-    printed: bool,
     /// The watched fields' values, in the watch's order.
     values: Vec<Option<DateTime<Utc>>>,
     booked_at: Option<DateTime<Utc>>,
@@ -148,6 +163,7 @@ impl Observer {
         plan: &TimingPlan,
         dry_run: bool,
         ledger: &dyn RunLedger,
+        now: DateTime<Utc>,
     ) -> Result<Option<Observer>, AppError> {
         let Some(watch) = Watch::new(plan).filter(|_| !dry_run) else {
             return Ok(None);
@@ -155,34 +171,42 @@ impl Observer {
         Ok(Some(Observer {
             watch: Arc::new(watch),
             prints: ledger.mark_prints(&|id| hash64(&[id.as_bytes()]))?,
+            now,
         }))
     }
 
-    /// The patient's observation when their fields differ from what the ledger holds.
-    pub fn look(&self, patient: &PatientRecord) -> Option<Observation> {
+    /// How the patient's fields compare with what the ledger holds.
+    pub fn look(&self, patient: &PatientRecord) -> Look {
         // Most patients are as the ledger saw them: nothing is gathered or copied for them.
         let value = |index: usize| patient.dates.get(index).copied().flatten();
         let print = fingerprint(
             self.watch.fields.iter().map(|&(index, ..)| value(index)),
             self.watch.names_hash,
         );
-        let stored = self.prints.get(hash64(&[patient.id.as_bytes()]));
-        if stored == Some(print) {
-            return None;
+        let values = self.watch.fields.iter().map(|&(index, ..)| value(index));
+        match self.prints.get(hash64(&[patient.id.as_bytes()])) {
+            Some(stored) if stored == print => Look::Same,
+            Some(_) => Look::Changed(Observation {
+                watch: self.watch.clone(),
+                patient: patient.id.clone(),
+                print,
+                values: values.collect(),
+                booked_at: self.watch.booked_at.and_then(value),
+            }),
+            None => Look::First(print),
         }
-        Some(Observation {
-            watch: self.watch.clone(),
-            patient: patient.id.clone(),
-            print,
-            printed: stored.is_some(),
-            values: self
-                .watch
-                .fields
-                .iter()
-                .map(|&(index, ..)| value(index))
-                .collect(),
-            booked_at: self.watch.booked_at.and_then(value),
-        })
+    }
+
+    /// Adds the row of `patient`, seen for the first time with the fingerprint `print`, to
+    /// `marks`: what `record` comes to for a patient it knows nothing of (no event, a field
+    /// first seen is not news; each field set marked as seen now), without a row to read.
+    pub fn first_sighting(&self, patient: &PatientRecord, print: u64, marks: &mut NewMarks) {
+        let value = |index: usize| patient.dates.get(index).copied().flatten();
+        let seen =
+            (self.watch.fields.iter()).map(|&(index, ..)| value(index).map(|v| (v, self.now)));
+        marks.push(&patient.id, print, self.watch.names_hash, |buffer| {
+            pack_into(seen, buffer)
+        });
     }
 }
 
@@ -246,11 +270,8 @@ pub(super) fn record(
     summary: &mut RunSummary,
 ) -> Result<(), AppError> {
     let watch = &seen.watch;
-    let row = if seen.printed {
-        ledger.mark_row(&seen.patient)?
-    } else {
-        None
-    };
+    // None when another patient's id has the same hash (the print was theirs).
+    let row = ledger.mark_row(&seen.patient)?;
     // Marks packed for other fields (the rules now watch others) say nothing of these.
     let known = row.as_ref().filter(|row| row.fields == watch.names_hash);
     let before = match known {
@@ -313,6 +334,15 @@ const PACKED_FIELD: usize = 17;
 /// The marks of a row, one per watched field in the watch's order.
 fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(marks.len() * PACKED_FIELD);
+    pack_into(marks.iter().copied(), &mut bytes);
+    bytes
+}
+
+/// [`pack`], appending to `bytes`.
+fn pack_into(
+    marks: impl Iterator<Item = Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    bytes: &mut Vec<u8>,
+) {
     for mark in marks {
         let (set, value, seen_at) = match mark {
             Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
@@ -322,7 +352,6 @@ fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
         bytes.extend_from_slice(&value.to_le_bytes());
         bytes.extend_from_slice(&seen_at.to_le_bytes());
     }
-    bytes
 }
 
 /// The inverse of [`pack`]; a row of another length (written for other fields) or a value
@@ -494,6 +523,81 @@ mod tests {
         assert_eq!(future.event, None);
         let unknown = verdict(Watched::Visit, Previous::Unknown, Some(visit), None);
         assert_eq!(unknown.event, None);
+    }
+
+    fn watching_plan(dir: &std::path::Path) -> TimingPlan {
+        use crate::source::SourceFile;
+        use crate::template::TemplateStore;
+        std::fs::write(dir.join("thanks.toml"), "text = \"x\"").unwrap();
+        let rules = "stages booked, first_visit\n\
+            dates next_booking_at, visited_at, booked_at\nattribution 7d\n\
+            step thanks: when stage=first_visit after 1d send thanks\n";
+        let file = SourceFile::new("t.step", rules);
+        let outcome = crate::check::check_file(&file, &mut TemplateStore::new(dir));
+        TimingPlan::compile(&outcome.rules.unwrap())
+    }
+
+    fn patient(id: &str, dates: &[Option<&str>]) -> PatientRecord {
+        PatientRecord {
+            id: id.into(),
+            line_user_id: None,
+            name: None,
+            stage: None,
+            stage_entered_at: None,
+            birth_date: None,
+            tags: Vec::new(),
+            opted_out: false,
+            dates: dates.iter().map(|d| d.map(at)).collect(),
+            fields: Vec::new(),
+            other: Default::default(),
+            unknown: Default::default(),
+            line: 2,
+        }
+    }
+
+    /// The evaluating thread builds a first sighting's row without the ledger: it must be
+    /// the row `record` writes for a patient the ledger knows nothing of, and the next pass
+    /// must find the patient unchanged, then see a moved booking as one.
+    #[test]
+    fn a_first_sighting_is_the_row_record_would_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = watching_plan(dir.path());
+        let mut ledger = crate::ledger::Ledger::open(&dir.path().join("l.db")).unwrap();
+        let now = at(NOW);
+        let observer = Observer::prepare(&plan, false, &ledger, now)
+            .unwrap()
+            .unwrap();
+        let seen = patient("P1", &[Some(FUTURE), None, Some(PAST)]);
+        let Look::First(print) = observer.look(&seen) else {
+            panic!("a patient the ledger has no print of is a first sighting");
+        };
+        let mut marks = NewMarks::default();
+        observer.first_sighting(&seen, print, &mut marks);
+        let built: Vec<_> = marks.each().collect();
+        // What `record` writes for the same patient, compared with no row to read.
+        let values: Vec<_> = (observer.watch.fields.iter())
+            .map(|&(index, ..)| seen.dates[index])
+            .collect();
+        let observation = Observation {
+            watch: observer.watch.clone(),
+            patient: "P1".into(),
+            print,
+            values,
+            booked_at: None,
+        };
+        let mut summary = RunSummary::default();
+        record(&mut ledger, &observation, now, &mut summary).unwrap();
+        let recorded = ledger.mark_row("P1").unwrap().unwrap();
+        assert_eq!(built, [("P1", print, recorded)]);
+        assert_eq!((summary.booked, summary.revisited), (0, 0));
+        // Written as built: the next pass finds the patient as they were, and sees a change.
+        ledger.set_new_marks(&marks).unwrap();
+        let next = Observer::prepare(&plan, false, &ledger, now)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(next.look(&seen), Look::Same));
+        let moved = patient("P1", &[Some(LATER), None, Some(PAST)]);
+        assert!(matches!(next.look(&moved), Look::Changed(_)));
     }
 
     #[test]
