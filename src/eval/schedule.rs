@@ -109,7 +109,12 @@ pub(super) fn run(
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
-        match ctx.test(&step.when, window.now, scripts) {
+        // A step chosen by the patient's stage has its stage test behind it already.
+        let when = match ctx.past_stage.and_then(|rest| rest[step.index].as_ref()) {
+            Some(rest) => rest,
+            None => &step.when,
+        };
+        match ctx.test(when, window.now, scripts) {
             Ok(true) => {}
             Ok(false) => {
                 if ctx.explain {
