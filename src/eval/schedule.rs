@@ -43,7 +43,14 @@ pub(super) const SLACK_DAYS: i64 = 2;
 pub(super) struct Scratch {
     candidates: Vec<DueSend>,
     cap: CapScratch,
+    /// Each step's [`occurrence_bounds`] for `bounds_for`: they depend on the window alone, so
+    /// they are worked out once per window, not for every patient.
+    bounds: Vec<Bounds>,
+    bounds_for: Option<Window>,
 }
+
+/// The first and last nominal instants of a repeating step that can matter for a window.
+pub(super) type Bounds = (DateTime<Utc>, DateTime<Utc>);
 
 /// The cap's working space, kept across patients so that capping allocates nothing once warm.
 #[derive(Debug, Default)]
@@ -88,6 +95,14 @@ pub(super) fn run(
     // Almost every patient's cells all read: then no step needs asking which field it lacks.
     let any_unknown = !ctx.patient.unknown.is_empty();
     scratch.candidates.clear();
+    if scratch.bounds_for != Some(window) {
+        scratch.bounds = plan
+            .steps
+            .iter()
+            .map(|step| occurrence_bounds(step, window))
+            .collect();
+        scratch.bounds_for = Some(window);
+    }
     for step in ctx.steps.iter().map(|&index| &plan.steps[index]) {
         let note = |reason| StepNote {
             step: step.index,
@@ -154,7 +169,8 @@ pub(super) fn run(
         let before = scratch.candidates.len();
         let mut problem = None;
         let candidates = &mut scratch.candidates;
-        let occurrences = for_each_occurrence(step, anchor, window, plan.timezone, |nominal| {
+        let bounds = scratch.bounds[step.index];
+        let occurrences = for_each_occurrence(step, anchor, bounds, plan.timezone, |nominal| {
             match place(step, nominal, anchor, today, plan) {
                 Ok(send) => candidates.push(send),
                 Err(reason) => problem = Some(reason),
@@ -288,19 +304,19 @@ pub(super) enum Occurrences {
 fn for_each_occurrence(
     step: &PlannedStep,
     anchor: DateTime<Utc>,
-    window: Window,
+    bounds: Bounds,
     tz: Tz,
     mut each: impl FnMut(DateTime<Utc>),
 ) -> Occurrences {
     let backwards = match step.direction {
         Direction::After => false,
         Direction::Before => true,
-        Direction::Every => return every_occurrence(step, anchor, window, tz, each),
+        Direction::Every => return every_occurrence(step, anchor, bounds, tz, each),
         Direction::On(day) => {
             each(super::fixed::day_start(day, tz));
             return Occurrences::Complete;
         }
-        Direction::Yearly(day) => return super::fixed::yearly(day, step, window, tz, each),
+        Direction::Yearly(day) => return super::fixed::yearly(day, bounds, tz, each),
     };
     match shift(anchor, step.offset, backwards, tz) {
         Some(nominal) => {
@@ -315,10 +331,7 @@ fn for_each_occurrence(
 /// could still be sendable at `now` (or at the window's start) to those that could land before
 /// its end. `at` and quiet hours move a send by less than [`SLACK_DAYS`] either way. Shared by
 /// every kind of repeating timing (`every`, `every year on`).
-pub(super) fn occurrence_bounds(
-    step: &PlannedStep,
-    window: Window,
-) -> (DateTime<Utc>, DateTime<Utc>) {
+fn occurrence_bounds(step: &PlannedStep, window: Window) -> Bounds {
     let slack = chrono::Duration::days(SLACK_DAYS);
     let earliest = step
         .sendable_for
@@ -333,16 +346,14 @@ pub(super) fn occurrence_bounds(
     (earliest, latest)
 }
 
-/// The occurrences anchor + k·period that can matter for the window (see
-/// [`occurrence_bounds`]).
+/// The occurrences anchor + k·period within `bounds` (see [`occurrence_bounds`]).
 fn every_occurrence(
     step: &PlannedStep,
     anchor: DateTime<Utc>,
-    window: Window,
+    (earliest, latest): Bounds,
     tz: Tz,
     mut each: impl FnMut(DateTime<Utc>),
 ) -> Occurrences {
-    let (earliest, latest) = occurrence_bounds(step, window);
     let nth = |k: u32| shift(anchor, step.offset.times(k)?, false, tz);
     let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
         return Occurrences::BeyondCalendar;
@@ -367,15 +378,16 @@ fn every_occurrence(
 }
 
 /// The smallest k ≥ 1 whose occurrence is at or after `earliest`, without walking through
-/// the occurrences before it: each jump is the gap divided by the longest a period can be,
-/// so it never passes the one sought, and it closes most of the gap (a few jumps, however
-/// old the anchor). `None` when the occurrences end before `earliest` (beyond the calendar).
-fn first_at_or_after(
+/// the occurrences before it: each jump is the gap less what a change of offset can add,
+/// divided by the longest a period can be, so it never passes the one sought, and it closes
+/// most of the gap (a jump or two, however old the anchor). `None` when the occurrences end
+/// before `earliest` (beyond the calendar).
+pub(super) fn first_at_or_after(
     offset: crate::plan::Offset,
     earliest: DateTime<Utc>,
     nth: &dyn Fn(u32) -> Option<DateTime<Utc>>,
 ) -> Option<u32> {
-    let longest = offset.max_minutes().max(1);
+    let (longest, slack) = jump_measures(offset);
     let mut k: u32 = 1;
     loop {
         let nominal = nth(k)?;
@@ -383,8 +395,29 @@ fn first_at_or_after(
             return Some(k);
         }
         let gap = earliest.signed_duration_since(nominal).num_minutes();
-        let jump = u32::try_from((gap / longest).max(1)).unwrap_or(u32::MAX);
+        let jump = u32::try_from(((gap - slack) / longest).max(1)).unwrap_or(u32::MAX);
         k = k.checked_add(jump)?;
+    }
+}
+
+/// Offsets are under 24 hours either way, so two instants' offsets differ by less than this.
+const OFFSETS_DIFFER_BY_LESS_THAN_MINUTES: i64 = 48 * 60;
+
+/// For [`first_at_or_after`], in minutes: the longest one period can be, and what `j` periods
+/// can last beyond `j` times that. Days: `j·d` wall-clock days are `j·d·24` hours between two
+/// instants' offsets, so 24 hours a day and one difference of offsets (however many changes
+/// lie between; an hour a day, the bound before, fell short of the gap by 4% a period).
+/// Minutes are exact; months keep the bound of [`Offset::max_minutes`].
+fn jump_measures(offset: Offset) -> (i64, i64) {
+    match offset {
+        Offset::Days(days) => (
+            i64::try_from(days)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(24 * 60)
+                .max(1),
+            OFFSETS_DIFFER_BY_LESS_THAN_MINUTES,
+        ),
+        other => (other.max_minutes().max(1), 0),
     }
 }
 
