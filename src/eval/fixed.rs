@@ -5,7 +5,8 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::schedule::{Bounds, Occurrences};
+use super::schedule::Occurrences;
+use super::series::Bounds;
 use super::MAX_OCCURRENCES;
 use crate::time::{local_date, local_to_utc};
 use crate::values::MonthDay;

@@ -7,6 +7,7 @@ mod fixed;
 mod reactions;
 mod schedule;
 mod script;
+mod series;
 mod test;
 mod unknown;
 

@@ -120,7 +120,7 @@ fn the_jumps_to_the_first_occurrence_that_matters_never_pass_it() {
     // Against a walk one period at a time: every 1, 2, 7, 14 and 30 days (and 1 and 2 months)
     // from anchors up to 30 years back, at every hour of the day in turn, in zones with
     // daylight saving time (the offsets between the jumps change) and without.
-    use super::schedule::first_at_or_after;
+    use super::series::first_at_or_after;
     use crate::time::shift;
     use chrono::TimeDelta;
     use chrono_tz::{America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London};
