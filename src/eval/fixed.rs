@@ -5,9 +5,9 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::schedule::{occurrence_bounds, Occurrences};
-use super::{Window, MAX_OCCURRENCES};
-use crate::plan::PlannedStep;
+use super::schedule::Occurrences;
+use super::series::Bounds;
+use super::MAX_OCCURRENCES;
 use crate::time::{local_date, local_to_utc};
 use crate::values::MonthDay;
 
@@ -17,16 +17,14 @@ pub(super) fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
 }
 
 /// `every year on MM-DD`: that day in each year from the earliest that can still be sendable at
-/// `now` (or at the window's start) to the last that can land before the window's end; a year
-/// without the day (`02-29`) has no occurrence.
+/// `now` (or at the window's start) to the last that can land before the window's end (the
+/// step's `bounds` for the window); a year without the day (`02-29`) has no occurrence.
 pub(super) fn yearly(
     day: MonthDay,
-    step: &PlannedStep,
-    window: Window,
+    (earliest, latest): Bounds,
     tz: Tz,
     mut each: impl FnMut(DateTime<Utc>),
 ) -> Occurrences {
-    let (earliest, latest) = occurrence_bounds(step, window);
     let (first, last) = (
         local_date(earliest, tz).year(),
         local_date(latest, tz).year(),

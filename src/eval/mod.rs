@@ -7,6 +7,7 @@ mod fixed;
 mod reactions;
 mod schedule;
 mod script;
+mod series;
 mod test;
 mod unknown;
 
@@ -191,6 +192,10 @@ pub struct Evaluator<'p> {
     by_stage: Vec<Vec<usize>>,
     /// Every step, in plan order.
     all_steps: Vec<usize>,
+    /// By step index, for a step whose `when` starts with a stage test: the rest of it, which
+    /// is all that is left to test for a patient whose stage chose the step from `by_stage`
+    /// (the stage test holds there by construction).
+    when_past_stage: Vec<Option<crate::plan::Test>>,
 }
 
 /// What the steps ask of `now` on the clinic's clock, worked out once per `now` rather than
@@ -230,6 +235,9 @@ pub(crate) struct Context<'a> {
     /// The steps to look at, in plan order: every step, or (when nothing about a step whose
     /// `when` starts with another stage would be said) only those that may hold.
     steps: &'a [usize],
+    /// When `steps` were chosen by the patient's stage: what is left of each step's `when`
+    /// past its stage test (see [`Evaluator::when_past_stage`]).
+    past_stage: Option<&'a [Option<crate::plan::Test>]>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -244,6 +252,7 @@ impl<'p> Evaluator<'p> {
             needs: plan.steps.iter().map(unknown::needs).collect(),
             by_stage: steps_by_stage(plan),
             all_steps: (0..plan.steps.len()).collect(),
+            when_past_stage: plan.steps.iter().map(when_past_stage).collect(),
         }
     }
 
@@ -321,14 +330,11 @@ impl<'p> Evaluator<'p> {
         // A step whose `when` starts with another stage says nothing to `plan` or `run` (its
         // condition is false before anything else in it is read), unless the patient has a
         // cell the step needs unread: that is said before the condition is tested.
-        let steps = match (self.explain, patient.unknown.is_empty()) {
-            (false, true) => patient
-                .stage
-                .map_or(Some(&self.by_stage[0]), |stage| {
-                    self.by_stage.get(stage + 1)
-                })
-                .unwrap_or(&self.all_steps),
-            _ => &self.all_steps,
+        let by_stage = match (self.explain, patient.unknown.is_empty()) {
+            (false, true) => patient.stage.map_or(Some(&self.by_stage[0]), |stage| {
+                self.by_stage.get(stage + 1)
+            }),
+            _ => None,
         };
         let mut context = Context {
             plan: self.plan,
@@ -339,7 +345,8 @@ impl<'p> Evaluator<'p> {
             needs: &self.needs,
             reactions,
             consent: self.consent(patient),
-            steps,
+            steps: by_stage.unwrap_or(&self.all_steps),
+            past_stage: by_stage.map(|_| self.when_past_stage.as_slice()),
         };
         schedule::run(
             &mut context,
@@ -349,6 +356,20 @@ impl<'p> Evaluator<'p> {
             &mut self.scratch,
             out,
         );
+    }
+}
+
+/// The step's `when` past its first test, when that is a stage test (`stage=booked and age >=
+/// 65` → `age >= 65`; `stage=booked` alone → an empty `and`, which holds).
+fn when_past_stage(step: &crate::plan::PlannedStep) -> Option<crate::plan::Test> {
+    use crate::plan::{Leaf, Test};
+    match &step.when {
+        Test::Leaf(Leaf::StageIn(_), _) => Some(Test::And(Vec::new())),
+        Test::And(tests) => match tests.split_first() {
+            Some((Test::Leaf(Leaf::StageIn(_), _), rest)) => Some(Test::And(rest.to_vec())),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -114,3 +114,34 @@ fn a_birthday_takes_its_turn_under_the_cap_and_expires_as_any_step() {
         outcome.notes
     );
 }
+
+#[test]
+fn the_jumps_to_the_first_occurrence_that_matters_never_pass_it() {
+    // Against a walk one period at a time: every 1, 2, 7, 14 and 30 days (and 1 and 2 months)
+    // from anchors up to 30 years back, at every hour of the day in turn, in zones with
+    // daylight saving time (the offsets between the jumps change) and without.
+    use super::series::first_at_or_after;
+    use crate::time::shift;
+    use chrono::TimeDelta;
+    use chrono_tz::{America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London};
+    let earliest = crate::time::tokyo::tokyo("2026-03-29 01:30");
+    let offsets = [1, 2, 7, 14, 30]
+        .map(Offset::Days)
+        .into_iter()
+        .chain([Offset::Months(1), Offset::Months(2)]);
+    for offset in offsets {
+        for tz in [New_York, London, Lord_Howe, Tokyo] {
+            let mut anchor = earliest - TimeDelta::days(30 * 366);
+            while anchor < earliest + TimeDelta::days(3) {
+                let nth = |k: u32| shift(anchor, offset.times(k)?, false, tz);
+                let walked = (1..).find(|&k| nth(k).is_some_and(|at| at >= earliest));
+                assert_eq!(
+                    first_at_or_after(offset, earliest, &nth),
+                    walked,
+                    "{offset:?} {tz} from {anchor}"
+                );
+                anchor += TimeDelta::hours(24 * 97 + 1);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::script::ScriptRuntime;
+use super::series::{every_occurrence, occurrence_bounds, Bounds};
 use super::unknown::Part;
 use super::{
     variant_bucket, Context, DueSend, Moved, PatientOutcome, Reason, SentBefore, StepNote, Today,
@@ -43,6 +44,10 @@ pub(super) const SLACK_DAYS: i64 = 2;
 pub(super) struct Scratch {
     candidates: Vec<DueSend>,
     cap: CapScratch,
+    /// Each step's [`occurrence_bounds`] for `bounds_for`: they depend on the window alone, so
+    /// they are worked out once per window, not for every patient.
+    bounds: Vec<Bounds>,
+    bounds_for: Option<Window>,
 }
 
 /// The cap's working space, kept across patients so that capping allocates nothing once warm.
@@ -88,6 +93,14 @@ pub(super) fn run(
     // Almost every patient's cells all read: then no step needs asking which field it lacks.
     let any_unknown = !ctx.patient.unknown.is_empty();
     scratch.candidates.clear();
+    if scratch.bounds_for != Some(window) {
+        scratch.bounds = plan
+            .steps
+            .iter()
+            .map(|step| occurrence_bounds(step, window))
+            .collect();
+        scratch.bounds_for = Some(window);
+    }
     for step in ctx.steps.iter().map(|&index| &plan.steps[index]) {
         let note = |reason| StepNote {
             step: step.index,
@@ -109,7 +122,12 @@ pub(super) fn run(
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
-        match ctx.test(&step.when, window.now, scripts) {
+        // A step chosen by the patient's stage has its stage test behind it already.
+        let when = match ctx.past_stage.and_then(|rest| rest[step.index].as_ref()) {
+            Some(rest) => rest,
+            None => &step.when,
+        };
+        match ctx.test(when, window.now, scripts) {
             Ok(true) => {}
             Ok(false) => {
                 if ctx.explain {
@@ -149,7 +167,8 @@ pub(super) fn run(
         let before = scratch.candidates.len();
         let mut problem = None;
         let candidates = &mut scratch.candidates;
-        let occurrences = for_each_occurrence(step, anchor, window, plan.timezone, |nominal| {
+        let bounds = scratch.bounds[step.index];
+        let occurrences = for_each_occurrence(step, anchor, bounds, plan.timezone, |nominal| {
             match place(step, nominal, anchor, today, plan) {
                 Ok(send) => candidates.push(send),
                 Err(reason) => problem = Some(reason),
@@ -283,19 +302,19 @@ pub(super) enum Occurrences {
 fn for_each_occurrence(
     step: &PlannedStep,
     anchor: DateTime<Utc>,
-    window: Window,
+    bounds: Bounds,
     tz: Tz,
     mut each: impl FnMut(DateTime<Utc>),
 ) -> Occurrences {
     let backwards = match step.direction {
         Direction::After => false,
         Direction::Before => true,
-        Direction::Every => return every_occurrence(step, anchor, window, tz, each),
+        Direction::Every => return every_occurrence(step, anchor, bounds, tz, each),
         Direction::On(day) => {
             each(super::fixed::day_start(day, tz));
             return Occurrences::Complete;
         }
-        Direction::Yearly(day) => return super::fixed::yearly(day, step, window, tz, each),
+        Direction::Yearly(day) => return super::fixed::yearly(day, bounds, tz, each),
     };
     match shift(anchor, step.offset, backwards, tz) {
         Some(nominal) => {
@@ -303,83 +322,6 @@ fn for_each_occurrence(
             Occurrences::Complete
         }
         None => Occurrences::BeyondCalendar,
-    }
-}
-
-/// The first and last nominal instants of `step` that can matter for `window`: from those that
-/// could still be sendable at `now` (or at the window's start) to those that could land before
-/// its end. `at` and quiet hours move a send by less than [`SLACK_DAYS`] either way. Shared by
-/// every kind of repeating timing (`every`, `every year on`).
-pub(super) fn occurrence_bounds(
-    step: &PlannedStep,
-    window: Window,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    let slack = chrono::Duration::days(SLACK_DAYS);
-    let earliest = step
-        .sendable_for
-        .max_delta()
-        .and_then(|sendable| sendable.checked_add(&slack))
-        .and_then(|back| window.now.min(window.from).checked_sub_signed(back))
-        .unwrap_or_else(calendar_start);
-    let latest = window
-        .to
-        .checked_add_signed(slack)
-        .unwrap_or_else(calendar_end);
-    (earliest, latest)
-}
-
-/// The occurrences anchor + k·period that can matter for the window (see
-/// [`occurrence_bounds`]).
-fn every_occurrence(
-    step: &PlannedStep,
-    anchor: DateTime<Utc>,
-    window: Window,
-    tz: Tz,
-    mut each: impl FnMut(DateTime<Utc>),
-) -> Occurrences {
-    let (earliest, latest) = occurrence_bounds(step, window);
-    let nth = |k: u32| shift(anchor, step.offset.times(k)?, false, tz);
-    let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
-        return Occurrences::BeyondCalendar;
-    };
-    let mut last = None;
-    for _ in 0..MAX_OCCURRENCES {
-        // Past the calendar's end there are no more occurrences; none that matter are lost.
-        let Some(nominal) = nth(k).filter(|nominal| *nominal <= latest) else {
-            return Occurrences::Complete;
-        };
-        each(nominal);
-        last = Some(nominal);
-        let Some(next) = k.checked_add(1) else {
-            return Occurrences::Complete;
-        };
-        k = next;
-    }
-    match (nth(k).filter(|nominal| *nominal <= latest), last) {
-        (Some(_), Some(last)) => Occurrences::Cut { last },
-        _ => Occurrences::Complete,
-    }
-}
-
-/// The smallest k ≥ 1 whose occurrence is at or after `earliest`, without walking through
-/// the occurrences before it: each jump is the gap divided by the longest a period can be,
-/// so it never passes the one sought, and it closes most of the gap (a few jumps, however
-/// old the anchor). `None` when the occurrences end before `earliest` (beyond the calendar).
-fn first_at_or_after(
-    offset: crate::plan::Offset,
-    earliest: DateTime<Utc>,
-    nth: &dyn Fn(u32) -> Option<DateTime<Utc>>,
-) -> Option<u32> {
-    let longest = offset.max_minutes().max(1);
-    let mut k: u32 = 1;
-    loop {
-        let nominal = nth(k)?;
-        if nominal >= earliest {
-            return Some(k);
-        }
-        let gap = earliest.signed_duration_since(nominal).num_minutes();
-        let jump = u32::try_from((gap / longest).max(1)).unwrap_or(u32::MAX);
-        k = k.checked_add(jump)?;
     }
 }
 

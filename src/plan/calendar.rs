@@ -1,11 +1,11 @@
 //! The plan's side of the clinic calendar: a rule's duration as a calendar step, and moving a
 //! send out of quiet hours. The calendar itself is [`crate::time`].
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::time::{local_to_utc, wall_clock, Offset};
-use crate::values::{ClockTime, Duration, DurationUnit, QuietHours};
+use crate::time::{wall_minute, Offset};
+use crate::values::{Duration, DurationUnit, QuietHours};
 
 // `Offset` lives in `time`; turning a written duration into one needs the syntax tree's
 // duration, which `time` must not import.
@@ -30,29 +30,27 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
     let Some(quiet) = quiet else {
         return instant;
     };
-    let local = wall_clock(instant, tz);
-    let clock = ClockTime {
-        hour: local.hour(),
-        minute: local.minute(),
-    };
-    if !quiet.contains(clock) {
+    let wall = wall_minute(instant, tz);
+    if !quiet.contains(wall.clock) {
         return instant;
     }
-    let date = local.date();
+    // In a window that wraps midnight, the evening part ends tomorrow morning (or, on
+    // chrono's last day, that morning).
     let wraps = quiet.from > quiet.to;
-    // In a window that wraps midnight, the evening part ends tomorrow morning.
-    let end_date = if wraps && clock >= quiet.from {
-        date.succ_opt().unwrap_or(date)
-    } else {
-        date
-    };
-    local_to_utc(end_date.and_time(quiet.to.naive()), tz)
+    if wraps && wall.clock >= quiet.from {
+        if let Some(end) = wall.days_later_at(1, quiet.to, tz) {
+            return end;
+        }
+    }
+    wall.at(quiet.to, tz)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono_tz::Asia::Tokyo;
+
+    use crate::values::ClockTime;
 
     use crate::time::tokyo::{show, tokyo};
 
@@ -88,5 +86,55 @@ mod tests {
             show(leave_quiet(tokyo("2026-11-26 12:10"), lunch, Tokyo)),
             "2026-11-26 13:00"
         );
+    }
+
+    #[test]
+    fn quiet_hours_end_on_the_wall_clock_across_daylight_saving() {
+        use chrono::{NaiveDateTime, Timelike};
+        use chrono_tz::America::New_York;
+
+        use crate::time::{local_to_utc, wall_clock};
+        // 01:00–03:00 New York: the spring night skips 02:00–03:00, the autumn night repeats
+        // 01:00–02:00; and the evening window that wraps midnight.
+        let windows = [((1, 0), (3, 0)), ((21, 0), (9, 0)), ((0, 30), (2, 30))];
+        let wall = |text: &str| {
+            let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+            local_to_utc(naive, New_York)
+        };
+        for ((fh, fm), (th, tm)) in windows {
+            let quiet = QuietHours {
+                from: ClockTime {
+                    hour: fh,
+                    minute: fm,
+                },
+                to: ClockTime {
+                    hour: th,
+                    minute: tm,
+                },
+            };
+            for start in ["2026-03-07 18:00", "2026-10-31 18:00"] {
+                let mut at = wall(start);
+                for _ in 0..(36 * 4) {
+                    // The old way, through chrono's calendar.
+                    let local = wall_clock(at, New_York);
+                    let clock = ClockTime {
+                        hour: local.hour(),
+                        minute: local.minute(),
+                    };
+                    let expected = if !quiet.contains(clock) {
+                        at
+                    } else {
+                        let date = local.date();
+                        let date = match quiet.from > quiet.to && clock >= quiet.from {
+                            true => date.succ_opt().unwrap(),
+                            false => date,
+                        };
+                        local_to_utc(date.and_time(quiet.to.naive()), New_York)
+                    };
+                    assert_eq!(leave_quiet(at, Some(quiet), New_York), expected, "{at}");
+                    at += chrono::Duration::minutes(15);
+                }
+            }
+        }
     }
 }

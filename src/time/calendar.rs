@@ -2,9 +2,11 @@
 //! the clinic's time zone), `at HH:MM` on the local day, the next day and the next week. Wall
 //! clock times that daylight saving skips or repeats become instants by [`local_to_utc`].
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Days, Months, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
+use super::civil::{self, DAY};
+use super::zone::{utc_seconds, wall_seconds};
 use super::{local_date, local_to_utc, wall_clock, ClockTime};
 
 /// A timing offset as the clinic counts it: minutes and hours are exact; days and weeks keep
@@ -101,66 +103,166 @@ fn shift_unchecked(
     backwards: bool,
     tz: Tz,
 ) -> Option<DateTime<Utc>> {
+    let (seconds, nanos) = (instant.timestamp(), instant.timestamp_subsec_nanos());
+    // A leap second's nanoseconds (1e9 and over) are left to chrono, which knows them.
+    if nanos >= 1_000_000_000 {
+        return shift_by_chrono(instant, offset, backwards, tz);
+    }
     if let Offset::Minutes(minutes) = offset {
-        let delta = chrono::Duration::try_minutes(minutes)?;
-        return if backwards {
-            instant.checked_sub_signed(delta)
-        } else {
-            instant.checked_add_signed(delta)
-        };
-    }
-    // In a zone that keeps one offset (Tokyo since 1951), days are 24 hours: no calendar
-    // arithmetic, when the instant and the result both lie in that stretch.
-    if let (Offset::Days(d), Some((steady, _))) = (offset, super::zone::steady_since(tz)) {
-        let delta = TimeDelta::try_days(i64::try_from(d).ok()?)?;
+        // Beyond chrono's range either way, `instant` says `None`, as chrono's
+        // `checked_add_signed` would.
+        let delta = minutes.checked_mul(60)?;
         let moved = match backwards {
-            true => instant.checked_sub_signed(delta)?,
-            false => instant.checked_add_signed(delta)?,
+            true => seconds.checked_sub(delta)?,
+            false => seconds.checked_add(delta)?,
         };
-        if instant.timestamp() >= steady && moved.timestamp() >= steady {
-            return Some(moved);
-        }
+        return civil::instant(moved, nanos);
     }
-    let local = wall_clock(instant, tz);
-    let moved = match (offset, backwards) {
-        (Offset::Days(d), false) => local.checked_add_days(Days::new(d))?,
-        (Offset::Days(d), true) => local.checked_sub_days(Days::new(d))?,
-        (Offset::Months(m), false) => local.checked_add_months(Months::new(m))?,
-        (Offset::Months(m), true) => local.checked_sub_months(Months::new(m))?,
-        (Offset::Minutes(_), _) => unreachable!("handled above"),
+    shift_on_the_wall(seconds, offset, backwards, tz)
+        .and_then(|moved| civil::instant(moved, nanos))
+        .or_else(|| shift_by_chrono(instant, offset, backwards, tz))
+}
+
+/// Days and months on the wall clock counted in seconds, with the zone's table both ways:
+/// what [`shift_by_chrono`] computes, without unpacking chrono's dates. `None` where the table
+/// declines (a result in a gap or an overlap, times outside 1900–2200): chrono decides those.
+fn shift_on_the_wall(seconds: i64, offset: Offset, backwards: bool, tz: Tz) -> Option<i64> {
+    let wall = wall_seconds(seconds, tz)?;
+    let moved = match offset {
+        Offset::Days(days) => {
+            let delta = i64::try_from(days).ok()?.checked_mul(DAY)?;
+            match backwards {
+                true => wall.checked_sub(delta)?,
+                false => wall.checked_add(delta)?,
+            }
+        }
+        Offset::Months(months) => {
+            let months = match backwards {
+                true => -i64::from(months),
+                false => i64::from(months),
+            };
+            let (day, time) = (wall.div_euclid(DAY), wall.rem_euclid(DAY));
+            civil::add_months(day, months)?
+                .checked_mul(DAY)?
+                .checked_add(time)?
+        }
+        Offset::Minutes(_) => return None,
+    };
+    utc_seconds(moved, tz)
+}
+
+/// Days and months through chrono's calendar and chrono-tz: the reference
+/// [`shift_on_the_wall`] is held to, and the answer wherever the zone's table declines.
+fn shift_by_chrono(
+    instant: DateTime<Utc>,
+    offset: Offset,
+    backwards: bool,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
+    let moved = match offset {
+        Offset::Minutes(minutes) => {
+            let delta = chrono::Duration::try_minutes(minutes)?;
+            return match backwards {
+                true => instant.checked_sub_signed(delta),
+                false => instant.checked_add_signed(delta),
+            };
+        }
+        offset => {
+            let local = wall_clock(instant, tz);
+            match (offset, backwards) {
+                (Offset::Days(d), false) => local.checked_add_days(Days::new(d))?,
+                (Offset::Days(d), true) => local.checked_sub_days(Days::new(d))?,
+                (Offset::Months(m), false) => local.checked_add_months(Months::new(m))?,
+                (Offset::Months(m), true) => local.checked_sub_months(Months::new(m))?,
+                (Offset::Minutes(_), _) => return None,
+            }
+        }
     };
     Some(local_to_utc(moved, tz))
 }
 
 /// The given clock time on the local day of `instant`.
 pub fn at_time(instant: DateTime<Utc>, clock: ClockTime, tz: Tz) -> DateTime<Utc> {
-    // In a zone that keeps one offset, the local day's start is plain arithmetic.
-    if let Some((steady, offset)) = super::zone::steady_since(tz) {
-        let offset = i64::from(offset.local_minus_utc());
-        let local = instant.timestamp() + offset;
-        let clock_seconds = i64::from(clock.hour) * 3600 + i64::from(clock.minute) * 60;
-        let at = local - local.rem_euclid(86_400) + clock_seconds - offset;
-        if instant.timestamp() >= steady && at >= steady {
-            if let Some(at) = DateTime::from_timestamp(at, 0) {
-                return at;
-            }
-        }
-    }
-    local_to_utc(local_date(instant, tz).and_time(clock.naive()), tz)
+    wall_minute(instant, tz).at(clock, tz)
 }
 
 /// The start of the next local day.
 pub fn next_day(instant: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-    let day = local_date(instant, tz).succ_opt()?;
-    Some(local_to_utc(day.and_time(NaiveTime::MIN), tz))
+    wall_minute(instant, tz).days_later_at(1, ClockTime::MIDNIGHT, tz)
 }
 
 /// The start of the next local week (Monday).
 pub fn next_week(instant: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-    let date = local_date(instant, tz);
-    let days = 7 - u64::from(date.weekday().num_days_from_monday());
-    let monday = date.checked_add_days(Days::new(days))?;
-    Some(local_to_utc(monday.and_time(NaiveTime::MIN), tz))
+    let wall = wall_minute(instant, tz);
+    let from_monday = match wall.day {
+        // 0 to 6.
+        Some(day) => civil::days_from_monday(day) as u64,
+        None => u64::from(local_date(instant, tz).weekday().num_days_from_monday()),
+    };
+    wall.days_later_at(7 - from_monday, ClockTime::MIDNIGHT, tz)
+}
+
+/// An instant on the clinic's wall clock: its clock time to the minute, and the means to name
+/// a clock time on its day or a few days later. Quiet hours and `at` times read and name wall
+/// clocks millions of times in a run; inside the zone's table (1900–2200) that is arithmetic
+/// on seconds, elsewhere chrono's calendar and chrono-tz.
+#[derive(Debug, Clone, Copy)]
+pub struct WallMinute {
+    pub clock: ClockTime,
+    instant: DateTime<Utc>,
+    /// The local day (days since 1970-01-01) when the zone's table knows the instant.
+    day: Option<i64>,
+}
+
+/// `instant` on the clinic's wall clock.
+pub fn wall_minute(instant: DateTime<Utc>, tz: Tz) -> WallMinute {
+    if let Some(wall) = wall_seconds(instant.timestamp(), tz) {
+        let time = wall.rem_euclid(DAY);
+        return WallMinute {
+            // Under 86,400 seconds: the hour is under 24.
+            clock: ClockTime {
+                hour: (time / 3600) as u32,
+                minute: (time % 3600 / 60) as u32,
+            },
+            instant,
+            day: Some(wall.div_euclid(DAY)),
+        };
+    }
+    let local = wall_clock(instant, tz);
+    WallMinute {
+        clock: ClockTime {
+            hour: local.hour(),
+            minute: local.minute(),
+        },
+        instant,
+        day: None,
+    }
+}
+
+impl WallMinute {
+    /// The instant at `clock` (taken as [`ClockTime::naive`] takes it) on this local day, by
+    /// the one rule for the hours daylight saving skips or repeats.
+    pub fn at(self, clock: ClockTime, tz: Tz) -> DateTime<Utc> {
+        // Adding no days always has a day; the fallback keeps this total all the same.
+        self.days_later_at(0, clock, tz).unwrap_or_else(|| {
+            local_to_utc(local_date(self.instant, tz).and_time(clock.naive()), tz)
+        })
+    }
+
+    /// [`WallMinute::at`] on the local day `days` days later; `None` past chrono's last day.
+    pub fn days_later_at(self, days: u64, clock: ClockTime, tz: Tz) -> Option<DateTime<Utc>> {
+        let fast = self
+            .day
+            .zip(i64::try_from(days).ok())
+            .and_then(|(day, days)| day.checked_add(days)?.checked_mul(DAY))
+            .and_then(|start| utc_seconds(start.checked_add(clock.seconds_since_midnight())?, tz))
+            .and_then(|at| civil::instant(at, 0));
+        if fast.is_some() {
+            return fast;
+        }
+        let date = local_date(self.instant, tz).checked_add_days(Days::new(days))?;
+        Some(local_to_utc(date.and_time(clock.naive()), tz))
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +360,102 @@ mod tests {
                 }
             }
             seconds += 7_777_777;
+        }
+    }
+
+    /// Instants every 37 minutes from two days before to two days after each change of
+    /// offset from 2019 to 2031, and every 7,777,777 seconds from 1899 to 2201 (through the
+    /// table's edges), in zones with daylight saving time in both hemispheres, a 30-minute
+    /// change, and none.
+    fn instants_around_changes(tz: Tz) -> Vec<DateTime<Utc>> {
+        let offset = |at: DateTime<Utc>| wall_clock(at, tz) - at.naive_utc();
+        let mut instants = Vec::new();
+        let mut day = utc("2019-01-01T00:00:00Z");
+        while day < utc("2031-01-01T00:00:00Z") {
+            let next = day + TimeDelta::days(1);
+            if offset(day) != offset(next) {
+                let mut at = day - TimeDelta::days(2);
+                while at < next + TimeDelta::days(2) {
+                    instants.push(at);
+                    at += TimeDelta::minutes(37);
+                }
+            }
+            day = next;
+        }
+        let mut seconds = utc("1899-06-01T00:00:00Z").timestamp();
+        while seconds < utc("2201-06-01T00:00:00Z").timestamp() {
+            instants.push(DateTime::from_timestamp(seconds, 0).unwrap());
+            seconds += 7_777_777;
+        }
+        instants
+    }
+
+    #[test]
+    fn days_and_months_on_the_wall_are_chronos_across_daylight_saving() {
+        use chrono_tz::{America::Sao_Paulo, Australia::Lord_Howe};
+        let offsets = [
+            Offset::Days(0),
+            Offset::Days(1),
+            Offset::Days(7),
+            Offset::Days(30),
+            Offset::Months(1),
+            Offset::Months(3),
+            Offset::Months(12),
+            Offset::Minutes(90),
+        ];
+        for tz in [New_York, London, Lord_Howe, Sao_Paulo, Tokyo] {
+            let mut on_the_wall = 0;
+            for instant in instants_around_changes(tz) {
+                for offset in offsets {
+                    for backwards in [false, true] {
+                        let expected = shift_by_chrono(instant, offset, backwards, tz);
+                        assert_eq!(
+                            shift_unchecked(instant, offset, backwards, tz),
+                            expected,
+                            "{tz} {instant} {offset:?} backwards={backwards}"
+                        );
+                        let wall = shift_on_the_wall(instant.timestamp(), offset, backwards, tz);
+                        on_the_wall += usize::from(wall.is_some());
+                    }
+                }
+            }
+            // Nearly every one took the new path; the rest were left to chrono.
+            assert!(on_the_wall > 1000, "{tz}: {on_the_wall} on the wall");
+        }
+    }
+
+    #[test]
+    fn clock_times_and_next_days_on_the_wall_are_chronos_across_daylight_saving() {
+        use chrono::NaiveTime;
+        for tz in [New_York, London, Tokyo] {
+            for instant in instants_around_changes(tz) {
+                let date = local_date(instant, tz);
+                for (hour, minute) in [(0, 0), (1, 30), (2, 30), (9, 0), (23, 59), (25, 70)] {
+                    let clock = ClockTime { hour, minute };
+                    let expected = local_to_utc(date.and_time(clock.naive()), tz);
+                    assert_eq!(at_time(instant, clock, tz), expected, "{tz} {instant}");
+                }
+                let next = date.succ_opt().unwrap();
+                assert_eq!(
+                    next_day(instant, tz),
+                    Some(local_to_utc(next.and_time(NaiveTime::MIN), tz)),
+                    "{tz} {instant}"
+                );
+                let monday = date + Days::new(7 - u64::from(date.weekday().num_days_from_monday()));
+                assert_eq!(
+                    next_week(instant, tz),
+                    Some(local_to_utc(monday.and_time(NaiveTime::MIN), tz)),
+                    "{tz} {instant}"
+                );
+                let wall = wall_clock(instant, tz);
+                assert_eq!(
+                    wall_minute(instant, tz).clock,
+                    ClockTime {
+                        hour: wall.hour(),
+                        minute: wall.minute()
+                    }
+                );
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! gap is the first instant after the gap, a time in an overlap is the earlier instant.
 
 mod calendar;
+mod civil;
 mod fixed_forms;
 mod offsets;
 mod parse;
@@ -36,7 +37,9 @@ pub(crate) mod tokyo {
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveTime, TimeZone};
 
-pub use calendar::{at_time, calendar_end, calendar_start, next_day, next_week, shift, Offset};
+pub use calendar::{
+    at_time, calendar_end, calendar_start, next_day, next_week, shift, wall_minute, Offset,
+};
 pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
 pub use rfc3339::push_rfc3339;
 pub use zone::{local_date, local_to_utc, wall_clock};
@@ -50,12 +53,19 @@ pub struct ClockTime {
 }
 
 impl ClockTime {
+    pub const MIDNIGHT: ClockTime = ClockTime { hour: 0, minute: 0 };
+
     pub fn is_valid(self) -> bool {
         self.hour < 24 && self.minute < 60
     }
 
     pub fn minutes_since_midnight(self) -> u32 {
         self.hour * 60 + self.minute
+    }
+
+    /// Seconds from midnight to the time as [`ClockTime::naive`] takes it.
+    pub fn seconds_since_midnight(self) -> i64 {
+        i64::from(self.hour.min(23)) * 3600 + i64::from(self.minute.min(59)) * 60
     }
 
     /// The time as chrono's; for a checked time (see [`ClockTime::is_valid`]). An unchecked

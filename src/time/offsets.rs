@@ -145,30 +145,46 @@ impl ZoneTable {
     }
 
     /// The offset at `instant`, or `None` outside the table.
-    /// The first second (Unix time) from which the zone keeps one offset to the table's end:
-    /// Tokyo's since 1951; a zone with daylight saving time, only its last span's start.
-    pub(super) fn steady_since(&self) -> Option<(i64, FixedOffset)> {
-        self.spans.last().map(|span| (span.start, span.offset))
+    pub(super) fn offset_at(&self, instant: &DateTime<Utc>) -> Option<FixedOffset> {
+        self.span_at(instant.timestamp()).map(|span| span.offset)
     }
 
-    pub(super) fn offset_at(&self, instant: &DateTime<Utc>) -> Option<FixedOffset> {
-        let seconds = instant.timestamp();
+    /// The offset in seconds at the UTC second `seconds` (Unix time), or `None` outside the
+    /// table: [`ZoneTable::offset_at`] for callers that count in seconds.
+    pub(super) fn seconds_east_at(&self, seconds: i64) -> Option<i64> {
+        self.span_at(seconds)
+            .map(|span| i64::from(span.offset.local_minus_utc()))
+    }
+
+    fn span_at(&self, seconds: i64) -> Option<&Span> {
         if !(TABLE_START..TABLE_END).contains(&seconds) {
             return None;
         }
         // Most zones have had the same offset (or rules) for decades: try the last span first.
         let last = self.spans.last()?;
         if seconds >= last.start {
-            return Some(last.offset);
+            return Some(last);
         }
         let after = self.spans.partition_point(|span| span.start <= seconds);
-        Some(self.spans.get(after.checked_sub(1)?)?.offset)
+        self.spans.get(after.checked_sub(1)?)
     }
 
     /// The offset of the one instant that has this wall-clock time, or `None` when there is
     /// not exactly one (a gap or an overlap) or the time is outside the table.
     pub(super) fn offset_of_local(&self, local: &NaiveDateTime) -> Option<FixedOffset> {
-        let seconds = local.and_utc().timestamp();
+        self.span_of_local(local.and_utc().timestamp())
+            .map(|span| span.offset)
+    }
+
+    /// [`ZoneTable::offset_of_local`] for a wall-clock time counted in seconds (Unix time of
+    /// the wall clock read as UTC): the offset in seconds, or `None` in a gap, an overlap or
+    /// outside the table.
+    pub(super) fn seconds_east_of_local(&self, local: i64) -> Option<i64> {
+        self.span_of_local(local)
+            .map(|span| i64::from(span.offset.local_minus_utc()))
+    }
+
+    fn span_of_local(&self, seconds: i64) -> Option<&Span> {
         let last = self.spans.last()?;
         let span = if seconds >= last.local_low {
             last
@@ -176,7 +192,7 @@ impl ZoneTable {
             let after = self.spans.partition_point(|span| span.local_low <= seconds);
             self.spans.get(after.checked_sub(1)?)?
         };
-        (seconds < span.local_high).then_some(span.offset)
+        (seconds < span.local_high).then_some(span)
     }
 }
 

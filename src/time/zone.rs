@@ -17,13 +17,6 @@ use super::offsets::ZoneTable;
 /// This is the hot path of the evaluator: a time that happens exactly once (nearly all) is
 /// one search of the zone's table of offsets and allocates nothing; gaps, overlaps and times
 /// before 1900 or after 2200 go to chrono-tz.
-/// The first instant (Unix seconds) from which `tz`'s offset never changes again within the
-/// calendar, and that offset, if its table knows them: between two instants at or after it, a
-/// local day is exactly 24 hours.
-pub(super) fn steady_since(tz: Tz) -> Option<(i64, chrono::FixedOffset)> {
-    ZoneTable::of(tz).and_then(ZoneTable::steady_since)
-}
-
 pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     let plain = ZoneTable::of(tz)
         .and_then(|table| table.offset_of_local(&local))
@@ -32,6 +25,20 @@ pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         Some(utc) => utc.and_utc(),
         None => local_to_utc_by_chrono_tz(local, tz),
     }
+}
+
+/// The wall clock at the UTC second `utc` (Unix time), counted in seconds (Unix time of the
+/// wall clock read as UTC), from the zone's table: `None` where the table does not answer
+/// (before 1900, after 2200), and the caller asks [`wall_clock`].
+pub(super) fn wall_seconds(utc: i64, tz: Tz) -> Option<i64> {
+    utc.checked_add(ZoneTable::of(tz)?.seconds_east_at(utc)?)
+}
+
+/// The one UTC second that has the wall-clock second `wall` (as [`wall_seconds`] counts it),
+/// from the zone's table: `None` in a gap, an overlap or outside the table, and the caller
+/// asks [`local_to_utc`], which keeps the one rule for those.
+pub(super) fn utc_seconds(wall: i64, tz: Tz) -> Option<i64> {
+    wall.checked_sub(ZoneTable::of(tz)?.seconds_east_of_local(wall)?)
 }
 
 /// [`local_to_utc`] asking chrono-tz, for the times the zone's table declines.
