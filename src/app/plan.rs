@@ -4,6 +4,7 @@
 //! patient blocked the account, and whether the ledger already has the send (sent, failed,
 //! skipped …), counted apart.
 
+mod ids;
 mod instants;
 mod json;
 mod ledger;
@@ -27,6 +28,7 @@ use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use ids::PatientIds;
 use ledger::LedgerMarks;
 use order::SendTimes;
 
@@ -131,7 +133,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     let mut rows: Vec<Row> = Vec::new();
     // Counted as the rows come, so that sorting them after the last patient is one pass.
     let mut times = SendTimes::new();
-    let mut patients: Vec<String> = Vec::new();
+    let mut patients = PatientIds::default();
     // Per patient, not per row: a million rows stay as small as before.
     let mut reached: Vec<Recipient> = Vec::new();
     let mut script_failures = StepWarnings::default();
@@ -204,7 +206,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             }
             if !planned.rows.is_empty() {
                 let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
-                patients.push(patient.id.clone());
+                patients.push(&patient.id);
                 reached.push(planned.recipient);
                 rows.extend(planned.rows.into_iter().map(|row| {
                     times.note(row.at);
@@ -219,7 +221,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
     )?;
     script_failures.report(&plan, io.err)?;
     // By instant, then file order of patients, then steps.
-    order::sort(&mut rows, times);
+    let rows = order::sorted(rows, times);
     let view = View {
         plan: &plan,
         patients: &patients,
@@ -307,7 +309,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
 
 struct View<'a> {
     plan: &'a TimingPlan,
-    patients: &'a [String],
+    patients: &'a PatientIds,
     reached: &'a [Recipient],
 }
 
@@ -334,7 +336,7 @@ impl View<'_> {
         let template = step.variants[row.variant as usize].template.name.as_str();
         let variant = (step.variants.len() > 1).then_some(template);
         (
-            self.patients[row.patient as usize].as_str(),
+            self.patients.get(row.patient as usize),
             step.id.as_str(),
             template,
             variant,
@@ -355,7 +357,7 @@ impl View<'_> {
     /// The patient id as text for a terminal or a spreadsheet (control characters escaped);
     /// JSON escapes them itself.
     fn shown_patient(&self, row: &Row) -> std::borrow::Cow<'_, str> {
-        crate::printable::printable(self.patients[row.patient as usize].as_str())
+        crate::printable::printable(self.patients.get(row.patient as usize))
     }
 
     /// The send's three instants as RFC 3339, one after another in `buf`: at, occurrence,

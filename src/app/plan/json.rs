@@ -118,7 +118,7 @@ impl View<'_> {
             text.extend_from_slice(b"{\"at\":\"");
             instants.push(text, row.at);
             text.extend_from_slice(b"\",\"patient\":");
-            push_json_string(text, &self.patients[row.patient as usize])?;
+            push_json_string(text, self.patients.get(row.patient as usize))?;
             text.extend_from_slice(&parts[row.step as usize][row.variant as usize]);
             text.extend_from_slice(b",\"occurrence\":\"");
             instants.push(text, row.occurrence);
@@ -156,7 +156,7 @@ fn push_json_string(text: &mut Vec<u8>, value: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Recipient;
+    use super::super::{PatientIds, Recipient};
     use super::*;
     use crate::plan::TimingPlan;
 
@@ -196,10 +196,7 @@ mod tests {
     #[test]
     fn lines_are_serde_jsons_bytes() {
         let plan = plan();
-        let patients: Vec<String> = ["P1", "P\"2\\", "患者\n\u{1}\t3", ""]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let patients: PatientIds = ["P1", "P\"2\\", "患者\n\u{1}\t3", ""].into_iter().collect();
         let reached = [
             Recipient::Export,
             Recipient::Linked,
@@ -310,7 +307,7 @@ mod tests {
             }
         }
         let plan = plan();
-        let patients = vec!["P1".to_owned()];
+        let patients: PatientIds = ["P1"].into_iter().collect();
         let reached = [Recipient::Export];
         let view = View {
             plan: &plan,
