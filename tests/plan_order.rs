@@ -90,8 +90,8 @@ struct JsonRow<'a> {
     ledger: Option<&'a str>,
 }
 
-/// What the sequential path prints: the JSON lines, and the warnings in order.
-fn sequential(path: &Path, plan: &TimingPlan, window: Window) -> (String, Vec<String>) {
+/// What the sequential path prints: the JSON lines, the CSV, and the warnings in order.
+fn sequential(path: &Path, plan: &TimingPlan, window: Window) -> (String, String, Vec<String>) {
     let name = path.display().to_string();
     let file = std::fs::File::open(path).unwrap();
     let options = ReadOptions::default();
@@ -125,6 +125,19 @@ fn sequential(path: &Path, plan: &TimingPlan, window: Window) -> (String, Vec<St
     }
     sends.sort_by_key(|(send, patient)| (send.at, *patient, send.step));
     let mut json = String::new();
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record([
+        "at",
+        "patient",
+        "step",
+        "template",
+        "variant",
+        "occurrence",
+        "expires",
+        "recipient",
+        "ledger",
+    ])
+    .unwrap();
     for (send, patient) in sends {
         let step = &plan.steps[send.step];
         let template = step.variants[send.variant].template.name.as_str();
@@ -143,8 +156,21 @@ fn sequential(path: &Path, plan: &TimingPlan, window: Window) -> (String, Vec<St
         };
         json.push_str(&serde_json::to_string(&row).unwrap());
         json.push('\n');
+        csv.write_record([
+            &row.at,
+            row.patient,
+            row.step,
+            row.template,
+            row.variant.unwrap_or(""),
+            &row.occurrence,
+            &row.expires,
+            row.recipient,
+            "",
+        ])
+        .unwrap();
     }
-    (json, warnings)
+    let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    (json, csv, warnings)
 }
 
 #[test]
@@ -164,23 +190,10 @@ fn plan_prints_what_the_sequential_path_prints_in_the_same_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("patients.csv");
     std::fs::write(&path, export()).unwrap();
-    let (expected_json, expected_warnings) = sequential(&path, &plan, window);
+    let (expected_json, _, expected_warnings) = sequential(&path, &plan, window);
     assert_eq!(expected_warnings.len(), 4, "{expected_warnings:#?}");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
-        .arg("plan")
-        .arg(root.join(RULES))
-        .arg("--templates")
-        .arg(root.join(TEMPLATES))
-        .arg("--patients")
-        .arg(&path)
-        .args(["--now", NOW, "--days", "7", "--format", "json"])
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let (stdout, stderr) = run_plan(root, &path, "json");
     assert!(stdout.lines().count() > 1000, "{stderr}");
     // Compared line by line first, so that a failure shows the first line that differs.
     for (number, (got, expected)) in stdout.lines().zip(expected_json.lines()).enumerate() {
@@ -201,4 +214,52 @@ fn plan_prints_what_the_sequential_path_prints_in_the_same_order() {
         .map(|w| w.split(':').nth(2).unwrap())
         .collect();
     assert_eq!(lines, ["514", "1541", "2404", "2994"], "{warnings:#?}");
+}
+
+/// `plan --format csv` lists the same sends in the same order (instants written as chrono
+/// writes them), after the JSON's checks above.
+#[test]
+fn plan_csv_lists_the_sequential_paths_sends_in_the_same_order() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = check_path(&root.join(RULES), Some(&root.join(TEMPLATES)))
+        .unwrap()
+        .rules
+        .unwrap();
+    let plan = TimingPlan::compile(&rules);
+    let now = parse_instant(NOW, plan.timezone).unwrap();
+    let window = Window {
+        now,
+        from: now,
+        to: now + Duration::days(7),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patients.csv");
+    std::fs::write(&path, export()).unwrap();
+    let (_, expected_csv, _) = sequential(&path, &plan, window);
+    let (stdout, stderr) = run_plan(root, &path, "csv");
+    assert!(stdout.lines().count() > 1000, "{stderr}");
+    for (number, (got, expected)) in stdout.lines().zip(expected_csv.lines()).enumerate() {
+        assert_eq!(got, expected, "line {} of the CSV", number + 1);
+    }
+    assert_eq!(stdout, expected_csv);
+}
+
+/// `steprule plan` on `patients` in `format`, from the patients' folder: stdout and stderr.
+fn run_plan(root: &Path, patients: &Path, format: &str) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_steprule"))
+        .arg("plan")
+        .arg(root.join(RULES))
+        .arg("--templates")
+        .arg(root.join(TEMPLATES))
+        .arg("--patients")
+        .arg(patients)
+        .args(["--now", NOW, "--days", "7", "--format", format])
+        .current_dir(patients.parent().unwrap())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
 }

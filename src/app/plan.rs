@@ -4,8 +4,11 @@
 //! patient blocked the account, and whether the ledger already has the send (sent, failed,
 //! skipped …), counted apart.
 
+mod ids;
+mod instants;
 mod json;
 mod ledger;
+mod order;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +28,9 @@ use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
+use ids::PatientIds;
 use ledger::LedgerMarks;
+use order::SendTimes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -126,7 +131,9 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         writeln!(io.err, "note: no ledger, so {UNREAD_REACTIONS}")?;
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut patients: Vec<String> = Vec::new();
+    // Counted as the rows come, so that sorting them after the last patient is one pass.
+    let mut times = SendTimes::new();
+    let mut patients = PatientIds::default();
     // Per patient, not per row: a million rows stay as small as before.
     let mut reached: Vec<Recipient> = Vec::new();
     let mut script_failures = StepWarnings::default();
@@ -152,7 +159,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
             // One look-up per patient; their few rows are then searched per send.
             let known = marks_ref.map_or(&[][..], |m| m.of(&patient.id));
-            Planned {
+            let mut planned = Planned {
                 notes: StepWarnings::worth_noting(&outcome),
                 recipient: if recipients_ref.blocks(patient) {
                     Recipient::Blocked
@@ -175,7 +182,10 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
                         ledger: ledger::status_in(known, send.step, send.occurrence),
                     })
                     .collect(),
-            }
+            };
+            // The order the rows are sorted in after the pass, put in here on this thread.
+            order::in_step_order(&mut planned.rows);
+            planned
         }
     };
     let counts = for_each_patient_worked(
@@ -196,19 +206,22 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
             }
             if !planned.rows.is_empty() {
                 let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
-                patients.push(patient.id.clone());
+                patients.push(&patient.id);
                 reached.push(planned.recipient);
-                rows.extend(planned.rows.into_iter().map(|row| Row {
-                    patient: index,
-                    ..row
+                rows.extend(planned.rows.into_iter().map(|row| {
+                    times.note(row.at);
+                    Row {
+                        patient: index,
+                        ..row
+                    }
                 }));
             }
             Ok(true)
         },
     )?;
     script_failures.report(&plan, io.err)?;
-    // Stable: same instant keeps file order of patients, then steps.
-    rows.sort_by_key(|r| (r.at, r.patient, r.step));
+    // By instant, then file order of patients, then steps.
+    let rows = order::sorted(rows, times);
     let view = View {
         plan: &plan,
         patients: &patients,
@@ -296,7 +309,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
 
 struct View<'a> {
     plan: &'a TimingPlan,
-    patients: &'a [String],
+    patients: &'a PatientIds,
     reached: &'a [Recipient],
 }
 
@@ -323,7 +336,7 @@ impl View<'_> {
         let template = step.variants[row.variant as usize].template.name.as_str();
         let variant = (step.variants.len() > 1).then_some(template);
         (
-            self.patients[row.patient as usize].as_str(),
+            self.patients.get(row.patient as usize),
             step.id.as_str(),
             template,
             variant,
@@ -344,11 +357,12 @@ impl View<'_> {
     /// The patient id as text for a terminal or a spreadsheet (control characters escaped);
     /// JSON escapes them itself.
     fn shown_patient(&self, row: &Row) -> std::borrow::Cow<'_, str> {
-        crate::printable::printable(self.patients[row.patient as usize].as_str())
+        crate::printable::printable(self.patients.get(row.patient as usize))
     }
 
     /// The send's three instants as RFC 3339, one after another in `buf`: at, occurrence,
-    /// expires. One buffer for every row: a million sends are three million instants.
+    /// expires, each written afresh (what the tests hold the remembered ones to).
+    #[cfg(test)]
     fn instants<'b>(&self, row: &Row, buf: &'b mut String) -> [&'b str; 3] {
         buf.clear();
         let mut ends = [0; 3];
@@ -372,20 +386,27 @@ impl View<'_> {
             "recipient",
             "ledger",
         ])?;
-        let mut buf = String::new();
+        // The three instants of a row, one after another: one buffer for every row.
+        let mut instants = instants::InstantTexts::new(self.tz());
+        let mut buf = Vec::new();
         for row in rows {
             let (_, step, template, variant) = self.names(row);
-            let [at, occurrence, expires] = self.instants(row, &mut buf);
+            buf.clear();
+            instants.push(&mut buf, row.at);
+            let at_end = buf.len();
+            instants.push(&mut buf, row.occurrence);
+            let occurrence_end = buf.len();
+            instants.push(&mut buf, row.expires);
             writer.write_record([
-                at,
-                &self.shown_patient(row),
-                step,
-                template,
-                variant.unwrap_or(""),
-                occurrence,
-                expires,
-                self.recipient(row).as_str(),
-                row.ledger.map_or("", SendStatus::as_str),
+                &buf[..at_end],
+                self.shown_patient(row).as_bytes(),
+                step.as_bytes(),
+                template.as_bytes(),
+                variant.unwrap_or("").as_bytes(),
+                &buf[at_end..occurrence_end],
+                &buf[occurrence_end..],
+                self.recipient(row).as_str().as_bytes(),
+                row.ledger.map_or("", SendStatus::as_str).as_bytes(),
             ])?;
         }
         writer.flush()
