@@ -28,6 +28,7 @@ mod mapping;
 mod options;
 mod reader;
 mod row;
+mod seen_ids;
 mod spent;
 #[cfg(test)]
 mod tests;
