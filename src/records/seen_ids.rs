@@ -1,12 +1,18 @@
 //! The ids met so far in one export, to catch a patient exported twice. At a million patients
 //! this map was the largest part of the reading thread: a `String` per id (allocated, then
-//! freed at the end, each on its own) and the id hashed where the rows are checked in file
-//! order. Here every new id is appended to one buffer, the table holds only where each starts,
-//! and the hash is computed by whoever typed the row ([`id_hash`]), on any thread.
+//! freed at the end, each on its own), the id hashed where the rows are checked in file order,
+//! and two cache misses per id in a table of strings. Here every new id is appended to one
+//! buffer, the hash is computed by whoever typed the row ([`id_hash`], on any thread), and the
+//! table is one array of 8-byte slots probed in a line: a new id (nearly every one) costs the
+//! one slot it reads and then writes.
 
 use std::sync::OnceLock;
 
-use hashbrown::HashTable;
+/// A slot: 0 when empty, else the top [`TAG_BITS`] bits of the id's hash above its index + 1.
+type Slot = u64;
+const TAG_BITS: u32 = 24;
+const INDEX_BITS: u32 = 64 - TAG_BITS;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
 /// The ids met so far in one file, checked in file order.
 pub(super) struct SeenIds {
@@ -15,8 +21,9 @@ pub(super) struct SeenIds {
     /// For the `n`th id met: where it starts in `text` and the line it first appeared on (it
     /// ends where the next one starts).
     firsts: Vec<(usize, usize)>,
-    /// Each id's hash and its index in `firsts`; grows with the patients, nothing else does.
-    table: HashTable<(u64, usize)>,
+    /// Open addressing, probed one slot after another from the hash's low bits; at most half
+    /// full. Grows with the patients, as `text` and `firsts` do; nothing else does.
+    slots: Vec<Slot>,
     /// What `line` counts, in messages that point at another row: "line" or "row".
     unit: &'static str,
 }
@@ -26,7 +33,7 @@ impl SeenIds {
         SeenIds {
             text: String::new(),
             firsts: Vec::new(),
-            table: HashTable::new(),
+            slots: Vec::new(),
             unit: "line",
         }
     }
@@ -52,18 +59,49 @@ impl SeenIds {
     /// Why the row at `line` with `id` (whose [`id_hash`] is `hash`) is skipped when the id
     /// came before; a new id is remembered.
     pub(super) fn check(&mut self, id: &str, hash: u64, line: usize) -> Option<String> {
-        let found = self.table.find(hash, |&(_, index)| self.id(index) == id);
-        if let Some(&(_, index)) = found {
-            let first = self.firsts[index].1;
-            return Some(format!("the same id is already on {} {first}", self.unit));
+        if (self.firsts.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let tag = hash >> INDEX_BITS;
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                break;
+            }
+            let index = (slot & INDEX_MASK) as usize - 1;
+            if slot >> INDEX_BITS == tag && self.id(index) == id {
+                let first = self.firsts[index].1;
+                return Some(format!("the same id is already on {} {first}", self.unit));
+            }
+            at = (at + 1) & mask;
         }
         let index = self.firsts.len();
+        // Past 2⁴⁰ ids (far more than memory holds) an id is no longer remembered.
+        if index as u64 >= INDEX_MASK {
+            return None;
+        }
+        self.slots[at] = tag << INDEX_BITS | (index as u64 + 1);
         self.firsts.push((self.text.len(), line));
         self.text.push_str(id);
-        // Moving an entry when the table grows needs its hash: it is kept with the entry.
-        self.table
-            .insert_unique(hash, (hash, index), |&(hash, _)| hash);
         None
+    }
+
+    /// Twice as many slots (at least 1,024), every id put in again.
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(1024);
+        let mut slots = vec![0; len];
+        let mask = len - 1;
+        for index in 0..self.firsts.len() {
+            let hash = id_hash(self.id(index));
+            let mut at = hash as usize & mask;
+            while slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = (hash >> INDEX_BITS) << INDEX_BITS | (index as u64 + 1);
+        }
+        self.slots = slots;
     }
 }
 
@@ -139,6 +177,22 @@ mod tests {
             );
         }
         assert_eq!(ids.firsts.len(), 50_000);
+        assert!(ids.slots.len() >= 100_000, "at most half full");
+    }
+
+    /// Ids whose hashes share their low bits (the same first slot) and even their tags are
+    /// told apart by their text.
+    #[test]
+    fn ids_in_the_same_slot_are_told_apart() {
+        let mut ids = SeenIds::on_lines();
+        for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            assert_eq!(ids.check(id, 7, n + 2), None);
+        }
+        assert_eq!(
+            ids.check("c", 7, 9).as_deref(),
+            Some("the same id is already on line 4")
+        );
+        assert_eq!(ids.check("e", 7, 10), None);
     }
 
     #[test]
