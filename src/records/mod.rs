@@ -23,6 +23,7 @@ mod decode;
 mod error;
 mod field_set;
 mod japanese_dates;
+mod jsonl_line;
 mod jsonl_rows;
 mod mapping;
 mod options;
