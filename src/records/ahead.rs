@@ -26,6 +26,11 @@ use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowErr
 const BATCH: usize = 512;
 /// Batches waiting for a typing thread, and typed batches waiting to be used, per thread.
 const BATCHES_IN_FLIGHT: usize = 2;
+/// Rows whose ids are readied for checking at once ([`SeenIds::touch`]): about as many cache
+/// misses as a core waits for together.
+///
+/// [`SeenIds::touch`]: super::seen_ids::SeenIds::touch
+const TOUCH_AHEAD: usize = 16;
 /// Threads typing rows, at most: past the cores there are, more only take turns.
 const MAX_TYPING_THREADS: usize = 4;
 
@@ -353,6 +358,8 @@ struct Ahead<'s, T> {
     current: std::vec::IntoIter<ReadRow<T>>,
     /// The checks in file order for rows typed before their id was known.
     checker: RowBuilder,
+    /// Rows to take before the ids of the next [`TOUCH_AHEAD`] are readied.
+    untouched: usize,
     notices: Notices,
     /// Notices already passed on (at most one per distinct column header).
     notices_seen: BTreeSet<String>,
@@ -381,6 +388,7 @@ impl<'s, T> Ahead<'s, T> {
             current: Vec::new().into_iter(),
             unreadable: checker.unreadable(),
             checker,
+            untouched: 0,
             notices_seen: BTreeSet::new(),
             notices,
             join: Some(join),
@@ -393,6 +401,20 @@ impl<T> Iterator for Ahead<'_, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.untouched == 0 {
+                let ahead = self.current.as_slice();
+                self.checker
+                    .touch(
+                        ahead
+                            .iter()
+                            .take(TOUCH_AHEAD)
+                            .filter_map(|read| match &read.row {
+                                Pending::Typed(typed) => Some(typed),
+                                Pending::Skipped(_) => None,
+                            }),
+                    );
+                self.untouched = ahead.len().min(TOUCH_AHEAD);
+            }
             if let Some(read) = self.current.next() {
                 for notice in read.notices {
                     // Each typing thread says each notice once; the file says it once.
@@ -400,6 +422,7 @@ impl<T> Iterator for Ahead<'_, T> {
                         self.notices.push(notice);
                     }
                 }
+                self.untouched = self.untouched.saturating_sub(1);
                 let row = match read.row {
                     Pending::Skipped(err) => Err(err),
                     Pending::Typed(typed) => self.checker.finish(typed),

@@ -177,6 +177,12 @@ impl RowBuilder {
         self.finish(typed)
     }
 
+    /// Readies the check of `rows`' ids, about to be made ([`SeenIds::touch`]).
+    pub(super) fn touch<'t>(&self, rows: impl Iterator<Item = &'t TypedRow>) {
+        let hashes = rows.filter(|typed| typed.no_id.is_none());
+        self.ids.touch(hashes.map(|typed| typed.id_hash));
+    }
+
     /// The checks on a typed row that need the rows before it, made in file order: the id is
     /// new (or the row is skipped), and a kept row's unreadable cells are reported.
     pub(super) fn finish(&mut self, typed: TypedRow) -> Result<PatientRecord, RowError> {
