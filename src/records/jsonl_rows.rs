@@ -11,6 +11,7 @@ use super::csv_rows::Checked;
 use super::decode::Decoder;
 use super::jsonl_line::{parse_line, JsonLine, JsonValue};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
+use super::seen_ids::keyed_hasher;
 use super::{PatientRecord, RowError};
 use crate::printable::printable;
 
@@ -37,7 +38,9 @@ pub(super) struct JsonlRows {
 /// typing lines; the notices its resolver finds are the first line's that brings them there.
 pub(super) struct JsonlKeys {
     resolver: Resolver,
-    columns: HashMap<String, Column>,
+    /// Looked up twice per key of every line: hashed with aHash (SipHash was a sixth of a
+    /// JSONL line's typing), keyed per process as the ids are.
+    columns: HashMap<String, Column, ahash::RandomState>,
 }
 
 impl JsonlRows {
@@ -123,7 +126,7 @@ impl JsonlKeys {
     pub(super) fn new(resolver: Resolver) -> Self {
         JsonlKeys {
             resolver,
-            columns: HashMap::new(),
+            columns: HashMap::with_hasher(keyed_hasher()),
         }
     }
 

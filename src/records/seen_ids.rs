@@ -126,7 +126,8 @@ pub(super) fn id_hash(id: &str) -> u64 {
     KEYED.get_or_init(keyed_hasher).hash_one(id)
 }
 
-fn keyed_hasher() -> ahash::RandomState {
+/// aHash with keys drawn from std's, which are random per process.
+pub(super) fn keyed_hasher() -> ahash::RandomState {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new();
     let key = |n: u64| {
