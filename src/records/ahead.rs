@@ -1,11 +1,11 @@
 //! Reading an export on threads of their own, a few batches ahead of whoever uses the rows: on
 //! two cores the rows of a large export are decoded, typed and evaluated side by side. One
-//! thread reads the file in order (splitting CSV records, multi-line quoted cells and all,
-//! decoding them in the file's one encoding, and checking that each id is new); typing the
-//! cells (dates, stages, opt-outs) and then the caller's work on each patient (evaluating
-//! them: most of the work) is shared among [`typing_threads`] threads, a batch each in turn,
-//! each with work of its own; the caller's thread only takes the rows, and what the work came
-//! to, in order. The rows, each row's unreadable-cell reports and the notices found while
+//! thread reads the file in order (splitting CSV records, multi-line quoted cells and all, and
+//! decoding them in the file's one encoding); typing the cells (dates, stages, opt-outs, the
+//! id's hash) and then the caller's work on each patient (evaluating them: most of the work) is
+//! shared among [`typing_threads`] threads, a batch each in turn, each with work of its own;
+//! the caller's thread only takes the rows, and what the work came to, in order, checking that
+//! each id is new (a row found a duplicate there has what the work came to dropped unseen). The rows, each row's unreadable-cell reports and the notices found while
 //! reading it come out exactly as [`super::open`] gives them. Memory stays flat: each typing
 //! thread holds at most a few batches of [`BATCH`] rows.
 
@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::columns::{Column, Notices, Resolver, Role};
+use super::columns::{Column, Notices, Resolver};
 use super::csv_rows::{cells, Checked, CsvRows};
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
-use super::row::{Cell, RowBuilder, RowTyper, SeenIds, TypedRow, Unreadable};
+use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
 use super::worked::{RowWork, WorkedRows};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
@@ -26,6 +26,11 @@ use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowErr
 const BATCH: usize = 512;
 /// Batches waiting for a typing thread, and typed batches waiting to be used, per thread.
 const BATCHES_IN_FLIGHT: usize = 2;
+/// Rows whose ids are readied for checking at once ([`SeenIds::touch`]): about as many cache
+/// misses as a core waits for together.
+///
+/// [`SeenIds::touch`]: super::seen_ids::SeenIds::touch
+const TOUCH_AHEAD: usize = 16;
 /// Threads typing rows, at most: past the cores there are, more only take turns.
 const MAX_TYPING_THREADS: usize = 4;
 
@@ -34,16 +39,17 @@ const MAX_TYPING_THREADS: usize = 4;
 struct ReadRow<T> {
     row: Pending,
     worked: Option<T>,
-    unreadable: Vec<RowError>,
     notices: Vec<String>,
 }
 
 /// A row as it comes from the reading threads.
+// Nearly every row is typed: boxing that variant would be an allocation per row.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
-    /// Finished where it was read.
-    Done(Result<PatientRecord, RowError>),
-    /// Typed, with its id still to be checked in file order (JSONL: the id is only known once
-    /// the line is parsed, on a typing thread).
+    /// Skipped where it was read (it could not be split, decoded or parsed).
+    Skipped(RowError),
+    /// Typed, with its id still to be checked in file order (the rows before it are typed on
+    /// other threads).
     Typed(TypedRow),
 }
 
@@ -64,8 +70,6 @@ enum Slot {
         line: usize,
         text_end: usize,
         ends_end: usize,
-        /// Why the row's id is a duplicate, when it is (checked in file order).
-        duplicate: Option<String>,
     },
     Skipped(RowError),
 }
@@ -195,16 +199,15 @@ fn read<W: RowWork>(
         Rows::Csv(mut rows) => {
             let typer = rows.builder().typer();
             let columns = rows.columns().to_vec();
-            let id_column = columns.iter().position(|column| column.role == Role::Id);
-            let mut ids = SeenIds::on_lines();
             let typer = &*typer;
             let columns = &columns[..];
             let typing = || {
                 let mut work = worker();
                 move |block| type_block(typer, columns, block, &mut work)
             };
+            let mut sizes = (0, 0);
             in_parallel(
-                || read_block(&mut rows, id_column, &mut ids),
+                || read_block(&mut rows, &mut sizes),
                 &typing,
                 inputs,
                 outputs,
@@ -277,38 +280,37 @@ fn in_parallel<W, T: Send>(
     });
 }
 
-/// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end).
-fn read_block(rows: &mut CsvRows, id_column: Option<usize>, ids: &mut SeenIds) -> Block {
-    let mut block = Block::default();
+/// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end),
+/// each decoded straight into the block. `sizes` is how much the block before held: the block
+/// is made that large at once rather than grown (and copied) row by row, and is as large
+/// again for the next one.
+fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize)) -> Block {
+    let mut block = Block {
+        text: String::with_capacity(sizes.0),
+        ends: Vec::with_capacity(sizes.1),
+        rows: Vec::with_capacity(BATCH),
+    };
     while block.rows.len() < BATCH {
-        let Some(checked) = rows.next_checked() else {
+        let Some(checked) = rows.next_onto(&mut block.text, &mut block.ends) else {
             break;
         };
         let slot = match checked {
             Checked::Skipped(err) => Slot::Skipped(err),
-            Checked::Cells { line } => {
-                let (text, ends) = rows.text();
-                let id = id_column.and_then(|index| {
-                    let column = &rows.columns()[index];
-                    RowTyper::id_in(column, cells(text, ends).nth(index)?)
-                });
-                let duplicate = id.and_then(|id| ids.check(id, line));
-                block.text.push_str(text);
-                block.ends.extend_from_slice(ends);
-                Slot::Cells {
-                    line,
-                    text_end: block.text.len(),
-                    ends_end: block.ends.len(),
-                    duplicate,
-                }
-            }
+            Checked::Cells { line } => Slot::Cells {
+                line,
+                text_end: block.text.len(),
+                ends_end: block.ends.len(),
+            },
         };
         block.rows.push(slot);
     }
+    *sizes = (block.text.len(), block.ends.len());
     block
 }
 
-/// Every row of `block` typed, and each row kept worked on.
+/// Every row of `block` typed, and each row that may be kept worked on (before its id is
+/// checked in file order, on the thread that takes the rows: the reading thread, which the
+/// others wait behind, only splits and decodes).
 fn type_block<W: RowWork>(
     typer: &RowTyper,
     columns: &[Column],
@@ -317,30 +319,36 @@ fn type_block<W: RowWork>(
 ) -> Vec<ReadRow<W::Out>> {
     let (mut text_start, mut ends_start) = (0, 0);
     let typed = block.rows.into_iter().map(|slot| {
-        let (row, report) = match slot {
-            Slot::Skipped(err) => (Err(err), None),
+        let row = match slot {
+            Slot::Skipped(err) => Pending::Skipped(err),
             Slot::Cells {
                 line,
                 text_end,
                 ends_end,
-                duplicate,
             } => {
                 let text = &block.text[text_start..text_end];
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-                let typed = typer.type_row(line, columns.iter().zip(cells));
-                typed.conclude(typer, duplicate)
+                Pending::Typed(typer.type_row(line, columns.iter().zip(cells)))
             }
         };
         ReadRow {
-            worked: row.as_ref().ok().map(|record| work.work(record)),
-            row: Pending::Done(row),
-            unreadable: report.into_iter().collect(),
+            worked: worked_on(&row, work),
+            row,
             notices: Vec::new(),
         }
     });
     typed.collect()
+}
+
+/// What `work` comes to on a row that may be kept; a row found a duplicate in file order has
+/// it dropped unseen.
+fn worked_on<W: RowWork>(row: &Pending, work: &mut W) -> Option<W::Out> {
+    match row {
+        Pending::Typed(typed) => typed.kept().map(|record| work.work(record)),
+        Pending::Skipped(_) => None,
+    }
 }
 
 /// The rows as they arrive from the reading threads: batch `n` from `batches[n % len]`.
@@ -350,6 +358,8 @@ struct Ahead<'s, T> {
     current: std::vec::IntoIter<ReadRow<T>>,
     /// The checks in file order for rows typed before their id was known.
     checker: RowBuilder,
+    /// Rows to take before the ids of the next [`TOUCH_AHEAD`] are readied.
+    untouched: usize,
     notices: Notices,
     /// Notices already passed on (at most one per distinct column header).
     notices_seen: BTreeSet<String>,
@@ -378,6 +388,7 @@ impl<'s, T> Ahead<'s, T> {
             current: Vec::new().into_iter(),
             unreadable: checker.unreadable(),
             checker,
+            untouched: 0,
             notices_seen: BTreeSet::new(),
             notices,
             join: Some(join),
@@ -390,6 +401,20 @@ impl<T> Iterator for Ahead<'_, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.untouched == 0 {
+                let ahead = self.current.as_slice();
+                self.checker
+                    .touch(
+                        ahead
+                            .iter()
+                            .take(TOUCH_AHEAD)
+                            .filter_map(|read| match &read.row {
+                                Pending::Typed(typed) => Some(typed),
+                                Pending::Skipped(_) => None,
+                            }),
+                    );
+                self.untouched = ahead.len().min(TOUCH_AHEAD);
+            }
             if let Some(read) = self.current.next() {
                 for notice in read.notices {
                     // Each typing thread says each notice once; the file says it once.
@@ -397,11 +422,9 @@ impl<T> Iterator for Ahead<'_, T> {
                         self.notices.push(notice);
                     }
                 }
-                for report in read.unreadable {
-                    self.unreadable.push(report);
-                }
+                self.untouched = self.untouched.saturating_sub(1);
                 let row = match read.row {
-                    Pending::Done(row) => row,
+                    Pending::Skipped(err) => Err(err),
                     Pending::Typed(typed) => self.checker.finish(typed),
                 };
                 // A row skipped here (its id came before) was worked on for nothing.
@@ -459,7 +482,6 @@ fn read_lines(rows: &mut JsonlRows) -> Block {
                     line,
                     text_end: block.text.len(),
                     ends_end: 0,
-                    duplicate: None,
                 }
             }
         };
@@ -479,24 +501,19 @@ fn type_lines<W: RowWork>(
     let mut text_start = 0;
     let typed = block.rows.into_iter().map(|slot| {
         let row = match slot {
-            Slot::Skipped(err) => Pending::Done(Err(err)),
+            Slot::Skipped(err) => Pending::Skipped(err),
             Slot::Cells { line, text_end, .. } => {
                 let text = &block.text[text_start..text_end];
                 text_start = text_end;
                 match keys.type_line(typer, line, text) {
                     Ok(typed) => Pending::Typed(typed),
-                    Err(err) => Pending::Done(Err(err)),
+                    Err(err) => Pending::Skipped(err),
                 }
             }
         };
-        let worked = match &row {
-            Pending::Typed(typed) => typed.kept().map(|record| work.work(record)),
-            Pending::Done(_) => None,
-        };
         ReadRow {
+            worked: worked_on(&row, work),
             row,
-            worked,
-            unreadable: Vec::new(),
             notices: keys.take_notices(),
         }
     });

@@ -68,6 +68,12 @@ impl CsvRecords {
             .map(|(start, end)| &self.bytes[start..end])
     }
 
+    /// The fields of the last [`Raw::Record`] as they lie one after another, and where each
+    /// ends there.
+    pub(super) fn raw(&self) -> (&[u8], &[usize]) {
+        (&self.bytes[..self.len], &self.ends[..self.fields])
+    }
+
     /// The line being read: where reading stopped.
     pub(super) fn line(&self) -> usize {
         self.lines + 1

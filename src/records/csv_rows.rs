@@ -16,7 +16,8 @@ pub(super) struct CsvRows {
     records: CsvRecords,
     decoder: Decoder,
     columns: Vec<Column>,
-    /// The decoded text of the current record, and where each field ends in it.
+    /// The decoded text of the current record, and where each field ends in it (reused from
+    /// row to row).
     text: String,
     ends: Vec<usize>,
     rows: RowBuilder,
@@ -86,18 +87,16 @@ impl CsvRows {
         &self.rows
     }
 
-    /// The decoded text of the row [`Self::next_checked`] last gave as [`Checked::Cells`],
-    /// and where each of its fields ends in it (as many fields as there are columns).
-    pub(super) fn text(&self) -> (&str, &[usize]) {
-        (&self.text, &self.ends)
-    }
-
-    /// Whether the record just read, starting on `line`, is a row to type: decoded, not a row
-    /// of bare commas (`None`), and with a cell for every column.
-    fn check(&mut self, line: usize) -> Option<Checked> {
-        let decoded =
-            self.decoder
-                .decode(line, self.records.fields(), &mut self.text, &mut self.ends);
+    /// Whether the record just read, starting on `line`, is a row to type: decoded (onto
+    /// `text` and `ends`, as [`Self::next_onto`] says), not a row of bare commas (`None`), and
+    /// with a cell for every column. Anything but a row to type leaves `text` and `ends` as
+    /// they were.
+    fn check(&mut self, line: usize, text: &mut String, ends: &mut Vec<usize>) -> Option<Checked> {
+        let (text_start, ends_start) = (text.len(), ends.len());
+        let (bytes, field_ends) = self.records.raw();
+        let decoded = self
+            .decoder
+            .decode_record(line, bytes, field_ends, text, ends);
         if let Err(err) = decoded {
             let what = match self.columns.get(err.field) {
                 Some(column) => format!("column {}", column.label()),
@@ -105,15 +104,22 @@ impl CsvRows {
             };
             return Some(Checked::Skipped(self.rows.error(line, err.message(&what))));
         }
+        let fields = ends.len() - ends_start;
         // Excel leaves rows of bare commas below the data; they are nobody.
-        if cells(&self.text, &self.ends).all(|cell| cell.trim().is_empty()) {
+        let blank =
+            cells(&text[text_start..], &ends[ends_start..]).all(|cell| cell.trim().is_empty());
+        if blank || fields != self.columns.len() {
+            text.truncate(text_start);
+            ends.truncate(ends_start);
+        }
+        if blank {
             return None;
         }
-        if self.ends.len() != self.columns.len() {
+        if fields != self.columns.len() {
             let message = format!(
                 "the row has {} fields but the header has {} \
                  (a missing or extra comma, or an unclosed quote?)",
-                self.ends.len(),
+                fields,
                 self.columns.len()
             );
             return Some(Checked::Skipped(self.rows.error(line, message)));
@@ -121,9 +127,15 @@ impl CsvRows {
         Some(Checked::Cells { line })
     }
 
-    /// The next row in the file: its cells to type (in [`Self::text`]), or why it is skipped;
-    /// `None` at the end.
-    pub(super) fn next_checked(&mut self) -> Option<Checked> {
+    /// The next row in the file: its cells to type, or why it is skipped; `None` at the end.
+    /// The text of a row to type is appended to `text`, and the end of each of its fields,
+    /// counted from where its text starts, to `ends` (as many as there are columns); `text`
+    /// and `ends` are left as they were otherwise.
+    pub(super) fn next_onto(
+        &mut self,
+        text: &mut String,
+        ends: &mut Vec<usize>,
+    ) -> Option<Checked> {
         while !self.done {
             let raw = match self.records.next_record() {
                 Ok(raw) => raw,
@@ -138,7 +150,7 @@ impl CsvRows {
             match raw {
                 Raw::End => self.done = true,
                 Raw::Record { line } => {
-                    if let Some(checked) = self.check(line) {
+                    if let Some(checked) = self.check(line, text, ends) {
                         return Some(checked);
                     }
                 }
@@ -181,13 +193,21 @@ impl Iterator for CsvRows {
     type Item = Result<PatientRecord, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.next_checked()? {
-            Checked::Skipped(err) => Some(Err(err)),
+        let (mut text, mut ends) = (
+            std::mem::take(&mut self.text),
+            std::mem::take(&mut self.ends),
+        );
+        text.clear();
+        ends.clear();
+        let row = match self.next_onto(&mut text, &mut ends)? {
+            Checked::Skipped(err) => Err(err),
             Checked::Cells { line } => {
-                let cells =
-                    cells(&self.text, &self.ends).map(|cell| Cell::Text(Cow::Borrowed(cell)));
-                Some(self.rows.build(line, self.columns.iter().zip(cells)))
+                let cells = cells(&text, &ends).map(|cell| Cell::Text(Cow::Borrowed(cell)));
+                self.rows.build(line, self.columns.iter().zip(cells))
             }
-        }
+        };
+        // Kept for the next row, so that each row is read into the same buffers.
+        (self.text, self.ends) = (text, ends);
+        Some(row)
     }
 }

@@ -5,6 +5,7 @@
 //! both encodings: line ends, commas and quotes are below 0x40, and no byte of a UTF-8 or
 //! Shift_JIS multi-byte character is (Shift_JIS trail bytes start at 0x40).
 
+use std::borrow::Cow;
 use std::io::{self, Cursor, Read};
 
 use super::Encoding;
@@ -139,6 +140,52 @@ impl Decoder {
         text: &mut String,
         ends: &mut Vec<usize>,
     ) -> Result<(), Undecodable> {
+        text.clear();
+        ends.clear();
+        self.decode_onto(line, fields, text, ends)
+    }
+
+    /// The record starting on `line` whose fields lie one after another in `bytes`, field `n`
+    /// ending at `field_ends[n]`: its text appended to `text`, and the end of each field,
+    /// counted from where the record's text starts, to `ends` (neither changed when it cannot
+    /// be decoded). A file known to be UTF-8 (or a row of ASCII) is checked once as a whole and
+    /// copied as it is: the fields of a CSV export are mostly that, and checking field by field
+    /// was most of the reading thread's decoding.
+    pub(super) fn decode_record(
+        &mut self,
+        line: usize,
+        bytes: &[u8],
+        field_ends: &[usize],
+        text: &mut String,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), Undecodable> {
+        if matches!(self.known, Some((Known::Utf8, _))) || bytes.is_ascii() {
+            // A character split between two fields is valid as a whole but not field by field:
+            // that row goes the long way, which says which field it is.
+            let whole = std::str::from_utf8(bytes)
+                .ok()
+                .filter(|whole| field_ends.iter().all(|&end| whole.is_char_boundary(end)));
+            if let Some(whole) = whole {
+                text.push_str(whole);
+                ends.extend_from_slice(field_ends);
+                return Ok(());
+            }
+        }
+        let starts = std::iter::once(0).chain(field_ends.iter().copied());
+        let fields = starts
+            .zip(field_ends.iter().copied())
+            .map(|(start, end)| &bytes[start..end]);
+        self.decode_onto(line, fields, text, ends)
+    }
+
+    /// [`Self::decode`] appending, as [`Self::decode_record`] does.
+    fn decode_onto<'f>(
+        &mut self,
+        line: usize,
+        fields: impl Iterator<Item = &'f [u8]> + Clone,
+        text: &mut String,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), Undecodable> {
         let not_in = |problem: fn(Basis) -> Problem, basis| {
             move |field| Undecodable {
                 field,
@@ -187,26 +234,30 @@ impl Decoder {
     }
 }
 
-/// Decodes every field strictly (no replacement characters); the error is the index of the
-/// first field that is not in `encoding`.
+/// Decodes every field strictly (no replacement characters), appending to `text` and each
+/// field's end (counted from where the record starts) to `ends`; the error is the index of the
+/// first field that is not in `encoding`, with `text` and `ends` as they were.
 fn decode_all<'f>(
     fields: impl Iterator<Item = &'f [u8]>,
     encoding: Known,
     text: &mut String,
     ends: &mut Vec<usize>,
 ) -> Result<(), usize> {
-    text.clear();
-    ends.clear();
+    let (start, ends_start) = (text.len(), ends.len());
     for (index, field) in fields.enumerate() {
-        match encoding {
-            Known::Utf8 => text.push_str(std::str::from_utf8(field).map_err(|_| index)?),
-            Known::ShiftJis => text.push_str(
-                &encoding_rs::SHIFT_JIS
-                    .decode_without_bom_handling_and_without_replacement(field)
-                    .ok_or(index)?,
-            ),
-        }
-        ends.push(text.len());
+        let decoded = match encoding {
+            Known::Utf8 => std::str::from_utf8(field).ok().map(Cow::Borrowed),
+            Known::ShiftJis => {
+                encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(field)
+            }
+        };
+        let Some(decoded) = decoded else {
+            text.truncate(start);
+            ends.truncate(ends_start);
+            return Err(index);
+        };
+        text.push_str(&decoded);
+        ends.push(text.len() - start);
     }
     Ok(())
 }

@@ -2,17 +2,16 @@
 //! (bounded in size) and decoded in the file's one encoding. Keys play the part of CSV headers
 //! and are resolved once per distinct key.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::BufRead;
-
-use serde_json::Value;
 
 use super::bounded::{read_line, Limits, Line};
 use super::columns::{first_duplicate, Column, Resolver};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
+use super::jsonl_line::{parse_line, JsonLine, JsonValue};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
+use super::seen_ids::keyed_hasher;
 use super::{PatientRecord, RowError};
 use crate::printable::printable;
 
@@ -39,7 +38,9 @@ pub(super) struct JsonlRows {
 /// typing lines; the notices its resolver finds are the first line's that brings them there.
 pub(super) struct JsonlKeys {
     resolver: Resolver,
-    columns: HashMap<String, Column>,
+    /// Looked up twice per key of every line: hashed with aHash (SipHash was a sixth of a
+    /// JSONL line's typing), keyed per process as the ids are.
+    columns: HashMap<String, Column, ahash::RandomState>,
 }
 
 impl JsonlRows {
@@ -125,7 +126,7 @@ impl JsonlKeys {
     pub(super) fn new(resolver: Resolver) -> Self {
         JsonlKeys {
             resolver,
-            columns: HashMap::new(),
+            columns: HashMap::with_hasher(keyed_hasher()),
         }
     }
 
@@ -141,10 +142,9 @@ impl JsonlKeys {
         line: usize,
         text: &str,
     ) -> Result<TypedRow, RowError> {
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => object,
-            Ok(other) => {
-                let found = kind(&other);
+        let object = match parse_line(text) {
+            Ok(JsonLine::Object(object)) => object,
+            Ok(JsonLine::Not(found)) => {
                 let message =
                     format!("expected a JSON object ({{...}}) on the line, found {found}");
                 return Err(typer.error(line, message));
@@ -152,7 +152,7 @@ impl JsonlKeys {
             Err(err) => return Err(typer.error(line, json_error(&err))),
         };
         let mut fresh = Vec::new();
-        for key in object.keys() {
+        for (key, _) in &object {
             if !self.columns.contains_key(key.trim()) {
                 fresh.push(self.resolver.resolve(key));
             }
@@ -165,7 +165,7 @@ impl JsonlKeys {
             );
         }
         let mut cells = Vec::with_capacity(object.len());
-        for (key, value) in &object {
+        for (key, value) in object {
             // Every key was resolved above, so one of the two has it.
             let column = match self.columns.get(key.trim()) {
                 Some(column) => column,
@@ -212,24 +212,12 @@ impl Iterator for JsonlRows {
     }
 }
 /// A JSON value as a cell; `None` for null. Nested objects have no meaning in a patient row.
-fn cell(value: &Value) -> Result<Option<Cell<'_>>, &'static str> {
+fn cell(value: JsonValue<'_>) -> Result<Option<Cell<'_>>, &'static str> {
     Ok(match value {
-        Value::Null => None,
-        Value::Array(items) => {
-            let items = items.iter().filter_map(|item| scalar(item).transpose());
-            Some(Cell::List(items.collect::<Result<_, _>>()?))
-        }
-        other => scalar(other)?.map(Cell::Text),
-    })
-}
-
-fn scalar(value: &Value) -> Result<Option<Cow<'_, str>>, &'static str> {
-    Ok(match value {
-        Value::Null => None,
-        Value::String(text) => Some(Cow::Borrowed(text.as_str())),
-        Value::Bool(yes) => Some(Cow::Borrowed(if *yes { "true" } else { "false" })),
-        Value::Number(number) => Some(Cow::Owned(number.to_string())),
-        Value::Array(_) | Value::Object(_) => {
+        JsonValue::Null => None,
+        JsonValue::Text(text) => Some(Cell::Text(text)),
+        JsonValue::List(Some(items)) => Some(Cell::List(items)),
+        JsonValue::List(None) | JsonValue::Object => {
             return Err(
                 "nested lists and objects are not supported (use a string, number, \
                         boolean, null, or a list of those)",
@@ -255,16 +243,5 @@ pub(super) fn json_error(err: &serde_json::Error) -> String {
         Category::Data | Category::Io => {
             format!("invalid JSON at column {column}: a value cannot be read")
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

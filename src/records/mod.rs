@@ -23,11 +23,13 @@ mod decode;
 mod error;
 mod field_set;
 mod japanese_dates;
+mod jsonl_line;
 mod jsonl_rows;
 mod mapping;
 mod options;
 mod reader;
 mod row;
+mod seen_ids;
 mod spent;
 #[cfg(test)]
 mod tests;

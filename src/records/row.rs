@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitter};
 use super::columns::{Column, Role};
 use super::mapping::NO_STAGE;
+use super::seen_ids::{id_hash, SeenIds};
 use super::{FieldSet, HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
 use crate::fields::{Field, FieldRef};
@@ -53,49 +54,6 @@ pub(super) struct RowBuilder {
     unreadable: Unreadable,
 }
 
-/// The ids met so far in one file, checked in file order.
-pub(super) struct SeenIds {
-    /// id → line where it first appeared; grows with the patients, nothing else does.
-    seen: HashMap<String, usize, ahash::RandomState>,
-    /// What `line` counts, in messages that point at another row: "line" or "row".
-    unit: &'static str,
-}
-
-impl SeenIds {
-    pub(super) fn on_lines() -> Self {
-        SeenIds {
-            seen: HashMap::with_hasher(keyed_hasher()),
-            unit: "line",
-        }
-    }
-
-    /// Why the row at `line` with `id` is skipped when the id came before; a new id is
-    /// remembered. Looked up before it is stored, so the id is copied only once per patient.
-    pub(super) fn check(&mut self, id: &str, line: usize) -> Option<String> {
-        match self.seen.get(id) {
-            Some(first) => Some(format!("the same id is already on {} {first}", self.unit)),
-            None => {
-                self.seen.insert(id.to_owned(), line);
-                None
-            }
-        }
-    }
-}
-
-/// aHash with keys drawn from std's (random per process): SipHash of the ids was a fifth of the
-/// reading thread's time at a million patients, and random keys keep an export from being
-/// made of ids that collide on purpose.
-fn keyed_hasher() -> ahash::RandomState {
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new();
-    let key = |n: u64| {
-        let mut hasher = random.build_hasher();
-        hasher.write_u64(n);
-        hasher.finish()
-    };
-    ahash::RandomState::with_seeds(key(0), key(1), key(2), key(3))
-}
-
 /// Types the cells of one row into a record: everything about a row that does not depend on
 /// the rows before it, so rows can be typed on several threads at once.
 pub(super) struct RowTyper {
@@ -119,6 +77,9 @@ pub(super) struct TypedRow {
     unknown_names: Vec<String>,
     /// Why the row has no usable id, when it has none.
     no_id: Option<String>,
+    /// The id's [`id_hash`], computed where the row was typed (on any thread) so that the
+    /// check in file order only looks it up.
+    id_hash: u64,
 }
 
 impl RowBuilder {
@@ -189,7 +150,7 @@ impl RowBuilder {
 
     /// For a source whose rows are numbered rather than on lines (a database query).
     pub(super) fn counting_rows(mut self) -> Self {
-        self.ids.unit = "row";
+        self.ids = SeenIds::on_rows();
         self
     }
 
@@ -216,12 +177,20 @@ impl RowBuilder {
         self.finish(typed)
     }
 
+    /// Readies the check of `rows`' ids, about to be made ([`SeenIds::touch`]).
+    pub(super) fn touch<'t>(&self, rows: impl Iterator<Item = &'t TypedRow>) {
+        let hashes = rows.filter(|typed| typed.no_id.is_none());
+        self.ids.touch(hashes.map(|typed| typed.id_hash));
+    }
+
     /// The checks on a typed row that need the rows before it, made in file order: the id is
     /// new (or the row is skipped), and a kept row's unreadable cells are reported.
     pub(super) fn finish(&mut self, typed: TypedRow) -> Result<PatientRecord, RowError> {
         let duplicate = match typed.no_id {
             Some(_) => None,
-            None => self.ids.check(&typed.record.id, typed.record.line),
+            None => self
+                .ids
+                .check(&typed.record.id, typed.id_hash, typed.record.line),
         };
         let (row, report) = typed.conclude(&self.typer, duplicate);
         if let Some(report) = report {
@@ -250,6 +219,7 @@ impl TypedRow {
             mut problems,
             unknown_names,
             no_id,
+            id_hash: _,
         } = self;
         let line = record.line;
         if let Some(reason) = no_id.or(duplicate) {
@@ -265,12 +235,6 @@ impl TypedRow {
 }
 
 impl RowTyper {
-    /// The id a row's id cell gives, as [`Self::type_row`] reads it; `None` when it gives none.
-    pub(super) fn id_in<'t>(column: &Column, text: &'t str) -> Option<&'t str> {
-        let text = text.trim();
-        (!text.is_empty() && !means_empty(text, column.empty.as_ref())).then_some(text)
-    }
-
     /// An error about the row starting at `line` of this file.
     pub(super) fn error(&self, line: usize, message: String) -> RowError {
         RowError {
@@ -319,6 +283,7 @@ impl RowTyper {
             None => "no id (every patient needs an `id`)".to_owned(),
         });
         TypedRow {
+            id_hash: id_hash(&record.id),
             record,
             problems,
             unknown_names,

@@ -204,3 +204,28 @@ fn jsonl_holds_to_one_encoding_too() {
         bad[0].1
     );
 }
+
+/// A UTF-8 file's rows are checked whole, not field by field: a character whose bytes are
+/// split between two fields (valid UTF-8 as a whole row) is still the first of those fields
+/// not being UTF-8, and the rows around it are read; a quoted cell over two lines too.
+#[test]
+fn a_character_split_between_two_fields_is_still_refused() {
+    let mut bytes = "id,name,memo\nP1,山田,\"二\n行\"\n".as_bytes().to_vec();
+    let split = "あ".as_bytes();
+    bytes.extend_from_slice(b"P2,x");
+    bytes.push(split[0]);
+    bytes.push(b',');
+    bytes.extend_from_slice(&split[1..]);
+    bytes.extend_from_slice("\nP3,佐藤,\n".as_bytes());
+    for options in [ReadOptions::default(), with_encoding(Encoding::Utf8)] {
+        let (good, bad) = names(RecordFormat::Csv, bytes.clone(), &options);
+        assert_eq!(good, pairs(&[("P1", "山田"), ("P3", "佐藤")]));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].0, 4);
+        assert!(
+            bad[0].1.starts_with("column `name` is not valid UTF-8"),
+            "{}",
+            bad[0].1
+        );
+    }
+}
