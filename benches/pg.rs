@@ -293,6 +293,7 @@ fn time_child(mut command: Command, err: &Path) -> Result<Timed, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(err).map_err(|e| e.to_string())?);
+    child::settle_disk();
     let started = Instant::now();
     let child = command.spawn().map_err(|e| format!("steprule run: {e}"))?;
     let (code, peak_rss) = child::wait(child)?;

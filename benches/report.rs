@@ -156,6 +156,7 @@ fn run_child(mut command: Command, err: &Path) -> Result<(Duration, Option<u64>)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file);
+    child::settle_disk();
     let started = Instant::now();
     let child = command
         .spawn()

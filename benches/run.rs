@@ -231,6 +231,7 @@ fn run_child(mut command: Command, out: &Path, err: &Path, name: &str) -> Result
         .stdin(Stdio::null())
         .stdout(file(out)?)
         .stderr(file(err)?);
+    child::settle_disk();
     let started = Instant::now();
     let child = command
         .spawn()

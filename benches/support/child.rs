@@ -33,6 +33,17 @@ pub fn wait(mut child: std::process::Child) -> Result<(Option<i32>, Option<u64>)
     Ok((status.code(), None))
 }
 
+/// Writes every dirty page out before a timed child starts (not timed): files an earlier child
+/// or the bench wrote (exports, outputs, ledgers: hundreds of MB) would otherwise be written
+/// back by the kernel during the next child, on the same two cores.
+pub fn settle_disk() {
+    #[cfg(unix)]
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe {
+        libc::sync()
+    };
+}
+
 /// A target's verdict, as the benches print it beside a figure.
 pub fn verdict(met: bool) -> &'static str {
     if met {

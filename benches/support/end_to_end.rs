@@ -98,6 +98,7 @@ pub fn plan(
     output: &Path,
 ) -> Result<PlanRun, String> {
     let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    super::child::settle_disk();
     let started = Instant::now();
     let spawned = Command::new(binary)
         .arg("plan")
@@ -197,6 +198,7 @@ pub fn duckdb(
     csv: &Path,
     window: [&str; 3],
 ) -> Result<DuckRun, String> {
+    super::child::settle_disk();
     let output = Command::new(python)
         .arg(root.join("benches/duckdb/thirty_steps.py"))
         .arg(csv)
