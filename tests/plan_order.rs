@@ -175,22 +175,9 @@ fn sequential(path: &Path, plan: &TimingPlan, window: Window) -> (String, String
 
 #[test]
 fn plan_prints_what_the_sequential_path_prints_in_the_same_order() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rules = check_path(&root.join(RULES), Some(&root.join(TEMPLATES)))
-        .unwrap()
-        .rules
-        .unwrap();
-    let plan = TimingPlan::compile(&rules);
-    let now = parse_instant(NOW, plan.timezone).unwrap();
-    let window = Window {
-        now,
-        from: now,
-        to: now + Duration::days(7),
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, (expected_json, _, expected_warnings)) = export_planned_sequentially();
     let path = dir.path().join("patients.csv");
-    std::fs::write(&path, export()).unwrap();
-    let (expected_json, _, expected_warnings) = sequential(&path, &plan, window);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert_eq!(expected_warnings.len(), 4, "{expected_warnings:#?}");
 
     let (stdout, stderr) = run_plan(root, &path, "json");
@@ -220,6 +207,20 @@ fn plan_prints_what_the_sequential_path_prints_in_the_same_order() {
 /// writes them), after the JSON's checks above.
 #[test]
 fn plan_csv_lists_the_sequential_paths_sends_in_the_same_order() {
+    let (dir, (_, expected_csv, _)) = export_planned_sequentially();
+    let path = dir.path().join("patients.csv");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (stdout, stderr) = run_plan(root, &path, "csv");
+    assert!(stdout.lines().count() > 1000, "{stderr}");
+    for (number, (got, expected)) in stdout.lines().zip(expected_csv.lines()).enumerate() {
+        assert_eq!(got, expected, "line {} of the CSV", number + 1);
+    }
+    assert_eq!(stdout, expected_csv);
+}
+
+/// The export written to a temporary folder's `patients.csv`, and what the sequential path
+/// plans for it over a week: (JSON, CSV, warnings about rows).
+fn export_planned_sequentially() -> (tempfile::TempDir, (String, String, Vec<String>)) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = check_path(&root.join(RULES), Some(&root.join(TEMPLATES)))
         .unwrap()
@@ -235,13 +236,8 @@ fn plan_csv_lists_the_sequential_paths_sends_in_the_same_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("patients.csv");
     std::fs::write(&path, export()).unwrap();
-    let (_, expected_csv, _) = sequential(&path, &plan, window);
-    let (stdout, stderr) = run_plan(root, &path, "csv");
-    assert!(stdout.lines().count() > 1000, "{stderr}");
-    for (number, (got, expected)) in stdout.lines().zip(expected_csv.lines()).enumerate() {
-        assert_eq!(got, expected, "line {} of the CSV", number + 1);
-    }
-    assert_eq!(stdout, expected_csv);
+    let planned = sequential(&path, &plan, window);
+    (dir, planned)
 }
 
 /// `steprule plan` on `patients` in `format`, from the patients' folder: stdout and stderr.

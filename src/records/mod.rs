@@ -30,6 +30,7 @@ mod options;
 mod reader;
 mod row;
 mod seen_ids;
+pub(crate) use seen_ids::keyed_hasher;
 mod spent;
 #[cfg(test)]
 mod tests;

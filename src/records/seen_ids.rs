@@ -126,8 +126,9 @@ pub(super) fn id_hash(id: &str) -> u64 {
     KEYED.get_or_init(keyed_hasher).hash_one(id)
 }
 
-/// aHash with keys drawn from std's, which are random per process.
-pub(super) fn keyed_hasher() -> ahash::RandomState {
+/// aHash with keys drawn from std's, which are random per process, so that keys made to
+/// collide (ids, instants) cannot slow a table down; one for every such table in the crate.
+pub(crate) fn keyed_hasher() -> ahash::RandomState {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new();
     let key = |n: u64| {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::Row;
+use crate::records::keyed_hasher;
 
 /// Distinct instants counted at most; past this many the rows are sorted by comparing, as a
 /// plan of few sends spread over many seconds is cheap to sort that way anyway.
@@ -93,19 +94,6 @@ fn by_counts(rows: &[Row], counts: HashMap<i64, usize, ahash::RandomState>) -> O
         *place += 1;
     }
     Some(sorted)
-}
-
-/// aHash with keys drawn from std's (random per process), so that instants made to collide
-/// cannot slow the counting down.
-fn keyed_hasher() -> ahash::RandomState {
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new();
-    let key = |n: u64| {
-        let mut hasher = random.build_hasher();
-        hasher.write_u64(n);
-        hasher.finish()
-    };
-    ahash::RandomState::with_seeds(key(0), key(1), key(2), key(3))
 }
 
 #[cfg(test)]
