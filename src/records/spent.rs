@@ -18,7 +18,7 @@ pub(super) const BATCH: usize = 512;
 /// Batches waiting to be dropped, at most.
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Batches waiting for a typing thread to fill them again, at most.
-pub(super) const BATCHES_KEPT: usize = 4;
+pub(super) const BATCHES_KEPT: usize = 8;
 /// Spare strings a typing thread keeps for cells that were empty in the rows before, at most
 /// (of each kind: text fields' and tags').
 const STRINGS_KEPT: usize = 64;
