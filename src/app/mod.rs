@@ -163,8 +163,9 @@ fn report_rows<T>(
     mut each: impl FnMut(&PatientRecord, T) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
     let mut counts = RowCounts::default();
-    // Freed on a thread of their own: this one takes the rows, and the others wait for it.
-    let mut spent = records::SpentRecords::new();
+    // Filled again by the typing threads, or freed on a thread of their own: not here, where
+    // the rows are taken and the other threads wait for it.
+    let mut spent = rows.spent();
     loop {
         for notice in rows.take_notices() {
             writeln!(

@@ -18,6 +18,7 @@ use super::csv_rows::{cells, Checked, CsvRows};
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
+use super::spent::{Recycler, Spares};
 use super::worked::{RowWork, WorkedRows};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
@@ -122,12 +123,15 @@ pub(super) fn work_ahead<W: RowWork, R>(
         Err(err) => return Err(open(path, schema, options).err().unwrap_or(err)),
     };
     let threads = threads.clamp(1, MAX_TYPING_THREADS);
+    // Records the rows' user is done with, back to the typing threads to fill again.
+    let recycler = Recycler::default();
     std::thread::scope(|scope| {
         let (opened_tx, opened_rx) = sync_channel::<OpenedMessage<W::Out>>(1);
         let spawned = std::thread::Builder::new()
             .name("read-patients".into())
-            .spawn_scoped(scope, move || {
-                read(path, schema, options, threads, worker, opened_tx)
+            .spawn_scoped(scope, {
+                let recycler = recycler.clone();
+                move || read(path, schema, options, threads, worker, &recycler, opened_tx)
             });
         let Ok(thread) = spawned else {
             let mut rows = WorkedRows::here(open(path, schema, options)?, worker());
@@ -144,7 +148,8 @@ pub(super) fn work_ahead<W: RowWork, R>(
             rows.notices.clone(),
             rows.unreadable.clone(),
             Box::new(rows),
-        );
+        )
+        .recycling(recycler.clone());
         let used = use_rows(&mut rows);
         // The receivers go first: threads still typing see that nobody waits for their rows
         // and end, which is what the scope waits for.
@@ -161,6 +166,7 @@ fn read<W: RowWork>(
     options: &ReadOptions,
     threads: usize,
     worker: &(impl Fn() -> W + Sync),
+    recycler: &Recycler,
     opened_tx: SyncSender<OpenedMessage<W::Out>>,
 ) {
     let opened = match open_parts(path, schema, options) {
@@ -203,7 +209,8 @@ fn read<W: RowWork>(
             let columns = &columns[..];
             let typing = || {
                 let mut work = worker();
-                move |block| type_block(typer, columns, block, &mut work)
+                let mut spares = Spares::recycling(recycler.clone());
+                move |block| type_block(typer, columns, block, &mut work, &mut spares)
             };
             let mut sizes = (0, 0);
             in_parallel(
@@ -220,7 +227,8 @@ fn read<W: RowWork>(
             let typing = || {
                 let mut keys = JsonlKeys::new(Resolver::new(schema, mapping));
                 let mut work = worker();
-                move |block| type_lines(typer, &mut keys, block, &mut work)
+                let mut spares = Spares::recycling(recycler.clone());
+                move |block| type_lines(typer, &mut keys, block, &mut work, &mut spares)
             };
             in_parallel(|| read_lines(&mut rows), &typing, inputs, outputs);
         }
@@ -316,6 +324,7 @@ fn type_block<W: RowWork>(
     columns: &[Column],
     block: Block,
     work: &mut W,
+    spares: &mut Spares,
 ) -> Vec<ReadRow<W::Out>> {
     let (mut text_start, mut ends_start) = (0, 0);
     let typed = block.rows.into_iter().map(|slot| {
@@ -330,7 +339,7 @@ fn type_block<W: RowWork>(
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-                Pending::Typed(typer.type_row(line, columns.iter().zip(cells)))
+                Pending::Typed(typer.type_row(line, columns.iter().zip(cells), spares))
             }
         };
         ReadRow {
@@ -497,6 +506,7 @@ fn type_lines<W: RowWork>(
     keys: &mut JsonlKeys,
     block: Block,
     work: &mut W,
+    spares: &mut Spares,
 ) -> Vec<ReadRow<W::Out>> {
     let mut text_start = 0;
     let typed = block.rows.into_iter().map(|slot| {
@@ -505,7 +515,7 @@ fn type_lines<W: RowWork>(
             Slot::Cells { line, text_end, .. } => {
                 let text = &block.text[text_start..text_end];
                 text_start = text_end;
-                match keys.type_line(typer, line, text) {
+                match keys.type_line(typer, line, text, spares) {
                     Ok(typed) => Pending::Typed(typed),
                     Err(err) => Pending::Skipped(err),
                 }

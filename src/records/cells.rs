@@ -148,12 +148,18 @@ impl TagSplitter {
         TagSplitter { separators, chars }
     }
 
-    /// Appends the non-empty, trimmed tags of `text` to `tags`. One pass over the text: at
-    /// each character only the (bounded) separators are tried.
-    pub(super) fn split_into(&self, text: &str, tags: &mut Vec<String>) {
+    /// Gives each non-empty, trimmed tag of `text` to `tag` (which puts it in a string of its
+    /// own, kept from a record before when there is one). One pass over the text: at each
+    /// character only the (bounded) separators are tried.
+    pub(super) fn split(&self, text: &str, mut tag: impl FnMut(&str)) {
+        let mut push_tag = |text: &str| {
+            let trimmed = text.trim();
+            if !trimmed.is_empty() {
+                tag(trimmed);
+            }
+        };
         if let Some(chars) = &self.chars {
-            text.split(|c| chars.contains(&c))
-                .for_each(|tag| push_tag(tag, tags));
+            text.split(|c| chars.contains(&c)).for_each(&mut push_tag);
             return;
         }
         let mut start = 0;
@@ -166,21 +172,14 @@ impl TagSplitter {
                 .find(|s| rest.starts_with(s.as_str()))
             {
                 Some(separator) => {
-                    push_tag(&text[start..index], tags);
+                    push_tag(&text[start..index]);
                     index += separator.len();
                     start = index;
                 }
                 None => index += rest.chars().next().map_or(1, char::len_utf8),
             }
         }
-        push_tag(&text[start..], tags);
-    }
-}
-
-fn push_tag(tag: &str, tags: &mut Vec<String>) {
-    let tag = tag.trim();
-    if !tag.is_empty() {
-        tags.push(tag.to_owned());
+        push_tag(&text[start..]);
     }
 }
 
@@ -249,7 +248,7 @@ mod tests {
     fn tags_split_on_every_separator() {
         let split = |splitter: &TagSplitter, text: &str| {
             let mut tags = Vec::new();
-            splitter.split_into(text, &mut tags);
+            splitter.split(text, |tag| tags.push(tag.to_owned()));
             tags
         };
         let default = TagSplitter::new(None);
@@ -272,7 +271,7 @@ mod tests {
     fn one_character_separators_split_as_the_general_way_does() {
         let split = |splitter: &TagSplitter, text: &str| {
             let mut tags = Vec::new();
-            splitter.split_into(text, &mut tags);
+            splitter.split(text, |tag| tags.push(tag.to_owned()));
             tags
         };
         for fast in [

@@ -12,6 +12,7 @@ use super::decode::Decoder;
 use super::jsonl_line::{parse_line, JsonLine, JsonValue};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
+use super::spent::Spares;
 use super::{PatientRecord, RowError};
 use crate::printable::printable;
 
@@ -31,6 +32,8 @@ pub(super) struct JsonlRows {
     line: usize,
     keys: JsonlKeys,
     rows: RowBuilder,
+    /// Rows typed here get new records (nobody hands spent ones back to this thread).
+    spares: Spares,
     done: bool,
 }
 
@@ -61,6 +64,7 @@ impl JsonlRows {
             line: 0,
             keys: JsonlKeys::new(resolver),
             rows,
+            spares: Spares::default(),
             done: false,
         }
     }
@@ -141,6 +145,7 @@ impl JsonlKeys {
         typer: &RowTyper,
         line: usize,
         text: &str,
+        spares: &mut Spares,
     ) -> Result<TypedRow, RowError> {
         let object = match parse_line(text) {
             Ok(JsonLine::Object(object)) => object,
@@ -192,7 +197,7 @@ impl JsonlKeys {
             );
             return Err(typer.error(line, message));
         }
-        Ok(typer.type_row(line, cells))
+        Ok(typer.type_row(line, cells, spares))
     }
 }
 
@@ -203,9 +208,10 @@ impl Iterator for JsonlRows {
         match self.next_checked()? {
             Checked::Skipped(err) => Some(Err(err)),
             Checked::Cells { line } => {
+                let typer = self.rows.typer_ref();
                 let typed = self
                     .keys
-                    .type_line(self.rows.typer_ref(), line, self.text.trim());
+                    .type_line(typer, line, self.text.trim(), &mut self.spares);
                 Some(typed.and_then(|typed| self.rows.finish(typed)))
             }
         }

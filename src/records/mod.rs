@@ -43,7 +43,6 @@ pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from};
-pub use spent::SpentRecords;
 pub use worked::{RowWork, WorkedRows};
 
 use std::collections::BTreeMap;

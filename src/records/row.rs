@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -19,7 +19,8 @@ use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitt
 use super::columns::{Column, Role};
 use super::mapping::NO_STAGE;
 use super::seen_ids::{id_hash, SeenIds};
-use super::{FieldSet, HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
+use super::spent::{set_text, Spares};
+use super::{HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
 use crate::fields::{Field, FieldRef};
 use crate::printable::printable;
@@ -52,6 +53,8 @@ pub(super) struct RowBuilder {
     typer: Arc<RowTyper>,
     ids: SeenIds,
     unreadable: Unreadable,
+    /// Rows typed here get new records (nobody hands spent ones back to this thread).
+    spares: Spares,
 }
 
 /// Types the cells of one row into a record: everything about a row that does not depend on
@@ -135,6 +138,7 @@ impl RowBuilder {
             typer: Arc::new(typer),
             ids: SeenIds::on_lines(),
             unreadable: Unreadable::default(),
+            spares: Spares::default(),
         })
     }
 
@@ -173,7 +177,7 @@ impl RowBuilder {
         line: usize,
         cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
     ) -> Result<PatientRecord, RowError> {
-        let typed = self.typer.type_row(line, cells);
+        let typed = self.typer.type_row(line, cells, &mut self.spares);
         self.finish(typed)
     }
 
@@ -244,27 +248,16 @@ impl RowTyper {
         }
     }
 
-    /// Every cell of the row at `line` put into a record.
+    /// Every cell of the row at `line` put into a record: a spent one of `spares`, emptied,
+    /// when it has one.
     pub(super) fn type_row<'c, 'v>(
         &self,
         line: usize,
         cells: impl IntoIterator<Item = (&'c Column, Cell<'v>)>,
+        spares: &mut Spares,
     ) -> TypedRow {
-        let mut record = PatientRecord {
-            id: String::new(),
-            line_user_id: None,
-            name: None,
-            stage: None,
-            stage_entered_at: None,
-            birth_date: None,
-            tags: Vec::new(),
-            opted_out: false,
-            dates: vec![None; self.schema.date_fields.len()],
-            fields: vec![None; self.schema.fields.len()],
-            other: BTreeMap::new(),
-            unknown: FieldSet::EMPTY,
-            line,
-        };
+        let schema = &self.schema;
+        let mut record = spares.record(line, schema.date_fields.len(), schema.fields.len());
         // Only a bad cell allocates these.
         let mut problems = Vec::new();
         let mut unknown_names = Vec::new();
@@ -273,7 +266,7 @@ impl RowTyper {
             if column.role == Role::Id {
                 id_column = Some(column);
             }
-            if let Err(problem) = self.fill(&mut record, column, cell) {
+            if let Err(problem) = self.fill(&mut record, column, cell, spares) {
                 problems.push(problem);
                 unknown_names.push(column.name.clone());
             }
@@ -300,12 +293,14 @@ impl RowTyper {
         record: &mut PatientRecord,
         column: &Column,
         cell: Cell<'_>,
+        spares: &mut Spares,
     ) -> Result<(), String> {
         let empty = column.empty.as_ref();
         if column.role == Role::Tags {
+            let tags = &mut record.tags;
             let mut add = |item: &str| {
                 if !means_empty(item.trim(), empty) {
-                    self.tags.split_into(item, &mut record.tags);
+                    self.tags.split(item, |tag| tags.push(spares.tag(tag)));
                 }
             };
             match cell {
@@ -329,9 +324,12 @@ impl RowTyper {
             in_column(message)
         };
         match column.role {
-            Role::Id => record.id = text.to_owned(),
-            Role::LineUserId => record.line_user_id = Some(text.to_owned()),
-            Role::Name => record.name = Some(text.to_owned()),
+            Role::Id => {
+                record.id.clear();
+                record.id.push_str(text);
+            }
+            Role::LineUserId => set_text(&mut record.line_user_id, text, spares),
+            Role::Name => set_text(&mut record.name, text, spares),
             Role::Stage => match self.stage(text) {
                 Ok(stage) => record.stage = stage,
                 Err(message) => return Err(unknown(FieldRef::Builtin(Field::Stage), message)),
@@ -359,7 +357,7 @@ impl RowTyper {
                 Ok(at) => record.dates[index] = Some(at),
                 Err(message) => return Err(unknown(FieldRef::Date(index), message)),
             },
-            Role::Field(index) => record.fields[index] = Some(text.to_owned()),
+            Role::Field(index) => set_text(&mut record.fields[index], text, spares),
             Role::Other => {
                 record.other.insert(column.name.clone(), text.to_owned());
             }

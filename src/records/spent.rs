@@ -1,48 +1,113 @@
-//! Records already used, dropped on a thread of their own: freeing a million records' strings,
-//! maps and lists was a fifth of the evaluating thread's time, and that thread is the one the
-//! whole `plan` waits for. Memory stays flat: at most [`BATCHES_IN_FLIGHT`] batches wait.
+//! Records already used, filled again with the next rows instead of freed: allocating every
+//! row's strings and lists on the typing threads and freeing them on another was a tenth of a
+//! million-row `plan`'s time. The thread that takes the rows hands batches of records it is
+//! done with back to the typing threads ([`Recycler`]), which overwrite them in place
+//! ([`Spares`]); when the typing threads have enough, the rest are dropped on a thread of their
+//! own, as before: that thread is the one the whole `plan` waits for. Memory stays flat: at
+//! most [`BATCHES_KEPT`] batches wait to be filled again and [`BATCHES_IN_FLIGHT`] to be
+//! dropped, and each typing thread keeps at most one batch and [`STRINGS_KEPT`] strings.
 
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use super::PatientRecord;
+use super::{FieldSet, PatientRecord};
 
-/// Records per batch handed to the dropping thread.
-const BATCH: usize = 512;
+/// Records per batch handed back or to the dropping thread.
+pub(super) const BATCH: usize = 512;
 /// Batches waiting to be dropped, at most.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches waiting for a typing thread to fill them again, at most.
+pub(super) const BATCHES_KEPT: usize = 8;
+/// Spare strings a typing thread keeps for cells that were empty in the rows before, at most
+/// (of each kind: text fields' and tags').
+const STRINGS_KEPT: usize = 64;
+/// Bytes of a spare string, and tags of a record's list, kept at most: a row with a huge cell
+/// does not leave every record after it that large.
+const LONGEST_KEPT: usize = 1024;
+
+/// Where the thread taking the rows gives spent records back to the threads typing them.
+#[derive(Clone, Default)]
+pub(super) struct Recycler(Arc<Mutex<Vec<Vec<PatientRecord>>>>);
+
+impl Recycler {
+    /// Keeps `batch` for a typing thread, or gives it back when enough are kept already.
+    pub(super) fn give(&self, batch: Vec<PatientRecord>) -> Result<(), Vec<PatientRecord>> {
+        // A thread that panicked holding the lock left plain records: still good to fill.
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= BATCHES_KEPT {
+            return Err(batch);
+        }
+        kept.push(batch);
+        Ok(())
+    }
+
+    pub(super) fn take(&self) -> Option<Vec<PatientRecord>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+}
+
+/// The thread dropping records, and where they go to it.
+type Dropping = (SyncSender<Vec<PatientRecord>>, JoinHandle<()>);
 
 /// Where a reader of patients puts each record it is done with.
 pub struct SpentRecords {
     batch: Vec<PatientRecord>,
-    /// The dropping thread; `None` when no thread could be had (records are dropped here).
-    thread: Option<(SyncSender<Vec<PatientRecord>>, JoinHandle<()>)>,
+    /// The typing threads' [`Recycler`], when the rows came from them.
+    recycler: Option<Recycler>,
+    /// The dropping thread, started when a batch is first not recycled; `Err(())` when no
+    /// thread could be had (records are dropped here).
+    thread: Option<Result<Dropping, ()>>,
 }
 
 impl SpentRecords {
+    /// Records dropped on a thread of their own.
     pub fn new() -> Self {
-        let (tx, rx) = sync_channel::<Vec<PatientRecord>>(BATCHES_IN_FLIGHT);
-        let spawned = std::thread::Builder::new()
-            .name("drop-patients".into())
-            .spawn(move || rx.into_iter().for_each(drop));
         SpentRecords {
             batch: Vec::with_capacity(BATCH),
-            thread: spawned.ok().map(|thread| (tx, thread)),
+            recycler: None,
+            thread: None,
         }
     }
 
-    /// Hands `record` over to be dropped.
+    /// Records given back through `recycler`, or dropped as [`Self::new`]'s are when the
+    /// typing threads have enough.
+    pub(super) fn recycling(recycler: Recycler) -> Self {
+        SpentRecords {
+            batch: Vec::with_capacity(BATCH),
+            recycler: Some(recycler),
+            thread: None,
+        }
+    }
+
+    /// Hands `record` over to be filled again or dropped.
     pub fn push(&mut self, record: PatientRecord) {
-        let Some((tx, _)) = &self.thread else {
-            return;
-        };
         self.batch.push(record);
-        if self.batch.len() == BATCH {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if self.batch.len() < BATCH {
+            return;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let full = match &self.recycler {
+            Some(recycler) => match recycler.give(full) {
+                Ok(()) => return,
+                Err(full) => full,
+            },
+            None => full,
+        };
+        let thread = self.thread.get_or_insert_with(spawn_dropping);
+        if let Ok((tx, _)) = thread {
             // A dropping thread that is gone (it panicked) leaves the batch to be dropped here.
             let _ = tx.send(full);
         }
     }
+}
+
+fn spawn_dropping() -> Result<Dropping, ()> {
+    let (tx, rx) = sync_channel::<Vec<PatientRecord>>(BATCHES_IN_FLIGHT);
+    let spawned = std::thread::Builder::new()
+        .name("drop-patients".into())
+        .spawn(move || rx.into_iter().for_each(drop));
+    spawned.map(|thread| (tx, thread)).map_err(|_| ())
 }
 
 impl Default for SpentRecords {
@@ -53,11 +118,142 @@ impl Default for SpentRecords {
 
 impl Drop for SpentRecords {
     fn drop(&mut self) {
-        if let Some((tx, thread)) = self.thread.take() {
+        if let Some(Ok((tx, thread))) = self.thread.take() {
             drop(tx);
             // The records it still has are freed before the reader returns; a panic in `drop`
             // of plain data cannot happen, and would not be worth a second one here.
             let _ = thread.join();
         }
+    }
+}
+
+/// A typing thread's records and strings to fill again: each row is typed into a spent record
+/// ([`Self::record`], emptied exactly), and a cell that needs a string gets one kept from a
+/// cell that was empty this time ([`Self::text`], [`Self::tag`]). In steady state a row
+/// allocates nothing.
+#[derive(Default)]
+pub(super) struct Spares {
+    records: Vec<PatientRecord>,
+    /// Where spent batches come from; without it every record is a new one.
+    recycler: Option<Recycler>,
+    texts: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl Spares {
+    pub(super) fn recycling(recycler: Recycler) -> Self {
+        Spares {
+            recycler: Some(recycler),
+            ..Spares::default()
+        }
+    }
+
+    /// A record for the row at `line` with `dates` date fields and `fields` declared fields,
+    /// every one not set: a spent one emptied, or a new one.
+    pub(super) fn record(&mut self, line: usize, dates: usize, fields: usize) -> PatientRecord {
+        if self.records.is_empty() {
+            if let Some(batch) = self.recycler.as_ref().and_then(Recycler::take) {
+                self.records = batch;
+            }
+        }
+        let mut record = self.records.pop().unwrap_or_else(|| PatientRecord {
+            id: String::new(),
+            line_user_id: None,
+            name: None,
+            stage: None,
+            stage_entered_at: None,
+            birth_date: None,
+            tags: Vec::new(),
+            opted_out: false,
+            dates: Vec::new(),
+            fields: Vec::new(),
+            other: Default::default(),
+            unknown: FieldSet::EMPTY,
+            line,
+        });
+        self.empty(&mut record, line, dates, fields);
+        record
+    }
+
+    /// Every field of `record` not set, its strings kept: written out field by field, so that
+    /// a field added to [`PatientRecord`] is a compile error here until it is emptied too.
+    fn empty(&mut self, record: &mut PatientRecord, line: usize, dates: usize, fields: usize) {
+        let PatientRecord {
+            id,
+            line_user_id,
+            name,
+            stage,
+            stage_entered_at,
+            birth_date,
+            tags,
+            opted_out,
+            dates: date_values,
+            fields: field_values,
+            other,
+            unknown,
+            line: record_line,
+        } = record;
+        if id.capacity() > LONGEST_KEPT {
+            *id = String::new();
+        }
+        id.clear();
+        // Kept last to first, so that the row's columns, in the usual order, take them back.
+        for text in field_values.drain(..).rev().flatten() {
+            keep(&mut self.texts, text);
+        }
+        field_values.resize(fields, None);
+        for text in [name.take(), line_user_id.take()].into_iter().flatten() {
+            keep(&mut self.texts, text);
+        }
+        for tag in tags.drain(..).rev() {
+            keep(&mut self.tags, tag);
+        }
+        if tags.capacity() > LONGEST_KEPT {
+            *tags = Vec::new();
+        }
+        *stage = None;
+        *stage_entered_at = None;
+        *birth_date = None;
+        *opted_out = false;
+        date_values.clear();
+        date_values.resize(dates, None);
+        // Only columns the rules do not declare land here: rare, and not worth keeping.
+        other.clear();
+        *unknown = FieldSet::EMPTY;
+        *record_line = line;
+    }
+
+    /// `text` in a kept string, or a new one.
+    pub(super) fn text(&mut self, text: &str) -> String {
+        overwrite(self.texts.pop(), text)
+    }
+
+    /// `tag` in a kept tag's string, or a new one.
+    pub(super) fn tag(&mut self, tag: &str) -> String {
+        overwrite(self.tags.pop(), tag)
+    }
+}
+
+fn overwrite(kept: Option<String>, text: &str) -> String {
+    let mut string = kept.unwrap_or_default();
+    string.clear();
+    string.push_str(text);
+    string
+}
+
+fn keep(kept: &mut Vec<String>, string: String) {
+    if kept.len() < STRINGS_KEPT && string.capacity() <= LONGEST_KEPT {
+        kept.push(string);
+    }
+}
+
+/// Sets a text field to `text`, in the string it already has when it has one.
+pub(super) fn set_text(field: &mut Option<String>, text: &str, spares: &mut Spares) {
+    match field {
+        Some(string) => {
+            string.clear();
+            string.push_str(text);
+        }
+        None => *field = Some(spares.text(text)),
     }
 }

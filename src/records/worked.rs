@@ -6,6 +6,7 @@
 use super::columns::Notices;
 use super::reader::{PatientRecords, RowsAre};
 use super::row::Unreadable;
+use super::spent::{Recycler, SpentRecords};
 use super::{PatientRecord, RowError};
 
 /// Work done on each patient record kept, on the thread that typed it: one per thread, so it
@@ -37,6 +38,9 @@ pub struct WorkedRows<'s, T> {
     notices: Notices,
     unreadable: Unreadable,
     rows: Box<dyn Iterator<Item = WorkedRow<T>> + 's>,
+    /// Where records the rows' user is done with go back to be filled again, when the rows
+    /// were typed on threads that take them.
+    recycler: Option<Recycler>,
 }
 
 impl<'s, T> WorkedRows<'s, T> {
@@ -53,6 +57,24 @@ impl<'s, T> WorkedRows<'s, T> {
             notices,
             unreadable,
             rows,
+            recycler: None,
+        }
+    }
+
+    /// These rows, typed by threads that fill the records `recycler` is given again.
+    pub(super) fn recycling(self, recycler: Recycler) -> Self {
+        WorkedRows {
+            recycler: Some(recycler),
+            ..self
+        }
+    }
+
+    /// Where to put each record once done with it: given back to be filled with a row after
+    /// it when the rows are typed on threads of their own, else dropped on a thread of its own.
+    pub fn spent(&self) -> SpentRecords {
+        match &self.recycler {
+            Some(recycler) => SpentRecords::recycling(recycler.clone()),
+            None => SpentRecords::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 use super::*;
 use crate::records::ahead::work_ahead;
 use crate::records::reader::PatientRecords;
+use crate::records::spent::SpentRecords;
 use crate::records::WorkedRows;
 
 /// Everything a command sees, in the order it sees it: the notices taken before each row, the

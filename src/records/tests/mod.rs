@@ -14,6 +14,7 @@ mod fixtures;
 mod jsonl;
 mod limits;
 mod privacy;
+mod recycled;
 
 /// The schema of `rules/clinic.step`.
 fn schema() -> RecordSchema {
