@@ -36,16 +36,18 @@ impl Ledger {
 pub struct PrintsBeside {
     /// Taken by [`PrintsBeside::wait`]; a pass that fails before it waits joins on drop, so
     /// that no reader outlives its pass (`--every` runs passes for months).
-    handle: Option<std::thread::JoinHandle<Result<MarkPrints, LedgerError>>>,
+    handle: Option<std::thread::JoinHandle<Result<Option<MarkPrints>, LedgerError>>>,
 }
 
 impl PrintsBeside {
-    /// The fingerprints, or the error reading them on this connection would have given.
-    pub fn wait(mut self) -> Result<MarkPrints, LedgerError> {
+    /// The fingerprints, or the error reading them on the pass's connection would have given;
+    /// `None` when the reader could not open a connection of its own (the caller reads them
+    /// on its own connection, as before, and meets whatever stopped the reader there).
+    pub fn wait(mut self) -> Result<Option<MarkPrints>, LedgerError> {
         match self.handle.take().map(std::thread::JoinHandle::join) {
             Some(Ok(read)) => read,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Ok(MarkPrints::default()),
+            None => Ok(None),
         }
     }
 }
@@ -59,13 +61,20 @@ impl Drop for PrintsBeside {
 }
 
 /// Every fingerprint in the ledger at `path`, on a read-only connection; its errors name the
-/// ledger as the writer's do.
-fn read_prints(path: &std::path::Path, hash: fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
+/// ledger as the writer's do. `None` when that connection cannot be opened: the pass's own
+/// connection is open, so the read is left to it rather than failing a pass that would not
+/// have failed.
+fn read_prints(
+    path: &std::path::Path,
+    hash: fn(&str) -> u64,
+) -> Result<Option<MarkPrints>, LedgerError> {
     use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = rusqlite::Connection::open_with_flags(path, flags) else {
+        return Ok(None);
+    };
     let mut pairs = Vec::new();
     let mut read = || -> rusqlite::Result<()> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(path, flags)?;
         // As the writer waits: a checkpoint's brief lock must not fail the pass.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut select = conn.prepare("SELECT patient, print FROM marks")?;
@@ -76,7 +85,7 @@ fn read_prints(path: &std::path::Path, hash: fn(&str) -> u64) -> Result<MarkPrin
         Ok(())
     };
     read().map_err(|e| LedgerError::from_sqlite(path, e))?;
-    Ok(MarkPrints::from_pairs(pairs))
+    Ok(Some(MarkPrints::from_pairs(pairs)))
 }
 
 #[cfg(test)]
@@ -114,7 +123,7 @@ mod tests {
         ledger.begin().unwrap();
         ledger.set_marks("P600", 1, &row(2)).unwrap();
         ledger.commit().unwrap();
-        let read = beside.wait().unwrap();
+        let read = beside.wait().unwrap().unwrap();
         let here = ledger.mark_prints(hash).unwrap();
         assert!(read.len() == 600 || read.len() == 601, "{}", read.len());
         for i in 0..600u64 {
@@ -148,5 +157,12 @@ mod tests {
         let read = beside.wait().unwrap_err().to_string();
         assert_eq!(read, here);
         assert!(read.contains("no such table"), "{read}");
+    }
+
+    #[test]
+    fn a_reader_that_cannot_open_the_ledger_leaves_the_read_to_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.db");
+        assert!(read_prints(&missing, hash).unwrap().is_none());
     }
 }

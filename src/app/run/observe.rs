@@ -174,8 +174,8 @@ pub(super) struct Preparing {
 impl Preparing {
     /// The observer, once its fingerprints are in.
     pub fn ready(self, ledger: &dyn RunLedger, now: DateTime<Utc>) -> Result<Observer, AppError> {
-        let prints = match self.beside {
-            Some(beside) => beside.wait()?,
+        let prints = match self.beside.map(PrintsBeside::wait).transpose()?.flatten() {
+            Some(prints) => prints,
             None => ledger.mark_prints(&patient_hash)?,
         };
         Ok(Observer {
