@@ -208,7 +208,7 @@ fn to_sql(bits: u64) -> i64 {
     i64::from_ne_bytes(bits.to_ne_bytes())
 }
 
-fn from_sql(value: i64) -> u64 {
+pub(super) fn from_sql(value: i64) -> u64 {
     u64::from_ne_bytes(value.to_ne_bytes())
 }
 

@@ -15,6 +15,7 @@ mod insights;
 mod line_state;
 mod lock;
 mod marks;
+mod marks_beside;
 pub mod postgres;
 mod reactions;
 mod read;
@@ -35,6 +36,7 @@ pub use insights::{CachedHalf, FollowerFigures, FollowerStatus, UnitFigures, Uni
 pub use line_state::{FriendState, PatientLink};
 pub use lock::{LedgerLock, LockError};
 pub use marks::{MarkPrints, MarkRow, NewMarks};
+pub use marks_beside::PrintsBeside;
 pub use reactions::{DeliveredSend, PatientEvent};
 pub use read::{LedgerRow, PatientSend, Problem, StepCounts, WindowSend};
 pub use read_ledger::ReadLedger;

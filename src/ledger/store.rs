@@ -135,6 +135,15 @@ pub trait RunLedger {
     /// Every patient's booking and visit fingerprint, by `hash` of the patient's id.
     fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError>;
 
+    /// [`RunLedger::mark_prints`] read beside the caller, on a connection of its own, when the
+    /// ledger can (SQLite); `None` when the caller is to read them itself.
+    fn mark_prints_beside(
+        &self,
+        _hash: fn(&str) -> u64,
+    ) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
+        Ok(None)
+    }
+
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError>;
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError>;
@@ -362,6 +371,13 @@ impl RunLedger for Ledger {
 
     fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
         Ledger::mark_prints(self, hash)
+    }
+
+    fn mark_prints_beside(
+        &self,
+        hash: fn(&str) -> u64,
+    ) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
+        Ledger::mark_prints_beside(self, hash)
     }
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {

@@ -66,6 +66,8 @@ impl Cycle<'_> {
     /// One pass; the summary is printed before it returns.
     pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, AppError> {
         let (_lock, mut ledger) = open_ledger(self.request, self.plan, self.ledger_path)?;
+        // Read beside everything up to the evaluation, which is the first to need them.
+        let observer = Observer::start(self.plan, self.request.dry_run, ledger.as_ref())?;
         if let Some(mode) = ledger.tightened_from() {
             writeln!(
                 io.err,
@@ -82,7 +84,6 @@ impl Cycle<'_> {
         };
         let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
         let reactions = PassReactions::load(ledger.as_ref(), self.plan, now)?;
-        let observer = Observer::prepare(self.plan, self.request.dry_run, ledger.as_ref(), now)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;
         let progress: Arc<dyn Progress> = if self.request.progress {
@@ -154,6 +155,8 @@ impl Cycle<'_> {
                 template::precompile(&mut env, &variant.template);
             }
         }
+        let observer =
+            (observer.map(|preparing| preparing.ready(pass.ledger.as_ref(), now))).transpose()?;
         let known = Known {
             history: &history,
             links: &links,

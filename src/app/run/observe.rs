@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 
 use super::report::RunSummary;
 use crate::app::AppError;
-use crate::ledger::{event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMarks, RunLedger};
+use crate::ledger::{
+    event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMarks, PrintsBeside, RunLedger,
+};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
@@ -156,22 +158,63 @@ impl Watch {
     }
 }
 
+/// The hash the fingerprints are kept by.
+fn patient_hash(id: &str) -> u64 {
+    hash64(&[id.as_bytes()])
+}
+
+/// An observer whose fingerprints are being read beside the rest of the pass's start (see
+/// [`Observer::start`]).
+pub(super) struct Preparing {
+    watch: Watch,
+    /// `None`: read on the pass's connection when ready (PostgreSQL).
+    beside: Option<PrintsBeside>,
+}
+
+impl Preparing {
+    /// The observer, once its fingerprints are in.
+    pub fn ready(self, ledger: &dyn RunLedger, now: DateTime<Utc>) -> Result<Observer, AppError> {
+        let prints = match self.beside.map(PrintsBeside::wait).transpose()?.flatten() {
+            Some(prints) => prints,
+            None => ledger.mark_prints(&patient_hash)?,
+        };
+        Ok(Observer {
+            watch: Arc::new(self.watch),
+            prints,
+            now,
+        })
+    }
+}
+
 impl Observer {
     /// The observer of a pass, when the rules watch bookings or visits and the pass may write
     /// (a dry run observes nothing: a later real pass sees the same changes).
+    #[cfg(test)]
     pub fn prepare(
         plan: &TimingPlan,
         dry_run: bool,
         ledger: &dyn RunLedger,
         now: DateTime<Utc>,
     ) -> Result<Option<Observer>, AppError> {
+        (Observer::start(plan, dry_run, ledger)?)
+            .map(|preparing| preparing.ready(ledger, now))
+            .transpose()
+    }
+
+    /// [`Observer::prepare`] begun: the fingerprints (a scan of the whole `marks` table, the
+    /// largest part of a rerun's start) are read on a thread of their own where the ledger
+    /// allows it, while the pass reads what it needs to evaluate.
+    pub fn start(
+        plan: &TimingPlan,
+        dry_run: bool,
+        ledger: &dyn RunLedger,
+    ) -> Result<Option<Preparing>, AppError> {
         let Some(watch) = Watch::new(plan).filter(|_| !dry_run) else {
             return Ok(None);
         };
-        Ok(Some(Observer {
-            watch: Arc::new(watch),
-            prints: ledger.mark_prints(&|id| hash64(&[id.as_bytes()]))?,
-            now,
+        Ok(Some(Preparing {
+            watch,
+            beside: ledger.mark_prints_beside(patient_hash)?,
         }))
     }
 
@@ -184,7 +227,7 @@ impl Observer {
             self.watch.names_hash,
         );
         let values = self.watch.fields.iter().map(|&(index, ..)| value(index));
-        match self.prints.get(hash64(&[patient.id.as_bytes()])) {
+        match self.prints.get(patient_hash(&patient.id)) {
             Some(stored) if stored == print => Look::Same,
             Some(_) => Look::Changed(Observation {
                 watch: self.watch.clone(),
