@@ -205,17 +205,8 @@ mod tests {
         PatientRecord {
             id: id.into(),
             line_user_id: line_user_id.map(str::to_owned),
-            name: None,
-            stage: None,
-            stage_entered_at: None,
-            birth_date: None,
-            tags: Vec::new(),
-            opted_out: false,
-            dates: Vec::new(),
-            fields: Vec::new(),
-            other: Default::default(),
-            unknown: Default::default(),
             line: 2,
+            ..PatientRecord::default()
         }
     }
 

@@ -53,8 +53,9 @@ use chrono_tz::Tz;
 use crate::fields::{age_on, Field, FieldRef, FieldValue};
 
 /// One patient, as the rules see them. Fields the rules declare are resolved to typed values
-/// once, when the row is read.
-#[derive(Debug, Clone, PartialEq)]
+/// once, when the row is read. The default is a record with nothing set (no id, line 0): what a
+/// row is typed into, and the base of tests' patients.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatientRecord {
     /// The clinic's patient id (`id` column); the ledger keys on it.
     pub id: String,

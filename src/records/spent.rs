@@ -24,7 +24,7 @@ pub(super) const BATCHES_KEPT: usize = 8;
 const STRINGS_KEPT: usize = 64;
 /// Bytes of a spare string, and tags of a record's list, kept at most: a row with a huge cell
 /// does not leave every record after it that large.
-const LONGEST_KEPT: usize = 1024;
+pub(super) const LONGEST_KEPT: usize = 1024;
 
 /// Where the thread taking the rows gives spent records back to the threads typing them.
 #[derive(Clone, Default)]
@@ -156,21 +156,7 @@ impl Spares {
                 self.records = batch;
             }
         }
-        let mut record = self.records.pop().unwrap_or_else(|| PatientRecord {
-            id: String::new(),
-            line_user_id: None,
-            name: None,
-            stage: None,
-            stage_entered_at: None,
-            birth_date: None,
-            tags: Vec::new(),
-            opted_out: false,
-            dates: Vec::new(),
-            fields: Vec::new(),
-            other: Default::default(),
-            unknown: FieldSet::EMPTY,
-            line,
-        });
+        let mut record = self.records.pop().unwrap_or_default();
         self.empty(&mut record, line, dates, fields);
         record
     }

@@ -177,17 +177,9 @@ mod tests {
         PatientRecord {
             id: id.into(),
             line_user_id: user.map(str::to_owned),
-            name: None,
-            stage: None,
-            stage_entered_at: None,
             birth_date: birth.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
-            tags: Vec::new(),
-            opted_out: false,
-            dates: Vec::new(),
-            fields: Vec::new(),
-            other: Default::default(),
-            unknown: Default::default(),
             line: 2,
+            ..PatientRecord::default()
         }
     }
 

@@ -162,18 +162,9 @@ fn watching_plan(dir: &std::path::Path) -> TimingPlan {
 fn patient(id: &str, dates: &[Option<&str>]) -> PatientRecord {
     PatientRecord {
         id: id.into(),
-        line_user_id: None,
-        name: None,
-        stage: None,
-        stage_entered_at: None,
-        birth_date: None,
-        tags: Vec::new(),
-        opted_out: false,
         dates: dates.iter().map(|d| d.map(at)).collect(),
-        fields: Vec::new(),
-        other: Default::default(),
-        unknown: Default::default(),
         line: 2,
+        ..PatientRecord::default()
     }
 }
 

@@ -5,7 +5,7 @@ use super::*;
 use crate::records::ahead::work_ahead;
 use crate::records::columns::{Column, Resolver};
 use crate::records::row::{Cell, RowBuilder, RowTyper};
-use crate::records::spent::{Recycler, Spares, SpentRecords, BATCH, BATCHES_KEPT};
+use crate::records::spent::{Recycler, Spares, SpentRecords, BATCH, BATCHES_KEPT, LONGEST_KEPT};
 use crate::records::WorkedRows;
 
 const HEADER: [&str; 16] = [
@@ -163,6 +163,40 @@ fn fewer_tags_after_more_are_overwritten_in_place() {
     assert_eq!(more.tags, ["p", "q", "r", "s", "t"]);
     let none = again(&recycler, &mut spares, typer, &columns, more, with_tags(""));
     assert!(none.tags.is_empty());
+}
+
+/// A careless export's huge cells (an id, a name, a field, a tag of 100 KB) are not kept in
+/// the record or the spare strings for the rows after it: memory stays what ordinary rows take.
+#[test]
+fn a_huge_cell_is_not_kept_for_the_rows_after_it() {
+    let builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
+    let (typer, columns) = (builder.typer_ref(), columns());
+    let recycler = Recycler::default();
+    let mut spares = Spares::recycling(recycler.clone());
+    let huge = "長".repeat(100_000 / 3);
+    let mut row = FULL;
+    for cell in [0, 2, 6, 13] {
+        row[cell] = &huge;
+    }
+    let big = type_row(typer, &columns, row, &mut spares);
+    assert_eq!(big.name.as_deref(), Some(huge.as_str()));
+    assert_eq!(big.tags, [huge.as_str()]);
+    let after = again(&recycler, &mut spares, typer, &columns, big, FULL);
+    assert_eq!(
+        after,
+        type_row(typer, &columns, FULL, &mut Spares::default())
+    );
+    let strings = [&after.id, after.name.as_ref().unwrap(), &after.tags[0]]
+        .into_iter()
+        .chain(after.fields.iter().flatten());
+    for string in strings {
+        assert!(
+            string.capacity() <= LONGEST_KEPT,
+            "{} bytes kept",
+            string.capacity()
+        );
+    }
+    assert!(after.tags.capacity() <= LONGEST_KEPT);
 }
 
 /// Rows read ahead whose records are handed back as a command hands them (many batches of
