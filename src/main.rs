@@ -24,7 +24,6 @@ use steprule::app::{
     self, explain::ExplainRequest, plan::PlanFormat, plan::PlanRequest, run::RunRequest,
 };
 use steprule::DeliveryOptions;
-use steprule::{Database, HeaderMapping, PatientQuery, ReadOptions};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -414,96 +413,28 @@ fn rules_source(args: RulesArgs) -> app::RulesSource {
     }
 }
 
-/// `run FOLDER` reads each clinic's own export (app::run's clinics.rs): `--patients` has no
-/// place there, the reading options (`--encoding`, `--mapping` …) apply to every clinic.
+/// `--patients` and its companions as the library takes them, with `STEPRULE_PATIENTS_URL`.
+fn patients_asked(args: PatientArgs) -> app::PatientsAsked {
+    app::PatientsAsked {
+        patients: args.patients,
+        query: args.patients_query,
+        table: args.patients_table,
+        encoding: args.encoding,
+        format: args.patients_format,
+        mapping: args.mapping,
+        url_from_env: std::env::var("STEPRULE_PATIENTS_URL").ok(),
+    }
+}
+
+fn patient_source(args: PatientArgs) -> Result<app::PatientSource, app::AppError> {
+    app::PatientSource::locate(patients_asked(args))
+}
+
 fn folder_patients(
     folder: &std::path::Path,
     args: PatientArgs,
 ) -> Result<app::PatientSource, app::AppError> {
-    if args.patients.is_some() || args.patients_query.is_some() || args.patients_table.is_some() {
-        return Err(app::AppError::Usage(format!(
-            "{} is a folder of clinics, each reading the patients.csv in its own folder: leave \
-             out --patients",
-            folder.display()
-        )));
-    }
-    let mut source = patient_source(PatientArgs {
-        patients: Some(folder.to_path_buf()),
-        ..args
-    })?;
-    // Each clinic's export replaces it; the folder only stands in until then.
-    source.database = None;
-    Ok(source)
-}
-
-/// Where the patients are: `--patients` (a file, or a postgres:// URL with its query or table),
-/// else the URL in `STEPRULE_PATIENTS_URL`. The URL is only handed to the database reader; what
-/// is shown of it has no password.
-fn patient_source(args: PatientArgs) -> Result<app::PatientSource, app::AppError> {
-    let mapping = args
-        .mapping
-        .as_deref()
-        .map(HeaderMapping::load)
-        .transpose()?;
-    let (file, database) = match args.patients {
-        Some(patients) => match patients.to_str().filter(|text| Database::is_url(text)) {
-            Some(url) => database_source(url, args.patients_query, args.patients_table)?,
-            None if args.patients_query.is_some() || args.patients_table.is_some() => {
-                return Err(app::AppError::Usage(
-                    "--patients-query and --patients-table need a postgres:// URL in --patients"
-                        .to_owned(),
-                ))
-            }
-            None => (patients, None),
-        },
-        None => match std::env::var("STEPRULE_PATIENTS_URL") {
-            Ok(url) if Database::is_url(&url) => {
-                database_source(&url, args.patients_query, args.patients_table)?
-            }
-            Ok(url) if !url.trim().is_empty() => {
-                return Err(app::AppError::Usage(
-                    "STEPRULE_PATIENTS_URL must be a postgres:// URL".to_owned(),
-                ))
-            }
-            _ => {
-                return Err(app::AppError::Usage(
-                    "--patients is required: the patient export (.csv or .jsonl), or a \
-                     postgres:// URL (or set STEPRULE_PATIENTS_URL)"
-                        .to_owned(),
-                ))
-            }
-        },
-    };
-    Ok(app::PatientSource {
-        file,
-        database,
-        options: ReadOptions {
-            encoding: args.encoding,
-            format: args.patients_format,
-            mapping,
-        },
-    })
-}
-
-/// A database source from its URL and exactly one of the query and the table.
-fn database_source(
-    url: &str,
-    query: Option<String>,
-    table: Option<String>,
-) -> Result<(PathBuf, Option<Database>), app::AppError> {
-    let query = match (query, table) {
-        (Some(sql), None) => PatientQuery::Sql(sql),
-        (None, Some(table)) => PatientQuery::Table(table),
-        _ => {
-            return Err(app::AppError::Usage(
-                "a postgres:// URL in --patients needs --patients-query \"SELECT …\" or \
-                 --patients-table NAME"
-                    .to_owned(),
-            ))
-        }
-    };
-    let database = Database::parse(url, query)?;
-    Ok((PathBuf::from(database.name()), Some(database)))
+    app::PatientSource::for_folder(folder, patients_asked(args))
 }
 
 /// Runs a command with stdout and stderr, mapping its outcome to an exit code. The one place

@@ -15,6 +15,7 @@ pub mod report;
 pub mod review;
 pub mod run;
 pub mod serve;
+mod sources;
 pub mod status;
 
 use std::io::Write;
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 pub use error::{AppError, EXIT_ERROR, EXIT_RULE_ERRORS};
+pub use sources::PatientsAsked;
 
 use crate::check::RuleSet;
 use crate::diagnostic;
