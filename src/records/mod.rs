@@ -36,7 +36,7 @@ mod spent;
 mod tests;
 mod worked;
 
-pub use ahead::evaluate_ahead;
+pub use ahead::{evaluate_ahead, typing_threads};
 pub use database::{open_database, Database, PatientQuery};
 pub use error::RecordsError;
 pub use field_set::FieldSet;

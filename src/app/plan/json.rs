@@ -28,11 +28,11 @@ struct Formatted {
 }
 
 impl View<'_> {
-    /// The JSON lines of `rows`, in order: blocks of rows formatted on one thread per core
-    /// (block `k` on thread `k % threads`) while this thread writes the finished blocks in
-    /// order, so formatting and writing overlap.
+    /// The JSON lines of `rows`, in order: blocks of rows formatted on as many threads as typed
+    /// the rows (one per core, or `STEPRULE_THREADS`; block `k` on thread `k % threads`) while
+    /// this thread writes the finished blocks in order, so formatting and writing overlap.
     pub(super) fn json(&self, rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = crate::records::typing_threads();
         self.json_in_blocks(rows, BLOCK, threads, out)
     }
 
