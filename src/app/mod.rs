@@ -165,37 +165,34 @@ fn report_rows<T>(
     mut each: impl FnMut(&PatientRecord, T) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
     let mut counts = RowCounts::default();
-    // Filled again by the typing threads, or freed on a thread of their own: not here, where
-    // the rows are taken and the other threads wait for it.
-    let mut spent = rows.spent();
+    // Where rows are, for the messages written while a row is lent.
+    let places = rows.places();
     loop {
         for notice in rows.take_notices() {
             writeln!(
                 err,
                 "warning: {}: {}",
-                crate::printable::printable(rows.name()),
+                crate::printable::printable(places.name()),
                 notice
             )?;
         }
-        let Some((row, worked)) = rows.next() else {
+        let Some(taken) = rows.next_row() else {
             break;
         };
         // Before the patient is taken: the report of the row's unreadable cells.
-        for RowError { line, message, .. } in rows.take_unreadable() {
+        for RowError { line, message, .. } in taken.unreadable {
             counts.unreadable += 1;
             writeln!(
                 err,
                 "warning: {}: {}",
-                crate::printable::printable(&rows.place(line)),
+                crate::printable::printable(&places.of(line)),
                 crate::printable::printable(&message)
             )?;
         }
-        match (row, worked) {
+        match (taken.row, taken.worked) {
             (Ok(patient), Some(worked)) => {
                 counts.read += 1;
-                let go_on = each(&patient, worked)?;
-                spent.push(patient);
-                if !go_on {
+                if !each(patient, worked)? {
                     break;
                 }
             }
@@ -206,7 +203,7 @@ fn report_rows<T>(
                 writeln!(
                     err,
                     "warning: {}: {} (row skipped)",
-                    crate::printable::printable(&rows.place(line)),
+                    crate::printable::printable(&places.of(line)),
                     crate::printable::printable(&message)
                 )?;
             }

@@ -5,9 +5,11 @@
 //! id's hash) and then the caller's work on each patient (evaluating them: most of the work) is
 //! shared among [`typing_threads`] threads, a batch each in turn, each with work of its own;
 //! the caller's thread only takes the rows, and what the work came to, in order, checking that
-//! each id is new (a row found a duplicate there has what the work came to dropped unseen). The rows, each row's unreadable-cell reports and the notices found while
-//! reading it come out exactly as [`super::open`] gives them. Memory stays flat: each typing
-//! thread holds at most a few batches of [`BATCH`] rows.
+//! each id is new (a row found a duplicate there has what the work came to dropped unseen).
+//! Each record is lent where it was typed and its batch given back whole to be typed into
+//! again: no record is moved or freed per row. The rows, each row's unreadable-cell reports
+//! and the notices found while reading it come out exactly as [`super::open`] gives them.
+//! Memory stays flat: each typing thread has at most four batches of [`BATCH`] rows.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,8 +20,8 @@ use super::csv_rows::{cells, Checked, CsvRows};
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
-use super::spent::{Recycler, Spares};
-use super::worked::{RowWork, WorkedRows};
+use super::spent::Spares;
+use super::worked::{LendRows, RowWork, WorkedRows};
 use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
@@ -34,28 +36,52 @@ const BATCHES_IN_FLIGHT: usize = 2;
 const TOUCH_AHEAD: usize = 16;
 /// Threads typing rows, at most: past the cores there are, more only take turns.
 const MAX_TYPING_THREADS: usize = 4;
+/// Batches given back to a typing thread and not yet typed into again, at most: never more
+/// than it made (it makes one only when none is waiting), which is as many as wait before the
+/// rows' user and are taken, plus the one it types.
+const SPENT_IN_FLIGHT: usize = BATCHES_IN_FLIGHT + 2;
 
 /// One row as the reading threads saw it, with what they had to say while reading it, and
-/// what the caller's work on it came to (when it was a patient to work on).
+/// what the caller's work on it came to (when it was a patient to work on). A batch of them
+/// goes from a typing thread to the thread taking the rows and back, to be typed into again:
+/// the records are filled, checked and lent where they are, never moved.
 struct ReadRow<T> {
-    row: Pending,
+    /// Typed, with its id still to be checked in file order (the rows before it are typed on
+    /// other threads); what a row typed here before left, when `skipped`.
+    typed: TypedRow,
+    /// Why the row was skipped where it was read (it could not be split, decoded or parsed).
+    skipped: Option<RowError>,
     worked: Option<T>,
     notices: Vec<String>,
 }
 
-/// A row as it comes from the reading threads.
-// Nearly every row is typed: boxing that variant would be an allocation per row.
-#[allow(clippy::large_enum_variant)]
-enum Pending {
-    /// Skipped where it was read (it could not be split, decoded or parsed).
-    Skipped(RowError),
-    /// Typed, with its id still to be checked in file order (the rows before it are typed on
-    /// other threads).
-    Typed(TypedRow),
+impl<T> Default for ReadRow<T> {
+    fn default() -> Self {
+        ReadRow {
+            typed: TypedRow::default(),
+            skipped: None,
+            worked: None,
+            notices: Vec::new(),
+        }
+    }
 }
 
-/// Where a typing thread hands over its typed (and worked) batches.
-type Typed<T> = SyncSender<Vec<ReadRow<T>>>;
+impl<T> ReadRow<T> {
+    /// The row, typed, when it was not skipped where it was read.
+    fn typed(&self) -> Option<&TypedRow> {
+        self.skipped.is_none().then_some(&self.typed)
+    }
+}
+
+/// A batch of rows, in file order.
+type Batch<T> = Vec<ReadRow<T>>;
+
+/// Where a typing thread hands over its typed (and worked) batches, and where the thread
+/// taking them gives them back to be typed into again.
+struct Typed<T> {
+    batches: SyncSender<Batch<T>>,
+    spent: Receiver<Batch<T>>,
+}
 
 /// Decoded CSV rows for a typing thread: the text of all of them one after another, where each
 /// field ends in its row's text, and for each row where its text and field ends stop.
@@ -88,7 +114,14 @@ pub fn typing_threads() -> usize {
 
 /// What the reading thread sends once the file is open: its name and first notices, and where
 /// the batches will come from, in turn.
-type OpenedMessage<T> = Result<(String, Vec<String>, Vec<Receiver<Vec<ReadRow<T>>>>), RecordsError>;
+type OpenedMessage<T> = Result<(String, Vec<String>, Vec<Taken<T>>), RecordsError>;
+
+/// Where the thread taking the rows gets one typing thread's batches, and where it gives each
+/// back once taken.
+struct Taken<T> {
+    batches: Receiver<Batch<T>>,
+    spent: SyncSender<Batch<T>>,
+}
 
 /// Reads the export at `path` as [`open`] does, but on threads of their own: one splits and
 /// decodes the rows, [`typing_threads`] type them and run work made by `worker` (one per
@@ -123,15 +156,12 @@ pub(super) fn work_ahead<W: RowWork, R>(
         Err(err) => return Err(open(path, schema, options).err().unwrap_or(err)),
     };
     let threads = threads.clamp(1, MAX_TYPING_THREADS);
-    // Records the rows' user is done with, back to the typing threads to fill again.
-    let recycler = Recycler::default();
     std::thread::scope(|scope| {
         let (opened_tx, opened_rx) = sync_channel::<OpenedMessage<W::Out>>(1);
         let spawned = std::thread::Builder::new()
             .name("read-patients".into())
-            .spawn_scoped(scope, {
-                let recycler = recycler.clone();
-                move || read(path, schema, options, threads, worker, &recycler, opened_tx)
+            .spawn_scoped(scope, move || {
+                read(path, schema, options, threads, worker, opened_tx)
             });
         let Ok(thread) = spawned else {
             let mut rows = WorkedRows::here(open(path, schema, options)?, worker());
@@ -148,8 +178,7 @@ pub(super) fn work_ahead<W: RowWork, R>(
             rows.notices.clone(),
             rows.unreadable.clone(),
             Box::new(rows),
-        )
-        .recycling(recycler.clone());
+        );
         let used = use_rows(&mut rows);
         // The receivers go first: threads still typing see that nobody waits for their rows
         // and end, which is what the scope waits for.
@@ -166,7 +195,6 @@ fn read<W: RowWork>(
     options: &ReadOptions,
     threads: usize,
     worker: &(impl Fn() -> W + Sync),
-    recycler: &Recycler,
     opened_tx: SyncSender<OpenedMessage<W::Out>>,
 ) {
     let opened = match open_parts(path, schema, options) {
@@ -191,9 +219,17 @@ fn read<W: RowWork>(
     for _ in 0..threads {
         let (input_tx, input_rx) = sync_channel::<Block>(BATCHES_IN_FLIGHT);
         let (output_tx, output_rx) = sync_channel(BATCHES_IN_FLIGHT);
+        let (spent_tx, spent_rx) = sync_channel(SPENT_IN_FLIGHT);
         inputs.push(input_tx);
-        outputs.push((input_rx, output_tx));
-        receivers.push(output_rx);
+        let typed = Typed {
+            batches: output_tx,
+            spent: spent_rx,
+        };
+        outputs.push((input_rx, typed));
+        receivers.push(Taken {
+            batches: output_rx,
+            spent: spent_tx,
+        });
     }
     if opened_tx
         .send(Ok((name, first_notices, receivers)))
@@ -209,8 +245,10 @@ fn read<W: RowWork>(
             let columns = &columns[..];
             let typing = || {
                 let mut work = worker();
-                let mut spares = Spares::recycling(recycler.clone());
-                move |block| type_block(typer, columns, block, &mut work, &mut spares)
+                let mut spares = Spares::default();
+                move |block, batch: &mut Batch<_>| {
+                    type_block(typer, columns, block, batch, &mut work, &mut spares)
+                }
             };
             let mut sizes = (0, 0);
             in_parallel(
@@ -227,8 +265,10 @@ fn read<W: RowWork>(
             let typing = || {
                 let mut keys = JsonlKeys::new(Resolver::new(schema, mapping));
                 let mut work = worker();
-                let mut spares = Spares::recycling(recycler.clone());
-                move |block| type_lines(typer, &mut keys, block, &mut work, &mut spares)
+                let mut spares = Spares::default();
+                move |block, batch: &mut Batch<_>| {
+                    type_lines(typer, &mut keys, block, batch, &mut work, &mut spares)
+                }
             };
             in_parallel(|| read_lines(&mut rows), &typing, inputs, outputs);
         }
@@ -238,30 +278,33 @@ fn read<W: RowWork>(
 /// Reads batches in file order on this thread (`read_block`) and has them typed by one thread
 /// per `inputs`/`outputs` pair, each with a typer made by `worker`: batch `n` goes to thread
 /// `n % threads`, so taking the typed batches from the threads in turn gives them back in file
-/// order.
+/// order. Each is typed into a batch the thread taking them gave back, when one is there.
 fn in_parallel<W, T: Send>(
     mut read_block: impl FnMut() -> Block,
     worker: &(impl Fn() -> W + Sync),
     inputs: Vec<SyncSender<Block>>,
     outputs: Vec<(Receiver<Block>, Typed<T>)>,
 ) where
-    W: FnMut(Block) -> Vec<ReadRow<T>>,
+    W: FnMut(Block, &mut Batch<T>),
 {
     std::thread::scope(|scope| {
         // Moved in, so that returning from here drops them: the typing threads see the end of
         // their batches and finish, which is what the scope waits for.
         let inputs = inputs;
-        // Where a typing thread could not be started, its batches are typed here instead.
+        // Where a typing thread could not be started, its batches are typed here instead (into
+        // new batches: the spent ones went with the thread that was not started).
         let mut here = Vec::with_capacity(outputs.len());
         for (input, output) in outputs {
-            let instead = output.clone();
+            let instead = output.batches.clone();
             let spawned = std::thread::Builder::new()
                 .name("type-patients".into())
                 .spawn_scoped(scope, move || {
                     let mut type_block = worker();
                     for block in input {
+                        let mut batch = output.spent.try_recv().unwrap_or_default();
+                        type_block(block, &mut batch);
                         // The rows' user stopped early: nothing more to type for.
-                        if output.send(type_block(block)).is_err() {
+                        if output.batches.send(batch).is_err() {
                             return;
                         }
                     }
@@ -276,7 +319,9 @@ fn in_parallel<W, T: Send>(
             let sent = match &here[next] {
                 Some(output) => {
                     let type_block = typed_here.get_or_insert_with(worker);
-                    output.send(type_block(block)).is_ok()
+                    let mut batch = Vec::new();
+                    type_block(block, &mut batch);
+                    output.send(batch).is_ok()
                 }
                 None => inputs[next].send(block).is_ok(),
             };
@@ -316,20 +361,24 @@ fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize)) -> Block {
     block
 }
 
-/// Every row of `block` typed, and each row that may be kept worked on (before its id is
-/// checked in file order, on the thread that takes the rows: the reading thread, which the
-/// others wait behind, only splits and decodes).
+/// Every row of `block` typed into `batch` (a batch given back, its records typed into again
+/// where they are), and each row that may be kept worked on (before its id is checked in file
+/// order, on the thread that takes the rows: the reading thread, which the others wait behind,
+/// only splits and decodes).
 fn type_block<W: RowWork>(
     typer: &RowTyper,
     columns: &[Column],
     block: Block,
+    batch: &mut Batch<W::Out>,
     work: &mut W,
     spares: &mut Spares,
-) -> Vec<ReadRow<W::Out>> {
+) {
     let (mut text_start, mut ends_start) = (0, 0);
-    let typed = block.rows.into_iter().map(|slot| {
-        let row = match slot {
-            Slot::Skipped(err) => Pending::Skipped(err),
+    batch.truncate(block.rows.len());
+    for (index, slot) in block.rows.into_iter().enumerate() {
+        let read = place(batch, index);
+        match slot {
+            Slot::Skipped(err) => read.skipped = Some(err),
             Slot::Cells {
                 line,
                 text_end,
@@ -339,32 +388,36 @@ fn type_block<W: RowWork>(
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-                Pending::Typed(typer.type_row(line, columns.iter().zip(cells), spares))
+                typer.type_row_into(&mut read.typed, line, columns.iter().zip(cells), spares);
+                read.worked = read.typed.kept().map(|record| work.work(record));
             }
-        };
-        ReadRow {
-            worked: worked_on(&row, work),
-            row,
-            notices: Vec::new(),
         }
-    });
-    typed.collect()
-}
-
-/// What `work` comes to on a row that may be kept; a row found a duplicate in file order has
-/// it dropped unseen.
-fn worked_on<W: RowWork>(row: &Pending, work: &mut W) -> Option<W::Out> {
-    match row {
-        Pending::Typed(typed) => typed.kept().map(|record| work.work(record)),
-        Pending::Skipped(_) => None,
     }
 }
 
-/// The rows as they arrive from the reading threads: batch `n` from `batches[n % len]`.
+/// The row at `index` of `batch` to type into, nothing of its last use left but its record:
+/// the one given back there, or a new one.
+fn place<T>(batch: &mut Batch<T>, index: usize) -> &mut ReadRow<T> {
+    if index == batch.len() {
+        batch.push(ReadRow::default());
+    }
+    let read = &mut batch[index];
+    read.skipped = None;
+    read.worked = None;
+    read.notices.clear();
+    read
+}
+
+/// The rows as they arrive from the reading threads: batch `n` from `threads[n % len]`, each
+/// given back to its thread once every row of it has been taken.
 struct Ahead<'s, T> {
-    batches: Vec<Receiver<Vec<ReadRow<T>>>>,
+    threads: Vec<Taken<T>>,
     next_batch: usize,
-    current: std::vec::IntoIter<ReadRow<T>>,
+    /// The batch being taken, and the thread it came from and goes back to.
+    current: Batch<T>,
+    current_from: usize,
+    /// The next row of `current` to take.
+    at: usize,
     /// The checks in file order for rows typed before their id was known.
     checker: RowBuilder,
     /// Rows to take before the ids of the next [`TOUCH_AHEAD`] are readied.
@@ -382,7 +435,7 @@ type Joiner<'s> = Box<dyn FnOnce() -> std::thread::Result<()> + 's>;
 
 impl<'s, T> Ahead<'s, T> {
     fn new(
-        batches: Vec<Receiver<Vec<ReadRow<T>>>>,
+        threads: Vec<Taken<T>>,
         checker: RowBuilder,
         first_notices: Vec<String>,
         join: Joiner<'s>,
@@ -392,9 +445,11 @@ impl<'s, T> Ahead<'s, T> {
             notices.push(notice);
         }
         Ahead {
-            batches,
+            threads,
             next_batch: 0,
-            current: Vec::new().into_iter(),
+            current: Vec::new(),
+            current_from: 0,
+            at: 0,
             unreadable: checker.unreadable(),
             checker,
             untouched: 0,
@@ -403,63 +458,72 @@ impl<'s, T> Ahead<'s, T> {
             join: Some(join),
         }
     }
-}
 
-impl<T> Iterator for Ahead<'_, T> {
-    type Item = (Result<PatientRecord, RowError>, Option<T>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.untouched == 0 {
-                let ahead = self.current.as_slice();
-                self.checker
-                    .touch(
-                        ahead
-                            .iter()
-                            .take(TOUCH_AHEAD)
-                            .filter_map(|read| match &read.row {
-                                Pending::Typed(typed) => Some(typed),
-                                Pending::Skipped(_) => None,
-                            }),
-                    );
-                self.untouched = ahead.len().min(TOUCH_AHEAD);
+    /// Gives the batch taken back to its thread and waits for the next one; `false` once
+    /// every row has been handed over.
+    fn next_batch(&mut self) -> bool {
+        let spent = std::mem::take(&mut self.current);
+        if let Some(thread) = self.threads.get(self.current_from) {
+            // Never full (a thread makes a batch only when none is waiting for it, so it has
+            // at most as many as can wait); one that is gone leaves the batch dropped here.
+            let _ = thread.spent.try_send(spent);
+        }
+        self.at = 0;
+        let Some(thread) = self.threads.get(self.next_batch) else {
+            return false;
+        };
+        match thread.batches.recv() {
+            Ok(batch) => {
+                self.current = batch;
+                self.current_from = self.next_batch;
+                self.next_batch = (self.next_batch + 1) % self.threads.len();
+                true
             }
-            if let Some(read) = self.current.next() {
-                for notice in read.notices {
-                    // Each typing thread says each notice once; the file says it once.
-                    if self.notices_seen.insert(notice.clone()) {
-                        self.notices.push(notice);
+            Err(_) => {
+                // Every row has been handed over, or a thread panicked: a panic while reading
+                // is passed on rather than taken for the end of the file. The other threads
+                // are let go first, so that none waits on this one.
+                self.threads.clear();
+                if let Some(join) = self.join.take() {
+                    if let Err(panic) = join() {
+                        std::panic::resume_unwind(panic);
                     }
                 }
-                self.untouched = self.untouched.saturating_sub(1);
-                let row = match read.row {
-                    Pending::Skipped(err) => Err(err),
-                    Pending::Typed(typed) => self.checker.finish(typed),
-                };
-                // A row skipped here (its id came before) was worked on for nothing.
-                let worked = read.worked.filter(|_| row.is_ok());
-                return Some((row, worked));
-            }
-            let from = self.batches.get(self.next_batch)?;
-            match from.recv() {
-                Ok(batch) => {
-                    self.current = batch.into_iter();
-                    self.next_batch = (self.next_batch + 1) % self.batches.len();
-                }
-                Err(_) => {
-                    // Every row has been handed over, or a thread panicked: a panic while
-                    // reading is passed on rather than taken for the end of the file. The
-                    // other threads are let go first, so that none waits on this one.
-                    self.batches.clear();
-                    if let Some(join) = self.join.take() {
-                        if let Err(panic) = join() {
-                            std::panic::resume_unwind(panic);
-                        }
-                    }
-                    return None;
-                }
+                false
             }
         }
+    }
+}
+
+impl<T> LendRows<T> for Ahead<'_, T> {
+    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)> {
+        while self.at == self.current.len() {
+            if !self.next_batch() {
+                return None;
+            }
+        }
+        if self.untouched == 0 {
+            let ahead = &self.current[self.at..];
+            let typed = ahead.iter().take(TOUCH_AHEAD).filter_map(ReadRow::typed);
+            self.checker.touch(typed);
+            self.untouched = ahead.len().min(TOUCH_AHEAD);
+        }
+        self.untouched -= 1;
+        let read = &mut self.current[self.at];
+        self.at += 1;
+        for notice in read.notices.drain(..) {
+            // Each typing thread says each notice once; the file says it once.
+            if self.notices_seen.insert(notice.clone()) {
+                self.notices.push(notice);
+            }
+        }
+        let row = match read.skipped.take() {
+            Some(err) => Err(err),
+            None => self.checker.finish_in_place(&mut read.typed),
+        };
+        // A row skipped here (its id came before) was worked on for nothing.
+        let worked = read.worked.take().filter(|_| row.is_ok());
+        Some((row, worked))
     }
 }
 
@@ -499,33 +563,36 @@ fn read_lines(rows: &mut JsonlRows) -> Block {
     block
 }
 
-/// Every line of `block` parsed and typed, with the notices each brought to this thread, and
-/// each row that may be kept worked on (before its id is checked in file order).
+/// Every line of `block` parsed and typed into `batch`, with the notices each brought to this
+/// thread, and each row that may be kept worked on (before its id is checked in file order).
+/// A line's record is a new one made from the one given back in its place.
 fn type_lines<W: RowWork>(
     typer: &RowTyper,
     keys: &mut JsonlKeys,
     block: Block,
+    batch: &mut Batch<W::Out>,
     work: &mut W,
     spares: &mut Spares,
-) -> Vec<ReadRow<W::Out>> {
+) {
     let mut text_start = 0;
-    let typed = block.rows.into_iter().map(|slot| {
-        let row = match slot {
-            Slot::Skipped(err) => Pending::Skipped(err),
+    batch.truncate(block.rows.len());
+    for (index, slot) in block.rows.into_iter().enumerate() {
+        let read = place(batch, index);
+        match slot {
+            Slot::Skipped(err) => read.skipped = Some(err),
             Slot::Cells { line, text_end, .. } => {
                 let text = &block.text[text_start..text_end];
                 text_start = text_end;
+                spares.keep_record(read.typed.take_record());
                 match keys.type_line(typer, line, text, spares) {
-                    Ok(typed) => Pending::Typed(typed),
-                    Err(err) => Pending::Skipped(err),
+                    Ok(typed) => {
+                        read.typed = typed;
+                        read.worked = read.typed.kept().map(|record| work.work(record));
+                    }
+                    Err(err) => read.skipped = Some(err),
                 }
             }
-        };
-        ReadRow {
-            worked: worked_on(&row, work),
-            row,
-            notices: keys.take_notices(),
         }
-    });
-    typed.collect()
+        read.notices = keys.take_notices();
+    }
 }

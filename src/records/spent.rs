@@ -1,14 +1,13 @@
 //! Records already used, filled again with the next rows instead of freed: allocating every
 //! row's strings and lists on the typing threads and freeing them on another was a tenth of a
-//! million-row `plan`'s time. The thread that takes the rows hands batches of records it is
-//! done with back to the typing threads ([`Recycler`]), which overwrite them in place
-//! ([`Spares`]); when the typing threads have enough, the rest are dropped on a thread of their
-//! own, as before: that thread is the one the whole `plan` waits for. Memory stays flat: at
-//! most [`BATCHES_KEPT`] batches wait to be filled again and [`BATCHES_IN_FLIGHT`] to be
-//! dropped, and each typing thread keeps at most one batch and [`STRINGS_KEPT`] strings.
+//! million-row `plan`'s time. Rows read ahead are typed into the records of a batch the thread
+//! taking them handed back whole (`super::ahead`), each emptied in place ([`Spares::refill`]);
+//! records read elsewhere are dropped on a thread of their own ([`SpentRecords`]), as before:
+//! that thread is the one the whole `plan` waits for. Memory stays flat: at most
+//! [`BATCHES_IN_FLIGHT`] batches wait to be dropped, and each typing thread keeps at most
+//! [`RECORDS_KEPT`] records and [`STRINGS_KEPT`] strings.
 
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use super::{FieldSet, PatientRecord};
@@ -17,8 +16,8 @@ use super::{FieldSet, PatientRecord};
 pub(super) const BATCH: usize = 512;
 /// Batches waiting to be dropped, at most.
 const BATCHES_IN_FLIGHT: usize = 4;
-/// Batches waiting for a typing thread to fill them again, at most.
-pub(super) const BATCHES_KEPT: usize = 8;
+/// Spent records a typing thread keeps to fill again, at most: one row is typed at a time.
+const RECORDS_KEPT: usize = 4;
 /// Spare strings a typing thread keeps for cells that were empty in the rows before, at most
 /// (of each kind: text fields' and tags').
 const STRINGS_KEPT: usize = 64;
@@ -26,36 +25,13 @@ const STRINGS_KEPT: usize = 64;
 /// does not leave every record after it that large.
 pub(super) const LONGEST_KEPT: usize = 1024;
 
-/// Where the thread taking the rows gives spent records back to the threads typing them.
-#[derive(Clone, Default)]
-pub(super) struct Recycler(Arc<Mutex<Vec<Vec<PatientRecord>>>>);
-
-impl Recycler {
-    /// Keeps `batch` for a typing thread, or gives it back when enough are kept already.
-    pub(super) fn give(&self, batch: Vec<PatientRecord>) -> Result<(), Vec<PatientRecord>> {
-        // A thread that panicked holding the lock left plain records: still good to fill.
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() >= BATCHES_KEPT {
-            return Err(batch);
-        }
-        kept.push(batch);
-        Ok(())
-    }
-
-    pub(super) fn take(&self) -> Option<Vec<PatientRecord>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
-    }
-}
-
 /// The thread dropping records, and where they go to it.
 type Dropping = (SyncSender<Vec<PatientRecord>>, JoinHandle<()>);
 
 /// Where a reader of patients puts each record it is done with.
 pub struct SpentRecords {
     batch: Vec<PatientRecord>,
-    /// The typing threads' [`Recycler`], when the rows came from them.
-    recycler: Option<Recycler>,
-    /// The dropping thread, started when a batch is first not recycled; `Err(())` when no
+    /// The dropping thread, started with the first full batch; `Err(())` when no
     /// thread could be had (records are dropped here).
     thread: Option<Result<Dropping, ()>>,
 }
@@ -65,17 +41,6 @@ impl SpentRecords {
     pub fn new() -> Self {
         SpentRecords {
             batch: Vec::with_capacity(BATCH),
-            recycler: None,
-            thread: None,
-        }
-    }
-
-    /// Records given back through `recycler`, or dropped as [`Self::new`]'s are when the
-    /// typing threads have enough.
-    pub(super) fn recycling(recycler: Recycler) -> Self {
-        SpentRecords {
-            batch: Vec::with_capacity(BATCH),
-            recycler: Some(recycler),
             thread: None,
         }
     }
@@ -87,13 +52,6 @@ impl SpentRecords {
             return;
         }
         let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let full = match &self.recycler {
-            Some(recycler) => match recycler.give(full) {
-                Ok(()) => return,
-                Err(full) => full,
-            },
-            None => full,
-        };
         let thread = self.thread.get_or_insert_with(spawn_dropping);
         if let Ok((tx, _)) = thread {
             // A dropping thread that is gone (it panicked) leaves the batch to be dropped here.
@@ -128,37 +86,42 @@ impl Drop for SpentRecords {
 }
 
 /// A typing thread's records and strings to fill again: each row is typed into a spent record
-/// ([`Self::record`], emptied exactly), and a cell that needs a string gets one kept from a
-/// cell that was empty this time ([`Self::text`], [`Self::tag`]). In steady state a row
-/// allocates nothing.
+/// (in place, [`Self::refill`], or one kept, [`Self::record`]; emptied exactly), and a cell
+/// that needs a string gets one kept from a cell that was empty this time ([`Self::text`],
+/// [`Self::tag`]). In steady state a row allocates nothing.
 #[derive(Default)]
 pub(super) struct Spares {
+    /// Spent records given back one by one ([`Self::keep_record`]), at most [`RECORDS_KEPT`].
     records: Vec<PatientRecord>,
-    /// Where spent batches come from; without it every record is a new one.
-    recycler: Option<Recycler>,
     texts: Vec<String>,
     tags: Vec<String>,
 }
 
 impl Spares {
-    pub(super) fn recycling(recycler: Recycler) -> Self {
-        Spares {
-            recycler: Some(recycler),
-            ..Spares::default()
-        }
-    }
-
     /// A record for the row at `line` with `dates` date fields and `fields` declared fields,
     /// every one not set: a spent one emptied, or a new one.
     pub(super) fn record(&mut self, line: usize, dates: usize, fields: usize) -> PatientRecord {
-        if self.records.is_empty() {
-            if let Some(batch) = self.recycler.as_ref().and_then(Recycler::take) {
-                self.records = batch;
-            }
-        }
         let mut record = self.records.pop().unwrap_or_default();
         self.empty(&mut record, line, dates, fields);
         record
+    }
+
+    /// `record`, spent, emptied where it is for the row at `line` (as [`Self::record`]).
+    pub(super) fn refill(
+        &mut self,
+        record: &mut PatientRecord,
+        line: usize,
+        dates: usize,
+        fields: usize,
+    ) {
+        self.empty(record, line, dates, fields);
+    }
+
+    /// Keeps `record`, spent, for [`Self::record`] to fill again (dropped past a few).
+    pub(super) fn keep_record(&mut self, record: PatientRecord) {
+        if self.records.len() < RECORDS_KEPT {
+            self.records.push(record);
+        }
     }
 
     /// Every field of `record` not set, its strings kept: written out field by field, so that

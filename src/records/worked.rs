@@ -6,7 +6,7 @@
 use super::columns::Notices;
 use super::reader::{PatientRecords, RowsAre};
 use super::row::Unreadable;
-use super::spent::{Recycler, SpentRecords};
+use super::spent::SpentRecords;
 use super::{PatientRecord, RowError};
 
 /// Work done on each patient record kept, on the thread that typed it: one per thread, so it
@@ -30,17 +30,70 @@ where
 /// A row and what the work on it came to: `None` for a row skipped.
 pub(super) type WorkedRow<T> = (Result<PatientRecord, RowError>, Option<T>);
 
+/// One row taken from [`WorkedRows::next_row`]: the record lent until the next row is taken
+/// (or why the row was skipped), what the work on it came to (`None` for a row skipped), and
+/// the reports of its unreadable cells.
+pub struct TakenRow<'r, T> {
+    pub row: Result<&'r PatientRecord, RowError>,
+    pub worked: Option<T>,
+    pub unreadable: Vec<RowError>,
+}
+
+/// Rows lent one at a time, in file order: what the threads reading ahead give, each record
+/// left where it was typed (`super::ahead`).
+pub(super) trait LendRows<T> {
+    /// The next row and what the work on it came to, as [`TakenRow`] has them.
+    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)>;
+}
+
+/// Rows read here, one record at a time: each lent until the next one is taken, then dropped on
+/// a thread of its own (freeing a million records on the thread taking them was a fifth of its
+/// time).
+struct Here<'s, T> {
+    rows: Box<dyn Iterator<Item = WorkedRow<T>> + 's>,
+    lent: Option<PatientRecord>,
+    spent: SpentRecords,
+}
+
+impl<T> LendRows<T> for Here<'_, T> {
+    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)> {
+        if let Some(record) = self.lent.take() {
+            self.spent.push(record);
+        }
+        let (row, worked) = self.rows.next()?;
+        match row {
+            Ok(record) => Some((Ok(&*self.lent.insert(record)), worked)),
+            Err(err) => Some((Err(err), worked)),
+        }
+    }
+}
+
+/// Where the rows of one file are, for messages: `patients.csv:12` or `query: row 3`.
+#[derive(Debug, Clone)]
+pub struct Places {
+    name: String,
+    rows_are: RowsAre,
+}
+
+impl Places {
+    /// The file name rows and errors refer to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the row at `line` is (as `PatientRecords::place` says it).
+    pub fn of(&self, line: usize) -> String {
+        self.rows_are.place(&self.name, line)
+    }
+}
+
 /// The rows of one export in file order, each kept row with what the work on it came to, and
 /// the reports and notices found while reading them (taken as from `PatientRecords`).
 pub struct WorkedRows<'s, T> {
-    name: String,
-    rows_are: RowsAre,
+    places: Places,
     notices: Notices,
     unreadable: Unreadable,
-    rows: Box<dyn Iterator<Item = WorkedRow<T>> + 's>,
-    /// Where records the rows' user is done with go back to be filled again, when the rows
-    /// were typed on threads that take them.
-    recycler: Option<Recycler>,
+    rows: Box<dyn LendRows<T> + 's>,
 }
 
 impl<'s, T> WorkedRows<'s, T> {
@@ -49,32 +102,13 @@ impl<'s, T> WorkedRows<'s, T> {
         rows_are: RowsAre,
         notices: Notices,
         unreadable: Unreadable,
-        rows: Box<dyn Iterator<Item = WorkedRow<T>> + 's>,
+        rows: Box<dyn LendRows<T> + 's>,
     ) -> Self {
         WorkedRows {
-            name,
-            rows_are,
+            places: Places { name, rows_are },
             notices,
             unreadable,
             rows,
-            recycler: None,
-        }
-    }
-
-    /// These rows, typed by threads that fill the records `recycler` is given again.
-    pub(super) fn recycling(self, recycler: Recycler) -> Self {
-        WorkedRows {
-            recycler: Some(recycler),
-            ..self
-        }
-    }
-
-    /// Where to put each record once done with it: given back to be filled with a row after
-    /// it when the rows are typed on threads of their own, else dropped on a thread of its own.
-    pub fn spent(&self) -> SpentRecords {
-        match &self.recycler {
-            Some(recycler) => SpentRecords::recycling(recycler.clone()),
-            None => SpentRecords::new(),
         }
     }
 
@@ -89,17 +123,17 @@ impl<'s, T> WorkedRows<'s, T> {
             let worked = row.as_ref().ok().map(|record| work.work(record));
             (row, worked)
         });
-        WorkedRows::from_parts(name, rows_are, notices, unreadable, Box::new(rows))
+        let here = Here {
+            rows: Box::new(rows),
+            lent: None,
+            spent: SpentRecords::new(),
+        };
+        WorkedRows::from_parts(name, rows_are, notices, unreadable, Box::new(here))
     }
 
-    /// The file name rows and errors refer to.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Where the row at `line` is, for messages (as `PatientRecords::place` says it).
-    pub fn place(&self, line: usize) -> String {
-        self.rows_are.place(&self.name, line)
+    /// Where the rows are, for messages while a row is lent.
+    pub fn places(&self) -> Places {
+        self.places.clone()
     }
 
     /// As `PatientRecords::take_notices`.
@@ -107,16 +141,14 @@ impl<'s, T> WorkedRows<'s, T> {
         self.notices.take()
     }
 
-    /// As `PatientRecords::take_unreadable`: taken after each row, it is that row's.
-    pub fn take_unreadable(&mut self) -> Vec<RowError> {
-        self.unreadable.take()
-    }
-}
-
-impl<T> Iterator for WorkedRows<'_, T> {
-    type Item = WorkedRow<T>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.rows.next()
+    /// The next row, with its unreadable-cell reports (as `PatientRecords` gives them after
+    /// it); its record is lent until the next row is taken.
+    pub fn next_row(&mut self) -> Option<TakenRow<'_, T>> {
+        let (row, worked) = self.rows.next_row()?;
+        Some(TakenRow {
+            row,
+            worked,
+            unreadable: self.unreadable.take(),
+        })
     }
 }

@@ -47,10 +47,10 @@ fn seen_ahead(path: &std::path::Path, options: &ReadOptions, threads: usize) -> 
         let (mut seen, mut most) = (Vec::new(), 0);
         loop {
             let notices = rows.take_notices();
-            let Some((row, worked)) = rows.next() else {
+            let Some(taken) = rows.next_row() else {
                 return (seen, most);
             };
-            match (&row, worked) {
+            match (&taken.row, taken.worked) {
                 (Ok(record), Some((line, id, count))) => {
                     assert_eq!((line, &id), (record.line, &record.id));
                     most = most.max(count);
@@ -58,7 +58,8 @@ fn seen_ahead(path: &std::path::Path, options: &ReadOptions, threads: usize) -> 
                 (Err(_), None) => {}
                 (row, worked) => panic!("{row:?} came with {worked:?}"),
             }
-            seen.push((notices, row, rows.take_unreadable()));
+            let row = taken.row.cloned();
+            seen.push((notices, row, taken.unreadable));
         }
     };
     work_ahead(path, &schema(), options, threads, &counting_worker, take).unwrap()
@@ -217,7 +218,11 @@ fn stopping_early_ends_the_threads() {
     let path = dir.path().join("patients.csv");
     std::fs::write(&path, text).unwrap();
     let first_three = |rows: &mut WorkedRows<'_, Worked>| -> Vec<String> {
-        rows.take(3).map(|(row, _)| row.unwrap().id).collect()
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(rows.next_row().unwrap().row.unwrap().id.clone());
+        }
+        ids
     };
     let options = ReadOptions::default();
     let first = work_ahead(&path, &schema(), &options, 4, &counting_worker, first_three);

@@ -12,6 +12,7 @@ mod csv;
 mod encodings;
 mod fixtures;
 mod jsonl;
+mod lent;
 mod limits;
 mod privacy;
 mod recycled;

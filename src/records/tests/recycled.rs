@@ -5,7 +5,7 @@ use super::*;
 use crate::records::ahead::work_ahead;
 use crate::records::columns::{Column, Resolver};
 use crate::records::row::{Cell, RowBuilder, RowTyper};
-use crate::records::spent::{Recycler, Spares, SpentRecords, BATCH, BATCHES_KEPT, LONGEST_KEPT};
+use crate::records::spent::{Spares, LONGEST_KEPT};
 use crate::records::WorkedRows;
 
 const HEADER: [&str; 16] = [
@@ -44,7 +44,9 @@ fn type_row(
 ) -> PatientRecord {
     let cells = columns.iter().zip(row.map(|cell| Cell::Text(cell.into())));
     let typed = typer.type_row(7, cells, spares);
-    typed.conclude(typer, None).0.unwrap()
+    // A builder of its own: the rows typed here may share an id.
+    let mut builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
+    builder.finish(typed).unwrap()
 }
 
 /// Every field set (and one date unreadable, so a field is unknown).
@@ -74,14 +76,13 @@ const EMPTY: [&str; 16] = [
 
 /// A record given back and typed again: the same record (its lists and strings reused).
 fn again(
-    recycler: &Recycler,
     spares: &mut Spares,
     typer: &RowTyper,
     columns: &[Column],
     spent: PatientRecord,
     row: [&str; 16],
 ) -> PatientRecord {
-    assert!(recycler.give(vec![spent]).is_ok());
+    spares.keep_record(spent);
     type_row(typer, columns, row, spares)
 }
 
@@ -89,14 +90,13 @@ fn again(
 fn a_recycled_record_keeps_nothing_of_the_row_before() {
     let builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
     let (typer, columns) = (builder.typer_ref(), columns());
-    let recycler = Recycler::default();
-    let mut spares = Spares::recycling(recycler.clone());
+    let mut spares = Spares::default();
     let full = type_row(typer, &columns, FULL, &mut spares);
     assert!(full.opted_out && !full.unknown.is_empty() && !full.other.is_empty());
     assert_eq!(full.fields, [Some("高橋".into()), Some("内科".into())]);
     let dates = full.dates.as_ptr();
 
-    let empty = again(&recycler, &mut spares, typer, &columns, full, EMPTY);
+    let empty = again(&mut spares, typer, &columns, full, EMPTY);
     let fresh = type_row(typer, &columns, EMPTY, &mut Spares::default());
     assert_eq!(empty, fresh);
     assert_eq!((empty.id.as_str(), empty.line), ("P2", 7));
@@ -112,7 +112,7 @@ fn a_recycled_record_keeps_nothing_of_the_row_before() {
     assert_eq!(empty.dates.as_ptr(), dates, "the record was filled again");
 
     // The strings set aside for the empty cells are the full row's again.
-    let full = again(&recycler, &mut spares, typer, &columns, empty, FULL);
+    let full = again(&mut spares, typer, &columns, empty, FULL);
     assert_eq!(
         full,
         type_row(typer, &columns, FULL, &mut Spares::default())
@@ -124,8 +124,7 @@ fn a_recycled_record_keeps_nothing_of_the_row_before() {
 fn fewer_tags_after_more_are_overwritten_in_place() {
     let builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
     let (typer, columns) = (builder.typer_ref(), columns());
-    let recycler = Recycler::default();
-    let mut spares = Spares::recycling(recycler.clone());
+    let mut spares = Spares::default();
     let with_tags = |tags: &'static str| {
         let mut row = FULL;
         row[6] = tags;
@@ -138,30 +137,16 @@ fn fewer_tags_after_more_are_overwritten_in_place() {
         &mut spares,
     );
     let first = many.tags[0].as_ptr();
-    let few = again(
-        &recycler,
-        &mut spares,
-        typer,
-        &columns,
-        many,
-        with_tags("x、y"),
-    );
+    let few = again(&mut spares, typer, &columns, many, with_tags("x、y"));
     assert_eq!(few.tags, ["x", "y"]);
     assert_eq!(
         few.tags[0].as_ptr(),
         first,
         "the first tag's string, overwritten"
     );
-    let more = again(
-        &recycler,
-        &mut spares,
-        typer,
-        &columns,
-        few,
-        with_tags("p,q,r,s,t"),
-    );
+    let more = again(&mut spares, typer, &columns, few, with_tags("p,q,r,s,t"));
     assert_eq!(more.tags, ["p", "q", "r", "s", "t"]);
-    let none = again(&recycler, &mut spares, typer, &columns, more, with_tags(""));
+    let none = again(&mut spares, typer, &columns, more, with_tags(""));
     assert!(none.tags.is_empty());
 }
 
@@ -171,8 +156,7 @@ fn fewer_tags_after_more_are_overwritten_in_place() {
 fn a_huge_cell_is_not_kept_for_the_rows_after_it() {
     let builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
     let (typer, columns) = (builder.typer_ref(), columns());
-    let recycler = Recycler::default();
-    let mut spares = Spares::recycling(recycler.clone());
+    let mut spares = Spares::default();
     let huge = "長".repeat(100_000 / 3);
     let mut row = FULL;
     for cell in [0, 2, 6, 13] {
@@ -181,7 +165,7 @@ fn a_huge_cell_is_not_kept_for_the_rows_after_it() {
     let big = type_row(typer, &columns, row, &mut spares);
     assert_eq!(big.name.as_deref(), Some(huge.as_str()));
     assert_eq!(big.tags, [huge.as_str()]);
-    let after = again(&recycler, &mut spares, typer, &columns, big, FULL);
+    let after = again(&mut spares, typer, &columns, big, FULL);
     assert_eq!(
         after,
         type_row(typer, &columns, FULL, &mut Spares::default())
@@ -199,8 +183,8 @@ fn a_huge_cell_is_not_kept_for_the_rows_after_it() {
     assert!(after.tags.capacity() <= LONGEST_KEPT);
 }
 
-/// Rows read ahead whose records are handed back as a command hands them (many batches of
-/// them, with cells empty or not from one row to the next) read as the rows read here.
+/// Rows read ahead, typed into batches handed back again and again (many batches of them, with
+/// cells empty or not from one row to the next), read as the rows read here.
 #[test]
 fn records_handed_back_read_as_new_ones() {
     let mut text = String::from(
@@ -231,12 +215,9 @@ fn records_handed_back_read_as_new_ones() {
         .collect();
     let no_work = || |_: &PatientRecord| ();
     let take = |rows: &mut WorkedRows<'_, ()>| {
-        let mut spent: SpentRecords = rows.spent();
         let mut seen = Vec::new();
-        for (row, _) in rows.by_ref() {
-            let record = row.unwrap();
-            seen.push(record.clone());
-            spent.push(record);
+        while let Some(taken) = rows.next_row() {
+            seen.push(taken.row.unwrap().clone());
         }
         seen
     };
@@ -244,27 +225,4 @@ fn records_handed_back_read_as_new_ones() {
         let ahead = work_ahead(&path, &schema(), &options, threads, &no_work, take).unwrap();
         assert_eq!(here, ahead, "{threads} typing threads");
     }
-}
-
-/// Records handed back while nobody takes them are dropped past a few batches, not kept.
-#[test]
-fn records_nobody_takes_back_are_dropped() {
-    let builder = RowBuilder::new("patients.csv", &schema(), None).unwrap();
-    let record = type_row(
-        builder.typer_ref(),
-        &columns(),
-        FULL,
-        &mut Spares::default(),
-    );
-    let recycler = Recycler::default();
-    let mut spent = SpentRecords::recycling(recycler.clone());
-    for _ in 0..20_000 {
-        spent.push(record.clone());
-    }
-    drop(spent);
-    let mut kept = 0;
-    while let Some(batch) = recycler.take() {
-        kept += batch.len();
-    }
-    assert_eq!(kept, BATCHES_KEPT * BATCH);
 }
