@@ -143,7 +143,39 @@ pub fn for_each_patient_worked<W: records::RowWork>(
     schema: &RecordSchema,
     err: &mut dyn Write,
     worker: &(impl Fn() -> W + Sync),
-    each: impl FnMut(&PatientRecord, W::Out) -> std::io::Result<bool>,
+    mut each: impl FnMut(&PatientRecord, W::Out) -> std::io::Result<bool>,
+) -> Result<RowCounts, AppError> {
+    for_each_worked(source, schema, err, worker, |patient, worked| {
+        // Every row handed on has what the work came to; it is taken only here.
+        worked
+            .take()
+            .map_or(Ok(true), |worked| each(patient, worked))
+    })
+}
+
+/// [`for_each_patient_worked`], with what the work came to lent rather than given: left where
+/// it is, it is filled again with a later row ([`records::RowWork::work_into`]) instead of
+/// freed here and made anew there.
+pub fn for_each_patient_lent<W: records::RowWork>(
+    source: &PatientSource,
+    schema: &RecordSchema,
+    err: &mut dyn Write,
+    worker: &(impl Fn() -> W + Sync),
+    mut each: impl FnMut(&PatientRecord, &mut W::Out) -> std::io::Result<bool>,
+) -> Result<RowCounts, AppError> {
+    for_each_worked(source, schema, err, worker, |patient, mut worked| {
+        worked
+            .get()
+            .map_or(Ok(true), |worked| each(patient, worked))
+    })
+}
+
+fn for_each_worked<W: records::RowWork>(
+    source: &PatientSource,
+    schema: &RecordSchema,
+    err: &mut dyn Write,
+    worker: &(impl Fn() -> W + Sync),
+    each: impl FnMut(&PatientRecord, records::Worked<'_, W::Out>) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
     match &source.database {
         // A database is already read on a thread of its own.
@@ -162,7 +194,7 @@ pub fn for_each_patient_worked<W: records::RowWork>(
 fn report_rows<T>(
     rows: &mut records::WorkedRows<'_, T>,
     err: &mut dyn Write,
-    mut each: impl FnMut(&PatientRecord, T) -> std::io::Result<bool>,
+    mut each: impl FnMut(&PatientRecord, records::Worked<'_, T>) -> std::io::Result<bool>,
 ) -> Result<RowCounts, AppError> {
     let mut counts = RowCounts::default();
     // Where rows are, for the messages written while a row is lent.

@@ -9,6 +9,7 @@ mod instants;
 mod json;
 mod ledger;
 mod order;
+mod work;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,20 +18,20 @@ use std::path::PathBuf;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::recipients::{self, Recipients, Source};
+use super::recipients::{self, Recipients};
 use super::{
-    for_each_patient_worked, load_rules, AppError, Io, Outcome, PatientSource, RulesSource,
+    for_each_patient_lent, load_rules, AppError, Io, Outcome, PatientSource, RulesSource,
     StepWarnings, WindowArgs,
 };
 use crate::app::reactions::{PassReactions, UNREAD_REACTIONS};
-use crate::eval::{Evaluator, PatientOutcome, StepNote, Window};
+use crate::eval::{StepNote, Window};
 use crate::ledger::SendStatus;
 use crate::month_view::{self, SendCalendar};
 use crate::plan::TimingPlan;
-use crate::records::PatientRecord;
 use ids::PatientIds;
 use ledger::LedgerMarks;
 use order::SendTimes;
+use work::PlanWork;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -146,54 +147,14 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
         _ => None,
     };
     // Each patient is evaluated on the thread that read them, by that thread's evaluator;
-    // this one takes what they came to in file order.
-    let (plan_ref, recipients_ref, marks_ref, reactions_ref) =
-        (&plan, &recipients, marks.as_ref(), &reactions);
-    let evaluator = || {
-        let mut evaluator = Evaluator::new(plan_ref);
-        let mut outcome = PatientOutcome::default();
-        move |patient: &PatientRecord| {
-            let resolved = recipients_ref.links.resolve(patient);
-            let patient = resolved.record.as_ref();
-            let reacted = reactions_ref.of(patient);
-            evaluator.evaluate_reacting(patient, window, &[], reacted, &mut outcome);
-            // One look-up per patient; their few rows are then searched per send.
-            let known = marks_ref.map_or(&[][..], |m| m.of(&patient.id));
-            let mut planned = Planned {
-                notes: StepWarnings::worth_noting(&outcome),
-                recipient: if recipients_ref.blocks(patient) {
-                    Recipient::Blocked
-                } else if resolved.source == Source::Link {
-                    Recipient::Linked
-                } else {
-                    Recipient::Export
-                },
-                rows: outcome
-                    .sends
-                    .iter()
-                    .map(|send| Row {
-                        at: send.at.timestamp(),
-                        patient: 0,
-                        step: send.step as u16,
-                        variant: send.variant as u16,
-                        occurrence: send.occurrence.timestamp(),
-                        expires: send.expires.timestamp(),
-                        before_start: send.before_start,
-                        ledger: ledger::status_in(known, send.step, send.occurrence),
-                    })
-                    .collect(),
-            };
-            // The order the rows are sorted in after the pass, put in here on this thread.
-            order::in_step_order(&mut planned.rows);
-            planned
-        }
-    };
-    let counts = for_each_patient_worked(
+    // this one takes what they came to in file order, leaving its lists to be filled again.
+    let evaluator = || PlanWork::new(&plan, window, &recipients, marks.as_ref(), &reactions);
+    let counts = for_each_patient_lent(
         &request.patients,
         &plan.schema,
         io.err,
         &evaluator,
-        |patient, planned: Planned| {
+        |patient, planned: &mut Planned| {
             script_failures.note_all(patient.line, &planned.notes);
             if let Some(calendar) = calendar.as_mut() {
                 let sends = planned.rows.iter().map(|row| {
@@ -208,7 +169,7 @@ pub fn run(request: &PlanRequest, io: &mut Io<'_>) -> Result<Outcome, AppError> 
                 let index = u32::try_from(patients.len()).unwrap_or(u32::MAX);
                 patients.push(&patient.id);
                 reached.push(planned.recipient);
-                rows.extend(planned.rows.into_iter().map(|row| {
+                rows.extend(planned.rows.iter().map(|&row| {
                     times.note(row.at);
                     Row {
                         patient: index,

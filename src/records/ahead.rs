@@ -21,8 +21,8 @@ use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
 use super::spent::Spares;
-use super::worked::{LendRows, RowWork, WorkedRows};
-use super::{open, PatientRecord, ReadOptions, RecordSchema, RecordsError, RowError};
+use super::worked::{LendRows, LentRow, RowWork, WorkedRows};
+use super::{open, ReadOptions, RecordSchema, RecordsError, RowError};
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
 /// enough that the first rows are evaluated soon.
@@ -51,7 +51,10 @@ struct ReadRow<T> {
     typed: TypedRow,
     /// Why the row was skipped where it was read (it could not be split, decoded or parsed).
     skipped: Option<RowError>,
+    /// What the work on this row came to, when `worked_now`; else what it came to on a row
+    /// typed here before (its room filled again by [`RowWork::work_into`]), or nothing.
     worked: Option<T>,
+    worked_now: bool,
     notices: Vec<String>,
 }
 
@@ -61,6 +64,7 @@ impl<T> Default for ReadRow<T> {
             typed: TypedRow::default(),
             skipped: None,
             worked: None,
+            worked_now: false,
             notices: Vec::new(),
         }
     }
@@ -389,7 +393,7 @@ fn type_block<W: RowWork>(
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
                 typer.type_row_into(&mut read.typed, line, columns.iter().zip(cells), spares);
-                read.worked = read.typed.kept().map(|record| work.work(record));
+                work_on(read, work);
             }
         }
     }
@@ -403,9 +407,18 @@ fn place<T>(batch: &mut Batch<T>, index: usize) -> &mut ReadRow<T> {
     }
     let read = &mut batch[index];
     read.skipped = None;
-    read.worked = None;
+    read.worked_now = false;
     read.notices.clear();
     read
+}
+
+/// `work` on the row just typed into `read`, if it may be kept, into what the work on the row
+/// there before came to.
+fn work_on<W: RowWork>(read: &mut ReadRow<W::Out>, work: &mut W) {
+    if let Some(record) = read.typed.kept() {
+        work.work_into(record, &mut read.worked);
+        read.worked_now = true;
+    }
 }
 
 /// The rows as they arrive from the reading threads: batch `n` from `threads[n % len]`, each
@@ -496,7 +509,7 @@ impl<'s, T> Ahead<'s, T> {
 }
 
 impl<T> LendRows<T> for Ahead<'_, T> {
-    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)> {
+    fn next_row(&mut self) -> Option<LentRow<'_, T>> {
         while self.at == self.current.len() {
             if !self.next_batch() {
                 return None;
@@ -522,8 +535,8 @@ impl<T> LendRows<T> for Ahead<'_, T> {
             None => self.checker.finish_in_place(&mut read.typed),
         };
         // A row skipped here (its id came before) was worked on for nothing.
-        let worked = read.worked.take().filter(|_| row.is_ok());
-        Some((row, worked))
+        let worked = read.worked_now && row.is_ok() && read.worked.is_some();
+        Some((row, worked.then_some(&mut read.worked)))
     }
 }
 
@@ -587,7 +600,7 @@ fn type_lines<W: RowWork>(
                 match keys.type_line(typer, line, text, spares) {
                     Ok(typed) => {
                         read.typed = typed;
-                        read.worked = read.typed.kept().map(|record| work.work(record));
+                        work_on(read, work);
                     }
                     Err(err) => read.skipped = Some(err),
                 }

@@ -262,16 +262,26 @@ fn decode_all<'f>(
 
 /// `field` decoded from Shift_JIS straight onto `text` (a `String` per field, made and freed,
 /// was a tenth of the reading thread's work on a Shift_JIS export); `false`, with `text` to be
-/// cut back by the caller, when it is not Shift_JIS.
+/// cut back by the caller, when it is not Shift_JIS. ASCII (ids, dates, flags: most fields)
+/// reads the same in both encodings and is copied as it is.
 fn shift_jis_onto(field: &[u8], text: &mut String) -> bool {
+    if field.is_ascii() {
+        return std::str::from_utf8(field)
+            .map(|ascii| text.push_str(ascii))
+            .is_ok();
+    }
     let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
     // Fields are at most a record long (bounded), so this cannot overflow; if it did, the
     // field would be refused rather than decoded in part.
     let Some(most) = decoder.max_utf8_buffer_length_without_replacement(field.len()) else {
         return false;
     };
-    text.reserve(most);
-    let (result, read) = decoder.decode_to_string_without_replacement(field, text, true);
+    // Room for the longest decoding, written over and cut back to what was written.
+    let start = text.len();
+    text.extend(std::iter::repeat_n('\0', most));
+    let (result, read, written) =
+        decoder.decode_to_str_without_replacement(field, &mut text[start..], true);
+    text.truncate(start + written);
     result == encoding_rs::DecoderResult::InputEmpty && read == field.len()
 }
 

@@ -43,7 +43,7 @@ pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use reader::{open, read_from};
-pub use worked::{RowWork, WorkedRows};
+pub use worked::{RowWork, Worked, WorkedRows};
 
 use std::collections::BTreeMap;
 

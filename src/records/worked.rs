@@ -14,6 +14,13 @@ use super::{PatientRecord, RowError};
 pub trait RowWork {
     type Out: Send;
     fn work(&mut self, record: &PatientRecord) -> Self::Out;
+
+    /// [`Self::work`] into `out`, which holds what the work on an earlier row came to when the
+    /// rows' user left it there ([`Worked::get`]): work that keeps lists may fill them again
+    /// instead of making new ones (and having them freed on the thread taking the rows).
+    fn work_into(&mut self, record: &PatientRecord, out: &mut Option<Self::Out>) {
+        *out = Some(self.work(record));
+    }
 }
 
 impl<F, T: Send> RowWork for F
@@ -35,15 +42,37 @@ pub(super) type WorkedRow<T> = (Result<PatientRecord, RowError>, Option<T>);
 /// the reports of its unreadable cells.
 pub struct TakenRow<'r, T> {
     pub row: Result<&'r PatientRecord, RowError>,
-    pub worked: Option<T>,
+    pub worked: Option<Worked<'r, T>>,
     pub unreadable: Vec<RowError>,
 }
+
+/// What the work on a row came to, lent with it: taken, or used where it is, to be filled
+/// again with a later row ([`RowWork::work_into`]).
+pub struct Worked<'r, T>(&'r mut Option<T>);
+
+impl<T> Worked<'_, T> {
+    /// What the work came to, taken (`None` only if it was taken before).
+    pub fn take(self) -> Option<T> {
+        self.0.take()
+    }
+
+    /// What the work came to, left where it is.
+    pub fn get(&mut self) -> Option<&mut T> {
+        self.0.as_mut()
+    }
+}
+
+/// A row lent, and what the work on it came to (lent too: `None` for a row skipped).
+pub(super) type LentRow<'r, T> = (
+    Result<&'r PatientRecord, RowError>,
+    Option<&'r mut Option<T>>,
+);
 
 /// Rows lent one at a time, in file order: what the threads reading ahead give, each record
 /// left where it was typed (`super::ahead`).
 pub(super) trait LendRows<T> {
     /// The next row and what the work on it came to, as [`TakenRow`] has them.
-    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)>;
+    fn next_row(&mut self) -> Option<LentRow<'_, T>>;
 }
 
 /// Rows read here, one record at a time: each lent until the next one is taken, then dropped on
@@ -52,15 +81,18 @@ pub(super) trait LendRows<T> {
 struct Here<'s, T> {
     rows: Box<dyn Iterator<Item = WorkedRow<T>> + 's>,
     lent: Option<PatientRecord>,
+    worked: Option<T>,
     spent: SpentRecords,
 }
 
 impl<T> LendRows<T> for Here<'_, T> {
-    fn next_row(&mut self) -> Option<(Result<&PatientRecord, RowError>, Option<T>)> {
+    fn next_row(&mut self) -> Option<LentRow<'_, T>> {
         if let Some(record) = self.lent.take() {
             self.spent.push(record);
         }
         let (row, worked) = self.rows.next()?;
+        self.worked = worked;
+        let worked = self.worked.is_some().then_some(&mut self.worked);
         match row {
             Ok(record) => Some((Ok(&*self.lent.insert(record)), worked)),
             Err(err) => Some((Err(err), worked)),
@@ -126,6 +158,7 @@ impl<'s, T> WorkedRows<'s, T> {
         let here = Here {
             rows: Box::new(rows),
             lent: None,
+            worked: None,
             spent: SpentRecords::new(),
         };
         WorkedRows::from_parts(name, rows_are, notices, unreadable, Box::new(here))
@@ -147,7 +180,7 @@ impl<'s, T> WorkedRows<'s, T> {
         let (row, worked) = self.rows.next_row()?;
         Some(TakenRow {
             row,
-            worked,
+            worked: worked.map(Worked),
             unreadable: self.unreadable.take(),
         })
     }

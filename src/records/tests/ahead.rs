@@ -50,7 +50,10 @@ fn seen_ahead(path: &std::path::Path, options: &ReadOptions, threads: usize) -> 
             let Some(taken) = rows.next_row() else {
                 return (seen, most);
             };
-            match (&taken.row, taken.worked) {
+            match (
+                &taken.row,
+                taken.worked.and_then(crate::records::Worked::take),
+            ) {
                 (Ok(record), Some((line, id, count))) => {
                     assert_eq!((line, &id), (record.line, &record.id));
                     most = most.max(count);

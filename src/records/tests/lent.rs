@@ -9,7 +9,7 @@ use crate::records::ahead::work_ahead;
 use crate::records::columns::{Column, Resolver};
 use crate::records::row::{Cell, RowBuilder, TypedRow};
 use crate::records::spent::Spares;
-use crate::records::WorkedRows;
+use crate::records::{RowWork, WorkedRows};
 
 const HEADER: [&str; 8] = [
     "id",
@@ -144,5 +144,63 @@ fn rows_lent_ahead_come_from_a_few_batches() {
             places <= threads * 4 * 512,
             "{places} records for {threads} threads"
         );
+    }
+}
+
+/// Work that says whether it was given what it came to on a row before, to fill again.
+struct Refilling;
+
+impl RowWork for Refilling {
+    type Out = (usize, bool);
+
+    fn work(&mut self, record: &PatientRecord) -> (usize, bool) {
+        (record.line, false)
+    }
+
+    fn work_into(&mut self, record: &PatientRecord, out: &mut Option<(usize, bool)>) {
+        *out = Some((record.line, out.is_some()));
+    }
+}
+
+/// What the work came to on a row is filled again with a later row when the rows' user leaves
+/// it where it is, and made anew when it is taken; each row comes with its own either way.
+#[test]
+fn what_the_work_came_to_is_filled_again_unless_taken() {
+    let mut text = String::from("id,stage\n");
+    for n in 0..20_000 {
+        text.push_str(&format!("P{n},booked\n"));
+    }
+    text.push_str("P7,booked\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patients.csv");
+    std::fs::write(&path, text).unwrap();
+    let options = ReadOptions::default();
+    for leave in [true, false] {
+        let take = |rows: &mut WorkedRows<'_, (usize, bool)>| {
+            let (mut kept, mut refilled) = (0, 0);
+            while let Some(taken) = rows.next_row() {
+                let Ok(record) = taken.row else {
+                    assert!(taken.worked.is_none(), "a duplicate has no work");
+                    continue;
+                };
+                let mut worked = taken.worked.unwrap();
+                let (line, again) = match leave {
+                    true => *worked.get().unwrap(),
+                    false => worked.take().unwrap(),
+                };
+                assert_eq!(line, record.line);
+                kept += 1;
+                refilled += usize::from(again);
+            }
+            (kept, refilled)
+        };
+        let worker = || Refilling;
+        let (kept, refilled) = work_ahead(&path, &schema(), &options, 2, &worker, take).unwrap();
+        assert_eq!(kept, 20_000);
+        match leave {
+            // All but the rows of the (at most four) batches each thread made.
+            true => assert!(refilled >= kept - 2 * 4 * 512, "{refilled} filled again"),
+            false => assert_eq!(refilled, 0),
+        }
     }
 }
