@@ -5,6 +5,7 @@
 //! both encodings: line ends, commas and quotes are below 0x40, and no byte of a UTF-8 or
 //! Shift_JIS multi-byte character is (Shift_JIS trail bytes start at 0x40).
 
+use std::borrow::Cow;
 use std::io::{self, Cursor, Read};
 
 use super::Encoding;
@@ -245,44 +246,20 @@ fn decode_all<'f>(
     let (start, ends_start) = (text.len(), ends.len());
     for (index, field) in fields.enumerate() {
         let decoded = match encoding {
-            Known::Utf8 => std::str::from_utf8(field)
-                .map(|field| text.push_str(field))
-                .is_ok(),
-            Known::ShiftJis => shift_jis_onto(field, text),
+            Known::Utf8 => std::str::from_utf8(field).ok().map(Cow::Borrowed),
+            Known::ShiftJis => {
+                encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(field)
+            }
         };
-        if !decoded {
+        let Some(decoded) = decoded else {
             text.truncate(start);
             ends.truncate(ends_start);
             return Err(index);
-        }
+        };
+        text.push_str(&decoded);
         ends.push(text.len() - start);
     }
     Ok(())
-}
-
-/// `field` decoded from Shift_JIS straight onto `text` (a `String` per field, made and freed,
-/// was a tenth of the reading thread's work on a Shift_JIS export); `false`, with `text` to be
-/// cut back by the caller, when it is not Shift_JIS. ASCII (ids, dates, flags: most fields)
-/// reads the same in both encodings and is copied as it is.
-fn shift_jis_onto(field: &[u8], text: &mut String) -> bool {
-    if field.is_ascii() {
-        return std::str::from_utf8(field)
-            .map(|ascii| text.push_str(ascii))
-            .is_ok();
-    }
-    let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
-    // Fields are at most a record long (bounded), so this cannot overflow; if it did, the
-    // field would be refused rather than decoded in part.
-    let Some(most) = decoder.max_utf8_buffer_length_without_replacement(field.len()) else {
-        return false;
-    };
-    // Room for the longest decoding, written over and cut back to what was written.
-    let start = text.len();
-    text.extend(std::iter::repeat_n('\0', most));
-    let (result, read, written) =
-        decoder.decode_to_str_without_replacement(field, &mut text[start..], true);
-    text.truncate(start + written);
-    result == encoding_rs::DecoderResult::InputEmpty && read == field.len()
 }
 
 /// A row that is not in the file's encoding: which field, and how.
@@ -484,32 +461,5 @@ mod tests {
             text.push(buf[0] as char);
         }
         assert_eq!(text, "a\nb\n");
-    }
-
-    /// Decoding straight onto the row's text gives what encoding_rs's one-shot decoding gives,
-    /// field for field, and refuses what it refuses: half-width kana, the NEC and IBM
-    /// extensions, a lead byte cut off by the field's end, a trail byte out of range.
-    #[test]
-    fn shift_jis_onto_the_text_is_the_one_shot_decoding() {
-        let mut fields: Vec<Vec<u8>> = ["", "abc", "患者一", "ｶﾅ", "①髙﨑", "～＼", "高橋 内科"]
-            .iter()
-            .map(|text| sjis(text))
-            .collect();
-        fields.extend([
-            b"\x82".to_vec(),
-            b"ab\x82".to_vec(),
-            b"\x82\x20".to_vec(),
-            b"\xFF".to_vec(),
-            b"\x81\x7F".to_vec(),
-            vec![0x88; 1001],
-        ]);
-        for field in &fields {
-            let one_shot = encoding_rs::SHIFT_JIS
-                .decode_without_bom_handling_and_without_replacement(field)
-                .map(|text| format!("<{text}"));
-            let mut text = String::from("<");
-            let onto = shift_jis_onto(field, &mut text).then_some(text);
-            assert_eq!(onto, one_shot, "{field:?}");
-        }
     }
 }
