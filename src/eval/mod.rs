@@ -151,7 +151,8 @@ pub struct StepNote {
 pub struct PatientOutcome {
     pub sends: Vec<DueSend>,
     pub notes: Vec<StepNote>,
-    /// Sends after the window (kept for `explain`'s "next").
+    /// Sends after the window, for `explain`'s "next": only an evaluator made with
+    /// [`Evaluator::explaining`] fills it.
     pub later: Vec<DueSend>,
     /// Sends the history says went out already (not in `sends`).
     pub already_sent: usize,
