@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use super::schedule::Occurrences;
 use super::series::Bounds;
 use super::MAX_OCCURRENCES;
-use crate::time::{local_date, local_to_utc};
+use crate::time::{local_date, local_to_utc, UnixTime};
 use crate::values::MonthDay;
 
 /// The start of `day` in the clinic's zone.
@@ -23,11 +23,11 @@ pub(super) fn yearly(
     day: MonthDay,
     (earliest, latest): Bounds,
     tz: Tz,
-    mut each: impl FnMut(DateTime<Utc>),
+    mut each: impl FnMut(UnixTime),
 ) -> Occurrences {
     let (first, last) = (
-        local_date(earliest, tz).year(),
-        local_date(latest, tz).year(),
+        local_date(earliest.utc(), tz).year(),
+        local_date(latest.utc(), tz).year(),
     );
     let mut through = None;
     for (looked_at, year) in (first..=last).enumerate() {
@@ -39,7 +39,7 @@ pub(super) fn yearly(
         }
         if let Some(date) = day.in_year(year) {
             let nominal = day_start(date, tz);
-            each(nominal);
+            each(UnixTime::from(nominal));
             through = Some(nominal);
         }
     }

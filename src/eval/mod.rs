@@ -2,8 +2,10 @@
 //! that sends nothing, why. Runs the [`TimingPlan`] without parsing or allocating per step
 //! beyond the sends it returns, so a million patients evaluate in a few seconds.
 
+mod cap;
 mod consent;
 mod fixed;
+mod place;
 mod reactions;
 mod schedule;
 mod script;
@@ -24,7 +26,7 @@ use crate::fields::{Field, FieldRef};
 use crate::plan::calendar::leave_quiet;
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
-use crate::time::local_date;
+use crate::time::{local_date, UnixTime, ZoneClock};
 
 /// How far ahead `explain` looks for a step's next send; the evaluator's occurrence bound is
 /// sized so that an hourly step fits in it.
@@ -149,7 +151,8 @@ pub struct StepNote {
 pub struct PatientOutcome {
     pub sends: Vec<DueSend>,
     pub notes: Vec<StepNote>,
-    /// Sends after the window (kept for `explain`'s "next").
+    /// Sends after the window, for `explain`'s "next": only an evaluator made with
+    /// [`Evaluator::explaining`] fills it.
     pub later: Vec<DueSend>,
     /// Sends the history says went out already (not in `sends`).
     pub already_sent: usize,
@@ -184,6 +187,8 @@ pub struct Evaluator<'p> {
     explain: bool,
     /// `now` on the clinic's clock, kept while the patients' `now` stays the same.
     today: Option<Today>,
+    /// The clinic's zone with its table of offsets, looked up once.
+    clock: ZoneClock,
     /// The fields each step reads, by step index: a patient with one of them unknown is not
     /// evaluated for the step.
     needs: Vec<unknown::StepNeeds>,
@@ -205,16 +210,23 @@ pub(crate) struct Today {
     now: DateTime<Utc>,
     /// The clinic's calendar day at `now`.
     date: NaiveDate,
-    /// The first instant from `now` outside quiet hours, when an overdue send goes out.
-    sendable: DateTime<Utc>,
+    /// What placing a send needs, `now` and the first instant from it outside quiet hours
+    /// (when an overdue send goes out) among it, on Unix seconds.
+    frame: place::Frame,
 }
 
 impl Today {
-    fn at(now: DateTime<Utc>, plan: &TimingPlan) -> Today {
+    fn at(now: DateTime<Utc>, plan: &TimingPlan, clock: ZoneClock) -> Today {
         Today {
             now,
             date: local_date(now, plan.timezone),
-            sendable: leave_quiet(now, plan.quiet, plan.timezone),
+            frame: place::Frame {
+                clock,
+                quiet: plan.quiet,
+                start: plan.start.map(UnixTime::from),
+                now: UnixTime::from(now),
+                sendable: UnixTime::from(leave_quiet(now, plan.quiet, plan.timezone)),
+            },
         }
     }
 }
@@ -249,6 +261,7 @@ impl<'p> Evaluator<'p> {
             scratch: schedule::Scratch::default(),
             explain: false,
             today: None,
+            clock: ZoneClock::new(plan.timezone),
             needs: plan.steps.iter().map(unknown::needs).collect(),
             by_stage: steps_by_stage(plan),
             all_steps: (0..plan.steps.len()).collect(),
@@ -325,7 +338,9 @@ impl<'p> Evaluator<'p> {
         }
         let today = match self.today {
             Some(today) if today.now == window.now => today,
-            _ => *self.today.insert(Today::at(window.now, self.plan)),
+            _ => *self
+                .today
+                .insert(Today::at(window.now, self.plan, self.clock)),
         };
         // A step whose `when` starts with another stage says nothing to `plan` or `run` (its
         // condition is false before anything else in it is read), unless the patient has a

@@ -121,7 +121,7 @@ fn the_jumps_to_the_first_occurrence_that_matters_never_pass_it() {
     // from anchors up to 30 years back, at every hour of the day in turn, in zones with
     // daylight saving time (the offsets between the jumps change) and without.
     use super::series::first_at_or_after;
-    use crate::time::shift;
+    use crate::time::{shift, UnixTime};
     use chrono::TimeDelta;
     use chrono_tz::{America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London};
     let earliest = crate::time::tokyo::tokyo("2026-03-29 01:30");
@@ -133,10 +133,10 @@ fn the_jumps_to_the_first_occurrence_that_matters_never_pass_it() {
         for tz in [New_York, London, Lord_Howe, Tokyo] {
             let mut anchor = earliest - TimeDelta::days(30 * 366);
             while anchor < earliest + TimeDelta::days(3) {
-                let nth = |k: u32| shift(anchor, offset.times(k)?, false, tz);
-                let walked = (1..).find(|&k| nth(k).is_some_and(|at| at >= earliest));
+                let nth = |k: u32| shift(anchor, offset.times(k)?, false, tz).map(UnixTime::from);
+                let walked = (1..).find(|&k| nth(k).is_some_and(|at| at >= earliest.into()));
                 assert_eq!(
-                    first_at_or_after(offset, earliest, &nth),
+                    first_at_or_after(offset, earliest.into(), &nth),
                     walked,
                     "{offset:?} {tz} from {anchor}"
                 );

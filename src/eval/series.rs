@@ -2,16 +2,13 @@
 //! they must fall in, and the jump from the anchor to the first of them, however old the
 //! anchor.
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-
 use super::schedule::{Occurrences, SLACK_DAYS};
 use super::{Window, MAX_OCCURRENCES};
 use crate::plan::{Offset, PlannedStep};
-use crate::time::{calendar_end, calendar_start, shift};
+use crate::time::{calendar_end, calendar_start, UnixTime, ZoneClock};
 
 /// The first and last nominal instants of a repeating step that can matter for a window.
-pub(super) type Bounds = (DateTime<Utc>, DateTime<Utc>);
+pub(super) type Bounds = (UnixTime, UnixTime);
 
 /// The first and last nominal instants of `step` that can matter for `window`: from those that
 /// could still be sendable at `now` (or at the window's start) to those that could land before
@@ -29,18 +26,18 @@ pub(super) fn occurrence_bounds(step: &PlannedStep, window: Window) -> Bounds {
         .to
         .checked_add_signed(slack)
         .unwrap_or_else(calendar_end);
-    (earliest, latest)
+    (UnixTime::from(earliest), UnixTime::from(latest))
 }
 
 /// The occurrences anchor + k·period within `bounds` (see [`occurrence_bounds`]).
 pub(super) fn every_occurrence(
     step: &PlannedStep,
-    anchor: DateTime<Utc>,
+    anchor: UnixTime,
     (earliest, latest): Bounds,
-    tz: Tz,
-    mut each: impl FnMut(DateTime<Utc>),
+    clock: ZoneClock,
+    mut each: impl FnMut(UnixTime),
 ) -> Occurrences {
-    let nth = |k: u32| shift(anchor, step.offset.times(k)?, false, tz);
+    let nth = |k: u32| clock.shift(anchor, step.offset.times(k)?, false);
     let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
         return Occurrences::BeyondCalendar;
     };
@@ -58,7 +55,7 @@ pub(super) fn every_occurrence(
         k = next;
     }
     match (nth(k).filter(|nominal| *nominal <= latest), last) {
-        (Some(_), Some(last)) => Occurrences::Cut { last },
+        (Some(_), Some(last)) => Occurrences::Cut { last: last.utc() },
         _ => Occurrences::Complete,
     }
 }
@@ -70,8 +67,8 @@ pub(super) fn every_occurrence(
 /// before `earliest` (beyond the calendar).
 pub(super) fn first_at_or_after(
     offset: crate::plan::Offset,
-    earliest: DateTime<Utc>,
-    nth: &dyn Fn(u32) -> Option<DateTime<Utc>>,
+    earliest: UnixTime,
+    nth: &dyn Fn(u32) -> Option<UnixTime>,
 ) -> Option<u32> {
     let (longest, slack) = jump_measures(offset);
     let mut k: u32 = 1;
@@ -80,7 +77,7 @@ pub(super) fn first_at_or_after(
         if nominal >= earliest {
             return Some(k);
         }
-        let gap = earliest.signed_duration_since(nominal).num_minutes();
+        let gap = earliest.minutes_since(nominal);
         let jump = u32::try_from(((gap - slack) / longest).max(1)).unwrap_or(u32::MAX);
         k = k.checked_add(jump)?;
     }

@@ -142,3 +142,23 @@ fn every_year_on_02_29_sends_in_leap_years_only() {
         ["2028-02-29 10:00 leap"]
     );
 }
+
+#[test]
+fn only_explaining_keeps_the_sends_after_the_window() {
+    // `plan` and `run` never read them; `explain` says when a step sends next.
+    let plan = plan("step later: when stage=first_visit after 10d at 10:00 send a");
+    let p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    let now = tokyo("2026-11-20 08:00");
+    let window = Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::days(3),
+    };
+    let mut outcome = PatientOutcome::default();
+    Evaluator::explaining(&plan).evaluate(&p, window, &mut outcome);
+    let next: Vec<_> = outcome.later.iter().map(|s| s.at).collect();
+    assert_eq!(next, [tokyo("2026-11-30 10:00")]);
+    assert!(outcome.sends.is_empty());
+    Evaluator::new(&plan).evaluate(&p, window, &mut outcome);
+    assert!(outcome.later.is_empty() && outcome.sends.is_empty());
+}

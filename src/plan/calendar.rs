@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::time::{wall_minute, Offset};
+use crate::time::{wall_minute, Offset, UnixTime, ZoneClock};
 use crate::values::{Duration, DurationUnit, QuietHours};
 
 // `Offset` lives in `time`; turning a written duration into one needs the syntax tree's
@@ -43,6 +43,29 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
         }
     }
     wall.at(quiet.to, tz)
+}
+
+/// [`leave_quiet`] on Unix seconds, with the zone's table taken once: the evaluator's way.
+/// Where the table does not answer (a quiet window ending in a gap or an overlap, times
+/// outside 1900–2200), [`leave_quiet`] does.
+pub fn leave_quiet_at(instant: UnixTime, quiet: Option<QuietHours>, clock: ZoneClock) -> UnixTime {
+    let Some(quiet) = quiet else {
+        return instant;
+    };
+    let by_chrono = || UnixTime::from(leave_quiet(instant.utc(), Some(quiet), clock.tz()));
+    let Some(wall) = clock.wall_minute(instant) else {
+        return by_chrono();
+    };
+    if !quiet.contains(wall.clock) {
+        return instant;
+    }
+    // In a window that wraps midnight, the evening part ends tomorrow morning.
+    let day = match quiet.from > quiet.to && wall.clock >= quiet.from {
+        true => wall.day.checked_add(1),
+        false => Some(wall.day),
+    };
+    day.and_then(|day| clock.on_day_at(day, quiet.to))
+        .unwrap_or_else(by_chrono)
 }
 
 #[cfg(test)]
@@ -132,6 +155,9 @@ mod tests {
                         local_to_utc(date.and_time(quiet.to.naive()), New_York)
                     };
                     assert_eq!(leave_quiet(at, Some(quiet), New_York), expected, "{at}");
+                    let clock = ZoneClock::new(New_York);
+                    let on_seconds = leave_quiet_at(UnixTime::from(at), Some(quiet), clock);
+                    assert_eq!(on_seconds, UnixTime::from(expected), "{at} on seconds");
                     at += chrono::Duration::minutes(15);
                 }
             }

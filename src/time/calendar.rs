@@ -69,7 +69,7 @@ pub fn calendar_start() -> DateTime<Utc> {
 }
 
 // Constants, so that the check in every `shift` is two comparisons, not two date subtractions.
-const CALENDAR_END: DateTime<Utc> = match DateTime::<Utc>::MAX_UTC
+pub(super) const CALENDAR_END: DateTime<Utc> = match DateTime::<Utc>::MAX_UTC
     .naive_utc()
     .checked_sub_signed(TimeDelta::days(CALENDAR_MARGIN_DAYS))
 {
@@ -77,7 +77,7 @@ const CALENDAR_END: DateTime<Utc> = match DateTime::<Utc>::MAX_UTC
     None => panic!("the margin is inside chrono's range"),
 };
 
-const CALENDAR_START: DateTime<Utc> = match DateTime::<Utc>::MIN_UTC
+pub(super) const CALENDAR_START: DateTime<Utc> = match DateTime::<Utc>::MIN_UTC
     .naive_utc()
     .checked_add_signed(TimeDelta::days(CALENDAR_MARGIN_DAYS))
 {
@@ -127,13 +127,21 @@ fn shift_unchecked(
 /// what [`shift_by_chrono`] computes, without unpacking chrono's dates. `None` where the table
 /// declines (a result in a gap or an overlap, times outside 1900–2200): chrono decides those.
 fn shift_on_the_wall(seconds: i64, offset: Offset, backwards: bool, tz: Tz) -> Option<i64> {
-    let wall = wall_seconds(seconds, tz)?;
-    let moved = match offset {
+    utc_seconds(
+        move_on_the_wall(wall_seconds(seconds, tz)?, offset, backwards)?,
+        tz,
+    )
+}
+
+/// The wall-clock second `wall` (as [`wall_seconds`] counts it) moved by days or months on
+/// the wall clock; `None` for minutes (not a wall-clock step) or past `i64`.
+pub(super) fn move_on_the_wall(wall: i64, offset: Offset, backwards: bool) -> Option<i64> {
+    match offset {
         Offset::Days(days) => {
             let delta = i64::try_from(days).ok()?.checked_mul(DAY)?;
             match backwards {
-                true => wall.checked_sub(delta)?,
-                false => wall.checked_add(delta)?,
+                true => wall.checked_sub(delta),
+                false => wall.checked_add(delta),
             }
         }
         Offset::Months(months) => {
@@ -144,11 +152,10 @@ fn shift_on_the_wall(seconds: i64, offset: Offset, backwards: bool, tz: Tz) -> O
             let (day, time) = (wall.div_euclid(DAY), wall.rem_euclid(DAY));
             civil::add_months(day, months)?
                 .checked_mul(DAY)?
-                .checked_add(time)?
+                .checked_add(time)
         }
-        Offset::Minutes(_) => return None,
-    };
-    utc_seconds(moved, tz)
+        Offset::Minutes(_) => None,
+    }
 }
 
 /// Days and months through chrono's calendar and chrono-tz: the reference
