@@ -15,6 +15,7 @@ use super::super::report::{Problems, RunSummary};
 use super::super::units::UnitTally;
 use crate::app::recipients::BlockedUsers;
 use crate::app::AppError;
+use crate::deliver::outbox::crash::CrashPoint;
 use crate::deliver::{Answer, Job, Progress, RunClock, Settled, Sink};
 use crate::ledger::{RunLedger, SendKey, Settlement, SinkKind};
 
@@ -164,8 +165,10 @@ impl Pass {
         };
         // A send after the outbox stopped taking lines was never attempted.
         let attempts = u32::from(outbox.write_error().is_none());
+        CrashPoint::AfterClaim.check();
         writer.answers.clear();
         outbox.deliver_all(&self.waiting, &mut writer.lines, &mut writer.answers);
+        CrashPoint::AfterWrite.check();
         let at = writer.clock.now();
         let mut answers = std::mem::take(&mut writer.answers);
         let progress = writer.progress.clone();
