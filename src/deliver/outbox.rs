@@ -109,6 +109,12 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).len
     }
 
+    /// Whether the line of `retry_key`, one of the keys given to [`Outbox::open`], is in the
+    /// file.
+    pub fn holds(&self, retry_key: &str) -> bool {
+        self.written.contains(retry_key)
+    }
+
     /// The error that stopped the outbox in this run, if one did.
     pub fn write_error(&self) -> Option<String> {
         self.state

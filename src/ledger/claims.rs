@@ -39,6 +39,19 @@ impl Ledger {
                 .map(|(key, details)| self.claim(key, details, now))
                 .collect();
         }
+        let (answers, occurrences, new) = self.answer_claims(sends, now)?;
+        self.insert_claims(sends, &occurrences, &new, None, now)?;
+        Ok(answers)
+    }
+
+    /// The answers of [`Ledger::claim_all`], and what it inserts: each send's occurrence as
+    /// its column holds it, and the new rows (an index into `sends`, the new retry key).
+    #[allow(clippy::type_complexity)]
+    fn answer_claims(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Claim>, Vec<String>, Vec<(usize, String)>), LedgerError> {
         let occurrences: Vec<String> = sends.iter().map(|(k, _)| stamp(k.occurrence)).collect();
         let mut found = self.find_claimed(sends, &occurrences)?;
         let mut answers = Vec::with_capacity(sends.len());
@@ -74,8 +87,8 @@ impl Ledger {
             };
             answers.push(answer);
         }
-        self.insert_claims(sends, &occurrences, &new, now)?;
-        Ok(answers)
+        drop(found);
+        Ok((answers, occurrences, new))
     }
 
     /// The rows already in the ledger for the keys of `sends`, by key.
@@ -139,22 +152,32 @@ impl Ledger {
         sends: &[(SendKey<'_>, SendDetails<'_>)],
         occurrences: &[String],
         new: &[(usize, String)],
+        sent_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let now = stamp(now);
+        // Pending, or sent at `sent_at` after one attempt (an outbox send recorded with its
+        // claim, see `OutboxClaims`).
+        let (status, attempts) = match sent_at {
+            Some(_) => ("sent", 1),
+            None => ("pending", 0),
+        };
+        let sent_at = sent_at.map(stamp);
         for chunk in chunks(new) {
             let mut sql = String::from(
                 "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
                                     retry_key, attempts, due_at, expires_at, created_at,
-                                    updated_at, outbox_from) VALUES ",
+                                    updated_at, outbox_from, sent_at) VALUES ",
             );
-            // `?1` is `now`; each row's ten parameters follow, numbered (an unnumbered `?`
-            // after `?1` would take the number after the largest so far).
+            // `?1` is `now`, `?2` the status, `?3` the attempts, `?4` when it was sent; each
+            // row's ten parameters follow, numbered (an unnumbered `?` after `?4` would take
+            // the number after the largest so far).
             for row in 0..chunk.len() {
-                let p: Vec<usize> = (0..10).map(|i| 2 + row * 10 + i).collect();
+                let p: Vec<usize> = (0..10).map(|i| 5 + row * 10 + i).collect();
                 let comma = if row > 0 { ", " } else { "" };
                 sql.push_str(&format!(
-                    "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'pending', ?{}, 0, ?{}, ?{}, ?1, ?1, ?{})",
+                    "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{}, ?3, ?{}, ?{}, ?1, \
+                     coalesce(?4, ?1), ?{}, ?4)",
                     p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
                 ));
             }
@@ -165,8 +188,8 @@ impl Ledger {
                 let from = (details.outbox_from).and_then(|from| i64::try_from(from).ok());
                 owned.push((stamp(details.due_at), stamp(details.expires_at), from));
             }
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + chunk.len() * 10);
-            values.push(&now);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(4 + chunk.len() * 10);
+            values.extend([&now as &dyn rusqlite::ToSql, &status, &attempts, &sent_at]);
             for ((index, retry_key), (due_at, expires_at, from)) in chunk.iter().zip(&owned) {
                 let (key, details) = &sends[*index];
                 let sink: &'static &'static str = match key.sink {
@@ -192,6 +215,144 @@ impl Ledger {
                 .map_err(|e| self.fail(e))?;
         }
         Ok(())
+    }
+}
+
+/// An outbox batch whose rows are recorded sent before its lines are written: where in the
+/// outbox its lines begin, and when its rows were sent (the earliest, if several statements
+/// recorded them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwrittenBatch {
+    pub from: u64,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// An outbox send's row written as sent with its claim, in one statement, instead of a pending
+/// row that a second statement settles once the line is written. The protocol (and why it
+/// delivers each send exactly once) is in src/app/run/cycle/pass.rs. Only a ledger with one
+/// writer has it (SQLite, whose run holds the ledger's lock): on a shared ledger a claim must
+/// be seen by the other workers as soon as it is made.
+pub trait OutboxClaims {
+    /// [`Ledger::claim_all`]'s answers, without writing the rows of new sends: each
+    /// [`Claim::New`] is written by [`OutboxClaims::record_claims`] in the same transaction.
+    fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError>;
+
+    /// Writes the rows of new claims `rows` (each with its retry key): pending, or sent as
+    /// part of the batch `sent` (whose mark it writes unless the batch already has one).
+    fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// The batch's lines are written: its mark goes.
+    fn lines_written(&mut self) -> Result<(), LedgerError>;
+
+    /// Rows recorded sent whose line was not written (each with its retry key): pending
+    /// again, never attempted, with `why`.
+    fn reopen_unwritten(
+        &mut self,
+        sends: &[(SendKey<'_>, &str)],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// The marked batch a run left (it stopped before its lines were known to be written):
+    /// where its lines begin and its rows' retry keys.
+    fn unwritten_keys(&self) -> Result<Option<(u64, Vec<String>)>, LedgerError>;
+
+    /// Reopens the marked batch's rows whose retry key is not `written`, and removes the
+    /// mark; says how many were reopened.
+    fn recover_unwritten(
+        &mut self,
+        written: &dyn Fn(&str) -> bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError>;
+}
+
+impl Ledger {
+    /// See [`OutboxClaims::claim_unrecorded`]. The look-up needs no transaction: the run
+    /// holds the ledger's lock, so nobody inserts before the rows are recorded.
+    pub fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        self.answer_claims(sends, now)
+            .map(|(answers, _, _)| answers)
+    }
+
+    /// See [`OutboxClaims::record_claims`].
+    pub fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (rows.iter())
+            .map(|(key, details, _)| (key.clone(), details.clone()))
+            .collect();
+        let occurrences: Vec<String> = sends.iter().map(|(k, _)| stamp(k.occurrence)).collect();
+        let new: Vec<(usize, String)> = (rows.iter().enumerate())
+            .map(|(index, (_, _, retry_key))| (index, (*retry_key).to_owned()))
+            .collect();
+        if let Some(batch) = sent {
+            self.mark_unwritten(batch)?;
+        }
+        let sent_at = sent.map(|batch| batch.sent_at);
+        self.insert_claims(&sends, &occurrences, &new, sent_at, now)
+    }
+}
+
+impl OutboxClaims for Ledger {
+    fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        Ledger::claim_unrecorded(self, sends, now)
+    }
+
+    fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::record_claims(self, rows, sent, now)
+    }
+
+    fn lines_written(&mut self) -> Result<(), LedgerError> {
+        Ledger::lines_written(self)
+    }
+
+    fn reopen_unwritten(
+        &mut self,
+        sends: &[(SendKey<'_>, &str)],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::reopen_unwritten(self, sends, why, now)
+    }
+
+    fn unwritten_keys(&self) -> Result<Option<(u64, Vec<String>)>, LedgerError> {
+        Ledger::unwritten_keys(self)
+    }
+
+    fn recover_unwritten(
+        &mut self,
+        written: &dyn Fn(&str) -> bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError> {
+        Ledger::recover_unwritten(self, written, now)
     }
 }
 
