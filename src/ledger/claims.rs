@@ -5,6 +5,7 @@
 //! chunk pays it once. The answers are [`Ledger::claim`]'s, send by send.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +14,66 @@ use super::{stamp, Claim, Ledger, LedgerError, SendDetails, SendKey, SendStatus,
 /// The most sends one statement looks up or inserts (eleven parameters each for an insert,
 /// well under SQLite's 32,766).
 const CLAIM_CHUNK: usize = 256;
+
+/// The SQL text of a chunked statement for each chunk size (the powers of two up to a
+/// chunk), built once per process: a chunk's statement is then found in the connection's cache
+/// without its text being built again for every chunk.
+pub(super) struct ChunkedSql {
+    texts: OnceLock<Vec<String>>,
+}
+
+impl ChunkedSql {
+    pub(super) const fn new() -> ChunkedSql {
+        ChunkedSql {
+            texts: OnceLock::new(),
+        }
+    }
+
+    /// The text for `rows` rows (a power of two, at most `most`), `build` making each.
+    pub(super) fn get(&self, rows: usize, most: usize, build: fn(usize) -> String) -> &str {
+        let texts = self
+            .texts
+            .get_or_init(|| (0..=most.ilog2()).map(|p| build(1 << p)).collect());
+        debug_assert!(rows.is_power_of_two() && rows <= most, "{rows} rows");
+        &texts[rows.ilog2() as usize]
+    }
+}
+
+static FIND_SQL: ChunkedSql = ChunkedSql::new();
+static INSERT_SQL: ChunkedSql = ChunkedSql::new();
+
+/// Looks up `rows` keys: each row's position in the chunk and its key.
+fn find_sql(rows: usize) -> String {
+    let mut sql = String::from("WITH batch(at, sink, patient, step, occurrence) AS (VALUES ");
+    sql.push_str(&vec!["(?, ?, ?, ?, ?)"; rows].join(", "));
+    sql.push_str(
+        ") SELECT batch.at, status, retry_key, attempts FROM batch
+         JOIN sends ON sends.sink = batch.sink AND sends.patient = batch.patient
+                   AND sends.step = batch.step AND sends.occurrence = batch.occurrence",
+    );
+    sql
+}
+
+/// Inserts `rows` rows: `?1` is `now`, `?2` the status, `?3` the attempts, `?4` when it was
+/// sent; each row's ten parameters follow, numbered (an unnumbered `?` after `?4` would take
+/// the number after the largest so far).
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
+                            retry_key, attempts, due_at, expires_at, created_at,
+                            updated_at, outbox_from, sent_at) VALUES ",
+    );
+    for row in 0..rows {
+        let p: Vec<usize> = (0..10).map(|i| 5 + row * 10 + i).collect();
+        let comma = if row > 0 { ", " } else { "" };
+        sql.push_str(&format!(
+            "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{}, ?3, ?{}, ?{}, ?1, \
+             coalesce(?4, ?1), ?{}, ?4)",
+            p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+        ));
+    }
+    sql
+}
 
 /// A send's key as its columns hold it: sink, patient, step, occurrence.
 type KeyColumns<'k> = (&'static str, &'k str, &'k str, &'k str);
@@ -110,19 +171,12 @@ impl Ledger {
             })
             .collect();
         for chunk in chunks(&keys) {
-            let mut sql =
-                String::from("WITH batch(at, sink, patient, step, occurrence) AS (VALUES ");
-            sql.push_str(&vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            sql.push_str(
-                ") SELECT batch.at, status, retry_key, attempts FROM batch
-                 JOIN sends ON sends.sink = batch.sink AND sends.patient = batch.patient
-                           AND sends.step = batch.step AND sends.occurrence = batch.occurrence",
-            );
+            let sql = FIND_SQL.get(chunk.len(), CLAIM_CHUNK, find_sql);
             let positions: Vec<i64> = (0..chunk.len() as i64).collect();
             let values: Vec<&dyn rusqlite::ToSql> = (chunk.iter().zip(&positions))
                 .flat_map(|(key, at)| [at as &dyn rusqlite::ToSql, &key.0, &key.1, &key.2, &key.3])
                 .collect();
-            let mut select = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+            let mut select = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
             let mut rows = select.query(values.as_slice()).map_err(|e| self.fail(e))?;
             while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
                 let read = || -> rusqlite::Result<(usize, Found)> {
@@ -164,23 +218,7 @@ impl Ledger {
         };
         let sent_at = sent_at.map(stamp);
         for chunk in chunks(new) {
-            let mut sql = String::from(
-                "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
-                                    retry_key, attempts, due_at, expires_at, created_at,
-                                    updated_at, outbox_from, sent_at) VALUES ",
-            );
-            // `?1` is `now`, `?2` the status, `?3` the attempts, `?4` when it was sent; each
-            // row's ten parameters follow, numbered (an unnumbered `?` after `?4` would take
-            // the number after the largest so far).
-            for row in 0..chunk.len() {
-                let p: Vec<usize> = (0..10).map(|i| 5 + row * 10 + i).collect();
-                let comma = if row > 0 { ", " } else { "" };
-                sql.push_str(&format!(
-                    "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{}, ?3, ?{}, ?{}, ?1, \
-                     coalesce(?4, ?1), ?{}, ?4)",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
-                ));
-            }
+            let sql = INSERT_SQL.get(chunk.len(), CLAIM_CHUNK, insert_sql);
             // Per row: due and expiry instants, and the outbox's length as a signed integer.
             let mut owned = Vec::with_capacity(chunk.len());
             for &(index, _) in chunk {
@@ -210,7 +248,7 @@ impl Ledger {
                 ]);
             }
             self.conn
-                .prepare_cached(&sql)
+                .prepare_cached(sql)
                 .and_then(|mut insert| insert.execute(values.as_slice()))
                 .map_err(|e| self.fail(e))?;
         }

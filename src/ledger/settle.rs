@@ -6,12 +6,35 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::claims::UnwrittenBatch;
+use super::claims::{ChunkedSql, UnwrittenBatch};
 use super::{parse_stamp, stamp, Ledger, LedgerError, SendKey, SinkKind};
 
 /// The most sends [`Ledger::settle_sent`] settles with one statement (five parameters each,
 /// well under SQLite's 32,766).
 const SETTLE_CHUNK: usize = 256;
+
+static SETTLE_SQL: ChunkedSql = ChunkedSql::new();
+
+/// Settles `rows` sends: `?1` the attempts, `?2` the instant, then each send's five.
+fn settle_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("WITH batch(sink, patient, step, occurrence, retry_key) AS (VALUES ");
+    for row in 0..rows {
+        let at = 3 + row * 5;
+        let comma = if row > 0 { "," } else { "" };
+        let (a, b, c, d, e) = (at, at + 1, at + 2, at + 3, at + 4);
+        sql.push_str(&format!("{comma}(?{a},?{b},?{c},?{d},?{e})"));
+    }
+    sql.push_str(
+        ") UPDATE sends SET status = 'sent', attempts = attempts + ?1, updated_at = ?2,
+                           sent_at = ?2, last_error = NULL
+         FROM batch
+         WHERE sends.sink = batch.sink AND sends.patient = batch.patient
+           AND sends.step = batch.step AND sends.occurrence = batch.occurrence
+           AND sends.retry_key = batch.retry_key",
+    );
+    sql
+}
 
 impl Ledger {
     /// Records the claimed sends `sent` (each with its retry key) as sent at `now`, after
@@ -32,22 +55,7 @@ impl Ledger {
             let size = SETTLE_CHUNK.min(1 << rest.len().ilog2());
             let (chunk, later) = rest.split_at(size);
             rest = later;
-            let mut sql =
-                String::from("WITH batch(sink, patient, step, occurrence, retry_key) AS (VALUES ");
-            for row in 0..size {
-                let at = 3 + row * 5;
-                let comma = if row > 0 { "," } else { "" };
-                let (a, b, c, d, e) = (at, at + 1, at + 2, at + 3, at + 4);
-                sql.push_str(&format!("{comma}(?{a},?{b},?{c},?{d},?{e})"));
-            }
-            sql.push_str(
-                ") UPDATE sends SET status = 'sent', attempts = attempts + ?1, updated_at = ?2,
-                                   sent_at = ?2, last_error = NULL
-                 FROM batch
-                 WHERE sends.sink = batch.sink AND sends.patient = batch.patient
-                   AND sends.step = batch.step AND sends.occurrence = batch.occurrence
-                   AND sends.retry_key = batch.retry_key",
-            );
+            let sql = SETTLE_SQL.get(size, SETTLE_CHUNK, settle_sql);
             let occurrences: Vec<String> =
                 chunk.iter().map(|(key, _)| stamp(key.occurrence)).collect();
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + size * 5);
@@ -64,7 +72,7 @@ impl Ledger {
                 values.push(retry_key);
             }
             self.conn
-                .prepare_cached(&sql)
+                .prepare_cached(sql)
                 .and_then(|mut update| update.execute(values.as_slice()))
                 .map_err(|e| self.fail(e))?;
         }
