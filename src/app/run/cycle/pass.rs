@@ -154,6 +154,8 @@ impl Pass {
             return self.write_outbox();
         }
         let mut open = true;
+        // Delivery's tasks settle every job: none is written with its claim.
+        self.recorded.clear();
         for job in self.waiting.drain(..) {
             let taken = match &self.delivery {
                 Delivery::Tasks { jobs, .. } => jobs
@@ -209,7 +211,7 @@ impl Pass {
         let mut answers = std::mem::take(&mut writer.answers);
         let progress = writer.progress.clone();
         let mut jobs = std::mem::take(&mut self.waiting);
-        let recorded = std::mem::take(&mut self.recorded);
+        let mut recorded = std::mem::take(&mut self.recorded);
         self.begin()?;
         // Sent as claimed (the usual answer): recorded together; anything else one by one.
         let plain = Settlement::Sent {
@@ -267,8 +269,8 @@ impl Pass {
             }
             _ => Ok(()),
         };
-        let recorded = reopened.and_then(|()| self.ledger.settle_sent(&sent, attempts, at));
-        let recorded = recorded.map_err(AppError::from).and_then(|()| {
+        let settled = reopened.and_then(|()| self.ledger.settle_sent(&sent, attempts, at));
+        let settled = settled.map_err(AppError::from).and_then(|()| {
             for (key, _) in &sent {
                 self.count(key.step, &plain);
                 progress.settled();
@@ -295,12 +297,14 @@ impl Pass {
         drop(sent);
         drop(unwritten);
         jobs.clear();
+        recorded.clear();
         // The buffers' room is kept for the next batch.
         self.waiting = jobs;
+        self.recorded = recorded;
         if let Delivery::Outbox(writer) = &mut self.delivery {
             writer.answers = answers;
         }
-        recorded.map(|()| true)
+        settled.map(|()| true)
     }
 
     /// Closes the queue and records every settlement until delivery has finished.
