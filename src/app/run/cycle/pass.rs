@@ -148,6 +148,7 @@ impl Pass {
             // messages must not leave, not even from `finish`; a later run claims them anew.
             self.waiting.clear();
             self.recorded.clear();
+            self.sent_new.clear();
             return Err(error.into());
         }
         if let Delivery::Outbox(_) = self.delivery {
