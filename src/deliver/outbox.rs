@@ -19,6 +19,9 @@ use serde::Serialize;
 use super::{Answer, Job};
 use crate::ledger::file::{self, DataFile, FILE_MODE};
 use crate::line::Message;
+use crash::CrashPoint;
+
+pub mod crash;
 
 /// The longest outbox line read back when looking for retry keys; longer ones (not written by
 /// steprule) are skipped without being held in memory.
@@ -106,6 +109,12 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).len
     }
 
+    /// Whether the line of `retry_key`, one of the keys given to [`Outbox::open`], is in the
+    /// file.
+    pub fn holds(&self, retry_key: &str) -> bool {
+        self.written.contains(retry_key)
+    }
+
     /// The error that stopped the outbox in this run, if one did.
     pub fn write_error(&self) -> Option<String> {
         self.state
@@ -166,6 +175,18 @@ impl Outbox {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (kept, failed) = match &state.failed {
             Some(error) => (0, Some(error.clone())),
+            None if CrashPoint::MidLine.reached() => {
+                // The first line whole and half of the next (or half of the only one).
+                let first = ends.first().map_or(0, |&(_, end)| end);
+                let next = ends.get(1).map_or(0, |&(_, end)| end);
+                let cut = if next > first {
+                    first + (next - first) / 2
+                } else {
+                    first / 2
+                };
+                let _ = write_counted(&mut state.file, &lines[..cut]);
+                CrashPoint::MidLine.crash()
+            }
             None => match write_counted(&mut state.file, lines) {
                 (written, Ok(())) => (written, None),
                 (written, Err(error)) => {

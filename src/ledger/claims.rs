@@ -5,6 +5,7 @@
 //! chunk pays it once. The answers are [`Ledger::claim`]'s, send by send.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +14,66 @@ use super::{stamp, Claim, Ledger, LedgerError, SendDetails, SendKey, SendStatus,
 /// The most sends one statement looks up or inserts (eleven parameters each for an insert,
 /// well under SQLite's 32,766).
 const CLAIM_CHUNK: usize = 256;
+
+/// The SQL text of a chunked statement for each chunk size (the powers of two up to a
+/// chunk), built once per process: a chunk's statement is then found in the connection's cache
+/// without its text being built again for every chunk.
+pub(super) struct ChunkedSql {
+    texts: OnceLock<Vec<String>>,
+}
+
+impl ChunkedSql {
+    pub(super) const fn new() -> ChunkedSql {
+        ChunkedSql {
+            texts: OnceLock::new(),
+        }
+    }
+
+    /// The text for `rows` rows (a power of two, at most `most`), `build` making each.
+    pub(super) fn get(&self, rows: usize, most: usize, build: fn(usize) -> String) -> &str {
+        let texts = self
+            .texts
+            .get_or_init(|| (0..=most.ilog2()).map(|p| build(1 << p)).collect());
+        debug_assert!(rows.is_power_of_two() && rows <= most, "{rows} rows");
+        &texts[rows.ilog2() as usize]
+    }
+}
+
+static FIND_SQL: ChunkedSql = ChunkedSql::new();
+static INSERT_SQL: ChunkedSql = ChunkedSql::new();
+
+/// Looks up `rows` keys: each row's position in the chunk and its key.
+fn find_sql(rows: usize) -> String {
+    let mut sql = String::from("WITH batch(at, sink, patient, step, occurrence) AS (VALUES ");
+    sql.push_str(&vec!["(?, ?, ?, ?, ?)"; rows].join(", "));
+    sql.push_str(
+        ") SELECT batch.at, status, retry_key, attempts FROM batch
+         JOIN sends ON sends.sink = batch.sink AND sends.patient = batch.patient
+                   AND sends.step = batch.step AND sends.occurrence = batch.occurrence",
+    );
+    sql
+}
+
+/// Inserts `rows` rows: `?1` is `now`, `?2` the status, `?3` the attempts, `?4` when it was
+/// sent; each row's ten parameters follow, numbered (an unnumbered `?` after `?4` would take
+/// the number after the largest so far).
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
+                            retry_key, attempts, due_at, expires_at, created_at,
+                            updated_at, outbox_from, sent_at) VALUES ",
+    );
+    for row in 0..rows {
+        let p: Vec<usize> = (0..10).map(|i| 5 + row * 10 + i).collect();
+        let comma = if row > 0 { ", " } else { "" };
+        sql.push_str(&format!(
+            "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{}, ?3, ?{}, ?{}, ?1, \
+             coalesce(?4, ?1), ?{}, ?4)",
+            p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+        ));
+    }
+    sql
+}
 
 /// A send's key as its columns hold it: sink, patient, step, occurrence.
 type KeyColumns<'k> = (&'static str, &'k str, &'k str, &'k str);
@@ -39,6 +100,19 @@ impl Ledger {
                 .map(|(key, details)| self.claim(key, details, now))
                 .collect();
         }
+        let (answers, occurrences, new) = self.answer_claims(sends, now)?;
+        self.insert_claims(sends, &occurrences, &new, None, now)?;
+        Ok(answers)
+    }
+
+    /// The answers of [`Ledger::claim_all`], and what it inserts: each send's occurrence as
+    /// its column holds it, and the new rows (an index into `sends`, the new retry key).
+    #[allow(clippy::type_complexity)]
+    fn answer_claims(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Claim>, Vec<String>, Vec<(usize, String)>), LedgerError> {
         let occurrences: Vec<String> = sends.iter().map(|(k, _)| stamp(k.occurrence)).collect();
         let mut found = self.find_claimed(sends, &occurrences)?;
         let mut answers = Vec::with_capacity(sends.len());
@@ -74,8 +148,8 @@ impl Ledger {
             };
             answers.push(answer);
         }
-        self.insert_claims(sends, &occurrences, &new, now)?;
-        Ok(answers)
+        drop(found);
+        Ok((answers, occurrences, new))
     }
 
     /// The rows already in the ledger for the keys of `sends`, by key.
@@ -97,19 +171,12 @@ impl Ledger {
             })
             .collect();
         for chunk in chunks(&keys) {
-            let mut sql =
-                String::from("WITH batch(at, sink, patient, step, occurrence) AS (VALUES ");
-            sql.push_str(&vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            sql.push_str(
-                ") SELECT batch.at, status, retry_key, attempts FROM batch
-                 JOIN sends ON sends.sink = batch.sink AND sends.patient = batch.patient
-                           AND sends.step = batch.step AND sends.occurrence = batch.occurrence",
-            );
+            let sql = FIND_SQL.get(chunk.len(), CLAIM_CHUNK, find_sql);
             let positions: Vec<i64> = (0..chunk.len() as i64).collect();
             let values: Vec<&dyn rusqlite::ToSql> = (chunk.iter().zip(&positions))
                 .flat_map(|(key, at)| [at as &dyn rusqlite::ToSql, &key.0, &key.1, &key.2, &key.3])
                 .collect();
-            let mut select = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+            let mut select = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
             let mut rows = select.query(values.as_slice()).map_err(|e| self.fail(e))?;
             while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
                 let read = || -> rusqlite::Result<(usize, Found)> {
@@ -139,25 +206,19 @@ impl Ledger {
         sends: &[(SendKey<'_>, SendDetails<'_>)],
         occurrences: &[String],
         new: &[(usize, String)],
+        sent_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let now = stamp(now);
+        // Pending, or sent at `sent_at` after one attempt (an outbox send recorded with its
+        // claim, see `OutboxClaims`).
+        let (status, attempts) = match sent_at {
+            Some(_) => ("sent", 1),
+            None => ("pending", 0),
+        };
+        let sent_at = sent_at.map(stamp);
         for chunk in chunks(new) {
-            let mut sql = String::from(
-                "INSERT INTO sends (sink, patient, step, occurrence, variant, template, status,
-                                    retry_key, attempts, due_at, expires_at, created_at,
-                                    updated_at, outbox_from) VALUES ",
-            );
-            // `?1` is `now`; each row's ten parameters follow, numbered (an unnumbered `?`
-            // after `?1` would take the number after the largest so far).
-            for row in 0..chunk.len() {
-                let p: Vec<usize> = (0..10).map(|i| 2 + row * 10 + i).collect();
-                let comma = if row > 0 { ", " } else { "" };
-                sql.push_str(&format!(
-                    "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'pending', ?{}, 0, ?{}, ?{}, ?1, ?1, ?{})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
-                ));
-            }
+            let sql = INSERT_SQL.get(chunk.len(), CLAIM_CHUNK, insert_sql);
             // Per row: due and expiry instants, and the outbox's length as a signed integer.
             let mut owned = Vec::with_capacity(chunk.len());
             for &(index, _) in chunk {
@@ -165,8 +226,8 @@ impl Ledger {
                 let from = (details.outbox_from).and_then(|from| i64::try_from(from).ok());
                 owned.push((stamp(details.due_at), stamp(details.expires_at), from));
             }
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + chunk.len() * 10);
-            values.push(&now);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(4 + chunk.len() * 10);
+            values.extend([&now as &dyn rusqlite::ToSql, &status, &attempts, &sent_at]);
             for ((index, retry_key), (due_at, expires_at, from)) in chunk.iter().zip(&owned) {
                 let (key, details) = &sends[*index];
                 let sink: &'static &'static str = match key.sink {
@@ -187,11 +248,149 @@ impl Ledger {
                 ]);
             }
             self.conn
-                .prepare_cached(&sql)
+                .prepare_cached(sql)
                 .and_then(|mut insert| insert.execute(values.as_slice()))
                 .map_err(|e| self.fail(e))?;
         }
         Ok(())
+    }
+}
+
+/// An outbox batch whose rows are recorded sent before its lines are written: where in the
+/// outbox its lines begin, and when its rows were sent (the earliest, if several statements
+/// recorded them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwrittenBatch {
+    pub from: u64,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// An outbox send's row written as sent with its claim, in one statement, instead of a pending
+/// row that a second statement settles once the line is written. The protocol (and why it
+/// delivers each send exactly once) is in src/app/run/cycle/pass.rs. Only a ledger with one
+/// writer has it (SQLite, whose run holds the ledger's lock): on a shared ledger a claim must
+/// be seen by the other workers as soon as it is made.
+pub trait OutboxClaims {
+    /// [`Ledger::claim_all`]'s answers, without writing the rows of new sends: each
+    /// [`Claim::New`] is written by [`OutboxClaims::record_claims`] in the same transaction.
+    fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError>;
+
+    /// Writes the rows of new claims `rows` (each with its retry key): pending, or sent as
+    /// part of the batch `sent` (whose mark it writes unless the batch already has one).
+    fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// The batch's lines are written: its mark goes.
+    fn lines_written(&mut self) -> Result<(), LedgerError>;
+
+    /// Rows recorded sent whose line was not written (each with its retry key): pending
+    /// again, never attempted, with `why`.
+    fn reopen_unwritten(
+        &mut self,
+        sends: &[(SendKey<'_>, &str)],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// The marked batch a run left (it stopped before its lines were known to be written):
+    /// where its lines begin and its rows' retry keys.
+    fn unwritten_keys(&self) -> Result<Option<(u64, Vec<String>)>, LedgerError>;
+
+    /// Reopens the marked batch's rows whose retry key is not `written`, and removes the
+    /// mark; says how many were reopened.
+    fn recover_unwritten(
+        &mut self,
+        written: &dyn Fn(&str) -> bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError>;
+}
+
+impl Ledger {
+    /// See [`OutboxClaims::claim_unrecorded`]. The look-up needs no transaction: the run
+    /// holds the ledger's lock, so nobody inserts before the rows are recorded.
+    pub fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        self.answer_claims(sends, now)
+            .map(|(answers, _, _)| answers)
+    }
+
+    /// See [`OutboxClaims::record_claims`].
+    pub fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (rows.iter())
+            .map(|(key, details, _)| (key.clone(), details.clone()))
+            .collect();
+        let occurrences: Vec<String> = sends.iter().map(|(k, _)| stamp(k.occurrence)).collect();
+        let new: Vec<(usize, String)> = (rows.iter().enumerate())
+            .map(|(index, (_, _, retry_key))| (index, (*retry_key).to_owned()))
+            .collect();
+        if let Some(batch) = sent {
+            self.mark_unwritten(batch)?;
+        }
+        let sent_at = sent.map(|batch| batch.sent_at);
+        self.insert_claims(&sends, &occurrences, &new, sent_at, now)
+    }
+}
+
+impl OutboxClaims for Ledger {
+    fn claim_unrecorded(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
+        Ledger::claim_unrecorded(self, sends, now)
+    }
+
+    fn record_claims(
+        &mut self,
+        rows: &[(SendKey<'_>, SendDetails<'_>, &str)],
+        sent: Option<UnwrittenBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::record_claims(self, rows, sent, now)
+    }
+
+    fn lines_written(&mut self) -> Result<(), LedgerError> {
+        Ledger::lines_written(self)
+    }
+
+    fn reopen_unwritten(
+        &mut self,
+        sends: &[(SendKey<'_>, &str)],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Ledger::reopen_unwritten(self, sends, why, now)
+    }
+
+    fn unwritten_keys(&self) -> Result<Option<(u64, Vec<String>)>, LedgerError> {
+        Ledger::unwritten_keys(self)
+    }
+
+    fn recover_unwritten(
+        &mut self,
+        written: &dyn Fn(&str) -> bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError> {
+        Ledger::recover_unwritten(self, written, now)
     }
 }
 
@@ -253,168 +452,4 @@ fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::ledger::Settlement;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
-    }
-
-    fn key(patient: &str) -> SendKey<'_> {
-        SendKey {
-            sink: SinkKind::Outbox,
-            patient,
-            step: "thanks",
-            occurrence: at("2026-11-21T01:00:00Z"),
-        }
-    }
-
-    fn details(from: u64) -> SendDetails<'static> {
-        SendDetails {
-            template: "thanks",
-            variant: Some("b"),
-            due_at: at("2026-11-21T01:00:00Z"),
-            expires_at: at("2026-11-28T01:00:00Z"),
-            outbox_from: Some(from),
-        }
-    }
-
-    /// A ledger holding P0 pending, P1 held, P2 blocked, P3 sent and P4 failed, the same each
-    /// time it is made.
-    fn ledger_with_history(dir: &std::path::Path) -> Ledger {
-        let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
-        let earlier = at("2026-11-21T01:00:00Z");
-        let settlements = [
-            None,
-            Some(Settlement::Held("no name".into())),
-            Some(Settlement::Blocked),
-            Some(Settlement::Sent {
-                request_id: None,
-                note: None,
-            }),
-            Some(Settlement::Failed("400".into())),
-        ];
-        for (i, settlement) in settlements.iter().enumerate() {
-            let patient = format!("P{i}");
-            let claim = ledger.claim(&key(&patient), &details(7), earlier).unwrap();
-            let Claim::New { retry_key } = claim else {
-                panic!("{claim:?}")
-            };
-            if let Some(settlement) = settlement {
-                ledger
-                    .settle(&key(&patient), &retry_key, 1, settlement, earlier)
-                    .unwrap();
-            }
-        }
-        ledger
-    }
-
-    /// A row's instants, outbox position and problem, which `LedgerRow` leaves out.
-    fn instants(ledger: &Ledger, patient: &str) -> Vec<Option<String>> {
-        let sql = "SELECT due_at, expires_at, created_at, updated_at, sent_at, outbox_from,
-                          problem, problem_at FROM sends WHERE patient = ?1";
-        let row = |row: &rusqlite::Row<'_>| {
-            (0..8)
-                .map(|i| row.get::<_, rusqlite::types::Value>(i))
-                .map(|v| v.map(|v| Some(format!("{v:?}"))))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        };
-        ledger.conn.query_row(sql, [patient], row).unwrap()
-    }
-
-    /// What a claim says, without its retry key (random: each ledger made its own).
-    fn shape(claim: &Claim) -> String {
-        match claim {
-            Claim::New { .. } => "new".into(),
-            Claim::Resume { attempts, .. } => format!("resume after {attempts}"),
-            other => format!("{other:?}"),
-        }
-    }
-
-    fn key_of(claim: &Claim) -> Option<&str> {
-        match claim {
-            Claim::New { retry_key } | Claim::Resume { retry_key, .. } => Some(retry_key),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn claiming_a_batch_answers_and_writes_as_claiming_each_send() {
-        // Every state, a key twice, and more new sends than one statement takes.
-        let mut patients: Vec<String> = (0..5).map(|i| format!("P{i}")).collect();
-        patients.push("P1".into());
-        patients.extend((100..400).map(|i| format!("P{i}")));
-        patients.push("P150".into());
-        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (patients.iter().enumerate())
-            .map(|(i, patient)| (key(patient), details(1000 + i as u64)))
-            .collect();
-        let now = at("2026-11-25T09:00:00Z");
-        let (one_dir, all_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut one_by_one = ledger_with_history(one_dir.path());
-        let mut together = ledger_with_history(all_dir.path());
-        one_by_one.begin().unwrap();
-        let each: Vec<Claim> = (sends.iter())
-            .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
-            .collect();
-        one_by_one.commit().unwrap();
-        together.begin().unwrap();
-        let all = together.claim_all(&sends, now).unwrap();
-        together.commit().unwrap();
-        assert_eq!(
-            each.iter().map(shape).collect::<Vec<_>>(),
-            all.iter().map(shape).collect::<Vec<_>>()
-        );
-        assert!(matches!(all[1], Claim::Resume { attempts: 1, .. }));
-        assert!(matches!(all[3], Claim::Done(SendStatus::Sent)));
-        // The second claim of a new key resumes the first's.
-        let (
-            Claim::New { retry_key: first },
-            Claim::Resume {
-                retry_key,
-                attempts,
-            },
-        ) = (&all[56], &all[306])
-        else {
-            panic!("{:?} {:?}", all[56], all[306])
-        };
-        assert_eq!((first, *attempts), (retry_key, 0));
-        // The rows are the same but for their retry keys, each the one its claim answered.
-        for (i, (key, _)) in sends.iter().enumerate() {
-            let (mut a, mut b) = (
-                one_by_one.row(key).unwrap().unwrap(),
-                together.row(key).unwrap().unwrap(),
-            );
-            if let (Some(a_key), Some(b_key)) = (key_of(&each[i]), key_of(&all[i])) {
-                assert_eq!((a.retry_key.as_str(), b.retry_key.as_str()), (a_key, b_key));
-            }
-            a.retry_key.clear();
-            b.retry_key.clear();
-            assert_eq!(a, b, "{}", key.patient);
-            assert_eq!(
-                instants(&one_by_one, key.patient),
-                instants(&together, key.patient)
-            );
-        }
-    }
-
-    #[test]
-    fn without_a_transaction_each_send_is_claimed_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = ledger_with_history(dir.path());
-        let sends = [(key("P3"), details(1)), (key("P9"), details(1))];
-        let answers = ledger
-            .claim_all(&sends, at("2026-11-25T09:00:00Z"))
-            .unwrap();
-        assert_eq!(answers[0], Claim::Done(SendStatus::Sent));
-        let Claim::New { retry_key } = &answers[1] else {
-            panic!("{:?}", answers[1])
-        };
-        assert_eq!(
-            &ledger.row(&key("P9")).unwrap().unwrap().retry_key,
-            retry_key
-        );
-    }
-}
+mod tests;

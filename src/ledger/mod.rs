@@ -26,6 +26,7 @@ mod send;
 mod settle;
 mod store;
 
+pub use claims::{OutboxClaims, UnwrittenBatch};
 pub use error::LedgerError;
 pub(crate) use events::event_stamp;
 pub use events::{EventFilter, EventKind, EventRecord, NewEvent, SendRef, TrackKind, Tracked};

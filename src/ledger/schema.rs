@@ -246,4 +246,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX sends_problems ON sends (problem_at) WHERE problem IN ('failed', 'held', 'expired');
     CREATE INDEX sends_settled ON sends (sink, expires_at, problem)
         WHERE problem IN ('failed', 'expired', 'skipped');",
+    // 11: an outbox batch recorded sent with its claims before its lines are written (see
+    // claims.rs, `OutboxClaims`): where its lines begin in the outbox and when its rows were
+    // sent, so that a run after a crash looks for those lines and reopens the rows whose line
+    // is not there. One row at most, none once the lines are written.
+    "CREATE TABLE outbox_unwritten (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        from_byte INTEGER NOT NULL,
+        sent_at   TEXT NOT NULL
+    );",
 ];

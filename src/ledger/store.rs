@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Claim, DeliveredSend, EventFilter, EventKind, EventRecord, FriendChange, FriendState, Ledger,
-    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, NewMarks, PatientEvent,
+    LedgerError, LinkAttempts, MarkPrints, MarkRow, NewEvent, NewMarks, OutboxClaims, PatientEvent,
     PendingInOutbox, RecentSend, SendDetails, SendKey, SendRef, SendStatus, Settlement, SinkKind,
     TrackKind, Tracked, UnitUse,
 };
@@ -110,6 +110,11 @@ pub trait RunLedger {
             self.settle(key, retry_key, attempts, &settlement, now)?;
         }
         Ok(())
+    }
+
+    /// Outbox sends recorded sent with their claims, where this ledger can (one writer).
+    fn outbox_claims(&mut self) -> Option<&mut dyn OutboxClaims> {
+        None
     }
 
     /// Open rows of `sink` whose time has passed: expired.
@@ -322,6 +327,10 @@ impl RunLedger for Ledger {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
         Ledger::claim_all(self, sends, now)
+    }
+
+    fn outbox_claims(&mut self) -> Option<&mut dyn OutboxClaims> {
+        Some(self)
     }
 
     fn settle(

@@ -20,6 +20,7 @@
 //! - `line_answers`: LINE's 409s without an accepted id, error text quoting the token, and
 //!   `--line-api-base` checked at start;
 //! - `options`: `--custom-aggregation` and `--every`;
+//! - `outbox_crash`: steprule killed part way through an outbox batch, then run again;
 //! - `postgres_ledger`: `--ledger postgres://…`, several workers on one ledger;
 //! - `secrets`: the channel access token never leaks;
 //! - `tracking`: with `track`, links and postbacks become tokens that lead back to their send;
@@ -48,6 +49,7 @@ mod limits;
 mod line_answers;
 mod observe;
 mod options;
+mod outbox_crash;
 mod parallel;
 mod postgres_ledger;
 mod privacy;

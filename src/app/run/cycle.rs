@@ -6,7 +6,9 @@
 //! `pass`). Claims are committed in batches *before* their jobs go to delivery (a message
 //! never leaves without a pending row and its retry key), and settlements are committed in
 //! batches as they come back; a crash between the two leaves rows pending, which the next run
-//! resumes with the same keys.
+//! resumes with the same keys. On SQLite a new outbox send's row is written sent with its
+//! claim instead, and a mark on its batch lets the next run find what a crash left unwritten
+//! (see `pass`).
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -76,7 +78,7 @@ impl Cycle<'_> {
                 ledger.describe()
             )?;
         }
-        let (sink, kind) = self.sink(ledger.as_ref(), io)?;
+        let (sink, kind) = self.sink(ledger.as_mut(), now, io)?;
         let sink = Arc::new(sink);
         let mut summary = RunSummary {
             expired_earlier: ledger.expire_open(kind, now)? as u64,
@@ -130,9 +132,14 @@ impl Cycle<'_> {
                 (Delivery::Outbox(writer), None)
             }
         };
+        // On a ledger with one writer, an outbox send's row is written sent with its claim.
+        let one_step = kind == SinkKind::Outbox && ledger.outbox_claims().is_some();
         let mut pass = Pass {
             ledger,
             kind,
+            one_step,
+            recorded: Vec::new(),
+            sent_new: Vec::new(),
             outbox_end: match sink.as_ref() {
                 Sink::Outbox(outbox) => Some(outbox.end()),
                 Sink::Line(_) => None,
@@ -205,7 +212,12 @@ impl Cycle<'_> {
 
     /// LINE with a token (and no `--dry-run`), else the outbox, which a ledger holding LINE
     /// deliveries only accepts when asked for by name.
-    fn sink(&self, ledger: &dyn RunLedger, io: &mut Io<'_>) -> Result<(Sink, SinkKind), AppError> {
+    fn sink(
+        &self,
+        ledger: &mut dyn RunLedger,
+        now: DateTime<Utc>,
+        io: &mut Io<'_>,
+    ) -> Result<(Sink, SinkKind), AppError> {
         let request = self.request;
         if let Some(client) = self.line {
             return Ok((Sink::Line(client.clone()), SinkKind::Line));
@@ -235,7 +247,29 @@ impl Cycle<'_> {
             self.outbox_path.display()
         )?;
         let pending = ledger.pending_in_outbox()?;
-        let outbox = Outbox::open(self.outbox_path, &pending.keys, pending.from)?;
+        let (mut keys, mut from) = (pending.keys, pending.from);
+        // A batch recorded sent with its claims whose lines a crash may have cut short (see
+        // `pass`): its lines are looked for with the pending rows'.
+        let unwritten = match ledger.outbox_claims() {
+            Some(claims) => claims.unwritten_keys()?,
+            None => None,
+        };
+        if let Some((batch_from, batch_keys)) = &unwritten {
+            from = if keys.is_empty() {
+                *batch_from
+            } else {
+                from.min(*batch_from)
+            };
+            keys.extend(batch_keys.iter().cloned());
+        }
+        let outbox = Outbox::open(self.outbox_path, &keys, from)?;
+        if unwritten.is_some() {
+            ledger.begin()?;
+            if let Some(claims) = ledger.outbox_claims() {
+                claims.recover_unwritten(&|key| outbox.holds(key), now)?;
+            }
+            ledger.commit()?;
+        }
         Ok((Sink::Outbox(outbox), SinkKind::Outbox))
     }
 
@@ -324,6 +358,14 @@ impl Cycle<'_> {
         pass.begin()?;
         let plan = self.plan;
         let (kind, outbox_from) = (pass.kind, pass.outbox_end);
+        let mut entries = entries;
+        // Taken out first, so that the sends' keys can borrow the entries to the end.
+        let rendered: Vec<Vec<Option<Rendered>>> = (entries.iter_mut())
+            .map(|entry| match entry {
+                Entry::Patient { rendered, .. } => std::mem::take(rendered),
+                Entry::Observed(_) => Vec::new(),
+            })
+            .collect();
         let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (entries.iter())
             .filter_map(|entry| match entry {
                 Entry::Patient { patient, sends, .. } => Some((patient, sends)),
@@ -335,26 +377,25 @@ impl Cycle<'_> {
                     .map(|send| send_of(plan, kind, outbox_from, patient, send))
             })
             .collect();
-        let claims = pass.ledger.claim_all(&sends, now)?;
-        drop(sends);
-        let mut claims = claims.into_iter();
-        for entry in entries {
+        let claims = match pass.outbox_claims() {
+            Some(claims) => claims.claim_unrecorded(&sends, now)?,
+            None => pass.ledger.claim_all(&sends, now)?,
+        };
+        let mut claims = claims.into_iter().enumerate();
+        for (entry, rendered) in entries.iter().zip(rendered) {
             match entry {
-                Entry::Patient {
-                    patient,
-                    sends,
-                    rendered,
-                } => {
+                Entry::Patient { patient, sends, .. } => {
                     let due = (patient.as_ref(), sends.as_slice(), rendered);
                     self.claim_due(due, &mut claims, now, env, pass, progress)?;
                     // A stop after this leaves the later patients for the next run.
                     pass.summary.stopped_after_line = Some(patient.line);
                 }
                 Entry::Observed(seen) => {
-                    observe::record(pass.ledger.as_mut(), &seen, now, &mut pass.summary)?;
+                    observe::record(pass.ledger.as_mut(), seen, now, &mut pass.summary)?;
                 }
             }
         }
+        pass.record_sent_claims(&sends, now)?;
         if !marks.is_empty() {
             pass.ledger.set_new_marks(&marks)?;
         }
@@ -367,7 +408,7 @@ impl Cycle<'_> {
     fn claim_due(
         &self,
         (patient, sends, rendered): (&PatientRecord, &[DueSend], Vec<Option<Rendered>>),
-        claims: &mut impl Iterator<Item = Claim>,
+        claims: &mut impl Iterator<Item = (usize, Claim)>,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
         pass: &mut Pass,
@@ -383,9 +424,13 @@ impl Cycle<'_> {
             let step = &plan.steps[send.step];
             let variant = &step.variants[send.variant];
             let (key, details) = send_of(plan, pass.kind, pass.outbox_end, patient, send);
-            let claim = claims.next().ok_or_else(|| {
+            let (index, claim) = claims.next().ok_or_else(|| {
                 AppError::Io(std::io::Error::other("a send of the batch was not claimed"))
             })?;
+            // A new claim whose row is written with the batch (see `pass`): pending if it is
+            // settled here, sent if its line is to be written.
+            let unrecorded = pass.one_step && matches!(claim, Claim::New { .. });
+            let new = unrecorded.then_some(&details);
             let (retry_key, resumed) = match claim {
                 Claim::New { retry_key } => (retry_key, false),
                 Claim::Resume { retry_key, .. } => (retry_key, true),
@@ -406,13 +451,13 @@ impl Cycle<'_> {
             // left pending may have reached LINE already, so it goes on as usual.
             if send.before_start && !resumed {
                 let skipped = Settlement::Skipped(BEFORE_START.into());
-                pass.settle_now(&key, &retry_key, skipped, now)?;
+                pass.settle_now(&key, new, &retry_key, skipped, now)?;
                 continue;
             }
             // Decided before rendering: not rendered, not pushed, not a failure; the row stays
             // open, and a later pass sends it if the patient follows again before it expires.
             if pass.blocked.contains(patient.line_user_id.as_deref()) {
-                pass.settle_now(&key, &retry_key, Settlement::Blocked, now)?;
+                pass.settle_now(&key, new, &retry_key, Settlement::Blocked, now)?;
                 continue;
             }
             let template = &variant.template;
@@ -450,7 +495,7 @@ impl Cycle<'_> {
                         RenderError::Limits(_) => Settlement::Failed(why),
                         _ => Settlement::Held(why),
                     };
-                    pass.settle_now(&key, &retry_key, settlement, now)?;
+                    pass.settle_now(&key, new, &retry_key, settlement, now)?;
                     continue;
                 }
             };
@@ -464,6 +509,10 @@ impl Cycle<'_> {
                     .track(&link.token, kind, &key, &link.target, now)?;
             }
             progress.queued();
+            if unrecorded {
+                pass.sent_new.push((index, pass.waiting.len()));
+            }
+            pass.recorded.push(unrecorded);
             pass.waiting.push(Job {
                 retry_key,
                 patient: patient.id.clone(),

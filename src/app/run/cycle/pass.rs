@@ -3,8 +3,28 @@
 //!
 //! LINE is reached through delivery's tasks (rate, concurrency, retries), which report each
 //! settled send back over a channel. The outbox is a local file: the pass writes a committed
-//! batch's lines itself, with one write, and records them as sent in the next batch's
-//! transaction, with no task, channel or lock per send on the way.
+//! batch's lines itself, with one write, with no task, channel or lock per send on the way.
+//!
+//! On a ledger with one writer (SQLite: the run holds its lock) a new outbox send's row is
+//! written as sent with its claim, one INSERT and no second statement to settle it
+//! ([`OutboxClaims`]); the batch's transaction also marks the batch as not yet written (where
+//! its lines will begin in the outbox, and when its rows were sent). Once it commits, the
+//! lines are written with one write; the next transaction removes the mark. Exactly once,
+//! whenever the process dies:
+//! - before the commit: neither rows nor lines (lines are written only after it); the next run
+//!   claims the sends anew;
+//! - after the commit, before or during the write: the mark names the batch; the next run
+//!   reads the outbox from the batch's start (a torn last line is first set aside), keeps the
+//!   rows whose retry key has a line there, and reopens the others as pending, which it then
+//!   resumes with the same retry key and writes once;
+//! - after the write, before the mark goes: every row's line is found; nothing is reopened.
+//!
+//! Nothing else writes the outbox or the ledger meanwhile (the lock), and a mark is removed
+//! only in a transaction that also reopens the batch's rows whose lines did not get written (a
+//! full disk, a signal before the write), so a row says sent without its line only while the
+//! mark names it. Sends resumed from an earlier run (pending rows) and every send on a shared
+//! (PostgreSQL) ledger keep the two steps: the row is pending until the line is written, and
+//! the next batch's transaction records it as sent.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +35,11 @@ use super::super::report::{Problems, RunSummary};
 use super::super::units::UnitTally;
 use crate::app::recipients::BlockedUsers;
 use crate::app::AppError;
+use crate::deliver::outbox::crash::CrashPoint;
 use crate::deliver::{Answer, Job, Progress, RunClock, Settled, Sink};
-use crate::ledger::{RunLedger, SendKey, Settlement, SinkKind};
+use crate::ledger::{
+    OutboxClaims, RunLedger, SendDetails, SendKey, Settlement, SinkKind, UnwrittenBatch,
+};
 
 /// Claims committed together before their jobs go to LINE.
 const BATCH: usize = 256;
@@ -56,7 +79,14 @@ pub(in crate::app::run) struct OutboxWriter {
 pub(in crate::app::run) struct Pass {
     pub ledger: Box<dyn RunLedger>,
     pub kind: SinkKind,
-    /// Where the outbox ended when the pass began (outbox passes only).
+    /// New outbox sends' rows are written sent with their claims (see the module's doc).
+    pub one_step: bool,
+    /// Beside `waiting`: true when the job's row is written sent with its claim.
+    pub recorded: Vec<bool>,
+    /// New sends of the open batch whose rows are written sent with it: (index into the
+    /// batch's claims, index into `waiting`).
+    pub sent_new: Vec<(usize, usize)>,
+    /// Where the outbox ends: the lines of the open batch start there (outbox passes only).
     pub outbox_end: Option<u64>,
     pub delivery: Delivery,
     /// Claimed in the open transaction; handed to delivery once it commits.
@@ -117,12 +147,16 @@ impl Pass {
             // Not committed (a full disk, a lost server): these claims have no row, so their
             // messages must not leave, not even from `finish`; a later run claims them anew.
             self.waiting.clear();
+            self.recorded.clear();
+            self.sent_new.clear();
             return Err(error.into());
         }
         if let Delivery::Outbox(_) = self.delivery {
             return self.write_outbox();
         }
         let mut open = true;
+        // Delivery's tasks settle every job: none is written with its claim.
+        self.recorded.clear();
         for job in self.waiting.drain(..) {
             let taken = match &self.delivery {
                 Delivery::Tasks { jobs, .. } => jobs
@@ -154,9 +188,14 @@ impl Pass {
             return Ok(true);
         }
         if *writer.stop.borrow() {
-            // A signal (or the pass failed): these rows stay pending for the next run.
+            // A signal (or the pass failed): these rows stay (or are again) pending for the
+            // next run.
             self.summary.retry_later += self.waiting.len() as u64;
-            self.waiting.clear();
+            let at = writer.clock.now();
+            let jobs = std::mem::take(&mut self.waiting);
+            let recorded = std::mem::take(&mut self.recorded);
+            let why = "stopped before its outbox line was written";
+            self.reopen_unwritten(&jobs, &recorded, why, at)?;
             return Ok(false);
         }
         let Sink::Outbox(outbox) = writer.sink.as_ref() else {
@@ -164,12 +203,16 @@ impl Pass {
         };
         // A send after the outbox stopped taking lines was never attempted.
         let attempts = u32::from(outbox.write_error().is_none());
+        CrashPoint::AfterClaim.check();
         writer.answers.clear();
         outbox.deliver_all(&self.waiting, &mut writer.lines, &mut writer.answers);
+        CrashPoint::AfterWrite.check();
+        self.outbox_end = Some(outbox.end());
         let at = writer.clock.now();
         let mut answers = std::mem::take(&mut writer.answers);
         let progress = writer.progress.clone();
         let mut jobs = std::mem::take(&mut self.waiting);
+        let mut recorded = std::mem::take(&mut self.recorded);
         self.begin()?;
         // Sent as claimed (the usual answer): recorded together; anything else one by one.
         let plain = Settlement::Sent {
@@ -178,7 +221,11 @@ impl Pass {
         };
         let mut sent = Vec::with_capacity(jobs.len());
         let mut others = Vec::new();
-        for (job, answer) in jobs.iter().zip(answers.drain(..)) {
+        // Written sent with their claims: their steps, to count them, and those whose line
+        // was not written after all, to reopen.
+        let mut sent_with_claims = Vec::new();
+        let mut unwritten = Vec::new();
+        for ((job, answer), &recorded) in jobs.iter().zip(answers.drain(..)).zip(&recorded) {
             let settlement = match answer {
                 Answer::Accepted { request_id } => Settlement::Sent {
                     request_id,
@@ -192,7 +239,14 @@ impl Pass {
                     Settlement::RetryLater(error)
                 }
             };
-            if settlement == plain {
+            if recorded {
+                if let Settlement::Sent { .. } = settlement {
+                    sent_with_claims.push(job.step.as_str());
+                } else {
+                    unwritten.push(job);
+                    others.push((job, settlement));
+                }
+            } else if settlement == plain {
                 let key = SendKey {
                     sink: self.kind,
                     patient: &job.patient,
@@ -204,10 +258,26 @@ impl Pass {
                 others.push((job, settlement));
             }
         }
-        let recorded = self.ledger.settle_sent(&sent, attempts, at);
-        let recorded = recorded.map_err(AppError::from).and_then(|()| {
+        // The batch's mark goes in the transaction that reopens its unwritten rows.
+        let kind = self.kind;
+        let reopened = match self.outbox_claims() {
+            Some(claims) if recorded.contains(&true) => {
+                let keys: Vec<(SendKey<'_>, &str)> = (unwritten.iter())
+                    .map(|job| (key_of(kind, job), job.retry_key.as_str()))
+                    .collect();
+                let why = "not written to the outbox";
+                (claims.reopen_unwritten(&keys, why, at)).and_then(|()| claims.lines_written())
+            }
+            _ => Ok(()),
+        };
+        let settled = reopened.and_then(|()| self.ledger.settle_sent(&sent, attempts, at));
+        let settled = settled.map_err(AppError::from).and_then(|()| {
             for (key, _) in &sent {
                 self.count(key.step, &plain);
+                progress.settled();
+            }
+            for step in sent_with_claims {
+                self.count(step, &plain);
                 progress.settled();
             }
             for (job, settlement) in others {
@@ -226,13 +296,16 @@ impl Pass {
             Ok(())
         });
         drop(sent);
+        drop(unwritten);
         jobs.clear();
+        recorded.clear();
         // The buffers' room is kept for the next batch.
         self.waiting = jobs;
+        self.recorded = recorded;
         if let Delivery::Outbox(writer) = &mut self.delivery {
             writer.answers = answers;
         }
-        recorded.map(|()| true)
+        settled.map(|()| true)
     }
 
     /// Closes the queue and records every settlement until delivery has finished.
@@ -323,15 +396,91 @@ impl Pass {
     }
 
     /// Settles a send that never reaches delivery (its template failed), in the open batch.
+    /// `new`: the details of a new claim whose row is not written yet (see the module's doc),
+    /// written pending first.
     pub fn settle_now(
         &mut self,
         key: &SendKey<'_>,
+        new: Option<&SendDetails<'_>>,
         retry_key: &str,
         settlement: Settlement,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), AppError> {
+        if let (Some(details), Some(claims)) = (new, self.outbox_claims()) {
+            claims.record_claims(&[(key.clone(), details.clone(), retry_key)], None, now)?;
+        }
         self.ledger.settle(key, retry_key, 0, &settlement, now)?;
         self.count(key.step, &settlement);
+        Ok(())
+    }
+
+    /// The ledger's one-step outbox claims, when this pass writes rows with them.
+    pub fn outbox_claims(&mut self) -> Option<&mut dyn OutboxClaims> {
+        match self.one_step {
+            true => self.ledger.outbox_claims(),
+            false => None,
+        }
+    }
+
+    /// Writes the rows of the batch's new sends `sent_new` as sent, with the batch's mark:
+    /// their lines begin where the outbox ends now. `sends` are the batch's claims.
+    pub fn record_sent_claims(
+        &mut self,
+        sends: &[(SendKey<'_>, SendDetails<'_>)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppError> {
+        if self.sent_new.is_empty() {
+            return Ok(());
+        }
+        let Delivery::Outbox(writer) = &self.delivery else {
+            return Ok(());
+        };
+        let batch = UnwrittenBatch {
+            from: self.outbox_end.unwrap_or(0),
+            sent_at: writer.clock.now(),
+        };
+        let rows: Vec<(SendKey<'_>, SendDetails<'_>, &str)> = (self.sent_new.iter())
+            .filter_map(|&(claim, job)| {
+                let (key, details) = sends.get(claim)?;
+                let retry_key = self.waiting.get(job)?.retry_key.as_str();
+                Some((key.clone(), details.clone(), retry_key))
+            })
+            .collect();
+        let written = match self.one_step {
+            true => self.ledger.outbox_claims(),
+            false => None,
+        };
+        if let Some(claims) = written {
+            claims.record_claims(&rows, Some(batch), now)?;
+        }
+        drop(rows);
+        self.sent_new.clear();
+        Ok(())
+    }
+
+    /// Reopens the rows of `jobs` written sent with their claims (`recorded`, beside them),
+    /// whose lines are not written, and removes the batch's mark, in a transaction that the
+    /// next commit ends.
+    fn reopen_unwritten(
+        &mut self,
+        jobs: &[Job],
+        recorded: &[bool],
+        why: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppError> {
+        if !recorded.contains(&true) {
+            return Ok(());
+        }
+        self.begin()?;
+        let kind = self.kind;
+        let keys: Vec<(SendKey<'_>, &str)> = (jobs.iter().zip(recorded))
+            .filter(|(_, &recorded)| recorded)
+            .map(|(job, _)| (key_of(kind, job), job.retry_key.as_str()))
+            .collect();
+        if let Some(claims) = self.outbox_claims() {
+            claims.reopen_unwritten(&keys, why, now)?;
+            claims.lines_written()?;
+        }
         Ok(())
     }
 
@@ -347,5 +496,15 @@ impl Pass {
             Settlement::Skipped(_) => summary.skipped_before_start += 1,
         }
         self.problems.note(step, settlement);
+    }
+}
+
+/// The ledger's key of `job`'s send.
+fn key_of(sink: SinkKind, job: &Job) -> SendKey<'_> {
+    SendKey {
+        sink,
+        patient: &job.patient,
+        step: &job.step,
+        occurrence: job.occurrence,
     }
 }
