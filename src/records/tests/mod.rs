@@ -12,7 +12,9 @@ mod csv;
 mod encodings;
 mod fixtures;
 mod jsonl;
+mod jsonl_keys;
 mod limits;
+mod other_reused;
 mod privacy;
 mod recycled;
 
