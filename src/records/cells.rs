@@ -183,22 +183,42 @@ impl TagSplitter {
     }
 }
 
-/// `text` without leading and trailing whitespace, as [`str::trim`] gives it: a cell that
-/// starts and ends with an ASCII character other than a space (nearly every cell) is returned
-/// as it is without `trim`'s look at each end's character.
+/// `text` without leading and trailing whitespace, as [`str::trim`] gives it: a cell whose
+/// first and last bytes cannot belong to a whitespace character (nearly every cell, names in
+/// kanji included) is returned as it is, without `trim`'s decoding of each end's character.
 #[inline]
 pub(super) fn trim_cell(text: &str) -> &str {
     match text.as_bytes() {
-        [first, .., last] if plain_ascii(*first) && plain_ascii(*last) => text,
-        [only] if plain_ascii(*only) => text,
+        [first, .., last] if plain_start(*first) && plain_end(*last) => text,
+        [only] if plain_start(*only) => text,
         _ => text.trim(),
     }
 }
 
-/// ASCII and not whitespace to [`char::is_whitespace`] (tab to carriage return, and space).
+/// The first byte of a character that is not whitespace to [`char::is_whitespace`]: ASCII
+/// other than tab to carriage return and space, or the lead byte of a character outside
+/// U+0080–U+00BF, U+1000–U+3FFF (where every non-ASCII whitespace character is).
 #[inline]
-fn plain_ascii(byte: u8) -> bool {
-    byte.is_ascii() && !matches!(byte, b'\t'..=b'\r' | b' ')
+fn plain_start(byte: u8) -> bool {
+    match byte {
+        b'\t'..=b'\r' | b' ' => false,
+        0..=0x7f => true,
+        0xc2 | 0xe1..=0xe3 => false,
+        _ => true,
+    }
+}
+
+/// The last byte of a character that is not whitespace: ASCII as in [`plain_start`], or a
+/// continuation byte no whitespace character ends with (they end in 0x80–0x8A, 0x9F, 0xA0,
+/// 0xA8, 0xA9 or 0xAF).
+#[inline]
+fn plain_end(byte: u8) -> bool {
+    match byte {
+        b'\t'..=b'\r' | b' ' => false,
+        0..=0x7f => true,
+        0x80..=0x8a | 0x9f | 0xa0 | 0xa8 | 0xa9 | 0xaf => false,
+        _ => true,
+    }
 }
 
 /// Whether a trimmed cell is one of the values its column treats as empty.
@@ -340,6 +360,24 @@ mod tests {
                     assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
                 }
             }
+        }
+    }
+
+    /// Every character of Unicode at either end of a cell: trimmed as `str::trim` trims it.
+    #[test]
+    fn every_character_at_either_end_is_trimmed_as_str_trim_trims_it() {
+        let mut text = String::new();
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            for (first, last) in [(c, 'x'), ('x', c), (c, c)] {
+                text.clear();
+                text.push(first);
+                text.push_str("患");
+                text.push(last);
+                assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
+            }
+            text.clear();
+            text.push(c);
+            assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
         }
     }
 

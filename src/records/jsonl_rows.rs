@@ -203,7 +203,14 @@ impl JsonlKeys {
         spares: &mut Spares,
     ) -> Result<TypedRow, RowError> {
         match parse_entries(text, entries, &mut self.numbers) {
-            Ok(Shape::Object) => sort_entries(entries),
+            // A line whose keys are all known and in order, each once (nearly every line) is
+            // resolved in one walk; any other is put in order and resolved key by key.
+            Ok(Shape::Object) => {
+                if !self.find_in_order(entries) {
+                    sort_entries(entries);
+                    self.resolve(entries);
+                }
+            }
             Ok(Shape::Not(found)) => {
                 let message =
                     format!("expected a JSON object ({{...}}) on the line, found {found}");
@@ -211,7 +218,6 @@ impl JsonlKeys {
             }
             Err(err) => return Err(typer.error(line, json_error(&err))),
         }
-        self.resolve(entries);
         for ((_, value), &index) in entries.iter().zip(&self.keys) {
             if matches!(value, JsonValue::List(None) | JsonValue::Object) {
                 let message = format!(
@@ -247,6 +253,28 @@ impl JsonlKeys {
         Ok(typer.type_row(line, cells, spares))
     }
 
+    /// Whether every key of `entries` (as parsed, not yet sorted) was found along
+    /// [`Self::spellings`], each after the one before: then the keys are in order and each is
+    /// there once (the spellings are sorted and different), and [`Self::keys`] holds their
+    /// columns.
+    fn find_in_order(&mut self, entries: &[Entry<'_>]) -> bool {
+        self.fresh.clear();
+        self.keys.clear();
+        let mut along = self.spellings.iter();
+        for (key, _) in entries {
+            let found = along.find_map(|(spelt, index)| match order(spelt, key) {
+                Ordering::Less => None,
+                Ordering::Equal => Some(Some(*index)),
+                Ordering::Greater => Some(None),
+            });
+            match found.flatten() {
+                Some(index) => self.keys.push(index),
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Leaves in [`Self::keys`] the columns of `entries`' keys (sorted): each found along
     /// [`Self::spellings`], else resolved (and kept while fewer than [`KEY_CACHE_LIMIT`] are).
     fn resolve(&mut self, entries: &[Entry<'_>]) {
@@ -259,7 +287,7 @@ impl JsonlKeys {
                 let Some((spelt, index)) = self.spellings.get(along) else {
                     break None;
                 };
-                match spelt.as_str().cmp(key) {
+                match order(spelt, key) {
                     Ordering::Less => along += 1,
                     Ordering::Equal => break Some(*index),
                     Ordering::Greater => break None,
@@ -353,6 +381,16 @@ impl JsonlKeys {
     }
 }
 
+/// `a.cmp(b)`, told by the first bytes when they differ (keys mostly do) without a call to
+/// compare the whole.
+#[inline]
+fn order(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 /// `entries`' list, emptied, for entries of another line: the same allocation (a list of
 /// entries borrowed from one line cannot be kept past it; an empty one can).
 fn recycle<'a, 'b>(mut entries: Vec<Entry<'a>>) -> Vec<Entry<'b>> {
@@ -414,6 +452,18 @@ mod tests {
         let kept: Vec<Entry<'static>> = recycle(entries);
         assert!(kept.is_empty() && kept.capacity() >= 16);
         assert_eq!(kept.as_ptr() as usize, place);
+    }
+
+    #[test]
+    fn keys_are_ordered_as_str_orders_them() {
+        let keys = [
+            "", "a", "ab", "b", "id", "id ", " id", "患者ID", "患者", "メモ", "\u{0}",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 
     /// A line with a hundred thousand numbers is typed, and what it needed is let go.
