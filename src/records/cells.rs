@@ -371,7 +371,7 @@ mod tests {
             for (first, last) in [(c, 'x'), ('x', c), (c, c)] {
                 text.clear();
                 text.push(first);
-                text.push_str("患");
+                text.push('患');
                 text.push(last);
                 assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
             }
