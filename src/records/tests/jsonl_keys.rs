@@ -72,6 +72,37 @@ fn a_line_reads_as_it_reads_alone_whatever_the_lines_before() {
     assert_eq!(bad.len(), 6, "{bad:?}");
 }
 
+/// Broken, deep and odd lines between good ones: each refused or read as it is alone, and the
+/// lines after them read as before.
+#[test]
+fn hostile_lines_leave_the_keys_of_the_others_alone() {
+    let deep = format!(
+        "{{\"id\":\"D1\",\"n\":{}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let lines = [
+        r#"{"id":"H1","memo":"a","visits":-0.0}"#,
+        r#"{"id":"H2","memo\x":"a"}"#,
+        r#"{"id":"H3","memo":"\ud800"}"#,
+        &deep,
+        r#"{"id":"H4","memo":"b","visits":18446744073709551616}"#,
+        r#"{"id":"H5","memo":"c","visits":1e400}"#,
+        r#"{"visits":12,"memo":"d","id":"H6","memo":"e"}"#,
+        r#"{"id":"H7","memo":"f","visits":[1,2.5,null,true]}"#,
+        r#"{"id":"H8","memo":"g","visits":7}"#,
+    ];
+    let text = lines.join("\n");
+    let options = ReadOptions::default();
+    let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
+    assert_eq!(rows, alone(&text, &options));
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["H1", "H4", "H6", "H7", "H8"]);
+    // A bad escape, a lone surrogate, nesting past serde_json's limit, a number out of range.
+    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [2, 3, 4, 6]);
+}
+
 /// Past the limit of keys kept, a line's new keys are resolved for it alone, and two of them
 /// meaning one field are still refused.
 #[test]
