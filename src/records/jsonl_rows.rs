@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 use super::bounded::{read_line, Limits, Line};
-use super::columns::Role;
-use super::columns::{Column, Resolver};
+use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
 use super::jsonl_line::{parse_entries, sort_entries, Entry, JsonValue, Shape};
@@ -190,6 +189,13 @@ impl JsonlKeys {
         }
         if self.numbers.capacity() > NUMBERS_KEPT {
             self.numbers = String::new();
+        }
+        // Both are filled anew for each line.
+        if self.keys.capacity() > ENTRIES_KEPT {
+            self.keys = Vec::new();
+        }
+        if self.fresh.capacity() > ENTRIES_KEPT {
+            self.fresh = Vec::new();
         }
         typed
     }
@@ -490,6 +496,7 @@ mod tests {
         assert_eq!(keys.columns.len(), KEY_CACHE_LIMIT);
         assert!(keys.entries.capacity() <= ENTRIES_KEPT);
         assert!(keys.numbers.capacity() <= NUMBERS_KEPT);
+        assert!(keys.keys.capacity() <= ENTRIES_KEPT && keys.fresh.capacity() <= ENTRIES_KEPT);
         let small = keys.type_line(builder.typer_ref(), 2, "{\"id\": 7}", &mut spares);
         let record = small.ok().and_then(|typed| typed.kept().cloned()).unwrap();
         assert_eq!((record.id.as_str(), record.other.len()), ("7", 0));
