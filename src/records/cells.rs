@@ -153,7 +153,7 @@ impl TagSplitter {
     /// character only the (bounded) separators are tried.
     pub(super) fn split(&self, text: &str, mut tag: impl FnMut(&str)) {
         let mut push_tag = |text: &str| {
-            let trimmed = text.trim();
+            let trimmed = trim_cell(text);
             if !trimmed.is_empty() {
                 tag(trimmed);
             }
@@ -180,6 +180,44 @@ impl TagSplitter {
             }
         }
         push_tag(&text[start..]);
+    }
+}
+
+/// `text` without leading and trailing whitespace, as [`str::trim`] gives it: a cell whose
+/// first and last bytes cannot belong to a whitespace character (nearly every cell, names in
+/// kanji included) is returned as it is, without `trim`'s decoding of each end's character.
+#[inline]
+pub(super) fn trim_cell(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if plain_start(*first) && plain_end(*last) => text,
+        [only] if plain_start(*only) => text,
+        _ => text.trim(),
+    }
+}
+
+/// The first byte of a character that is not whitespace to [`char::is_whitespace`]: ASCII
+/// other than tab to carriage return and space, or the lead byte of a character outside
+/// U+0080–U+00BF, U+1000–U+3FFF (where every non-ASCII whitespace character is).
+#[inline]
+fn plain_start(byte: u8) -> bool {
+    match byte {
+        b'\t'..=b'\r' | b' ' => false,
+        0..=0x7f => true,
+        0xc2 | 0xe1..=0xe3 => false,
+        _ => true,
+    }
+}
+
+/// The last byte of a character that is not whitespace: ASCII as in [`plain_start`], or a
+/// continuation byte no whitespace character ends with (they end in 0x80–0x8A, 0x9F, 0xA0,
+/// 0xA8, 0xA9 or 0xAF).
+#[inline]
+fn plain_end(byte: u8) -> bool {
+    match byte {
+        b'\t'..=b'\r' | b' ' => false,
+        0..=0x7f => true,
+        0x80..=0x8a | 0x9f | 0xa0 | 0xa8 | 0xa9 | 0xaf => false,
+        _ => true,
     }
 }
 
@@ -302,6 +340,45 @@ mod tests {
         }
         let long = TagSplitter::new(Some(&["／".to_owned(), " / ".to_owned()]));
         assert!(long.chars.is_none());
+    }
+
+    /// The fast way gives what `str::trim` gives, for every ASCII byte at either end and for
+    /// the Unicode spaces exports have (ideographic, no-break) and characters next to them.
+    #[test]
+    fn cells_are_trimmed_as_str_trim_trims_them() {
+        let mut ends: Vec<String> = (0u8..=127).map(|b| char::from(b).to_string()).collect();
+        ends.extend(
+            [
+                "\u{3000}", "\u{a0}", "\u{85}", "\u{2028}", "\u{1c}", "患", "Ａ", "é", "",
+            ]
+            .map(str::to_owned),
+        );
+        for first in &ends {
+            for last in &ends {
+                for middle in ["", "x", " ", "患者", "\u{3000}"] {
+                    let text = format!("{first}{middle}{last}");
+                    assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    /// Every character of Unicode at either end of a cell: trimmed as `str::trim` trims it.
+    #[test]
+    fn every_character_at_either_end_is_trimmed_as_str_trim_trims_it() {
+        let mut text = String::new();
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            for (first, last) in [(c, 'x'), ('x', c), (c, c)] {
+                text.clear();
+                text.push(first);
+                text.push('患');
+                text.push(last);
+                assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
+            }
+            text.clear();
+            text.push(c);
+            assert_eq!(trim_cell(&text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! value, built and dropped again) was most of the typing threads' time on a JSONL export.
 //! What it gives is what the `Value` gave: the keys in `Value`'s order (sorted; a key given
 //! twice keeps its last value), the same texts for numbers and booleans, and the same errors.
+//! The entries go into a list the caller hands in, so that one list serves every line.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A value of a line's object, as far as a patient row can use it.
@@ -16,86 +17,115 @@ pub(super) enum JsonValue<'a> {
     Null,
     /// A string, or a number or boolean as `Value` would print it.
     Text(Cow<'a, str>),
+    /// A number of the object (not of a list), as `Value` would print it: its place in the
+    /// text of the line's numbers ([`parse_entries`]' `numbers`), so that it needs no string
+    /// of its own.
+    Number(std::ops::Range<usize>),
     /// A list's scalars (its nulls left out); `None` when it holds a list or an object.
     List(Option<Vec<Cow<'a, str>>>),
     /// An object: nothing a patient row can use.
     Object,
 }
 
-/// What a whole line holds.
+/// A key of a line's object, as the line spells it (unescaped), and its value.
+pub(super) type Entry<'a> = (Cow<'a, str>, JsonValue<'a>);
+
+/// What a whole line holds, its object's entries aside.
 #[derive(Debug, PartialEq)]
-pub(super) enum JsonLine<'a> {
-    /// An object's keys and values, sorted by key, each key once (its last value).
-    Object(Vec<(Cow<'a, str>, JsonValue<'a>)>),
+pub(super) enum Shape {
+    /// An object: its entries are in the list given to [`parse_entries`].
+    Object,
     /// Anything but an object: what it is, for the message ("a list").
     Not(&'static str),
 }
 
-/// Parses `text`, one line of a JSONL export.
-pub(super) fn parse_line(text: &str) -> Result<JsonLine<'_>, serde_json::Error> {
+/// Parses `text`, one line of a JSONL export, into `entries` (emptied first): an object's keys
+/// and values in the order of the line, every one given ([`sort_entries`] puts them in
+/// `Value`'s order), its numbers printed one after another into `numbers` (emptied first).
+/// After an error `entries` holds what was read before it.
+pub(super) fn parse_entries<'a>(
+    text: &'a str,
+    entries: &mut Vec<Entry<'a>>,
+    numbers: &mut String,
+) -> Result<Shape, serde_json::Error> {
+    entries.clear();
+    numbers.clear();
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let line = deserializer.deserialize_any(LineVisitor)?;
+    let shape = deserializer.deserialize_any(LineVisitor { entries, numbers })?;
     deserializer.end()?;
-    Ok(line)
+    Ok(shape)
 }
 
-struct LineVisitor;
+/// `entries` in `Value`'s order: sorted by key, and a key given twice holds its last value.
+/// Lines whose keys are already in order, each once (every line serde_json writes), are only
+/// looked at.
+pub(super) fn sort_entries(entries: &mut Vec<Entry<'_>>) {
+    if entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        return;
+    }
+    // The sort is stable, so the last of equal keys is last.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+}
 
-impl<'de> Visitor<'de> for LineVisitor {
-    type Value = JsonLine<'de>;
+struct LineVisitor<'e, 'de> {
+    entries: &'e mut Vec<Entry<'de>>,
+    numbers: &'e mut String,
+}
+
+impl<'de> Visitor<'de> for LineVisitor<'_, 'de> {
+    type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("a boolean"))
+        Ok(Shape::Not("a boolean"))
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("a number"))
+        Ok(Shape::Not("a number"))
     }
 
     fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("a number"))
+        Ok(Shape::Not("a number"))
     }
 
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("a number"))
+        Ok(Shape::Not("a number"))
     }
 
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("a string"))
+        Ok(Shape::Not("a string"))
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(JsonLine::Not("null"))
+        Ok(Shape::Not("null"))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         // Read to its end, so that a syntax error in it is the one `Value` gave.
         while seq.next_element::<Skip>()?.is_some() {}
-        Ok(JsonLine::Not("a list"))
+        Ok(Shape::Not("a list"))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(Cow<'de, str>, JsonValue<'de>)> =
-            Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-            let value = map.next_value::<JsonValue<'de>>()?;
-            entries.push((key, value));
+            let numbers = Some(&mut *self.numbers);
+            let value = map.next_value_seed(ValueVisitor {
+                in_list: false,
+                numbers,
+            })?;
+            self.entries.push((key, value));
         }
-        // `Value`'s map: sorted by key, and a key given twice holds its last value (the sort
-        // is stable, so the last of equal keys is last).
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
-        Ok(JsonLine::Object(entries))
+        Ok(Shape::Object)
     }
 }
 
@@ -128,19 +158,38 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for JsonValue<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor { in_list: false })
+/// Reads a value; in a list, a nested list reads as [`JsonValue::Object`] (neither can be
+/// used there). Numbers are printed into `numbers` when it is given, else each into a string.
+struct ValueVisitor<'n> {
+    in_list: bool,
+    numbers: Option<&'n mut String>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueVisitor<'_> {
+    type Value = JsonValue<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-/// Reads a value; in a list, a nested list reads as [`JsonValue::Object`] (neither can be
-/// used there).
-struct ValueVisitor {
-    in_list: bool,
+impl ValueVisitor<'_> {
+    /// `number` as `serde_json::Number` prints it, as `Value` did.
+    fn number<'de>(self, number: serde_json::Number) -> JsonValue<'de> {
+        use std::fmt::Write;
+        match self.numbers {
+            Some(numbers) => {
+                let start = numbers.len();
+                // Writing into a `String` cannot fail.
+                let _ = write!(numbers, "{number}");
+                JsonValue::Number(start..numbers.len())
+            }
+            None => JsonValue::Text(Cow::Owned(number.to_string())),
+        }
+    }
 }
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> Visitor<'de> for ValueVisitor<'_> {
     type Value = JsonValue<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -155,22 +204,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
         })))
     }
 
-    // Numbers are printed as `serde_json::Number` prints them, as `Value` did.
     fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
-        Ok(JsonValue::Text(Cow::Owned(
-            serde_json::Number::from(number).to_string(),
-        )))
+        Ok(self.number(number.into()))
     }
 
     fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
-        Ok(JsonValue::Text(Cow::Owned(
-            serde_json::Number::from(number).to_string(),
-        )))
+        Ok(self.number(number.into()))
     }
 
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<Self::Value, E> {
         match serde_json::Number::from_f64(number) {
-            Some(number) => Ok(JsonValue::Text(Cow::Owned(number.to_string()))),
+            Some(number) => Ok(self.number(number)),
             // `Value` reads a number that is not finite as null.
             None => Ok(JsonValue::Null),
         }
@@ -204,6 +248,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 (JsonValue::Null, _) | (_, None) => {}
                 // A list or an object in the list: the whole is read, and refused after.
                 (JsonValue::List(_) | JsonValue::Object, Some(_)) => items = None,
+                // Not given a place for numbers: a list's are strings of their own.
+                (JsonValue::Number(_), Some(_)) => unreachable!("list numbers are text"),
             }
         }
         Ok(JsonValue::List(items))
@@ -273,7 +319,10 @@ struct ListItem<'a>(JsonValue<'a>);
 impl<'de> Deserialize<'de> for ListItem<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_any(ValueVisitor { in_list: true })
+            .deserialize_any(ValueVisitor {
+                in_list: true,
+                numbers: None,
+            })
             .map(ListItem)
     }
 }
@@ -282,6 +331,30 @@ impl<'de> Deserialize<'de> for ListItem<'de> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    /// What a whole line holds, its entries in `Value`'s order.
+    #[derive(Debug, PartialEq)]
+    enum JsonLine<'a> {
+        Object(Vec<Entry<'a>>),
+        Not(&'static str),
+    }
+
+    /// The line's entries in `Value`'s order, numbers as text.
+    fn parse_line(text: &str) -> Result<JsonLine<'_>, serde_json::Error> {
+        let (mut entries, mut numbers) = (Vec::new(), String::new());
+        Ok(match parse_entries(text, &mut entries, &mut numbers)? {
+            Shape::Object => {
+                sort_entries(&mut entries);
+                for (_, value) in &mut entries {
+                    if let JsonValue::Number(place) = value {
+                        *value = JsonValue::Text(Cow::Owned(numbers[place.clone()].to_owned()));
+                    }
+                }
+                JsonLine::Object(entries)
+            }
+            Shape::Not(found) => JsonLine::Not(found),
+        })
+    }
 
     /// What the `Value` this replaces gave for `text`: the same keys in the same order with
     /// the same texts, or the same kind of non-object, or the same error message.

@@ -2,14 +2,17 @@
 //! (bounded in size) and decoded in the file's one encoding. Keys play the part of CSV headers
 //! and are resolved once per distinct key.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
 use std::io::BufRead;
 
 use super::bounded::{read_line, Limits, Line};
-use super::columns::{first_duplicate, Column, Resolver};
+use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
-use super::jsonl_line::{parse_line, JsonLine, JsonValue};
+use super::jsonl_line::{parse_entries, sort_entries, Entry, JsonValue, Shape};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
 use super::spent::Spares;
@@ -19,6 +22,9 @@ use crate::printable::printable;
 /// Real exports have a few dozen distinct keys; past this many, keys are resolved per row so a
 /// file with ever-new keys cannot grow memory without bound.
 const KEY_CACHE_LIMIT: usize = 1024;
+/// Entries of a line, and bytes of its numbers' text, kept for the next line at most.
+const ENTRIES_KEPT: usize = 1024;
+const NUMBERS_KEPT: usize = 1 << 16;
 
 /// The rows of one JSONL export, each a record or the reason it was skipped.
 pub(super) struct JsonlRows {
@@ -41,9 +47,28 @@ pub(super) struct JsonlRows {
 /// typing lines; the notices its resolver finds are the first line's that brings them there.
 pub(super) struct JsonlKeys {
     resolver: Resolver,
-    /// Looked up twice per key of every line: hashed with aHash (SipHash was a sixth of a
-    /// JSONL line's typing), keyed per process as the ids are.
-    columns: HashMap<String, Column, ahash::RandomState>,
+    /// Every key met so far (trimmed) → its place in `columns`. Hashed with aHash (SipHash was
+    /// a sixth of a JSONL line's typing), keyed per process as the ids are.
+    known: HashMap<String, usize, ahash::RandomState>,
+    columns: Vec<Column>,
+    /// Per column of `columns`, which of their distinct names it has: two cells of a line
+    /// with one name are refused, and this finds them without comparing names.
+    name_of: Vec<usize>,
+    /// Columns resolved for the line being typed past [`KEY_CACHE_LIMIT`], after `columns`.
+    fresh: Vec<Column>,
+    /// Every spelling of a key met so far (while fewer than [`KEY_CACHE_LIMIT`]), sorted, with
+    /// its place in `columns`: a line's keys, sorted too, are found in one walk along it, with
+    /// a comparison or two per key and no hashing.
+    spellings: Vec<(String, usize)>,
+    /// The line's keys' places in `columns` (or, past it, in `fresh`), one per entry.
+    keys: Vec<usize>,
+    /// The list each line is parsed into, kept empty between lines.
+    entries: Vec<Entry<'static>>,
+    /// The line's numbers as text, one after another ([`JsonValue::Number`]).
+    numbers: String,
+    /// Per name, the line it was last seen on ([`Self::stamp`]) and the cell there.
+    seen: Vec<(u64, usize)>,
+    stamp: u64,
 }
 
 impl JsonlRows {
@@ -130,7 +155,16 @@ impl JsonlKeys {
     pub(super) fn new(resolver: Resolver) -> Self {
         JsonlKeys {
             resolver,
-            columns: HashMap::with_hasher(keyed_hasher()),
+            known: HashMap::with_hasher(keyed_hasher()),
+            columns: Vec::new(),
+            name_of: Vec::new(),
+            fresh: Vec::new(),
+            spellings: Vec::new(),
+            keys: Vec::new(),
+            entries: Vec::new(),
+            numbers: String::new(),
+            seen: Vec::new(),
+            stamp: 0,
         }
     }
 
@@ -147,48 +181,60 @@ impl JsonlKeys {
         text: &str,
         spares: &mut Spares,
     ) -> Result<TypedRow, RowError> {
-        let object = match parse_line(text) {
-            Ok(JsonLine::Object(object)) => object,
-            Ok(JsonLine::Not(found)) => {
+        let mut entries = recycle(std::mem::take(&mut self.entries));
+        let typed = self.type_entries(typer, line, text, &mut entries, spares);
+        // What one huge line needed is not kept for the lines after it.
+        if entries.capacity() <= ENTRIES_KEPT {
+            self.entries = recycle(entries);
+        }
+        if self.numbers.capacity() > NUMBERS_KEPT {
+            self.numbers = String::new();
+        }
+        // Both are filled anew for each line.
+        if self.keys.capacity() > ENTRIES_KEPT {
+            self.keys = Vec::new();
+        }
+        if self.fresh.capacity() > ENTRIES_KEPT {
+            self.fresh = Vec::new();
+        }
+        typed
+    }
+
+    fn type_entries<'t>(
+        &mut self,
+        typer: &RowTyper,
+        line: usize,
+        text: &'t str,
+        entries: &mut Vec<Entry<'t>>,
+        spares: &mut Spares,
+    ) -> Result<TypedRow, RowError> {
+        match parse_entries(text, entries, &mut self.numbers) {
+            // A line whose keys are all known and in order, each once (nearly every line) is
+            // resolved in one walk; any other is put in order and resolved key by key.
+            Ok(Shape::Object) => {
+                if !self.find_in_order(entries) {
+                    sort_entries(entries);
+                    self.resolve(entries);
+                }
+            }
+            Ok(Shape::Not(found)) => {
                 let message =
                     format!("expected a JSON object ({{...}}) on the line, found {found}");
                 return Err(typer.error(line, message));
             }
             Err(err) => return Err(typer.error(line, json_error(&err))),
-        };
-        let mut fresh = Vec::new();
-        for (key, _) in &object {
-            if !self.columns.contains_key(key.trim()) {
-                fresh.push(self.resolver.resolve(key));
+        }
+        for ((_, value), &index) in entries.iter().zip(&self.keys) {
+            if matches!(value, JsonValue::List(None) | JsonValue::Object) {
+                let message = format!(
+                    "field {}: nested lists and objects are not supported (use a string, \
+                     number, boolean, null, or a list of those)",
+                    self.column(index).label()
+                );
+                return Err(typer.error(line, message));
             }
         }
-        if self.columns.len() + fresh.len() <= KEY_CACHE_LIMIT {
-            self.columns.extend(
-                fresh
-                    .drain(..)
-                    .map(|column| (column.header.clone(), column)),
-            );
-        }
-        let mut cells = Vec::with_capacity(object.len());
-        for (key, value) in object {
-            // Every key was resolved above, so one of the two has it.
-            let column = match self.columns.get(key.trim()) {
-                Some(column) => column,
-                None => match fresh.iter().find(|column| column.header == key.trim()) {
-                    Some(column) => column,
-                    None => continue,
-                },
-            };
-            match cell(value) {
-                Ok(Some(cell)) => cells.push((column, cell)),
-                Ok(None) => {}
-                Err(problem) => {
-                    let message = format!("field {}: {problem}", column.label());
-                    return Err(typer.error(line, message));
-                }
-            }
-        }
-        if let Some((first, second)) = first_duplicate(cells.iter().map(|(column, _)| *column)) {
+        if let Some((first, second)) = self.first_clash(entries) {
             let message = format!(
                 "fields `{}` and `{}` both mean `{}`",
                 printable(&first.header),
@@ -197,8 +243,169 @@ impl JsonlKeys {
             );
             return Err(typer.error(line, message));
         }
+        let cells = entries
+            .drain(..)
+            .zip(&self.keys)
+            .filter_map(|((_, value), &index)| {
+                let cell = match value {
+                    JsonValue::Text(text) => Cell::Text(text),
+                    JsonValue::Number(place) => Cell::Text(Cow::Borrowed(&self.numbers[place])),
+                    JsonValue::List(Some(items)) => Cell::List(items),
+                    // Nulls are empty cells; nested values were refused above.
+                    JsonValue::Null | JsonValue::List(None) | JsonValue::Object => return None,
+                };
+                Some((self.column(index), cell))
+            });
         Ok(typer.type_row(line, cells, spares))
     }
+
+    /// Whether every key of `entries` (as parsed, not yet sorted) was found along
+    /// [`Self::spellings`], each after the one before: then the keys are in order and each is
+    /// there once (the spellings are sorted and different), and [`Self::keys`] holds their
+    /// columns.
+    fn find_in_order(&mut self, entries: &[Entry<'_>]) -> bool {
+        self.fresh.clear();
+        self.keys.clear();
+        let mut along = self.spellings.iter();
+        for (key, _) in entries {
+            let found = along.find_map(|(spelt, index)| match order(spelt, key) {
+                Ordering::Less => None,
+                Ordering::Equal => Some(Some(*index)),
+                Ordering::Greater => Some(None),
+            });
+            match found.flatten() {
+                Some(index) => self.keys.push(index),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Leaves in [`Self::keys`] the columns of `entries`' keys (sorted): each found along
+    /// [`Self::spellings`], else resolved (and kept while fewer than [`KEY_CACHE_LIMIT`] are).
+    fn resolve(&mut self, entries: &[Entry<'_>]) {
+        self.fresh.clear();
+        self.keys.clear();
+        let mut along = 0;
+        for (key, _) in entries {
+            let key = key.as_ref();
+            let found = loop {
+                let Some((spelt, index)) = self.spellings.get(along) else {
+                    break None;
+                };
+                match order(spelt, key) {
+                    Ordering::Less => along += 1,
+                    Ordering::Equal => break Some(*index),
+                    Ordering::Greater => break None,
+                }
+            };
+            let index = match found {
+                Some(index) => index,
+                None => {
+                    let index = match self.known.get(key.trim()) {
+                        Some(&index) => index,
+                        None => self.add(self.resolver.resolve(key)),
+                    };
+                    let kept = index < self.columns.len();
+                    if kept && self.spellings.len() < KEY_CACHE_LIMIT {
+                        self.spellings.insert(along, (key.to_owned(), index));
+                    }
+                    index
+                }
+            };
+            self.keys.push(index);
+        }
+    }
+
+    /// `column`'s place: in `columns` while the cache has room, else in `fresh`.
+    fn add(&mut self, column: Column) -> usize {
+        if self.columns.len() >= KEY_CACHE_LIMIT {
+            self.fresh.push(column);
+            return self.columns.len() + self.fresh.len() - 1;
+        }
+        let name = match self
+            .columns
+            .iter()
+            .position(|known| known.name == column.name)
+        {
+            Some(same) => self.name_of[same],
+            None => self.seen.len(),
+        };
+        if name == self.seen.len() {
+            self.seen.push((0, 0));
+        }
+        self.known.insert(column.header.clone(), self.columns.len());
+        self.columns.push(column);
+        self.name_of.push(name);
+        self.columns.len() - 1
+    }
+
+    fn column(&self, index: usize) -> &Column {
+        match self.columns.get(index) {
+            Some(column) => column,
+            None => &self.fresh[index - self.columns.len()],
+        }
+    }
+
+    /// The first two cells (nulls aside) whose columns mean the same field, as
+    /// [`super::columns::first_duplicate`] finds them.
+    fn first_clash(&mut self, entries: &[Entry<'_>]) -> Option<(&Column, &Column)> {
+        let present = entries.iter().zip(&self.keys);
+        let mut present = present.filter(|((_, value), _)| !matches!(value, JsonValue::Null));
+        if !self.fresh.is_empty() {
+            // Not quadratic as `first_duplicate` is: a line may have tens of thousands of keys.
+            let mut first: HashMap<&str, &Column, ahash::RandomState> =
+                HashMap::with_hasher(keyed_hasher());
+            for (_, &index) in present {
+                let column = self.column(index);
+                if column.role == Role::Ignored {
+                    continue;
+                }
+                match first.entry(column.name.as_str()) {
+                    HashEntry::Occupied(earlier) => return Some((earlier.get(), column)),
+                    HashEntry::Vacant(place) => {
+                        place.insert(column);
+                    }
+                }
+            }
+            return None;
+        }
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let clash = present.find_map(|(_, &index)| {
+            if self.columns[index].role == Role::Ignored {
+                return None;
+            }
+            let seen = &mut self.seen[self.name_of[index]];
+            if seen.0 == stamp {
+                return Some((seen.1, index));
+            }
+            *seen = (stamp, index);
+            None
+        });
+        clash.map(|(first, second)| (&self.columns[first], &self.columns[second]))
+    }
+}
+
+/// `a.cmp(b)`, told by the first bytes when they differ (keys mostly do) without a call to
+/// compare the whole.
+#[inline]
+fn order(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// `entries`' list, emptied, for entries of another line: the same allocation (a list of
+/// entries borrowed from one line cannot be kept past it; an empty one can).
+fn recycle<'a, 'b>(mut entries: Vec<Entry<'a>>) -> Vec<Entry<'b>> {
+    entries.clear();
+    // Collected in place: the map is never called on an empty list.
+    entries
+        .into_iter()
+        .map(|_| unreachable!("the list is empty"))
+        .collect()
 }
 
 impl Iterator for JsonlRows {
@@ -217,21 +424,6 @@ impl Iterator for JsonlRows {
         }
     }
 }
-/// A JSON value as a cell; `None` for null. Nested objects have no meaning in a patient row.
-fn cell(value: JsonValue<'_>) -> Result<Option<Cell<'_>>, &'static str> {
-    Ok(match value {
-        JsonValue::Null => None,
-        JsonValue::Text(text) => Some(Cell::Text(text)),
-        JsonValue::List(Some(items)) => Some(Cell::List(items)),
-        JsonValue::List(None) | JsonValue::Object => {
-            return Err(
-                "nested lists and objects are not supported (use a string, number, \
-                        boolean, null, or a list of those)",
-            )
-        }
-    })
-}
-
 /// serde_json's message without its "at line 1" (always 1: each line is parsed alone). Only
 /// syntax and end-of-line messages are kept: they are fixed texts. A data error's message can
 /// quote a value from the line (`invalid type: string "…"`), so it is never passed on.
@@ -249,5 +441,65 @@ pub(super) fn json_error(err: &serde_json::Error) -> String {
         Category::Data | Category::Io => {
             format!("invalid JSON at column {column}: a value cannot be read")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::RecordSchema;
+
+    #[test]
+    fn a_lines_list_is_filled_again_not_allocated_again() {
+        let text = String::from("{\"id\": \"P1\"}");
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(16);
+        entries.push((Cow::Borrowed(&text[2..4]), JsonValue::Null));
+        let place = entries.as_ptr() as usize;
+        let kept: Vec<Entry<'static>> = recycle(entries);
+        assert!(kept.is_empty() && kept.capacity() >= 16);
+        assert_eq!(kept.as_ptr() as usize, place);
+    }
+
+    #[test]
+    fn keys_are_ordered_as_str_orders_them() {
+        let keys = [
+            "", "a", "ab", "b", "id", "id ", " id", "患者ID", "患者", "メモ", "\u{0}",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    /// A line with a hundred thousand numbers is typed, and what it needed is let go.
+    #[test]
+    fn a_huge_line_leaves_nothing_huge_behind() {
+        let schema = RecordSchema {
+            timezone: chrono_tz::Asia::Tokyo,
+            stages: vec!["booked".into()],
+            date_fields: Vec::new(),
+            fields: Vec::new(),
+        };
+        let builder = RowBuilder::new("patients.jsonl", &schema, None).unwrap();
+        let mut keys = JsonlKeys::new(Resolver::new(&schema, None));
+        let mut spares = Spares::default();
+        let mut line = String::from("{\"id\": \"P1\"");
+        for n in 0..100_000 {
+            line.push_str(&format!(", \"k{n}\": {n}.5"));
+        }
+        line.push('}');
+        let typed = keys.type_line(builder.typer_ref(), 1, &line, &mut spares);
+        let record = typed.ok().and_then(|typed| typed.kept().cloned()).unwrap();
+        assert_eq!(record.other.len(), 100_000);
+        assert_eq!(record.other["k99999"], "99999.5");
+        assert_eq!(keys.columns.len(), KEY_CACHE_LIMIT);
+        assert!(keys.entries.capacity() <= ENTRIES_KEPT);
+        assert!(keys.numbers.capacity() <= NUMBERS_KEPT);
+        assert!(keys.keys.capacity() <= ENTRIES_KEPT && keys.fresh.capacity() <= ENTRIES_KEPT);
+        let small = keys.type_line(builder.typer_ref(), 2, "{\"id\": 7}", &mut spares);
+        let record = small.ok().and_then(|typed| typed.kept().cloned()).unwrap();
+        assert_eq!((record.id.as_str(), record.other.len()), ("7", 0));
+        assert!(keys.fresh.is_empty() && keys.keys.len() == 1);
     }
 }

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::cells::{means_empty, read_date, read_instant, OptOutReader, TagSplitter};
+use super::cells::{means_empty, read_date, read_instant, trim_cell, OptOutReader, TagSplitter};
 use super::columns::{Column, Role};
 use super::mapping::NO_STAGE;
-use super::seen_ids::{id_hash, SeenIds};
+use super::seen_ids::{id_hash, keyed_hasher, SeenIds};
 use super::spent::{set_text, Spares};
 use super::{HeaderMapping, PatientRecord, RecordSchema, RecordsError, RowError};
 use crate::diagnostic::suggest;
@@ -63,8 +63,8 @@ pub(super) struct RowTyper {
     file: String,
     schema: RecordSchema,
     /// Stage names and the mapping's stage values → index into the schema's stages (`None`:
-    /// a status the mapping says means no stage).
-    stages: HashMap<String, Option<usize>>,
+    /// a status the mapping says means no stage). Looked up once per row: aHash, not SipHash.
+    stages: HashMap<String, Option<usize>, ahash::RandomState>,
     /// Candidates for "did you mean" on an unknown stage.
     stage_names: Vec<String>,
     opt_out: OptOutReader,
@@ -95,12 +95,14 @@ impl RowBuilder {
         schema: &RecordSchema,
         mapping: Option<&HeaderMapping>,
     ) -> Result<Self, RecordsError> {
-        let mut stages: HashMap<String, Option<usize>> = schema
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(index, stage)| (stage.clone(), Some(index)))
-            .collect();
+        let mut stages = HashMap::with_hasher(keyed_hasher());
+        stages.extend(
+            schema
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(index, stage)| (stage.clone(), Some(index))),
+        );
         let mut stage_names = schema.stages.clone();
         for (value, stage) in mapping.into_iter().flat_map(HeaderMapping::stages) {
             if stage == NO_STAGE {
@@ -305,6 +307,7 @@ impl RowTyper {
                 unknown_names.push(column.name.clone());
             }
         }
+        spares.settle(record);
         *no_id = record.id.is_empty().then(|| match id_column {
             Some(column) => format!("the id is empty (column {})", column.label()),
             None => "no id (every patient needs an `id`)".to_owned(),
@@ -327,7 +330,7 @@ impl RowTyper {
         if column.role == Role::Tags {
             let tags = &mut record.tags;
             let mut add = |item: &str| {
-                if !means_empty(item.trim(), empty) {
+                if !means_empty(trim_cell(item), empty) {
                     self.tags.split(item, |tag| tags.push(spares.tag(tag)));
                 }
             };
@@ -341,7 +344,7 @@ impl RowTyper {
             Cell::Text(text) => text,
             Cell::List(items) => Cow::Owned(items.join(";")),
         };
-        let text = text.trim();
+        let text = trim_cell(&text);
         if text.is_empty() || means_empty(text, empty) {
             return Ok(());
         }
@@ -386,9 +389,17 @@ impl RowTyper {
                 Err(message) => return Err(unknown(FieldRef::Date(index), message)),
             },
             Role::Field(index) => set_text(&mut record.fields[index], text, spares),
-            Role::Other => {
-                record.other.insert(column.name.clone(), text.to_owned());
-            }
+            // The recycled record's string for the column when it has one (each row of a file
+            // has the same columns), else a new entry.
+            Role::Other => match record.other.get_mut(column.name.as_str()) {
+                Some(value) => {
+                    value.clear();
+                    value.push_str(text);
+                }
+                None => {
+                    record.other.insert(column.name.clone(), text.to_owned());
+                }
+            },
             Role::Tags | Role::Ignored | Role::Shadowing => {}
         }
         Ok(())

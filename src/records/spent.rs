@@ -99,7 +99,8 @@ pub(super) struct Spares {
 
 impl Spares {
     /// A record for the row at `line` with `dates` date fields and `fields` declared fields,
-    /// every one not set: a spent one emptied, or a new one.
+    /// every one not set once the row is typed into it and [`Self::settle`]d: a spent one
+    /// emptied, or a new one.
     pub(super) fn record(&mut self, line: usize, dates: usize, fields: usize) -> PatientRecord {
         let mut record = self.records.pop().unwrap_or_default();
         self.empty(&mut record, line, dates, fields);
@@ -126,6 +127,11 @@ impl Spares {
 
     /// Every field of `record` not set, its strings kept: written out field by field, so that
     /// a field added to [`PatientRecord`] is a compile error here until it is emptied too.
+    ///
+    /// The text fields and `other`'s values keep their strings in place, emptied: a row's
+    /// cells are written into them again ([`set_text`]), and what is still empty after the row
+    /// was not set by it ([`Self::settle`]). A value that is set is never empty (empty cells
+    /// leave their field alone), so an empty string always means "not set this row".
     fn empty(&mut self, record: &mut PatientRecord, line: usize, dates: usize, fields: usize) {
         let PatientRecord {
             id,
@@ -146,13 +152,16 @@ impl Spares {
             *id = String::new();
         }
         id.clear();
-        // Kept last to first, so that the row's columns, in the usual order, take them back.
-        for text in field_values.drain(..).rev().flatten() {
-            keep(&mut self.texts, text);
+        if field_values.len() != fields {
+            // A record of another file's shape (never within one reader): its strings are
+            // set aside, last to first, so that the row's columns take them back in order.
+            for text in field_values.drain(..).rev().flatten() {
+                keep(&mut self.texts, text);
+            }
+            field_values.resize(fields, None);
         }
-        field_values.resize(fields, None);
-        for text in [name.take(), line_user_id.take()].into_iter().flatten() {
-            keep(&mut self.texts, text);
+        for text in field_values.iter_mut().chain([name, line_user_id]) {
+            empty_in_place(text);
         }
         for tag in tags.drain(..).rev() {
             keep(&mut self.tags, tag);
@@ -166,10 +175,32 @@ impl Spares {
         *opted_out = false;
         date_values.clear();
         date_values.resize(dates, None);
-        // Only columns the rules do not declare land here: rare, and not worth keeping.
-        other.clear();
+        // Columns the rules do not declare: each row of a file has the same ones, so their
+        // keys and strings are kept for it; a huge value is not.
+        other.retain(|_, value| value.capacity() <= LONGEST_KEPT);
+        other.values_mut().for_each(String::clear);
         *unknown = FieldSet::EMPTY;
         *record_line = line;
+    }
+
+    /// After a row is typed into a record from [`Self::record`]: the strings its cells did not
+    /// fill (still empty) are not set, and kept for the next cell that needs one.
+    pub(super) fn settle(&mut self, record: &mut PatientRecord) {
+        let PatientRecord {
+            line_user_id,
+            name,
+            fields,
+            other,
+            ..
+        } = record;
+        for text in fields.iter_mut().chain([name, line_user_id]) {
+            if let Some(string) = text.take_if(|string| string.is_empty()) {
+                keep(&mut self.texts, string);
+            }
+        }
+        if other.values().any(String::is_empty) {
+            other.retain(|_, value| !value.is_empty());
+        }
     }
 
     /// `text` in a kept string, or a new one.
@@ -188,6 +219,15 @@ fn overwrite(kept: Option<String>, text: &str) -> String {
     string.clear();
     string.push_str(text);
     string
+}
+
+/// A text field's string emptied where it is (or dropped, when it is huge).
+fn empty_in_place(text: &mut Option<String>) {
+    match text {
+        Some(string) if string.capacity() <= LONGEST_KEPT => string.clear(),
+        Some(_) => *text = None,
+        None => {}
+    }
 }
 
 fn keep(kept: &mut Vec<String>, string: String) {

@@ -85,7 +85,7 @@ impl DateProblem {
 
 /// [`parse_instant`] with the problem as data.
 pub fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
-    let text = text.trim();
+    let text = trim_date(text);
     if text.is_empty() {
         return Err(DateProblem::Empty);
     }
@@ -108,12 +108,22 @@ pub fn instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateProblem> {
 
 /// [`parse_date`] with the problem as data.
 pub fn date(text: &str) -> Result<NaiveDate, DateProblem> {
-    let text = text.trim();
+    let text = trim_date(text);
     let date = parse_naive_date(text)
         .or_else(|| parse_wall_clock(text).map(|naive| naive.date()))
         .ok_or(DateProblem::Unreadable)?;
     check_year(date.year())?;
     Ok(date)
+}
+
+/// `text` trimmed as [`str::trim`] trims it; a date that starts and ends with a digit (every
+/// form read here) is returned as it is, without a look at each end's character.
+#[inline]
+fn trim_date(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_digit() && last.is_ascii_digit() => text,
+        _ => text.trim(),
+    }
 }
 
 fn parse_with_offset(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -266,6 +276,23 @@ mod tests {
         assert_eq!(parse_date("1980/4/1"), Ok(expected));
         assert_eq!(parse_date("1980/04/01 00:00"), Ok(expected));
         assert!(parse_date("S55.4.1").unwrap_err().contains("`S55.4.1`"));
+    }
+
+    #[test]
+    fn dates_are_trimmed_as_str_trim_trims_them() {
+        for text in [
+            "",
+            "1",
+            " 1",
+            "1 ",
+            "12",
+            "2026-11-20",
+            "\u{3000}2026-11-20\u{3000}",
+            "a1",
+            "1a",
+        ] {
+            assert_eq!(trim_date(text), text.trim(), "{text:?}");
+        }
     }
 
     proptest::proptest! {

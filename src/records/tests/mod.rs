@@ -12,8 +12,10 @@ mod csv;
 mod encodings;
 mod fixtures;
 mod jsonl;
+mod jsonl_keys;
 mod lent;
 mod limits;
+mod other_reused;
 mod privacy;
 mod recycled;
 

@@ -1,0 +1,131 @@
+//! JSONL keys are resolved once per spelling and kept from line to line (compared with the
+//! line before's, looked up, or resolved anew); whatever a line's neighbours, it reads exactly
+//! as it reads alone in a file of its own.
+
+use super::*;
+
+/// `患者ID` means `id`, so a line with both has two cells for one field.
+const MAPPING: &str = "[columns]\n\"患者ID\" = \"id\"\n\"メモ\" = \"memo\"\n";
+
+/// Each line of `text` read in a file of its own, numbered as in `text`.
+fn alone(text: &str, options: &ReadOptions) -> Rows {
+    let lines = text.lines().enumerate();
+    let read = lines.flat_map(|(index, line)| {
+        let rows = read_with(RecordFormat::Jsonl, line, options).unwrap();
+        rows.into_iter().map(move |row| match row {
+            Ok(mut record) => {
+                record.line = index + 1;
+                Ok(record)
+            }
+            Err(mut err) => {
+                err.line = index + 1;
+                Err(err)
+            }
+        })
+    });
+    read.collect()
+}
+
+/// Ids are all different, so every row is judged on its own cells.
+#[test]
+fn a_line_reads_as_it_reads_alone_whatever_the_lines_before() {
+    let text = r#"{"id":"P1","stage":"booked","memo":"a"}
+{"id":"P2","stage":"booked","memo":"b"}
+{"memo":"c","id":"P3"}
+{" id":"P4","memo":"d"}
+{"i\u0064":"P5","患者ID":"X"}
+{"id":"P6","患者ID":null}
+{"id":"P7","患者ID":"P7"}
+{"患者ID":"P7b","id":null,"メモ":"m"}
+{"id":"P8","id":"P9"}
+{"id":"P10","age":3,"tags":["a",1,true]}
+{"id":"P11","name":{"x":1}}
+{"id":"P12","name":{"x":1},"患者ID":"x"}
+{"id":"P13","memo":"e","メモ":"f"}
+{"id":"P14","":"x","  ":"y"}
+{"id":"P15","memo":null,"Memo":"z","visits":12}
+{"id":"P16","memo":"g","visits":13}
+{"id":"P17","memo":"h","visits":1.5e3}
+{"id":"P18","memo":"g","visits":13}
+[1]
+{"id":"P19","memo":"g","visits":13}
+{"id":"P20","stage":"unknown","memo":"x"}
+{"id":"P21","stage":"booked","memo":"a"}
+"#;
+    let options = with_mapping(MAPPING);
+    let rows = read_with(RecordFormat::Jsonl, text, &options).unwrap();
+    assert_eq!(rows, alone(text, &options));
+    let (good, bad) = split(rows);
+    assert_eq!(
+        good,
+        [
+            "P1", "P2", "P3", "P4", "P6", "P7b", "P9", "P10", "P14", "P15", "P16", "P17", "P18",
+            "P19", "P20", "P21"
+        ]
+    );
+    let bad: Vec<(usize, &str)> = bad.iter().map(|(line, m)| (*line, m.as_str())).collect();
+    assert_eq!(bad[0], (5, "fields `id` and `患者ID` both mean `id`"));
+    assert_eq!(bad[1], (7, "fields `id` and `患者ID` both mean `id`"));
+    assert!(bad[2].1.starts_with("field `name`: nested"), "{bad:?}");
+    assert!(bad[3].1.starts_with("field `name`: nested"), "{bad:?}");
+    assert_eq!(bad[4], (13, "fields `memo` and `メモ` both mean `memo`"));
+    assert_eq!(bad.len(), 6, "{bad:?}");
+}
+
+/// Broken, deep and odd lines between good ones: each refused or read as it is alone, and the
+/// lines after them read as before.
+#[test]
+fn hostile_lines_leave_the_keys_of_the_others_alone() {
+    let deep = format!(
+        "{{\"id\":\"D1\",\"n\":{}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let lines = [
+        r#"{"id":"H1","memo":"a","visits":-0.0}"#,
+        r#"{"id":"H2","memo\x":"a"}"#,
+        r#"{"id":"H3","memo":"\ud800"}"#,
+        &deep,
+        r#"{"id":"H4","memo":"b","visits":18446744073709551616}"#,
+        r#"{"id":"H5","memo":"c","visits":1e400}"#,
+        r#"{"visits":12,"memo":"d","id":"H6","memo":"e"}"#,
+        r#"{"id":"H7","memo":"f","visits":[1,2.5,null,true]}"#,
+        r#"{"id":"H8","memo":"g","visits":7}"#,
+    ];
+    let text = lines.join("\n");
+    let options = ReadOptions::default();
+    let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
+    assert_eq!(rows, alone(&text, &options));
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["H1", "H4", "H6", "H7", "H8"]);
+    // A bad escape, a lone surrogate, nesting past serde_json's limit, a number out of range.
+    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [2, 3, 4, 6]);
+}
+
+/// Past the limit of keys kept, a line's new keys are resolved for it alone, and two of them
+/// meaning one field are still refused.
+#[test]
+fn keys_past_the_cache_limit_read_as_they_read_alone() {
+    let mut text = String::new();
+    for n in 0..1100 {
+        text.push_str(&format!("{{\"id\":\"P{n}\",\"k{n}\":\"v\"}}\n"));
+    }
+    text.push_str("{\"id\":\"Q1\",\"患者ID\":\"x\"}\n");
+    text.push_str("{\"id\":\"Q2\",\"患者ID\":\"x\"}\n");
+    text.push_str("{\"id\":\"Q3\",\"k5\":\"w\",\"memo\":\"m\",\"メモ\":\"n\"}\n");
+    text.push_str("{\"id\":\"Q4\",\"k5\":\"w\",\"late\":\"m\"}\n");
+    let options = with_mapping(MAPPING);
+    let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
+    assert_eq!(rows, alone(&text, &options));
+    let (good, bad) = split(rows);
+    assert_eq!(good.len(), 1101);
+    assert_eq!(
+        bad,
+        [
+            (1101, "fields `id` and `患者ID` both mean `id`".to_owned()),
+            (1102, "fields `id` and `患者ID` both mean `id`".to_owned()),
+            (1103, "fields `memo` and `メモ` both mean `memo`".to_owned()),
+        ]
+    );
+}
