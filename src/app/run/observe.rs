@@ -399,10 +399,7 @@ fn millis_at(bytes: &[u8]) -> Option<Option<DateTime<Utc>>> {
     Some(DateTime::from_timestamp_millis(i64::from_le_bytes(eight)))
 }
 
-fn unpack_general(
-    bytes: &[u8],
-    fields: usize,
-) -> Option<Vec<Mark>> {
+fn unpack_general(bytes: &[u8], fields: usize) -> Option<Vec<Mark>> {
     if bytes.len() != fields * PACKED_FIELD {
         return None;
     }
@@ -415,10 +412,7 @@ fn unpack_general(
     Some(marks.collect())
 }
 
-fn unpack_compact(
-    bytes: &[u8],
-    fields: usize,
-) -> Option<Vec<Mark>> {
+fn unpack_compact(bytes: &[u8], fields: usize) -> Option<Vec<Mark>> {
     let seen_at = millis_at(bytes)?;
     let mut rest = &bytes[8..];
     let mut marks = Vec::with_capacity(fields);
