@@ -3,14 +3,16 @@
 //!
 //! One row per patient, keyed by the patient's id: a fingerprint of the watched fields' values,
 //! a hash of the watched fields' names (in the rules' order), and the values with when each was
-//! first seen, packed in the order of those names (17 bytes a field). A pass loads the
-//! fingerprints once, by a hash of the id (16 bytes a patient, sorted, no strings kept), and
-//! reads or writes the row only for the patients whose fingerprint changed. Keyed by the id, a
+//! first seen, packed in the order of those names (see `app::run::observe` for the two
+//! layouts). A pass loads the fingerprints once, by a hash of the id (16 bytes a patient, no
+//! strings kept), from the log every write here appends to (`mark_log.rs`), and reads or
+//! writes the row only for the patients whose fingerprint changed. Keyed by the id, a
 //! first pass over an export in id order appends its million rows in key order: keyed by a
 //! hash, the same rows landed at random and the pass took four times as long.
 
 use rusqlite::OptionalExtension;
 
+use super::mark_log::{self, patient_hash};
 use super::{Ledger, LedgerError};
 
 /// The fingerprints the ledger holds, by patient hash.
@@ -118,6 +120,14 @@ impl MarkPrints {
         self.len
     }
 
+    /// Every (hash, print) stored, in no particular order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let zero = self.zero.map(|print| (0, print));
+        (self.slots.iter().copied())
+            .filter(|&(hash, _)| hash != 0)
+            .chain(zero)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -213,21 +223,11 @@ pub(super) fn from_sql(value: i64) -> u64 {
 }
 
 impl Ledger {
-    /// Every patient's fingerprint, by `hash` of the patient's id, sorted.
-    pub fn mark_prints(&self, hash: impl Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
+    /// Every patient's fingerprint, by [`patient_hash`] of the patient's id (read from the
+    /// fingerprints' log, see `mark_log.rs`).
+    pub fn mark_prints(&self) -> Result<MarkPrints, LedgerError> {
         self.write_marks()?;
-        let mut pairs = Vec::new();
-        self.conn
-            .prepare_cached("SELECT patient, print FROM marks")
-            .and_then(|mut select| {
-                let mut rows = select.query([])?;
-                while let Some(row) = rows.next()? {
-                    pairs.push((hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?)));
-                }
-                Ok(())
-            })
-            .map_err(|e| self.fail(e))?;
-        Ok(MarkPrints::from_pairs(pairs))
+        self.read_mark_prints()
     }
 
     /// The row of `patient`.
@@ -293,8 +293,13 @@ impl Ledger {
         self.insert_marks(&rows)
     }
 
-    /// Inserts (or replaces) `rows` (patient, print, fields, seen), in their order.
+    /// Inserts (or replaces) `rows` (patient, print, fields, seen), in their order, and
+    /// appends their fingerprints to the log.
     fn insert_marks(&self, rows: &[(&str, i64, i64, &[u8])]) -> Result<(), LedgerError> {
+        let pairs: Vec<(u64, u64)> = (rows.iter())
+            .map(|&(patient, print, ..)| (patient_hash(patient), from_sql(print)))
+            .collect();
+        mark_log::append(&self.conn, &pairs).map_err(|e| self.fail(e))?;
         let mut rest = rows;
         while !rest.is_empty() {
             // Chunks of a power of two: a handful of statements, each prepared once.
@@ -339,8 +344,8 @@ mod tests {
     fn rows_and_prints_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        let hash = |id: &str| if id == "P2" { u64::MAX - 1 } else { 7 };
-        assert!(ledger.mark_prints(hash).unwrap().is_empty());
+        let hash = patient_hash;
+        assert!(ledger.mark_prints().unwrap().is_empty());
         assert_eq!(ledger.mark_row("P1").unwrap(), None);
         let row = |seen: &[u8]| MarkRow {
             fields: 9,
@@ -350,11 +355,11 @@ mod tests {
         ledger.set_marks("P2", u64::MAX - 2, &row(&[1])).unwrap();
         ledger.set_marks("P1", 1, &row(&[1, 2])).unwrap();
         ledger.set_marks("P1", 2, &row(&[3])).unwrap();
-        let prints = ledger.mark_prints(hash).unwrap();
+        let prints = ledger.mark_prints().unwrap();
         assert_eq!(prints.len(), 2);
-        assert_eq!(prints.get(7), Some(2));
-        assert_eq!(prints.get(u64::MAX - 1), Some(u64::MAX - 2));
-        assert_eq!(prints.get(8), None);
+        assert_eq!(prints.get(hash("P1")), Some(2));
+        assert_eq!(prints.get(hash("P2")), Some(u64::MAX - 2));
+        assert_eq!(prints.get(hash("P3")), None);
         assert_eq!(ledger.mark_row("P1").unwrap(), Some(row(&[3])));
     }
 
@@ -366,7 +371,7 @@ mod tests {
             fields: 9,
             seen: vec![n; 17],
         };
-        let hash = |id: &str| id[1..].parse::<u64>().unwrap() + 1;
+        let hash = patient_hash;
         ledger.begin().unwrap();
         // 300 rows: one chunk of 256 written as it fills, the rest held until read.
         for i in 0..300u64 {
@@ -376,9 +381,13 @@ mod tests {
         ledger.set_marks("P299", 7, &row(2)).unwrap();
         assert_eq!(ledger.mark_row("P299").unwrap(), Some(row(2)));
         ledger.set_marks("P300", 300, &row(3)).unwrap();
-        let prints = ledger.mark_prints(hash).unwrap();
+        let prints = ledger.mark_prints().unwrap();
         assert_eq!(
-            (prints.len(), prints.get(300), prints.get(301)),
+            (
+                prints.len(),
+                prints.get(hash("P299")),
+                prints.get(hash("P300"))
+            ),
             (301, Some(7), Some(300))
         );
         // Held at the commit are written by it; a rollback drops what it holds.
@@ -391,7 +400,7 @@ mod tests {
         let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
         assert_eq!(ledger.mark_row("P301").unwrap(), Some(row(4)));
         assert_eq!(ledger.mark_row("P302").unwrap(), None);
-        assert_eq!(ledger.mark_prints(hash).unwrap().len(), 302);
+        assert_eq!(ledger.mark_prints().unwrap().len(), 302);
     }
 
     #[test]
@@ -404,7 +413,7 @@ mod tests {
             fields: 9,
             seen: vec![n; 17],
         };
-        let hash = |id: &str| id[1..].parse::<u64>().unwrap() + 1;
+        let hash = patient_hash;
         ledger.begin().unwrap();
         // A row set before, held in the transaction: the batch's row for the same patient
         // comes later and wins.
@@ -425,10 +434,10 @@ mod tests {
         ledger.commit().unwrap();
         drop(ledger);
         let ledger = Ledger::open(&path).unwrap();
-        let prints = ledger.mark_prints(hash).unwrap();
+        let prints = ledger.mark_prints().unwrap();
         assert_eq!(prints.len(), 301);
-        assert_eq!(prints.get(1), Some(u64::MAX));
-        assert_eq!(prints.get(2), Some(8));
+        assert_eq!(prints.get(hash("P0")), Some(u64::MAX));
+        assert_eq!(prints.get(hash("P1")), Some(8));
         assert_eq!(ledger.mark_row("P1000").unwrap(), Some(row(3)));
         assert_eq!(
             ledger.mark_row("P299").unwrap(),

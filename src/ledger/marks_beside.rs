@@ -2,7 +2,7 @@
 //! they were in (a scan of every row, a third of its start), though nothing needs them before
 //! the first patient is evaluated.
 
-use super::marks::from_sql;
+use super::mark_log;
 use super::{Ledger, LedgerError, MarkPrints};
 
 impl Ledger {
@@ -12,10 +12,7 @@ impl Ledger {
     /// reader sees the last commit: the marks as they are now, since a pass writes none before
     /// its first batch, which waits for the prints. `None` when no thread could be started
     /// (the caller reads them here, as before).
-    pub fn mark_prints_beside(
-        &self,
-        hash: fn(&str) -> u64,
-    ) -> Result<Option<PrintsBeside>, LedgerError> {
+    pub fn mark_prints_beside(&self) -> Result<Option<PrintsBeside>, LedgerError> {
         self.write_marks()?;
         // Another connection sees only what is committed.
         if self.in_batch {
@@ -24,7 +21,7 @@ impl Ledger {
         let path = self.file.path.clone();
         let reading = std::thread::Builder::new()
             .name("mark-prints".into())
-            .spawn(move || read_prints(&path, hash));
+            .spawn(move || read_prints(&path));
         Ok(reading.ok().map(|handle| PrintsBeside {
             handle: Some(handle),
         }))
@@ -64,28 +61,28 @@ impl Drop for PrintsBeside {
 /// ledger as the writer's do. `None` when that connection cannot be opened: the pass's own
 /// connection is open, so the read is left to it rather than failing a pass that would not
 /// have failed.
-fn read_prints(
-    path: &std::path::Path,
-    hash: fn(&str) -> u64,
-) -> Result<Option<MarkPrints>, LedgerError> {
+fn read_prints(path: &std::path::Path) -> Result<Option<MarkPrints>, LedgerError> {
     use rusqlite::OpenFlags;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    super::configure_sqlite();
     let Ok(conn) = rusqlite::Connection::open_with_flags(path, flags) else {
         return Ok(None);
     };
-    let mut pairs = Vec::new();
-    let mut read = || -> rusqlite::Result<()> {
+    let read = || -> rusqlite::Result<MarkPrints> {
         // As the writer waits: a checkpoint's brief lock must not fail the pass.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut select = conn.prepare("SELECT patient, print FROM marks")?;
-        let mut rows = select.query([])?;
-        while let Some(row) = rows.next()? {
-            pairs.push((hash(row.get_ref(0)?.as_str()?), from_sql(row.get(1)?)));
-        }
-        Ok(())
+        // One snapshot for both reads: a log damaged is read again from `marks` as it was.
+        let tx = conn.unchecked_transaction()?;
+        let prints = match mark_log::read(&tx)? {
+            Some(prints) => prints,
+            None => mark_log::scan_marks(&tx)?,
+        };
+        tx.finish()?;
+        Ok(prints)
     };
-    read().map_err(|e| LedgerError::from_sqlite(path, e))?;
-    Ok(Some(MarkPrints::from_pairs(pairs)))
+    read()
+        .map(Some)
+        .map_err(|e| LedgerError::from_sqlite(path, e))
 }
 
 #[cfg(test)]
@@ -96,7 +93,7 @@ mod tests {
     use crate::ledger::MarkRow;
 
     fn hash(id: &str) -> u64 {
-        id[1..].parse::<u64>().unwrap() + 1
+        crate::ledger::patient_hash(id)
     }
 
     fn row(n: u8) -> MarkRow {
@@ -118,13 +115,13 @@ mod tests {
                 .unwrap();
         }
         ledger.commit().unwrap();
-        let beside = ledger.mark_prints_beside(hash).unwrap().unwrap();
+        let beside = ledger.mark_prints_beside().unwrap().unwrap();
         // The writer writes while the reader reads: WAL keeps them apart.
         ledger.begin().unwrap();
         ledger.set_marks("P600", 1, &row(2)).unwrap();
         ledger.commit().unwrap();
         let read = beside.wait().unwrap().unwrap();
-        let here = ledger.mark_prints(hash).unwrap();
+        let here = ledger.mark_prints().unwrap();
         assert!(read.len() == 600 || read.len() == 601, "{}", read.len());
         for i in 0..600u64 {
             assert_eq!(read.get(hash(&format!("P{i}"))), Some(i << 54));
@@ -139,8 +136,8 @@ mod tests {
         ledger.begin().unwrap();
         ledger.set_marks("P1", 5, &row(1)).unwrap();
         // Uncommitted: another connection would not see it.
-        assert!(ledger.mark_prints_beside(hash).unwrap().is_none());
-        assert_eq!(ledger.mark_prints(hash).unwrap().get(hash("P1")), Some(5));
+        assert!(ledger.mark_prints_beside().unwrap().is_none());
+        assert_eq!(ledger.mark_prints().unwrap().get(hash("P1")), Some(5));
         ledger.commit().unwrap();
     }
 
@@ -151,9 +148,9 @@ mod tests {
         let ledger = Ledger::open(&path).unwrap();
         // A ledger whose table went away under the pass: both errors are the same.
         let other = rusqlite::Connection::open(&path).unwrap();
-        other.execute_batch("DROP TABLE marks").unwrap();
-        let here = ledger.mark_prints(hash).unwrap_err().to_string();
-        let beside = ledger.mark_prints_beside(hash).unwrap().unwrap();
+        other.execute_batch("DROP TABLE mark_print_state").unwrap();
+        let here = ledger.mark_prints().unwrap_err().to_string();
+        let beside = ledger.mark_prints_beside().unwrap().unwrap();
         let read = beside.wait().unwrap_err().to_string();
         assert_eq!(read, here);
         assert!(read.contains("no such table"), "{read}");
@@ -163,6 +160,6 @@ mod tests {
     fn a_reader_that_cannot_open_the_ledger_leaves_the_read_to_the_pass() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone.db");
-        assert!(read_prints(&missing, hash).unwrap().is_none());
+        assert!(read_prints(&missing).unwrap().is_none());
     }
 }

@@ -255,4 +255,21 @@ pub const MIGRATIONS: &[&str] = &[
         from_byte INTEGER NOT NULL,
         sent_at   TEXT NOT NULL
     );",
+    // 12: the fingerprints of `marks` again, as (patient hash, print) pairs packed in blobs
+    // (see mark_log.rs): a pass loads them from a few rows instead of scanning every patient's
+    // row. `mark_print_state` counts the pairs logged and those live after the last
+    // compaction. Filled from the ledger's `marks` by the migration (`MARK_PRINT_LOG`).
+    "CREATE TABLE mark_print_log (
+        seq   INTEGER PRIMARY KEY,
+        pairs BLOB NOT NULL
+    );
+    CREATE TABLE mark_print_state (
+        live   INTEGER NOT NULL,
+        logged INTEGER NOT NULL
+    );
+    INSERT INTO mark_print_state VALUES (0, 0);",
 ];
+
+/// The version whose migration also fills the fingerprints' log from `marks`, in Rust: SQL
+/// cannot compute the patients' hashes.
+pub const MARK_PRINT_LOG: usize = 12;

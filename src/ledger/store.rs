@@ -137,15 +137,13 @@ pub trait RunLedger {
     /// Counts per status.
     fn status_counts(&self) -> Result<Vec<(SendStatus, u64)>, LedgerError>;
 
-    /// Every patient's booking and visit fingerprint, by `hash` of the patient's id.
-    fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError>;
+    /// Every patient's booking and visit fingerprint, by [`super::patient_hash`] of the
+    /// patient's id.
+    fn mark_prints(&self) -> Result<MarkPrints, LedgerError>;
 
     /// [`RunLedger::mark_prints`] read beside the caller, on a connection of its own, when the
     /// ledger can (SQLite); `None` when the caller is to read them itself.
-    fn mark_prints_beside(
-        &self,
-        _hash: fn(&str) -> u64,
-    ) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
+    fn mark_prints_beside(&self) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
         Ok(None)
     }
 
@@ -378,15 +376,12 @@ impl RunLedger for Ledger {
         Ledger::status_counts(self)
     }
 
-    fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
-        Ledger::mark_prints(self, hash)
+    fn mark_prints(&self) -> Result<MarkPrints, LedgerError> {
+        Ledger::mark_prints(self)
     }
 
-    fn mark_prints_beside(
-        &self,
-        hash: fn(&str) -> u64,
-    ) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
-        Ledger::mark_prints_beside(self, hash)
+    fn mark_prints_beside(&self) -> Result<Option<crate::ledger::PrintsBeside>, LedgerError> {
+        Ledger::mark_prints_beside(self)
     }
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {

@@ -1,6 +1,9 @@
 //! What the ledger says went out already, read once per pass: the sends that can still matter
 //! at `now` (not expired, or within a cap's reach), by patient. One indexed read instead of a
 //! query per patient keeps a pass linear in patients however long the ledger's history is.
+//! Its maps hash with the crate's keyed hasher, not std's SipHash: a rerun looks a step and a
+//! patient up for each of a few hundred thousand sends before the first patient is evaluated,
+//! and every patient's history once while evaluating.
 
 use std::collections::HashMap;
 
@@ -9,10 +12,11 @@ use chrono::{DateTime, Utc};
 use crate::eval::SentBefore;
 use crate::ledger::{LedgerError, RunLedger, SinkKind};
 use crate::plan::TimingPlan;
+use crate::records::keyed_hasher;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SentHistory {
-    by_patient: HashMap<Box<str>, Vec<SentBefore>>,
+    by_patient: HashMap<Box<str>, Vec<SentBefore>, ahash::RandomState>,
 }
 
 impl SentHistory {
@@ -22,12 +26,10 @@ impl SentHistory {
         plan: &TimingPlan,
         now: DateTime<Utc>,
     ) -> Result<SentHistory, LedgerError> {
-        let steps: HashMap<&str, usize> = plan
-            .steps
-            .iter()
-            .map(|s| (s.id.as_str(), s.index))
-            .collect();
-        let mut by_patient: HashMap<Box<str>, Vec<SentBefore>> = HashMap::new();
+        let mut steps = HashMap::with_hasher(keyed_hasher());
+        steps.extend(plan.steps.iter().map(|s| (s.id.as_str(), s.index)));
+        let mut by_patient: HashMap<Box<str>, Vec<SentBefore>, _> =
+            HashMap::with_hasher(keyed_hasher());
         ledger.recent_sends(sink, now, &mut |send| {
             // A step renamed or removed since no longer has a say.
             let Some(&step) = steps.get(send.step) else {

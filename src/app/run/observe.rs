@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 use super::report::RunSummary;
 use crate::app::AppError;
 use crate::ledger::{
-    event_stamp, EventKind, MarkPrints, MarkRow, NewEvent, NewMarks, PrintsBeside, RunLedger,
+    event_stamp, hash64, patient_hash, EventKind, Fnv, MarkPrints, MarkRow, NewEvent, NewMarks,
+    PrintsBeside, RunLedger,
 };
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -95,42 +96,6 @@ pub(super) struct Verdict {
     pub remark: bool,
 }
 
-/// FNV-1a with a final mix: stable across runs and builds (the ledger keeps its values).
-fn hash64(parts: &[&[u8]]) -> u64 {
-    let mut hash = Fnv::new();
-    for part in parts {
-        hash.part(part);
-    }
-    hash.finish()
-}
-
-/// [`hash64`] fed one part at a time, so that a pass hashes a million patients' fields without
-/// gathering them first.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn part(&mut self, part: &[u8]) {
-        for &byte in part {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-
-    fn finish(self) -> u64 {
-        let mut hash = self.0;
-        hash ^= hash >> 33;
-        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        hash ^= hash >> 33;
-        hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        hash ^ (hash >> 33)
-    }
-}
-
 impl Watch {
     fn new(plan: &TimingPlan) -> Option<Watch> {
         let observed = &plan.observed;
@@ -158,11 +123,6 @@ impl Watch {
     }
 }
 
-/// The hash the fingerprints are kept by.
-fn patient_hash(id: &str) -> u64 {
-    hash64(&[id.as_bytes()])
-}
-
 /// An observer whose fingerprints are being read beside the rest of the pass's start (see
 /// [`Observer::start`]).
 pub(super) struct Preparing {
@@ -176,7 +136,7 @@ impl Preparing {
     pub fn ready(self, ledger: &dyn RunLedger, now: DateTime<Utc>) -> Result<Observer, AppError> {
         let prints = match self.beside.map(PrintsBeside::wait).transpose()?.flatten() {
             Some(prints) => prints,
-            None => ledger.mark_prints(&patient_hash)?,
+            None => ledger.mark_prints()?,
         };
         Ok(Observer {
             watch: Arc::new(self.watch),
@@ -214,7 +174,7 @@ impl Observer {
         };
         Ok(Some(Preparing {
             watch,
-            beside: ledger.mark_prints_beside(patient_hash)?,
+            beside: ledger.mark_prints_beside()?,
         }))
     }
 
@@ -370,9 +330,19 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Bytes a field takes in a row: set or not, the value and when it was first seen (Unix
-/// milliseconds, little-endian).
+/// Bytes a field takes in a row of the general layout: set or not, the value and when it was
+/// first seen (Unix milliseconds, little-endian).
 const PACKED_FIELD: usize = 17;
+
+/// The first byte of a row in the compact layout: one `seen_at` for every set field, then each
+/// field as a byte (set or not) and, if set, its value. A first sighting sees every field at
+/// the pass's instant, so a first pass (a row per patient) writes these: 45 bytes for four
+/// dates instead of 68. A row of the general layout begins with 0 or 1 (its first field set or
+/// not), so the two never mix up, and rows written before the compact layout read as they were.
+const COMPACT: u8 = 2;
+
+/// A field's mark: its value and when it was first seen, or nothing seen.
+type Mark = Option<(DateTime<Utc>, DateTime<Utc>)>;
 
 /// The marks of a row, one per watched field in the watch's order.
 fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
@@ -381,11 +351,28 @@ fn pack(marks: &[Option<(DateTime<Utc>, DateTime<Utc>)>]) -> Vec<u8> {
     bytes
 }
 
-/// [`pack`], appending to `bytes`.
+/// [`pack`], appending to `bytes`: compact when every set field was first seen at the same
+/// instant (or none is set), so that a first sighting's row is the same whoever builds it.
 fn pack_into(
-    marks: impl Iterator<Item = Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    marks: impl Iterator<Item = Option<(DateTime<Utc>, DateTime<Utc>)>> + Clone,
     bytes: &mut Vec<u8>,
 ) {
+    let mut seen_ats = marks.clone().flatten().map(|(_, seen_at)| seen_at);
+    let first = seen_ats.next();
+    if seen_ats.all(|seen_at| Some(seen_at) == first) {
+        bytes.push(COMPACT);
+        bytes.extend_from_slice(&first.map_or(0, |at| at.timestamp_millis()).to_le_bytes());
+        for mark in marks {
+            match mark {
+                Some((value, _)) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&value.timestamp_millis().to_le_bytes());
+                }
+                None => bytes.push(0),
+            }
+        }
+        return;
+    }
     for mark in marks {
         let (set, value, seen_at) = match mark {
             Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
@@ -397,26 +384,51 @@ fn pack_into(
     }
 }
 
-/// The inverse of [`pack`]; a row of another length (written for other fields) or a value
-/// that does not read back is as if the field were empty.
-fn unpack(bytes: &[u8], fields: usize) -> Vec<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+/// The inverse of [`pack`], for either layout; a row that does not read back as `fields`
+/// fields (written for other fields) or a value out of range is as if the field were empty.
+fn unpack(bytes: &[u8], fields: usize) -> Vec<Mark> {
+    let unpacked = match bytes.first() {
+        Some(&COMPACT) => unpack_compact(&bytes[1..], fields),
+        _ => unpack_general(bytes, fields),
+    };
+    unpacked.unwrap_or_else(|| vec![None; fields])
+}
+
+fn millis_at(bytes: &[u8]) -> Option<Option<DateTime<Utc>>> {
+    let eight: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(DateTime::from_timestamp_millis(i64::from_le_bytes(eight)))
+}
+
+fn unpack_general(bytes: &[u8], fields: usize) -> Option<Vec<Mark>> {
     if bytes.len() != fields * PACKED_FIELD {
-        return vec![None; fields];
+        return None;
     }
-    bytes
+    let marks = bytes
         .chunks_exact(PACKED_FIELD)
-        .map(|chunk| {
-            let millis = |range: std::ops::Range<usize>| {
-                let mut eight = [0u8; 8];
-                eight.copy_from_slice(&chunk[range]);
-                DateTime::from_timestamp_millis(i64::from_le_bytes(eight))
-            };
-            match chunk[0] {
-                1 => Some((millis(1..9)?, millis(9..17)?)),
-                _ => None,
+        .map(|chunk| match chunk[0] {
+            1 => Some((millis_at(&chunk[1..9])??, millis_at(&chunk[9..17])??)),
+            _ => None,
+        });
+    Some(marks.collect())
+}
+
+fn unpack_compact(bytes: &[u8], fields: usize) -> Option<Vec<Mark>> {
+    let seen_at = millis_at(bytes)?;
+    let mut rest = &bytes[8..];
+    let mut marks = Vec::with_capacity(fields);
+    for _ in 0..fields {
+        let (&set, after) = rest.split_first()?;
+        rest = after;
+        marks.push(match set {
+            1 => {
+                let value = millis_at(rest)?;
+                rest = &rest[8..];
+                value.zip(seen_at)
             }
-        })
-        .collect()
+            _ => None,
+        });
+    }
+    rest.is_empty().then_some(marks)
 }
 
 #[cfg(test)]

@@ -46,6 +46,46 @@ fn marks_pack_and_unpack_and_a_row_of_another_shape_reads_as_empty() {
     assert_eq!(unpack(&[7; 17], 1), vec![None]);
 }
 
+#[test]
+fn marks_first_seen_together_pack_compactly_and_both_layouts_read_back() {
+    let now = at(NOW);
+    let marks = vec![
+        Some((at("2026-12-01T01:30:00.250Z"), now)),
+        None,
+        Some((at("1970-01-01T00:00:00Z"), now)),
+        None,
+    ];
+    let compact = pack(&marks);
+    // One instant for all, each field a byte and its value if set.
+    assert_eq!(compact.len(), 1 + 8 + 9 + 1 + 9 + 1);
+    assert_eq!(compact[0], COMPACT);
+    assert_eq!(unpack(&compact, 4), marks);
+    // Nothing set: the row is a few bytes, and reads back as four empty fields.
+    let empty = pack(&[None; 4]);
+    assert_eq!((empty.len(), unpack(&empty, 4)), (13, vec![None; 4]));
+    // The general layout of the same marks, as rows were written before the compact one.
+    let mut general = Vec::new();
+    for mark in &marks {
+        let (set, value, seen_at) = match mark {
+            Some((value, seen_at)) => (1u8, value.timestamp_millis(), seen_at.timestamp_millis()),
+            None => (0, 0, 0),
+        };
+        general.push(set);
+        general.extend_from_slice(&value.to_le_bytes());
+        general.extend_from_slice(&seen_at.to_le_bytes());
+    }
+    assert_eq!(unpack(&general, 4), marks);
+    // A compact row for other fields, cut short or too long, reads as empty.
+    assert_eq!(unpack(&compact, 3), vec![None; 3]);
+    assert_eq!(unpack(&compact, 5), vec![None; 5]);
+    assert_eq!(unpack(&compact[..compact.len() - 1], 4), vec![None; 4]);
+    let mut longer = compact.clone();
+    longer.push(0);
+    assert_eq!(unpack(&longer, 4), vec![None; 4]);
+    assert_eq!(unpack(&[COMPACT], 1), vec![None]);
+    assert_eq!(unpack(&[], 1), vec![None]);
+}
+
 const FUTURE: &str = "2026-12-01T01:00:00Z";
 const LATER: &str = "2026-12-08T01:00:00Z";
 const PAST: &str = "2026-11-01T01:00:00Z";
@@ -211,6 +251,41 @@ fn a_first_sighting_is_the_row_record_would_write() {
     assert!(matches!(next.look(&seen), Look::Same));
     let moved = patient("P1", &[Some(LATER), None, Some(PAST)]);
     assert!(matches!(next.look(&moved), Look::Changed(_)));
+}
+
+/// A ledger made before ledger version 12 (rows in the general layout, no fingerprints' log)
+/// opens upgraded, finds its patients as they were, and sees a moved booking as one.
+#[test]
+fn an_old_ledgers_marks_still_find_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = watching_plan(dir.path());
+    let path = dir.path().join("old.db");
+    let now = at(NOW);
+    let seen = patient("P1", &[Some(FUTURE), Some(PAST), None]);
+    let watch = Watch::new(&plan).unwrap();
+    let values = || watch.fields.iter().map(|&(index, ..)| seen.dates[index]);
+    let print = fingerprint(values(), watch.names_hash);
+    // Seen on two different passes: the general layout, as every row was written before.
+    let earlier = at("2026-11-01T00:00:00Z");
+    let marks: Vec<_> = values()
+        .enumerate()
+        .map(|(i, v)| v.map(|v| (v, if i == 0 { now } else { earlier })))
+        .collect();
+    let row = pack(&marks);
+    assert_eq!(row.len(), marks.len() * PACKED_FIELD);
+    crate::ledger::make_version_ten(&path, &[("P1", print, watch.names_hash, &row)]);
+    let mut ledger = crate::ledger::Ledger::open(&path).unwrap();
+    let observer = Observer::prepare(&plan, false, &ledger, now)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(observer.look(&seen), Look::Same));
+    let moved = patient("P1", &[Some(LATER), Some(PAST), None]);
+    let Look::Changed(observation) = observer.look(&moved) else {
+        panic!("a moved booking changes the fingerprint");
+    };
+    let mut summary = RunSummary::default();
+    record(&mut ledger, &observation, now, &mut summary).unwrap();
+    assert_eq!((summary.booked, summary.revisited), (1, 0));
 }
 
 #[test]

@@ -381,7 +381,7 @@ impl RunLedger for PgLedger {
         self.counts()
     }
 
-    fn mark_prints(&self, hash: &dyn Fn(&str) -> u64) -> Result<MarkPrints, LedgerError> {
+    fn mark_prints(&self) -> Result<MarkPrints, LedgerError> {
         use postgres::fallible_iterator::FallibleIterator;
         self.write_marks().map_err(|e| self.fail(e))?;
         // Streamed: a million patients' rows are never held at once, only their prints.
@@ -395,7 +395,7 @@ impl RunLedger for PgLedger {
             .map_err(|e| self.fail(e))?;
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let patient: &str = row.get(0);
-            prints.insert(hash(patient), from_sql(row.get(1)));
+            prints.insert(super::patient_hash(patient), from_sql(row.get(1)));
         }
         Ok(prints)
     }

@@ -325,11 +325,9 @@ fn marks_are_written_after_their_batch_commits_read_back_before_and_the_last_of_
 
     let other = worker(&url, "clinic-a", 60);
     assert_eq!(other.mark_row("P2").unwrap(), Some(mark(4)));
-    let prints = other
-        .mark_prints(&|id| u64::from(id.as_bytes()[1]))
-        .unwrap();
-    assert_eq!(prints.get(u64::from(b'1')), Some(11));
-    assert_eq!(prints.get(u64::from(b'2')), Some(24));
+    let prints = other.mark_prints().unwrap();
+    assert_eq!(prints.get(crate::ledger::patient_hash("P1")), Some(11));
+    assert_eq!(prints.get(crate::ledger::patient_hash("P2")), Some(24));
     assert_eq!(worker(&url, "clinic-b", 60).mark_row("P1").unwrap(), None);
 }
 

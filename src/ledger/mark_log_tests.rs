@@ -1,0 +1,132 @@
+//! Tests of the fingerprints' log: it says what `marks` says, whatever wrote it.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::ledger::schema::MIGRATIONS;
+use crate::ledger::{MarkRow, NewMarks};
+
+fn row(n: u8) -> MarkRow {
+    MarkRow {
+        fields: 9,
+        seen: vec![n; 17],
+    }
+}
+
+/// The prints as a sorted list, to compare two tables.
+fn sorted(prints: &MarkPrints) -> Vec<(u64, u64)> {
+    let mut pairs: Vec<_> = prints.pairs().collect();
+    pairs.sort_unstable();
+    pairs
+}
+
+fn log_rows(ledger: &Ledger) -> i64 {
+    (ledger.conn)
+        .query_row("SELECT count(*) FROM mark_print_log", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn the_log_says_what_marks_says_after_writes_replacements_and_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    ledger.begin().unwrap();
+    let mut first = NewMarks::default();
+    for i in 0..300u64 {
+        first.push(&format!("P{i}"), i, 9, |b| b.extend([1; 17]));
+    }
+    ledger.set_new_marks(&first).unwrap();
+    // A later print for a patient replaces the earlier one, in the log as in `marks`.
+    ledger.set_marks("P7", 1000, &row(2)).unwrap();
+    ledger.commit().unwrap();
+    ledger.begin().unwrap();
+    ledger.set_marks("P8", 2000, &row(3)).unwrap();
+    ledger.set_marks("P900", 900, &row(3)).unwrap();
+    // Rolled back with the marks: neither print stays.
+    ledger.mark_prints().unwrap();
+    ledger.rollback().unwrap();
+    let prints = ledger.mark_prints().unwrap();
+    assert_eq!(sorted(&prints), sorted(&scan_marks(&ledger.conn).unwrap()));
+    assert_eq!(prints.len(), 300);
+    assert_eq!(prints.get(patient_hash("P7")), Some(1000));
+    assert_eq!(prints.get(patient_hash("P8")), Some(8));
+    assert_eq!(prints.get(patient_hash("P900")), None);
+    // The batch and the single row: two rows of the log, not a row a patient.
+    assert_eq!(log_rows(&ledger), 2);
+}
+
+#[test]
+fn a_log_grown_past_its_slack_is_compacted_to_a_pair_a_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let conn = &ledger.conn;
+    // Ten patients' prints set five times over: the latest of each stays.
+    for round in 0..5u64 {
+        let pairs: Vec<_> = (1..=10u64).map(|hash| (hash, hash * 100 + round)).collect();
+        append_within(conn, &pairs, 5).unwrap();
+    }
+    let (live, logged): (i64, i64) = conn
+        .query_row("SELECT live, logged FROM mark_print_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    // Compacted at 10 logged (> 2 × 0 + 5), then each time 30 are (> 2 × 10 + 5): after the
+    // third and the fifth round, to one row of ten pairs.
+    assert_eq!((live, logged), (10, 10));
+    assert_eq!(log_rows(&ledger), 1);
+    let prints = read(conn).unwrap().unwrap();
+    assert_eq!(prints.len(), 10);
+    assert!((1..=10u64).all(|hash| prints.get(hash) == Some(hash * 100 + 4)));
+}
+
+#[test]
+fn a_damaged_log_is_read_from_marks_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger.set_marks("P1", 11, &row(1)).unwrap();
+    ledger.set_marks("P2", 22, &row(1)).unwrap();
+    // Half a pair: not whole pairs, so not to be trusted.
+    (ledger.conn)
+        .execute("INSERT INTO mark_print_log (pairs) VALUES (x'0102')", [])
+        .unwrap();
+    assert!(read(&ledger.conn).unwrap().is_none());
+    let here = ledger.mark_prints().unwrap();
+    assert_eq!(sorted(&here), sorted(&scan_marks(&ledger.conn).unwrap()));
+    assert_eq!(here.get(patient_hash("P2")), Some(22));
+    let beside = ledger.mark_prints_beside().unwrap().unwrap();
+    assert_eq!(sorted(&beside.wait().unwrap().unwrap()), sorted(&here));
+}
+
+/// A ledger made before the log (version 10, as main wrote them) opens, gets its log filled
+/// from its marks, and goes on keeping both.
+#[test]
+fn a_version_ten_ledger_gets_its_log_filled_from_its_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    make_version_ten(&path, &[("P1", 11, 9, &[0]), ("P2", u64::MAX - 4, 9, &[1])]);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let version: usize = (ledger.conn)
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+    assert_eq!(log_rows(&ledger), 1);
+    let prints = ledger.mark_prints().unwrap();
+    assert_eq!(prints.len(), 2);
+    assert_eq!(prints.get(patient_hash("P1")), Some(11));
+    // Stored signed, read back bit for bit.
+    assert_eq!(prints.get(patient_hash("P2")), Some(u64::MAX - 4));
+    assert_eq!(
+        ledger.mark_row("P2").unwrap(),
+        Some(MarkRow {
+            fields: 9,
+            seen: vec![1]
+        })
+    );
+    ledger.set_marks("P3", 33, &row(1)).unwrap();
+    drop(ledger);
+    let ledger = Ledger::open(&path).unwrap();
+    let prints = ledger.mark_prints().unwrap();
+    assert_eq!(sorted(&prints), sorted(&scan_marks(&ledger.conn).unwrap()));
+    assert_eq!(prints.len(), 3);
+}
