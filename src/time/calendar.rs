@@ -273,7 +273,7 @@ impl WallMinute {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::time) mod tests {
     use super::*;
     use chrono::NaiveDateTime;
     use chrono_tz::{America::New_York, Asia::Tokyo, Europe::London};
@@ -373,8 +373,8 @@ mod tests {
     /// Instants every 37 minutes from two days before to two days after each change of
     /// offset from 2019 to 2031, and every 7,777,777 seconds from 1899 to 2201 (through the
     /// table's edges), in zones with daylight saving time in both hemispheres, a 30-minute
-    /// change, and none.
-    fn instants_around_changes(tz: Tz) -> Vec<DateTime<Utc>> {
+    /// change, and none. `ZoneClock`'s tests (seconds_tests.rs) walk the same instants.
+    pub(in crate::time) fn instants_around_changes(tz: Tz) -> Vec<DateTime<Utc>> {
         let offset = |at: DateTime<Utc>| wall_clock(at, tz) - at.naive_utc();
         let mut instants = Vec::new();
         let mut day = utc("2019-01-01T00:00:00Z");

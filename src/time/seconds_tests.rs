@@ -4,7 +4,7 @@
 //! second's nanoseconds.
 
 use super::*;
-use chrono::TimeDelta;
+use crate::time::calendar::tests::instants_around_changes;
 use chrono_tz::{America, Asia, Australia, Europe, Pacific};
 use proptest::prelude::*;
 
@@ -44,31 +44,6 @@ fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-/// Every 37 minutes from two days before to two days after each change of offset from 2019
-/// to 2031, and every 7,777,777 seconds from 1899 to 2201 (through the table's edges).
-fn instants_around_changes(tz: Tz) -> Vec<DateTime<Utc>> {
-    let offset = |at: DateTime<Utc>| super::super::wall_clock(at, tz) - at.naive_utc();
-    let mut instants = Vec::new();
-    let mut day = utc("2019-01-01T00:00:00Z");
-    while day < utc("2031-01-01T00:00:00Z") {
-        let next = day + TimeDelta::days(1);
-        if offset(day) != offset(next) {
-            let mut at = day - TimeDelta::days(2);
-            while at < next + TimeDelta::days(2) {
-                instants.push(at);
-                at += TimeDelta::minutes(37);
-            }
-        }
-        day = next;
-    }
-    let mut seconds = utc("1899-06-01T00:00:00Z").timestamp();
-    while seconds < utc("2201-06-01T00:00:00Z").timestamp() {
-        instants.push(DateTime::from_timestamp(seconds, 0).unwrap());
-        seconds += 7_777_777;
-    }
-    instants
 }
 
 /// Every operation of the clock at `instant` against chrono's.
