@@ -16,7 +16,8 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::columns::{Column, Notices, Resolver};
-use super::csv_rows::{cells, Checked, CsvRows};
+use super::csv_rows::{cells, check_record, Checked, CsvRows, Deferred};
+use super::decode::Decoder;
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
@@ -87,15 +88,30 @@ struct Typed<T> {
     spent: Receiver<Batch<T>>,
 }
 
-/// Decoded CSV rows for a typing thread: the text of all of them one after another, where each
-/// field ends in its row's text, and for each row where its text and field ends stop.
-#[derive(Default)]
-struct Block {
+/// CSV rows for a typing thread: the text of the decoded ones one after another, the bytes of
+/// those still to be decoded (a Shift_JIS file's, once it is known to be one) one after
+/// another, where each field ends in its row's text or bytes, and for each row where its text
+/// or bytes and field ends stop.
+/// (A JSONL file's lines are all decoded, each a [`Slot`].)
+struct Block<S> {
     text: String,
+    raw: Vec<u8>,
     ends: Vec<usize>,
-    rows: Vec<Slot>,
+    rows: Vec<S>,
 }
 
+impl<S> Default for Block<S> {
+    fn default() -> Self {
+        Block {
+            text: String::new(),
+            raw: Vec::new(),
+            ends: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// A decoded row, or a row skipped where it was read.
 enum Slot {
     Cells {
         line: usize,
@@ -103,6 +119,19 @@ enum Slot {
         ends_end: usize,
     },
     Skipped(RowError),
+}
+
+/// A row of a CSV file as the reading thread hands it over.
+enum CsvSlot {
+    Read(Slot),
+    /// Decoded and checked by the typing thread with `decoder`, as the reading thread would
+    /// have: that decoding is most of the reading thread's work on a Shift_JIS file.
+    Raw {
+        line: usize,
+        decoder: Decoder,
+        raw_end: usize,
+        ends_end: usize,
+    },
 }
 
 /// How many threads type (and work on) rows: one per core, within [`MAX_TYPING_THREADS`], or
@@ -217,19 +246,15 @@ fn read<W: RowWork>(
     } = opened;
     // Shared with the rows' user only through what is handed over.
     drop((notices, unreadable));
-    let mut inputs = Vec::with_capacity(threads);
     let mut outputs = Vec::with_capacity(threads);
     let mut receivers = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (input_tx, input_rx) = sync_channel::<Block>(BATCHES_IN_FLIGHT);
         let (output_tx, output_rx) = sync_channel(BATCHES_IN_FLIGHT);
         let (spent_tx, spent_rx) = sync_channel(SPENT_IN_FLIGHT);
-        inputs.push(input_tx);
-        let typed = Typed {
+        outputs.push(Typed {
             batches: output_tx,
             spent: spent_rx,
-        };
-        outputs.push((input_rx, typed));
+        });
         receivers.push(Taken {
             batches: output_rx,
             spent: spent_tx,
@@ -250,17 +275,20 @@ fn read<W: RowWork>(
             let typing = || {
                 let mut work = worker();
                 let mut spares = Spares::default();
+                let mut decoded = Decoded::default();
                 move |block, batch: &mut Batch<_>| {
-                    type_block(typer, columns, block, batch, &mut work, &mut spares)
+                    let mut typing = Typing {
+                        typer,
+                        columns,
+                        work: &mut work,
+                        spares: &mut spares,
+                        decoded: &mut decoded,
+                    };
+                    type_block(&mut typing, block, batch)
                 }
             };
-            let mut sizes = (0, 0);
-            in_parallel(
-                || read_block(&mut rows, &mut sizes),
-                &typing,
-                inputs,
-                outputs,
-            );
+            let mut sizes = (0, 0, 0);
+            in_parallel(|| read_block(&mut rows, &mut sizes), &typing, outputs);
         }
         Rows::Jsonl(mut rows) => {
             let typer = rows.builder().typer();
@@ -274,23 +302,31 @@ fn read<W: RowWork>(
                     type_lines(typer, &mut keys, block, batch, &mut work, &mut spares)
                 }
             };
-            in_parallel(|| read_lines(&mut rows), &typing, inputs, outputs);
+            in_parallel(|| read_lines(&mut rows), &typing, outputs);
         }
     }
 }
 
 /// Reads batches in file order on this thread (`read_block`) and has them typed by one thread
-/// per `inputs`/`outputs` pair, each with a typer made by `worker`: batch `n` goes to thread
-/// `n % threads`, so taking the typed batches from the threads in turn gives them back in file
-/// order. Each is typed into a batch the thread taking them gave back, when one is there.
-fn in_parallel<W, T: Send>(
-    mut read_block: impl FnMut() -> Block,
+/// per `outputs`, each with a typer made by `worker`: batch `n` goes to thread `n % threads`,
+/// so taking the typed batches from the threads in turn gives them back in file order. Each is
+/// typed into a batch the thread taking them gave back, when one is there.
+fn in_parallel<W, S: Send, T: Send>(
+    mut read_block: impl FnMut() -> Block<S>,
     worker: &(impl Fn() -> W + Sync),
-    inputs: Vec<SyncSender<Block>>,
-    outputs: Vec<(Receiver<Block>, Typed<T>)>,
+    outputs: Vec<Typed<T>>,
 ) where
-    W: FnMut(Block, &mut Batch<T>),
+    W: FnMut(Block<S>, &mut Batch<T>),
 {
+    let mut inputs = Vec::with_capacity(outputs.len());
+    let outputs: Vec<_> = outputs
+        .into_iter()
+        .map(|typed| {
+            let (input_tx, input_rx) = sync_channel::<Block<S>>(BATCHES_IN_FLIGHT);
+            inputs.push(input_tx);
+            (input_rx, typed)
+        })
+        .collect();
     std::thread::scope(|scope| {
         // Moved in, so that returning from here drops them: the typing threads see the end of
         // their batches and finish, which is what the scope waits for.
@@ -338,65 +374,139 @@ fn in_parallel<W, T: Send>(
 }
 
 /// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end),
-/// each decoded straight into the block. `sizes` is how much the block before held: the block
-/// is made that large at once rather than grown (and copied) row by row, and is as large
-/// again for the next one.
-fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize)) -> Block {
+/// each decoded straight into the block; a Shift_JIS file's rows left to the typing threads
+/// to decode, once it is known to be one. `sizes` is how much the block before held: the
+/// block is made that large at once rather than grown (and copied) row by row, and is as
+/// large again for the next one.
+fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) -> Block<CsvSlot> {
     let mut block = Block {
         text: String::with_capacity(sizes.0),
-        ends: Vec::with_capacity(sizes.1),
+        raw: Vec::with_capacity(sizes.1),
+        ends: Vec::with_capacity(sizes.2),
         rows: Vec::with_capacity(BATCH),
     };
     while block.rows.len() < BATCH {
-        let Some(checked) = rows.next_onto(&mut block.text, &mut block.ends) else {
+        let Some(read) = rows.next_deferring(&mut block.text, &mut block.raw, &mut block.ends)
+        else {
             break;
         };
-        let slot = match checked {
-            Checked::Skipped(err) => Slot::Skipped(err),
-            Checked::Cells { line } => Slot::Cells {
+        let slot = match read {
+            Deferred::Checked(Checked::Skipped(err)) => CsvSlot::Read(Slot::Skipped(err)),
+            Deferred::Checked(Checked::Cells { line }) => CsvSlot::Read(Slot::Cells {
                 line,
                 text_end: block.text.len(),
+                ends_end: block.ends.len(),
+            }),
+            Deferred::Raw { line, decoder } => CsvSlot::Raw {
+                line,
+                decoder,
+                raw_end: block.raw.len(),
                 ends_end: block.ends.len(),
             },
         };
         block.rows.push(slot);
     }
-    *sizes = (block.text.len(), block.ends.len());
+    *sizes = (block.text.len(), block.raw.len(), block.ends.len());
     block
+}
+
+/// A typing thread's text and field ends of the row it decoded last (reused row to row).
+#[derive(Default)]
+struct Decoded {
+    text: String,
+    ends: Vec<usize>,
+}
+
+/// What a typing thread types CSV rows with.
+struct Typing<'t, W> {
+    typer: &'t RowTyper,
+    columns: &'t [Column],
+    work: &'t mut W,
+    spares: &'t mut Spares,
+    decoded: &'t mut Decoded,
 }
 
 /// Every row of `block` typed into `batch` (a batch given back, its records typed into again
 /// where they are), and each row that may be kept worked on (before its id is checked in file
 /// order, on the thread that takes the rows: the reading thread, which the others wait behind,
-/// only splits and decodes).
+/// only splits and decodes). A row left undecoded is decoded and checked here first: one that
+/// cannot be decoded or has the wrong number of fields is skipped, and a blank one is no row,
+/// as on the reading thread.
 fn type_block<W: RowWork>(
-    typer: &RowTyper,
-    columns: &[Column],
-    block: Block,
+    typing: &mut Typing<'_, W>,
+    block: Block<CsvSlot>,
     batch: &mut Batch<W::Out>,
-    work: &mut W,
-    spares: &mut Spares,
 ) {
-    let (mut text_start, mut ends_start) = (0, 0);
+    let (mut text_start, mut raw_start, mut ends_start) = (0, 0, 0);
+    let mut typed = 0;
     batch.truncate(block.rows.len());
-    for (index, slot) in block.rows.into_iter().enumerate() {
-        let read = place(batch, index);
+    for slot in block.rows {
         match slot {
-            Slot::Skipped(err) => read.skipped = Some(err),
-            Slot::Cells {
+            CsvSlot::Read(Slot::Skipped(err)) => place(batch, typed).skipped = Some(err),
+            CsvSlot::Read(Slot::Cells {
                 line,
                 text_end,
                 ends_end,
-            } => {
+            }) => {
                 let text = &block.text[text_start..text_end];
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
-                let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-                typer.type_row_into(&mut read.typed, line, columns.iter().zip(cells), spares);
-                work_on(read, work);
+                type_cells(typing, place(batch, typed), line, text, ends);
+            }
+            CsvSlot::Raw {
+                line,
+                mut decoder,
+                raw_end,
+                ends_end,
+            } => {
+                let bytes = &block.raw[raw_start..raw_end];
+                let field_ends = &block.ends[ends_start..ends_end];
+                (raw_start, ends_start) = (raw_end, ends_end);
+                let Decoded { text, ends } = &mut *typing.decoded;
+                text.clear();
+                ends.clear();
+                let (typer, columns) = (typing.typer, typing.columns);
+                let checked = check_record(
+                    &mut decoder,
+                    columns,
+                    typer,
+                    line,
+                    bytes,
+                    field_ends,
+                    text,
+                    ends,
+                );
+                match checked {
+                    // Blank: no row at all.
+                    None => continue,
+                    Some(Checked::Skipped(err)) => place(batch, typed).skipped = Some(err),
+                    Some(Checked::Cells { line }) => {
+                        let decoded = std::mem::take(typing.decoded);
+                        let read = place(batch, typed);
+                        type_cells(typing, read, line, &decoded.text, &decoded.ends);
+                        *typing.decoded = decoded;
+                    }
+                }
             }
         }
+        typed += 1;
     }
+    batch.truncate(typed);
+}
+
+/// The cells of the row starting on `line` (`text`, each field ending at its `ends`) typed
+/// into `read`, and worked on when the row may be kept.
+fn type_cells<W: RowWork>(
+    typing: &mut Typing<'_, W>,
+    read: &mut ReadRow<W::Out>,
+    line: usize,
+    text: &str,
+    ends: &[usize],
+) {
+    let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
+    let columns = typing.columns.iter().zip(cells);
+    (typing.typer).type_row_into(&mut read.typed, line, columns, typing.spares);
+    work_on(read, typing.work);
 }
 
 /// The row at `index` of `batch` to type into, nothing of its last use left but its record:
@@ -554,7 +664,7 @@ fn rethrow(ended: std::thread::Result<()>) -> RecordsError {
 
 /// The next [`BATCH`] non-blank lines of a JSONL file, decoded but not parsed (fewer at its
 /// end).
-fn read_lines(rows: &mut JsonlRows) -> Block {
+fn read_lines(rows: &mut JsonlRows) -> Block<Slot> {
     let mut block = Block::default();
     while block.rows.len() < BATCH {
         let Some(checked) = rows.next_checked() else {
@@ -582,7 +692,7 @@ fn read_lines(rows: &mut JsonlRows) -> Block {
 fn type_lines<W: RowWork>(
     typer: &RowTyper,
     keys: &mut JsonlKeys,
-    block: Block,
+    block: Block<Slot>,
     batch: &mut Batch<W::Out>,
     work: &mut W,
     spares: &mut Spares,

@@ -8,7 +8,7 @@ use super::bounded::Limits;
 use super::columns::{Column, Resolver};
 use super::csv_records::{CsvRecords, Raw};
 use super::decode::Decoder;
-use super::row::{Cell, RowBuilder};
+use super::row::{Cell, RowBuilder, RowTyper};
 use super::{PatientRecord, RecordsError, RowError};
 
 /// The rows of one CSV export, each a record or the reason it was skipped.
@@ -87,44 +87,13 @@ impl CsvRows {
         &self.rows
     }
 
-    /// Whether the record just read, starting on `line`, is a row to type: decoded (onto
-    /// `text` and `ends`, as [`Self::next_onto`] says), not a row of bare commas (`None`), and
-    /// with a cell for every column. Anything but a row to type leaves `text` and `ends` as
-    /// they were.
+    /// Whether the record just read, starting on `line`, is a row to type (see
+    /// [`check_record`]).
     fn check(&mut self, line: usize, text: &mut String, ends: &mut Vec<usize>) -> Option<Checked> {
-        let (text_start, ends_start) = (text.len(), ends.len());
         let (bytes, field_ends) = self.records.raw();
-        let decoded = self
-            .decoder
-            .decode_record(line, bytes, field_ends, text, ends);
-        if let Err(err) = decoded {
-            let what = match self.columns.get(err.field) {
-                Some(column) => format!("column {}", column.label()),
-                None => format!("field {}", err.field + 1),
-            };
-            return Some(Checked::Skipped(self.rows.error(line, err.message(&what))));
-        }
-        let fields = ends.len() - ends_start;
-        // Excel leaves rows of bare commas below the data; they are nobody.
-        let blank =
-            cells(&text[text_start..], &ends[ends_start..]).all(|cell| cell.trim().is_empty());
-        if blank || fields != self.columns.len() {
-            text.truncate(text_start);
-            ends.truncate(ends_start);
-        }
-        if blank {
-            return None;
-        }
-        if fields != self.columns.len() {
-            let message = format!(
-                "the row has {} fields but the header has {} \
-                 (a missing or extra comma, or an unclosed quote?)",
-                fields,
-                self.columns.len()
-            );
-            return Some(Checked::Skipped(self.rows.error(line, message)));
-        }
-        Some(Checked::Cells { line })
+        let (decoder, columns) = (&mut self.decoder, &self.columns[..]);
+        let typer = self.rows.typer_ref();
+        check_record(decoder, columns, typer, line, bytes, field_ends, text, ends)
     }
 
     /// The next row in the file: its cells to type, or why it is skipped; `None` at the end.
@@ -136,41 +105,135 @@ impl CsvRows {
         text: &mut String,
         ends: &mut Vec<usize>,
     ) -> Option<Checked> {
+        loop {
+            match self.next_raw()? {
+                Err(err) => return Some(Checked::Skipped(err)),
+                Ok(line) => {
+                    if let Some(checked) = self.check(line, text, ends) {
+                        return Some(checked);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Self::next_onto`], except that once the file is known to be Shift_JIS each record is
+    /// handed over undecoded: its bytes appended to `raw` and the end of each of its fields,
+    /// counted from where its bytes start, to `ends`, for [`check_record`] with the decoder
+    /// given to decide on another thread. From then on the decoder no longer changes, so the
+    /// rows and their messages are the same wherever they are decoded.
+    pub(super) fn next_deferring(
+        &mut self,
+        text: &mut String,
+        raw: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Option<Deferred> {
+        loop {
+            let line = match self.next_raw()? {
+                Err(err) => return Some(Deferred::Checked(Checked::Skipped(err))),
+                Ok(line) => line,
+            };
+            if self.decoder.is_shift_jis() {
+                let (bytes, field_ends) = self.records.raw();
+                raw.extend_from_slice(bytes);
+                ends.extend_from_slice(field_ends);
+                return Some(Deferred::Raw {
+                    line,
+                    decoder: self.decoder.clone(),
+                });
+            }
+            if let Some(checked) = self.check(line, text, ends) {
+                return Some(Deferred::Checked(checked));
+            }
+        }
+    }
+
+    /// The next record read whole, by the line it starts on (its bytes in
+    /// [`CsvRecords::raw`]), or why what is there is skipped; `None` at the end.
+    fn next_raw(&mut self) -> Option<Result<usize, RowError>> {
         while !self.done {
             let raw = match self.records.next_record() {
                 Ok(raw) => raw,
                 Err(err) => {
                     self.done = true;
                     let message = format!("cannot read the rest of the file: {err}");
-                    return Some(Checked::Skipped(
-                        self.rows.error(self.records.line(), message),
-                    ));
+                    return Some(Err(self.rows.error(self.records.line(), message)));
                 }
             };
             match raw {
                 Raw::End => self.done = true,
-                Raw::Record { line } => {
-                    if let Some(checked) = self.check(line, text, ends) {
-                        return Some(checked);
-                    }
-                }
+                Raw::Record { line } => return Some(Ok(line)),
                 Raw::TooLong { line } => {
                     let message = format!(
                         "the row is longer than {} (an unclosed quote, or not a patient row); \
                          read on from the next line",
                         self.limits.record_size()
                     );
-                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                    return Some(Err(self.rows.error(line, message)));
                 }
                 Raw::Runaway { line } => {
                     self.done = true;
                     let message = self.limits.runaway_message();
-                    return Some(Checked::Skipped(self.rows.error(line, message)));
+                    return Some(Err(self.rows.error(line, message)));
                 }
             }
         }
         None
     }
+}
+
+/// Whether the record starting on `line`, whose fields lie one after another in `bytes` (field
+/// `n` ending at `field_ends[n]`), is a row to type: decoded (its text appended to `text` and
+/// each field's end, counted from where its text starts, to `ends`), not a row of bare commas
+/// (`None`), and with a cell for every column. Anything but a row to type leaves `text` and
+/// `ends` as they were.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_record(
+    decoder: &mut Decoder,
+    columns: &[Column],
+    typer: &RowTyper,
+    line: usize,
+    bytes: &[u8],
+    field_ends: &[usize],
+    text: &mut String,
+    ends: &mut Vec<usize>,
+) -> Option<Checked> {
+    let (text_start, ends_start) = (text.len(), ends.len());
+    if let Err(err) = decoder.decode_record(line, bytes, field_ends, text, ends) {
+        let what = match columns.get(err.field) {
+            Some(column) => format!("column {}", column.label()),
+            None => format!("field {}", err.field + 1),
+        };
+        return Some(Checked::Skipped(typer.error(line, err.message(&what))));
+    }
+    let fields = ends.len() - ends_start;
+    // Excel leaves rows of bare commas below the data; they are nobody.
+    let blank = cells(&text[text_start..], &ends[ends_start..]).all(|cell| cell.trim().is_empty());
+    if blank || fields != columns.len() {
+        text.truncate(text_start);
+        ends.truncate(ends_start);
+    }
+    if blank {
+        return None;
+    }
+    if fields != columns.len() {
+        let message = format!(
+            "the row has {} fields but the header has {} \
+             (a missing or extra comma, or an unclosed quote?)",
+            fields,
+            columns.len()
+        );
+        return Some(Checked::Skipped(typer.error(line, message)));
+    }
+    Some(Checked::Cells { line })
+}
+
+/// A row as [`CsvRows::next_deferring`] hands it over.
+pub(super) enum Deferred {
+    /// Decided on the reading thread, as [`CsvRows::next_onto`] decides.
+    Checked(Checked),
+    /// Starting on `line`, still to be decoded and checked with `decoder`.
+    Raw { line: usize, decoder: Decoder },
 }
 
 /// A row of the file before it is typed.

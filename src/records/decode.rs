@@ -131,6 +131,12 @@ impl Decoder {
         Decoder { known }
     }
 
+    /// Whether the file is known to be Shift_JIS: from then on decoding a row changes nothing
+    /// here, so a copy decodes the later rows exactly as this decoder would.
+    pub(super) fn is_shift_jis(&self) -> bool {
+        matches!(self.known, Some((Known::ShiftJis, _)))
+    }
+
     /// The text of the fields of the row starting on `line`, one after another in `text`, with
     /// the end of each in `ends` (both cleared first).
     pub(super) fn decode<'f>(

@@ -10,7 +10,7 @@ use crate::records::WorkedRows;
 
 /// Everything a command sees, in the order it sees it: the notices taken before each row, the
 /// row, and its unreadable-cell reports; then the notices left at the end.
-type Seen = Vec<(Vec<String>, Result<PatientRecord, RowError>, Vec<RowError>)>;
+pub(super) type Seen = Vec<(Vec<String>, Result<PatientRecord, RowError>, Vec<RowError>)>;
 
 fn seen(mut records: PatientRecords) -> Seen {
     let mut seen = Vec::new();
@@ -68,7 +68,7 @@ fn seen_ahead(path: &std::path::Path, options: &ReadOptions, threads: usize) -> 
     work_ahead(path, &schema(), options, threads, &counting_worker, take).unwrap()
 }
 
-fn both_with(name: &str, text: impl AsRef<[u8]>, options: &ReadOptions) -> (Seen, Seen) {
+pub(super) fn both_with(name: &str, text: impl AsRef<[u8]>, options: &ReadOptions) -> (Seen, Seen) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();

@@ -18,6 +18,7 @@ mod limits;
 mod other_reused;
 mod privacy;
 mod recycled;
+mod shift_jis_ahead;
 
 /// The schema of `rules/clinic.step`.
 fn schema() -> RecordSchema {
