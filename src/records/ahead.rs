@@ -1,8 +1,9 @@
 //! Reading an export on threads of their own, a few batches ahead of whoever uses the rows: on
 //! two cores the rows of a large export are decoded, typed and evaluated side by side. One
 //! thread reads the file in order (splitting CSV records, multi-line quoted cells and all, and
-//! decoding them in the file's one encoding); typing the cells (dates, stages, opt-outs, the
-//! id's hash) and then the caller's work on each patient (evaluating them: most of the work) is
+//! decoding them in the file's one encoding, except that a Shift_JIS file's rows, once it is
+//! known to be one, are decoded on the typing threads: see [`csv_block`]); typing the cells
+//! (dates, stages, opt-outs, the id's hash) and then the caller's work on each patient (evaluating them: most of the work) is
 //! shared among [`typing_threads`] threads, a batch each in turn, each with work of its own;
 //! the caller's thread only takes the rows, and what the work came to, in order, checking that
 //! each id is new (a row found a duplicate there has what the work came to dropped unseen).
@@ -15,15 +16,17 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::columns::{Column, Notices, Resolver};
-use super::csv_rows::{cells, check_record, Checked, CsvRows, Deferred};
-use super::decode::Decoder;
+use super::columns::{Notices, Resolver};
+use super::csv_rows::Checked;
 use super::jsonl_rows::{JsonlKeys, JsonlRows};
 use super::reader::{open_parts, Opened, Rows, RowsAre};
-use super::row::{Cell, RowBuilder, RowTyper, TypedRow, Unreadable};
+use super::row::{RowBuilder, RowTyper, TypedRow, Unreadable};
 use super::spent::Spares;
 use super::worked::{LendRows, LentRow, RowWork, WorkedRows};
 use super::{open, ReadOptions, RecordSchema, RecordsError, RowError};
+use csv_block::{read_block, type_block, Decoded, Typing};
+
+mod csv_block;
 
 /// Rows per batch handed over: large enough that the hand-over costs nothing per row, small
 /// enough that the first rows are evaluated soon.
@@ -88,11 +91,11 @@ struct Typed<T> {
     spent: Receiver<Batch<T>>,
 }
 
-/// CSV rows for a typing thread: the text of the decoded ones one after another, the bytes of
-/// those still to be decoded (a Shift_JIS file's, once it is known to be one) one after
-/// another, where each field ends in its row's text or bytes, and for each row where its text
-/// or bytes and field ends stop.
-/// (A JSONL file's lines are all decoded, each a [`Slot`].)
+/// Rows for a typing thread: the text of the decoded ones one after another, the bytes of
+/// those still to be decoded (a Shift_JIS CSV file's, once it is known to be one) one after
+/// another, where each field ends in its row's text or bytes, and for each row (an `S`) where
+/// its text or bytes and field ends stop. A JSONL file's lines are all decoded, each a
+/// [`Slot`].
 struct Block<S> {
     text: String,
     raw: Vec<u8>,
@@ -119,19 +122,6 @@ enum Slot {
         ends_end: usize,
     },
     Skipped(RowError),
-}
-
-/// A row of a CSV file as the reading thread hands it over.
-enum CsvSlot {
-    Read(Slot),
-    /// Decoded and checked by the typing thread with `decoder`, as the reading thread would
-    /// have: that decoding is most of the reading thread's work on a Shift_JIS file.
-    Raw {
-        line: usize,
-        decoder: Decoder,
-        raw_end: usize,
-        ends_end: usize,
-    },
 }
 
 /// How many threads type (and work on) rows: one per core, within [`MAX_TYPING_THREADS`], or
@@ -371,142 +361,6 @@ fn in_parallel<W, S: Send, T: Send>(
             next = (next + 1) % inputs.len();
         }
     });
-}
-
-/// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end),
-/// each decoded straight into the block; a Shift_JIS file's rows left to the typing threads
-/// to decode, once it is known to be one. `sizes` is how much the block before held: the
-/// block is made that large at once rather than grown (and copied) row by row, and is as
-/// large again for the next one.
-fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) -> Block<CsvSlot> {
-    let mut block = Block {
-        text: String::with_capacity(sizes.0),
-        raw: Vec::with_capacity(sizes.1),
-        ends: Vec::with_capacity(sizes.2),
-        rows: Vec::with_capacity(BATCH),
-    };
-    while block.rows.len() < BATCH {
-        let Some(read) = rows.next_deferring(&mut block.text, &mut block.raw, &mut block.ends)
-        else {
-            break;
-        };
-        let slot = match read {
-            Deferred::Checked(Checked::Skipped(err)) => CsvSlot::Read(Slot::Skipped(err)),
-            Deferred::Checked(Checked::Cells { line }) => CsvSlot::Read(Slot::Cells {
-                line,
-                text_end: block.text.len(),
-                ends_end: block.ends.len(),
-            }),
-            Deferred::Raw { line, decoder } => CsvSlot::Raw {
-                line,
-                decoder,
-                raw_end: block.raw.len(),
-                ends_end: block.ends.len(),
-            },
-        };
-        block.rows.push(slot);
-    }
-    *sizes = (block.text.len(), block.raw.len(), block.ends.len());
-    block
-}
-
-/// A typing thread's text and field ends of the row it decoded last (reused row to row).
-#[derive(Default)]
-struct Decoded {
-    text: String,
-    ends: Vec<usize>,
-}
-
-/// What a typing thread types CSV rows with.
-struct Typing<'t, W> {
-    typer: &'t RowTyper,
-    columns: &'t [Column],
-    work: &'t mut W,
-    spares: &'t mut Spares,
-    decoded: &'t mut Decoded,
-}
-
-/// Every row of `block` typed into `batch` (a batch given back, its records typed into again
-/// where they are), and each row that may be kept worked on (before its id is checked in file
-/// order, on the thread that takes the rows: the reading thread, which the others wait behind,
-/// only splits and decodes). A row left undecoded is decoded and checked here first: one that
-/// cannot be decoded or has the wrong number of fields is skipped, and a blank one is no row,
-/// as on the reading thread.
-fn type_block<W: RowWork>(
-    typing: &mut Typing<'_, W>,
-    block: Block<CsvSlot>,
-    batch: &mut Batch<W::Out>,
-) {
-    let (mut text_start, mut raw_start, mut ends_start) = (0, 0, 0);
-    let mut typed = 0;
-    batch.truncate(block.rows.len());
-    for slot in block.rows {
-        match slot {
-            CsvSlot::Read(Slot::Skipped(err)) => place(batch, typed).skipped = Some(err),
-            CsvSlot::Read(Slot::Cells {
-                line,
-                text_end,
-                ends_end,
-            }) => {
-                let text = &block.text[text_start..text_end];
-                let ends = &block.ends[ends_start..ends_end];
-                (text_start, ends_start) = (text_end, ends_end);
-                type_cells(typing, place(batch, typed), line, text, ends);
-            }
-            CsvSlot::Raw {
-                line,
-                mut decoder,
-                raw_end,
-                ends_end,
-            } => {
-                let bytes = &block.raw[raw_start..raw_end];
-                let field_ends = &block.ends[ends_start..ends_end];
-                (raw_start, ends_start) = (raw_end, ends_end);
-                let Decoded { text, ends } = &mut *typing.decoded;
-                text.clear();
-                ends.clear();
-                let (typer, columns) = (typing.typer, typing.columns);
-                let checked = check_record(
-                    &mut decoder,
-                    columns,
-                    typer,
-                    line,
-                    bytes,
-                    field_ends,
-                    text,
-                    ends,
-                );
-                match checked {
-                    // Blank: no row at all.
-                    None => continue,
-                    Some(Checked::Skipped(err)) => place(batch, typed).skipped = Some(err),
-                    Some(Checked::Cells { line }) => {
-                        let decoded = std::mem::take(typing.decoded);
-                        let read = place(batch, typed);
-                        type_cells(typing, read, line, &decoded.text, &decoded.ends);
-                        *typing.decoded = decoded;
-                    }
-                }
-            }
-        }
-        typed += 1;
-    }
-    batch.truncate(typed);
-}
-
-/// The cells of the row starting on `line` (`text`, each field ending at its `ends`) typed
-/// into `read`, and worked on when the row may be kept.
-fn type_cells<W: RowWork>(
-    typing: &mut Typing<'_, W>,
-    read: &mut ReadRow<W::Out>,
-    line: usize,
-    text: &str,
-    ends: &[usize],
-) {
-    let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
-    let columns = typing.columns.iter().zip(cells);
-    (typing.typer).type_row_into(&mut read.typed, line, columns, typing.spares);
-    work_on(read, typing.work);
 }
 
 /// The row at `index` of `batch` to type into, nothing of its last use left but its record:

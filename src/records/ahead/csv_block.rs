@@ -1,0 +1,163 @@
+//! A CSV export's rows read ahead: split (and, until a file is known to be Shift_JIS, decoded
+//! and checked) on the reading thread, typed and worked on on the typing threads. A Shift_JIS
+//! file's rows are decoded and checked on the typing threads instead, with the reading
+//! thread's decoder, which no longer changes once the file is known to be Shift_JIS: the
+//! rows, their skip messages and lines are the same, and the reading thread, which the typing
+//! threads wait behind, only splits.
+
+use super::super::columns::Column;
+use super::super::csv_rows::{cells, check_record, Checked, CsvRows, Deferred};
+use super::super::decode::Decoder;
+use super::super::row::{Cell, RowTyper};
+use super::super::spent::Spares;
+use super::super::worked::RowWork;
+use super::{place, work_on, Batch, Block, ReadRow, Slot, BATCH};
+
+/// A row of a CSV file as the reading thread hands it over.
+pub(super) enum CsvSlot {
+    Read(Slot),
+    /// Decoded and checked by the typing thread with `decoder`, as the reading thread would
+    /// have: that decoding is most of the reading thread's work on a Shift_JIS file.
+    Raw {
+        line: usize,
+        decoder: Decoder,
+        raw_end: usize,
+        ends_end: usize,
+    },
+}
+
+/// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end),
+/// each decoded straight into the block; a Shift_JIS file's rows left to the typing threads
+/// to decode, once it is known to be one. `sizes` is how much the block before held: the
+/// block is made that large at once rather than grown (and copied) row by row, and is as
+/// large again for the next one.
+pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) -> Block<CsvSlot> {
+    let mut block = Block {
+        text: String::with_capacity(sizes.0),
+        raw: Vec::with_capacity(sizes.1),
+        ends: Vec::with_capacity(sizes.2),
+        rows: Vec::with_capacity(BATCH),
+    };
+    while block.rows.len() < BATCH {
+        let Some(read) = rows.next_deferring(&mut block.text, &mut block.raw, &mut block.ends)
+        else {
+            break;
+        };
+        let slot = match read {
+            Deferred::Checked(Checked::Skipped(err)) => CsvSlot::Read(Slot::Skipped(err)),
+            Deferred::Checked(Checked::Cells { line }) => CsvSlot::Read(Slot::Cells {
+                line,
+                text_end: block.text.len(),
+                ends_end: block.ends.len(),
+            }),
+            Deferred::Raw { line, decoder } => CsvSlot::Raw {
+                line,
+                decoder,
+                raw_end: block.raw.len(),
+                ends_end: block.ends.len(),
+            },
+        };
+        block.rows.push(slot);
+    }
+    *sizes = (block.text.len(), block.raw.len(), block.ends.len());
+    block
+}
+
+/// A typing thread's text and field ends of the row it decoded last (reused row to row).
+#[derive(Default)]
+pub(super) struct Decoded {
+    text: String,
+    ends: Vec<usize>,
+}
+
+/// What a typing thread types CSV rows with.
+pub(super) struct Typing<'t, W> {
+    pub(super) typer: &'t RowTyper,
+    pub(super) columns: &'t [Column],
+    pub(super) work: &'t mut W,
+    pub(super) spares: &'t mut Spares,
+    pub(super) decoded: &'t mut Decoded,
+}
+
+/// Every row of `block` typed into `batch` (a batch given back, its records typed into again
+/// where they are), and each row that may be kept worked on (before its id is checked in file
+/// order, on the thread that takes the rows: the reading thread, which the others wait behind,
+/// only splits and decodes). A row left undecoded is decoded and checked here first: one that
+/// cannot be decoded or has the wrong number of fields is skipped, and a blank one is no row,
+/// as on the reading thread.
+pub(super) fn type_block<W: RowWork>(
+    typing: &mut Typing<'_, W>,
+    block: Block<CsvSlot>,
+    batch: &mut Batch<W::Out>,
+) {
+    let (mut text_start, mut raw_start, mut ends_start) = (0, 0, 0);
+    let mut typed = 0;
+    batch.truncate(block.rows.len());
+    for slot in block.rows {
+        match slot {
+            CsvSlot::Read(Slot::Skipped(err)) => place(batch, typed).skipped = Some(err),
+            CsvSlot::Read(Slot::Cells {
+                line,
+                text_end,
+                ends_end,
+            }) => {
+                let text = &block.text[text_start..text_end];
+                let ends = &block.ends[ends_start..ends_end];
+                (text_start, ends_start) = (text_end, ends_end);
+                type_cells(typing, place(batch, typed), line, text, ends);
+            }
+            CsvSlot::Raw {
+                line,
+                mut decoder,
+                raw_end,
+                ends_end,
+            } => {
+                let bytes = &block.raw[raw_start..raw_end];
+                let field_ends = &block.ends[ends_start..ends_end];
+                (raw_start, ends_start) = (raw_end, ends_end);
+                let Decoded { text, ends } = &mut *typing.decoded;
+                text.clear();
+                ends.clear();
+                let (typer, columns) = (typing.typer, typing.columns);
+                let checked = check_record(
+                    &mut decoder,
+                    columns,
+                    typer,
+                    line,
+                    bytes,
+                    field_ends,
+                    text,
+                    ends,
+                );
+                match checked {
+                    // Blank: no row at all.
+                    None => continue,
+                    Some(Checked::Skipped(err)) => place(batch, typed).skipped = Some(err),
+                    Some(Checked::Cells { line }) => {
+                        let decoded = std::mem::take(typing.decoded);
+                        let read = place(batch, typed);
+                        type_cells(typing, read, line, &decoded.text, &decoded.ends);
+                        *typing.decoded = decoded;
+                    }
+                }
+            }
+        }
+        typed += 1;
+    }
+    batch.truncate(typed);
+}
+
+/// The cells of the row starting on `line` (`text`, each field ending at its `ends`) typed
+/// into `read`, and worked on when the row may be kept.
+fn type_cells<W: RowWork>(
+    typing: &mut Typing<'_, W>,
+    read: &mut ReadRow<W::Out>,
+    line: usize,
+    text: &str,
+    ends: &[usize],
+) {
+    let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
+    let columns = typing.columns.iter().zip(cells);
+    (typing.typer).type_row_into(&mut read.typed, line, columns, typing.spares);
+    work_on(read, typing.work);
+}
