@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::*;
 use crate::records::ahead::work_ahead;
-use crate::records::columns::{Column, Resolver};
+use crate::records::columns::Column;
 use crate::records::row::{Cell, RowBuilder, TypedRow};
 use crate::records::spent::Spares;
 use crate::records::{RowWork, WorkedRows};
@@ -23,11 +23,7 @@ const HEADER: [&str; 8] = [
 ];
 
 fn columns() -> Vec<Column> {
-    let resolver = Resolver::new(&schema(), None);
-    HEADER
-        .iter()
-        .map(|header| resolver.resolve(header))
-        .collect()
+    resolved(&HEADER)
 }
 
 /// `row` typed into `typed` where it is, then checked in file order by `builder`.

@@ -37,6 +37,13 @@ fn schema() -> RecordSchema {
     }
 }
 
+/// `header`'s columns as a reader of [`schema`] resolves them, for tests that type rows
+/// cell by cell.
+fn resolved(header: &[&str]) -> Vec<columns::Column> {
+    let resolver = columns::Resolver::new(&schema(), None);
+    header.iter().map(|name| resolver.resolve(name)).collect()
+}
+
 fn read_with(
     format: RecordFormat,
     bytes: impl Into<Vec<u8>>,

@@ -2,15 +2,13 @@
 //! the same contents as a new record's, without a new entry per row.
 
 use super::*;
-use crate::records::columns::{Column, Resolver};
 use crate::records::row::{Cell, RowBuilder, RowTyper};
 use crate::records::spent::{Spares, LONGEST_KEPT};
 
 const HEADER: [&str; 4] = ["id", "memo", "ward", "doctor"];
 
 fn typed(typer: &RowTyper, row: [&str; 4], spares: &mut Spares) -> PatientRecord {
-    let resolver = Resolver::new(&schema(), None);
-    let columns: Vec<Column> = HEADER.iter().map(|h| resolver.resolve(h)).collect();
+    let columns = resolved(&HEADER);
     let cells = columns.iter().zip(row.map(|cell| Cell::Text(cell.into())));
     let typed = typer.type_row(3, cells, spares);
     // A builder of its own: the rows typed here are checked one at a time.

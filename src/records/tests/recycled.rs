@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::records::ahead::work_ahead;
-use crate::records::columns::{Column, Resolver};
+use crate::records::columns::Column;
 use crate::records::row::{Cell, RowBuilder, RowTyper};
 use crate::records::spent::{Spares, LONGEST_KEPT};
 use crate::records::WorkedRows;
@@ -28,11 +28,7 @@ const HEADER: [&str; 16] = [
 ];
 
 fn columns() -> Vec<Column> {
-    let resolver = Resolver::new(&schema(), None);
-    HEADER
-        .iter()
-        .map(|header| resolver.resolve(header))
-        .collect()
+    resolved(&HEADER)
 }
 
 /// `row`'s cells typed into a record from `spares`; the row must be kept.
