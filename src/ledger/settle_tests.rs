@@ -5,12 +5,7 @@
 //! a crash cut short is reopened where its lines are missing.
 
 use super::*;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::ledger::tests::{at, outbox_key as key};
 
 fn details() -> SendDetails<'static> {
     SendDetails {
@@ -19,15 +14,6 @@ fn details() -> SendDetails<'static> {
         due_at: at("2026-11-21T01:00:00Z"),
         expires_at: at("2026-11-22T01:00:00Z"),
         outbox_from: Some(0),
-    }
-}
-
-fn key(patient: &str) -> SendKey<'_> {
-    SendKey {
-        sink: SinkKind::Outbox,
-        patient,
-        step: "thanks",
-        occurrence: at("2026-11-21T01:00:00Z"),
     }
 }
 

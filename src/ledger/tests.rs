@@ -1,6 +1,6 @@
 use super::*;
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(super) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
@@ -13,6 +13,11 @@ fn key(sink: SinkKind, patient: &str) -> SendKey<'_> {
         step: "thanks",
         occurrence: at("2026-11-21T01:00:00Z"),
     }
+}
+
+/// [`key`] in the outbox: the claims' and settling's tests work on outbox sends.
+pub(super) fn outbox_key(patient: &str) -> SendKey<'_> {
+    key(SinkKind::Outbox, patient)
 }
 
 const DETAILS: SendDetails<'static> = SendDetails {

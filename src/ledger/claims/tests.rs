@@ -3,20 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::ledger::tests::{at, outbox_key as key};
 use crate::ledger::Settlement;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
-}
-
-fn key(patient: &str) -> SendKey<'_> {
-    SendKey {
-        sink: SinkKind::Outbox,
-        patient,
-        step: "thanks",
-        occurrence: at("2026-11-21T01:00:00Z"),
-    }
-}
 
 fn details(from: u64) -> SendDetails<'static> {
     SendDetails {
