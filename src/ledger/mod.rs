@@ -238,6 +238,9 @@ impl Ledger {
             if index + 1 == schema::MARK_PRINT_LOG {
                 mark_log::fill(&tx).map_err(fail)?;
             }
+            if index + 1 == schema::STATUS_CHECK {
+                schema::rewrite_status_check(&tx).map_err(fail)?;
+            }
             tx.pragma_update(None, "user_version", index + 1)
                 .map_err(fail)?;
             tx.commit().map_err(fail)?;
@@ -463,7 +466,7 @@ impl Ledger {
             .execute(
                 "UPDATE sends SET status = 'expired', updated_at = ?2,
                                   problem = 'expired', problem_at = ?2
-                 WHERE sink = ?1 AND status IN ('pending', 'held', 'blocked')
+                 WHERE sink = ?1 AND (status = 'pending' OR status = 'held' OR status = 'blocked')
                    AND expires_at <= ?2",
                 params![sink.as_str(), stamp(now)],
             )
@@ -520,7 +523,8 @@ impl Ledger {
         let run = || -> rusqlite::Result<PendingInOutbox> {
             let mut statement = self.conn.prepare(
                 "SELECT retry_key, outbox_from FROM sends INDEXED BY sends_open
-                 WHERE sink = 'outbox' AND status IN ('pending', 'held', 'blocked')
+                 WHERE sink = 'outbox'
+                   AND (status = 'pending' OR status = 'held' OR status = 'blocked')
                    AND status != 'blocked'",
             )?;
             let mut pending = PendingInOutbox {

@@ -90,11 +90,12 @@ pub(super) const WINDOW_SENDS: &str = "\
        AND occurrence < ?2
     UNION ALL
     SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_open
-     WHERE sink IN ('line', 'outbox') AND status IN ('pending', 'held', 'blocked')
+     WHERE sink IN ('line', 'outbox') AND (status = 'pending' OR status = 'held' OR status = 'blocked')
        AND expires_at > ?1 AND occurrence < ?2
     UNION ALL
     SELECT sink, patient, step, occurrence, status FROM sends INDEXED BY sends_settled
-     WHERE sink IN ('line', 'outbox') AND problem IN ('failed', 'expired', 'skipped')
+     WHERE sink IN ('line', 'outbox')
+       AND (problem = 'failed' OR problem = 'expired' OR problem = 'skipped')
        AND expires_at > ?1 AND occurrence < ?2";
 
 /// One send of a window's occurrences, as `plan` marks its planned sends with it.
@@ -207,7 +208,7 @@ impl Ledger {
             let mut statement = self.conn.prepare(
                 "SELECT sink, patient, step, status, due_at, updated_at, last_error
                  FROM sends INDEXED BY sends_problems
-                 WHERE problem IN ('failed', 'held', 'expired')
+                 WHERE (problem = 'failed' OR problem = 'held' OR problem = 'expired')
                  ORDER BY problem_at DESC LIMIT ?1",
             )?;
             let problems = statement
