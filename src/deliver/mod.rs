@@ -30,6 +30,10 @@ pub struct Job {
     pub step: String,
     pub variant: Option<String>,
     pub messages: Vec<Message>,
+    /// `messages` already serialized as the outbox writes them (a JSON array), when they were
+    /// rendered beside the evaluation for the outbox: `messages` is then empty, and the pass's
+    /// thread only copies these bytes into the line. LINE's jobs never have it.
+    pub messages_json: Option<String>,
     pub expires: DateTime<Utc>,
 }
 

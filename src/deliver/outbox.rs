@@ -56,6 +56,47 @@ struct OutboxLine<'a> {
     messages: &'a [Message],
 }
 
+/// An [`OutboxLine`] without its last member, `messages`, for a job whose messages are
+/// serialized already ([`Job::messages_json`]).
+#[derive(Serialize)]
+struct OutboxHead<'a> {
+    patient: &'a str,
+    to: &'a str,
+    step: &'a str,
+    variant: Option<&'a str>,
+    retry_key: &'a str,
+}
+
+/// Appends `job`'s line without its newline: the bytes serde writes for its [`OutboxLine`],
+/// with the messages copied when they are serialized already.
+fn write_line(lines: &mut Vec<u8>, job: &Job) -> serde_json::Result<()> {
+    let Some(messages) = &job.messages_json else {
+        let line = OutboxLine {
+            patient: &job.patient,
+            to: &job.to,
+            step: &job.step,
+            variant: job.variant.as_deref(),
+            retry_key: &job.retry_key,
+            messages: &job.messages,
+        };
+        return serde_json::to_writer(lines, &line);
+    };
+    let head = OutboxHead {
+        patient: &job.patient,
+        to: &job.to,
+        step: &job.step,
+        variant: job.variant.as_deref(),
+        retry_key: &job.retry_key,
+    };
+    serde_json::to_writer(&mut *lines, &head)?;
+    // Compact JSON: the head ends with its closing brace, and `messages` goes before it.
+    lines.pop();
+    lines.extend_from_slice(b",\"messages\":");
+    lines.extend_from_slice(messages.as_bytes());
+    lines.push(b'}');
+    Ok(())
+}
+
 /// Why the outbox could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot use the outbox {path}: {message}")]
@@ -149,16 +190,8 @@ impl Outbox {
                 });
                 continue;
             }
-            let line = OutboxLine {
-                patient: &job.patient,
-                to: &job.to,
-                step: &job.step,
-                variant: job.variant.as_deref(),
-                retry_key: &job.retry_key,
-                messages: &job.messages,
-            };
             let before = lines.len();
-            match serde_json::to_writer(&mut *lines, &line) {
+            match write_line(lines, job) {
                 Ok(()) => {
                     lines.push(b'\n');
                     ends.push((answers.len(), lines.len()));

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::due::{self, Due, Entry, Known, Rendered};
+use super::due::{self, Due, Entry, Known, Rendered, RenderedMessages};
 use super::history::SentHistory;
 use super::ledger::open_ledger;
 use super::observe::{self, Observer};
@@ -170,6 +170,7 @@ impl Cycle<'_> {
             observer: observer.as_ref(),
             reactions: &reactions,
             render: self.plan.track.is_none().then_some(&env),
+            outbox_json: matches!(sink.as_ref(), Sink::Outbox(_)),
         };
         let evaluated = self.evaluate_all(now, &known, &env, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
@@ -479,11 +480,14 @@ impl Cycle<'_> {
                     let tracking = (plan.track.as_ref())
                         .zip(links.as_mut())
                         .map(|(base, links)| Tracking { base, links });
-                    template.messages(env, context, tracking)
+                    (template.messages(env, context, tracking)).map(|messages| RenderedMessages {
+                        messages,
+                        json: None,
+                    })
                 }
             };
-            let messages = match rendered {
-                Ok(messages) => messages,
+            let RenderedMessages { messages, json } = match rendered {
+                Ok(rendered) => rendered,
                 Err(RenderError::Token(error)) => {
                     return Err(AppError::Io(std::io::Error::other(error.to_string())))
                 }
@@ -521,6 +525,7 @@ impl Cycle<'_> {
                 step: step.id.clone(),
                 variant: details.variant.map(str::to_owned),
                 messages,
+                messages_json: json,
                 expires: send.expires,
             });
         }

@@ -9,7 +9,8 @@
 //! `observe`). Without tracked links a
 //! send's messages depend on nothing the ledger holds, so they are rendered here too, beside
 //! the evaluation, and the pass's thread keeps only the ledger's work; with tracked links a
-//! send's tokens are minted in its claim's transaction, so the pass renders it.
+//! send's tokens are minted in its claim's transaction, so the pass renders it. For the
+//! outbox they are serialized here as well, as its line holds them: the pass copies them.
 
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
@@ -73,10 +74,20 @@ pub(super) struct Known<'p> {
     pub reactions: &'p PassReactions,
     /// The templates, when sends are rendered as they are found (no tracked links).
     pub render: Option<&'p minijinja::Environment<'p>>,
+    /// Sends go to the outbox: what is rendered here is serialized here too, off the pass's
+    /// thread (the outbox's JSON was ~11% of its instructions on a first run).
+    pub outbox_json: bool,
 }
 
 /// A send's messages, or why its template failed.
-pub(super) type Rendered = Result<Vec<Message>, RenderError>;
+pub(super) type Rendered = Result<RenderedMessages, RenderError>;
+
+/// A send's rendered messages, as values or (see [`Known::outbox_json`]) already serialized
+/// as the outbox's line holds them (see [`crate::deliver::Job::messages_json`]).
+pub(super) struct RenderedMessages {
+    pub messages: Vec<Message>,
+    pub json: Option<String>,
+}
 
 /// How the evaluation ended.
 pub(super) struct Evaluated {
@@ -135,7 +146,10 @@ pub(super) fn evaluate(
                 .cloned()
                 .collect();
             let rendered = match known.render {
-                Some(env) if !sends.is_empty() => render_all(plan, env, patient, &sends, now),
+                Some(env) if !sends.is_empty() => {
+                    let json = known.outbox_json;
+                    render_all(plan, env, patient, &sends, now, json)
+                }
                 _ => Vec::new(),
             };
             Found {
@@ -255,23 +269,43 @@ struct Found {
 }
 
 /// The messages of each of `patient`'s `sends` that the pass will send if its claim is new,
-/// rendered as the pass would render them. A send due before the rules' `start` is sent only
-/// when an earlier run left it pending: rare, so the pass renders it then.
+/// rendered as the pass would render them, and with `json` serialized as the outbox writes
+/// them. A send due before the rules' `start` is sent only when an earlier run left it
+/// pending: rare, so the pass renders it then.
 fn render_all(
     plan: &TimingPlan,
     env: &minijinja::Environment<'_>,
     patient: &PatientRecord,
     sends: &[DueSend],
     now: DateTime<Utc>,
+    json: bool,
 ) -> Vec<Option<Rendered>> {
     let context = template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now);
     sends
         .iter()
         .map(|send| {
             let variant = &plan.steps[send.step].variants[send.variant];
-            (!send.before_start).then(|| variant.template.messages(env, &context, None))
+            (!send.before_start).then(|| {
+                let messages = variant.template.messages(env, &context, None)?;
+                Ok(serialized(messages, json))
+            })
         })
         .collect()
+}
+
+/// `messages`, serialized with `json` (freed here, on the thread that allocated them). One
+/// that cannot be serialized stays as it is, for the outbox to answer why.
+fn serialized(messages: Vec<Message>, json: bool) -> RenderedMessages {
+    match json.then(|| serde_json::to_string(&messages)) {
+        Some(Ok(json)) => RenderedMessages {
+            messages: Vec::new(),
+            json: Some(json),
+        },
+        _ => RenderedMessages {
+            messages,
+            json: None,
+        },
+    }
 }
 
 /// stderr for the evaluating thread: each whole line goes to the pass, which prints it.
@@ -298,5 +332,28 @@ impl std::io::Write for WarningLines {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_for_the_outbox_are_serialized_as_serde_writes_them() {
+        let messages = vec![
+            Message::Text {
+                text: "ご予約は\n\"明日\"です".into(),
+            },
+            Message::Text {
+                text: "\u{1}".into(),
+            },
+        ];
+        let expected = serde_json::to_string(&messages).unwrap();
+        let outbox = serialized(messages.clone(), true);
+        assert_eq!(outbox.json.as_deref(), Some(expected.as_str()));
+        assert!(outbox.messages.is_empty());
+        let line = serialized(messages.clone(), false);
+        assert_eq!((line.messages, line.json), (messages, None));
     }
 }

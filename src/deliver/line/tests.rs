@@ -65,6 +65,7 @@ fn job() -> Job {
         messages: vec![crate::line::Message::Text {
             text: "ご予約ありがとうございます".into(),
         }],
+        messages_json: None,
         expires: Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
     }
 }

@@ -11,6 +11,7 @@ fn job(key: &str) -> Job {
         messages: vec![crate::line::Message::Text {
             text: "ありがとうございました".into(),
         }],
+        messages_json: None,
         expires: chrono::DateTime::UNIX_EPOCH,
     }
 }
@@ -176,5 +177,35 @@ fn a_failed_batch_write_leaves_none_of_its_lines_and_every_send_pending() {
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "{\"retry_key\":\"k0\"}\n"
+    );
+}
+
+/// A job whose messages were serialized beside the evaluation writes the same bytes as one
+/// whose messages the outbox serializes.
+#[test]
+fn messages_serialized_already_make_the_same_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain = job("k1");
+    plain.variant = Some("a\"b".into());
+    plain.messages.push(crate::line::Message::Text {
+        text: "二通目\n\"引用\"\u{1}".into(),
+    });
+    let mut serialized = plain.clone();
+    serialized.messages_json = Some(serde_json::to_string(&plain.messages).unwrap());
+    serialized.messages.clear();
+    let mut written = Vec::new();
+    for (name, job) in [("plain.jsonl", &plain), ("serialized.jsonl", &serialized)] {
+        let path = dir.path().join(name);
+        let outbox = Outbox::open(&path, &[], 0).unwrap();
+        let mut answers = Vec::new();
+        outbox.deliver_all(std::slice::from_ref(job), &mut Vec::new(), &mut answers);
+        assert_eq!(answers, vec![Answer::Accepted { request_id: None }]);
+        written.push(std::fs::read(&path).unwrap());
+    }
+    assert_eq!(written[0], written[1]);
+    assert!(
+        written[0].ends_with(b"}]}\n"),
+        "{}",
+        String::from_utf8_lossy(&written[0])
     );
 }
