@@ -39,6 +39,14 @@ pub enum LedgerError {
          steprule?); stopped rather than guess: use the steprule that wrote it"
     )]
     UnknownStatus { path: String, status: String },
+    /// A sent row's instant that neither steprule's own form nor RFC 3339 reads: without it
+    /// the pass cannot tell what was sent when (a cap could be exceeded), so it stops.
+    #[error(
+        "the ledger {path} has a sent row whose `{column}` is not an instant (edited by \
+         hand?); stopped rather than guess: put back the instant it had (as \
+         2026-11-25T09:00:00Z) or restore the last backup"
+    )]
+    UnreadableInstant { path: String, column: &'static str },
     #[error(
         "the ledger {path} was written by a newer steprule (schema {found}; this one knows up \
          to {known}); use that version"
@@ -76,6 +84,11 @@ pub enum LedgerError {
     },
 }
 
+/// The column of a sent row whose instant does not read, raised while reading the row.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an instant")]
+pub struct UnreadableInstant(pub &'static str);
+
 /// A status text the ledger does not know, raised while reading a row.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown status `{0}`")]
@@ -91,6 +104,9 @@ impl LedgerError {
                     status: status.clone(),
                     path,
                 };
+            }
+            if let Some(UnreadableInstant(column)) = inner.downcast_ref::<UnreadableInstant>() {
+                return LedgerError::UnreadableInstant { column, path };
             }
         }
         match source.sqlite_error_code() {

@@ -97,10 +97,25 @@ pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
     })
 }
 
+/// A sent row's instant in column `index` (named `column`), or the error that stops the read:
+/// skipping the row would forget a send that counts toward a cap. Taken as bytes: the form
+/// steprule writes is ASCII and read without checking UTF-8 first; any other text is checked,
+/// then read by RFC 3339's general parser.
+fn instant(text: &[u8], index: usize, column: &'static str) -> rusqlite::Result<DateTime<Utc>> {
+    let general = || std::str::from_utf8(text).ok().and_then(parse_stamp);
+    stamp_fast(text).or_else(general).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error::UnreadableInstant(column)),
+        )
+    })
+}
+
 /// What [`stamp`] writes, `2026-11-25T09:00:00Z`, read without chrono's general parser: a
 /// pass reads two of them for each of a few hundred thousand sends. Anything else is `None`.
-fn stamp_fast(text: &str) -> Option<DateTime<Utc>> {
-    let bytes = text.as_bytes();
+fn stamp_fast(text: impl AsRef<[u8]>) -> Option<DateTime<Utc>> {
+    let bytes = text.as_ref();
     if bytes.len() != 20 || bytes[19] != b'Z' {
         return None;
     }
@@ -489,16 +504,18 @@ impl Ledger {
             let mut rows = statement.query(params![sink.as_str(), stamp(now), stamp(since)])?;
             while let Some(row) = rows.next()? {
                 let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
-                let occurrence = parse_stamp(row.get_ref(2)?.as_str()?);
-                let sent_at = row.get_ref(3)?.as_str_or_null()?.and_then(parse_stamp);
-                if let (Some(occurrence), Some(sent_at)) = (occurrence, sent_at) {
-                    each(RecentSend {
-                        patient,
-                        step,
-                        occurrence,
-                        sent_at,
-                    });
-                }
+                let occurrence = instant(row.get_ref(2)?.as_bytes()?, 2, "occurrence")?;
+                // steprule writes none without it, but the column allows it: such a row is
+                // left out, as it always was (its claim still finds it sent).
+                let Some(sent_at) = row.get_ref(3)?.as_bytes_or_null()? else {
+                    continue;
+                };
+                each(RecentSend {
+                    patient,
+                    step,
+                    occurrence,
+                    sent_at: instant(sent_at, 3, "sent_at")?,
+                });
             }
             Ok(())
         };

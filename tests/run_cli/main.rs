@@ -16,6 +16,7 @@
 //! - `clinics`: `run FOLDER`, a folder of clinics on SQLite and on one PostgreSQL ledger;
 //! - `delivery`: due sends, their messages, the outbox, reruns and bad rows;
 //! - `faults`: LINE failing (500s, 429s, dropped connections, 4xx) and steprule being killed;
+//! - `history`: what earlier passes sent, read back for caps and reruns;
 //! - `limits`: `--rate`, `--concurrency` and two runs at once;
 //! - `line_answers`: LINE's 409s without an accepted id, error text quoting the token, and
 //!   `--line-api-base` checked at start;
@@ -44,6 +45,7 @@ mod delivery;
 mod disks;
 mod fake;
 mod faults;
+mod history;
 mod ledger_views;
 mod limits;
 mod line_answers;

@@ -1,22 +1,47 @@
 //! What the ledger says went out already, read once per pass: the sends that can still matter
 //! at `now` (not expired, or within a cap's reach), by patient. One indexed read instead of a
 //! query per patient keeps a pass linear in patients however long the ledger's history is.
-//! Its maps hash with the crate's keyed hasher, not std's SipHash: a rerun looks a step and a
-//! patient up for each of a few hundred thousand sends before the first patient is evaluated,
-//! and every patient's history once while evaluating.
+//!
+//! A rerun builds this before its first patient is evaluated, for a few hundred thousand
+//! sends, so it is kept compact: every send in one array grouped by patient, each patient
+//! once (their id in one shared string), and a map from a patient's id hash to them. Building
+//! it allocates only to grow those arrays, never a string or a vector per patient or send. A
+//! hash never stands for the id: two patients whose ids hash the same are both kept, chained,
+//! and a look-up compares the id itself, so no patient is given another's sends.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Utc};
 
 use crate::eval::SentBefore;
-use crate::ledger::{LedgerError, RunLedger, SinkKind};
+use crate::ledger::{LedgerError, RecentSend, RunLedger, SinkKind};
 use crate::plan::TimingPlan;
 use crate::records::keyed_hasher;
 
+/// No patient index: the end of a chain of patients sharing a hash.
+const NONE: usize = usize::MAX;
+
+/// One patient with sends: where their id ends in `ids`, where their sends end in `sends`
+/// (each starts where the previous patient's ends), and the next patient whose id hashes the
+/// same.
+#[derive(Debug, Clone, Copy)]
+struct Patient {
+    id_end: usize,
+    sends_end: usize,
+    same_hash: usize,
+}
+
 #[derive(Debug)]
 pub(super) struct SentHistory {
-    by_patient: HashMap<Box<str>, Vec<SentBefore>, ahash::RandomState>,
+    hasher: ahash::RandomState,
+    /// By the hash of a patient's id: the first patient in `patients` with that hash.
+    first: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    patients: Vec<Patient>,
+    /// Every patient's id, one after another.
+    ids: String,
+    /// Every send, the first patient's first.
+    sends: Vec<SentBefore>,
 }
 
 impl SentHistory {
@@ -26,31 +51,189 @@ impl SentHistory {
         plan: &TimingPlan,
         now: DateTime<Utc>,
     ) -> Result<SentHistory, LedgerError> {
-        let mut steps = HashMap::with_hasher(keyed_hasher());
-        steps.extend(plan.steps.iter().map(|s| (s.id.as_str(), s.index)));
-        let mut by_patient: HashMap<Box<str>, Vec<SentBefore>, _> =
-            HashMap::with_hasher(keyed_hasher());
-        ledger.recent_sends(sink, now, &mut |send| {
-            // A step renamed or removed since no longer has a say.
-            let Some(&step) = steps.get(send.step) else {
-                return;
-            };
-            let sent = SentBefore {
-                step,
-                occurrence: send.occurrence,
-                at: send.sent_at,
-            };
-            match by_patient.get_mut(send.patient) {
-                Some(sends) => sends.push(sent),
-                None => {
-                    by_patient.insert(send.patient.into(), vec![sent]);
-                }
-            }
-        })?;
-        Ok(SentHistory { by_patient })
+        let hasher = keyed_hasher();
+        let hash = |id: &str| hasher.hash_one(id);
+        let mut building = Building::new(plan, &hash);
+        ledger.recent_sends(sink, now, &mut |send| building.add(&send))?;
+        Ok(building.finish(hasher.clone()))
     }
 
     pub(super) fn of(&self, patient: &str) -> &[SentBefore] {
-        self.by_patient.get(patient).map_or(&[], Vec::as_slice)
+        self.of_hashed(patient, self.hasher.hash_one(patient))
+    }
+
+    fn of_hashed(&self, patient: &str, hash: u64) -> &[SentBefore] {
+        let Some(&first) = self.first.get(&hash) else {
+            return &[];
+        };
+        let mut at = first;
+        while at != NONE {
+            if self.id(at) == patient {
+                let start = at
+                    .checked_sub(1)
+                    .map_or(0, |before| self.patients[before].sends_end);
+                return &self.sends[start..self.patients[at].sends_end];
+            }
+            at = self.patients[at].same_hash;
+        }
+        &[]
+    }
+
+    fn id(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |before| self.patients[before].id_end);
+        &self.ids[start..self.patients[index].id_end]
     }
 }
+
+/// A history as its sends come, in the ledger's order (not by patient).
+struct Building<'p, H> {
+    hash: H,
+    /// Step ids to indexes: a step renamed or removed since is not in it and no longer has a
+    /// say.
+    steps: HashMap<&'p str, usize, ahash::RandomState>,
+    first: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    /// Each patient's id end and next with the same hash (`sends_end` is filled at the end).
+    patients: Vec<Patient>,
+    ids: String,
+    /// Each send with the index of its patient.
+    sends: Vec<(usize, SentBefore)>,
+}
+
+impl<'p, H: Fn(&str) -> u64> Building<'p, H> {
+    fn new(plan: &'p TimingPlan, hash: H) -> Self {
+        let mut steps = HashMap::with_hasher(keyed_hasher());
+        steps.extend(plan.steps.iter().map(|s| (s.id.as_str(), s.index)));
+        Building {
+            hash,
+            steps,
+            first: HashMap::default(),
+            patients: Vec::new(),
+            ids: String::new(),
+            sends: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, send: &RecentSend<'_>) {
+        let Some(&step) = self.steps.get(send.step) else {
+            return;
+        };
+        let patient = self.patient(send.patient);
+        self.sends.push((
+            patient,
+            SentBefore {
+                step,
+                occurrence: send.occurrence,
+                at: send.sent_at,
+            },
+        ));
+    }
+
+    /// The index of `id`'s patient, added if new.
+    fn patient(&mut self, id: &str) -> usize {
+        let hash = (self.hash)(id);
+        let new = self.patients.len();
+        let mut at = match self.first.get(&hash) {
+            Some(&first) => first,
+            None => {
+                self.first.insert(hash, new);
+                return self.push(id, NONE);
+            }
+        };
+        loop {
+            let start = at
+                .checked_sub(1)
+                .map_or(0, |before| self.patients[before].id_end);
+            if &self.ids[start..self.patients[at].id_end] == id {
+                return at;
+            }
+            match self.patients[at].same_hash {
+                NONE => {
+                    // Chained after the last with this hash: the map keeps pointing at the first.
+                    self.patients[at].same_hash = new;
+                    return self.push(id, NONE);
+                }
+                next => at = next,
+            }
+        }
+    }
+
+    fn push(&mut self, id: &str, same_hash: usize) -> usize {
+        let new = self.patients.len();
+        self.ids.push_str(id);
+        self.patients.push(Patient {
+            id_end: self.ids.len(),
+            sends_end: 0,
+            same_hash,
+        });
+        new
+    }
+
+    /// The sends grouped by patient (a counting sort: two passes, no comparisons), each
+    /// patient's in the order the ledger gave them.
+    fn finish(self, hasher: ahash::RandomState) -> SentHistory {
+        let Building {
+            first,
+            mut patients,
+            ids,
+            sends: unordered,
+            ..
+        } = self;
+        for (patient, _) in &unordered {
+            patients[*patient].sends_end += 1;
+        }
+        let mut end = 0;
+        for patient in &mut patients {
+            end += patient.sends_end;
+            patient.sends_end = end;
+        }
+        // Filled back to front from each patient's end, so their order is kept.
+        let mut sends = vec![
+            SentBefore {
+                step: 0,
+                occurrence: DateTime::UNIX_EPOCH,
+                at: DateTime::UNIX_EPOCH,
+            };
+            unordered.len()
+        ];
+        let mut next: Vec<usize> = patients.iter().map(|p| p.sends_end).collect();
+        for &(patient, send) in unordered.iter().rev() {
+            let slot = &mut next[patient];
+            *slot -= 1;
+            sends[*slot] = send;
+        }
+        SentHistory {
+            hasher,
+            first,
+            patients,
+            ids,
+            sends,
+        }
+    }
+}
+
+/// The map's hasher for keys that are hashes already: the key as it is.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with it; anything else folds in, never panics.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod tests;
