@@ -56,13 +56,15 @@ pub(super) fn scan_entries<'a>(
     (scan.at == text.len()).then_some(Shape::Object)
 }
 
-/// How many bytes `bytes` starts with before its first `"`, `\\` or control character (all of
+/// How many bytes `bytes` starts with before its first `"`, `\` or control character (all of
 /// it if none), looked at eight at a time: a byte at a time was most of the scanner's time.
+#[inline]
 fn plain_len(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGHS: u64 = ONES << 7;
+    let mut eights = bytes.chunks_exact(8);
     let mut at = 0;
-    while let Some(eight) = bytes.get(at..at + 8) {
+    for eight in eights.by_ref() {
         let word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
         let quotes = word ^ (ONES * u64::from(b'"'));
         let slashes = word ^ (ONES * u64::from(b'\\'));
@@ -78,8 +80,11 @@ fn plain_len(bytes: &[u8]) -> usize {
         }
         at += 8;
     }
-    let tail = bytes[at..].iter().position(|&byte| ends_plain(byte));
-    at + tail.unwrap_or(bytes.len() - at)
+    let tail = eights.remainder();
+    at + tail
+        .iter()
+        .position(|&byte| ends_plain(byte))
+        .unwrap_or(tail.len())
 }
 
 /// Whether `byte` ends the plain start of a string: a quote, a backslash or a control
@@ -111,6 +116,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes or control characters (which serde_json refuses), borrowed.
+    #[inline]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
