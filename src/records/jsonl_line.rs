@@ -11,6 +11,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::jsonl_scan::scan_entries;
+
 /// A value of a line's object, as far as a patient row can use it.
 #[derive(Debug, PartialEq)]
 pub(super) enum JsonValue<'a> {
@@ -44,6 +46,20 @@ pub(super) enum Shape {
 /// `Value`'s order), its numbers printed one after another into `numbers` (emptied first).
 /// After an error `entries` holds what was read before it.
 pub(super) fn parse_entries<'a>(
+    text: &'a str,
+    entries: &mut Vec<Entry<'a>>,
+    numbers: &mut String,
+) -> Result<Shape, serde_json::Error> {
+    // Nearly every line of an export is a flat object without escapes: scanned on its own.
+    match scan_entries(text, entries, numbers) {
+        Some(shape) => Ok(shape),
+        None => parse_entries_serde(text, entries, numbers),
+    }
+}
+
+/// [`parse_entries`] by serde_json alone: every line the scanner declines, and the measure
+/// of what the scanner gives.
+pub(super) fn parse_entries_serde<'a>(
     text: &'a str,
     entries: &mut Vec<Entry<'a>>,
     numbers: &mut String,

@@ -25,6 +25,7 @@ mod field_set;
 mod japanese_dates;
 mod jsonl_line;
 mod jsonl_rows;
+mod jsonl_scan;
 mod mapping;
 mod options;
 mod reader;

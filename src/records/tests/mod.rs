@@ -13,6 +13,7 @@ mod encodings;
 mod fixtures;
 mod jsonl;
 mod jsonl_keys;
+mod jsonl_scan;
 mod lent;
 mod limits;
 mod other_reused;

@@ -1,0 +1,351 @@
+//! A JSONL line read without serde_json when it is the flat object an export writes: string
+//! keys, and values that are strings, numbers, `true`, `false` or `null`, with no escapes.
+//! serde_json's own parsing (its string scanning and map access) was most of what a JSONL line
+//! cost beyond a CSV row. Anything else (an escape, a list or an object as a value, a number
+//! it would print differently, any syntax error) is declined, and the caller reads the line
+//! with serde_json as before: the results, errors included, are the same either way.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use super::jsonl_line::{Entry, JsonValue, Shape};
+
+/// Digits an integer may have to be printed as the line spells it: it fits both `u64` and
+/// `i64`, so serde_json reads it as an integer and prints it as written.
+const PLAIN_DIGITS: usize = 18;
+
+/// Reads `text` into `entries` and `numbers` (both emptied first) as
+/// [`super::jsonl_line::parse_entries`] does, or `None` when the line is not a flat object
+/// without escapes; `entries` and `numbers` then hold what was read before that.
+pub(super) fn scan_entries<'a>(
+    text: &'a str,
+    entries: &mut Vec<Entry<'a>>,
+    numbers: &mut String,
+) -> Option<Shape> {
+    entries.clear();
+    numbers.clear();
+    let mut scan = Scan { text, at: 0 };
+    scan.skip_space();
+    scan.eat(b'{')?;
+    scan.skip_space();
+    if scan.peek() == Some(b'}') {
+        scan.at += 1;
+    } else {
+        loop {
+            let key = scan.string()?;
+            scan.skip_space();
+            scan.eat(b':')?;
+            scan.skip_space();
+            let value = scan.value(numbers)?;
+            entries.push((Cow::Borrowed(key), value));
+            scan.skip_space();
+            match scan.peek()? {
+                b',' => {
+                    scan.at += 1;
+                    scan.skip_space();
+                }
+                b'}' => {
+                    scan.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    scan.skip_space();
+    (scan.at == text.len()).then_some(Shape::Object)
+}
+
+/// How many bytes `bytes` starts with before its first `"`, `\` or control character (all of
+/// it if none), looked at eight at a time: a byte at a time was most of the scanner's time.
+#[inline]
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    let mut eights = bytes.chunks_exact(8);
+    let mut at = 0;
+    for eight in eights.by_ref() {
+        let word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+        let quotes = word ^ (ONES * u64::from(b'"'));
+        let slashes = word ^ (ONES * u64::from(b'\\'));
+        // A byte's top bit is set here where the byte is zero (a quote or a backslash in
+        // `quotes`, `slashes`) or below 0x20 in `word`. A match borrows from the bytes above it
+        // and can set theirs too, so only the lowest set bit is sure, and that one is wanted.
+        let found = (quotes.wrapping_sub(ONES) & !quotes)
+            | (slashes.wrapping_sub(ONES) & !slashes)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        let found = found & HIGHS;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let tail = eights.remainder();
+    at + tail
+        .iter()
+        .position(|&byte| ends_plain(byte))
+        .unwrap_or(tail.len())
+}
+
+/// Whether `byte` ends the plain start of a string: a quote, a backslash or a control
+/// character (which serde_json refuses in a string).
+fn ends_plain(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// A place in a line being scanned.
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    /// Passes over what JSON counts as whitespace (and no other).
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// A string without escapes or control characters (which serde_json refuses), borrowed.
+    #[inline]
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let rest = &self.text.as_bytes()[start..];
+        let len = plain_len(rest);
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.at = start + len + 1;
+        // Both ends are next to an ASCII byte, so on a character's boundary.
+        Some(&self.text[start..start + len])
+    }
+
+    /// Passes over `word` if the line has it here.
+    fn word(&mut self, word: &str) -> Option<()> {
+        let rest = &self.text.as_bytes()[self.at..];
+        rest.starts_with(word.as_bytes())
+            .then(|| self.at += word.len())
+    }
+
+    fn value(&mut self, numbers: &mut String) -> Option<JsonValue<'a>> {
+        Some(match self.peek()? {
+            b'"' => JsonValue::Text(Cow::Borrowed(self.string()?)),
+            b'n' => {
+                self.word("null")?;
+                JsonValue::Null
+            }
+            b't' => {
+                self.word("true")?;
+                JsonValue::Text(Cow::Borrowed("true"))
+            }
+            b'f' => {
+                self.word("false")?;
+                JsonValue::Text(Cow::Borrowed("false"))
+            }
+            b'-' | b'0'..=b'9' => self.number(numbers)?,
+            // A list, an object, or not JSON.
+            _ => return None,
+        })
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// A number in JSON's grammar, printed into `numbers` as `serde_json::Number` prints it.
+    fn number(&mut self, numbers: &mut String) -> Option<JsonValue<'a>> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let whole = match self.peek()? {
+            // One leading zero only: "01" stops after the "0" and is declined by what follows.
+            b'0' => {
+                self.at += 1;
+                1
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        };
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            integer = false;
+        }
+        let token = &self.text[start..self.at];
+        let place = numbers.len();
+        // serde_json reads "-0" as a float ("-0.0"), and an integer past `u64` or `i64` as a
+        // float too: those, and every decimal, are read and printed by serde_json itself.
+        if integer && whole <= PLAIN_DIGITS && token != "-0" {
+            numbers.push_str(token);
+        } else {
+            let number: serde_json::Number = serde_json::from_str(token).ok()?;
+            // Writing into a `String` cannot fail.
+            let _ = write!(numbers, "{number}");
+        }
+        Some(JsonValue::Number(place..numbers.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanned(text: &str) -> Option<(Vec<Entry<'_>>, String)> {
+        let (mut entries, mut numbers) = (Vec::new(), String::new());
+        scan_entries(text, &mut entries, &mut numbers)?;
+        Some((entries, numbers))
+    }
+
+    #[test]
+    fn an_exports_line_is_scanned_and_borrowed() {
+        let line = r#"{"birth_date":"1957-04-01","department":"内科","id":"P0000001","n":12,"vip":true,"x":null}"#;
+        let (entries, numbers) = scanned(line).unwrap();
+        let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();
+        assert_eq!(keys, ["birth_date", "department", "id", "n", "vip", "x"]);
+        assert!(matches!(
+            entries[1],
+            (Cow::Borrowed(_), JsonValue::Text(Cow::Borrowed("内科")))
+        ));
+        assert_eq!(entries[3].1, JsonValue::Number(0..2));
+        assert_eq!(numbers, "12");
+        assert_eq!(entries[4].1, JsonValue::Text(Cow::Borrowed("true")));
+        assert_eq!(entries[5].1, JsonValue::Null);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn eight_bytes_at_a_time_find_what_one_at_a_time_finds(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(vec![b'"', b'\\', 0, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xff]),
+                    b'a'..=b'z',
+                ],
+                0..40,
+            )
+        ) {
+            let one_at_a_time = bytes.iter().position(|&byte| ends_plain(byte));
+            proptest::prop_assert_eq!(plain_len(&bytes), one_at_a_time.unwrap_or(bytes.len()));
+        }
+    }
+
+    #[test]
+    fn whitespace_is_jsons_own() {
+        assert!(scanned(" \t{ \"a\" :\r\n\"b\" , \"c\":1 }\n ").is_some());
+        assert!(scanned("{}").is_some());
+        assert!(scanned("{ }").is_some());
+        // A no-break space is not JSON's whitespace: serde_json refuses it, so it is declined.
+        assert!(scanned("{\u{a0}\"a\": 1}").is_none());
+        assert!(scanned("{\"a\": 1}\u{3000}").is_none());
+    }
+
+    #[test]
+    fn numbers_print_as_serde_json_prints_them() {
+        for (text, printed) in [
+            ("0", Some("0")),
+            ("-12", Some("-12")),
+            ("123456789012345678", Some("123456789012345678")),
+            ("-123456789012345678", Some("-123456789012345678")),
+            ("18446744073709551615", Some("18446744073709551615")),
+            ("-9223372036854775808", Some("-9223372036854775808")),
+            ("18446744073709551616", None),
+            ("-9223372036854775809", None),
+            ("123456789012345678901234567890", None),
+            ("-0", Some("-0.0")),
+            ("1.0", Some("1.0")),
+            ("1.50", Some("1.5")),
+            ("1e5", Some("100000.0")),
+            ("-0.0", Some("-0.0")),
+            ("2.5E-3", Some("0.0025")),
+            ("0.1e+2", Some("10.0")),
+            ("1.7976931348623157e308", None),
+        ] {
+            let line = format!("{{\"n\": {text}}}");
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let expected = value["n"].to_string();
+            if let Some(printed) = printed {
+                assert_eq!(expected, printed, "{text}");
+            }
+            let (entries, numbers) = scanned(&line).unwrap();
+            assert_eq!(entries[0].1, JsonValue::Number(0..expected.len()), "{text}");
+            assert_eq!(numbers, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_but_a_flat_object_without_escapes_is_declined() {
+        for text in [
+            r#"{"a": "b\"c"}"#,
+            r#"{"a\u0062": 1}"#,
+            "{\"a\": \"b\tc\"}",
+            r#"{"a": [1]}"#,
+            r#"{"a": {}}"#,
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": .5}"#,
+            r#"{"a": 1e}"#,
+            r#"{"a": +1}"#,
+            r#"{"a": -}"#,
+            r#"{"a": 1e400}"#,
+            r#"{"a": nul}"#,
+            r#"{"a": nullx}"#,
+            r#"{"a": True}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a": 1"#,
+            r#"{"a": "b"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": 1}}"#,
+            r#"{a: 1}"#,
+            r#"{,}"#,
+            "[1]",
+            "\"a\"",
+            "12",
+            "null",
+            "",
+        ] {
+            assert!(scanned(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_hundred_thousand_keys_are_scanned_in_one_pass() {
+        let mut line = String::from("{\"id\": \"P1\"");
+        for n in 0..100_000 {
+            line.push_str(&format!(", \"k{n}\": {n}"));
+        }
+        line.push('}');
+        let (entries, numbers) = scanned(&line).unwrap();
+        assert_eq!(entries.len(), 100_001);
+        assert!(numbers.ends_with("9999899999"));
+    }
+}

@@ -1,0 +1,224 @@
+//! A JSONL line gives what serde_json gave for it, whether the scanner reads it or declines it:
+//! the same keys and cells, the same numbers' texts, or the same error.
+
+use proptest::prelude::*;
+
+use crate::records::jsonl_line::{parse_entries, parse_entries_serde, Entry, Shape};
+use crate::records::jsonl_scan::scan_entries;
+
+/// What a line reads as: its shape, entries and numbers' text, or serde_json's message.
+type Read<'a> = Result<(Shape, Vec<Entry<'a>>, String), String>;
+
+fn serde_reads(text: &str) -> Read<'_> {
+    let (mut entries, mut numbers) = (Vec::new(), String::new());
+    let shape = parse_entries_serde(text, &mut entries, &mut numbers).map_err(|e| e.to_string())?;
+    Ok((shape, entries, numbers))
+}
+
+fn reads(text: &str) -> Read<'_> {
+    let (mut entries, mut numbers) = (Vec::new(), String::new());
+    let shape = parse_entries(text, &mut entries, &mut numbers).map_err(|e| e.to_string())?;
+    Ok((shape, entries, numbers))
+}
+
+fn scanned(text: &str) -> Option<(Shape, Vec<Entry<'_>>, String)> {
+    let (mut entries, mut numbers) = (Vec::new(), String::new());
+    let shape = scan_entries(text, &mut entries, &mut numbers)?;
+    Some((shape, entries, numbers))
+}
+
+/// A piece of a JSON string's inside: a character as it stands, or an escape (some invalid).
+fn string_piece(escapes: bool) -> BoxedStrategy<String> {
+    let plain = prop_oneof![
+        "[a-zA-Z0-9_ .:;/-]",
+        "[患者内科高橋ＩＤé\u{3000}\u{a0}\u{7f}\u{1F600}]",
+    ]
+    .boxed();
+    if !escapes {
+        return plain;
+    }
+    prop_oneof![
+        6 => plain,
+        1 => prop::sample::select(vec![
+            "\\\"", "\\\\", "\\/", "\\n", "\\t", "\\b", "\\f", "\\r", "\\u0041", "\\u00e9",
+            "\\u60a3", "\\ud83d\\ude00", "\\ud800", "\\udc00", "\\u12", "\\x", "\\", "\"",
+            "\t", "\u{1}", "\u{1f}",
+        ])
+        .prop_map(str::to_owned),
+    ]
+    .boxed()
+}
+
+fn json_string(escapes: bool) -> impl Strategy<Value = String> {
+    prop::collection::vec(string_piece(escapes), 0..8)
+        .prop_map(|pieces| format!("\"{}\"", pieces.concat()))
+}
+
+/// A number as an export might write it, or one JSON refuses.
+fn number(valid_only: bool) -> BoxedStrategy<String> {
+    let printed = prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<f64>()
+            .prop_filter("finite", |n| n.is_finite())
+            .prop_map(|n| n.to_string()),
+        (any::<i32>(), 0u32..1000).prop_map(|(whole, part)| format!("{whole}.{part}")),
+        // Past ±308 an exponent is out of range, or its number rounds to zero.
+        (
+            -40i32..40,
+            if valid_only {
+                -300i32..300
+            } else {
+                -400i32..400
+            }
+        )
+            .prop_map(|(m, e)| format!("{m}e{e}")),
+        "-?[1-9][0-9]{17,40}",
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1.0",
+            "1e5",
+            "1E+5",
+            "2.5e-3",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "123456789012345678",
+            "1234567890123456789",
+            "1e308",
+            "1e-400",
+        ])
+        .prop_map(str::to_owned),
+    ]
+    .boxed();
+    if valid_only {
+        return printed;
+    }
+    prop_oneof![
+        4 => printed,
+        1 => prop::sample::select(vec![
+            "01", "-01", "00", "1.", ".5", "1e", "1e+", "-", "+1", "1e400", "-1e400", "0x1",
+            "1.5.2", "1ee2", "NaN", "Infinity",
+        ])
+        .prop_map(str::to_owned),
+    ]
+    .boxed()
+}
+
+/// A value of a line's object; with `flat` only what an export writes.
+fn value(flat: bool) -> BoxedStrategy<String> {
+    let scalar = prop_oneof![
+        3 => json_string(!flat),
+        2 => number(flat),
+        1 => prop::sample::select(vec!["true", "false", "null"]).prop_map(str::to_owned),
+    ];
+    if flat {
+        return scalar.boxed();
+    }
+    prop_oneof![
+        6 => scalar,
+        1 => prop::sample::select(vec![
+            "[]", "[1, \"a\", null, true]", "[[1]]", "{}", "{\"a\": 1}", "[{\"a\": [2]}]",
+            "nul", "tru", "True", "nullx", "'a'", "[1,", "{\"a\"",
+        ])
+        .prop_map(str::to_owned),
+    ]
+    .boxed()
+}
+
+/// Whitespace between tokens: JSON's own, or (not flat) a no-break or ideographic space.
+fn space(flat: bool) -> BoxedStrategy<String> {
+    if flat {
+        "[ \t\r\n]{0,2}".boxed()
+    } else {
+        prop_oneof![9 => "[ \t\r\n]{0,2}", 1 => "[\u{a0}\u{3000}\u{b}]"].boxed()
+    }
+}
+
+/// A line holding one object; keys may repeat and come in any order.
+fn object(flat: bool) -> impl Strategy<Value = String> {
+    let entry = (
+        space(flat),
+        json_string(!flat),
+        space(flat),
+        space(flat),
+        value(flat),
+        space(flat),
+    );
+    (
+        space(flat),
+        prop::collection::vec(entry, 0..8),
+        space(flat),
+        space(flat),
+    )
+        .prop_map(|(before, entries, inside, after)| {
+            let entries: Vec<String> = entries
+                .into_iter()
+                .map(|(a, key, b, c, value, d)| format!("{a}{key}{b}:{c}{value}{d}"))
+                .collect();
+            format!("{before}{{{inside}{}}}{after}", entries.join(","))
+        })
+}
+
+/// A line as a file might hold it: an object, perhaps cut short or garbled, or no object.
+fn line() -> impl Strategy<Value = String> {
+    let garbled = (object(false), any::<prop::sample::Index>(), 0usize..4, ".").prop_map(
+        |(line, at, how, extra)| {
+            let mut chars: Vec<char> = line.chars().collect();
+            let at = at.index(chars.len() + 1);
+            match how {
+                0 => chars.truncate(at),
+                1 => chars.insert(at, extra.chars().next().unwrap_or('x')),
+                2 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ => chars.insert(at, ['{', '}', '[', ',', ':', '"', '\\'][at % 7]),
+            }
+            chars.into_iter().collect()
+        },
+    );
+    prop_oneof![
+        6 => object(false),
+        3 => garbled,
+        1 => prop::sample::select(vec!["[1, 2]", "\"P1\"", "12", "null", "true", "", "{"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+    #[test]
+    fn a_line_reads_as_serde_json_read_it(text in line()) {
+        let serde = serde_reads(&text);
+        prop_assert_eq!(&reads(&text), &serde, "{:?}", text);
+        if let Some(scanned) = scanned(&text) {
+            prop_assert_eq!(Ok(scanned), serde, "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn an_exports_flat_line_is_scanned(text in object(true)) {
+        let scanned = scanned(&text);
+        prop_assert!(scanned.is_some(), "declined {:?}", text);
+        prop_assert_eq!(Ok(scanned.unwrap()), serde_reads(&text), "{:?}", text);
+    }
+}
+
+#[test]
+fn deep_nesting_and_many_keys_read_as_serde_json_read_them() {
+    let deep = format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+    assert_eq!(reads(&deep), serde_reads(&deep));
+    assert!(reads(&deep).is_err(), "serde_json's nesting limit");
+    let mut wide = String::from("{");
+    for n in 0..100_000 {
+        wide.push_str(&format!("\"k{}\": {n}.5, ", 99_999 - n));
+    }
+    wide.push_str("\"id\": \"P1\"}");
+    assert!(scanned(&wide).is_some());
+    assert_eq!(reads(&wide), serde_reads(&wide));
+}
