@@ -15,6 +15,7 @@ mod jsonl;
 mod jsonl_keys;
 mod lent;
 mod limits;
+mod other_columns;
 mod other_reused;
 mod privacy;
 mod recycled;
