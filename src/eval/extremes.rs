@@ -2,8 +2,6 @@
 //! lets through is evaluated right, and nothing — even a duration `check` would have
 //! rejected, forced into a plan — panics.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::*;
@@ -65,7 +63,7 @@ fn patient(plan: &TimingPlan, anchor: DateTime<Utc>) -> PatientRecord {
         opted_out: false,
         dates: vec![Some(anchor); plan.schema.date_fields.len()],
         fields: vec![None; plan.schema.fields.len()],
-        other: BTreeMap::new(),
+        other: Default::default(),
         unknown: Default::default(),
         line: 2,
     }

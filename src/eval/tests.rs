@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::*;
@@ -54,7 +52,7 @@ pub(super) fn patient(plan: &TimingPlan, stage: &str, entered: &str) -> PatientR
         opted_out: false,
         dates: vec![None; plan.schema.date_fields.len()],
         fields: vec![None; plan.schema.fields.len()],
-        other: BTreeMap::new(),
+        other: Default::default(),
         unknown: Default::default(),
         line: 2,
     }

@@ -2,8 +2,6 @@
 //! (and say so, even when not explaining, so the pass can count them per step); the others are
 //! evaluated as usual; an unreadable opt-out sends nothing.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::*;
@@ -55,7 +53,7 @@ fn patient(plan: &TimingPlan, unknown: &[FieldRef]) -> PatientRecord {
         opted_out: false,
         dates: vec![None; plan.schema.date_fields.len()],
         fields: vec![],
-        other: BTreeMap::new(),
+        other: Default::default(),
         unknown: set,
         line: 2,
     }

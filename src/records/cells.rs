@@ -129,6 +129,8 @@ pub(super) struct TagSplitter {
     /// The separators, when each is one character (the default ones are): then a cell is
     /// split with one look at each character instead of a comparison per separator.
     chars: Option<Vec<char>>,
+    /// Those of `chars` that are ASCII: all an ASCII cell can hold, looked for byte by byte.
+    ascii: Vec<u8>,
 }
 
 impl TagSplitter {
@@ -144,8 +146,15 @@ impl TagSplitter {
             let mut chars = s.chars();
             chars.next().filter(|_| chars.next().is_none())
         };
-        let chars = separators.iter().map(one_char).collect();
-        TagSplitter { separators, chars }
+        let chars: Option<Vec<char>> = separators.iter().map(one_char).collect();
+        let ascii = (chars.iter().flatten())
+            .filter_map(|&c| u8::try_from(c).ok().filter(u8::is_ascii))
+            .collect();
+        TagSplitter {
+            separators,
+            chars,
+            ascii,
+        }
     }
 
     /// Gives each non-empty, trimmed tag of `text` to `tag` (which puts it in a string of its
@@ -159,6 +168,19 @@ impl TagSplitter {
             }
         };
         if let Some(chars) = &self.chars {
+            if text.is_ascii() {
+                // Bytes, not characters: decoding each character and comparing it with every
+                // separator was most of typing a tags cell.
+                let mut start = 0;
+                for (at, byte) in text.bytes().enumerate() {
+                    if self.ascii.contains(&byte) {
+                        push_tag(&text[start..at]);
+                        start = at + 1;
+                    }
+                }
+                push_tag(&text[start..]);
+                return;
+            }
             text.split(|c| chars.contains(&c)).for_each(&mut push_tag);
             return;
         }
@@ -334,8 +356,18 @@ mod tests {
                 "vip;chronic,flu",
                 "；，",
                 " 定期 ",
+                "a;b,c",
+                ";;,",
+                " , ; ",
+                "\tx\t;y\n",
+                "a/b+c",
             ] {
                 assert_eq!(split(&fast, text), split(&general, text), "{text:?}");
+            }
+            // Every ASCII character between tags, at either end and twice.
+            for c in (0..=0x7f_u8).map(char::from) {
+                let text = format!("{c}x{c}y{c}{c}z{c}");
+                assert_eq!(split(&fast, &text), split(&general, &text), "{text:?}");
             }
         }
         let long = TagSplitter::new(Some(&["／".to_owned(), " / ".to_owned()]));

@@ -28,6 +28,7 @@ mod jsonl_rows;
 mod jsonl_scan;
 mod mapping;
 mod options;
+mod other;
 mod reader;
 mod row;
 mod seen_ids;
@@ -43,10 +44,9 @@ pub use error::RecordsError;
 pub use field_set::FieldSet;
 pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
+pub use other::OtherColumns;
 pub use reader::{open, read_from};
 pub use worked::{RowWork, Worked, WorkedRows};
-
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -74,7 +74,7 @@ pub struct PatientRecord {
     /// The declared `fields`, in the order of [`RecordSchema::fields`]; `None` when empty.
     pub fields: Vec<Option<String>>,
     /// Every other non-empty column, for templates and rhai conditions.
-    pub other: BTreeMap<String, String>,
+    pub other: OtherColumns,
     /// Fields whose cell was there but could not be read: they hold nothing, and steps that
     /// need them are not evaluated for this patient (an unknown `opted_out` also sets
     /// `opted_out`, so nothing is sent).

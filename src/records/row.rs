@@ -391,15 +391,7 @@ impl RowTyper {
             Role::Field(index) => set_text(&mut record.fields[index], text, spares),
             // The recycled record's string for the column when it has one (each row of a file
             // has the same columns), else a new entry.
-            Role::Other => match record.other.get_mut(column.name.as_str()) {
-                Some(value) => {
-                    value.clear();
-                    value.push_str(text);
-                }
-                None => {
-                    record.other.insert(column.name.clone(), text.to_owned());
-                }
-            },
+            Role::Other => record.other.set(&column.name, text),
             Role::Tags | Role::Ignored | Role::Shadowing => {}
         }
         Ok(())

@@ -176,9 +176,8 @@ impl Spares {
         date_values.clear();
         date_values.resize(dates, None);
         // Columns the rules do not declare: each row of a file has the same ones, so their
-        // keys and strings are kept for it; a huge value is not.
-        other.retain(|_, value| value.capacity() <= LONGEST_KEPT);
-        other.values_mut().for_each(String::clear);
+        // names and strings are kept for it; a huge value is not.
+        other.empty();
         *unknown = FieldSet::EMPTY;
         *record_line = line;
     }
@@ -190,16 +189,12 @@ impl Spares {
             line_user_id,
             name,
             fields,
-            other,
             ..
         } = record;
         for text in fields.iter_mut().chain([name, line_user_id]) {
             if let Some(string) = text.take_if(|string| string.is_empty()) {
                 keep(&mut self.texts, string);
             }
-        }
-        if other.values().any(String::is_empty) {
-            other.retain(|_, value| !value.is_empty());
         }
     }
 

@@ -16,6 +16,7 @@ mod jsonl_keys;
 mod jsonl_scan;
 mod lent;
 mod limits;
+mod other_columns;
 mod other_reused;
 mod privacy;
 mod recycled;
