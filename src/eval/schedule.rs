@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::cap::{apply_cap, CapScratch};
+use super::flat::Answers;
 use super::place::{place, Candidate};
 use super::script::ScriptRuntime;
 use super::series::{every_occurrence, occurrence_bounds, Bounds};
@@ -38,6 +39,8 @@ pub(super) struct Scratch {
     /// went out (for the cap).
     history: Vec<(usize, UnixTime)>,
     history_at: Vec<UnixTime>,
+    /// The patient's conditions tested so far.
+    answers: Answers,
 }
 
 pub(super) fn run(
@@ -52,6 +55,8 @@ pub(super) fn run(
     let frame = ctx.today.frame;
     // Almost every patient's cells all read: then no step needs asking which field it lacks.
     let any_unknown = !ctx.patient.unknown.is_empty();
+    let conditions = ctx.conditions;
+    scratch.answers.next_patient(conditions.count());
     scratch.candidates.clear();
     if scratch.bounds_for != Some(window) {
         scratch.bounds = plan
@@ -84,11 +89,18 @@ pub(super) fn run(
             continue;
         }
         // A step chosen by the patient's stage has its stage test behind it already.
-        let when = match ctx.past_stage.and_then(|rest| rest[step.index].as_ref()) {
-            Some(rest) => rest,
-            None => &step.when,
+        let when = match ctx.by_tree {
+            true => ctx.test(
+                conditions.when_tree(step, ctx.past_stage),
+                window.now,
+                scripts,
+            ),
+            false => {
+                let id = conditions.when(step.index, ctx.past_stage);
+                ctx.holds(conditions, id, window.now, scripts, &mut scratch.answers)
+            }
         };
-        match ctx.test(when, window.now, scripts) {
+        match when {
             Ok(true) => {}
             Ok(false) => {
                 if ctx.explain {
@@ -168,13 +180,18 @@ pub(super) fn run(
         });
         out.already_sent = before - candidates.len();
     }
+    let answers = &mut scratch.answers;
     candidates.retain(|send| {
         let step = &plan.steps[send.step];
         let Some(unless) = &step.unless else {
             return true;
         };
         let at = send.at.utc();
-        let reason = match ctx.test(unless, at, scripts) {
+        let unless_holds = match (ctx.by_tree, conditions.unless(step.index)) {
+            (false, Some(id)) => ctx.holds(conditions, id, at, scripts, answers),
+            _ => ctx.test(unless, at, scripts),
+        };
+        let reason = match unless_holds {
             Ok(false) => return true,
             Ok(true) if !ctx.explain => return false,
             Ok(true) => Reason::Unless {
