@@ -41,6 +41,36 @@ pub(super) struct Scratch {
     history_at: Vec<UnixTime>,
     /// The patient's conditions tested so far.
     answers: Answers,
+    /// The patient's anchors converted so far.
+    anchors: Anchors,
+}
+
+/// A patient's anchors as seconds, each converted on the first step counting from it rather
+/// than for every step (a birth date is a look-up in the zone). Reused across patients.
+#[derive(Debug, Default)]
+struct Anchors {
+    /// By date field, then `stage_entered_at` and the birth date: `None` until converted.
+    seconds: Vec<Option<Option<UnixTime>>>,
+}
+
+impl Anchors {
+    fn next_patient(&mut self, dates: usize) {
+        self.seconds.clear();
+        self.seconds.resize(dates + 2, None);
+    }
+
+    fn get(&mut self, ctx: &Context<'_>, anchor: AnchorField) -> Option<UnixTime> {
+        let dates = self.seconds.len() - 2;
+        let slot = match anchor {
+            AnchorField::Date(i) if i < dates => i,
+            AnchorField::StageEnteredAt => dates,
+            AnchorField::BirthDate => dates + 1,
+            // The calendar's start is one constant; a sent step's time comes from the ledger
+            // and is asked for once per step anyway.
+            _ => return anchor_instant(ctx, anchor).map(UnixTime::from),
+        };
+        *self.seconds[slot].get_or_insert_with(|| anchor_instant(ctx, anchor).map(UnixTime::from))
+    }
 }
 
 pub(super) fn run(
@@ -57,6 +87,7 @@ pub(super) fn run(
     let any_unknown = !ctx.patient.unknown.is_empty();
     let conditions = ctx.conditions;
     scratch.answers.next_patient(conditions.count());
+    scratch.anchors.next_patient(ctx.patient.dates.len());
     scratch.candidates.clear();
     if scratch.bounds_for != Some(window) {
         scratch.bounds = plan
@@ -121,7 +152,7 @@ pub(super) fn run(
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
-        let Some(anchor) = anchor_instant(ctx, step.anchor) else {
+        let Some(anchor) = scratch.anchors.get(ctx, step.anchor) else {
             if let AnchorField::Sent(sent) = step.anchor {
                 // Only explain says it: nothing is due and nothing is wrong, so `plan` and `run`
                 // have nothing to count.
@@ -137,7 +168,6 @@ pub(super) fn run(
             }
             continue;
         };
-        let anchor = UnixTime::from(anchor);
         let before = scratch.candidates.len();
         let mut problem = None;
         let candidates = &mut scratch.candidates;

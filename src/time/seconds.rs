@@ -176,11 +176,33 @@ impl ZoneClock {
         shift(instant.utc(), offset, backwards, self.tz).map(UnixTime::from)
     }
 
-    /// [`at_time`] on Unix seconds: `clock` on the local day of `instant`.
-    pub fn at_time(self, instant: UnixTime, clock: ClockTime) -> UnixTime {
-        self.wall_minute(instant)
-            .and_then(|wall| self.on_day_at(wall.day, clock))
-            .unwrap_or_else(|| UnixTime::from(at_time(instant.utc(), clock, self.tz)))
+    /// [`at_time`] on Unix seconds: `clock` on the local day of `instant`; with the wall clock
+    /// of the instant it made when the table made it, so that quiet hours need not read it
+    /// again.
+    pub fn at_time_on_wall(
+        self,
+        instant: UnixTime,
+        clock: ClockTime,
+    ) -> (UnixTime, Option<WallMinuteOf>) {
+        let made = self.wall_minute(instant).and_then(|wall| {
+            let at = self.on_day_at(wall.day, clock)?;
+            // `on_day_at` reads the clock as `ClockTime::naive` does, within 23:59.
+            let clock = ClockTime {
+                hour: clock.hour.min(23),
+                minute: clock.minute.min(59),
+            };
+            Some((
+                at,
+                WallMinuteOf {
+                    day: wall.day,
+                    clock,
+                },
+            ))
+        });
+        match made {
+            Some((at, wall)) => (at, Some(wall)),
+            None => (UnixTime::from(at_time(instant.utc(), clock, self.tz)), None),
+        }
     }
 
     /// [`next_day`] on Unix seconds: the start of the next local day.
