@@ -17,7 +17,7 @@ use super::test::{holds, ScriptFailure};
 use super::Context;
 use crate::fields::{age_on, Field};
 use crate::plan::{FieldRef, Leaf, PlannedStep, Test, Value};
-use crate::time::local_date;
+use crate::time::{local_date, UnixTime};
 use crate::values::CompareOp;
 
 /// One instruction. The program keeps one answer as it runs: the last leaf's, or a constant.
@@ -47,6 +47,7 @@ enum FastLeaf {
     },
     /// A date field is set (`unless cancelled_at`).
     DateSet(usize),
+    Tag(Box<[String]>),
     /// Everything else, the way [`Context::test`] answers it.
     Other(Leaf, Arc<str>),
 }
@@ -235,6 +236,7 @@ impl FastLeaf {
                 than: *than,
             },
             Leaf::IsSet(FieldRef::Date(index)) => FastLeaf::DateSet(*index),
+            Leaf::TagIn(tags) => FastLeaf::Tag(tags.clone().into_boxed_slice()),
             leaf => FastLeaf::Other(leaf.clone(), text.clone()),
         }
     }
@@ -255,17 +257,23 @@ fn past_stage(when: &Test) -> Option<Test> {
 
 impl Context<'_> {
     /// Whether condition `id` holds for the patient at `at`: [`Context::test`]'s answer, from
-    /// the program, or remembered from an earlier step of this patient.
+    /// the program, or remembered from an earlier step of this patient. `at` becomes chrono's
+    /// only for a leaf that reads it.
     pub(super) fn holds(
         &mut self,
         conditions: &Conditions,
         id: ConditionId,
-        at: DateTime<Utc>,
+        at: UnixTime,
         runtime: &mut Option<ScriptRuntime>,
         answers: &mut Answers,
     ) -> Result<bool, ScriptFailure> {
         let program = &conditions.programs[id.0];
-        let remembered = !program.scripted && (!program.reads_the_instant || at == self.now);
+        let at = At {
+            seconds: at,
+            now: at == self.today.frame.now,
+            utc: None,
+        };
+        let remembered = !program.scripted && (!program.reads_the_instant || at.now);
         if remembered {
             let (patient, answer) = answers.answers[id.0];
             if patient == answers.patient {
@@ -282,7 +290,7 @@ impl Context<'_> {
     fn run(
         &mut self,
         ops: &[Op],
-        at: DateTime<Utc>,
+        mut at: At,
         runtime: &mut Option<ScriptRuntime>,
     ) -> Result<bool, ScriptFailure> {
         let mut answer = false;
@@ -290,7 +298,7 @@ impl Context<'_> {
         while let Some(op) = ops.get(next) {
             next += 1;
             match op {
-                Op::Test(leaf) => answer = self.fast_leaf(leaf, at, runtime)?,
+                Op::Test(leaf) => answer = self.fast_leaf(leaf, &mut at, runtime)?,
                 Op::Set(value) => answer = *value,
                 Op::JumpIf { when, to } => {
                     if answer == *when {
@@ -306,16 +314,16 @@ impl Context<'_> {
     fn fast_leaf(
         &mut self,
         leaf: &FastLeaf,
-        at: DateTime<Utc>,
+        at: &mut At,
         runtime: &mut Option<ScriptRuntime>,
     ) -> Result<bool, ScriptFailure> {
         Ok(match leaf {
             FastLeaf::Stage(stages) => self.patient.stage.is_some_and(|s| stages.contains(&s)),
             FastLeaf::Age { op, than } => {
-                let age = match at == self.today.now {
+                let age = match at.now {
                     true => self.age_now(),
                     false => {
-                        let day = local_date(at, self.plan.timezone);
+                        let day = local_date(at.utc(), self.plan.timezone);
                         self.patient.birth_date.map(|birth| age_on(birth, day))
                     }
                 };
@@ -326,7 +334,10 @@ impl Context<'_> {
                 }
             }
             FastLeaf::DateSet(index) => self.patient.dates.get(*index).is_some_and(Option::is_some),
-            FastLeaf::Other(leaf, written) => return self.test_leaf(leaf, written, at, runtime),
+            FastLeaf::Tag(tags) => self.patient.tags.iter().any(|t| tags.contains(t)),
+            FastLeaf::Other(leaf, written) => {
+                return self.test_leaf(leaf, written, at.utc(), runtime)
+            }
         })
     }
 
@@ -336,6 +347,20 @@ impl Context<'_> {
             let birth = self.patient.birth_date?;
             Some(age_on(birth, self.today.date))
         })
+    }
+}
+
+/// The instant a condition is tested at, as chrono's only once a leaf asks.
+struct At {
+    seconds: UnixTime,
+    /// It is the evaluation's `now`.
+    now: bool,
+    utc: Option<DateTime<Utc>>,
+}
+
+impl At {
+    fn utc(&mut self) -> DateTime<Utc> {
+        *self.utc.get_or_insert_with(|| self.seconds.utc())
     }
 }
 

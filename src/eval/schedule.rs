@@ -128,7 +128,7 @@ pub(super) fn run(
             ),
             false => {
                 let id = conditions.when(step.index, ctx.past_stage);
-                ctx.holds(conditions, id, window.now, scripts, &mut scratch.answers)
+                ctx.holds(conditions, id, frame.now, scripts, &mut scratch.answers)
             }
         };
         match when {
@@ -216,17 +216,16 @@ pub(super) fn run(
         let Some(unless) = &step.unless else {
             return true;
         };
-        let at = send.at.utc();
         let unless_holds = match (ctx.by_tree, conditions.unless(step.index)) {
-            (false, Some(id)) => ctx.holds(conditions, id, at, scripts, answers),
-            _ => ctx.test(unless, at, scripts),
+            (false, Some(id)) => ctx.holds(conditions, id, send.at, scripts, answers),
+            _ => ctx.test(unless, send.at.utc(), scripts),
         };
         let reason = match unless_holds {
             Ok(false) => return true,
             Ok(true) if !ctx.explain => return false,
             Ok(true) => Reason::Unless {
-                at,
-                parts: ctx.why_true(unless, at),
+                at: send.at.utc(),
+                parts: ctx.why_true(unless, send.at.utc()),
             },
             Err(failure) => Reason::Script(failure.0),
         };

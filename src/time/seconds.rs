@@ -250,6 +250,82 @@ impl ZoneClock {
     }
 }
 
+/// A repeating step's instants from one anchor: the anchor shifted by `k` periods, for any
+/// `k` ([`ZoneClock::shift`] by `period.times(k)`), with the anchor's wall clock and date read
+/// once rather than for every `k`.
+#[derive(Debug, Clone, Copy)]
+pub struct Series {
+    clock: ZoneClock,
+    anchor: UnixTime,
+    period: Offset,
+    /// The anchor's wall clock, where the table gives it and the period is in days or months.
+    wall: Option<AnchorWall>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AnchorWall {
+    /// Unix time of the wall clock read as UTC.
+    seconds: i64,
+    /// Seconds into its day.
+    time: i64,
+    /// Its day as year, month and day of the month (for periods in months).
+    date: (i64, u32, u32),
+}
+
+impl ZoneClock {
+    /// The instants of a repeating step counting from `anchor` every `period`.
+    pub fn series(self, anchor: UnixTime, period: Offset) -> Series {
+        let wall = match period {
+            Offset::Minutes(_) => None,
+            _ if anchor.nanos >= NANOS_PER_SECOND => None,
+            _ => self.wall_seconds(anchor.seconds).map(|seconds| AnchorWall {
+                seconds,
+                time: seconds.rem_euclid(DAY),
+                date: match period {
+                    Offset::Months(_) => civil::civil_from_days(seconds.div_euclid(DAY)),
+                    _ => (0, 0, 0),
+                },
+            }),
+        };
+        Series {
+            clock: self,
+            anchor,
+            period,
+            wall,
+        }
+    }
+}
+
+impl Series {
+    /// The anchor `k` periods later: [`ZoneClock::shift`]'s answer, with its wall-clock
+    /// arithmetic (and its fall back to chrono where the table declines) as there.
+    pub fn nth(&self, k: u32) -> Option<UnixTime> {
+        let offset = self.period.times(k)?;
+        if let Some(wall) = self.wall {
+            let moved = match offset {
+                Offset::Days(days) => i64::try_from(days)
+                    .ok()
+                    .and_then(|days| days.checked_mul(DAY))
+                    .and_then(|delta| wall.seconds.checked_add(delta)),
+                Offset::Months(months) => {
+                    let (year, month, day) = wall.date;
+                    civil::add_months_to(year, month, day, i64::from(months))
+                        .and_then(|day| day.checked_mul(DAY))
+                        .and_then(|day| day.checked_add(wall.time))
+                }
+                Offset::Minutes(_) => None,
+            };
+            if let Some(seconds) = moved.and_then(|moved| self.clock.utc_seconds(moved)) {
+                return Some(UnixTime {
+                    seconds,
+                    nanos: self.anchor.nanos,
+                });
+            }
+        }
+        self.clock.shift(self.anchor, offset, false)
+    }
+}
+
 /// The Monday on or before the day `day` (both as days since 1970-01-01).
 pub fn monday_of(day: i64) -> i64 {
     day - civil::days_from_monday(day)

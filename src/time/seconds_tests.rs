@@ -60,6 +60,15 @@ fn agrees_with_chrono(clock: ZoneClock, instant: DateTime<Utc>) {
             );
         }
     }
+    for period in OFFSETS {
+        let series = clock.series(ours, period);
+        for k in [0, 1, 2, 3, 13, 400] {
+            let expected = period
+                .times(k)
+                .and_then(|offset| shift(instant, offset, false, tz).map(UnixTime::from));
+            assert_eq!(series.nth(k), expected, "{tz} {instant} {k}×{period:?}");
+        }
+    }
     for (hour, minute) in CLOCKS {
         let time = ClockTime { hour, minute };
         let (made, wall) = clock.at_time_on_wall(ours, time);
