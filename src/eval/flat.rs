@@ -55,12 +55,17 @@ enum FastLeaf {
 /// A condition as instructions, and what its answer may depend on.
 #[derive(Debug)]
 struct Program {
+    /// Its index among the plan's programs (where [`Answers`] keeps its answer).
+    id: usize,
     ops: Box<[Op]>,
     /// The answer can change with the instant tested at (`age`, a reaction, a script): it is
     /// remembered only for `now`.
     reads_the_instant: bool,
     /// A rhai condition runs every time it is asked, as it did before.
     scripted: bool,
+    /// The answer whoever is asked, without running anything: most steps chosen by the
+    /// patient's stage have nothing left to test (an empty `and`).
+    constant: Option<bool>,
 }
 
 /// Every distinct condition of a plan as a program, and which one each step's `when` (whole,
@@ -87,7 +92,7 @@ impl Conditions {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut add = |test: &Test, programs: &mut Vec<Program>| {
             *seen.entry(format!("{test:?}")).or_insert_with(|| {
-                programs.push(Program::of(test));
+                programs.push(Program::of(test, programs.len()));
                 programs.len() - 1
             })
         };
@@ -161,7 +166,7 @@ impl Answers {
 }
 
 impl Program {
-    fn of(test: &Test) -> Program {
+    fn of(test: &Test, id: usize) -> Program {
         let mut ops = Vec::new();
         lower(test, &mut ops);
         let mut reads_the_instant = false;
@@ -180,7 +185,13 @@ impl Program {
                 _ => {}
             }
         }
+        let constant = match ops.as_slice() {
+            [Op::Set(answer)] => Some(*answer),
+            _ => None,
+        };
         Program {
+            id,
+            constant,
             ops: ops.into_boxed_slice(),
             reads_the_instant: reads_the_instant || scripted,
             scripted,
@@ -259,6 +270,7 @@ impl Context<'_> {
     /// Whether condition `id` holds for the patient at `at`: [`Context::test`]'s answer, from
     /// the program, or remembered from an earlier step of this patient. `at` becomes chrono's
     /// only for a leaf that reads it.
+    #[inline]
     pub(super) fn holds(
         &mut self,
         conditions: &Conditions,
@@ -268,6 +280,20 @@ impl Context<'_> {
         answers: &mut Answers,
     ) -> Result<bool, ScriptFailure> {
         let program = &conditions.programs[id.0];
+        if let Some(answer) = program.constant {
+            return Ok(answer);
+        }
+        self.run_remembered(program, at, runtime, answers)
+    }
+
+    fn run_remembered(
+        &mut self,
+        program: &Program,
+        at: UnixTime,
+        runtime: &mut Option<ScriptRuntime>,
+        answers: &mut Answers,
+    ) -> Result<bool, ScriptFailure> {
+        let id = program.id;
         let at = At {
             seconds: at,
             now: at == self.today.frame.now,
@@ -275,14 +301,14 @@ impl Context<'_> {
         };
         let remembered = !program.scripted && (!program.reads_the_instant || at.now);
         if remembered {
-            let (patient, answer) = answers.answers[id.0];
+            let (patient, answer) = answers.answers[id];
             if patient == answers.patient {
                 return Ok(answer);
             }
         }
         let answer = self.run(&program.ops, at, runtime)?;
         if remembered {
-            answers.answers[id.0] = (answers.patient, answer);
+            answers.answers[id] = (answers.patient, answer);
         }
         Ok(answer)
     }
