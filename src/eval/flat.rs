@@ -47,9 +47,6 @@ enum FastLeaf {
     },
     /// A date field is set (`unless cancelled_at`).
     DateSet(usize),
-    /// The patient has one of the tags with these bits in [`Conditions::tags`].
-    TagBits(u64),
-    /// The same, past the first 64 tags the rules name: the tags compared as text.
     Tag(Box<[String]>),
     /// Everything else, the way [`Context::test`] answers it.
     Other(Leaf, Arc<str>),
@@ -81,9 +78,6 @@ pub(super) struct Conditions {
     unless: Vec<Option<usize>>,
     /// By step, the tree of the `when` past its stage test, for testing by the tree.
     past_stage_trees: Vec<Option<Test>>,
-    /// The tags the conditions name (the first 64), each compared with the patient's tags
-    /// once per patient ([`Context::tag_bits`]) rather than once per leaf.
-    tags: Vec<String>,
 }
 
 /// A condition of [`Conditions`], by index.
@@ -96,10 +90,9 @@ impl Conditions {
         // Two conditions are the same when their trees print the same (leaves, values and
         // the text as written): then they answer the same for every patient and instant.
         let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut tags = Vec::new();
         let mut add = |test: &Test, programs: &mut Vec<Program>| {
             *seen.entry(format!("{test:?}")).or_insert_with(|| {
-                programs.push(Program::of(test, programs.len(), &mut tags));
+                programs.push(Program::of(test, programs.len()));
                 programs.len() - 1
             })
         };
@@ -118,7 +111,6 @@ impl Conditions {
             conditions.when_past_stage.push(past);
             conditions.unless.push(unless);
         }
-        conditions.tags = tags;
         conditions
     }
 
@@ -174,9 +166,9 @@ impl Answers {
 }
 
 impl Program {
-    fn of(test: &Test, id: usize, tags: &mut Vec<String>) -> Program {
+    fn of(test: &Test, id: usize) -> Program {
         let mut ops = Vec::new();
-        lower(test, &mut ops, tags);
+        lower(test, &mut ops);
         let mut reads_the_instant = false;
         let mut scripted = false;
         for op in &ops {
@@ -208,7 +200,7 @@ impl Program {
 }
 
 /// Appends `test`'s instructions; after them the answer is the test's.
-fn lower(test: &Test, ops: &mut Vec<Op>, tags: &mut Vec<String>) {
+fn lower(test: &Test, ops: &mut Vec<Op>) {
     match test {
         Test::And(tests) | Test::Or(tests) => {
             let stop_at = matches!(test, Test::Or(_));
@@ -218,14 +210,14 @@ fn lower(test: &Test, ops: &mut Vec<Op>, tags: &mut Vec<String>) {
             };
             let mut jumps = Vec::with_capacity(rest.len());
             for test in rest {
-                lower(test, ops, tags);
+                lower(test, ops);
                 jumps.push(ops.len());
                 ops.push(Op::JumpIf {
                     when: stop_at,
                     to: usize::MAX,
                 });
             }
-            lower(last, ops, tags);
+            lower(last, ops);
             let end = ops.len();
             for jump in jumps {
                 ops[jump] = Op::JumpIf {
@@ -235,15 +227,15 @@ fn lower(test: &Test, ops: &mut Vec<Op>, tags: &mut Vec<String>) {
             }
         }
         Test::Not(inner) => {
-            lower(inner, ops, tags);
+            lower(inner, ops);
             ops.push(Op::Not);
         }
-        Test::Leaf(leaf, text) => ops.push(Op::Test(FastLeaf::of(leaf, text, tags))),
+        Test::Leaf(leaf, text) => ops.push(Op::Test(FastLeaf::of(leaf, text))),
     }
 }
 
 impl FastLeaf {
-    fn of(leaf: &Leaf, text: &Arc<str>, known: &mut Vec<String>) -> FastLeaf {
+    fn of(leaf: &Leaf, text: &Arc<str>) -> FastLeaf {
         match leaf {
             Leaf::StageIn(stages) => FastLeaf::Stage(stages.clone().into_boxed_slice()),
             Leaf::Compare {
@@ -255,21 +247,7 @@ impl FastLeaf {
                 than: *than,
             },
             Leaf::IsSet(FieldRef::Date(index)) => FastLeaf::DateSet(*index),
-            Leaf::TagIn(tags) => {
-                let mut bits = 0u64;
-                for tag in tags {
-                    let index = match known.iter().position(|known| known == tag) {
-                        Some(index) => index,
-                        None if known.len() < 64 => {
-                            known.push(tag.clone());
-                            known.len() - 1
-                        }
-                        None => return FastLeaf::Tag(tags.clone().into_boxed_slice()),
-                    };
-                    bits |= 1 << index;
-                }
-                FastLeaf::TagBits(bits)
-            }
+            Leaf::TagIn(tags) => FastLeaf::Tag(tags.clone().into_boxed_slice()),
             leaf => FastLeaf::Other(leaf.clone(), text.clone()),
         }
     }
@@ -382,24 +360,10 @@ impl Context<'_> {
                 }
             }
             FastLeaf::DateSet(index) => self.patient.dates.get(*index).is_some_and(Option::is_some),
-            FastLeaf::TagBits(bits) => self.tag_bits() & bits != 0,
             FastLeaf::Tag(tags) => self.patient.tags.iter().any(|t| tags.contains(t)),
             FastLeaf::Other(leaf, written) => {
                 return self.test_leaf(leaf, written, at.utc(), runtime)
             }
-        })
-    }
-
-    /// Which of [`Conditions::tags`] the patient has, as bits, worked out on the first leaf
-    /// that asks.
-    fn tag_bits(&mut self) -> u64 {
-        let (patient, known) = (self.patient, &self.conditions.tags);
-        *self.tag_bits.get_or_insert_with(|| {
-            known
-                .iter()
-                .enumerate()
-                .filter(|(_, tag)| patient.tags.contains(tag))
-                .fold(0, |bits, (index, _)| bits | 1 << index)
         })
     }
 

@@ -11,7 +11,7 @@ use super::*;
 use crate::eval::tests::{patient, plan, tokyo};
 use crate::eval::{Evaluator, PatientOutcome, Window};
 use crate::fields::FieldRef;
-use crate::plan::{Leaf, TimingPlan};
+use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
 
 /// One step whose `when` holds every kind of leaf the rules can write, for taking them apart.
@@ -211,33 +211,4 @@ fn a_remembered_answer_is_not_carried_to_the_next_patient() {
         &[with.clone(), cancelled.clone(), with, cancelled],
         false,
     );
-}
-
-#[test]
-fn tags_past_the_first_64_are_compared_as_text() {
-    let (steps, _) = rules();
-    let many: Vec<String> = (0..70).map(|i| format!("t{i}")).collect();
-    let tag_in = |tags: &[String]| Test::Leaf(Leaf::TagIn(tags.to_vec()), "tag in (…)".into());
-    // s0 names 60 tags, s2 ten more: the last six are past the bits.
-    let mut whens = vec![Test::And(Vec::new()); 6];
-    whens[0] = tag_in(&many[..60]);
-    whens[2] = tag_in(&many[60..]);
-    let plan = with_conditions(&steps, &whens, &vec![None; 6]);
-    let conditions = Conditions::new(&plan.steps);
-    assert_eq!(conditions.tags.len(), 64);
-    let mut people = Vec::new();
-    for (stage, tag) in [
-        ("booked", "t3"),
-        ("first_visit", "t69"),
-        ("first_visit", "t61"),
-    ] {
-        let mut someone = patient(&plan, stage, "2026-11-24 10:00");
-        someone.tags = vec!["other".into(), tag.into()];
-        people.push(someone);
-    }
-    let mut nobody = people[1].clone();
-    nobody.tags = vec!["t70".into()];
-    people.push(nobody);
-    both_ways(&plan, &people, false);
-    both_ways(&plan, &people, true);
 }

@@ -261,8 +261,6 @@ pub(crate) struct Context<'a> {
     by_tree: bool,
     /// The patient's age on `now`'s day, once a condition has asked for it.
     age_now: Option<Option<i64>>,
-    /// Which of the tags the conditions name the patient has, once a condition has asked.
-    tag_bits: Option<u64>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -390,7 +388,6 @@ impl<'p> Evaluator<'p> {
             conditions: &self.conditions,
             by_tree: self.by_tree,
             age_now: None,
-            tag_bits: None,
         };
         schedule::run(
             &mut context,
