@@ -5,6 +5,7 @@
 mod cap;
 mod consent;
 mod fixed;
+mod flat;
 mod place;
 mod reactions;
 mod schedule;
@@ -197,10 +198,14 @@ pub struct Evaluator<'p> {
     by_stage: Vec<Vec<usize>>,
     /// Every step, in plan order.
     all_steps: Vec<usize>,
-    /// By step index, for a step whose `when` starts with a stage test: the rest of it, which
-    /// is all that is left to test for a patient whose stage chose the step from `by_stage`
-    /// (the stage test holds there by construction).
-    when_past_stage: Vec<Option<crate::plan::Test>>,
+    /// The steps' conditions as flat programs, each distinct one once; for a step whose `when`
+    /// starts with a stage test also the rest of it, which is all that is left to test for a
+    /// patient whose stage chose the step from `by_stage` (the stage test holds there by
+    /// construction).
+    conditions: flat::Conditions,
+    /// Test conditions by walking their trees ([`Context::test`]), not as programs: the
+    /// reference the tests hold the programs to.
+    by_tree: bool,
 }
 
 /// What the steps ask of `now` on the clinic's clock, worked out once per `now` rather than
@@ -247,9 +252,15 @@ pub(crate) struct Context<'a> {
     /// The steps to look at, in plan order: every step, or (when nothing about a step whose
     /// `when` starts with another stage would be said) only those that may hold.
     steps: &'a [usize],
-    /// When `steps` were chosen by the patient's stage: what is left of each step's `when`
-    /// past its stage test (see [`Evaluator::when_past_stage`]).
-    past_stage: Option<&'a [Option<crate::plan::Test>]>,
+    /// Whether `steps` were chosen by the patient's stage: then only what is left of each
+    /// step's `when` past its stage test is tested (see [`Evaluator::conditions`]).
+    past_stage: bool,
+    /// The steps' conditions as programs.
+    conditions: &'a flat::Conditions,
+    /// Test them by their trees instead (see [`Evaluator::by_tree`]).
+    by_tree: bool,
+    /// The patient's age on `now`'s day, once a condition has asked for it.
+    age_now: Option<Option<i64>>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -265,7 +276,19 @@ impl<'p> Evaluator<'p> {
             needs: plan.steps.iter().map(unknown::needs).collect(),
             by_stage: steps_by_stage(plan),
             all_steps: (0..plan.steps.len()).collect(),
-            when_past_stage: plan.steps.iter().map(when_past_stage).collect(),
+            conditions: flat::Conditions::new(&plan.steps),
+            by_tree: false,
+        }
+    }
+
+    /// An evaluator testing conditions by walking their trees, as before they were programs:
+    /// the reference for the tests.
+    #[cfg(test)]
+    pub(crate) fn by_tree(plan: &'p TimingPlan, explain: bool) -> Self {
+        Evaluator {
+            explain,
+            by_tree: true,
+            ..Evaluator::new(plan)
         }
     }
 
@@ -361,7 +384,10 @@ impl<'p> Evaluator<'p> {
             reactions,
             consent: self.consent(patient),
             steps: by_stage.unwrap_or(&self.all_steps),
-            past_stage: by_stage.map(|_| self.when_past_stage.as_slice()),
+            past_stage: by_stage.is_some(),
+            conditions: &self.conditions,
+            by_tree: self.by_tree,
+            age_now: None,
         };
         schedule::run(
             &mut context,
@@ -371,20 +397,6 @@ impl<'p> Evaluator<'p> {
             &mut self.scratch,
             out,
         );
-    }
-}
-
-/// The step's `when` past its first test, when that is a stage test (`stage=booked and age >=
-/// 65` → `age >= 65`; `stage=booked` alone → an empty `and`, which holds).
-fn when_past_stage(step: &crate::plan::PlannedStep) -> Option<crate::plan::Test> {
-    use crate::plan::{Leaf, Test};
-    match &step.when {
-        Test::Leaf(Leaf::StageIn(_), _) => Some(Test::And(Vec::new())),
-        Test::And(tests) => match tests.split_first() {
-            Some((Test::Leaf(Leaf::StageIn(_), _), rest)) => Some(Test::And(rest.to_vec())),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! then becomes a [`DueSend`] of chrono's instants.
 
 use super::{DueSend, Moved, Reason};
-use crate::plan::calendar::leave_quiet_at;
+use crate::plan::calendar::leave_quiet_on_wall;
 use crate::plan::{Direction, Offset, PlannedStep};
 use crate::time::{calendar_end, UnixTime, ZoneClock};
 use crate::values::QuietHours;
@@ -114,7 +114,11 @@ pub(super) fn place(
     frame: &Frame,
 ) -> Result<Candidate, Refused> {
     let clock = frame.clock;
-    let mut timed = step.at.map_or(nominal, |at| clock.at_time(nominal, at));
+    // The wall clock `at` put the send on, so that quiet hours need not read it again.
+    let (mut timed, mut wall) = match step.at {
+        Some(at) => clock.at_time_on_wall(nominal, at),
+        None => (nominal, None),
+    };
     let mut next_day = None;
     // `after 0m at 19:00` for a 19:30 visit: 19:00 that day is before the visit, so the send
     // goes out at 19:00 the next day. Only `at` can put an `after` send before its anchor.
@@ -125,9 +129,10 @@ pub(super) fn place(
                 anchor,
             });
             timed = later;
+            wall = None;
         }
     }
-    let due = leave_quiet_at(timed, frame.quiet, clock);
+    let due = leave_quiet_on_wall(timed, wall, frame.quiet, clock);
     let mut moved = match due != timed {
         true => Some(MovedFrom::QuietHours(timed)),
         false => next_day,

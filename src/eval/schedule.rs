@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::cap::{apply_cap, CapScratch};
+use super::flat::Answers;
 use super::place::{place, Candidate};
 use super::script::ScriptRuntime;
 use super::series::{every_occurrence, occurrence_bounds, Bounds};
@@ -38,6 +39,38 @@ pub(super) struct Scratch {
     /// went out (for the cap).
     history: Vec<(usize, UnixTime)>,
     history_at: Vec<UnixTime>,
+    /// The patient's conditions tested so far.
+    answers: Answers,
+    /// The patient's anchors converted so far.
+    anchors: Anchors,
+}
+
+/// A patient's anchors as seconds, each converted on the first step counting from it rather
+/// than for every step (a birth date is a look-up in the zone). Reused across patients.
+#[derive(Debug, Default)]
+struct Anchors {
+    /// By date field, then `stage_entered_at` and the birth date: `None` until converted.
+    seconds: Vec<Option<Option<UnixTime>>>,
+}
+
+impl Anchors {
+    fn next_patient(&mut self, dates: usize) {
+        self.seconds.clear();
+        self.seconds.resize(dates + 2, None);
+    }
+
+    fn get(&mut self, ctx: &Context<'_>, anchor: AnchorField) -> Option<UnixTime> {
+        let dates = self.seconds.len() - 2;
+        let slot = match anchor {
+            AnchorField::Date(i) if i < dates => i,
+            AnchorField::StageEnteredAt => dates,
+            AnchorField::BirthDate => dates + 1,
+            // The calendar's start is one constant; a sent step's time comes from the ledger
+            // and is asked for once per step anyway.
+            _ => return anchor_instant(ctx, anchor).map(UnixTime::from),
+        };
+        *self.seconds[slot].get_or_insert_with(|| anchor_instant(ctx, anchor).map(UnixTime::from))
+    }
 }
 
 pub(super) fn run(
@@ -52,6 +85,9 @@ pub(super) fn run(
     let frame = ctx.today.frame;
     // Almost every patient's cells all read: then no step needs asking which field it lacks.
     let any_unknown = !ctx.patient.unknown.is_empty();
+    let conditions = ctx.conditions;
+    scratch.answers.next_patient(conditions.count());
+    scratch.anchors.next_patient(ctx.patient.dates.len());
     scratch.candidates.clear();
     if scratch.bounds_for != Some(window) {
         scratch.bounds = plan
@@ -84,11 +120,18 @@ pub(super) fn run(
             continue;
         }
         // A step chosen by the patient's stage has its stage test behind it already.
-        let when = match ctx.past_stage.and_then(|rest| rest[step.index].as_ref()) {
-            Some(rest) => rest,
-            None => &step.when,
+        let when = match ctx.by_tree {
+            true => ctx.test(
+                conditions.when_tree(step, ctx.past_stage),
+                window.now,
+                scripts,
+            ),
+            false => {
+                let id = conditions.when(step.index, ctx.past_stage);
+                ctx.holds(conditions, id, frame.now, scripts, &mut scratch.answers)
+            }
         };
-        match ctx.test(when, window.now, scripts) {
+        match when {
             Ok(true) => {}
             Ok(false) => {
                 if ctx.explain {
@@ -109,7 +152,7 @@ pub(super) fn run(
             out.notes.push(note(Reason::Unreadable(field)));
             continue;
         }
-        let Some(anchor) = anchor_instant(ctx, step.anchor) else {
+        let Some(anchor) = scratch.anchors.get(ctx, step.anchor) else {
             if let AnchorField::Sent(sent) = step.anchor {
                 // Only explain says it: nothing is due and nothing is wrong, so `plan` and `run`
                 // have nothing to count.
@@ -125,7 +168,6 @@ pub(super) fn run(
             }
             continue;
         };
-        let anchor = UnixTime::from(anchor);
         let before = scratch.candidates.len();
         let mut problem = None;
         let candidates = &mut scratch.candidates;
@@ -168,18 +210,22 @@ pub(super) fn run(
         });
         out.already_sent = before - candidates.len();
     }
+    let answers = &mut scratch.answers;
     candidates.retain(|send| {
         let step = &plan.steps[send.step];
         let Some(unless) = &step.unless else {
             return true;
         };
-        let at = send.at.utc();
-        let reason = match ctx.test(unless, at, scripts) {
+        let unless_holds = match (ctx.by_tree, conditions.unless(step.index)) {
+            (false, Some(id)) => ctx.holds(conditions, id, send.at, scripts, answers),
+            _ => ctx.test(unless, send.at.utc(), scripts),
+        };
+        let reason = match unless_holds {
             Ok(false) => return true,
             Ok(true) if !ctx.explain => return false,
             Ok(true) => Reason::Unless {
-                at,
-                parts: ctx.why_true(unless, at),
+                at: send.at.utc(),
+                parts: ctx.why_true(unless, send.at.utc()),
             },
             Err(failure) => Reason::Script(failure.0),
         };

@@ -37,7 +37,8 @@ pub(super) fn every_occurrence(
     clock: ZoneClock,
     mut each: impl FnMut(UnixTime),
 ) -> Occurrences {
-    let nth = |k: u32| clock.shift(anchor, step.offset.times(k)?, false);
+    let series = clock.series(anchor, step.offset);
+    let nth = |k: u32| series.nth(k);
     let Some(mut k) = first_at_or_after(step.offset, earliest, &nth) else {
         return Occurrences::BeyondCalendar;
     };

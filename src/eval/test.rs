@@ -41,12 +41,25 @@ impl Context<'_> {
                 false
             }
             Test::Not(inner) => !self.test(inner, at, runtime)?,
-            Test::Leaf(Leaf::Script(ast), written) => {
+            Test::Leaf(leaf, written) => self.test_leaf(leaf, written, at, runtime)?,
+        })
+    }
+
+    /// One leaf of a condition, written as `written` in the rules.
+    pub(super) fn test_leaf(
+        &mut self,
+        leaf: &Leaf,
+        written: &str,
+        at: DateTime<Utc>,
+        runtime: &mut Option<ScriptRuntime>,
+    ) -> Result<bool, ScriptFailure> {
+        Ok(match leaf {
+            Leaf::Script(ast) => {
                 let runtime = runtime.get_or_insert_with(ScriptRuntime::new);
                 runtime.eval(ast, written, self.patient, self.plan, at)?
             }
-            Test::Leaf(Leaf::Reaction(reaction), _) => self.reacted(reaction, at),
-            Test::Leaf(leaf, _) => self.leaf(leaf, at),
+            Leaf::Reaction(reaction) => self.reacted(reaction, at),
+            leaf => self.leaf(leaf, at),
         })
     }
 
@@ -228,7 +241,7 @@ impl Context<'_> {
     }
 }
 
-fn holds(op: CompareOp, ordering: Ordering) -> bool {
+pub(super) fn holds(op: CompareOp, ordering: Ordering) -> bool {
     match op {
         CompareOp::Eq => ordering == Ordering::Equal,
         CompareOp::Ne => ordering != Ordering::Equal,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::time::{wall_minute, Offset, UnixTime, ZoneClock};
+use crate::time::{wall_minute, Offset, UnixTime, WallMinuteOf, ZoneClock};
 use crate::values::{Duration, DurationUnit, QuietHours};
 
 // `Offset` lives in `time`; turning a written duration into one needs the syntax tree's
@@ -49,11 +49,22 @@ pub fn leave_quiet(instant: DateTime<Utc>, quiet: Option<QuietHours>, tz: Tz) ->
 /// Where the table does not answer (a quiet window ending in a gap or an overlap, times
 /// outside 1900–2200), [`leave_quiet`] does.
 pub fn leave_quiet_at(instant: UnixTime, quiet: Option<QuietHours>, clock: ZoneClock) -> UnixTime {
+    leave_quiet_on_wall(instant, None, quiet, clock)
+}
+
+/// [`leave_quiet_at`] for an instant whose wall clock the caller knows already (it just made
+/// the instant from it, [`ZoneClock::at_time_on_wall`]); `None` reads it from the zone.
+pub fn leave_quiet_on_wall(
+    instant: UnixTime,
+    wall: Option<WallMinuteOf>,
+    quiet: Option<QuietHours>,
+    clock: ZoneClock,
+) -> UnixTime {
     let Some(quiet) = quiet else {
         return instant;
     };
     let by_chrono = || UnixTime::from(leave_quiet(instant.utc(), Some(quiet), clock.tz()));
-    let Some(wall) = clock.wall_minute(instant) else {
+    let Some(wall) = wall.or_else(|| clock.wall_minute(instant)) else {
         return by_chrono();
     };
     if !quiet.contains(wall.clock) {

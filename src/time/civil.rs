@@ -68,6 +68,12 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 /// `None` only when the year would leave `i64`, far beyond any calendar.
 pub(super) fn add_months(days: i64, months: i64) -> Option<i64> {
     let (year, month, day) = civil_from_days(days);
+    add_months_to(year, month, day, months)
+}
+
+/// [`add_months`] from a day already taken apart into year, month and day (as
+/// [`civil_from_days`] gives them), for adding many spans of months to one day.
+pub(super) fn add_months_to(year: i64, month: u32, day: u32, months: i64) -> Option<i64> {
     let index = year
         .checked_mul(12)?
         .checked_add(i64::from(month) - 1)?

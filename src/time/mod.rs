@@ -43,7 +43,7 @@ pub use calendar::{
 };
 pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
 pub use rfc3339::push_rfc3339;
-pub use seconds::{monday_of, UnixTime, ZoneClock};
+pub use seconds::{monday_of, UnixTime, WallMinuteOf, ZoneClock};
 pub use zone::{local_date, local_to_utc, wall_clock};
 
 /// A time of day on the clinic's wall clock (`18:00`), as `at` and `quiet` write it. Not

@@ -176,11 +176,33 @@ impl ZoneClock {
         shift(instant.utc(), offset, backwards, self.tz).map(UnixTime::from)
     }
 
-    /// [`at_time`] on Unix seconds: `clock` on the local day of `instant`.
-    pub fn at_time(self, instant: UnixTime, clock: ClockTime) -> UnixTime {
-        self.wall_minute(instant)
-            .and_then(|wall| self.on_day_at(wall.day, clock))
-            .unwrap_or_else(|| UnixTime::from(at_time(instant.utc(), clock, self.tz)))
+    /// [`at_time`] on Unix seconds: `clock` on the local day of `instant`; with the wall clock
+    /// of the instant it made when the table made it, so that quiet hours need not read it
+    /// again.
+    pub fn at_time_on_wall(
+        self,
+        instant: UnixTime,
+        clock: ClockTime,
+    ) -> (UnixTime, Option<WallMinuteOf>) {
+        let made = self.wall_minute(instant).and_then(|wall| {
+            let at = self.on_day_at(wall.day, clock)?;
+            // `on_day_at` reads the clock as `ClockTime::naive` does, within 23:59.
+            let clock = ClockTime {
+                hour: clock.hour.min(23),
+                minute: clock.minute.min(59),
+            };
+            Some((
+                at,
+                WallMinuteOf {
+                    day: wall.day,
+                    clock,
+                },
+            ))
+        });
+        match made {
+            Some((at, wall)) => (at, Some(wall)),
+            None => (UnixTime::from(at_time(instant.utc(), clock, self.tz)), None),
+        }
     }
 
     /// [`next_day`] on Unix seconds: the start of the next local day.
@@ -225,6 +247,82 @@ impl ZoneClock {
             date.and_time(NaiveTime::MIN),
             self.tz,
         )))
+    }
+}
+
+/// A repeating step's instants from one anchor: the anchor shifted by `k` periods, for any
+/// `k` ([`ZoneClock::shift`] by `period.times(k)`), with the anchor's wall clock and date read
+/// once rather than for every `k`.
+#[derive(Debug, Clone, Copy)]
+pub struct Series {
+    clock: ZoneClock,
+    anchor: UnixTime,
+    period: Offset,
+    /// The anchor's wall clock, where the table gives it and the period is in days or months.
+    wall: Option<AnchorWall>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AnchorWall {
+    /// Unix time of the wall clock read as UTC.
+    seconds: i64,
+    /// Seconds into its day.
+    time: i64,
+    /// Its day as year, month and day of the month (for periods in months).
+    date: (i64, u32, u32),
+}
+
+impl ZoneClock {
+    /// The instants of a repeating step counting from `anchor` every `period`.
+    pub fn series(self, anchor: UnixTime, period: Offset) -> Series {
+        let wall = match period {
+            Offset::Minutes(_) => None,
+            _ if anchor.nanos >= NANOS_PER_SECOND => None,
+            _ => self.wall_seconds(anchor.seconds).map(|seconds| AnchorWall {
+                seconds,
+                time: seconds.rem_euclid(DAY),
+                date: match period {
+                    Offset::Months(_) => civil::civil_from_days(seconds.div_euclid(DAY)),
+                    _ => (0, 0, 0),
+                },
+            }),
+        };
+        Series {
+            clock: self,
+            anchor,
+            period,
+            wall,
+        }
+    }
+}
+
+impl Series {
+    /// The anchor `k` periods later: [`ZoneClock::shift`]'s answer, with its wall-clock
+    /// arithmetic (and its fall back to chrono where the table declines) as there.
+    pub fn nth(&self, k: u32) -> Option<UnixTime> {
+        let offset = self.period.times(k)?;
+        if let Some(wall) = self.wall {
+            let moved = match offset {
+                Offset::Days(days) => i64::try_from(days)
+                    .ok()
+                    .and_then(|days| days.checked_mul(DAY))
+                    .and_then(|delta| wall.seconds.checked_add(delta)),
+                Offset::Months(months) => {
+                    let (year, month, day) = wall.date;
+                    civil::add_months_to(year, month, day, i64::from(months))
+                        .and_then(|day| day.checked_mul(DAY))
+                        .and_then(|day| day.checked_add(wall.time))
+                }
+                Offset::Minutes(_) => None,
+            };
+            if let Some(seconds) = moved.and_then(|moved| self.clock.utc_seconds(moved)) {
+                return Some(UnixTime {
+                    seconds,
+                    nanos: self.anchor.nanos,
+                });
+            }
+        }
+        self.clock.shift(self.anchor, offset, false)
     }
 }
 

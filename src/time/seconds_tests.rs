@@ -60,13 +60,31 @@ fn agrees_with_chrono(clock: ZoneClock, instant: DateTime<Utc>) {
             );
         }
     }
+    for period in OFFSETS {
+        let series = clock.series(ours, period);
+        for k in [0, 1, 2, 3, 13, 400] {
+            let expected = period
+                .times(k)
+                .and_then(|offset| shift(instant, offset, false, tz).map(UnixTime::from));
+            assert_eq!(series.nth(k), expected, "{tz} {instant} {k}×{period:?}");
+        }
+    }
     for (hour, minute) in CLOCKS {
         let time = ClockTime { hour, minute };
+        let (made, wall) = clock.at_time_on_wall(ours, time);
         assert_eq!(
-            clock.at_time(ours, time),
+            made,
             UnixTime::from(at_time(instant, time, tz)),
             "{tz} {instant} at {time}"
         );
+        // The wall clock it hands back for quiet hours is the one the zone gives the instant.
+        if let Some(wall) = wall {
+            assert_eq!(
+                Some(wall),
+                clock.wall_minute(made),
+                "{tz} {instant} at {time}"
+            );
+        }
     }
     assert_eq!(
         clock.next_day(ours),
