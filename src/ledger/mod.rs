@@ -24,6 +24,7 @@ mod read_ledger;
 mod report_reads;
 mod schema;
 mod send;
+mod sends_beside;
 mod settle;
 mod store;
 
@@ -50,6 +51,9 @@ pub use report_reads::ArmKey;
 pub use send::{
     Claim, PendingInOutbox, RecentSend, SendDetails, SendKey, SendStatus, Settlement, SinkKind,
 };
+pub use sends_beside::SendsReader;
+#[cfg(test)]
+use sends_beside::RECENT_SENDS;
 pub use store::{is_postgres_url, LedgerLocation, RunLedger, ServeLedger};
 
 use std::os::raw::c_int;
@@ -498,28 +502,7 @@ impl Ledger {
         now: DateTime<Utc>,
         mut each: impl FnMut(RecentSend<'_>),
     ) -> Result<(), LedgerError> {
-        let since = now - chrono::Duration::days(8);
-        let mut run = || -> rusqlite::Result<()> {
-            let mut statement = self.conn.prepare(RECENT_SENDS)?;
-            let mut rows = statement.query(params![sink.as_str(), stamp(now), stamp(since)])?;
-            while let Some(row) = rows.next()? {
-                let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
-                let occurrence = instant(row.get_ref(2)?.as_bytes()?, 2, "occurrence")?;
-                // steprule writes none without it, but the column allows it: such a row is
-                // left out, as it always was (its claim still finds it sent).
-                let Some(sent_at) = row.get_ref(3)?.as_bytes_or_null()? else {
-                    continue;
-                };
-                each(RecentSend {
-                    patient,
-                    step,
-                    occurrence,
-                    sent_at: instant(sent_at, 3, "sent_at")?,
-                });
-            }
-            Ok(())
-        };
-        run().map_err(|e| self.fail(e))
+        sends_beside::read_recent(&self.conn, sink, now, &mut each).map_err(|e| self.fail(e))
     }
 
     /// Whether any send of `sink` was ever delivered.
@@ -600,14 +583,6 @@ impl Ledger {
         details.join("; ")
     }
 }
-
-/// Sent rows that still matter: not expired, or sent within the cap's reach. A send goes out
-/// before it expires, so a row sent since `?3` also expires after `?3`: one range on
-/// `sends_live` holds both kinds, and the rest is filtered on the way.
-const RECENT_SENDS: &str =
-    "SELECT patient, step, occurrence, sent_at FROM sends INDEXED BY sends_live
-     WHERE sink = ?1 AND status = 'sent' AND expires_at > ?3
-       AND (expires_at > ?2 OR sent_at >= ?3)";
 
 #[cfg(test)]
 mod settle_tests;

@@ -128,6 +128,13 @@ pub trait RunLedger {
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> Result<(), LedgerError>;
 
+    /// A reader of [`RunLedger::recent_sends`] on a connection of its own, to read beside the
+    /// caller, when the ledger can (SQLite, outside a transaction); `None` when the caller is
+    /// to read them itself.
+    fn sends_reader(&self) -> Option<crate::ledger::SendsReader> {
+        None
+    }
+
     /// Whether any send of `sink` was ever delivered.
     fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError>;
 
@@ -362,6 +369,10 @@ impl RunLedger for Ledger {
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> Result<(), LedgerError> {
         Ledger::recent_sends(self, sink, now, each)
+    }
+
+    fn sends_reader(&self) -> Option<crate::ledger::SendsReader> {
+        Ledger::sends_reader(self)
     }
 
     fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {

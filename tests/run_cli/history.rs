@@ -130,3 +130,55 @@ fn a_sent_at_that_is_no_instant_stops_the_pass_naming_the_ledger_and_column() {
         1
     );
 }
+
+/// The history is read beside the export (SQLite): a read that fails must stop the pass before
+/// its first batch, not leave every patient with no history. With none, the rerun would claim
+/// every old patient's second note (the cap forgotten) and every new patient's confirmation.
+#[test]
+fn a_history_that_fails_to_read_beside_the_export_stops_the_pass_before_any_claim() {
+    let ws = Workspace::new();
+    let old: Vec<String> = (0..300).map(|i| format!("H{i}")).collect();
+    let mut ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    let first = run_at(&ws, &booked(&ws, &ids), "2026-11-25 10:00");
+    assert_eq!(first.count("sent"), 300, "{}", first.stderr);
+    let conn = rusqlite::Connection::open(ws.ledger()).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE sends SET sent_at = 'garbled' WHERE patient = 'H150' AND status = 'sent'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let new: Vec<String> = (0..500).map(|i| format!("N{i}")).collect();
+    ids.extend(new.iter().map(String::as_str));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
+    command
+        .arg("run")
+        .arg(fixtures().join("run/history.step"))
+        .arg("--patients")
+        .arg(booked(&ws, &ids))
+        .args(["--now", "2026-11-25 10:45"])
+        .arg("--ledger")
+        .arg(ws.ledger())
+        .arg("--outbox")
+        .arg(ws.outbox())
+        .current_dir(ws.path())
+        .env("NO_COLOR", "1")
+        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    let run = output(command);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`sent_at` is not an instant"),
+        "{}",
+        run.stderr
+    );
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM sends", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 300, "nothing claimed: {}", run.stderr);
+    let lines = std::fs::read_to_string(ws.outbox())
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 300, "{}", run.stderr);
+}

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 use super::due::{self, Due, Entry, Known, Rendered, RenderedMessages};
-use super::history::SentHistory;
+use super::history::PassHistory;
 use super::ledger::open_ledger;
 use super::observe::{self, Observer};
 use super::progress::{Bar, NoProgress};
@@ -84,7 +84,9 @@ impl Cycle<'_> {
             expired_earlier: ledger.expire_open(kind, now)? as u64,
             ..RunSummary::default()
         };
-        let history = SentHistory::load(ledger.as_ref(), kind, self.plan, now)?;
+        // Read beside the rest of the start and the export's first rows, after the outbox's
+        // recovery above (it may turn sent rows back): its reader sees the last commit.
+        let history = PassHistory::start(ledger.as_ref(), kind, self.plan, now)?;
         let reactions = PassReactions::load(ledger.as_ref(), self.plan, now)?;
         // Links and blocks once per pass, so a later follow or link counts on the next pass.
         let Recipients { links, blocked } = Recipients::load(ledger.as_ref())?;

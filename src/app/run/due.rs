@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::history::SentHistory;
+use super::history::PassHistory;
 use super::observe::{Look, Observation, Observer};
 use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
@@ -67,7 +67,8 @@ pub(super) enum Entry {
 /// What the pass read from the ledger before evaluating: sends, links, booking and visit
 /// fingerprints.
 pub(super) struct Known<'p> {
-    pub history: &'p SentHistory,
+    /// Read beside the pass's start: the first evaluation waits for it.
+    pub history: &'p PassHistory,
     pub links: &'p Links,
     pub observer: Option<&'p Observer>,
     /// What patients did with the sends the rules react to.
@@ -126,6 +127,10 @@ pub(super) fn evaluate(
         let mut evaluator = Evaluator::new(plan);
         let mut outcome = PatientOutcome::default();
         move |patient: &PatientRecord| {
+            // A failed read evaluates no one: the pass stops with its error (see below).
+            let Some(history) = known.history.get() else {
+                return Found::nothing();
+            };
             let observed = known.observer.map_or(Look::Same, |o| o.look(patient));
             let resolved = known.links.resolve(patient);
             // Nothing is due to them (the evaluator says so): no row is written, so once they
@@ -135,7 +140,7 @@ pub(super) fn evaluate(
             evaluator.evaluate_reacting(
                 patient,
                 window,
-                known.history.of(&patient.id),
+                history.of(&patient.id),
                 known.reactions.of(patient),
                 &mut outcome,
             );
@@ -178,7 +183,9 @@ pub(super) fn evaluate(
         &mut warnings,
         &evaluator,
         |patient, found: Found| {
-            if *stop.borrow() {
+            // Nothing goes to the pass before the history is in: a failed read stops the
+            // evaluation here, before its first batch, and its error is the pass's.
+            if *stop.borrow() || known.history.get().is_none() {
                 return Ok(false);
             }
             match found.observed {
@@ -201,6 +208,8 @@ pub(super) fn evaluate(
             Ok(!batch.is_due() || batch.send(&due))
         },
     )?;
+    // An export with no patient waited for nothing: the read's error is the pass's all the same.
+    known.history.check()?;
     // The rest; after a stop or a failed pass, left for the next run like the rows not read.
     if !*stop.borrow() {
         batch.send(&due);
@@ -266,6 +275,19 @@ struct Found {
     already_sent: u64,
     /// The patient (as resolved) and their sends due now, when they have any.
     due: Option<Entry>,
+}
+
+impl Found {
+    /// Nothing found: what a patient comes to when the history could not be read.
+    fn nothing() -> Found {
+        Found {
+            observed: Look::Same,
+            unlinked: false,
+            notes: Vec::new(),
+            already_sent: 0,
+            due: None,
+        }
+    }
 }
 
 /// The messages of each of `patient`'s `sends` that the pass will send if its claim is new,

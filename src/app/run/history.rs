@@ -11,13 +11,117 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 
+use crate::app::AppError;
 use crate::eval::SentBefore;
-use crate::ledger::{LedgerError, RecentSend, RunLedger, SinkKind};
+use crate::ledger::{LedgerError, RecentSend, RunLedger, SendsReader, SinkKind};
 use crate::plan::TimingPlan;
 use crate::records::keyed_hasher;
+
+/// A pass's sent history, read on a thread of its own while the pass reads what else it needs
+/// and the export's first rows are typed (~700 M instructions at a million patients, serial
+/// before). The first evaluation waits for it. A failed read gives no history at all: the
+/// evaluation then evaluates no one, and the pass stops with the read's error before its
+/// first batch ([`PassHistory::check`]), so no send is claimed as if nothing had been sent.
+#[derive(Debug)]
+pub(super) struct PassHistory {
+    read: OnceLock<Result<SentHistory, Failed>>,
+    /// Taken by the first to wait; a pass that fails before that joins on drop, so that no
+    /// reader outlives its pass (`--every` runs passes for months).
+    reading: Mutex<Option<JoinHandle<Result<SentHistory, LedgerError>>>>,
+}
+
+/// Why the history could not be read; the error is handed to the first to ask.
+#[derive(Debug)]
+struct Failed(Mutex<Option<LedgerError>>);
+
+impl PassHistory {
+    /// Begins reading the history of `sink` at `now`: beside the caller where the ledger
+    /// offers a reader of its own (SQLite), else here. To be called after anything the pass
+    /// changes in the sent rows before its first batch (the outbox's crash recovery): the
+    /// reader sees the ledger as last committed.
+    pub fn start(
+        ledger: &dyn RunLedger,
+        sink: SinkKind,
+        plan: &TimingPlan,
+        now: DateTime<Utc>,
+    ) -> Result<PassHistory, LedgerError> {
+        if let Some(reader) = ledger.sends_reader() {
+            let steps = steps_of(plan);
+            let reading = std::thread::Builder::new()
+                .name("sent-history".into())
+                .spawn(move || SentHistory::read(&reader, sink, now, steps));
+            // No thread: read here, as before.
+            if let Ok(handle) = reading {
+                return Ok(PassHistory {
+                    read: OnceLock::new(),
+                    reading: Mutex::new(Some(handle)),
+                });
+            }
+        }
+        let history = SentHistory::load(ledger, sink, plan, now)?;
+        Ok(PassHistory::ready(history))
+    }
+
+    /// A history read already.
+    pub fn ready(history: SentHistory) -> PassHistory {
+        PassHistory {
+            read: OnceLock::from(Ok(history)),
+            reading: Mutex::new(None),
+        }
+    }
+
+    /// The history, once read (the first caller waits for the reader, the others for the
+    /// first); `None` when the read failed.
+    pub fn get(&self) -> Option<&SentHistory> {
+        let read = self.read.get_or_init(|| {
+            let handle = (self.reading.lock())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            match handle.map(JoinHandle::join) {
+                Some(Ok(read)) => read.map_err(|e| Failed(Mutex::new(Some(e)))),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                // Only a reader that panicked leaves no handle and nothing read.
+                None => Err(Failed(Mutex::new(None))),
+            }
+        });
+        read.as_ref().ok()
+    }
+
+    /// The read's error, once it is done, for the pass to stop with before it claims
+    /// anything.
+    pub fn check(&self) -> Result<(), AppError> {
+        if self.get().is_some() {
+            return Ok(());
+        }
+        let taken = match self.read.get() {
+            Some(Err(Failed(error))) => (error.lock())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+            _ => None,
+        };
+        Err(match taken {
+            Some(error) => AppError::Ledger(error),
+            // Given to an earlier caller already: the pass stops all the same.
+            None => AppError::Io(std::io::Error::other(
+                "the ledger's sent history could not be read",
+            )),
+        })
+    }
+}
+
+impl Drop for PassHistory {
+    fn drop(&mut self) {
+        let handle = self.reading.get_mut();
+        if let Some(handle) = handle.unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+}
 
 /// No patient index: the end of a chain of patients sharing a hash.
 const NONE: usize = usize::MAX;
@@ -53,8 +157,22 @@ impl SentHistory {
     ) -> Result<SentHistory, LedgerError> {
         let hasher = keyed_hasher();
         let hash = |id: &str| hasher.hash_one(id);
-        let mut building = Building::new(plan, &hash);
+        let mut building = Building::new(steps_of(plan), &hash);
         ledger.recent_sends(sink, now, &mut |send| building.add(&send))?;
+        Ok(building.finish(hasher.clone()))
+    }
+
+    /// [`SentHistory::load`] through a reader of its own.
+    fn read(
+        reader: &SendsReader,
+        sink: SinkKind,
+        now: DateTime<Utc>,
+        steps: Steps,
+    ) -> Result<SentHistory, LedgerError> {
+        let hasher = keyed_hasher();
+        let hash = |id: &str| hasher.hash_one(id);
+        let mut building = Building::new(steps, &hash);
+        reader.recent_sends(sink, now, &mut |send| building.add(&send))?;
         Ok(building.finish(hasher.clone()))
     }
 
@@ -87,12 +205,24 @@ impl SentHistory {
     }
 }
 
+/// Step ids to indexes: a step renamed or removed since is not in it and no longer has a say.
+/// Owned, so that a reader on a thread of its own can hold it.
+type Steps = HashMap<Box<str>, usize, ahash::RandomState>;
+
+fn steps_of(plan: &TimingPlan) -> Steps {
+    let mut steps = HashMap::with_hasher(keyed_hasher());
+    steps.extend(
+        plan.steps
+            .iter()
+            .map(|s| (Box::from(s.id.as_str()), s.index)),
+    );
+    steps
+}
+
 /// A history as its sends come, in the ledger's order (not by patient).
-struct Building<'p, H> {
+struct Building<H> {
     hash: H,
-    /// Step ids to indexes: a step renamed or removed since is not in it and no longer has a
-    /// say.
-    steps: HashMap<&'p str, usize, ahash::RandomState>,
+    steps: Steps,
     first: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
     /// Each patient's id end and next with the same hash (`sends_end` is filled at the end).
     patients: Vec<Patient>,
@@ -101,10 +231,8 @@ struct Building<'p, H> {
     sends: Vec<(usize, SentBefore)>,
 }
 
-impl<'p, H: Fn(&str) -> u64> Building<'p, H> {
-    fn new(plan: &'p TimingPlan, hash: H) -> Self {
-        let mut steps = HashMap::with_hasher(keyed_hasher());
-        steps.extend(plan.steps.iter().map(|s| (s.id.as_str(), s.index)));
+impl<H: Fn(&str) -> u64> Building<H> {
+    fn new(steps: Steps, hash: H) -> Self {
         Building {
             hash,
             steps,

@@ -42,7 +42,7 @@ fn days(sends: &[SentBefore]) -> Vec<(usize, String)> {
 fn patients_whose_ids_hash_the_same_keep_their_own_sends() {
     let dir = tempfile::tempdir().unwrap();
     let plan = two_step_plan(dir.path());
-    let mut building = Building::new(&plan, |_: &str| 7);
+    let mut building = Building::new(steps_of(&plan), |_: &str| 7);
     for sent in [
         send("a", "first", 1),
         send("b", "first", 2),
@@ -70,7 +70,7 @@ fn a_step_no_longer_in_the_rules_has_no_say_and_ids_are_looked_up_by_their_own_h
     let dir = tempfile::tempdir().unwrap();
     let plan = two_step_plan(dir.path());
     let hasher = keyed_hasher();
-    let mut building = Building::new(&plan, |id: &str| hasher.hash_one(id));
+    let mut building = Building::new(steps_of(&plan), |id: &str| hasher.hash_one(id));
     for sent in [
         send("p1", "renamed", 1),
         send("p1", "second", 2),
@@ -89,7 +89,89 @@ fn a_step_no_longer_in_the_rules_has_no_say_and_ids_are_looked_up_by_their_own_h
 fn an_empty_history_has_no_sends_for_anyone() {
     let dir = tempfile::tempdir().unwrap();
     let plan = two_step_plan(dir.path());
-    let history = Building::new(&plan, |_: &str| 0).finish(keyed_hasher());
+    let history = Building::new(steps_of(&plan), |_: &str| 0).finish(keyed_hasher());
     assert!(history.of("p1").is_empty());
     assert!(history.of_hashed("", 0).is_empty());
+}
+
+fn sent_ledger(dir: &std::path::Path) -> crate::ledger::Ledger {
+    use crate::ledger::{Claim, Ledger, SendDetails, SendKey, Settlement};
+    let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
+    let now = at("2026-11-25T09:00:00Z");
+    for (patient, step) in [("P1", "first"), ("P1", "second"), ("P2", "first")] {
+        let key = SendKey {
+            sink: SinkKind::Outbox,
+            patient,
+            step,
+            occurrence: at("2026-11-24T00:00:00Z"),
+        };
+        let details = SendDetails {
+            template: "hello",
+            variant: None,
+            due_at: now,
+            expires_at: at("2026-11-30T00:00:00Z"),
+            outbox_from: None,
+        };
+        let Claim::New { retry_key } = ledger.claim(&key, &details, now).unwrap() else {
+            panic!("claimed before");
+        };
+        let sent = Settlement::Sent {
+            request_id: None,
+            note: None,
+        };
+        ledger.settle(&key, &retry_key, 1, &sent, now).unwrap();
+    }
+    ledger
+}
+
+/// Read beside (SQLite's reader on a thread of its own), the history is the one read here.
+#[test]
+fn a_history_read_beside_is_the_one_read_on_the_pass_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = two_step_plan(dir.path());
+    let ledger = sent_ledger(dir.path());
+    let now = at("2026-11-25T10:00:00Z");
+    let here = SentHistory::load(&ledger, SinkKind::Outbox, &plan, now).unwrap();
+    let beside = PassHistory::start(&ledger, SinkKind::Outbox, &plan, now).unwrap();
+    assert!(beside.reading.lock().unwrap().is_some(), "read beside");
+    let beside = beside.get().unwrap();
+    for patient in ["P1", "P2", "P3"] {
+        assert_eq!(
+            days(beside.of(patient)),
+            days(here.of(patient)),
+            "{patient}"
+        );
+    }
+    assert_eq!(beside.of("P1").len(), 2);
+}
+
+/// A read that fails gives no history to anyone, and its error to the pass, once.
+#[test]
+fn a_history_whose_read_fails_gives_nothing_and_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = two_step_plan(dir.path());
+    let ledger = sent_ledger(dir.path());
+    let other = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    other
+        .execute(
+            "UPDATE sends SET sent_at = 'garbled' WHERE patient = 'P2'",
+            [],
+        )
+        .unwrap();
+    let now = at("2026-11-25T10:00:00Z");
+    let history = PassHistory::start(&ledger, SinkKind::Outbox, &plan, now).unwrap();
+    assert!(history.get().is_none());
+    let error = history.check().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AppError::Ledger(LedgerError::UnreadableInstant {
+                column: "sent_at",
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert!(history.get().is_none());
+    assert!(history.check().is_err());
 }
