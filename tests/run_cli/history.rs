@@ -10,7 +10,7 @@ use crate::common::fixtures;
 use crate::workspace::{output, Run, Workspace};
 
 /// `steprule run` of tests/fixtures/run/history.step at `now` (Asia/Tokyo), to the outbox.
-fn run_at(ws: &Workspace, patients: &Path, now: &str) -> Run {
+fn command_at(ws: &Workspace, patients: &Path, now: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
     command
         .arg("run")
@@ -25,7 +25,12 @@ fn run_at(ws: &Workspace, patients: &Path, now: &str) -> Run {
         .current_dir(ws.path())
         .env("NO_COLOR", "1")
         .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
-    let run = output(command);
+    command
+}
+
+/// [`command_at`], which must succeed.
+fn run_at(ws: &Workspace, patients: &Path, now: &str) -> Run {
+    let run = output(command_at(ws, patients, now));
     assert_eq!(run.code, 0, "{} at {now}:\n{}", ws.kind(), run.stderr);
     run
 }
@@ -97,21 +102,7 @@ fn a_sent_at_that_is_no_instant_stops_the_pass_naming_the_ledger_and_column() {
     let patients = booked(&ws, &["R1"]);
     run_at(&ws, &patients, "2026-11-25 10:00");
     rewrite_sent_at(&ws.ledger(), "yesterday, R1 at ten");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
-    command
-        .arg("run")
-        .arg(fixtures().join("run/history.step"))
-        .arg("--patients")
-        .arg(&patients)
-        .args(["--now", "2026-11-25 10:45"])
-        .arg("--ledger")
-        .arg(ws.ledger())
-        .arg("--outbox")
-        .arg(ws.outbox())
-        .current_dir(ws.path())
-        .env("NO_COLOR", "1")
-        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
-    let run = output(command);
+    let run = output(command_at(&ws, &patients, "2026-11-25 10:45"));
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("`sent_at` is not an instant")
@@ -151,21 +142,7 @@ fn a_history_that_fails_to_read_beside_the_export_stops_the_pass_before_any_clai
     assert_eq!(changed, 1);
     let new: Vec<String> = (0..500).map(|i| format!("N{i}")).collect();
     ids.extend(new.iter().map(String::as_str));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_steprule"));
-    command
-        .arg("run")
-        .arg(fixtures().join("run/history.step"))
-        .arg("--patients")
-        .arg(booked(&ws, &ids))
-        .args(["--now", "2026-11-25 10:45"])
-        .arg("--ledger")
-        .arg(ws.ledger())
-        .arg("--outbox")
-        .arg(ws.outbox())
-        .current_dir(ws.path())
-        .env("NO_COLOR", "1")
-        .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
-    let run = output(command);
+    let run = output(command_at(&ws, &booked(&ws, &ids), "2026-11-25 10:45"));
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("`sent_at` is not an instant"),
