@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+#[cfg(test)]
 use super::jsonl_scan::scan_entries;
 
 /// A value of a line's object, as far as a patient row can use it.
@@ -45,6 +46,9 @@ pub(super) enum Shape {
 /// and values in the order of the line, every one given ([`sort_entries`] puts them in
 /// `Value`'s order), its numbers printed one after another into `numbers` (emptied first).
 /// After an error `entries` holds what was read before it.
+/// The typing threads call the two on their own ([`super::jsonl_rows`]), to know a scanned
+/// line is flat; this is what they give together, for the tests.
+#[cfg(test)]
 pub(super) fn parse_entries<'a>(
     text: &'a str,
     entries: &mut Vec<Entry<'a>>,

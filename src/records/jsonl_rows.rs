@@ -12,7 +12,8 @@ use super::bounded::{read_line, Limits, Line};
 use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
-use super::jsonl_line::{parse_entries, sort_entries, Entry, JsonValue, Shape};
+use super::jsonl_line::{parse_entries_serde, sort_entries, Entry, JsonValue, Shape};
+use super::jsonl_scan::scan_entries;
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
 use super::spent::Spares;
@@ -54,6 +55,9 @@ pub(super) struct JsonlKeys {
     /// Per column of `columns`, which of their distinct names it has: two cells of a line
     /// with one name are refused, and this finds them without comparing names.
     name_of: Vec<usize>,
+    /// Whether two of `columns` have one name, or one column two spellings: until then no
+    /// line can have two cells meaning one field, and the check for them is not needed.
+    names_shared: bool,
     /// Columns resolved for the line being typed past [`KEY_CACHE_LIMIT`], after `columns`.
     fresh: Vec<Column>,
     /// Every spelling of a key met so far (while fewer than [`KEY_CACHE_LIMIT`]), sorted, with
@@ -158,6 +162,7 @@ impl JsonlKeys {
             known: HashMap::with_hasher(keyed_hasher()),
             columns: Vec::new(),
             name_of: Vec::new(),
+            names_shared: false,
             fresh: Vec::new(),
             spellings: Vec::new(),
             keys: Vec::new(),
@@ -208,7 +213,13 @@ impl JsonlKeys {
         entries: &mut Vec<Entry<'t>>,
         spares: &mut Spares,
     ) -> Result<TypedRow, RowError> {
-        match parse_entries(text, entries, &mut self.numbers) {
+        // Nearly every line of an export is a flat object without escapes, scanned on its own:
+        // its values are scalars, so it holds no nested value to refuse.
+        let (parsed, flat) = match scan_entries(text, entries, &mut self.numbers) {
+            Some(shape) => (Ok(shape), true),
+            None => (parse_entries_serde(text, entries, &mut self.numbers), false),
+        };
+        match parsed {
             // A line whose keys are all known and in order, each once (nearly every line) is
             // resolved in one walk; any other is put in order and resolved key by key.
             Ok(Shape::Object) => {
@@ -224,7 +235,7 @@ impl JsonlKeys {
             }
             Err(err) => return Err(typer.error(line, json_error(&err))),
         }
-        for ((_, value), &index) in entries.iter().zip(&self.keys) {
+        for ((_, value), &index) in entries.iter().zip(&self.keys).filter(|_| !flat) {
             if matches!(value, JsonValue::List(None) | JsonValue::Object) {
                 let message = format!(
                     "field {}: nested lists and objects are not supported (use a string, \
@@ -234,7 +245,12 @@ impl JsonlKeys {
                 return Err(typer.error(line, message));
             }
         }
-        if let Some((first, second)) = self.first_clash(entries) {
+        let clash = if self.names_shared || !self.fresh.is_empty() {
+            self.first_clash(entries)
+        } else {
+            None
+        };
+        if let Some((first, second)) = clash {
             let message = format!(
                 "fields `{}` and `{}` both mean `{}`",
                 printable(&first.header),
@@ -303,7 +319,11 @@ impl JsonlKeys {
                 Some(index) => index,
                 None => {
                     let index = match self.known.get(key.trim()) {
-                        Some(&index) => index,
+                        // A second spelling of a known key: one line may have both.
+                        Some(&index) => {
+                            self.names_shared = true;
+                            index
+                        }
                         None => self.add(self.resolver.resolve(key)),
                     };
                     let kept = index < self.columns.len();
@@ -328,7 +348,10 @@ impl JsonlKeys {
             .iter()
             .position(|known| known.name == column.name)
         {
-            Some(same) => self.name_of[same],
+            Some(same) => {
+                self.names_shared = true;
+                self.name_of[same]
+            }
             None => self.seen.len(),
         };
         if name == self.seen.len() {

@@ -129,3 +129,16 @@ fn keys_past_the_cache_limit_read_as_they_read_alone() {
         ]
     );
 }
+
+/// Two spellings of one key (`id`, ` id`) on one line are two cells for one field, whether
+/// the line is a file's first or comes after lines that had no two keys meaning one field.
+#[test]
+fn two_spellings_of_one_key_on_a_line_are_refused_after_clean_lines() {
+    let text = "{\"id\":\"P1\",\"memo\":\"a\"}\n{\"id\":\"P2\",\" id\":\"P3\"}\n{\"id\":\"P4\"}\n";
+    let options = ReadOptions::default();
+    let rows = read_with(RecordFormat::Jsonl, text, &options).unwrap();
+    assert_eq!(rows, alone(text, &options));
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P1", "P4"]);
+    assert_eq!(bad, [(2, "fields `id` and `id` both mean `id`".to_owned())]);
+}
