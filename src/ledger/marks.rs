@@ -97,6 +97,26 @@ impl MarkPrints {
         usize::try_from(patient_hash >> self.shift).unwrap_or(0) & (self.slots.len() - 1)
     }
 
+    /// Asks the processor to bring `patient_hash`'s slot into the cache, without waiting for
+    /// it: a rerun's look-up per patient was a cache miss (a million slots are 16 MB), about a
+    /// tenth of its time, and a patient's evaluation is long enough to hide it when the slot
+    /// is asked for before and read after.
+    pub fn prefetch(&self, patient_hash: u64) {
+        if patient_hash == 0 || self.slots.is_empty() {
+            return;
+        }
+        let slot = &self.slots[self.home(patient_hash)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE, which `_mm_prefetch` needs, is part of every x86_64; a prefetch reads
+        // nothing the program sees and cannot fault, and the address is a slot of the table.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
     /// The fingerprint stored for `patient_hash`.
     pub fn get(&self, patient_hash: u64) -> Option<u64> {
         if patient_hash == 0 {
@@ -497,5 +517,23 @@ mod tests {
             (Some(3), None, None)
         );
         assert_eq!(MarkPrints::default().get(5), None);
+    }
+
+    /// Asking for a slot in advance changes no answer, on an empty table, for hash 0 (kept
+    /// beside the slots), and for a hash whose home is the last slot.
+    #[test]
+    fn a_prefetched_slot_answers_as_before() {
+        let empty = MarkPrints::default();
+        empty.prefetch(5);
+        empty.prefetch(0);
+        assert_eq!(empty.get(5), None);
+        let prints = MarkPrints::from_pairs(vec![(0, 1), (u64::MAX, 2), (7, 3)]);
+        for hash in [0, u64::MAX, 7, 8] {
+            prints.prefetch(hash);
+        }
+        assert_eq!(
+            [0, u64::MAX, 7, 8].map(|hash| prints.get(hash)),
+            [Some(1), Some(2), Some(3), None]
+        );
     }
 }

@@ -131,7 +131,9 @@ pub(super) fn evaluate(
             let Some(history) = known.history.get() else {
                 return Found::nothing();
             };
-            let observed = known.observer.map_or(Look::Same, |o| o.look(patient));
+            // The fingerprint's slot is asked for now and read after the evaluation.
+            let hashed = known.observer.map(|o| (o, o.prefetch(patient)));
+            let row = patient;
             let resolved = known.links.resolve(patient);
             // Nothing is due to them (the evaluator says so): no row is written, so once they
             // link, whatever is still within its window goes out on the next run.
@@ -144,6 +146,7 @@ pub(super) fn evaluate(
                 known.reactions.of(patient),
                 &mut outcome,
             );
+            let observed = hashed.map_or(Look::Same, |(o, hash)| o.look_hashed(row, hash));
             let sends: Vec<DueSend> = outcome
                 .sends
                 .iter()
