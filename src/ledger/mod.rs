@@ -587,4 +587,4 @@ impl Ledger {
 #[cfg(test)]
 mod settle_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -91,36 +91,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::ledger::{Claim, SendDetails, SendKey, Settlement};
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
-    }
-
-    fn sent(ledger: &mut Ledger, patient: &str) {
-        let now = at("2026-11-25T09:00:00Z");
-        let key = SendKey {
-            sink: SinkKind::Outbox,
-            patient,
-            step: "first",
-            occurrence: at("2026-11-24T00:00:00Z"),
-        };
-        let details = SendDetails {
-            template: "hello",
-            variant: None,
-            due_at: now,
-            expires_at: at("2026-11-30T00:00:00Z"),
-            outbox_from: None,
-        };
-        let Claim::New { retry_key } = ledger.claim(&key, &details, now).unwrap() else {
-            panic!("claimed before");
-        };
-        let settled = Settlement::Sent {
-            request_id: None,
-            note: None,
-        };
-        ledger.settle(&key, &retry_key, 1, &settled, now).unwrap();
-    }
+    use crate::ledger::tests::{at, record_sent};
 
     fn patients(read: impl FnOnce(&mut dyn FnMut(RecentSend<'_>))) -> Vec<String> {
         let mut seen = Vec::new();
@@ -133,8 +104,8 @@ mod tests {
     fn the_reader_reads_what_the_ledger_reads_as_last_committed() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        sent(&mut ledger, "P1");
-        sent(&mut ledger, "P2");
+        record_sent(&mut ledger, "P1", "first");
+        record_sent(&mut ledger, "P2", "first");
         let reader = ledger.sends_reader().unwrap();
         let now = at("2026-11-25T10:00:00Z");
         let here = patients(|each| ledger.recent_sends(SinkKind::Outbox, now, each).unwrap());
@@ -162,7 +133,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
         let mut ledger = Ledger::open(&path).unwrap();
-        sent(&mut ledger, "P1");
+        record_sent(&mut ledger, "P1", "first");
         let other = Connection::open(&path).unwrap();
         other
             .execute_batch("UPDATE sends SET sent_at = 'yesterday'")

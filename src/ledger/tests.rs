@@ -1,6 +1,6 @@
 use super::*;
 
-pub(super) fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
@@ -18,6 +18,34 @@ fn key(sink: SinkKind, patient: &str) -> SendKey<'_> {
 /// [`key`] in the outbox: the claims' and settling's tests work on outbox sends.
 pub(super) fn outbox_key(patient: &str) -> SendKey<'_> {
     key(SinkKind::Outbox, patient)
+}
+
+/// Records `patient`'s send of `step` (occurrence 2026-11-24, expiring 2026-11-30) in the
+/// outbox as sent on 2026-11-25 09:00 UTC, through a claim and its settling: the sent history
+/// a pass reads (`recent_sends`) for the tests of its readers.
+pub(crate) fn record_sent(ledger: &mut Ledger, patient: &str, step: &str) {
+    let now = at("2026-11-25T09:00:00Z");
+    let key = SendKey {
+        sink: SinkKind::Outbox,
+        patient,
+        step,
+        occurrence: at("2026-11-24T00:00:00Z"),
+    };
+    let details = SendDetails {
+        template: "hello",
+        variant: None,
+        due_at: now,
+        expires_at: at("2026-11-30T00:00:00Z"),
+        outbox_from: None,
+    };
+    let Claim::New { retry_key } = ledger.claim(&key, &details, now).unwrap() else {
+        panic!("claimed before");
+    };
+    let sent = Settlement::Sent {
+        request_id: None,
+        note: None,
+    };
+    ledger.settle(&key, &retry_key, 1, &sent, now).unwrap();
 }
 
 const DETAILS: SendDetails<'static> = SendDetails {

@@ -95,31 +95,9 @@ fn an_empty_history_has_no_sends_for_anyone() {
 }
 
 fn sent_ledger(dir: &std::path::Path) -> crate::ledger::Ledger {
-    use crate::ledger::{Claim, Ledger, SendDetails, SendKey, Settlement};
-    let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
-    let now = at("2026-11-25T09:00:00Z");
+    let mut ledger = crate::ledger::Ledger::open(&dir.join("ledger.db")).unwrap();
     for (patient, step) in [("P1", "first"), ("P1", "second"), ("P2", "first")] {
-        let key = SendKey {
-            sink: SinkKind::Outbox,
-            patient,
-            step,
-            occurrence: at("2026-11-24T00:00:00Z"),
-        };
-        let details = SendDetails {
-            template: "hello",
-            variant: None,
-            due_at: now,
-            expires_at: at("2026-11-30T00:00:00Z"),
-            outbox_from: None,
-        };
-        let Claim::New { retry_key } = ledger.claim(&key, &details, now).unwrap() else {
-            panic!("claimed before");
-        };
-        let sent = Settlement::Sent {
-            request_id: None,
-            note: None,
-        };
-        ledger.settle(&key, &retry_key, 1, &sent, now).unwrap();
+        crate::ledger::tests::record_sent(&mut ledger, patient, step);
     }
     ledger
 }
