@@ -155,11 +155,7 @@ impl SentHistory {
         plan: &TimingPlan,
         now: DateTime<Utc>,
     ) -> Result<SentHistory, LedgerError> {
-        let hasher = keyed_hasher();
-        let hash = |id: &str| hasher.hash_one(id);
-        let mut building = Building::new(steps_of(plan), &hash);
-        ledger.recent_sends(sink, now, &mut |send| building.add(&send))?;
-        Ok(building.finish(hasher.clone()))
+        SentHistory::build(steps_of(plan), |add| ledger.recent_sends(sink, now, add))
     }
 
     /// [`SentHistory::load`] through a reader of its own.
@@ -169,10 +165,18 @@ impl SentHistory {
         now: DateTime<Utc>,
         steps: Steps,
     ) -> Result<SentHistory, LedgerError> {
+        SentHistory::build(steps, |add| reader.recent_sends(sink, now, add))
+    }
+
+    /// The history of the sends `read` gives, in whatever order.
+    fn build(
+        steps: Steps,
+        read: impl FnOnce(&mut dyn FnMut(RecentSend<'_>)) -> Result<(), LedgerError>,
+    ) -> Result<SentHistory, LedgerError> {
         let hasher = keyed_hasher();
         let hash = |id: &str| hasher.hash_one(id);
         let mut building = Building::new(steps, &hash);
-        reader.recent_sends(sink, now, &mut |send| building.add(&send))?;
+        read(&mut |send| building.add(&send))?;
         Ok(building.finish(hasher.clone()))
     }
 
@@ -198,11 +202,16 @@ impl SentHistory {
     }
 
     fn id(&self, index: usize) -> &str {
-        let start = index
-            .checked_sub(1)
-            .map_or(0, |before| self.patients[before].id_end);
-        &self.ids[start..self.patients[index].id_end]
+        id_of(&self.patients, &self.ids, index)
     }
+}
+
+/// The id of patient `index`: from the end of the one before to theirs.
+fn id_of<'i>(patients: &[Patient], ids: &'i str, index: usize) -> &'i str {
+    let start = index
+        .checked_sub(1)
+        .map_or(0, |before| patients[before].id_end);
+    &ids[start..patients[index].id_end]
 }
 
 /// Step ids to indexes: a step renamed or removed since is not in it and no longer has a say.
@@ -270,10 +279,7 @@ impl<H: Fn(&str) -> u64> Building<H> {
             }
         };
         loop {
-            let start = at
-                .checked_sub(1)
-                .map_or(0, |before| self.patients[before].id_end);
-            if &self.ids[start..self.patients[at].id_end] == id {
+            if id_of(&self.patients, &self.ids, at) == id {
                 return at;
             }
             match self.patients[at].same_hash {
