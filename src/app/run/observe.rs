@@ -178,13 +178,6 @@ impl Observer {
         }))
     }
 
-    /// How the patient's fields compare with what the ledger holds (a pass asks in two steps,
-    /// [`Self::prefetch`] then [`Self::look_hashed`]).
-    #[cfg(test)]
-    pub fn look(&self, patient: &PatientRecord) -> Look {
-        self.look_hashed(patient, patient_hash(&patient.id))
-    }
-
     /// The patient's hash, with their fingerprint's slot asked into the cache: work done
     /// between this and [`Self::look_hashed`] hides the cache miss the look-up would wait on.
     pub fn prefetch(&self, patient: &PatientRecord) -> u64 {
@@ -193,7 +186,8 @@ impl Observer {
         hash
     }
 
-    /// [`Self::look`] with the patient's hash from [`Self::prefetch`].
+    /// How the patient's fields compare with what the ledger holds, `hash` being theirs from
+    /// [`Self::prefetch`].
     pub fn look_hashed(&self, patient: &PatientRecord, hash: u64) -> Look {
         // Most patients are as the ledger saw them: nothing is gathered or copied for them.
         let value = |index: usize| patient.dates.get(index).copied().flatten();
