@@ -176,7 +176,7 @@ fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool
     common(&mut plan);
     plan.args(["--to", WINDOW_END, "--format", "json"]);
     let plan_out = dir.path().join("plan.jsonl");
-    let plan = run_child(plan, &plan_out, &dir.path().join("plan.err"), "plan")?;
+    let plan = run_child(plan, &csv, &plan_out, &dir.path().join("plan.err"), "plan")?;
     let planned = count_lines(&plan_out)?;
 
     let run = |name: &str| -> Result<(Child, String), String> {
@@ -189,7 +189,8 @@ fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool
             .arg("--outbox")
             .arg(dir.path().join("outbox.jsonl"));
         let err = dir.path().join(format!("{name}.err"));
-        let child = run_child(command, &dir.path().join(format!("{name}.out")), &err, name)?;
+        let out = dir.path().join(format!("{name}.out"));
+        let child = run_child(command, &csv, &out, &err, name)?;
         Ok((child, summary_line(&err)?))
     };
     let (first_run, first_summary) = run("first run")?;
@@ -224,14 +225,22 @@ fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool
     Ok((size, agreed))
 }
 
-/// Runs `command` to the end with its output in files, timing it from spawn to exit.
-fn run_child(mut command: Command, out: &Path, err: &Path, name: &str) -> Result<Child, String> {
+/// Runs `command` to the end with its output in files, timing it from spawn to exit, after
+/// reading `input` once so that it comes from the page cache (see [`child::warm`]).
+fn run_child(
+    mut command: Command,
+    input: &Path,
+    out: &Path,
+    err: &Path,
+    name: &str,
+) -> Result<Child, String> {
     let file = |path: &Path| File::create(path).map_err(|e| format!("{}: {e}", path.display()));
     command
         .stdin(Stdio::null())
         .stdout(file(out)?)
         .stderr(file(err)?);
     child::settle_disk();
+    child::warm(input)?;
     let started = Instant::now();
     let child = command
         .spawn()

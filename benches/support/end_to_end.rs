@@ -99,6 +99,7 @@ pub fn plan(
 ) -> Result<PlanRun, String> {
     let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
     super::child::settle_disk();
+    super::child::warm(patients)?;
     let started = Instant::now();
     let spawned = Command::new(binary)
         .arg("plan")
@@ -199,6 +200,7 @@ pub fn duckdb(
     window: [&str; 3],
 ) -> Result<DuckRun, String> {
     super::child::settle_disk();
+    super::child::warm(csv)?;
     let output = Command::new(python)
         .arg(root.join("benches/duckdb/thirty_steps.py"))
         .arg(csv)
