@@ -67,6 +67,13 @@ pub enum LedgerError {
         found: usize,
         known: usize,
     },
+    /// A write failed part-way through the open transaction, which was then rolled back
+    /// whole (see `Ledger::abandon_batch`): nothing of it is recorded.
+    #[error(
+        "ledger {path}: a write failed, so the open batch was rolled back; nothing of it is \
+         recorded, and the next run claims its sends anew"
+    )]
+    RolledBack { path: String },
     #[error("no ledger at {path}; `steprule run` creates it")]
     Missing { path: String },
     /// PostgreSQL's error; `ledger` is the URL without its password.

@@ -27,6 +27,7 @@ mod send;
 mod sends_beside;
 mod settle;
 mod store;
+mod tuning;
 
 pub use claims::{OutboxClaims, UnwrittenBatch};
 pub use error::LedgerError;
@@ -55,8 +56,8 @@ pub use sends_beside::SendsReader;
 #[cfg(test)]
 use sends_beside::RECENT_SENDS;
 pub use store::{is_postgres_url, LedgerLocation, RunLedger, ServeLedger};
+pub(crate) use tuning::configure_sqlite;
 
-use std::os::raw::c_int;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -65,14 +66,15 @@ use rusqlite::{params, Connection, OptionalExtension};
 use file::DataFile;
 use schema::MIGRATIONS;
 
-/// Statements kept prepared per connection: every shape a pass uses (see `open_file`).
-const STATEMENT_CACHE: usize = 128;
-
 /// The embedded SQLite ledger.
 pub struct Ledger {
     conn: Connection,
     file: DataFile,
     in_batch: bool,
+    /// The open transaction was rolled back after a write failed part-way through it
+    /// ([`Ledger::abandon_batch`]); the next [`Ledger::commit`] fails, so that nothing after
+    /// the failure is committed as if the batch were whole.
+    abandoned: bool,
     /// Marks set in the open transaction and not yet written (see `marks.rs`).
     marks: std::cell::RefCell<Vec<marks::PendingMark>>,
 }
@@ -138,26 +140,6 @@ fn stamp_fast(text: impl AsRef<[u8]>) -> Option<DateTime<Utc>> {
     Some(day.and_time(time).and_utc())
 }
 
-/// Turns off SQLite's global memory statistics, once per process, before its first
-/// connection. Kept by default, they take a process-wide mutex around every allocation and
-/// free SQLite makes (~2.1 million `pthread_mutex_lock` calls, ~130 M instructions on a first
-/// run's pass at 100,000 patients); steprule reads none of them. SQLite accepts the setting
-/// only before it is initialised (rusqlite initialises it with the first connection), so every
-/// connection the ledger opens calls this first; after that, or if anything else opened a
-/// connection before, SQLite refuses it (`SQLITE_MISUSE`) and keeps its statistics: slower,
-/// never wrong.
-pub(crate) fn configure_sqlite() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. `sqlite3_config` must not run beside
-        // other SQLite calls; the `Once` runs it once, before this process's first connection,
-        // and a call after initialisation only returns an error.
-        let _ = unsafe {
-            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int)
-        };
-    });
-}
-
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path`, or where it leads.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
@@ -192,19 +174,7 @@ impl Ledger {
             .map_err(fail)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(fail)?;
-        // Checkpoints (the only fsyncs in WAL mode with NORMAL) every ~16 MB of changes
-        // instead of every 4 MB: a long first run spends less time waiting on the disk.
-        conn.pragma_update(None, "wal_autocheckpoint", 4000)
-            .map_err(fail)?;
-        // 32 MiB of page cache (SQLite's default is 2 MiB): a first run over a million patients
-        // keeps its index pages in memory instead of reading them back.
-        conn.pragma_update(None, "cache_size", -32 * 1024)
-            .map_err(fail)?;
-        // The statements of a pass's batches come in a few shapes per size (settling, claiming,
-        // looking claims up, marks: nine powers of two each), more than rusqlite's default of
-        // 16 cached statements: evicted, a 256-row statement was parsed again each time (a
-        // quarter of a first run's instructions on the pass's thread).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        tuning::tune_writer(&conn).map_err(fail)?;
         for companion in ["-wal", "-shm"] {
             file::tighten_if_present(&file::with_suffix(&file.path, companion)).map_err(|e| {
                 LedgerError::Open {
@@ -217,6 +187,7 @@ impl Ledger {
             conn,
             file,
             in_batch: false,
+            abandoned: false,
             marks: std::cell::RefCell::default(),
         };
         ledger.migrate()?;
@@ -294,6 +265,15 @@ impl Ledger {
     /// Commits the writes since [`Ledger::begin`], after checking the file is still the one
     /// opened.
     pub fn commit(&mut self) -> Result<(), LedgerError> {
+        if self.abandoned {
+            // A transaction begun since the roll-back goes too: nothing is committed before
+            // the failure is said.
+            self.abandoned = false;
+            self.rollback()?;
+            return Err(LedgerError::RolledBack {
+                path: self.file.path.display().to_string(),
+            });
+        }
         if self.in_batch {
             self.write_marks()?;
             self.in_batch = false;

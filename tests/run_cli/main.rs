@@ -25,6 +25,7 @@
 //! - `postgres_ledger`: `--ledger postgres://…`, several workers on one ledger;
 //! - `secrets`: the channel access token never leaks;
 //! - `tracking`: with `track`, links and postbacks become tokens that lead back to their send;
+//! - `write_failure`: a ledger write failing part-way through a batch;
 //! - `workspace` and `ledger`: helpers to run the binary and read what it left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -59,6 +60,7 @@ mod secrets;
 mod status;
 mod tracking;
 mod trust;
+mod write_failure;
 
 const NOW: &str = "2026-11-25 10:00";
 

@@ -151,3 +151,108 @@ fn without_a_transaction_each_send_is_claimed_alone() {
         retry_key
     );
 }
+
+/// New claims of `patients`, answered without writing their rows (as an outbox pass does),
+/// with the retry keys their rows are to be written with.
+fn unrecorded<'p>(
+    ledger: &mut Ledger,
+    patients: &'p [String],
+) -> Vec<(SendKey<'p>, SendDetails<'static>, String)> {
+    let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (patients.iter())
+        .map(|patient| (key(patient), details(40)))
+        .collect();
+    let claims = (ledger.claim_unrecorded(&sends, at("2026-11-25T09:00:00Z"))).unwrap();
+    (sends.into_iter().zip(claims))
+        .map(|((key, details), claim)| match claim {
+            Claim::New { retry_key } => (key, details, retry_key),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The rows to record for `new`, borrowing their retry keys.
+#[allow(clippy::type_complexity)]
+fn rows_of<'a>(
+    new: &'a [(SendKey<'a>, SendDetails<'a>, String)],
+) -> Vec<(SendKey<'a>, SendDetails<'a>, &'a str)> {
+    (new.iter())
+        .map(|(key, details, retry_key)| (key.clone(), details.clone(), retry_key.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_batch_whose_insert_fails_part_way_is_rolled_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = ledger_with_history(dir.path());
+    let now = at("2026-11-25T09:00:00Z");
+    ledger.begin().unwrap();
+    // An earlier statement of the same transaction: claimed with its own INSERT.
+    let earlier = [(key("P50"), details(30))];
+    ledger.claim_all(&earlier, now).unwrap();
+    let patients: Vec<String> = (200..216).map(|i| format!("P{i}")).collect();
+    let new = unrecorded(&mut ledger, &patients);
+    // A row that appears between the look-up and the insert (what the ledger's lock rules
+    // out): the insert's ninth row conflicts with it, after eight rows are written.
+    ledger.claim(&key("P208"), &details(40), now).unwrap();
+    let batch = UnwrittenBatch {
+        from: 40,
+        sent_at: now,
+    };
+    let failed = ledger.record_claims(&rows_of(&new), Some(batch), now);
+    assert!(matches!(failed, Err(LedgerError::Sql { .. })), "{failed:?}");
+    // The failure is said again by the commit, which commits nothing.
+    assert!(matches!(
+        ledger.commit(),
+        Err(LedgerError::RolledBack { .. })
+    ));
+    for patient in patients.iter().chain(["P50".to_owned()].iter()) {
+        assert_eq!(ledger.row(&key(patient)).unwrap(), None, "{patient}");
+    }
+    assert_eq!(ledger.unwritten_keys().unwrap(), None, "the batch's mark");
+    // The ledger goes on: the next batch claims them anew and commits.
+    ledger.begin().unwrap();
+    let new = unrecorded(&mut ledger, &patients);
+    ledger.record_claims(&rows_of(&new), None, now).unwrap();
+    ledger.commit().unwrap();
+    let row = ledger.row(&key("P208")).unwrap().unwrap();
+    assert_eq!(
+        (row.retry_key.as_str(), row.status),
+        (new[8].2.as_str(), SendStatus::Pending)
+    );
+}
+
+#[test]
+fn rows_recorded_outside_a_transaction_are_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = ledger_with_history(dir.path());
+    let now = at("2026-11-25T09:00:00Z");
+    let patients: Vec<String> = (300..304).map(|i| format!("P{i}")).collect();
+    let new = unrecorded(&mut ledger, &patients);
+    ledger.claim(&key("P302"), &details(40), now).unwrap();
+    let failed = ledger.record_claims(&rows_of(&new), None, now);
+    assert!(matches!(failed, Err(LedgerError::Sql { .. })), "{failed:?}");
+    for patient in ["P300", "P301", "P303"] {
+        assert_eq!(ledger.row(&key(patient)).unwrap(), None, "{patient}");
+    }
+    // Nothing is left failing: the next commit and claims go on.
+    ledger.commit().unwrap();
+    ledger
+        .record_claims(&rows_of(&new[..2]), None, now)
+        .unwrap();
+    assert!(ledger.row(&key("P300")).unwrap().is_some());
+}
+
+#[test]
+fn retry_keys_drawn_together_are_distinct_random_uuids() {
+    let mut keys = RetryKeys::default();
+    // Past two refills of the random bytes.
+    let drawn: Vec<String> = (0..2 * RetryKeys::KEYS + 3).map(|_| keys.next()).collect();
+    let unique: std::collections::HashSet<&String> = drawn.iter().collect();
+    assert_eq!(unique.len(), drawn.len());
+    for key in &drawn {
+        let uuid = uuid::Uuid::parse_str(key).unwrap();
+        assert_eq!(uuid.get_version(), Some(uuid::Version::Random), "{key}");
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{key}");
+        assert_eq!(&uuid.to_string(), key, "hyphenated, lower case");
+    }
+}

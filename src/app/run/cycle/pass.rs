@@ -19,6 +19,12 @@
 //!   resumes with the same retry key and writes once;
 //! - after the write, before the mark goes: every row's line is found; nothing is reopened.
 //!
+//! A write that fails inside a batch's transaction (a full disk, a row that should not be
+//! there) rolls that transaction back whole and makes its commit fail (the claims' rows are
+//! written with `INSERT OR FAIL`, which would keep a failing statement's earlier rows; see
+//! ledger/claims.rs): the same as dying before the commit, and the failed commit drops the
+//! batch's jobs, so no line or message of it leaves.
+//!
 //! Nothing else writes the outbox or the ledger meanwhile (the lock), and a mark is removed
 //! only in a transaction that also reopens the batch's rows whose lines did not get written (a
 //! full disk, a signal before the write), so a row says sent without its line only while the
