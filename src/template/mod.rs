@@ -386,6 +386,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
 }
 
 #[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
 mod patient_tests;
 
 #[cfg(test)]
