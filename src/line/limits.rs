@@ -281,7 +281,7 @@ pub fn utf16_len(text: &str) -> usize {
     // 0xF0–0xF4): counted on the bytes, several times cheaper than encoding them for every
     // send's text.
     (text.bytes())
-        .map(|byte| usize::from(byte & 0xc0 != 0x80) + usize::from(byte >= 0xf0))
+        .map(|byte| usize::from((byte & 0xc0) != 0x80) + usize::from(byte >= 0xf0))
         .sum()
 }
 
