@@ -277,7 +277,11 @@ fn written_host(prefix: &str) -> Option<&str> {
 
 /// A length as LINE counts text: in UTF-16 code units.
 pub fn utf16_len(text: &str) -> usize {
-    text.encode_utf16().count()
+    // Each character is one unit, or two past U+FFFF (those take four bytes in UTF-8, led by
+    // 0xF0–0xF4): std's character count and a count of those bytes, both of which the
+    // compiler vectorizes, instead of encoding every send's text.
+    let astral = text.bytes().filter(|&byte| byte >= 0xf0).count();
+    text.chars().count() + astral
 }
 
 /// The lengths of `actions` lists longer than LINE allows.
@@ -295,5 +299,18 @@ fn long_action_lists(value: &Json, into: &mut Vec<usize>) {
         }
         Json::Array(items) => items.iter().for_each(|item| long_action_lists(item, into)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod utf16_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn text_is_counted_in_utf16_units(text in ".{0,40}", emoji in "[😀👩‍⚕️花a\u{ffff}\u{10000}]{0,8}") {
+            let text = format!("{text}{emoji}");
+            prop_assert_eq!(super::utf16_len(&text), text.encode_utf16().count());
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! stays JSON ([`Message::Json`]) and is read by the keys LINE gives its strings.
 
 pub mod insight;
+mod json;
 pub mod limits;
 mod parts;
 pub mod track;
@@ -20,6 +21,7 @@ pub mod urls;
 #[cfg(test)]
 mod tests;
 
+pub use json::messages_json;
 pub use limits::Finding;
 #[cfg(test)]
 use limits::LimitKind;

@@ -6,7 +6,7 @@ mod error;
 pub mod line;
 mod render;
 
-pub use context::patient_context;
+pub use context::{patient_context, Variables};
 pub use error::{FailureKind, RenderError, RenderFailure};
 pub use render::{
     describe_error, environment, parse_line_json, precompile, Tracking, MAX_FUEL,
@@ -385,6 +385,8 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
     })
 }
 
+#[cfg(test)]
+mod golden_tests;
 #[cfg(test)]
 mod patient_tests;
 

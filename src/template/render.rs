@@ -61,7 +61,8 @@ pub fn environment(timezone: Tz) -> Environment<'static> {
 pub fn precompile<'s>(env: &mut Environment<'s>, template: &'s Template) {
     match &template.body {
         TemplateBody::Simple { .. } => {
-            for (_, source) in template.sources() {
+            let sources = template.sources().into_iter();
+            for (_, source) in sources.filter(|(_, source)| literal(&source.node).is_none()) {
                 let _ = env.add_template(&source.node, &source.node);
             }
         }
@@ -243,20 +244,48 @@ fn render_field(
             Some(describe_error(err)),
         )
     };
+    if let Some(literal) = literal(text) {
+        return match literal.len() > MAX_RENDERED_BYTES {
+            true => Err(fail(FailureKind::TooLarge, None, None)),
+            false => Ok(literal.to_owned()),
+        };
+    }
     // Precompiled for a pass (see [`precompile`]), else compiled here.
     let compiled = match env.get_template(text) {
         Ok(compiled) => compiled,
         Err(_) => env.template_from_str(text).map_err(|err| failed(&err))?,
     };
-    let mut out = BoundedOutput::default();
+    // Sized for the text and a name or two, so that it is rarely grown.
+    let mut out = BoundedOutput {
+        bytes: Vec::with_capacity(text.len() + 64),
+        overflowed: false,
+    };
     match compiled.render_captured_to(context, &mut out) {
-        Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Ok(_) => Ok(match String::from_utf8(out.bytes) {
+            Ok(text) => text,
+            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+        }),
         Err(_) if out.overflowed => Err(fail(FailureKind::TooLarge, None, None)),
         Err(err) if err.kind() == ErrorKind::OutOfFuel => {
             Err(fail(FailureKind::OutOfFuel, err.line(), None))
         }
         Err(err) => Err(failed(&err)),
     }
+}
+
+/// What a field without a tag, an expression or a comment renders to, without minijinja:
+/// its text, less the one trailing newline (`\n`, then `\r`) minijinja's lexer drops. The
+/// buttons' labels and URLs and most alt texts are such fields: rendering them was a State,
+/// a frame and a fuel tracker each, for every send.
+fn literal(source: &str) -> Option<&str> {
+    let bytes = source.as_bytes();
+    let tagged =
+        (bytes.windows(2)).any(|pair| pair[0] == b'{' && matches!(pair[1], b'{' | b'%' | b'#'));
+    if tagged {
+        return None;
+    }
+    let text = source.strip_suffix('\n').unwrap_or(source);
+    Some(text.strip_suffix('\r').unwrap_or(text))
 }
 
 /// Collects rendered output and refuses the write that would pass [`MAX_RENDERED_BYTES`],
@@ -455,8 +484,10 @@ mod tests {
         let plain = rendered(&t, chrono_tz::Asia::Tokyo, &context);
         let mut env = environment(chrono_tz::Asia::Tokyo);
         precompile(&mut env, &t);
+        // A field without tags (the label) renders without minijinja: it is not compiled.
         for (_, source) in t.sources() {
-            assert!(env.get_template(&source.node).is_ok(), "{}", source.node);
+            let compiled = env.get_template(&source.node).is_ok();
+            assert_eq!(compiled, literal(&source.node).is_none(), "{}", source.node);
         }
         let messages = t.messages(&env, &context, None).unwrap();
         let precompiled: Vec<serde_json::Value> = messages
@@ -486,6 +517,40 @@ mod tests {
         precompile(&mut env, &broken);
         let err = broken.messages(&env, &context(), None).unwrap_err();
         assert!(matches!(err, RenderError::Failed(_)), "{err}");
+    }
+
+    /// What opens a tag, an expression or a comment.
+    const TAGS: [&str; 3] = ["{{", "{%", "{#"];
+
+    proptest::proptest! {
+        /// Text with the template syntax's characters, line ends and wide characters: a
+        /// field without a tag is what minijinja renders it to, or left to minijinja.
+        #[test]
+        fn a_field_without_tags_renders_as_minijinja_renders_it(
+            text in "[a{}%#\\-\r\n 花😀]{0,12}"
+        ) {
+            let env = environment(chrono_tz::Asia::Tokyo);
+            let rendered = env.template_from_str(&text).and_then(|t| t.render(()));
+            match literal(&text) {
+                Some(literal) => proptest::prop_assert_eq!(literal, rendered.unwrap()),
+                None => proptest::prop_assert!(TAGS.iter().any(|t| text.contains(t))),
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_without_tags_past_the_size_bound_is_too_large() {
+        let label = "花".repeat(MAX_RENDERED_BYTES / 3 + 1);
+        let t = template(&format!(
+            "text = \"a\"\n[[buttons]]\nlabel = \"{label}\"\nurl = \"https://x.example\"\n"
+        ));
+        let err = t
+            .messages(&environment(chrono_tz::Asia::Tokyo), &context(), None)
+            .unwrap_err();
+        let RenderError::Failed(failure) = err else {
+            panic!("a render failure: {err}")
+        };
+        assert_eq!(failure.kind, FailureKind::TooLarge);
     }
 
     #[test]

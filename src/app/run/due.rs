@@ -13,6 +13,7 @@
 //! outbox they are serialized here as well, as its line holds them: the pass copies them.
 
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,10 +26,10 @@ use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient_worked, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
 use crate::ledger::NewMarks;
-use crate::line::Message;
+use crate::line::{messages_json, Message};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
-use crate::template::{self, RenderError};
+use crate::template::{RenderError, Variables};
 
 /// The most patients' entries one message carries.
 const DUE_BATCH: usize = 256;
@@ -54,7 +55,7 @@ pub(super) enum Due {
 pub(super) enum Entry {
     /// A patient with sends due now.
     Patient {
-        patient: Box<PatientRecord>,
+        patient: Arc<PatientRecord>,
         sends: Vec<DueSend>,
         /// Each send's messages, when rendered already (see [`Known::render`]), beside
         /// `sends`.
@@ -119,6 +120,9 @@ pub(super) fn evaluate(
     let mut script_failures = StepWarnings::default();
     let mut already_sent = 0;
     let mut not_linked = 0;
+    // The names templates read, resolved once for every patient.
+    let variables = Variables::new(&plan.schema, plan.clinic.as_deref());
+    let variables = &variables;
     let mut warnings = WarningLines {
         due: due.clone(),
         line: Vec::new(),
@@ -153,10 +157,13 @@ pub(super) fn evaluate(
                 .filter(|s| s.at <= now)
                 .cloned()
                 .collect();
-            let rendered = match known.render {
-                Some(env) if !sends.is_empty() => {
-                    let json = known.outbox_json;
-                    render_all(plan, env, patient, &sends, now, json)
+            // The patient as delivery sees them (with their linked LINE user), copied only
+            // when something is due; the templates' context reads them where they are.
+            let due = (!sends.is_empty()).then(|| Arc::new(resolved.record.into_owned()));
+            let rendered = match (known.render, &due) {
+                (Some(env), Some(patient)) => {
+                    let context = variables.of(patient.clone(), now);
+                    render_all(plan, env, &context, &sends, known.outbox_json)
                 }
                 _ => Vec::new(),
             };
@@ -165,10 +172,8 @@ pub(super) fn evaluate(
                 unlinked,
                 notes: StepWarnings::worth_noting(&outcome),
                 already_sent: outcome.already_sent as u64,
-                // The patient as delivery sees them (with their linked LINE user), copied
-                // only when something is due.
-                due: (!sends.is_empty()).then(|| Entry::Patient {
-                    patient: Box::new(resolved.record.into_owned()),
+                due: due.map(|patient| Entry::Patient {
+                    patient,
                     sends,
                     rendered,
                 }),
@@ -300,33 +305,30 @@ impl Found {
 fn render_all(
     plan: &TimingPlan,
     env: &minijinja::Environment<'_>,
-    patient: &PatientRecord,
+    context: &minijinja::Value,
     sends: &[DueSend],
-    now: DateTime<Utc>,
     json: bool,
 ) -> Vec<Option<Rendered>> {
-    let context = template::patient_context(patient, &plan.schema, plan.clinic.as_deref(), now);
     sends
         .iter()
         .map(|send| {
             let variant = &plan.steps[send.step].variants[send.variant];
             (!send.before_start).then(|| {
-                let messages = variant.template.messages(env, &context, None)?;
+                let messages = variant.template.messages(env, context, None)?;
                 Ok(serialized(messages, json))
             })
         })
         .collect()
 }
 
-/// `messages`, serialized with `json` (freed here, on the thread that allocated them). One
-/// that cannot be serialized stays as it is, for the outbox to answer why.
+/// `messages`, serialized with `json` (freed here, on the thread that allocated them).
 fn serialized(messages: Vec<Message>, json: bool) -> RenderedMessages {
-    match json.then(|| serde_json::to_string(&messages)) {
-        Some(Ok(json)) => RenderedMessages {
+    match json {
+        true => RenderedMessages {
+            json: Some(messages_json(&messages)),
             messages: Vec::new(),
-            json: Some(json),
         },
-        _ => RenderedMessages {
+        false => RenderedMessages {
             messages,
             json: None,
         },
