@@ -30,10 +30,74 @@ struct Spelling {
     text: String,
     /// Its place in the caller's columns.
     column: usize,
-    /// Whether a line writes it as it is between its quotes (no quote, backslash or control
-    /// character, which a line would have to escape): only then can its bytes be compared
-    /// with the line's.
-    verbatim: bool,
+    /// How a line writes it, when it can without escapes (no quote, backslash or control
+    /// character): only then can its bytes be compared with the line's.
+    written: Option<Written>,
+}
+
+/// A key as a line writes it with the colon after it, `"key":`, for comparing with a line.
+pub(super) struct Written {
+    bytes: Box<[u8]>,
+    /// `bytes` in little-endian words, the last filled out with zeros: compared a word at a
+    /// time where the line has that many bytes left (a call to `memcmp` per key cost more
+    /// than walking the spellings had).
+    words: Box<[u64]>,
+    /// The bytes of the last word that are `bytes`'.
+    last: u64,
+}
+
+impl Written {
+    fn new(key: &str) -> Option<Self> {
+        if key
+            .bytes()
+            .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        {
+            return None;
+        }
+        let bytes: Box<[u8]> = format!("\"{key}\":").into_bytes().into();
+        let words = bytes
+            .chunks(8)
+            .map(|chunk| {
+                let mut word = [0; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        let used = bytes.len() % 8;
+        let last = if used == 0 {
+            u64::MAX
+        } else {
+            (1 << (used * 8)) - 1
+        };
+        Some(Written { bytes, words, last })
+    }
+
+    /// How many bytes the key takes between its quotes.
+    pub(super) fn key_len(&self) -> usize {
+        self.bytes.len() - 3
+    }
+
+    /// How many bytes a line takes to write the key, its quotes and the colon.
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether `line` starts with the key as written here.
+    #[inline]
+    pub(super) fn starts(&self, line: &[u8]) -> bool {
+        let Some((last, whole)) = self.words.split_last() else {
+            return false;
+        };
+        if line.len() < self.words.len() * 8 {
+            return line.starts_with(&self.bytes);
+        }
+        let mut eights = line.chunks_exact(8);
+        let mut read = || {
+            let eight = eights.next().and_then(|eight| eight.try_into().ok());
+            u64::from_le_bytes(eight.unwrap_or_default())
+        };
+        whole.iter().all(|&word| read() == word) && (read() ^ last) & self.last == 0
+    }
 }
 
 impl KeyOrder {
@@ -51,13 +115,13 @@ impl KeyOrder {
         self.spellings[slot].column
     }
 
-    /// The key expected at `place`: the slot that came next there on the last line, and its
-    /// spelling as a line writes it, when a line can write it without escapes.
+    /// The key expected at `place`: the slot that came next there on the last line, and the
+    /// key as a line writes it, when a line can write it without escapes.
     #[inline]
-    pub(super) fn expected(&self, place: usize) -> Option<(usize, &str)> {
+    pub(super) fn expected(&self, place: usize) -> Option<(usize, &Written)> {
         let slot = *self.next.get(place)?;
         let spelling = self.spellings.get(slot)?;
-        spelling.verbatim.then_some((slot, spelling.text.as_str()))
+        Some((slot, spelling.written.as_ref()?))
     }
 
     /// The slot of `key` at or after `place`, found along the sorted spellings; `None` when
@@ -77,13 +141,10 @@ impl KeyOrder {
     /// Keeps `key` (with its column) at `slot`, where it sorts. What followed which key is
     /// forgotten: the slots after it have moved.
     pub(super) fn insert(&mut self, slot: usize, key: &str, column: usize) {
-        let verbatim = key
-            .bytes()
-            .all(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20);
         let spelling = Spelling {
             text: key.to_owned(),
             column,
-            verbatim,
+            written: Written::new(key),
         };
         self.spellings.insert(slot, spelling);
         self.next.clear();
@@ -145,19 +206,54 @@ mod tests {
     fn the_key_expected_is_the_one_that_came_next_on_the_last_line() {
         let mut order = learnt(&["id", "name", "a\"b", "stage", "memo"]);
         // Sorted: a"b, id, memo, name, stage.
-        assert_eq!(order.expected(0), None, "nothing learnt yet");
+        let expected = |order: &KeyOrder, place| {
+            let (slot, written) = order.expected(place)?;
+            Some((
+                slot,
+                std::str::from_utf8(&written.bytes).unwrap().to_owned(),
+            ))
+        };
+        let expect = |slot, written: &str| Some((slot, written.to_owned()));
+        assert_eq!(expected(&order, 0), None, "nothing learnt yet");
         order.learn(&[1, 3, 4]);
-        assert_eq!(order.expected(0), Some((1, "id")));
-        assert_eq!(order.expected(2), Some((3, "name")));
-        assert_eq!(order.expected(4), Some((4, "stage")));
-        assert_eq!(order.expected(5), None, "stage was last");
+        assert_eq!(expected(&order, 0), expect(1, "\"id\":"));
+        assert_eq!(expected(&order, 2), expect(3, "\"name\":"));
+        assert_eq!(expected(&order, 4), expect(4, "\"stage\":"));
+        assert_eq!(expected(&order, 5), None, "stage was last");
         // A key a line would have to escape is found by walking, never by its bytes.
         order.learn(&[0, 1]);
-        assert_eq!(order.expected(0), None);
-        assert_eq!(order.expected(1), Some((1, "id")));
+        assert_eq!(expected(&order, 0), None);
+        assert_eq!(expected(&order, 1), expect(1, "\"id\":"));
         // A new key: the slots move, and what was learnt goes.
         order.insert(0, "Z", 5);
         assert!((0..=order.len()).all(|place| order.expected(place).is_none()));
+    }
+
+    /// Every length around a word's, compared with lines as long, shorter and longer, equal
+    /// or differing in any one byte.
+    #[test]
+    fn a_written_key_is_compared_a_word_at_a_time_as_bytes_compare() {
+        for len in 0..30 {
+            let key: String = (0..len).map(|n| char::from(b'a' + n as u8 % 26)).collect();
+            let written = Written::new(&key).unwrap();
+            assert_eq!((written.key_len(), written.len()), (len, len + 3));
+            let exact = format!("\"{key}\":");
+            let longer = format!("{exact}\"v\",\"more\":\"0123456789abcdef\"}}");
+            for line in [exact.clone(), longer] {
+                for cut in 0..=line.len() {
+                    let line = &line.as_bytes()[..cut];
+                    assert_eq!(written.starts(line), line.starts_with(exact.as_bytes()));
+                }
+                for at in 0..line.len() {
+                    let mut changed = line.clone().into_bytes();
+                    changed[at] ^= 0x20;
+                    let same = changed.starts_with(exact.as_bytes());
+                    assert_eq!(written.starts(&changed), same, "{len} {at}");
+                }
+            }
+        }
+        assert!(Written::new("a\"b").is_none() && Written::new("a\\b").is_none());
+        assert!(Written::new("a\tb").is_none() && Written::new("患者ID").is_some());
     }
 
     #[test]

@@ -189,8 +189,9 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.at = start + len + 1;
-        // Both ends are next to an ASCII byte, so on a character's boundary.
-        Some(&self.text[start..start + len])
+        // SAFETY: the bytes before `start` and at `start + len` are quotes, so both are on a
+        // character's boundary of the (valid UTF-8) line, and within it.
+        Some(unsafe { self.text.get_unchecked(start..start + len) })
     }
 
     /// A key and the `:` after it, and its slot along `order` at or after `place` (`None` when
@@ -202,19 +203,18 @@ impl<'a> Scan<'a> {
             Some(place) => place,
             None => return Some((self.key_alone()?, None)),
         };
-        if let Some((slot, spelt)) = order.expected(place) {
-            let bytes = self.text.as_bytes();
-            let start = self.at + 1;
-            let end = start + spelt.len();
-            // The spelling has no quote, backslash or control character, so a line holding it
+        if let Some((slot, written)) = order.expected(place) {
+            let rest = self.text.as_bytes().get(self.at..)?;
+            // The key has no quote, backslash or control character, so a line holding it
             // between a quote and `":` holds that key, unescaped.
-            if bytes.get(self.at) == Some(&b'"')
-                && bytes.get(start..end) == Some(spelt.as_bytes())
-                && bytes.get(end..end + 2) == Some(b"\":".as_slice())
-            {
-                self.at = end + 2;
-                // Both ends are next to an ASCII byte, so on a character's boundary.
-                return Some((&self.text[start..end], Some(slot)));
+            if written.starts(rest) {
+                let start = self.at + 1;
+                let end = start + written.key_len();
+                self.at += written.len();
+                // SAFETY: the bytes before `start` and at `end` are quotes, so both are on a
+                // character's boundary of the (valid UTF-8) line, and `end` is within it.
+                let key = unsafe { self.text.get_unchecked(start..end) };
+                return Some((key, Some(slot)));
             }
         }
         let key = self.key_alone()?;
