@@ -25,6 +25,11 @@ pub(super) struct KeyOrder {
 /// No key followed this place yet (or the spellings changed since).
 const NOT_SEEN: usize = usize::MAX;
 
+/// Bytes a key may have to be compared by its bytes: an export's keys are short, and a longer
+/// one (a line may have a key of up to the row's bound) is found by walking, so that the
+/// copies kept to compare with stay small.
+const WRITTEN_KEY_MAX: usize = 64;
+
 struct Spelling {
     /// The key as its line means it (unescaped).
     text: String,
@@ -48,6 +53,9 @@ pub(super) struct Written {
 
 impl Written {
     fn new(key: &str) -> Option<Self> {
+        if key.len() > WRITTEN_KEY_MAX {
+            return None;
+        }
         if key
             .bytes()
             .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
@@ -254,6 +262,8 @@ mod tests {
         }
         assert!(Written::new("a\"b").is_none() && Written::new("a\\b").is_none());
         assert!(Written::new("a\tb").is_none() && Written::new("患者ID").is_some());
+        assert!(Written::new(&"k".repeat(WRITTEN_KEY_MAX)).is_some());
+        assert!(Written::new(&"k".repeat(WRITTEN_KEY_MAX + 1)).is_none());
     }
 
     #[test]

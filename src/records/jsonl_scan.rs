@@ -179,7 +179,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes or control characters (which serde_json refuses), borrowed.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
