@@ -117,7 +117,8 @@ pub(super) fn read_line(
                 Line::Text
             });
         }
-        let (take, found) = match buf.iter().position(|&b| b == b'\n') {
+        // memchr: a byte at a time was a third of a JSONL file's reading thread.
+        let (take, found) = match memchr::memchr(b'\n', buf) {
             Some(end) => (end, true),
             None => (buf.len(), false),
         };

@@ -13,7 +13,8 @@ use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
 use super::jsonl_line::{parse_entries_serde, sort_entries, Entry, JsonValue, Shape};
-use super::jsonl_scan::scan_entries;
+use super::jsonl_order::{order, KeyOrder};
+use super::jsonl_scan::scan_keyed;
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
 use super::spent::Spares;
@@ -61,9 +62,11 @@ pub(super) struct JsonlKeys {
     /// Columns resolved for the line being typed past [`KEY_CACHE_LIMIT`], after `columns`.
     fresh: Vec<Column>,
     /// Every spelling of a key met so far (while fewer than [`KEY_CACHE_LIMIT`]), sorted, with
-    /// its place in `columns`: a line's keys, sorted too, are found in one walk along it, with
-    /// a comparison or two per key and no hashing.
-    spellings: Vec<(String, usize)>,
+    /// its place in `columns`: a line's keys, sorted too, are found along it as the line is
+    /// scanned, most by the order the line before had them in, with no hashing.
+    order: KeyOrder,
+    /// The line's keys' slots in `order`, while found there in order.
+    slots: Vec<usize>,
     /// The line's keys' places in `columns` (or, past it, in `fresh`), one per entry.
     keys: Vec<usize>,
     /// The list each line is parsed into, kept empty between lines.
@@ -164,7 +167,8 @@ impl JsonlKeys {
             name_of: Vec::new(),
             names_shared: false,
             fresh: Vec::new(),
-            spellings: Vec::new(),
+            order: KeyOrder::default(),
+            slots: Vec::new(),
             keys: Vec::new(),
             entries: Vec::new(),
             numbers: String::new(),
@@ -199,6 +203,9 @@ impl JsonlKeys {
         if self.keys.capacity() > ENTRIES_KEPT {
             self.keys = Vec::new();
         }
+        if self.slots.capacity() > ENTRIES_KEPT {
+            self.slots = Vec::new();
+        }
         if self.fresh.capacity() > ENTRIES_KEPT {
             self.fresh = Vec::new();
         }
@@ -215,15 +222,35 @@ impl JsonlKeys {
     ) -> Result<TypedRow, RowError> {
         // Nearly every line of an export is a flat object without escapes, scanned on its own:
         // its values are scalars, so it holds no nested value to refuse.
-        let (parsed, flat) = match scan_entries(text, entries, &mut self.numbers) {
+        let scanned = scan_keyed(
+            text,
+            entries,
+            &mut self.numbers,
+            &self.order,
+            &mut self.slots,
+        );
+        let (parsed, flat) = match scanned {
             Some(shape) => (Ok(shape), true),
             None => (parse_entries_serde(text, entries, &mut self.numbers), false),
         };
         match parsed {
-            // A line whose keys are all known and in order, each once (nearly every line) is
-            // resolved in one walk; any other is put in order and resolved key by key.
+            // A line whose keys are all known and in order, each once (nearly every line), has
+            // them found as it was scanned, or in one walk; any other is put in order and
+            // resolved key by key.
             Ok(Shape::Object) => {
-                if !self.find_in_order(entries) {
+                let found = if flat && self.slots.len() == entries.len() {
+                    self.fresh.clear();
+                    self.keys.clear();
+                    let order = &self.order;
+                    self.keys
+                        .extend(self.slots.iter().map(|&slot| order.column(slot)));
+                    true
+                } else {
+                    self.find_in_order(entries)
+                };
+                if found {
+                    self.order.learn(&self.slots);
+                } else {
                     sort_entries(entries);
                     self.resolve(entries);
                 }
@@ -276,29 +303,27 @@ impl JsonlKeys {
     }
 
     /// Whether every key of `entries` (as parsed, not yet sorted) was found along
-    /// [`Self::spellings`], each after the one before: then the keys are in order and each is
-    /// there once (the spellings are sorted and different), and [`Self::keys`] holds their
-    /// columns.
+    /// [`Self::order`], each after the one before: then the keys are in order and each is
+    /// there once (the spellings are sorted and different), [`Self::slots`] holds their slots
+    /// and [`Self::keys`] their columns.
     fn find_in_order(&mut self, entries: &[Entry<'_>]) -> bool {
         self.fresh.clear();
         self.keys.clear();
-        let mut along = self.spellings.iter();
+        self.slots.clear();
+        let mut place = 0;
         for (key, _) in entries {
-            let found = along.find_map(|(spelt, index)| match order(spelt, key) {
-                Ordering::Less => None,
-                Ordering::Equal => Some(Some(*index)),
-                Ordering::Greater => Some(None),
-            });
-            match found.flatten() {
-                Some(index) => self.keys.push(index),
-                None => return false,
-            }
+            let Some(slot) = self.order.find(place, key) else {
+                return false;
+            };
+            self.slots.push(slot);
+            self.keys.push(self.order.column(slot));
+            place = slot + 1;
         }
         true
     }
 
     /// Leaves in [`Self::keys`] the columns of `entries`' keys (sorted): each found along
-    /// [`Self::spellings`], else resolved (and kept while fewer than [`KEY_CACHE_LIMIT`] are).
+    /// [`Self::order`], else resolved (and kept while fewer than [`KEY_CACHE_LIMIT`] are).
     fn resolve(&mut self, entries: &[Entry<'_>]) {
         self.fresh.clear();
         self.keys.clear();
@@ -306,12 +331,12 @@ impl JsonlKeys {
         for (key, _) in entries {
             let key = key.as_ref();
             let found = loop {
-                let Some((spelt, index)) = self.spellings.get(along) else {
+                let Some((spelt, index)) = self.order.get(along) else {
                     break None;
                 };
                 match order(spelt, key) {
                     Ordering::Less => along += 1,
-                    Ordering::Equal => break Some(*index),
+                    Ordering::Equal => break Some(index),
                     Ordering::Greater => break None,
                 }
             };
@@ -327,8 +352,8 @@ impl JsonlKeys {
                         None => self.add(self.resolver.resolve(key)),
                     };
                     let kept = index < self.columns.len();
-                    if kept && self.spellings.len() < KEY_CACHE_LIMIT {
-                        self.spellings.insert(along, (key.to_owned(), index));
+                    if kept && self.order.len() < KEY_CACHE_LIMIT {
+                        self.order.insert(along, key, index);
                     }
                     index
                 }
@@ -410,16 +435,6 @@ impl JsonlKeys {
     }
 }
 
-/// `a.cmp(b)`, told by the first bytes when they differ (keys mostly do) without a call to
-/// compare the whole.
-#[inline]
-fn order(a: &str, b: &str) -> Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
-    }
-}
-
 /// `entries`' list, emptied, for entries of another line: the same allocation (a list of
 /// entries borrowed from one line cannot be kept past it; an empty one can).
 fn recycle<'a, 'b>(mut entries: Vec<Entry<'a>>) -> Vec<Entry<'b>> {
@@ -481,18 +496,6 @@ mod tests {
         let kept: Vec<Entry<'static>> = recycle(entries);
         assert!(kept.is_empty() && kept.capacity() >= 16);
         assert_eq!(kept.as_ptr() as usize, place);
-    }
-
-    #[test]
-    fn keys_are_ordered_as_str_orders_them() {
-        let keys = [
-            "", "a", "ab", "b", "id", "id ", " id", "患者ID", "患者", "メモ", "\u{0}",
-        ];
-        for a in keys {
-            for b in keys {
-                assert_eq!(order(a, b), a.cmp(b), "{a:?} {b:?}");
-            }
-        }
     }
 
     /// A line with a hundred thousand numbers is typed, and what it needed is let go.

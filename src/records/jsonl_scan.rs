@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 use super::jsonl_line::{Entry, JsonValue, Shape};
+use super::jsonl_order::KeyOrder;
 
 /// Digits an integer may have to be printed as the line spells it: it fits both `u64` and
 /// `i64`, so serde_json reads it as an integer and prints it as written.
@@ -17,13 +18,35 @@ const PLAIN_DIGITS: usize = 18;
 /// Reads `text` into `entries` and `numbers` (both emptied first) as
 /// [`super::jsonl_line::parse_entries`] does, or `None` when the line is not a flat object
 /// without escapes; `entries` and `numbers` then hold what was read before that.
+#[cfg(test)]
 pub(super) fn scan_entries<'a>(
     text: &'a str,
     entries: &mut Vec<Entry<'a>>,
     numbers: &mut String,
 ) -> Option<Shape> {
+    scan_keyed(
+        text,
+        entries,
+        numbers,
+        &KeyOrder::default(),
+        &mut Vec::new(),
+    )
+}
+
+/// [`scan_entries`], each key found along `order` as it is scanned: `slots` (emptied first)
+/// gets the slot of each key while every key so far is found there, each after the one
+/// before. So it holds one slot per entry exactly when the line's keys are all known, in
+/// order and each there once.
+pub(super) fn scan_keyed<'a>(
+    text: &'a str,
+    entries: &mut Vec<Entry<'a>>,
+    numbers: &mut String,
+    order: &KeyOrder,
+    slots: &mut Vec<usize>,
+) -> Option<Shape> {
     entries.clear();
     numbers.clear();
+    slots.clear();
     let mut scan = Scan { text, at: 0 };
     scan.skip_space();
     scan.eat(b'{')?;
@@ -31,10 +54,14 @@ pub(super) fn scan_entries<'a>(
     if scan.peek() == Some(b'}') {
         scan.at += 1;
     } else {
+        // Where along `order` the next key is looked for; `None` once a key was not found.
+        let mut place = Some(0);
         loop {
-            let key = scan.string()?;
-            scan.skip_space();
-            scan.eat(b':')?;
+            let (key, slot) = scan.key(order, place)?;
+            place = slot.map(|slot| slot + 1);
+            if let Some(slot) = slot {
+                slots.push(slot);
+            }
             scan.skip_space();
             let value = scan.value(numbers)?;
             entries.push((Cow::Borrowed(key), value));
@@ -152,7 +179,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes or control characters (which serde_json refuses), borrowed.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
@@ -162,8 +189,44 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.at = start + len + 1;
-        // Both ends are next to an ASCII byte, so on a character's boundary.
-        Some(&self.text[start..start + len])
+        // SAFETY: the bytes before `start` and at `start + len` are quotes, so both are on a
+        // character's boundary of the (valid UTF-8) line, and within it.
+        Some(unsafe { self.text.get_unchecked(start..start + len) })
+    }
+
+    /// A key and the `:` after it, and its slot along `order` at or after `place` (`None` when
+    /// not found there, or `place` is `None`). The key expected at `place` is tried first: its
+    /// bytes, its closing quote and the colon compared where the line has them, in one go.
+    #[inline]
+    fn key(&mut self, order: &KeyOrder, place: Option<usize>) -> Option<(&'a str, Option<usize>)> {
+        let place = match place {
+            Some(place) => place,
+            None => return Some((self.key_alone()?, None)),
+        };
+        if let Some((slot, written)) = order.expected(place) {
+            let rest = self.text.as_bytes().get(self.at..)?;
+            // The key has no quote, backslash or control character, so a line holding it
+            // between a quote and `":` holds that key, unescaped.
+            if written.starts(rest) {
+                let start = self.at + 1;
+                let end = start + written.key_len();
+                self.at += written.len();
+                // SAFETY: the bytes before `start` and at `end` are quotes, so both are on a
+                // character's boundary of the (valid UTF-8) line, and `end` is within it.
+                let key = unsafe { self.text.get_unchecked(start..end) };
+                return Some((key, Some(slot)));
+            }
+        }
+        let key = self.key_alone()?;
+        Some((key, order.find(place, key)))
+    }
+
+    /// A key and the `:` after it.
+    fn key_alone(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
+        self.skip_space();
+        self.eat(b':')?;
+        Some(key)
     }
 
     /// Passes over `word` if the line has it here.

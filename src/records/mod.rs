@@ -24,6 +24,7 @@ mod error;
 mod field_set;
 mod japanese_dates;
 mod jsonl_line;
+mod jsonl_order;
 mod jsonl_rows;
 mod jsonl_scan;
 mod mapping;

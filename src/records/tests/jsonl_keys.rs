@@ -142,3 +142,52 @@ fn two_spellings_of_one_key_on_a_line_are_refused_after_clean_lines() {
     assert_eq!(good, ["P1", "P4"]);
     assert_eq!(bad, [(2, "fields `id` and `id` both mean `id`".to_owned())]);
 }
+
+/// Keys for [`a_line_reads_as_it_reads_alone_whatever_order_the_lines_before_had`]: prefixes of
+/// one another, of one length, two meaning one field, one a line must escape.
+const SHUFFLED_KEYS: [&str; 10] = [
+    "id", "i", "idx", "memo", "mem", "meme", "患者ID", "メモ", "a\"b", "stage",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Lines whose keys change order, are left out, given twice or met for the first time:
+    /// each reads as it reads alone, whatever order the lines before had their keys in.
+    #[test]
+    fn a_line_reads_as_it_reads_alone_whatever_order_the_lines_before_had(
+        lines in proptest::collection::vec(
+            (
+                proptest::collection::vec((0..SHUFFLED_KEYS.len(), 0..3usize), 0..7),
+                proptest::bool::weighted(0.7),
+            ),
+            1..12,
+        ),
+    ) {
+        let mut text = String::new();
+        for (n, (keys, sorted)) in lines.into_iter().enumerate() {
+            let mut keys = keys;
+            keys.insert(0, (0, 0));
+            if sorted {
+                keys.sort_by_key(|(key, _)| SHUFFLED_KEYS[*key]);
+            }
+            let entries: Vec<String> = keys
+                .iter()
+                .map(|&(key, value)| {
+                    let value = match (SHUFFLED_KEYS[key], value) {
+                        // Ids all different: each row is judged on its own cells.
+                        ("id" | "患者ID", 0 | 1) => format!("\"P{n}\""),
+                        ("stage", 0) => "\"booked\"".to_owned(),
+                        (_, 0 | 1) => format!("\"v{value}\""),
+                        _ => "null".to_owned(),
+                    };
+                    format!("\"{}\":{value}", SHUFFLED_KEYS[key].replace('"', "\\\""))
+                })
+                .collect();
+            text.push_str(&format!("{{{}}}\n", entries.join(",")));
+        }
+        let options = with_mapping(MAPPING);
+        let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
+        proptest::prop_assert_eq!(rows, alone(&text, &options), "{}", text);
+    }
+}

@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 
 use crate::records::jsonl_line::{parse_entries, parse_entries_serde, Entry, Shape};
-use crate::records::jsonl_scan::scan_entries;
+use crate::records::jsonl_order::KeyOrder;
+use crate::records::jsonl_scan::{scan_entries, scan_keyed};
 
 /// What a line reads as: its shape, entries and numbers' text, or serde_json's message.
 type Read<'a> = Result<(Shape, Vec<Entry<'a>>, String), String>;
@@ -221,4 +222,155 @@ fn deep_nesting_and_many_keys_read_as_serde_json_read_them() {
     wide.push_str("\"id\": \"P1\"}");
     assert!(scanned(&wide).is_some());
     assert_eq!(reads(&wide), serde_reads(&wide));
+}
+
+/// Keys to build lines from: some a prefix of others (`i`, `id`, `idx`), some of one length
+/// (`ab`, `ba`, `id`), the empty key, a non-ASCII one and one a line must escape.
+const KEYS: [&str; 11] = [
+    "id", "i", "idx", "ab", "ba", "", "name", "nam", "患者ID", "a\"b", "stage",
+];
+
+/// A key as a line writes it: as it is, or (`escaped`) with its first character as `\u`.
+fn written_key(key: &str, escaped: bool) -> String {
+    let inside = key.replace('"', "\\\"");
+    match key.chars().next() {
+        Some(first) if escaped => {
+            format!("\"\\u{:04x}{}\"", first as u32, &inside[first.len_utf8()..])
+        }
+        _ => format!("\"{inside}\""),
+    }
+}
+
+/// One entry of a line: which of [`KEYS`], whether its key is escaped, whether a space comes
+/// before the colon, and its value.
+fn keyed_entry() -> impl Strategy<Value = (usize, bool, bool, String)> {
+    (
+        0..KEYS.len(),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        prop::sample::select(vec!["\"v\"", "\"id\"", "\"\"", "12", "null", "\"患者\""]),
+    )
+        .prop_map(|(key, escaped, spaced, value)| (key, escaped, spaced, value.to_owned()))
+}
+
+fn keyed_line(entries: &[(usize, bool, bool, String)]) -> String {
+    let entries: Vec<String> = entries
+        .iter()
+        .map(|(key, escaped, spaced, value)| {
+            let space = if *spaced { " " } else { "" };
+            format!("{}{space}:{value}", written_key(KEYS[*key], *escaped))
+        })
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
+
+/// `KEYS` picked by `known`, kept along a `KeyOrder` as a reader keeps them (sorted), and
+/// the order of each of `lines` learnt where its keys are found in order.
+fn learnt_order(known: &[bool], lines: &[Vec<usize>]) -> KeyOrder {
+    let mut order = KeyOrder::default();
+    for (column, key) in KEYS.iter().enumerate().filter(|(n, _)| known[*n]) {
+        let slot = (0..order.len()).find(|&slot| order.get(slot).unwrap().0 > *key);
+        order.insert(slot.unwrap_or(order.len()), key, column);
+    }
+    for line in lines {
+        let mut slots = Vec::new();
+        for &key in line {
+            let place = slots.last().map_or(0, |slot| slot + 1);
+            match order.find(place, KEYS[key]) {
+                Some(slot) => slots.push(slot),
+                None => break,
+            }
+        }
+        if slots.len() == line.len() {
+            order.learn(&slots);
+        }
+    }
+    order
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Keys found by the order the lines before had them in, whatever this line's order:
+    /// changed, with keys left out, given twice, unknown, escaped or spaced.
+    #[test]
+    fn keys_found_by_the_last_lines_order_are_the_lines_keys(
+        known in prop::collection::vec(prop::bool::weighted(0.8), KEYS.len()),
+        before in prop::collection::vec(
+            prop::collection::vec(0..KEYS.len(), 0..8).prop_map(|mut keys| {
+                keys.sort_by_key(|&key| KEYS[key]);
+                keys
+            }),
+            0..4,
+        ),
+        entries in prop::collection::vec(keyed_entry(), 0..8),
+        sorted in prop::bool::weighted(0.7),
+    ) {
+        let mut entries = entries;
+        if sorted {
+            entries.sort_by_key(|(key, ..)| KEYS[*key]);
+        }
+        let text = keyed_line(&entries);
+        let order = learnt_order(&known, &before);
+        let (mut got, mut numbers, mut slots) = (Vec::new(), String::new(), Vec::new());
+        let Some(shape) = scan_keyed(&text, &mut got, &mut numbers, &order, &mut slots) else {
+            // Declined: only a line with an escape is.
+            prop_assert!(entries.iter().any(|(key, escaped, ..)| *escaped || KEYS[*key].contains('"')), "{:?}", text);
+            return Ok(());
+        };
+        let keys: Vec<String> = got.iter().map(|(key, _)| key.to_string()).collect();
+        prop_assert_eq!(Ok((shape, got, numbers)), serde_reads(&text), "{:?}", text);
+        // The slots are the keys', each after the one before, for as long as they are found.
+        for (at, &slot) in slots.iter().enumerate() {
+            prop_assert_eq!(order.get(slot).map(|(key, _)| key), Some(keys[at].as_str()), "{:?}", text);
+            prop_assert!(at == 0 || slots[at - 1] < slot, "{:?}", text);
+        }
+        // And every key is found when all are known, in order and each once.
+        let found = keys
+            .iter()
+            .try_fold(0, |place, key| order.find(place, key).map(|slot| slot + 1));
+        prop_assert_eq!(slots.len() == keys.len(), found.is_some(), "{:?}", text);
+    }
+}
+
+#[test]
+fn a_key_and_its_colon_are_found_by_the_order_before_or_by_walking() {
+    let order = learnt_order(&[true; KEYS.len()], &[vec![3, 0, 6, 10]]);
+    let slots_of = |text: &str| {
+        let (mut entries, mut numbers, mut slots) = (Vec::new(), String::new(), Vec::new());
+        scan_keyed(text, &mut entries, &mut numbers, &order, &mut slots).map(|_| slots)
+    };
+    let slot = |key: &str| order.find(0, key).unwrap();
+    let (ab, id, idx, name, stage) = (
+        slot("ab"),
+        slot("id"),
+        slot("idx"),
+        slot("name"),
+        slot("stage"),
+    );
+    // As the line before, one left out, one added, a prefix of the expected key, a key the
+    // expected one is a prefix of, a space before a colon.
+    assert_eq!(
+        slots_of(r#"{"ab":"x","id":"y","name":"z","stage":"s"}"#),
+        Some(vec![ab, id, name, stage])
+    );
+    assert_eq!(slots_of(r#"{"ab":"x","name":"z"}"#), Some(vec![ab, name]));
+    assert_eq!(
+        slots_of(r#"{"ab":"x","id":"y","idx":"w","name":"z"}"#),
+        Some(vec![ab, id, idx, name])
+    );
+    assert_eq!(slots_of(r#"{"ab":"x","i":"y"}"#), Some(vec![ab, slot("i")]));
+    assert_eq!(slots_of(r#"{"ab":"x","idx":"y"}"#), Some(vec![ab, idx]));
+    assert_eq!(slots_of(r#"{"ab" :"x","id" : "y"}"#), Some(vec![ab, id]));
+    // Out of order, twice, or unknown: found until then.
+    assert_eq!(
+        slots_of(r#"{"ab":"x","name":"z","id":"y"}"#),
+        Some(vec![ab, name])
+    );
+    assert_eq!(slots_of(r#"{"ab":"x","ab":"z"}"#), Some(vec![ab]));
+    assert_eq!(slots_of(r#"{"zz":"x","ab":"z"}"#), Some(vec![]));
+    // The expected key's bytes in a key that goes on, or not closed: not taken for it.
+    assert_eq!(slots_of(r#"{"abc":"x"}"#), Some(vec![]));
+    assert_eq!(slots_of(r#"{"ab"#), None);
+    assert_eq!(slots_of(r#"{"ab""#), None);
 }
