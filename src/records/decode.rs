@@ -295,8 +295,9 @@ fn decode_all<'f>(
 /// fields up to the next non-ASCII byte are copied as they are, in one piece, and each field
 /// with a non-ASCII byte is decoded straight onto `text` ([`shift_jis::push_decoded`]), which
 /// keeps its room from row to row: encoding_rs into a string of its own per field, and every
-/// field looked at three times, was most of what a Shift_JIS row cost beyond a UTF-8 one. Each field is decoded on its own, as `decode_all` does: a lead
-/// byte at a field's end is an error, not half of a character with the next field's first.
+/// field looked at three times, was most of what a Shift_JIS row cost beyond a UTF-8 one.
+/// Each field is decoded on its own, as `decode_all` does: a lead byte at a field's end is an
+/// error, not half of a character with the next field's first.
 fn decode_shift_jis(
     bytes: &[u8],
     ascii: usize,
