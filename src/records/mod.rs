@@ -33,6 +33,7 @@ mod other;
 mod reader;
 mod row;
 mod seen_ids;
+mod shift_jis;
 pub(crate) use seen_ids::keyed_hasher;
 mod spent;
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod other_reused;
 mod privacy;
 mod recycled;
 mod shift_jis_ahead;
+mod shift_jis_fields;
 
 /// The schema of `rules/clinic.step`.
 fn schema() -> RecordSchema {

@@ -1,0 +1,141 @@
+//! Shift_JIS decoded from a table of what each byte and pair of bytes means, read once from
+//! encoding_rs (its strict decoding, WHATWG's Shift_JIS: Windows-31J). encoding_rs's own
+//! decoder cost ~300 instructions for a field of two kanji (its set-up per call and a state
+//! machine byte by byte), most of what a Shift_JIS row cost beyond a UTF-8 one; a look-up a
+//! character is a few. Strict decoding is context-free beyond a pair: a lead byte always takes
+//! the byte after it, so decoding byte by byte and pair by pair with the same meanings gives
+//! exactly what encoding_rs gives (checked for every byte and pair, and on random fields).
+
+use std::sync::OnceLock;
+
+/// What the bytes from 0x80 up mean alone, and what each pair starting with one means: the
+/// character, or 0 for none (no character of Shift_JIS decodes to U+0000 but the ASCII byte).
+struct Table {
+    single: [u16; 128],
+    /// Indexed by `(lead - 0x80) * 256 + trail`.
+    pairs: Vec<u16>,
+}
+
+static TABLE: OnceLock<Table> = OnceLock::new();
+
+impl Table {
+    /// Asked of encoding_rs, once: every byte from 0x80 alone and, for those that are no
+    /// character alone, every pair they begin (~16,000 short decodings, a few milliseconds).
+    fn from_encoding_rs() -> Table {
+        let one = |bytes: &[u8]| -> u16 {
+            let decoded =
+                encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes);
+            let mut chars = decoded.as_deref().unwrap_or("").chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => u16::try_from(u32::from(c)).unwrap_or(0),
+                _ => 0,
+            }
+        };
+        let mut single = [0; 128];
+        let mut pairs = vec![0; 128 * 256];
+        for lead in 0x80..=0xFF_u8 {
+            let index = usize::from(lead - 0x80);
+            single[index] = one(&[lead]);
+            if single[index] != 0 {
+                continue;
+            }
+            for trail in 0..=0xFF_u8 {
+                pairs[index * 256 + usize::from(trail)] = one(&[lead, trail]);
+            }
+        }
+        Table { single, pairs }
+    }
+}
+
+/// `field` decoded strictly from Shift_JIS onto `text`; `false` (with part of the field
+/// perhaps appended) when it is not Shift_JIS.
+pub(super) fn push_decoded(field: &[u8], text: &mut String) -> bool {
+    let table = TABLE.get_or_init(Table::from_encoding_rs);
+    let mut bytes = field.iter();
+    while let Some(&byte) = bytes.next() {
+        if byte.is_ascii() {
+            text.push(char::from(byte));
+            continue;
+        }
+        let lead = usize::from(byte - 0x80);
+        let unit = match table.single[lead] {
+            0 => match bytes.next() {
+                Some(&trail) => table.pairs[lead * 256 + usize::from(trail)],
+                None => 0,
+            },
+            single => single,
+        };
+        match char::from_u32(u32::from(unit)).filter(|&c| c != '\0') {
+            Some(c) => text.push(c),
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_encoding_rs(bytes: &[u8]) -> Option<String> {
+        encoding_rs::SHIFT_JIS
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|text| text.into_owned())
+    }
+
+    fn by_table(bytes: &[u8]) -> Option<String> {
+        let mut text = String::new();
+        push_decoded(bytes, &mut text).then_some(text)
+    }
+
+    #[test]
+    fn every_byte_and_pair_decodes_as_encoding_rs_decodes_it() {
+        for first in 0..=0xFF_u8 {
+            assert_eq!(by_table(&[first]), by_encoding_rs(&[first]), "{first:02x}");
+            for second in 0..=0xFF_u8 {
+                let pair = [first, second];
+                assert_eq!(by_table(&pair), by_encoding_rs(&pair), "{pair:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_round_trips_and_broken_text_is_refused() {
+        let text = "患者1 高橋、内科ｱｲｳ①髙﨑～ＡＢＣ";
+        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+        assert!(!unmappable);
+        assert_eq!(by_table(&bytes).as_deref(), Some(text));
+        let mut cut = bytes.to_vec();
+        cut.pop();
+        assert_eq!(by_table(&cut), None);
+        assert_eq!(by_table(b"a\x82 b"), None);
+        assert_eq!(by_table(b""), Some(String::new()));
+    }
+
+    #[test]
+    fn random_bytes_decode_as_encoding_rs_decodes_them() {
+        // A fixed xorshift: three-byte and longer runs mixing ASCII, singles, leads and trails.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let alphabet = [
+            0x00, 0x20, 0x41, 0x7F, 0x80, 0x81, 0x82, 0x9F, 0xA0, 0xA1, 0xDF, 0xE0,
+        ];
+        let more = [
+            0xEA, 0xEB, 0xF0, 0xF9, 0xFA, 0xFC, 0xFD, 0xFF, 0x40, 0x7E, 0x9E, 0xFB,
+        ];
+        for _ in 0..200_000 {
+            let mut bytes = Vec::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            for at in 0..(state % 6) {
+                let pick = (state >> (8 * at + 8)) as usize;
+                bytes.push(match pick % 3 {
+                    0 => alphabet[(pick >> 2) % alphabet.len()],
+                    1 => more[(pick >> 2) % more.len()],
+                    _ => (pick >> 2) as u8,
+                });
+            }
+            assert_eq!(by_table(&bytes), by_encoding_rs(&bytes), "{bytes:02x?}");
+        }
+    }
+}
