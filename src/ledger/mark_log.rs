@@ -55,11 +55,11 @@ pub fn patient_hash(id: &str) -> u64 {
     hash64(&[id.as_bytes()])
 }
 
-/// Bytes an entry takes in a blob: the hash, the print and the pack, each a little-endian u64
-/// (a pack beyond `u32` is damage).
-const PAIR: usize = 24;
+/// Bytes an entry takes in a blob: the hash and the print (little-endian u64s), then the
+/// pack (a little-endian u32).
+const PAIR: usize = 20;
 
-/// Entries a compacted row holds (1.5 MiB): a million patients in sixteen rows.
+/// Entries a compacted row holds (1.25 MiB): a million patients in sixteen rows.
 const CHUNK: usize = 1 << 16;
 
 /// Superseded pairs the log may hold beyond its live ones before it is compacted: a first pass
@@ -74,7 +74,7 @@ pub(super) fn append(conn: &Connection, pairs: &[Logged]) -> rusqlite::Result<()
 fn put(blob: &mut Vec<u8>, entry: Logged) {
     blob.extend_from_slice(&entry.hash.to_le_bytes());
     blob.extend_from_slice(&entry.print.to_le_bytes());
-    blob.extend_from_slice(&u64::from(entry.pack).to_le_bytes());
+    blob.extend_from_slice(&entry.pack.to_le_bytes());
 }
 
 /// [`append`], compacting beyond `slack` superseded pairs.
@@ -137,8 +137,7 @@ fn write(conn: &Connection, pairs: impl Iterator<Item = Logged>) -> rusqlite::Re
     Ok(())
 }
 
-/// The fingerprints the log holds; `None` when a row is not whole entries or names a pack
-/// beyond `u32` (a damaged log: the caller reads `marks` and `mark_packs` themselves, which
+/// The fingerprints the log holds; `None` when a row is not whole entries (a damaged log: the caller reads `marks` and `mark_packs` themselves, which
 /// the log only repeats).
 pub(super) fn read(conn: &Connection) -> rusqlite::Result<Option<MarkPrints>> {
     Ok(read_pairs(conn)?.map(MarkPrints::from_logged))
@@ -160,23 +159,20 @@ fn read_pairs(conn: &Connection) -> rusqlite::Result<Option<Vec<Logged>>> {
         if blob.len() % PAIR != 0 {
             return Ok(None);
         }
-        let start = pairs.len();
         pairs.extend(blob.chunks_exact(PAIR).map(|entry| {
             let word = |at: usize| {
                 let mut eight = [0u8; 8];
                 eight.copy_from_slice(&entry[at..at + 8]);
                 u64::from_le_bytes(eight)
             };
+            let mut four = [0u8; 4];
+            four.copy_from_slice(&entry[16..20]);
             Logged {
                 hash: word(0),
                 print: word(8),
-                // Beyond u32 is marked as damage just below.
-                pack: u32::try_from(word(16)).unwrap_or(u32::MAX),
+                pack: u32::from_le_bytes(four),
             }
         }));
-        if pairs[start..].iter().any(|entry| entry.pack == u32::MAX) {
-            return Ok(None);
-        }
     }
     Ok(Some(pairs))
 }

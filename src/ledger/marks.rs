@@ -100,12 +100,10 @@ impl MarkPrints {
 
     /// The table of the log's entries (a later print for the same hash replacing an earlier
     /// one), sized once for all of them: grown pair by pair, a million patients' table was
-    /// rebuilt twenty times on its way, each time into fresh memory. Grouped first by the
-    /// hash's top bits (a counting sort, stable, so a hash's entries keep the log's order),
-    /// then inserted group by group: a group's slots are one [`GROUPS`]th of the table (32 KB
-    /// at a million patients), which stays in the cache while it fills. Inserted in the log's
-    /// order, each entry of a first run's last batches (those after the log's last
-    /// compaction) was a cache miss in a 32 MB table, on the thread a rerun's pass waits for.
+    /// rebuilt twenty times on its way, each time into fresh memory. Inserted in the log's
+    /// order: a compacted log is in hash order, so most inserts go front to back (grouping
+    /// the entries by their hash's top bits first, so that the rest did too, cost a rerun's
+    /// reader at a million patients more than the cache misses it saved).
     pub(crate) fn from_logged(logged: Vec<Logged>) -> MarkPrints {
         let mut prints = MarkPrints::default();
         if logged.is_empty() {
@@ -115,26 +113,7 @@ impl MarkPrints {
         if logged.iter().any(|entry| entry.pack != 0) {
             prints.packs = vec![0; prints.slots.len()];
         }
-        let group = |entry: &Logged| (entry.hash >> (64 - GROUPS.ilog2())) as usize;
-        let mut starts = vec![0usize; GROUPS + 1];
-        for entry in &logged {
-            starts[group(entry) + 1] += 1;
-        }
-        for index in 1..starts.len() {
-            starts[index] += starts[index - 1];
-        }
-        let empty = Logged {
-            hash: 0,
-            print: 0,
-            pack: 0,
-        };
-        let mut grouped = vec![empty; logged.len()];
         for entry in logged {
-            let next = &mut starts[group(&entry)];
-            grouped[*next] = entry;
-            *next += 1;
-        }
-        for entry in grouped {
             prints.insert_at(entry);
         }
         prints
@@ -263,10 +242,6 @@ impl MarkPrints {
         self.len == 0
     }
 }
-
-/// The groups [`MarkPrints::from_logged`] inserts by (a power of two): at a million
-/// patients each group's slots are 32 KB, and the grouping's 1,024 write positions 64 KB.
-const GROUPS: usize = 1 << 10;
 
 /// One patient's row: which fields it packs (their names' hash) and the packed values (see
 /// `app::run::observe` for the layout).

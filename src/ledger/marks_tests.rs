@@ -170,7 +170,7 @@ fn every_stored_hash_is_found_and_no_other() {
 /// and a cluster at the top of the range that runs past the last slot: the same answers
 /// as inserting the pairs one by one.
 #[test]
-fn a_table_built_group_by_group_answers_as_one_inserted_pair_by_pair() {
+fn a_table_built_at_once_answers_as_one_inserted_pair_by_pair() {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut random = move || {
         state ^= state << 13;
