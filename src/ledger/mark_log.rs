@@ -137,29 +137,44 @@ fn write(conn: &Connection, pairs: impl Iterator<Item = Logged>) -> rusqlite::Re
     Ok(())
 }
 
-/// The fingerprints the log holds; `None` when a row is not whole entries (a damaged log: the caller reads `marks` and `mark_packs` themselves, which
-/// the log only repeats).
+/// The fingerprints the log holds; `None` when a row is not whole entries (a damaged log: the
+/// caller reads `marks` and `mark_packs` themselves, which the log only repeats). Inserted
+/// into the table as they are read, with no list of them first: at a million patients that
+/// list was 24 MB of fresh pages, whose faulting and zeroing were most of the reader's time.
 pub(super) fn read(conn: &Connection) -> rusqlite::Result<Option<MarkPrints>> {
-    Ok(read_pairs(conn)?.map(MarkPrints::from_logged))
+    let mut prints = MarkPrints::with_room(logged_hint(conn)?);
+    let whole = read_entries(conn, |entry| prints.insert_at(entry))?;
+    Ok(whole.then_some(prints))
 }
 
 /// The log's pairs in the order they were written, or `None` as [`read`].
 fn read_pairs(conn: &Connection) -> rusqlite::Result<Option<Vec<Logged>>> {
-    // A hint only: the log's count, bounded so that a damaged one asks for no huge table.
+    let mut pairs = Vec::with_capacity(logged_hint(conn)?);
+    let whole = read_entries(conn, |entry| pairs.push(entry))?;
+    Ok(whole.then_some(pairs))
+}
+
+/// How many entries the log holds, as its state says: a hint only, bounded so that a damaged
+/// one asks for no huge table.
+fn logged_hint(conn: &Connection) -> rusqlite::Result<usize> {
     let logged: i64 = conn
         .query_row("SELECT logged FROM mark_print_state", [], |row| row.get(0))
         .optional()?
         .unwrap_or(0);
-    let hint = usize::try_from(logged.clamp(0, 1 << 24)).unwrap_or(0);
-    let mut pairs = Vec::with_capacity(hint);
+    Ok(usize::try_from(logged.clamp(0, 1 << 24)).unwrap_or(0))
+}
+
+/// Hands each of the log's entries to `each`, in the order they were written; `false` when a
+/// row is not whole entries (the entries before it were handed over).
+fn read_entries(conn: &Connection, mut each: impl FnMut(Logged)) -> rusqlite::Result<bool> {
     let mut select = conn.prepare_cached("SELECT pairs FROM mark_print_log ORDER BY seq")?;
     let mut rows = select.query([])?;
     while let Some(row) = rows.next()? {
         let blob = row.get_ref(0)?.as_blob()?;
         if blob.len() % PAIR != 0 {
-            return Ok(None);
+            return Ok(false);
         }
-        pairs.extend(blob.chunks_exact(PAIR).map(|entry| {
+        for entry in blob.chunks_exact(PAIR) {
             let word = |at: usize| {
                 let mut eight = [0u8; 8];
                 eight.copy_from_slice(&entry[at..at + 8]);
@@ -167,14 +182,14 @@ fn read_pairs(conn: &Connection) -> rusqlite::Result<Option<Vec<Logged>>> {
             };
             let mut four = [0u8; 4];
             four.copy_from_slice(&entry[16..20]);
-            Logged {
+            each(Logged {
                 hash: word(0),
                 print: word(8),
                 pack: u32::from_le_bytes(four),
-            }
-        }));
+            });
+        }
     }
-    Ok(Some(pairs))
+    Ok(true)
 }
 
 /// Every fingerprint in `marks` and `mark_packs` themselves, by [`patient_hash`]: what the

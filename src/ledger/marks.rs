@@ -59,7 +59,7 @@ impl MarkPrints {
     }
 
     /// Stores `logged`; a second print for the same hash replaces the first, with its pack.
-    fn insert_at(&mut self, logged: Logged) {
+    pub(super) fn insert_at(&mut self, logged: Logged) {
         let Logged {
             hash: patient_hash,
             print,
@@ -105,16 +105,21 @@ impl MarkPrints {
     /// the entries by their hash's top bits first, so that the rest did too, cost a rerun's
     /// reader at a million patients more than the cache misses it saved).
     pub(crate) fn from_logged(logged: Vec<Logged>) -> MarkPrints {
-        let mut prints = MarkPrints::default();
-        if logged.is_empty() {
-            return prints;
-        }
-        prints.resize((logged.len() * 2).next_power_of_two().max(16));
+        let mut prints = MarkPrints::with_room(logged.len());
         if logged.iter().any(|entry| entry.pack != 0) {
             prints.packs = vec![0; prints.slots.len()];
         }
         for entry in logged {
             prints.insert_at(entry);
+        }
+        prints
+    }
+
+    /// An empty table sized for `count` prints (it grows if given more).
+    pub(super) fn with_room(count: usize) -> MarkPrints {
+        let mut prints = MarkPrints::default();
+        if count > 0 {
+            prints.resize((count * 2).next_power_of_two().max(16));
         }
         prints
     }
