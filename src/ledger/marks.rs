@@ -1,14 +1,14 @@
 //! What `run` last saw of each patient's booking and visit fields (the rules' `bookings` and
 //! `visits`), so that a pass can tell a new booking or a new visit from one it has seen.
 //!
-//! One row per patient, keyed by the patient's id: a fingerprint of the watched fields' values,
-//! a hash of the watched fields' names (in the rules' order), and the values with when each was
-//! first seen, packed in the order of those names (see `app::run::observe` for the two
-//! layouts). A pass loads the fingerprints once, by a hash of the id (16 bytes a patient, no
-//! strings kept), from the log every write here appends to (`mark_log.rs`), and reads or
-//! writes the row only for the patients whose fingerprint changed. Keyed by the id, a
-//! first pass over an export in id order appends its million rows in key order: keyed by a
-//! hash, the same rows landed at random and the pass took four times as long.
+//! A row per patient: a fingerprint of the watched fields' values, a hash of the watched
+//! fields' names (in the rules' order), and the values with when each was first seen, packed in
+//! the order of those names (see `app::run::observe` for the two layouts). A pass loads the
+//! fingerprints once, by a hash of the id (16 bytes a patient, no strings kept), from the log
+//! every write here appends to (`mark_log.rs`), and reads or writes the row only for the
+//! patients whose fingerprint changed. A first sighting's row is not a row of `marks` but one
+//! of a pack of them (`mark_packs.rs`, the log saying which); a patient whose fields change
+//! later gets a row of `marks`, keyed by the id, which is read first.
 
 use rusqlite::OptionalExtension;
 
