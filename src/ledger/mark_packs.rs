@@ -145,15 +145,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A pack read whole: its fields' hash, the shared start of the values, and its rows (id,
-/// print, the rest of the values).
-struct Unpacked<'a> {
-    fields: u64,
-    prefix: &'a [u8],
-    rows: Vec<(&'a [u8], u64, &'a [u8])>,
-}
-
-fn decode(blob: &[u8]) -> Option<Unpacked<'_>> {
+/// Reads a pack, handing each row (its id, print and the rest of its values) to `each`, in
+/// order: the pack's fields' hash and the start every row's values share, or `None` when it
+/// does not read as a pack (rows before the damage may have been handed over). Nothing is
+/// gathered: a changed patient's look-up reads one row of 64.
+fn decode<'a>(
+    blob: &'a [u8],
+    mut each: impl FnMut(&'a [u8], u64, &'a [u8]),
+) -> Option<(u64, &'a [u8])> {
     if blob.len() > PACK_MAX {
         return None;
     }
@@ -164,19 +163,13 @@ fn decode(blob: &[u8]) -> Option<Unpacked<'_>> {
     let fields = reader.word()?;
     let prefix = reader.bytes()?;
     let count = reader.len()?;
-    // Each row takes at least ten bytes: a count beyond that is damage, not a size to reserve.
-    let mut rows = Vec::with_capacity(count.min(blob.len() / 10));
     for _ in 0..count {
         let id = reader.bytes()?;
         let print = reader.word()?;
         let seen = reader.bytes()?;
-        rows.push((id, print, seen));
+        each(id, print, seen);
     }
-    reader.rest.is_empty().then_some(Unpacked {
-        fields,
-        prefix,
-        rows,
-    })
+    reader.rest.is_empty().then_some((fields, prefix))
 }
 
 /// The row of `patient` in pack `pack` (the last, if the export had them twice), `None` when
@@ -186,21 +179,25 @@ pub(super) fn find(
     pack: u32,
     patient: &str,
 ) -> rusqlite::Result<Option<MarkRow>> {
-    let blob: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT rows FROM mark_packs WHERE seq = ?1")?
-        .query_row([pack], |row| row.get(0))
+    let mut select = conn.prepare_cached("SELECT rows FROM mark_packs WHERE seq = ?1")?;
+    let found = select
+        .query_row([pack], |row| {
+            // Read where SQLite holds it, not copied out first.
+            let blob = row.get_ref(0)?.as_blob()?;
+            let mut last = None;
+            let (fields, prefix) = decode(blob, |id, _, rest| {
+                if id == patient.as_bytes() {
+                    last = Some(rest);
+                }
+            })
+            .ok_or_else(|| damaged(pack.into()))?;
+            Ok(last.map(|rest| MarkRow {
+                fields,
+                seen: [prefix, rest].concat(),
+            }))
+        })
         .optional()?;
-    let Some(blob) = blob else {
-        return Ok(None);
-    };
-    let unpacked = decode(&blob).ok_or_else(|| damaged(pack.into()))?;
-    let row = (unpacked.rows.iter().rev())
-        .find(|&&(id, ..)| id == patient.as_bytes())
-        .map(|&(_, _, rest)| MarkRow {
-            fields: unpacked.fields,
-            seen: [unpacked.prefix, rest].concat(),
-        });
-    Ok(row)
+    Ok(found.flatten())
 }
 
 /// Every packed row's fingerprint, in the order written: for a ledger whose log is damaged.
@@ -211,14 +208,15 @@ pub(super) fn scan(conn: &Connection) -> rusqlite::Result<Vec<Logged>> {
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let pack = u32::try_from(seq).map_err(|_| damaged(seq))?;
-        let unpacked = decode(row.get_ref(1)?.as_blob()?).ok_or_else(|| damaged(seq))?;
-        for (id, print, _) in unpacked.rows {
+        let blob = row.get_ref(1)?.as_blob()?;
+        let each = |id: &[u8], print, _: &[u8]| {
             logged.push(Logged {
                 hash: super::mark_log::hash64(&[id]),
                 print,
                 pack,
             });
-        }
+        };
+        decode(blob, each).ok_or_else(|| damaged(seq))?;
     }
     Ok(logged)
 }
@@ -228,6 +226,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A pack's fields' hash, shared start and rows (id, print, rest), or `None` if damaged.
+    type Unpacked = (u64, Vec<u8>, Vec<(Vec<u8>, u64, Vec<u8>)>);
+
+    fn unpack(blob: &[u8]) -> Option<Unpacked> {
+        let mut rows = Vec::new();
+        let (fields, prefix) = decode(blob, |id, print, rest| {
+            rows.push((id.to_vec(), print, rest.to_vec()));
+        })?;
+        Some((fields, prefix.to_vec(), rows))
+    }
 
     fn packed(rows: &[PackRow<'_>]) -> Vec<u8> {
         let mut blob = Vec::new();
@@ -244,10 +253,10 @@ mod tests {
             ("P1", 4, 9, &[2, 5, 5, 1, 8]),
         ];
         let blob = packed(&rows);
-        let unpacked = decode(&blob).unwrap();
-        assert_eq!((unpacked.fields, unpacked.prefix), (9, &[2, 5, 5][..]));
-        let read: Vec<_> = (unpacked.rows.iter())
-            .map(|&(id, print, rest)| (id.to_vec(), print, [unpacked.prefix, rest].concat()))
+        let (fields, prefix, rows_read) = unpack(&blob).unwrap();
+        assert_eq!((fields, &prefix[..]), (9, &[2, 5, 5][..]));
+        let read: Vec<_> = (rows_read.into_iter())
+            .map(|(id, print, rest)| (id, print, [&prefix[..], &rest].concat()))
             .collect();
         let wanted: Vec<_> = (rows.iter())
             .map(|&(id, print, _, seen)| (id.as_bytes().to_vec(), print, seen.to_vec()))
@@ -261,21 +270,21 @@ mod tests {
     fn a_truncated_or_garbled_pack_is_damaged() {
         let rows: Vec<PackRow<'_>> = vec![("P1", 1, 9, &[2, 5, 1]), ("P22", 2, 9, &[2, 6])];
         let blob = packed(&rows);
-        assert!(decode(&blob).is_some());
+        assert!(unpack(&blob).is_some());
         for cut in 0..blob.len() {
-            assert!(decode(&blob[..cut]).is_none(), "cut at {cut}");
+            assert!(unpack(&blob[..cut]).is_none(), "cut at {cut}");
         }
-        assert!(decode(&[blob.as_slice(), &[0]].concat()).is_none());
+        assert!(unpack(&[blob.as_slice(), &[0]].concat()).is_none());
         // The row count said to be 2^28 - 1: read until the pack ends, then damaged.
         let mut huge = blob[..9].to_vec();
         put_bytes(&mut huge, &[2]);
         huge.extend([0xff, 0xff, 0xff, 0x7f]);
-        assert!(decode(&huge).is_none());
+        assert!(unpack(&huge).is_none());
         // A length of five bytes, and another format.
         let mut long = blob[..9].to_vec();
         long.extend([0xff; 5]);
-        assert!(decode(&long).is_none());
-        assert!(decode(&[&[7][..], &blob[1..]].concat()).is_none());
+        assert!(unpack(&long).is_none());
+        assert!(unpack(&[&[7][..], &blob[1..]].concat()).is_none());
     }
 
     #[test]
