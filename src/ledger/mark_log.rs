@@ -1,15 +1,17 @@
-//! The fingerprints of `marks` kept a second time, as a log of (patient hash, print) pairs
-//! packed in blobs, so that a pass loads a million of them from a few hundred rows instead of a
+//! The fingerprints of `marks` and `mark_packs` kept a second time, as a log of (patient
+//! hash, print, pack) entries packed in blobs, so that a pass loads a million of them from a few hundred rows instead of a
 //! scan of a million `marks` rows. That scan was most of a rerun's start (~1,250 instructions a
 //! row, nearly all of it SQLite's and rusqlite's work per row: a table of the pairs alone, row
 //! per patient, measured no cheaper). Every write of `marks` appends its pairs in the same
-//! statement group and transaction, so the log says what `marks` says; a later pair for a hash
-//! replaces an earlier one. When the log holds more than twice the pairs it held after its last
+//! statement group and transaction, so the log says what `marks` says; a later entry for a
+//! hash replaces an earlier one. The pack says where the patient's row is: a first sighting's
+//! is in a pack of `mark_packs` (see `mark_packs.rs`), 0 for a row of its own in `marks`. When the log holds more than twice the pairs it held after its last
 //! compaction (plus [`SLACK`]), the writer rewrites it with one pair a patient.
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::marks::{from_sql, MarkPrints};
+use super::mark_packs;
+use super::marks::{from_sql, Logged, MarkPrints};
 use super::{Ledger, LedgerError};
 
 /// FNV-1a with a final mix: stable across runs and builds (the ledger keeps its values).
@@ -53,10 +55,11 @@ pub fn patient_hash(id: &str) -> u64 {
     hash64(&[id.as_bytes()])
 }
 
-/// Bytes a pair takes in a blob: the hash, then the print, each little-endian.
-const PAIR: usize = 16;
+/// Bytes an entry takes in a blob: the hash and the print (little-endian u64s), then the
+/// pack (a little-endian u32).
+const PAIR: usize = 20;
 
-/// Pairs a compacted row holds (1 MiB): a million patients in sixteen rows.
+/// Entries a compacted row holds (1.25 MiB): a million patients in sixteen rows.
 const CHUNK: usize = 1 << 16;
 
 /// Superseded pairs the log may hold beyond its live ones before it is compacted: a first pass
@@ -64,19 +67,24 @@ const CHUNK: usize = 1 << 16;
 const SLACK: i64 = 1 << 18;
 
 /// Appends `pairs` to the log of `conn`, compacting it when it has grown enough.
-pub(super) fn append(conn: &Connection, pairs: &[(u64, u64)]) -> rusqlite::Result<()> {
+pub(super) fn append(conn: &Connection, pairs: &[Logged]) -> rusqlite::Result<()> {
     append_within(conn, pairs, SLACK)
 }
 
+fn put(blob: &mut Vec<u8>, entry: Logged) {
+    blob.extend_from_slice(&entry.hash.to_le_bytes());
+    blob.extend_from_slice(&entry.print.to_le_bytes());
+    blob.extend_from_slice(&entry.pack.to_le_bytes());
+}
+
 /// [`append`], compacting beyond `slack` superseded pairs.
-fn append_within(conn: &Connection, pairs: &[(u64, u64)], slack: i64) -> rusqlite::Result<()> {
+fn append_within(conn: &Connection, pairs: &[Logged], slack: i64) -> rusqlite::Result<()> {
     if pairs.is_empty() {
         return Ok(());
     }
     let mut blob = Vec::with_capacity(pairs.len() * PAIR);
-    for &(hash, print) in pairs {
-        blob.extend_from_slice(&hash.to_le_bytes());
-        blob.extend_from_slice(&print.to_le_bytes());
+    for &entry in pairs {
+        put(&mut blob, entry);
     }
     conn.prepare_cached("INSERT INTO mark_print_log (pairs) VALUES (?1)")?
         .execute([blob])?;
@@ -100,20 +108,19 @@ fn compact(conn: &Connection) -> rusqlite::Result<()> {
     // Latest first, then by hash (a stable sort keeps that order among a hash's pairs): the
     // first of each hash is the one to keep.
     pairs.reverse();
-    pairs.sort_by_key(|&(hash, _)| hash);
-    pairs.dedup_by_key(|&mut (hash, _)| hash);
+    pairs.sort_by_key(|entry| entry.hash);
+    pairs.dedup_by_key(|entry| entry.hash);
     conn.execute("DELETE FROM mark_print_log", [])?;
     write(conn, pairs.into_iter())
 }
 
 /// Writes `pairs` as the whole log, in rows of [`CHUNK`] pairs, and records them as live.
-fn write(conn: &Connection, pairs: impl Iterator<Item = (u64, u64)>) -> rusqlite::Result<()> {
+fn write(conn: &Connection, pairs: impl Iterator<Item = Logged>) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached("INSERT INTO mark_print_log (pairs) VALUES (?1)")?;
     let mut blob = Vec::new();
     let mut count = 0i64;
-    for (hash, print) in pairs {
-        blob.extend_from_slice(&hash.to_le_bytes());
-        blob.extend_from_slice(&print.to_le_bytes());
+    for entry in pairs {
+        put(&mut blob, entry);
         count += 1;
         if blob.len() == CHUNK * PAIR {
             insert.execute([&blob])?;
@@ -130,61 +137,93 @@ fn write(conn: &Connection, pairs: impl Iterator<Item = (u64, u64)>) -> rusqlite
     Ok(())
 }
 
-/// The fingerprints the log holds; `None` when a row is not whole pairs (a damaged log: the
-/// caller reads `marks` itself, which the log only repeats).
+/// The fingerprints the log holds; `None` when a row is not whole entries (a damaged log: the
+/// caller reads `marks` and `mark_packs` themselves, which the log only repeats). Inserted
+/// into the table as they are read, with no list of them first: at a million patients that
+/// list was 24 MB of fresh pages, whose faulting and zeroing were most of the reader's time.
 pub(super) fn read(conn: &Connection) -> rusqlite::Result<Option<MarkPrints>> {
-    Ok(read_pairs(conn)?.map(MarkPrints::from_pairs))
+    let mut prints = MarkPrints::with_room(logged_hint(conn)?);
+    let whole = read_entries(conn, |entry| prints.insert_at(entry))?;
+    Ok(whole.then_some(prints))
 }
 
 /// The log's pairs in the order they were written, or `None` as [`read`].
-fn read_pairs(conn: &Connection) -> rusqlite::Result<Option<Vec<(u64, u64)>>> {
-    // A hint only: the log's count, bounded so that a damaged one asks for no huge table.
+fn read_pairs(conn: &Connection) -> rusqlite::Result<Option<Vec<Logged>>> {
+    let mut pairs = Vec::with_capacity(logged_hint(conn)?);
+    let whole = read_entries(conn, |entry| pairs.push(entry))?;
+    Ok(whole.then_some(pairs))
+}
+
+/// How many entries the log holds, as its state says: a hint only, bounded so that a damaged
+/// one asks for no huge table.
+fn logged_hint(conn: &Connection) -> rusqlite::Result<usize> {
     let logged: i64 = conn
         .query_row("SELECT logged FROM mark_print_state", [], |row| row.get(0))
         .optional()?
         .unwrap_or(0);
-    let hint = usize::try_from(logged.clamp(0, 1 << 24)).unwrap_or(0);
-    let mut pairs = Vec::with_capacity(hint);
+    Ok(usize::try_from(logged.clamp(0, 1 << 24)).unwrap_or(0))
+}
+
+/// Hands each of the log's entries to `each`, in the order they were written; `false` when a
+/// row is not whole entries (the entries before it were handed over).
+fn read_entries(conn: &Connection, mut each: impl FnMut(Logged)) -> rusqlite::Result<bool> {
     let mut select = conn.prepare_cached("SELECT pairs FROM mark_print_log ORDER BY seq")?;
     let mut rows = select.query([])?;
     while let Some(row) = rows.next()? {
         let blob = row.get_ref(0)?.as_blob()?;
         if blob.len() % PAIR != 0 {
-            return Ok(None);
+            return Ok(false);
         }
-        pairs.extend(blob.chunks_exact(PAIR).map(|pair| {
-            let (hash, print) = pair.split_at(8);
-            let word = |bytes: &[u8]| {
+        for entry in blob.chunks_exact(PAIR) {
+            let word = |at: usize| {
                 let mut eight = [0u8; 8];
-                eight.copy_from_slice(bytes);
+                eight.copy_from_slice(&entry[at..at + 8]);
                 u64::from_le_bytes(eight)
             };
-            (word(hash), word(print))
-        }));
+            let mut four = [0u8; 4];
+            four.copy_from_slice(&entry[16..20]);
+            each(Logged {
+                hash: word(0),
+                print: word(8),
+                pack: u32::from_le_bytes(four),
+            });
+        }
     }
-    Ok(Some(pairs))
+    Ok(true)
 }
 
-/// Every fingerprint in `marks` itself, by [`patient_hash`]: what the log repeats, for a
-/// ledger whose log is damaged and for the log's first filling.
+/// Every fingerprint in `marks` and `mark_packs` themselves, by [`patient_hash`]: what the
+/// log repeats, for a ledger whose log is damaged. The packs first: a patient's own row is
+/// always written after their pack's (only a patient with a print gets one, and only a
+/// patient without one is packed).
 pub(super) fn scan_marks(conn: &Connection) -> rusqlite::Result<MarkPrints> {
-    let mut pairs = Vec::new();
+    let mut logged = mark_packs::scan(conn)?;
+    scan_own_rows(conn, &mut logged)?;
+    Ok(MarkPrints::from_logged(logged))
+}
+
+/// The fingerprints of the rows of `marks`, appended to `logged`.
+fn scan_own_rows(conn: &Connection, logged: &mut Vec<Logged>) -> rusqlite::Result<()> {
     let mut select = conn.prepare_cached("SELECT patient, print FROM marks")?;
     let mut rows = select.query([])?;
     while let Some(row) = rows.next()? {
-        pairs.push((
-            patient_hash(row.get_ref(0)?.as_str()?),
-            from_sql(row.get(1)?),
-        ));
+        logged.push(Logged {
+            hash: patient_hash(row.get_ref(0)?.as_str()?),
+            print: from_sql(row.get(1)?),
+            pack: 0,
+        });
     }
-    Ok(MarkPrints::from_pairs(pairs))
+    Ok(())
 }
 
-/// Ledger version 12's filling of the log from the `marks` a ledger already has, in the
-/// migration's transaction.
+/// The log filled from the `marks` a ledger already has, in a migration's transaction: at
+/// ledger version 12, which made the log, and again at version 14, whose entries say where
+/// the row is (the log emptied by its SQL; no ledger before it has packs).
 pub(super) fn fill(conn: &Connection) -> rusqlite::Result<()> {
-    let prints = scan_marks(conn)?;
-    write(conn, prints.pairs())
+    let mut logged = Vec::new();
+    scan_own_rows(conn, &mut logged)?;
+    let prints = MarkPrints::from_logged(logged);
+    write(conn, prints.logged())
 }
 
 impl Ledger {
@@ -216,6 +255,41 @@ pub(crate) fn make_version_ten(path: &std::path::Path, marks: &[(&str, u64, u64,
         )
         .unwrap();
     }
+}
+
+/// A ledger at `path` as version 13 made them (the log's entries 16 bytes, no packs), with
+/// `marks` rows of (patient, print, fields, seen) and their log: for tests that it opens and
+/// reads as it did.
+#[cfg(test)]
+pub(crate) fn make_version_thirteen(path: &std::path::Path, marks: &[(&str, u64, u64, &[u8])]) {
+    #![allow(clippy::unwrap_used)]
+    let mut conn = Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    for migration in &super::schema::MIGRATIONS[..13] {
+        tx.execute_batch(migration).unwrap();
+    }
+    super::schema::rewrite_status_check(&tx).unwrap();
+    tx.execute_batch("PRAGMA user_version = 13").unwrap();
+    let mut log = Vec::new();
+    for &(patient, print, fields, seen) in marks {
+        let (print, fields) = (print.cast_signed(), fields.cast_signed());
+        tx.execute(
+            "INSERT INTO marks VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![patient, print, fields, seen],
+        )
+        .unwrap();
+        log.extend_from_slice(&patient_hash(patient).to_le_bytes());
+        log.extend_from_slice(&print.to_le_bytes());
+    }
+    let count = i64::try_from(marks.len()).unwrap();
+    tx.execute("INSERT INTO mark_print_log (pairs) VALUES (?1)", [log])
+        .unwrap();
+    tx.execute(
+        "UPDATE mark_print_state SET live = ?1, logged = ?1",
+        [count],
+    )
+    .unwrap();
+    tx.commit().unwrap();
 }
 
 #[cfg(test)]

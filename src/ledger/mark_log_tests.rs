@@ -62,7 +62,13 @@ fn a_log_grown_past_its_slack_is_compacted_to_a_pair_a_patient() {
     let conn = &ledger.conn;
     // Ten patients' prints set five times over: the latest of each stays.
     for round in 0..5u64 {
-        let pairs: Vec<_> = (1..=10u64).map(|hash| (hash, hash * 100 + round)).collect();
+        let pairs: Vec<_> = (1..=10u64)
+            .map(|hash| crate::ledger::marks::Logged {
+                hash,
+                print: hash * 100 + round,
+                pack: 0,
+            })
+            .collect();
         append_within(conn, &pairs, 5).unwrap();
     }
     let (live, logged): (i64, i64) = conn
@@ -129,4 +135,109 @@ fn a_version_ten_ledger_gets_its_log_filled_from_its_marks() {
     let prints = ledger.mark_prints().unwrap();
     assert_eq!(sorted(&prints), sorted(&scan_marks(&ledger.conn).unwrap()));
     assert_eq!(prints.len(), 3);
+}
+
+/// A ledger as version 13 made them (16-byte log entries, no packs) opens upgraded, its log
+/// filled again with entries that say where each row is, and reads what it read before.
+#[test]
+fn a_version_thirteen_ledger_reads_the_same_marks_after_its_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let rows: Vec<(String, u64)> = (0..300u64)
+        .map(|i| (format!("P{i}"), i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+    let seen = [2u8, 1, 1];
+    let marks: Vec<(&str, u64, u64, &[u8])> = (rows.iter())
+        .map(|(id, print)| (id.as_str(), *print, 9, &seen[..]))
+        .collect();
+    make_version_thirteen(&path, &marks);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let version: usize = (ledger.conn)
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+    let prints = read(&ledger.conn).unwrap().unwrap();
+    assert_eq!(prints.len(), 300);
+    for (id, print) in &rows {
+        assert_eq!(prints.get(patient_hash(id)), Some(*print));
+        assert_eq!(prints.pack_of(patient_hash(id)), 0);
+    }
+    let row = MarkRow {
+        fields: 9,
+        seen: seen.to_vec(),
+    };
+    assert_eq!(ledger.mark_row("P17").unwrap(), Some(row.clone()));
+    // New patients now go to packs, beside the old rows.
+    let mut new = NewMarks::default();
+    new.push("N1", 5, 9, |b| b.extend([2, 0]));
+    ledger.set_new_marks(&new).unwrap();
+    let prints = ledger.mark_prints().unwrap();
+    assert_eq!(prints.len(), 301);
+    assert_eq!(prints.pack_of(patient_hash("N1")), 1);
+    assert_eq!(ledger.mark_row("P17").unwrap(), Some(row));
+}
+
+/// First sightings are packed: no `marks` row, their prints logged with their pack, their
+/// rows read back from it; a damaged log is read from the packs and `marks` instead, with
+/// the packs; and a patient later given a row of their own is read from it.
+#[test]
+fn packed_first_sightings_read_back_from_the_log_the_packs_and_a_damaged_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let mut first = NewMarks::default();
+    for i in 0..150u64 {
+        first.push(&format!("P{i}"), i, 9, |b| {
+            b.extend([2, 7, (i % 256) as u8])
+        });
+    }
+    ledger.begin().unwrap();
+    ledger.set_new_marks(&first).unwrap();
+    ledger.commit().unwrap();
+    let count = |table: &str| -> i64 {
+        (ledger.conn)
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("marks"), count("mark_packs")), (0, 3));
+    let prints = ledger.mark_prints().unwrap();
+    let packs: Vec<u32> = [0, 63, 64, 149]
+        .map(|i| prints.pack_of(patient_hash(&format!("P{i}"))))
+        .to_vec();
+    assert_eq!(packs, [1, 1, 2, 3]);
+    let packed = |n: u8| MarkRow {
+        fields: 9,
+        seen: vec![2, 7, n],
+    };
+    assert_eq!(ledger.mark_row("P100").unwrap(), Some(packed(100)));
+    assert_eq!(ledger.mark_row_at("P100", 2).unwrap(), Some(packed(100)));
+    // Asked in the wrong pack: that pack has no row for them.
+    assert_eq!(ledger.mark_row_at("P100", 1).unwrap(), None);
+    // A row of their own, written later, is read first, wherever the prints say.
+    ledger.set_marks("P100", 1000, &row(4)).unwrap();
+    assert_eq!(ledger.mark_row_at("P100", 2).unwrap(), Some(row(4)));
+    assert_eq!(ledger.mark_row("P100").unwrap(), Some(row(4)));
+    let prints = ledger.mark_prints().unwrap();
+    assert_eq!(prints.pack_of(patient_hash("P100")), 0);
+    assert_eq!(prints.get(patient_hash("P100")), Some(1000));
+    // Half an entry: the log is damaged, and the packs and `marks` say the same.
+    (ledger.conn)
+        .execute("INSERT INTO mark_print_log (pairs) VALUES (x'0102')", [])
+        .unwrap();
+    let scanned = ledger.mark_prints().unwrap();
+    let logged = |prints: &MarkPrints| {
+        let mut all: Vec<_> = prints.logged().map(|e| (e.hash, e.print, e.pack)).collect();
+        all.sort_unstable();
+        all
+    };
+    assert_eq!(logged(&scanned), logged(&prints));
+    // A damaged pack is the ledger's `Corrupt`, never a panic.
+    (ledger.conn)
+        .execute("UPDATE mark_packs SET rows = x'01' WHERE seq = 3", [])
+        .unwrap();
+    let error = ledger.mark_row_at("P149", 3).unwrap_err();
+    assert!(matches!(error, LedgerError::Corrupt { .. }), "{error}");
+    assert!(matches!(
+        ledger.mark_prints(),
+        Err(LedgerError::Corrupt { .. })
+    ));
 }

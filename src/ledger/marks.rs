@@ -1,18 +1,19 @@
 //! What `run` last saw of each patient's booking and visit fields (the rules' `bookings` and
 //! `visits`), so that a pass can tell a new booking or a new visit from one it has seen.
 //!
-//! One row per patient, keyed by the patient's id: a fingerprint of the watched fields' values,
-//! a hash of the watched fields' names (in the rules' order), and the values with when each was
-//! first seen, packed in the order of those names (see `app::run::observe` for the two
-//! layouts). A pass loads the fingerprints once, by a hash of the id (16 bytes a patient, no
-//! strings kept), from the log every write here appends to (`mark_log.rs`), and reads or
-//! writes the row only for the patients whose fingerprint changed. Keyed by the id, a
-//! first pass over an export in id order appends its million rows in key order: keyed by a
-//! hash, the same rows landed at random and the pass took four times as long.
+//! A row per patient: a fingerprint of the watched fields' values, a hash of the watched
+//! fields' names (in the rules' order), and the values with when each was first seen, packed in
+//! the order of those names (see `app::run::observe` for the two layouts). A pass loads the
+//! fingerprints once, by a hash of the id (16 bytes a patient, no strings kept), from the log
+//! every write here appends to (`mark_log.rs`), and reads or writes the row only for the
+//! patients whose fingerprint changed. A first sighting's row is not a row of `marks` but one
+//! of a pack of them (`mark_packs.rs`, the log saying which); a patient whose fields change
+//! later gets a row of `marks`, keyed by the id, which is read first.
 
 use rusqlite::OptionalExtension;
 
 use super::mark_log::{self, patient_hash};
+use super::mark_packs;
 use super::{Ledger, LedgerError};
 
 /// The fingerprints the ledger holds, by patient hash.
@@ -26,54 +27,112 @@ use super::{Ledger, LedgerError};
 pub struct MarkPrints {
     /// (hash, print), hash 0 marking an empty slot; a power of two long, or empty.
     slots: Vec<(u64, u64)>,
+    /// Beside each slot, the pack its patient's row is in (see `mark_packs.rs`; 0: a row of
+    /// its own): apart from the slots, so that the look-up every patient costs reads 16 bytes
+    /// a slot, and only a patient whose print changed asks for this. Empty when no patient's
+    /// row is packed.
+    packs: Vec<u32>,
     /// How far a hash is shifted right to give its slot.
     shift: u32,
-    /// The print of the patient whose hash is 0, which no slot can hold.
-    zero: Option<u64>,
+    /// The print and pack of the patient whose hash is 0, which no slot can hold.
+    zero: Option<(u64, u32)>,
     len: usize,
+}
+
+/// A fingerprint as the log keeps it: the patient's hash, the print, and the pack their row
+/// is in (0: a row of its own in `marks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Logged {
+    pub hash: u64,
+    pub print: u64,
+    pub pack: u32,
 }
 
 impl MarkPrints {
     /// Stores `print` for `patient_hash`; a second print for the same hash replaces the first.
     pub(crate) fn insert(&mut self, patient_hash: u64, print: u64) {
+        self.insert_at(Logged {
+            hash: patient_hash,
+            print,
+            pack: 0,
+        });
+    }
+
+    /// Stores `logged`; a second print for the same hash replaces the first, with its pack.
+    pub(super) fn insert_at(&mut self, logged: Logged) {
+        let Logged {
+            hash: patient_hash,
+            print,
+            pack,
+        } = logged;
         if patient_hash == 0 {
-            self.len += usize::from(self.zero.replace(print).is_none());
+            self.len += usize::from(self.zero.replace((print, pack)).is_none());
             return;
         }
         // At most half full, so that a probe ends within a slot or two.
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
+        if pack != 0 && self.packs.is_empty() {
+            self.packs = vec![0; self.slots.len()];
+        }
         let mask = self.slots.len() - 1;
         let mut slot = self.home(patient_hash);
         loop {
             match self.slots[slot].0 {
                 0 => {
-                    self.slots[slot] = (patient_hash, print);
                     self.len += 1;
-                    return;
+                    break;
                 }
-                hash if hash == patient_hash => {
-                    self.slots[slot].1 = print;
-                    return;
-                }
+                hash if hash == patient_hash => break,
                 _ => slot = (slot + 1) & mask,
             }
         }
+        self.set(slot, logged);
     }
 
-    /// The table of `pairs` (a later print for the same hash replacing an earlier one), sized
-    /// once for all of them: grown pair by pair, a million patients' table was rebuilt twenty
-    /// times on its way, each time into fresh memory.
-    pub(crate) fn from_pairs(pairs: Vec<(u64, u64)>) -> MarkPrints {
-        let mut prints = MarkPrints::default();
-        if !pairs.is_empty() {
-            prints.resize((pairs.len() * 2).next_power_of_two().max(16));
+    fn set(&mut self, slot: usize, logged: Logged) {
+        self.slots[slot] = (logged.hash, logged.print);
+        if let Some(pack) = self.packs.get_mut(slot) {
+            *pack = logged.pack;
         }
-        for (hash, print) in pairs {
-            prints.insert(hash, print);
+    }
+
+    /// The table of the log's entries (a later print for the same hash replacing an earlier
+    /// one), sized once for all of them: grown pair by pair, a million patients' table was
+    /// rebuilt twenty times on its way, each time into fresh memory. Inserted in the log's
+    /// order: a compacted log is in hash order, so most inserts go front to back (grouping
+    /// the entries by their hash's top bits first, so that the rest did too, cost a rerun's
+    /// reader at a million patients more than the cache misses it saved).
+    pub(crate) fn from_logged(logged: Vec<Logged>) -> MarkPrints {
+        let mut prints = MarkPrints::with_room(logged.len());
+        if logged.iter().any(|entry| entry.pack != 0) {
+            prints.packs = vec![0; prints.slots.len()];
+        }
+        for entry in logged {
+            prints.insert_at(entry);
         }
         prints
+    }
+
+    /// An empty table sized for `count` prints (it grows if given more).
+    pub(super) fn with_room(count: usize) -> MarkPrints {
+        let mut prints = MarkPrints::default();
+        if count > 0 {
+            prints.resize((count * 2).next_power_of_two().max(16));
+        }
+        prints
+    }
+
+    /// [`MarkPrints::from_logged`] of rows of their own.
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: Vec<(u64, u64)>) -> MarkPrints {
+        let logged = pairs.into_iter().map(|(hash, print)| Logged {
+            hash,
+            print,
+            pack: 0,
+        });
+        MarkPrints::from_logged(logged.collect())
     }
 
     fn grow(&mut self) {
@@ -82,11 +141,18 @@ impl MarkPrints {
 
     fn resize(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![(0, 0); size]);
+        let old_packs = std::mem::take(&mut self.packs);
+        if !old_packs.is_empty() {
+            self.packs = vec![0; size];
+        }
         self.shift = 64 - size.trailing_zeros();
         let (zero, len) = (self.zero, self.len);
         self.len = 0;
-        for (hash, print) in old.into_iter().filter(|&(hash, _)| hash != 0) {
-            self.insert(hash, print);
+        for (slot, (hash, print)) in old.into_iter().enumerate() {
+            if hash != 0 {
+                let pack = old_packs.get(slot).copied().unwrap_or(0);
+                self.insert_at(Logged { hash, print, pack });
+            }
         }
         (self.zero, self.len) = (zero, len);
     }
@@ -120,17 +186,31 @@ impl MarkPrints {
     /// The fingerprint stored for `patient_hash`.
     pub fn get(&self, patient_hash: u64) -> Option<u64> {
         if patient_hash == 0 {
-            return self.zero;
+            return self.zero.map(|(print, _)| print);
         }
+        self.slot_of(patient_hash).map(|slot| self.slots[slot].1)
+    }
+
+    /// The pack `patient_hash`'s row is in (0: a row of its own, or no row).
+    pub fn pack_of(&self, patient_hash: u64) -> u32 {
+        if patient_hash == 0 {
+            return self.zero.map_or(0, |(_, pack)| pack);
+        }
+        (self.slot_of(patient_hash))
+            .and_then(|slot| self.packs.get(slot).copied())
+            .unwrap_or(0)
+    }
+
+    fn slot_of(&self, patient_hash: u64) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;
         let mut slot = self.home(patient_hash);
         loop {
-            match self.slots[slot] {
-                (0, _) => return None,
-                (hash, print) if hash == patient_hash => return Some(print),
+            match self.slots[slot].0 {
+                0 => return None,
+                hash if hash == patient_hash => return Some(slot),
                 _ => slot = (slot + 1) & mask,
             }
         }
@@ -141,10 +221,25 @@ impl MarkPrints {
     }
 
     /// Every (hash, print) stored, in no particular order.
+    #[cfg(test)]
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let zero = self.zero.map(|print| (0, print));
-        (self.slots.iter().copied())
-            .filter(|&(hash, _)| hash != 0)
+        self.logged().map(|entry| (entry.hash, entry.print))
+    }
+
+    /// Every fingerprint stored with its pack, in no particular order.
+    pub(crate) fn logged(&self) -> impl Iterator<Item = Logged> + '_ {
+        let zero = (self.zero).map(|(print, pack)| Logged {
+            hash: 0,
+            print,
+            pack,
+        });
+        (self.slots.iter().enumerate())
+            .filter(|&(_, &(hash, _))| hash != 0)
+            .map(|(slot, &(hash, print))| Logged {
+                hash,
+                print,
+                pack: self.packs.get(slot).copied().unwrap_or(0),
+            })
             .chain(zero)
     }
 
@@ -250,22 +345,34 @@ impl Ledger {
         self.read_mark_prints()
     }
 
-    /// The row of `patient`.
+    /// The row of `patient`, its pack looked for in the fingerprints' log (a pass knows it
+    /// from its prints and asks [`Ledger::mark_row_at`]).
     pub fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
+        let pack = self.read_mark_prints()?.pack_of(patient_hash(patient));
+        self.mark_row_at(patient, pack)
+    }
+
+    /// The row of `patient`, whose print was logged with `pack` (see `mark_packs.rs`): their
+    /// own row in `marks` if they have one (written when their fields changed after they were
+    /// packed), else their row in the pack.
+    pub fn mark_row_at(&self, patient: &str, pack: u32) -> Result<Option<MarkRow>, LedgerError> {
         self.write_marks()?;
-        self.conn
-            .prepare_cached("SELECT fields, seen FROM marks WHERE patient = ?1")
-            .and_then(|mut select| {
-                select
-                    .query_row([patient], |row| {
-                        Ok(MarkRow {
-                            fields: from_sql(row.get(0)?),
-                            seen: row.get(1)?,
-                        })
+        let own = || {
+            self.conn
+                .prepare_cached("SELECT fields, seen FROM marks WHERE patient = ?1")?
+                .query_row([patient], |row| {
+                    Ok(MarkRow {
+                        fields: from_sql(row.get(0)?),
+                        seen: row.get(1)?,
                     })
-                    .optional()
-            })
-            .map_err(|e| self.fail(e))
+                })
+                .optional()
+        };
+        let row = match own() {
+            Ok(None) if pack != 0 => mark_packs::find(&self.conn, pack, patient),
+            read => read,
+        };
+        row.map_err(|e| self.fail(e))
     }
 
     /// Writes `patient`'s row. In a transaction ([`Ledger::begin`]) the row is written with
@@ -290,10 +397,20 @@ impl Ledger {
     }
 
     /// Writes first sightings' rows (see [`NewMarks`]) after the marks set before them, in
-    /// the open transaction if there is one.
+    /// the open transaction if there is one: packed (see `mark_packs.rs`), their prints
+    /// logged with their packs.
     pub fn set_new_marks(&mut self, marks: &NewMarks) -> Result<(), LedgerError> {
         self.write_marks()?;
-        self.insert_marks(&marks.rows().collect::<Vec<_>>())
+        let rows: Vec<_> = (marks.rows())
+            .map(|(patient, print, fields, seen)| {
+                (patient, from_sql(print), from_sql(fields), seen)
+            })
+            .collect();
+        let write = || {
+            let logged = mark_packs::write(&self.conn, &rows)?;
+            mark_log::append(&self.conn, &logged)
+        };
+        write().map_err(|e| self.fail(e))
     }
 
     /// Writes the marks set since the last write, in the order they were set (a later row for
@@ -316,8 +433,12 @@ impl Ledger {
     /// Inserts (or replaces) `rows` (patient, print, fields, seen), in their order, and
     /// appends their fingerprints to the log.
     fn insert_marks(&self, rows: &[(&str, i64, i64, &[u8])]) -> Result<(), LedgerError> {
-        let pairs: Vec<(u64, u64)> = (rows.iter())
-            .map(|&(patient, print, ..)| (patient_hash(patient), from_sql(print)))
+        let pairs: Vec<Logged> = (rows.iter())
+            .map(|&(patient, print, ..)| Logged {
+                hash: patient_hash(patient),
+                print: from_sql(print),
+                pack: 0,
+            })
             .collect();
         mark_log::append(&self.conn, &pairs).map_err(|e| self.fail(e))?;
         let mut rest = rows;
@@ -355,185 +476,5 @@ pub(super) struct PendingMark {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn rows_and_prints_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        let hash = patient_hash;
-        assert!(ledger.mark_prints().unwrap().is_empty());
-        assert_eq!(ledger.mark_row("P1").unwrap(), None);
-        let row = |seen: &[u8]| MarkRow {
-            fields: 9,
-            seen: seen.to_vec(),
-        };
-        // The top bit set: stored signed, read back the same.
-        ledger.set_marks("P2", u64::MAX - 2, &row(&[1])).unwrap();
-        ledger.set_marks("P1", 1, &row(&[1, 2])).unwrap();
-        ledger.set_marks("P1", 2, &row(&[3])).unwrap();
-        let prints = ledger.mark_prints().unwrap();
-        assert_eq!(prints.len(), 2);
-        assert_eq!(prints.get(hash("P1")), Some(2));
-        assert_eq!(prints.get(hash("P2")), Some(u64::MAX - 2));
-        assert_eq!(prints.get(hash("P3")), None);
-        assert_eq!(ledger.mark_row("P1").unwrap(), Some(row(&[3])));
-    }
-
-    #[test]
-    fn marks_set_in_a_transaction_are_written_together_and_read_back_in_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        let row = |n: u8| MarkRow {
-            fields: 9,
-            seen: vec![n; 17],
-        };
-        let hash = patient_hash;
-        ledger.begin().unwrap();
-        // 300 rows: one chunk of 256 written as it fills, the rest held until read.
-        for i in 0..300u64 {
-            ledger.set_marks(&format!("P{i}"), i, &row(1)).unwrap();
-        }
-        // A later row for the same patient replaces the earlier one, in the same chunk.
-        ledger.set_marks("P299", 7, &row(2)).unwrap();
-        assert_eq!(ledger.mark_row("P299").unwrap(), Some(row(2)));
-        ledger.set_marks("P300", 300, &row(3)).unwrap();
-        let prints = ledger.mark_prints().unwrap();
-        assert_eq!(
-            (
-                prints.len(),
-                prints.get(hash("P299")),
-                prints.get(hash("P300"))
-            ),
-            (301, Some(7), Some(300))
-        );
-        // Held at the commit are written by it; a rollback drops what it holds.
-        ledger.set_marks("P301", 301, &row(4)).unwrap();
-        ledger.commit().unwrap();
-        ledger.begin().unwrap();
-        ledger.set_marks("P302", 302, &row(5)).unwrap();
-        ledger.rollback().unwrap();
-        drop(ledger);
-        let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        assert_eq!(ledger.mark_row("P301").unwrap(), Some(row(4)));
-        assert_eq!(ledger.mark_row("P302").unwrap(), None);
-        assert_eq!(ledger.mark_prints().unwrap().len(), 302);
-    }
-
-    #[test]
-    fn new_marks_are_written_after_the_marks_set_before_them_and_kept_by_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.db");
-        let mut ledger = Ledger::open(&path).unwrap();
-        let seen = |n: u8| move |buffer: &mut Vec<u8>| buffer.extend([n; 17]);
-        let row = |n: u8| MarkRow {
-            fields: 9,
-            seen: vec![n; 17],
-        };
-        let hash = patient_hash;
-        ledger.begin().unwrap();
-        // A row set before, held in the transaction: the batch's row for the same patient
-        // comes later and wins.
-        ledger.set_marks("P5", 1, &row(9)).unwrap();
-        let mut marks = NewMarks::default();
-        for i in 0..300u64 {
-            marks.push(&format!("P{i}"), u64::MAX - i, 9, seen((i % 256) as u8));
-        }
-        assert_eq!(marks.len(), 300);
-        ledger.set_new_marks(&marks).unwrap();
-        assert_eq!(ledger.mark_row("P5").unwrap(), Some(row(5)));
-        let mut more = NewMarks::default();
-        more.push("P1000", 7, 9, seen(3));
-        more.push("P1", 8, 9, seen(4));
-        let each: Vec<_> = more.each().collect();
-        assert_eq!(each, [("P1000", 7, row(3)), ("P1", 8, row(4))]);
-        ledger.set_new_marks(&more).unwrap();
-        ledger.commit().unwrap();
-        drop(ledger);
-        let ledger = Ledger::open(&path).unwrap();
-        let prints = ledger.mark_prints().unwrap();
-        assert_eq!(prints.len(), 301);
-        assert_eq!(prints.get(hash("P0")), Some(u64::MAX));
-        assert_eq!(prints.get(hash("P1")), Some(8));
-        assert_eq!(ledger.mark_row("P1000").unwrap(), Some(row(3)));
-        assert_eq!(
-            ledger.mark_row("P299").unwrap(),
-            Some(row((299 % 256) as u8))
-        );
-    }
-
-    #[test]
-    fn every_stored_hash_is_found_and_no_other() {
-        // Clustered hashes (many in one bucket, empty buckets between) and both ends of the range.
-        let mut hashes: Vec<u64> = (0..1000u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .chain((0..50).map(|i| (1 << 60) + i))
-            .chain([0, 1, u64::MAX, u64::MAX - 1])
-            .collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        let mut prints = MarkPrints::default();
-        for &hash in &hashes {
-            prints.insert(hash, hash ^ 0xFF);
-        }
-        assert_eq!(prints.len(), hashes.len());
-        for &hash in &hashes {
-            assert_eq!(prints.get(hash), Some(hash ^ 0xFF), "{hash:#x}");
-        }
-        for absent in [2, (1 << 60) + 50, u64::MAX - 2, 0x8000_0000_0000_0000] {
-            assert_eq!(prints.get(absent), None, "{absent:#x}");
-        }
-        prints.insert(u64::MAX, 7);
-        assert_eq!(
-            (prints.get(u64::MAX), prints.len()),
-            (Some(7), hashes.len())
-        );
-        // Hashes whose home is the last slot: the probe wraps round to the first ones.
-        let mut last = MarkPrints::default();
-        for i in 0..6 {
-            last.insert(u64::MAX - i, i);
-        }
-        assert!((0..6).all(|i| last.get(u64::MAX - i) == Some(i)));
-        assert_eq!((last.get(u64::MAX - 6), last.len()), (None, 6));
-        // Built at once from the pairs: the same table.
-        let pairs: Vec<(u64, u64)> = hashes.iter().map(|&h| (h, h ^ 0xFF)).collect();
-        let built = MarkPrints::from_pairs(pairs);
-        assert_eq!(built.len(), hashes.len());
-        assert!(hashes.iter().all(|&h| built.get(h) == Some(h ^ 0xFF)));
-        assert_eq!(built.slots.len(), (hashes.len() * 2).next_power_of_two());
-        assert_eq!(built.get(2), None);
-        let twice = MarkPrints::from_pairs(vec![(5, 1), (0, 2), (5, 3)]);
-        assert_eq!(
-            (twice.get(5), twice.get(0), twice.len()),
-            (Some(3), Some(2), 2)
-        );
-        let mut one = MarkPrints::default();
-        one.insert(u64::MAX, 3);
-        assert_eq!(
-            (one.get(u64::MAX), one.get(0), one.get(1)),
-            (Some(3), None, None)
-        );
-        assert_eq!(MarkPrints::default().get(5), None);
-    }
-
-    /// Asking for a slot in advance changes no answer, on an empty table, for hash 0 (kept
-    /// beside the slots), and for a hash whose home is the last slot.
-    #[test]
-    fn a_prefetched_slot_answers_as_before() {
-        let empty = MarkPrints::default();
-        empty.prefetch(5);
-        empty.prefetch(0);
-        assert_eq!(empty.get(5), None);
-        let prints = MarkPrints::from_pairs(vec![(0, 1), (u64::MAX, 2), (7, 3)]);
-        for hash in [0, u64::MAX, 7, 8] {
-            prints.prefetch(hash);
-        }
-        assert_eq!(
-            [0, u64::MAX, 7, 8].map(|hash| prints.get(hash)),
-            [Some(1), Some(2), Some(3), None]
-        );
-    }
-}
+#[path = "marks_tests.rs"]
+mod tests;

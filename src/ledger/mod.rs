@@ -15,6 +15,7 @@ mod insights;
 mod line_state;
 mod lock;
 mod mark_log;
+mod mark_packs;
 mod marks;
 mod marks_beside;
 pub mod postgres;
@@ -225,7 +226,7 @@ impl Ledger {
             let fail = |e| LedgerError::from_sqlite(&path, e);
             let tx = self.conn.transaction().map_err(fail)?;
             tx.execute_batch(migration).map_err(fail)?;
-            if index + 1 == schema::MARK_PRINT_LOG {
+            if index + 1 == schema::MARK_PRINT_LOG || index + 1 == schema::MARK_PACKS {
                 mark_log::fill(&tx).map_err(fail)?;
             }
             if index + 1 == schema::STATUS_CHECK {

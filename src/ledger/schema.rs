@@ -285,11 +285,25 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX sends_settled;
     CREATE INDEX sends_settled ON sends (sink, expires_at, problem)
         WHERE problem = 'failed' OR problem = 'expired' OR problem = 'skipped';",
+    // 14 (15 once `passdb`'s 14 is in): first sightings' marks packed, up to 64 rows to a row
+    // of `mark_packs` (see mark_packs.rs), instead of a `marks` row a patient: a first pass
+    // wrote a million. The fingerprints' log says which pack a patient's row is in, so its
+    // entries grow a field: emptied here and filled again from `marks` (`MARK_PACKS`).
+    "CREATE TABLE mark_packs (
+        seq  INTEGER PRIMARY KEY,
+        rows BLOB NOT NULL
+    );
+    DELETE FROM mark_print_log;
+    UPDATE mark_print_state SET live = 0, logged = 0;",
 ];
 
 /// The version whose migration also fills the fingerprints' log from `marks`, in Rust: SQL
 /// cannot compute the patients' hashes.
 pub const MARK_PRINT_LOG: usize = 12;
+
+/// The version whose migration also fills the fingerprints' log again, its entries saying
+/// where each row is (see mark_packs.rs).
+pub const MARK_PACKS: usize = 14;
 
 /// The version whose migration also rewrites the `status` CHECK of `sends` (see
 /// [`rewrite_status_check`]).

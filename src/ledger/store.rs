@@ -156,6 +156,13 @@ pub trait RunLedger {
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError>;
 
+    /// [`RunLedger::mark_row`], `pack` being where the prints say the row is
+    /// ([`MarkPrints::pack_of`]; SQLite packs first sightings' rows).
+    fn mark_row_at(&self, patient: &str, pack: u32) -> Result<Option<MarkRow>, LedgerError> {
+        let _ = pack;
+        self.mark_row(patient)
+    }
+
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError>;
 
     /// Sets whole rows, in order, as [`RunLedger::set_marks`] would each.
@@ -397,6 +404,10 @@ impl RunLedger for Ledger {
 
     fn mark_row(&self, patient: &str) -> Result<Option<MarkRow>, LedgerError> {
         Ledger::mark_row(self, patient)
+    }
+
+    fn mark_row_at(&self, patient: &str, pack: u32) -> Result<Option<MarkRow>, LedgerError> {
+        Ledger::mark_row_at(self, patient, pack)
     }
 
     fn set_marks(&mut self, patient: &str, print: u64, row: &MarkRow) -> Result<(), LedgerError> {

@@ -271,3 +271,60 @@ fn a_duplicate_patient_is_observed_by_its_first_row_only() {
     );
     assert!(observed(&ws).is_empty(), "{:?}", observed(&ws));
 }
+
+/// A first pass packs its patients' marks (64 to a row of `mark_packs`, no `marks` row
+/// each); a patient seen first in a pack whose booking then moves is booked from the pack,
+/// and once they have a row of their own that row is read, not the pack: a booking moved
+/// back to its first value is a new booking again, as it was before the packs.
+#[test]
+fn patients_first_seen_in_packs_are_booked_from_them_then_from_their_own_rows() {
+    let ws = Workspace::new();
+    let rows = |moved: &[(usize, &str)]| -> Vec<String> {
+        (0..200)
+            .map(|i| {
+                let booking = (moved.iter().find(|&&(n, _)| n == i))
+                    .map_or("2026-12-01 10:00", |&(_, at)| at);
+                format!("Q{i:03},U{i:03},first_visit,2026-01-05 10:00,{booking},,")
+            })
+            .collect()
+    };
+    let write = |name: &str, moved: &[(usize, &str)]| {
+        let rows = rows(moved);
+        export(
+            &ws,
+            name,
+            &rows.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    pass(&ws, &write("first.csv", &[]), &[]);
+    assert!(observed(&ws).is_empty());
+    let count = |table: &str| -> i64 {
+        let conn = rusqlite::Connection::open(ws.ledger()).unwrap();
+        (conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        }))
+        .unwrap()
+    };
+    assert_eq!((count("marks"), count("mark_packs")), (0, 4));
+    // One patient in each of three packs moves.
+    let moved = [
+        (1, "2026-12-10 10:00"),
+        (100, "2026-12-11 10:00"),
+        (199, "2026-12-12 10:00"),
+    ];
+    pass(&ws, &write("second.csv", &moved), &[]);
+    let booked =
+        |patient: &str| event("booked", patient, "next_booking_at", "2026-11-25T01:00:00Z");
+    assert_eq!(
+        observed(&ws),
+        [booked("Q001"), booked("Q100"), booked("Q199")]
+    );
+    assert_eq!((count("marks"), count("mark_packs")), (3, 4));
+    // Q100 back to its first value: new against its own row (12-11), the pack's 12-01 is old.
+    let back = [(1, "2026-12-10 10:00"), (199, "2026-12-12 10:00")];
+    pass(&ws, &write("third.csv", &back), &[]);
+    let events = observed(&ws);
+    assert_eq!(events.len(), 4, "{events:?}");
+    let q100 = events.iter().filter(|&event| *event == booked("Q100"));
+    assert_eq!(q100.count(), 2, "{events:?}");
+}

@@ -72,6 +72,8 @@ pub(super) struct Observation {
     watch: Arc<Watch>,
     patient: String,
     print: u64,
+    /// Where the ledger's prints say their row is ([`MarkPrints::pack_of`]).
+    pack: u32,
     /// The watched fields' values, in the watch's order.
     values: Vec<Option<DateTime<Utc>>>,
     booked_at: Option<DateTime<Utc>>,
@@ -202,6 +204,7 @@ impl Observer {
                 watch: self.watch.clone(),
                 patient: patient.id.clone(),
                 print,
+                pack: self.prints.pack_of(hash),
                 values: values.collect(),
                 booked_at: self.watch.booked_at.and_then(value),
             }),
@@ -283,7 +286,7 @@ pub(super) fn record(
 ) -> Result<(), AppError> {
     let watch = &seen.watch;
     // None when another patient's id has the same hash (the print was theirs).
-    let row = ledger.mark_row(&seen.patient)?;
+    let row = ledger.mark_row_at(&seen.patient, seen.pack)?;
     // Marks packed for other fields (the rules now watch others) say nothing of these.
     let known = row.as_ref().filter(|row| row.fields == watch.names_hash);
     let before = match known {

@@ -235,6 +235,7 @@ fn a_first_sighting_is_the_row_record_would_write() {
         watch: observer.watch.clone(),
         patient: "P1".into(),
         print,
+        pack: 0,
         values,
         booked_at: None,
     };
