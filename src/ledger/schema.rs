@@ -285,9 +285,8 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX sends_settled;
     CREATE INDEX sends_settled ON sends (sink, expires_at, problem)
         WHERE problem = 'failed' OR problem = 'expired' OR problem = 'skipped';",
-    // 14 (15 once `passdb`'s 14 is in): first sightings' marks packed, up to 64 rows to a row
-    // of `mark_packs` (see mark_packs.rs), instead of a `marks` row a patient: a first pass
-    // wrote a million. The fingerprints' log says which pack a patient's row is in, so its
+    // 14: first sightings' marks packed, up to 64 rows to a row of `mark_packs` (see
+    // mark_packs.rs), instead of a `marks` row a patient: a first pass wrote a million. The fingerprints' log says which pack a patient's row is in, so its
     // entries grow a field: emptied here and filled again from `marks` (`MARK_PACKS`).
     "CREATE TABLE mark_packs (
         seq  INTEGER PRIMARY KEY,
