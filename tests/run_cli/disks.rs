@@ -56,8 +56,8 @@ fn read(ws: &Workspace, name: &str) -> String {
     std::fs::read_to_string(ws.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// Every outbox line is whole JSON, and each patient appears exactly once; returns how many.
-fn assert_each_patient_once(outbox: &str) -> usize {
+/// Every outbox line is whole JSON, and each patient appears exactly once; returns them.
+pub(crate) fn patients_once(outbox: &str) -> std::collections::HashSet<String> {
     let mut seen = std::collections::HashSet::new();
     for line in outbox.lines() {
         let line: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
@@ -67,7 +67,7 @@ fn assert_each_patient_once(outbox: &str) -> usize {
             "{patient} twice in the outbox"
         );
     }
-    seen.len()
+    seen
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_full_disk_under_the_outbox_is_reported_and_the_next_run_resumes_exactly_onc
         "{}",
         read(&ws, "second.err")
     );
-    assert_eq!(assert_each_patient_once(&read(&ws, "final.jsonl")), N);
+    assert_eq!(patients_once(&read(&ws, "final.jsonl")).len(), N);
     assert_eq!(ledger(&ws.ledger()).status_count("sent"), N);
 }
 
@@ -173,7 +173,7 @@ fn a_full_disk_under_the_ledger_stops_the_run_and_the_next_run_loses_nothing() {
         read(&ws, "second.err")
     );
     let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
-    assert_eq!(assert_each_patient_once(&outbox), N, "every patient once");
+    assert_eq!(patients_once(&outbox).len(), N, "every patient once");
     assert_eq!(ledger(&ws.path().join("ledger.db")).status_count("sent"), N);
 }
 

@@ -2,24 +2,9 @@
 //! whole (a claims' `INSERT OR FAIL` would keep the rows it wrote before the failing one), no
 //! line of it is written, and the next run sends each patient exactly once.
 
-use std::collections::HashSet;
-
+use crate::disks::patients_once;
 use crate::ledger::ledger;
 use crate::workspace::Workspace;
-
-/// Each outbox line's patient, each once; panics on a patient written twice.
-fn patients_once(outbox: &str) -> HashSet<String> {
-    let mut seen = HashSet::new();
-    for line in outbox.lines() {
-        let line: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
-        let patient = line["patient"].as_str().unwrap().to_owned();
-        assert!(
-            seen.insert(patient.clone()),
-            "{patient} twice in the outbox"
-        );
-    }
-    seen
-}
 
 #[test]
 fn a_batch_whose_claims_fail_part_way_leaves_no_row_and_no_line() {
