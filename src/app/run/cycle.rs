@@ -38,7 +38,7 @@ use crate::ledger::{
 use crate::line::track::{LinkKind, SendLinks, TrackedLink};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
-use crate::template::{self, RenderError, Tracking};
+use crate::template::{self, RenderError, Tracking, Variables};
 use pass::{Delivery, OutboxWriter, Pass};
 
 /// The reason recorded with a send skipped because its time is before the rules' `start`.
@@ -156,6 +156,7 @@ impl Cycle<'_> {
             // Only LINE counts units, and only when the pushes carry them.
             units: (kind == SinkKind::Line && self.request.delivery.custom_aggregation)
                 .then(UnitTally::default),
+            variables: Variables::new(&self.plan.schema, self.plan.clinic.as_deref()),
         };
         // Every template compiled once per pass, not once per send.
         let mut env = template::environment(self.plan.timezone);
@@ -388,7 +389,7 @@ impl Cycle<'_> {
         for (entry, rendered) in entries.iter().zip(rendered) {
             match entry {
                 Entry::Patient { patient, sends, .. } => {
-                    let due = (patient.as_ref(), sends.as_slice(), rendered);
+                    let due = (patient, sends.as_slice(), rendered);
                     self.claim_due(due, &mut claims, now, env, pass, progress)?;
                     // A stop after this leaves the later patients for the next run.
                     pass.summary.stopped_after_line = Some(patient.line);
@@ -410,7 +411,7 @@ impl Cycle<'_> {
     /// thread did.
     fn claim_due(
         &self,
-        (patient, sends, rendered): (&PatientRecord, &[DueSend], Vec<Option<Rendered>>),
+        (patient, sends, rendered): (&Arc<PatientRecord>, &[DueSend], Vec<Option<Rendered>>),
         claims: &mut impl Iterator<Item = (usize, Claim)>,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
@@ -475,10 +476,8 @@ impl Cycle<'_> {
             let rendered = match prerendered {
                 Some(rendered) => rendered,
                 None => {
-                    let context = context.get_or_insert_with(|| {
-                        let (schema, clinic) = (&plan.schema, plan.clinic.as_deref());
-                        template::patient_context(patient, schema, clinic, now)
-                    });
+                    let context =
+                        context.get_or_insert_with(|| pass.variables.of(patient.clone(), now));
                     let tracking = (plan.track.as_ref())
                         .zip(links.as_mut())
                         .map(|(base, links)| Tracking { base, links });

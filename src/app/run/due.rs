@@ -323,15 +323,16 @@ fn render_all(
 
 /// `messages`, serialized with `json` (freed here, on the thread that allocated them).
 fn serialized(messages: Vec<Message>, json: bool) -> RenderedMessages {
-    match json {
-        true => RenderedMessages {
+    if json {
+        RenderedMessages {
             json: Some(messages_json(&messages)),
             messages: Vec::new(),
-        },
-        false => RenderedMessages {
+        }
+    } else {
+        RenderedMessages {
             messages,
             json: None,
-        },
+        }
     }
 }
 

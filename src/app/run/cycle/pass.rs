@@ -46,6 +46,7 @@ use crate::deliver::{Answer, Job, Progress, RunClock, Settled, Sink};
 use crate::ledger::{
     OutboxClaims, RunLedger, SendDetails, SendKey, Settlement, SinkKind, UnwrittenBatch,
 };
+use crate::template::Variables;
 
 /// Claims committed together before their jobs go to LINE.
 const BATCH: usize = 256;
@@ -107,6 +108,9 @@ pub(in crate::app::run) struct Pass {
     /// The aggregation units of the LINE pushes settled since the last commit
     /// (`--custom-aggregation` on LINE only).
     pub units: Option<UnitTally>,
+    /// The names templates read, resolved once per pass, for the sends the pass renders
+    /// itself (tracked links, resumed sends).
+    pub variables: Variables,
 }
 
 impl Pass {
