@@ -355,8 +355,11 @@ impl Ledger {
             return match self.record_claims(rows, sent, now) {
                 Ok(()) => self.commit(),
                 Err(error) => {
-                    // Clears the roll-back's mark; the error said is the write's own.
-                    let _ = self.commit();
+                    // Whatever failed, nothing of the rows stays (the statement's own
+                    // roll-back, if it made one, is cleared too); the error said is the
+                    // write's own.
+                    self.abandoned = false;
+                    let _ = self.rollback();
                     Err(error)
                 }
             };
