@@ -164,7 +164,9 @@ fn killed_at_the_third_batch_a_sent_row_lacks_its_line_only_in_the_marked_batch(
         )
         .expect("the ledger");
         let marked: Option<i64> = conn
-            .query_row("SELECT from_byte FROM outbox_unwritten", [], |row| row.get(0))
+            .query_row("SELECT from_byte FROM outbox_unwritten", [], |row| {
+                row.get(0)
+            })
             .ok();
         let mut statement = conn
             .prepare("SELECT retry_key, outbox_from FROM sends WHERE status = 'sent'")
@@ -179,7 +181,10 @@ fn killed_at_the_third_batch_a_sent_row_lacks_its_line_only_in_the_marked_batch(
             .filter(|(key, from)| !lines.contains_key(key) && *from != marked)
             .take(3)
             .collect();
-        assert!(lost.is_empty(), "{point}: sent, no line, not marked: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "{point}: sent, no line, not marked: {lost:?}"
+        );
         assert!(!lines.is_empty(), "{point}: lines before the crash");
     }
 }

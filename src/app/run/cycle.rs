@@ -338,10 +338,7 @@ impl<'a> Cycle<'a> {
     ) -> Result<(), AppError> {
         loop {
             match due.recv_timeout(BATCH_WAIT) {
-                Ok(Due::Batch {
-                    mut entries,
-                    marks,
-                }) => {
+                Ok(Due::Batch { mut entries, marks }) => {
                     self.take_batch(&mut entries, marks, now, env, pass, progress)?;
                     // Freed on the evaluating thread, unless it has ended.
                     let _ = spent.send(entries);
