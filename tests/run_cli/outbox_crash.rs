@@ -140,3 +140,51 @@ fn killed_in_the_middle_of_a_line_the_next_run_writes_each_once() {
 fn killed_after_the_lines_before_they_are_recorded_the_next_run_writes_each_once() {
     crash_then_rerun("after-write");
 }
+
+/// Killed at the third batch, each way: a row the ledger says sent has its line in the outbox
+/// unless it is of the batch the unwritten mark names (the batch the next run reads the
+/// outbox for). The lines are written beside the next batch's claims, and a batch's mark goes
+/// only in the commit after its write: a mark removed before its lines were in the file would
+/// leave sent rows without lines that no run looks for.
+#[test]
+fn killed_at_the_third_batch_a_sent_row_lacks_its_line_only_in_the_marked_batch() {
+    for point in ["after-claim", "mid-line", "after-write"] {
+        let ws = Workspace::new();
+        let patients = ws.booked_patients(N);
+        let mut crashing = ws.command(&patients, None, &[]);
+        crashing.env("STEPRULE_TEST_CRASH", format!("{point}:3"));
+        let crashed = output(crashing);
+        assert_ne!(crashed.code, 0, "{point}: crashed\n{}", crashed.stderr);
+        let text = std::fs::read_to_string(ws.outbox()).expect("the outbox");
+        let whole = text.rfind('\n').map_or(0, |end| end + 1);
+        let lines = keys_of(&text[..whole]);
+        let conn = rusqlite::Connection::open_with_flags(
+            ws.ledger(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("the ledger");
+        let marked: Option<i64> = conn
+            .query_row("SELECT from_byte FROM outbox_unwritten", [], |row| {
+                row.get(0)
+            })
+            .ok();
+        let mut statement = conn
+            .prepare("SELECT retry_key, outbox_from FROM sends WHERE status = 'sent'")
+            .expect("the sends");
+        let sent: Vec<(String, Option<i64>)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("the sent rows")
+            .collect::<Result<_, _>>()
+            .expect("the sent rows");
+        assert!(!sent.is_empty(), "{point}: batches sent before the crash");
+        let lost: Vec<_> = (sent.iter())
+            .filter(|(key, from)| !lines.contains_key(key) && *from != marked)
+            .take(3)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{point}: sent, no line, not marked: {lost:?}"
+        );
+        assert!(!lines.is_empty(), "{point}: lines before the crash");
+    }
+}

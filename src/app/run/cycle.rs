@@ -11,7 +11,7 @@
 //! (see `pass`).
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ pub(super) struct Cycle<'a> {
     pub stop: watch::Receiver<bool>,
 }
 
-impl Cycle<'_> {
+impl<'a> Cycle<'a> {
     /// One pass; the summary is printed before it returns.
     pub fn run(&self, now: DateTime<Utc>, io: &mut Io<'_>) -> Result<RunSummary, AppError> {
         let (_lock, mut ledger) = open_ledger(self.request, self.plan, self.ledger_path)?;
@@ -142,6 +142,9 @@ impl Cycle<'_> {
             one_step,
             recorded: Vec::new(),
             sent_new: Vec::new(),
+            now,
+            writing: None,
+            spare: Vec::new(),
             outbox_end: match sink.as_ref() {
                 Sink::Outbox(outbox) => Some(outbox.end()),
                 Sink::Line(_) => None,
@@ -284,11 +287,14 @@ impl Cycle<'_> {
         now: DateTime<Utc>,
         known: &Known<'_>,
         env: &minijinja::Environment<'_>,
-        pass: &mut Pass,
+        pass: &mut Pass<'a>,
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<RowCounts, AppError> {
         let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
+        // Spent batches go back to be freed: at most the batches in flight, as each batch the
+        // evaluating thread sends first takes back what came back.
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<Entry>>();
         std::thread::scope(|scope| {
             let evaluating = scope.spawn(|| {
                 due::evaluate(
@@ -298,9 +304,11 @@ impl Cycle<'_> {
                     now,
                     &self.stop,
                     due_tx,
+                    spent_rx,
                 )
             });
-            let received = self.take_due(&due_rx, now, env, pass, progress, io);
+            let taken = (&due_rx, &spent_tx);
+            let received = self.take_due(taken, now, env, pass, progress, io);
             // On an error the channel closes, and the evaluation stops at its next patient.
             drop(due_rx);
             let evaluated = match evaluating.join() {
@@ -321,17 +329,19 @@ impl Cycle<'_> {
     /// wait too long.
     fn take_due(
         &self,
-        due: &Receiver<Due>,
+        (due, spent): (&Receiver<Due>, &Sender<Vec<Entry>>),
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
-        pass: &mut Pass,
+        pass: &mut Pass<'a>,
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<(), AppError> {
         loop {
             match due.recv_timeout(BATCH_WAIT) {
-                Ok(Due::Batch { entries, marks }) => {
-                    self.take_batch(entries, marks, now, env, pass, progress)?;
+                Ok(Due::Batch { mut entries, marks }) => {
+                    self.take_batch(&mut entries, marks, now, env, pass, progress)?;
+                    // Freed on the evaluating thread, unless it has ended.
+                    let _ = spent.send(entries);
                     if !pass.flush_if_due()? {
                         return Ok(());
                     }
@@ -352,17 +362,19 @@ impl Cycle<'_> {
     /// rows, in the open transaction.
     fn take_batch(
         &self,
-        entries: Vec<Entry>,
+        entries: &mut [Entry],
         marks: NewMarks,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
-        pass: &mut Pass,
+        pass: &mut Pass<'a>,
         progress: &dyn Progress,
     ) -> Result<(), AppError> {
         pass.begin()?;
         let plan = self.plan;
+        // While the batch before's lines are being written (see `pass`), this is where they
+        // begin: an outbox line of a send claimed here (a held send claimed again, a row
+        // settled at once) can only come later, so a recovery that reads from here finds it.
         let (kind, outbox_from) = (pass.kind, pass.outbox_end);
-        let mut entries = entries;
         // Taken out first, so that the sends' keys can borrow the entries to the end.
         let rendered: Vec<Vec<Option<Rendered>>> = (entries.iter_mut())
             .map(|entry| match entry {
@@ -385,7 +397,7 @@ impl Cycle<'_> {
             Some(claims) => claims.claim_unrecorded(&sends, now)?,
             None => pass.ledger.claim_all(&sends, now)?,
         };
-        let mut claims = claims.into_iter().enumerate();
+        let mut claims = claims.into_iter();
         for (entry, rendered) in entries.iter().zip(rendered) {
             match entry {
                 Entry::Patient { patient, sends, .. } => {
@@ -399,7 +411,7 @@ impl Cycle<'_> {
                 }
             }
         }
-        pass.record_sent_claims(&sends, now)?;
+        // The new sends' rows are written when the batch is flushed (see `pass`).
         if !marks.is_empty() {
             pass.ledger.set_new_marks(&marks)?;
         }
@@ -412,13 +424,13 @@ impl Cycle<'_> {
     fn claim_due(
         &self,
         (patient, sends, rendered): (&Arc<PatientRecord>, &[DueSend], Vec<Option<Rendered>>),
-        claims: &mut impl Iterator<Item = (usize, Claim)>,
+        claims: &mut impl Iterator<Item = Claim>,
         now: DateTime<Utc>,
         env: &minijinja::Environment<'_>,
-        pass: &mut Pass,
+        pass: &mut Pass<'a>,
         progress: &dyn Progress,
     ) -> Result<(), AppError> {
-        let plan = self.plan;
+        let plan: &'a TimingPlan = self.plan;
         let mut context = None;
         let mut rendered = rendered.into_iter();
         for send in sends {
@@ -428,7 +440,7 @@ impl Cycle<'_> {
             let step = &plan.steps[send.step];
             let variant = &step.variants[send.variant];
             let (key, details) = send_of(plan, pass.kind, pass.outbox_end, patient, send);
-            let (index, claim) = claims.next().ok_or_else(|| {
+            let claim = claims.next().ok_or_else(|| {
                 AppError::Io(std::io::Error::other("a send of the batch was not claimed"))
             })?;
             // A new claim whose row is written with the batch (see `pass`): pending if it is
@@ -515,7 +527,9 @@ impl Cycle<'_> {
             }
             progress.queued();
             if unrecorded {
-                pass.sent_new.push((index, pass.waiting.len()));
+                // Where the outbox ends is known when the row is written (see `pass`).
+                let details = details_of(plan, send, None);
+                pass.sent_new.push((pass.waiting.len(), details));
             }
             pass.recorded.push(unrecorded);
             pass.waiting.push(Job {
@@ -542,22 +556,30 @@ fn send_of<'p>(
     patient: &'p PatientRecord,
     send: &DueSend,
 ) -> (SendKey<'p>, SendDetails<'p>) {
-    let step = &plan.steps[send.step];
-    let variant = &step.variants[send.variant];
     let key = SendKey {
         sink: kind,
         patient: &patient.id,
-        step: &step.id,
+        step: &plan.steps[send.step].id,
         occurrence: send.occurrence,
     };
-    let details = SendDetails {
+    (key, details_of(plan, send, outbox_from))
+}
+
+/// What a new claim of `send` records.
+fn details_of<'p>(
+    plan: &'p TimingPlan,
+    send: &DueSend,
+    outbox_from: Option<u64>,
+) -> SendDetails<'p> {
+    let step = &plan.steps[send.step];
+    let variant = &step.variants[send.variant];
+    SendDetails {
         template: &variant.template.name,
         variant: (step.variants.len() > 1).then_some(variant.template.name.as_str()),
         due_at: send.at,
         expires_at: send.expires,
         outbox_from,
-    };
-    (key, details)
+    }
 }
 
 /// The tokens recorded with an earlier claim of the send `key`.

@@ -12,7 +12,7 @@
 //! send's tokens are minted in its claim's transaction, so the pass renders it. For the
 //! outbox they are serialized here as well, as its line holds them: the pass copies them.
 
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,7 @@ pub(super) fn evaluate(
     now: DateTime<Utc>,
     stop: &watch::Receiver<bool>,
     due: SyncSender<Due>,
+    spent: Receiver<Vec<Entry>>,
 ) -> Result<Evaluated, AppError> {
     let window = Window {
         now,
@@ -184,6 +185,7 @@ pub(super) fn evaluate(
         entries: Vec::new(),
         marks: NewMarks::default(),
         since: Instant::now(),
+        spent,
     };
     let counts = for_each_patient_worked(
         patients,
@@ -236,6 +238,9 @@ struct Batch {
     marks: NewMarks,
     /// When the first of them was gathered.
     since: Instant,
+    /// The pass's spent batches, freed here rather than on the pass's thread (the longest
+    /// one); the last one's room is reused for the next batch.
+    spent: Receiver<Vec<Entry>>,
 }
 
 impl Batch {
@@ -266,7 +271,12 @@ impl Batch {
         if self.is_empty() {
             return true;
         }
-        let entries = std::mem::take(&mut self.entries);
+        let mut room = Vec::new();
+        while let Ok(mut spent) = self.spent.try_recv() {
+            spent.clear();
+            room = spent;
+        }
+        let entries = std::mem::replace(&mut self.entries, room);
         let marks = std::mem::take(&mut self.marks);
         due.send(Due::Batch { entries, marks }).is_ok()
     }

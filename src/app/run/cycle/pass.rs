@@ -25,6 +25,13 @@
 //! ledger/claims.rs): the same as dying before the commit, and the failed commit drops the
 //! batch's jobs, so no line or message of it leaves.
 //!
+//! The write itself runs on a thread of its own (`outbox_lines`) while the pass claims the next
+//! batch in the next transaction, and that batch's rows are recorded only when it is flushed:
+//! there the write is waited for and settled first (its mark removed, its unwritten rows
+//! reopened), then the new rows are written with their own mark, then the commit. So the order
+//! above holds for every batch: its commit, then its write, then the commit that removes its
+//! mark.
+//!
 //! Nothing else writes the outbox or the ledger meanwhile (the lock), and a mark is removed
 //! only in a transaction that also reopens the batch's rows whose lines did not get written (a
 //! full disk, a signal before the write), so a row says sent without its line only while the
@@ -41,12 +48,14 @@ use super::super::report::{Problems, RunSummary};
 use super::super::units::UnitTally;
 use crate::app::recipients::BlockedUsers;
 use crate::app::AppError;
-use crate::deliver::outbox::crash::CrashPoint;
 use crate::deliver::{Answer, Job, Progress, RunClock, Settled, Sink};
 use crate::ledger::{
     OutboxClaims, RunLedger, SendDetails, SendKey, Settlement, SinkKind, UnwrittenBatch,
 };
 use crate::template::Variables;
+use outbox_lines::Writing;
+
+mod outbox_lines;
 
 /// Claims committed together before their jobs go to LINE.
 const BATCH: usize = 256;
@@ -83,16 +92,22 @@ pub(in crate::app::run) struct OutboxWriter {
     pub answers: Vec<Answer>,
 }
 
-pub(in crate::app::run) struct Pass {
+pub(in crate::app::run) struct Pass<'p> {
     pub ledger: Box<dyn RunLedger>,
     pub kind: SinkKind,
     /// New outbox sends' rows are written sent with their claims (see the module's doc).
     pub one_step: bool,
     /// Beside `waiting`: true when the job's row is written sent with its claim.
     pub recorded: Vec<bool>,
-    /// New sends of the open batch whose rows are written sent with it: (index into the
-    /// batch's claims, index into `waiting`).
-    pub sent_new: Vec<(usize, usize)>,
+    /// New sends of the open batch whose rows are written sent with it, when it is flushed:
+    /// (index into `waiting`, what the row records; its `outbox_from` is set then).
+    pub sent_new: Vec<(usize, SendDetails<'p>)>,
+    /// The pass's instant (the rows' `created_at`).
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// The committed batch whose lines are being written (outbox passes only).
+    pub writing: Option<Writing>,
+    /// A spare buffer for `waiting`, while the other one is with the write.
+    pub spare: Vec<Job>,
     /// Where the outbox ends: the lines of the open batch start there (outbox passes only).
     pub outbox_end: Option<u64>,
     pub delivery: Delivery,
@@ -113,7 +128,7 @@ pub(in crate::app::run) struct Pass {
     pub variables: Variables,
 }
 
-impl Pass {
+impl Pass<'_> {
     pub fn begin(&mut self) -> Result<(), AppError> {
         if self.batch_started.is_none() {
             self.ledger.begin()?;
@@ -152,17 +167,21 @@ impl Pass {
 
     /// Commits the open claims, hands their jobs to delivery and records what has settled.
     pub fn flush(&mut self) -> Result<bool, AppError> {
+        // The batch before's lines are settled first (its mark goes), then this batch's rows
+        // are written with their own mark (see the module's doc).
+        let recorded = self.land().and_then(|()| self.record_sent_claims());
         self.batch_started = None;
-        if let Err(error) = self.ledger.commit() {
+        let committed = recorded.and_then(|()| self.ledger.commit().map_err(AppError::from));
+        if let Err(error) = committed {
             // Not committed (a full disk, a lost server): these claims have no row, so their
             // messages must not leave, not even from `finish`; a later run claims them anew.
             self.waiting.clear();
             self.recorded.clear();
             self.sent_new.clear();
-            return Err(error.into());
+            return Err(error);
         }
         if let Delivery::Outbox(_) = self.delivery {
-            return self.write_outbox();
+            return self.start_write();
         }
         let mut open = true;
         // Delivery's tasks settle every job: none is written with its claim.
@@ -186,138 +205,6 @@ impl Pass {
         Ok(open)
     }
 
-    /// Writes the committed claims' lines to the outbox and records how each went, in a new
-    /// transaction that the next batch's claims join: the lines are in the file before any
-    /// of them is marked sent, and a crash before that commits leaves the rows pending, whose
-    /// lines the next run finds by their retry keys.
-    fn write_outbox(&mut self) -> Result<bool, AppError> {
-        let Delivery::Outbox(writer) = &mut self.delivery else {
-            return Ok(true);
-        };
-        if self.waiting.is_empty() {
-            return Ok(true);
-        }
-        if *writer.stop.borrow() {
-            // A signal (or the pass failed): these rows stay (or are again) pending for the
-            // next run.
-            self.summary.retry_later += self.waiting.len() as u64;
-            let at = writer.clock.now();
-            let jobs = std::mem::take(&mut self.waiting);
-            let recorded = std::mem::take(&mut self.recorded);
-            let why = "stopped before its outbox line was written";
-            self.reopen_unwritten(&jobs, &recorded, why, at)?;
-            return Ok(false);
-        }
-        let Sink::Outbox(outbox) = writer.sink.as_ref() else {
-            return Ok(true);
-        };
-        // A send after the outbox stopped taking lines was never attempted.
-        let attempts = u32::from(outbox.write_error().is_none());
-        CrashPoint::AfterClaim.check();
-        writer.answers.clear();
-        outbox.deliver_all(&self.waiting, &mut writer.lines, &mut writer.answers);
-        CrashPoint::AfterWrite.check();
-        self.outbox_end = Some(outbox.end());
-        let at = writer.clock.now();
-        let mut answers = std::mem::take(&mut writer.answers);
-        let progress = writer.progress.clone();
-        let mut jobs = std::mem::take(&mut self.waiting);
-        let mut recorded = std::mem::take(&mut self.recorded);
-        self.begin()?;
-        // Sent as claimed (the usual answer): recorded together; anything else one by one.
-        let plain = Settlement::Sent {
-            request_id: None,
-            note: None,
-        };
-        let mut sent = Vec::with_capacity(jobs.len());
-        let mut others = Vec::new();
-        // Written sent with their claims: their steps, to count them, and those whose line
-        // was not written after all, to reopen.
-        let mut sent_with_claims = Vec::new();
-        let mut unwritten = Vec::new();
-        for ((job, answer), &recorded) in jobs.iter().zip(answers.drain(..)).zip(&recorded) {
-            let settlement = match answer {
-                Answer::Accepted { request_id } => Settlement::Sent {
-                    request_id,
-                    note: None,
-                },
-                Answer::AlreadyAccepted { request_id, note } => {
-                    Settlement::Sent { request_id, note }
-                }
-                Answer::Rejected { error } => Settlement::Failed(error),
-                Answer::Unavailable { error } | Answer::Retry { error, .. } => {
-                    Settlement::RetryLater(error)
-                }
-            };
-            if recorded {
-                if let Settlement::Sent { .. } = settlement {
-                    sent_with_claims.push(job.step.as_str());
-                } else {
-                    unwritten.push(job);
-                    others.push((job, settlement));
-                }
-            } else if settlement == plain {
-                let key = SendKey {
-                    sink: self.kind,
-                    patient: &job.patient,
-                    step: &job.step,
-                    occurrence: job.occurrence,
-                };
-                sent.push((key, job.retry_key.as_str()));
-            } else {
-                others.push((job, settlement));
-            }
-        }
-        // The batch's mark goes in the transaction that reopens its unwritten rows.
-        let kind = self.kind;
-        let reopened = match self.outbox_claims() {
-            Some(claims) if recorded.contains(&true) => {
-                let keys: Vec<(SendKey<'_>, &str)> = (unwritten.iter())
-                    .map(|job| (key_of(kind, job), job.retry_key.as_str()))
-                    .collect();
-                let why = "not written to the outbox";
-                (claims.reopen_unwritten(&keys, why, at)).and_then(|()| claims.lines_written())
-            }
-            _ => Ok(()),
-        };
-        let settled = reopened.and_then(|()| self.ledger.settle_sent(&sent, attempts, at));
-        let settled = settled.map_err(AppError::from).and_then(|()| {
-            for (key, _) in &sent {
-                self.count(key.step, &plain);
-                progress.settled();
-            }
-            for step in sent_with_claims {
-                self.count(step, &plain);
-                progress.settled();
-            }
-            for (job, settlement) in others {
-                self.record(Settled {
-                    retry_key: job.retry_key.clone(),
-                    patient: job.patient.clone(),
-                    occurrence: job.occurrence,
-                    step: job.step.clone(),
-                    variant: job.variant.clone(),
-                    attempts,
-                    settlement,
-                    at,
-                })?;
-                progress.settled();
-            }
-            Ok(())
-        });
-        drop(sent);
-        drop(unwritten);
-        jobs.clear();
-        recorded.clear();
-        // The buffers' room is kept for the next batch.
-        self.waiting = jobs;
-        self.recorded = recorded;
-        if let Delivery::Outbox(writer) = &mut self.delivery {
-            writer.answers = answers;
-        }
-        settled.map(|()| true)
-    }
-
     /// Closes the queue and records every settlement until delivery has finished.
     pub fn finish(&mut self) -> Result<(), AppError> {
         let flushed = if self.waiting.is_empty() && self.batch_started.is_none() {
@@ -330,12 +217,18 @@ impl Pass {
                 *jobs = None;
                 self.record_settled(true)
             }
-            // The written lines' settlements, unless the ledger failed before them.
-            Delivery::Outbox(_) if flushed.is_ok() && self.batch_started.is_some() => {
-                self.batch_started = None;
-                self.ledger.commit().map_err(AppError::from)
+            // The last lines' settlements, unless the ledger failed before them (their write
+            // is waited for all the same: the run reports its error).
+            Delivery::Outbox(_) if flushed.is_ok() => self.land().and_then(|()| {
+                if self.batch_started.take().is_some() {
+                    self.ledger.commit()?;
+                }
+                Ok(())
+            }),
+            Delivery::Outbox(_) => {
+                self.wait_write();
+                Ok(())
             }
-            Delivery::Outbox(_) => Ok(()),
         };
         // Handed to delivery but never attempted (a stop): still pending.
         self.summary.retry_later += self.queued;
@@ -433,27 +326,28 @@ impl Pass {
     }
 
     /// Writes the rows of the batch's new sends `sent_new` as sent, with the batch's mark:
-    /// their lines begin where the outbox ends now. `sends` are the batch's claims.
-    pub fn record_sent_claims(
-        &mut self,
-        sends: &[(SendKey<'_>, SendDetails<'_>)],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), AppError> {
+    /// their lines begin where the outbox ends now (the batch before's write has landed).
+    fn record_sent_claims(&mut self) -> Result<(), AppError> {
         if self.sent_new.is_empty() {
             return Ok(());
         }
         let Delivery::Outbox(writer) = &self.delivery else {
+            self.sent_new.clear();
             return Ok(());
         };
         let batch = UnwrittenBatch {
             from: self.outbox_end.unwrap_or(0),
             sent_at: writer.clock.now(),
         };
+        let (kind, outbox_from) = (self.kind, self.outbox_end);
         let rows: Vec<(SendKey<'_>, SendDetails<'_>, &str)> = (self.sent_new.iter())
-            .filter_map(|&(claim, job)| {
-                let (key, details) = sends.get(claim)?;
-                let retry_key = self.waiting.get(job)?.retry_key.as_str();
-                Some((key.clone(), details.clone(), retry_key))
+            .filter_map(|(job, details)| {
+                let job = self.waiting.get(*job)?;
+                let details = SendDetails {
+                    outbox_from,
+                    ..details.clone()
+                };
+                Some((key_of(kind, job), details, job.retry_key.as_str()))
             })
             .collect();
         let written = match self.one_step {
@@ -461,7 +355,7 @@ impl Pass {
             false => None,
         };
         if let Some(claims) = written {
-            claims.record_claims(&rows, Some(batch), now)?;
+            claims.record_claims(&rows, Some(batch), self.now)?;
         }
         drop(rows);
         self.sent_new.clear();
