@@ -15,12 +15,16 @@ use rusqlite::{Connection, OptionalExtension};
 use super::mark_log::patient_hash;
 use super::marks::{Logged, MarkRow};
 
-/// Most rows a pack holds: a changed patient's look-up reads their whole pack, so a pack
-/// stays about a page (64 rows of four dates are ~3.5 KB).
+/// Most rows a pack holds: a changed patient's look-up reads their whole pack.
 pub(super) const PACK_ROWS: usize = 64;
 
-/// Bytes after which a pack takes no more rows (one row alone, of a very long id, may pass it).
-const PACK_BYTES: usize = 8 * 1024;
+/// The most bytes a pack of more than one row takes (one row alone, of a very long id, may
+/// pass it): a third of a 4 KiB page's room for rows, less each row's own bytes in the page
+/// (a pointer, its lengths and key, the record's header: 12 bytes). A pack is a row of
+/// `mark_packs`, and SQLite starts a new page for a row appended to a full last page, so a page
+/// holds as many whole packs as fit: packs of 64 rows (~2.4 KB at the bench's rules) were one
+/// a page, 58% of it used; packs of at most this size go three to a page.
+const PACK_BYTES: usize = (4096 - 8) / 3 - 12;
 
 /// The largest pack a reader accepts: the writer never makes one near it (a row is an id and
 /// the values of the rules' fields), so a larger one is damage, not data.
@@ -47,14 +51,21 @@ pub(super) fn write(conn: &Connection, rows: &[PackRow<'_>]) -> rusqlite::Result
     let mut insert = conn.prepare_cached("INSERT INTO mark_packs (rows) VALUES (?1)")?;
     let mut blob = Vec::new();
     let mut rest = rows;
-    while let Some(&(_, _, fields, _)) = rest.first() {
-        let mut size = 0;
-        let mut bytes = 0;
+    while let Some(&(_, _, fields, first)) = rest.first() {
+        // The rows taken, the start they all share and their bytes less that start's.
+        let (mut size, mut shared, mut bytes) = (0, first.len(), 0);
         while let Some(&(id, _, row_fields, seen)) = rest.get(size) {
-            if size == PACK_ROWS || row_fields != fields || (size > 0 && bytes >= PACK_BYTES) {
+            if size == PACK_ROWS || row_fields != fields {
                 break;
             }
-            bytes += id.len() + seen.len() + 12;
+            let with_row = (
+                shared.min(common_start(first, seen)),
+                bytes + len_len(id.len()) + id.len() + 8 + len_len(seen.len()) + seen.len(),
+            );
+            if size > 0 && pack_len_at_most(size + 1, with_row.0, with_row.1) > PACK_BYTES {
+                break;
+            }
+            (shared, bytes) = with_row;
             size += 1;
         }
         let (pack, later) = rest.split_at(size);
@@ -73,6 +84,24 @@ pub(super) fn write(conn: &Connection, rows: &[PackRow<'_>]) -> rusqlite::Result
     Ok(logged)
 }
 
+/// How many bytes `a` and `b` begin with alike.
+fn common_start(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(a, b)| a == b).count()
+}
+
+/// The bytes of a length's LEB128 form.
+fn len_len(len: usize) -> usize {
+    (usize::BITS - (len | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// At least as many bytes as `encode` makes of `rows` rows that share a start of `shared`
+/// bytes, their ids, prints and values (each with its length) taking `bytes`: a row's values
+/// lose the shared start, and their length can only get shorter with it.
+fn pack_len_at_most(rows: usize, shared: usize, bytes: usize) -> usize {
+    let head = 1 + 8 + len_len(shared) + shared + len_len(rows);
+    head + bytes.saturating_sub(rows * shared)
+}
+
 /// `rows` (all of the same fields' hash) as a pack, into `blob`.
 fn encode(rows: &[PackRow<'_>], blob: &mut Vec<u8>) {
     blob.clear();
@@ -80,8 +109,7 @@ fn encode(rows: &[PackRow<'_>], blob: &mut Vec<u8>) {
     // The longest start every row's values share.
     let mut prefix = rows.first().map_or(&[][..], |row| row.3);
     for &(.., seen) in rows {
-        let shared = prefix.iter().zip(seen).take_while(|(a, b)| a == b).count();
-        prefix = &prefix[..shared];
+        prefix = &prefix[..common_start(prefix, seen)];
     }
     blob.push(FORMAT);
     blob.extend_from_slice(&fields.to_le_bytes());
@@ -287,6 +315,81 @@ mod tests {
         assert!(unpack(&[&[7][..], &blob[1..]].concat()).is_none());
     }
 
+    /// A first run's packs (ids in order, four dates after the pass's instant) go three to a
+    /// 4 KiB page: 58% of a page was used when they closed at 64 rows alone.
+    #[test]
+    fn a_first_runs_packs_fill_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("packs.db")).unwrap();
+        conn.execute_batch("CREATE TABLE mark_packs (seq INTEGER PRIMARY KEY, rows BLOB NOT NULL)")
+            .unwrap();
+        let ids: Vec<String> = (0..20_000).map(|i| format!("P{i:07}")).collect();
+        let seen: Vec<Vec<u8>> = (0..20_000u32)
+            .map(|i| [&[2, 0, 9, 9, 9, 9, 9, 9, 9][..], &i.to_le_bytes().repeat(4)].concat())
+            .collect();
+        let rows: Vec<PackRow<'_>> = (ids.iter().zip(&seen))
+            .map(|(id, seen)| (id.as_str(), 7, 9, &seen[..]))
+            .collect();
+        let count = |sql| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+        let pages = count("PRAGMA page_count");
+        let logged = write(&conn, &rows).unwrap();
+        assert_eq!(logged.len(), rows.len());
+        let (packs, largest) = (
+            count("SELECT count(*) FROM mark_packs"),
+            count("SELECT max(length(rows)) FROM mark_packs"),
+        );
+        assert!(largest <= PACK_BYTES as i64, "{largest}");
+        assert!(
+            largest > PACK_BYTES as i64 - 50,
+            "{largest}: a pack closes when full"
+        );
+        let used = count("PRAGMA page_count") - pages;
+        assert!(used * 3 <= packs + 3 * 3, "{used} pages for {packs} packs");
+        assert_eq!(scan(&conn).unwrap(), logged);
+    }
+
+    proptest::proptest! {
+        /// Whatever the rows, a pack of more than one row is no larger than [`PACK_BYTES`],
+        /// holds at most [`PACK_ROWS`] rows of one fields' hash, and reads back as written.
+        #[test]
+        fn packs_stay_within_their_bytes(
+            rows in proptest::collection::vec(
+                ("[a-z]{0,40}", 0u64..3, proptest::collection::vec(0u8..3, 0..200)),
+                1..300,
+            ),
+        ) {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(
+                "CREATE TABLE mark_packs (seq INTEGER PRIMARY KEY, rows BLOB NOT NULL)",
+            )
+            .unwrap();
+            let rows: Vec<PackRow<'_>> = (rows.iter())
+                .map(|(id, fields, seen)| (id.as_str(), 5, *fields, &seen[..]))
+                .collect();
+            let logged = write(&conn, &rows).unwrap();
+            let mut select = conn.prepare("SELECT rows FROM mark_packs ORDER BY seq").unwrap();
+            let blobs: Vec<Vec<u8>> = select
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let mut read = Vec::new();
+            for blob in &blobs {
+                let (fields, prefix, unpacked) = unpack(blob).unwrap();
+                proptest::prop_assert!(unpacked.len() <= PACK_ROWS);
+                proptest::prop_assert!(unpacked.len() == 1 || blob.len() <= PACK_BYTES);
+                for (id, print, rest) in unpacked {
+                    read.push((id, print, fields, [&prefix[..], &rest].concat()));
+                }
+            }
+            let wanted: Vec<_> = (rows.iter())
+                .map(|&(id, print, fields, seen)| (id.as_bytes().to_vec(), print, fields, seen.to_vec()))
+                .collect();
+            proptest::prop_assert_eq!(read, wanted);
+            proptest::prop_assert_eq!(logged.len(), rows.len());
+        }
+    }
+
     #[test]
     fn packs_close_at_their_row_count_their_size_or_another_fields_hash() {
         let conn = Connection::open_in_memory().unwrap();
@@ -296,7 +399,8 @@ mod tests {
         let big = "B".repeat(9000);
         let mut rows: Vec<PackRow<'_>> =
             ids.iter().map(|id| (id.as_str(), 1, 9, &[2][..])).collect();
-        // Rows 130..: another fields' hash; row 140 alone passes the byte limit.
+        // Rows 130..: another fields' hash; row 140 alone passes the byte limit (a pack of its
+        // own).
         for row in &mut rows[130..] {
             row.2 = 8;
         }
@@ -305,10 +409,14 @@ mod tests {
         let packs: Vec<u32> = logged.iter().map(|entry| entry.pack).collect();
         let mut sizes = packs.clone();
         sizes.dedup();
-        assert_eq!(sizes, [1, 2, 3, 4, 5]);
+        assert_eq!(sizes, [1, 2, 3, 4, 5, 6]);
         let count = |pack| packs.iter().filter(|&&p| p == pack).count();
-        assert_eq!((1..=5).map(count).collect::<Vec<_>>(), [64, 64, 2, 11, 9]);
-        assert_eq!(find(&conn, 5, "P149").unwrap().unwrap().fields, 8);
+        assert_eq!(
+            (1..=6).map(count).collect::<Vec<_>>(),
+            [64, 64, 2, 10, 1, 9]
+        );
+        assert_eq!(find(&conn, 6, "P149").unwrap().unwrap().fields, 8);
+        assert_eq!(find(&conn, 5, &big).unwrap().unwrap().fields, 8);
         assert_eq!(find(&conn, 1, "P149").unwrap(), None);
         assert_eq!(find(&conn, 9, "P1").unwrap(), None);
         assert_eq!(scan(&conn).unwrap(), logged);

@@ -256,3 +256,101 @@ fn retry_keys_drawn_together_are_distinct_random_uuids() {
         assert_eq!(&uuid.to_string(), key, "hyphenated, lower case");
     }
 }
+
+fn sink_key(line: bool, patient: &str) -> SendKey<'_> {
+    let sink = if line {
+        SinkKind::Line
+    } else {
+        SinkKind::Outbox
+    };
+    SendKey {
+        sink,
+        ..key(patient)
+    }
+}
+
+#[test]
+fn a_chunk_is_looked_up_only_where_a_row_of_its_sink_lies_within_its_patients() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_with_history(dir.path());
+    // The history's outbox rows are P0..P4; none is on LINE.
+    let may_hold = |keys: &[(bool, &str)]| {
+        let keys: Vec<KeyColumns<'_>> = (keys.iter())
+            .map(|&(line, patient)| {
+                let sink = if line { "line" } else { "outbox" };
+                (sink, patient, "thanks", "2026-11-21T01:00:00Z")
+            })
+            .collect();
+        ledger.may_hold_any(&keys).unwrap()
+    };
+    assert!(may_hold(&[(false, "P3")]));
+    assert!(may_hold(&[(false, "P5"), (false, "P0")]), "P0 to P5");
+    assert!(
+        may_hold(&[(false, "P05"), (false, "P25")]),
+        "P1 and P2 among them"
+    );
+    assert!(
+        !may_hold(&[(false, "P15"), (false, "P10")]),
+        "P1 < P10, P15 < P2"
+    );
+    assert!(may_hold(&[(true, "P9"), (false, "P4")]));
+    assert!(!may_hold(&[(false, "P5"), (false, "P9")]));
+    assert!(!may_hold(&[(false, "P40"), (false, "P41")]), "after P4");
+    assert!(!may_hold(&[(false, "O"), (false, "P")]), "before P0");
+    assert!(!may_hold(&[(true, "P0"), (true, "P4")]), "no LINE rows");
+    assert!(!may_hold(&[]));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Over any history of both sinks, a batch claimed together answers and writes as its
+    /// sends claimed one by one: chunks whose patients no row lies among skip their look-up,
+    /// the others find their rows as before.
+    #[test]
+    fn a_batch_over_any_history_answers_as_claiming_each_send(
+        history in proptest::collection::vec((proptest::bool::ANY, 0u16..600), 0..40),
+        batch in proptest::collection::vec((proptest::bool::ANY, 0u16..600), 1..400),
+        sorted in proptest::bool::ANY,
+    ) {
+        let name = |n: u16| format!("P{n:03}");
+        let held: Vec<(bool, String)> = history.iter().map(|&(line, n)| (line, name(n))).collect();
+        let mut claimed: Vec<(bool, String)> =
+            batch.iter().map(|&(line, n)| (line, name(n))).collect();
+        if sorted {
+            // As a first run's export comes: most chunks lie clear of the history.
+            claimed.sort();
+        }
+        let now = at("2026-11-25T09:00:00Z");
+        let make = |dir: &std::path::Path| {
+            let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
+            for (line, patient) in &held {
+                ledger.claim(&sink_key(*line, patient), &details(1), now).unwrap();
+            }
+            ledger
+        };
+        let (one_dir, all_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut one_by_one, mut together) = (make(one_dir.path()), make(all_dir.path()));
+        let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (claimed.iter())
+            .map(|(line, patient)| (sink_key(*line, patient), details(2)))
+            .collect();
+        one_by_one.begin().unwrap();
+        let each: Vec<Claim> = (sends.iter())
+            .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
+            .collect();
+        one_by_one.commit().unwrap();
+        together.begin().unwrap();
+        let all = together.claim_all(&sends, now).unwrap();
+        together.commit().unwrap();
+        proptest::prop_assert_eq!(
+            each.iter().map(shape).collect::<Vec<_>>(),
+            all.iter().map(shape).collect::<Vec<_>>()
+        );
+        for (i, (key, _)) in sends.iter().enumerate() {
+            let row = together.row(key).unwrap().unwrap();
+            if let Some(retry_key) = key_of(&all[i]) {
+                proptest::prop_assert_eq!(row.retry_key.as_str(), retry_key);
+            }
+        }
+    }
+}
