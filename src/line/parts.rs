@@ -58,10 +58,13 @@ pub(crate) fn parts<'a>(written: Option<&'a Message>, rendered: &'a Message) -> 
             walk_json(written, json, Place::TOP, &mut into);
         }
         (written, typed) => {
-            let written_parts = written.map(typed_parts).unwrap_or_default();
-            for (index, (role, button, value)) in typed_parts(typed).into_iter().enumerate() {
-                let written = written_parts
-                    .get(index)
+            // Each part found by its place, with no list of either message's parts: this
+            // runs for every send.
+            into.reserve_exact(typed_len(typed));
+            let typed_parts = (0..).map_while(|index| typed_part(typed, index));
+            for (index, (role, button, value)) in typed_parts.enumerate() {
+                let written = written
+                    .and_then(|written| typed_part(written, index))
                     .filter(|(r, b, _)| *r == role && *b == button)
                     .map_or("", |(_, _, w)| w);
                 into.push(Part {
@@ -78,22 +81,42 @@ pub(crate) fn parts<'a>(written: Option<&'a Message>, rendered: &'a Message) -> 
 
 type TypedPart<'a> = (Role, Option<usize>, &'a str);
 
-fn typed_parts(message: &Message) -> Vec<TypedPart<'_>> {
+/// How many parts a typed message has.
+fn typed_len(message: &Message) -> usize {
     match message {
-        Message::Text { text } => vec![(Role::Text, None, text)],
-        Message::Image { original, preview } => {
-            vec![(Role::Image, None, original), (Role::Image, None, preview)]
-        }
+        Message::Text { .. } => 1,
+        Message::Image { .. } => 2,
+        Message::Card(card) => 1 + 2 * card.buttons.len() + usize::from(card.hero.is_some()),
+        Message::Json(_) => 0,
+    }
+}
+
+/// The part at `index` of a typed message, in the order they stand in its JSON: a text's
+/// text; an image's original, then its preview; a card's alt text, each button's label and
+/// link, then its hero image.
+fn typed_part(message: &Message, index: usize) -> Option<TypedPart<'_>> {
+    match message {
+        Message::Text { text } => (index == 0).then_some((Role::Text, None, text.as_str())),
+        Message::Image { original, preview } => match index {
+            0 => Some((Role::Image, None, original.as_str())),
+            1 => Some((Role::Image, None, preview.as_str())),
+            _ => None,
+        },
         Message::Card(card) => {
-            let mut parts = vec![(Role::AltText, None, card.alt_text.as_str())];
-            for (index, button) in card.buttons.iter().enumerate() {
-                parts.push((Role::Label, Some(index), &button.label));
-                parts.push((Role::Link, Some(index), &button.uri));
+            if index == 0 {
+                return Some((Role::AltText, None, card.alt_text.as_str()));
             }
-            parts.extend(card.hero.as_deref().map(|url| (Role::Image, None, url)));
-            parts
+            let button = (index - 1) / 2;
+            match card.buttons.get(button) {
+                Some(b) if index % 2 == 1 => Some((Role::Label, Some(button), b.label.as_str())),
+                Some(b) => Some((Role::Link, Some(button), b.uri.as_str())),
+                None if index == 1 + 2 * card.buttons.len() => {
+                    card.hero.as_deref().map(|url| (Role::Image, None, url))
+                }
+                None => None,
+            }
         }
-        Message::Json(_) => Vec::new(),
+        Message::Json(_) => None,
     }
 }
 
@@ -257,5 +280,82 @@ fn rewrite_json<E>(
                 .try_for_each(|item| rewrite_json(item, inner, change))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{Button, Card};
+
+    fn card(buttons: usize, hero: Option<&str>) -> Message {
+        Message::Card(Card {
+            alt_text: "alt".into(),
+            hero: hero.map(str::to_owned),
+            buttons: (0..buttons)
+                .map(|n| Button {
+                    label: format!("label {n}"),
+                    uri: format!("https://x.example/{n}"),
+                })
+                .collect(),
+        })
+    }
+
+    fn listed(parts: &[Part<'_>]) -> Vec<(Role, Option<usize>, String, String)> {
+        (parts.iter())
+            .map(|p| (p.role, p.button, p.written.to_owned(), p.value.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_typed_messages_parts_stand_in_its_jsons_order() {
+        let text = Message::Text { text: "t".into() };
+        assert_eq!(
+            listed(&parts(None, &text)),
+            [(Role::Text, None, String::new(), "t".to_owned())]
+        );
+        let image = Message::Image {
+            original: "o".into(),
+            preview: "p".into(),
+        };
+        let roles: Vec<_> = (parts(Some(&image), &image).iter())
+            .map(|p| (p.role, p.written, p.value))
+            .collect();
+        assert_eq!(roles, [(Role::Image, "o", "o"), (Role::Image, "p", "p")]);
+        for buttons in 0..6 {
+            for hero in [None, Some("https://x.example/h.png")] {
+                let message = card(buttons, hero);
+                let mut expected = vec![(Role::AltText, None, "alt".to_owned())];
+                for n in 0..buttons {
+                    expected.push((Role::Label, Some(n), format!("label {n}")));
+                    expected.push((Role::Link, Some(n), format!("https://x.example/{n}")));
+                }
+                expected.extend(hero.map(|h| (Role::Image, None, h.to_owned())));
+                let found: Vec<_> = (listed(&parts(Some(&message), &message)).into_iter())
+                    .map(|(role, button, written, value)| {
+                        assert_eq!(written, value);
+                        (role, button, value)
+                    })
+                    .collect();
+                assert_eq!(found, expected, "{buttons} buttons, hero {hero:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_part_is_written_only_where_the_written_message_has_the_same_part() {
+        // Written with one button and a hero: the rendered second button's label stands where
+        // the written hero does, and has no written text.
+        let written = card(1, Some("https://x.example/h.png"));
+        let rendered = card(2, None);
+        let found = listed(&parts(Some(&written), &rendered));
+        let written_of: Vec<&str> = found.iter().map(|p| p.2.as_str()).collect();
+        assert_eq!(
+            written_of,
+            ["alt", "label 0", "https://x.example/0", "", ""]
+        );
+        let text = Message::Text { text: "t".into() };
+        let found = listed(&parts(Some(&text), &rendered));
+        assert!(found.iter().all(|p| p.2.is_empty()));
     }
 }

@@ -15,7 +15,7 @@ pub use render::{
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
@@ -39,6 +39,8 @@ pub struct Template {
     /// `allow = [{ code = "ad-…", reason = "…" }]`: advertising lints a person reviewed and
     /// silenced for this template, each with the reason the review sheet shows.
     pub allow: Vec<Allowance>,
+    /// The messages as written, made when first rendered (see `render::written_messages`).
+    written: OnceLock<Vec<crate::line::Message>>,
 }
 
 /// One `allow` entry of a template.
@@ -382,6 +384,7 @@ pub fn parse(name: &str, file: SourceFile) -> Result<Template, Box<Diagnostic>> 
         unknown_keys,
         self_pay,
         allow,
+        written: OnceLock::new(),
     })
 }
 

@@ -42,9 +42,10 @@ pub fn environment(timezone: Tz) -> Environment<'static> {
     // had.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(MAX_FUEL));
-    env.add_filter("date", move |value: Value, format: String| {
+    // The format is borrowed from the template: a `String` was an allocation a call.
+    env.add_filter("date", move |value: Value, format: &str| {
         let instant = parse_instant(&value, timezone)?;
-        time::format(&instant, &format)
+        time::format(&instant, format)
             .map_err(|err| minijinja::Error::new(ErrorKind::InvalidOperation, err.to_string()))
     });
     env.add_filter("weekday_ja", move |value: Value| {
@@ -70,12 +71,14 @@ pub fn precompile<'s>(env: &mut Environment<'s>, template: &'s Template) {
         TemplateBody::LineJson(source) => {
             let strings = std::cell::RefCell::new(Vec::new());
             let messages = parse_line_json(&template.name, source).unwrap_or_default();
-            let _ = map_json_strings(messages, &|text| {
-                if text.contains("{{") || text.contains("{%") {
-                    strings.borrow_mut().push(text.to_owned());
-                }
-                Ok(String::new())
-            });
+            for message in &messages {
+                let _ = map_json_strings(message, &|text| {
+                    if text.contains("{{") || text.contains("{%") {
+                        strings.borrow_mut().push(text.to_owned());
+                    }
+                    Ok(String::new())
+                });
+            }
             for text in strings.into_inner() {
                 let _ = env.add_template_owned(text.clone(), text);
             }
@@ -120,7 +123,7 @@ impl Template {
             Some(_) => Lengths::Untracked,
             None => Lengths::All,
         };
-        let mut findings = limits::check(&self.written_messages(), &rendered, lengths);
+        let mut findings = limits::check(self.written_messages(), &rendered, lengths);
         if let Some(Tracking { base, links }) = tracking {
             if findings.is_empty() {
                 track::track(&mut rendered, base, links).map_err(RenderError::Token)?;
@@ -143,29 +146,42 @@ impl Template {
             render_field(env, context, &self.name, field, text, span)
         };
         match &self.body {
-            TemplateBody::Simple { .. } => self.simple(default_alt(context), |name, source| {
-                field(name, &source.node, source.span)
-            }),
+            TemplateBody::Simple { .. } => self.simple(
+                || default_alt(context),
+                |name, source| field(name, &source.node, source.span),
+            ),
             TemplateBody::LineJson(source) => {
-                let messages = parse_line_json(&self.name, source)?;
-                let rendered = map_json_strings(messages, &|text| {
+                // Rendered from the written messages (parsed once): parsed again only when
+                // there are none, for the error of JSON that does not parse.
+                let written = self.written_messages();
+                if written.is_empty() {
+                    parse_line_json(&self.name, source)?;
+                }
+                let render = |text: &str| {
                     if text.contains("{{") || text.contains("{%") {
                         field("line_json", text, source.span)
                     } else {
                         Ok(text.to_owned())
                     }
-                })?;
-                Ok(rendered.into_iter().map(Message::Json).collect())
+                };
+                (written.iter())
+                    .map(|message| match message {
+                        Message::Json(json) => map_json_strings(json, &render).map(Message::Json),
+                        typed => Ok(typed.clone()),
+                    })
+                    .collect()
             }
         }
     }
 
     /// The messages with every value as the template writes it, before rendering: the same
-    /// shape as the rendered ones, for holding a rendered URL against its template.
-    fn written_messages(&self) -> Vec<Message> {
-        match &self.body {
+    /// shape as the rendered ones, for holding a rendered URL against its template. Made once
+    /// per template: rebuilding them for every send copied each field's text (and parsed
+    /// `line_json` again).
+    fn written_messages(&self) -> &[Message] {
+        self.written.get_or_init(|| match &self.body {
             TemplateBody::Simple { .. } => self
-                .simple(String::new(), |_, source| {
+                .simple(String::new, |_, source| {
                     Ok::<_, std::convert::Infallible>(source.node.clone())
                 })
                 .unwrap_or_default(),
@@ -174,13 +190,13 @@ impl Template {
                 .into_iter()
                 .map(Message::Json)
                 .collect(),
-        }
+        })
     }
 
     /// The simple form's messages, with each field's value from `value`.
     fn simple<E>(
         &self,
-        default_alt: String,
+        default_alt: impl FnOnce() -> String,
         mut value: impl FnMut(&'static str, &Spanned<String>) -> Result<String, E>,
     ) -> Result<Vec<Message>, E> {
         let TemplateBody::Simple {
@@ -216,7 +232,7 @@ impl Template {
         // never anything about the patient's health.
         let alt_text = match alt {
             Some(alt) => value("alt", alt)?,
-            None => default_alt,
+            None => default_alt(),
         };
         messages.push(Message::Card(Card {
             alt_text,
@@ -257,14 +273,12 @@ fn render_field(
     };
     // Sized for the text and a name or two, so that it is rarely grown.
     let mut out = BoundedOutput {
-        bytes: Vec::with_capacity(text.len() + 64),
+        text: String::with_capacity(text.len() + 64),
+        source: compiled.source(),
         overflowed: false,
     };
     match compiled.render_captured_to(context, &mut out) {
-        Ok(_) => Ok(match String::from_utf8(out.bytes) {
-            Ok(text) => text,
-            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-        }),
+        Ok(_) => Ok(out.text),
         Err(_) if out.overflowed => Err(fail(FailureKind::TooLarge, None, None)),
         Err(err) if err.kind() == ErrorKind::OutOfFuel => {
             Err(fail(FailureKind::OutOfFuel, err.line(), None))
@@ -290,25 +304,43 @@ fn literal(source: &str) -> Option<&str> {
 
 /// Collects rendered output and refuses the write that would pass [`MAX_RENDERED_BYTES`],
 /// which stops minijinja at once.
-#[derive(Default)]
-struct BoundedOutput {
-    bytes: Vec<u8>,
+///
+/// minijinja writes `str`s, but through `io::Write`, as bytes: checking that the output is
+/// UTF-8 again cost about a sixth of a render (the texts are Japanese, never ASCII). Most
+/// writes are the template's own text between its tags, which minijinja hands over as a
+/// piece of the template's source: such a piece is taken from the source (a `str`), and only
+/// the rest (the values) is checked.
+struct BoundedOutput<'s> {
+    text: String,
+    /// The source of the template being rendered.
+    source: &'s str,
     overflowed: bool,
 }
 
-impl std::io::Write for BoundedOutput {
+impl std::io::Write for BoundedOutput<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+        if self.text.len() + buf.len() > MAX_RENDERED_BYTES {
             self.overflowed = true;
             return Err(std::io::Error::other("rendered text too large"));
         }
-        self.bytes.extend_from_slice(buf);
+        match piece_of(self.source, buf) {
+            Some(piece) => self.text.push_str(piece),
+            None => self.text.push_str(&String::from_utf8_lossy(buf)),
+        }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `bytes` as the piece of `source` they are, when they are one: the same memory (not only
+/// the same bytes), starting and ending on character boundaries.
+fn piece_of<'s>(source: &'s str, bytes: &[u8]) -> Option<&'s str> {
+    let start = (bytes.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
+    let piece = source.get(start..start.checked_add(bytes.len())?)?;
+    (piece.as_ptr() == bytes.as_ptr()).then_some(piece)
 }
 
 /// Parses `line_json` before rendering, so that a value put into a JSON string (a name with a
@@ -338,34 +370,28 @@ pub fn parse_line_json(
     })
 }
 
-/// Renders every string in the messages; the JSON around them stays as written. serde_json
+/// Renders every string in a message; the JSON around them stays as written. serde_json
 /// reads at most 128 levels, so the recursion is bounded.
 fn map_json_strings(
-    messages: Vec<serde_json::Value>,
+    value: &serde_json::Value,
     render: &dyn Fn(&str) -> Result<String, RenderFailure>,
-) -> Result<Vec<serde_json::Value>, RenderFailure> {
-    fn walk(
-        value: serde_json::Value,
-        render: &dyn Fn(&str) -> Result<String, RenderFailure>,
-    ) -> Result<serde_json::Value, RenderFailure> {
-        use serde_json::Value as J;
-        Ok(match value {
-            J::String(text) => J::String(render(&text)?),
-            J::Array(items) => J::Array(
-                items
-                    .into_iter()
-                    .map(|v| walk(v, render))
-                    .collect::<Result<_, _>>()?,
-            ),
-            J::Object(map) => J::Object(
-                map.into_iter()
-                    .map(|(k, v)| Ok((k, walk(v, render)?)))
-                    .collect::<Result<_, RenderFailure>>()?,
-            ),
-            other => other,
-        })
-    }
-    messages.into_iter().map(|m| walk(m, render)).collect()
+) -> Result<serde_json::Value, RenderFailure> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::String(text) => J::String(render(text)?),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|v| map_json_strings(v, render))
+                .collect::<Result<_, _>>()?,
+        ),
+        J::Object(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), map_json_strings(v, render)?)))
+                .collect::<Result<_, RenderFailure>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 fn default_alt(context: &Value) -> String {
@@ -534,6 +560,46 @@ mod tests {
             match literal(&text) {
                 Some(literal) => proptest::prop_assert_eq!(literal, rendered.unwrap()),
                 None => proptest::prop_assert!(TAGS.iter().any(|t| text.contains(t))),
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_same_memory_is_a_piece_of_the_source() {
+        let source = "花子様 {{ name }} 様";
+        assert_eq!(piece_of(source, &source.as_bytes()[3..9]), Some("子様"));
+        assert_eq!(piece_of(source, source.as_bytes()), Some(source));
+        assert_eq!(piece_of(source, &source.as_bytes()[0..0]), Some(""));
+        // The same bytes elsewhere, a piece across a character, bytes past the end.
+        let copy = source.to_owned();
+        assert_eq!(piece_of(source, &copy.as_bytes()[3..9]), None);
+        assert_eq!(piece_of(source, &source.as_bytes()[1..6]), None);
+        let longer = format!("{source}!");
+        assert_eq!(piece_of(&longer[..source.len()], longer.as_bytes()), None);
+        assert_eq!(piece_of(&source[3..], &source.as_bytes()[..3]), None);
+    }
+
+    proptest::proptest! {
+        /// Text between tags comes from the template's source, values are checked: whatever
+        /// a field writes, precompiled or not, it renders as minijinja renders it to a string.
+        #[test]
+        fn a_field_renders_as_minijinja_renders_it(
+            raw in "[a{}%# \\-\r\n花😀]{0,8}",
+            value in "[a{}\\\\\"\r\n花😀\u{1}]{0,6}",
+            tail in "[a \n花😀]{0,6}",
+        ) {
+            let text = format!("{raw}{{{{ name }}}}{tail}{{% if name %}}{raw}{{% endif %}}");
+            let context = minijinja::context! { name => value };
+            let plain = environment(chrono_tz::Asia::Tokyo);
+            let expected = plain.render_str(&text, &context);
+            let mut precompiled = environment(chrono_tz::Asia::Tokyo);
+            let _ = precompiled.add_template_owned(text.clone(), text.clone());
+            for env in [&plain, &precompiled] {
+                let rendered = render_field(env, &context, "t", "text", &text, Span::new(0, 0));
+                match &expected {
+                    Ok(expected) => proptest::prop_assert_eq!(rendered.ok(), Some(expected.clone())),
+                    Err(_) => proptest::prop_assert!(rendered.is_err()),
+                }
             }
         }
     }
