@@ -172,7 +172,15 @@ pub(super) fn run(
         let mut problem = None;
         let candidates = &mut scratch.candidates;
         let bounds = scratch.bounds[step.index];
+        let explain = ctx.explain;
         let occurrences = for_each_occurrence(step, anchor, bounds, frame.clock, |nominal| {
+            // An occurrence before the first that can still matter (see `occurrence_bounds`)
+            // has expired before `now` wherever `at` and quiet hours put it: `place` would
+            // refuse it. Most one-off steps of a long-registered patient are such, and only
+            // `explain` says why they send nothing. (`every` starts at that bound already.)
+            if nominal < bounds.0 && !explain {
+                return;
+            }
             match place(step, nominal, anchor, &frame) {
                 Ok(send) => candidates.push(send),
                 Err(refused) => problem = Some(refused),
