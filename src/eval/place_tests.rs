@@ -246,3 +246,69 @@ fn month_ends_leap_days_and_a_leap_second_place_as_before() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+    /// What `schedule` relies on to skip an occurrence `EXPIRED_MARGIN` before the first that
+    /// can matter for the window (`occurrence_bounds`) without placing it: wherever `at`, the
+    /// next day and quiet hours put it, it has expired by `now`, so `place` refuses it, with
+    /// the anchor anywhere around it. (The margin was first left out: an `after` send moved
+    /// to `at` 21:00, then to the next day, then out of quiet hours went 56 hours.)
+    #[test]
+    fn occurrences_before_the_bounds_are_refused(
+        zone in 0..ZONES.len(),
+        quiet in 0..QUIET.len(),
+        before in any::<bool>(),
+        on_the_day in any::<bool>(),
+        offset in 0..OFFSETS.len(),
+        within in 0..OFFSETS.len(),
+        at in prop::option::of((0u32..24, prop_oneof![Just(0u32), Just(30), 0u32..60])),
+        // 2019 to 2031.
+        now in 1_546_300_800i64..1_924_992_000,
+        nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+        from_after_now_minutes in -20_000i64..20_000,
+        // How far before the bound the occurrence is, and its anchor from it.
+        early_seconds in prop_oneof![1i64..7_200, 1i64..40_000_000],
+        anchor_minutes in -600_000i64..600_000,
+        with_start in any::<bool>(),
+    ) {
+        let mut plan = base();
+        plan.timezone = ZONES[zone];
+        plan.quiet = QUIET[quiet].map(|(from, to)| QuietHours { from: clock(from), to: clock(to) });
+        let now = DateTime::from_timestamp(now, nanos).unwrap();
+        let from = now + TimeDelta::minutes(from_after_now_minutes);
+        let window = crate::eval::Window { now, from, to: from + TimeDelta::days(7) };
+        plan.start = with_start.then(|| now - TimeDelta::days(3));
+        let mut step = plan.steps[0].clone();
+        step.direction = if before { Direction::Before } else { Direction::After };
+        step.on_the_day = on_the_day;
+        step.offset = OFFSETS[offset];
+        step.sendable_for = OFFSETS[within];
+        step.at = at.map(clock);
+        let (earliest, _) = crate::eval::series::occurrence_bounds(&step, window);
+        let margin = crate::eval::schedule::EXPIRED_MARGIN;
+        let Some(nominal) = earliest.plus_seconds(-margin - early_seconds) else {
+            return Ok(());
+        };
+        let anchor = nominal.plus_seconds(anchor_minutes * 60).unwrap();
+        let tz = plan.timezone;
+        let frame = Frame {
+            clock: ZoneClock::new(tz),
+            quiet: plan.quiet,
+            start: plan.start.map(UnixTime::from),
+            now: UnixTime::from(now),
+            sendable: UnixTime::from(leave_quiet(now, plan.quiet, tz)),
+        };
+        let placed = place(&step, nominal, anchor, &frame);
+        prop_assert!(
+            placed.is_err(),
+            "{tz} {:?} {:?} at {:?} within {:?} quiet {:?} nominal {:?} now {now}: {placed:?}",
+            step.direction,
+            step.offset,
+            step.at,
+            step.sendable_for,
+            plan.quiet,
+            nominal.utc(),
+        );
+    }
+}

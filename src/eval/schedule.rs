@@ -25,6 +25,12 @@ pub const MAX_OCCURRENCES: u32 = 10_000;
 /// How far `at` times and quiet hours can move a send from its step's own time.
 pub(super) const SLACK_DAYS: i64 = 2;
 
+/// How much further before `occurrence_bounds`' first instant an occurrence is skipped
+/// without being placed: `at` (within its local day), the next day for an `after` send put
+/// before its anchor, and quiet hours can together move a send up to about three days, so
+/// twice the slack.
+pub(super) const EXPIRED_MARGIN: i64 = 2 * SLACK_DAYS * 86_400;
+
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     candidates: Vec<Candidate>,
@@ -172,7 +178,18 @@ pub(super) fn run(
         let mut problem = None;
         let candidates = &mut scratch.candidates;
         let bounds = scratch.bounds[step.index];
+        // An occurrence this far before the first that can still matter (`occurrence_bounds`)
+        // has expired before `now` wherever `at`, the next day and quiet hours put it (each
+        // moves it less than a day and a bit): `place` would refuse it. Most one-off steps of
+        // a long-registered patient are such, and only `explain` says why they send nothing.
+        let expired_before = match ctx.explain {
+            true => None,
+            false => bounds.0.plus_seconds(-EXPIRED_MARGIN),
+        };
         let occurrences = for_each_occurrence(step, anchor, bounds, frame.clock, |nominal| {
+            if expired_before.is_some_and(|first| nominal < first) {
+                return;
+            }
             match place(step, nominal, anchor, &frame) {
                 Ok(send) => candidates.push(send),
                 Err(refused) => problem = Some(refused),
