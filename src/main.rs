@@ -30,7 +30,30 @@ use steprule::DeliveryOptions;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's options (`mi_option_t` in its `mimalloc.h`; the numbers are kept stable across
+// its versions, retired ones left as placeholders).
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Memory is committed as it is used and given back as soon as it is freed: with mimalloc's
+/// defaults (whole arenas committed at once, frees purged after 10 ms) `plan` on a million
+/// patients peaked at 225-280 MB instead of 141 MB with glibc, near the 300 MB the issue
+/// allows; with these, ~160 MB and no slower (benches/README, "Session 11: the allocator").
+fn tune_allocator() {
+    // SAFETY: `mi_option_set` only stores a value in mimalloc's option table; both options
+    // are read when memory is next reserved or freed, so setting them first thing in `main`,
+    // before any thread is started, takes effect for the whole run.
+    unsafe {
+        mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     with_io(|io| dispatch(cli.command, io))
 }

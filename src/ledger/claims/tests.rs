@@ -75,6 +75,25 @@ fn key_of(claim: &Claim) -> Option<&str> {
     }
 }
 
+/// `sends` claimed in `one_by_one` a send at a time and in `together` as one batch, each in a
+/// transaction of its own: the two answers.
+fn claim_both(
+    one_by_one: &mut Ledger,
+    together: &mut Ledger,
+    sends: &[(SendKey<'_>, SendDetails<'_>)],
+    now: DateTime<Utc>,
+) -> (Vec<Claim>, Vec<Claim>) {
+    one_by_one.begin().unwrap();
+    let each: Vec<Claim> = (sends.iter())
+        .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
+        .collect();
+    one_by_one.commit().unwrap();
+    together.begin().unwrap();
+    let all = together.claim_all(sends, now).unwrap();
+    together.commit().unwrap();
+    (each, all)
+}
+
 #[test]
 fn claiming_a_batch_answers_and_writes_as_claiming_each_send() {
     // Every state, a key twice, and more new sends than one statement takes.
@@ -89,14 +108,7 @@ fn claiming_a_batch_answers_and_writes_as_claiming_each_send() {
     let (one_dir, all_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut one_by_one = ledger_with_history(one_dir.path());
     let mut together = ledger_with_history(all_dir.path());
-    one_by_one.begin().unwrap();
-    let each: Vec<Claim> = (sends.iter())
-        .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
-        .collect();
-    one_by_one.commit().unwrap();
-    together.begin().unwrap();
-    let all = together.claim_all(&sends, now).unwrap();
-    together.commit().unwrap();
+    let (each, all) = claim_both(&mut one_by_one, &mut together, &sends, now);
     assert_eq!(
         each.iter().map(shape).collect::<Vec<_>>(),
         all.iter().map(shape).collect::<Vec<_>>()
@@ -334,14 +346,7 @@ proptest::proptest! {
         let sends: Vec<(SendKey<'_>, SendDetails<'_>)> = (claimed.iter())
             .map(|(line, patient)| (sink_key(*line, patient), details(2)))
             .collect();
-        one_by_one.begin().unwrap();
-        let each: Vec<Claim> = (sends.iter())
-            .map(|(key, details)| one_by_one.claim(key, details, now).unwrap())
-            .collect();
-        one_by_one.commit().unwrap();
-        together.begin().unwrap();
-        let all = together.claim_all(&sends, now).unwrap();
-        together.commit().unwrap();
+        let (each, all) = claim_both(&mut one_by_one, &mut together, &sends, now);
         proptest::prop_assert_eq!(
             each.iter().map(shape).collect::<Vec<_>>(),
             all.iter().map(shape).collect::<Vec<_>>()
