@@ -34,25 +34,53 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // its versions, retired ones left as placeholders).
 extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
 }
 const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
-/// Memory is committed as it is used and given back as soon as it is freed: with mimalloc's
-/// defaults (whole arenas committed at once, frees purged after 10 ms) `plan` on a million
-/// patients peaked at 225-280 MB instead of 141 MB with glibc, near the 300 MB the issue
-/// allows; with these, ~160 MB and no slower (benches/README, "Session 11: the allocator").
-fn tune_allocator() {
-    // SAFETY: `mi_option_set` only stores a value in mimalloc's option table; both options
-    // are read when memory is next reserved or freed, so setting them first thing in `main`,
-    // before any thread is started, takes effect for the whole run.
-    unsafe {
-        mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+/// Memory is committed as it is used, and freed memory is given back after 50 ms instead of
+/// mimalloc's 1 s. With mimalloc's defaults (whole arenas committed at once, purges after
+/// 1 s) `plan --days 7` on a million patients peaked at 228-279 MB, near the 300 MB issue 13
+/// allows (glibc: 141 MB). Given back at once (`purge_delay` 0), memory a thread frees and
+/// takes again a moment later is faulted in anew, zeroed by the kernel each time: a first run
+/// spent ~0.3 s more in the kernel, `plan --days 7` ~10% more wall, for ~13 MB less at its
+/// peak (benches/README, "Session 12: the allocator's options").
+/// An option set in the environment (`MIMALLOC_PURGE_DELAY=…`, mimalloc's own variables) is
+/// left as mimalloc read it, so that an operator can trade memory for speed without a build.
+/// Allocates nothing: it runs before the first allocation (see [`TUNE_ALLOCATOR_AT_LOAD`]).
+extern "C" fn tune_allocator() {
+    for (option, variable, value) in [
+        (
+            MI_OPTION_ARENA_EAGER_COMMIT,
+            c"MIMALLOC_ARENA_EAGER_COMMIT",
+            0,
+        ),
+        (MI_OPTION_PURGE_DELAY, c"MIMALLOC_PURGE_DELAY", 50),
+    ] {
+        // SAFETY: `getenv` reads the environment, which nothing changes while the process
+        // loads or before `main`; `mi_option_set` only stores a value in mimalloc's option
+        // table, read when memory is next reserved or purged.
+        unsafe {
+            if getenv(variable.as_ptr()).is_null() {
+                mi_option_set(option, value);
+            }
+        }
     }
 }
 
+/// Run as the binary is loaded, before Rust's runtime makes its first allocation: the arena
+/// mimalloc reserves for that allocation follows the options of that moment, and set in `main`
+/// (as in session 11) that first arena was committed whole (`plan --days 7` 187 MB at its
+/// peak, against 155 MB with the same options from the environment).
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static TUNE_ALLOCATOR_AT_LOAD: extern "C" fn() = tune_allocator;
+
 fn main() -> ExitCode {
+    // Where the loader does not run it first (see `TUNE_ALLOCATOR_AT_LOAD`).
+    #[cfg(not(target_os = "linux"))]
     tune_allocator();
     let cli = Cli::parse();
     with_io(|io| dispatch(cli.command, io))
