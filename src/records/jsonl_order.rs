@@ -146,6 +146,16 @@ impl KeyOrder {
         None
     }
 
+    /// The slot of `key` anywhere along the spellings (`None`: not met yet). For a key not
+    /// found at or after the place the line's order led to: an export that writes its keys
+    /// in its columns' order, not sorted, has most of its keys before the place of the one
+    /// before them.
+    pub(super) fn find_anywhere(&self, key: &str) -> Option<usize> {
+        self.spellings
+            .binary_search_by(|spelling| order(&spelling.text, key))
+            .ok()
+    }
+
     /// Keeps `key` (with its column) at `slot`, where it sorts. What followed which key is
     /// forgotten: the slots after it have moved.
     pub(super) fn insert(&mut self, slot: usize, key: &str, column: usize) {

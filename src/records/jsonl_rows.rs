@@ -65,7 +65,7 @@ pub(super) struct JsonlKeys {
     /// its place in `columns`: a line's keys, sorted too, are found along it as the line is
     /// scanned, most by the order the line before had them in, with no hashing.
     order: KeyOrder,
-    /// The line's keys' slots in `order`, while found there in order.
+    /// The line's keys' slots in `order`, while all are found there.
     slots: Vec<usize>,
     /// The line's keys' places in `columns` (or, past it, in `fresh`), one per entry.
     keys: Vec<usize>,
@@ -239,18 +239,25 @@ impl JsonlKeys {
             // resolved key by key.
             Ok(Shape::Object) => {
                 let found = if flat && self.slots.len() == entries.len() {
-                    self.fresh.clear();
-                    self.keys.clear();
-                    let order = &self.order;
-                    self.keys
-                        .extend(self.slots.iter().map(|&slot| order.column(slot)));
+                    // What the next line is expected to hold: this one's keys in its order.
+                    self.order.learn(&self.slots);
+                    if sort_by_slots(&mut self.slots, entries) {
+                        self.fresh.clear();
+                        self.keys.clear();
+                        let order = &self.order;
+                        self.keys
+                            .extend(self.slots.iter().map(|&slot| order.column(slot)));
+                        true
+                    } else {
+                        false
+                    }
+                } else if self.find_in_order(entries) {
+                    self.order.learn(&self.slots);
                     true
                 } else {
-                    self.find_in_order(entries)
+                    false
                 };
-                if found {
-                    self.order.learn(&self.slots);
-                } else {
+                if !found {
                     sort_entries(entries);
                     self.resolve(entries);
                 }
@@ -433,6 +440,27 @@ impl JsonlKeys {
         });
         clash.map(|(first, second)| (&self.columns[first], &self.columns[second]))
     }
+}
+
+/// Puts `entries` and their `slots` (one each) in the order of the slots, which is their keys'
+/// sorted order, the order the cells are typed in (as `sort_entries` leaves a line): an export
+/// that writes its keys in its columns' order has them sorted here with a few integer
+/// compares instead of sorted by their text. False, as soon as it is seen, when a slot comes
+/// twice (a key given twice, whose last value counts): equal slots are never swapped, so the
+/// line's order of a key's values is kept for `sort_entries`.
+fn sort_by_slots(slots: &mut [usize], entries: &mut [Entry<'_>]) -> bool {
+    for next in 1..slots.len() {
+        let mut at = next;
+        while at > 0 && slots[at - 1] > slots[at] {
+            slots.swap(at - 1, at);
+            entries.swap(at - 1, at);
+            at -= 1;
+        }
+        if at > 0 && slots[at - 1] == slots[at] {
+            return false;
+        }
+    }
+    true
 }
 
 /// `entries`' list, emptied, for entries of another line: the same allocation (a list of

@@ -34,9 +34,9 @@ pub(super) fn scan_entries<'a>(
 }
 
 /// [`scan_entries`], each key found along `order` as it is scanned: `slots` (emptied first)
-/// gets the slot of each key while every key so far is found there, each after the one
-/// before. So it holds one slot per entry exactly when the line's keys are all known, in
-/// order and each there once.
+/// gets the slot of each key, in the line's order, while every key so far is known. So it
+/// holds one slot per entry exactly when the line's keys are all known (in any order, and a
+/// key may come twice: see `JsonlKeys::type_entries`).
 pub(super) fn scan_keyed<'a>(
     text: &'a str,
     entries: &mut Vec<Entry<'a>>,
@@ -194,8 +194,8 @@ impl<'a> Scan<'a> {
         Some(unsafe { self.text.get_unchecked(start..start + len) })
     }
 
-    /// A key and the `:` after it, and its slot along `order` at or after `place` (`None` when
-    /// not found there, or `place` is `None`). The key expected at `place` is tried first: its
+    /// A key and the `:` after it, and its slot along `order`, looked for at or after `place`
+    /// first (`None` when not known, or `place` is `None`). The key expected at `place` is tried first: its
     /// bytes, its closing quote and the colon compared where the line has them, in one go.
     #[inline]
     fn key(&mut self, order: &KeyOrder, place: Option<usize>) -> Option<(&'a str, Option<usize>)> {
@@ -218,7 +218,8 @@ impl<'a> Scan<'a> {
             }
         }
         let key = self.key_alone()?;
-        Some((key, order.find(place, key)))
+        let slot = order.find(place, key);
+        Some((key, slot.or_else(|| order.find_anywhere(key))))
     }
 
     /// A key and the `:` after it.
