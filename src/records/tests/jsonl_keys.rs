@@ -149,6 +149,24 @@ const SHUFFLED_KEYS: [&str; 10] = [
     "id", "i", "idx", "memo", "mem", "meme", "患者ID", "メモ", "a\"b", "stage",
 ];
 
+/// Line `n` of a proptest's file: `keys` as (key in [`SHUFFLED_KEYS`], value kind), in order.
+fn push_line(text: &mut String, n: usize, keys: &[(usize, usize)]) {
+    let entries: Vec<String> = keys
+        .iter()
+        .map(|&(key, value)| {
+            let value = match (SHUFFLED_KEYS[key], value) {
+                // Ids all different: each row is judged on its own cells.
+                ("id" | "患者ID", 0 | 1) => format!("\"P{n}\""),
+                ("stage", 0) => "\"booked\"".to_owned(),
+                (_, 0 | 1) => format!("\"v{value}\""),
+                _ => "null".to_owned(),
+            };
+            format!("\"{}\":{value}", SHUFFLED_KEYS[key].replace('"', "\\\""))
+        })
+        .collect();
+    text.push_str(&format!("{{{}}}\n", entries.join(",")));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -171,20 +189,7 @@ proptest::proptest! {
             if sorted {
                 keys.sort_by_key(|(key, _)| SHUFFLED_KEYS[*key]);
             }
-            let entries: Vec<String> = keys
-                .iter()
-                .map(|&(key, value)| {
-                    let value = match (SHUFFLED_KEYS[key], value) {
-                        // Ids all different: each row is judged on its own cells.
-                        ("id" | "患者ID", 0 | 1) => format!("\"P{n}\""),
-                        ("stage", 0) => "\"booked\"".to_owned(),
-                        (_, 0 | 1) => format!("\"v{value}\""),
-                        _ => "null".to_owned(),
-                    };
-                    format!("\"{}\":{value}", SHUFFLED_KEYS[key].replace('"', "\\\""))
-                })
-                .collect();
-            text.push_str(&format!("{{{}}}\n", entries.join(",")));
+            push_line(&mut text, n, &keys);
         }
         let options = with_mapping(MAPPING);
         let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
@@ -218,19 +223,7 @@ proptest::proptest! {
             if let Some(key) = twice {
                 keys.push((key, 1));
             }
-            let entries: Vec<String> = keys
-                .iter()
-                .map(|&(key, value)| {
-                    let value = match (SHUFFLED_KEYS[key], value) {
-                        ("id" | "患者ID", 0 | 1) => format!("\"P{n}\""),
-                        ("stage", 0) => "\"booked\"".to_owned(),
-                        (_, 0 | 1) => format!("\"v{value}\""),
-                        _ => "null".to_owned(),
-                    };
-                    format!("\"{}\":{value}", SHUFFLED_KEYS[key].replace('"', "\\\""))
-                })
-                .collect();
-            text.push_str(&format!("{{{}}}\n", entries.join(",")));
+            push_line(&mut text, n, &keys);
         }
         let options = with_mapping(MAPPING);
         let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
