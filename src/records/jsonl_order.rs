@@ -1,10 +1,11 @@
 //! The order an export writes a line's keys in, learnt from the lines before. An export writes
-//! its keys in one order on every line (leaving out the empty ones), so the key after a key is
-//! nearly always the one that came after it the last time: the scanner
-//! ([`super::jsonl_scan`]) confirms that guess with one compare of the key's bytes and the `":`
-//! after them, and only on a miss walks the sorted spellings for the key it scanned. Walking
-//! them for every key (a compare or two per spelling passed, the key's end searched for first)
-//! was most of what finding a line's columns cost.
+//! its keys in one order on every line (leaving out the empty ones), sorted or in its columns'
+//! order, so the key after a key is nearly always the one that came after it the last time:
+//! the scanner ([`super::jsonl_scan`]) confirms that guess with one compare of the key's bytes
+//! and the `":` after them, and only on a miss walks the sorted spellings for the key it
+//! scanned (from the place the key before led to, then by a binary search over them all).
+//! Walking them for every key (a compare or two per spelling passed, the key's end searched
+//! for first) was most of what finding a line's columns cost.
 
 use std::cmp::Ordering;
 

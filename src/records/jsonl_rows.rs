@@ -62,8 +62,8 @@ pub(super) struct JsonlKeys {
     /// Columns resolved for the line being typed past [`KEY_CACHE_LIMIT`], after `columns`.
     fresh: Vec<Column>,
     /// Every spelling of a key met so far (while fewer than [`KEY_CACHE_LIMIT`]), sorted, with
-    /// its place in `columns`: a line's keys, sorted too, are found along it as the line is
-    /// scanned, most by the order the line before had them in, with no hashing.
+    /// its place in `columns`: a line's keys are found along it as the line is scanned, most
+    /// by the order the line before had them in (whatever it is), with no hashing.
     order: KeyOrder,
     /// The line's keys' slots in `order`, while all are found there.
     slots: Vec<usize>,
@@ -234,9 +234,9 @@ impl JsonlKeys {
             None => (parse_entries_serde(text, entries, &mut self.numbers), false),
         };
         match parsed {
-            // A line whose keys are all known and in order, each once (nearly every line), has
-            // them found as it was scanned, or in one walk; any other is put in order and
-            // resolved key by key.
+            // A line whose keys are all known, each once (nearly every line), has them found as
+            // it was scanned (then put in sorted order by their slots), or in one walk; any
+            // other is put in order and resolved key by key.
             Ok(Shape::Object) => {
                 let found = if flat && self.slots.len() == entries.len() {
                     // What the next line is expected to hold: this one's keys in its order.

@@ -194,9 +194,10 @@ impl<'a> Scan<'a> {
         Some(unsafe { self.text.get_unchecked(start..start + len) })
     }
 
-    /// A key and the `:` after it, and its slot along `order`, looked for at or after `place`
-    /// first (`None` when not known, or `place` is `None`). The key expected at `place` is tried first: its
-    /// bytes, its closing quote and the colon compared where the line has them, in one go.
+    /// A key and the `:` after it, and its slot along `order` (`None` when not known, or
+    /// `place` is `None`). The key expected at `place` is tried first: its bytes, its closing
+    /// quote and the colon compared where the line has them, in one go; then the spellings at
+    /// or after `place`, then all of them.
     #[inline]
     fn key(&mut self, order: &KeyOrder, place: Option<usize>) -> Option<(&'a str, Option<usize>)> {
         let place = match place {
