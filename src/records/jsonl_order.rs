@@ -9,6 +9,8 @@
 
 use std::cmp::Ordering;
 
+use super::jsonl_line::Entry;
+
 /// Every spelling of a key met so far, sorted, each with its column's place, and for each the
 /// spelling that came after it on the last line that had it.
 ///
@@ -30,6 +32,11 @@ const NOT_SEEN: usize = usize::MAX;
 /// one (a line may have a key of up to the row's bound) is found by walking, so that the
 /// copies kept to compare with stay small.
 const WRITTEN_KEY_MAX: usize = 64;
+
+/// The most keys a line out of sorted order may have to be put in order by their slots
+/// ([`sort_by_slots`]); a wider line is sorted by its keys' text, as every unsorted line was
+/// before session 12. Exports have a few dozen columns.
+const SLOT_SORT_MOST: usize = 64;
 
 struct Spelling {
     /// The key as its line means it (unescaped).
@@ -183,6 +190,33 @@ impl KeyOrder {
     }
 }
 
+/// Puts `entries` and their `slots` (one each) in the order of the slots, which is their keys'
+/// sorted order, the order the cells are typed in (as `sort_entries` leaves a line): an export
+/// that writes its keys in its columns' order has them sorted here with a few integer
+/// compares instead of sorted by their text. False, as soon as it is seen, when a slot comes
+/// twice (a key given twice, whose last value counts): equal slots are never swapped, so the
+/// line's order of a key's values is kept for `sort_entries`. False too, touching nothing,
+/// for a line of more than [`SLOT_SORT_MOST`] keys out of order: an insertion sort is
+/// quadratic, and a hostile line of a thousand known keys backwards would cost ~500,000
+/// swaps; `sort_entries` takes n log n.
+pub(super) fn sort_by_slots(slots: &mut [usize], entries: &mut [Entry<'_>]) -> bool {
+    if slots.len() > SLOT_SORT_MOST && !slots.windows(2).all(|pair| pair[0] < pair[1]) {
+        return false;
+    }
+    for next in 1..slots.len() {
+        let mut at = next;
+        while at > 0 && slots[at - 1] > slots[at] {
+            slots.swap(at - 1, at);
+            entries.swap(at - 1, at);
+            at -= 1;
+        }
+        if at > 0 && slots[at - 1] == slots[at] {
+            return false;
+        }
+    }
+    true
+}
+
 /// `a.cmp(b)`, told by the first bytes when they differ (keys mostly do) without a call to
 /// compare the whole.
 #[inline]
@@ -196,6 +230,61 @@ pub(super) fn order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::jsonl_line::JsonValue;
+    use std::borrow::Cow;
+
+    fn entries(keys: &[&'static str]) -> Vec<Entry<'static>> {
+        keys.iter()
+            .map(|&key| (Cow::Borrowed(key), JsonValue::Null))
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_sorted_by_their_slots_and_a_slot_twice_is_refused() {
+        let mut slots = vec![3, 0, 2, 1];
+        let mut line = entries(&["d", "a", "c", "b"]);
+        assert!(sort_by_slots(&mut slots, &mut line));
+        assert_eq!(slots, [0, 1, 2, 3]);
+        let keys: Vec<&str> = line.iter().map(|(key, _)| key.as_ref()).collect();
+        assert_eq!(keys, ["a", "b", "c", "d"]);
+        // A key given twice: refused, its two values still in the line's order.
+        let mut slots = vec![2, 0, 2, 1];
+        let mut line: Vec<Entry<'static>> = vec![
+            (Cow::Borrowed("c"), JsonValue::Text(Cow::Borrowed("first"))),
+            (Cow::Borrowed("a"), JsonValue::Null),
+            (Cow::Borrowed("c"), JsonValue::Text(Cow::Borrowed("last"))),
+            (Cow::Borrowed("b"), JsonValue::Null),
+        ];
+        assert!(!sort_by_slots(&mut slots, &mut line));
+        let values: Vec<&JsonValue> = line
+            .iter()
+            .filter(|(key, _)| key.as_ref() == "c")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(
+            values,
+            [
+                &JsonValue::Text(Cow::Borrowed("first")),
+                &JsonValue::Text(Cow::Borrowed("last"))
+            ]
+        );
+        // Wider than an insertion sort is kept for: left alone unless already in order.
+        let wide = SLOT_SORT_MOST + 1;
+        let names: Vec<&'static str> = vec!["k"; wide];
+        let mut slots: Vec<usize> = (0..wide).rev().collect();
+        let mut line = entries(&names);
+        assert!(!sort_by_slots(&mut slots, &mut line));
+        assert!(slots.windows(2).all(|pair| pair[0] > pair[1]), "untouched");
+        let mut slots: Vec<usize> = (0..wide).collect();
+        assert!(sort_by_slots(&mut slots, &mut line));
+        let mut slots: Vec<usize> = (0..SLOT_SORT_MOST).rev().collect();
+        let mut line = entries(&names[..SLOT_SORT_MOST]);
+        assert!(sort_by_slots(&mut slots, &mut line));
+        assert_eq!(slots, (0..SLOT_SORT_MOST).collect::<Vec<_>>());
+        let (mut none, mut one) = (Vec::new(), vec![5]);
+        assert!(sort_by_slots(&mut none, &mut []));
+        assert!(sort_by_slots(&mut one, &mut entries(&["x"])));
+    }
 
     #[test]
     fn keys_are_ordered_as_str_orders_them() {

@@ -13,7 +13,7 @@ use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
 use super::jsonl_line::{parse_entries_serde, sort_entries, Entry, JsonValue, Shape};
-use super::jsonl_order::{order, KeyOrder};
+use super::jsonl_order::{order, sort_by_slots, KeyOrder};
 use super::jsonl_scan::scan_keyed;
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
@@ -440,27 +440,6 @@ impl JsonlKeys {
         });
         clash.map(|(first, second)| (&self.columns[first], &self.columns[second]))
     }
-}
-
-/// Puts `entries` and their `slots` (one each) in the order of the slots, which is their keys'
-/// sorted order, the order the cells are typed in (as `sort_entries` leaves a line): an export
-/// that writes its keys in its columns' order has them sorted here with a few integer
-/// compares instead of sorted by their text. False, as soon as it is seen, when a slot comes
-/// twice (a key given twice, whose last value counts): equal slots are never swapped, so the
-/// line's order of a key's values is kept for `sort_entries`.
-fn sort_by_slots(slots: &mut [usize], entries: &mut [Entry<'_>]) -> bool {
-    for next in 1..slots.len() {
-        let mut at = next;
-        while at > 0 && slots[at - 1] > slots[at] {
-            slots.swap(at - 1, at);
-            entries.swap(at - 1, at);
-            at -= 1;
-        }
-        if at > 0 && slots[at - 1] == slots[at] {
-            return false;
-        }
-    }
-    true
 }
 
 /// `entries`' list, emptied, for entries of another line: the same allocation (a list of
