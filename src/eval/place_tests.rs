@@ -164,17 +164,57 @@ fn base() -> TimingPlan {
     crate::eval::tests::plan("step s: when stage=booked 1d before appointment_at send a\n")
 }
 
+/// A drawn step's shape: `before`, `on the day`, offset and window (indexes into [`OFFSETS`]),
+/// and `at`.
+type Shape = (bool, bool, usize, usize, Option<(u32, u32)>);
+
+/// [`base`]'s plan in `ZONES[zone]` with `QUIET[quiet]` and `start`, and its step shaped as
+/// drawn: what both placing proptests start from.
+fn shaped(
+    zone: usize,
+    quiet: usize,
+    start: Option<DateTime<Utc>>,
+    (before, on_the_day, offset, within, at): Shape,
+) -> (TimingPlan, PlannedStep) {
+    let mut plan = base();
+    plan.timezone = ZONES[zone];
+    plan.quiet = QUIET[quiet].map(|(from, to)| QuietHours {
+        from: clock(from),
+        to: clock(to),
+    });
+    plan.start = start;
+    let mut step = plan.steps[0].clone();
+    step.direction = if before {
+        Direction::Before
+    } else {
+        Direction::After
+    };
+    step.on_the_day = on_the_day;
+    step.offset = OFFSETS[offset];
+    step.sendable_for = OFFSETS[within];
+    step.at = at.map(clock);
+    (plan, step)
+}
+
+/// Every [`Shape`]: both directions, on the day or not, any offset and window, `at` on the
+/// hour, the half hour or any minute, or none.
+fn shapes() -> impl Strategy<Value = Shape> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        0..OFFSETS.len(),
+        0..OFFSETS.len(),
+        prop::option::of((0u32..24, prop_oneof![Just(0u32), Just(30), 0u32..60])),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4_000))]
     #[test]
     fn placing_on_seconds_is_placing_on_chronos_instants(
         zone in 0..ZONES.len(),
         quiet in 0..QUIET.len(),
-        before in any::<bool>(),
-        on_the_day in any::<bool>(),
-        offset in 0..OFFSETS.len(),
-        within in 0..OFFSETS.len(),
-        at in prop::option::of((0u32..24, prop_oneof![Just(0u32), Just(30), 0u32..60])),
+        shape in shapes(),
         // 2019 to 2031, on the minute or anywhere.
         anchor in 1_546_300_800i64..1_924_992_000,
         anchor_on_the_minute in any::<bool>(),
@@ -182,9 +222,6 @@ proptest! {
         nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
         with_start in any::<bool>(),
     ) {
-        let mut plan = base();
-        plan.timezone = ZONES[zone];
-        plan.quiet = QUIET[quiet].map(|(from, to)| QuietHours { from: clock(from), to: clock(to) });
         let anchor = match anchor_on_the_minute {
             true => anchor - anchor.rem_euclid(60),
             false => anchor,
@@ -192,14 +229,10 @@ proptest! {
         let anchor = DateTime::from_timestamp(anchor, 0).unwrap();
         let now = anchor + TimeDelta::minutes(now_after_anchor_minutes)
             + TimeDelta::nanoseconds(i64::from(nanos));
-        plan.start = with_start.then(|| now - TimeDelta::days(3));
-        let mut step = plan.steps[0].clone();
-        step.direction = if before { Direction::Before } else { Direction::After };
-        step.on_the_day = on_the_day;
-        step.offset = OFFSETS[offset];
-        step.sendable_for = OFFSETS[within];
-        step.at = at.map(clock);
+        let start = with_start.then(|| now - TimeDelta::days(3));
+        let (plan, step) = shaped(zone, quiet, start, shape);
         let tz = plan.timezone;
+        let (before, ..) = shape;
         let Some(nominal) = shift(anchor, step.offset, before, tz) else {
             return Ok(());
         };
@@ -258,11 +291,7 @@ proptest! {
     fn occurrences_before_the_bounds_are_refused(
         zone in 0..ZONES.len(),
         quiet in 0..QUIET.len(),
-        before in any::<bool>(),
-        on_the_day in any::<bool>(),
-        offset in 0..OFFSETS.len(),
-        within in 0..OFFSETS.len(),
-        at in prop::option::of((0u32..24, prop_oneof![Just(0u32), Just(30), 0u32..60])),
+        shape in shapes(),
         // 2019 to 2031.
         now in 1_546_300_800i64..1_924_992_000,
         nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
@@ -272,19 +301,11 @@ proptest! {
         anchor_minutes in -600_000i64..600_000,
         with_start in any::<bool>(),
     ) {
-        let mut plan = base();
-        plan.timezone = ZONES[zone];
-        plan.quiet = QUIET[quiet].map(|(from, to)| QuietHours { from: clock(from), to: clock(to) });
         let now = DateTime::from_timestamp(now, nanos).unwrap();
         let from = now + TimeDelta::minutes(from_after_now_minutes);
         let window = crate::eval::Window { now, from, to: from + TimeDelta::days(7) };
-        plan.start = with_start.then(|| now - TimeDelta::days(3));
-        let mut step = plan.steps[0].clone();
-        step.direction = if before { Direction::Before } else { Direction::After };
-        step.on_the_day = on_the_day;
-        step.offset = OFFSETS[offset];
-        step.sendable_for = OFFSETS[within];
-        step.at = at.map(clock);
+        let start = with_start.then(|| now - TimeDelta::days(3));
+        let (plan, step) = shaped(zone, quiet, start, shape);
         let (earliest, _) = crate::eval::series::occurrence_bounds(&step, window);
         let margin = crate::eval::schedule::EXPIRED_MARGIN;
         let Some(nominal) = earliest.plus_seconds(-margin - early_seconds) else {
