@@ -87,6 +87,26 @@ fn jsonl() -> String {
     text
 }
 
+/// [`jsonl`]'s rows with each line's keys in the columns' order, as most exports write them
+/// (serde_json's map sorts them).
+fn jsonl_in_column_order() -> String {
+    let mut text = String::new();
+    for n in 0..PATIENTS {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .zip(patient(n))
+            .map(|(column, cell)| (column, cell.trim_matches('"').to_owned()))
+            .filter(|(_, cell)| !cell.is_empty())
+            .map(|(column, cell)| {
+                let key = serde_json::Value::from(*column);
+                format!("{key}:{}", serde_json::Value::from(cell))
+            })
+            .collect();
+        text.push_str(&format!("{{{}}}\n", cells.join(",")));
+    }
+    text
+}
+
 /// `plan` on `patients` with `format` on `threads` typing threads: (stdout, stderr).
 fn plan(patients: &Path, format: &str, threads: &str) -> (String, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -160,5 +180,45 @@ fn plan_on_four_threads_prints_what_one_thread_prints_from_jsonl() {
     assert!(
         stderr.contains(".jsonl:3002: the same id is already on line 11"),
         "{stderr}"
+    );
+}
+
+/// The keys of a JSONL export are found by the order of the line before, whatever it is
+/// (session 12): the same rows with their keys in the columns' order plan exactly as with
+/// their keys sorted, warnings and skipped rows included.
+#[test]
+fn jsonl_keys_in_the_columns_order_plan_as_sorted_keys_do() {
+    let (sorted_dir, ordered_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sorted, ordered) = (
+        sorted_dir.path().join("patients.jsonl"),
+        ordered_dir.path().join("patients.jsonl"),
+    );
+    std::fs::write(&sorted, jsonl()).unwrap();
+    std::fs::write(&ordered, jsonl_in_column_order()).unwrap();
+    let first_line = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .next()
+            .map(str::to_owned)
+    };
+    assert_ne!(
+        first_line(&sorted),
+        first_line(&ordered),
+        "the two files differ in key order"
+    );
+    let (sorted_out, sorted_err) = plan(&sorted, "json", "2");
+    let (ordered_out, ordered_err) = plan(&ordered, "json", "2");
+    assert!(sorted_out.lines().count() > 5000, "{sorted_err}");
+    for (number, (ordered, sorted)) in ordered_out.lines().zip(sorted_out.lines()).enumerate() {
+        assert_eq!(ordered, sorted, "line {} of stdout", number + 1);
+    }
+    assert_eq!(ordered_out, sorted_out);
+    // The warnings name each file by its own folder.
+    let folderless =
+        |err: &str, dir: &tempfile::TempDir| err.replace(&dir.path().display().to_string(), "DIR");
+    assert_eq!(
+        folderless(&ordered_err, &ordered_dir),
+        folderless(&sorted_err, &sorted_dir)
     );
 }
