@@ -69,7 +69,7 @@ fn a_log_grown_past_its_slack_is_compacted_to_a_pair_a_patient() {
                 pack: 0,
             })
             .collect();
-        append_within(conn, &pairs, 5).unwrap();
+        append_within(conn, &pairs, Appended::Known, 5).unwrap();
     }
     let (live, logged): (i64, i64) = conn
         .query_row("SELECT live, logged FROM mark_print_state", [], |r| {
@@ -83,6 +83,51 @@ fn a_log_grown_past_its_slack_is_compacted_to_a_pair_a_patient() {
     let prints = read(conn).unwrap().unwrap();
     assert_eq!(prints.len(), 10);
     assert!((1..=10u64).all(|hash| prints.get(hash) == Some(hash * 100 + 4)));
+}
+
+#[test]
+fn first_sightings_count_as_live_and_leave_the_log_uncompacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let conn = &ledger.conn;
+    let state = || -> (i64, i64) {
+        conn.query_row("SELECT live, logged FROM mark_print_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let pairs = |hashes: std::ops::RangeInclusive<u64>, print: u64| -> Vec<_> {
+        hashes
+            .map(|hash| crate::ledger::marks::Logged {
+                hash,
+                print,
+                pack: 1,
+            })
+            .collect()
+    };
+    // A first pass in batches, far past the slack: every pair is live, nothing is rewritten.
+    for batch in 0..10u64 {
+        let first = batch * 10 + 1;
+        append_within(conn, &pairs(first..=first + 9, 1), Appended::New, 5).unwrap();
+    }
+    assert_eq!(state(), (100, 100));
+    assert_eq!(log_rows(&ledger), 10);
+    // Changes supersede: compacted once they pass the live pairs and the slack (106 > 105).
+    append_within(conn, &pairs(1..=100, 2), Appended::Known, 5).unwrap();
+    append_within(conn, &pairs(1..=5, 3), Appended::Known, 5).unwrap();
+    assert_eq!(
+        state(),
+        (100, 205),
+        "105 superseded pairs are within 100 + 5"
+    );
+    append_within(conn, &pairs(1..=1, 4), Appended::Known, 5).unwrap();
+    assert_eq!(state(), (100, 100));
+    assert_eq!(log_rows(&ledger), 1);
+    let prints = read(conn).unwrap().unwrap();
+    assert_eq!(prints.len(), 100);
+    assert_eq!(prints.get(1), Some(4));
+    assert_eq!(prints.get(2), Some(3));
+    assert_eq!(prints.get(6), Some(2));
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 use rusqlite::OptionalExtension;
 
-use super::mark_log::{self, patient_hash};
+use super::mark_log::{self, patient_hash, Appended};
 use super::mark_packs;
 use super::{Ledger, LedgerError};
 
@@ -408,7 +408,7 @@ impl Ledger {
             .collect();
         let write = || {
             let logged = mark_packs::write(&self.conn, &rows)?;
-            mark_log::append(&self.conn, &logged)
+            mark_log::append(&self.conn, &logged, Appended::New)
         };
         write().map_err(|e| self.fail(e))
     }
@@ -440,7 +440,7 @@ impl Ledger {
                 pack: 0,
             })
             .collect();
-        mark_log::append(&self.conn, &pairs).map_err(|e| self.fail(e))?;
+        mark_log::append(&self.conn, &pairs, Appended::Known).map_err(|e| self.fail(e))?;
         let mut rest = rows;
         while !rest.is_empty() {
             // Chunks of a power of two: a handful of statements, each prepared once.
