@@ -13,7 +13,7 @@ use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::Decoder;
 use super::jsonl_line::{parse_entries_serde, sort_entries, Entry, JsonValue, Shape};
-use super::jsonl_order::{order, sort_by_slots, KeyOrder};
+use super::jsonl_order::{order, place_by_slots, KeyOrder};
 use super::jsonl_scan::scan_keyed;
 use super::row::{Cell, RowBuilder, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
@@ -67,6 +67,10 @@ pub(super) struct JsonlKeys {
     order: KeyOrder,
     /// The line's keys' slots in `order`, while all are found there.
     slots: Vec<usize>,
+    /// The places of the line's entries in their keys' sorted order (see `place_by_slots`,
+    /// which keeps its table in `at_slot`).
+    placed: Vec<usize>,
+    at_slot: Vec<usize>,
     /// The line's keys' places in `columns` (or, past it, in `fresh`), one per entry.
     keys: Vec<usize>,
     /// The list each line is parsed into, kept empty between lines.
@@ -169,6 +173,8 @@ impl JsonlKeys {
             fresh: Vec::new(),
             order: KeyOrder::default(),
             slots: Vec::new(),
+            placed: Vec::new(),
+            at_slot: Vec::new(),
             keys: Vec::new(),
             entries: Vec::new(),
             numbers: String::new(),
@@ -206,6 +212,9 @@ impl JsonlKeys {
         if self.slots.capacity() > ENTRIES_KEPT {
             self.slots = Vec::new();
         }
+        if self.placed.capacity() > ENTRIES_KEPT || self.at_slot.capacity() > ENTRIES_KEPT {
+            (self.placed, self.at_slot) = (Vec::new(), Vec::new());
+        }
         if self.fresh.capacity() > ENTRIES_KEPT {
             self.fresh = Vec::new();
         }
@@ -233,24 +242,28 @@ impl JsonlKeys {
             Some(shape) => (Ok(shape), true),
             None => (parse_entries_serde(text, entries, &mut self.numbers), false),
         };
+        // Whether the entries are typed in the order of `placed` (else in their own order).
+        let mut by_slot = false;
         match parsed {
             // A line whose keys are all known, each once (nearly every line), has them found as
-            // it was scanned (then put in sorted order by their slots), or in one walk; any
+            // it was scanned (then taken in sorted order by their slots), or in one walk; any
             // other is put in order and resolved key by key.
             Ok(Shape::Object) => {
                 let found = if flat && self.slots.len() == entries.len() {
                     // What the next line is expected to hold: this one's keys in its order.
                     self.order.learn(&self.slots);
-                    if sort_by_slots(&mut self.slots, entries) {
-                        self.fresh.clear();
-                        self.keys.clear();
-                        let order = &self.order;
-                        self.keys
-                            .extend(self.slots.iter().map(|&slot| order.column(slot)));
-                        true
-                    } else {
-                        false
+                    let (order, slots) = (&self.order, &self.slots);
+                    // Sorted already (serde_json's maps write them so): taken as they are.
+                    let sorted = slots.windows(2).all(|pair| pair[0] < pair[1]);
+                    by_slot = !sorted && place_by_slots(slots, &mut self.at_slot, &mut self.placed);
+                    self.fresh.clear();
+                    self.keys.clear();
+                    if sorted {
+                        (self.keys).extend(slots.iter().map(|&slot| order.column(slot)));
+                    } else if by_slot {
+                        (self.keys).extend(self.placed.iter().map(|&at| order.column(slots[at])));
                     }
+                    sorted || by_slot
                 } else if self.find_in_order(entries) {
                     self.order.learn(&self.slots);
                     true
@@ -279,33 +292,46 @@ impl JsonlKeys {
                 return Err(typer.error(line, message));
             }
         }
-        let clash = if self.names_shared || !self.fresh.is_empty() {
-            self.first_clash(entries)
-        } else {
-            None
-        };
-        if let Some((first, second)) = clash {
-            let message = format!(
-                "fields `{}` and `{}` both mean `{}`",
-                printable(&first.header),
-                printable(&second.header),
-                printable(&second.name)
-            );
-            return Err(typer.error(line, message));
-        }
-        let cells = entries
-            .drain(..)
-            .zip(&self.keys)
-            .filter_map(|((_, value), &index)| {
-                let cell = match value {
-                    JsonValue::Text(text) => Cell::Text(text),
-                    JsonValue::Number(place) => Cell::Text(Cow::Borrowed(&self.numbers[place])),
-                    JsonValue::List(Some(items)) => Cell::List(items),
-                    // Nulls are empty cells; nested values were refused above.
-                    JsonValue::Null | JsonValue::List(None) | JsonValue::Object => return None,
-                };
-                Some((self.column(index), cell))
+        if self.names_shared || !self.fresh.is_empty() {
+            let placed = std::mem::take(&mut self.placed);
+            let clash = match by_slot {
+                true => self.first_clash(placed.iter().map(|&at| &entries[at].1)),
+                false => self.first_clash(entries.iter().map(|(_, value)| value)),
+            };
+            let message = clash.map(|(first, second)| {
+                format!(
+                    "fields `{}` and `{}` both mean `{}`",
+                    printable(&first.header),
+                    printable(&second.header),
+                    printable(&second.name)
+                )
             });
+            self.placed = placed;
+            if let Some(message) = message {
+                return Err(typer.error(line, message));
+            }
+        }
+        // Taken from their places, none moved (the line's keys are cleared with it).
+        let (mut placed, mut drained);
+        let values: &mut dyn Iterator<Item = JsonValue<'_>> = if by_slot {
+            placed = (self.placed.iter())
+                .map(|&at| std::mem::replace(&mut entries[at].1, JsonValue::Null));
+            &mut placed
+        } else {
+            drained =
+                (entries.iter_mut()).map(|(_, value)| std::mem::replace(value, JsonValue::Null));
+            &mut drained
+        };
+        let cells = values.zip(&self.keys).filter_map(|(value, &index)| {
+            let cell = match value {
+                JsonValue::Text(text) => Cell::Text(text),
+                JsonValue::Number(place) => Cell::Text(Cow::Borrowed(&self.numbers[place])),
+                JsonValue::List(Some(items)) => Cell::List(items),
+                // Nulls are empty cells; nested values were refused above.
+                JsonValue::Null | JsonValue::List(None) | JsonValue::Object => return None,
+            };
+            Some((self.column(index), cell))
+        });
         Ok(typer.type_row(line, cells, spares))
     }
 
@@ -404,9 +430,12 @@ impl JsonlKeys {
 
     /// The first two cells (nulls aside) whose columns mean the same field, as
     /// [`super::columns::first_duplicate`] finds them.
-    fn first_clash(&mut self, entries: &[Entry<'_>]) -> Option<(&Column, &Column)> {
-        let present = entries.iter().zip(&self.keys);
-        let mut present = present.filter(|((_, value), _)| !matches!(value, JsonValue::Null));
+    fn first_clash<'v, 'e: 'v>(
+        &mut self,
+        values: impl Iterator<Item = &'v JsonValue<'e>>,
+    ) -> Option<(&Column, &Column)> {
+        let present = values.zip(&self.keys);
+        let mut present = present.filter(|(value, _)| !matches!(value, JsonValue::Null));
         if !self.fresh.is_empty() {
             // Not quadratic as `first_duplicate` is: a line may have tens of thousands of keys.
             let mut first: HashMap<&str, &Column, ahash::RandomState> =
