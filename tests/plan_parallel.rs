@@ -71,34 +71,35 @@ fn csv() -> String {
     text
 }
 
+/// Patient `n`'s cells that are not empty, unquoted, with their columns: a JSONL line's keys
+/// and values, in the columns' order.
+fn present_cells(n: usize) -> Vec<(&'static str, String)> {
+    (COLUMNS.iter().zip(patient(n)))
+        .map(|(&column, cell)| (column, cell.trim_matches('"').to_owned()))
+        .filter(|(_, cell)| !cell.is_empty())
+        .collect()
+}
+
+/// The rows as JSONL with each line's keys sorted (serde_json's map sorts them).
 fn jsonl() -> String {
     let mut text = String::new();
     for n in 0..PATIENTS {
-        let mut line = serde_json::Map::new();
-        for (column, cell) in COLUMNS.iter().zip(patient(n)) {
-            let cell = cell.trim_matches('"').to_owned();
-            if !cell.is_empty() {
-                line.insert((*column).to_owned(), cell.into());
-            }
-        }
+        let line: serde_json::Map<String, serde_json::Value> = (present_cells(n).into_iter())
+            .map(|(column, cell)| (column.to_owned(), cell.into()))
+            .collect();
         text.push_str(&serde_json::Value::Object(line).to_string());
         text.push('\n');
     }
     text
 }
 
-/// [`jsonl`]'s rows with each line's keys in the columns' order, as most exports write them
-/// (serde_json's map sorts them).
+/// [`jsonl`]'s rows with each line's keys in the columns' order, as most exports write them.
 fn jsonl_in_column_order() -> String {
     let mut text = String::new();
     for n in 0..PATIENTS {
-        let cells: Vec<String> = COLUMNS
-            .iter()
-            .zip(patient(n))
-            .map(|(column, cell)| (column, cell.trim_matches('"').to_owned()))
-            .filter(|(_, cell)| !cell.is_empty())
+        let cells: Vec<String> = (present_cells(n).into_iter())
             .map(|(column, cell)| {
-                let key = serde_json::Value::from(*column);
+                let key = serde_json::Value::from(column);
                 format!("{key}:{}", serde_json::Value::from(cell))
             })
             .collect();
