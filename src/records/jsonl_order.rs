@@ -2,8 +2,8 @@
 //! its keys in one order on every line (leaving out the empty ones), sorted or in its columns'
 //! order, so the key after a key is nearly always the one that came after it the last time:
 //! the scanner ([`super::jsonl_scan`]) confirms that guess with one compare of the key's bytes
-//! and the `":` after them, and only on a miss walks the sorted spellings for the key it
-//! scanned (from the place the key before led to, then by a binary search over them all).
+//! and the `":` after them, and only on a miss looks the key it scanned up among the sorted
+//! spellings (a binary search).
 //! Walking them for every key (a compare or two per spelling passed, the key's end searched
 //! for first) was most of what finding a line's columns cost.
 
@@ -147,10 +147,10 @@ impl KeyOrder {
         None
     }
 
-    /// The slot of `key` anywhere along the spellings (`None`: not met yet). For a key not
-    /// found at or after the place the line's order led to: an export that writes its keys
-    /// in its columns' order, not sorted, has most of its keys before the place of the one
-    /// before them.
+    /// The slot of `key` anywhere along the spellings (`None`: not met yet), for a key that is
+    /// not the one the line's order led to expect: an export that writes its keys in its
+    /// columns' order, not sorted, has most of its keys before the place of the one before
+    /// them.
     pub(super) fn find_anywhere(&self, key: &str) -> Option<usize> {
         self.spellings
             .binary_search_by(|spelling| order(&spelling.text, key))
