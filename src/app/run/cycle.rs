@@ -50,11 +50,11 @@ mod pass;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
-/// Batches of patients (up to 256 each) the evaluating thread may be ahead of the pass: enough
-/// that the typing threads go on through a checkpoint of the ledger (a tenth of a second or two
-/// on the pass's thread, three or four times in a first run at a million patients) instead of
-/// waiting on a full queue with a core idle. Eight batches (2,048 patients) filled within
-/// milliseconds; sixty-four (16,384 patients) cost ~25 MB more at the peak.
+/// Batches (each up to 256 patients with sends due, or 1,024 first sightings) the evaluating
+/// thread may be ahead of the pass: enough that the typing threads go on through a checkpoint
+/// of the ledger (a tenth of a second or two on the pass's thread, three or four times in a
+/// first run at a million patients) instead of waiting on a full queue with a core idle.
+/// Eight batches filled within milliseconds; sixty-four cost ~25 MB more at the peak.
 const DUE_QUEUE: usize = 64;
 
 pub(super) struct Cycle<'a> {
