@@ -50,12 +50,17 @@ mod pass;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// Jobs queued for delivery beyond those in flight.
 const QUEUE: usize = 1024;
-/// Batches (each up to 256 patients with sends due, or 1,024 first sightings) the evaluating
-/// thread may be ahead of the pass: enough that the typing threads go on through a checkpoint
-/// of the ledger (a tenth of a second or two on the pass's thread, three or four times in a
-/// first run at a million patients) instead of waiting on a full queue with a core idle.
-/// Eight batches filled within milliseconds; sixty-four cost ~25 MB more at the peak.
+/// Batches (each up to 256 patients with sends due, 1,024 first sightings, or ~1 MiB of
+/// rendered outbox lines) the evaluating thread may be ahead of the pass: enough that the
+/// typing threads go on through a checkpoint of the ledger (a tenth of a second or two on the
+/// pass's thread, three or four times in a first run at a million patients) instead of
+/// waiting on a full queue with a core idle. Eight batches filled within milliseconds;
+/// sixty-four cost ~25 MB more at the peak.
 const DUE_QUEUE: usize = 64;
+/// [`DUE_QUEUE`] where the batches carry messages rendered but not serialized, whose size
+/// is not counted (to LINE, without tracked links): as before, since there the pass waits on
+/// LINE's rate limit, not on its checkpoints, and the queue stays full.
+const DUE_QUEUE_UNSIZED: usize = 8;
 
 pub(super) struct Cycle<'a> {
     pub request: &'a RunRequest,
@@ -295,7 +300,9 @@ impl<'a> Cycle<'a> {
         progress: &dyn Progress,
         io: &mut Io<'_>,
     ) -> Result<RowCounts, AppError> {
-        let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(DUE_QUEUE);
+        let sized = known.render.is_none() || known.outbox_json;
+        let queue = if sized { DUE_QUEUE } else { DUE_QUEUE_UNSIZED };
+        let (due_tx, due_rx) = std::sync::mpsc::sync_channel::<Due>(queue);
         // Spent batches go back to be freed: at most the batches in flight, as each batch the
         // evaluating thread sends first takes back what came back.
         let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<Entry>>();

@@ -35,6 +35,10 @@ use crate::template::{RenderError, Variables};
 const DUE_BATCH: usize = 256;
 /// The most first sightings' rows one message carries: a first pass has one per patient.
 const MARKS_BATCH: usize = 1024;
+/// The most bytes of rendered outbox lines one message carries (give or take its last
+/// patient's), so that the queue to the pass holds a bounded size of messages, not only a
+/// bounded count of patients: a send of carousels can be a few hundred KB where a text is one.
+const DUE_BATCH_BYTES: usize = 1 << 20;
 /// The longest a batch waits to fill before it goes (a slow export, sparse due sends), so
 /// that delivery is never held back by it.
 const DUE_WAIT: Duration = Duration::from_millis(50);
@@ -185,6 +189,7 @@ pub(super) fn evaluate(
         entries: Vec::new(),
         marks: NewMarks::default(),
         since: Instant::now(),
+        bytes: 0,
         spent,
     };
     let counts = for_each_patient_worked(
@@ -238,6 +243,8 @@ struct Batch {
     marks: NewMarks,
     /// When the first of them was gathered.
     since: Instant,
+    /// The rendered bytes of `entries` (see [`DUE_BATCH_BYTES`]).
+    bytes: usize,
     /// The pass's spent batches, freed here rather than on the pass's thread (the longest
     /// one); the last one's room is reused for the next batch.
     spent: Receiver<Vec<Entry>>,
@@ -257,11 +264,18 @@ impl Batch {
 
     fn push(&mut self, entry: Entry) {
         self.start();
+        if let Entry::Patient { rendered, .. } = &entry {
+            let json = rendered.iter().flatten().flatten();
+            self.bytes += json
+                .map(|r| r.json.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+        }
         self.entries.push(entry);
     }
 
     fn is_due(&self) -> bool {
         self.entries.len() >= DUE_BATCH
+            || self.bytes >= DUE_BATCH_BYTES
             || self.marks.len() >= MARKS_BATCH
             || (!self.is_empty() && self.since.elapsed() >= DUE_WAIT)
     }
@@ -278,6 +292,7 @@ impl Batch {
         }
         let entries = std::mem::replace(&mut self.entries, room);
         let marks = std::mem::take(&mut self.marks);
+        self.bytes = 0;
         due.send(Due::Batch { entries, marks }).is_ok()
     }
 }
@@ -393,5 +408,46 @@ mod tests {
         assert!(outbox.messages.is_empty());
         let line = serialized(messages.clone(), false);
         assert_eq!((line.messages, line.json), (messages, None));
+    }
+
+    fn patient_with(json: &[usize]) -> Entry {
+        let rendered = json.iter().map(|&len| {
+            Some(Ok(RenderedMessages {
+                messages: Vec::new(),
+                json: Some("x".repeat(len)),
+            }))
+        });
+        Entry::Patient {
+            patient: Arc::new(PatientRecord::default()),
+            sends: Vec::new(),
+            rendered: rendered.collect(),
+        }
+    }
+
+    #[test]
+    fn a_batch_goes_when_its_rendered_lines_reach_the_byte_bound_not_only_its_count() {
+        let (_back, spent) = std::sync::mpsc::channel();
+        let mut batch = Batch {
+            entries: Vec::new(),
+            marks: NewMarks::default(),
+            since: Instant::now(),
+            bytes: 0,
+            spent,
+        };
+        batch.push(patient_with(&[1000, 2000]));
+        batch.push(patient_with(&[]));
+        assert_eq!(batch.bytes, 3000);
+        // Never waited too long, however slow the machine (`elapsed` of a later instant is 0).
+        batch.since = Instant::now() + Duration::from_secs(3600);
+        assert!(!batch.is_due());
+        batch.push(patient_with(&[DUE_BATCH_BYTES / 2, DUE_BATCH_BYTES / 2]));
+        assert!(batch.is_due(), "three patients, {} bytes", batch.bytes);
+        let (due, taken) = std::sync::mpsc::sync_channel(1);
+        assert!(batch.send(&due));
+        assert_eq!(batch.bytes, 0);
+        match taken.recv().unwrap() {
+            Due::Batch { entries, .. } => assert_eq!(entries.len(), 3),
+            Due::Warning(_) => panic!("a warning"),
+        }
     }
 }
