@@ -185,13 +185,7 @@ pub(super) fn evaluate(
             }
         }
     };
-    let mut batch = Batch {
-        entries: Vec::new(),
-        marks: NewMarks::default(),
-        since: Instant::now(),
-        bytes: 0,
-        spent,
-    };
+    let mut batch = Batch::new(spent);
     let counts = for_each_patient_worked(
         patients,
         &plan.schema,
@@ -251,6 +245,16 @@ struct Batch {
 }
 
 impl Batch {
+    fn new(spent: Receiver<Vec<Entry>>) -> Batch {
+        Batch {
+            entries: Vec::new(),
+            marks: NewMarks::default(),
+            since: Instant::now(),
+            bytes: 0,
+            spent,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.marks.is_empty()
     }
@@ -427,13 +431,7 @@ mod tests {
     #[test]
     fn a_batch_goes_when_its_rendered_lines_reach_the_byte_bound_not_only_its_count() {
         let (_back, spent) = std::sync::mpsc::channel();
-        let mut batch = Batch {
-            entries: Vec::new(),
-            marks: NewMarks::default(),
-            since: Instant::now(),
-            bytes: 0,
-            spent,
-        };
+        let mut batch = Batch::new(spent);
         batch.push(patient_with(&[1000, 2000]));
         batch.push(patient_with(&[]));
         assert_eq!(batch.bytes, 3000);
