@@ -258,12 +258,13 @@ fn is_port(text: &str) -> bool {
     !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Where the first minijinja tag (`{{`, `{%`, `{#`) starts.
+/// Where the first minijinja tag (`{{`, `{%`, `{#`) starts: the first `{` followed by one of
+/// `{%#`. Checked for every URL of every send; three substring searches, each set up anew,
+/// were most of the URL rule's cost.
 fn first_tag(text: &str) -> Option<usize> {
-    ["{{", "{%", "{#"]
-        .iter()
-        .filter_map(|tag| text.find(tag))
-        .min()
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'{', bytes)
+        .find(|&at| matches!(bytes.get(at + 1), Some(b'{' | b'%' | b'#')))
 }
 
 /// The host of an `https://` URL written before the first tag, if it is written there.
@@ -307,6 +308,14 @@ mod utf16_tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn the_first_tag_is_the_first_of_the_three_searched_apart(
+            text in "[{}%#a/:]{0,24}",
+        ) {
+            let apart = ["{{", "{%", "{#"].iter().filter_map(|tag| text.find(tag)).min();
+            prop_assert_eq!(super::first_tag(&text), apart);
+        }
+
         #[test]
         fn text_is_counted_in_utf16_units(text in ".{0,40}", emoji in "[😀👩‍⚕️花a\u{ffff}\u{10000}]{0,8}") {
             let text = format!("{text}{emoji}");
