@@ -26,6 +26,7 @@ mod diagnostic;
 mod eval;
 mod fields;
 mod insights;
+mod json_plain;
 mod line;
 mod month_view;
 mod plan;
