@@ -11,7 +11,7 @@ use super::super::decode::Decoder;
 use super::super::row::{Cell, RowTyper};
 use super::super::spent::Spares;
 use super::super::worked::RowWork;
-use super::{place, work_on, Batch, Block, ReadRow, Slot, BATCH};
+use super::{place, with_room, work_on, Batch, Block, ReadRow, Slot, BATCH};
 
 /// A row of a CSV file as the reading thread hands it over.
 pub(super) enum CsvSlot {
@@ -29,13 +29,13 @@ pub(super) enum CsvSlot {
 /// The next [`BATCH`] rows of the file, split and decoded but not typed (fewer at its end),
 /// each decoded straight into the block; a Shift_JIS file's rows left to the typing threads
 /// to decode, once it is known to be one. `sizes` is how much the block before held: the
-/// block is made that large at once rather than grown (and copied) row by row, and is as
-/// large again for the next one.
+/// block is made that large at once (with room, see [`with_room`]) rather than grown (and
+/// copied) row by row.
 pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) -> Block<CsvSlot> {
     let mut block = Block {
-        text: String::with_capacity(sizes.0),
-        raw: Vec::with_capacity(sizes.1),
-        ends: Vec::with_capacity(sizes.2),
+        text: String::with_capacity(with_room(sizes.0)),
+        raw: Vec::with_capacity(with_room(sizes.1)),
+        ends: Vec::with_capacity(with_room(sizes.2)),
         rows: Vec::with_capacity(BATCH),
     };
     while block.rows.len() < BATCH {
