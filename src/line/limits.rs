@@ -304,7 +304,7 @@ fn long_action_lists(value: &Json, into: &mut Vec<usize>) {
 }
 
 #[cfg(test)]
-mod utf16_tests {
+mod properties {
     use proptest::prelude::*;
 
     proptest! {
