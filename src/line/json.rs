@@ -118,6 +118,7 @@ fn string(text: &str, out: &mut String) {
             0x0c => "\\f",
             b'\r' => "\\r",
             0x00..=0x1f => "",
+            // `plain_len` stops only at the bytes above; any other is written as it is.
             _ => continue,
         };
         // Every byte escaped is ASCII, so the runs between them are whole characters.

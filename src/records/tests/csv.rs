@@ -423,6 +423,32 @@ fn a_row_that_is_not_utf8_is_reported_and_reading_goes_on() {
     );
 }
 
+/// As `a_row_that_is_not_utf8_is_reported_and_reading_goes_on`, in rows long enough to be
+/// checked 32 bytes at a time (simdutf8 takes rows past 64 bytes).
+#[test]
+fn a_long_row_broken_deep_inside_is_reported_and_reading_goes_on() {
+    let long_name = "山田".repeat(40);
+    let mut bytes = format!("id,name\nP1,{long_name}\n").into_bytes();
+    let mut broken = format!("P2,{long_name}\n").into_bytes();
+    broken[100] = 0xff;
+    bytes.extend(&broken);
+    bytes.extend(format!("P3,{long_name}\n").as_bytes());
+    let options = ReadOptions {
+        encoding: Encoding::Utf8,
+        ..ReadOptions::default()
+    };
+    let rows = read_with(RecordFormat::Csv, bytes, &options).unwrap();
+    assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some(&*long_name));
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P1", "P3"]);
+    assert_eq!(bad[0].0, 3);
+    assert!(
+        bad[0].1.starts_with("column `name` is not valid UTF-8"),
+        "{}",
+        bad[0].1
+    );
+}
+
 #[test]
 fn an_export_without_its_header_line_does_not_echo_the_first_patient() {
     let err = read_with(

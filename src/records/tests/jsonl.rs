@@ -102,6 +102,34 @@ fn shift_jis_jsonl_is_decoded_too() {
     assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some("山田"));
 }
 
+/// Lines past 64 bytes are checked 32 bytes at a time (simdutf8), shorter ones byte by byte:
+/// a broken byte deep in a long line, or a character cut at its end, is caught there too.
+#[test]
+fn a_long_line_broken_deep_inside_or_cut_at_its_end_is_a_row_error() {
+    let long_name = "山田".repeat(40);
+    let good = format!("{{\"id\": \"P1\", \"name\": \"{long_name}\"}}\n");
+    let mut bytes = good.clone().into_bytes();
+    let mut broken = good.replace("P1", "P2").into_bytes();
+    broken[100] = 0xff;
+    bytes.extend(&broken);
+    // `"name": "山田…山` and the first two bytes of `田`, then the line ends.
+    let mut cut = format!("{{\"id\": \"P3\", \"name\": \"{long_name}").into_bytes();
+    cut.extend(&"田".as_bytes()[..2]);
+    cut.push(b'\n');
+    bytes.extend(&cut);
+    bytes.extend(good.replace("P1", "P4").as_bytes());
+    let options = ReadOptions {
+        encoding: Encoding::Utf8,
+        ..ReadOptions::default()
+    };
+    let rows = read_with(RecordFormat::Jsonl, bytes, &options).unwrap();
+    assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some(&*long_name));
+    let (good, bad) = split(rows);
+    assert_eq!(good, ["P1", "P4"]);
+    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [2, 3]);
+}
+
 #[test]
 fn invalid_utf8_in_a_later_line_is_a_row_error() {
     let mut bytes = b"{\"id\": \"P1\"}\n".to_vec();
