@@ -42,6 +42,7 @@ mod source;
 mod template;
 mod time;
 mod values;
+mod zeroed;
 
 // What the binary, the benches and the property tests drive directly; everything else is the
 // crate's own.

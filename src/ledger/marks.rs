@@ -74,7 +74,7 @@ impl MarkPrints {
             self.grow();
         }
         if pack != 0 && self.packs.is_empty() {
-            self.packs = vec![0; self.slots.len()];
+            self.packs = crate::zeroed::written(self.slots.len(), 0);
         }
         let mask = self.slots.len() - 1;
         let mut slot = self.home(patient_hash);
@@ -107,7 +107,7 @@ impl MarkPrints {
     pub(crate) fn from_logged(logged: Vec<Logged>) -> MarkPrints {
         let mut prints = MarkPrints::with_room(logged.len());
         if logged.iter().any(|entry| entry.pack != 0) {
-            prints.packs = vec![0; prints.slots.len()];
+            prints.packs = crate::zeroed::written(prints.slots.len(), 0);
         }
         for entry in logged {
             prints.insert_at(entry);
@@ -140,10 +140,10 @@ impl MarkPrints {
     }
 
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![(0, 0); size]);
+        let old = std::mem::replace(&mut self.slots, crate::zeroed::written(size, (0, 0)));
         let old_packs = std::mem::take(&mut self.packs);
         if !old_packs.is_empty() {
-            self.packs = vec![0; size];
+            self.packs = crate::zeroed::written(size, 0);
         }
         self.shift = 64 - size.trailing_zeros();
         let (zero, len) = (self.zero, self.len);

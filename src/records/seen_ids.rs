@@ -103,7 +103,7 @@ impl SeenIds {
     /// Twice as many slots (at least 1,024), every id put in again.
     fn grow(&mut self) {
         let len = (self.slots.len() * 2).max(1024);
-        let mut slots = vec![0; len];
+        let mut slots = crate::zeroed::written(len, 0);
         let mask = len - 1;
         for index in 0..self.firsts.len() {
             let hash = id_hash(self.id(index));
