@@ -217,8 +217,8 @@ fn end_to_end(
     let [Some(duck), Some(duck_jsonl)] = &ducks[..] else {
         return Err("no DuckDB run".into());
     };
-    let scan: Vec<f64> = scans.into_iter().map(end_to_end::median).collect();
-    let query: Vec<f64> = queries.into_iter().map(end_to_end::median).collect();
+    let scan: Vec<f64> = scans.into_iter().map(figures::median).collect();
+    let query: Vec<f64> = queries.into_iter().map(figures::median).collect();
     let mut per_step = vec![0; plan.steps.len()];
     for (&step, &sends) in &duck.per_step {
         if let Some(slot) = per_step.get_mut(step) {
@@ -263,7 +263,7 @@ fn end_to_end(
         .map(|(step, &n)| (step.id.clone(), n))
         .collect();
     for ((name, _, against), runs) in files.iter().zip(&plans) {
-        let wall = end_to_end::median(runs.iter().map(|r| r.wall).collect());
+        let wall = figures::median(runs.iter().map(|r| r.wall).collect());
         let peak = runs.iter().filter_map(|r| r.peak).max();
         let (to_duck, to_scan) = (wall / query[*against], wall / scan[*against]);
         let under = peak.is_some_and(|p| p < 300_000_000);

@@ -5,15 +5,20 @@
 //!
 //! Per size it times three children: `plan` over the window `run` evaluates, the first `run`
 //! (every due send claimed in the ledger, rendered and written to the outbox) and a rerun (every
-//! send found in the ledger, none written). It prints each one's wall time and peak resident
-//! set (`ru_maxrss` from `wait4`), the ratios first run / plan and rerun / plan, and how the time
-//! per patient grows from the smallest size to the largest, each beside its target:
+//! send found in the ledger, none written). The three run in rounds, interleaved (a fresh ledger
+//! and outbox each round), and each is reported by its median over the rounds: this machine's
+//! speed drifts by a quarter within minutes, and one slow sample of a child timed once decided
+//! a verdict. It prints each one's median wall time and highest peak resident set (`ru_maxrss`
+//! from `wait4`), the ratios first run / plan and rerun / plan of the medians (with each
+//! round's range), and how the time per patient grows from the smallest size to the largest,
+//! each beside its target:
 //! first run ≤ 2× plan and rerun ≤ 1.2× plan at 1,000,000 patients (smaller sizes show their
 //! ratios unjudged), per patient at 1M ≤ 1.3× per patient at 100k, peak RSS < 300 MB. The exit status is a failure when a target is missed or when plan and run
 //! disagree on what is due.
 //!
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
-//! quicker run; `STEPRULE_BENCH_KEEP=1` keeps each size's folder (patients, ledger) for a profiler.
+//! quicker run; `STEPRULE_BENCH_ROUNDS=1` (1–20, default 5) for fewer rounds;
+//! `STEPRULE_BENCH_KEEP=1` keeps each size's folder (patients, ledger) for a profiler.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -25,7 +30,7 @@ mod figures;
 mod synthetic;
 
 use child::{megabytes, verdict};
-use figures::thousands;
+use figures::{median, thousands};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -43,6 +48,9 @@ const NOW: &str = "2026-11-25 09:00";
 const WINDOW_END: &str = "2026-11-25 09:00:01";
 const SEED: u64 = 42;
 const DEFAULT_SIZES: [u64; 2] = [100_000, 1_000_000];
+/// Rounds of the three children per size, by default and at most.
+const DEFAULT_ROUNDS: usize = 5;
+const MAX_ROUNDS: usize = 20;
 
 /// The size the issue sets the ratio targets for.
 const TARGET_SIZE: u64 = 1_000_000;
@@ -73,12 +81,15 @@ impl Kept {
     }
 }
 
-/// The three children at one size.
+/// The three children at one size: each one's median wall time and highest peak RSS over the
+/// rounds, and each round's ratios.
 struct Size {
     patients: u64,
     plan: Child,
     first_run: Child,
     rerun: Child,
+    first_ratios: Vec<f64>,
+    rerun_ratios: Vec<f64>,
 }
 
 fn main() -> ExitCode {
@@ -95,16 +106,18 @@ fn main() -> ExitCode {
 /// True when every target is met and plan and run agree.
 fn bench() -> Result<bool, String> {
     let sizes = sizes()?;
+    let rounds = rounds()?;
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_steprule"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     println!(
-        "steprule run vs plan: {RULES} with {TEMPLATES}, --now {NOW}, outbox mode, {} cores",
+        "steprule run vs plan: {RULES} with {TEMPLATES}, --now {NOW}, outbox mode, {} cores, \
+         median of {rounds} interleaved rounds",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut ok = true;
     let mut measured = Vec::new();
     for &patients in &sizes {
-        let (size, agreed) = measure_size(&binary, root, patients)?;
+        let (size, agreed) = measure_size(&binary, root, patients, rounds)?;
         ok &= agreed;
         measured.push(size);
     }
@@ -131,9 +144,28 @@ fn sizes() -> Result<Vec<u64>, String> {
     Ok(sizes)
 }
 
-/// Generates the patients (not timed), then times plan, the first run and the rerun; the bool
-/// says whether they agree on what is due.
-fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool), String> {
+/// `STEPRULE_BENCH_ROUNDS=3`: 1 to [`MAX_ROUNDS`], default [`DEFAULT_ROUNDS`].
+fn rounds() -> Result<usize, String> {
+    let Ok(text) = std::env::var("STEPRULE_BENCH_ROUNDS") else {
+        return Ok(DEFAULT_ROUNDS);
+    };
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_ROUNDS).contains(n))
+        .ok_or_else(|| {
+            format!("STEPRULE_BENCH_ROUNDS: `{text}` is not a count from 1 to {MAX_ROUNDS}")
+        })
+}
+
+/// Generates the patients (not timed), then times plan, the first run and the rerun in
+/// `rounds` rounds; the bool says whether they agree on what is due in every round.
+fn measure_size(
+    binary: &Path,
+    root: &Path,
+    patients: u64,
+    rounds: usize,
+) -> Result<(Size, bool), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
     // `STEPRULE_BENCH_KEEP=1` leaves the folder (patients, ledger, outbox) for a profiler.
     let dir = if std::env::var_os("STEPRULE_BENCH_KEEP").is_some() {
@@ -171,58 +203,120 @@ fn measure_size(binary: &Path, root: &Path, patients: u64) -> Result<(Size, bool
             .env_remove("LINE_CHANNEL_ACCESS_TOKEN");
     };
 
-    let mut plan = Command::new(binary);
-    plan.arg("plan");
-    common(&mut plan);
-    plan.args(["--to", WINDOW_END, "--format", "json"]);
-    let plan_out = dir.path().join("plan.jsonl");
-    let plan = run_child(plan, &csv, &plan_out, &dir.path().join("plan.err"), "plan")?;
-    let planned = count_lines(&plan_out)?;
-
+    let ledger = dir.path().join("ledger.db");
+    let outbox = dir.path().join("outbox.jsonl");
     let run = |name: &str| -> Result<(Child, String), String> {
         let mut command = Command::new(binary);
         command.arg("run");
         common(&mut command);
         command
             .arg("--ledger")
-            .arg(dir.path().join("ledger.db"))
+            .arg(&ledger)
             .arg("--outbox")
-            .arg(dir.path().join("outbox.jsonl"));
+            .arg(&outbox);
         let err = dir.path().join(format!("{name}.err"));
         let out = dir.path().join(format!("{name}.out"));
         let child = run_child(command, &csv, &out, &err, name)?;
         Ok((child, summary_line(&err)?))
     };
-    let (first_run, first_summary) = run("first run")?;
-    let (rerun, rerun_summary) = run("rerun")?;
-    let written = count_lines(&dir.path().join("outbox.jsonl"))?;
+    let (mut plans, mut firsts, mut reruns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut agreed = true;
+    for round in 1..=rounds {
+        let mut plan = Command::new(binary);
+        plan.arg("plan");
+        common(&mut plan);
+        plan.args(["--to", WINDOW_END, "--format", "json"]);
+        let plan_out = dir.path().join("plan.jsonl");
+        let plan = run_child(plan, &csv, &plan_out, &dir.path().join("plan.err"), "plan")?;
+        let planned = count_lines(&plan_out)?;
 
-    println!(
-        "  plan:      {} sends in the run's window",
-        thousands(planned)
-    );
-    println!(
-        "  first run: {first_summary}; {} outbox lines",
-        thousands(written)
-    );
-    println!("  rerun:     {rerun_summary}");
-    let expected_first = format!("due {planned}, sent {planned}, already sent 0,");
-    let expected_rerun = format!("due {planned}, sent 0, already sent {planned},");
-    let agreed = first_summary.starts_with(&expected_first)
-        && rerun_summary.starts_with(&expected_rerun)
-        && written == planned;
-    if !agreed {
+        // A first run is a fresh ledger's and outbox's.
+        remove_ledger(dir.path(), &ledger, &outbox)?;
+        let (first_run, first_summary) = run("first run")?;
+        let (rerun, rerun_summary) = run("rerun")?;
+        let written = count_lines(&outbox)?;
+
+        let plan_s = plan.wall.as_secs_f64();
         println!(
-            "  FAIL: plan and run disagree (expected `{expected_first} …` then `{expected_rerun} …`, and {planned} outbox lines)"
+            "  round {round}: plan {plan_s:.2} s, first run {:.2} s, rerun {:.2} s ({:.2}×, {:.2}×); \
+             peak RSS {} / {} / {}",
+            first_run.wall.as_secs_f64(),
+            rerun.wall.as_secs_f64(),
+            first_run.wall.as_secs_f64() / plan_s,
+            rerun.wall.as_secs_f64() / plan_s,
+            megabytes(plan.peak_rss),
+            megabytes(first_run.peak_rss),
+            megabytes(rerun.peak_rss),
         );
+        if round == 1 {
+            println!(
+                "    plan:      {} sends in the run's window",
+                thousands(planned)
+            );
+            println!(
+                "    first run: {first_summary}; {} outbox lines",
+                thousands(written)
+            );
+            println!("    rerun:     {rerun_summary}");
+        }
+        let expected_first = format!("due {planned}, sent {planned}, already sent 0,");
+        let expected_rerun = format!("due {planned}, sent 0, already sent {planned},");
+        let round_agreed = first_summary.starts_with(&expected_first)
+            && rerun_summary.starts_with(&expected_rerun)
+            && written == planned;
+        if !round_agreed {
+            println!(
+                "  FAIL (round {round}): plan and run disagree (expected `{expected_first} …` then \
+                 `{expected_rerun} …`, and {planned} outbox lines; got `{first_summary}`, \
+                 `{rerun_summary}`, {written} lines)"
+            );
+        }
+        agreed &= round_agreed;
+        plans.push(plan);
+        firsts.push(first_run);
+        reruns.push(rerun);
     }
+    let ratios = |children: &[Child]| -> Vec<f64> {
+        (children.iter().zip(&plans))
+            .map(|(child, plan)| child.wall.as_secs_f64() / plan.wall.as_secs_f64())
+            .collect()
+    };
     let size = Size {
         patients,
-        plan,
-        first_run,
-        rerun,
+        first_ratios: ratios(&firsts),
+        rerun_ratios: ratios(&reruns),
+        plan: summarise(&plans),
+        first_run: summarise(&firsts),
+        rerun: summarise(&reruns),
     };
     Ok((size, agreed))
+}
+
+/// One child's rounds as one: the median wall time, the highest peak RSS.
+fn summarise(rounds: &[Child]) -> Child {
+    let wall = median(rounds.iter().map(|c| c.wall.as_secs_f64()).collect());
+    Child {
+        wall: Duration::from_secs_f64(wall.max(0.0)),
+        peak_rss: rounds.iter().filter_map(|c| c.peak_rss).max(),
+    }
+}
+
+/// Removes the ledger (with its log, shared memory and lock files) and the outbox, so that the
+/// next run is a first run.
+fn remove_ledger(dir: &Path, ledger: &Path, outbox: &Path) -> Result<(), String> {
+    let names = [ledger, outbox].map(|path| path.file_name().unwrap_or_default().to_owned());
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let ours =
+            (names.iter()).any(|n| name.to_string_lossy().starts_with(&*n.to_string_lossy()));
+        if ours {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `command` to the end with its output in files, timing it from spawn to exit, after
@@ -254,11 +348,6 @@ fn run_child(
             tail(&stderr, 20)
         ));
     }
-    println!(
-        "  {name}: {:.2} s, peak RSS {}",
-        wall.as_secs_f64(),
-        megabytes(peak_rss)
-    );
     Ok(Child { wall, peak_rss })
 }
 
@@ -282,10 +371,10 @@ fn count_lines(path: &Path) -> Result<u64, String> {
 fn print_table(sizes: &[Size]) -> bool {
     println!();
     println!(
-        "| patients | plan | first run | rerun | first run / plan (≤ {TARGET_FIRST_RUN}) | rerun / plan (≤ {TARGET_RERUN}) | peak RSS plan / first run / rerun (< {}) |",
+        "| patients | plan | first run | rerun | first run / plan (≤ {TARGET_FIRST_RUN}) | rerun / plan (≤ {TARGET_RERUN}) | rounds' ratios | peak RSS plan / first run / rerun (< {}) |",
         megabytes(Some(TARGET_RSS_BYTES))
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
     let mut ok = true;
     for size in sizes {
         let plan = size.plan.wall.as_secs_f64();
@@ -302,13 +391,15 @@ fn print_table(sizes: &[Size]) -> bool {
         let judged = size.patients >= TARGET_SIZE;
         let judge = |met: bool| if judged { verdict(met) } else { "(not judged)" };
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {first:.2}× {} | {rerun:.2}× {} | {} {} |",
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {first:.2}× {} | {rerun:.2}× {} | {} and {} | {} {} |",
             thousands(size.patients),
             plan,
             size.first_run.wall.as_secs_f64(),
             size.rerun.wall.as_secs_f64(),
             judge(first <= TARGET_FIRST_RUN),
             judge(rerun <= TARGET_RERUN),
+            range(&size.first_ratios),
+            range(&size.rerun_ratios),
             rss.join(" / "),
             verdict(rss_ok),
         );
@@ -355,6 +446,13 @@ fn print_growth(sizes: &[Size]) -> bool {
         ok &= growth <= TARGET_PER_PATIENT_GROWTH;
     }
     ok
+}
+
+/// The lowest and highest of some ratios, `2.41–2.63×`.
+fn range(ratios: &[f64]) -> String {
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{low:.2}–{high:.2}×")
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -257,12 +257,6 @@ pub fn duckdb(
     })
 }
 
-/// The median of some wall times.
-pub fn median(mut walls: Vec<f64>) -> f64 {
-    walls.sort_by(f64::total_cmp);
-    walls.get(walls.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Whether two files hold the same bytes (read a block at a time).
 pub fn same_bytes(a: &Path, b: &Path) -> Result<bool, String> {
     let open = |path: &Path| {

@@ -13,3 +13,10 @@ pub fn thousands(mut n: u64) -> String {
     }
     out
 }
+
+/// The median of some wall times (the upper one of an even count).
+#[allow(dead_code)] // each bench includes this file; those that time once take no median
+pub fn median(mut walls: Vec<f64>) -> f64 {
+    walls.sort_by(f64::total_cmp);
+    walls.get(walls.len() / 2).copied().unwrap_or(f64::NAN)
+}
