@@ -279,10 +279,18 @@ fn written_host(prefix: &str) -> Option<&str> {
 /// A length as LINE counts text: in UTF-16 code units.
 pub fn utf16_len(text: &str) -> usize {
     // Each character is one unit, or two past U+FFFF (those take four bytes in UTF-8, led by
-    // 0xF0–0xF4): std's character count and a count of those bytes, both of which the
-    // compiler vectorizes, instead of encoding every send's text.
-    let astral = text.bytes().filter(|&byte| byte >= 0xf0).count();
-    text.chars().count() + astral
+    // 0xF0–0xF4): every byte but a continuation byte (0x80–0xBF) counts one, and a leading
+    // 0xF0–0xF4 one more. Summed in bytes over 64-byte chunks (at most 128 a chunk), which
+    // the compiler does sixteen bytes at a time; a filtered count of the leading bytes, as
+    // before, went a byte at a time (~1.5% of a first run's instructions).
+    (text.as_bytes().chunks(64))
+        .map(|chunk| {
+            let units = chunk.iter().fold(0u8, |units, &byte| {
+                units + u8::from(byte as i8 >= -0x40) + u8::from(byte >= 0xf0)
+            });
+            usize::from(units)
+        })
+        .sum()
 }
 
 /// The lengths of `actions` lists longer than LINE allows.
@@ -317,8 +325,13 @@ mod properties {
         }
 
         #[test]
-        fn text_is_counted_in_utf16_units(text in ".{0,40}", emoji in "[😀👩‍⚕️花a\u{ffff}\u{10000}]{0,8}") {
-            let text = format!("{text}{emoji}");
+        fn text_is_counted_in_utf16_units(
+            text in ".{0,40}",
+            emoji in "[😀👩‍⚕️花a\u{ffff}\u{10000}]{0,8}",
+            times in 1usize..12,
+        ) {
+            // Repeated, past the 64-byte chunks the count sums, split anywhere in a character.
+            let text = format!("{text}{emoji}").repeat(times);
             prop_assert_eq!(super::utf16_len(&text), text.encode_utf16().count());
         }
     }
