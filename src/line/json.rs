@@ -95,8 +95,20 @@ fn button_json(button: &Button, primary: bool, out: &mut String) {
 /// backspace, tab, newline, form feed and carriage return, `\u00XX` (lower-case hex) for the
 /// other control characters below U+0020, and nothing else (not DEL, not U+2028).
 fn string(text: &str, out: &mut String) {
+    escaped(text, |piece| out.push_str(piece));
+}
+
+/// [`string`] appended to bytes: the outbox's line around the messages (the patient, their
+/// LINE user, the step and the retry key), which serde escaped a byte at a time.
+pub(crate) fn json_string_into(text: &str, out: &mut Vec<u8>) {
+    escaped(text, |piece| out.extend_from_slice(piece.as_bytes()));
+}
+
+/// `text` quoted and escaped, handed to `push` piece by piece.
+#[inline]
+fn escaped(text: &str, mut push: impl FnMut(&str)) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
+    push("\"");
     let bytes = text.as_bytes();
     let mut start = 0;
     let mut index = 0;
@@ -122,18 +134,25 @@ fn string(text: &str, out: &mut String) {
             _ => continue,
         };
         // Every byte escaped is ASCII, so the runs between them are whole characters.
-        out.push_str(&text[start..index - 1]);
+        push(&text[start..index - 1]);
         start = index;
         if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            let code = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ];
+            // ASCII, so always text.
+            push(std::str::from_utf8(&code).unwrap_or_default());
         } else {
-            out.push_str(short);
+            push(short);
         }
     }
-    out.push_str(&text[start..]);
-    out.push('"');
+    push(&text[start..]);
+    push("\"");
 }
 
 #[cfg(test)]

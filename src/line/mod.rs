@@ -21,6 +21,7 @@ pub mod urls;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use json::json_string_into;
 pub use json::messages_json;
 pub use limits::Finding;
 #[cfg(test)]

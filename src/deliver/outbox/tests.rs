@@ -209,3 +209,47 @@ fn messages_serialized_already_make_the_same_line() {
         String::from_utf8_lossy(&written[0])
     );
 }
+
+mod heads {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text with what JSON escapes (quotes, backslashes, control characters) and what it does
+    /// not (DEL, the line separator, emoji, Japanese), past sixteen bytes at times.
+    fn odd_text() -> impl Strategy<Value = String> {
+        let odd = prop::sample::select(vec![
+            '"', '\\', '/', '\u{0}', '\u{8}', '\t', '\n', '\u{c}', '\r', '\u{1f}', '\u{7f}',
+            '\u{2028}', '😀', '花', 'a',
+        ]);
+        prop::collection::vec(prop_oneof![odd, prop::char::any()], 0..40)
+            .prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest! {
+        /// The members written by hand before messages serialized already are the bytes
+        /// serde writes for the same job.
+        #[test]
+        fn a_line_written_by_hand_is_the_line_serde_writes(
+            patient in odd_text(),
+            to in odd_text(),
+            step in odd_text(),
+            variant in prop::option::of(odd_text()),
+            retry_key in odd_text(),
+            text in odd_text(),
+        ) {
+            let mut plain = job(&retry_key);
+            (plain.patient, plain.to, plain.step, plain.variant) = (patient, to, step, variant);
+            plain.messages = vec![crate::line::Message::Text { text }];
+            let mut serialized = plain.clone();
+            serialized.messages_json = Some(crate::line::messages_json(&plain.messages));
+            serialized.messages.clear();
+            let (mut by_serde, mut by_hand) = (Vec::new(), Vec::new());
+            write_line(&mut by_serde, &plain).unwrap();
+            write_line(&mut by_hand, &serialized).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(by_hand).unwrap(),
+                String::from_utf8(by_serde).unwrap()
+            );
+        }
+    }
+}
