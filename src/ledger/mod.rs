@@ -61,7 +61,7 @@ pub(crate) use tuning::configure_sqlite;
 
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use file::DataFile;
@@ -93,7 +93,7 @@ fn refuse_url(path: &Path) -> Result<(), LedgerError> {
 }
 
 pub(crate) fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    crate::time::utc_stamp(at)
 }
 
 pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {

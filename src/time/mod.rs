@@ -42,7 +42,7 @@ pub use calendar::{
     at_time, calendar_end, calendar_start, next_day, next_week, shift, wall_minute, Offset,
 };
 pub use parse::{date, instant, parse_date, parse_instant, DateProblem, Expected};
-pub use rfc3339::push_rfc3339;
+pub use rfc3339::{push_rfc3339, utc_stamp};
 pub use seconds::{monday_of, UnixTime, WallMinuteOf, ZoneClock};
 pub use zone::{local_date, local_to_utc, wall_clock};
 
