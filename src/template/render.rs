@@ -323,9 +323,15 @@ impl std::io::Write for BoundedOutput<'_> {
             self.overflowed = true;
             return Err(std::io::Error::other("rendered text too large"));
         }
+        // A value (a name, the clinic's) is checked with std's check, which takes a short
+        // string in about half the instructions of the lossy conversion's chunks; minijinja
+        // writes only `str`s, so the lossy one is a fallback that never changes a byte.
         match piece_of(self.source, buf) {
             Some(piece) => self.text.push_str(piece),
-            None => self.text.push_str(&String::from_utf8_lossy(buf)),
+            None => match std::str::from_utf8(buf) {
+                Ok(value) => self.text.push_str(value),
+                Err(_) => self.text.push_str(&String::from_utf8_lossy(buf)),
+            },
         }
         Ok(buf.len())
     }
