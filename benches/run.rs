@@ -306,14 +306,13 @@ fn summarise(rounds: &[Child]) -> Child {
 /// Removes the ledger (with its log, shared memory and lock files) and the outbox, so that the
 /// next run is a first run.
 fn remove_ledger(dir: &Path, ledger: &Path, outbox: &Path) -> Result<(), String> {
-    let names = [ledger, outbox].map(|path| path.file_name().unwrap_or_default().to_owned());
+    let names = [ledger, outbox].map(|path| path.file_name().unwrap_or_default().to_string_lossy());
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = entry.file_name();
-        let ours =
-            (names.iter()).any(|n| name.to_string_lossy().starts_with(&*n.to_string_lossy()));
-        if ours {
+        let name = name.to_string_lossy();
+        if names.iter().any(|ours| name.starts_with(&**ours)) {
             std::fs::remove_file(entry.path())
                 .map_err(|e| format!("{}: {e}", entry.path().display()))?;
         }

@@ -409,10 +409,7 @@ fn a_row_that_is_not_utf8_is_reported_and_reading_goes_on() {
     let mut bytes = b"id,name\nP1,a\n\n".to_vec();
     bytes.extend(encoding_rs::SHIFT_JIS.encode("P2,山田\n").0.iter());
     bytes.extend(b"P3,c\n");
-    let options = ReadOptions {
-        encoding: Encoding::Utf8,
-        ..ReadOptions::default()
-    };
+    let options = with_encoding(Encoding::Utf8);
     let (good, bad) = split(read_with(RecordFormat::Csv, bytes, &options).unwrap());
     assert_eq!(good, ["P1", "P3"]);
     assert_eq!(bad[0].0, 4);
@@ -433,10 +430,7 @@ fn a_long_row_broken_deep_inside_is_reported_and_reading_goes_on() {
     broken[100] = 0xff;
     bytes.extend(&broken);
     bytes.extend(format!("P3,{long_name}\n").as_bytes());
-    let options = ReadOptions {
-        encoding: Encoding::Utf8,
-        ..ReadOptions::default()
-    };
+    let options = with_encoding(Encoding::Utf8);
     let rows = read_with(RecordFormat::Csv, bytes, &options).unwrap();
     assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some(&*long_name));
     let (good, bad) = split(rows);

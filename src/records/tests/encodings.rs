@@ -7,13 +7,6 @@ fn sjis(text: &str) -> Vec<u8> {
     encoding_rs::SHIFT_JIS.encode(text).0.into_owned()
 }
 
-fn with_encoding(encoding: Encoding) -> ReadOptions {
-    ReadOptions {
-        encoding,
-        ..ReadOptions::default()
-    }
-}
-
 /// (id, name) of each good row.
 type Names = Vec<(String, String)>;
 

@@ -118,10 +118,7 @@ fn a_long_line_broken_deep_inside_or_cut_at_its_end_is_a_row_error() {
     cut.push(b'\n');
     bytes.extend(&cut);
     bytes.extend(good.replace("P1", "P4").as_bytes());
-    let options = ReadOptions {
-        encoding: Encoding::Utf8,
-        ..ReadOptions::default()
-    };
+    let options = with_encoding(Encoding::Utf8);
     let rows = read_with(RecordFormat::Jsonl, bytes, &options).unwrap();
     assert_eq!(rows[0].as_ref().unwrap().name.as_deref(), Some(&*long_name));
     let (good, bad) = split(rows);
@@ -140,10 +137,7 @@ fn invalid_utf8_in_a_later_line_is_a_row_error() {
             .iter(),
     );
     bytes.extend(b"{\"id\": \"P3\"}\n");
-    let options = ReadOptions {
-        encoding: Encoding::Utf8,
-        ..ReadOptions::default()
-    };
+    let options = with_encoding(Encoding::Utf8);
     let (good, bad) = split(read_with(RecordFormat::Jsonl, bytes, &options).unwrap());
     assert_eq!(good, ["P1", "P3"]);
     assert_eq!(bad[0].0, 2);

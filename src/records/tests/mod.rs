@@ -47,6 +47,14 @@ fn resolved(header: &[&str]) -> Vec<columns::Column> {
     header.iter().map(|name| resolver.resolve(name)).collect()
 }
 
+/// Default options but the export's encoding, as `--encoding` gives it.
+fn with_encoding(encoding: Encoding) -> ReadOptions {
+    ReadOptions {
+        encoding,
+        ..ReadOptions::default()
+    }
+}
+
 fn read_with(
     format: RecordFormat,
     bytes: impl Into<Vec<u8>>,

@@ -29,13 +29,6 @@ fn export(rows: usize) -> Vec<u8> {
     bytes
 }
 
-fn with_encoding(encoding: Encoding) -> ReadOptions {
-    ReadOptions {
-        encoding,
-        ..ReadOptions::default()
-    }
-}
-
 /// The (line, message) of each skipped row.
 fn skipped(seen: &Seen) -> Vec<(usize, String)> {
     seen.iter()
