@@ -35,6 +35,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
     fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
+    fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
+    fn mi_realloc(block: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;
+    fn mi_free(block: *mut std::ffi::c_void);
+    fn mi_usable_size(block: *const std::ffi::c_void) -> usize;
 }
 const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
@@ -82,6 +86,13 @@ fn main() -> ExitCode {
     // Where the loader does not run it first (see `TUNE_ALLOCATOR_AT_LOAD`).
     #[cfg(not(target_os = "linux"))]
     tune_allocator();
+    // SQLite allocates through mimalloc too, before anything opens a ledger.
+    steprule::ledger::route_sqlite_memory(steprule::ledger::Allocator {
+        malloc: mi_malloc,
+        realloc: mi_realloc,
+        free: mi_free,
+        usable_size: mi_usable_size,
+    });
     let cli = Cli::parse();
     with_io(|io| dispatch(cli.command, io))
 }
