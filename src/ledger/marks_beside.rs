@@ -71,7 +71,6 @@ fn read_prints(path: &std::path::Path) -> Result<Option<MarkPrints>, LedgerError
     let read = || -> rusqlite::Result<MarkPrints> {
         // As the writer waits: a checkpoint's brief lock must not fail the pass.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        super::tune_reader(&conn)?;
         // One snapshot for both reads: a log damaged is read again from `marks` as it was.
         let tx = conn.unchecked_transaction()?;
         let prints = match mark_log::read(&tx)? {

@@ -58,7 +58,6 @@ pub use sends_beside::SendsReader;
 use sends_beside::RECENT_SENDS;
 pub use store::{is_postgres_url, LedgerLocation, RunLedger, ServeLedger};
 pub(crate) use tuning::configure_sqlite;
-use tuning::tune_reader;
 pub use tuning::{route_sqlite_memory, Allocator};
 
 use std::path::Path;

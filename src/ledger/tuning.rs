@@ -36,22 +36,6 @@ const STATEMENT_CACHE: usize = 128;
 /// its index pages in memory instead of reading them back.
 const PAGE_CACHE_KIB: i64 = 32 * 1024;
 
-/// How much of the ledger the fingerprints' reader beside a pass maps into memory instead of
-/// reading with `pread` (SQLite's `mmap_size`; its default is none). Its log is ~20 MB of
-/// blobs at a million patients, read front to back: ~5,000 system calls, each a copy out of
-/// the page cache; mapped, the pages are read where the page cache holds them (a rerun's
-/// system time 0.28-0.30 -> 0.22-0.23 s, ~10 MB more resident: the mapped pages count). Not
-/// the sent history's reader: its index pages lie all over the file, and the kernel maps the
-/// pages around each one read (up to 64 KiB), which put 80 MB more of the ledger in a
-/// rerun's resident memory. steprule never shrinks a ledger's file (no `VACUUM`, no
-/// auto-vacuum), which is when a mapped read could fault.
-const READER_MMAP_BYTES: i64 = 1 << 30;
-
-/// Sets the fingerprints' read-only reader up (see [`READER_MMAP_BYTES`]).
-pub(super) fn tune_reader(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
-}
-
 /// Sets the writer's connection up for a pass's batches.
 pub(super) fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
