@@ -291,9 +291,7 @@ fn end_to_end(
             child::megabytes(peak),
             child::verdict(under)
         );
-        let lowest = to_ducks.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = to_ducks.iter().copied().fold(0.0, f64::max);
-        spreads.push(format!("{name} {lowest:.2}–{highest:.2}×"));
+        spreads.push(format!("{name} {}", figures::range(&to_ducks)));
         if runs.iter().any(|r| r.per_step != expected) {
             println!("  {name}: its sends per step differ from (d)'s");
             agreed = false;

@@ -413,8 +413,8 @@ fn print_table(sizes: &[Size]) -> bool {
             size.rerun.wall.as_secs_f64(),
             judge(first <= TARGET_FIRST_RUN),
             judge(rerun <= TARGET_RERUN),
-            range(&size.first_ratios),
-            range(&size.rerun_ratios),
+            figures::range(&size.first_ratios),
+            figures::range(&size.rerun_ratios),
             rss.join(" / "),
             verdict(rss_ok),
         );
@@ -461,13 +461,6 @@ fn print_growth(sizes: &[Size]) -> bool {
         ok &= growth <= TARGET_PER_PATIENT_GROWTH;
     }
     ok
-}
-
-/// The lowest and highest of some ratios, `2.41–2.63×`.
-fn range(ratios: &[f64]) -> String {
-    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{low:.2}–{high:.2}×")
 }
 
 fn tail(text: &str, lines: usize) -> String {

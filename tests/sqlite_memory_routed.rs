@@ -8,7 +8,10 @@
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use steprule::ledger::{route_sqlite_memory, Allocator, Ledger, MarkRow};
+use steprule::ledger::{route_sqlite_memory, Allocator};
+
+#[path = "support/ledger_in_use.rs"]
+mod ledger_in_use;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);
@@ -46,17 +49,7 @@ fn sqlite_allocates_through_the_routed_allocator() {
         usable_size: counted_size,
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-    ledger.begin().unwrap();
-    let row = MarkRow {
-        fields: 1,
-        seen: vec![7; 17],
-    };
-    for i in 0..1_000 {
-        ledger.set_marks(&format!("P{i}"), i, &row).unwrap();
-    }
-    ledger.commit().unwrap();
-    assert_eq!(ledger.mark_row("P500").unwrap(), Some(row));
+    let ledger = ledger_in_use::ledger_in_use(dir.path(), 1_000, 7);
     let (allocated, freed) = (
         ALLOCATED.load(Ordering::Relaxed),
         FREED.load(Ordering::Relaxed),
