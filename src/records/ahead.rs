@@ -535,19 +535,16 @@ fn read_lines(rows: &mut JsonlRows, text_size: &mut usize) -> Block<Slot> {
         ..Block::default()
     };
     while block.rows.len() < BATCH {
-        let Some(checked) = rows.next_checked() else {
+        let Some(checked) = rows.next_checked_onto(&mut block.text) else {
             break;
         };
         let slot = match checked {
             Checked::Skipped(err) => Slot::Skipped(err),
-            Checked::Cells { line } => {
-                block.text.push_str(rows.text());
-                Slot::Cells {
-                    line,
-                    text_end: block.text.len(),
-                    ends_end: 0,
-                }
-            }
+            Checked::Cells { line } => Slot::Cells {
+                line,
+                text_end: block.text.len(),
+                ends_end: 0,
+            },
         };
         block.rows.push(slot);
     }

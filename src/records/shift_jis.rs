@@ -8,12 +8,44 @@
 
 use std::sync::OnceLock;
 
+/// A character of the table as UTF-8: its bytes (a character of Shift_JIS is in the Basic
+/// Multilingual Plane, so three at most) and how many; 0 for none.
+#[derive(Debug, Clone, Copy, Default)]
+struct Utf8Char {
+    bytes: [u8; 3],
+    len: u8,
+}
+
+impl Utf8Char {
+    /// `c` as UTF-8; none for NUL (no character of Shift_JIS decodes to U+0000 but the ASCII
+    /// byte, which is not looked up) and for what does not fit.
+    fn of(c: char) -> Utf8Char {
+        let mut buffer = [0; 4];
+        let encoded = c.encode_utf8(&mut buffer).as_bytes();
+        match encoded.len() {
+            len @ 1..=3 if c != '\0' => {
+                let mut bytes = [0; 3];
+                bytes[..len].copy_from_slice(encoded);
+                Utf8Char {
+                    bytes,
+                    len: len as u8,
+                }
+            }
+            _ => Utf8Char::default(),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 /// What the bytes from 0x80 up mean alone, and what each pair starting with one means: the
-/// character, or 0 for none (no character of Shift_JIS decodes to U+0000 but the ASCII byte).
+/// character, written as UTF-8 once here rather than once per time it is read.
 struct Table {
-    single: [u16; 128],
+    single: [Utf8Char; 128],
     /// Indexed by `(lead - 0x80) * 256 + trail`.
-    pairs: Vec<u16>,
+    pairs: Vec<Utf8Char>,
 }
 
 static TABLE: OnceLock<Table> = OnceLock::new();
@@ -22,21 +54,21 @@ impl Table {
     /// Asked of encoding_rs, once: every byte from 0x80 alone and, for those that are no
     /// character alone, every pair they begin (~16,000 short decodings, a few milliseconds).
     fn from_encoding_rs() -> Table {
-        let one = |bytes: &[u8]| -> u16 {
+        let one = |bytes: &[u8]| -> Utf8Char {
             let decoded =
                 encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes);
             let mut chars = decoded.as_deref().unwrap_or("").chars();
             match (chars.next(), chars.next()) {
-                (Some(c), None) => u16::try_from(u32::from(c)).unwrap_or(0),
-                _ => 0,
+                (Some(c), None) => Utf8Char::of(c),
+                _ => Utf8Char::default(),
             }
         };
-        let mut single = [0; 128];
-        let mut pairs = vec![0; 128 * 256];
+        let mut single = [Utf8Char::default(); 128];
+        let mut pairs = vec![Utf8Char::default(); 128 * 256];
         for lead in 0x80..=0xFF_u8 {
             let index = usize::from(lead - 0x80);
             single[index] = one(&[lead]);
-            if single[index] != 0 {
+            if single[index].len != 0 {
                 continue;
             }
             for trail in 0..=0xFF_u8 {
@@ -51,23 +83,43 @@ impl Table {
 /// perhaps appended) when it is not Shift_JIS.
 pub(super) fn push_decoded(field: &[u8], text: &mut String) -> bool {
     let table = TABLE.get_or_init(Table::from_encoding_rs);
+    // SAFETY: only whole characters are appended, as UTF-8: an ASCII byte, or the bytes of a
+    // character of the table (`Utf8Char::of`), so `text` is UTF-8 whenever this returns.
+    // Pushed as chars, each character was encoded again from its code point.
+    let out = unsafe { text.as_mut_vec() };
+    // A byte becomes three at most (a half-width katakana): no growth inside the loop.
+    out.reserve(field.len().saturating_mul(3));
     let mut bytes = field.iter();
     while let Some(&byte) = bytes.next() {
         if byte.is_ascii() {
-            text.push(char::from(byte));
+            out.push(byte);
             continue;
         }
         let lead = usize::from(byte - 0x80);
-        let unit = match table.single[lead] {
-            0 => match bytes.next() {
+        let decoded = match table.single[lead] {
+            Utf8Char { len: 0, .. } => match bytes.next() {
                 Some(&trail) => table.pairs[lead * 256 + usize::from(trail)],
-                None => 0,
+                None => Utf8Char::default(),
             },
             single => single,
         };
-        match char::from_u32(u32::from(unit)).filter(|&c| c != '\0') {
-            Some(c) => text.push(c),
-            None => return false,
+        if decoded.len == 0 {
+            return false;
+        }
+        // All three bytes written, the length then moved past those of the character: as
+        // `extend_from_slice`, one to three bytes were a call to `memcpy`, and pushed one by
+        // one, three checks of the room reserved above.
+        let at = out.len();
+        match out.spare_capacity_mut().get_mut(..3) {
+            Some(room) => {
+                for (slot, &byte) in room.iter_mut().zip(&decoded.bytes) {
+                    slot.write(byte);
+                }
+                // SAFETY: the `decoded.len` (at most three) bytes past the length were just
+                // written, within the capacity.
+                unsafe { out.set_len(at + usize::from(decoded.len)) };
+            }
+            None => out.extend_from_slice(decoded.as_bytes()),
         }
     }
     true

@@ -164,3 +164,18 @@ fn a_key_named_like_a_computed_builtin_is_ignored_and_reported_once_per_file() {
         "{notices:?}"
     );
 }
+
+/// What `str::trim` takes off a line (a full-width space, a no-break space) is taken off
+/// before it is parsed, and a line of nothing else is passed over like an empty one.
+#[test]
+fn unicode_spaces_around_a_line_are_trimmed_and_a_line_of_them_is_blank() {
+    let text = "\u{3000}{\"id\": \"P1\"}\u{a0}\n\u{3000}\u{a0}\n\t{\"id\": \"P2\"}  \n{\"id\": \"P3\"}\u{3000}";
+    let (rows, unreadable) = read_reports(RecordFormat::Jsonl, text, &ReadOptions::default());
+    assert!(unreadable.is_empty());
+    let lines: Vec<(String, usize)> = rows
+        .into_iter()
+        .map(|row| row.map(|record| (record.id, record.line)).unwrap())
+        .collect();
+    let expected = [("P1", 1), ("P2", 3), ("P3", 4)].map(|(id, line)| (id.to_owned(), line));
+    assert_eq!(lines, expected);
+}

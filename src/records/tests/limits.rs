@@ -123,3 +123,37 @@ fn a_line_without_an_end_gives_up_on_the_file_at_that_line() {
         );
     }
 }
+
+/// A line is read from the reader's buffer (64 KiB) when it lies whole there, else put
+/// together across reads: either way, a line exactly at the limit is read, one a byte longer
+/// is reported by its line, and lines are counted alike. Thousands of lines of every length
+/// around the limit, so that lines of each kind run past the buffer's end.
+#[test]
+fn jsonl_lines_at_the_limit_read_alike_within_and_across_the_readers_buffer() {
+    let limits = Limits {
+        record: 64,
+        runaway: MIB,
+        fields: 16,
+    };
+    let line = |n: usize, len: usize| {
+        let head = format!("\u{3000}{{\"id\": \"P{n}\", \"memo\": \"");
+        format!("{head}{}\"}}", "x".repeat(len - head.len() - 2))
+    };
+    let (mut text, mut good, mut bad) = (String::new(), Vec::new(), Vec::new());
+    for n in 0..4_000 {
+        let len = [64, 65, 40, 66][n % 4];
+        text.push_str(&line(n, len));
+        text.push_str(if n % 5 == 0 { "\r\n" } else { "\n" });
+        match len <= 64 {
+            true => good.push(format!("P{n}")),
+            false => bad.push(n + 1),
+        }
+    }
+    let rows = read_limited(RecordFormat::Jsonl, std::io::Cursor::new(text), limits).unwrap();
+    let (read, reported) = split(rows);
+    assert_eq!(read, good);
+    assert_eq!(reported.iter().map(|(at, _)| *at).collect::<Vec<_>>(), bad);
+    assert!(reported
+        .iter()
+        .all(|(_, message)| message.starts_with("the line is longer than")));
+}
