@@ -136,6 +136,22 @@ pub(super) fn read_line(
     }
 }
 
+/// Trims the text appended to `text` after `start` (as `str::trim` does) where it is, and
+/// whether anything is left (nothing: `text` is as it was before `start`).
+pub(super) fn keep_trimmed(text: &mut String, start: usize) -> bool {
+    let line = &text[start..];
+    let (lead, len) = (line.len() - line.trim_start().len(), line.trim().len());
+    if len == 0 {
+        text.truncate(start);
+        return false;
+    }
+    text.truncate(start + lead + len);
+    if lead > 0 {
+        text.drain(start..start + lead);
+    }
+    true
+}
+
 /// How many LFs `bytes` holds.
 pub(super) fn count_lines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
@@ -219,5 +235,21 @@ mod tests {
         assert_eq!(Limits::default().record_size(), "1 MiB");
         assert_eq!(Limits::default().runaway_size(), "64 MiB");
         assert_eq!(small().record_size(), "8 bytes");
+    }
+
+    #[test]
+    fn a_line_is_trimmed_where_it_was_appended_and_a_blank_one_taken_back() {
+        let mut text = String::from("kept ");
+        assert!(keep_trimmed(&mut text, 0));
+        assert_eq!(text, "kept");
+        text.push_str("\u{3000} {\"id\": 1}\u{a0}\t");
+        assert!(keep_trimmed(&mut text, 4));
+        assert_eq!(text, "kept{\"id\": 1}");
+        let before = text.clone();
+        text.push_str(" \u{3000}\r");
+        assert!(!keep_trimmed(&mut text, before.len()));
+        assert_eq!(text, before);
+        let end = text.len();
+        assert!(!keep_trimmed(&mut text, end));
     }
 }

@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use super::bounded::{read_line, Limits, Line};
+use super::bounded::{keep_trimmed, read_line, Limits, Line};
 use super::columns::{Column, Resolver, Role};
 use super::csv_rows::Checked;
 use super::decode::{Decoder, Undecodable};
@@ -118,23 +118,21 @@ impl JsonlRows {
     pub(super) fn next_checked_onto(&mut self, text: &mut String) -> Option<Checked> {
         while !self.done {
             let start = text.len();
-            let line = self.line + 1;
+            self.line += 1;
+            let line = self.line;
             let decoded = match self.decode_buffered(line, text) {
                 Some(decoded) => decoded,
                 None => match read_line(self.input.as_mut(), &mut self.line_buf, &self.limits) {
                     Err(err) => {
-                        self.line = line;
                         self.done = true;
                         let message = format!("cannot read the rest of the file: {err}");
                         return Some(Checked::Skipped(self.rows.error(line, message)));
                     }
                     Ok(Line::End) => {
-                        self.line = line;
                         self.done = true;
                         continue;
                     }
                     Ok(Line::TooLong) => {
-                        self.line = line;
                         let message = format!(
                             "the line is longer than {} (not a patient row); read on from the next line",
                             self.limits.record_size()
@@ -142,7 +140,6 @@ impl JsonlRows {
                         return Some(Checked::Skipped(self.rows.error(line, message)));
                     }
                     Ok(Line::Runaway) => {
-                        self.line = line;
                         self.done = true;
                         let message = self.limits.runaway_message();
                         return Some(Checked::Skipped(self.rows.error(line, message)));
@@ -154,7 +151,6 @@ impl JsonlRows {
                     }
                 },
             };
-            self.line = line;
             if let Err(err) = decoded {
                 let message = err.message("the line");
                 return Some(Checked::Skipped(self.rows.error(line, message)));
@@ -185,22 +181,6 @@ impl JsonlRows {
         self.input.consume(end + 1);
         Some(decoded)
     }
-}
-
-/// Trims the text appended to `text` after `start` (as `str::trim` does) where it is, and
-/// whether anything is left (nothing: `text` is as it was before `start`).
-fn keep_trimmed(text: &mut String, start: usize) -> bool {
-    let line = &text[start..];
-    let (lead, len) = (line.len() - line.trim_start().len(), line.trim().len());
-    if len == 0 {
-        text.truncate(start);
-        return false;
-    }
-    text.truncate(start + lead + len);
-    if lead > 0 {
-        text.drain(start..start + lead);
-    }
-    true
 }
 
 impl JsonlKeys {
