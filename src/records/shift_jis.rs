@@ -164,6 +164,21 @@ mod tests {
         assert_eq!(by_table(b""), Some(String::new()));
     }
 
+    /// Half-width katakana take one byte in Shift_JIS and three in UTF-8, the most a field
+    /// can grow: a long field of them, and of them mixed with kanji and ASCII, decodes as
+    /// encoding_rs decodes it, onto text already there.
+    #[test]
+    fn a_long_field_growing_threefold_decodes_as_encoding_rs_decodes_it() {
+        for text in ["ｱｲｳｴｵ".repeat(2_000), "ｶﾅ漢字a".repeat(1_000)] {
+            let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
+            assert!(!unmappable);
+            let mut decoded = String::from("before,");
+            assert!(push_decoded(&bytes, &mut decoded));
+            assert_eq!(decoded, format!("before,{text}"));
+            assert_eq!(by_table(&bytes), by_encoding_rs(&bytes));
+        }
+    }
+
     #[test]
     fn random_bytes_decode_as_encoding_rs_decodes_them() {
         // A fixed xorshift: three-byte and longer runs mixing ASCII, singles, leads and trails.

@@ -179,3 +179,40 @@ fn unicode_spaces_around_a_line_are_trimmed_and_a_line_of_them_is_blank() {
     let expected = [("P1", 1), ("P2", 3), ("P3", 4)].map(|(id, line)| (id.to_owned(), line));
     assert_eq!(lines, expected);
 }
+
+/// A line that is not UTF-8 is reported by its line whether it lies whole in the reader's
+/// buffer (64 KiB) or runs past its end (put together across reads), and the lines after it
+/// are read: every line that holds a multiple of 64 KiB is one, and every seventh besides.
+#[test]
+fn lines_not_in_the_files_encoding_are_reported_within_and_across_the_readers_buffer() {
+    const BUFFER: usize = 64 * 1024;
+    let (mut bytes, mut good, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..600 {
+        let start = bytes.len();
+        let ascii = format!(
+            "{{\"id\": \"P{n}\", \"memo\": \"{}\", \"name\": \"",
+            "x".repeat(900)
+        );
+        let crosses = (start + ascii.len() + 20) / BUFFER != start / BUFFER;
+        let broken = crosses || n % 7 == 0;
+        bytes.extend(ascii.as_bytes());
+        let name = "山田 花子";
+        match broken {
+            true => bytes.extend(encoding_rs::SHIFT_JIS.encode(name).0.iter()),
+            false => bytes.extend(name.as_bytes()),
+        }
+        bytes.extend(b"\"}\n");
+        match broken {
+            true => bad.push(n + 1),
+            false => good.push(format!("P{n}")),
+        }
+    }
+    let options = with_encoding(Encoding::Utf8);
+    let (read, reported) = split(read_with(RecordFormat::Jsonl, bytes, &options).unwrap());
+    assert_eq!(read, good);
+    assert_eq!(reported.iter().map(|(at, _)| *at).collect::<Vec<_>>(), bad);
+    assert!(
+        bad.len() > 600 / 7 + 3,
+        "lines across the buffer's end: {bad:?}"
+    );
+}
