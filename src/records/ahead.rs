@@ -18,7 +18,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::columns::{Notices, Resolver};
 use super::csv_rows::Checked;
-use super::jsonl_rows::{JsonlKeys, JsonlRows};
+use super::jsonl_keys::JsonlKeys;
+use super::jsonl_rows::JsonlRows;
 use super::reader::{open_parts, Opened, Rows, RowsAre};
 use super::row::{RowBuilder, RowTyper, TypedRow, Unreadable};
 use super::spent::Spares;

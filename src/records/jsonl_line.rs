@@ -46,7 +46,7 @@ pub(super) enum Shape {
 /// and values in the order of the line, every one given ([`sort_entries`] puts them in
 /// `Value`'s order), its numbers printed one after another into `numbers` (emptied first).
 /// After an error `entries` holds what was read before it.
-/// The typing threads call the two on their own ([`super::jsonl_rows`]), to know a scanned
+/// The typing threads call the two on their own ([`super::jsonl_keys`]), to know a scanned
 /// line is flat; this is what they give together, for the tests.
 #[cfg(test)]
 pub(super) fn parse_entries<'a>(

@@ -5,12 +5,12 @@
 //! it would print differently, any syntax error) is declined, and the caller reads the line
 //! with serde_json as before: the results, errors included, are the same either way.
 
-use std::borrow::Cow;
-use std::fmt::Write;
-
+use super::columns::Column;
 use super::jsonl_line::{Entry, JsonValue, Shape};
 use super::jsonl_order::KeyOrder;
+use super::row::Cell;
 use crate::json_plain::plain_len;
+use std::borrow::Cow;
 
 /// Digits an integer may have to be printed as the line spells it: it fits both `u64` and
 /// `i64`, so serde_json reads it as an integer and prints it as written.
@@ -197,6 +197,15 @@ impl<'a> Scan<'a> {
 
     /// A number in JSON's grammar, printed into `numbers` as `serde_json::Number` prints it.
     fn number(&mut self, numbers: &mut String) -> Option<JsonValue<'a>> {
+        let text = self.number_text()?;
+        let place = numbers.len();
+        numbers.push_str(&text);
+        Some(JsonValue::Number(place..numbers.len()))
+    }
+
+    /// A number in JSON's grammar as `serde_json::Number` prints it: the line's own text when
+    /// that is how it prints.
+    fn number_text(&mut self) -> Option<Cow<'a, str>> {
         let start = self.at;
         let negative = self.peek() == Some(b'-');
         if negative {
@@ -230,17 +239,169 @@ impl<'a> Scan<'a> {
             integer = false;
         }
         let token = &self.text[start..self.at];
-        let place = numbers.len();
         // serde_json reads "-0" as a float ("-0.0"), and an integer past `u64` or `i64` as a
         // float too: those, and every decimal, are read and printed by serde_json itself.
         if integer && whole <= PLAIN_DIGITS && token != "-0" {
-            numbers.push_str(token);
-        } else {
-            let number: serde_json::Number = serde_json::from_str(token).ok()?;
-            // Writing into a `String` cannot fail.
-            let _ = write!(numbers, "{number}");
+            return Some(Cow::Borrowed(token));
         }
-        Some(JsonValue::Number(place..numbers.len()))
+        let number: serde_json::Number = serde_json::from_str(token).ok()?;
+        Some(Cow::Owned(number.to_string()))
+    }
+
+    /// A value as the cell it makes: `Some(None)` for `null` (no cell); `None` (declined)
+    /// where [`Self::value`] declines.
+    #[inline]
+    fn cell(&mut self) -> Option<Option<Cell<'a>>> {
+        let text = match self.peek()? {
+            b'"' => Cow::Borrowed(self.string()?),
+            b'n' => {
+                self.word("null")?;
+                return Some(None);
+            }
+            b't' => {
+                self.word("true")?;
+                Cow::Borrowed("true")
+            }
+            b'f' => {
+                self.word("false")?;
+                Cow::Borrowed("false")
+            }
+            b'-' | b'0'..=b'9' => self.number_text()?,
+            _ => return None,
+        };
+        Some(Some(Cell::Text(text)))
+    }
+}
+
+/// A line's cells as it is scanned, each with its column, for typing straight from the line:
+/// no list of entries between the two (writing and reading back a line's entries, and putting
+/// them in order, was most of what a JSONL line cost beyond a CSV row).
+///
+/// It goes as far as a line [`scan_keyed`] would read whole with every key known and none
+/// twice, and stops (declined, see [`Self::whole`]) at anything else: an unknown key, a key
+/// given twice, an escape, a nested value, any syntax error. The caller then types the line
+/// again by the way that handles all of those, so the result is the same either way.
+///
+/// Cells come in the line's order, not the keys' sorted order the other way types them in:
+/// only the order of a row's problems depends on that ([`Self::sorted`] says whether they
+/// could differ).
+pub(super) struct ScannedCells<'a, 'k> {
+    scan: Scan<'a>,
+    order: &'k KeyOrder,
+    columns: &'k [Column],
+    /// The slot of each key so far, in the line's order.
+    slots: &'k mut Vec<usize>,
+    /// Per slot, the stamp of the line that last had it.
+    seen: &'k mut [u64],
+    stamp: u64,
+    open: bool,
+    whole: bool,
+    sorted: bool,
+}
+
+impl<'a, 'k> ScannedCells<'a, 'k> {
+    /// The cells of `text`, its keys found along `order` (whose columns are `columns`).
+    /// `seen` has a stamp per slot of `order`, each below `stamp` (the caller's count of lines
+    /// scanned so, which is never used twice).
+    pub(super) fn new(
+        text: &'a str,
+        order: &'k KeyOrder,
+        columns: &'k [Column],
+        slots: &'k mut Vec<usize>,
+        seen: &'k mut [u64],
+        stamp: u64,
+    ) -> Self {
+        slots.clear();
+        let mut scan = Scan { text, at: 0 };
+        let (mut open, mut whole) = (false, false);
+        scan.skip_space();
+        if scan.eat(b'{').is_some() {
+            scan.skip_space();
+            if scan.peek() == Some(b'}') {
+                scan.at += 1;
+                scan.skip_space();
+                whole = scan.at == text.len();
+            } else {
+                open = true;
+            }
+        }
+        ScannedCells {
+            scan,
+            order,
+            columns,
+            slots,
+            seen,
+            stamp,
+            open,
+            whole,
+            sorted: true,
+        }
+    }
+
+    /// Whether the line was read to its end, as a flat object of known keys each once. Only
+    /// then are the cells given the line's.
+    pub(super) fn whole(&self) -> bool {
+        self.whole
+    }
+
+    /// Whether the keys came in their sorted order (then the cells came in the order the
+    /// other way types them in).
+    pub(super) fn sorted(&self) -> bool {
+        self.sorted
+    }
+
+    /// The next key and value, `Some(None)` for a `null`; `None` when the line is declined.
+    #[inline]
+    fn step(&mut self) -> Option<Option<(&'k Column, Cell<'a>)>> {
+        let place = self.slots.last().map_or(0, |&slot| slot + 1);
+        let (_, slot) = self.scan.key(self.order, Some(place))?;
+        let slot = slot?;
+        let seen = self.seen.get_mut(slot)?;
+        if *seen == self.stamp {
+            return None;
+        }
+        *seen = self.stamp;
+        self.sorted &= place <= slot;
+        self.slots.push(slot);
+        self.scan.skip_space();
+        let cell = self.scan.cell()?;
+        self.scan.skip_space();
+        match self.scan.peek()? {
+            b',' => {
+                self.scan.at += 1;
+                self.scan.skip_space();
+            }
+            b'}' => {
+                self.scan.at += 1;
+                self.scan.skip_space();
+                if self.scan.at != self.scan.text.len() {
+                    return None;
+                }
+                self.open = false;
+                self.whole = true;
+            }
+            _ => return None,
+        }
+        let column = self.columns.get(self.order.column(slot))?;
+        Some(cell.map(|cell| (column, cell)))
+    }
+}
+
+impl<'a, 'k> Iterator for ScannedCells<'a, 'k> {
+    type Item = (&'k Column, Cell<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.open {
+            match self.step() {
+                Some(Some(cell)) => return Some(cell),
+                Some(None) => {}
+                None => {
+                    self.open = false;
+                    self.whole = false;
+                }
+            }
+        }
+        None
     }
 }
 

@@ -236,6 +236,11 @@ impl TypedRow {
     pub(super) fn take_record(&mut self) -> PatientRecord {
         std::mem::take(&mut self.record)
     }
+
+    /// How many of the row's cells could not be read.
+    pub(super) fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
 }
 
 impl RowTyper {

@@ -9,10 +9,15 @@ const MAPPING: &str = "[columns]\n\"患者ID\" = \"id\"\n\"メモ\" = \"memo\"\n
 
 /// Each line of `text` read in a file of its own, numbered as in `text`.
 fn alone(text: &str, options: &ReadOptions) -> Rows {
-    let lines = text.lines().enumerate();
-    let read = lines.flat_map(|(index, line)| {
-        let rows = read_with(RecordFormat::Jsonl, line, options).unwrap();
-        rows.into_iter().map(move |row| match row {
+    alone_reports(text, options).0
+}
+
+/// [`alone`], with the reports of kept rows' unreadable cells (line, report).
+fn alone_reports(text: &str, options: &ReadOptions) -> (Rows, Vec<(usize, String)>) {
+    let (mut rows, mut reports) = (Vec::new(), Vec::new());
+    for (index, line) in text.lines().enumerate() {
+        let (one, one_reports) = read_reports(RecordFormat::Jsonl, line, options);
+        rows.extend(one.into_iter().map(|row| match row {
             Ok(mut record) => {
                 record.line = index + 1;
                 Ok(record)
@@ -21,9 +26,19 @@ fn alone(text: &str, options: &ReadOptions) -> Rows {
                 err.line = index + 1;
                 Err(err)
             }
-        })
-    });
-    read.collect()
+        }));
+        reports.extend(
+            one_reports
+                .into_iter()
+                .map(|(_, report)| (index + 1, report)),
+        );
+    }
+    (rows, reports)
+}
+
+/// The places `0..n` in some order.
+fn shuffled(n: usize) -> impl proptest::strategy::Strategy<Value = Vec<usize>> {
+    proptest::strategy::Strategy::prop_shuffle(proptest::strategy::Just((0..n).collect()))
 }
 
 /// Ids are all different, so every row is judged on its own cells.
@@ -205,9 +220,7 @@ proptest::proptest! {
     /// reads alone.
     #[test]
     fn lines_with_their_keys_in_one_unsorted_order_read_as_they_read_alone(
-        order in proptest::strategy::Strategy::prop_shuffle(proptest::strategy::Just(
-            (0..SHUFFLED_KEYS.len()).collect::<Vec<_>>(),
-        )),
+        order in shuffled(SHUFFLED_KEYS.len()),
         lines in proptest::collection::vec(
             (
                 proptest::collection::vec((proptest::bool::weighted(0.8), 0..3usize), SHUFFLED_KEYS.len()),
@@ -232,5 +245,79 @@ proptest::proptest! {
         let options = with_mapping(MAPPING);
         let rows = read_with(RecordFormat::Jsonl, text.as_str(), &options).unwrap();
         proptest::prop_assert_eq!(rows, alone(&text, &options), "{}", text);
+    }
+}
+
+/// Keys for [`unreadable_cells_are_reported_as_alone_whatever_order_the_keys_come_in`]: most
+/// can hold a value that cannot be read, so a line has several problems, reported in one order.
+const CHECKED_KEYS: [&str; 9] = [
+    "id",
+    "stage",
+    "birth_date",
+    "opted_out",
+    "stage_entered_at",
+    "visited_at",
+    "memo",
+    "doctor",
+    "tags",
+];
+
+/// Key `key`'s value of kind `kind` on line `n`: readable, unreadable, `null`, a number, or an
+/// escaped string.
+fn checked_value(key: &str, kind: usize, n: usize) -> String {
+    match (key, kind) {
+        ("id", _) => format!("\"P{n}\""),
+        (_, 2) => "null".to_owned(),
+        (_, 3) => format!("{n}"),
+        (_, 4) => "\"a\\u0062\"".to_owned(),
+        ("stage", 0) => "\"booked\"".to_owned(),
+        ("birth_date", 0) => "\"1990-04-01\"".to_owned(),
+        ("opted_out", 0) => "false".to_owned(),
+        ("stage_entered_at" | "visited_at", 0) => "\"2026-05-01 09:30\"".to_owned(),
+        ("stage", _) => "\"bookd\"".to_owned(),
+        ("birth_date" | "stage_entered_at" | "visited_at", _) => "\"2026-13-45\"".to_owned(),
+        ("opted_out", _) => "\"maybe\"".to_owned(),
+        (_, kind) => format!("\"v{kind}\""),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Lines typed as they are scanned report their unreadable cells as a line read alone does
+    /// (in the keys' sorted order), whether the keys come sorted, in an export's one order, or
+    /// shuffled per line; with nulls, numbers and escapes among them.
+    #[test]
+    fn unreadable_cells_are_reported_as_alone_whatever_order_the_keys_come_in(
+        order in shuffled(CHECKED_KEYS.len()),
+        lines in proptest::collection::vec(
+            (
+                proptest::collection::vec((proptest::bool::weighted(0.85), 0..5usize), CHECKED_KEYS.len()),
+                0..3usize,
+                shuffled(CHECKED_KEYS.len()),
+            ),
+            1..16,
+        ),
+    ) {
+        let mut text = String::new();
+        for (n, (kept, how, shuffled)) in lines.into_iter().enumerate() {
+            let keys: Vec<usize> = match how {
+                0 => (0..CHECKED_KEYS.len()).collect(),
+                1 => order.clone(),
+                _ => shuffled,
+            };
+            let entries: Vec<String> = keys
+                .into_iter()
+                .filter(|&key| key == 0 || kept[key].0)
+                .map(|key| {
+                    let name = CHECKED_KEYS[key];
+                    format!("\"{name}\":{}", checked_value(name, kept[key].1, n))
+                })
+                .collect();
+            text.push_str(&format!("{{{}}}\n", entries.join(",")));
+        }
+        let options = ReadOptions::default();
+        let read = read_reports(RecordFormat::Jsonl, text.as_str(), &options);
+        proptest::prop_assert_eq!(read, alone_reports(&text, &options), "{}", text);
     }
 }

@@ -3,9 +3,11 @@
 
 use proptest::prelude::*;
 
-use crate::records::jsonl_line::{parse_entries, parse_entries_serde, Entry, Shape};
+use crate::records::columns::{Column, Resolver};
+use crate::records::jsonl_line::{parse_entries, parse_entries_serde, Entry, JsonValue, Shape};
 use crate::records::jsonl_order::KeyOrder;
-use crate::records::jsonl_scan::{scan_entries, scan_keyed};
+use crate::records::jsonl_scan::{scan_entries, scan_keyed, ScannedCells};
+use crate::records::row::Cell;
 
 /// What a line reads as: its shape, entries and numbers' text, or serde_json's message.
 type Read<'a> = Result<(Shape, Vec<Entry<'a>>, String), String>;
@@ -376,4 +378,83 @@ fn a_key_and_its_colon_are_found_by_the_order_before_or_by_walking() {
     assert_eq!(slots_of(r#"{"abc":"x"}"#), Some(vec![]));
     assert_eq!(slots_of(r#"{"ab"#), None);
     assert_eq!(slots_of(r#"{"ab""#), None);
+}
+
+/// A line's cells as [`ScannedCells`] gives them, with `order`'s keys known (each its own
+/// column, named as it is spelt), and whether it read the line whole and in sorted order; or
+/// what serde_json reads there, for comparison: (key, text) of each value not null, in the
+/// line's order, when the line is a flat object (no list or object as a value).
+type CellTexts = Vec<(String, String)>;
+
+fn cell_texts<'a>(cells: impl Iterator<Item = (&'a Column, Cell<'a>)>) -> CellTexts {
+    cells
+        .map(|(column, cell)| match cell {
+            Cell::Text(text) => (column.header.clone(), text.into_owned()),
+            Cell::List(_) => (column.header.clone(), "a list".to_owned()),
+        })
+        .collect()
+}
+
+fn serde_cells(text: &str) -> Option<CellTexts> {
+    let Ok((Shape::Object, entries, numbers)) = serde_reads(text) else {
+        return None;
+    };
+    let mut cells = Vec::new();
+    for (key, value) in entries {
+        let text = match value {
+            JsonValue::Text(text) => text.into_owned(),
+            JsonValue::Number(place) => numbers[place].to_owned(),
+            JsonValue::Null => continue,
+            JsonValue::List(_) | JsonValue::Object => return None,
+        };
+        cells.push((key.into_owned(), text));
+    }
+    Some(cells)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// A line typed as it is scanned gives serde_json's values, each with its key's column,
+    /// in the line's order; it is read whole exactly when the scanner reads the line with
+    /// every key known and none twice (else it is declined and typed the other way), whatever
+    /// order the lines before had.
+    #[test]
+    fn cells_scanned_are_serde_jsons_values_in_the_lines_order(
+        known in prop::collection::vec(prop::bool::weighted(0.9), KEYS.len()),
+        before in prop::collection::vec(prop::collection::vec(0..KEYS.len(), 0..8), 0..4),
+        entries in prop::collection::vec(keyed_entry(), 0..8),
+        garble in prop::option::weighted(0.2, (any::<prop::sample::Index>(), ".")),
+    ) {
+        let mut text = keyed_line(&entries);
+        if let Some((at, extra)) = garble {
+            let mut chars: Vec<char> = text.chars().collect();
+            chars.insert(at.index(chars.len() + 1), extra.chars().next().unwrap_or('x'));
+            text = chars.into_iter().collect();
+        }
+        let order = learnt_order(&known, &before);
+        let resolver = Resolver::new(&super::schema(), None);
+        let mut columns = vec![resolver.resolve("unused"); KEYS.len()];
+        for (column, key) in KEYS.iter().enumerate() {
+            columns[column] = resolver.resolve(key);
+            columns[column].header = (*key).to_owned();
+        }
+        let (mut slots, mut seen) = (Vec::new(), vec![0; order.len()]);
+        let mut cells = ScannedCells::new(&text, &order, &columns, &mut slots, &mut seen, 1);
+        let got = cell_texts(&mut cells);
+        let (whole, sorted) = (cells.whole(), cells.sorted());
+        let (mut scanned, mut numbers, mut all) = (Vec::new(), String::new(), Vec::new());
+        let flat = scan_keyed(&text, &mut scanned, &mut numbers, &order, &mut all).is_some();
+        let keys: Vec<&str> = scanned.iter().map(|(key, _)| key.as_ref()).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let readable = flat && all.len() == keys.len() && unique.len() == keys.len();
+        prop_assert_eq!(whole, readable, "{:?}", text);
+        if whole {
+            prop_assert_eq!(Some(got), serde_cells(&text), "{:?}", text);
+            prop_assert_eq!(sorted, keys.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", text);
+            prop_assert_eq!(&slots, &all, "{:?}", text);
+        }
+    }
 }
