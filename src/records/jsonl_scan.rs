@@ -4,6 +4,8 @@
 //! cost beyond a CSV row. Anything else (an escape, a list or an object as a value, a number
 //! it would print differently, any syntax error) is declined, and the caller reads the line
 //! with serde_json as before: the results, errors included, are the same either way.
+//! [`ScannedCells`] goes further for the typing threads: it hands a line's values straight to
+//! the row being typed, its string values' escapes decoded as serde_json decodes them.
 
 use super::columns::Column;
 use super::jsonl_line::{Entry, JsonValue, Shape};
@@ -120,6 +122,68 @@ impl<'a> Scan<'a> {
         // SAFETY: the bytes before `start` and at `start + len` are quotes, so both are on a
         // character's boundary of the (valid UTF-8) line, and within it.
         Some(unsafe { self.text.get_unchecked(start..start + len) })
+    }
+
+    /// A string value as serde_json reads it: borrowed when it has no escape, else decoded
+    /// into a string of its own (Python's `json.dumps` and pandas' `to_json` escape every
+    /// character past ASCII by default, so such an export has escapes on every line).
+    /// Declined (`None`) wherever serde_json would refuse the string: a control character,
+    /// an unknown escape, a lone surrogate, the line's end.
+    fn string_value(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.at + 1;
+        if let Some(plain) = self.string() {
+            return Some(Cow::Borrowed(plain));
+        }
+        let bytes = self.text.as_bytes();
+        let mut decoded = String::new();
+        let mut at = start;
+        loop {
+            let len = plain_len(bytes.get(at..)?);
+            // Each run starts after a quote or an escape and ends before a quote or a
+            // backslash: both ends are characters' boundaries.
+            decoded.push_str(self.text.get(at..at + len)?);
+            at += len;
+            match bytes.get(at)? {
+                b'"' => {
+                    self.at = at + 1;
+                    return Some(Cow::Owned(decoded));
+                }
+                b'\\' => {}
+                _ => return None,
+            }
+            let escape = *bytes.get(at + 1)?;
+            at += 2;
+            let char = match escape {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let unit = hex4(bytes.get(at..at + 4)?)?;
+                    at += 4;
+                    if !(0xD800..0xDC00).contains(&unit) {
+                        // A trailing surrogate alone is not a character: declined.
+                        char::from_u32(unit)?
+                    } else {
+                        if bytes.get(at..at + 2)? != b"\\u" {
+                            return None;
+                        }
+                        let low = hex4(bytes.get(at + 2..at + 6)?)?;
+                        if !(0xDC00..0xE000).contains(&low) {
+                            return None;
+                        }
+                        at += 6;
+                        char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))?
+                    }
+                }
+                _ => return None,
+            };
+            decoded.push(char);
+        }
     }
 
     /// A key and the `:` after it, and its slot along `order` (`None` when not known, or
@@ -253,7 +317,7 @@ impl<'a> Scan<'a> {
     #[inline]
     fn cell(&mut self) -> Option<Option<Cell<'a>>> {
         let text = match self.peek()? {
-            b'"' => Cow::Borrowed(self.string()?),
+            b'"' => self.string_value()?,
             b'n' => {
                 self.word("null")?;
                 return Some(None);
@@ -273,14 +337,23 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The value of four hexadecimal digits, as a `\\u` escape writes a UTF-16 unit.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    (digits.iter()).try_fold(0, |value, &digit| {
+        Some(value * 16 + char::from(digit).to_digit(16)?)
+    })
+}
+
 /// A line's cells as it is scanned, each with its column, for typing straight from the line:
 /// no list of entries between the two (writing and reading back a line's entries, and putting
 /// them in order, was most of what a JSONL line cost beyond a CSV row).
 ///
-/// It goes as far as a line [`scan_keyed`] would read whole with every key known and none
-/// twice, and stops (declined, see [`Self::whole`]) at anything else: an unknown key, a key
-/// given twice, an escape, a nested value, any syntax error. The caller then types the line
-/// again by the way that handles all of those, so the result is the same either way.
+/// It reads a line [`scan_keyed`] would read whole, and one whose string values have escapes
+/// (decoded as serde_json decodes them), when every key is known and none comes twice. It
+/// stops (declined, see [`Self::whole`]) at anything else: an unknown key, a key given twice,
+/// an escaped key, an escape serde_json refuses, a nested value, any syntax error. The caller
+/// then types the line again by the way that handles all of those, so the result is the same
+/// either way.
 ///
 /// Cells come in the line's order, not the keys' sorted order the other way types them in:
 /// only the order of a row's problems depends on that ([`Self::sorted`] says whether they
