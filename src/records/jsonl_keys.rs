@@ -9,10 +9,11 @@ use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
 
 use super::columns::{Column, Resolver, Role};
+use super::jsonl_cells::ScannedCells;
 use super::jsonl_line::{parse_entries_serde, sort_entries, Entry, JsonValue, Shape};
 use super::jsonl_order::{order, place_by_slots, KeyOrder};
 use super::jsonl_rows::json_error;
-use super::jsonl_scan::{scan_keyed, ScannedCells};
+use super::jsonl_scan::scan_keyed;
 use super::row::{Cell, RowTyper, TypedRow};
 use super::seen_ids::keyed_hasher;
 use super::spent::Spares;

@@ -23,6 +23,7 @@ mod decode;
 mod error;
 mod field_set;
 mod japanese_dates;
+mod jsonl_cells;
 mod jsonl_keys;
 mod jsonl_line;
 mod jsonl_order;

@@ -4,9 +4,10 @@
 use proptest::prelude::*;
 
 use crate::records::columns::{Column, Resolver};
+use crate::records::jsonl_cells::ScannedCells;
 use crate::records::jsonl_line::{parse_entries, parse_entries_serde, Entry, JsonValue, Shape};
 use crate::records::jsonl_order::KeyOrder;
-use crate::records::jsonl_scan::{scan_entries, scan_keyed, ScannedCells};
+use crate::records::jsonl_scan::{scan_entries, scan_keyed};
 use crate::records::row::Cell;
 
 /// What a line reads as: its shape, entries and numbers' text, or serde_json's message.
@@ -261,6 +262,15 @@ fn keyed_entry(escapes: bool) -> impl Strategy<Value = (usize, bool, bool, Strin
             r#""\u12""#,
             r#""\u12G4""#,
             r#""a\""#,
+            r#"["a", 1, true, null, -0, 2.50]"#,
+            r#"[]"#,
+            r#"[ "\u00e9" ,"x" ]"#,
+            r#"[null]"#,
+            r#"[[1]]"#,
+            r#"["a", {}]"#,
+            r#"[1,]"#,
+            r#"[1 2]"#,
+            r#"{"a": 1}"#,
         ]);
     }
     (
@@ -404,9 +414,14 @@ fn cell_texts<'a>(cells: impl Iterator<Item = (&'a Column, Cell<'a>)>) -> CellTe
     cells
         .map(|(column, cell)| match cell {
             Cell::Text(text) => (column.header.clone(), text.into_owned()),
-            Cell::List(_) => (column.header.clone(), "a list".to_owned()),
+            Cell::List(items) => (column.header.clone(), listed(&items)),
         })
         .collect()
+}
+
+/// A list's items as one text, for comparing.
+fn listed(items: &[std::borrow::Cow<'_, str>]) -> String {
+    format!("[{}]", items.join("|"))
 }
 
 /// Each key of `text` with its value's text (`None` for null), when serde_json reads it as a
@@ -421,7 +436,8 @@ fn serde_entries(text: &str) -> Option<Vec<(String, Option<String>)>> {
             JsonValue::Text(text) => Some(text.into_owned()),
             JsonValue::Number(place) => Some(numbers[place].to_owned()),
             JsonValue::Null => None,
-            JsonValue::List(_) | JsonValue::Object => return None,
+            JsonValue::List(Some(items)) => Some(listed(&items)),
+            JsonValue::List(None) | JsonValue::Object => return None,
         };
         read.push((key.into_owned(), text));
     }
