@@ -19,11 +19,20 @@ impl<'a> Scan<'a> {
     /// character past ASCII by default, so such an export has escapes on every line).
     /// Declined (`None`) wherever serde_json would refuse the string: a control character,
     /// an unknown escape, a lone surrogate, the line's end.
+    #[inline(always)]
     fn string_value(&mut self) -> Option<Cow<'a, str>> {
         let start = self.at + 1;
-        if let Some(plain) = self.string() {
-            return Some(Cow::Borrowed(plain));
+        match self.string() {
+            Some(plain) => Some(Cow::Borrowed(plain)),
+            None => self.escaped_string(start),
         }
+    }
+
+    /// [`Self::string_value`] past its plain start, from `start` (just after the quote).
+    /// Kept out of line: an export without escapes never calls it, and the scan of every
+    /// value stays small.
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, str>> {
         let bytes = self.text.as_bytes();
         let mut decoded = String::new();
         let mut at = start;
@@ -78,7 +87,7 @@ impl<'a> Scan<'a> {
 
     /// A value as the cell it makes: `Some(None)` for `null` (no cell); `None` (declined) for
     /// an object, or where serde_json would refuse the value.
-    #[inline]
+    #[inline(always)]
     fn cell(&mut self) -> Option<Option<Cell<'a>>> {
         if self.peek()? == b'[' {
             return self.list().map(Some);
@@ -88,7 +97,7 @@ impl<'a> Scan<'a> {
 
     /// A string, number, `true` or `false` as its text, `Some(None)` for `null`; declined
     /// (`None`) for anything else.
-    #[inline]
+    #[inline(always)]
     fn scalar(&mut self) -> Option<Option<Cow<'a, str>>> {
         Some(Some(match self.peek()? {
             b'"' => self.string_value()?,
@@ -112,6 +121,7 @@ impl<'a> Scan<'a> {
     /// A list of scalars (an export's tags, say) as the serde_json way reads it: each item's
     /// text, nulls left out. A list holding a list or an object is declined: the other way
     /// refuses the line with its message.
+    #[inline(never)]
     fn list(&mut self) -> Option<Cell<'a>> {
         self.eat(b'[')?;
         let mut items = Vec::new();
