@@ -1,6 +1,6 @@
 //! Typing a JSONL line: its keys resolved to columns (each spelling once, kept from line to
 //! line, see [`super::jsonl_order`]) and its values typed as those columns' cells. Nearly every
-//! line is typed as it is scanned ([`super::jsonl_scan::ScannedCells`]); any other line, by a
+//! line is typed as it is scanned ([`super::jsonl_cells::ScannedCells`]); any other line, by a
 //! list of its entries, put in order and checked for two cells meaning one field.
 
 use std::borrow::Cow;

@@ -6,10 +6,11 @@
 //! with serde_json as before: the results, errors included, are the same either way.
 //! [`super::jsonl_cells`] goes further for the typing threads, on this scanner.
 
+use std::borrow::Cow;
+
 use super::jsonl_line::{Entry, JsonValue, Shape};
 use super::jsonl_order::KeyOrder;
 use crate::json_plain::plain_len;
-use std::borrow::Cow;
 
 /// Digits an integer may have to be printed as the line spells it: it fits both `u64` and
 /// `i64`, so serde_json reads it as an integer and prints it as written.
