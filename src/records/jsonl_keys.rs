@@ -71,6 +71,8 @@ pub(super) struct JsonlKeys {
     seen: Vec<(u64, usize)>,
     /// Per slot of `order`, the line it was last scanned on ([`Self::stamp`]).
     slot_seen: Vec<u64>,
+    /// For each cell of a line typed as it was scanned, its key's place in `slots`.
+    cell_keys: Vec<usize>,
     stamp: u64,
 }
 
@@ -92,6 +94,7 @@ impl JsonlKeys {
             numbers: String::new(),
             seen: Vec::new(),
             slot_seen: Vec::new(),
+            cell_keys: Vec::new(),
             stamp: 0,
         }
     }
@@ -163,13 +166,25 @@ impl JsonlKeys {
         self.stamp += 1;
         let (order, columns) = (&self.order, self.columns.as_slice());
         let seen = self.slot_seen.as_mut_slice();
-        let mut cells = ScannedCells::new(text, order, columns, &mut self.slots, seen, self.stamp);
-        let typed = typer.type_row(line, &mut cells, spares);
-        // A row's problems are noted in its cells' order: a line with two or more whose keys
-        // were not in order is typed again, in order.
-        let kept = cells.whole() && (cells.sorted() || typed.problem_count() < 2);
-        if !kept {
+        let mut cells = ScannedCells::new(
+            text,
+            order,
+            columns,
+            &mut self.slots,
+            &mut self.cell_keys,
+            seen,
+            self.stamp,
+        );
+        let mut typed = typer.type_row(line, &mut cells, spares);
+        let (whole, sorted) = (cells.whole(), cells.sorted());
+        if !whole {
             return Scanned::Again(Some(typed));
+        }
+        // A row's problems are noted in its cells' order; the other way types the cells in
+        // their keys' sorted order, which is their slots'.
+        if !sorted && typed.problem_count() > 1 {
+            let (slots, cell_keys) = (&self.slots, &self.cell_keys);
+            typed.order_problems(|cell| slots[cell_keys[cell]]);
         }
         self.order.learn(&self.slots);
         Scanned::Typed(typed)
