@@ -164,15 +164,13 @@ fn hex4(digits: &[u8]) -> Option<u32> {
 ///
 /// Cells come in the line's order, not the keys' sorted order the other way types them in:
 /// only the order of a row's problems depends on that ([`Self::sorted`] says whether they
-/// could differ, and `cell_keys` which key each cell had, to put them in order).
+/// could differ).
 pub(super) struct ScannedCells<'a, 'k> {
     scan: Scan<'a>,
     order: &'k KeyOrder,
     columns: &'k [Column],
     /// The slot of each key so far, in the line's order.
     slots: &'k mut Vec<usize>,
-    /// For each cell given (nulls give none), its key's place in `slots`.
-    cell_keys: &'k mut Vec<usize>,
     /// Per slot, the stamp of the line that last had it.
     seen: &'k mut [u64],
     stamp: u64,
@@ -190,12 +188,10 @@ impl<'a, 'k> ScannedCells<'a, 'k> {
         order: &'k KeyOrder,
         columns: &'k [Column],
         slots: &'k mut Vec<usize>,
-        cell_keys: &'k mut Vec<usize>,
         seen: &'k mut [u64],
         stamp: u64,
     ) -> Self {
         slots.clear();
-        cell_keys.clear();
         let mut scan = Scan { text, at: 0 };
         let (mut open, mut whole) = (false, false);
         scan.skip_space();
@@ -214,7 +210,6 @@ impl<'a, 'k> ScannedCells<'a, 'k> {
             order,
             columns,
             slots,
-            cell_keys,
             seen,
             stamp,
             open,
@@ -268,9 +263,6 @@ impl<'a, 'k> ScannedCells<'a, 'k> {
             _ => return None,
         }
         let column = self.columns.get(self.order.column(slot))?;
-        if cell.is_some() {
-            self.cell_keys.push(self.slots.len() - 1);
-        }
         Some(cell.map(|cell| (column, cell)))
     }
 }

@@ -71,8 +71,6 @@ pub(super) struct JsonlKeys {
     seen: Vec<(u64, usize)>,
     /// Per slot of `order`, the line it was last scanned on ([`Self::stamp`]).
     slot_seen: Vec<u64>,
-    /// For each cell of a line typed as it was scanned, its key's place in `slots`.
-    cell_keys: Vec<usize>,
     stamp: u64,
 }
 
@@ -94,7 +92,6 @@ impl JsonlKeys {
             numbers: String::new(),
             seen: Vec::new(),
             slot_seen: Vec::new(),
-            cell_keys: Vec::new(),
             stamp: 0,
         }
     }
@@ -166,25 +163,25 @@ impl JsonlKeys {
         self.stamp += 1;
         let (order, columns) = (&self.order, self.columns.as_slice());
         let seen = self.slot_seen.as_mut_slice();
-        let mut cells = ScannedCells::new(
-            text,
-            order,
-            columns,
-            &mut self.slots,
-            &mut self.cell_keys,
-            seen,
-            self.stamp,
-        );
+        let mut cells = ScannedCells::new(text, order, columns, &mut self.slots, seen, self.stamp);
         let mut typed = typer.type_row(line, &mut cells, spares);
         let (whole, sorted) = (cells.whole(), cells.sorted());
         if !whole {
             return Scanned::Again(Some(typed));
         }
         // A row's problems are noted in its cells' order; the other way types the cells in
-        // their keys' sorted order, which is their slots'.
+        // their keys' sorted order, which is their slots'. A line's columns have names of
+        // their own (no names are shared), so a problem's column name tells its slot.
         if !sorted && typed.problem_count() > 1 {
-            let (slots, cell_keys) = (&self.slots, &self.cell_keys);
-            typed.order_problems(|cell| slots[cell_keys[cell]]);
+            let column = |slot| self.columns.get(self.order.column(slot));
+            let mut slot_of: Vec<(&str, usize)> = (self.slots.iter())
+                .filter_map(|&slot| Some((column(slot)?.name.as_str(), slot)))
+                .collect();
+            slot_of.sort_unstable();
+            typed.order_problems(|name| {
+                let found = slot_of.binary_search_by(|(known, _)| (*known).cmp(name));
+                found.map_or(usize::MAX, |at| slot_of[at].1)
+            });
         }
         self.order.learn(&self.slots);
         Scanned::Typed(typed)

@@ -80,8 +80,6 @@ pub(super) struct TypedRow {
     /// One message per unreadable cell, and the steprule name of its column.
     problems: Vec<String>,
     unknown_names: Vec<String>,
-    /// For each problem, its cell's place among the cells given.
-    problem_cells: Vec<usize>,
     /// Why the row has no usable id, when it has none.
     no_id: Option<String>,
     /// The id's [`id_hash`], computed where the row was typed (on any thread) so that the
@@ -244,22 +242,21 @@ impl TypedRow {
         self.problems.len()
     }
 
-    /// Puts the row's problems in the order of `rank`, given each one's cell's place among the
-    /// cells (as if the cells had been given in that order: the problems are the same, only
-    /// their order follows the cells').
-    pub(super) fn order_problems(&mut self, rank: impl Fn(usize) -> usize) {
-        let mut order: Vec<usize> = (0..self.problems.len()).collect();
-        order.sort_by_key(|&problem| rank(self.problem_cells[problem]));
+    /// Puts the row's problems in the order of `rank`, given each one's column's name: as if
+    /// the cells had been typed in that order (the problems are the same, only their order
+    /// follows the cells').
+    pub(super) fn order_problems(&mut self, rank: impl Fn(&str) -> usize) {
+        let mut order: Vec<(usize, usize)> = (self.unknown_names.iter())
+            .enumerate()
+            .map(|(problem, name)| (rank(name), problem))
+            .collect();
+        order.sort_unstable();
         let mut problems: Vec<Option<String>> = self.problems.drain(..).map(Some).collect();
         let mut names: Vec<Option<String>> = self.unknown_names.drain(..).map(Some).collect();
-        for &problem in &order {
+        for (_, problem) in order {
             self.problems.extend(problems[problem].take());
             self.unknown_names.extend(names[problem].take());
         }
-        self.problem_cells = order
-            .iter()
-            .map(|&problem| self.problem_cells[problem])
-            .collect();
     }
 }
 
@@ -305,7 +302,6 @@ impl RowTyper {
         spares.refill(&mut typed.record, line, dates, schema.fields.len());
         typed.problems.clear();
         typed.unknown_names.clear();
-        typed.problem_cells.clear();
         self.fill_row(typed, cells, spares);
     }
 
@@ -320,19 +316,17 @@ impl RowTyper {
             record,
             problems,
             unknown_names,
-            problem_cells,
             no_id,
             id_hash: hash,
         } = typed;
         let mut id_column = None;
-        for (at, (column, cell)) in cells.into_iter().enumerate() {
+        for (column, cell) in cells {
             if column.role == Role::Id {
                 id_column = Some(column);
             }
             if let Err(problem) = self.fill(record, column, cell, spares) {
                 problems.push(problem);
                 unknown_names.push(column.name.clone());
-                problem_cells.push(at);
             }
         }
         spares.settle(record);
