@@ -169,22 +169,28 @@ impl JsonlKeys {
         if !whole {
             return Scanned::Again(Some(typed));
         }
-        // A row's problems are noted in its cells' order; the other way types the cells in
-        // their keys' sorted order, which is their slots'. A line's columns have names of
-        // their own (no names are shared), so a problem's column name tells its slot.
         if !sorted && typed.problem_count() > 1 {
-            let column = |slot| self.columns.get(self.order.column(slot));
-            let mut slot_of: Vec<(&str, usize)> = (self.slots.iter())
-                .filter_map(|&slot| Some((column(slot)?.name.as_str(), slot)))
-                .collect();
-            slot_of.sort_unstable();
-            typed.order_problems(|name| {
-                let found = slot_of.binary_search_by(|(known, _)| (*known).cmp(name));
-                found.map_or(usize::MAX, |at| slot_of[at].1)
-            });
+            self.order_problems(&mut typed);
         }
         self.order.learn(&self.slots);
         Scanned::Typed(typed)
+    }
+
+    /// A row's problems are noted in its cells' order; the other way types the cells in their
+    /// keys' sorted order, which is their slots'. Puts `typed`'s problems, from the line just
+    /// scanned, in that order. A line's columns have names of their own (no names are
+    /// shared), so a problem's column name tells its slot. Out of line: nearly no line needs
+    /// it, and a row has a few problems at most (one per field that can be unreadable).
+    #[cold]
+    #[inline(never)]
+    fn order_problems(&self, typed: &mut TypedRow) {
+        typed.order_problems(|name| {
+            let named = |&&slot: &&usize| {
+                let column = self.columns.get(self.order.column(slot));
+                column.is_some_and(|column| column.name == name)
+            };
+            self.slots.iter().find(named).copied().unwrap_or(usize::MAX)
+        });
     }
 
     fn type_entries<'t>(

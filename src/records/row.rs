@@ -246,16 +246,16 @@ impl TypedRow {
     /// the cells had been typed in that order (the problems are the same, only their order
     /// follows the cells').
     pub(super) fn order_problems(&mut self, rank: impl Fn(&str) -> usize) {
-        let mut order: Vec<(usize, usize)> = (self.unknown_names.iter())
-            .enumerate()
-            .map(|(problem, name)| (rank(name), problem))
-            .collect();
-        order.sort_unstable();
-        let mut problems: Vec<Option<String>> = self.problems.drain(..).map(Some).collect();
-        let mut names: Vec<Option<String>> = self.unknown_names.drain(..).map(Some).collect();
-        for (_, problem) in order {
-            self.problems.extend(problems[problem].take());
-            self.unknown_names.extend(names[problem].take());
+        let mut ranks: Vec<usize> = self.unknown_names.iter().map(|name| rank(name)).collect();
+        // An insertion sort moving each problem with its name: a row has a few at most.
+        for next in 1..ranks.len() {
+            let mut at = next;
+            while at > 0 && ranks[at - 1] > ranks[at] {
+                ranks.swap(at - 1, at);
+                self.problems.swap(at - 1, at);
+                self.unknown_names.swap(at - 1, at);
+                at -= 1;
+            }
         }
     }
 }
