@@ -101,20 +101,8 @@ impl<'a> Scan<'a> {
     fn scalar(&mut self) -> Option<Option<Cow<'a, str>>> {
         Some(Some(match self.peek()? {
             b'"' => self.string_value()?,
-            b'n' => {
-                self.word("null")?;
-                return Some(None);
-            }
-            b't' => {
-                self.word("true")?;
-                Cow::Borrowed("true")
-            }
-            b'f' => {
-                self.word("false")?;
-                Cow::Borrowed("false")
-            }
             b'-' | b'0'..=b'9' => self.number_text()?,
-            _ => return None,
+            _ => return Some(self.literal()?.map(Cow::Borrowed)),
         }))
     }
 

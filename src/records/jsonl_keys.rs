@@ -478,15 +478,20 @@ mod tests {
         assert_eq!(kept.as_ptr() as usize, place);
     }
 
-    /// A line with a hundred thousand numbers is typed, and what it needed is let go.
-    #[test]
-    fn a_huge_line_leaves_nothing_huge_behind() {
-        let schema = RecordSchema {
+    /// A schema of one stage and no fields of its own.
+    fn booked_only() -> RecordSchema {
+        RecordSchema {
             timezone: chrono_tz::Asia::Tokyo,
             stages: vec!["booked".into()],
             date_fields: Vec::new(),
             fields: Vec::new(),
-        };
+        }
+    }
+
+    /// A line with a hundred thousand numbers is typed, and what it needed is let go.
+    #[test]
+    fn a_huge_line_leaves_nothing_huge_behind() {
+        let schema = booked_only();
         let builder = RowBuilder::new("patients.jsonl", &schema, None).unwrap();
         let mut keys = JsonlKeys::new(Resolver::new(&schema, None));
         let mut spares = Spares::default();
@@ -508,5 +513,50 @@ mod tests {
         assert_eq!((record.id.as_str(), record.other.len()), ("7", 0));
         // Typed as it was scanned, its one key found among those kept.
         assert!(keys.fresh.is_empty() && keys.slots.len() == 1);
+    }
+
+    /// What a careless export or an attacker puts on a line whose keys are known (so that it
+    /// is typed as it is scanned): a list of a hundred thousand tags, a name of fifty thousand
+    /// escaped characters, values nested ten thousand deep. Each is read in one pass or
+    /// refused as serde_json refuses it, and the line after is typed as scanned again.
+    #[test]
+    fn huge_lists_escapes_and_nesting_on_a_known_line_are_read_or_refused() {
+        let schema = booked_only();
+        let builder = RowBuilder::new("patients.jsonl", &schema, None).unwrap();
+        let typer = builder.typer_ref();
+        let mut keys = JsonlKeys::new(Resolver::new(&schema, None));
+        let mut spares = Spares::default();
+        let first = r#"{"id": "P0", "name": "a", "tags": "x"}"#;
+        assert!(keys.type_line(typer, 1, first, &mut spares).is_ok());
+        let tags: Vec<String> = (0..100_000).map(|n| format!("\"t{n}\"")).collect();
+        let listed = format!(
+            r#"{{"id": "P1", "name": "a", "tags": [{}, null]}}"#,
+            tags.join(",")
+        );
+        let typed = keys.type_line(typer, 2, &listed, &mut spares).unwrap();
+        assert_eq!(typed.kept().unwrap().tags.len(), 100_000);
+        assert_eq!(keys.slots.len(), 3, "typed as it was scanned");
+        let escaped = format!(
+            r#"{{"id": "P2", "name": "{}", "tags": "x"}}"#,
+            "\\u60a3".repeat(50_000)
+        );
+        let typed = keys.type_line(typer, 3, &escaped, &mut spares).unwrap();
+        assert_eq!(typed.kept().unwrap().name, Some("患".repeat(50_000)));
+        let deep = format!(
+            r#"{{"id": "P3", "name": "a", "tags": {}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let Err(refused) = keys.type_line(typer, 4, &deep, &mut spares) else {
+            panic!("a line nested ten thousand deep is refused");
+        };
+        assert!(
+            refused.message.starts_with("invalid JSON"),
+            "{}",
+            refused.message
+        );
+        let typed = keys.type_line(typer, 5, first, &mut spares).unwrap();
+        assert_eq!(typed.kept().unwrap().id, "P0");
+        assert_eq!(keys.slots.len(), 3, "typed as it was scanned");
     }
 }

@@ -164,30 +164,34 @@ impl<'a> Scan<'a> {
     }
 
     /// Passes over `word` if the line has it here.
-    pub(super) fn word(&mut self, word: &str) -> Option<()> {
+    fn word(&mut self, word: &str) -> Option<()> {
         let rest = &self.text.as_bytes()[self.at..];
         rest.starts_with(word.as_bytes())
             .then(|| self.at += word.len())
     }
 
+    /// `true` or `false` as the text a cell holds, `Some(None)` for `null`; declined (`None`)
+    /// for anything else.
+    pub(super) fn literal(&mut self) -> Option<Option<&'static str>> {
+        let (word, text) = match self.peek()? {
+            b'n' => ("null", None),
+            b't' => ("true", Some("true")),
+            b'f' => ("false", Some("false")),
+            _ => return None,
+        };
+        self.word(word)?;
+        Some(text)
+    }
+
     fn value(&mut self, numbers: &mut String) -> Option<JsonValue<'a>> {
         Some(match self.peek()? {
             b'"' => JsonValue::Text(Cow::Borrowed(self.string()?)),
-            b'n' => {
-                self.word("null")?;
-                JsonValue::Null
-            }
-            b't' => {
-                self.word("true")?;
-                JsonValue::Text(Cow::Borrowed("true"))
-            }
-            b'f' => {
-                self.word("false")?;
-                JsonValue::Text(Cow::Borrowed("false"))
-            }
             b'-' | b'0'..=b'9' => self.number(numbers)?,
-            // A list, an object, or not JSON.
-            _ => return None,
+            // A list, an object, or not JSON, when not a literal.
+            _ => match self.literal()? {
+                Some(text) => JsonValue::Text(Cow::Borrowed(text)),
+                None => JsonValue::Null,
+            },
         })
     }
 
