@@ -5,6 +5,7 @@
 use std::io::{self, BufRead};
 
 use super::bounded::{count_lines, skip_line, Limits, Skipped};
+use super::csv_line;
 
 /// One read by [`CsvRecords::next_record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,18 +87,8 @@ impl CsvRecords {
     pub(super) fn next_record(&mut self) -> io::Result<Raw> {
         self.len = 0;
         self.fields = 0;
-        // Blank lines are nobody; skipping them here keeps the start line exact.
-        loop {
-            let buf = self.input.fill_buf()?;
-            let (blank, len) = (buf.iter().take_while(|&&b| b == b'\n').count(), buf.len());
-            self.input.consume(blank);
-            self.lines += blank;
-            if len == 0 {
-                return Ok(Raw::End);
-            }
-            if blank < len {
-                break;
-            }
+        if !self.skip_blank_lines()? {
+            return Ok(Raw::End);
         }
         let line = self.line();
         if self.quick && self.plain_line()? {
@@ -136,6 +127,61 @@ impl CsvRecords {
                 _ => {}
             }
         }
+    }
+
+    /// Skips blank lines (they are nobody; skipping them here keeps the start line exact);
+    /// false at the end of the input.
+    fn skip_blank_lines(&mut self) -> io::Result<bool> {
+        loop {
+            let buf = self.input.fill_buf()?;
+            let (blank, len) = (buf.iter().take_while(|&&b| b == b'\n').count(), buf.len());
+            self.input.consume(blank);
+            self.lines += blank;
+            if len == 0 {
+                return Ok(false);
+            }
+            if blank < len {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The next record when it is a plain line (see [`csv_line::scan`]) already buffered
+    /// within the record bound, of exactly `fields` fields, valid UTF-8 and not blank (some
+    /// cell has an ASCII letter or digit): the line itself appended to `text`, its commas
+    /// kept, and the end of each field, counted from where the line starts there, to `ends`;
+    /// the line it is on returned. Such a line is what the long way ([`Self::next_record`],
+    /// then decoding and checking the fields) reads as a row to type, with the same cells;
+    /// it is read here in one pass and copied once. `None` (nothing consumed, `text` and
+    /// `ends` as they were) leaves it to the long way, which reads anything else as before.
+    pub(super) fn plain_utf8_line(
+        &mut self,
+        text: &mut String,
+        ends: &mut Vec<usize>,
+        fields: usize,
+    ) -> io::Result<Option<usize>> {
+        if !self.quick || !self.skip_blank_lines()? {
+            return Ok(None);
+        }
+        let line_number = self.line();
+        let buf = self.input.fill_buf()?;
+        let window = &buf[..buf.len().min(self.limits.record)];
+        let start = ends.len();
+        let csv_line::Scanned::Plain { end } = csv_line::scan(window, ends, fields) else {
+            return Ok(None);
+        };
+        let line = (ends.len() - start == fields)
+            .then(|| simdutf8::basic::from_utf8(&window[..end]).ok())
+            .flatten()
+            .filter(|line| line.bytes().any(|byte| byte.is_ascii_alphanumeric()));
+        let Some(line) = line else {
+            ends.truncate(start);
+            return Ok(None);
+        };
+        text.push_str(line);
+        self.lines += 1;
+        self.input.consume(end + 1);
+        Ok(Some(line_number))
     }
 
     /// The next record read without csv-core when it is one line, already buffered, without a

@@ -129,6 +129,14 @@ impl CsvRows {
         ends: &mut Vec<usize>,
     ) -> Option<Deferred> {
         loop {
+            if !self.done && self.decoder.is_utf8() {
+                let columns = self.columns.len();
+                match self.records.plain_utf8_line(text, ends, columns) {
+                    Ok(Some(line)) => return Some(Deferred::Line { line }),
+                    Ok(None) => {}
+                    Err(err) => return Some(Deferred::Checked(Checked::Skipped(self.failed(err)))),
+                }
+            }
             let line = match self.next_raw()? {
                 Err(err) => return Some(Deferred::Checked(Checked::Skipped(err))),
                 Ok(line) => line,
@@ -154,11 +162,7 @@ impl CsvRows {
         while !self.done {
             let raw = match self.records.next_record() {
                 Ok(raw) => raw,
-                Err(err) => {
-                    self.done = true;
-                    let message = format!("cannot read the rest of the file: {err}");
-                    return Some(Err(self.rows.error(self.records.line(), message)));
-                }
+                Err(err) => return Some(Err(self.failed(err))),
             };
             match raw {
                 Raw::End => self.done = true,
@@ -179,6 +183,13 @@ impl CsvRows {
             }
         }
         None
+    }
+
+    /// The input could not be read on: nothing more is.
+    fn failed(&mut self, err: std::io::Error) -> RowError {
+        self.done = true;
+        let message = format!("cannot read the rest of the file: {err}");
+        self.rows.error(self.records.line(), message)
     }
 }
 
@@ -232,6 +243,9 @@ pub(super) fn check_record(
 pub(super) enum Deferred {
     /// Decided on the reading thread, as [`CsvRows::next_onto`] decides.
     Checked(Checked),
+    /// A row to type, starting on `line`, whose text is its line as read: each field followed
+    /// by one byte (a comma, or nothing after the last), see [`line_cells`].
+    Line { line: usize },
     /// Starting on `line`, still to be decoded and checked with `decoder`.
     Raw { line: usize, decoder: Decoder },
 }
@@ -247,6 +261,18 @@ pub(super) enum Checked {
 /// The fields of a decoded record.
 pub(super) fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
     let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends.iter().copied())
+        .map(|(start, end)| &text[start..end])
+}
+
+/// The fields of a row kept as its line: field `n` ends at `ends[n]` and the next starts one
+/// byte (its comma) later.
+pub(super) fn line_cells<'t>(
+    text: &'t str,
+    ends: &'t [usize],
+) -> impl Iterator<Item = &'t str> + Clone {
+    let starts = std::iter::once(0).chain(ends.iter().map(|&end| end + 1));
     starts
         .zip(ends.iter().copied())
         .map(|(start, end)| &text[start..end])

@@ -137,6 +137,12 @@ impl Decoder {
         matches!(self.known, Some((Known::ShiftJis, _)))
     }
 
+    /// Whether the file is known to be UTF-8: a row that is valid UTF-8 is then decoded as it
+    /// is, and decoding it changes nothing here.
+    pub(super) fn is_utf8(&self) -> bool {
+        matches!(self.known, Some((Known::Utf8, _)))
+    }
+
     /// The text of the fields of the row starting on `line`, one after another in `text`, with
     /// the end of each in `ends` (both cleared first).
     pub(super) fn decode<'f>(

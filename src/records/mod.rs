@@ -16,6 +16,7 @@ mod ahead;
 mod bounded;
 mod cells;
 mod columns;
+mod csv_line;
 mod csv_records;
 mod csv_rows;
 mod database;

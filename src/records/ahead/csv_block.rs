@@ -6,7 +6,7 @@
 //! threads wait behind, only splits.
 
 use super::super::columns::Column;
-use super::super::csv_rows::{cells, check_record, Checked, CsvRows, Deferred};
+use super::super::csv_rows::{cells, check_record, line_cells, Checked, CsvRows, Deferred};
 use super::super::decode::Decoder;
 use super::super::row::{Cell, RowTyper};
 use super::super::spent::Spares;
@@ -16,6 +16,13 @@ use super::{place, with_room, work_on, Batch, Block, ReadRow, Slot, BATCH};
 /// A row of a CSV file as the reading thread hands it over.
 pub(super) enum CsvSlot {
     Read(Slot),
+    /// A row to type whose text is its line as read, commas and all (see
+    /// [`Deferred::Line`]).
+    Line {
+        line: usize,
+        text_end: usize,
+        ends_end: usize,
+    },
     /// Decoded and checked by the typing thread with `decoder`, as the reading thread would
     /// have: that decoding is most of the reading thread's work on a Shift_JIS file.
     Raw {
@@ -50,6 +57,11 @@ pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) 
                 text_end: block.text.len(),
                 ends_end: block.ends.len(),
             }),
+            Deferred::Line { line } => CsvSlot::Line {
+                line,
+                text_end: block.text.len(),
+                ends_end: block.ends.len(),
+            },
             Deferred::Raw { line, decoder } => CsvSlot::Raw {
                 line,
                 decoder,
@@ -104,7 +116,17 @@ pub(super) fn type_block<W: RowWork>(
                 let text = &block.text[text_start..text_end];
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
-                type_cells(typing, place(batch, typed), line, text, ends);
+                type_cells(typing, place(batch, typed), line, cells(text, ends));
+            }
+            CsvSlot::Line {
+                line,
+                text_end,
+                ends_end,
+            } => {
+                let text = &block.text[text_start..text_end];
+                let ends = &block.ends[ends_start..ends_end];
+                (text_start, ends_start) = (text_end, ends_end);
+                type_cells(typing, place(batch, typed), line, line_cells(text, ends));
             }
             CsvSlot::Raw {
                 line,
@@ -136,7 +158,8 @@ pub(super) fn type_block<W: RowWork>(
                     Some(Checked::Cells { line }) => {
                         let decoded = std::mem::take(typing.decoded);
                         let read = place(batch, typed);
-                        type_cells(typing, read, line, &decoded.text, &decoded.ends);
+                        let cells = cells(&decoded.text, &decoded.ends);
+                        type_cells(typing, read, line, cells);
                         *typing.decoded = decoded;
                     }
                 }
@@ -147,16 +170,15 @@ pub(super) fn type_block<W: RowWork>(
     batch.truncate(typed);
 }
 
-/// The cells of the row starting on `line` (`text`, each field ending at its `ends`) typed
-/// into `read`, and worked on when the row may be kept.
-fn type_cells<W: RowWork>(
+/// The cells of the row starting on `line` typed into `read`, and worked on when the row may
+/// be kept.
+fn type_cells<'t, W: RowWork>(
     typing: &mut Typing<'_, W>,
     read: &mut ReadRow<W::Out>,
     line: usize,
-    text: &str,
-    ends: &[usize],
+    cells: impl Iterator<Item = &'t str>,
 ) {
-    let cells = cells(text, ends).map(|cell| Cell::Text(cell.into()));
+    let cells = cells.map(|cell| Cell::Text(cell.into()));
     let columns = typing.columns.iter().zip(cells);
     (typing.typer).type_row_into(&mut read.typed, line, columns, typing.spares);
     work_on(read, typing.work);

@@ -274,3 +274,49 @@ fn jsonl_notices_and_duplicates_across_typing_threads() {
     assert_eq!(last.line, 4000 + 8);
     assert_eq!(here, ahead);
 }
+
+/// One row of each kind the plain-line reader may meet in a UTF-8 export, `n` its number.
+fn utf8_row(kind: u8, n: usize) -> Vec<u8> {
+    let row = match kind {
+        0 => format!("P{n},患者{n},first_visit,2026-11-20 10:00,no\n"),
+        1 => format!("P{n},x,booked,,no\n"),
+        2 => format!("P{n},\"a,b\",booked,,no\n"),
+        3 => format!("P{n},y,booked,,no\r\n"),
+        4 => "\n".to_owned(),
+        5 => ",,,,\n".to_owned(),
+        6 => "\u{3000}, ,\t,,\n".to_owned(),
+        7 => format!("P{n},z\n"),
+        8 => format!("P{n},a,b,c,d,e\n"),
+        9 => return [format!("P{n},").as_bytes(), b"\xff,booked,,no\n"].concat(),
+        10 => "P1,dup,booked,,no\n".to_owned(),
+        11 => format!("P{n},x,booked,2026-13-20 10:00,maybe\n"),
+        12 => format!("P{n},\"two\nlines\",booked,,no\n"),
+        13 => "\u{3000},x,booked,,no\n".to_owned(),
+        14 => format!("P{n},w,booked,,no\r"),
+        _ => format!("P{n}, 患者 ,regular, 2026-11-20 ,no\n"),
+    };
+    row.into_bytes()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// A UTF-8 export's rows of every kind, in any order and across batches, with or without
+    /// a last line end: read ahead (plain lines in one pass) as on the caller's thread (every
+    /// line the long way), rows, reports and lines alike.
+    #[test]
+    fn utf8_rows_of_every_kind_are_read_ahead_as_here(
+        kinds in proptest::collection::vec(0u8..16, 1..1200),
+        last_line_end: bool,
+    ) {
+        let mut text = b"id,name,stage,visited_at,opted_out\n".to_vec();
+        for (n, &kind) in kinds.iter().enumerate() {
+            text.extend_from_slice(&utf8_row(kind, n));
+        }
+        if !last_line_end && text.ends_with(b"\n") {
+            text.pop();
+        }
+        let (here, ahead) = both("patients.csv", &text);
+        proptest::prop_assert_eq!(here, ahead);
+    }
+}
