@@ -160,6 +160,37 @@ impl CsvRecords {
         ends: &mut Vec<usize>,
         fields: usize,
     ) -> io::Result<Option<usize>> {
+        self.plain_line_taken(ends, fields, |line| {
+            let line = simdutf8::basic::from_utf8(line)
+                .ok()
+                .filter(|line| line.bytes().any(|byte| byte.is_ascii_alphanumeric()));
+            line.map(|line| text.push_str(line)).is_some()
+        })
+    }
+
+    /// [`Self::plain_utf8_line`] for a file in another encoding whose commas and line ends
+    /// are ASCII (Shift_JIS): the line's bytes appended to `raw` as they are, to be decoded
+    /// and checked on another thread.
+    pub(super) fn plain_raw_line(
+        &mut self,
+        raw: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        fields: usize,
+    ) -> io::Result<Option<usize>> {
+        self.plain_line_taken(ends, fields, |line| {
+            raw.extend_from_slice(line);
+            true
+        })
+    }
+
+    /// The next record, when it is a plain line of exactly `fields` fields and `take` takes
+    /// it (false: it left everything as it was).
+    fn plain_line_taken(
+        &mut self,
+        ends: &mut Vec<usize>,
+        fields: usize,
+        take: impl FnOnce(&[u8]) -> bool,
+    ) -> io::Result<Option<usize>> {
         if !self.quick || !self.skip_blank_lines()? {
             return Ok(None);
         }
@@ -170,15 +201,10 @@ impl CsvRecords {
         let csv_line::Scanned::Plain { end } = csv_line::scan(window, ends, fields) else {
             return Ok(None);
         };
-        let line = (ends.len() - start == fields)
-            .then(|| simdutf8::basic::from_utf8(&window[..end]).ok())
-            .flatten()
-            .filter(|line| line.bytes().any(|byte| byte.is_ascii_alphanumeric()));
-        let Some(line) = line else {
+        if ends.len() - start != fields || !take(&window[..end]) {
             ends.truncate(start);
             return Ok(None);
-        };
-        text.push_str(line);
+        }
         self.lines += 1;
         self.input.consume(end + 1);
         Ok(Some(line_number))

@@ -129,10 +129,21 @@ impl CsvRows {
         ends: &mut Vec<usize>,
     ) -> Option<Deferred> {
         loop {
-            if !self.done && self.decoder.is_utf8() {
+            if !self.done {
                 let columns = self.columns.len();
-                match self.records.plain_utf8_line(text, ends, columns) {
-                    Ok(Some(line)) => return Some(Deferred::Line { line }),
+                let plain = match (self.decoder.is_utf8(), self.decoder.is_shift_jis()) {
+                    (true, _) => self.records.plain_utf8_line(text, ends, columns),
+                    (_, true) => self.records.plain_raw_line(raw, ends, columns),
+                    _ => Ok(None),
+                };
+                match plain {
+                    Ok(Some(line)) if self.decoder.is_utf8() => {
+                        return Some(Deferred::Line { line })
+                    }
+                    Ok(Some(line)) => {
+                        let decoder = self.decoder.clone();
+                        return Some(Deferred::RawLine { line, decoder });
+                    }
                     Ok(None) => {}
                     Err(err) => return Some(Deferred::Checked(Checked::Skipped(self.failed(err)))),
                 }
@@ -248,6 +259,9 @@ pub(super) enum Deferred {
     Line { line: usize },
     /// Starting on `line`, still to be decoded and checked with `decoder`.
     Raw { line: usize, decoder: Decoder },
+    /// [`Deferred::Raw`] of a plain line of as many fields as there are columns, its bytes
+    /// kept as the line (see [`Deferred::Line`]).
+    RawLine { line: usize, decoder: Decoder },
 }
 
 /// A row of the file before it is typed.

@@ -351,6 +351,35 @@ fn decode_shift_jis(
     Ok(())
 }
 
+/// A Shift_JIS file's plain line (each field followed by its comma, see
+/// [`super::csv_line`]) decoded as a whole onto `text`, commas kept, with the end of each
+/// field there pushed onto `ends`; false (`text` and `ends` perhaps changed) for a line to
+/// decode and check the long way: one that is not Shift_JIS or is UTF-8 (which the long way
+/// tells apart and reports), and one with no ASCII letter or digit (which may be blank).
+/// Commas are ASCII and never half of a character, so each field is decoded exactly as on its
+/// own ([`decode_shift_jis`] takes each field with the comma before it).
+pub(super) fn decode_shift_jis_line(
+    line: &[u8],
+    comma_ends: &[usize],
+    text: &mut String,
+    ends: &mut Vec<usize>,
+) -> bool {
+    let ascii = encoding_rs::Encoding::ascii_valid_up_to(line);
+    let decoded = if ascii == line.len() {
+        // ASCII is UTF-8: checked by SIMD, as a UTF-8 row is.
+        simdutf8::basic::from_utf8(line)
+            .map(|line| {
+                text.push_str(line);
+                ends.extend_from_slice(comma_ends);
+            })
+            .is_ok()
+    } else {
+        simdutf8::basic::from_utf8(&line[ascii..]).is_err()
+            && decode_shift_jis(line, comma_ends, text, ends).is_ok()
+    };
+    decoded && text.bytes().any(|byte| byte.is_ascii_alphanumeric())
+}
+
 /// A row that is not in the file's encoding: which field, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Undecodable {

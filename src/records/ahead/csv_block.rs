@@ -7,7 +7,7 @@
 
 use super::super::columns::Column;
 use super::super::csv_rows::{cells, check_record, line_cells, Checked, CsvRows, Deferred};
-use super::super::decode::Decoder;
+use super::super::decode::{decode_shift_jis_line, Decoder};
 use super::super::row::{Cell, RowTyper};
 use super::super::spent::Spares;
 use super::super::worked::RowWork;
@@ -30,6 +30,9 @@ pub(super) enum CsvSlot {
         decoder: Decoder,
         raw_end: usize,
         ends_end: usize,
+        /// The bytes are a plain line, commas kept, of as many fields as there are columns
+        /// ([`Deferred::RawLine`]); otherwise the fields one after another.
+        as_line: bool,
     },
 }
 
@@ -67,6 +70,14 @@ pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) 
                 decoder,
                 raw_end: block.raw.len(),
                 ends_end: block.ends.len(),
+                as_line: false,
+            },
+            Deferred::RawLine { line, decoder } => CsvSlot::Raw {
+                line,
+                decoder,
+                raw_end: block.raw.len(),
+                ends_end: block.ends.len(),
+                as_line: true,
             },
         };
         block.rows.push(slot);
@@ -75,11 +86,14 @@ pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) 
     block
 }
 
-/// A typing thread's text and field ends of the row it decoded last (reused row to row).
+/// A typing thread's text and field ends of the row it decoded last, and the fields of a raw
+/// line put one after another for the long way (reused row to row).
 #[derive(Default)]
 pub(super) struct Decoded {
     text: String,
     ends: Vec<usize>,
+    packed: Vec<u8>,
+    packed_ends: Vec<usize>,
 }
 
 /// What a typing thread types CSV rows with.
@@ -133,13 +147,36 @@ pub(super) fn type_block<W: RowWork>(
                 mut decoder,
                 raw_end,
                 ends_end,
+                as_line,
             } => {
                 let bytes = &block.raw[raw_start..raw_end];
                 let field_ends = &block.ends[ends_start..ends_end];
                 (raw_start, ends_start) = (raw_end, ends_end);
-                let Decoded { text, ends } = &mut *typing.decoded;
+                let Decoded {
+                    text,
+                    ends,
+                    packed,
+                    packed_ends,
+                } = &mut *typing.decoded;
                 text.clear();
                 ends.clear();
+                if as_line && decode_shift_jis_line(bytes, field_ends, text, ends) {
+                    let decoded = std::mem::take(typing.decoded);
+                    let cells = line_cells(&decoded.text, &decoded.ends);
+                    type_cells(typing, place(batch, typed), line, cells);
+                    *typing.decoded = decoded;
+                    typed += 1;
+                    continue;
+                }
+                let (bytes, field_ends) = match as_line {
+                    true => {
+                        text.clear();
+                        ends.clear();
+                        pack_fields(bytes, field_ends, packed, packed_ends);
+                        (&packed[..], &packed_ends[..])
+                    }
+                    false => (bytes, field_ends),
+                };
                 let (typer, columns) = (typing.typer, typing.columns);
                 let checked = check_record(
                     &mut decoder,
@@ -168,6 +205,19 @@ pub(super) fn type_block<W: RowWork>(
         typed += 1;
     }
     batch.truncate(typed);
+}
+
+/// The fields of a plain line (`line`, field `n` ending at `ends[n]`, the next starting after
+/// its comma) put one after another into `packed`, each ending at its `packed_ends`: what
+/// reading the line the long way makes of it.
+fn pack_fields(line: &[u8], ends: &[usize], packed: &mut Vec<u8>, packed_ends: &mut Vec<usize>) {
+    packed.clear();
+    packed_ends.clear();
+    let starts = std::iter::once(0).chain(ends.iter().map(|&end| end + 1));
+    for (start, &end) in starts.zip(ends) {
+        packed.extend_from_slice(&line[start..end]);
+        packed_ends.push(packed.len());
+    }
 }
 
 /// The cells of the row starting on `line` typed into `read`, and worked on when the row may

@@ -320,3 +320,48 @@ proptest::proptest! {
         proptest::prop_assert_eq!(here, ahead);
     }
 }
+
+/// One row of each kind the plain-line reader may meet in a Shift_JIS export: those of
+/// [`utf8_row`] in Shift_JIS, and rows that are not Shift_JIS or are UTF-8.
+fn shift_jis_row(kind: u8, n: usize) -> Vec<u8> {
+    let encoded = |row: &[u8]| {
+        let text = String::from_utf8_lossy(row).into_owned();
+        encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
+    };
+    match kind {
+        // A lead byte at a field's end, with the comma after it.
+        16 => [format!("P{n},").as_bytes(), b"\x8a\xb3\x81,booked,,no\n"].concat(),
+        // A lead byte at the line's end.
+        17 => [format!("P{n},x,booked,,no").as_bytes(), b"\x81\n"].concat(),
+        // UTF-8 that is also Shift_JIS byte for byte: refused as UTF-8 all the same.
+        18 => format!("P{n},山田,booked,,no\n").into_bytes(),
+        19 => [format!("P{n},").as_bytes(), b"\xa0\xfd,booked,,no\n"].concat(),
+        // Full-width spaces only: blank once decoded.
+        20 => b"\x81\x40,\x81\x40,,,\n".to_vec(),
+        9 => encoded(format!("P{n},患者,booked,,no\n").as_bytes()),
+        kind => encoded(&utf8_row(kind, n)),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// [`utf8_rows_of_every_kind_are_read_ahead_as_here`] for a Shift_JIS export, whose plain
+    /// lines are decoded whole on the typing threads.
+    #[test]
+    fn shift_jis_rows_of_every_kind_are_read_ahead_as_here(
+        kinds in proptest::collection::vec(0u8..21, 1..1200),
+        last_line_end: bool,
+    ) {
+        let mut text = b"id,name,stage,visited_at,opted_out\n".to_vec();
+        text.extend_from_slice(&encoding_rs::SHIFT_JIS.encode("P,患者,booked,,no\n").0);
+        for (n, &kind) in kinds.iter().enumerate() {
+            text.extend_from_slice(&shift_jis_row(kind, n));
+        }
+        if !last_line_end && text.ends_with(b"\n") {
+            text.pop();
+        }
+        let (here, ahead) = both("patients.csv", &text);
+        proptest::prop_assert_eq!(here, ahead);
+    }
+}
