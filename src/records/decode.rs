@@ -59,8 +59,9 @@ impl<R: Read> Read for LineEnds<R> {
                 break;
             }
             // Most exports have no CR at all (or only CRLF): a block without one, not after a
-            // CR, passes through as it is.
-            if !self.after_cr && !buf[..read].contains(&b'\r') {
+            // CR, passes through as it is. Looked for with memchr's SIMD: `contains` went
+            // through a million-row export eight bytes at a time.
+            if !self.after_cr && memchr::memchr(b'\r', &buf[..read]).is_none() {
                 self.last = Some(buf[read - 1]);
                 return Ok(read);
             }
