@@ -137,6 +137,11 @@ impl Conditions {
         .unwrap_or(&step.when)
     }
 
+    /// Whether the step's `unless` runs a rhai condition (whose failures are noted).
+    pub fn unless_scripted(&self, step: usize) -> bool {
+        self.unless[step].is_some_and(|id| self.programs[id].scripted)
+    }
+
     pub fn unless(&self, step: usize) -> Option<ConditionId> {
         self.unless[step].map(ConditionId)
     }

@@ -31,6 +31,15 @@ pub(super) const SLACK_DAYS: i64 = 2;
 /// twice the slack.
 pub(super) const EXPIRED_MARGIN: i64 = 2 * SLACK_DAYS * 86_400;
 
+/// How much further past `occurrence_bounds`' last instant (or past `now`, if that is later)
+/// an occurrence is skipped without being placed when only `explain` would say anything of it.
+/// `at` moves a send less than a day and a bit earlier than its occurrence, so such a send
+/// lands over a week after both: after the window, in a later day and week than any instant
+/// in it (the cap counts it against none of the window's sends), and after any send the
+/// history can hold. A one-off step timed months ahead (`3mo after last_visit_at`) is such
+/// for most patients.
+pub(super) const LATER_MARGIN: i64 = 8 * 86_400;
+
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     candidates: Vec<Candidate>,
@@ -186,8 +195,14 @@ pub(super) fn run(
             true => None,
             false => bounds.0.plus_seconds(-EXPIRED_MARGIN),
         };
+        // A scripted `unless` is run for every candidate, and its failures are counted.
+        let beyond = match ctx.explain || conditions.unless_scripted(step.index) {
+            true => None,
+            false => bounds.1.max(frame.now).plus_seconds(LATER_MARGIN),
+        };
         let occurrences = for_each_occurrence(step, anchor, bounds, frame.clock, |nominal| {
-            if expired_before.is_some_and(|first| nominal < first) {
+            let too_early = expired_before.is_some_and(|first| nominal < first);
+            if too_early || beyond.is_some_and(|last| nominal > last) {
                 return;
             }
             match place(step, nominal, anchor, &frame) {

@@ -162,3 +162,38 @@ fn only_explaining_keeps_the_sends_after_the_window() {
     Evaluator::new(&plan).evaluate(&p, window, &mut outcome);
     assert!(outcome.later.is_empty() && outcome.sends.is_empty());
 }
+
+/// `plan` and `run` skip occurrences timed over a week past the window (only `explain` says
+/// anything of them): the sends in the window are the same as when every occurrence is placed,
+/// with a weekly cap whose higher-priority steps fall later in the week, windows from an hour
+/// to a month and from before the anchor to long after it, and sends already made.
+#[test]
+fn occurrences_long_after_the_window_change_no_send_in_it() {
+    let plan = plan(
+        "cap 1 per week\nstep low: when stage=regular every 2d at 10:00 send a within 2d priority low\nstep weekly: when stage=regular every 1w at 11:00 send c within 1w\nstep soon: when stage=regular after 9d at 10:00 send b priority high\nstep later: when stage=regular after 12d at 10:00 send c priority high\nstep far: when stage=regular after 3mo at 09:00 send a priority high\nstep yearly: when stage=regular every 1y send b within 30d",
+    );
+    let p = patient(&plan, "regular", "2026-11-20 08:00");
+    let (mut quiet, mut explained) = (PatientOutcome::default(), PatientOutcome::default());
+    let mut compared = 0;
+    for day in -20..140 {
+        for hours in [1, 24 * 3, 24 * 8, 24 * 31] {
+            let now = tokyo("2026-11-20 08:00") + chrono::Duration::days(day);
+            let window = Window {
+                now,
+                from: now,
+                to: now + chrono::Duration::hours(hours),
+            };
+            let history = [SentBefore {
+                step: 0,
+                occurrence: now - chrono::Duration::hours(20),
+                at: now - chrono::Duration::hours(20),
+            }];
+            Evaluator::new(&plan).evaluate_after(&p, window, &history, &mut quiet);
+            Evaluator::explaining(&plan).evaluate_after(&p, window, &history, &mut explained);
+            assert_eq!(quiet.sends, explained.sends, "day {day}, {hours}h");
+            assert_eq!(quiet.already_sent, explained.already_sent, "day {day}");
+            compared += quiet.sends.len();
+        }
+    }
+    assert!(compared > 200, "{compared}");
+}
