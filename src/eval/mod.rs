@@ -63,6 +63,20 @@ pub struct DueSend {
     pub before_start: bool,
 }
 
+/// A [`DueSend`] as `plan` keeps it: the instants as Unix seconds, and not why it was moved.
+/// An evaluator made with [`Evaluator::in_seconds`] hands its sends out so, in
+/// [`PatientOutcome::in_seconds`]: turned into chrono's instants and straight back, a
+/// million patients' sends cost `plan` ~3% of its instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueSeconds {
+    pub step: usize,
+    pub variant: usize,
+    pub occurrence: i64,
+    pub at: i64,
+    pub expires: i64,
+    pub before_start: bool,
+}
+
 /// Why a send goes out later than its step's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moved {
@@ -157,6 +171,9 @@ pub struct PatientOutcome {
     pub later: Vec<DueSend>,
     /// Sends the history says went out already (not in `sends`).
     pub already_sent: usize,
+    /// The sends in the window, from an evaluator made with [`Evaluator::in_seconds`] (which
+    /// leaves `sends` empty).
+    pub in_seconds: Vec<DueSeconds>,
 }
 
 impl PatientOutcome {
@@ -165,6 +182,7 @@ impl PatientOutcome {
         self.notes.clear();
         self.later.clear();
         self.already_sent = 0;
+        self.in_seconds.clear();
     }
 }
 
@@ -186,6 +204,8 @@ pub struct Evaluator<'p> {
     /// Whether to say why each step sends nothing. `plan` and `run` only need the sends (and
     /// failing scripts); building the reasons would be most of the work.
     explain: bool,
+    /// Hand the sends out as [`DueSeconds`].
+    in_seconds: bool,
     /// `now` on the clinic's clock, kept while the patients' `now` stays the same.
     today: Option<Today>,
     /// The clinic's zone with its table of offsets, looked up once.
@@ -243,6 +263,8 @@ pub(crate) struct Context<'a> {
     now: DateTime<Utc>,
     today: Today,
     explain: bool,
+    /// Hand the sends out as [`DueSeconds`].
+    in_seconds: bool,
     needs: &'a [unknown::StepNeeds],
     /// What the patient did, as far as reactions can see (nothing without a ledger).
     reactions: PatientReactions<'a>,
@@ -271,6 +293,7 @@ impl<'p> Evaluator<'p> {
             scripts: None,
             scratch: schedule::Scratch::default(),
             explain: false,
+            in_seconds: false,
             today: None,
             clock: ZoneClock::new(plan.timezone),
             needs: plan.steps.iter().map(unknown::needs).collect(),
@@ -288,6 +311,15 @@ impl<'p> Evaluator<'p> {
         Evaluator {
             explain,
             by_tree: true,
+            ..Evaluator::new(plan)
+        }
+    }
+
+    /// An evaluator for sends only, handed out as [`DueSeconds`] in
+    /// [`PatientOutcome::in_seconds`].
+    pub fn in_seconds(plan: &'p TimingPlan) -> Self {
+        Evaluator {
+            in_seconds: true,
             ..Evaluator::new(plan)
         }
     }
@@ -386,6 +418,7 @@ impl<'p> Evaluator<'p> {
             now: window.now,
             today,
             explain: self.explain,
+            in_seconds: self.in_seconds,
             needs: &self.needs,
             reactions,
             consent: self.consent(patient),

@@ -3,7 +3,7 @@
 //! taken once ([`ZoneClock`]): a candidate send is plain integers until it is kept, and only
 //! then becomes a [`DueSend`] of chrono's instants.
 
-use super::{DueSend, Moved, Reason};
+use super::{DueSeconds, DueSend, Moved, Reason};
 use crate::plan::calendar::leave_quiet_on_wall;
 use crate::plan::{Direction, Offset, PlannedStep};
 use crate::time::{calendar_end, UnixTime, ZoneClock};
@@ -52,6 +52,20 @@ impl Candidate {
             expires: self.expires.utc(),
             variant,
             moved: self.moved.map(MovedFrom::moved),
+            before_start: self.before_start,
+        }
+    }
+}
+
+impl Candidate {
+    /// The send as an evaluator made [`super::Evaluator::in_seconds`] hands it out.
+    pub fn in_seconds(self, variant: usize) -> DueSeconds {
+        DueSeconds {
+            step: self.step,
+            variant,
+            occurrence: self.occurrence.seconds,
+            at: self.at.seconds,
+            expires: self.expires.seconds,
             before_start: self.before_start,
         }
     }

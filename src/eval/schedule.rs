@@ -298,6 +298,10 @@ pub(super) fn run(
             .iter()
             .position(|v| bucket < v.upto)
             .unwrap_or(step.variants.len() - 1);
+        if ctx.in_seconds && !later {
+            out.in_seconds.push(send.in_seconds(variant));
+            continue;
+        }
         let send = send.due_send(variant);
         match later {
             true => out.later.push(send),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+#[cfg(test)]
 use chrono::{DateTime, Utc};
 
 use crate::eval::Window;
@@ -76,17 +77,12 @@ impl LedgerMarks {
     /// What the ledger has for this patient's send of `step` at `occurrence`, if anything.
     #[cfg(test)]
     fn status(&self, patient: &str, step: usize, occurrence: DateTime<Utc>) -> Option<SendStatus> {
-        status_in(self.of(patient), step, occurrence)
+        status_in(self.of(patient), step, occurrence.timestamp())
     }
 }
 
 /// What `marks` (one patient's) has for the send of `step` at `occurrence`, if anything.
-pub(super) fn status_in(
-    marks: &[Mark],
-    step: usize,
-    occurrence: DateTime<Utc>,
-) -> Option<SendStatus> {
-    let occurrence = occurrence.timestamp();
+pub(super) fn status_in(marks: &[Mark], step: usize, occurrence: i64) -> Option<SendStatus> {
     marks
         .iter()
         .find(|m| usize::from(m.step) == step && m.occurrence == occurrence)

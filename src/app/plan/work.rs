@@ -31,7 +31,7 @@ impl<'a> PlanWork<'a> {
         reactions: &'a PassReactions,
     ) -> Self {
         PlanWork {
-            evaluator: Evaluator::new(plan),
+            evaluator: Evaluator::in_seconds(plan),
             outcome: PatientOutcome::default(),
             window,
             recipients,
@@ -59,16 +59,18 @@ impl<'a> PlanWork<'a> {
             Recipient::Export
         };
         planned.rows.clear();
-        planned.rows.extend(outcome.sends.iter().map(|send| Row {
-            at: send.at.timestamp(),
-            patient: 0,
-            step: send.step as u16,
-            variant: send.variant as u16,
-            occurrence: send.occurrence.timestamp(),
-            expires: send.expires.timestamp(),
-            before_start: send.before_start,
-            ledger: ledger::status_in(known, send.step, send.occurrence),
-        }));
+        planned
+            .rows
+            .extend(outcome.in_seconds.iter().map(|send| Row {
+                at: send.at,
+                patient: 0,
+                step: send.step as u16,
+                variant: send.variant as u16,
+                occurrence: send.occurrence,
+                expires: send.expires,
+                before_start: send.before_start,
+                ledger: ledger::status_in(known, send.step, send.occurrence),
+            }));
         // The order the rows are sorted in after the pass, put in here on this thread.
         order::in_step_order(&mut planned.rows);
     }
