@@ -215,14 +215,16 @@ fn jsonl_escaped() -> String {
     text
 }
 
-/// `plan` (JSON, two threads) on two files of the same rows, whose stdout and stderr must be
-/// the same but for the files' folders.
+/// `plan` (JSON, two threads) on two JSONL files of the same rows, whose stdout and stderr
+/// must be the same but for the files' folders.
 fn plan_alike(first: &str, second: &str) {
+    plan_alike_named("patients.jsonl", first.as_bytes(), second.as_bytes());
+}
+
+/// [`plan_alike`] for two files called `name` (whose extension says their format).
+fn plan_alike_named(name: &str, first: &[u8], second: &[u8]) {
     let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (first_path, second_path) = (
-        first_dir.path().join("patients.jsonl"),
-        second_dir.path().join("patients.jsonl"),
-    );
+    let (first_path, second_path) = (first_dir.path().join(name), second_dir.path().join(name));
     std::fs::write(&first_path, first).unwrap();
     std::fs::write(&second_path, second).unwrap();
     let (first_out, first_err) = plan(&first_path, "json", "2");
@@ -264,4 +266,31 @@ fn jsonl_written_with_escapes_plans_as_written_plainly() {
     let escaped = jsonl_escaped();
     assert!(escaped.is_ascii() && escaped.contains(r#""id":"\u0050"#));
     plan_alike(&jsonl_in_column_order(), &escaped);
+}
+
+/// A CSV line without a quote is read in one pass and handed over as the line (session 20),
+/// any other through csv-core. The same rows with every cell quoted, with CRLF line ends, and
+/// in Shift_JIS plan exactly as written plainly in UTF-8, warnings (a date that cannot be read,
+/// a duplicate id, a name over two lines) and skipped rows included.
+#[test]
+fn csv_quoted_with_crlf_or_in_shift_jis_plans_as_written_plainly() {
+    let plain = csv();
+    let quote = |cell: &str| match cell.starts_with('"') {
+        true => cell.to_owned(),
+        false => format!("\"{cell}\""),
+    };
+    let mut quoted = COLUMNS.map(quote).join(",") + "\n";
+    for n in 0..PATIENTS {
+        quoted.push_str(&patient(n).map(|cell| quote(&cell)).join(","));
+        quoted.push('\n');
+    }
+    assert!(!quoted
+        .lines()
+        .any(|line| line.contains(",P") || line.starts_with('P')));
+    plan_alike_named("patients.csv", plain.as_bytes(), quoted.as_bytes());
+    let crlf = plain.replace('\n', "\r\n");
+    plan_alike_named("patients.csv", plain.as_bytes(), crlf.as_bytes());
+    let (shift_jis, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&plain);
+    assert!(!unmappable);
+    plan_alike_named("patients.csv", plain.as_bytes(), &shift_jis);
 }
