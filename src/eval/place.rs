@@ -55,9 +55,7 @@ impl Candidate {
             before_start: self.before_start,
         }
     }
-}
 
-impl Candidate {
     /// The send as an evaluator made [`super::Evaluator::in_seconds`] hands it out.
     pub fn in_seconds(self, variant: usize) -> DueSeconds {
         DueSeconds {
