@@ -148,12 +148,7 @@ fn only_explaining_keeps_the_sends_after_the_window() {
     // `plan` and `run` never read them; `explain` says when a step sends next.
     let plan = plan("step later: when stage=first_visit after 10d at 10:00 send a");
     let p = patient(&plan, "first_visit", "2026-11-20 08:00");
-    let now = tokyo("2026-11-20 08:00");
-    let window = Window {
-        now,
-        from: now,
-        to: now + chrono::Duration::days(3),
-    };
+    let window = window_from("2026-11-20 08:00", 3);
     let mut outcome = PatientOutcome::default();
     Evaluator::explaining(&plan).evaluate(&p, window, &mut outcome);
     let next: Vec<_> = outcome.later.iter().map(|s| s.at).collect();
@@ -196,4 +191,68 @@ fn occurrences_long_after_the_window_change_no_send_in_it() {
         }
     }
     assert!(compared > 200, "{compared}");
+}
+
+/// An evaluator made `in_seconds` hands out the sends `new` does, as seconds, and leaves
+/// `sends` empty; its notes are the same.
+#[test]
+fn sends_in_seconds_are_the_sends_as_seconds() {
+    let plan = plan(
+        "cap 1 per day\nstep thanks: when stage=first_visit after 1d at 10:00 send a\nstep survey: when stage=first_visit after 1d at 11:00 send b within 3d\nstep news: when stage=first_visit every 2d send c within 1d",
+    );
+    let p = patient(&plan, "first_visit", "2026-11-20 08:00");
+    let window = window_from("2026-11-20 22:30", 10);
+    let (mut sends, mut seconds) = (PatientOutcome::default(), PatientOutcome::default());
+    Evaluator::new(&plan).evaluate(&p, window, &mut sends);
+    Evaluator::in_seconds(&plan).evaluate(&p, window, &mut seconds);
+    assert!(seconds.sends.is_empty());
+    assert_eq!(seconds.notes, sends.notes);
+    let as_seconds: Vec<DueSeconds> = (sends.sends.iter())
+        .map(|send| DueSeconds {
+            step: send.step,
+            variant: send.variant,
+            occurrence: send.occurrence.timestamp(),
+            at: send.at.timestamp(),
+            expires: send.expires.timestamp(),
+            before_start: send.before_start,
+        })
+        .collect();
+    assert!(as_seconds.len() >= 4, "{as_seconds:?}");
+    assert_eq!(seconds.in_seconds, as_seconds);
+}
+
+/// Outside `explain`, a patient who opted out or has no LINE id gets no note (nothing counts
+/// them), one whose opt-out cannot be read a note per step (the pass counts those); `explain`
+/// says why for every step either way.
+#[test]
+fn only_an_unreadable_opt_out_is_noted_per_step_outside_explain() {
+    let plan = plan("step thanks: when stage=first_visit after 1d send a\nstep news: when stage=regular every 2d send c within 1d");
+    let window = window_from("2026-11-20 10:00", 3);
+    let mut opted_out = patient(&plan, "first_visit", "2026-11-20 08:00");
+    opted_out.opted_out = true;
+    let mut no_line = patient(&plan, "first_visit", "2026-11-20 08:00");
+    no_line.line_user_id = None;
+    let mut unreadable = opted_out.clone();
+    unreadable
+        .unknown
+        .insert(FieldRef::Builtin(Field::OptedOut));
+    let mut outcome = PatientOutcome::default();
+    for (who, noted) in [(&opted_out, 0), (&no_line, 0), (&unreadable, 2)] {
+        Evaluator::new(&plan).evaluate(who, window, &mut outcome);
+        assert!(outcome.sends.is_empty());
+        assert_eq!(outcome.notes.len(), noted, "{:?}", outcome.notes);
+        Evaluator::explaining(&plan).evaluate(who, window, &mut outcome);
+        assert_eq!(outcome.notes.len(), 2, "{:?}", outcome.notes);
+    }
+    assert!(matches!(outcome.notes[0].reason, Reason::Unreadable(_)));
+}
+
+/// A window of `days` from `now` (Tokyo), `now` being when it is evaluated.
+fn window_from(now: &str, days: i64) -> Window {
+    let now = tokyo(now);
+    Window {
+        now,
+        from: now,
+        to: now + chrono::Duration::days(days),
+    }
 }

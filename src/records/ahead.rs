@@ -115,13 +115,10 @@ impl<S> Default for Block<S> {
     }
 }
 
-/// A decoded row, or a row skipped where it was read.
+/// A JSONL line to type (its text ending at `text_end` in the block), or a line skipped where
+/// it was read.
 enum Slot {
-    Cells {
-        line: usize,
-        text_end: usize,
-        ends_end: usize,
-    },
+    Cells { line: usize, text_end: usize },
     Skipped(RowError),
 }
 
@@ -544,7 +541,6 @@ fn read_lines(rows: &mut JsonlRows, text_size: &mut usize) -> Block<Slot> {
             Checked::Cells { line } => Slot::Cells {
                 line,
                 text_end: block.text.len(),
-                ends_end: 0,
             },
         };
         block.rows.push(slot);
@@ -570,7 +566,7 @@ fn type_lines<W: RowWork>(
         let read = place(batch, index);
         match slot {
             Slot::Skipped(err) => read.skipped = Some(err),
-            Slot::Cells { line, text_end, .. } => {
+            Slot::Cells { line, text_end } => {
                 let text = &block.text[text_start..text_end];
                 text_start = text_end;
                 spares.keep_record(read.typed.take_record());

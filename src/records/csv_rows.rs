@@ -130,22 +130,8 @@ impl CsvRows {
     ) -> Option<Deferred> {
         loop {
             if !self.done {
-                let columns = self.columns.len();
-                let plain = match (self.decoder.is_utf8(), self.decoder.is_shift_jis()) {
-                    (true, _) => self.records.plain_utf8_line(text, ends, columns),
-                    (_, true) => self.records.plain_raw_line(raw, ends, columns),
-                    _ => Ok(None),
-                };
-                match plain {
-                    Ok(Some(line)) if self.decoder.is_utf8() => {
-                        return Some(Deferred::Line { line })
-                    }
-                    Ok(Some(line)) => {
-                        let decoder = self.decoder.clone();
-                        return Some(Deferred::RawLine { line, decoder });
-                    }
-                    Ok(None) => {}
-                    Err(err) => return Some(Deferred::Checked(Checked::Skipped(self.failed(err)))),
+                if let Some(plain) = self.next_plain(text, raw, ends) {
+                    return Some(plain);
                 }
             }
             let line = match self.next_raw()? {
@@ -159,12 +145,41 @@ impl CsvRows {
                 return Some(Deferred::Raw {
                     line,
                     decoder: self.decoder.clone(),
+                    layout: Layout::Packed,
                 });
             }
             if let Some(checked) = self.check(line, text, ends) {
                 return Some(Deferred::Checked(checked));
             }
         }
+    }
+
+    /// The next row when it is a plain line of a file whose encoding is known (see
+    /// [`CsvRecords::plain_utf8_line`]): a UTF-8 one's text appended to `text`, a Shift_JIS
+    /// one's bytes to `raw`; `None` (nothing read) for the long way.
+    fn next_plain(
+        &mut self,
+        text: &mut String,
+        raw: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Option<Deferred> {
+        let columns = self.columns.len();
+        let utf8 = self.decoder.is_utf8();
+        let plain = match utf8 {
+            true => self.records.plain_utf8_line(text, ends, columns),
+            false if self.decoder.is_shift_jis() => self.records.plain_raw_line(raw, ends, columns),
+            false => return None,
+        };
+        Some(match plain {
+            Ok(None) => return None,
+            Ok(Some(line)) if utf8 => Deferred::Line { line },
+            Ok(Some(line)) => Deferred::Raw {
+                line,
+                decoder: self.decoder.clone(),
+                layout: Layout::Line,
+            },
+            Err(err) => Deferred::Checked(Checked::Skipped(self.failed(err))),
+        })
     }
 
     /// The next record read whole, by the line it starts on (its bytes in
@@ -254,14 +269,16 @@ pub(super) fn check_record(
 pub(super) enum Deferred {
     /// Decided on the reading thread, as [`CsvRows::next_onto`] decides.
     Checked(Checked),
-    /// A row to type, starting on `line`, whose text is its line as read: each field followed
-    /// by one byte (a comma, or nothing after the last), see [`line_cells`].
+    /// A row to type, starting on `line`, whose text is its plain line as read, of as many
+    /// fields as there are columns ([`Layout::Line`]).
     Line { line: usize },
-    /// Starting on `line`, still to be decoded and checked with `decoder`.
-    Raw { line: usize, decoder: Decoder },
-    /// [`Deferred::Raw`] of a plain line of as many fields as there are columns, its bytes
-    /// kept as the line (see [`Deferred::Line`]).
-    RawLine { line: usize, decoder: Decoder },
+    /// Starting on `line`, still to be decoded and checked with `decoder`: its fields laid out
+    /// as `layout` says (a plain line's bytes as they are, or the fields a record had).
+    Raw {
+        line: usize,
+        decoder: Decoder,
+        layout: Layout,
+    },
 }
 
 /// A row of the file before it is typed.
@@ -272,24 +289,45 @@ pub(super) enum Checked {
     Skipped(RowError),
 }
 
-/// The fields of a decoded record.
-pub(super) fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    starts
-        .zip(ends.iter().copied())
-        .map(|(start, end)| &text[start..end])
+/// How a row's fields lie in its text, each ending at its `ends`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Layout {
+    /// One after another, as decoding a record's fields leaves them.
+    #[default]
+    Packed,
+    /// As the row's plain line had them: each but the last followed by its comma (see
+    /// [`Deferred::Line`]).
+    Line,
 }
 
-/// The fields of a row kept as its line: field `n` ends at `ends[n]` and the next starts one
-/// byte (its comma) later.
-pub(super) fn line_cells<'t>(
-    text: &'t str,
-    ends: &'t [usize],
-) -> impl Iterator<Item = &'t str> + Clone {
-    let starts = std::iter::once(0).chain(ends.iter().map(|&end| end + 1));
+/// Where each field lies: field `n` ends at `ends[n]`, and the next starts there (or, in a
+/// line, one byte later, past its comma).
+pub(super) fn field_spans(
+    ends: &[usize],
+    layout: Layout,
+) -> impl Iterator<Item = std::ops::Range<usize>> + Clone + '_ {
+    let gap = match layout {
+        Layout::Packed => 0,
+        Layout::Line => 1,
+    };
+    let starts = std::iter::once(0).chain(ends.iter().map(move |&end| end + gap));
     starts
         .zip(ends.iter().copied())
-        .map(|(start, end)| &text[start..end])
+        .map(|(start, end)| start..end)
+}
+
+/// The fields of a decoded record.
+pub(super) fn cells<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + Clone {
+    laid_out_cells(text, ends, Layout::Packed)
+}
+
+/// The fields of a row's text laid out as `layout` says.
+pub(super) fn laid_out_cells<'t>(
+    text: &'t str,
+    ends: &'t [usize],
+    layout: Layout,
+) -> impl Iterator<Item = &'t str> + Clone {
+    field_spans(ends, layout).map(move |span| &text[span])
 }
 
 impl Iterator for CsvRows {

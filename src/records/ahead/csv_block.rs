@@ -6,22 +6,25 @@
 //! threads wait behind, only splits.
 
 use super::super::columns::Column;
-use super::super::csv_rows::{cells, check_record, line_cells, Checked, CsvRows, Deferred};
+use super::super::csv_rows::{
+    check_record, field_spans, laid_out_cells, Checked, CsvRows, Deferred, Layout,
+};
 use super::super::decode::{decode_shift_jis_line, Decoder};
 use super::super::row::{Cell, RowTyper};
 use super::super::spent::Spares;
 use super::super::worked::RowWork;
-use super::{place, with_room, work_on, Batch, Block, ReadRow, Slot, BATCH};
+use super::super::RowError;
+use super::{place, with_room, work_on, Batch, Block, ReadRow, BATCH};
 
 /// A row of a CSV file as the reading thread hands it over.
 pub(super) enum CsvSlot {
-    Read(Slot),
-    /// A row to type whose text is its line as read, commas and all (see
-    /// [`Deferred::Line`]).
-    Line {
+    Skipped(RowError),
+    /// A row to type, its text and field ends in the block, laid out as `layout` says.
+    Cells {
         line: usize,
         text_end: usize,
         ends_end: usize,
+        layout: Layout,
     },
     /// Decoded and checked by the typing thread with `decoder`, as the reading thread would
     /// have: that decoding is most of the reading thread's work on a Shift_JIS file.
@@ -30,9 +33,7 @@ pub(super) enum CsvSlot {
         decoder: Decoder,
         raw_end: usize,
         ends_end: usize,
-        /// The bytes are a plain line, commas kept, of as many fields as there are columns
-        /// ([`Deferred::RawLine`]); otherwise the fields one after another.
-        as_line: bool,
+        layout: Layout,
     },
 }
 
@@ -53,31 +54,27 @@ pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) 
         else {
             break;
         };
+        let (text_end, ends_end) = (block.text.len(), block.ends.len());
+        let cells = |line, layout| CsvSlot::Cells {
+            line,
+            text_end,
+            ends_end,
+            layout,
+        };
         let slot = match read {
-            Deferred::Checked(Checked::Skipped(err)) => CsvSlot::Read(Slot::Skipped(err)),
-            Deferred::Checked(Checked::Cells { line }) => CsvSlot::Read(Slot::Cells {
+            Deferred::Checked(Checked::Skipped(err)) => CsvSlot::Skipped(err),
+            Deferred::Checked(Checked::Cells { line }) => cells(line, Layout::Packed),
+            Deferred::Line { line } => cells(line, Layout::Line),
+            Deferred::Raw {
                 line,
-                text_end: block.text.len(),
-                ends_end: block.ends.len(),
-            }),
-            Deferred::Line { line } => CsvSlot::Line {
-                line,
-                text_end: block.text.len(),
-                ends_end: block.ends.len(),
-            },
-            Deferred::Raw { line, decoder } => CsvSlot::Raw {
+                decoder,
+                layout,
+            } => CsvSlot::Raw {
                 line,
                 decoder,
                 raw_end: block.raw.len(),
-                ends_end: block.ends.len(),
-                as_line: false,
-            },
-            Deferred::RawLine { line, decoder } => CsvSlot::Raw {
-                line,
-                decoder,
-                raw_end: block.raw.len(),
-                ends_end: block.ends.len(),
-                as_line: true,
+                ends_end,
+                layout,
             },
         };
         block.rows.push(slot);
@@ -86,12 +83,13 @@ pub(super) fn read_block(rows: &mut CsvRows, sizes: &mut (usize, usize, usize)) 
     block
 }
 
-/// A typing thread's text and field ends of the row it decoded last, and the fields of a raw
-/// line put one after another for the long way (reused row to row).
+/// A typing thread's text and field ends of the row it decoded last, laid out as `layout`
+/// says, and a raw line's fields put one after another for the long way (reused row to row).
 #[derive(Default)]
 pub(super) struct Decoded {
     text: String,
     ends: Vec<usize>,
+    layout: Layout,
     packed: Vec<u8>,
     packed_ends: Vec<usize>,
 }
@@ -121,82 +119,39 @@ pub(super) fn type_block<W: RowWork>(
     batch.truncate(block.rows.len());
     for slot in block.rows {
         match slot {
-            CsvSlot::Read(Slot::Skipped(err)) => place(batch, typed).skipped = Some(err),
-            CsvSlot::Read(Slot::Cells {
+            CsvSlot::Skipped(err) => place(batch, typed).skipped = Some(err),
+            CsvSlot::Cells {
                 line,
                 text_end,
                 ends_end,
-            }) => {
-                let text = &block.text[text_start..text_end];
-                let ends = &block.ends[ends_start..ends_end];
-                (text_start, ends_start) = (text_end, ends_end);
-                type_cells(typing, place(batch, typed), line, cells(text, ends));
-            }
-            CsvSlot::Line {
-                line,
-                text_end,
-                ends_end,
+                layout,
             } => {
                 let text = &block.text[text_start..text_end];
                 let ends = &block.ends[ends_start..ends_end];
                 (text_start, ends_start) = (text_end, ends_end);
-                type_cells(typing, place(batch, typed), line, line_cells(text, ends));
+                let cells = laid_out_cells(text, ends, layout);
+                type_cells(typing, place(batch, typed), line, cells);
             }
             CsvSlot::Raw {
                 line,
                 mut decoder,
                 raw_end,
                 ends_end,
-                as_line,
+                layout,
             } => {
                 let bytes = &block.raw[raw_start..raw_end];
                 let field_ends = &block.ends[ends_start..ends_end];
                 (raw_start, ends_start) = (raw_end, ends_end);
-                let Decoded {
-                    text,
-                    ends,
-                    packed,
-                    packed_ends,
-                } = &mut *typing.decoded;
-                text.clear();
-                ends.clear();
-                if as_line && decode_shift_jis_line(bytes, field_ends, text, ends) {
-                    let decoded = std::mem::take(typing.decoded);
-                    let cells = line_cells(&decoded.text, &decoded.ends);
-                    type_cells(typing, place(batch, typed), line, cells);
-                    *typing.decoded = decoded;
-                    typed += 1;
-                    continue;
-                }
-                let (bytes, field_ends) = match as_line {
-                    true => {
-                        text.clear();
-                        ends.clear();
-                        pack_fields(bytes, field_ends, packed, packed_ends);
-                        (&packed[..], &packed_ends[..])
-                    }
-                    false => (bytes, field_ends),
-                };
                 let (typer, columns) = (typing.typer, typing.columns);
-                let checked = check_record(
-                    &mut decoder,
-                    columns,
-                    typer,
-                    line,
-                    bytes,
-                    field_ends,
-                    text,
-                    ends,
-                );
-                match checked {
+                let raw = (bytes, field_ends, layout);
+                match decode_raw(typing.decoded, &mut decoder, columns, typer, line, raw) {
                     // Blank: no row at all.
                     None => continue,
                     Some(Checked::Skipped(err)) => place(batch, typed).skipped = Some(err),
                     Some(Checked::Cells { line }) => {
                         let decoded = std::mem::take(typing.decoded);
-                        let read = place(batch, typed);
-                        let cells = cells(&decoded.text, &decoded.ends);
-                        type_cells(typing, read, line, cells);
+                        let cells = laid_out_cells(&decoded.text, &decoded.ends, decoded.layout);
+                        type_cells(typing, place(batch, typed), line, cells);
                         *typing.decoded = decoded;
                     }
                 }
@@ -207,17 +162,47 @@ pub(super) fn type_block<W: RowWork>(
     batch.truncate(typed);
 }
 
-/// The fields of a plain line (`line`, field `n` ending at `ends[n]`, the next starting after
-/// its comma) put one after another into `packed`, each ending at its `packed_ends`: what
-/// reading the line the long way makes of it.
-fn pack_fields(line: &[u8], ends: &[usize], packed: &mut Vec<u8>, packed_ends: &mut Vec<usize>) {
-    packed.clear();
-    packed_ends.clear();
-    let starts = std::iter::once(0).chain(ends.iter().map(|&end| end + 1));
-    for (start, &end) in starts.zip(ends) {
-        packed.extend_from_slice(&line[start..end]);
-        packed_ends.push(packed.len());
+/// A raw row (its bytes, field ends and their layout) decoded into `decoded` and checked, as
+/// the reading thread would have: a Shift_JIS file's plain line decoded whole, its commas kept;
+/// any other row, and a line that cannot be so (see [`decode_shift_jis_line`]), field by
+/// field ([`check_record`]), its fields put one after another first. `None` for a blank row.
+fn decode_raw(
+    decoded: &mut Decoded,
+    decoder: &mut Decoder,
+    columns: &[Column],
+    typer: &RowTyper,
+    line: usize,
+    (bytes, field_ends, layout): (&[u8], &[usize], Layout),
+) -> Option<Checked> {
+    let Decoded {
+        text,
+        ends,
+        layout: decoded_layout,
+        packed,
+        packed_ends,
+    } = decoded;
+    text.clear();
+    ends.clear();
+    if layout == Layout::Line && decode_shift_jis_line(bytes, field_ends, text, ends) {
+        *decoded_layout = Layout::Line;
+        return Some(Checked::Cells { line });
     }
+    text.clear();
+    ends.clear();
+    *decoded_layout = Layout::Packed;
+    let (bytes, field_ends) = match layout {
+        Layout::Line => {
+            packed.clear();
+            packed_ends.clear();
+            for span in field_spans(field_ends, Layout::Line) {
+                packed.extend_from_slice(&bytes[span]);
+                packed_ends.push(packed.len());
+            }
+            (&packed[..], &packed_ends[..])
+        }
+        Layout::Packed => (bytes, field_ends),
+    };
+    check_record(decoder, columns, typer, line, bytes, field_ends, text, ends)
 }
 
 /// The cells of the row starting on `line` typed into `read`, and worked on when the row may

@@ -275,6 +275,18 @@ fn jsonl_notices_and_duplicates_across_typing_threads() {
     assert_eq!(here, ahead);
 }
 
+/// A CSV export of `rows` after the header and the `first` row, its last line end dropped
+/// unless `last_line_end`.
+fn csv_of(first: &[u8], rows: impl Iterator<Item = Vec<u8>>, last_line_end: bool) -> Vec<u8> {
+    let mut text = b"id,name,stage,visited_at,opted_out\n".to_vec();
+    text.extend_from_slice(first);
+    rows.for_each(|row| text.extend_from_slice(&row));
+    if !last_line_end && text.ends_with(b"\n") {
+        text.pop();
+    }
+    text
+}
+
 /// One row of each kind the plain-line reader may meet in a UTF-8 export, `n` its number.
 fn utf8_row(kind: u8, n: usize) -> Vec<u8> {
     let row = match kind {
@@ -309,14 +321,8 @@ proptest::proptest! {
         kinds in proptest::collection::vec(0u8..16, 1..1200),
         last_line_end: bool,
     ) {
-        let mut text = b"id,name,stage,visited_at,opted_out\n".to_vec();
-        for (n, &kind) in kinds.iter().enumerate() {
-            text.extend_from_slice(&utf8_row(kind, n));
-        }
-        if !last_line_end && text.ends_with(b"\n") {
-            text.pop();
-        }
-        let (here, ahead) = both("patients.csv", &text);
+        let rows = kinds.iter().enumerate().map(|(n, &kind)| utf8_row(kind, n));
+        let (here, ahead) = both("patients.csv", csv_of(b"", rows, last_line_end));
         proptest::prop_assert_eq!(here, ahead);
     }
 }
@@ -353,15 +359,9 @@ proptest::proptest! {
         kinds in proptest::collection::vec(0u8..21, 1..1200),
         last_line_end: bool,
     ) {
-        let mut text = b"id,name,stage,visited_at,opted_out\n".to_vec();
-        text.extend_from_slice(&encoding_rs::SHIFT_JIS.encode("P,患者,booked,,no\n").0);
-        for (n, &kind) in kinds.iter().enumerate() {
-            text.extend_from_slice(&shift_jis_row(kind, n));
-        }
-        if !last_line_end && text.ends_with(b"\n") {
-            text.pop();
-        }
-        let (here, ahead) = both("patients.csv", &text);
+        let first = encoding_rs::SHIFT_JIS.encode("P,患者,booked,,no\n").0;
+        let rows = kinds.iter().enumerate().map(|(n, &kind)| shift_jis_row(kind, n));
+        let (here, ahead) = both("patients.csv", csv_of(&first, rows, last_line_end));
         proptest::prop_assert_eq!(here, ahead);
     }
 }
