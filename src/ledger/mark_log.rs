@@ -10,6 +10,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::mark_order::LoggedPrints;
 use super::mark_packs;
 use super::marks::{from_sql, Logged, MarkPrints};
 use super::{Ledger, LedgerError};
@@ -101,6 +102,12 @@ fn append_within(
     if pairs.is_empty() {
         return Ok(());
     }
+    // A pair for a patient the log holds is a row of their own: `mark_order.rs` tells the
+    // latest pair of a hash found in place by looking only among those.
+    debug_assert!(
+        whose == Appended::New || pairs.iter().all(|pair| pair.pack == 0),
+        "a known patient's pair names a pack"
+    );
     let mut blob = Vec::with_capacity(pairs.len() * PAIR);
     for &entry in pairs {
         put(&mut blob, entry);
@@ -124,20 +131,52 @@ fn append_within(
     Ok(())
 }
 
-/// Rewrites the log with one pair a patient hash, the latest. Sorted in place rather than
+/// Rewrites the log with one pair a patient hash: the latest's print and pack, in the place of
+/// the hash's first pair. A pass looks for each patient's pair where the export's order puts it
+/// (see `mark_order.rs`), and the first pairs are in that order: they were logged as a pass met
+/// the patients, where a change's pair is appended at the end. Sorted in place rather than
 /// gathered in a [`MarkPrints`]: the table's slack (twice the pairs, rounded up to a power of
 /// two) raised a first run's peak RSS at a million patients by ~45 MB.
 fn compact(conn: &Connection) -> rusqlite::Result<()> {
-    let Some(mut pairs) = read_pairs(conn)? else {
+    let mut placed = Vec::with_capacity(logged_hint(conn)?);
+    let whole = read_entries(conn, |entry| {
+        let at = placed.len();
+        placed.push(Placed { entry, at });
+    })?;
+    if !whole {
         return Ok(());
-    };
-    // Latest first, then by hash (a stable sort keeps that order among a hash's pairs): the
-    // first of each hash is the one to keep.
-    pairs.reverse();
-    pairs.sort_by_key(|entry| entry.hash);
-    pairs.dedup_by_key(|entry| entry.hash);
+    }
+    let kept = latest_in_first_place(placed);
     conn.execute("DELETE FROM mark_print_log", [])?;
-    write(conn, pairs.into_iter())
+    write(conn, kept.into_iter().map(|placed| placed.entry))
+}
+
+/// A pair and where it was in the log.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    entry: Logged,
+    at: usize,
+}
+
+/// One of `placed` per hash, the latest, placed where its hash's first was; in that order.
+fn latest_in_first_place(mut placed: Vec<Placed>) -> Vec<Placed> {
+    placed.sort_unstable_by_key(|placed| (placed.entry.hash, placed.at));
+    // Each hash's pairs are together, oldest first: the last is kept, at the first's place.
+    let mut kept = 0;
+    let mut start = 0;
+    while start < placed.len() {
+        let hash = placed[start].entry.hash;
+        let end = start + placed[start..].partition_point(|p| p.entry.hash == hash);
+        placed[kept] = Placed {
+            entry: placed[end - 1].entry,
+            at: placed[start].at,
+        };
+        kept += 1;
+        start = end;
+    }
+    placed.truncate(kept);
+    placed.sort_unstable_by_key(|placed| placed.at);
+    placed
 }
 
 /// Writes `pairs` as the whole log, in rows of [`CHUNK`] pairs, and records them as live.
@@ -171,6 +210,12 @@ pub(super) fn read(conn: &Connection) -> rusqlite::Result<Option<MarkPrints>> {
     let mut prints = MarkPrints::with_room(logged_hint(conn)?);
     let whole = read_entries(conn, |entry| prints.insert_at(entry))?;
     Ok(whole.then_some(prints))
+}
+
+/// The fingerprints the log holds, in the order they were written (see `mark_order.rs`), or
+/// `None` as [`read`].
+pub(super) fn read_in_order(conn: &Connection) -> rusqlite::Result<Option<LoggedPrints>> {
+    Ok(read_pairs(conn)?.map(LoggedPrints::new))
 }
 
 /// The log's pairs in the order they were written, or `None` as [`read`].

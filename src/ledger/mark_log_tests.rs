@@ -96,12 +96,13 @@ fn first_sightings_count_as_live_and_leave_the_log_uncompacted() {
         })
         .unwrap()
     };
+    // First sightings name their pack; later pairs are rows of their own.
     let pairs = |hashes: std::ops::RangeInclusive<u64>, print: u64| -> Vec<_> {
         hashes
             .map(|hash| crate::ledger::marks::Logged {
                 hash,
                 print,
-                pack: 1,
+                pack: u32::from(print == 1),
             })
             .collect()
     };
@@ -130,6 +131,39 @@ fn first_sightings_count_as_live_and_leave_the_log_uncompacted() {
     assert_eq!(prints.get(6), Some(2));
 }
 
+/// Compacted, each patient's latest pair takes the place of their first: the export's order,
+/// in which a pass looks for them (see `mark_order.rs`).
+#[test]
+fn a_compacted_log_keeps_each_latest_pair_where_its_first_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let conn = &ledger.conn;
+    let logged =
+        |hash: u64, print: u64, pack: u32| crate::ledger::marks::Logged { hash, print, pack };
+    // First sightings in the export's order (hashes falling), then changes out of it.
+    let first: Vec<_> = (1..=8u64).rev().map(|hash| logged(hash, hash, 1)).collect();
+    append_within(conn, &first, Appended::New, 100).unwrap();
+    let changes = [logged(3, 30, 0), logged(7, 70, 0), logged(3, 31, 0)];
+    append_within(conn, &changes, Appended::Known, 100).unwrap();
+    compact(conn).unwrap();
+    let pairs = read_pairs(conn).unwrap().unwrap();
+    let expected: Vec<_> = (1..=8u64)
+        .rev()
+        .map(|hash| match hash {
+            3 => logged(3, 31, 0),
+            7 => logged(7, 70, 0),
+            _ => logged(hash, hash, 1),
+        })
+        .collect();
+    assert_eq!(pairs, expected);
+    let state: (i64, i64) = conn
+        .query_row("SELECT live, logged FROM mark_print_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, (8, 8));
+}
+
 #[test]
 fn a_damaged_log_is_read_from_marks_instead() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +180,10 @@ fn a_damaged_log_is_read_from_marks_instead() {
     assert_eq!(sorted(&here), sorted(&scan_marks(&ledger.conn).unwrap()));
     assert_eq!(here.get(patient_hash("P2")), Some(22));
     let beside = ledger.mark_prints_beside().unwrap().unwrap();
-    assert_eq!(sorted(&beside.wait().unwrap().unwrap()), sorted(&here));
+    assert_eq!(
+        sorted(&beside.wait().unwrap().unwrap().into_by_hash()),
+        sorted(&here)
+    );
 }
 
 /// A ledger made before the log (version 10, as main wrote them) opens, gets its log filled

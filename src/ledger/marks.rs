@@ -100,10 +100,10 @@ impl MarkPrints {
 
     /// The table of the log's entries (a later print for the same hash replacing an earlier
     /// one), sized once for all of them: grown pair by pair, a million patients' table was
-    /// rebuilt twenty times on its way, each time into fresh memory. Inserted in the log's
-    /// order: a compacted log is in hash order, so most inserts go front to back (grouping
-    /// the entries by their hash's top bits first, so that the rest did too, cost a rerun's
-    /// reader at a million patients more than the cache misses it saved).
+    /// rebuilt twenty times on its way, each time into fresh memory. Inserted in the given
+    /// order (grouping the entries by their hash's top bits first, so that the inserts went
+    /// front to back, cost a rerun's reader at a million patients more than the cache misses
+    /// it saved).
     pub(crate) fn from_logged(logged: Vec<Logged>) -> MarkPrints {
         let mut prints = MarkPrints::with_room(logged.len());
         if logged.iter().any(|entry| entry.pack != 0) {

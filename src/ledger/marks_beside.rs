@@ -3,7 +3,7 @@
 //! the first patient is evaluated.
 
 use super::mark_log;
-use super::{Ledger, LedgerError, MarkPrints};
+use super::{Ledger, LedgerError, PassPrints};
 
 impl Ledger {
     /// [`Ledger::mark_prints`] read on a thread of its own, on a read-only connection of its
@@ -33,14 +33,14 @@ impl Ledger {
 pub struct PrintsBeside {
     /// Taken by [`PrintsBeside::wait`]; a pass that fails before it waits joins on drop, so
     /// that no reader outlives its pass (`--every` runs passes for months).
-    handle: Option<std::thread::JoinHandle<Result<Option<MarkPrints>, LedgerError>>>,
+    handle: Option<std::thread::JoinHandle<Result<Option<PassPrints>, LedgerError>>>,
 }
 
 impl PrintsBeside {
     /// The fingerprints, or the error reading them on the pass's connection would have given;
     /// `None` when the reader could not open a connection of its own (the caller reads them
     /// on its own connection, as before, and meets whatever stopped the reader there).
-    pub fn wait(mut self) -> Result<Option<MarkPrints>, LedgerError> {
+    pub fn wait(mut self) -> Result<Option<PassPrints>, LedgerError> {
         match self.handle.take().map(std::thread::JoinHandle::join) {
             Some(Ok(read)) => read,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -61,21 +61,22 @@ impl Drop for PrintsBeside {
 /// ledger as the writer's do. `None` when that connection cannot be opened: the pass's own
 /// connection is open, so the read is left to it rather than failing a pass that would not
 /// have failed.
-fn read_prints(path: &std::path::Path) -> Result<Option<MarkPrints>, LedgerError> {
+fn read_prints(path: &std::path::Path) -> Result<Option<PassPrints>, LedgerError> {
     use rusqlite::OpenFlags;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     super::configure_sqlite();
     let Ok(conn) = rusqlite::Connection::open_with_flags(path, flags) else {
         return Ok(None);
     };
-    let read = || -> rusqlite::Result<MarkPrints> {
+    let read = || -> rusqlite::Result<PassPrints> {
         // As the writer waits: a checkpoint's brief lock must not fail the pass.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // One snapshot for both reads: a log damaged is read again from `marks` as it was.
         let tx = conn.unchecked_transaction()?;
-        let prints = match mark_log::read(&tx)? {
-            Some(prints) => prints,
-            None => mark_log::scan_marks(&tx)?,
+        // In the log's order: a pass meets its patients in that order (see `mark_order.rs`).
+        let prints = match mark_log::read_in_order(&tx)? {
+            Some(prints) => PassPrints::InLogOrder(prints),
+            None => PassPrints::ByHash(mark_log::scan_marks(&tx)?),
         };
         tx.finish()?;
         Ok(prints)
@@ -120,7 +121,7 @@ mod tests {
         ledger.begin().unwrap();
         ledger.set_marks("P600", 1, &row(2)).unwrap();
         ledger.commit().unwrap();
-        let read = beside.wait().unwrap().unwrap();
+        let read = beside.wait().unwrap().unwrap().into_by_hash();
         let here = ledger.mark_prints().unwrap();
         assert!(read.len() == 600 || read.len() == 601, "{}", read.len());
         for i in 0..600u64 {

@@ -25,7 +25,7 @@ use crate::app::reactions::PassReactions;
 use crate::app::recipients::{Links, Source};
 use crate::app::{for_each_patient_worked, AppError, PatientSource, RowCounts, StepWarnings};
 use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
-use crate::ledger::NewMarks;
+use crate::ledger::{Near, NewMarks};
 use crate::line::{messages_json, Message};
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -135,6 +135,8 @@ pub(super) fn evaluate(
     let evaluator = || {
         let mut evaluator = Evaluator::new(plan);
         let mut outcome = PatientOutcome::default();
+        // Where this thread found its last patient's fingerprint: the next is expected after it.
+        let mut near = Near::default();
         move |patient: &PatientRecord| {
             // A failed read evaluates no one: the pass stops with its error (see below).
             let Some(history) = known.history.get() else {
@@ -155,7 +157,7 @@ pub(super) fn evaluate(
                 known.reactions.of(patient),
                 &mut outcome,
             );
-            let observed = hashed.map_or(Look::Same, |(o, hash)| o.look_hashed(row, hash));
+            let observed = hashed.map_or(Look::Same, |(o, hash)| o.look_near(row, hash, &mut near));
             let sends: Vec<DueSend> = outcome
                 .sends
                 .iter()

@@ -4,8 +4,9 @@
 //! event when a visit moves forward. Which step brought the patient back is `report`'s work.
 //!
 //! A million patients every few minutes: the evaluating thread compares a 64-bit fingerprint
-//! of each patient's fields with the one the ledger holds (loaded once per pass, 16 bytes a
-//! patient) and hands only the patients whose fingerprint changed to the pass, which reads and
+//! of each patient's fields with the one the ledger holds (loaded once per pass, in the order
+//! the log wrote them, and looked for where the export's order puts the patient: see
+//! `ledger/mark_order.rs`) and hands only the patients whose fingerprint changed to the pass, which reads and
 //! writes their exact marks by primary key in its batches (the ledger's one writer). A patient
 //! the ledger has no fingerprint for is seen for the first time: no event can come of it and
 //! no row needs reading, so their row is built whole before the pass (packed with the other
@@ -22,8 +23,8 @@ use chrono::{DateTime, Utc};
 use super::report::RunSummary;
 use crate::app::AppError;
 use crate::ledger::{
-    event_stamp, hash64, patient_hash, EventKind, Fnv, MarkPrints, MarkRow, NewEvent, NewMarks,
-    PrintsBeside, RunLedger,
+    event_stamp, hash64, patient_hash, EventKind, Fnv, MarkRow, Near, NewEvent, NewMarks,
+    PassPrints, PrintsBeside, RunLedger,
 };
 use crate::plan::TimingPlan;
 use crate::records::PatientRecord;
@@ -49,7 +50,7 @@ pub(super) struct Watch {
 /// The watch and the fingerprints the ledger holds, for one pass.
 pub(super) struct Observer {
     watch: Arc<Watch>,
-    prints: MarkPrints,
+    prints: PassPrints,
     /// The pass's instant: when a first sighting saw each field.
     now: DateTime<Utc>,
 }
@@ -72,7 +73,7 @@ pub(super) struct Observation {
     watch: Arc<Watch>,
     patient: String,
     print: u64,
-    /// Where the ledger's prints say their row is ([`MarkPrints::pack_of`]).
+    /// Where the ledger's prints say their row is ([`crate::ledger::MarkPrints::pack_of`]).
     pack: u32,
     /// The watched fields' values, in the watch's order.
     values: Vec<Option<DateTime<Utc>>>,
@@ -138,7 +139,7 @@ impl Preparing {
     pub fn ready(self, ledger: &dyn RunLedger, now: DateTime<Utc>) -> Result<Observer, AppError> {
         let prints = match self.beside.map(PrintsBeside::wait).transpose()?.flatten() {
             Some(prints) => prints,
-            None => ledger.mark_prints()?,
+            None => PassPrints::ByHash(ledger.mark_prints()?),
         };
         Ok(Observer {
             watch: Arc::new(self.watch),
@@ -188,9 +189,15 @@ impl Observer {
         hash
     }
 
-    /// How the patient's fields compare with what the ledger holds, `hash` being theirs from
-    /// [`Self::prefetch`].
+    /// [`Self::look_near`] for a caller that keeps no place of its own.
+    #[cfg(test)]
     pub fn look_hashed(&self, patient: &PatientRecord, hash: u64) -> Look {
+        self.look_near(patient, hash, &mut Near::default())
+    }
+
+    /// How the patient's fields compare with what the ledger holds, `hash` being theirs from
+    /// [`Self::prefetch`] and `near` where the calling thread found the last patient's.
+    pub fn look_near(&self, patient: &PatientRecord, hash: u64, near: &mut Near) -> Look {
         // Most patients are as the ledger saw them: nothing is gathered or copied for them.
         let value = |index: usize| patient.dates.get(index).copied().flatten();
         let print = fingerprint(
@@ -198,13 +205,13 @@ impl Observer {
             self.watch.names_hash,
         );
         let values = self.watch.fields.iter().map(|&(index, ..)| value(index));
-        match self.prints.get(hash) {
-            Some(stored) if stored == print => Look::Same,
-            Some(_) => Look::Changed(Observation {
+        match self.prints.find(hash, patient.line, near) {
+            Some((stored, _)) if stored == print => Look::Same,
+            Some((_, pack)) => Look::Changed(Observation {
                 watch: self.watch.clone(),
                 patient: patient.id.clone(),
                 print,
-                pack: self.prints.pack_of(hash),
+                pack,
                 values: values.collect(),
                 booked_at: self.watch.booked_at.and_then(value),
             }),
