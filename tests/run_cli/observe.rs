@@ -328,3 +328,68 @@ fn patients_first_seen_in_packs_are_booked_from_them_then_from_their_own_rows() 
     let q100 = events.iter().filter(|&event| *event == booked("Q100"));
     assert_eq!(q100.count(), 2, "{events:?}");
 }
+
+/// A rerun looks for each patient's fingerprint where the last export put them (see
+/// src/ledger/mark_order.rs): an export shuffled, with patients removed and added, must still
+/// give each patient their own marks, so only the bookings that moved are booked.
+#[test]
+fn an_export_shuffled_with_patients_added_and_removed_books_only_the_moved_bookings() {
+    let ws = Workspace::new();
+    let row = |n: usize, booking: &str| {
+        format!("Q{n:02},U{n:02},first_visit,2026-01-05 10:00,{booking},2026-11-01 10:00,")
+    };
+    let first: Vec<String> = (0..40).map(|n| row(n, "2026-12-01 10:00")).collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    pass(&ws, &export(&ws, "first.csv", &first), &[]);
+    assert!(observed(&ws).is_empty());
+
+    // Every seventh place in turn, three patients gone, five new ones among them, and four
+    // bookings moved.
+    let moved = [3, 11, 20, 38];
+    let mut rows = Vec::new();
+    for n in (0..40)
+        .map(|i| (i * 7) % 40)
+        .filter(|n| ![5, 6, 30].contains(n))
+    {
+        let booking = if moved.contains(&n) {
+            "2026-12-20 10:00"
+        } else {
+            "2026-12-01 10:00"
+        };
+        rows.push(row(n, booking));
+        if n % 8 == 1 {
+            rows.push(row(40 + n, "2026-12-05 10:00"));
+        }
+    }
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let shuffled = export(&ws, "shuffled.csv", &rows);
+    let second = pass(&ws, &shuffled, &[]);
+    let mut booked: Vec<_> = (moved.iter())
+        .map(|n| {
+            event(
+                "booked",
+                &format!("Q{n:02}"),
+                "next_booking_at",
+                "2026-11-25T01:00:00Z",
+            )
+        })
+        .collect();
+    let mut seen = observed(&ws);
+    seen.sort();
+    booked.sort();
+    assert_eq!(seen, booked);
+    assert!(
+        second
+            .stderr
+            .contains("seen in the export: 4 new booking(s), 0 visit(s)"),
+        "{}",
+        second.stderr
+    );
+    let third = pass(&ws, &shuffled, &[]);
+    assert_eq!(observed(&ws).len(), 4, "the same export again: nothing new");
+    assert!(
+        !third.stderr.contains("seen in the export"),
+        "{}",
+        third.stderr
+    );
+}
