@@ -10,7 +10,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::mark_order::LoggedPrints;
+use super::mark_order::PassPrints;
 use super::mark_packs;
 use super::marks::{from_sql, Logged, MarkPrints};
 use super::{Ledger, LedgerError};
@@ -214,8 +214,8 @@ pub(super) fn read(conn: &Connection) -> rusqlite::Result<Option<MarkPrints>> {
 
 /// The fingerprints the log holds, in the order they were written (see `mark_order.rs`), or
 /// `None` as [`read`].
-pub(super) fn read_in_order(conn: &Connection) -> rusqlite::Result<Option<LoggedPrints>> {
-    Ok(read_pairs(conn)?.map(LoggedPrints::new))
+pub(super) fn read_in_order(conn: &Connection) -> rusqlite::Result<Option<PassPrints>> {
+    Ok(read_pairs(conn)?.map(PassPrints::of_log))
 }
 
 /// The log's pairs in the order they were written, or `None` as [`read`].

@@ -14,7 +14,8 @@
 //! a hash the log did not hold, with the pack its row is in; every later entry for it is a row
 //! of its own (pack 0, see `marks.rs`). So an entry found where it was expected is the latest
 //! unless a later entry of a row of its own has its hash, and those are kept by hash apart (few:
-//! patients whose fields changed since they were first seen). Two ids whose 64-bit hashes are
+//! patients whose fields changed since they were first seen; a log where they are many is
+//! looked up by hash as before, see [`PassPrints::of_log`]). Two ids whose 64-bit hashes are
 //! the same are two patients the table by hash takes for one; found where expected, each gets
 //! their own print here, so at most such a pair is compared with the marks one pass less.
 //!
@@ -61,7 +62,23 @@ const BITS_PER_ENTRY: usize = 32;
 /// The most bits that set takes (16 MiB), whatever the log's length.
 const MOST_BITS: usize = 1 << 27;
 
+/// Rows of their own beyond which the log is looked up by hash after all (an eighth of its
+/// entries). A patient found in place is also looked for among those rows, by hash: a ledger
+/// whose patients' fields changed over years holds nearly one a patient, and its look-ups
+/// would be at random again, now beside the reads in order.
+const OWN_ROWS_AT_MOST: usize = 8;
+
 impl PassPrints {
+    /// The log's entries (in the order written) as a pass looks them up: in that order, unless
+    /// more than an eighth of them are rows of their own.
+    pub(super) fn of_log(entries: Vec<Logged>) -> PassPrints {
+        let own_rows = entries.iter().filter(|entry| entry.pack == 0).count();
+        if own_rows > entries.len() / OWN_ROWS_AT_MOST {
+            return PassPrints::ByHash(MarkPrints::from_logged(entries));
+        }
+        PassPrints::InLogOrder(LoggedPrints::new(entries))
+    }
+
     /// The print and pack stored for `hash` (the patient on `line`), `near` being the caller's
     /// own.
     pub fn find(&self, hash: u64, line: usize, near: &mut Near) -> Option<(u64, u32)> {

@@ -174,3 +174,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_log_of_mostly_rows_of_their_own_is_looked_up_by_hash() {
+    let mut changed: Vec<Logged> = (0..80).map(|n| first_sighting(spread(n), n, 1)).collect();
+    changed.extend((0..11).map(|n| own_row(spread(n), 100 + n)));
+    // Eleven rows of their own in ninety-one entries, an eighth: in the log's order.
+    assert!(matches!(
+        PassPrints::of_log(changed.clone()),
+        PassPrints::InLogOrder(_)
+    ));
+    changed.push(own_row(spread(11), 111));
+    // Twelve in ninety-two: more than an eighth, by hash, with the same answers.
+    let prints = PassPrints::of_log(changed.clone());
+    assert!(matches!(prints, PassPrints::ByHash(_)));
+    let table = MarkPrints::from_logged(changed);
+    for n in 0..90 {
+        let found = prints.find(
+            spread(n),
+            usize::try_from(n).unwrap() + 2,
+            &mut Near::default(),
+        );
+        assert_eq!(found, by_table(&table, spread(n)));
+    }
+    assert!(matches!(
+        PassPrints::of_log(Vec::new()),
+        PassPrints::InLogOrder(_)
+    ));
+}

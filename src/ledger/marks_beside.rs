@@ -75,7 +75,7 @@ fn read_prints(path: &std::path::Path) -> Result<Option<PassPrints>, LedgerError
         let tx = conn.unchecked_transaction()?;
         // In the log's order: a pass meets its patients in that order (see `mark_order.rs`).
         let prints = match mark_log::read_in_order(&tx)? {
-            Some(prints) => PassPrints::InLogOrder(prints),
+            Some(prints) => prints,
             None => PassPrints::ByHash(mark_log::scan_marks(&tx)?),
         };
         tx.finish()?;
