@@ -161,20 +161,14 @@ struct Placed {
 /// One of `placed` per hash, the latest, placed where its hash's first was; in that order.
 fn latest_in_first_place(mut placed: Vec<Placed>) -> Vec<Placed> {
     placed.sort_unstable_by_key(|placed| (placed.entry.hash, placed.at));
-    // Each hash's pairs are together, oldest first: the last is kept, at the first's place.
-    let mut kept = 0;
-    let mut start = 0;
-    while start < placed.len() {
-        let hash = placed[start].entry.hash;
-        let end = start + placed[start..].partition_point(|p| p.entry.hash == hash);
-        placed[kept] = Placed {
-            entry: placed[end - 1].entry,
-            at: placed[start].at,
-        };
-        kept += 1;
-        start = end;
-    }
-    placed.truncate(kept);
+    // Each hash's pairs are together, oldest first: the first kept takes each later one's pair.
+    placed.dedup_by(|later, kept| {
+        let same = later.entry.hash == kept.entry.hash;
+        if same {
+            kept.entry = later.entry;
+        }
+        same
+    });
     placed.sort_unstable_by_key(|placed| placed.at);
     placed
 }

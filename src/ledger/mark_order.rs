@@ -79,14 +79,23 @@ impl PassPrints {
         PassPrints::InLogOrder(LoggedPrints::new(entries))
     }
 
-    /// The print and pack stored for `hash` (the patient on `line`), `near` being the caller's
-    /// own.
-    pub fn find(&self, hash: u64, line: usize, near: &mut Near) -> Option<(u64, u32)> {
+    /// The print stored for `hash` (the patient on `line`), `near` being the caller's own.
+    pub fn print_of(&self, hash: u64, line: usize, near: &mut Near) -> Option<u64> {
         match self {
-            PassPrints::ByHash(prints) => {
-                prints.get(hash).map(|print| (print, prints.pack_of(hash)))
+            PassPrints::ByHash(prints) => prints.get(hash),
+            PassPrints::InLogOrder(prints) => prints.find(hash, line, near).map(|(print, _)| print),
+        }
+    }
+
+    /// The pack the patient's row is in (0: a row of its own, or none), asked only for a
+    /// patient whose print changed: by hash, the packs are a table of their own, and reading
+    /// it for every patient would be a second miss each.
+    pub fn pack_of(&self, hash: u64, line: usize, near: &mut Near) -> u32 {
+        match self {
+            PassPrints::ByHash(prints) => prints.pack_of(hash),
+            PassPrints::InLogOrder(prints) => {
+                prints.find(hash, line, near).map_or(0, |(_, pack)| pack)
             }
-            PassPrints::InLogOrder(prints) => prints.find(hash, line, near),
         }
     }
 

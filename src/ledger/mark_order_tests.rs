@@ -105,17 +105,25 @@ fn new_patients_are_mostly_told_apart_without_a_table_by_hash() {
         .map(|n| first_sighting(spread(n), n, 1))
         .collect();
     let prints = LoggedPrints::new(entries);
+    let bits = prints.may_hold.len() * 64;
+    let may_hold = |hash: u64| {
+        let bit = bit_of(hash, bits);
+        prints.may_hold[bit / 64] & (1 << (bit % 64)) != 0
+    };
+    // A thousand patients the log never saw, each on a line of its own among those it did.
+    let unknown: Vec<u64> = (0..1_000).map(|n| spread(1_000_000 + n)).collect();
+    let (asks, told): (Vec<u64>, Vec<u64>) = unknown.iter().partition(|&&hash| may_hold(hash));
+    // Each new hash's bit is set with a chance of about 1 in 32.
+    assert!(asks.len() < 60, "{} of 1,000 ask the table", asks.len());
     let mut near = Near::default();
-    // Forty patients the log never saw, each on a line of its own between two it did.
-    let unknown = (0..40).filter(|&n| {
-        let line = 2 + usize::try_from(n).unwrap() * 200;
-        prints
-            .find(spread(1_000_000 + n), line, &mut near)
-            .is_some()
-    });
-    assert_eq!(unknown.count(), 0);
-    // Each new hash's bit is set with a chance of about 1 in 32: most of forty never ask.
-    assert!(prints.may_hold.len() * 64 >= 10_000 * BITS_PER_ENTRY);
+    for (row, &hash) in told.iter().enumerate() {
+        assert_eq!(prints.find(hash, 2 + row * 10, &mut near), None);
+    }
+    assert!(!prints.built_by_hash(), "the bit alone told them new");
+    for (row, &hash) in asks.iter().enumerate() {
+        assert_eq!(prints.find(hash, 2 + row * 10, &mut near), None);
+    }
+    assert_eq!(prints.built_by_hash(), !asks.is_empty());
 }
 
 /// A log as passes write it: first sightings of hashes it does not hold (each with a pack),
@@ -190,12 +198,10 @@ fn a_log_of_mostly_rows_of_their_own_is_looked_up_by_hash() {
     assert!(matches!(prints, PassPrints::ByHash(_)));
     let table = MarkPrints::from_logged(changed);
     for n in 0..90 {
-        let found = prints.find(
-            spread(n),
-            usize::try_from(n).unwrap() + 2,
-            &mut Near::default(),
-        );
-        assert_eq!(found, by_table(&table, spread(n)));
+        let (hash, line) = (spread(n), usize::try_from(n).unwrap() + 2);
+        let found = (prints.print_of(hash, line, &mut Near::default()))
+            .map(|print| (print, prints.pack_of(hash, line, &mut Near::default())));
+        assert_eq!(found, by_table(&table, hash));
     }
     assert!(matches!(
         PassPrints::of_log(Vec::new()),

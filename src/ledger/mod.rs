@@ -45,7 +45,7 @@ pub use lock::{LedgerLock, LockError};
 pub(crate) use mark_log::make_version_ten;
 pub use mark_log::patient_hash;
 pub(crate) use mark_log::{hash64, Fnv};
-pub use mark_order::{LoggedPrints, Near, PassPrints};
+pub use mark_order::{Near, PassPrints};
 pub use marks::{MarkPrints, MarkRow, NewMarks};
 pub use marks_beside::PrintsBeside;
 pub use reactions::{DeliveredSend, PatientEvent};

@@ -205,13 +205,13 @@ impl Observer {
             self.watch.names_hash,
         );
         let values = self.watch.fields.iter().map(|&(index, ..)| value(index));
-        match self.prints.find(hash, patient.line, near) {
-            Some((stored, _)) if stored == print => Look::Same,
-            Some((_, pack)) => Look::Changed(Observation {
+        match self.prints.print_of(hash, patient.line, near) {
+            Some(stored) if stored == print => Look::Same,
+            Some(_) => Look::Changed(Observation {
                 watch: self.watch.clone(),
                 patient: patient.id.clone(),
                 print,
-                pack,
+                pack: self.prints.pack_of(hash, patient.line, near),
                 values: values.collect(),
                 booked_at: self.watch.booked_at.and_then(value),
             }),
