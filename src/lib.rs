@@ -31,6 +31,7 @@ mod line;
 mod month_view;
 mod plan;
 mod postgres_url;
+mod prefetch;
 mod preview;
 mod printable;
 mod records;

@@ -171,16 +171,7 @@ impl MarkPrints {
         if patient_hash == 0 || self.slots.is_empty() {
             return;
         }
-        let slot = &self.slots[self.home(patient_hash)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE, which `_mm_prefetch` needs, is part of every x86_64; a prefetch reads
-        // nothing the program sees and cannot fault, and the address is a slot of the table.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        crate::prefetch::prefetch(&self.slots[self.home(patient_hash)]);
     }
 
     /// The fingerprint stored for `patient_hash`.

@@ -375,12 +375,37 @@ fn place<T>(batch: &mut Batch<T>, index: usize) -> &mut ReadRow<T> {
     read
 }
 
-/// `work` on the row just typed into `read`, if it may be kept, into what the work on the row
+/// `work` on the row typed into `read`, if it may be kept, into what the work on the row
 /// there before came to.
 fn work_on<W: RowWork>(read: &mut ReadRow<W::Out>, work: &mut W) {
     if let Some(record) = read.typed.kept() {
         work.work_into(record, &mut read.worked);
         read.worked_now = true;
+    }
+}
+
+/// The rows of a batch worked on one row behind their typing: each row just typed, if it may
+/// be kept, goes to [`RowWork::ahead`] and then the one typed before it is worked on, so that
+/// a look-up the work asks for ahead arrives while that row is worked on.
+struct Behind(Option<usize>);
+
+impl Behind {
+    /// After row `index` of `batch` is typed.
+    fn typed<W: RowWork>(&mut self, batch: &mut Batch<W::Out>, index: usize, work: &mut W) {
+        let Some(record) = batch[index].typed.kept() else {
+            return;
+        };
+        work.ahead(record);
+        if let Some(before) = self.0.replace(index) {
+            work_on(&mut batch[before], work);
+        }
+    }
+
+    /// After the batch's last row is typed.
+    fn end<W: RowWork>(&mut self, batch: &mut Batch<W::Out>, work: &mut W) {
+        if let Some(before) = self.0.take() {
+            work_on(&mut batch[before], work);
+        }
     }
 }
 
@@ -561,9 +586,11 @@ fn type_lines<W: RowWork>(
     spares: &mut Spares,
 ) {
     let mut text_start = 0;
+    let mut behind = Behind(None);
     batch.truncate(block.rows.len());
     for (index, slot) in block.rows.into_iter().enumerate() {
         let read = place(batch, index);
+        let mut typed_here = false;
         match slot {
             Slot::Skipped(err) => read.skipped = Some(err),
             Slot::Cells { line, text_end } => {
@@ -573,12 +600,16 @@ fn type_lines<W: RowWork>(
                 match keys.type_line(typer, line, text, spares) {
                     Ok(typed) => {
                         read.typed = typed;
-                        work_on(read, work);
+                        typed_here = true;
                     }
                     Err(err) => read.skipped = Some(err),
                 }
             }
         }
         read.notices = keys.take_notices();
+        if typed_here {
+            behind.typed(batch, index, work);
+        }
     }
+    behind.end(batch, work);
 }

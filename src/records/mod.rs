@@ -51,7 +51,7 @@ pub use mapping::HeaderMapping;
 pub use options::{Encoding, ReadOptions, RecordFormat};
 pub use other::OtherColumns;
 pub use reader::{open, read_from};
-pub use worked::{RowWork, Worked, WorkedRows};
+pub use worked::{LookingAhead, RowWork, Worked, WorkedRows};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

@@ -21,6 +21,34 @@ pub trait RowWork {
     fn work_into(&mut self, record: &PatientRecord, out: &mut Option<Self::Out>) {
         *out = Some(self.work(record));
     }
+
+    /// Called on each row to be worked on as soon as it is typed, where rows are typed on
+    /// threads of their own, before the row typed just before it is worked on: work that will
+    /// look the row up in a large table may ask the processor for the place here, and the
+    /// other row's work hides the wait. A hint: rows worked where they are read skip it.
+    fn ahead(&mut self, _record: &PatientRecord) {}
+}
+
+/// Work with a look ahead: `ahead` is [`RowWork::ahead`], `work` [`RowWork::work`].
+pub struct LookingAhead<A, F> {
+    pub ahead: A,
+    pub work: F,
+}
+
+impl<A, F, T: Send> RowWork for LookingAhead<A, F>
+where
+    A: FnMut(&PatientRecord),
+    F: FnMut(&PatientRecord) -> T,
+{
+    type Out = T;
+
+    fn work(&mut self, record: &PatientRecord) -> T {
+        (self.work)(record)
+    }
+
+    fn ahead(&mut self, record: &PatientRecord) {
+        (self.ahead)(record);
+    }
 }
 
 impl<F, T: Send> RowWork for F

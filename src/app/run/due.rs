@@ -28,7 +28,7 @@ use crate::eval::{DueSend, Evaluator, PatientOutcome, StepNote, Window};
 use crate::ledger::{Near, NewMarks};
 use crate::line::{messages_json, Message};
 use crate::plan::TimingPlan;
-use crate::records::PatientRecord;
+use crate::records::{LookingAhead, PatientRecord};
 use crate::template::{RenderError, Variables};
 
 /// The most patients' entries one message carries.
@@ -137,7 +137,7 @@ pub(super) fn evaluate(
         let mut outcome = PatientOutcome::default();
         // Where this thread found its last patient's fingerprint: the next is expected after it.
         let mut near = Near::default();
-        move |patient: &PatientRecord| {
+        let work = move |patient: &PatientRecord| {
             // A failed read evaluates no one: the pass stops with its error (see below).
             let Some(history) = known.history.get() else {
                 return Found::nothing();
@@ -185,7 +185,14 @@ pub(super) fn evaluate(
                     rendered,
                 }),
             }
-        }
+        };
+        // The history's slot for a row is asked for while the row before it is evaluated.
+        let ahead = |patient: &PatientRecord| {
+            if let Some(history) = known.history.if_read() {
+                history.prefetch(&patient.id);
+            }
+        };
+        LookingAhead { ahead, work }
     };
     let mut batch = Batch::new(spent);
     let counts = for_each_patient_worked(

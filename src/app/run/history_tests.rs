@@ -153,3 +153,39 @@ fn a_history_whose_read_fails_gives_nothing_and_its_error() {
     assert!(history.get().is_none());
     assert!(history.check().is_err());
 }
+
+/// The table grows from its sixteen slots to hold ten thousand patients, at most half full:
+/// each finds their own sends (asked into the cache first or not), and an id without sends
+/// finds none.
+#[test]
+fn ten_thousand_patients_each_find_their_own_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = two_step_plan(dir.path());
+    let hasher = keyed_hasher();
+    let mut building = Building::new(steps_of(&plan), |id: &str| hasher.hash_one(id));
+    let ids: Vec<String> = (0..10_000).map(|n| format!("P{n:05}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let day = u32::try_from(1 + n % 28).unwrap();
+        building.add(&send(id, ["first", "second"][n % 2], day));
+    }
+    // A second send for every third patient, after all the others.
+    for (n, id) in ids.iter().enumerate().step_by(3) {
+        building.add(&send(id, "first", u32::try_from(1 + (n + 1) % 28).unwrap()));
+    }
+    let history = building.finish(hasher.clone());
+    assert_eq!(history.by_hash.slots.len(), 1 << 15);
+    for (n, id) in ids.iter().enumerate() {
+        history.prefetch(id);
+        let found = history.of(id);
+        let first = (n % 2, format!("{:02}", 1 + n % 28));
+        let mut expected = vec![first];
+        if n % 3 == 0 {
+            expected.push((0, format!("{:02}", 1 + (n + 1) % 28)));
+        }
+        assert_eq!(days(found), expected, "{id}");
+    }
+    for absent in ["P10000", "P0000", "", "p00001"] {
+        history.prefetch(absent);
+        assert!(history.of(absent).is_empty(), "{absent}");
+    }
+}

@@ -14,7 +14,7 @@ use super::super::row::{Cell, RowTyper};
 use super::super::spent::Spares;
 use super::super::worked::RowWork;
 use super::super::RowError;
-use super::{place, with_room, work_on, Batch, Block, ReadRow, BATCH};
+use super::{place, with_room, Batch, Behind, Block, ReadRow, BATCH};
 
 /// A row of a CSV file as the reading thread hands it over.
 pub(super) enum CsvSlot {
@@ -116,6 +116,7 @@ pub(super) fn type_block<W: RowWork>(
 ) {
     let (mut text_start, mut raw_start, mut ends_start) = (0, 0, 0);
     let mut typed = 0;
+    let mut behind = Behind(None);
     batch.truncate(block.rows.len());
     for slot in block.rows {
         match slot {
@@ -131,6 +132,7 @@ pub(super) fn type_block<W: RowWork>(
                 (text_start, ends_start) = (text_end, ends_end);
                 let cells = laid_out_cells(text, ends, layout);
                 type_cells(typing, place(batch, typed), line, cells);
+                behind.typed(batch, typed, typing.work);
             }
             CsvSlot::Raw {
                 line,
@@ -153,12 +155,14 @@ pub(super) fn type_block<W: RowWork>(
                         let cells = laid_out_cells(&decoded.text, &decoded.ends, decoded.layout);
                         type_cells(typing, place(batch, typed), line, cells);
                         *typing.decoded = decoded;
+                        behind.typed(batch, typed, typing.work);
                     }
                 }
             }
         }
         typed += 1;
     }
+    behind.end(batch, typing.work);
     batch.truncate(typed);
 }
 
@@ -205,8 +209,8 @@ fn decode_raw(
     check_record(decoder, columns, typer, line, bytes, field_ends, text, ends)
 }
 
-/// The cells of the row starting on `line` typed into `read`, and worked on when the row may
-/// be kept.
+/// The cells of the row starting on `line` typed into `read` (worked on after the next row is
+/// typed: see [`Behind`]).
 fn type_cells<'t, W: RowWork>(
     typing: &mut Typing<'_, W>,
     read: &mut ReadRow<W::Out>,
@@ -216,5 +220,4 @@ fn type_cells<'t, W: RowWork>(
     let cells = cells.map(|cell| Cell::Text(cell.into()));
     let columns = typing.columns.iter().zip(cells);
     (typing.typer).type_row_into(&mut read.typed, line, columns, typing.spares);
-    work_on(read, typing.work);
 }

@@ -365,3 +365,92 @@ proptest::proptest! {
         proptest::prop_assert_eq!(here, ahead);
     }
 }
+
+/// What a typing thread was asked to do, in order: `true` for a look ahead, `false` for the
+/// work, each with the row's line.
+type Asked = std::sync::Mutex<Vec<(std::thread::ThreadId, bool, usize)>>;
+
+/// Each row kept is handed to the work's look ahead as soon as it is typed and worked on once
+/// the next row of its batch is typed (the look ahead for that one asked first): every row
+/// once each, in file order, on CSV, Shift_JIS and JSONL alike, skipped rows between.
+#[test]
+fn each_row_is_looked_ahead_at_before_the_row_before_it_is_worked_on() {
+    let mut csv = String::from("id,name,stage,visited_at,opted_out\n");
+    let mut jsonl = String::new();
+    for n in 0..2000 {
+        match n % 301 {
+            7 => csv.push_str(&format!("P{n},x,booked,2026-13-20 10:00,maybe\n")),
+            8 => csv.push_str("P,short\n"),
+            _ => csv.push_str(&format!("P{n},患者{n},first_visit,2026-11-20 10:00,no\n")),
+        }
+        match n % 301 {
+            8 => jsonl.push_str("not json\n"),
+            _ => jsonl.push_str(&format!("{{\"id\":\"P{n}\",\"stage\":\"booked\"}}\n")),
+        }
+    }
+    let (shift_jis, _, _) = encoding_rs::SHIFT_JIS.encode(&csv);
+    let files: [(&str, &[u8]); 3] = [
+        ("p.csv", csv.as_bytes()),
+        ("sjis.csv", &shift_jis),
+        ("p.jsonl", jsonl.as_bytes()),
+    ];
+    for (name, text) in files {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let asked = Asked::default();
+        let worker = || crate::records::LookingAhead {
+            ahead: |record: &PatientRecord| {
+                let me = std::thread::current().id();
+                asked.lock().unwrap().push((me, true, record.line));
+            },
+            work: |record: &PatientRecord| {
+                let me = std::thread::current().id();
+                asked.lock().unwrap().push((me, false, record.line));
+                record.line
+            },
+        };
+        let take = |rows: &mut WorkedRows<'_, usize>| {
+            let mut worked = Vec::new();
+            while let Some(taken) = rows.next_row() {
+                if let (Ok(record), Some(line)) = (&taken.row, taken.worked.and_then(|w| w.take()))
+                {
+                    assert_eq!(record.line, line);
+                    worked.push(line);
+                }
+            }
+            worked
+        };
+        let options = ReadOptions::default();
+        let worked = work_ahead(&path, &schema(), &options, 2, &worker, take).unwrap();
+        let here = seen(open(&path, &schema(), &options).unwrap());
+        let kept: Vec<usize> = (here.iter())
+            .filter_map(|(_, row, _)| row.as_ref().ok().map(|r| r.line))
+            .collect();
+        assert_eq!(worked, kept, "{name}");
+        let asked = asked.into_inner().unwrap();
+        let mut threads: Vec<_> = asked.iter().map(|&(thread, ..)| thread).collect();
+        threads.dedup();
+        threads.sort_unstable_by_key(|thread| format!("{thread:?}"));
+        threads.dedup();
+        assert_eq!(threads.len(), 2, "{name}");
+        let mut looked_ahead_of_the_next = 0;
+        for thread in threads {
+            let (mut ahead, mut work) = (Vec::new(), Vec::new());
+            for &(_, is_ahead, line) in asked.iter().filter(|(t, ..)| *t == thread) {
+                if is_ahead {
+                    ahead.push(line);
+                } else {
+                    // This row was looked ahead at, and at most the next one besides.
+                    assert!(ahead.contains(&line), "{name}: {line}");
+                    let further = ahead.len() - work.len();
+                    assert!((1..=2).contains(&further), "{name}: {line}");
+                    looked_ahead_of_the_next += usize::from(further == 2);
+                    work.push(line);
+                }
+            }
+            assert_eq!(ahead, work, "{name}: each row once, in order");
+        }
+        assert!(looked_ahead_of_the_next > kept.len() / 2, "{name}");
+    }
+}
