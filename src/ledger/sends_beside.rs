@@ -42,6 +42,11 @@ const FIRST_EXPIRY: &str = "SELECT expires_at FROM sends INDEXED BY sends_live
 const LAST_EXPIRY: &str = "SELECT expires_at FROM sends INDEXED BY sends_live
      WHERE sink = ?1 AND status = 'sent' AND expires_at > ?2 ORDER BY expires_at DESC LIMIT 1";
 
+/// The rows one connection reads before a second one is opened to read beside it: a
+/// connection of its own (its schema read, its statements prepared) is not worth it for a
+/// short history.
+const HELP_AFTER: usize = 8_192;
+
 /// Slices of equal expiry time between the range's first and last expiry. A pass's sends
 /// crowd at a few expiries (a window's end), so one slice may hold half of them; more slices
 /// let the other connection take the rest, whichever they are.
@@ -256,9 +261,10 @@ impl Ledger {
 }
 
 impl SendsReader {
-    /// [`Ledger::recent_sends`], in the index's order, read by two connections at once where
-    /// a second one opens and the range has more than one slice; its errors name the ledger
-    /// as the writer's do, and are the first a single read would meet.
+    /// [`Ledger::recent_sends`], in the index's order, read by two connections at once once
+    /// [`HELP_AFTER`] rows are read, where a second one opens and the range has more than one
+    /// slice; its errors name the ledger as the writer's do, and are the first a single read
+    /// would meet.
     ///
     /// Both connections read the ledger as last committed, and it is the same ledger: a run
     /// holds its lock, so no one else writes sends, and the pass writes none before its
@@ -269,60 +275,71 @@ impl SendsReader {
         now: DateTime<Utc>,
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> Result<(), LedgerError> {
-        self.read_sliced(sink, now, each)
+        self.read_sliced(sink, now, HELP_AFTER, each)
             .map_err(|e| LedgerError::from_sqlite(&self.path, e))
     }
 
+    /// The read, a second connection opened after `help_after` rows.
     fn read_sliced(
         &self,
         sink: SinkKind,
         now: DateTime<Utc>,
+        help_after: usize,
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> rusqlite::Result<()> {
         let starts = slice_starts(&self.conn, sink, &since(now))?;
-        let helper = match starts.len() {
-            1 => None,
-            _ => open_reader(&self.path),
-        };
-        let Some(helper) = helper else {
+        if starts.len() == 1 {
             return read_recent(&self.conn, sink, now, each);
-        };
+        }
         let now = stamp(now);
         let untaken = Untaken(Mutex::new((0, starts.len())));
-        let (untaken, starts, now) = (&untaken, &starts, &now);
-        std::thread::scope(|scope| {
-            // From the top down, each slice into a buffer, until the two meet.
-            let from_the_top = move || {
-                let mut read = Vec::new();
-                while let Some(slice) = untaken.highest() {
-                    let mut buffered = Buffered::default();
-                    let pushed = read_slice(&helper, sink, now, starts, slice, &mut |send| {
-                        buffered.push(send)
-                    });
-                    if let Err(error) = pushed {
-                        return (read, Some(error));
-                    }
-                    read.push(buffered);
-                }
-                (read, None)
+        let (untaken, starts, now, path) = (&untaken, &starts, &now, &self.path);
+        // From the top down, each slice into a buffer, until the two meet; nothing taken
+        // when no second connection opens.
+        let from_the_top = move || {
+            let mut read = Vec::new();
+            let Some(helper) = open_reader(path) else {
+                return (read, None);
             };
-            let helping = std::thread::Builder::new()
-                .name("sent-history".into())
-                .spawn_scoped(scope, from_the_top);
+            while let Some(slice) = untaken.highest() {
+                let mut buffered = Buffered::default();
+                let pushed = read_slice(&helper, sink, now, starts, slice, &mut |send| {
+                    buffered.push(send);
+                });
+                if let Err(error) = pushed {
+                    return (read, Some(error));
+                }
+                read.push(buffered);
+            }
+            (read, None)
+        };
+        std::thread::scope(|scope| {
+            let mut helping = None;
+            let mut rows = 0_usize;
             let mut failed = None;
             while let Some(slice) = untaken.lowest() {
-                if let Err(error) = read_slice(&self.conn, sink, now, starts, slice, each) {
+                let read = read_slice(&self.conn, sink, now, starts, slice, &mut |send| {
+                    rows += 1;
+                    if rows == help_after && helping.is_none() {
+                        let spawned = std::thread::Builder::new()
+                            .name("sent-history".into())
+                            .spawn_scoped(scope, from_the_top);
+                        helping = spawned.ok();
+                    }
+                    each(send);
+                });
+                if let Err(error) = read {
                     untaken.close();
                     failed = Some(error);
                     break;
                 }
             }
-            // No second thread: the slices it would have taken are read here, after.
+            // No second thread (a short history, or none to be had): every slice was read here.
             let (read, helper_failed) = match helping {
-                Ok(helping) => helping
+                Some(helping) => helping
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => (Vec::new(), None),
+                None => (Vec::new(), None),
             };
             // A slice failing here is below every slice the helper read.
             if let Some(error) = failed.or(helper_failed) {
