@@ -165,7 +165,7 @@ impl Slots {
 
     fn new() -> Slots {
         Slots {
-            slots: vec![(0, 0); Slots::LEAST],
+            slots: crate::zeroed::written(Slots::LEAST, (0, 0)),
             shift: 64 - Slots::LEAST.trailing_zeros(),
         }
     }
@@ -189,10 +189,11 @@ impl Slots {
         })
     }
 
-    /// Puts patient `index` in the first free slot from `hash`'s, with room made first: at
-    /// most half the slots are taken, so every probe ends soon at a free one.
-    fn insert(&mut self, hash: u64, index: usize, taken: usize) {
-        if (taken + 1).saturating_mul(2) > self.slots.len() {
+    /// Puts patient `index`, the next after those in already, in the first free slot from
+    /// `hash`'s, with room made first: at most half the slots are taken, so every probe ends
+    /// soon at a free one.
+    fn insert(&mut self, hash: u64, index: usize) {
+        if index.saturating_add(1).saturating_mul(2) > self.slots.len() {
             self.grow();
         }
         self.put(hash, index.saturating_add(1));
@@ -209,7 +210,8 @@ impl Slots {
 
     fn grow(&mut self) {
         let len = self.slots.len().saturating_mul(2);
-        let old = std::mem::replace(&mut self.slots, vec![(0, 0); len]);
+        // Written, not only mapped: each slot is read before it is written (see `zeroed`).
+        let old = std::mem::replace(&mut self.slots, crate::zeroed::written(len, (0, 0)));
         self.shift = 64 - len.trailing_zeros();
         for (hash, patient) in old.into_iter().filter(|&(_, patient)| patient != 0) {
             self.put(hash, patient);
@@ -348,7 +350,7 @@ impl<H: Fn(&str) -> u64> Building<H> {
             return at;
         }
         let new = self.patients.len();
-        self.by_hash.insert(hash, new, new);
+        self.by_hash.insert(hash, new);
         self.ids.push_str(id);
         self.patients.push(Patient {
             id_end: self.ids.len(),
