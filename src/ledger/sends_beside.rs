@@ -111,8 +111,13 @@ fn slice_starts(conn: &Connection, sink: SinkKind, since: &str) -> rusqlite::Res
     };
     let span = (last - first).num_seconds();
     for slice in 1..SLICES {
-        let step = chrono::Duration::seconds(span.saturating_mul(slice) / SLICES);
-        let Some(start) = first.checked_add_signed(step).map(stamp) else {
+        // Checked: `seconds` panics past ±2⁶³ ms, and an end read as an offset may come
+        // before the other (text order is not time order there).
+        let step = chrono::Duration::try_seconds(span.saturating_mul(slice) / SLICES);
+        let Some(start) = step
+            .and_then(|step| first.checked_add_signed(step))
+            .map(stamp)
+        else {
             continue;
         };
         if starts.last().is_some_and(|before| start > *before) {

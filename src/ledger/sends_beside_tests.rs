@@ -234,3 +234,38 @@ fn the_error_is_the_one_a_single_read_meets_first() {
     assert!(one.contains("occurrence"), "{one}");
     assert_eq!(two, one);
 }
+
+/// Ends eight thousand years apart, or read as instants in the other order (an offset the
+/// text sorts after a later `Z` stamp): slices are cut without overflow, each after the one
+/// before, and the rows are read once each, as one read reads them.
+#[test]
+fn ends_far_apart_or_out_of_order_still_part_the_range() {
+    for last in ["9999-12-31T23:59:59Z", "2026-11-26T01:00:00+09:00"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).unwrap();
+        let expiry = |i: usize| match i {
+            0 => last.to_owned(),
+            _ => format!("2026-11-{:02}T{:02}:00:00Z", 18 + i % 8, i % 24),
+        };
+        write_sends(
+            &path,
+            300,
+            expiry,
+            |_| "2026-11-24T00:00:00Z".into(),
+            |_| "sent",
+        );
+        let now = at("2026-11-25T09:00:00Z");
+        let reader = ledger.sends_reader().unwrap();
+        let starts = slice_starts(&reader.conn, SinkKind::Outbox, &since(now)).unwrap();
+        assert!(
+            starts.windows(2).all(|pair| pair[0] < pair[1]),
+            "{starts:?}"
+        );
+        let one = read_all(|each| ledger.recent_sends(SinkKind::Outbox, now, each).unwrap());
+        let two = read_all(|each| {
+            (reader.read_sliced(SinkKind::Outbox, now, 1, each)).unwrap();
+        });
+        assert_eq!(two, one, "{last}");
+    }
+}
