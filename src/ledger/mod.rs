@@ -3,6 +3,7 @@
 //! crash or an outage never sends a message twice and never loses one. SQLite (bundled) in WAL
 //! mode; writes are grouped in transactions by the one owner of the connection (the run).
 
+mod checkpoints_beside;
 mod claims;
 mod error;
 mod event_tail;
@@ -81,6 +82,19 @@ pub struct Ledger {
     abandoned: bool,
     /// Marks set in the open transaction and not yet written (see `marks.rs`).
     marks: std::cell::RefCell<Vec<marks::PendingMark>>,
+    /// The thread checkpointing the log beside a pass, once [`Ledger::checkpoint_beside`]
+    /// started it.
+    checkpoints: Option<checkpoints_beside::CheckpointsBeside>,
+}
+
+impl Drop for Ledger {
+    /// The thread beside is ended, and the writer's own checkpoints given back, before the
+    /// connection closes: its close then checkpoints what the log still holds, as before.
+    fn drop(&mut self) {
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.stop(&self.conn);
+        }
+    }
 }
 
 /// Only `run` reads a PostgreSQL ledger so far; to every other command a URL is not a file
@@ -193,6 +207,7 @@ impl Ledger {
             in_batch: false,
             abandoned: false,
             marks: std::cell::RefCell::default(),
+            checkpoints: None,
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -251,6 +266,20 @@ impl Ledger {
             Err(LedgerError::Replaced {
                 path: self.file.path.display().to_string(),
             })
+        }
+    }
+
+    /// From now on, the write-ahead log is checkpointed by a thread beside this connection's
+    /// writes (see checkpoints_beside.rs), until the ledger is dropped. A ledger on which no
+    /// second connection can be opened goes on checkpointing on its writer, as before.
+    pub fn checkpoint_beside(&mut self) {
+        if self.checkpoints.is_none() {
+            self.checkpoints = checkpoints_beside::CheckpointsBeside::start(
+                &self.conn,
+                &self.file.path,
+                checkpoints_beside::BESIDE_FROM,
+                checkpoints_beside::WRITER_FROM,
+            );
         }
     }
 

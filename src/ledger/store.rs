@@ -128,6 +128,10 @@ pub trait RunLedger {
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> Result<(), LedgerError>;
 
+    /// Checkpoints the ledger's log beside the caller's writes from now on, where the ledger
+    /// can (SQLite, see [`Ledger::checkpoint_beside`]); a no-op elsewhere.
+    fn checkpoint_beside(&mut self) {}
+
     /// A reader of [`RunLedger::recent_sends`] on a connection of its own, to read beside the
     /// caller, when the ledger can (SQLite, outside a transaction); `None` when the caller is
     /// to read them itself.
@@ -380,6 +384,10 @@ impl RunLedger for Ledger {
 
     fn sends_reader(&self) -> Option<crate::ledger::SendsReader> {
         Ledger::sends_reader(self)
+    }
+
+    fn checkpoint_beside(&mut self) {
+        Ledger::checkpoint_beside(self);
     }
 
     fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {

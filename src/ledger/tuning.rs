@@ -20,7 +20,7 @@ const STATEMENT_JOURNAL_IN_MEMORY: c_int = 8 * 1024 * 1024;
 /// and the indexes' pages, spread over the file by their random keys) is written again.
 /// Bounded: the log grows to about this size plus a batch (past it only while a reader keeps
 /// a snapshot older than the log's start, as `status` beside a run does for a moment).
-const WAL_CHECKPOINT_PAGES: i64 = 16_384;
+pub(super) const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 
 /// What the log's file is cut back to once a checkpoint has emptied it: its size on disk stays
 /// bounded whatever the run's length.

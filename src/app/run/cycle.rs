@@ -52,8 +52,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(200);
 const QUEUE: usize = 1024;
 /// Batches (each up to 256 patients with sends due, 1,024 first sightings, or ~1 MiB of
 /// rendered outbox lines) the evaluating thread may be ahead of the pass: enough that the
-/// typing threads go on through a checkpoint of the ledger (a tenth of a second or two on the
-/// pass's thread, three or four times in a first run at a million patients) instead of
+/// typing threads go on through a checkpoint of the ledger (a tenth of a second or two, three
+/// or four times in a first run at a million patients; now on a thread beside the pass, see
+/// ledger/checkpoints_beside.rs, which still copies what was committed meanwhile) instead of
 /// waiting on a full queue with a core idle. Eight batches filled within milliseconds;
 /// sixty-four cost ~25 MB more at the peak.
 const DUE_QUEUE: usize = 64;
@@ -187,6 +188,9 @@ impl<'a> Cycle<'a> {
             render: self.plan.track.is_none().then_some(&env),
             outbox_json: matches!(sink.as_ref(), Sink::Outbox(_)),
         };
+        // The pass's thread is the one a first run cannot share: its log's checkpoints go
+        // beside it (dropped with the ledger, before its close).
+        pass.ledger.checkpoint_beside();
         let evaluated = self.evaluate_all(now, &known, &env, &mut pass, progress.as_ref(), io);
         if evaluated.is_err() {
             let _ = abort.send(true);
