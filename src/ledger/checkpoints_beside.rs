@@ -33,6 +33,27 @@ pub(super) const BESIDE_FROM: c_int = WAL_CHECKPOINT_PAGES as c_int;
 /// four times [`BESIDE_FROM`] (256 MiB of 4 KiB pages).
 pub(super) const WRITER_FROM: c_int = 4 * BESIDE_FROM;
 
+/// Asks the thread beside a ledger's writer for a checkpoint now, from any thread: when the
+/// writer is about to go on alone (a pass's evaluation has ended, and the writer has its queue
+/// left to write), the log so far is copied beside it, and its close copies only the rest.
+#[derive(Clone)]
+pub struct CheckpointNow(Arc<Shared>);
+
+impl CheckpointNow {
+    pub fn ask(&self) {
+        if let Ok(mut cycle) = self.0.asked.lock() {
+            cycle.stage = Stage::Asked;
+        }
+        self.0.wake.notify_one();
+    }
+}
+
+impl std::fmt::Debug for CheckpointNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointNow")
+    }
+}
+
 /// A thread checkpointing a ledger's log beside its writer, asked by the writer's commits.
 pub(super) struct CheckpointsBeside {
     shared: Arc<Shared>,
@@ -111,6 +132,11 @@ impl CheckpointsBeside {
             shared,
             thread: Some(thread),
         })
+    }
+
+    /// A handle to ask for a checkpoint now.
+    pub(super) fn asker(&self) -> CheckpointNow {
+        CheckpointNow(Arc::clone(&self.shared))
     }
 
     /// Checkpoints the thread has made so far.
@@ -211,13 +237,15 @@ unsafe extern "C" fn commit_hook(
     let mut on_writer = frames >= shared.writer_from;
     if let Ok(mut cycle) = shared.asked.lock() {
         match cycle.stage {
-            // The log started again since the last cycle.
-            _ if frames < shared.beside_from => cycle.stage = Stage::Short,
-            Stage::Short => {
+            Stage::Short if frames >= shared.beside_from => {
                 cycle.stage = Stage::Asked;
                 shared.wake.notify_one();
             }
-            Stage::Asked => {}
+            // Not taken back: a checkpoint asked for now (`CheckpointNow`) is asked below the
+            // threshold, and the thread may not have woken yet.
+            Stage::Short | Stage::Asked => {}
+            // The log started again.
+            Stage::Copied if frames < shared.beside_from => cycle.stage = Stage::Short,
             // Until the log starts again (a reader's old snapshot may hold it), every commit
             // copies its frames, as SQLite's own hook does.
             Stage::Copied => on_writer = true,

@@ -130,3 +130,28 @@ fn a_ledger_dropped_with_its_thread_beside_closes_as_before() {
     assert!(!dir.path().join("ledger.db-wal").exists());
     assert_eq!(count(dir.path()), 200);
 }
+
+#[test]
+fn a_checkpoint_asked_for_now_is_made_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = filled(dir.path());
+    let path = ledger.file.path.clone();
+    let checkpoints =
+        CheckpointsBeside::start(&ledger.conn, &path, c_int::MAX, c_int::MAX).unwrap();
+    for batch in 0..5 {
+        write(&ledger, batch * 10, 10);
+    }
+    assert_eq!(checkpoints.done(), 0);
+    let asker = checkpoints.asker();
+    std::thread::spawn(move || asker.ask()).join().unwrap();
+    wait_past(&checkpoints, 0);
+    // Every frame is copied: the next transaction starts the log again.
+    write(&ledger, 50, 1);
+    let frames: i64 = (ledger.conn)
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .unwrap();
+    assert!(frames < 10, "{frames} frames in the log");
+    checkpoints.stop(&ledger.conn);
+    drop(ledger);
+    assert_eq!(count(dir.path()), 51);
+}

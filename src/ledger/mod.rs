@@ -32,6 +32,7 @@ mod settle;
 mod store;
 mod tuning;
 
+pub use checkpoints_beside::CheckpointNow;
 pub use claims::{OutboxClaims, UnwrittenBatch};
 pub use error::LedgerError;
 pub(crate) use events::event_stamp;
@@ -281,6 +282,14 @@ impl Ledger {
                 checkpoints_beside::WRITER_FROM,
             );
         }
+    }
+
+    /// A handle asking the thread beside for a checkpoint now, once
+    /// [`Ledger::checkpoint_beside`] started it.
+    pub fn checkpoint_now(&self) -> Option<CheckpointNow> {
+        self.checkpoints
+            .as_ref()
+            .map(|checkpoints| checkpoints.asker())
     }
 
     /// Starts grouping writes in one transaction (until [`Ledger::commit`]).

@@ -132,6 +132,11 @@ pub trait RunLedger {
     /// can (SQLite, see [`Ledger::checkpoint_beside`]); a no-op elsewhere.
     fn checkpoint_beside(&mut self) {}
 
+    /// A handle asking for a checkpoint beside now (see [`Ledger::checkpoint_now`]).
+    fn checkpoint_now(&self) -> Option<crate::ledger::CheckpointNow> {
+        None
+    }
+
     /// A reader of [`RunLedger::recent_sends`] on a connection of its own, to read beside the
     /// caller, when the ledger can (SQLite, outside a transaction); `None` when the caller is
     /// to read them itself.
@@ -388,6 +393,10 @@ impl RunLedger for Ledger {
 
     fn checkpoint_beside(&mut self) {
         Ledger::checkpoint_beside(self);
+    }
+
+    fn checkpoint_now(&self) -> Option<crate::ledger::CheckpointNow> {
+        Ledger::checkpoint_now(self)
     }
 
     fn has_sent(&self, sink: SinkKind) -> Result<bool, LedgerError> {

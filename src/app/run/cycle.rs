@@ -310,9 +310,12 @@ impl<'a> Cycle<'a> {
         // Spent batches go back to be freed: at most the batches in flight, as each batch the
         // evaluating thread sends first takes back what came back.
         let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<Entry>>();
+        // Once every patient is evaluated, the pass's thread goes on alone with the batches
+        // queued: the log so far is checkpointed beside it meanwhile, not at its close.
+        let checkpoint_now = pass.ledger.checkpoint_now();
         std::thread::scope(|scope| {
             let evaluating = scope.spawn(|| {
-                due::evaluate(
+                let evaluated = due::evaluate(
                     self.plan,
                     &self.request.patients,
                     known,
@@ -320,7 +323,11 @@ impl<'a> Cycle<'a> {
                     &self.stop,
                     due_tx,
                     spent_rx,
-                )
+                );
+                if let Some(checkpoint) = &checkpoint_now {
+                    checkpoint.ask();
+                }
+                evaluated
             });
             let taken = (&due_rx, &spent_tx);
             let received = self.take_due(taken, now, env, pass, progress, io);
