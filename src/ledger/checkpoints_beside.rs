@@ -41,7 +41,7 @@ pub struct CheckpointNow(Arc<Shared>);
 
 impl CheckpointNow {
     pub fn ask(&self) {
-        if let Ok(mut cycle) = self.0.asked.lock() {
+        if let Ok(mut cycle) = self.0.cycle.lock() {
             cycle.stage = Stage::Asked;
         }
         self.0.wake.notify_one();
@@ -64,7 +64,7 @@ pub(super) struct CheckpointsBeside {
 /// valid while the [`CheckpointsBeside`] holding it lives: it is dropped only after the hook
 /// is replaced ([`CheckpointsBeside::stop`]).
 struct Shared {
-    asked: Mutex<Cycle>,
+    cycle: Mutex<Cycle>,
     wake: Condvar,
     /// Frames in the log after which a commit asks, and after which the writer checkpoints
     /// itself ([`BESIDE_FROM`], [`WRITER_FROM`]; smaller in tests).
@@ -108,7 +108,7 @@ impl CheckpointsBeside {
         // A checkpoint syncs as the writer's would (synchronous is per connection).
         conn.pragma_update(None, "synchronous", "NORMAL").ok()?;
         let shared = Arc::new(Shared {
-            asked: Mutex::new(Cycle::default()),
+            cycle: Mutex::new(Cycle::default()),
             wake: Condvar::new(),
             beside_from,
             writer_from,
@@ -148,7 +148,7 @@ impl CheckpointsBeside {
     /// Whether the thread is asked for a checkpoint it has not finished.
     #[cfg(test)]
     pub(super) fn asked(&self) -> bool {
-        self.shared.asked.lock().unwrap().stage == Stage::Asked
+        self.shared.cycle.lock().unwrap().stage == Stage::Asked
     }
 
     /// Gives the writer its own checkpoints back (`wal_autocheckpoint` replaces the hook) and
@@ -168,7 +168,7 @@ impl CheckpointsBeside {
     }
 
     fn end_thread(&mut self) {
-        if let Ok(mut cycle) = self.shared.asked.lock() {
+        if let Ok(mut cycle) = self.shared.cycle.lock() {
             cycle.stop = true;
         }
         self.shared.wake.notify_one();
@@ -193,7 +193,7 @@ impl Drop for CheckpointsBeside {
 fn checkpoint_when_asked(conn: &Connection, shared: &Shared) {
     loop {
         {
-            let Ok(mut cycle) = shared.asked.lock() else {
+            let Ok(mut cycle) = shared.cycle.lock() else {
                 return;
             };
             while cycle.stage != Stage::Asked && !cycle.stop {
@@ -212,7 +212,7 @@ fn checkpoint_when_asked(conn: &Connection, shared: &Shared) {
         if made.is_ok() {
             shared.done.fetch_add(1, Ordering::Relaxed);
         }
-        let Ok(mut cycle) = shared.asked.lock() else {
+        let Ok(mut cycle) = shared.cycle.lock() else {
             return;
         };
         if cycle.stage == Stage::Asked {
@@ -235,7 +235,7 @@ unsafe extern "C" fn commit_hook(
     // this hook.
     let shared = unsafe { &*context.cast_const().cast::<Shared>() };
     let mut on_writer = frames >= shared.writer_from;
-    if let Ok(mut cycle) = shared.asked.lock() {
+    if let Ok(mut cycle) = shared.cycle.lock() {
         match cycle.stage {
             Stage::Short if frames >= shared.beside_from => {
                 cycle.stage = Stage::Asked;

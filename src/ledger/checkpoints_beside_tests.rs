@@ -42,30 +42,25 @@ fn wait_past(checkpoints: &CheckpointsBeside, made: u64) {
     }
 }
 
-#[test]
-fn a_long_log_is_checkpointed_beside_and_started_again_by_the_writer() {
+/// Writes 200 commits of 10 rows (~10 pages each: an 8 MB log if it never started again)
+/// beside a thread asked past `beside_from` frames, the writer checkpointing itself past
+/// `writer_from`; `after_each` runs after every commit. Returns the thread's checkpoints, after
+/// checking the log stayed under 1 MB and every row is in the ledger once it is closed.
+fn two_hundred_commits(
+    beside_from: c_int,
+    writer_from: c_int,
+    after_each: impl Fn(&CheckpointsBeside),
+) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let ledger = filled(dir.path());
     let path = ledger.file.path.clone();
-    // Asked past 32 frames; the writer never checkpoints itself.
-    let checkpoints = CheckpointsBeside::start(&ledger.conn, &path, 32, c_int::MAX).unwrap();
-    let mut seen = 0;
+    let checkpoints =
+        CheckpointsBeside::start(&ledger.conn, &path, beside_from, writer_from).unwrap();
     for batch in 0..200 {
         write(&ledger, batch * 10, 10);
-        // Past the threshold, a commit asks; the test waits for the thread's checkpoint, so
-        // that the next commit copies the rest and the log starts again (the thread is
-        // otherwise free to lag, and the writer copies it all past its own threshold).
-        if checkpoints.asked() {
-            wait_past(&checkpoints, seen);
-            seen = checkpoints.done();
-        }
+        after_each(&checkpoints);
     }
-    assert!(
-        checkpoints.done() >= 10,
-        "{} checkpoints",
-        checkpoints.done()
-    );
-    // 200 commits of ~10 pages each would make an 8 MB log if it never started again.
+    let made = checkpoints.done();
     assert!(
         log_bytes(dir.path()) < 1 << 20,
         "log of {} bytes",
@@ -74,27 +69,30 @@ fn a_long_log_is_checkpointed_beside_and_started_again_by_the_writer() {
     checkpoints.stop(&ledger.conn);
     drop(ledger);
     assert_eq!(count(dir.path()), 2000);
+    made
+}
+
+#[test]
+fn a_long_log_is_checkpointed_beside_and_started_again_by_the_writer() {
+    // Asked past 32 frames; the writer never checkpoints itself. Past the threshold, a commit
+    // asks; the test waits for the thread's checkpoint, so that the next commit copies the
+    // rest and the log starts again (the thread is otherwise free to lag, and the writer
+    // copies it all past its own threshold).
+    let seen = std::cell::Cell::new(0);
+    let made = two_hundred_commits(32, c_int::MAX, |checkpoints| {
+        if checkpoints.asked() {
+            wait_past(checkpoints, seen.get());
+            seen.set(checkpoints.done());
+        }
+    });
+    assert!(made >= 10, "{made} checkpoints");
 }
 
 #[test]
 fn the_writer_checkpoints_itself_when_the_thread_is_never_asked_in_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = filled(dir.path());
-    let path = ledger.file.path.clone();
     // The thread is never asked; the writer checkpoints itself past 32 frames.
-    let checkpoints = CheckpointsBeside::start(&ledger.conn, &path, c_int::MAX, 32).unwrap();
-    for batch in 0..200 {
-        write(&ledger, batch * 10, 10);
-    }
-    assert_eq!(checkpoints.done(), 0);
-    assert!(
-        log_bytes(dir.path()) < 1 << 20,
-        "log of {} bytes",
-        log_bytes(dir.path())
-    );
-    checkpoints.stop(&ledger.conn);
-    drop(ledger);
-    assert_eq!(count(dir.path()), 2000);
+    let made = two_hundred_commits(c_int::MAX, 32, |_| {});
+    assert_eq!(made, 0);
 }
 
 #[test]
@@ -125,8 +123,8 @@ fn a_ledger_dropped_with_its_thread_beside_closes_as_before() {
         write(&ledger, batch * 10, 10);
     }
     drop(ledger);
-    // The thread's connection closed first, so the writer's close was the last: it
-    // checkpointed the whole log and removed it.
+    // Both connections are closed, the last of them having copied the whole log into the
+    // ledger and removed it.
     assert!(!dir.path().join("ledger.db-wal").exists());
     assert_eq!(count(dir.path()), 200);
 }

@@ -139,6 +139,22 @@ fn a_ledger_deleted_during_a_run_stops_it_with_an_error() {
 }
 
 #[test]
+fn a_run_leaves_no_write_ahead_log_behind() {
+    // The pass's checkpoints run beside it on a connection of its own; once the run has
+    // ended, the ledger file alone must hold every send (a clinic copying `ledger.db` as its
+    // backup copies them all), with no write-ahead log left beside it.
+    let ws = Workspace::new();
+    for _ in 0..2 {
+        let run = ws.run(&fixture_patients(), None, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let log = ws.ledger().with_extension("db-wal");
+        assert!(!log.exists(), "{} left behind", log.display());
+    }
+    let rows = ledger(&ws.ledger()).rows;
+    assert_eq!(rows.len(), DUE_IN_FIXTURE.len(), "{rows:?}");
+}
+
+#[test]
 fn ledger_outbox_and_lock_are_private() {
     let ws = Workspace::new();
     let rules_dir = ws.path().join("clinic");
