@@ -115,11 +115,12 @@ fn write_insight_figures(path: &Path, end: DateTime<Utc>) -> Result<usize, Strin
         while let Some(row) = rows.next().map_err(|e| failed(&e))? {
             let step: String = row.get(0).map_err(|e| failed(&e))?;
             let variant: Option<String> = row.get(1).map_err(|e| failed(&e))?;
-            let sent_at: String = row.get(2).map_err(|e| failed(&e))?;
-            let Ok(at) = DateTime::parse_from_rfc3339(&sent_at) else {
+            // Seconds since the epoch (ledger version 15).
+            let sent_at: i64 = row.get(2).map_err(|e| failed(&e))?;
+            let Some(at) = DateTime::from_timestamp(sent_at, 0) else {
                 continue;
             };
-            let day = line_day(at.with_timezone(&Utc));
+            let day = line_day(at);
             let entry = uses
                 .entry((step, variant, half_first(day)))
                 .or_insert((day, day, 0));

@@ -146,7 +146,7 @@ fn insert_all(
         "INSERT OR IGNORE INTO sends (sink, patient, step, occurrence, variant, template, status,
              retry_key, attempts, due_at, expires_at, created_at, updated_at, sent_at,
              line_request_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?4, ?9, ?4, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?13, ?9, ?13, ?10, ?11, ?12)",
     )?;
     let mut event = tx.prepare(
         "INSERT INTO events (id, type, at, received_at, line_user, patient, sink, step,
@@ -186,7 +186,8 @@ fn insert_all(
             let sent_at = occurrence + rng.seconds(2 * 3_600);
             let sink = if outbox { "outbox" } else { "line" };
             let occurrence_stamp = stamp(occurrence);
-            let sent_stamp = delivered.then(|| stamp(sent_at));
+            // The ledger's other instants are seconds (version 15).
+            let sent_seconds = delivered.then(|| sent_at.timestamp());
             let inserted = send.execute(params![
                 sink,
                 patient,
@@ -196,10 +197,11 @@ fn insert_all(
                 variant.unwrap_or(&step.id),
                 if delivered { "sent" } else { "expired" },
                 format!("k{}", written.sends),
-                stamp(occurrence + Duration::days(1)),
-                sent_stamp.as_deref().unwrap_or(&occurrence_stamp),
-                sent_stamp,
+                (occurrence + Duration::days(1)).timestamp(),
+                sent_seconds.unwrap_or(occurrence.timestamp()),
+                sent_seconds,
                 (delivered && !outbox).then_some("req"),
+                occurrence.timestamp(),
             ])?;
             written.sends += inserted as u64;
             if !delivered || outbox || inserted == 0 {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
-use super::{stamp, Claim, Ledger, LedgerError, SendDetails, SendKey, SendStatus, SinkKind};
+use super::{stamp, unix, Claim, Ledger, LedgerError, SendDetails, SendKey, SendStatus, SinkKind};
 use crate::records::keyed_hasher;
 
 /// The most sends one statement looks up or inserts (eleven parameters each for an insert,
@@ -253,14 +253,14 @@ impl Ledger {
         sent_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let now = stamp(now);
+        let now = unix(now);
         // Pending, or sent at `sent_at` after one attempt (an outbox send recorded with its
         // claim, see `OutboxClaims`).
         let (status, attempts) = match sent_at {
             Some(_) => ("sent", 1),
             None => ("pending", 0),
         };
-        let sent_at = sent_at.map(stamp);
+        let sent_at = sent_at.map(unix);
         for chunk in chunks(new) {
             let sql = INSERT_SQL.get(chunk.len(), CLAIM_CHUNK, insert_sql);
             // Per row: due and expiry instants, and the outbox's length as a signed integer.
@@ -268,7 +268,7 @@ impl Ledger {
             for &(index, _) in chunk {
                 let details = &sends[index].1;
                 let from = (details.outbox_from).and_then(|from| i64::try_from(from).ok());
-                owned.push((stamp(details.due_at), stamp(details.expires_at), from));
+                owned.push((unix(details.due_at), unix(details.expires_at), from));
             }
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(4 + chunk.len() * 10);
             values.extend([&now as &dyn rusqlite::ToSql, &status, &attempts, &sent_at]);
@@ -492,7 +492,7 @@ impl Ledger {
                     key.patient,
                     key.step,
                     stamp(key.occurrence),
-                    stamp(now),
+                    unix(now),
                     details
                         .outbox_from
                         .and_then(|from| i64::try_from(from).ok()),

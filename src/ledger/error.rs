@@ -39,14 +39,24 @@ pub enum LedgerError {
          steprule?); stopped rather than guess: use the steprule that wrote it"
     )]
     UnknownStatus { path: String, status: String },
-    /// A sent row's instant that neither steprule's own form nor RFC 3339 reads: without it
-    /// the pass cannot tell what was sent when (a cap could be exceeded), so it stops.
+    /// A sent row's instant that steprule cannot read (an `occurrence` neither its own form
+    /// nor RFC 3339, another instant not seconds of chrono's calendar): without it the pass
+    /// cannot tell what was sent when (a cap could be exceeded), so it stops.
     #[error(
         "the ledger {path} has a sent row whose `{column}` is not an instant (edited by \
-         hand?); stopped rather than guess: put back the instant it had (as \
-         2026-11-25T09:00:00Z) or restore the last backup"
+         hand?); stopped rather than guess: put back the instant it had (an `occurrence` as \
+         2026-11-25T09:00:00Z, the other instants as seconds since 1970-01-01 UTC, such as \
+         1795597200) or restore the last backup"
     )]
     UnreadableInstant { path: String, column: &'static str },
+    /// A send's text instant that the ledger's version 15 could not read as seconds: the
+    /// migration stopped and changed nothing (see schema.rs).
+    #[error(
+        "the ledger {path} could not be brought up to this steprule's version: a send's \
+         `{column}` is not an instant (edited by hand?), and nothing was changed; put back the \
+         instant it had (as 2026-11-25T09:00:00Z) or restore the last backup, then run again"
+    )]
+    UnreadableOldInstant { path: String, column: &'static str },
     #[error(
         "the ledger {path} was written by a newer steprule (schema {found}; this one knows up \
          to {known}); use that version"

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, OptionalExtension};
 
-use super::{parse_stamp, stamp, Ledger, LedgerError, SendKey, SinkKind};
+use super::{parse_stamp, stamp, unix, Ledger, LedgerError, SendKey, SinkKind};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -250,7 +250,7 @@ impl Ledger {
             )
             .and_then(|mut select| {
                 select
-                    .query_row(params![patient, stamp(from), stamp(at)], |row| {
+                    .query_row(params![patient, unix(from), unix(at)], |row| {
                         Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                     })
                     .optional()

@@ -9,7 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::{parse_stamp, stamp, Ledger, LedgerError};
+use super::{from_unix, parse_stamp, stamp, Ledger, LedgerError};
 
 /// One arm's pushes under one aggregation unit in one half-month, as a run adds them up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +225,7 @@ impl Ledger {
 
     /// The first delivery through LINE, if any (the delivered sends' index, in time order).
     pub fn first_line_delivery(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        let first: Option<String> = self
+        let first: Option<i64> = self
             .conn
             .query_row(
                 "SELECT sent_at FROM sends INDEXED BY sends_delivered
@@ -236,7 +236,7 @@ impl Ledger {
             )
             .optional()
             .map_err(|e| self.fail(e))?;
-        Ok(first.as_deref().and_then(parse_stamp))
+        Ok(first.and_then(from_unix))
     }
 
     /// Stores LINE's answer for `unit` in the half-month starting `half_first`, covering days

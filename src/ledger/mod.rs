@@ -122,8 +122,53 @@ pub(crate) fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
     })
 }
 
-/// A sent row's instant in column `index` (named `column`), or the error that stops the read:
-/// skipping the row would forget a send that counts toward a cap. Taken as bytes: the form
+/// An instant as the `sends` table holds it (ledger version 15): whole seconds since the Unix
+/// epoch, UTC. [`stamp`] writes the same second, so the two orders agree.
+pub(crate) fn unix(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+/// A `sends` instant read back; `None` past chrono's calendar (no instant steprule writes).
+pub(crate) fn from_unix(seconds: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(seconds, 0)
+}
+
+/// A `sends` instant where showing nothing is better than failing (`status`, `explain`): NULL
+/// and any value steprule does not write are `None`.
+fn unix_or_none(value: rusqlite::types::ValueRef<'_>) -> Option<DateTime<Utc>> {
+    match value {
+        rusqlite::types::ValueRef::Integer(seconds) => from_unix(seconds),
+        _ => None,
+    }
+}
+
+/// A `sends` instant in column `index` (named `column`), NULL as `None`, or the error that
+/// stops the read: any other value is a ledger steprule did not write.
+fn unix_or_null(
+    value: rusqlite::types::ValueRef<'_>,
+    index: usize,
+    column: &'static str,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    use rusqlite::types::ValueRef;
+    let unreadable = |kind| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            kind,
+            Box::new(error::UnreadableInstant(column)),
+        )
+    };
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(seconds) => from_unix(seconds)
+            .map(Some)
+            .ok_or_else(|| unreadable(rusqlite::types::Type::Integer)),
+        other => Err(unreadable(other.data_type())),
+    }
+}
+
+/// A sent row's text instant (its `occurrence`) in column `index` (named `column`), or the
+/// error that stops the read: skipping the row would forget a send that counts toward a cap;
+/// [`unix_or_null`] reads the others. Taken as bytes: the form
 /// steprule writes is ASCII and read without checking UTF-8 first; any other text is checked,
 /// then read by RFC 3339's general parser.
 fn instant(text: &[u8], index: usize, column: &'static str) -> rusqlite::Result<DateTime<Utc>> {
@@ -244,7 +289,15 @@ impl Ledger {
             let path = self.file.path.clone();
             let fail = |e| LedgerError::from_sqlite(&path, e);
             let tx = self.conn.transaction().map_err(fail)?;
-            tx.execute_batch(migration).map_err(fail)?;
+            tx.execute_batch(migration).map_err(|e| {
+                match schema::unreadable_instant(index + 1, &e) {
+                    Some(column) => LedgerError::UnreadableOldInstant {
+                        path: path.display().to_string(),
+                        column,
+                    },
+                    None => fail(e),
+                }
+            })?;
             if index + 1 == schema::MARK_PRINT_LOG || index + 1 == schema::MARK_PACKS {
                 mark_log::fill(&tx).map_err(fail)?;
             }
@@ -368,9 +421,9 @@ impl Ledger {
                     details.variant,
                     details.template,
                     retry_key,
-                    stamp(details.due_at),
-                    stamp(details.expires_at),
-                    stamp(now),
+                    unix(details.due_at),
+                    unix(details.expires_at),
+                    unix(now),
                     details
                         .outbox_from
                         .and_then(|from| i64::try_from(from).ok()),
@@ -415,16 +468,13 @@ impl Ledger {
         settlement: &Settlement,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let now = stamp(now);
+        let now = unix(now);
         let status = settlement.status().as_str();
         let (sink, occurrence) = (key.sink.as_str(), stamp(key.occurrence));
         let (sent_at, request_id, note, error) = match settlement {
-            Settlement::Sent { request_id, note } => (
-                Some(now.as_str()),
-                request_id.as_deref(),
-                note.as_deref(),
-                None,
-            ),
+            Settlement::Sent { request_id, note } => {
+                (Some(now), request_id.as_deref(), note.as_deref(), None)
+            }
             Settlement::Failed(why)
             | Settlement::Expired(why)
             | Settlement::RetryLater(why)
@@ -509,7 +559,7 @@ impl Ledger {
                                   problem = 'expired', problem_at = ?2
                  WHERE sink = ?1 AND (status = 'pending' OR status = 'held' OR status = 'blocked')
                    AND expires_at <= ?2",
-                params![sink.as_str(), stamp(now)],
+                params![sink.as_str(), unix(now)],
             )
             .map_err(|e| self.fail(e))
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::events::event_stamp;
-use super::{parse_stamp, stamp, EventKind, Ledger, LedgerError};
+use super::{parse_stamp, unix, unix_or_null, EventKind, Ledger, LedgerError};
 
 /// Sends of some steps delivered since `?1`, on either sink, through the `sends_delivered`
 /// index (ordered by delivery; the steps are in the index too, so other steps' sends are
@@ -60,7 +60,7 @@ impl Ledger {
         if steps.is_empty() {
             return Ok(());
         }
-        let since = stamp(since);
+        let since = unix(since);
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&since];
         values.extend(steps.iter().map(|step| step as &dyn rusqlite::ToSql));
         let mut run = || -> rusqlite::Result<()> {
@@ -69,7 +69,7 @@ impl Ledger {
             while let Some(row) = rows.next()? {
                 let (patient, step) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
                 let occurrence = parse_stamp(row.get_ref(2)?.as_str()?);
-                let sent_at = row.get_ref(3)?.as_str_or_null()?.and_then(parse_stamp);
+                let sent_at = unix_or_null(row.get_ref(3)?, 3, "sent_at")?;
                 if let (Some(occurrence), Some(sent_at)) = (occurrence, sent_at) {
                     each(DeliveredSend {
                         patient,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Row};
 
-use super::{parse_stamp, stamp, Ledger, LedgerError, SendStatus, SinkKind};
+use super::{parse_stamp, stamp, unix, unix_or_none, Ledger, LedgerError, SendStatus, SinkKind};
 
 /// One row, as `status` and the tests read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,17 +120,16 @@ impl Ledger {
             )?;
             let sends = statement
                 .query_map(params![patient], |row| {
-                    let stamp = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        Ok(row.get_ref(i)?.as_str_or_null()?.and_then(parse_stamp))
-                    };
+                    let instant =
+                        |i: usize| -> rusqlite::Result<_> { Ok(unix_or_none(row.get_ref(i)?)) };
                     Ok(PatientSend {
                         sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
                         step: row.get(1)?,
-                        occurrence: stamp(2)?,
+                        occurrence: row.get_ref(2)?.as_str_or_null()?.and_then(parse_stamp),
                         status: row.get(3)?,
-                        due_at: stamp(4)?,
-                        sent_at: stamp(5)?,
-                        expires_at: stamp(9)?,
+                        due_at: instant(4)?,
+                        sent_at: instant(5)?,
+                        expires_at: instant(9)?,
                         attempts: row.get(6)?,
                         reason: row.get(7)?,
                         note: row.get(8)?,
@@ -153,7 +152,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut run = || -> rusqlite::Result<()> {
             let mut statement = self.conn.prepare(WINDOW_SENDS)?;
-            let mut rows = statement.query(params![stamp(from), stamp(to)])?;
+            let mut rows = statement.query(params![unix(from), stamp(to)])?;
             while let Some(row) = rows.next()? {
                 let Some(occurrence) = parse_stamp(row.get_ref(3)?.as_str()?) else {
                     continue;
@@ -218,8 +217,8 @@ impl Ledger {
                         patient: row.get(1)?,
                         step: row.get(2)?,
                         status: row.get(3)?,
-                        due_at: row.get_ref(4)?.as_str().ok().and_then(parse_stamp),
-                        updated_at: row.get_ref(5)?.as_str().ok().and_then(parse_stamp),
+                        due_at: unix_or_none(row.get_ref(4)?),
+                        updated_at: unix_or_none(row.get_ref(5)?),
                         reason: row.get(6)?,
                     })
                 })?

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::events::event_stamp;
-use super::{parse_stamp, stamp, EventKind, Ledger, LedgerError, SinkKind};
+use super::{from_unix, parse_stamp, unix, EventKind, Ledger, LedgerError, SinkKind};
 
 /// One arm of one step on one sink: what the report keeps a line of figures for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,7 +57,7 @@ impl Ledger {
                  WHERE status = 'sent' AND sent_at >= ?1 AND sent_at < ?2
                  GROUP BY sink, step, variant",
             )?;
-            let mut rows = select.query(params![stamp(from), stamp(to)])?;
+            let mut rows = select.query(params![unix(from), unix(to)])?;
             while let Some(row) = rows.next()? {
                 let count: i64 = row.get(3)?;
                 each(arm_key(row)?, u64::try_from(count).unwrap_or(0));
@@ -90,11 +90,11 @@ impl Ledger {
             let mut rows = select.query(params![
                 event_stamp(from),
                 event_stamp(later(to, within)),
-                stamp(from),
-                stamp(to)
+                unix(from),
+                unix(to)
             ])?;
             while let Some(row) = rows.next()? {
-                let sent = parse_stamp(row.get_ref(3)?.as_str()?);
+                let sent = row.get_ref(3)?.as_i64_or_null()?.and_then(from_unix);
                 let first = parse_stamp(row.get_ref(4)?.as_str()?);
                 // A tap can be recorded a moment before the push's answer is (the patient was
                 // quick): only the far end of the window is a limit.
@@ -126,7 +126,7 @@ impl Ledger {
                                 AND s.step = u.step AND s.occurrence = u.occurrence
                  WHERE s.status = 'sent' AND s.sent_at >= ?2 AND s.sent_at < ?3",
             )?;
-            let mut rows = select.query(params![event_stamp(from), stamp(from), stamp(to)])?;
+            let mut rows = select.query(params![event_stamp(from), unix(from), unix(to)])?;
             while let Some(row) = rows.next()? {
                 each(arm_key(row)?);
             }
@@ -164,7 +164,7 @@ impl Ledger {
             ])?;
             let mut patient = String::new();
             let mut credited: HashSet<(ArmKey, String)> = HashSet::new();
-            let (from_stamp, to_stamp) = (stamp(from), stamp(to));
+            let (from_unix, to_unix) = (unix(from), unix(to));
             while let Some(row) = rows.next()? {
                 let Some(at) = parse_stamp(row.get_ref(1)?.as_str()?) else {
                     continue;
@@ -179,15 +179,14 @@ impl Ledger {
                     .checked_sub_signed(window)
                     .unwrap_or(DateTime::UNIX_EPOCH);
                 let found = last_send
-                    .query_row(params![patient, stamp(since), stamp(at)], |send| {
-                        Ok((arm_key(send)?, send.get(3)?, send.get::<_, String>(4)?))
+                    .query_row(params![patient, unix(since), unix(at)], |send| {
+                        Ok((arm_key(send)?, send.get(3)?, send.get::<_, i64>(4)?))
                     })
                     .optional()?;
                 let Some((key, occurrence, sent_at)) = found else {
                     continue;
                 };
-                // Stamps of one format compare as the instants they write.
-                if sent_at < from_stamp || sent_at >= to_stamp {
+                if sent_at < from_unix || sent_at >= to_unix {
                     continue;
                 }
                 if credited.insert((key.clone(), occurrence)) {
@@ -234,7 +233,8 @@ mod tests {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows = explain
             .query_map(
-                params!["P1", "2026-10-01T00:00:00Z", "2026-10-15T00:00:00Z"],
+                // 2026-10-01 and 2026-10-15, UTC.
+                params!["P1", 1_790_812_800_i64, 1_792_022_400_i64],
                 |row| row.get::<_, String>(3),
             )
             .unwrap();

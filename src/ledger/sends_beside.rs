@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{instant, parse_stamp, stamp, Ledger, LedgerError, RecentSend, SinkKind};
+use super::{from_unix, instant, unix, unix_or_null, Ledger, LedgerError, RecentSend, SinkKind};
 
 /// Sent rows that still matter: not expired, or sent within the cap's reach. A send goes out
 /// before it expires, so a row sent since `?3` also expires after `?3`: one range on
@@ -61,13 +61,13 @@ pub(super) fn read_recent(
 ) -> rusqlite::Result<()> {
     let since = since(now);
     let mut statement = conn.prepare_cached(RECENT_SENDS)?;
-    let rows = statement.query(params![sink.as_str(), stamp(now), since])?;
+    let rows = statement.query(params![sink.as_str(), unix(now), since])?;
     hand_on(rows, each)
 }
 
 /// The cap's reach: a week and a day before `now`.
-fn since(now: DateTime<Utc>) -> String {
-    stamp(now - chrono::Duration::days(8))
+fn since(now: DateTime<Utc>) -> i64 {
+    unix(now - chrono::Duration::days(8))
 }
 
 fn hand_on(
@@ -79,44 +79,43 @@ fn hand_on(
         let occurrence = instant(row.get_ref(2)?.as_bytes()?, 2, "occurrence")?;
         // steprule writes none without it, but the column allows it: such a row is left out,
         // as it always was (its claim still finds it sent).
-        let Some(sent_at) = row.get_ref(3)?.as_bytes_or_null()? else {
+        let Some(sent_at) = unix_or_null(row.get_ref(3)?, 3, "sent_at")? else {
             continue;
         };
         each(RecentSend {
             patient,
             step,
             occurrence,
-            sent_at: instant(sent_at, 3, "sent_at")?,
+            sent_at,
         });
     }
     Ok(())
 }
 
-/// Where each slice of the range begins (exclusive): `since`, then stamps of equal steps
-/// between the first and the last expiry, each after the one before as text, which is the
-/// index's order, so the slices part the range exactly whatever its rows hold. Only `since`
-/// when the range is empty, one instant, or its ends are unreadable (one read then reports
-/// them as before).
-fn slice_starts(conn: &Connection, sink: SinkKind, since: &str) -> rusqlite::Result<Vec<String>> {
-    let mut starts = vec![since.to_owned()];
+/// Where each slice of the range begins (exclusive): `since`, then instants of equal steps
+/// between the first and the last expiry, each after the one before, which is the index's
+/// order, so the slices part the range exactly whatever its rows hold. Only `since` when the
+/// range is empty, one instant, or its ends are unreadable (one read then reports them as
+/// before).
+fn slice_starts(conn: &Connection, sink: SinkKind, since: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut starts = vec![since];
     let end = |sql| -> rusqlite::Result<Option<DateTime<Utc>>> {
-        let text: Option<String> = conn
+        let seconds: Option<i64> = conn
             .prepare_cached(sql)?
             .query_row(params![sink.as_str(), since], |row| row.get(0))
             .optional()?;
-        Ok(text.as_deref().and_then(parse_stamp))
+        Ok(seconds.and_then(from_unix))
     };
     let (Some(first), Some(last)) = (end(FIRST_EXPIRY)?, end(LAST_EXPIRY)?) else {
         return Ok(starts);
     };
     let span = (last - first).num_seconds();
     for slice in 1..SLICES {
-        // Checked: `seconds` panics past ±2⁶³ ms, and an end read as an offset may come
-        // before the other (text order is not time order there).
+        // Checked: `seconds` panics past ±2⁶³ ms.
         let step = chrono::Duration::try_seconds(span.saturating_mul(slice) / SLICES);
         let Some(start) = step
             .and_then(|step| first.checked_add_signed(step))
-            .map(stamp)
+            .map(unix)
         else {
             continue;
         };
@@ -210,12 +209,12 @@ impl Buffered {
 fn read_slice(
     conn: &Connection,
     sink: SinkKind,
-    now: &str,
-    starts: &[String],
+    now: i64,
+    starts: &[i64],
     slice: usize,
     each: &mut dyn FnMut(RecentSend<'_>),
 ) -> rusqlite::Result<()> {
-    let (sink, since, start) = (sink.as_str(), &starts[0], &starts[slice]);
+    let (sink, since, start) = (sink.as_str(), starts[0], starts[slice]);
     match starts.get(slice + 1) {
         Some(end) => {
             let mut statement = conn.prepare_cached(SLICE_SENDS)?;
@@ -292,13 +291,13 @@ impl SendsReader {
         help_after: usize,
         each: &mut dyn FnMut(RecentSend<'_>),
     ) -> rusqlite::Result<()> {
-        let starts = slice_starts(&self.conn, sink, &since(now))?;
+        let starts = slice_starts(&self.conn, sink, since(now))?;
         if starts.len() == 1 {
             return read_recent(&self.conn, sink, now, each);
         }
-        let now = stamp(now);
+        let now = unix(now);
         let untaken = Untaken(Mutex::new((0, starts.len())));
-        let (untaken, starts, now, path) = (&untaken, &starts, &now, &self.path);
+        let (untaken, starts, path) = (&untaken, &starts, &self.path);
         // From the top down, each slice into a buffer, until the two meet; nothing taken
         // when no second connection opens.
         let from_the_top = move || {

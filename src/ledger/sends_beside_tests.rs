@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ledger::tests::{at, record_sent};
+use crate::ledger::unix;
 
 fn patients(read: impl FnOnce(&mut dyn FnMut(RecentSend<'_>))) -> Vec<String> {
     let mut seen = Vec::new();
@@ -47,8 +48,9 @@ fn an_unreadable_sent_instant_is_the_same_error_beside() {
     let mut ledger = Ledger::open(&path).unwrap();
     record_sent(&mut ledger, "P1", "first");
     let other = Connection::open(&path).unwrap();
+    // Seconds past chrono's calendar: what STRICT lets a hand edit write that is no instant.
     other
-        .execute_batch("UPDATE sends SET sent_at = 'yesterday'")
+        .execute_batch("UPDATE sends SET sent_at = 9223372036854775807")
         .unwrap();
     let now = at("2026-11-25T10:00:00Z");
     let here = ledger.recent_sends(SinkKind::Outbox, now, |_| {});
@@ -79,7 +81,8 @@ fn read_all(read: impl FnOnce(&mut dyn FnMut(RecentSend<'_>))) -> Read {
 }
 
 /// Writes `rows` sends as another program would: `expiry(i)` and `sent(i)` are row `i`'s
-/// `expires_at` and `sent_at` as stored, its status `sent` unless `status(i)` says otherwise.
+/// `expires_at` and `sent_at` (RFC 3339, stored as seconds), its status `sent` unless
+/// `status(i)` says otherwise.
 fn write_sends(
     path: &std::path::Path,
     rows: usize,
@@ -87,6 +90,7 @@ fn write_sends(
     sent: impl Fn(usize) -> String,
     status: impl Fn(usize) -> &'static str,
 ) {
+    let seconds = |text: String| unix(at(&text));
     let mut conn = Connection::open(path).unwrap();
     let tx = conn.transaction().unwrap();
     {
@@ -94,7 +98,7 @@ fn write_sends(
             .prepare(
                 "INSERT INTO sends (sink, patient, step, occurrence, template, status, retry_key,
                                     due_at, expires_at, created_at, updated_at, sent_at)
-                 VALUES ('outbox', ?1, ?2, ?3, 'hello', ?4, ?5, ?3, ?6, ?3, ?3, ?7)",
+                 VALUES ('outbox', ?1, ?2, ?3, 'hello', ?4, ?5, ?8, ?6, ?8, ?8, ?7)",
             )
             .unwrap();
         for i in 0..rows {
@@ -106,8 +110,9 @@ fn write_sends(
                     occurrence,
                     status(i),
                     format!("key-{i}"),
-                    expiry(i),
-                    sent(i),
+                    seconds(expiry(i)),
+                    seconds(sent(i)),
+                    seconds(occurrence.clone()),
                 ])
                 .unwrap();
         }
@@ -139,7 +144,7 @@ fn the_live_sends_read_by_two_connections_come_as_one_read_gives_them() {
     write_sends(&path, 24_000, expiry, sent, status);
     let now = at("2026-11-25T09:00:00Z");
     let reader = ledger.sends_reader().unwrap();
-    let starts = slice_starts(&reader.conn, SinkKind::Outbox, &since(now)).unwrap();
+    let starts = slice_starts(&reader.conn, SinkKind::Outbox, since(now)).unwrap();
     assert!(starts.len() > 10, "{starts:?}");
     let one = read_all(|each| ledger.recent_sends(SinkKind::Outbox, now, each).unwrap());
     let two = read_all(|each| reader.recent_sends(SinkKind::Outbox, now, each).unwrap());
@@ -157,9 +162,8 @@ fn the_live_sends_read_by_two_connections_come_as_one_read_gives_them() {
     assert!(line.is_empty());
 }
 
-/// The slices part the range by the text the index orders, so an expiry written otherwise
-/// (an offset, a word) is read once, as one read reads it; an end that is no instant leaves
-/// one slice.
+/// Expiries written with an offset are the instants they say, read once each as one read
+/// reads them; an end that is no instant (seconds past the calendar) leaves one slice.
 #[test]
 fn expiries_written_otherwise_are_read_once_and_in_the_same_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +171,7 @@ fn expiries_written_otherwise_are_read_once_and_in_the_same_order() {
     let ledger = Ledger::open(&path).unwrap();
     let expiry = |i: usize| match i % 4 {
         0 => format!("2026-11-{:02}T09:00:00+09:00", 18 + i % 12),
-        1 => "2026-11-26 09:00".to_owned(),
+        1 => "2026-11-26T09:00:00+09:00".to_owned(),
         _ => format!("2026-12-{:02}T{:02}:00:00Z", 1 + i % 28, i % 24),
     };
     let sent = |_| "2026-11-24T00:00:00Z".to_owned();
@@ -175,7 +179,7 @@ fn expiries_written_otherwise_are_read_once_and_in_the_same_order() {
     let now = at("2026-11-25T09:00:00Z");
     let reader = ledger.sends_reader().unwrap();
     assert!(
-        slice_starts(&reader.conn, SinkKind::Outbox, &since(now))
+        slice_starts(&reader.conn, SinkKind::Outbox, since(now))
             .unwrap()
             .len()
             > 1
@@ -186,13 +190,15 @@ fn expiries_written_otherwise_are_read_once_and_in_the_same_order() {
     });
     assert_eq!(one.len(), 400);
     assert_eq!(two, one);
-    // The last expiry a word: no instant to cut at, so one read.
+    // The last expiry no instant: nothing to cut at, so one read.
     let other = Connection::open(&path).unwrap();
     other
-        .execute_batch("UPDATE sends SET expires_at = 'zzz' WHERE retry_key = 'key-3'")
+        .execute_batch(
+            "UPDATE sends SET expires_at = 9223372036854775807 WHERE retry_key = 'key-3'",
+        )
         .unwrap();
     assert_eq!(
-        slice_starts(&reader.conn, SinkKind::Outbox, &since(now)).unwrap(),
+        slice_starts(&reader.conn, SinkKind::Outbox, since(now)).unwrap(),
         [since(now)]
     );
 }
@@ -216,7 +222,10 @@ fn the_error_is_the_one_a_single_read_meets_first() {
     let reader = ledger.sends_reader().unwrap();
     let other = Connection::open(&path).unwrap();
     let damage = |sql: &str| other.execute_batch(sql).unwrap();
-    damage("UPDATE sends SET sent_at = 'later' WHERE expires_at = '2026-12-28T23:00:00Z'");
+    let expires = unix(at("2026-12-28T23:00:00Z"));
+    damage(&format!(
+        "UPDATE sends SET sent_at = 9223372036854775807 WHERE expires_at = {expires}"
+    ));
     let messages = |reader: &SendsReader| {
         let one = ledger
             .recent_sends(SinkKind::Outbox, now, |_| {})
@@ -229,15 +238,18 @@ fn the_error_is_the_one_a_single_read_meets_first() {
     let (one, two) = messages(&reader);
     assert!(one.contains("sent_at"), "{one}");
     assert_eq!(two, one);
-    damage("UPDATE sends SET occurrence = 'soon' WHERE expires_at = '2026-12-01T00:00:00Z'");
+    let expires = unix(at("2026-12-01T00:00:00Z"));
+    damage(&format!(
+        "UPDATE sends SET occurrence = 'soon' WHERE expires_at = {expires}"
+    ));
     let (one, two) = messages(&reader);
     assert!(one.contains("occurrence"), "{one}");
     assert_eq!(two, one);
 }
 
-/// Ends eight thousand years apart, or read as instants in the other order (an offset the
-/// text sorts after a later `Z` stamp): slices are cut without overflow, each after the one
-/// before, and the rows are read once each, as one read reads them.
+/// Ends eight thousand years apart, or one written with an offset: slices are cut without
+/// overflow, each after the one before, and the rows are read once each, as one read reads
+/// them.
 #[test]
 fn ends_far_apart_or_out_of_order_still_part_the_range() {
     for last in ["9999-12-31T23:59:59Z", "2026-11-26T01:00:00+09:00"] {
@@ -257,7 +269,7 @@ fn ends_far_apart_or_out_of_order_still_part_the_range() {
         );
         let now = at("2026-11-25T09:00:00Z");
         let reader = ledger.sends_reader().unwrap();
-        let starts = slice_starts(&reader.conn, SinkKind::Outbox, &since(now)).unwrap();
+        let starts = slice_starts(&reader.conn, SinkKind::Outbox, since(now)).unwrap();
         assert!(
             starts.windows(2).all(|pair| pair[0] < pair[1]),
             "{starts:?}"

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::claims::{ChunkedSql, UnwrittenBatch};
-use super::{parse_stamp, stamp, Ledger, LedgerError, SendKey, SinkKind};
+use super::{parse_stamp, stamp, unix, Ledger, LedgerError, SendKey, SinkKind};
 
 /// The most sends [`Ledger::settle_sent`] settles with one statement (five parameters each,
 /// well under SQLite's 32,766).
@@ -48,7 +48,7 @@ impl Ledger {
         attempts: u32,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let now = stamp(now);
+        let now = unix(now);
         let mut rest = sent;
         while !rest.is_empty() {
             // Chunks of a power of two: a handful of statements, each prepared once.
@@ -91,7 +91,7 @@ impl Ledger {
                 "INSERT INTO outbox_unwritten (id, from_byte, sent_at) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO NOTHING",
             )
-            .and_then(|mut insert| insert.execute(params![from, stamp(batch.sent_at)]))
+            .and_then(|mut insert| insert.execute(params![from, unix(batch.sent_at)]))
             .map_err(|e| self.fail(e))?;
         Ok(())
     }
@@ -112,7 +112,7 @@ impl Ledger {
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let now = stamp(now);
+        let now = unix(now);
         for (key, retry_key) in sends {
             self.conn
                 .prepare_cached(
@@ -138,7 +138,7 @@ impl Ledger {
     }
 
     /// The marked batch: where its lines begin and when its rows were sent.
-    fn unwritten_batch(&self) -> Result<Option<(i64, String)>, LedgerError> {
+    fn unwritten_batch(&self) -> Result<Option<(i64, i64)>, LedgerError> {
         self.conn
             .query_row(
                 "SELECT from_byte, sent_at FROM outbox_unwritten WHERE id = 1",
@@ -155,7 +155,7 @@ impl Ledger {
     /// history).
     fn unwritten_rows(
         &self,
-        (from, sent_at): &(i64, String),
+        (from, sent_at): &(i64, i64),
     ) -> Result<Vec<(String, String, String, String)>, LedgerError> {
         let run = || -> rusqlite::Result<Vec<(String, String, String, String)>> {
             let mut select = self.conn.prepare(

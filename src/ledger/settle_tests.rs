@@ -88,7 +88,8 @@ fn sends_settled_together_read_as_sends_settled_one_by_one() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(sent_at, ["2026-11-21T01:00:05Z 2026-11-21T01:00:05Z"]);
+    let sent = crate::ledger::unix(at("2026-11-21T01:00:05Z"));
+    assert_eq!(sent_at, [format!("{sent} {sent}")]);
     // The history a rerun reads (through `sends_live`) has every one of them, and the open
     // rows (through `sends_open`) are the ones left pending.
     let mut recent = 0;

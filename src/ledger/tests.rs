@@ -399,12 +399,15 @@ fn migrations_run_once_and_version_one_rows_keep_their_meaning() {
         conn.execute_batch(
             "PRAGMA user_version = 1;
              INSERT INTO sends VALUES
-             ('P1','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k1',1,'x','x','x','x',
-              '2026-11-21T01:00:00Z','req-1',NULL),
-             ('P2','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k2',1,'x','x','x','x',
-              '2026-11-21T01:00:00Z',NULL,NULL),
-             ('P3','thanks','2026-11-21T01:00:00Z',NULL,'thanks','skipped','k3',0,'x','x','x','x',
-              NULL,NULL,'template thanks failed: undefined value');",
+             ('P1','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k1',1,
+              '2026-11-21T01:00:00Z','2026-11-22T01:00:00Z','2026-11-21T01:00:00Z',
+              '2026-11-21T01:00:00Z','2026-11-21T01:00:00Z','req-1',NULL),
+             ('P2','thanks','2026-11-21T01:00:00Z',NULL,'thanks','sent','k2',1,
+              '2026-11-21T01:00:00Z','2026-11-22T01:00:00Z','2026-11-21T01:00:00Z',
+              '2026-11-21T01:00:00Z','2026-11-21T01:00:00Z',NULL,NULL),
+             ('P3','thanks','2026-11-21T01:00:00Z',NULL,'thanks','skipped','k3',0,
+              '2026-11-21T01:00:00Z','2026-11-22T01:00:00Z','2026-11-21T01:00:00Z',
+              '2026-11-21T01:00:00Z',NULL,NULL,'template thanks failed: undefined value');",
         )
         .unwrap();
     }

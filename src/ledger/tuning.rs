@@ -11,8 +11,13 @@ use rusqlite::Connection;
 /// file (its default is 64 KiB). A statement that writes many rows and may abort inside a
 /// transaction (the marks' `INSERT OR REPLACE`, a batch's settling `UPDATE`) first copies each
 /// page it changes there, so that it alone can be undone: past 64 KiB, a write and a read of
-/// a temporary file per page. Bounded: a statement that changes more spills as before.
-const STATEMENT_JOURNAL_IN_MEMORY: c_int = 8 * 1024 * 1024;
+/// a temporary file per page. It cannot be raised further: SQLite keeps the journal in chunks
+/// of this size and spills it a chunk per write, and its unix VFS writes at most 128 KiB − 1
+/// bytes in one call (`seekAndWrite` masks the length), so a longer chunk ends the statement
+/// as "disk full" (SQLITE_FULL) the moment the journal spills. 8 MiB here did that to any
+/// statement past 8 MiB: an upgrade rewriting a long history, a settling `UPDATE` of a batch
+/// spread over a large ledger (tests/sqlite_statement_journal.rs).
+const STATEMENT_JOURNAL_IN_MEMORY: c_int = 124 * 1024;
 
 /// The write-ahead log's pages (4 KiB each) after which a commit checkpoints them into the
 /// ledger (SQLite's default is 1,000). Each checkpoint writes every page the log holds once

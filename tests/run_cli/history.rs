@@ -77,7 +77,7 @@ fn what_went_out_earlier_today_counts_toward_the_cap_of_its_own_patient_only() {
 }
 
 /// The ledger's one `sent_at` rewritten as `to` (SQLite).
-fn rewrite_sent_at(ledger: &Path, to: &str) {
+fn rewrite_sent_at(ledger: &Path, to: impl rusqlite::ToSql) {
     let conn = rusqlite::Connection::open(ledger).unwrap();
     let changed = conn
         .execute("UPDATE sends SET sent_at = ?1 WHERE status = 'sent'", [to])
@@ -85,15 +85,33 @@ fn rewrite_sent_at(ledger: &Path, to: &str) {
     assert_eq!(changed, 1);
 }
 
+/// The ledger (SQLite) put back as version 14 wrote it: its sends' instants as text.
+fn as_version_fourteen(ledger: &Path) {
+    let sql = std::fs::read_to_string(fixtures().join("ledger/as_version_14.sql")).unwrap();
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+        .unwrap();
+}
+
+fn user_version(ledger: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
+/// A ledger of version 14 whose `sent_at` was written in another RFC 3339 form (an offset,
+/// milliseconds) is upgraded with that instant, which still counts toward the cap.
 #[test]
-fn a_sent_at_in_another_rfc3339_form_is_read_and_still_counts_toward_the_cap() {
+fn an_old_sent_at_in_another_rfc3339_form_is_upgraded_and_still_counts_toward_the_cap() {
     let ws = Workspace::new();
     let patients = booked(&ws, &["R1"]);
     run_at(&ws, &patients, "2026-11-25 10:00");
+    as_version_fourteen(&ws.ledger());
     // The same instant (10:00 in Tokyo) with an offset, as a hand or another tool writes it.
     rewrite_sent_at(&ws.ledger(), "2026-11-25T10:00:00.000+09:00");
     let later = run_at(&ws, &patients, "2026-11-25 10:45");
     assert_eq!(later.count("sent"), 0, "{}", later.stderr);
+    assert!(user_version(&ws.ledger()) > 14);
 }
 
 #[test]
@@ -101,7 +119,8 @@ fn a_sent_at_that_is_no_instant_stops_the_pass_naming_the_ledger_and_column() {
     let ws = Workspace::new();
     let patients = booked(&ws, &["R1"]);
     run_at(&ws, &patients, "2026-11-25 10:00");
-    rewrite_sent_at(&ws.ledger(), "yesterday, R1 at ten");
+    // Seconds past chrono's calendar: what the table takes that is no instant.
+    rewrite_sent_at(&ws.ledger(), i64::MAX);
     let run = output(command_at(&ws, &patients, "2026-11-25 10:45"));
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -110,8 +129,12 @@ fn a_sent_at_that_is_no_instant_stops_the_pass_naming_the_ledger_and_column() {
         "{}",
         run.stderr
     );
-    // Neither the cell's text nor the patient is quoted, and nothing went out.
-    assert!(!run.stderr.contains("yesterday"), "{}", run.stderr);
+    // Neither the cell nor the patient is quoted, and nothing went out.
+    assert!(
+        !run.stderr.contains(&i64::MAX.to_string()),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("R1"), "{}", run.stderr);
     assert_eq!(
         std::fs::read_to_string(ws.outbox())
@@ -120,6 +143,37 @@ fn a_sent_at_that_is_no_instant_stops_the_pass_naming_the_ledger_and_column() {
             .count(),
         1
     );
+}
+
+/// A ledger of version 14 with a `sent_at` that is no instant: the upgrade stops before the
+/// pass, names the ledger and column (not the text nor the patient), sends nothing and leaves
+/// the ledger as it was, so that the instant can be put back and the run made again.
+#[test]
+fn an_old_sent_at_that_is_no_instant_stops_the_upgrade_and_changes_nothing() {
+    let ws = Workspace::new();
+    let patients = booked(&ws, &["R1"]);
+    run_at(&ws, &patients, "2026-11-25 10:00");
+    as_version_fourteen(&ws.ledger());
+    rewrite_sent_at(&ws.ledger(), "yesterday, R1 at ten");
+    let run = output(command_at(&ws, &patients, "2026-11-25 10:45"));
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`sent_at` is not an instant")
+            && run.stderr.contains("nothing was changed")
+            && run.stderr.contains(&ws.ledger().display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("yesterday"), "{}", run.stderr);
+    assert!(!run.stderr.contains("R1"), "{}", run.stderr);
+    assert_eq!(user_version(&ws.ledger()), 14);
+    let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
+    assert_eq!(outbox.lines().count(), 1);
+    // Put back, the upgrade goes through and the send still counts.
+    rewrite_sent_at(&ws.ledger(), "2026-11-25T01:00:00Z");
+    let again = run_at(&ws, &patients, "2026-11-25 10:45");
+    assert_eq!(again.count("sent"), 0, "{}", again.stderr);
+    assert!(user_version(&ws.ledger()) > 14);
 }
 
 /// The history is read beside the export (SQLite): a read that fails must stop the pass before
@@ -135,7 +189,9 @@ fn a_history_that_fails_to_read_beside_the_export_stops_the_pass_before_any_clai
     let conn = rusqlite::Connection::open(ws.ledger()).unwrap();
     let changed = conn
         .execute(
-            "UPDATE sends SET sent_at = 'garbled' WHERE patient = 'H150' AND status = 'sent'",
+            // Seconds past chrono's calendar: no instant.
+            "UPDATE sends SET sent_at = 9223372036854775807
+             WHERE patient = 'H150' AND status = 'sent'",
             [],
         )
         .unwrap();
