@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Row};
 
-use super::{parse_stamp, stamp, unix, unix_or_none, Ledger, LedgerError, SendStatus, SinkKind};
+use super::{
+    parse_stamp, stamp, unix, unix_if_readable, Ledger, LedgerError, SendStatus, SinkKind,
+};
 
 /// One row, as `status` and the tests read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +123,7 @@ impl Ledger {
             let sends = statement
                 .query_map(params![patient], |row| {
                     let instant =
-                        |i: usize| -> rusqlite::Result<_> { Ok(unix_or_none(row.get_ref(i)?)) };
+                        |i: usize| -> rusqlite::Result<_> { Ok(unix_if_readable(row.get_ref(i)?)) };
                     Ok(PatientSend {
                         sink: SinkKind::from_column(row.get_ref(0)?.as_str()?),
                         step: row.get(1)?,
@@ -217,8 +219,8 @@ impl Ledger {
                         patient: row.get(1)?,
                         step: row.get(2)?,
                         status: row.get(3)?,
-                        due_at: unix_or_none(row.get_ref(4)?),
-                        updated_at: unix_or_none(row.get_ref(5)?),
+                        due_at: unix_if_readable(row.get_ref(4)?),
+                        updated_at: unix_if_readable(row.get_ref(5)?),
                         reason: row.get(6)?,
                     })
                 })?

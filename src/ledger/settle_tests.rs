@@ -5,6 +5,7 @@
 //! a crash cut short is reopened where its lines are missing.
 
 use super::*;
+use crate::ledger::instants::stamp_fast;
 use crate::ledger::tests::{at, outbox_key as key};
 
 fn details() -> SendDetails<'static> {
