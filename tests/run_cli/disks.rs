@@ -212,3 +212,75 @@ fn a_read_only_place_for_the_ledger_or_outbox_is_named_with_what_to_do() {
         );
     }
 }
+
+/// Upgrading a ledger to version 15 on a disk without the room to rewrite its sends: the run
+/// stops with the disk's error before anything is sent, the ledger stays version 14 with every
+/// row, and with room again the upgrade goes through and sends nothing twice.
+#[test]
+fn an_upgrade_on_a_full_disk_changes_nothing_and_goes_through_with_room() {
+    const N: usize = 2_000;
+    let ws = Workspace::new();
+    let patients = ws.booked_patients(N);
+    let first = ws.command(&patients, None, &[]).output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ledger/as_version_14.sql");
+    let sql = std::fs::read_to_string(fixture).unwrap();
+    let conn = rusqlite::Connection::open(ws.ledger()).unwrap();
+    conn.execute_batch(&format!("BEGIN; {sql} COMMIT; VACUUM;"))
+        .unwrap();
+    drop(conn);
+    let size_k = std::fs::metadata(ws.ledger()).unwrap().len() / 1024;
+    let disk = ws.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let command = ws.command_on(&disk.join("ledger.db"), &patients, None, &[]);
+    let script = format!(
+        "mount -t tmpfs -o size={room}k tmpfs '{disk}' || exit 10
+         cp '{old}' '{disk}/ledger.db' || exit 11
+         {upgrade}
+         cp '{disk}/ledger.db' '{ws}/after_full.db' || exit 12
+         mount -o remount,size=64m '{disk}' || exit 13
+         {again}
+         cp '{disk}/ledger.db' '{ws}/after_room.db' || exit 14",
+        room = size_k + 64,
+        old = ws.ledger().display(),
+        disk = disk.display(),
+        ws = ws.path().display(),
+        upgrade = shell_line(&ws, "upgrade", &command),
+        again = shell_line(&ws, "again", &command),
+    );
+    in_mount_namespace(&script);
+    let upgrade_err = read(&ws, "upgrade.err");
+    assert_eq!(read(&ws, "upgrade.code").trim(), "2", "{upgrade_err}");
+    assert!(
+        upgrade_err.contains("the disk holding the ledger") && upgrade_err.contains("is full"),
+        "{upgrade_err}"
+    );
+    let rows = |name: &str| -> (i64, i64) {
+        let conn = rusqlite::Connection::open(ws.path().join(name)).unwrap();
+        let version = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        let sent = conn
+            .query_row(
+                "SELECT count(*) FROM sends WHERE status = 'sent'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        (version, sent)
+    };
+    assert_eq!(rows("after_full.db"), (14, N as i64));
+    let again_err = read(&ws, "again.err");
+    assert_eq!(read(&ws, "again.code").trim(), "0", "{again_err}");
+    assert!(again_err.contains("sent 0,"), "{again_err}");
+    let (version, sent) = rows("after_room.db");
+    assert!(version > 14);
+    assert_eq!(sent, N as i64);
+    let outbox = std::fs::read_to_string(ws.outbox()).unwrap();
+    assert_eq!(patients_once(&outbox).len(), N, "every patient once");
+}
