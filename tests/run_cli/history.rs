@@ -86,7 +86,7 @@ fn rewrite_sent_at(ledger: &Path, to: impl rusqlite::ToSql) {
 }
 
 /// The ledger (SQLite) put back as version 14 wrote it: its sends' instants as text.
-fn as_version_fourteen(ledger: &Path) {
+pub(crate) fn as_version_fourteen(ledger: &Path) {
     let sql = std::fs::read_to_string(fixtures().join("ledger/as_version_14.sql")).unwrap();
     let conn = rusqlite::Connection::open(ledger).unwrap();
     conn.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
