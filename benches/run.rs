@@ -16,10 +16,11 @@
 //! target. Beside them, unjudged: each child's CPU time (user and system, from `wait4`), its
 //! ratios to `plan`'s, the first run's CPU time beyond `plan`'s per send due (its own cost,
 //! which a faster `plan` does not move), and the time the hypervisor stole from the machine
-//! while it ran (`steal` in `/proc/stat`), which wall times include and CPU times do not. Targets:
-//! first run ≤ 2× plan and rerun ≤ 1.2× plan at 1,000,000 patients (smaller sizes show their
-//! ratios unjudged), per patient at 1M ≤ 1.3× per patient at 100k, peak RSS < 300 MB. The exit status is a failure when a target is missed or when plan and run
-//! disagree on what is due.
+//! while it ran (`steal` in `/proc/stat`), which wall times include and CPU times do not.
+//! Targets: first run ≤ 2× plan and rerun ≤ 1.2× plan at 1,000,000 patients (smaller sizes
+//! show their ratios unjudged), per patient at 1M ≤ 1.3× per patient at 100k, peak RSS < 300
+//! MB. The exit status is a failure when a target is missed or when plan and run disagree on
+//! what is due.
 //!
 //! Run: `cargo bench --bench run`; `STEPRULE_BENCH_SIZES=100000` (comma-separated) for a
 //! quicker run; `STEPRULE_BENCH_ROUNDS=1` (1–20, default 5) for fewer rounds;
@@ -491,10 +492,9 @@ fn cpu_seconds(time: Option<Duration>) -> String {
 
 /// CPU time (user and system, all threads) per child, its ratios to `plan`'s and the first
 /// run's CPU time beyond `plan`'s per send, beside the time the hypervisor took from this
-/// machine while each ran. Not judged: the targets are wall
-/// times, which is what a clinic waits for. Shown because on a shared two-core machine the wall
-/// times also hold what was stolen and what was left idle, and a change to steprule moves the
-/// CPU time alone.
+/// machine while each ran. Not judged: the targets are wall times, which is what a clinic
+/// waits for. Shown because on a shared two-core machine the wall times also hold what was
+/// stolen and what was left idle, and a change to steprule moves the CPU time alone.
 fn print_cpu_table(sizes: &[Size]) {
     let seconds = cpu_seconds;
     let ratio = |ratios: &[f64]| {
@@ -517,8 +517,7 @@ fn print_cpu_table(sizes: &[Size]) {
         if micros.is_empty() {
             "n/a".to_owned()
         } else {
-            let low = micros.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = micros.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (low, high) = figures::bounds(micros);
             format!("{:.1} µs ({low:.1}–{high:.1})", median(micros.to_vec()))
         }
     };

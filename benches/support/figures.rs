@@ -21,10 +21,17 @@ pub fn median(mut walls: Vec<f64>) -> f64 {
     walls.get(walls.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The lowest and highest of some figures (infinities when there are none).
+#[allow(dead_code)] // as `median`
+pub fn bounds(figures: &[f64]) -> (f64, f64) {
+    let low = figures.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = figures.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (low, high)
+}
+
 /// The lowest and highest of some ratios, `2.41–2.63×`.
 #[allow(dead_code)] // as `median`
 pub fn range(ratios: &[f64]) -> String {
-    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = bounds(ratios);
     format!("{low:.2}–{high:.2}×")
 }
